@@ -1,0 +1,59 @@
+"""asm_nb: run, watch and analyse AI agent sessions from Jupyter.
+
+The public names below are imported lazily (PEP 562 ``__getattr__``), so ``import asm_nb``
+stays fast and never imports pandas, polars, plotly, anthropic or ipywidgets.
+
+>>> import asm_nb
+>>> result = asm_nb.run_once("echo hello", provider="shell", store="memory://")
+>>> result.output
+'hello\\n'
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> "module:attribute" (attribute None = the module itself)
+_LAZY: dict[str, str] = {
+    "AsmError": "asm_nb.core.errors:AsmError",
+    "Event": "asm_nb.core.events:Event",
+    "EventType": "asm_nb.core.events:EventType",
+    "Session": "asm_nb.core.session:Session",
+    "SessionStatus": "asm_nb.core.session:SessionStatus",
+    "Run": "asm_nb.core.run:Run",
+    "RunStatus": "asm_nb.core.run:RunStatus",
+    "RunResult": "asm_nb.api:RunResult",
+    "open_store": "asm_nb.stores:open_store",
+    "run_once": "asm_nb.api:run_once",
+    "arun_once": "asm_nb.api:arun_once",
+    "config": "asm_nb.config:",
+}
+
+__all__ = sorted(["__version__", *_LAZY])
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'asm_nb' has no attribute {name!r}")
+    mod_name, _, attr = target.partition(":")
+    mod = importlib.import_module(mod_name)
+    value = getattr(mod, attr) if attr else mod
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .api import RunResult, arun_once, run_once
+    from .core.errors import AsmError
+    from .core.events import Event, EventType
+    from .core.run import Run, RunStatus
+    from .core.session import Session, SessionStatus
+    from .stores import open_store

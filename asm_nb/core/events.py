@@ -1,0 +1,425 @@
+"""Events: the 28 ``EventType``s, the persisted ``Event``, the in-flight ``NormalizedEvent``
+and the ``EventNormalizer`` module functions.
+
+Pure standard library. Spec part 1 §5–§7.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any, Iterable, Mapping
+
+from ._checks import dict_or_empty, require_datetime, require_non_empty, require_str
+from .errors import AsmError, BatchNormalizationError
+from .serialization import ensure_aware, format_datetime, new_id, to_jsonable, utc_now
+
+EVENT_SCHEMA_VERSION = 1
+
+
+class EventType(str, Enum):
+    # session
+    SESSION_CREATED = "session_created"
+    SESSION_STARTED = "session_started"
+    SESSION_PAUSED = "session_paused"
+    SESSION_RESUMED = "session_resumed"
+    SESSION_COMPLETED = "session_completed"
+    SESSION_FAILED = "session_failed"
+    SESSION_CANCELLED = "session_cancelled"
+    # run
+    RUN_STARTED = "run_started"
+    RUN_COMPLETED = "run_completed"
+    RUN_FAILED = "run_failed"
+    RUN_CANCELLED = "run_cancelled"
+    RUN_TIMEOUT = "run_timeout"
+    # message
+    MESSAGE_SENT = "message_sent"
+    MESSAGE_RECEIVED = "message_received"
+    MESSAGE_STREAMED = "message_streamed"
+    # tool
+    TOOL_CALL_STARTED = "tool_call_started"
+    TOOL_CALL_COMPLETED = "tool_call_completed"
+    TOOL_CALL_FAILED = "tool_call_failed"
+    # error
+    ERROR_OCCURRED = "error_occurred"
+    ERROR_RECOVERED = "error_recovered"
+    # usage
+    TOKEN_USAGE_UPDATED = "token_usage_updated"
+    TURN_COMPLETED = "turn_completed"
+    # workspace
+    WORKSPACE_SNAPSHOT_TAKEN = "workspace_snapshot_taken"
+    WORKSPACE_DIFF_COMPUTED = "workspace_diff_computed"
+    # policy
+    POLICY_VIOLATION = "policy_violation"
+    # approval
+    TOOL_APPROVAL_REQUESTED = "tool_approval_requested"
+    TOOL_APPROVAL_GRANTED = "tool_approval_granted"
+    TOOL_APPROVAL_DENIED = "tool_approval_denied"
+
+    @property
+    def category(self) -> str:
+        return _CATEGORY_OF[self]
+
+    def __str__(self) -> str:  # f"{EventType.RUN_STARTED}" → "run_started"
+        return self.value
+
+
+_CATEGORIES: dict[str, tuple[EventType, ...]] = {
+    "session": tuple(t for t in EventType if t.value.startswith("session_")),
+    "run": (EventType.RUN_STARTED, EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.RUN_CANCELLED,
+            EventType.RUN_TIMEOUT),
+    "message": (EventType.MESSAGE_SENT, EventType.MESSAGE_RECEIVED, EventType.MESSAGE_STREAMED),
+    "tool": (EventType.TOOL_CALL_STARTED, EventType.TOOL_CALL_COMPLETED, EventType.TOOL_CALL_FAILED),
+    "error": (EventType.ERROR_OCCURRED, EventType.ERROR_RECOVERED),
+    "usage": (EventType.TOKEN_USAGE_UPDATED, EventType.TURN_COMPLETED),
+    "workspace": (EventType.WORKSPACE_SNAPSHOT_TAKEN, EventType.WORKSPACE_DIFF_COMPUTED),
+    "policy": (EventType.POLICY_VIOLATION,),
+    "approval": (EventType.TOOL_APPROVAL_REQUESTED, EventType.TOOL_APPROVAL_GRANTED,
+                 EventType.TOOL_APPROVAL_DENIED),
+}
+_CATEGORY_OF = {t: cat for cat, types in _CATEGORIES.items() for t in types}
+_BY_VALUE = {t.value: t for t in EventType}
+
+TERMINAL_RUN_EVENTS = frozenset({EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.RUN_CANCELLED,
+                                 EventType.RUN_TIMEOUT})
+
+
+def is_valid_type(x: Any) -> bool:
+    if isinstance(x, EventType):
+        return True
+    return isinstance(x, str) and x in _BY_VALUE
+
+
+def to_event_type(x: Any) -> EventType:
+    """The ``EventType`` for a member or exact string value; raises ``invalid_event_type``."""
+    if isinstance(x, EventType):
+        return x
+    if isinstance(x, str) and x in _BY_VALUE:
+        return _BY_VALUE[x]
+    raise AsmError("invalid_event_type", f"Invalid event type: {x!r}")
+
+
+def all_types() -> list[EventType]:
+    return [t for types in _CATEGORIES.values() for t in types]
+
+
+def session_events() -> list[EventType]:
+    return list(_CATEGORIES["session"])
+
+
+def run_events() -> list[EventType]:
+    return list(_CATEGORIES["run"])
+
+
+def message_events() -> list[EventType]:
+    return list(_CATEGORIES["message"])
+
+
+def tool_events() -> list[EventType]:
+    return list(_CATEGORIES["tool"])
+
+
+def error_events() -> list[EventType]:
+    return list(_CATEGORIES["error"])
+
+
+def usage_events() -> list[EventType]:
+    return list(_CATEGORIES["usage"])
+
+
+def workspace_events() -> list[EventType]:
+    return list(_CATEGORIES["workspace"])
+
+
+def policy_events() -> list[EventType]:
+    return list(_CATEGORIES["policy"])
+
+
+def approval_events() -> list[EventType]:
+    return list(_CATEGORIES["approval"])
+
+
+def _schema_version_ok(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One persisted event. Stores assign ``sequence_number`` (per session, from 1)."""
+
+    id: str
+    type: EventType
+    timestamp: datetime
+    session_id: str
+    run_id: str | None = None
+    data: dict = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
+    sequence_number: int | None = None
+    schema_version: int = EVENT_SCHEMA_VERSION
+    provider: str | None = None
+    correlation_id: str | None = None
+
+    @classmethod
+    def new(cls, type: Any, session_id: Any = None, **attrs: Any) -> "Event":
+        """Build a validated event. ``type`` is an ``EventType`` or its string value.
+
+        >>> Event.new("run_started", "ses_1", run_id="run_1").type
+        <EventType.RUN_STARTED: 'run_started'>
+        """
+        if type is None:
+            raise AsmError("validation_error", "type is required")
+        if not isinstance(type, (str, EventType)):
+            raise AsmError("validation_error", "type must be a string")
+        etype = to_event_type(type)
+        session_id = require_non_empty(session_id, "session_id")
+        ts = attrs.pop("timestamp", None)
+        ts = ensure_aware(ts) if isinstance(ts, datetime) else utc_now()
+        ev_id = attrs.pop("id", None) or new_id("evt_")
+        data = attrs.pop("data", None)
+        metadata = attrs.pop("metadata", None)
+        sv = attrs.pop("schema_version", EVENT_SCHEMA_VERSION)
+        if not _schema_version_ok(sv):
+            raise AsmError("validation_error", "schema_version must be an integer greater than or equal to 1")
+        allowed = {"run_id", "sequence_number", "provider", "correlation_id"}
+        unknown = set(attrs) - allowed
+        if unknown:
+            raise AsmError("validation_error", f"unknown event fields: {sorted(unknown)}")
+        return cls(
+            id=ev_id, type=etype, timestamp=ts, session_id=session_id,
+            data=dict(data) if isinstance(data, Mapping) else {},
+            metadata=dict(metadata) if isinstance(metadata, Mapping) else {},
+            schema_version=sv, **attrs,
+        )
+
+    def replace(self, **changes: Any) -> "Event":
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def category(self) -> str:
+        return self.type.category
+
+    def to_dict(self) -> dict[str, Any]:
+        """All 11 fields in the on-disk key order (spec 03 §3.2)."""
+        return {
+            "id": self.id,
+            "type": self.type.value,
+            "timestamp": format_datetime(self.timestamp),
+            "session_id": self.session_id,
+            "run_id": self.run_id,
+            "sequence_number": self.sequence_number,
+            "data": to_jsonable(self.data),
+            "metadata": to_jsonable(self.metadata),
+            "schema_version": self.schema_version,
+            "provider": self.provider,
+            "correlation_id": self.correlation_id,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "Event":
+        if not isinstance(d, Mapping):
+            raise AsmError("validation_error", "Invalid event map")
+        ev_id = require_str(d, "id")
+        t = d.get("type")
+        if t is None:
+            raise AsmError("validation_error", "type is required")
+        if not isinstance(t, (str, EventType)):
+            raise AsmError("validation_error", "type must be a string")
+        etype = to_event_type(t)
+        session_id = require_str(d, "session_id")
+        ts = d.get("timestamp")
+        if ts is None:
+            raise AsmError("validation_error", "timestamp is required")
+        if not isinstance(ts, (str, datetime)):
+            raise AsmError("validation_error", "timestamp must be a string")
+        timestamp = require_datetime(d, "timestamp", label="timestamp")
+        sv = d.get("schema_version")
+        if sv is None:
+            raise AsmError("validation_error", "schema_version is required")
+        if not _schema_version_ok(sv):
+            raise AsmError("validation_error", "schema_version must be an integer greater than or equal to 1")
+        seq = d.get("sequence_number")
+        return cls(
+            id=ev_id, type=etype, timestamp=timestamp, session_id=session_id, run_id=d.get("run_id"),
+            data=dict_or_empty(d.get("data")), metadata=dict_or_empty(d.get("metadata")),
+            sequence_number=seq if isinstance(seq, int) and not isinstance(seq, bool) else None,
+            schema_version=sv, provider=d.get("provider"), correlation_id=d.get("correlation_id"),
+        )
+
+    @classmethod
+    def _from_stored(cls, d: Mapping[str, Any]) -> "Event":
+        """Fast path for rows this library wrote itself (stores): no re-validation of strings."""
+        from .serialization import parse_datetime
+
+        return cls(
+            id=d["id"], type=_BY_VALUE[d["type"]], timestamp=parse_datetime(d["timestamp"]),
+            session_id=d["session_id"], run_id=d.get("run_id"), data=d.get("data") or {},
+            metadata=d.get("metadata") or {}, sequence_number=d.get("sequence_number"),
+            schema_version=d.get("schema_version") or 1, provider=d.get("provider"),
+            correlation_id=d.get("correlation_id"),
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# NormalizedEvent and the normalizer (spec part 1 §6, §7)
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizedEvent:
+    """Canonical in-flight form of raw provider data (persisted events are ``Event``)."""
+
+    id: str
+    type: EventType
+    timestamp: datetime
+    session_id: str
+    run_id: str
+    sequence_number: int | None = None
+    parent_event_id: str | None = None
+    data: dict = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
+    provider: str | None = None
+    provider_event_id: str | None = None
+
+    @classmethod
+    def new(cls, type: Any, session_id: Any = None, run_id: Any = None, **attrs: Any) -> "NormalizedEvent":
+        if type is None:
+            raise AsmError("validation_error", "type is required")
+        etype = to_event_type(type)
+        session_id = require_non_empty(session_id, "session_id")
+        run_id = require_non_empty(run_id, "run_id")
+        ts = attrs.pop("timestamp", None)
+        return cls(
+            id=attrs.pop("id", None) or new_id("nevt_"), type=etype,
+            timestamp=ensure_aware(ts) if isinstance(ts, datetime) else utc_now(),
+            session_id=session_id, run_id=run_id,
+            data=dict_or_empty(attrs.pop("data", None)), metadata=dict_or_empty(attrs.pop("metadata", None)),
+            **attrs,
+        )
+
+    def is_valid(self) -> bool:
+        return bool(self.id and self.timestamp and self.session_id and self.run_id and is_valid_type(self.type))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "type": self.type.value, "timestamp": format_datetime(self.timestamp),
+            "session_id": self.session_id, "run_id": self.run_id, "sequence_number": self.sequence_number,
+            "parent_event_id": self.parent_event_id, "data": to_jsonable(self.data),
+            "metadata": to_jsonable(self.metadata), "provider": self.provider,
+            "provider_event_id": self.provider_event_id,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "NormalizedEvent":
+        if not isinstance(d, Mapping):
+            raise AsmError("validation_error", "Invalid event map")
+        ev_id = require_str(d, "id")
+        t = d.get("type")
+        if t is None:
+            raise AsmError("validation_error", "type is required")
+        if not isinstance(t, (str, EventType)):
+            raise AsmError("validation_error", "type must be a string")
+        etype = to_event_type(t)
+        session_id = require_str(d, "session_id")
+        run_id = require_str(d, "run_id")
+        if d.get("timestamp") is None:
+            raise AsmError("validation_error", "timestamp is required")
+        ts = require_datetime(d, "timestamp", label="timestamp")
+        return cls(
+            id=ev_id, type=etype, timestamp=ts, session_id=session_id, run_id=run_id,
+            sequence_number=d.get("sequence_number"), parent_event_id=d.get("parent_event_id"),
+            data=dict_or_empty(d.get("data")), metadata=dict_or_empty(d.get("metadata")),
+            provider=d.get("provider"), provider_event_id=d.get("provider_event_id"),
+        )
+
+
+def same_context(a: NormalizedEvent, b: NormalizedEvent) -> bool:
+    return a.session_id == b.session_id and a.run_id == b.run_id
+
+
+def resolve_type(x: Any) -> EventType:
+    """Exact canonical names only; anything else (aliases, ``""``, None) → ``error_occurred``."""
+    if isinstance(x, EventType):
+        return x
+    if isinstance(x, str) and x in _BY_VALUE:
+        return _BY_VALUE[x]
+    return EventType.ERROR_OCCURRED
+
+
+def normalize(raw: Any, context: Any) -> NormalizedEvent:
+    """Turn one raw provider dict into a ``NormalizedEvent`` (spec part 1 §7)."""
+    if not isinstance(raw, Mapping) or not isinstance(context, Mapping):
+        raise AsmError("validation_error", "Invalid raw event or context")
+    for key in ("session_id", "run_id"):
+        v = context.get(key)
+        if v is None:
+            raise AsmError("validation_error", f"{key} is required in context")
+        if v == "":
+            raise AsmError("validation_error", f"{key} cannot be empty")
+    raw_type = raw.get("type") or ""
+    etype = resolve_type(raw_type)
+    data: dict[str, Any] = {"raw": dict(raw)}
+    for key in ("content", "delta", "role"):
+        if raw.get(key) is not None:
+            data[key] = raw[key]
+    tool_name = raw.get("tool_name") if raw.get("tool_name") is not None else raw.get("name")
+    if tool_name is not None:
+        data["tool_name"] = tool_name
+    for key in ("tool_input", "tool_output"):
+        if raw.get(key) is not None:
+            data[key] = raw[key]
+    if etype is EventType.ERROR_OCCURRED and raw_type and raw_type != EventType.ERROR_OCCURRED.value:
+        data["original_type"] = raw["type"]
+    metadata = dict(raw.get("metadata") or {})
+    for key in ("model", "stop_reason"):
+        if raw.get(key) is not None:
+            metadata[key] = raw[key]
+    return NormalizedEvent.new(
+        etype, context["session_id"], context["run_id"], data=data, metadata=metadata,
+        provider=context.get("provider", "generic"),
+        provider_event_id=raw.get("id") or raw.get("message_id"),
+        sequence_number=context.get("sequence_number"),
+    )
+
+
+def normalize_batch(raws: Iterable[Any], context: Mapping[str, Any]) -> list[NormalizedEvent]:
+    """Normalize in order with sequence numbers ``offset, offset+1, …``; any failure raises
+    ``BatchNormalizationError`` carrying ``errors`` and ``successful``."""
+    offset = int(context.get("sequence_offset", 0) or 0) if isinstance(context, Mapping) else 0
+    ok: list[NormalizedEvent] = []
+    errors: list[tuple[int, Any, AsmError]] = []
+    for i, raw in enumerate(raws):
+        seq = offset + i
+        try:
+            ctx = {**context, "sequence_number": seq} if isinstance(context, Mapping) else context
+            ok.append(normalize(raw, ctx))
+        except AsmError as exc:
+            errors.append((seq, raw, exc))
+    if errors:
+        raise BatchNormalizationError(f"{len(errors)} event(s) failed to normalize", errors, ok)
+    return ok
+
+
+def sort_events(events: Iterable[Any]) -> list[Any]:
+    """By sequence (None last), then timestamp, then id: deterministic for any input order."""
+    def key(e: Any):
+        seq = e.sequence_number
+        return (seq is None, seq if seq is not None else 0, e.timestamp, e.id or "")
+
+    return sorted(events, key=key)
+
+
+def filter_by_run(events: Iterable[Any], run_id: str) -> list[Any]:
+    return [e for e in events if e.run_id == run_id]
+
+
+def filter_by_session(events: Iterable[Any], session_id: str) -> list[Any]:
+    return [e for e in events if e.session_id == session_id]
+
+
+def filter_by_type(events: Iterable[Any], types: Any) -> list[Any]:
+    if isinstance(types, (str, EventType)):
+        wanted = {resolve_type(types)}
+    else:
+        wanted = {resolve_type(t) for t in types}
+    return [e for e in events if e.type in wanted]

@@ -1,0 +1,94 @@
+"""JSON-safe conversion, ids and UTC time helpers shared by every ``to_dict``.
+
+Pure standard library. Spec part 1 §0 (ids, time) and §2 (serialization).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import secrets
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+ID_PREFIXES = {"session": "ses_", "run": "run_", "event": "evt_", "normalized_event": "nevt_"}
+
+
+def new_id(prefix: str) -> str:
+    """``prefix`` + 32 lowercase hex chars from 16 random bytes (``ses_…``, ``run_…``, ``evt_…``)."""
+    return prefix + secrets.token_hex(16)
+
+
+def utc_now() -> datetime:
+    """The current time as a tz-aware UTC datetime."""
+    return datetime.now(timezone.utc)
+
+
+def format_datetime(dt: datetime | None) -> str | None:
+    """ISO-8601 with microseconds and a ``Z`` suffix; naive datetimes are taken as UTC."""
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    else:
+        dt = dt.astimezone(timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_datetime(value: str) -> datetime:
+    """Parse ISO-8601 with ``Z`` or ``±hh:mm``; strings without an offset raise ``ValueError``."""
+    if not isinstance(value, str):
+        raise ValueError("datetime must be a string")
+    s = value.strip()
+    if s.endswith("Z") or s.endswith("z"):
+        s = s[:-1] + "+00:00"
+    dt = datetime.fromisoformat(s)
+    if dt.tzinfo is None:
+        raise ValueError(f"datetime has no UTC offset: {value!r}")
+    return dt.astimezone(timezone.utc)
+
+
+def ensure_aware(dt: datetime) -> datetime:
+    """Naive → assume UTC; aware → converted to UTC."""
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Convert ``value`` into plain JSON types (keys → str, enums → value, datetimes → ISO…)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {(k.value if isinstance(k, Enum) else str(k)) if not isinstance(k, str) else k: to_jsonable(v)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    if isinstance(value, (set, frozenset)):
+        items = [to_jsonable(v) for v in value]
+        try:
+            return sorted(items)
+        except TypeError:
+            return sorted(items, key=repr)
+    if hasattr(value, "to_dict") and callable(value.to_dict):
+        return to_jsonable(value.to_dict())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_jsonable({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, Exception) and hasattr(value, "to_dict"):
+        return value.to_dict()
+    return repr(value)
+
+
+def first_set(*values: Any) -> Any:
+    """The first argument that is neither ``None`` nor ``False`` (Elixir ``a || b``); else None."""
+    for v in values:
+        if v is not None and v is not False:
+            return v
+    return None

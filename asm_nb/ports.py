@@ -1,0 +1,154 @@
+"""The ports: ``typing.Protocol``s that adapters and stores implement, plus port-level helpers.
+
+A new provider or store implements one of these and nothing above it changes.
+Imports only ``core`` and ``config``. Spec part 2 §1 and part 3 §0–§1.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol, Sequence, runtime_checkable
+
+from . import config
+from .core.capabilities import Capability
+from .core.events import Event
+from .core.run import Run
+from .core.session import Session
+
+EventCallback = Callable[[dict], "None | Awaitable[None]"]
+TimeoutSpec = Any
+
+ONE_WEEK_MS = 604_800_000
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What ``ProviderAdapter.execute`` returns (spec part 2 §1.6)."""
+
+    output: dict = field(default_factory=dict)
+    token_usage: dict = field(default_factory=dict)
+    events: list = field(default_factory=list)
+    routing: dict | None = None
+    policy: dict | None = None
+
+
+def empty_usage() -> dict[str, int]:
+    return {"input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0, "cache_creation_tokens": 0}
+
+
+@runtime_checkable
+class ProviderAdapter(Protocol):
+    """One agent backend. ``execute`` emits normalized event dicts through ``event_callback``
+    as they happen and returns a ``RunResult`` or raises ``AsmError``."""
+
+    name: str
+    emits_input_messages: bool
+
+    async def capabilities(self) -> list[Capability]: ...
+
+    async def execute(self, run: Run, session: Session, *, event_callback: EventCallback | None = None,
+                      timeout: TimeoutSpec = None, **adapter_opts: Any) -> RunResult: ...
+
+    async def cancel(self, run_id: str) -> str: ...
+
+    def validate_config(self, config: Mapping[str, Any]) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class SessionStore(Protocol):
+    """Sessions, runs and the per-session event log (spec part 3 §1). Methods are blocking and
+    thread-safe; ``inline_safe = True`` lets the async runtime call them on its loop."""
+
+    inline_safe: bool
+
+    def save_session(self, session: Session) -> None: ...
+    def get_session(self, session_id: str) -> Session: ...
+    def list_sessions(self, *, status: Any = None, agent_id: str | None = None, limit: int | None = None,
+                      offset: int = 0) -> list[Session]: ...
+    def delete_session(self, session_id: str) -> None: ...
+    def save_run(self, run: Run) -> None: ...
+    def get_run(self, run_id: str) -> Run: ...
+    def list_runs(self, session_id: str | None, *, status: Any = None, limit: int | None = None) -> list[Run]: ...
+    def get_active_run(self, session_id: str) -> Run | None: ...
+    def append_event(self, event: Event) -> None: ...
+    def append_event_with_sequence(self, event: Event) -> Event: ...
+    def append_events(self, events: Sequence[Event]) -> list[Event]: ...
+    def flush(self, payload: Any = None) -> None: ...
+    def get_events(self, session_id: str, *, run_id: str | None = None, type: Any = None, since: Any = None,
+                   after: int | None = None, before: int | None = None, limit: int | None = None,
+                   wait_timeout_ms: int = 0) -> list[Event]: ...
+    def get_latest_sequence(self, session_id: str) -> int: ...
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class ArtifactStore(Protocol):
+    """Bytes by key (spec part 3 §9.1)."""
+
+    def put(self, key: str, data: bytes, **opts: Any) -> None: ...
+    def get(self, key: str) -> bytes: ...
+    def delete(self, key: str) -> None: ...
+
+
+@runtime_checkable
+class QueryAPI(Protocol):
+    """Read-only, cross-session queries (spec part 3 §7)."""
+
+    def search_sessions(self, **filters: Any) -> Any: ...
+    def get_usage_summary(self, **filters: Any) -> Any: ...
+
+
+@runtime_checkable
+class Maintenance(Protocol):
+    """Retention and clean-up (spec part 3 §8)."""
+
+    def execute(self, policy: Any = None) -> Any: ...
+    def health_check(self) -> Any: ...
+
+
+@runtime_checkable
+class Renderer(Protocol):
+    """Turns events into text (spec part 3 §12)."""
+
+    def init(self, opts: Mapping[str, Any] | None = None) -> Any: ...
+    def render_event(self, event: Mapping[str, Any], state: Any) -> tuple[Iterable[str], Any]: ...
+    def finish(self, state: Any) -> tuple[Iterable[str], Any]: ...
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Receives rendered text and raw events (spec part 3 §12.9)."""
+
+    def init(self, opts: Mapping[str, Any] | None = None) -> Any: ...
+    def write(self, iodata: str, state: Any) -> Any: ...
+    def write_event(self, event: Mapping[str, Any], iodata: str, state: Any) -> Any: ...
+    def flush(self, state: Any) -> Any: ...
+    def close(self, state: Any) -> None: ...
+
+
+def resolve_execute_timeout_base(timeout: Any) -> int:
+    """Base execute timeout in ms (spec part 2 §1.8)."""
+    default = int(config.get("execute_timeout_ms"))
+    if timeout is None:
+        return default
+    if isinstance(timeout, bool):
+        return default
+    if isinstance(timeout, int):
+        return min(timeout, ONE_WEEK_MS) if timeout > 0 else default
+    if isinstance(timeout, float) and math.isinf(timeout) and timeout > 0:
+        return ONE_WEEK_MS
+    if isinstance(timeout, str):
+        s = timeout.strip().lower()
+        if s in ("unbounded", "infinity", "infinite"):
+            return ONE_WEEK_MS
+        if s.isdigit() and int(s) > 0:
+            return min(int(s), ONE_WEEK_MS)
+    return default
+
+
+def resolve_execute_timeout(timeout: Any) -> int:
+    """Base timeout plus ``execute_grace_timeout_ms``."""
+    return resolve_execute_timeout_base(timeout) + int(config.get("execute_grace_timeout_ms"))
