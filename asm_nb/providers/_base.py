@@ -1,0 +1,211 @@
+"""``BaseAdapter``: the bookkeeping every built-in adapter shares.
+
+Tracks in-flight runs (``dict[run_id, ActiveRun]``), builds the event envelope of spec part 2
+§1.3, keeps ``RunResult.events`` equal to what the callback saw, closes open tool calls and
+guarantees exactly one terminal event. Adapters subclass it and implement ``_execute``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from ..core.capabilities import Capability
+from ..core.errors import AsmError
+from ..core.run import Run
+from ..core.serialization import utc_now
+from ..core.session import Session
+from ..ports import EventCallback, RunResult, empty_usage
+from ._errors import normalize_provider_error
+
+log = logging.getLogger(__name__)
+
+TERMINAL = frozenset({"run_completed", "run_failed", "run_cancelled"})
+
+
+@dataclass
+class ActiveRun:
+    """One in-flight execute: the events it emitted, its open tool calls and its cancel flag."""
+
+    run: Run
+    session: Session
+    adapter: "BaseAdapter"
+    callback: EventCallback | None
+    events: list = field(default_factory=list)
+    open_tools: dict = field(default_factory=dict)  # tool_call_id -> (tool_name, tool_input)
+    cancelled: bool = False
+    cancel_event: asyncio.Event = field(default_factory=asyncio.Event)
+    terminal_emitted: bool = False
+    error_messages: set = field(default_factory=set)
+    on_cancel: list = field(default_factory=list)  # callables run when cancel() is called
+    task: asyncio.Task | None = None
+
+    async def emit(self, type: str, data: Mapping[str, Any] | None = None, **extra: Any) -> dict:
+        """Send one event (envelope of spec part 2 §1.3) to the callback and record it."""
+        if self.terminal_emitted:
+            log.debug("dropping %s after terminal event for run %s", type, self.run.id)
+            return {}
+        d = dict(data or {})
+        if type == "tool_call_started":
+            self.open_tools[d.get("tool_call_id")] = (d.get("tool_name"), d.get("tool_input"))
+        elif type in ("tool_call_completed", "tool_call_failed"):
+            tcid = d.get("tool_call_id")
+            if tcid not in self.open_tools and not extra.pop("_no_synth", False):
+                # invariant 4: every end has a start with the same id
+                await self.emit("tool_call_started", {"tool_call_id": tcid, "tool_name": d.get("tool_name"),
+                                                      "tool_input": d.get("tool_input") or {}})
+            self.open_tools.pop(tcid, None)
+        elif type == "error_occurred":
+            self.error_messages.add(d.get("error_message"))
+        ev = {"type": type, "timestamp": extra.pop("timestamp", None) or utc_now(),
+              "session_id": self.session.id, "run_id": self.run.id, "data": d, "provider": self.adapter.name}
+        if extra.get("metadata"):
+            ev["metadata"] = dict(extra["metadata"])
+        if type in TERMINAL:
+            self.terminal_emitted = True
+        self.events.append(ev)
+        if self.callback is not None:
+            res = self.callback(ev)
+            if inspect.isawaitable(res):
+                await res
+        return ev
+
+    async def close_open_tools(self, reason: str) -> None:
+        """Invariant 5: close tool calls still open before a terminal event."""
+        for tcid, (name, tinput) in list(self.open_tools.items()):
+            await self.emit("tool_call_failed", {"tool_call_id": tcid, "tool_name": name, "tool_input": tinput,
+                                                 "tool_output": None, "is_error": True, "reason": reason})
+
+    async def emit_cancelled(self, reason: str | None = None) -> AsmError:
+        await self.close_open_tools("cancelled")
+        await self.emit("run_cancelled", {"reason": reason} if reason else {})
+        return AsmError("cancelled", "Run was cancelled", context={"run_id": self.run.id,
+                                                                   "provider": self.adapter.name})
+
+    async def emit_failure(self, error: AsmError, extra_data: Mapping[str, Any] | None = None) -> AsmError:
+        """Close tools, emit ``error_occurred`` (unless already said) and ``run_failed``; return ``error``."""
+        await self.close_open_tools("stream_incomplete")
+        data = {"error_code": str(error.code), "error_message": error.message}
+        if error.provider_error is not None:
+            data["provider_error"] = error.provider_error
+        if error.details:
+            data["details"] = error.details
+        data.update(extra_data or {})
+        if error.message not in self.error_messages:
+            await self.emit("error_occurred", data)
+        await self.emit("run_failed", data)
+        return error
+
+
+class BaseAdapter:
+    """Shared behaviour of the built-in adapters. Subclasses set ``name`` and implement
+    ``_execute(active, **opts) -> RunResult-ish dict`` (``output`` and ``token_usage``)."""
+
+    name: str = "base"
+    emits_input_messages: bool = True
+
+    def __init__(self, **options: Any) -> None:
+        self.options: dict[str, Any] = dict(options)
+        self._active: dict[str, ActiveRun] = {}
+        self._closed = False
+
+    # -- port surface ---------------------------------------------------------------------
+    async def capabilities(self) -> list[Capability]:
+        return []
+
+    def validate_config(self, config: Mapping[str, Any]) -> None:
+        if not isinstance(config, Mapping):
+            raise AsmError("validation_error", f"Invalid {self.name} config")
+
+    async def execute(self, run: Run, session: Session, *, event_callback: EventCallback | None = None,
+                      timeout: Any = None, **adapter_opts: Any) -> RunResult:
+        if self._closed:
+            raise AsmError("provider_unavailable", f"{self.name} adapter is closed")
+        active = ActiveRun(run=run, session=session, adapter=self, callback=event_callback)
+        active.task = asyncio.current_task()
+        self._active[run.id] = active
+        try:
+            try:
+                out = await self._execute(active, timeout=timeout, **adapter_opts)
+            except AsmError as exc:
+                exc.with_context(run_id=run.id, session_id=session.id, provider=self.name)
+                if exc.code == "cancelled" and not active.terminal_emitted and active.events:
+                    await active.emit_cancelled()
+                elif not active.terminal_emitted and active.events:
+                    await active.emit_failure(exc)
+                raise
+            except asyncio.CancelledError:
+                raise  # port-level deadline: emit nothing, re-raise (spec part 2 §1.5)
+            except Exception as exc:  # worker failure isolation (spec part 2 §1.2)
+                log.exception("%s adapter crashed during run %s", self.name, run.id)
+                err = AsmError("internal_error", str(exc) or repr(exc),
+                               context={"run_id": run.id, "session_id": session.id, "provider": self.name})
+                if not active.terminal_emitted and active.events:
+                    await active.emit_failure(err)
+                raise err from exc
+            if isinstance(out, RunResult):
+                out = {"output": out.output, "token_usage": out.token_usage}
+            usage = {**empty_usage(), **(out.get("token_usage") or {})}
+            return RunResult(output=dict(out.get("output") or {}), token_usage=usage, events=list(active.events))
+        finally:
+            self._active.pop(run.id, None)
+
+    async def _execute(self, active: ActiveRun, **opts: Any) -> Mapping[str, Any] | RunResult:
+        raise NotImplementedError
+
+    async def cancel(self, run_id: str) -> str:
+        """Mark the run cancelled and act on its live resource; never waits for the run to end."""
+        active = self._active.get(run_id)
+        if active is None:
+            raise AsmError("run_not_found", f"Run not found: {run_id}")
+        active.cancelled = True
+        active.cancel_event.set()
+        for fn in list(active.on_cancel):
+            try:
+                res = fn()
+                if inspect.isawaitable(res):
+                    asyncio.ensure_future(res)
+            except Exception:  # best effort
+                log.debug("cancel hook failed for %s", run_id, exc_info=True)
+        return run_id
+
+    async def aclose(self) -> None:
+        self._closed = True
+        for run_id in list(self._active):
+            try:
+                await self.cancel(run_id)
+            except AsmError:
+                pass
+
+    # -- helpers for subclasses ------------------------------------------------------------
+    def provider_failure(self, code: str, attrs: Mapping[str, Any], *, provider: str | None = None) -> AsmError:
+        """An ``AsmError`` with a normalized ``provider_error`` payload (spec part 2 §2.2)."""
+        pe, details = normalize_provider_error(provider or self.name, attrs)
+        return AsmError(code, pe["message"], provider_error=pe, details=details)
+
+
+def input_text(run_input: Any) -> str:
+    """The prompt text of a run input: a str, ``{"prompt": s}``, or the user messages joined."""
+    if isinstance(run_input, str):
+        return run_input
+    if isinstance(run_input, Mapping):
+        msgs = run_input.get("messages")
+        if isinstance(msgs, list):
+            parts = []
+            for m in msgs:
+                if isinstance(m, Mapping) and str(m.get("role", "user")).lower() == "user":
+                    c = m.get("content")
+                    parts.append(c if isinstance(c, str) else str(c))
+            return "\n".join(parts)
+        p = run_input.get("prompt")
+        if isinstance(p, str):
+            return p
+    return "" if run_input is None else str(run_input)
+
+
+def call_sync_or_async(fn: Callable[..., Any], *args: Any) -> Any:
+    res = fn(*args)
+    return res
