@@ -1,0 +1,299 @@
+"""The public entry points: ``run_once`` / ``arun_once`` and the friendly ``RunResult``.
+
+``asm_nb.run_once`` does not raise when the *run* fails (non-zero exit, provider error, policy
+cancel): it returns a ``RunResult`` with ``status`` failed/cancelled and ``error`` set. It raises
+``AsmError`` for caller mistakes (unknown provider, bad option). Ctrl-C (the notebook's stop
+button) while it waits cancels the run, persists ``run_cancelled`` and re-raises
+``KeyboardInterrupt``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+from . import config
+from .core.errors import AsmError
+from .core.events import Event
+from .core.run import Run, RunStatus
+
+_store_lock = threading.Lock()
+_default_stores: dict[str, Any] = {}
+
+
+def default_store() -> Any:
+    """The store used when none is given: config ``default_store`` (path/URL), else LocalStore at
+    ``$ASM_HOME`` or ``./.asm`` (one instance per resolved location per process)."""
+    import os
+
+    from .stores import open_store
+
+    target = config.get("default_store")
+    if target is not None and not isinstance(target, str):
+        return target
+    key = target or os.path.abspath(os.environ.get("ASM_HOME") or ".asm")
+    with _store_lock:
+        store = _default_stores.get(key)
+        if store is None:
+            store = open_store(target)
+            _default_stores[key] = store
+        return store
+
+
+def resolve_store(store: Any = None) -> Any:
+    """A store object from ``None`` (default store), a path/URL string, or a store instance."""
+    if store is None:
+        return default_store()
+    if isinstance(store, str) or hasattr(store, "__fspath__"):
+        from .stores import open_store
+
+        target = str(store)
+        if target == "memory://":
+            return open_store(target)
+        with _store_lock:
+            cached = _default_stores.get(target)
+            if cached is None:
+                cached = open_store(target)
+                _default_stores[target] = cached
+            return cached
+    return store
+
+
+def resolve_adapter(provider: Any = None, **options: Any) -> Any:
+    """An adapter from a registered name, a list of names (routed in order), or an instance."""
+    from .providers import create_adapter
+
+    opts = {k: v for k, v in options.items() if v is not None}
+    if provider is None:
+        provider = config.get("default_provider") or "shell"
+    if isinstance(provider, str) and "," in provider:
+        provider = [p.strip() for p in provider.split(",") if p.strip()]
+    if isinstance(provider, (list, tuple)):
+        if len(provider) == 1:
+            return resolve_adapter(provider[0], **opts)
+        try:
+            from .routing.router import ProviderRouter
+        except ImportError as exc:
+            raise AsmError("dependency_not_available", "Routing over several providers is not available") from exc
+        return ProviderRouter.from_names(list(provider), **opts)
+    if isinstance(provider, str):
+        return create_adapter(provider, **opts)
+    if callable(getattr(provider, "execute", None)) and isinstance(getattr(provider, "name", None), str):
+        if opts:
+            raise AsmError("validation_error",
+                           f"options {sorted(opts)} cannot be applied to an adapter instance; "
+                           "pass them to its constructor")
+        return provider
+    raise AsmError("validation_error",
+                   f"provider must be a registered name, a list of names or an adapter instance, got {provider!r}")
+
+
+@dataclass
+class RunResult:
+    """The outcome of one run, as users see it.
+
+    ``output`` is the final text; ``events`` the persisted events of the run; ``token_usage`` has
+    ``input_tokens``, ``output_tokens``, ``cache_read_tokens`` and ``cache_creation_tokens``.
+    """
+
+    run_id: str
+    session_id: str
+    status: str
+    output: str = ""
+    events: list = field(default_factory=list)
+    token_usage: dict = field(default_factory=dict)
+    cost_usd: float | None = None
+    error: AsmError | None = None
+    duration_ms: int | None = None
+    provider: str | None = None
+    model: str | None = None
+    raw_output: dict = field(default_factory=dict)
+    store: Any = field(default=None, repr=False, compare=False)
+    policy: dict | None = None
+    workspace: dict | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == RunStatus.COMPLETED.value
+
+    @property
+    def tool_calls(self) -> list[dict]:
+        """One dict per tool call: id, name, input, output, status (completed/failed)."""
+        calls: dict[str, dict] = {}
+        for ev in self.events:
+            t = ev.type.value
+            if t not in ("tool_call_started", "tool_call_completed", "tool_call_failed"):
+                continue
+            tcid = ev.data.get("tool_call_id") or ev.id
+            c = calls.setdefault(tcid, {"id": tcid, "name": ev.data.get("tool_name"),
+                                        "input": ev.data.get("tool_input"), "output": None, "status": "running"})
+            if t != "tool_call_started":
+                c["output"] = ev.data.get("tool_output")
+                c["status"] = "completed" if t == "tool_call_completed" else "failed"
+        return list(calls.values())
+
+    def raise_for_status(self) -> "RunResult":
+        """Raise the run's ``AsmError`` unless it completed; returns self for chaining."""
+        if self.error is not None:
+            raise self.error
+        if not self.ok:
+            raise AsmError("internal_error", f"run {self.run_id} ended {self.status}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "session_id": self.session_id, "status": self.status, "output": self.output,
+            "token_usage": dict(self.token_usage), "cost_usd": self.cost_usd,
+            "error": self.error.to_dict() if self.error else None, "duration_ms": self.duration_ms,
+            "provider": self.provider, "model": self.model, "tool_calls": self.tool_calls,
+            "events": [e.to_dict() for e in self.events],
+        }
+
+    def __str__(self) -> str:
+        return self.output
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        try:
+            from .notebook.display import run_result_mimebundle
+        except ImportError:
+            return {"text/plain": self._plain()}
+        return run_result_mimebundle(self)
+
+    def _plain(self) -> str:
+        usage = self.token_usage or {}
+        cost = "n/a" if self.cost_usd is None else f"${self.cost_usd:.4f}"
+        head = (f"RunResult({self.provider or '?'}: {self.status}, {usage.get('input_tokens', 0)} in / "
+                f"{usage.get('output_tokens', 0)} out tokens, cost {cost})")
+        if self.error is not None:
+            head += f"\nerror: [{self.error.code}] {self.error.message}"
+        return head + ("\n" + self.output if self.output else "")
+
+    def __repr__(self) -> str:
+        return self._plain()
+
+
+def _result_from_store(store: Any, run: Run, *, error: AsmError | None = None, extra: Any = None) -> RunResult:
+    events = store.get_events(run.session_id, run_id=run.id)
+    out = run.output or {}
+    content = out.get("content")
+    if not isinstance(content, str):
+        content = "" if content is None else str(content)
+    model = (run.provider_metadata or {}).get("model") or (run.metadata or {}).get("model")
+    if error is None and run.error:
+        try:
+            error = AsmError(run.error.get("code"), run.error.get("message"),
+                             provider_error=run.error.get("provider_error"), details=run.error.get("details"),
+                             context={"run_id": run.id, "session_id": run.session_id, "provider": run.provider})
+        except Exception:
+            error = None
+    return RunResult(run_id=run.id, session_id=run.session_id, status=run.status.value, output=content,
+                     events=events, token_usage=dict(run.token_usage), cost_usd=run.cost_usd, error=error,
+                     duration_ms=run.duration_ms, provider=run.provider, model=model, raw_output=dict(out),
+                     store=store, policy=getattr(extra, "policy", None), workspace=getattr(extra, "workspace", None))
+
+
+async def _resolve_session(store: Any, adapter: Any, session: Any, *, agent_id, metadata, tags, context):
+    """Returns (session, owned): owned one-shot sessions are completed/failed with their run."""
+    from .runtime import manager
+
+    if session is None:
+        s = await manager.astart_session(store, adapter, {"agent_id": agent_id, "metadata": metadata,
+                                                          "tags": tags, "context": context})
+        s = await manager.aactivate_session(store, s.id)
+        return s, True
+    if not isinstance(session, str) or not session:
+        raise AsmError("validation_error", "session must be a session id or a non-empty session name")
+    try:
+        existing = store.get_session(session)
+    except AsmError as err:
+        if err.code != "session_not_found":
+            raise
+        existing = None
+        named = [s for s in store.list_sessions() if s.metadata.get("name") == session]
+        if named:
+            existing = max(named, key=lambda s: (s.created_at, s.id))
+    if existing is None:
+        s = await manager.astart_session(store, adapter, {"agent_id": agent_id, "metadata": {**(metadata or {}),
+                                                          "name": session}, "tags": tags, "context": context})
+        s = await manager.aactivate_session(store, s.id)
+        return s, False
+    if existing.status.value != "active":
+        existing = await manager.aresume_session(store, existing.id) if existing.status.value == "paused" else \
+            await manager.aactivate_session(store, existing.id)
+    return existing, False
+
+
+async def arun_once(prompt: Any, provider: Any = None, *, store: Any = None, model: str | None = None,
+                    session: str | None = None, policy: Any = None, snapshot: bool | Mapping = False,
+                    cwd: str | None = None, system: str | None = None, max_turns: int | None = None,
+                    permission_mode: str | None = None, timeout: Any = "unbounded",
+                    on_event: Callable[[dict], Any] | None = None, metadata: Mapping | None = None,
+                    tags: Sequence[str] | None = None, agent_id: str | None = None,
+                    continuation: Any = "auto", _state: dict | None = None, **adapter_options: Any) -> RunResult:
+    """Run one prompt on a provider and return its ``RunResult`` (async version of ``run_once``)."""
+    from .runtime import manager
+
+    if prompt is None or (isinstance(prompt, str) and not prompt.strip()):
+        raise AsmError("validation_error", "prompt must be a non-empty string (or a messages/command dict)")
+    store = resolve_store(store)
+    adapter = resolve_adapter(provider, model=model, cwd=cwd, system=system, max_turns=max_turns,
+                              permission_mode=permission_mode, **adapter_options)
+    sess, owned = await _resolve_session(store, adapter, session, agent_id=agent_id, metadata=metadata,
+                                         tags=list(tags) if tags else None, context=None)
+    run = await manager.astart_run(store, adapter, sess.id, prompt)
+    if _state is not None:
+        _state.update(run_id=run.id, session_id=sess.id, adapter=adapter, store=store)
+    workspace = None
+    if snapshot:
+        workspace = {"enabled": True, "path": cwd or ".", **(dict(snapshot) if isinstance(snapshot, Mapping) else {})}
+    execution = None
+    error: AsmError | None = None
+    try:
+        execution = await manager.aexecute_run(
+            store, adapter, run.id, event_callback=on_event, continuation=None if owned else continuation,
+            policy=policy, workspace=workspace, timeout=timeout)
+    except AsmError as err:
+        error = err
+        if err.code in ("invalid_operation",) and err.message.startswith(f"Run {run.id}"):
+            raise
+    finally:
+        if owned:
+            try:
+                if error is None:
+                    await manager.acomplete_session(store, sess.id)
+                else:
+                    await manager.afail_session(store, sess.id, error)
+            except AsmError:
+                pass
+    final = store.get_run(run.id)
+    return _result_from_store(store, final, error=error, extra=execution)
+
+
+def run_once(prompt: Any, provider: Any = None, **kwargs: Any) -> RunResult:
+    """Run one prompt (for ``shell``: a command) on a provider, wait, and return its ``RunResult``.
+
+    >>> r = run_once("echo hi", provider="shell", store="memory://")
+    >>> (r.status, r.output)
+    ('completed', 'hi\\n')
+
+    Options: ``store`` (path, URL or store), ``model``, ``session`` (a name or id: later runs in
+    the same session see the earlier turns), ``policy``, ``snapshot``, ``cwd``, ``system``,
+    ``max_turns``, ``permission_mode``, ``timeout`` (default unbounded: stop with Ctrl-C),
+    ``on_event`` (called with each event dict as it streams), ``metadata``, ``tags``, and any
+    adapter option.
+    """
+    from .runtime import loop, manager
+
+    state: dict[str, Any] = {}
+
+    def on_interrupt() -> None:
+        if state.get("run_id"):
+            fut = loop.submit(manager.acancel_run(state["store"], state["adapter"], state["run_id"]))
+            try:
+                fut.result(timeout=15)
+            except Exception:
+                pass
+
+    return loop.run_sync(arun_once(prompt, provider, _state=state, **kwargs), on_interrupt=on_interrupt)

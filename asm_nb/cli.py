@@ -1,0 +1,207 @@
+"""The ``asm`` command: run agents and read the store from a terminal.
+
+    asm run -p shell "echo hi"      asm sessions      asm runs      asm events RUN_ID
+    asm replay CASSETTE             (every command takes --store PATH|URL and --json)
+
+Bad input prints one line ``asm: error: …`` and exits with status 2; a failed run exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Sequence
+
+from .core.errors import AsmError
+
+
+def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    if not rows:
+        return "(none)"
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    s = str(v).replace("\n", " ")
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def _emit(args: argparse.Namespace, rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, default=str, indent=None))
+    else:
+        print(_table(rows, columns))
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from .api import resolve_store
+
+    return resolve_store(args.store)
+
+
+def _fmt_time(dt: Any) -> str | None:
+    return dt.strftime("%Y-%m-%d %H:%M:%S") if dt is not None else None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .api import run_once
+
+    opts: dict[str, Any] = {}
+    for pair in args.option or []:
+        if "=" not in pair:
+            raise AsmError("validation_error", f"--option expects KEY=VALUE, got {pair!r}")
+        k, v = pair.split("=", 1)
+        try:
+            opts[k] = json.loads(v)
+        except ValueError:
+            opts[k] = v
+    on_event = None
+    if not args.json and not args.quiet:
+        def on_event(ev: dict) -> None:  # stream text and tool calls as they arrive
+            t, data = ev.get("type"), ev.get("data") or {}
+            if t == "message_streamed" and data.get("kind", "text") == "text":
+                sys.stdout.write(str(data.get("delta") or data.get("content") or ""))
+                sys.stdout.flush()
+            elif t == "tool_call_started" and args.provider != "shell":
+                sys.stdout.write(f"\n[tool] {data.get('tool_name')}\n")
+    result = run_once(args.prompt, args.provider, store=_store(args), model=args.model, session=args.session,
+                      cwd=args.cwd, on_event=on_event, **opts)
+    if args.json:
+        d = result.to_dict()
+        d.pop("events", None)
+        print(json.dumps(d, ensure_ascii=False, default=str))
+    else:
+        usage = result.token_usage
+        cost = "n/a" if result.cost_usd is None else f"${result.cost_usd:.4f}"
+        print(f"\n--\nrun {result.run_id}  session {result.session_id}  status {result.status}  "
+              f"tokens {usage.get('input_tokens', 0)}/{usage.get('output_tokens', 0)}  cost {cost}",
+              file=sys.stderr)
+        if result.error is not None:
+            print(f"error: [{result.error.code}] {result.error.message}", file=sys.stderr)
+    return 0 if result.ok else 1
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    store = _store(args)
+    rows = []
+    for s in store.list_sessions(status=args.status, limit=args.limit):
+        rows.append({"session_id": s.id, "name": s.metadata.get("name"), "agent": s.agent_id,
+                     "status": s.status.value, "provider": s.metadata.get("provider"),
+                     "created": _fmt_time(s.created_at)})
+    _emit(args, rows, ["session_id", "name", "agent", "status", "provider", "created"])
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    store = _store(args)
+    rows = []
+    for r in store.list_runs(args.session, status=args.status):
+        u = r.token_usage or {}
+        rows.append({"run_id": r.id, "session_id": r.session_id, "status": r.status.value, "provider": r.provider,
+                     "model": (r.provider_metadata or {}).get("model"), "input_tokens": u.get("input_tokens"),
+                     "output_tokens": u.get("output_tokens"), "cost_usd": r.cost_usd,
+                     "started": _fmt_time(r.started_at), "duration_ms": r.duration_ms})
+    if args.limit:
+        rows = rows[-args.limit:]
+    _emit(args, rows, ["run_id", "session_id", "status", "provider", "model", "input_tokens", "output_tokens",
+                       "cost_usd", "started", "duration_ms"])
+    return 0
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    store = _store(args)
+    run = store.get_run(args.run_id)
+    events = store.get_events(run.session_id, run_id=run.id, type=args.type or None)
+    if args.json:
+        print(json.dumps([e.to_dict() for e in events], ensure_ascii=False))
+        return 0
+    rows = []
+    for e in events:
+        d = e.data
+        summary = d.get("content") or d.get("delta") or d.get("tool_name") or d.get("error_message") or \
+            d.get("stop_reason") or ""
+        if e.type.value == "token_usage_updated":
+            summary = f"in {d.get('input_tokens')} out {d.get('output_tokens')}"
+        rows.append({"seq": e.sequence_number, "time": e.timestamp.strftime("%H:%M:%S.%f")[:-3],
+                     "type": e.type.value, "summary": summary})
+    print(_table(rows, ["seq", "time", "type", "summary"]))
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    args.prompt = args.prompt or f"replay {args.cassette}"
+    args.provider = "replay"
+    args.option = [f"cassette={json.dumps(args.cassette)}"] + ([f"speed={args.speed}"] if args.speed else [])
+    args.model = None
+    args.session = None
+    args.cwd = None
+    return cmd_run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--store", help="store path or URL (default: $ASM_HOME or ./.asm)")
+    common.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p = argparse.ArgumentParser(prog="asm", description="Run and inspect AI agent sessions.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", parents=[common], help="run a prompt (for shell: a command)")
+    r.add_argument("prompt")
+    r.add_argument("-p", "--provider", default="shell")
+    r.add_argument("-m", "--model")
+    r.add_argument("--session", help="continue (or start) a named session")
+    r.add_argument("--cwd")
+    r.add_argument("-o", "--option", action="append", metavar="KEY=VALUE", help="adapter option (JSON value)")
+    r.add_argument("-q", "--quiet", action="store_true", help="do not stream output")
+    r.set_defaults(fn=cmd_run)
+
+    s = sub.add_parser("sessions", parents=[common], help="list sessions")
+    s.add_argument("--status")
+    s.add_argument("--limit", type=int)
+    s.set_defaults(fn=cmd_sessions)
+
+    rr = sub.add_parser("runs", parents=[common], help="list runs")
+    rr.add_argument("--session")
+    rr.add_argument("--status")
+    rr.add_argument("--limit", type=int)
+    rr.set_defaults(fn=cmd_runs)
+
+    e = sub.add_parser("events", parents=[common], help="list the events of a run")
+    e.add_argument("run_id")
+    e.add_argument("--type", action="append")
+    e.set_defaults(fn=cmd_events)
+
+    rp = sub.add_parser("replay", parents=[common], help="replay a cassette into the store")
+    rp.add_argument("cassette")
+    rp.add_argument("--prompt")
+    rp.add_argument("--speed", type=float)
+    rp.add_argument("-q", "--quiet", action="store_true")
+    rp.set_defaults(fn=cmd_replay)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.fn(args)
+    except AsmError as err:
+        print(f"asm: error: [{err.code}] {err.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("asm: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

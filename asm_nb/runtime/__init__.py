@@ -1,0 +1,1 @@
+"""The async runtime: the loop thread, SessionManager and (later) the session server."""

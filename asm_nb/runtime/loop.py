@@ -1,0 +1,120 @@
+"""One daemon thread owns the asyncio event loop that runs providers ("async core, sync face").
+
+Sync callers (magics, ``asm_nb.run_once``, the CLI) submit coroutines with ``run_sync`` and
+wait in short timed waits, so a KeyboardInterrupt (the notebook's stop button) reaches Python
+promptly. The caller's ``contextvars`` context travels with the coroutine, so
+``config.override(...)`` in a cell applies inside the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import os
+import threading
+from typing import Any, Awaitable, Callable, Coroutine, TypeVar
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+_thread: threading.Thread | None = None
+_pid: int | None = None
+
+WAIT_SLICE_S = 0.05
+
+
+def get_loop() -> asyncio.AbstractEventLoop:
+    """The runtime loop, started on first use (and restarted in a forked child)."""
+    global _loop, _thread, _pid
+    with _lock:
+        if _loop is not None and _pid == os.getpid() and _thread is not None and _thread.is_alive():
+            return _loop
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def _run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(ready.set)
+            loop.run_forever()
+
+        thread = threading.Thread(target=_run, name="asm-runtime-loop", daemon=True)
+        thread.start()
+        ready.wait()
+        _loop, _thread, _pid = loop, thread, os.getpid()
+        return loop
+
+
+def in_loop_thread() -> bool:
+    return _thread is not None and threading.current_thread() is _thread
+
+
+def submit(coro: Coroutine[Any, Any, T], *, context: contextvars.Context | None = None) -> concurrent.futures.Future:
+    """Schedule ``coro`` on the runtime loop inside ``context`` (default: a copy of the caller's)."""
+    loop = get_loop()
+    ctx = context if context is not None else contextvars.copy_context()
+    fut: concurrent.futures.Future = concurrent.futures.Future()
+
+    def _start() -> None:
+        try:
+            task = loop.create_task(coro, context=ctx)
+        except BaseException as exc:  # pragma: no cover - create_task failing is a bug
+            fut.set_exception(exc)
+            return
+
+        def _done(t: asyncio.Task) -> None:
+            if fut.done():
+                return
+            if t.cancelled():
+                fut.cancel()
+            elif t.exception() is not None:
+                fut.set_exception(t.exception())
+            else:
+                fut.set_result(t.result())
+
+        task.add_done_callback(_done)
+        fut.add_done_callback(lambda f: loop.call_soon_threadsafe(task.cancel) if f.cancelled() else None)
+
+    loop.call_soon_threadsafe(_start)
+    return fut
+
+
+def wait(fut: concurrent.futures.Future, *, on_interrupt: Callable[[], Any] | None = None,
+         interrupt_grace_s: float = 10.0, poll: Callable[[], Any] | None = None) -> Any:
+    """Block until ``fut`` is done, in short slices so KeyboardInterrupt arrives promptly.
+
+    On KeyboardInterrupt, ``on_interrupt()`` is called (e.g. cancel the run), the future is given
+    ``interrupt_grace_s`` to settle (so ``run_cancelled`` gets persisted), then the interrupt is
+    re-raised. ``poll`` is called between slices (a widget can process pending comm messages).
+    """
+    while True:
+        try:
+            return fut.result(timeout=WAIT_SLICE_S)
+        except concurrent.futures.TimeoutError:
+            if poll is not None:
+                poll()
+            continue
+        except KeyboardInterrupt:
+            if on_interrupt is not None:
+                on_interrupt()
+            try:
+                concurrent.futures.wait([fut], timeout=interrupt_grace_s)
+            except KeyboardInterrupt:
+                pass
+            raise
+
+
+def run_sync(coro: Coroutine[Any, Any, T], *, on_interrupt: Callable[[], Any] | None = None,
+             poll: Callable[[], Any] | None = None) -> T:
+    """Run ``coro`` on the runtime loop and wait for its result from synchronous code."""
+    if in_loop_thread():
+        coro.close()
+        raise RuntimeError("run_sync() called from the asm runtime loop thread; await the async API instead")
+    return wait(submit(coro), on_interrupt=on_interrupt, poll=poll)
+
+
+async def maybe_await(value: Any) -> Any:
+    if isinstance(value, Awaitable):  # type: ignore[arg-type]
+        return await value
+    return value

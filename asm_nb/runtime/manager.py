@@ -1,0 +1,763 @@
+"""SessionManager: stateless orchestration of sessions and runs over a store and an adapter.
+
+Spec part 1 §18. Every function is async (``a…``); sync twins submit to the runtime loop.
+The flow of one run: load → running → (policy preflight) → continuation transcript →
+(workspace snapshot) → input ``message_sent`` → ``adapter.execute`` with the manager callback
+(each event: persistence pipeline → policy observation → user callback → telemetry) →
+finalize (usage, cost, provider metadata, one terminal event) → ``store.flush``.
+
+Extension points used by later layers (imported lazily, only when asked for):
+``asm_nb.policy.runtime`` (policies enforced while a run streams) and
+``asm_nb.workspace.service`` (snapshots and diffs around a run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from .. import config
+from ..core.capabilities import CapabilityResolver
+from ..core.errors import AsmError
+from ..core.events import EventType, resolve_type
+from ..core.run import Run, RunStatus
+from ..core.serialization import utc_now
+from ..core.session import Session, SessionStatus
+from ..ports import RunResult, empty_usage, resolve_execute_timeout, resolve_execute_timeout_base
+
+log = logging.getLogger(__name__)
+
+TERMINAL_TYPES = frozenset({"run_completed", "run_failed", "run_cancelled", "run_timeout"})
+USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """What ``execute_run`` / ``run_once`` return: the adapter result plus what the manager added."""
+
+    output: dict = field(default_factory=dict)
+    token_usage: dict = field(default_factory=dict)
+    events: list = field(default_factory=list)
+    routing: dict | None = None
+    policy: dict | None = None
+    workspace: dict | None = None
+    cost_usd: float | None = None
+    persistence_failures: int = 0
+    session_id: str | None = None
+    run_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+# ------------------------------------------------------------------------------------------
+# store access
+
+
+async def _store(store: Any, op: str, *args: Any, _operation: str | None = None, **kw: Any) -> Any:
+    """Call a (sync) store method: inline for ``inline_safe`` stores, else in a worker thread.
+    Non-AsmError failures become ``storage_connection_failed``."""
+    try:
+        fn = getattr(store, op)
+        if getattr(store, "inline_safe", False):
+            return fn(*args, **kw)
+        return await asyncio.to_thread(fn, *args, **kw)
+    except AsmError:
+        raise
+    except Exception as exc:
+        raise AsmError("storage_connection_failed",
+                       f"SessionStore {_operation or op} failed because the store became unavailable",
+                       details={"reason": repr(exc)}) from exc
+
+
+def _check_store(store: Any) -> None:
+    for name in ("get_session", "save_session", "save_run", "get_run", "append_event_with_sequence", "get_events"):
+        if not callable(getattr(store, name, None)):
+            raise AsmError("validation_error", f"Unsupported store reference for run_once: {store!r}")
+
+
+def _pipeline(store: Any) -> Any:
+    from ..persistence.pipeline import EventPipeline
+
+    cache = getattr(store, "_asm_pipeline", None)
+    if cache is None:
+        cache = EventPipeline(store)
+        try:
+            store._asm_pipeline = cache
+        except Exception:  # stores with __slots__: no caching
+            pass
+    return cache
+
+
+def _ctx(session_id: str, run_id: str | None, provider: str | None, correlation_id: str | None) -> Any:
+    from ..persistence.pipeline import PipelineContext
+
+    return PipelineContext(session_id=session_id, run_id=run_id, provider=provider, correlation_id=correlation_id)
+
+
+async def _persist(store: Any, raw: Mapping[str, Any], *, session_id: str, run_id: str | None,
+                   provider: str | None, correlation_id: str | None) -> Any:
+    pipe = _pipeline(store)
+    ctx = _ctx(session_id, run_id, provider, correlation_id)
+    if getattr(store, "inline_safe", False):
+        return pipe.process(dict(raw), ctx)
+    return await asyncio.to_thread(pipe.process, dict(raw), ctx)
+
+
+def _telemetry(fn_name: str, *args: Any) -> None:
+    try:
+        from .. import telemetry
+    except ImportError:  # pragma: no cover - telemetry ships with the package
+        return
+    fn = getattr(telemetry, fn_name, None)
+    if fn is None:
+        return
+    try:
+        fn(*args)
+    except Exception:
+        log.debug("telemetry %s failed", fn_name, exc_info=True)
+
+
+async def _internal_event(store: Any, session: Session, type: str, data: Mapping[str, Any] | None = None, *,
+                          run_id: str | None = None, provider: str | None = None) -> Any:
+    prov = provider or session.metadata.get("provider") or "session_manager"
+    return await _persist(store, {"type": type, "data": dict(data or {})}, session_id=session.id, run_id=run_id,
+                          provider=prov, correlation_id=session.metadata.get("correlation_id"))
+
+
+# ------------------------------------------------------------------------------------------
+# session lifecycle (§18.2)
+
+
+async def astart_session(store: Any, adapter: Any, attrs: Mapping[str, Any] | None = None) -> Session:
+    """Create a pending session for ``adapter`` and persist ``session_created``."""
+    attrs = dict(attrs or {})
+    metadata = {**(attrs.get("metadata") or {}), "provider": adapter.name}
+    session = Session.new(attrs.get("agent_id") or adapter.name, id=attrs.get("id"),
+                          parent_session_id=attrs.get("parent_session_id"), metadata=metadata,
+                          context=attrs.get("context"), tags=attrs.get("tags"))
+    await _store(store, "save_session", session, _operation="start_session")
+    await _internal_event(store, session, "session_created", {"provider": adapter.name})
+    return session
+
+
+async def aget_session(store: Any, session_id: str) -> Session:
+    return await _store(store, "get_session", session_id)
+
+
+async def _set_session_status(store: Any, session_id: str, status: SessionStatus, event: str,
+                              data: Mapping[str, Any] | None, op: str) -> Session:
+    session = await _store(store, "get_session", session_id, _operation=op)
+    session = session.with_status(status)
+    await _store(store, "save_session", session, _operation=op)
+    await _internal_event(store, session, event, data)
+    return session
+
+
+async def aactivate_session(store: Any, session_id: str) -> Session:
+    return await _set_session_status(store, session_id, SessionStatus.ACTIVE, "session_started", {},
+                                     "activate_session")
+
+
+async def acomplete_session(store: Any, session_id: str) -> Session:
+    return await _set_session_status(store, session_id, SessionStatus.COMPLETED, "session_completed", {},
+                                     "complete_session")
+
+
+async def apause_session(store: Any, session_id: str) -> Session:
+    return await _set_session_status(store, session_id, SessionStatus.PAUSED, "session_paused", {},
+                                     "pause_session")
+
+
+async def aresume_session(store: Any, session_id: str) -> Session:
+    return await _set_session_status(store, session_id, SessionStatus.ACTIVE, "session_resumed", {},
+                                     "resume_session")
+
+
+async def acancel_session(store: Any, session_id: str, reason: str | None = None) -> Session:
+    return await _set_session_status(store, session_id, SessionStatus.CANCELLED, "session_cancelled",
+                                     {"reason": reason} if reason else {}, "cancel_session")
+
+
+async def afail_session(store: Any, session_id: str, error: Any) -> Session:
+    err = AsmError.from_exception(error) if isinstance(error, BaseException) else error
+    session = await _store(store, "get_session", session_id, _operation="fail_session")
+    data = _error_payload(err, hint=session.metadata.get("provider"))
+    session = session.with_status(SessionStatus.FAILED)
+    await _store(store, "save_session", session, _operation="fail_session")
+    await _internal_event(store, session, "session_failed", data)
+    return session
+
+
+def _error_payload(err: AsmError, *, hint: str | None = None) -> dict[str, Any]:
+    """``{error_code, error_message, provider_error?, details?}`` with provider-error normalization."""
+    from ..core.errors import category
+    from ..providers._errors import normalize_provider_error, normalize_provider_name
+
+    details = dict(err.details or {})
+    provider_error = None
+    if isinstance(err.provider_error, Mapping) or category(err.code) == "provider":
+        attrs = dict(err.provider_error or {})
+        attrs.setdefault("message", err.message)
+        attrs.setdefault("details", details)
+        prov = attrs.get("provider")
+        if normalize_provider_name(prov) == "unknown":
+            prov = hint
+        provider_error, pdetails = normalize_provider_error(prov, attrs)
+        details = {**details, **pdetails}
+    data: dict[str, Any] = {"error_code": str(err.code), "error_message": err.message}
+    if provider_error is not None:
+        data["provider_error"] = provider_error
+    if details:
+        data["details"] = details
+    return data
+
+
+# ------------------------------------------------------------------------------------------
+# runs (§18.3 – §18.6)
+
+
+async def astart_run(store: Any, adapter: Any, session_id: str, input: Any, *, required_capabilities=(),
+                     optional_capabilities=(), metadata: Mapping[str, Any] | None = None) -> Run:
+    """Create a pending run after capability negotiation (missing required → nothing stored)."""
+    await _store(store, "get_session", session_id, _operation="start_run")
+    if required_capabilities or optional_capabilities:
+        caps = await adapter.capabilities()
+        result = CapabilityResolver.new(required_capabilities, optional_capabilities).negotiate(caps)
+        for w in result.warnings:
+            log.warning("%s", w)
+    run = Run.new(session_id, input=input, metadata=metadata)
+    await _store(store, "save_run", run, _operation="start_run")
+    return run
+
+
+def extract_input_messages(input: Any) -> list[dict[str, str]]:
+    """The user/system messages of a run input (spec part 1 §18.5)."""
+    if isinstance(input, str):
+        input = {"prompt": input}
+    if not isinstance(input, Mapping):
+        return []
+    raw: list[Any]
+    if isinstance(input.get("messages"), list):
+        raw = [m for m in input["messages"] if isinstance(m, Mapping)]
+    elif isinstance(input.get("prompt"), str) and input["prompt"]:
+        raw = [{"role": "user", "content": input["prompt"]}]
+    else:
+        return []
+    out = []
+    for m in raw:
+        role = m.get("role")
+        role = getattr(role, "value", role)
+        role = role.lower() if isinstance(role, str) and role else "user"
+        content = m.get("content")
+        if content is None:
+            content = ""
+        elif isinstance(content, list):
+            texts = [b.get("text") for b in content if isinstance(b, Mapping) and b.get("type") == "text"]
+            content = "\n".join(t for t in texts if isinstance(t, str)) if texts else json.dumps(content, default=str)
+        elif not isinstance(content, str):
+            content = str(content)
+        if content:
+            out.append({"role": role, "content": content})
+    return out
+
+
+_INFLIGHT: dict[str, "_RunTracker"] = {}
+
+
+@dataclass
+class _RunTracker:
+    """Per-execute state owned by ``aexecute_run`` (the manager callback writes into it)."""
+
+    run: Run
+    session: Session
+    adapter: Any
+    events: list = field(default_factory=list)
+    persistence_failures: int = 0
+    terminal_seen: str | None = None
+    usage: dict = field(default_factory=dict)
+    provider_meta: dict = field(default_factory=dict)
+    reported_cost: float | None = None
+    policy_runtime: Any = None
+    cancel_requested: bool = False
+    task: asyncio.Task | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def add_usage(self, data: Mapping[str, Any]) -> None:
+        for k in USAGE_KEYS + ("reasoning_output_tokens",):
+            v = data.get(k)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                self.usage[k] = self.usage.get(k, 0) + v
+
+    def capture_meta(self, data: Mapping[str, Any]) -> None:
+        psid = data.get("provider_session_id") or data.get("session_id") or data.get("thread_id")
+        for key, val in (("provider_session_id", psid), ("model", data.get("model")), ("tools", data.get("tools"))):
+            if val is not None:
+                self.provider_meta[key] = val
+
+
+def _continuation_transcript(store: Any, session: Session, mode: Any, opts: Mapping[str, Any] | None) -> Any:
+    mode = getattr(mode, "value", mode)
+    if mode is None or mode is False:
+        return None
+    if mode is True:
+        raise AsmError("validation_error",
+                       'Boolean continuation is not supported. Use continuation: "auto", "replay", "native", or False.')
+    if mode not in ("auto", "replay", "native"):
+        raise AsmError("validation_error",
+                       f'Invalid continuation value: {mode!r}. Use continuation: "auto", "replay", "native", or False.')
+    from ..core.transcript import from_store
+
+    opts = dict(opts or {})
+    if mode == "native":
+        # Adapters that resume natively read provider_sessions from session metadata themselves.
+        return None
+    return from_store(store, session.id, **opts)
+
+
+async def aexecute_run(store: Any, adapter: Any, run_id: str, *, event_callback: Callable | None = None,
+                       continuation: Any = None, continuation_opts: Mapping[str, Any] | None = None,
+                       adapter_opts: Mapping[str, Any] | None = None, policy: Any = None,
+                       policies: list | None = None, workspace: Mapping[str, Any] | None = None,
+                       timeout: Any = None) -> ExecutionResult:
+    """Execute a pending run end to end (spec part 1 §18.4). Raises the run's error on failure
+    after persisting it (exactly one terminal event per run)."""
+    run = await _store(store, "get_run", run_id, _operation="execute_run")
+    if run.status is not RunStatus.PENDING:
+        raise AsmError("invalid_operation",
+                       f"Run {run.id} is {run.status.value}; only pending runs can be executed")
+    session = await _store(store, "get_session", run.session_id, _operation="execute_run")
+    run = run.with_status(RunStatus.RUNNING)
+    await _store(store, "save_run", run, _operation="execute_run")
+    tracker = _RunTracker(run=run, session=session, adapter=adapter, task=asyncio.current_task())
+    _INFLIGHT[run.id] = tracker
+    adapter_opts = dict(adapter_opts or {})
+    ws_state = None
+    try:
+        try:
+            tracker.policy_runtime = _policy_runtime(policy, policies, adapter)
+            transcript = _continuation_transcript(store, session, continuation, continuation_opts)
+            exec_session = session
+            if transcript is not None:
+                exec_session = session.replace(context={**session.context, "transcript": transcript})
+            if workspace and workspace.get("enabled"):
+                ws_state = await _workspace_prepare(store, session, run, adapter, workspace)
+            if not getattr(adapter, "emits_input_messages", False):
+                for msg in extract_input_messages(run.input):
+                    await _internal_event(store, session, "message_sent", msg, run_id=run.id, provider=adapter.name)
+            if tracker.policy_runtime is not None:
+                adapter_opts = {**tracker.policy_runtime.compiled_options(), **adapter_opts}
+        except AsmError as err:
+            raise _PreExecuteFailure(err) from err
+
+        callback = _make_callback(store, tracker, event_callback)
+        _telemetry("emit_run_start", run, session)
+        base = resolve_execute_timeout_base(timeout)
+        deadline_ms = resolve_execute_timeout(timeout)
+        try:
+            result = await asyncio.wait_for(
+                adapter.execute(run, exec_session, event_callback=callback, timeout=base, **adapter_opts),
+                deadline_ms / 1000)
+        except asyncio.TimeoutError:
+            raise AsmError("provider_timeout", f"Provider execute call timed out after {deadline_ms}ms",
+                           details={"operation": "execute", "adapter": repr(adapter), "timeout_ms": deadline_ms}) \
+                from None
+        except AsmError:
+            raise
+        except asyncio.CancelledError:
+            if tracker.cancel_requested:
+                raise AsmError("cancelled", "Run was cancelled") from None
+            raise
+        except Exception as exc:
+            raise AsmError("provider_error", f"Provider execute call failed: {exc!r}",
+                           details={"operation": "execute", "adapter": repr(adapter)}) from exc
+        if not isinstance(result, RunResult):
+            result = RunResult(**result) if isinstance(result, Mapping) else RunResult()
+        verdict = None
+        if tracker.policy_runtime is not None:
+            verdict = tracker.policy_runtime.final_verdict()
+            if verdict and verdict.get("error") is not None:
+                raise verdict["error"]
+        ws_result = None
+        if ws_state is not None:
+            ws_result = await _workspace_finish(store, session, tracker.run, adapter, ws_state, success=True)
+        return await _finalize_success(store, adapter, tracker, result, ws_result,
+                                       verdict.get("policy") if verdict else None)
+    except _PreExecuteFailure as pre:
+        await _finalize_failure(store, adapter, tracker, pre.error)
+        raise pre.error from None
+    except AsmError as err:
+        if ws_state is not None:
+            try:
+                await _workspace_finish(store, session, tracker.run, adapter, ws_state, success=False)
+            except AsmError as ws_err:
+                err = ws_err
+        await _finalize_failure(store, adapter, tracker, err)
+        raise err
+    except asyncio.CancelledError:
+        # hard cancellation of the whole execute task: still leave one terminal event behind
+        await asyncio.shield(_finalize_failure(store, adapter, tracker, AsmError("cancelled", "Run was cancelled")))
+        raise
+    finally:
+        _INFLIGHT.pop(run.id, None)
+        tracker.done.set()
+
+
+class _PreExecuteFailure(Exception):
+    def __init__(self, error: AsmError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _policy_runtime(policy: Any, policies: list | None, adapter: Any) -> Any:
+    if not policy and not policies:
+        return None
+    try:
+        from ..policy.runtime import start as start_policy_runtime
+    except ImportError as exc:
+        raise AsmError("dependency_not_available", "Policy enforcement is not available in this build") from exc
+    return start_policy_runtime(policy=policy, policies=policies, adapter=adapter)
+
+
+async def _workspace_prepare(store, session, run, adapter, workspace):
+    try:
+        from ..workspace import service
+    except ImportError as exc:
+        raise AsmError("dependency_not_available", "Workspace snapshots are not available in this build") from exc
+    return await service.prepare(store, session, run, adapter, dict(workspace),
+                                 persist=lambda t, d: _internal_event(store, session, t, d, run_id=run.id,
+                                                                      provider=adapter.name))
+
+
+async def _workspace_finish(store, session, run, adapter, state, *, success: bool):
+    from ..workspace import service
+
+    return await service.finish(store, session, run, adapter, state, success=success,
+                                persist=lambda t, d: _internal_event(store, session, t, d, run_id=run.id,
+                                                                     provider=adapter.name))
+
+
+def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | None) -> Callable:
+    session, run, adapter = tracker.session, tracker.run, tracker.adapter
+    correlation_id = session.metadata.get("correlation_id")
+
+    async def callback(event: Mapping[str, Any]) -> None:
+        ev = dict(event)
+        etype = resolve_type(ev.get("type")).value
+        ev["type"] = etype
+        data = ev.get("data") if isinstance(ev.get("data"), Mapping) else {}
+        if etype in TERMINAL_TYPES:
+            tracker.terminal_seen = etype
+        elif etype == "token_usage_updated":
+            tracker.add_usage(data)
+        elif etype == "run_started":
+            tracker.capture_meta(data)
+        if etype == "run_completed" and isinstance(data.get("total_cost_usd"), (int, float)) \
+                and not isinstance(data.get("total_cost_usd"), bool) and data["total_cost_usd"] > 0:
+            if tracker.reported_cost is None:
+                tracker.reported_cost = float(data["total_cost_usd"])
+        try:
+            stored = await _persist(store, ev, session_id=session.id, run_id=run.id, provider=adapter.name,
+                                    correlation_id=correlation_id)
+            ev["sequence_number"] = stored.sequence_number
+            ev["id"] = stored.id
+        except AsmError as err:
+            tracker.persistence_failures += 1
+            log.warning("Event persistence failed for run %s in session %s: [%s] %s", run.id, session.id,
+                        err.code, err.message)
+        except Exception as exc:
+            tracker.persistence_failures += 1
+            log.warning("Event persistence failed because the SessionStore became unavailable: %r", exc)
+        tracker.events.append(ev)
+        if tracker.policy_runtime is not None and etype not in TERMINAL_TYPES:
+            await _apply_policy(store, tracker, ev)
+        if user_callback is not None:
+            try:
+                res = user_callback(ev)
+                if inspect.isawaitable(res):
+                    await res
+            except Exception:
+                log.exception("event_callback raised for run %s (ignored)", run.id)
+        _telemetry("emit_adapter_event", ev, tracker.run, tracker.session)
+
+    return callback
+
+
+async def _apply_policy(store: Any, tracker: _RunTracker, ev: Mapping[str, Any]) -> None:
+    """Policy observation (spec part 1 §18.4 callback step 3); the runtime object decides."""
+    rt = tracker.policy_runtime
+    outcome = rt.observe(ev)
+    for violation in outcome.get("violations", ()):
+        await _internal_event(store, tracker.session, "policy_violation", violation, run_id=tracker.run.id,
+                              provider=tracker.adapter.name)
+    approval = outcome.get("approval")
+    if approval:
+        await _internal_event(store, tracker.session, "tool_approval_requested", approval, run_id=tracker.run.id,
+                              provider=tracker.adapter.name)
+    if outcome.get("cancel") and not tracker.cancel_requested:
+        tracker.cancel_requested = True
+        try:
+            await tracker.adapter.cancel(tracker.run.id)
+        except AsmError as err:
+            log.debug("policy cancel of %s: %s", tracker.run.id, err)
+
+
+def _run_usage(tracker: _RunTracker, result_usage: Mapping[str, Any] | None) -> dict:
+    usage = {**empty_usage(), **{k: v for k, v in tracker.usage.items()}}
+    if result_usage:
+        # the adapter's total wins when it is at least what the events said (it may add a final turn)
+        for k, v in result_usage.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= usage.get(k, 0):
+                usage[k] = v
+    return usage
+
+
+def _price(run: Run, reported: float | None) -> dict[str, Any]:
+    try:
+        from ..cost.calculator import price_run
+    except ImportError:
+        return {"cost_usd": reported}
+    try:
+        return price_run(run, reported_cost_usd=reported) or {"cost_usd": reported}
+    except Exception:
+        log.warning("pricing run %s failed", run.id, exc_info=True)
+        return {"cost_usd": reported}
+
+
+async def _finalize_success(store: Any, adapter: Any, tracker: _RunTracker, result: RunResult,
+                            ws_result: Mapping[str, Any] | None, policy_info: Any) -> ExecutionResult:
+    for ev in result.events:  # result wins on conflicts (§18.7)
+        if resolve_type(ev.get("type")).value == "run_started":
+            tracker.capture_meta(ev.get("data") or {})
+            break
+    run, session = tracker.run, tracker.session
+    prov_meta = {"provider": adapter.name}
+    for k in ("provider_session_id", "model"):
+        if tracker.provider_meta.get(k) is not None:
+            prov_meta[k] = tracker.provider_meta[k]
+    if ws_result is not None:
+        prov_meta["workspace"] = ws_result
+    usage = _run_usage(tracker, result.token_usage)
+    if tracker.terminal_seen is None:
+        await _internal_event(store, session, "run_completed",
+                              {"stop_reason": result.output.get("stop_reason", "end_turn"), "token_usage": usage},
+                              run_id=run.id, provider=adapter.name)
+    run = run.with_output(result.output)
+    run = run.replace(token_usage=usage, provider=adapter.name, provider_metadata=prov_meta,
+                      metadata={**run.metadata, **prov_meta})
+    pricing = _price(run, tracker.reported_cost)
+    run = run.replace(cost_usd=pricing.get("cost_usd"),
+                      metadata={**run.metadata, **{k: v for k, v in pricing.items() if k != "cost_usd"}})
+    session = await _store(store, "get_session", session.id, _operation="finalize_successful_run")
+    if tracker.provider_meta.get("provider_session_id") or tracker.provider_meta.get("model"):
+        md = dict(session.metadata)
+        ps = dict(md.get("provider_sessions") or {})
+        entry = dict(ps.get(adapter.name) or {})
+        for k in ("provider_session_id", "model"):
+            if tracker.provider_meta.get(k) is not None:
+                entry[k] = tracker.provider_meta[k]
+        ps[adapter.name] = entry
+        md["provider_sessions"] = ps
+        md.pop("provider_session_id", None)
+        md.pop("model", None)
+        session = session.replace(metadata=md, updated_at=utc_now())
+    await _store(store, "flush", {"session": session, "run": run, "events": [],
+                                  "provider_metadata": dict(tracker.provider_meta)},
+                 _operation="finalize_successful_run")
+    tracker.run = run
+    _telemetry("emit_run_end", run, session, {"token_usage": usage, "cost_usd": run.cost_usd})
+    return ExecutionResult(output=dict(result.output), token_usage=usage, events=list(tracker.events),
+                           routing=result.routing, policy=policy_info or result.policy, workspace=ws_result,
+                           cost_usd=run.cost_usd, persistence_failures=tracker.persistence_failures,
+                           session_id=session.id, run_id=run.id)
+
+
+async def _finalize_failure(store: Any, adapter: Any, tracker: _RunTracker, error: AsmError) -> None:
+    """Persist a failed or cancelled run (spec part 1 §18.6) with the usage reached so far."""
+    run, session = tracker.run, tracker.session
+    error.with_context(run_id=run.id, session_id=session.id, provider=adapter.name)
+    payload = _error_payload(error, hint=adapter.name)
+    err_dict = {"code": payload["error_code"], "message": payload["error_message"]}
+    if "provider_error" in payload:
+        err_dict["provider_error"] = payload["provider_error"]
+    if "details" in payload:
+        err_dict["details"] = payload["details"]
+    usage = _run_usage(tracker, None)
+    cancelled = error.code == "cancelled"
+    prov_meta = {"provider": adapter.name, **{k: v for k, v in tracker.provider_meta.items()
+                                              if k in ("provider_session_id", "model")}}
+    run = run.replace(error=err_dict, status=RunStatus.CANCELLED if cancelled else RunStatus.FAILED,
+                      ended_at=utc_now(), token_usage=usage, provider=adapter.name, provider_metadata=prov_meta,
+                      metadata={**run.metadata, **prov_meta})
+    pricing = _price(run, tracker.reported_cost)
+    run = run.replace(cost_usd=pricing.get("cost_usd"),
+                      metadata={**run.metadata, **{k: v for k, v in pricing.items() if k != "cost_usd"}})
+    tracker.run = run
+    await _store(store, "save_run", run, _operation="finalize_failed_run")
+    if tracker.terminal_seen is None:
+        if cancelled:
+            await _internal_event(store, session, "run_cancelled", {"token_usage": usage}, run_id=run.id,
+                                  provider=adapter.name)
+        else:
+            await _internal_event(store, session, "run_failed", payload, run_id=run.id, provider=adapter.name)
+        tracker.terminal_seen = "run_cancelled" if cancelled else "run_failed"
+    try:
+        await _store(store, "flush", None, _operation="finalize_failed_run")
+    except TypeError:  # stores whose flush requires a payload
+        pass
+    _telemetry("emit_error", run, session, error)
+
+
+async def arun_once(store: Any, adapter: Any, input: Any, *, agent_id: str | None = None,
+                    metadata: Mapping | None = None, context: Mapping | None = None, tags: list | None = None,
+                    required_capabilities=(), optional_capabilities=(), **execute_opts: Any) -> ExecutionResult:
+    """start_session → activate → start_run → execute_run → complete_session (spec part 1 §18.9).
+    On failure the session is failed and the error re-raised."""
+    _check_store(store)
+    session = await astart_session(store, adapter, {"agent_id": agent_id, "metadata": metadata,
+                                                    "context": context, "tags": tags})
+    await aactivate_session(store, session.id)
+    try:
+        run = await astart_run(store, adapter, session.id, input, required_capabilities=required_capabilities,
+                               optional_capabilities=optional_capabilities)
+        result = await aexecute_run(store, adapter, run.id, **execute_opts)
+    except BaseException as exc:
+        err = exc if isinstance(exc, AsmError) else (
+            AsmError("cancelled", "Run was cancelled") if isinstance(exc, asyncio.CancelledError) else None)
+        if err is not None:
+            try:
+                await afail_session(store, session.id, err)
+            except Exception:
+                log.debug("fail_session after run failure failed", exc_info=True)
+        raise
+    await acomplete_session(store, session.id)
+    return result
+
+
+async def acancel_run(store: Any, adapter: Any, run_id: str, *, wait_s: float = 10.0) -> str:
+    """Cancel a run. In flight here: ask the adapter and let the execute path persist the single
+    terminal event (waiting up to ``wait_s``); otherwise mark it cancelled in the store."""
+    tracker = _INFLIGHT.get(run_id)
+    if tracker is not None:
+        tracker.cancel_requested = True
+        try:
+            await tracker.adapter.cancel(run_id)
+        except AsmError as err:
+            if err.code not in ("run_not_found", "provider_unavailable"):
+                raise
+        try:
+            await asyncio.wait_for(tracker.done.wait(), wait_s)
+        except asyncio.TimeoutError:
+            if tracker.task is not None and not tracker.task.done():
+                tracker.task.cancel()  # an adapter that ignores cancel: stop its task outright
+                await asyncio.wait_for(tracker.done.wait(), 5.0)
+        return run_id
+    run = await _store(store, "get_run", run_id, _operation="cancel_run")
+    if run.is_terminal:
+        return run_id
+    if run.status is RunStatus.RUNNING:
+        try:
+            await adapter.cancel(run_id)
+        except AsmError as err:
+            if err.code not in ("run_not_found", "provider_unavailable"):
+                raise
+    run = run.with_status(RunStatus.CANCELLED)
+    await _store(store, "save_run", run, _operation="cancel_run")
+    session = await _store(store, "get_session", run.session_id, _operation="cancel_run")
+    await _internal_event(store, session, "run_cancelled", {}, run_id=run_id, provider=run.provider or adapter.name)
+    return run_id
+
+
+async def aget_session_events(store: Any, session_id: str, **filters: Any) -> list:
+    return await _store(store, "get_events", session_id, **filters)
+
+
+async def aget_session_runs(store: Any, session_id: str) -> list[Run]:
+    return await _store(store, "list_runs", session_id)
+
+
+async def astream_session_events(store: Any, session_id: str, *, after: int = 0, limit: int | None = None,
+                                 poll_interval_ms: int | None = None, wait_timeout_ms: int = 0,
+                                 follow: bool = True, **filters: Any):
+    """Async generator over a session's events from ``after``; ``follow=False`` stops at the end."""
+    limit = limit or config.get("default_event_query_limit")
+    poll = (poll_interval_ms or config.get("event_stream_poll_interval_ms")) / 1000
+    cursor = after
+    while True:
+        page = await _store(store, "get_events", session_id, after=cursor, limit=limit, **filters)
+        if page:
+            for ev in page:
+                yield ev
+                if isinstance(ev.sequence_number, int):
+                    cursor = max(cursor, ev.sequence_number)
+            continue
+        if not follow:
+            return
+        if wait_timeout_ms > 0:
+            page = await asyncio.to_thread(store.get_events, session_id, after=cursor, limit=limit,
+                                           wait_timeout_ms=wait_timeout_ms, **filters)
+            for ev in page:
+                yield ev
+                if isinstance(ev.sequence_number, int):
+                    cursor = max(cursor, ev.sequence_number)
+        else:
+            await asyncio.sleep(poll)
+
+
+# ------------------------------------------------------------------------------------------
+# sync twins
+
+
+def _sync(afn: Callable) -> Callable:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .loop import run_sync
+
+        return run_sync(afn(*args, **kwargs))
+
+    wrapper.__name__ = afn.__name__[1:]
+    wrapper.__doc__ = (afn.__doc__ or "") + "\n\nSynchronous twin: runs on the runtime loop and waits."
+    return wrapper
+
+
+start_session = _sync(astart_session)
+get_session = _sync(aget_session)
+activate_session = _sync(aactivate_session)
+complete_session = _sync(acomplete_session)
+fail_session = _sync(afail_session)
+pause_session = _sync(apause_session)
+resume_session = _sync(aresume_session)
+cancel_session = _sync(acancel_session)
+start_run = _sync(astart_run)
+execute_run = _sync(aexecute_run)
+run_once = _sync(arun_once)
+cancel_run = _sync(acancel_run)
+get_session_events = _sync(aget_session_events)
+get_session_runs = _sync(aget_session_runs)
+
+
+class SessionManager:
+    """Namespace object for the manager functions (``SessionManager.run_once(store, adapter, input)``)."""
+
+    start_session = staticmethod(start_session)
+    astart_session = staticmethod(astart_session)
+    activate_session = staticmethod(activate_session)
+    aactivate_session = staticmethod(aactivate_session)
+    complete_session = staticmethod(complete_session)
+    acomplete_session = staticmethod(acomplete_session)
+    fail_session = staticmethod(fail_session)
+    afail_session = staticmethod(afail_session)
+    start_run = staticmethod(start_run)
+    astart_run = staticmethod(astart_run)
+    execute_run = staticmethod(execute_run)
+    aexecute_run = staticmethod(aexecute_run)
+    run_once = staticmethod(run_once)
+    arun_once = staticmethod(arun_once)
+    cancel_run = staticmethod(cancel_run)
+    acancel_run = staticmethod(acancel_run)
+    get_session_events = staticmethod(get_session_events)
+    get_session_runs = staticmethod(get_session_runs)
+    stream_session_events = staticmethod(astream_session_events)
