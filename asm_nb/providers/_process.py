@@ -1,0 +1,679 @@
+"""The one subprocess layer: spawn a child in its own process group, stream its output,
+bound its stderr, time it out, and kill the whole group on cancel.
+
+Used by ``workspace/exec.py``, the shell adapter and the Claude Code, Codex and Amp CLI
+adapters, so process handling (and its bugs) live in one place. Imports only ``core``,
+``config`` and ``providers._errors``.
+
+Usage::
+
+    async with ManagedProcess.start(["codex", "exec", "--json"], cwd=path, stdin_text=prompt,
+                                    idle_timeout_ms=600_000, provider="codex",
+                                    install_hint="npm install -g @openai/codex") as proc:
+        async for line in proc.lines():      # str, newline stripped, any length
+            handle(line)
+        result = await proc.wait()           # ProcessResult
+    # leaving the block (normally, by exception or by task cancellation) kills what is left
+    # of the process group
+
+    await proc.terminate("cancelled")        # from anywhere (e.g. adapter.cancel): SIGINT →
+                                             # SIGTERM → SIGKILL to the group, short graces
+
+What it guarantees:
+
+- The child starts with ``start_new_session=True``: it leads a new session and process group,
+  so signals reach its descendants too (a grandchild that calls ``setsid`` itself escapes, as
+  with any process-group scheme).
+- stdout is read in chunks by a background pump (no ``readline`` limit: a 5 MiB JSON line is
+  fine), decoded as UTF-8 with ``errors="replace"``. Consume it once, with exactly one of
+  ``lines()``, ``chunks()`` or ``byte_chunks()``; ``wait()`` drains and discards whatever
+  nobody read, so a child never blocks on a full pipe.
+- stderr is captured concurrently into a bounded buffer (``error_text_max_bytes`` /
+  ``error_text_max_lines`` from config unless given), with ``stderr_truncated`` set when cut;
+  ``merge_stderr=True`` sends it into stdout instead (``2>&1``).
+- ``timeout_ms`` (overall) and ``idle_timeout_ms`` (no output on stdout or stderr for that
+  long) terminate the group like a cancel, with ``ProcessResult.timed_out`` set.
+- ``terminate(reason)`` is idempotent and never raises: it sends each signal of ``signals``
+  (default SIGINT, SIGTERM, SIGKILL) to the group, waiting ``grace_ms`` (default 500 ms) for the
+  child to exit after each, then SIGKILLs any member still left in the group.
+- When the child exits on its own but a descendant keeps the stdout pipe open, the group is
+  SIGKILLed after ``exit_drain_ms`` (default 1 s) so readers see EOF instead of hanging.
+- A binary that is not installed fails before spawning, with ``AsmError("command_not_found")``
+  (or, when ``provider=`` is given, ``AsmError("provider_error")`` whose ``provider_error.kind``
+  is ``"cli_not_found"``), naming the binary and the install hint.
+- Live process groups are SIGKILLed at interpreter exit (a restarted kernel leaves no orphans).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import codecs
+import os
+import shutil
+import signal as _signal
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable, Mapping, Sequence
+
+from .. import config
+from ..core.errors import AsmError
+from ._errors import normalize_provider_error, truncate_text
+
+__all__ = [
+    "ManagedProcess",
+    "ProcessResult",
+    "DEFAULT_SIGNALS",
+    "DEFAULT_GRACE_MS",
+    "build_env",
+    "resolve_executable",
+    "command_not_found_error",
+    "signal_name",
+]
+
+DEFAULT_SIGNALS: tuple[int, ...] = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGKILL)
+DEFAULT_GRACE_MS = 500
+DEFAULT_EXIT_DRAIN_MS = 1_000
+_READ_SIZE = 65_536
+_QUEUE_CHUNKS = 32  # backpressure: the pump stops reading when ~2 MiB are waiting
+
+EnvSpec = Mapping[str, Any] | Sequence[tuple[Any, Any]] | None
+
+
+def signal_name(signum: int | None) -> str | None:
+    """``15`` → ``"SIGTERM"``; None → None."""
+    if signum is None:
+        return None
+    try:
+        return _signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    """How a child ended.
+
+    ``exit_code`` is set when it exited normally, ``signal`` when a signal killed it.
+    ``signalled_by_us`` is True when this layer sent it a signal (cancel, timeout), so callers
+    can tell a cancel (exit 130/143 or SIGINT/SIGTERM death after our signal) from a crash.
+    """
+
+    argv: list[str]
+    pid: int
+    exit_code: int | None
+    signal: int | None
+    signalled_by_us: bool
+    reason: str | None  # why we signalled it: "cancelled", "timeout", "idle_timeout", or the caller's
+    timed_out: bool
+    duration_ms: int
+    stderr: str
+    stderr_truncated: bool
+    signals_sent: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def signal_name(self) -> str | None:
+        return signal_name(self.signal)
+
+    @property
+    def returncode(self) -> int:
+        """Shell convention: the exit code, or 128 + signal number."""
+        return self.exit_code if self.exit_code is not None else 128 + int(self.signal or 0)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def describe(self) -> str:
+        """``"exited with status 2"`` / ``"killed by SIGTERM (sent by asm_nb: cancelled)"``."""
+        if self.exit_code is not None:
+            text = f"exited with status {self.exit_code}"
+        else:
+            text = f"killed by {self.signal_name}"
+        if self.signalled_by_us:
+            text += f" (after asm_nb sent {'/'.join(self.signals_sent) or 'a signal'}: {self.reason})"
+        return text
+
+    def error_attrs(self, kind: str, message: str | None = None, **details: Any) -> dict[str, Any]:
+        """Attrs for ``normalize_provider_error``: kind, message, exit code, stderr, truncated."""
+        attrs: dict[str, Any] = {"kind": kind, "exit_code": self.exit_code, "stderr": self.stderr or None,
+                                 "truncated": True if self.stderr_truncated else None}
+        if message:
+            attrs["message"] = message
+        d = {k: v for k, v in details.items() if v is not None}
+        if self.signal is not None:
+            d.setdefault("signal", self.signal_name)
+        if d:
+            attrs["details"] = d
+        return attrs
+
+
+# ------------------------------------------------------------------------------------------
+# helpers
+
+
+def build_env(env: EnvSpec = None, *, inherit: bool = True) -> dict[str, str]:
+    """The child's environment: ``os.environ`` (when ``inherit``) plus ``env``.
+
+    ``env`` is a mapping or ``(key, value)`` pairs; keys and values are stringified, a value of
+    None removes the key; malformed pairs are dropped.
+    """
+    out: dict[str, str] = dict(os.environ) if inherit else {}
+    if env is None:
+        return out
+    items: Any = env.items() if isinstance(env, Mapping) else env
+    for item in items:
+        try:
+            k, v = item
+        except (TypeError, ValueError):
+            continue
+        if k is None or k == "":
+            continue
+        if v is None:
+            out.pop(str(k), None)
+        else:
+            out[str(k)] = str(v)
+    return out
+
+
+def resolve_executable(binary: str, env: Mapping[str, str] | None = None) -> str | None:
+    """Absolute path of ``binary`` (looked up on the child's ``PATH`` unless it has a ``/``);
+    None when it is missing or not executable."""
+    if not binary:
+        return None
+    if os.sep in binary:
+        return os.path.abspath(binary) if os.path.isfile(binary) and os.access(binary, os.X_OK) else None
+    path = (env or os.environ).get("PATH", os.defpath)
+    return shutil.which(binary, path=path)
+
+
+def command_not_found_error(binary: str, *, provider: str | None = None, install_hint: str | None = None,
+                            label: str | None = None) -> AsmError:
+    """The error for a missing binary.
+
+    Without ``provider``: ``AsmError("command_not_found", "Command not found: <binary>")``.
+    With ``provider`` (CLI adapters): ``AsmError("provider_error", "<label> CLI not found: <binary>")``
+    carrying ``provider_error.kind == "cli_not_found"``. The install hint is appended to the
+    message and kept in ``details["install_hint"]``.
+    """
+    hint = f". Install it with: {install_hint}" if install_hint else ""
+    details = {"binary": binary, "install_hint": install_hint} if install_hint else {"binary": binary}
+    if provider is None:
+        return AsmError("command_not_found", f"Command not found: {binary}{hint}", details=details)
+    msg = f"{label or provider} CLI not found: {binary}{hint}"
+    pe, extra = normalize_provider_error(provider, {"kind": "cli_not_found", "message": msg, "details": details})
+    return AsmError("provider_error", msg, provider_error=pe, details=extra)
+
+
+def _killpg(pgid: int, sig: int) -> bool:
+    """Signal a process group; False when it no longer exists."""
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pgid reused by someone else's group: not ours any more
+        return False
+
+
+# live groups, killed at interpreter exit so a restarted kernel leaves no orphans
+_LIVE: "weakref.WeakSet[ManagedProcess]" = weakref.WeakSet()
+
+
+@atexit.register
+def _kill_live_groups() -> None:  # pragma: no cover - runs at interpreter exit
+    for mp in list(_LIVE):
+        mp.kill()
+
+
+# ------------------------------------------------------------------------------------------
+
+
+class _Starter:
+    """What ``ManagedProcess.start`` returns: awaitable (→ started process) and an async
+    context manager (kills the group on exit)."""
+
+    def __init__(self, kwargs: dict[str, Any]) -> None:
+        self._kwargs = kwargs
+        self._proc: ManagedProcess | None = None
+
+    def __await__(self):
+        return ManagedProcess.spawn(**self._kwargs).__await__()
+
+    async def __aenter__(self) -> "ManagedProcess":
+        self._proc = await ManagedProcess.spawn(**self._kwargs)
+        return self._proc
+
+    async def __aexit__(self, et, exc, tb) -> None:
+        assert self._proc is not None
+        await self._proc.aclose(reason="cancelled" if et is not None else "closed")
+
+
+class ManagedProcess:
+    """A running child process in its own process group. Build with ``ManagedProcess.start``."""
+
+    def __init__(self) -> None:  # use start()/spawn()
+        self.argv: list[str] = []
+        self.pid: int = 0
+        self._proc: asyncio.subprocess.Process | None = None
+        self._t0 = 0.0
+        self._t_end: float | None = None
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=_QUEUE_CHUNKS)
+        self._stdout_eof = False
+        self._stderr_buf = bytearray()
+        self._stderr_truncated = False
+        self._stderr_max_bytes = 0
+        self._stderr_max_lines = 0
+        self._on_stderr: Callable[[str], Any] | None = None
+        self._last_activity = 0.0
+        self._signals_sent: list[str] = []
+        self._reason: str | None = None
+        self._timed_out = False
+        self._signals: tuple[int, ...] = DEFAULT_SIGNALS
+        self._grace_s = DEFAULT_GRACE_MS / 1000
+        self._exit_drain_s = DEFAULT_EXIT_DRAIN_MS / 1000
+        self._tasks: list[asyncio.Task] = []
+        self._exited: asyncio.Event = asyncio.Event()
+        self._terminating: asyncio.Future | None = None
+        self._stdin_task: asyncio.Task | None = None
+        self._stderr_task: asyncio.Task | None = None
+        self._stdout_task: asyncio.Task | None = None
+        self._result: ProcessResult | None = None
+        self.partial_last_line = False
+
+    # -- construction ------------------------------------------------------------------
+    @staticmethod
+    def start(argv: Sequence[str], *, cwd: str | os.PathLike | None = None, env: EnvSpec = None,
+              inherit_env: bool = True, stdin_text: str | bytes | None = None, keep_stdin_open: bool = False,
+              merge_stderr: bool = False, timeout_ms: int | None = None, idle_timeout_ms: int | None = None,
+              signals: Sequence[int] | None = None, grace_ms: int | None = None,
+              exit_drain_ms: int | None = None, stderr_max_bytes: int | None = None,
+              stderr_max_lines: int | None = None, on_stderr: Callable[[str], Any] | None = None,
+              provider: str | None = None, install_hint: str | None = None,
+              label: str | None = None) -> _Starter:
+        """Start ``argv`` (no shell). ``await`` it for the process, or use ``async with``.
+
+        Args:
+            argv: program and arguments; ``argv[0]`` is looked up on the child's ``PATH``.
+            cwd: working directory (must exist); default the current directory.
+            env: added to the inherited environment (``inherit_env=False``: the whole env);
+                a None value removes a variable.
+            stdin_text: written to stdin, which is then closed (unless ``keep_stdin_open``;
+                then use ``write_stdin``/``close_stdin``). None and not kept open: /dev/null.
+            merge_stderr: send stderr into stdout (``2>&1``); ``ProcessResult.stderr`` is then "".
+            timeout_ms / idle_timeout_ms: overall / no-output deadlines (None or <= 0: none).
+            signals / grace_ms: termination escalation (default SIGINT, SIGTERM, SIGKILL, 500 ms each).
+            exit_drain_ms: after the child exits, how long descendants may hold stdout open.
+            stderr_max_bytes / stderr_max_lines: stderr bound (default: config error_text_*).
+            on_stderr: called with each decoded stderr line (exceptions swallowed).
+            provider / install_hint / label: shape the error for a missing binary
+                (see ``command_not_found_error``).
+        Raises:
+            AsmError: ``validation_error`` (empty argv, bad cwd), ``command_not_found`` /
+                ``provider_error`` (missing binary), ``provider_error``/``internal_error``
+                (spawn failed).
+        """
+        return _Starter(dict(argv=argv, cwd=cwd, env=env, inherit_env=inherit_env, stdin_text=stdin_text,
+                             keep_stdin_open=keep_stdin_open, merge_stderr=merge_stderr, timeout_ms=timeout_ms,
+                             idle_timeout_ms=idle_timeout_ms, signals=signals, grace_ms=grace_ms,
+                             exit_drain_ms=exit_drain_ms, stderr_max_bytes=stderr_max_bytes,
+                             stderr_max_lines=stderr_max_lines, on_stderr=on_stderr, provider=provider,
+                             install_hint=install_hint, label=label))
+
+    @classmethod
+    async def spawn(cls, *, argv: Sequence[str], cwd: Any = None, env: EnvSpec = None, inherit_env: bool = True,
+                    stdin_text: str | bytes | None = None, keep_stdin_open: bool = False,
+                    merge_stderr: bool = False, timeout_ms: int | None = None, idle_timeout_ms: int | None = None,
+                    signals: Sequence[int] | None = None, grace_ms: int | None = None,
+                    exit_drain_ms: int | None = None, stderr_max_bytes: int | None = None,
+                    stderr_max_lines: int | None = None, on_stderr: Callable[[str], Any] | None = None,
+                    provider: str | None = None, install_hint: str | None = None,
+                    label: str | None = None) -> "ManagedProcess":
+        """Keyword form of ``start`` that returns the started process (see ``start``)."""
+        argv = [os.fspath(a) if isinstance(a, os.PathLike) else str(a) for a in (argv or [])]
+        if not argv or not argv[0]:
+            raise AsmError("validation_error", "argv must name a program")
+        if cwd is None:
+            cwd = os.getcwd()
+        cwd = os.fspath(cwd)
+        if not isinstance(cwd, str) or not cwd:
+            raise AsmError("validation_error", "cwd must be a non-empty string")
+        if not os.path.isdir(cwd):
+            raise AsmError("validation_error", f"cwd does not exist: {cwd}")
+        child_env = build_env(env, inherit=inherit_env)
+        exe = resolve_executable(argv[0], child_env)
+        if exe is None:
+            raise command_not_found_error(argv[0], provider=provider, install_hint=install_hint, label=label)
+
+        self = cls()
+        self.argv = argv
+        self._signals = tuple(signals) if signals else DEFAULT_SIGNALS
+        self._grace_s = (DEFAULT_GRACE_MS if grace_ms is None else max(0, int(grace_ms))) / 1000
+        self._exit_drain_s = (DEFAULT_EXIT_DRAIN_MS if exit_drain_ms is None else max(0, int(exit_drain_ms))) / 1000
+        self._stderr_max_bytes = int(stderr_max_bytes or config.get("error_text_max_bytes") or 0)
+        self._stderr_max_lines = int(stderr_max_lines or config.get("error_text_max_lines") or 0)
+        self._on_stderr = on_stderr
+        want_stdin = stdin_text is not None or keep_stdin_open
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                exe, *argv[1:], cwd=cwd, env=child_env,
+                stdin=asyncio.subprocess.PIPE if want_stdin else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT if merge_stderr else asyncio.subprocess.PIPE,
+                start_new_session=True)
+        except FileNotFoundError:  # vanished between lookup and exec, or a bad #! interpreter
+            raise command_not_found_error(argv[0], provider=provider, install_hint=install_hint,
+                                          label=label) from None
+        except OSError as exc:
+            msg = f"Could not start {argv[0]}: {exc.strerror or exc}"
+            if provider is not None:
+                pe, det = normalize_provider_error(provider, {"kind": "process_error", "message": msg,
+                                                              "details": {"binary": exe, "errno": exc.errno}})
+                raise AsmError("provider_error", msg, provider_error=pe, details=det) from exc
+            raise AsmError("internal_error", msg, details={"binary": exe, "errno": exc.errno}) from exc
+        self._proc = proc
+        self.pid = proc.pid
+        self._t0 = self._last_activity = time.monotonic()
+        _LIVE.add(self)
+        loop = asyncio.get_running_loop()
+        self._stdout_task = loop.create_task(self._pump_stdout())
+        if not merge_stderr:
+            self._stderr_task = loop.create_task(self._pump_stderr())
+        if want_stdin:
+            if stdin_text is not None:
+                self._stdin_task = loop.create_task(self._feed_stdin(stdin_text, close=not keep_stdin_open))
+        self._tasks = [t for t in (self._stdout_task, self._stderr_task, self._stdin_task) if t is not None]
+        self._tasks.append(loop.create_task(self._watch_exit()))
+        t = timeout_ms if isinstance(timeout_ms, (int, float)) and timeout_ms > 0 else None
+        i = idle_timeout_ms if isinstance(idle_timeout_ms, (int, float)) and idle_timeout_ms > 0 else None
+        if t or i:
+            self._tasks.append(loop.create_task(self._watchdog(t, i)))
+        return self
+
+    # -- background tasks --------------------------------------------------------------
+    async def _pump_stdout(self) -> None:
+        assert self._proc and self._proc.stdout
+        reader = self._proc.stdout
+        try:
+            while True:
+                chunk = await reader.read(_READ_SIZE)
+                if not chunk:
+                    break
+                self._last_activity = time.monotonic()
+                await self._queue.put(chunk)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._stdout_eof = True
+            await self._queue.put(None)
+
+    async def _pump_stderr(self) -> None:
+        assert self._proc and self._proc.stderr
+        reader = self._proc.stderr
+        pending = b""
+        try:
+            while True:
+                chunk = await reader.read(_READ_SIZE)
+                if not chunk:
+                    break
+                self._last_activity = time.monotonic()
+                room = self._stderr_max_bytes - len(self._stderr_buf) if self._stderr_max_bytes > 0 else len(chunk)
+                if room >= len(chunk):
+                    self._stderr_buf += chunk
+                else:
+                    self._stderr_buf += chunk[:max(room, 0)]
+                    self._stderr_truncated = True
+                if self._on_stderr is not None:
+                    pending += chunk
+                    *done, pending = pending.split(b"\n")
+                    for ln in done:
+                        self._call_on_stderr(ln)
+                    if len(pending) > _READ_SIZE * 16:  # a runaway line: hand it over anyway
+                        self._call_on_stderr(pending)
+                        pending = b""
+        except (ConnectionError, OSError):
+            pass
+        if pending and self._on_stderr is not None:
+            self._call_on_stderr(pending)
+
+    def _call_on_stderr(self, raw: bytes) -> None:
+        try:
+            self._on_stderr(raw.decode("utf-8", errors="replace").rstrip("\r"))  # type: ignore[misc]
+        except Exception:  # a logging hook must not break the process handling
+            pass
+
+    async def _feed_stdin(self, text: str | bytes, *, close: bool) -> None:
+        assert self._proc and self._proc.stdin
+        data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        try:
+            if data:
+                self._proc.stdin.write(data)
+                await self._proc.stdin.drain()
+            if close:
+                self._proc.stdin.close()
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            pass  # the child exited without reading its input: its exit status tells the story
+
+    async def _watch_exit(self) -> None:
+        assert self._proc
+        # asyncio's Process.wait() only returns once every pipe is closed too (3.11), so a
+        # descendant holding stdout would hide the exit: poll the transport's returncode as well
+        waiter = asyncio.ensure_future(self._proc.wait())
+        self._tasks.append(waiter)
+        poll = 0.005
+        while self._proc.returncode is None:
+            done, _ = await asyncio.wait([waiter], timeout=poll)
+            if done:
+                break
+            poll = min(poll * 2, 0.1)
+        self._t_end = time.monotonic()
+        self._exited.set()
+        _LIVE.discard(self)
+        # a descendant still holding stdout open would make readers hang: give it a moment,
+        # then kill what is left of the group
+        pumps = [t for t in (self._stdout_task, self._stderr_task) if t is not None]
+        if pumps:
+            _, pending = await asyncio.wait(pumps, timeout=self._exit_drain_s)
+            if pending:
+                _killpg(self.pid, _signal.SIGKILL)
+
+    async def _watchdog(self, total_ms: float | None, idle_ms: float | None) -> None:
+        deadline = self._t0 + total_ms / 1000 if total_ms else None
+        while not self._exited.is_set():
+            now = time.monotonic()
+            waits = []
+            if self._terminating is not None:
+                return
+            if deadline is not None:
+                if now >= deadline:
+                    self._timed_out = True
+                    await self.terminate("timeout")
+                    return
+                waits.append(deadline - now)
+            if idle_ms:
+                idle_deadline = self._last_activity + idle_ms / 1000
+                if now >= idle_deadline:
+                    self._timed_out = True
+                    await self.terminate("idle_timeout")
+                    return
+                waits.append(idle_deadline - now)
+            try:
+                await asyncio.wait_for(self._exited.wait(), timeout=max(min(waits), 0.001))
+            except asyncio.TimeoutError:
+                pass
+
+    # -- stdout consumption ------------------------------------------------------------
+    async def byte_chunks(self) -> AsyncIterator[bytes]:
+        """stdout as raw byte chunks, as they arrive, until EOF."""
+        while True:
+            chunk = await self._queue.get()
+            if chunk is None:
+                self._queue.put_nowait(None)  # later readers (wait()) see EOF too
+                return
+            yield chunk
+
+    async def chunks(self) -> AsyncIterator[str]:
+        """stdout as decoded text chunks (UTF-8, ``errors="replace"``; a character split
+        across reads is kept whole)."""
+        dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        async for chunk in self.byte_chunks():
+            text = dec.decode(chunk)
+            if text:
+                yield text
+        tail = dec.decode(b"", final=True)
+        if tail:
+            yield tail
+
+    async def lines(self) -> AsyncIterator[str]:
+        """stdout as lines without their ``\\n`` (or ``\\r\\n``), of any length. A last line
+        with no newline is yielded too, and ``partial_last_line`` is then True."""
+        buf = bytearray()
+        async for chunk in self.byte_chunks():
+            start = 0
+            nl = chunk.find(b"\n")
+            if nl < 0:
+                buf += chunk
+                continue
+            while nl >= 0:
+                if buf:
+                    buf += chunk[start:nl]
+                    raw = bytes(buf)
+                    buf.clear()
+                else:
+                    raw = chunk[start:nl]
+                yield _decode_line(raw)
+                start = nl + 1
+                nl = chunk.find(b"\n", start)
+            buf += chunk[start:]
+        if buf:
+            self.partial_last_line = True
+            yield _decode_line(bytes(buf))
+
+    # -- stdin -------------------------------------------------------------------------
+    async def write_stdin(self, text: str | bytes) -> None:
+        """Write to stdin (only with ``keep_stdin_open=True``)."""
+        if self._proc is None or self._proc.stdin is None:
+            raise AsmError("invalid_operation", "stdin is not open for this process")
+        await self._feed_stdin(text, close=False)
+
+    def close_stdin(self) -> None:
+        if self._proc is not None and self._proc.stdin is not None and not self._proc.stdin.is_closing():
+            self._proc.stdin.close()
+
+    # -- state -------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return not self._exited.is_set()
+
+    @property
+    def stderr_text(self) -> str:
+        """stderr captured so far (bounded)."""
+        return bytes(self._stderr_buf).decode("utf-8", errors="replace")
+
+    @property
+    def elapsed_ms(self) -> int:
+        end = self._t_end if self._t_end is not None else time.monotonic()
+        return max(0, int((end - self._t0) * 1000))
+
+    # -- ending ------------------------------------------------------------------------
+    async def wait(self) -> ProcessResult:
+        """Wait for the child to exit and its output to close; discard unread stdout."""
+        if self._result is not None:
+            return self._result
+        async for _ in self.byte_chunks():  # drain: a child must never block on a full pipe
+            pass
+        await self._exited.wait()
+        for t in (self._stderr_task, self._stdin_task):
+            if t is not None and not t.done():
+                try:
+                    await asyncio.wait_for(asyncio.shield(t), timeout=self._exit_drain_s + 0.5)
+                except asyncio.TimeoutError:
+                    t.cancel()
+        if self._terminating is not None:
+            await asyncio.shield(self._terminating)
+        self._result = self._build_result()
+        return self._result
+
+    def _build_result(self) -> ProcessResult:
+        if self._result is not None:
+            return self._result
+        assert self._proc is not None
+        rc = self._proc.returncode
+        stderr, cut = truncate_text(self.stderr_text, self._stderr_max_bytes, self._stderr_max_lines)
+        return ProcessResult(
+            argv=list(self.argv), pid=self.pid,
+            exit_code=rc if rc is not None and rc >= 0 else None,
+            signal=-rc if rc is not None and rc < 0 else None,
+            signalled_by_us=bool(self._signals_sent), reason=self._reason, timed_out=self._timed_out,
+            duration_ms=self.elapsed_ms, stderr=stderr or "", stderr_truncated=self._stderr_truncated or cut,
+            signals_sent=tuple(self._signals_sent))
+
+    async def terminate(self, reason: str = "cancelled", *, signals: Sequence[int] | None = None,
+                        grace_ms: int | None = None) -> ProcessResult:
+        """Stop the whole process group: each signal in turn, ``grace_ms`` apart, until the child
+        exits, then SIGKILL any member left. Idempotent (later calls join the first); safe to call
+        from any task on the process's loop (it does not read stdout, so a task iterating
+        ``lines()`` simply sees EOF); never raises for a process that already ended. Returns the
+        result as known at exit (``wait()`` gives the final one, with all of stderr)."""
+        if self._terminating is None and self._result is None:
+            self._reason = reason
+            sigs = tuple(signals) if signals else self._signals
+            grace = self._grace_s if grace_ms is None else max(0, grace_ms) / 1000
+            self._terminating = asyncio.ensure_future(self._escalate(sigs, grace))
+        if self._terminating is not None:
+            await asyncio.shield(self._terminating)
+        await self._exited.wait()
+        return self._build_result()
+
+    def request_terminate(self, reason: str = "cancelled") -> None:
+        """Start ``terminate`` in the background without waiting (for sync cancel hooks)."""
+        if self._terminating is None:
+            asyncio.ensure_future(self.terminate(reason))
+
+    async def _escalate(self, sigs: tuple[int, ...], grace: float) -> None:
+        for sig in sigs:
+            if self._exited.is_set():
+                break
+            if _killpg(self.pid, sig):
+                self._signals_sent.append(signal_name(sig) or str(sig))
+            try:
+                await asyncio.wait_for(self._exited.wait(), timeout=grace)
+            except asyncio.TimeoutError:
+                continue
+        if not self._exited.is_set():  # custom signal list without SIGKILL, and still alive
+            if _killpg(self.pid, _signal.SIGKILL):
+                self._signals_sent.append("SIGKILL")
+            await self._exited.wait()
+        _killpg(self.pid, _signal.SIGKILL)  # descendants that outlived the leader
+
+    def kill(self) -> None:
+        """Synchronous SIGKILL to the group (last resort; no waiting)."""
+        if self.pid and self._result is None:
+            if _killpg(self.pid, _signal.SIGKILL) and not self._exited.is_set():
+                self._signals_sent.append("SIGKILL")
+                self._reason = self._reason or "killed"
+
+    async def aclose(self, reason: str = "closed") -> ProcessResult | None:
+        """End the process if still running (``terminate(reason)``), reap it, kill leftovers in
+        its group and stop the background tasks. Called by the ``async with`` exit."""
+        try:
+            if not self._exited.is_set():
+                await asyncio.shield(self.terminate(reason))
+            res = await asyncio.shield(self.wait())
+        except asyncio.CancelledError:
+            self.kill()  # cancelled again while cleaning up: do not leave the group behind
+            raise
+        finally:
+            if self._exited.is_set():
+                _killpg(self.pid, _signal.SIGKILL)  # background descendants must not outlive us
+            for t in self._tasks:
+                if not t.done():
+                    t.cancel()
+        return res
+
+
+def _decode_line(raw: bytes) -> str:
+    if raw.endswith(b"\r"):
+        raw = raw[:-1]
+    return raw.decode("utf-8", errors="replace")
