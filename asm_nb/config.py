@@ -80,7 +80,6 @@ _overrides: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextV
                                                                                    default=None)
 _global: dict[str, Any] = {}
 _global_lock = threading.Lock()
-_env_loaded: set[str] = set()
 
 
 def _check(key: str) -> None:
@@ -89,6 +88,7 @@ def _check(key: str) -> None:
 
 
 def valid_keys() -> list[str]:
+    """Every known configuration key."""
     return list(DEFAULTS)
 
 
@@ -119,7 +119,9 @@ def get(key: str) -> Any:
     env = _env_value(key)
     if env is not _MISSING:
         return env
-    return DEFAULTS[key]
+    value = DEFAULTS[key]
+    # hand out copies of list/dict defaults so a caller's mutation cannot change the default
+    return copy.deepcopy(value) if isinstance(value, (list, dict)) else value
 
 
 def put(key: str, value: Any) -> None:
@@ -131,6 +133,7 @@ def put(key: str, value: Any) -> None:
 
 
 def delete(key: str) -> None:
+    """Remove this context's override of ``key`` (global setting and default are untouched)."""
     _check(key)
     ov = dict(_overrides.get() or {})
     ov.pop(key, None)
@@ -162,6 +165,7 @@ def set_global(key: str, value: Any) -> None:
 
 
 def clear_global(key: str) -> None:
+    """Remove the process-wide setting of ``key``."""
     _check(key)
     with _global_lock:
         _global.pop(key, None)
@@ -170,3 +174,13 @@ def clear_global(key: str) -> None:
 def snapshot() -> dict[str, Any]:
     """Every key with its effective value in this context."""
     return {k: get(k) for k in DEFAULTS}
+
+
+def _install_into_core() -> None:
+    # core may not import this module; it reads its few settings through this hook instead
+    from .core import _settings
+
+    _settings.install(get)
+
+
+_install_into_core()

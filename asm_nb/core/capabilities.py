@@ -62,13 +62,19 @@ class Capability:
 
     @classmethod
     def new(cls, name: Any = None, type: Any = None, **attrs: Any) -> "Capability":
+        """Validated constructor; ``name`` may also be one dict of attributes.
+
+        >>> Capability.new("bash", "code_execution").enabled
+        True
+        """
         if isinstance(name, Mapping):
             a = dict(name)
             return cls.new(a.pop("name", None), a.pop("type", None), **a)
         require_non_empty(name, "name")
         if type is None:
             raise AsmError("validation_error", "type is required")
-        return cls(name=name, type=_cap_type(type), enabled=attrs.get("enabled", True),
+        enabled = attrs.get("enabled")
+        return cls(name=name, type=_cap_type(type), enabled=True if enabled is None else bool(enabled),
                    description=attrs.get("description"), config=dict(attrs.get("config") or {}),
                    permissions=list(attrs.get("permissions") or []))
 
@@ -100,6 +106,8 @@ class Capability:
 
 @dataclass(frozen=True, slots=True)
 class NegotiationResult:
+    """Outcome of ``CapabilityResolver.negotiate``: ``full``, ``degraded`` or ``unknown``."""
+
     status: str = "unknown"  # full | degraded | unknown
     supported: frozenset = frozenset()
     unsupported: frozenset = frozenset()
@@ -108,13 +116,16 @@ class NegotiationResult:
 
 @dataclass(frozen=True, slots=True)
 class CapabilityResolver:
+    """Required and optional capability types a run asks of a provider."""
+
     required: frozenset = frozenset()
     optional: frozenset = frozenset()
 
     @classmethod
     def new(cls, required: Iterable[Any] = (), optional: Iterable[Any] = ()) -> "CapabilityResolver":
-        return cls(required=frozenset(_cap_type(x) for x in required or ()),
-                   optional=frozenset(_cap_type(x) for x in optional or ()))
+        """Each item a ``CapabilityType`` or its string; a single type is taken as one item."""
+        return cls(required=frozenset(_cap_type(x) for x in _items(required)),
+                   optional=frozenset(_cap_type(x) for x in _items(optional)))
 
     def negotiate(self, capabilities: Iterable[Capability]) -> NegotiationResult:
         """Missing required types raise ``missing_required_capability``; optional misses degrade."""
@@ -131,10 +142,20 @@ class CapabilityResolver:
                                  unsupported=frozenset(unsupported), warnings=warnings)
 
 
+def _items(x: Any) -> Iterable[Any]:
+    if x is None:
+        return ()
+    if isinstance(x, str):  # "tool" is one type, not four characters
+        return (x,)
+    return x
+
+
 def capabilities_of_type(caps: Iterable[Capability], t: Any) -> list[Capability]:
+    """The enabled capabilities of type ``t`` (order kept)."""
     ct = _cap_type(t)
     return [c for c in caps if c.enabled and c.type is ct]
 
 
 def has_capability_type(caps: Iterable[Capability], t: Any) -> bool:
+    """True when at least one enabled capability has type ``t``."""
     return bool(capabilities_of_type(caps, t))

@@ -12,6 +12,8 @@ from typing import Any, Mapping
 
 
 class ErrorCategory(str, Enum):
+    """The nine error categories (spec part 1 §1.2)."""
+
     VALIDATION = "validation"
     STATE = "state"
     RESOURCE = "resource"
@@ -22,8 +24,16 @@ class ErrorCategory(str, Enum):
     TOOL = "tool"
     UNKNOWN = "unknown"
 
+    def __str__(self) -> str:
+        return self.value
+
 
 class ErrorCode(str, Enum):
+    """The 45 taxonomy codes (spec part 1 §1.3) plus four Python additions."""
+
+    def __str__(self) -> str:  # f"{ErrorCode.TIMEOUT}" → "timeout"
+        return self.value
+
     # validation
     VALIDATION_ERROR = "validation_error"
     INVALID_INPUT = "invalid_input"

@@ -141,6 +141,22 @@ def approval_events() -> list[EventType]:
     return list(_CATEGORIES["approval"])
 
 
+def _timestamp_attr(ts: Any) -> datetime:
+    """Constructor timestamps: a datetime (naive = UTC) or an ISO string with offset; None → now."""
+    if ts is None:
+        return utc_now()
+    if isinstance(ts, datetime):
+        return ensure_aware(ts)
+    if isinstance(ts, str):
+        from .serialization import parse_datetime
+
+        try:
+            return parse_datetime(ts)
+        except ValueError:
+            raise AsmError("validation_error", "Invalid datetime format") from None
+    raise AsmError("validation_error", "timestamp must be a datetime or an ISO-8601 string")
+
+
 def _schema_version_ok(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 1
 
@@ -174,8 +190,7 @@ class Event:
             raise AsmError("validation_error", "type must be a string")
         etype = to_event_type(type)
         session_id = require_non_empty(session_id, "session_id")
-        ts = attrs.pop("timestamp", None)
-        ts = ensure_aware(ts) if isinstance(ts, datetime) else utc_now()
+        ts = _timestamp_attr(attrs.pop("timestamp", None))
         ev_id = attrs.pop("id", None) or new_id("evt_")
         data = attrs.pop("data", None)
         metadata = attrs.pop("metadata", None)
@@ -283,19 +298,23 @@ class NormalizedEvent:
 
     @classmethod
     def new(cls, type: Any, session_id: Any = None, run_id: Any = None, **attrs: Any) -> "NormalizedEvent":
+        """Validated constructor: ``type`` valid, ``session_id`` and ``run_id`` non-empty."""
         if type is None:
             raise AsmError("validation_error", "type is required")
+        if not isinstance(type, (str, EventType)):
+            raise AsmError("validation_error", "type must be a string")
         etype = to_event_type(type)
         session_id = require_non_empty(session_id, "session_id")
         run_id = require_non_empty(run_id, "run_id")
-        ts = attrs.pop("timestamp", None)
-        return cls(
-            id=attrs.pop("id", None) or new_id("nevt_"), type=etype,
-            timestamp=ensure_aware(ts) if isinstance(ts, datetime) else utc_now(),
-            session_id=session_id, run_id=run_id,
-            data=dict_or_empty(attrs.pop("data", None)), metadata=dict_or_empty(attrs.pop("metadata", None)),
-            **attrs,
-        )
+        ts = _timestamp_attr(attrs.pop("timestamp", None))
+        ev_id = attrs.pop("id", None) or new_id("nevt_")
+        data = dict_or_empty(attrs.pop("data", None))
+        metadata = dict_or_empty(attrs.pop("metadata", None))
+        unknown = set(attrs) - {"sequence_number", "parent_event_id", "provider", "provider_event_id"}
+        if unknown:
+            raise AsmError("validation_error", f"unknown event fields: {sorted(unknown)}")
+        return cls(id=ev_id, type=etype, timestamp=ts, session_id=session_id, run_id=run_id,
+                   data=data, metadata=metadata, **attrs)
 
     def is_valid(self) -> bool:
         return bool(self.id and self.timestamp and self.session_id and self.run_id and is_valid_type(self.type))
@@ -368,8 +387,8 @@ def normalize(raw: Any, context: Any) -> NormalizedEvent:
     for key in ("tool_input", "tool_output"):
         if raw.get(key) is not None:
             data[key] = raw[key]
-    if etype is EventType.ERROR_OCCURRED and raw_type and raw_type != EventType.ERROR_OCCURRED.value:
-        data["original_type"] = raw["type"]
+    if etype is EventType.ERROR_OCCURRED and raw_type:
+        data["original_type"] = raw_type
     metadata = dict(raw.get("metadata") or {})
     for key in ("model", "stop_reason"):
         if raw.get(key) is not None:
@@ -418,8 +437,10 @@ def filter_by_session(events: Iterable[Any], session_id: str) -> list[Any]:
 
 
 def filter_by_type(events: Iterable[Any], types: Any) -> list[Any]:
+    """Events whose type is ``types`` (one type) or in ``types`` (many). Exact names only:
+    an unknown name matches nothing (it is not mapped to ``error_occurred``)."""
     if isinstance(types, (str, EventType)):
-        wanted = {resolve_type(types)}
-    else:
-        wanted = {resolve_type(t) for t in types}
-    return [e for e in events if e.type in wanted]
+        types = (types,)
+    wanted = {_BY_VALUE[t] if not isinstance(t, EventType) else t
+              for t in types if isinstance(t, EventType) or (isinstance(t, str) and t in _BY_VALUE)}
+    return [e for e in events if _BY_VALUE.get(getattr(e.type, "value", e.type)) in wanted]

@@ -29,11 +29,9 @@ def format_datetime(dt: datetime | None) -> str | None:
     """ISO-8601 with microseconds and a ``Z`` suffix; naive datetimes are taken as UTC."""
     if dt is None:
         return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    else:
-        dt = dt.astimezone(timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    dt = ensure_aware(dt)
+    # isoformat, not strftime: strftime("%Y") does not zero-pad years before 1000 on glibc
+    return dt.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_datetime(value: str) -> datetime:
@@ -58,13 +56,13 @@ def ensure_aware(dt: datetime) -> datetime:
 
 def to_jsonable(value: Any) -> Any:
     """Convert ``value`` into plain JSON types (keys → str, enums → value, datetimes → ISO…)."""
+    # Enum before str/int: a ``str``-enum member is a str but must serialize as its plain value
+    if isinstance(value, Enum):
+        return to_jsonable(value.value)
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    if isinstance(value, Enum):
-        return value.value
     if isinstance(value, dict):
-        return {(k.value if isinstance(k, Enum) else str(k)) if not isinstance(k, str) else k: to_jsonable(v)
-                for k, v in value.items()}
+        return {_json_key(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [to_jsonable(v) for v in value]
     if isinstance(value, datetime):
@@ -84,6 +82,14 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, Exception) and hasattr(value, "to_dict"):
         return value.to_dict()
     return repr(value)
+
+
+def _json_key(k: Any) -> str:
+    if isinstance(k, Enum):
+        return str(k.value)
+    if type(k) is str:
+        return k
+    return str(k)
 
 
 def first_set(*values: Any) -> Any:

@@ -38,6 +38,12 @@ _SESSION_NEXT = {
 
 
 def _status(value: Any, enum: type[Enum], *, strict_type: bool = False) -> Any:
+    """Coerce a member or its exact string value to ``enum``.
+
+    ``strict_type`` selects the ``from_dict`` messages (non-str → "status must be a string",
+    unknown string → "Invalid status: <s>"); otherwise (``with_status``) any bad value reads
+    "Invalid status: <repr>. Valid statuses: [...]".
+    """
     if isinstance(value, enum):
         return value
     if isinstance(value, str):
@@ -45,9 +51,9 @@ def _status(value: Any, enum: type[Enum], *, strict_type: bool = False) -> Any:
             return enum(value)
         except ValueError:
             pass
-    if strict_type and not isinstance(value, str):
-        raise AsmError("validation_error", "status must be a string")
-    if isinstance(value, str):
+    if strict_type:
+        if not isinstance(value, str):
+            raise AsmError("validation_error", "status must be a string")
         raise AsmError("invalid_status", f"Invalid status: {value}")
     valid = [m.value for m in enum]
     raise AsmError("invalid_status", f"Invalid status: {value!r}. Valid statuses: {valid}")
