@@ -1,0 +1,111 @@
+"""Session stores and ``open_store``: one call that turns a target into a SessionStore.
+
+``InMemoryStore`` (``stores/memory.py``), ``LocalStore`` (``stores/local.py``, the default) and
+``SqlStore`` (``stores/sql.py``) are imported only when asked for, so ``import asm_nb`` stays light.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..core.errors import AsmError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..ports import SessionStore
+    from .local import LocalStore
+    from .memory import InMemoryStore
+
+__all__ = ["open_store", "default_root", "InMemoryStore", "LocalStore"]
+
+_ACCEPTED = ("None (LocalStore at $ASM_HOME or ./.asm), 'memory://', a directory path (str, Path or "
+             "'file://...'), an SQLAlchemy URL ('sqlite:///...', 'postgresql://...', "
+             "'postgresql+psycopg://...'), or an object implementing the SessionStore protocol")
+
+_SQL_PREFIXES = ("sqlite:", "sqlite+", "postgresql:", "postgresql+", "postgres:")
+
+_STORE_METHODS = ("save_session", "get_session", "list_sessions", "delete_session", "save_run", "get_run",
+                  "list_runs", "get_active_run", "append_event", "append_event_with_sequence", "append_events",
+                  "flush", "get_events", "get_latest_sequence", "close")
+
+
+def default_root() -> Path:
+    """Where ``open_store()`` puts the LocalStore: ``$ASM_HOME`` if set, else ``./.asm``."""
+    home = os.environ.get("ASM_HOME")
+    return Path(home).expanduser() if home else Path.cwd() / ".asm"
+
+
+def _is_store(obj: Any) -> bool:
+    return all(callable(getattr(obj, m, None)) for m in _STORE_METHODS)
+
+
+def open_store(target: Any = None, **opts: Any) -> "SessionStore":
+    """Open a SessionStore.
+
+    >>> store = open_store("memory://")        # a fresh InMemoryStore
+    >>> # open_store()                          LocalStore at $ASM_HOME or ./.asm
+    >>> # open_store("runs/")                   LocalStore in that folder
+    >>> # open_store("sqlite:///runs.db")       SqlStore (SQLAlchemy URL)
+
+    ``opts`` go to the store's constructor (e.g. ``durability="fsync"`` for LocalStore).
+    A store object is returned as is. Anything else → ``validation_error``.
+    """
+    if target is None:
+        from .local import LocalStore
+
+        return LocalStore(default_root(), **opts)
+    if isinstance(target, Path):
+        from .local import LocalStore
+
+        return LocalStore(target, **opts)
+    if isinstance(target, str):
+        s = target.strip()
+        if s == "memory://" or s == "memory":
+            if opts:
+                raise AsmError("validation_error", f"InMemoryStore takes no options, got: {sorted(opts)}")
+            from .memory import InMemoryStore
+
+            return InMemoryStore()
+        if s.startswith(_SQL_PREFIXES):
+            return _open_sql(s, opts)
+        if s.startswith("file://"):
+            s = s[len("file://"):]
+            if not s:
+                raise AsmError("validation_error", "file:// URL without a path")
+        elif "://" in s:
+            raise AsmError("validation_error", f"unsupported store URL {target!r}; accepted: {_ACCEPTED}")
+        if not s:
+            raise AsmError("validation_error", f"empty store target; accepted: {_ACCEPTED}")
+        from .local import LocalStore
+
+        return LocalStore(Path(s).expanduser(), **opts)
+    if _is_store(target):
+        return target
+    raise AsmError("validation_error", f"cannot open a store from {target!r}; accepted: {_ACCEPTED}")
+
+
+def _open_sql(url: str, opts: dict[str, Any]) -> "SessionStore":
+    try:
+        from .sql import SqlStore
+    except ModuleNotFoundError as exc:
+        missing = exc.name or "asm_nb.stores.sql"
+        if missing == "asm_nb.stores.sql":
+            msg = f"SqlStore (asm_nb.stores.sql) is not available in this build; cannot open {url!r}"
+        else:
+            msg = (f"SqlStore needs the '{missing.split('.')[0]}' package to open {url!r}; "
+                   "install it with: pip install 'asm_nb[sql]'")
+        raise AsmError("dependency_not_available", msg, details={"missing": missing}) from None
+    return SqlStore(url, **opts)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "InMemoryStore":
+        from .memory import InMemoryStore
+
+        return InMemoryStore
+    if name == "LocalStore":
+        from .local import LocalStore
+
+        return LocalStore
+    raise AttributeError(f"module 'asm_nb.stores' has no attribute {name!r}")

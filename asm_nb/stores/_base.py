@@ -1,0 +1,381 @@
+"""Rules every SessionStore shares: argument checks, event filters, the flush payload and the
+session-merge rule, row ordering, and ``StoreBase`` (long-poll loop, context manager).
+
+Stores differ only in where rows live; everything a test can observe about filtering and
+validation is decided here, once (spec part 3 §1). Imports only ``core``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from ..core.errors import AsmError
+from ..core.events import Event, EventType, to_event_type
+from ..core.run import Run, RunStatus
+from ..core.session import Session, SessionStatus, _status
+
+__all__ = [
+    "EventQuery", "StoreBase", "check_event", "check_events", "check_limit", "check_offset", "check_session_id",
+    "filter_runs", "filter_sessions", "merge_session", "parse_payload", "pick_active_run", "with_sequence",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# argument checks
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_limit(limit: Any) -> int | None:
+    """None → no limit; a positive int → itself; anything else → ``validation_error``."""
+    if limit is None:
+        return None
+    if not _is_int(limit) or limit <= 0:
+        raise AsmError("validation_error", "limit must be a positive integer")
+    return limit
+
+
+def check_offset(offset: Any) -> int:
+    """None or 0 → 0; a non-negative int → itself; anything else → ``validation_error``."""
+    if offset is None:
+        return 0
+    if not _is_int(offset) or offset < 0:
+        raise AsmError("validation_error", "offset must be a non-negative integer")
+    return offset
+
+
+def _check_cursor(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if not _is_int(value) or value < 0:
+        raise AsmError("validation_error", f"{name} must be a non-negative integer")
+    return value
+
+
+def _check_since(since: Any) -> datetime | None:
+    if since is None:
+        return None
+    if not isinstance(since, datetime) or since.tzinfo is None or since.utcoffset() is None:
+        raise AsmError("validation_error", "since must be a timezone-aware datetime")
+    return since
+
+
+def _check_types(type_: Any) -> frozenset[EventType] | None:
+    """An ``EventType``, its string value, or a list/tuple/set of them (Python addition)."""
+    if type_ is None:
+        return None
+    if isinstance(type_, (str, EventType)):
+        return frozenset((to_event_type(type_),))
+    if isinstance(type_, (list, tuple, set, frozenset)):
+        return frozenset(to_event_type(t) for t in type_)
+    raise AsmError("validation_error",
+                   f"type must be an EventType, its string value or a list of them, got: {type_!r}")
+
+
+def check_session_id(session_id: Any) -> str:
+    """Session ids passed to store methods are non-empty strings."""
+    if not isinstance(session_id, str) or not session_id:
+        raise AsmError("validation_error", f"session_id must be a non-empty string, got: {session_id!r}")
+    return session_id
+
+
+def check_status(status: Any, enum: type) -> Any:
+    """None → no filter; an enum member or its string value → the member (else ``invalid_status``)."""
+    return None if status is None else _status(status, enum)
+
+
+def check_event(event: Any) -> Event:
+    """The store-boundary check of spec part 3 §1.3 (the store stays usable after a failure)."""
+    if not isinstance(event, Event):
+        raise AsmError("validation_error", "event must be an Event")
+    for name in ("id", "session_id"):
+        v = getattr(event, name)
+        if v is None or v == "":
+            raise AsmError("validation_error", f"event.{name} is required")
+        if not isinstance(v, str):
+            raise AsmError("validation_error", f"event.{name} is invalid")
+    if event.type is None:
+        raise AsmError("validation_error", "event.type is required")
+    if not isinstance(event.type, EventType):
+        raise AsmError("validation_error", "event.type is invalid")
+    ts = event.timestamp
+    if ts is None:
+        raise AsmError("validation_error", "event.timestamp is required")
+    if not isinstance(ts, datetime) or ts.tzinfo is None or ts.utcoffset() is None:
+        raise AsmError("validation_error", "event.timestamp is invalid")
+    return event
+
+
+def check_events(events: Any) -> list[Event]:
+    """A batch: every element an ``Event`` (else "events must be Event instances"), each valid."""
+    if not isinstance(events, (list, tuple)):
+        raise AsmError("validation_error", "events must be a list of Event instances")
+    for e in events:
+        if not isinstance(e, Event):
+            raise AsmError("validation_error", "events must be Event instances")
+    for e in events:
+        check_event(e)
+    return list(events)
+
+
+def with_sequence(e: Event, seq: int) -> Event:
+    """A copy of ``e`` carrying ``seq`` (positional constructor: several times faster than
+    ``dataclasses.replace`` on the append hot path)."""
+    return Event(e.id, e.type, e.timestamp, e.session_id, e.run_id, e.data, e.metadata, seq,
+                 e.schema_version, e.provider, e.correlation_id)
+
+
+# --------------------------------------------------------------------------------------------
+# event filters (spec part 3 §1.5)
+
+
+def _seq_key(e: Event) -> int:
+    return e.sequence_number
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """Validated ``get_events`` filters; ``apply`` runs them over one session's ascending events."""
+
+    run_id: str | None = None
+    types: frozenset | None = None
+    since: datetime | None = None
+    after: int | None = None
+    before: int | None = None
+    limit: int | None = None
+
+    @classmethod
+    def build(cls, *, run_id: Any = None, type: Any = None, since: Any = None, after: Any = None,
+              before: Any = None, limit: Any = None) -> "EventQuery":
+        return cls(run_id=run_id, types=_check_types(type), since=_check_since(since),
+                   after=_check_cursor("after", after), before=_check_cursor("before", before),
+                   limit=check_limit(limit))
+
+    def apply(self, events: Sequence[Event]) -> list[Event]:
+        """Filter an ascending-by-sequence list: run_id, type, since, after, before, then limit."""
+        start = 0
+        if self.after is not None:
+            start = bisect.bisect_right(events, self.after, key=_seq_key)
+        end = len(events)
+        if self.before is not None:
+            end = bisect.bisect_left(events, self.before, key=_seq_key, lo=start)
+        run_id, types, since, limit = self.run_id, self.types, self.since, self.limit
+        if run_id is None and types is None and since is None:
+            out = list(events[start:end]) if limit is None else list(events[start:min(end, start + limit)])
+            return out
+        out = []
+        for i in range(start, end):
+            e = events[i]
+            if run_id is not None and e.run_id != run_id:
+                continue
+            if types is not None and e.type not in types:
+                continue
+            if since is not None and e.timestamp < since:
+                continue
+            out.append(e)
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# sessions and runs (spec part 3 §1.2, §1.4)
+
+
+def _session_key(s: Session) -> tuple:
+    return (s.created_at, s.id)
+
+
+def _run_key(r: Run) -> tuple:
+    return (r.started_at, r.id)
+
+
+def filter_sessions(sessions: Iterable[Session], *, status: Any = None, agent_id: Any = None, limit: Any = None,
+                    offset: Any = 0) -> list[Session]:
+    """Status / agent filters, ordered by ``created_at`` then ``id``, then offset and limit."""
+    status = check_status(status, SessionStatus)
+    limit = check_limit(limit)
+    offset = check_offset(offset)
+    rows = [s for s in sessions
+            if (status is None or s.status is status) and (agent_id is None or s.agent_id == agent_id)]
+    rows.sort(key=_session_key)
+    rows = rows[offset:]
+    return rows if limit is None else rows[:limit]
+
+
+def filter_runs(runs: Iterable[Run], *, status: Any = None, limit: Any = None) -> list[Run]:
+    """Status filter, ordered by ``started_at`` then ``id``, then limit."""
+    status = check_status(status, RunStatus)
+    limit = check_limit(limit)
+    rows = [r for r in runs if status is None or r.status is status]
+    rows.sort(key=_run_key)
+    return rows if limit is None else rows[:limit]
+
+
+def pick_active_run(runs: Iterable[Run]) -> Run | None:
+    """The ``running`` run with the latest ``started_at`` (ties: greatest id), or None."""
+    running = [r for r in runs if r.status is RunStatus.RUNNING]
+    return max(running, key=_run_key) if running else None
+
+
+def merge_session(stored: Session | None, given: Session) -> Session:
+    """The session write inside ``flush``: insert as given, or keep the stored status, deleted_at,
+    created_at, agent_id and parent_session_id and take the rest from the payload (§1.4)."""
+    if stored is None:
+        return given
+    return given.replace(status=stored.status, deleted_at=stored.deleted_at, created_at=stored.created_at,
+                         agent_id=stored.agent_id, parent_session_id=stored.parent_session_id)
+
+
+def parse_payload(payload: Any) -> tuple[Session, Run, list[Event]]:
+    """``(session, run, events)`` from a mapping or an ``ExecutionPayload``-like object."""
+    bad = AsmError("validation_error", "invalid execution_result payload")
+    if isinstance(payload, Mapping):
+        if not all(k in payload for k in ("session", "run", "events")):
+            raise bad
+        session, run, events = payload["session"], payload["run"], payload["events"]
+        meta = payload.get("provider_metadata")
+    elif all(hasattr(payload, k) for k in ("session", "run", "events")):
+        session, run, events = payload.session, payload.run, payload.events
+        meta = getattr(payload, "provider_metadata", None)
+    else:
+        raise bad
+    if not isinstance(session, Session) or not isinstance(run, Run) or not isinstance(events, list):
+        raise bad
+    if meta is not None and not isinstance(meta, Mapping):
+        raise bad
+    for e in events:
+        if not isinstance(e, Event):
+            raise AsmError("validation_error", "events must be Event instances")
+    for e in events:
+        check_event(e)
+    return session, run, events
+
+
+def check_session(session: Any) -> Session:
+    if not isinstance(session, Session):
+        raise AsmError("validation_error", "session must be a Session")
+    if not isinstance(session.id, str) or not session.id:
+        raise AsmError("validation_error", "session.id is required")
+    if not isinstance(session.status, SessionStatus):
+        raise AsmError("validation_error", "session.status is invalid")
+    return session
+
+
+def check_run(run: Any) -> Run:
+    if not isinstance(run, Run):
+        raise AsmError("validation_error", "run must be a Run")
+    for name in ("id", "session_id"):
+        v = getattr(run, name)
+        if not isinstance(v, str) or not v:
+            raise AsmError("validation_error", f"run.{name} is required")
+    if not isinstance(run.status, RunStatus):
+        raise AsmError("validation_error", "run.status is invalid")
+    return run
+
+
+# --------------------------------------------------------------------------------------------
+# StoreBase
+
+
+class StoreBase:
+    """Shared surface: ``append_event*`` on top of ``append_events``, the long-poll loop of
+    ``get_events`` (§1.6), and the context manager.
+
+    Subclasses provide ``_cond`` (a ``threading.Condition`` notified after every commit),
+    ``_poll_s`` (None, or a poll interval for changes made by other processes), ``_closed``,
+    ``_query(session_id, query)`` and ``_append(events, single)``.
+    """
+
+    inline_safe = True
+    _poll_s: float | None = None
+    _closed: bool = False
+    _cond: threading.Condition
+
+    # -- appends ---------------------------------------------------------------------------
+    def append_event(self, event: Event) -> None:
+        """Store one event (result discarded)."""
+        self.append_event_with_sequence(event)
+
+    def append_event_with_sequence(self, event: Event) -> Event:
+        """Store one event and return it with its assigned ``sequence_number`` (or, for an id
+        already stored, the originally stored event)."""
+        check_event(event)
+        return self._append([event], single=True)[0]
+
+    def append_events(self, events: Sequence[Event]) -> list[Event]:
+        """Store a batch all-or-nothing; one stored event per input element, same order."""
+        events = check_events(events)
+        if not events:
+            return []
+        return self._append(events, single=False)
+
+    def _append(self, events: list[Event], single: bool) -> list[Event]:  # pragma: no cover
+        raise NotImplementedError
+
+    def _query(self, session_id: str, query: EventQuery) -> list[Event]:  # pragma: no cover
+        raise NotImplementedError
+
+    # -- reads ------------------------------------------------------------------------------
+    def get_events(self, session_id: str, *, run_id: str | None = None, type: Any = None, since: Any = None,
+                   after: int | None = None, before: int | None = None, limit: int | None = None,
+                   wait_timeout_ms: int = 0) -> list[Event]:
+        """Events of one session in ascending sequence, filtered (§1.5). With ``wait_timeout_ms``
+        > 0 and nothing matching yet, block until a matching event arrives, the timeout passes
+        (→ ``[]``) or the store closes (→ ``[]``)."""
+        check_session_id(session_id)
+        query = EventQuery.build(run_id=run_id, type=type, since=since, after=after, before=before, limit=limit)
+        result = self._query(session_id, query)
+        if result or not _is_int(wait_timeout_ms) or wait_timeout_ms <= 0 or self._closed:
+            return result
+        deadline = time.monotonic() + wait_timeout_ms / 1000.0
+        with self._cond:
+            while True:
+                if self._closed:
+                    return []
+                result = self._query(session_id, query)
+                if result:
+                    return result
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return []
+                self._cond.wait(remaining if self._poll_s is None else min(remaining, self._poll_s))
+
+    def _notify(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise AsmError("storage_error", f"{type(self).__name__} is closed")
+
+    # -- context manager ---------------------------------------------------------------------
+    def close(self) -> None:  # pragma: no cover - overridden
+        self._closed = True
+        self._notify()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def run_under(locks: Sequence[Any], fn: Callable[[], Any]) -> Any:
+    """Call ``fn`` holding every lock of ``locks`` (acquired in the given order)."""
+    acquired = []
+    try:
+        for lk in locks:
+            lk.acquire()
+            acquired.append(lk)
+        return fn()
+    finally:
+        for lk in reversed(acquired):
+            lk.release()

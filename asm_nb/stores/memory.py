@@ -1,0 +1,165 @@
+"""``InMemoryStore``: the SessionStore held in dicts of one process (spec part 3 §2).
+
+One ``threading.RLock`` guards every table; a ``Condition`` on the same lock serves long-poll.
+Nothing survives the process. ``open_store("memory://")`` returns a fresh instance.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from ..core.errors import AsmError
+from ..core.events import Event
+from ..core.run import Run
+from ..core.session import Session
+from ._base import (EventQuery, StoreBase, check_run, check_session, check_session_id, filter_runs,
+                    filter_sessions, merge_session, parse_payload, pick_active_run, with_sequence)
+
+__all__ = ["InMemoryStore"]
+
+
+class InMemoryStore(StoreBase):
+    """A thread-safe, process-local SessionStore.
+
+    >>> from asm_nb.core.events import Event
+    >>> store = InMemoryStore()
+    >>> store.append_event_with_sequence(Event.new("run_started", "ses_1")).sequence_number
+    1
+    """
+
+    inline_safe = True
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._closed = False
+        self.sessions: dict[str, Session] = {}
+        self.runs: dict[str, Run] = {}
+        self.events_by_session: dict[str, list[Event]] = {}
+        self.event_index: dict[str, Event] = {}  # global across sessions, as the reference
+        self.last_seq: dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        return f"InMemoryStore(sessions={len(self.sessions)}, events={len(self.event_index)})"
+
+    # -- sessions ---------------------------------------------------------------------------
+    def save_session(self, session: Session) -> None:
+        """Upsert by id (the whole row is replaced)."""
+        check_session(session)
+        with self._lock:
+            self._check_open()
+            self.sessions[session.id] = session
+
+    def get_session(self, session_id: str) -> Session:
+        with self._lock:
+            s = self.sessions.get(session_id)
+        if s is None:
+            raise AsmError("session_not_found", f"Session not found: {session_id}")
+        return s
+
+    def list_sessions(self, *, status: Any = None, agent_id: str | None = None, limit: int | None = None,
+                      offset: int = 0) -> list[Session]:
+        """All sessions (soft-deleted included) by ``created_at`` then id."""
+        with self._lock:
+            rows = list(self.sessions.values())
+        return filter_sessions(rows, status=status, agent_id=agent_id, limit=limit, offset=offset)
+
+    def list_session_ids(self) -> list[str]:
+        """Ids of every session with a row, a run or an event, sorted."""
+        with self._lock:
+            ids = set(self.sessions) | set(self.events_by_session) | {r.session_id for r in self.runs.values()}
+        return sorted(ids)
+
+    def delete_session(self, session_id: str) -> None:
+        """Idempotent; removes the session, its runs, its events and its counter at once."""
+        with self._lock:
+            self._check_open()
+            self.sessions.pop(session_id, None)
+            for rid in [rid for rid, r in self.runs.items() if r.session_id == session_id]:
+                del self.runs[rid]
+            for e in self.events_by_session.pop(session_id, []):
+                if self.event_index.get(e.id) is e:
+                    del self.event_index[e.id]
+            self.last_seq.pop(session_id, None)
+
+    # -- runs -------------------------------------------------------------------------------
+    def save_run(self, run: Run) -> None:
+        """Upsert by id."""
+        check_run(run)
+        with self._lock:
+            self._check_open()
+            self.runs[run.id] = run
+
+    def get_run(self, run_id: str) -> Run:
+        with self._lock:
+            r = self.runs.get(run_id)
+        if r is None:
+            raise AsmError("run_not_found", f"Run not found: {run_id}")
+        return r
+
+    def list_runs(self, session_id: str | None, *, status: Any = None, limit: int | None = None) -> list[Run]:
+        """Runs of one session (``None``: of every session) by ``started_at`` then id."""
+        with self._lock:
+            rows = [r for r in self.runs.values() if session_id is None or r.session_id == session_id]
+        return filter_runs(rows, status=status, limit=limit)
+
+    def get_active_run(self, session_id: str) -> Run | None:
+        with self._lock:
+            return pick_active_run(r for r in self.runs.values() if r.session_id == session_id)
+
+    # -- events -----------------------------------------------------------------------------
+    def _append_locked(self, events: list[Event]) -> list[Event]:
+        out: list[Event] = []
+        index = self.event_index
+        for e in events:
+            stored = index.get(e.id)
+            if stored is None:
+                seq = self.last_seq.get(e.session_id, 0) + 1
+                self.last_seq[e.session_id] = seq
+                stored = with_sequence(e, seq)
+                index[e.id] = stored
+                self.events_by_session.setdefault(e.session_id, []).append(stored)
+            out.append(stored)
+        return out
+
+    def _append(self, events: list[Event], single: bool) -> list[Event]:
+        with self._lock:
+            self._check_open()
+            # Nothing below can fail half-way (plain dict/list operations on validated events),
+            # so a batch is all-or-nothing without an undo log.
+            out = self._append_locked(events)
+            self._cond.notify_all()
+        return out
+
+    def _query(self, session_id: str, query: EventQuery) -> list[Event]:
+        with self._lock:
+            events = self.events_by_session.get(session_id)
+            return query.apply(events) if events else []
+
+    def get_latest_sequence(self, session_id: str) -> int:
+        """Highest sequence ever assigned for the session (0 when none)."""
+        check_session_id(session_id)
+        with self._lock:
+            return self.last_seq.get(session_id, 0)
+
+    def flush(self, payload: Any = None) -> None:
+        """Without a payload: nothing to do. With one: append its events, merge its session and
+        upsert its run, atomically (§1.4); waiters are woken afterwards."""
+        if payload is None:
+            return
+        session, run, events = parse_payload(payload)
+        check_session(session)
+        check_run(run)
+        with self._lock:
+            self._check_open()
+            self._append_locked(events)
+            self.sessions[session.id] = merge_session(self.sessions.get(session.id), session)
+            self.runs[run.id] = run
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """Mark the store closed and wake every waiter with ``[]``. Later writes raise."""
+        with self._lock:
+            self._closed = True
+            self._cond.notify_all()

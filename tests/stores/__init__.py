@@ -1,0 +1,1 @@
+"""Store tests (the contract suite lives in contract.py)."""
