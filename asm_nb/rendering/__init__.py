@@ -1,0 +1,24 @@
+"""Rendering: turn event streams into text (Compact / Verbose / Studio / Passthrough
+renderers) and deliver it to sinks (TTY, file, JSONL, callback, PubSub). Spec part 3 §12.
+
+>>> from asm_nb.rendering import stream, StudioRenderer, TTYSink
+>>> stream(events, renderer=StudioRenderer(tty=False), sinks=[TTYSink()])  # doctest: +SKIP
+
+Standard library only: importing this package never imports ipywidgets (the notebook's
+``WidgetSink`` lives in ``asm_nb.notebook.widgets``).
+"""
+
+from __future__ import annotations
+
+from .pipeline import astream, stream
+from .renderers import (
+    CompactRenderer, PassthroughRenderer, StudioRenderer, VerboseRenderer, renderer_for, short_model, short_reason,
+)
+from .sinks import CallbackSink, FileSink, JSONLSink, PubSubSink, TTYSink, strip_ansi
+from .studio import ToolSummary
+
+__all__ = [
+    "stream", "astream", "CompactRenderer", "VerboseRenderer", "StudioRenderer", "PassthroughRenderer",
+    "renderer_for", "short_model", "short_reason", "TTYSink", "FileSink", "JSONLSink", "CallbackSink",
+    "PubSubSink", "strip_ansi", "ToolSummary",
+]
