@@ -378,10 +378,11 @@ def price_run(run: Any, reported_cost_usd: Any = None, *, table: Any = None) -> 
 
 
 def apply_price(run: Any, reported_cost_usd: Any = None, *, table: Any = None) -> Any:
-    """``run`` with ``cost_usd`` set and the :func:`price_run` record under
-    ``run.metadata["cost"]`` (where frames read it)."""
+    """``run`` with ``cost_usd`` set and the other :func:`price_run` keys merged into
+    ``run.metadata`` (as the runtime stores them; frames read them from there)."""
     info = price_run(run, reported_cost_usd, table=table)
-    return run.replace(cost_usd=info["cost_usd"], metadata={**(run.metadata or {}), "cost": info})
+    extra = {k: v for k, v in info.items() if k != "cost_usd"}
+    return run.replace(cost_usd=info["cost_usd"], metadata={**(run.metadata or {}), **extra})
 
 
 def session_cost(runs: Any) -> dict[str, Any]:

@@ -236,7 +236,7 @@ def test_price_run_with_file_override(tmp_path):
 
 def test_apply_price_and_session_cost():
     priced = calc.apply_price(_run())
-    assert priced.cost_usd == pytest.approx(0.021) and priced.metadata["cost"]["price_key"]
+    assert priced.cost_usd == pytest.approx(0.021) and priced.metadata["price_key"] == "claude/claude-sonnet-4-5"
     with pytest.warns(UnpricedModelWarning):
         unpriced = calc.apply_price(_run(model="nope-model"))
     s = calc.session_cost([priced, unpriced, priced])
