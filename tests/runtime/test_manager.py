@@ -12,7 +12,12 @@ from asm_nb.core.errors import AsmError
 from asm_nb.runtime import manager
 from asm_nb.stores.memory import InMemoryStore
 
-from .helpers import StubAdapter
+
+
+@pytest.fixture(autouse=True)
+def _stub(StubAdapterCls):
+    global StubAdapter
+    StubAdapter = StubAdapterCls
 
 
 @pytest.fixture

@@ -62,3 +62,11 @@ class StubAdapter(BaseAdapter):
                 data["total_cost_usd"] = self.reported_cost
             await active.emit("run_completed", data)
         return {"output": {"content": reply, "stop_reason": "end_turn"}, "token_usage": self.usage}
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def StubAdapterCls():
+    return StubAdapter
