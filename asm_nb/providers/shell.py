@@ -1,0 +1,251 @@
+"""``ShellAdapter``: runs a shell command as a run (spec part 2 §6.2).
+
+A string input runs through ``shell -c``; a ``{"command": ..., "args": [...]}`` mapping runs the
+program directly; ``{"messages": [...]}`` joins the user messages into a string. Output streams
+as ``message_streamed`` events while the command runs (also for string input: in a notebook
+you want to watch it), then the run ends with ``run_completed`` (exit code in
+``success_exit_codes``) or ``run_failed`` — and, unlike other failures, a non-zero exit or a
+timeout still *returns* a ``RunResult``: the command did run, ``output.exit_code`` and
+``output.timed_out`` tell the story. Cancel kills the command's process group.
+
+Python notes / deviations: ``cwd`` defaults to the current directory at execute time (the
+reference requires it; notebooks rarely want to say it); ``stream_output`` (default True)
+streams string input too (the reference streams only mapping input with ``streaming: True``;
+a mapping's explicit ``streaming`` key still wins).
+
+>>> import asyncio
+>>> from asm_nb.core.session import Session
+>>> from asm_nb.core.run import Run
+>>> s = Session.new("notebook"); r = Run.new(s.id, input="echo hi")
+>>> asyncio.run(ShellAdapter().execute(r, s)).output["content"]
+'hi\\n'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import secrets
+from typing import Any, Mapping
+
+from .. import config
+from ..core.capabilities import Capability
+from ..core.errors import AsmError
+from ..ports import empty_usage
+from ..workspace import exec as wexec
+from ._base import ActiveRun, BaseAdapter
+
+__all__ = ["ShellAdapter"]
+
+_FIRST_TOKEN = re.compile(r"^\s*([^\s|&;<>]+)")
+_DONE = object()
+_CANCEL = object()
+
+
+def _check_cwd_option(cwd: Any, *, must_exist: bool = True) -> str | None:
+    if cwd is None:
+        return None
+    if isinstance(cwd, os.PathLike):
+        cwd = os.fspath(cwd)
+    if isinstance(cwd, str) and cwd == "":
+        raise AsmError("validation_error", "cwd cannot be empty")
+    if not isinstance(cwd, str):
+        raise AsmError("validation_error", "cwd must be a non-empty string")
+    if must_exist and not os.path.isdir(cwd):
+        raise AsmError("validation_error", f"cwd does not exist: {cwd}")
+    return cwd
+
+
+def _normalize_env(env: Any) -> list[tuple[str, str]]:
+    """Mapping or pairs → list of ``(str, str)``; malformed entries dropped."""
+    if env is None:
+        return []
+    items = env.items() if isinstance(env, Mapping) else env
+    out: list[tuple[str, str]] = []
+    try:
+        for item in items:
+            if isinstance(item, (tuple, list)) and len(item) == 2 and item[0] not in (None, "") \
+                    and item[1] is not None:
+                out.append((str(item[0]), str(item[1])))
+    except TypeError:
+        return []
+    return out
+
+
+def _positive_int(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else None
+
+
+def _names(v: Any) -> frozenset[str] | None:
+    if v is None:
+        return None
+    if isinstance(v, str):
+        v = [v]
+    return frozenset(os.path.basename(str(x)) for x in v)
+
+
+class ShellAdapter(BaseAdapter):
+    """Run shell commands as agent runs.
+
+    Options: ``cwd`` (default: current directory at execute time), ``timeout_ms`` (config
+    ``command_timeout_ms``), ``max_output_bytes`` (config), ``env`` (mapping or pairs, added to
+    the inherited environment), ``shell`` (config ``default_shell``), ``allowed_commands`` /
+    ``denied_commands`` (basenames; the denylist wins), ``success_exit_codes`` (``[0]``),
+    ``stream_output`` (True).
+    """
+
+    name = "shell"
+    emits_input_messages = True
+
+    def __init__(self, *, cwd: Any = None, timeout_ms: int | None = None, max_output_bytes: int | None = None,
+                 env: Any = None, shell: str | None = None, allowed_commands: Any = None,
+                 denied_commands: Any = None, success_exit_codes: Any = None, stream_output: bool = True,
+                 **options: Any) -> None:
+        super().__init__(cwd=cwd, **options)
+        self.cwd = _check_cwd_option(cwd)
+        self.timeout_ms = _positive_int(timeout_ms) or int(config.get("command_timeout_ms"))
+        self.max_output_bytes = _positive_int(max_output_bytes) or int(config.get("max_output_bytes"))
+        self.env = _normalize_env(env)
+        self.shell = shell or str(config.get("default_shell"))
+        self.allowed_commands = _names(allowed_commands)
+        self.denied_commands = _names(denied_commands)
+        codes = success_exit_codes if success_exit_codes is not None else config.get("default_success_exit_codes")
+        self.success_exit_codes = frozenset(int(c) for c in codes)
+        self.stream_output = bool(stream_output)
+
+    async def capabilities(self) -> list[Capability]:
+        return [Capability.new("command_execution", "code_execution", description="Shell command execution"),
+                Capability.new("streaming", "sampling", description="Real-time output streaming")]
+
+    def validate_config(self, config: Mapping[str, Any]) -> None:
+        """``cwd`` may be absent (current directory) but not empty or a non-string."""
+        if not isinstance(config, Mapping):
+            raise AsmError("validation_error", "Invalid shell config")
+        if "cwd" in config and config["cwd"] is not None:
+            _check_cwd_option(config["cwd"], must_exist=False)
+
+    # -- input -----------------------------------------------------------------------
+    def _parse_input(self, run_input: Any) -> dict[str, Any]:
+        if isinstance(run_input, Mapping) and isinstance(run_input.get("messages"), list) \
+                and "command" not in run_input:
+            parts = [m.get("content") for m in run_input["messages"]
+                     if isinstance(m, Mapping) and str(m.get("role", "user")).lower() == "user"]
+            run_input = "\n".join(p if isinstance(p, str) else str(p) for p in parts if p is not None)
+        if isinstance(run_input, str):
+            text = run_input.strip()
+            m = _FIRST_TOKEN.match(text)
+            return {"command": self.shell, "args": ["-c", text],
+                    "check_name": m.group(1) if m else os.path.basename(self.shell),
+                    "display": text, "streaming": self.stream_output, "cwd": None, "env": [],
+                    "timeout_ms": None}
+        if isinstance(run_input, Mapping):
+            command = run_input.get("command")
+            if not isinstance(command, str) or not command:
+                raise AsmError("validation_error", "input.command is required")
+            raw_args = run_input.get("args")
+            args = [str(a) for a in raw_args] if isinstance(raw_args, list) else []
+            streaming = run_input.get("streaming")
+            return {"command": command, "args": args, "check_name": command,
+                    "display": " ".join([command, *args]),
+                    "streaming": streaming if isinstance(streaming, bool) else self.stream_output,
+                    "cwd": run_input.get("cwd"), "env": _normalize_env(run_input.get("env")),
+                    "timeout_ms": _positive_int(run_input.get("timeout_ms"))}
+        raise AsmError("validation_error", "Unsupported input format for shell execution")
+
+    def _check_policy(self, name: str) -> None:
+        base = os.path.basename(name)
+        if self.denied_commands is not None and base in self.denied_commands:
+            raise AsmError("policy_violation", f"Command '{base}' is denied")
+        if self.allowed_commands is not None and base not in self.allowed_commands:
+            raise AsmError("policy_violation", f"Command '{base}' is not in the allowed list")
+
+    # -- execute ---------------------------------------------------------------------
+    async def _execute(self, active: ActiveRun, **opts: Any) -> Mapping[str, Any]:
+        spec = self._parse_input(active.run.input)
+        self._check_policy(spec["check_name"])
+        if active.cancelled:
+            raise await active.emit_cancelled()
+        cwd = spec["cwd"] if spec["cwd"] is not None else (self.cwd or os.getcwd())
+        timeout_ms = spec["timeout_ms"] or _positive_int(opts.get("timeout_ms")) or self.timeout_ms
+        env = dict(self.env)
+        env.update(spec["env"])
+        display = spec["display"]
+        tool_call_id = "tc_" + secrets.token_hex(8)
+        tool_input = {"command": spec["command"], "args": list(spec["args"]), "cwd": cwd}
+
+        await active.emit("run_started", {"cwd": cwd, "command": display})
+        await active.emit("message_sent", {"role": "user", "content": display})
+        await active.emit("tool_call_started", {"tool_call_id": tool_call_id, "tool_name": "bash",
+                                                "tool_input": tool_input})
+
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        on_output = (lambda item: queue.put_nowait(item[1])) if spec["streaming"] else None
+        task = asyncio.ensure_future(wexec.run(spec["command"], spec["args"], cwd=cwd, timeout_ms=timeout_ms,
+                                               max_output_bytes=self.max_output_bytes, env=env,
+                                               on_output=on_output))
+        task.add_done_callback(lambda _t: queue.put_nowait(_DONE))
+        wake = lambda: queue.put_nowait(_CANCEL)  # noqa: E731 - cancel() may come from any callback
+        active.on_cancel.append(wake)
+        try:
+            while True:
+                item = await queue.get()
+                if active.cancelled or item is _CANCEL:
+                    break
+                if item is _DONE:
+                    break
+                await active.emit("message_streamed", {"content": item, "delta": item})
+            if active.cancelled:
+                await _stop(task)
+                raise await active.emit_cancelled()
+        finally:
+            if not task.done():  # port deadline (task cancellation) or an emit error: kill the command
+                await _stop(task)
+            try:
+                active.on_cancel.remove(wake)
+            except ValueError:
+                pass
+
+        base_tool = {"tool_call_id": tool_call_id, "tool_name": "bash", "tool_input": tool_input}
+        try:
+            res = task.result()
+        except AsmError as err:
+            await active.emit("tool_call_failed", {**base_tool, "tool_output": {"output": "", "exit_code": None},
+                                                   "is_error": True})
+            raise await active.emit_failure(err)
+        output = {"content": res.stdout, "exit_code": res.exit_code, "stderr": res.stderr,
+                  "duration_ms": res.duration_ms, "timed_out": res.timed_out, "tool_calls": []}
+        tool_output = {"output": res.stdout, "exit_code": res.exit_code, "duration_ms": res.duration_ms}
+        if res.timed_out:
+            await active.emit("tool_call_failed", {**base_tool, "tool_output": {**tool_output, "timed_out": True},
+                                                   "is_error": True})
+            msg = f"Command timed out after {timeout_ms}ms"
+            await active.emit("error_occurred", {"error_code": "command_timeout", "error_message": msg})
+            await active.emit("run_failed", {"error_code": "command_timeout", "error_message": msg,
+                                             "exit_code": res.exit_code, "duration_ms": res.duration_ms})
+        elif res.exit_code in self.success_exit_codes:
+            await active.emit("tool_call_completed", {**base_tool, "tool_output": tool_output})
+            await active.emit("message_received", {"content": res.stdout, "role": "tool"})
+            await active.emit("run_completed", {"stop_reason": f"exit_code_{res.exit_code}",
+                                                "exit_code": res.exit_code, "duration_ms": res.duration_ms,
+                                                "token_usage": empty_usage()})
+        else:
+            await active.emit("tool_call_failed", {**base_tool, "tool_output": tool_output, "is_error": True})
+            msg = f"Command exited with code {res.exit_code}"
+            await active.emit("error_occurred", {"error_code": "command_failed", "error_message": msg})
+            await active.emit("run_failed", {"error_code": "command_failed", "error_message": msg,
+                                             "exit_code": res.exit_code, "duration_ms": res.duration_ms})
+        return {"output": output, "token_usage": empty_usage()}
+
+
+async def _stop(task: asyncio.Task) -> None:
+    """Cancel the exec task (which kills the process group) and wait for it to finish."""
+    task.cancel()
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if not task.done():  # we ourselves were cancelled while waiting: let the kill finish anyway
+            await asyncio.wait([task], timeout=2)
+            raise
+    except Exception:  # the run is ending anyway; its error is no longer news
+        pass
