@@ -1,0 +1,107 @@
+"""The public entry points: asm_nb.run_once / arun_once and RunResult."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import asm_nb
+from asm_nb.core.errors import AsmError
+
+
+def test_run_once_shell_default_store(tmp_path, _isolated_asm_home):
+    result = asm_nb.run_once("echo hello", provider="shell", cwd=str(tmp_path))
+    assert result.status == "completed" and result.ok
+    assert result.output == "hello\n"
+    types = [e.type.value for e in result.events]
+    assert types[0] == "run_started" and types[-1] == "run_completed"
+    assert "message_streamed" in types
+    # it really landed in the default LocalStore under $ASM_HOME
+    store = asm_nb.open_store(str(_isolated_asm_home))
+    assert store.get_run(result.run_id).status.value == "completed"
+    assert result.raise_for_status() is result
+
+
+def test_failed_run_returns_result_not_exception(tmp_path):
+    result = asm_nb.run_once("echo oops >&2; exit 3", provider="shell", store="memory://", cwd=str(tmp_path))
+    assert result.status == "failed"
+    assert result.error is not None
+    assert "oops" in result.raw_output.get("content", "")
+    with pytest.raises(AsmError):
+        result.raise_for_status()
+
+
+def test_caller_mistakes_raise():
+    with pytest.raises(AsmError) as info:
+        asm_nb.run_once("hi", provider="no-such-provider", store="memory://")
+    assert "Unknown provider" in info.value.message and "shell" in info.value.message
+    with pytest.raises(AsmError):
+        asm_nb.run_once("", provider="shell", store="memory://")
+
+
+def test_named_session_continues_across_runs(tmp_path):
+    store = asm_nb.open_store(str(tmp_path / "s"))
+    r1 = asm_nb.run_once("echo one", provider="shell", store=store, session="notes")
+    r2 = asm_nb.run_once("echo two", provider="shell", store=store, session="notes")
+    assert r1.session_id == r2.session_id
+    session = store.get_session(r1.session_id)
+    assert session.metadata["name"] == "notes" and session.status.value == "active"
+    assert [r.id for r in store.list_runs(session.id)] == [r1.run_id, r2.run_id]
+
+
+def test_secrets_never_reach_the_store(tmp_path):
+    key = "sk-ant-api03-" + "a" * 40
+    result = asm_nb.run_once(f"echo token {key}", provider="shell", store=str(tmp_path / "st"))
+    raw = "".join(p.read_text() for p in (tmp_path / "st").rglob("*.jsonl"))
+    assert key not in raw and "[REDACTED]" in raw
+    assert key not in result.output
+
+
+def test_run_result_mimebundle_and_plain():
+    r = asm_nb.run_once("echo hi", provider="shell", store="memory://")
+    bundle = r._repr_mimebundle_()
+    assert "text/plain" in bundle and "completed" in bundle["text/plain"]
+    assert "hi" in repr(r)
+    d = r.to_dict()
+    assert d["status"] == "completed" and d["output"] == "hi\n"
+
+
+def test_ctrl_c_cancels_the_run_and_persists_run_cancelled(tmp_path):
+    home = tmp_path / "home"
+    script = textwrap.dedent(f"""
+        import sys, asm_nb
+        try:
+            asm_nb.run_once("echo started; sleep 30", provider="shell", store={str(home)!r})
+        except KeyboardInterrupt:
+            print("INTERRUPTED", flush=True)
+        store = asm_nb.open_store({str(home)!r})
+        [run] = store.list_runs(None)
+        print("STATUS", run.status.value, flush=True)
+        print("TYPES", ",".join(e.type.value for e in store.get_events(run.session_id, run_id=run.id)), flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=tmp_path)
+    # wait until the run has started streaming (its log exists and has a message_streamed line)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        logs = list((home / "events").glob("*.jsonl")) if (home / "events").exists() else []
+        if any("message_streamed" in p.read_text() for p in logs):
+            break
+        time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("run never started streaming: " + proc.stderr.read())
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - t0 < 10
+    assert "INTERRUPTED" in out, err
+    assert "STATUS cancelled" in out
+    types = out.split("TYPES ")[1].strip().split(",")
+    assert types.count("run_cancelled") == 1 and types[-1] == "run_cancelled"
