@@ -30,6 +30,7 @@ _LAZY: dict[str, str] = {
     "run_once": "asm_nb.api:run_once",
     "arun_once": "asm_nb.api:arun_once",
     "config": "asm_nb.config:",
+    "load_ipython_extension": "asm_nb.notebook.magics:load_ipython_extension",
 }
 
 __all__ = sorted(["__version__", *_LAZY])

@@ -1,0 +1,389 @@
+"""``%%asm`` and ``%asm``: run agents from cells and look at the store.
+
+``%load_ext asm_nb`` registers them. The cell body of ``%%asm`` is the prompt (for the shell
+provider: the command); ``{name}`` interpolates notebook variables (``{{`` escapes a brace) and
+the interpolated prompt is what gets stored. ``%%asm?`` shows every option.
+
+Display: ``--renderer widget`` (the live widget), ``studio`` / ``compact`` / ``verbose`` (plain
+text, deterministic: no timestamps or ids, so nbval can check it), or ``none``. The default
+``auto`` picks the widget inside a Jupyter kernel with ipywidgets, plain text elsewhere; set
+``%asm config renderer=studio`` (or ``ASM_DEFAULT_RENDERER=studio``) to force text.
+"""
+
+from __future__ import annotations
+
+import queue
+import shlex
+import string
+import sys
+from typing import Any
+
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from .. import config
+from ..core.errors import AsmError
+
+_KERNEL_DEFAULTS: dict[str, Any] = {}
+RENDERERS = ("auto", "widget", "studio", "compact", "verbose", "none")
+
+
+class UsageError(Exception):
+    """A one-line usage error shown without a traceback."""
+
+
+def interpolate(text: str, namespace: dict[str, Any]) -> str:
+    """Replace ``{expr}`` with values from ``namespace``; ``{{``/``}}`` are literal braces."""
+    class _NS(dict):
+        def __missing__(self, key: str) -> Any:
+            raise UsageError(f"{{{key}}} in the cell: name {key!r} is not defined in the notebook "
+                             "(write {{ and }} for literal braces)")
+
+    try:
+        return string.Formatter().vformat(text, (), _NS(namespace))
+    except UsageError:
+        raise
+    except (ValueError, IndexError, AttributeError, KeyError) as exc:
+        raise UsageError(f"cannot interpolate the cell: {exc} (write {{{{ and }}}} for literal braces)") from None
+
+
+def _default(key: str, fallback: Any = None) -> Any:
+    if key in _KERNEL_DEFAULTS:
+        return _KERNEL_DEFAULTS[key]
+    return fallback
+
+
+def _want_widget(renderer: str) -> bool:
+    if renderer == "widget":
+        return True
+    if renderer != "auto":
+        return False
+    try:
+        from IPython import get_ipython
+
+        ip = get_ipython()
+        if ip is None or type(ip).__name__ != "ZMQInteractiveShell":
+            return False
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@magics_class
+class AsmMagics(Magics):
+    """The ``%%asm`` cell magic and ``%asm`` line magic."""
+
+    @magic_arguments()
+    @argument("-p", "--provider", help="provider name (shell, replay, claude, claude_code, codex, amp), "
+                                       "or several separated by commas (routed in order)")
+    @argument("-m", "--model", help="model id or alias")
+    @argument("--session", help="continue (or start) the named session")
+    @argument("--system", help="system prompt")
+    @argument("--max-turns", type=int, help="maximum agent turns")
+    @argument("--permission-mode", choices=["default", "accept_edits", "plan", "full_auto",
+                                            "dangerously_skip_permissions"])
+    @argument("--cwd", help="working directory of the run")
+    @argument("--out", help="also bind the RunResult to this variable (_ always holds it)")
+    @argument("--renderer", choices=RENDERERS, help="how to show the run (default: auto)")
+    @argument("--background", action="store_true", help="return at once; the result is bound when done")
+    @argument("--record", metavar="FILE", help="record the run as a replay cassette")
+    @argument("--replay", metavar="FILE", help="replay a cassette instead of calling a provider")
+    @argument("--store", help="store path or URL (default: ./.asm or $ASM_HOME)")
+    @argument("--quiet", action="store_true", help="show nothing while it runs; only bind the result")
+    @argument("--snapshot", action="store_true", help="snapshot the working directory and diff it")
+    @argument("--timeout", type=float, help="stop the run after this many seconds")
+    @argument("rest", nargs="*", help="(line magic) subcommand and its arguments")
+    @line_cell_magic
+    def asm(self, line: str = "", cell: str | None = None) -> Any:
+        """Run an agent: ``%%asm -p shell`` then the prompt as the cell body.
+
+        Line magic: ``%asm sessions | runs | events RUN | show RUN | cancel RUN |
+        config [key=value ...] | store PATH|URL``.
+        """
+        try:
+            if cell is None:
+                return self._line(line)
+            return self._cell(line, cell)
+        except UsageError as exc:
+            print(f"UsageError: {exc}", file=sys.stderr)
+        except AsmError as exc:
+            print(f"asm: [{exc.code}] {exc.message}", file=sys.stderr)
+        return None
+
+    # ---------------------------------------------------------------------------------- cell
+    def _parse(self, line: str) -> Any:
+        try:
+            return parse_argstring(self.asm, line)
+        except SystemExit:
+            raise UsageError(f"bad %%asm options: {line!r} (see %%asm?)") from None
+        except Exception as exc:  # UsageError from IPython's parser
+            raise UsageError(str(exc).strip().splitlines()[-1] if str(exc).strip() else "bad options") from None
+
+    def _cell(self, line: str, cell: str) -> Any:
+        args = self._parse(line)
+        if args.rest:
+            raise UsageError(f"unexpected arguments for %%asm: {' '.join(args.rest)}")
+        prompt = interpolate(cell, self.shell.user_ns).strip()
+        if not prompt:
+            raise UsageError("the cell is empty: write the prompt (or command) in the cell body")
+        provider = args.provider or _default("provider") or config.get("default_provider")
+        options: dict[str, Any] = {}
+        if args.replay:
+            provider = "replay"
+            options["cassette"] = args.replay
+        renderer = args.renderer or _default("renderer") or config.get("default_renderer") or "auto"
+        if renderer not in RENDERERS:
+            raise UsageError(f"unknown renderer {renderer!r}; expected one of {', '.join(RENDERERS)}")
+        if args.quiet:
+            renderer = "none"
+        from ..api import resolve_adapter, resolve_store
+
+        store = resolve_store(args.store or _default("store"))
+        adapter = resolve_adapter(provider, model=args.model or _default("model"), system=args.system,
+                                  max_turns=args.max_turns, permission_mode=args.permission_mode,
+                                  cwd=args.cwd, **options)
+        if args.record:
+            from ..providers.replay import Recorder
+
+            adapter = Recorder(adapter, args.record)
+        view = _make_view(renderer, provider=getattr(adapter, "name", str(provider)), model=args.model)
+        run_kwargs = dict(store=store, session=args.session, snapshot=args.snapshot,
+                          timeout=args.timeout * 1000 if args.timeout else "unbounded",
+                          cwd=args.cwd, on_event=view.on_event)
+        if args.background:
+            return self._background(prompt, adapter, run_kwargs, view, args.out)
+        result = _run_foreground(prompt, adapter, run_kwargs, view)
+        self._bind(result, args.out)
+        view.finish(result)
+        return view.result_display(result)
+
+    def _bind(self, result: Any, out: str | None) -> None:
+        self.shell.user_ns["_"] = result
+        if out:
+            if not out.isidentifier():
+                raise UsageError(f"--out needs a variable name, got {out!r}")
+            self.shell.user_ns[out] = result
+
+    def _background(self, prompt: str, adapter: Any, run_kwargs: dict, view: Any, out: str | None) -> Any:
+        from ..api import arun_once
+        from ..runtime import loop
+
+        state: dict[str, Any] = {}
+        fut = loop.submit(arun_once(prompt, adapter, _state=state, **run_kwargs))
+        view.attach_cancel(lambda: _cancel_state(state))
+
+        def _done(f: Any) -> None:
+            try:
+                result = f.result()
+            except BaseException as exc:  # shown in the view; nothing to bind
+                view.fail(exc)
+                return
+            self._bind(result, out)
+            view.finish(result)
+
+        fut.add_done_callback(_done)
+        _BACKGROUND[id(fut)] = (fut, state)
+        return view.live_display()
+
+    # ---------------------------------------------------------------------------------- line
+    def _line(self, line: str) -> Any:
+        try:
+            parts = shlex.split(line)
+        except ValueError as exc:
+            raise UsageError(f"cannot parse %asm arguments: {exc}") from None
+        if not parts:
+            raise UsageError("usage: %asm sessions | runs | events RUN | show RUN | cancel RUN | "
+                             "config [key=value ...] | store PATH|URL")
+        cmd, rest = parts[0], parts[1:]
+        handler = getattr(self, f"_cmd_{cmd}", None)
+        if handler is None:
+            extra = _LINE_COMMANDS.get(cmd)
+            if extra is None:
+                raise UsageError(f"unknown %asm subcommand {cmd!r}; expected one of "
+                                 f"{', '.join(sorted(['sessions', 'runs', 'events', 'show', 'cancel', 'config', 'store', *_LINE_COMMANDS]))}")
+            return extra(self, rest)
+        return handler(rest)
+
+    def _store(self) -> Any:
+        from ..api import resolve_store
+
+        return resolve_store(_default("store"))
+
+    def _cmd_sessions(self, rest: list[str]) -> Any:
+        from ..cli import _table
+
+        rows = [{"session_id": s.id, "name": s.metadata.get("name"), "status": s.status.value,
+                 "provider": s.metadata.get("provider"), "created": s.created_at.strftime("%Y-%m-%d %H:%M:%S")}
+                for s in self._store().list_sessions()]
+        print(_table(rows, ["session_id", "name", "status", "provider", "created"]))
+
+    def _cmd_runs(self, rest: list[str]) -> Any:
+        from ..cli import _table
+
+        rows = []
+        for r in self._store().list_runs(rest[0] if rest else None):
+            u = r.token_usage or {}
+            rows.append({"run_id": r.id, "status": r.status.value, "provider": r.provider,
+                         "model": (r.provider_metadata or {}).get("model"), "in": u.get("input_tokens"),
+                         "out": u.get("output_tokens"), "cost_usd": r.cost_usd})
+        print(_table(rows, ["run_id", "status", "provider", "model", "in", "out", "cost_usd"]))
+
+    def _cmd_events(self, rest: list[str]) -> Any:
+        if len(rest) != 1:
+            raise UsageError("usage: %asm events RUN_ID")
+        store = self._store()
+        run = store.get_run(rest[0])
+        return store.get_events(run.session_id, run_id=run.id)
+
+    def _cmd_show(self, rest: list[str]) -> Any:
+        if len(rest) != 1:
+            raise UsageError("usage: %asm show RUN_ID")
+        from ..api import _result_from_store
+
+        store = self._store()
+        return _result_from_store(store, store.get_run(rest[0]))
+
+    def _cmd_cancel(self, rest: list[str]) -> Any:
+        if len(rest) != 1:
+            raise UsageError("usage: %asm cancel RUN_ID")
+        for fut, state in list(_BACKGROUND.values()):
+            if state.get("run_id") == rest[0]:
+                _cancel_state(state)
+                print(f"cancelling {rest[0]}")
+                return None
+        raise UsageError(f"no run {rest[0]} is running in this kernel")
+
+    def _cmd_config(self, rest: list[str]) -> Any:
+        keys = ("provider", "model", "store", "renderer")
+        if not rest:
+            for k in keys:
+                print(f"{k} = {_KERNEL_DEFAULTS.get(k, '(default)')}")
+            return None
+        for pair in rest:
+            if "=" not in pair:
+                raise UsageError(f"usage: %asm config key=value ...  (keys: {', '.join(keys)})")
+            k, v = pair.split("=", 1)
+            if k not in keys:
+                raise UsageError(f"unknown config key {k!r}; expected one of {', '.join(keys)}")
+            if k == "renderer" and v not in RENDERERS:
+                raise UsageError(f"unknown renderer {v!r}; expected one of {', '.join(RENDERERS)}")
+            _KERNEL_DEFAULTS[k] = v or None
+        return None
+
+    def _cmd_store(self, rest: list[str]) -> Any:
+        if len(rest) != 1:
+            raise UsageError("usage: %asm store PATH|URL")
+        from ..api import resolve_store
+
+        resolve_store(rest[0])  # fail now on a bad target
+        _KERNEL_DEFAULTS["store"] = rest[0]
+        print(f"store: {rest[0]}")
+        return None
+
+
+_BACKGROUND: dict[int, Any] = {}
+_LINE_COMMANDS: dict[str, Any] = {}
+
+
+def register_line_command(name: str, fn: Any) -> None:
+    """Let other modules add ``%asm NAME ...`` subcommands (``fn(magics, args)``)."""
+    _LINE_COMMANDS[name] = fn
+
+
+def _cancel_state(state: dict[str, Any]) -> None:
+    from ..runtime import loop, manager
+
+    if state.get("run_id"):
+        loop.submit(manager.acancel_run(state["store"], state["adapter"], state["run_id"]))
+
+
+def _run_foreground(prompt: str, adapter: Any, run_kwargs: dict, view: Any) -> Any:
+    """Run and wait; the stop button (KeyboardInterrupt) cancels the run and shows it cancelled."""
+    from ..api import arun_once
+    from ..runtime import loop
+
+    state: dict[str, Any] = {}
+    fut = loop.submit(arun_once(prompt, adapter, _state=state, **run_kwargs))
+    view.attach_cancel(lambda: _cancel_state(state))
+    try:
+        return loop.wait(fut, poll=view.poll, on_interrupt=lambda: _cancel_state(state), interrupt_grace_s=15)
+    except KeyboardInterrupt:
+        view.poll()
+        if fut.done() and not fut.cancelled() and fut.exception() is None:
+            return fut.result()
+        raise
+
+
+class _TextView:
+    """Plain-text live view: events are rendered on the loop thread, printed on the main thread."""
+
+    def __init__(self, renderer: str) -> None:
+        from ..rendering.renderers import renderer_for
+
+        self.renderer = renderer_for(renderer, color=False) if renderer != "none" else None
+        self.pending: "queue.SimpleQueue[str]" = queue.SimpleQueue()
+
+    def on_event(self, event: dict) -> None:
+        if self.renderer is None:
+            return
+        text = self.renderer.render_event(_redacted(event))
+        if text:
+            self.pending.put(text)
+
+    def poll(self) -> None:
+        out = []
+        while True:
+            try:
+                out.append(self.pending.get_nowait())
+            except queue.Empty:
+                break
+        if out:
+            sys.stdout.write("".join(out))
+            sys.stdout.flush()
+
+    def attach_cancel(self, fn: Any) -> None:
+        pass
+
+    def finish(self, result: Any) -> None:
+        self.poll()
+        if self.renderer is not None:
+            tail = self.renderer.finish()
+            if tail:
+                sys.stdout.write(tail if tail.endswith("\n") else tail + "\n")
+                sys.stdout.flush()
+
+    def fail(self, exc: BaseException) -> None:
+        self.poll()
+        print(f"run failed: {exc}", file=sys.stderr)
+
+    def result_display(self, result: Any) -> Any:
+        return None  # the text stream is the display; the result is bound to _ / --out
+
+    def live_display(self) -> Any:
+        return None
+
+
+def _redacted(event: dict) -> dict:
+    from ..persistence.redaction import redact_map
+
+    ev = dict(event)
+    ev["data"] = redact_map(event.get("data") or {}, None)
+    return ev
+
+
+def _make_view(renderer: str, *, provider: str, model: str | None) -> Any:
+    if _want_widget(renderer):
+        from .widgets import make_live_view
+
+        return make_live_view(provider=provider, model=model)
+    return _TextView("studio" if renderer in ("auto", "widget") else renderer)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext asm_nb``: register ``%%asm`` / ``%asm``."""
+    ipython.register_magics(AsmMagics)
+
+
+def unload_ipython_extension(ipython: Any) -> None:  # pragma: no cover - IPython API
+    pass
