@@ -64,6 +64,8 @@ class ActiveRun:
               "session_id": self.session.id, "run_id": self.run.id, "data": d, "provider": self.adapter.name}
         if extra.get("metadata"):
             ev["metadata"] = dict(extra["metadata"])
+        if extra.get("id"):  # a caller-chosen event id (deterministic replay); the pipeline keeps it
+            ev["id"] = str(extra["id"])
         if type in TERMINAL:
             self.terminal_emitted = True
         self.events.append(ev)
