@@ -256,19 +256,27 @@ async def arun_once(prompt: Any, provider: Any = None, *, store: Any = None, mod
             policy=policy, workspace=workspace, timeout=timeout)
     except AsmError as err:
         error = err
-        if err.code in ("invalid_operation",) and err.message.startswith(f"Run {run.id}"):
-            raise
-    finally:
-        if owned:
-            try:
-                if error is None:
-                    await manager.acomplete_session(store, sess.id)
-                else:
-                    await manager.afail_session(store, sess.id, error)
-            except AsmError:
-                pass
+    except BaseException:
+        if owned:  # hard cancellation: the run is finalized; close its one-shot session too
+            await _close_session(store, sess.id, AsmError("cancelled", "Run was cancelled"))
+        raise
     final = store.get_run(run.id)
-    return _result_from_store(store, final, error=error, extra=execution)
+    result = _result_from_store(store, final, error=error, extra=execution)
+    if owned:
+        await _close_session(store, sess.id, result.error if not result.ok else None)
+    return result
+
+
+async def _close_session(store: Any, session_id: str, error: AsmError | None) -> None:
+    from .runtime import manager
+
+    try:
+        if error is None:
+            await manager.acomplete_session(store, session_id)
+        else:
+            await manager.afail_session(store, session_id, error)
+    except AsmError:
+        pass
 
 
 def run_once(prompt: Any, provider: Any = None, **kwargs: Any) -> RunResult:

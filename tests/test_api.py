@@ -57,8 +57,10 @@ def test_named_session_continues_across_runs(tmp_path):
 
 def test_secrets_never_reach_the_store(tmp_path):
     key = "sk-ant-api03-" + "a" * 40
-    result = asm_nb.run_once(f"echo token {key}", provider="shell", store=str(tmp_path / "st"))
-    raw = "".join(p.read_text() for p in (tmp_path / "st").rglob("*.jsonl"))
+    store = asm_nb.open_store(str(tmp_path / "st"))
+    result = asm_nb.run_once(f"echo token {key}", provider="shell", store=store)
+    store.flush()
+    raw = "".join(p.read_text() for p in (tmp_path / "st").rglob("*.json*"))
     assert key not in raw and "[REDACTED]" in raw
     assert key not in result.output
 

@@ -74,6 +74,24 @@ async def _store(store: Any, op: str, *args: Any, _operation: str | None = None,
                        details={"reason": repr(exc)}) from exc
 
 
+def _redact_value(value: Any) -> Any:
+    if value is None:
+        return None
+    from ..persistence.redaction import redact_map
+
+    return redact_map({"v": value}, None)["v"]
+
+
+def _for_store(run: Run) -> Run:
+    """The copy of ``run`` that is written: input, output and error go through the redactor
+    (events are redacted by the pipeline; runs must not leak what events hide)."""
+    return run.replace(input=_redact_value(run.input), output=_redact_value(run.output),
+                       error=_redact_value(run.error))
+
+
+_PENDING_INPUTS: dict[str, Any] = {}
+
+
 def _check_store(store: Any) -> None:
     for name in ("get_session", "save_session", "save_run", "get_run", "append_event_with_sequence", "get_events"):
         if not callable(getattr(store, name, None)):
@@ -231,7 +249,8 @@ async def astart_run(store: Any, adapter: Any, session_id: str, input: Any, *, r
         for w in result.warnings:
             log.warning("%s", w)
     run = Run.new(session_id, input=input, metadata=metadata)
-    await _store(store, "save_run", run, _operation="start_run")
+    await _store(store, "save_run", _for_store(run), _operation="start_run")
+    _PENDING_INPUTS[run.id] = input  # the adapter gets the unredacted input (same process)
     return run
 
 
@@ -331,8 +350,10 @@ async def aexecute_run(store: Any, adapter: Any, run_id: str, *, event_callback:
         raise AsmError("invalid_operation",
                        f"Run {run.id} is {run.status.value}; only pending runs can be executed")
     session = await _store(store, "get_session", run.session_id, _operation="execute_run")
+    if run.id in _PENDING_INPUTS:
+        run = run.replace(input=_PENDING_INPUTS.pop(run.id))
     run = run.with_status(RunStatus.RUNNING)
-    await _store(store, "save_run", run, _operation="execute_run")
+    await _store(store, "save_run", _for_store(run), _operation="execute_run")
     tracker = _RunTracker(run=run, session=session, adapter=adapter, task=asyncio.current_task())
     _INFLIGHT[run.id] = tracker
     adapter_opts = dict(adapter_opts or {})
@@ -547,6 +568,17 @@ async def _finalize_success(store: Any, adapter: Any, tracker: _RunTracker, resu
                               {"stop_reason": result.output.get("stop_reason", "end_turn"), "token_usage": usage},
                               run_id=run.id, provider=adapter.name)
     run = run.with_output(result.output)
+    if tracker.terminal_seen == "run_failed":
+        # The adapter reported the run failed but returned a result (shell: non-zero exit, timeout):
+        # the command did run, so the output is kept, and the run is recorded as failed.
+        failed = next((e for e in reversed(tracker.events) if e.get("type") == "run_failed"), {})
+        fd = failed.get("data") or {}
+        err = {"code": fd.get("error_code") or "provider_error",
+               "message": fd.get("error_message") or _soft_failure_message(fd, result.output)}
+        for k in ("provider_error", "details"):
+            if fd.get(k):
+                err[k] = fd[k]
+        run = run.replace(status=RunStatus.FAILED, error=err)
     run = run.replace(token_usage=usage, provider=adapter.name, provider_metadata=prov_meta,
                       metadata={**run.metadata, **prov_meta})
     pricing = _price(run, tracker.reported_cost)
@@ -565,7 +597,7 @@ async def _finalize_success(store: Any, adapter: Any, tracker: _RunTracker, resu
         md.pop("provider_session_id", None)
         md.pop("model", None)
         session = session.replace(metadata=md, updated_at=utc_now())
-    await _store(store, "flush", {"session": session, "run": run, "events": [],
+    await _store(store, "flush", {"session": session, "run": _for_store(run), "events": [],
                                   "provider_metadata": dict(tracker.provider_meta)},
                  _operation="finalize_successful_run")
     tracker.run = run
@@ -574,6 +606,14 @@ async def _finalize_success(store: Any, adapter: Any, tracker: _RunTracker, resu
                            routing=result.routing, policy=policy_info or result.policy, workspace=ws_result,
                            cost_usd=run.cost_usd, persistence_failures=tracker.persistence_failures,
                            session_id=session.id, run_id=run.id)
+
+
+def _soft_failure_message(data: Mapping[str, Any], output: Mapping[str, Any]) -> str:
+    if output.get("timed_out"):
+        return f"Command timed out after {data.get('duration_ms') or output.get('duration_ms')}ms"
+    if output.get("exit_code") is not None:
+        return f"Command exited with code {output.get('exit_code')}"
+    return "Run failed"
 
 
 async def _finalize_failure(store: Any, adapter: Any, tracker: _RunTracker, error: AsmError) -> None:
@@ -597,7 +637,7 @@ async def _finalize_failure(store: Any, adapter: Any, tracker: _RunTracker, erro
     run = run.replace(cost_usd=pricing.get("cost_usd"),
                       metadata={**run.metadata, **{k: v for k, v in pricing.items() if k != "cost_usd"}})
     tracker.run = run
-    await _store(store, "save_run", run, _operation="finalize_failed_run")
+    await _store(store, "save_run", _for_store(run), _operation="finalize_failed_run")
     if tracker.terminal_seen is None:
         if cancelled:
             await _internal_event(store, session, "run_cancelled", {"token_usage": usage}, run_id=run.id,
