@@ -1,0 +1,227 @@
+"""The persistence event pipeline: raw adapter dict → redacted, validated, sequenced, stored Event.
+
+Spec part 3 §6.1–§6.2. ``build_event`` (no I/O) runs build → redact → enrich → validate;
+``EventPipeline`` adds warning telemetry → ``store.append_event_with_sequence`` → persisted
+telemetry, and reports rejections. Telemetry names (part 1 §15.2), under ``("asm",)``:
+``persistence.event_redacted``, ``.event_validation_warning``, ``.event_persisted``,
+``.event_rejected``.
+
+Python additions to the reference builder:
+- a non-empty string ``raw["id"]`` becomes the event id (replays produce the same ids, so a
+  re-append is idempotent, store rule S3); ``raw["sequence_number"]`` and ``raw["provider"]``
+  are ignored (the store numbers events; the context names the provider);
+- an unknown raw type becomes ``error_occurred`` with ``metadata["_original_type"]``.
+
+>>> from asm_nb.persistence.pipeline import PipelineContext, build_event
+>>> ev = build_event({"type": "message_streamed", "data": {"delta": "hi", "content": "hi"}},
+...                  PipelineContext("ses_1", run_id="run_1", provider="shell"))
+>>> ev.type.value, ev.provider, ev.sequence_number
+('message_streamed', 'shell', None)
+
+Imports ``core``, ``config``, ``telemetry`` and the sibling persistence modules.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .. import telemetry
+from ..core.errors import AsmError
+from ..core.events import Event, EventType, resolve_type
+from ..core.serialization import ensure_aware, new_id, parse_datetime, utc_now
+from .redaction import RedactionConfig, redact_payload
+from .validation import shape_warnings, validate_structural
+
+__all__ = ["PipelineContext", "build_event", "EventPipeline", "EVENT_PERSISTED", "EVENT_VALIDATION_WARNING",
+           "EVENT_REJECTED", "EVENT_REDACTED"]
+
+_P = telemetry.TELEMETRY_PREFIX + ("persistence",)
+EVENT_PERSISTED = _P + ("event_persisted",)
+EVENT_VALIDATION_WARNING = _P + ("event_validation_warning",)
+EVENT_REJECTED = _P + ("event_rejected",)
+EVENT_REDACTED = _P + ("event_redacted",)
+
+_BY_VALUE = {t.value: t for t in EventType}
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineContext:
+    """Where built events belong: ``session_id`` (required by ``build_event``), ``run_id``,
+    ``provider`` (set on every event), ``correlation_id``, and ``redaction`` — an optional dict
+    overriding the global redaction config (``enabled`` then defaults to True; omitted keys take
+    the redactor defaults, spec §6.4.1)."""
+
+    session_id: str | None
+    run_id: str | None = None
+    provider: str | None = None
+    correlation_id: str | None = None
+    redaction: Mapping[str, Any] | None = None
+
+    @classmethod
+    def coerce(cls, ctx: Any) -> "PipelineContext":
+        """A ``PipelineContext`` as is, or one built from a dict with the same keys."""
+        if isinstance(ctx, PipelineContext):
+            return ctx
+        if isinstance(ctx, Mapping):
+            return cls(ctx.get("session_id"), ctx.get("run_id"), ctx.get("provider"), ctx.get("correlation_id"),
+                       ctx.get("redaction"))
+        raise AsmError("validation_error", f"pipeline context must be a PipelineContext or dict, got: {ctx!r}")
+
+
+def _timestamp(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return ensure_aware(value)
+    if isinstance(value, str):
+        try:
+            return parse_datetime(value)
+        except ValueError:
+            pass
+    return utc_now()
+
+
+def _session_id(value: Any) -> str:
+    if value is None:
+        raise AsmError("validation_error", "session_id is required")
+    if not isinstance(value, str):
+        raise AsmError("validation_error", "session_id must be a string")
+    if value == "":
+        raise AsmError("validation_error", "session_id cannot be empty")
+    return value
+
+
+def _as_dict(value: Any) -> dict:
+    if type(value) is dict:
+        return value.copy()  # shallow: the stored event must not share the caller's dict
+    if value is not None and isinstance(value, Mapping):
+        return dict(value)
+    return {}
+
+
+def build_event(raw: Mapping[str, Any], ctx: PipelineContext | Mapping[str, Any]) -> Event:
+    """Build one unsequenced ``Event`` from a raw dict: build → redact → enrich → validate.
+
+    Raises ``AsmError`` (``validation_error``) for a non-dict ``raw`` or a missing/empty
+    ``ctx.session_id``. Shape problems never reject: they land in
+    ``metadata["_validation_warnings"]``.
+    """
+    if not isinstance(raw, Mapping):
+        raise AsmError("validation_error", "raw event data must be a dict")
+    ctx = PipelineContext.coerce(ctx)
+    # build
+    raw_type = raw.get("type")
+    etype = _BY_VALUE.get(raw_type) if type(raw_type) is str else None
+    if etype is None:
+        etype = resolve_type(raw_type)
+    session_id = _session_id(ctx.session_id)
+    data = _as_dict(raw.get("data"))
+    metadata = _as_dict(raw.get("metadata"))
+    if etype is EventType.ERROR_OCCURRED and raw_type != "error_occurred":
+        metadata["_original_type"] = str(raw_type)
+    ts = _timestamp(raw.get("timestamp"))
+    ev_id = raw.get("id")
+    if type(ev_id) is not str or not ev_id:
+        ev_id = new_id("evt_")
+    # redact
+    override = ctx.redaction
+    cfg = RedactionConfig.from_config() if override is None else RedactionConfig.from_mapping(
+        override, enabled_default=True)
+    if cfg.enabled:
+        data, metadata, count, fields = redact_payload(etype, data, metadata, cfg)
+        if count and telemetry.has_handlers(EVENT_REDACTED) and telemetry.enabled():
+            telemetry.execute(EVENT_REDACTED, {"redaction_count": count},
+                              {"session_id": session_id, "run_id": ctx.run_id, "type": etype,
+                               "fields_redacted": fields})
+    # validate (shape warnings are advisory and attached before the event is frozen)
+    warnings = shape_warnings(etype, data)
+    if warnings:
+        metadata["_validation_warnings"] = warnings  # our own copy (``_as_dict`` / the redactor)
+    # enrich: provider and correlation id always come from the context
+    event = Event(id=ev_id, type=etype, timestamp=ts, session_id=session_id, run_id=ctx.run_id, data=data,
+                  metadata=metadata, provider=ctx.provider, correlation_id=ctx.correlation_id)
+    validate_structural(event)
+    return event
+
+
+class EventPipeline:
+    """Builds events and appends them to ``store`` (anything with ``append_event_with_sequence``
+    and ``append_events``), emitting the persistence telemetry events.
+
+    >>> from asm_nb.stores.memory import InMemoryStore  # doctest: +SKIP
+    >>> EventPipeline(InMemoryStore()).process({"type": "run_started"}, {"session_id": "ses_1"})  # doctest: +SKIP
+    """
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    # -- telemetry helpers ----------------------------------------------------------------
+    @staticmethod
+    def _rejected(ctx: Any, error: AsmError) -> None:
+        if telemetry.has_handlers(EVENT_REJECTED) and telemetry.enabled():
+            session_id = ctx.session_id if isinstance(ctx, PipelineContext) else (
+                ctx.get("session_id") if isinstance(ctx, Mapping) else None)
+            telemetry.execute(EVENT_REJECTED, {"system_time": time.time_ns()},
+                              {"session_id": session_id, "reason": error.message})
+
+    @staticmethod
+    def _warned(event: Event) -> None:
+        warnings = event.metadata.get("_validation_warnings")
+        if warnings and isinstance(warnings, list) and telemetry.has_handlers(EVENT_VALIDATION_WARNING) \
+                and telemetry.enabled():
+            telemetry.execute(EVENT_VALIDATION_WARNING, {"warning_count": len(warnings)},
+                              {"session_id": event.session_id, "type": event.type, "warnings": warnings})
+
+    @staticmethod
+    def _persisted(stored: Event, ctx: PipelineContext) -> None:
+        if telemetry.has_handlers(EVENT_PERSISTED) and telemetry.enabled():
+            telemetry.execute(EVENT_PERSISTED, {"system_time": time.time_ns(), "sequence_number": stored.sequence_number},
+                              {"session_id": stored.session_id, "run_id": stored.run_id, "type": stored.type,
+                               "provider": ctx.provider})
+
+    # -- API ------------------------------------------------------------------------------
+    def build(self, raw: Any, ctx: Any) -> Event:
+        """Steps 1–3 of ``process`` without storing: build (rejected telemetry on failure) and
+        report shape warnings."""
+        try:
+            ctx = PipelineContext.coerce(ctx)
+            event = build_event(raw, ctx)
+        except AsmError as err:
+            self._rejected(ctx, err)
+            raise
+        self._warned(event)
+        return event
+
+    def process(self, raw: Any, ctx: Any) -> Event:
+        """Build, store with a sequence number and return the stored event."""
+        event = self.build(raw, ctx)
+        ctx = PipelineContext.coerce(ctx)  # build() succeeded, so this cannot fail
+        try:
+            stored = self.store.append_event_with_sequence(event)
+        except AsmError as err:
+            self._rejected(ctx, err)
+            raise
+        self._persisted(stored, ctx)
+        return stored
+
+    def process_batch(self, raws: Sequence[Any], ctx: Any) -> list[Event]:
+        """Build every event first (the first failure rejects the whole batch and nothing is
+        stored), then one ``store.append_events``. Returns the stored events in input order."""
+        if not isinstance(raws, (list, tuple)):
+            err = AsmError("validation_error", "raw events must be a list")
+            self._rejected(ctx, err)
+            raise err
+        if not raws:
+            return []
+        built = [self.build(raw, ctx) for raw in raws]
+        ctx = PipelineContext.coerce(ctx)
+        try:
+            stored = self.store.append_events(built)
+        except AsmError as err:
+            self._rejected(ctx, err)
+            raise
+        for ev in stored:
+            self._persisted(ev, ctx)
+        return stored
