@@ -1,0 +1,719 @@
+"""``LocalStore``: the embedded default SessionStore, a folder (spec part 3 §3).
+
+Layout under the root (``./.asm``, ``$ASM_HOME`` or the path given)::
+
+    store.json                      {"format": "asm-local", "version": 1}
+    db/sessions.json runs.json artifacts.json     TinyDB, one table each (see ``_tinydb.py``)
+    db.lock                         cross-process lock for TinyDB read-modify-write
+    events/<session>.jsonl          append-only event log, one ``Event.to_dict()`` per line
+    events/<session>.lock           per-session cross-process append lock
+    events/<session>.meta.json      {"last_sequence": N}, written only by pruning
+
+Appends are buffered per session ("write-behind"): the first append after an idle period takes
+the session's OS lock and re-reads whatever other processes appended, so sequence numbers stay
+gap-free across processes; lines collect in memory and go to the file in one ``os.write`` after
+``local_flush_interval_ms`` (50 ms), at 4 MiB, on ``flush()``/``close()`` or at interpreter
+exit, and then the lock is released. In-process readers see buffered events at once. A
+``kill -9`` loses only the unflushed buffer; the torn last line it may leave is cut off, with a
+warning, by the next writer.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+import warnings
+import weakref
+from pathlib import Path
+from typing import Any, Iterable
+from urllib.parse import unquote
+
+from .. import config
+from ..core.errors import AsmError
+from ..core.events import Event
+from ..core.run import Run
+from ..core.session import Session
+from . import _codec
+from ._base import (EventQuery, StoreBase, check_run, check_session, check_session_id, filter_runs,
+                    filter_sessions, merge_session, parse_payload, pick_active_run, with_sequence)
+from ._locks import FileLock
+from ._tinydb import TinyTables
+
+__all__ = ["LocalStore", "LocalStoreWarning", "STORE_FORMAT", "STORE_VERSION"]
+
+log = logging.getLogger(__name__)
+
+STORE_FORMAT = "asm-local"
+STORE_VERSION = 1
+MAX_BUFFER_BYTES = 4 * 1024 * 1024
+_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+
+
+class LocalStoreWarning(UserWarning):
+    """A LocalStore file needed repair or held an unreadable line (never fatal)."""
+
+
+def encode_session_id(session_id: str) -> str:
+    """File-name form of a session id: ``[A-Za-z0-9._-]`` kept, every other byte ``%XX``."""
+    if all(c in _SAFE for c in session_id):
+        return session_id
+    return "".join(c if c in _SAFE else "".join(f"%{b:02X}" for b in c.encode("utf-8")) for c in session_id)
+
+
+def decode_session_id(name: str) -> str:
+    return unquote(name, encoding="utf-8", errors="strict") if "%" in name else name
+
+
+def _warn(message: str) -> None:
+    log.warning(message)
+    warnings.warn(message, LocalStoreWarning, stacklevel=3)
+
+
+# --------------------------------------------------------------------------------------------
+# one session's log
+
+
+class _SessionLog:
+    """In-process state of one session's event log. Every method runs under ``self.lock``."""
+
+    __slots__ = ("sid", "path", "meta_path", "flock", "lock", "owned", "owned_since", "ino", "offset",
+                 "events", "ids", "last_seq", "meta_seq", "n_flushed", "buf", "buf_bytes", "warned", "store")
+
+    def __init__(self, store: "LocalStore", sid: str) -> None:
+        name = encode_session_id(sid)
+        self.store = store
+        self.sid = sid
+        self.path = store._events_dir / f"{name}.jsonl"
+        self.meta_path = store._events_dir / f"{name}.meta.json"
+        self.flock = FileLock(store._events_dir / f"{name}.lock")
+        self.lock = threading.Lock()
+        self.owned = False
+        self.owned_since = 0.0
+        self._reset()
+        self.warned = False
+
+    def _reset(self) -> None:
+        self.ino: int | None = None
+        self.offset = 0
+        self.events: list[Event] = []
+        self.ids: dict[str, Event] = {}
+        self.last_seq = 0
+        self.meta_seq = 0
+        self.n_flushed = 0
+        self.buf: list[bytes] = []
+        self.buf_bytes = 0
+
+    # -- reading the file -------------------------------------------------------------------
+    def _read_meta(self) -> int:
+        try:
+            meta = _codec.loads(self.meta_path.read_bytes())
+        except FileNotFoundError:
+            return 0
+        except ValueError:
+            _warn(f"LocalStore: unreadable {self.meta_path}; ignoring it")
+            return 0
+        v = meta.get("last_sequence") if isinstance(meta, dict) else None
+        return v if isinstance(v, int) and not isinstance(v, bool) else 0
+
+    def sync(self, owner: bool) -> None:
+        """Catch up with the file: parse lines appended since ``offset``. With the OS lock held
+        (``owner``), also cut a torn tail left by a killed writer."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            if self.ino is not None or self.events:
+                self._reset()  # deleted (delete_session in another process)
+            if self.ino is None and not self.events:
+                self.meta_seq = self._read_meta() if self.meta_path.exists() else 0
+            return
+        if st.st_ino != self.ino or st.st_size < self.offset:
+            self._reset()  # first read, or the log was rewritten (pruning) / replaced
+            self.ino = st.st_ino
+            self.meta_seq = self._read_meta()
+        if st.st_size == self.offset:
+            return
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        end = data.rfind(b"\n") + 1
+        if end < len(data) and owner:
+            torn = len(data) - end
+            os.truncate(self.path, self.offset + end)
+            _warn(f"LocalStore: dropped a torn last line ({torn} bytes) from {self.path} "
+                  "(a writer was killed mid-write; those events were never flushed)")
+        if end:
+            self._parse(data[:end])
+            self.offset += end
+            self.n_flushed = len(self.events)
+
+    def _parse(self, chunk: bytes) -> None:
+        from_stored = Event._from_stored
+        loads = _codec.loads
+        events, ids = self.events, self.ids
+        last = self.last_seq
+        for line in chunk.split(b"\n"):
+            if not line:
+                continue
+            try:
+                e = from_stored(loads(line))
+                seq = e.sequence_number
+                if not isinstance(seq, int) or seq <= last:
+                    raise ValueError(f"sequence_number {seq!r} out of order")
+            except Exception as exc:  # a bad line never makes the log unreadable
+                if not self.warned:
+                    self.warned = True
+                    _warn(f"LocalStore: skipped an unreadable line in {self.path}: {exc!r}")
+                continue
+            if e.id in ids:
+                continue
+            events.append(e)
+            ids[e.id] = e
+            last = seq
+        self.last_seq = last
+
+    # -- ownership and writing ---------------------------------------------------------------
+    def ensure_owned(self) -> None:
+        """Hold the session's OS lock (taking it, and re-synchronizing, if not held yet)."""
+        if self.owned:
+            return
+        self.flock.acquire()
+        try:
+            self.sync(owner=True)
+        except BaseException:
+            self.flock.release()
+            raise
+        self.owned = True
+        self.owned_since = time.monotonic()
+        self.store._schedule(self)
+
+    def next_seq(self) -> int:
+        seq = max(self.last_seq, self.meta_seq) + 1
+        self.last_seq = seq
+        return seq
+
+    def write_buffer(self) -> None:
+        """Write buffered lines with one ``os.write`` (the OS lock must be held)."""
+        if not self.buf:
+            return
+        data = b"".join(self.buf)
+        start = self.offset
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+                if self.store.durability == "fsync":
+                    os.fsync(fd)
+                self.ino = os.fstat(fd).st_ino
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            # keep file and memory consistent: cut what may have been written, forget the buffer
+            try:
+                if self.path.exists():
+                    os.truncate(self.path, start)
+            except OSError:
+                pass
+            lost = len(self.events) - self.n_flushed
+            self.rollback(self.n_flushed, start)
+            raise AsmError("storage_error", f"Failed to write {lost} buffered event(s) to {self.path}: {exc!r}",
+                           context={"session_id": self.sid}) from exc
+        self.offset = start + len(data)
+        self.n_flushed = len(self.events)
+        self.buf.clear()
+        self.buf_bytes = 0
+
+    def rollback(self, n_events: int, offset: int) -> None:
+        """Forget events after index ``n_events`` (unwritten or truncated) and unflushed lines."""
+        for e in self.events[n_events:]:
+            self.ids.pop(e.id, None)
+        del self.events[n_events:]
+        self.last_seq = self.events[-1].sequence_number if self.events else 0
+        self.offset = offset
+        self.n_flushed = min(self.n_flushed, n_events)
+        self.buf.clear()
+        self.buf_bytes = 0
+
+    def release(self) -> None:
+        """Write the buffer and let other processes append (no-op when not owned)."""
+        if not self.owned:
+            return
+        try:
+            self.write_buffer()
+        finally:
+            self.owned = False
+            self.flock.release()
+
+
+# --------------------------------------------------------------------------------------------
+# the store
+
+
+class LocalStore(StoreBase):
+    """The default SessionStore: a folder of TinyDB tables and per-session JSON-lines logs.
+
+    >>> store = LocalStore("/tmp/asm-doc-example")              # doctest: +SKIP
+    >>> store.append_event_with_sequence(event).sequence_number  # doctest: +SKIP
+    1
+
+    Options: ``durability`` ``"flush"`` (default: OS buffers) or ``"fsync"``;
+    ``flush_interval_ms`` (default config ``local_flush_interval_ms``, 50);
+    ``max_buffer_bytes`` (4 MiB).
+    """
+
+    inline_safe = True
+    _poll_s = 0.025  # long-poll also notices other processes' appends
+
+    def __init__(self, root: str | os.PathLike | None = None, *, durability: str = "flush",
+                 flush_interval_ms: int | None = None, max_buffer_bytes: int = MAX_BUFFER_BYTES) -> None:
+        if root is None:
+            from . import default_root
+
+            root = default_root()
+        if durability not in ("flush", "fsync"):
+            raise AsmError("validation_error", f"durability must be 'flush' or 'fsync', got: {durability!r}")
+        if flush_interval_ms is None:
+            flush_interval_ms = config.get("local_flush_interval_ms")
+        if isinstance(flush_interval_ms, bool) or not isinstance(flush_interval_ms, (int, float)) \
+                or flush_interval_ms < 0:
+            raise AsmError("validation_error", "flush_interval_ms must be a non-negative number")
+        if isinstance(max_buffer_bytes, bool) or not isinstance(max_buffer_bytes, int) or max_buffer_bytes <= 0:
+            raise AsmError("validation_error", "max_buffer_bytes must be a positive integer")
+        self.root = Path(root).expanduser().absolute()
+        self.durability = durability
+        self.flush_interval_s = flush_interval_ms / 1000.0
+        self.max_buffer_bytes = max_buffer_bytes
+        self._events_dir = self.root / "events"
+        try:
+            self._open_layout()
+        except OSError as exc:
+            raise AsmError("storage_error", f"cannot open LocalStore at {self.root}: {exc}") from exc
+        self._tables = TinyTables(self.root, {"sessions": Session.from_dict, "runs": Run.from_dict,
+                                              "artifacts": dict}, fsync=durability == "fsync")
+        self._init_runtime()
+        _OPEN_STORES.add(self)
+
+    def _init_runtime(self) -> None:
+        self._closed = False
+        self._logs: dict[str, _SessionLog] = {}
+        self._logs_lock = threading.Lock()
+        self._cond = threading.Condition(threading.Lock())
+        self._timer_cond = threading.Condition(threading.Lock())
+        self._owned: set[_SessionLog] = set()
+        self._flusher: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"LocalStore({str(self.root)!r})"
+
+    # -- layout -------------------------------------------------------------------------------
+    def _open_layout(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        marker = self.root / "store.json"
+        if marker.exists():
+            try:
+                info = _codec.loads(marker.read_bytes())
+            except ValueError as exc:
+                raise AsmError("storage_error", f"{marker} is not valid JSON: {exc}") from None
+            fmt = info.get("format") if isinstance(info, dict) else None
+            version = info.get("version") if isinstance(info, dict) else None
+            if fmt != STORE_FORMAT:
+                raise AsmError("storage_error", f"{self.root} is not a LocalStore ({marker} says format {fmt!r})")
+            if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+                raise AsmError("storage_error", f"{marker} has an invalid version: {version!r}")
+            if version > STORE_VERSION:
+                raise AsmError("migration_required",
+                               f"LocalStore at {self.root} has format version {version}; this asm_nb reads "
+                               f"version {STORE_VERSION}. Upgrade asm_nb to open it.",
+                               details={"found": version, "supported": STORE_VERSION})
+        else:
+            tmp = marker.with_name(f".store.json.{os.getpid()}.tmp")
+            tmp.write_bytes(_codec.dumps({"format": STORE_FORMAT, "version": STORE_VERSION}) + b"\n")
+            os.replace(tmp, marker)
+        self._events_dir.mkdir(exist_ok=True)
+        (self.root / "db").mkdir(exist_ok=True)
+
+    def _log(self, session_id: str) -> _SessionLog:
+        slog = self._logs.get(session_id)
+        if slog is None:
+            with self._logs_lock:
+                slog = self._logs.get(session_id)
+                if slog is None:
+                    slog = self._logs[session_id] = _SessionLog(self, session_id)
+        return slog
+
+    # -- write-behind timer ---------------------------------------------------------------------
+    def _schedule(self, slog: _SessionLog) -> None:
+        with self._timer_cond:
+            self._owned.add(slog)
+            if self._flusher is None or not self._flusher.is_alive():
+                self._flusher = threading.Thread(target=_flusher_loop, args=(weakref.ref(self), self._timer_cond),
+                                                 name=f"asm-localstore-flush:{self.root.name}", daemon=True)
+                self._flusher.start()
+            else:
+                self._timer_cond.notify()
+
+    def _due(self) -> tuple[list[_SessionLog], float | None]:
+        """(sessions whose buffer is due now, seconds until the next one). Caller holds timer lock."""
+        now = time.monotonic()
+        due, wait = [], None
+        for slog in self._owned:
+            left = slog.owned_since + self.flush_interval_s - now
+            if left <= 0:
+                due.append(slog)
+            elif wait is None or left < wait:
+                wait = left
+        for slog in due:
+            self._owned.discard(slog)
+        return due, wait
+
+    def _release(self, slog: _SessionLog) -> None:
+        """Write a session's buffer and release its OS lock (caller holds ``slog.lock``)."""
+        try:
+            slog.release()
+        finally:
+            with self._timer_cond:
+                self._owned.discard(slog)
+
+    # -- sessions ---------------------------------------------------------------------------------
+    def save_session(self, session: Session) -> None:
+        """Upsert by id (TinyDB row rewritten under ``db.lock``)."""
+        check_session(session)
+        self._check_open()
+        doc = session.to_dict()
+        self._tx(lambda t: t["sessions"].update(lambda rows: _put(rows, session.id, doc)), "save_session")
+
+    def get_session(self, session_id: str) -> Session:
+        with self._tables.lock:
+            s = self._tables["sessions"].get(session_id) if isinstance(session_id, str) else None
+        if s is None:
+            raise AsmError("session_not_found", f"Session not found: {session_id}")
+        return s
+
+    def list_sessions(self, *, status: Any = None, agent_id: str | None = None, limit: int | None = None,
+                      offset: int = 0) -> list[Session]:
+        """All sessions (soft-deleted included) by ``created_at`` then id."""
+        with self._tables.lock:
+            rows = list(self._tables["sessions"].objects().values())
+        return filter_sessions(rows, status=status, agent_id=agent_id, limit=limit, offset=offset)
+
+    def delete_session(self, session_id: str) -> None:
+        """Idempotent cascade: the event log, lock and meta files, the runs and artifact records
+        of the session, then its row."""
+        check_session_id(session_id)
+        self._check_open()
+        slog = self._log(session_id)
+        with slog.lock:
+            try:
+                slog.ensure_owned()
+                slog.buf.clear()
+                slog.buf_bytes = 0
+                for p in (slog.path, slog.meta_path):
+                    try:
+                        os.unlink(p)
+                    except FileNotFoundError:
+                        pass
+                slog._reset()
+
+                def cascade(t: TinyTables) -> None:
+                    t["runs"].update(lambda rows: _drop(rows, lambda d: d.get("session_id") == session_id))
+                    t["artifacts"].update(lambda rows: _drop(rows, lambda d: d.get("session_id") == session_id))
+                    t["sessions"].update(lambda rows: rows.pop(session_id, None) is not None)
+
+                self._tx(cascade, "delete_session")
+            finally:
+                slog.owned = False
+                slog.flock.remove_and_release()
+                with self._timer_cond:
+                    self._owned.discard(slog)
+        self._notify()
+
+    def list_session_ids(self) -> list[str]:
+        """Ids of every session with a row, a run or an event log, sorted."""
+        ids = {s.id for s in self.list_sessions()} | {r.session_id for r in self.list_runs(None)}
+        ids.update(self.event_log_paths(flush=False))
+        with self._logs_lock:
+            ids.update(sid for sid, slog in self._logs.items() if slog.events)
+        return sorted(ids)
+
+    def event_log_paths(self, *, flush: bool = True) -> dict[str, Path]:
+        """``session_id → events/<session>.jsonl`` for every log on disk. Buffered events are
+        written first (``flush=True``) so the files hold everything this process appended."""
+        if flush and not self._closed:
+            self.flush()
+        out = {}
+        try:
+            names = os.listdir(self._events_dir)
+        except FileNotFoundError:
+            return {}
+        for name in sorted(names):
+            if name.endswith(".jsonl") and not name.startswith("."):
+                out[decode_session_id(name[:-6])] = self._events_dir / name
+        return out
+
+    # -- runs -------------------------------------------------------------------------------------
+    def save_run(self, run: Run) -> None:
+        """Upsert by id."""
+        check_run(run)
+        self._check_open()
+        doc = run.to_dict()
+        self._tx(lambda t: t["runs"].update(lambda rows: _put(rows, run.id, doc)), "save_run")
+
+    def get_run(self, run_id: str) -> Run:
+        with self._tables.lock:
+            r = self._tables["runs"].get(run_id) if isinstance(run_id, str) else None
+        if r is None:
+            raise AsmError("run_not_found", f"Run not found: {run_id}")
+        return r
+
+    def list_runs(self, session_id: str | None, *, status: Any = None, limit: int | None = None) -> list[Run]:
+        """Runs of one session (``None``: of every session) by ``started_at`` then id."""
+        with self._tables.lock:
+            rows = [r for r in self._tables["runs"].objects().values()
+                    if session_id is None or r.session_id == session_id]
+        return filter_runs(rows, status=status, limit=limit)
+
+    def get_active_run(self, session_id: str) -> Run | None:
+        with self._tables.lock:
+            return pick_active_run(r for r in self._tables["runs"].objects().values() if r.session_id == session_id)
+
+    def _tx(self, fn, what: str) -> Any:
+        try:
+            with self._tables.transaction() as t:
+                return fn(t)
+        except AsmError:
+            raise
+        except (OSError, ValueError, TypeError) as exc:
+            raise AsmError("storage_error", f"{what} failed: {exc!r}") from exc
+
+    # -- events -----------------------------------------------------------------------------------
+    def _prepare(self, events: list[Event], single: bool) -> list[tuple[bytes, bytes]]:
+        try:
+            return [_codec.event_line_parts(e) for e in events]
+        except (TypeError, ValueError) as exc:
+            what = "event" if single else "events"
+            raise AsmError("storage_error", f"Failed to append {what}: {exc!r}") from exc
+
+    def _stage(self, events: list[Event], parts: list[tuple[bytes, bytes]]) -> list[Event]:
+        """Assign numbers and buffer lines; every session involved is locked and owned."""
+        out = []
+        slog = None
+        for e, (before, after) in zip(events, parts):
+            if slog is None or slog.sid != e.session_id:
+                slog = self._logs[e.session_id]
+            stored = slog.ids.get(e.id)
+            if stored is None:
+                seq = slog.next_seq()
+                stored = with_sequence(e, seq)
+                slog.events.append(stored)
+                slog.ids[e.id] = stored
+                line = before + str(seq).encode() + after
+                slog.buf.append(line)
+                slog.buf_bytes += len(line)
+            out.append(stored)
+        return out
+
+    def _locked_logs(self, events: Iterable[Event]) -> list[_SessionLog]:
+        return [self._log(sid) for sid in sorted({e.session_id for e in events})]
+
+    def _append(self, events: list[Event], single: bool) -> list[Event]:
+        self._check_open()
+        parts = self._prepare(events, single)  # serialize outside any lock
+        slogs = self._locked_logs(events)
+        acquired = []
+        try:
+            for slog in slogs:
+                slog.lock.acquire()
+                acquired.append(slog)
+            for slog in slogs:
+                slog.ensure_owned()
+            out = self._stage(events, parts)
+            for slog in slogs:
+                if slog.buf_bytes >= self.max_buffer_bytes:
+                    self._release(slog)
+        except AsmError:
+            raise
+        except OSError as exc:
+            what = "event" if single else "events"
+            raise AsmError("storage_error", f"Failed to append {what}: {exc!r}") from exc
+        finally:
+            for slog in reversed(acquired):
+                slog.lock.release()
+        self._notify()
+        return out
+
+    def _query(self, session_id: str, query: EventQuery) -> list[Event]:
+        slog = self._log(session_id)
+        with slog.lock:
+            if not slog.owned:
+                slog.sync(owner=False)
+            return query.apply(slog.events) if slog.events else []
+
+    def get_latest_sequence(self, session_id: str) -> int:
+        """Highest sequence ever assigned for the session (0 when none), pruning included."""
+        check_session_id(session_id)
+        slog = self._log(session_id)
+        with slog.lock:
+            if not slog.owned:
+                slog.sync(owner=False)
+            return max(slog.last_seq, slog.meta_seq)
+
+    def flush(self, payload: Any = None) -> None:
+        """Without a payload: write every buffered event and release the session locks. With one:
+        append its events, merge its session and upsert its run atomically (§1.4)."""
+        if payload is None:
+            self._flush_all()
+            return
+        session, run, events = parse_payload(payload)
+        check_session(session)
+        check_run(run)
+        self._check_open()
+        parts = self._prepare(events, single=False)
+        slogs = self._locked_logs(events)
+        acquired = []
+        try:
+            for slog in slogs:
+                slog.lock.acquire()
+                acquired.append(slog)
+            marks = []
+            for slog in slogs:
+                slog.ensure_owned()
+                slog.write_buffer()  # earlier appends go out on their own, before the payload's
+                marks.append((slog, len(slog.events), slog.offset))
+            self._stage(events, parts)
+            try:
+                for slog in slogs:
+                    slog.write_buffer()
+
+                def write_rows(t: TinyTables) -> None:
+                    stored = t["sessions"].get(session.id)
+                    doc = merge_session(stored, session).to_dict()
+                    t["sessions"].update(lambda rows: _put(rows, session.id, doc))
+                    t["runs"].update(lambda rows: _put(rows, run.id, run.to_dict()))
+
+                with self._tables.transaction() as t:
+                    write_rows(t)
+            except BaseException as exc:
+                for slog, n, offset in marks:  # undo: nothing of the payload stays
+                    try:
+                        if slog.path.exists():
+                            os.truncate(slog.path, offset)
+                    except OSError:
+                        pass
+                    slog.rollback(n, offset)
+                if isinstance(exc, AsmError):
+                    raise
+                if isinstance(exc, Exception):
+                    raise AsmError("storage_error", f"flush failed: {exc!r}") from exc
+                raise
+            for slog in slogs:
+                self._release(slog)
+        finally:
+            for slog in reversed(acquired):
+                slog.lock.release()
+        self._notify()
+
+    def _flush_all(self) -> None:
+        errors = []
+        with self._timer_cond:
+            owned = list(self._owned)
+        for slog in owned:
+            with slog.lock:
+                try:
+                    self._release(slog)
+                except AsmError as exc:
+                    errors.append(exc)
+        if owned:
+            self._notify()
+        if errors:
+            raise errors[0]
+
+    def close(self) -> None:
+        """Write every buffer, release every lock, stop the timer and wake waiters with ``[]``."""
+        if self._closed:
+            return
+        try:
+            self._flush_all()
+        finally:
+            self._closed = True
+            with self._timer_cond:
+                self._timer_cond.notify_all()
+            with self._logs_lock:
+                logs = list(self._logs.values())
+            for slog in logs:
+                with slog.lock:
+                    slog.flock.close()
+            self._tables.close()
+            _OPEN_STORES.discard(self)
+            self._notify()
+
+    def _after_fork(self) -> None:
+        """In a forked child: drop everything inherited (locks, buffers, descriptors); the parent
+        still owns its locks and will write its own buffers."""
+        for slog in list(self._logs.values()):
+            slog.flock.forget()
+        self._tables.after_fork()
+        self._init_runtime()
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def _put(rows: dict, doc_id: str, doc: dict) -> bool:
+    rows[doc_id] = doc
+    return True
+
+
+def _drop(rows: dict, pred) -> bool:
+    doomed = [k for k, d in rows.items() if pred(d)]
+    for k in doomed:
+        del rows[k]
+    return bool(doomed)
+
+
+def _flusher_loop(store_ref: "weakref.ref[LocalStore]", cond: threading.Condition) -> None:
+    """Write buffers ``flush_interval`` after their lock was taken. Holds the store only weakly."""
+    while True:
+        store = store_ref()
+        if store is None or store._closed:
+            return
+        with cond:
+            due, wait = store._due()
+            if not due:
+                del store
+                cond.wait(1.0 if wait is None else wait)
+                continue
+        for slog in due:
+            with slog.lock:
+                try:
+                    slog.release()
+                except Exception as exc:  # nobody to raise to: log, keep the timer alive
+                    log.error("LocalStore: background flush of session %s failed: %s", slog.sid, exc)
+        store._notify()
+        del store
+
+
+_OPEN_STORES: "weakref.WeakSet[LocalStore]" = weakref.WeakSet()
+
+
+def _flush_open_stores() -> None:
+    for store in list(_OPEN_STORES):
+        try:
+            store._flush_all()
+        except Exception as exc:  # pragma: no cover - exit path
+            log.error("LocalStore: flush at exit failed for %s: %s", store.root, exc)
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_OPEN_STORES):
+        store._after_fork()
+
+
+atexit.register(_flush_open_stores)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

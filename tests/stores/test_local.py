@@ -1,0 +1,394 @@
+"""LocalStore: the shared contract plus its file layout, write-behind buffer and repair rules
+(spec part 3 §3). Two-process behaviour lives in ``test_local_processes.py``."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import warnings
+
+import pytest
+
+from asm_nb.core.errors import AsmError
+from asm_nb.core.events import Event
+from asm_nb.stores.local import LocalStore, LocalStoreWarning, decode_session_id, encode_session_id
+
+from .contract import StoreContract, ev, run_for, seqs, session, sid
+
+KEYS = ["id", "type", "timestamp", "session_id", "run_id", "sequence_number", "data", "metadata",
+        "schema_version", "provider", "correlation_id"]
+
+
+def wait_until(pred, timeout=5.0):
+    """Poll ``pred`` until true or ``timeout`` seconds pass; returns the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(0.005)
+
+
+def log_lines(store: LocalStore, session_id: str) -> list[bytes]:
+    p = store.root / "events" / f"{encode_session_id(session_id)}.jsonl"
+    return p.read_bytes().splitlines() if p.exists() else []
+
+
+class TestLocalContract(StoreContract):
+    @pytest.fixture
+    def store(self, local_store):
+        return local_store
+
+
+class TestLocalContractReopened(StoreContract):
+    """The same contract against a store whose files were written by another instance."""
+
+    @pytest.fixture
+    def store(self, local_root):
+        LocalStore(local_root).close()
+        s = LocalStore(local_root, flush_interval_ms=5)
+        yield s
+        s.close()
+
+
+# -- layout ------------------------------------------------------------------------------------
+def test_layout_and_marker(local_store):
+    root = local_store.root
+    assert json.loads((root / "store.json").read_text()) == {"format": "asm-local", "version": 1}
+    assert (root / "events").is_dir() and (root / "db").is_dir()
+    s = session()
+    local_store.save_session(s)
+    local_store.save_run(run_for(s.id))
+    doc = json.loads((root / "db" / "sessions.json").read_text())
+    assert doc["sessions"][s.id]["id"] == s.id
+    assert (root / "db" / "runs.json").exists()
+
+
+def test_newer_major_version_refused(local_root):
+    local_root.mkdir(parents=True)
+    (local_root / "store.json").write_text('{"format": "asm-local", "version": 2}')
+    with pytest.raises(AsmError) as ei:
+        LocalStore(local_root)
+    assert ei.value.code == "migration_required"
+    assert "version 2" in ei.value.message
+
+
+def test_foreign_folder_refused(local_root):
+    local_root.mkdir(parents=True)
+    (local_root / "store.json").write_text('{"format": "something-else", "version": 1}')
+    with pytest.raises(AsmError) as ei:
+        LocalStore(local_root)
+    assert ei.value.code == "storage_error"
+
+
+def test_event_line_format(local_store):
+    s = sid()
+    e = ev(s, run_id="r1", data={"content": "héllo ✓", "role": "user", "n": [1, None]}, provider="shell")
+    local_store.append_event(e)
+    local_store.flush()
+    [line] = log_lines(local_store, s)
+    expected = json.dumps(e.replace(sequence_number=1).to_dict(), ensure_ascii=False, separators=(",", ":"))
+    assert line.decode("utf-8") == expected
+    assert list(json.loads(line)) == KEYS
+    assert "héllo ✓".encode() in line
+
+
+def test_event_line_format_odd_values(local_store):
+    from datetime import datetime, timezone
+
+    s = sid()
+    when = datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
+    e = ev(s, data={"when": when, 1: "int key", "tags": {"b", "a"}, "raw": b"\x00\x01"}, metadata={"t": (1, 2)})
+    local_store.append_event(e)
+    local_store.flush()
+    [line] = log_lines(local_store, s)
+    assert json.loads(line) == e.replace(sequence_number=1).to_dict()
+
+
+def test_session_ids_are_encoded_in_file_names(local_store):
+    odd = "team/a b%ü"
+    local_store.append_event(ev(odd))
+    paths = local_store.event_log_paths()
+    assert list(paths) == [odd]
+    assert paths[odd].name == "team%2Fa%20b%25%C3%BC.jsonl"
+    assert decode_session_id(encode_session_id(odd)) == odd
+    assert encode_session_id("ses_abc.1-2") == "ses_abc.1-2"
+
+
+# -- persistence across instances ----------------------------------------------------------------------
+def test_reopen_keeps_everything_and_continues_numbering(local_root):
+    s = session()
+    with LocalStore(local_root) as a:
+        a.save_session(s)
+        a.save_run(run_for(s.id, status="running"))
+        a.append_events([ev(s.id), ev(s.id)])
+    with LocalStore(local_root) as b:
+        assert b.get_session(s.id).id == s.id
+        assert b.get_active_run(s.id) is not None
+        assert seqs(b.get_events(s.id)) == [1, 2]
+        assert b.append_event_with_sequence(ev(s.id)).sequence_number == 3
+        assert b.get_latest_sequence(s.id) == 3
+
+
+def test_two_instances_share_rows_immediately(local_root):
+    with LocalStore(local_root) as a, LocalStore(local_root) as b:
+        r = run_for("ses_x", status="running")
+        a.save_run(r)
+        assert b.get_active_run("ses_x").id == r.id
+        a.save_run(r.with_status("completed"))
+        assert b.get_active_run("ses_x") is None
+        s = session()
+        b.save_session(s)
+        a.save_session(session())
+        assert s.id in {x.id for x in a.list_sessions()} and len(b.list_sessions()) == 2
+
+
+def test_two_instances_interleave_gap_free(local_root):
+    """Two instances hold separate OS locks (like two processes) on one session's log."""
+    s = sid()
+    with LocalStore(local_root, flush_interval_ms=2) as a, LocalStore(local_root, flush_interval_ms=2) as b:
+        def writer(store, tag):
+            for i in range(60):
+                store.append_event(ev(s, data={"content": f"{tag}{i}", "role": "user"}))
+                if i % 10 == 0:
+                    store.append_events([ev(s), ev(s)])
+
+        ta = threading.Thread(target=writer, args=(a, "a"))
+        tb = threading.Thread(target=writer, args=(b, "b"))
+        ta.start(); tb.start(); ta.join(20); tb.join(20)
+        a.flush(); b.flush()
+        got = a.get_events(s)
+        assert seqs(got) == list(range(1, 145))
+        assert seqs(b.get_events(s)) == list(range(1, 145))
+        a_contents = [e.data["content"] for e in got if e.data["content"].startswith("a")]
+        assert a_contents == [f"a{i}" for i in range(60)]
+
+
+def test_duplicate_from_other_instance(local_root):
+    s = sid()
+    e = ev(s)
+    with LocalStore(local_root) as a, LocalStore(local_root) as b:
+        first = a.append_event_with_sequence(e)
+        a.flush()
+        again = b.append_event_with_sequence(e)
+        assert again.sequence_number == first.sequence_number == 1
+        assert b.get_latest_sequence(s) == 1
+
+
+# -- write-behind buffer ---------------------------------------------------------------------------
+def test_buffered_events_visible_in_process_before_write(local_root):
+    s = sid()
+    with LocalStore(local_root, flush_interval_ms=60_000) as st:
+        st.append_event(ev(s))
+        assert seqs(st.get_events(s)) == [1]
+        assert log_lines(st, s) == []  # still buffered
+        st.flush()
+        assert len(log_lines(st, s)) == 1
+
+
+def test_timer_writes_buffer(local_root):
+    s = sid()
+    with LocalStore(local_root, flush_interval_ms=20) as st:
+        st.append_events([ev(s), ev(s)])
+        assert wait_until(lambda: len(log_lines(st, s)) == 2, timeout=5)
+        # the lock was released: another instance can append without waiting for close()
+        with LocalStore(local_root, flush_interval_ms=20) as other:
+            assert other.append_event_with_sequence(ev(s)).sequence_number == 3
+
+
+def test_buffer_size_limit_writes_at_once(local_root):
+    s = sid()
+    with LocalStore(local_root, flush_interval_ms=60_000, max_buffer_bytes=2000) as st:
+        for _ in range(10):
+            st.append_event(ev(s, data={"content": "x" * 300, "role": "user"}))
+        assert len(log_lines(st, s)) >= 5
+
+
+def test_close_flushes(local_root):
+    s = sid()
+    st = LocalStore(local_root, flush_interval_ms=60_000)
+    st.append_events([ev(s) for _ in range(5)])
+    st.close()
+    assert len(log_lines(st, s)) == 5
+    with pytest.raises(AsmError) as ei:
+        st.append_event(ev(s))
+    assert ei.value.code == "storage_error"
+    assert seqs(st.get_events(s)) == [1, 2, 3, 4, 5]  # reads still work
+    st.close()  # idempotent
+
+
+def test_fsync_durability(local_root):
+    s = sid()
+    with LocalStore(local_root, durability="fsync") as st:
+        st.append_event(ev(s))
+        st.save_session(session())
+    assert len(log_lines(st, s)) == 1
+
+
+def test_bad_options(local_root):
+    with pytest.raises(AsmError):
+        LocalStore(local_root, durability="never")
+    with pytest.raises(AsmError):
+        LocalStore(local_root, flush_interval_ms=-1)
+    with pytest.raises(AsmError):
+        LocalStore(local_root, max_buffer_bytes=0)
+
+
+def test_flush_interval_from_config(local_root):
+    from asm_nb import config
+
+    with config.override(local_flush_interval_ms=7):
+        st = LocalStore(local_root)
+    try:
+        assert st.flush_interval_s == pytest.approx(0.007)
+    finally:
+        st.close()
+
+
+# -- repair -------------------------------------------------------------------------------------
+def _write_log(root, session_id, events, tail=b""):
+    d = root / "events"
+    d.mkdir(parents=True, exist_ok=True)
+    body = b"".join(json.dumps(e.to_dict(), separators=(",", ":")).encode() + b"\n" for e in events)
+    (d / f"{session_id}.jsonl").write_bytes(body + tail)
+    return d / f"{session_id}.jsonl"
+
+
+def test_torn_tail_skipped_then_truncated_with_warning(local_root):
+    LocalStore(local_root).close()
+    s = sid()
+    good = [ev(s).replace(sequence_number=i) for i in (1, 2)]
+    path = _write_log(local_root, s, good, tail=b'{"id":"evt_torn","type":"mess')
+    with LocalStore(local_root) as st:
+        assert seqs(st.get_events(s)) == [1, 2]  # reader: torn bytes ignored
+        with pytest.warns(LocalStoreWarning, match="torn"):
+            assert st.append_event_with_sequence(ev(s)).sequence_number == 3
+        st.flush()
+    lines = path.read_bytes().splitlines()
+    assert [json.loads(x)["sequence_number"] for x in lines] == [1, 2, 3]
+
+
+def test_unreadable_line_skipped_with_one_warning(local_root):
+    LocalStore(local_root).close()
+    s = sid()
+    e1, e2 = ev(s).replace(sequence_number=1), ev(s).replace(sequence_number=3)
+    d = local_root / "events"
+    body = (json.dumps(e1.to_dict()) + "\nnot json at all\n{\"also\": \"bad\"}\n" + json.dumps(e2.to_dict()) + "\n")
+    (d / f"{s}.jsonl").write_text(body)
+    with LocalStore(local_root) as st:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert seqs(st.get_events(s)) == [1, 3]
+            st.get_events(s)
+        assert len([w for w in caught if issubclass(w.category, LocalStoreWarning)]) == 1
+        assert st.append_event_with_sequence(ev(s)).sequence_number == 4
+
+
+def test_meta_high_water_mark(local_root):
+    LocalStore(local_root).close()
+    s = sid()
+    _write_log(local_root, s, [ev(s).replace(sequence_number=1)])
+    (local_root / "events" / f"{s}.meta.json").write_text('{"last_sequence": 9}')
+    with LocalStore(local_root) as st:
+        assert st.get_latest_sequence(s) == 9
+        assert st.append_event_with_sequence(ev(s)).sequence_number == 10
+
+
+def test_log_rewritten_elsewhere_is_reloaded(local_root):
+    """A prune (temp file + os.replace) by another process: readers reload, writers continue."""
+    s = sid()
+    with LocalStore(local_root) as st:
+        st.append_events([ev(s) for _ in range(3)])
+        st.flush()
+        path = st.event_log_paths()[s]
+        kept = path.read_bytes().splitlines()[2:]
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(b"\n".join(kept) + b"\n")
+        (path.parent / f"{s}.meta.json").write_text('{"last_sequence": 3}')
+        os.replace(tmp, path)
+        assert seqs(st.get_events(s)) == [3]
+        assert st.append_event_with_sequence(ev(s)).sequence_number == 4
+
+
+# -- delete, flush, listing -------------------------------------------------------------------------
+def test_delete_removes_files(local_store):
+    s = session()
+    local_store.save_session(s)
+    local_store.append_event(ev(s.id))
+    local_store.flush()
+    events_dir = local_store.root / "events"
+    assert (events_dir / f"{s.id}.jsonl").exists()
+    local_store.delete_session(s.id)
+    assert not (events_dir / f"{s.id}.jsonl").exists()
+    assert not (events_dir / f"{s.id}.lock").exists()
+    assert local_store.event_log_paths() == {}
+
+
+def test_delete_seen_by_other_instance(local_root):
+    s = sid()
+    with LocalStore(local_root) as a, LocalStore(local_root) as b:
+        a.append_events([ev(s), ev(s)])
+        a.flush()
+        assert len(b.get_events(s)) == 2
+        a.delete_session(s)
+        assert b.get_events(s) == []
+        assert b.append_event_with_sequence(ev(s)).sequence_number == 1
+
+
+def test_flush_payload_rolls_back_when_rows_fail(local_store, monkeypatch):
+    s = session()
+    local_store.append_event(ev(s.id))
+    r = run_for(s.id)
+    from asm_nb.stores import _tinydb
+
+    def boom(self, data):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(_tinydb.AtomicJSONStorage, "write", boom)
+    with pytest.raises(AsmError) as ei:
+        local_store.flush({"session": s, "run": r, "events": [ev(s.id), ev(s.id)]})
+    assert ei.value.code == "storage_error" and "flush failed" in ei.value.message
+    monkeypatch.undo()
+    assert seqs(local_store.get_events(s.id)) == [1]
+    assert len(log_lines(local_store, s.id)) == 1
+    with pytest.raises(AsmError):
+        local_store.get_session(s.id)
+    assert local_store.append_event_with_sequence(ev(s.id)).sequence_number == 2
+
+
+def test_save_failure_is_storage_error(local_store, monkeypatch):
+    from asm_nb.stores import _tinydb
+
+    monkeypatch.setattr(_tinydb.AtomicJSONStorage, "write", lambda self, data: (_ for _ in ()).throw(OSError("ro")))
+    with pytest.raises(AsmError) as ei:
+        local_store.save_run(run_for("ses_1"))
+    assert ei.value.code == "storage_error" and "save_run failed" in ei.value.message
+
+
+def test_list_runs_all_and_session_ids(local_store):
+    local_store.save_session(session(id="ses_a"))
+    local_store.save_run(run_for("ses_b"))
+    local_store.append_event(ev("ses_c"))
+    assert local_store.list_session_ids() == ["ses_a", "ses_b", "ses_c"]
+    assert [r.session_id for r in local_store.list_runs(None)] == ["ses_b"]
+
+
+def test_tinydb_files_open_with_tinydb(local_store):
+    from tinydb import TinyDB
+
+    from asm_nb.stores._tinydb import StrIdTable
+
+    s = session()
+    local_store.save_session(s)
+    db = TinyDB(local_store.root / "db" / "sessions.json")
+    db.table_class = StrIdTable
+    [doc] = db.table("sessions").all()
+    assert doc.doc_id == s.id and doc["agent_id"] == "agent"
+    db.close()
+
+
+def test_inline_safe_and_root(local_store, local_root):
+    assert LocalStore.inline_safe is True
+    assert local_store.root == local_root.absolute()
