@@ -1,0 +1,76 @@
+"""%%asm in a real Jupyter kernel: the stop button (interrupt) cancels the run and the kernel
+stays usable."""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import time
+
+import pytest
+
+jupyter_client = pytest.importorskip("jupyter_client")
+pytestmark = pytest.mark.kernel
+
+
+@pytest.fixture
+def kernel(tmp_path):
+    from jupyter_client.manager import start_new_kernel
+
+    env = {**os.environ, "ASM_HOME": str(tmp_path / "home"), "ASM_DEFAULT_RENDERER": "studio"}
+    km, kc = start_new_kernel(kernel_name="python3", env=env, cwd=str(tmp_path))
+    try:
+        yield km, kc
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def execute(kc, code, timeout=60):
+    """Run code, return (reply content, stdout text, stderr text)."""
+    msg_id = kc.execute(code)
+    out, err = [], []
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            msg = kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+        except queue.Empty:
+            pytest.fail(f"no idle status for {code!r}")
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "stream":
+            (out if msg["content"]["name"] == "stdout" else err).append(msg["content"]["text"])
+        elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    reply = kc.get_shell_msg(timeout=timeout)
+    return reply["content"], "".join(out), "".join(err)
+
+
+def test_interrupt_cancels_the_run_and_kernel_stays_usable(kernel):
+    km, kc = kernel
+    content, _, err = execute(kc, "%load_ext asm_nb")
+    assert content["status"] == "ok", err
+    msg_id = kc.execute("%%asm -p shell --out r\necho started; sleep 30")
+    # wait for the command's first output to stream into the cell
+    deadline = time.monotonic() + 30
+    seen = ""
+    while "started" not in seen:
+        if time.monotonic() > deadline:
+            pytest.fail("run never streamed output")
+        msg = kc.get_iopub_msg(timeout=30)
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+            seen += msg["content"]["text"]
+    t0 = time.monotonic()
+    km.interrupt_kernel()
+    reply = kc.get_shell_msg(timeout=30)
+    assert time.monotonic() - t0 < 10
+    assert reply["parent_header"]["msg_id"] == msg_id
+    content, out, err = execute(kc, "print(_.status, [e.type.value for e in _.events][-1])")
+    assert content["status"] == "ok", err
+    assert out.strip() == "cancelled run_cancelled"
+    # the kernel still runs agents
+    content, out, err = execute(kc, "%%asm -p shell --out again\necho still-alive")
+    assert "still-alive" in out
+    content, out, _ = execute(kc, "print(again.status)")
+    assert out.strip() == "completed"
