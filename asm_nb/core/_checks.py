@@ -33,6 +33,8 @@ def require_non_empty(value: Any, key: str) -> str:
 
 
 def require_datetime(d: Mapping[str, Any], key: str, *, label: str = "datetime") -> datetime:
+    """``from_dict`` rule for a required datetime: None → "<label> is required", non-str →
+    "<label> must be a string", unparseable → "Invalid datetime format"."""
     v = d.get(key)
     if v is None:
         raise AsmError("validation_error", f"{label} is required")
@@ -49,6 +51,7 @@ def require_datetime(d: Mapping[str, Any], key: str, *, label: str = "datetime")
 
 
 def optional_datetime(d: Mapping[str, Any], key: str) -> datetime | None:
+    """An optional datetime field: a datetime or ISO string, else (or unparseable) None."""
     v = d.get(key)
     if isinstance(v, datetime):
         from .serialization import ensure_aware
@@ -63,4 +66,5 @@ def optional_datetime(d: Mapping[str, Any], key: str) -> datetime | None:
 
 
 def dict_or_empty(v: Any) -> dict:
+    """A shallow copy of a mapping; anything else (None included) → ``{}``."""
     return dict(v) if isinstance(v, Mapping) else {}

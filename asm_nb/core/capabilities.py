@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 
 class CapabilityType(str, Enum):
+    """The seven kinds of capability a provider may offer."""
+
     TOOL = "tool"
     RESOURCE = "resource"
     PROMPT = "prompt"
@@ -34,10 +36,12 @@ _BY_VALUE = {t.value: t for t in CapabilityType}
 
 
 def is_valid_type(x: Any) -> bool:
+    """True for a ``CapabilityType`` or its exact string value."""
     return isinstance(x, CapabilityType) or (isinstance(x, str) and x in _BY_VALUE)
 
 
 def all_types() -> list[CapabilityType]:
+    """The capability types in declaration order."""
     return list(CapabilityType)
 
 
@@ -79,17 +83,21 @@ class Capability:
                    permissions=list(attrs.get("permissions") or []))
 
     def enable(self) -> "Capability":
+        """A copy with ``enabled=True``."""
         return dataclasses.replace(self, enabled=True)
 
     def disable(self) -> "Capability":
+        """A copy with ``enabled=False``."""
         return dataclasses.replace(self, enabled=False)
 
     def to_dict(self) -> dict[str, Any]:
+        """The six fields, ``type`` as its string."""
         return {"name": self.name, "type": self.type.value, "enabled": self.enabled,
                 "description": self.description, "config": dict(self.config), "permissions": list(self.permissions)}
 
     @classmethod
     def from_dict(cls, d: Any) -> "Capability":
+        """Inverse of ``to_dict``; requires ``name`` and ``type`` (``enabled`` defaults True)."""
         if not isinstance(d, Mapping):
             raise AsmError("validation_error", "Invalid capability map")
         name = require_str(d, "name")

@@ -189,34 +189,42 @@ def _codes_of(cat: ErrorCategory) -> list[str]:
 
 
 def validation_codes() -> list[str]:
+    """The validation codes of the taxonomy, in spec order."""
     return _codes_of(ErrorCategory.VALIDATION)
 
 
 def state_codes() -> list[str]:
+    """The state codes of the taxonomy, in spec order."""
     return _codes_of(ErrorCategory.STATE)
 
 
 def resource_codes() -> list[str]:
+    """The resource codes of the taxonomy, in spec order."""
     return _codes_of(ErrorCategory.RESOURCE)
 
 
 def provider_codes() -> list[str]:
+    """The provider codes of the taxonomy, in spec order."""
     return _codes_of(ErrorCategory.PROVIDER)
 
 
 def storage_codes() -> list[str]:
+    """The storage codes of the taxonomy, in spec order."""
     return _codes_of(ErrorCategory.STORAGE)
 
 
 def runtime_codes() -> list[str]:
+    """The runtime codes of the taxonomy, in spec order."""
     return _codes_of(ErrorCategory.RUNTIME)
 
 
 def concurrency_codes() -> list[str]:
+    """The concurrency codes of the taxonomy, in spec order."""
     return _codes_of(ErrorCategory.CONCURRENCY)
 
 
 def tool_codes() -> list[str]:
+    """The tool codes of the taxonomy, in spec order."""
     return _codes_of(ErrorCategory.TOOL)
 
 
@@ -263,18 +271,22 @@ class AsmError(Exception):
     # -- identity ------------------------------------------------------------------------
     @property
     def category(self) -> str:
+        """The category of ``code`` (§1.2) as a string."""
         return category(self.code)
 
     @property
     def retryable(self) -> bool:
+        """True for the five transient codes (timeouts, rate limit, unavailable, storage connection)."""
         return is_retryable(self.code)
 
     @property
     def run_id(self) -> str | None:
+        """The run this error concerns, from ``context``, if known."""
         return self.context.get("run_id")
 
     @property
     def session_id(self) -> str | None:
+        """The session this error concerns, from ``context``, if known."""
         return self.context.get("session_id")
 
     def __str__(self) -> str:
@@ -324,6 +336,7 @@ class AsmError(Exception):
 
     # -- serialization -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict: code, message, details, provider_error, stacktrace, context, timestamp."""
         from .serialization import format_datetime, to_jsonable
 
         return {

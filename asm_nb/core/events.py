@@ -21,6 +21,8 @@ EVENT_SCHEMA_VERSION = 1
 
 class EventType(str, Enum):
     # session
+    """The 28 event types; ``category`` names the group each belongs to."""
+
     SESSION_CREATED = "session_created"
     SESSION_STARTED = "session_started"
     SESSION_PAUSED = "session_paused"
@@ -60,6 +62,7 @@ class EventType(str, Enum):
 
     @property
     def category(self) -> str:
+        """The category of this type (``session``, ``run``, ``message``…)."""
         return _CATEGORY_OF[self]
 
     def __str__(self) -> str:  # f"{EventType.RUN_STARTED}" → "run_started"
@@ -87,6 +90,7 @@ TERMINAL_RUN_EVENTS = frozenset({EventType.RUN_COMPLETED, EventType.RUN_FAILED, 
 
 
 def is_valid_type(x: Any) -> bool:
+    """True for an ``EventType`` or its exact string value; anything else False."""
     if isinstance(x, EventType):
         return True
     return isinstance(x, str) and x in _BY_VALUE
@@ -102,42 +106,52 @@ def to_event_type(x: Any) -> EventType:
 
 
 def all_types() -> list[EventType]:
+    """All 28 types, grouped by category in spec order."""
     return [t for types in _CATEGORIES.values() for t in types]
 
 
 def session_events() -> list[EventType]:
+    """The session event types."""
     return list(_CATEGORIES["session"])
 
 
 def run_events() -> list[EventType]:
+    """The run event types."""
     return list(_CATEGORIES["run"])
 
 
 def message_events() -> list[EventType]:
+    """The message event types."""
     return list(_CATEGORIES["message"])
 
 
 def tool_events() -> list[EventType]:
+    """The tool event types."""
     return list(_CATEGORIES["tool"])
 
 
 def error_events() -> list[EventType]:
+    """The error event types."""
     return list(_CATEGORIES["error"])
 
 
 def usage_events() -> list[EventType]:
+    """The usage event types."""
     return list(_CATEGORIES["usage"])
 
 
 def workspace_events() -> list[EventType]:
+    """The workspace event types."""
     return list(_CATEGORIES["workspace"])
 
 
 def policy_events() -> list[EventType]:
+    """The policy event types."""
     return list(_CATEGORIES["policy"])
 
 
 def approval_events() -> list[EventType]:
+    """The approval event types."""
     return list(_CATEGORIES["approval"])
 
 
@@ -209,10 +223,12 @@ class Event:
         )
 
     def replace(self, **changes: Any) -> "Event":
+        """A copy with ``changes`` applied (no validation)."""
         return dataclasses.replace(self, **changes)
 
     @property
     def category(self) -> str:
+        """The category of this type (``session``, ``run``, ``message``…)."""
         return self.type.category
 
     def to_dict(self) -> dict[str, Any]:
@@ -233,6 +249,7 @@ class Event:
 
     @classmethod
     def from_dict(cls, d: Any) -> "Event":
+        """Inverse of ``to_dict`` with the validation rules of spec part 1 §5.1/§6."""
         if not isinstance(d, Mapping):
             raise AsmError("validation_error", "Invalid event map")
         ev_id = require_str(d, "id")
@@ -317,9 +334,11 @@ class NormalizedEvent:
                    data=data, metadata=metadata, **attrs)
 
     def is_valid(self) -> bool:
+        """True when id, type and timestamp are set and both ids are non-empty."""
         return bool(self.id and self.timestamp and self.session_id and self.run_id and is_valid_type(self.type))
 
     def to_dict(self) -> dict[str, Any]:
+        """All 11 fields, JSON-safe."""
         return {
             "id": self.id, "type": self.type.value, "timestamp": format_datetime(self.timestamp),
             "session_id": self.session_id, "run_id": self.run_id, "sequence_number": self.sequence_number,
@@ -330,6 +349,7 @@ class NormalizedEvent:
 
     @classmethod
     def from_dict(cls, d: Any) -> "NormalizedEvent":
+        """Inverse of ``to_dict`` with the validation rules of spec part 1 §5.1/§6."""
         if not isinstance(d, Mapping):
             raise AsmError("validation_error", "Invalid event map")
         ev_id = require_str(d, "id")
@@ -353,6 +373,7 @@ class NormalizedEvent:
 
 
 def same_context(a: NormalizedEvent, b: NormalizedEvent) -> bool:
+    """True when both events belong to the same session and run."""
     return a.session_id == b.session_id and a.run_id == b.run_id
 
 
@@ -429,10 +450,12 @@ def sort_events(events: Iterable[Any]) -> list[Any]:
 
 
 def filter_by_run(events: Iterable[Any], run_id: str) -> list[Any]:
+    """Events of run ``run_id`` (order kept)."""
     return [e for e in events if e.run_id == run_id]
 
 
 def filter_by_session(events: Iterable[Any], session_id: str) -> list[Any]:
+    """Events of session ``session_id`` (order kept)."""
     return [e for e in events if e.session_id == session_id]
 
 

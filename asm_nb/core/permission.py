@@ -9,6 +9,8 @@ from .errors import AsmError
 
 
 class PermissionMode(str, Enum):
+    """How much an agent may do without asking; adapters map it to provider options."""
+
     DEFAULT = "default"
     ACCEPT_EDITS = "accept_edits"
     PLAN = "plan"
@@ -20,6 +22,7 @@ class PermissionMode(str, Enum):
 
     @classmethod
     def all(cls) -> list["PermissionMode"]:
+        """The five modes in order."""
         return list(cls)
 
     @classmethod

@@ -18,6 +18,8 @@ from .session import _status
 
 
 class RunStatus(str, Enum):
+    """Run statuses; ``completed``, ``failed``, ``cancelled`` and ``timeout`` are terminal."""
+
     PENDING = "pending"
     RUNNING = "running"
     COMPLETED = "completed"
@@ -43,6 +45,7 @@ def can_transition(from_status: Any, to_status: Any) -> bool:
 
 
 def is_terminal(status: Any) -> bool:
+    """True for a terminal status."""
     return _status(status, RunStatus) in RUN_TERMINAL
 
 
@@ -68,6 +71,10 @@ class Run:
     @classmethod
     def new(cls, session_id: Any = None, *, id: str | None = None, input: Any = None,
             metadata: Mapping | None = None) -> "Run":
+        """A new ``pending`` run (``started_at`` = now); ``session_id`` may be one dict of attributes.
+
+        Missing → ``validation_error`` "session_id is required"; ``""`` → "session_id cannot be empty".
+        """
         if isinstance(session_id, Mapping):
             a = dict(session_id)
             return cls.new(a.get("session_id"), id=a.get("id"), input=a.get("input"), metadata=a.get("metadata"))
@@ -75,17 +82,21 @@ class Run:
         return cls(id=id or new_id("run_"), session_id=session_id, input=input, metadata=dict(metadata or {}))
 
     def with_status(self, status: Any) -> "Run":
+        """A copy with ``status``; a terminal status also sets ``ended_at = now``."""
         s = _status(status, RunStatus)
         ended = utc_now() if s in RUN_TERMINAL else self.ended_at
         return dataclasses.replace(self, status=s, ended_at=ended)
 
     def with_output(self, output: Mapping | None) -> "Run":
+        """A ``completed`` copy holding ``output`` (``ended_at = now``)."""
         return dataclasses.replace(self, output=dict(output or {}), status=RunStatus.COMPLETED, ended_at=utc_now())
 
     def with_error(self, error: Mapping) -> "Run":
+        """A ``failed`` copy holding ``error`` (``ended_at = now``)."""
         return dataclasses.replace(self, error=dict(error), status=RunStatus.FAILED, ended_at=utc_now())
 
     def increment_turn(self) -> "Run":
+        """A copy with ``turn_count + 1``."""
         return dataclasses.replace(self, turn_count=self.turn_count + 1)
 
     def add_token_usage(self, usage: Mapping | None) -> "Run":
@@ -100,19 +111,23 @@ class Run:
         return dataclasses.replace(self, token_usage=merged)
 
     def replace(self, **changes: Any) -> "Run":
+        """A copy with ``changes`` applied (no validation)."""
         return dataclasses.replace(self, **changes)
 
     @property
     def is_terminal(self) -> bool:
+        """True for a terminal status."""
         return self.status in RUN_TERMINAL
 
     @property
     def duration_ms(self) -> int | None:
+        """Milliseconds from ``started_at`` to ``ended_at``; None while running."""
         if self.ended_at is None:
             return None
         return int((self.ended_at - self.started_at).total_seconds() * 1000)
 
     def to_dict(self) -> dict[str, Any]:
+        """The 14 fields, JSON-safe."""
         return {
             "id": self.id, "session_id": self.session_id, "status": self.status.value,
             "input": to_jsonable(self.input), "output": to_jsonable(self.output), "error": to_jsonable(self.error),
@@ -124,6 +139,7 @@ class Run:
 
     @classmethod
     def from_dict(cls, d: Any) -> "Run":
+        """Inverse of ``to_dict`` with the validation rules of spec part 1 §4.3."""
         if not isinstance(d, Mapping):
             raise AsmError("validation_error", "Invalid run map")
         rid = require_str(d, "id")

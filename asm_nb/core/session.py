@@ -17,6 +17,8 @@ from .serialization import format_datetime, new_id, to_jsonable, utc_now
 
 
 class SessionStatus(str, Enum):
+    """Session statuses; ``completed``, ``failed`` and ``cancelled`` are terminal."""
+
     PENDING = "pending"
     ACTIVE = "active"
     PAUSED = "paused"
@@ -97,16 +99,20 @@ class Session:
                    created_at=now, updated_at=now)
 
     def with_status(self, status: Any) -> "Session":
+        """A copy with ``status`` and ``updated_at = now``; no transition is enforced."""
         return dataclasses.replace(self, status=_status(status, SessionStatus), updated_at=utc_now())
 
     def replace(self, **changes: Any) -> "Session":
+        """A copy with ``changes`` applied (no validation)."""
         return dataclasses.replace(self, **changes)
 
     @property
     def is_terminal(self) -> bool:
+        """True for ``completed``, ``failed`` or ``cancelled``."""
         return self.status in SESSION_TERMINAL
 
     def to_dict(self) -> dict[str, Any]:
+        """The ten fields, JSON-safe (the runtime-only ``context['transcript']`` is left out)."""
         ctx = {k: v for k, v in self.context.items() if k != "transcript"}  # runtime-only object
         return {
             "id": self.id, "agent_id": self.agent_id, "status": self.status.value,
@@ -118,6 +124,7 @@ class Session:
 
     @classmethod
     def from_dict(cls, d: Any) -> "Session":
+        """Inverse of ``to_dict`` with the validation rules of spec part 1 §3.3."""
         if not isinstance(d, Mapping):
             raise AsmError("validation_error", "Invalid session map")
         sid = require_str(d, "id")

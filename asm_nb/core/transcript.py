@@ -102,7 +102,8 @@ class TranscriptMessage:
             raise AsmError("validation_error", f"Invalid transcript role: {role!r}")
         tool_input = d.get("tool_input")
         return cls(role=r, content=d.get("content"), tool_call_id=d.get("tool_call_id"),
-                   tool_name=d.get("tool_name"), tool_input=dict(tool_input) if isinstance(tool_input, Mapping) else None,
+                   tool_name=d.get("tool_name"),
+                   tool_input=dict(tool_input) if isinstance(tool_input, Mapping) else None,
                    tool_output=d.get("tool_output"), metadata=dict_or_empty(d.get("metadata")))
 
 
