@@ -353,3 +353,31 @@ def test_filters():
     assert ev.filter_by_type(evs, {"message_received"}) == [b]
     assert ev.filter_by_type(evs, "not_a_type") == []  # exact names only
     assert ev.filter_by_type(evs, []) == []
+
+# ---------------------------------------------------------------------------------------------
+# properties
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+                     max_leaves=8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(type_=st.sampled_from(ALL), data=st.dictionaries(st.text(max_size=6), _json, max_size=4),
+       seq=st.none() | st.integers(min_value=1, max_value=10**9), micros=st.integers(0, 10**12))
+def test_event_round_trip_property(type_, data, seq, micros):
+    e = Event.new(type_, "ses_p", run_id="run_p", data=data, sequence_number=seq,
+                  timestamp=T0 + timedelta(microseconds=micros))
+    assert Event.from_dict(json.loads(json.dumps(e.to_dict()))) == e
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.none() | st.integers(0, 5), st.integers(0, 3)), max_size=8), st.randoms())
+def test_sort_events_property_is_order_independent(specs, rnd):
+    events = [_n(seq, ts, f"id{i}") for i, (seq, ts) in enumerate(specs)]
+    shuffled = events[:]
+    rnd.shuffle(shuffled)
+    assert [e.id for e in ev.sort_events(shuffled)] == [e.id for e in ev.sort_events(events)]
