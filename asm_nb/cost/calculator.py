@@ -12,7 +12,8 @@ Pricing rule of :func:`price_run` (the issue's "never a crash, never a silent ze
 - a model that matches no table entry (exactly, by alias or by prefix, also across provider
   families: ``amp`` running ``claude-sonnet-4-5`` uses the Claude row) gives cost ``None``
   and one :class:`UnpricedModelWarning` per ``(provider, model)`` — never the provider default
-  silently. A run without a model uses the provider ``default`` row (spec);
+  silently. A run without a model, or of a provider whose table entry has no model rows (only a
+  ``default``, e.g. ``amp`` or a flat legacy table), uses the provider ``default`` row (spec);
 - a run with no tokens at all costs ``0.0`` whatever the price (shell runs).
 """
 
@@ -306,9 +307,11 @@ def _lookup(provider: Any, model: Any, table: Mapping) -> tuple[str, Rates] | tu
     models = _norm_keys(models) if isinstance(models, Mapping) else {}
     if _match_model(cm, models) is None:
         fam = _family_provider(cm, table)
-        if fam is None:
+        if fam is not None:
+            prov = fam
+        elif models:
             return None, "unknown model"
-        prov = fam
+        # a provider priced only by its default (no model rows) prices every model at it
     try:
         return resolve_rate_key(prov, cm, table)
     except NoRatesError as exc:

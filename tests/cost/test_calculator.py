@@ -242,3 +242,10 @@ def test_apply_price_and_session_cost():
     s = calc.session_cost([priced, unpriced, priced])
     assert s == {"cost_usd": pytest.approx(0.042), "run_count": 3, "priced_runs": 2, "unpriced_runs": 1}
     assert calc.session_cost([])["cost_usd"] is None
+
+
+def test_provider_with_only_a_default_prices_every_model():
+    table = {"claude": {"input": 1e-6, "output": 2e-6}}  # flat legacy table
+    info = price_run(_run(model="anything-at-all"), table=table)
+    assert info["price_key"] == "claude/default" and info["cost_usd"] == pytest.approx(2000e-6 + 2000e-6)
+    assert price_run(_run(provider="amp", model="some-amp-model"))["price_key"] == "amp/default"
