@@ -79,6 +79,25 @@ def resolve_model(model: Any = None) -> str:
     return MODEL_ALIASES.get(m.lower(), m)
 
 
+_OWN_PARAMS = frozenset({"model", "max_tokens", "messages", "stream", "system", "tools", "timeout", "self"})
+_create_params_cache: frozenset | None = None
+
+
+def _create_params() -> frozenset:
+    """Keyword arguments ``AsyncMessages.create`` accepts in the installed SDK (empty if unknown)."""
+    global _create_params_cache
+    if _create_params_cache is None:
+        try:
+            import inspect
+
+            from anthropic.resources.messages import AsyncMessages
+
+            _create_params_cache = frozenset(inspect.signature(AsyncMessages.create).parameters)
+        except Exception:
+            _create_params_cache = frozenset()
+    return _create_params_cache
+
+
 def _require_anthropic(operation: str) -> None:
     if importlib.util.find_spec("anthropic") is None:
         raise AsmError("dependency_not_available", "Optional dependency anthropic is required for ClaudeAdapter "
@@ -462,8 +481,9 @@ class ClaudeAdapter(BaseAdapter):
     def _request_params(self, o: Mapping[str, Any], model: str) -> dict[str, Any]:
         params: dict[str, Any] = {}
         sdk = dict(o.get("sdk_opts") or {})
+        accepted = _create_params()
         for k, v in sdk.items():
-            if k in SDK_PASSTHROUGH:
+            if k in SDK_PASSTHROUGH or (k in accepted and k not in _OWN_PARAMS):
                 params[k] = v
             elif k not in self._warned_sdk_keys:
                 self._warned_sdk_keys.add(k)
@@ -473,6 +493,12 @@ class ClaudeAdapter(BaseAdapter):
                 params[k] = o[k]
         params["model"] = model
         params["max_tokens"] = int(o.get("max_tokens") or DEFAULT_MAX_TOKENS)
+        # SDK versions differ in which body fields are keyword arguments of create() (2.13 has no
+        # `temperature`/`top_k`): send the others through extra_body so the request still carries them.
+        extra = {k: params.pop(k) for k in list(params)
+                 if accepted and k not in accepted and k not in ("extra_headers", "extra_body")}
+        if extra:
+            params["extra_body"] = {**extra, **dict(params.get("extra_body") or {})}
         return params
 
     def _client(self, o: Mapping[str, Any], timeout: Any) -> tuple[Any, bool]:
