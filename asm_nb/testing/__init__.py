@@ -9,6 +9,8 @@
   adapter's runs), ``ReplayProvider``.
 - ``FakeAnthropicServer`` and stream builders: a loopback Anthropic Messages API for the real
   ``anthropic`` client.
+- ``install_fake_cli`` / ``fake_cli_calls``: fake ``claude`` / ``codex`` / ``amp`` executables
+  replaying recorded streams, recording argv and stdin.
 
 Names load lazily, so ``import asm_nb.testing`` imports nothing heavy.
 
@@ -39,6 +41,8 @@ _LAZY: dict[str, str] = {
     "text_stream": "asm_nb.testing.fake_anthropic",
     "tool_use_stream": "asm_nb.testing.fake_anthropic",
     "http_error": "asm_nb.testing.fake_anthropic",
+    "install_fake_cli": "asm_nb.testing.fake_cli",
+    "fake_cli_calls": "asm_nb.testing.fake_cli",
 }
 
 __all__ = sorted(_LAZY)

@@ -231,3 +231,12 @@ def test_scripted_emit_on_error():
     with pytest.raises(AsmError):
         arun(a.execute(run, session, event_callback=seen.append))
     assert types(seen) == ["run_started", "message_sent", "error_occurred", "run_failed"]
+
+
+def test_testing_package_exports_resolve():
+    import asm_nb.testing as testing
+
+    for name in testing.__all__:
+        assert getattr(testing, name) is not None, name
+    with pytest.raises(AttributeError):
+        testing.NotAThing  # noqa: B018
