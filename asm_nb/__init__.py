@@ -30,6 +30,9 @@ _LAZY: dict[str, str] = {
     "run_once": "asm_nb.api:run_once",
     "arun_once": "asm_nb.api:arun_once",
     "config": "asm_nb.config:",
+    "frames": "asm_nb.notebook.frames:",
+    "plots": "asm_nb.notebook.plots:",
+    "testing": "asm_nb.testing:",
     "load_ipython_extension": "asm_nb.notebook.magics:load_ipython_extension",
 }
 
