@@ -247,7 +247,8 @@ class _Starter:
 
     async def __aexit__(self, et, exc, tb) -> None:
         assert self._proc is not None
-        await self._proc.aclose(reason="cancelled" if et is not None else "closed")
+        reason = "closed" if et is None else ("cancelled" if issubclass(et, asyncio.CancelledError) else "error")
+        await self._proc.aclose(reason=reason)
 
 
 class ManagedProcess:
@@ -274,6 +275,7 @@ class ManagedProcess:
         self._grace_s = DEFAULT_GRACE_MS / 1000
         self._exit_drain_s = DEFAULT_EXIT_DRAIN_MS / 1000
         self._tasks: list[asyncio.Task] = []
+        self._bg: set[asyncio.Future] = set()
         self._exited: asyncio.Event = asyncio.Event()
         self._terminating: asyncio.Future | None = None
         self._stdin_task: asyncio.Task | None = None
@@ -629,7 +631,9 @@ class ManagedProcess:
     def request_terminate(self, reason: str = "cancelled") -> None:
         """Start ``terminate`` in the background without waiting (for sync cancel hooks)."""
         if self._terminating is None:
-            asyncio.ensure_future(self.terminate(reason))
+            t = asyncio.ensure_future(self.terminate(reason))
+            self._bg.add(t)  # keep a strong reference: the loop only holds tasks weakly
+            t.add_done_callback(self._bg.discard)
 
     async def _escalate(self, sigs: tuple[int, ...], grace: float) -> None:
         for sig in sigs:

@@ -298,3 +298,14 @@ def test_env_is_added_and_removable(tmp_path, monkeypatch):
 
     out = run(main())
     assert out[0] == "x-gone" and os.path.realpath(out[1]) == os.path.realpath(tmp_path)
+
+
+def test_request_terminate_from_sync_hook():
+    async def main():
+        proc = await ManagedProcess.start(["sleep", "30"], grace_ms=200)
+        proc.request_terminate("cancelled")  # what an adapter's sync cancel hook calls
+        proc.request_terminate("cancelled")  # idempotent
+        return await proc.wait()
+
+    res = run(main())
+    assert res.signalled_by_us and res.reason == "cancelled" and res.signal == signal.SIGINT
