@@ -1,0 +1,148 @@
+"""Helpers shared by the CLI adapter tests (Codex, Amp, Claude Code): fixture manifests, running an
+adapter against a fake executable, and the generic event-stream checks of spec part 2 §1.4 / §10."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pathlib
+import time
+from typing import Any
+
+from asm_nb.core.errors import AsmError
+from asm_nb.core.run import Run
+from asm_nb.core.session import Session
+
+_here = pathlib.Path(__file__).resolve()
+SHARED = _here.parents[3] / "shared"
+if not SHARED.exists():
+    SHARED = _here.parents[2].parent / "shared"
+FIXTURES = SHARED / "fixtures" / "providers"
+
+TERMINAL = {"run_completed", "run_failed", "run_cancelled"}
+FORBIDDEN_TOOL_KEYS = {"tool_use_id", "call_id", "arguments", "input", "output"}
+
+
+def manifest(provider: str) -> dict[str, dict]:
+    data = json.loads((FIXTURES / provider / "manifest.json").read_text())
+    return {f["file"]: f for f in data["fixtures"]}
+
+
+def fixture(provider: str, name: str) -> pathlib.Path:
+    return FIXTURES / provider / name
+
+
+async def run_adapter(adapter: Any, run_input: Any = "hello", *, session: Session | None = None,
+                      callback: Any = None, **opts: Any) -> tuple[Any, AsmError | None, list[dict], Run, Session]:
+    """Execute once; return ``(result | None, error | None, callback_events, run, session)``."""
+    session = session or Session.new("agent-1")
+    run = Run.new(session.id, input=run_input)
+    events: list[dict] = []
+
+    def cb(ev: dict) -> Any:
+        events.append(ev)
+        if callback is not None:
+            return callback(ev)
+        return None
+
+    try:
+        result = await adapter.execute(run, session, event_callback=cb, **opts)
+        return result, None, events, run, session
+    except AsmError as err:
+        return None, err, events, run, session
+
+
+def check_generic(events: list[dict], run: Run, session: Session, provider: str) -> None:
+    """Spec part 2 §1.3/§1.4 invariants every CLI run must satisfy."""
+    assert events, "no events emitted"
+    for ev in events:
+        assert ev["provider"] == provider
+        assert ev["session_id"] == session.id
+        assert ev["run_id"] == run.id
+        assert ev["timestamp"].tzinfo is not None
+    types = [e["type"] for e in events]
+    assert sum(t in TERMINAL for t in types) == 1, types
+    assert types[-1] in TERMINAL, types
+    if "run_started" in types:
+        assert types[0] == "run_started"
+        assert types.count("run_started") == 1
+    started: set = set()
+    ended: set = set()
+    for ev in events:
+        d = ev["data"]
+        if ev["type"].startswith("tool_call"):
+            assert not (FORBIDDEN_TOOL_KEYS & set(d)), d.keys()
+            assert isinstance(d.get("tool_call_id"), str) and d.get("tool_name") is not None
+        if ev["type"] == "tool_call_started":
+            assert isinstance(d["tool_input"], dict)
+            started.add(d["tool_call_id"])
+        elif ev["type"] in ("tool_call_completed", "tool_call_failed"):
+            assert d["tool_call_id"] in started, f"end without start: {d['tool_call_id']}"
+            ended.add(d["tool_call_id"])
+    assert started == ended, f"tool calls left open: {started - ended}"
+    if "run_failed" in types:
+        assert "error_occurred" in types[: types.index("run_failed")]
+        failed = events[types.index("run_failed")]["data"]
+        assert failed["error_code"] and failed["error_message"]
+    for ev in events:
+        if ev["type"] == "token_usage_updated":
+            for k in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens"):
+                assert isinstance(ev["data"][k], int) and ev["data"][k] >= 0
+        if ev["type"] == "message_streamed":
+            assert ev["data"]["delta"] == ev["data"]["content"]
+        if ev["type"] in ("run_failed", "error_occurred") and "provider_error" in ev["data"]:
+            assert set(ev["data"]["provider_error"]) == {"provider", "kind", "message", "exit_code", "stderr",
+                                                         "truncated"}
+
+
+def usage_sum(events: list[dict]) -> dict[str, int]:
+    total = {"input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0, "cache_creation_tokens": 0}
+    for ev in events:
+        if ev["type"] == "token_usage_updated":
+            for k in total:
+                total[k] += ev["data"][k]
+    return total
+
+
+def tool_outcomes(events: list[dict]) -> dict[str, str]:
+    out = {}
+    for ev in events:
+        if ev["type"] == "tool_call_completed":
+            out[ev["data"]["tool_call_id"]] = "completed"
+        elif ev["type"] == "tool_call_failed":
+            out[ev["data"]["tool_call_id"]] = "failed"
+    return out
+
+
+def of_type(events: list[dict], t: str) -> list[dict]:
+    return [e for e in events if e["type"] == t]
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes whose process group is ``pgid``."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            out.append(int(name))
+    return out
+
+
+def arun(coro: Any, timeout: float = 30) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+async def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.01) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(interval)
