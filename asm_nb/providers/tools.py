@@ -286,6 +286,7 @@ def _build_tool(fn: Callable[..., Any], name: str | None, description: str | Non
     required: list[str] = []
     ctx_param = None
     accepts_kwargs = False
+    enums: dict[str, type] = {}
     for p in sig.parameters.values():
         if p.kind is inspect.Parameter.VAR_KEYWORD:
             accepts_kwargs = True
@@ -298,10 +299,14 @@ def _build_tool(fn: Callable[..., Any], name: str | None, description: str | Non
         s = dict(_schema_for(hints.get(p.name, p.annotation)))
         if doc_params.get(p.name) and "description" not in s:
             s["description"] = doc_params[p.name]
+        hint = hints.get(p.name, p.annotation)
+        if isinstance(hint, type) and issubclass(hint, enum.Enum):
+            enums[p.name] = hint
         if p.default is not inspect.Parameter.empty:
+            default = p.default.value if isinstance(p.default, enum.Enum) else p.default
             try:
-                json.dumps(p.default)
-                s["default"] = p.default.value if isinstance(p.default, enum.Enum) else p.default
+                json.dumps(default)
+                s["default"] = default
             except (TypeError, ValueError):
                 pass
         else:
@@ -323,6 +328,13 @@ def _build_tool(fn: Callable[..., Any], name: str | None, description: str | Non
         if missing:
             raise ToolError(f"missing required argument(s) for {tool_name}: {', '.join(missing)}")
         kw = dict(tool_input)
+        for k, enum_type in enums.items():  # the model sends enum values; the function wants members
+            if k in kw and not isinstance(kw[k], enum_type):
+                try:
+                    kw[k] = enum_type(kw[k])
+                except ValueError:
+                    raise ToolError(f"invalid value {kw[k]!r} for {k}; expected one of "
+                                    f"{[m.value for m in enum_type]}") from None
         if ctx_param:
             kw[ctx_param] = ctx
         return kw
