@@ -288,8 +288,11 @@ class RunState:
         text = text if isinstance(text, str) else str(text)
         if text == "":
             return
-        self._append_text("reasoning" if d.get("kind") == "reasoning" else "text", text)
-        self._streamed_since_received = True
+        if d.get("kind") == "reasoning":
+            self._append_text("reasoning", text)
+        else:
+            self._append_text("text", text)
+            self._streamed_since_received = True
 
     def _on_message_received(self, d: dict) -> None:
         if not self._streamed_since_received:
