@@ -11,7 +11,7 @@ import bisect
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..core.errors import AsmError
@@ -91,8 +91,16 @@ def check_status(status: Any, enum: type) -> Any:
     return None if status is None else _status(status, enum)
 
 
+_UTC = timezone.utc
+
+
 def check_event(event: Any) -> Event:
     """The store-boundary check of spec part 3 §1.3 (the store stays usable after a failure)."""
+    # fast path for the shape every pipeline-built event has; anything else takes the full check
+    if type(event) is Event and type(event.id) is str and event.id and type(event.session_id) is str \
+            and event.session_id and type(event.type) is EventType and type(event.timestamp) is datetime \
+            and event.timestamp.tzinfo is _UTC:
+        return event
     if not isinstance(event, Event):
         raise AsmError("validation_error", "event must be an Event")
     for name in ("id", "session_id"):
@@ -297,6 +305,7 @@ class StoreBase:
     inline_safe = True
     _poll_s: float | None = None
     _closed: bool = False
+    _waiters: int = 0
     _cond: threading.Condition
 
     # -- appends ---------------------------------------------------------------------------
@@ -337,20 +346,28 @@ class StoreBase:
             return result
         deadline = time.monotonic() + wait_timeout_ms / 1000.0
         with self._cond:
-            while True:
-                if self._closed:
-                    return []
-                result = self._query(session_id, query)
-                if result:
-                    return result
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return []
-                self._cond.wait(remaining if self._poll_s is None else min(remaining, self._poll_s))
+            # Registered before the re-check below: a commit either lands before that query (and
+            # is seen) or after it, and then sees ``_waiters > 0`` and notifies.
+            self._waiters += 1
+            try:
+                while True:
+                    if self._closed:
+                        return []
+                    result = self._query(session_id, query)
+                    if result:
+                        return result
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return []
+                    self._cond.wait(remaining if self._poll_s is None else min(remaining, self._poll_s))
+            finally:
+                self._waiters -= 1
 
     def _notify(self) -> None:
-        with self._cond:
-            self._cond.notify_all()
+        """Wake long-poll waiters after a commit (skipped, cheaply, when nobody waits)."""
+        if self._waiters:
+            with self._cond:
+                self._cond.notify_all()
 
     def _check_open(self) -> None:
         if self._closed:

@@ -9,6 +9,7 @@ append path can splice it in under the lock.
 from __future__ import annotations
 
 import json
+from datetime import timezone
 from typing import Any
 
 from ..core.events import Event
@@ -49,11 +50,19 @@ else:  # pragma: no cover
         return json.loads(data)
 
 
+_UTC = timezone.utc
+
+
 def event_line_parts(e: Event) -> tuple[bytes, bytes]:
     """``(before, after)``: the event's JSON line is ``before + str(seq) + after`` (``after`` ends
     with ``\\n``). Raises ``TypeError``/``ValueError`` when the event cannot be serialized."""
+    ts = e.timestamp
+    if ts.tzinfo is _UTC:  # the common case, same text as format_datetime at a third of the cost
+        ts_text = ts.isoformat(timespec="microseconds")[:-6] + "Z"
+    else:
+        ts_text = format_datetime(ts)
     d = {
-        "id": e.id, "type": e.type.value, "timestamp": format_datetime(e.timestamp), "session_id": e.session_id,
+        "id": e.id, "type": e.type._value_, "timestamp": ts_text, "session_id": e.session_id,
         "run_id": e.run_id, "sequence_number": 0, "data": e.data, "metadata": e.metadata,
         "schema_version": e.schema_version, "provider": e.provider, "correlation_id": e.correlation_id,
     }

@@ -505,16 +505,7 @@ class LocalStore(StoreBase):
         for e, (before, after) in zip(events, parts):
             if slog is None or slog.sid != e.session_id:
                 slog = self._logs[e.session_id]
-            stored = slog.ids.get(e.id)
-            if stored is None:
-                seq = slog.next_seq()
-                stored = with_sequence(e, seq)
-                slog.events.append(stored)
-                slog.ids[e.id] = stored
-                line = before + str(seq).encode() + after
-                slog.buf.append(line)
-                slog.buf_bytes += len(line)
-            out.append(stored)
+            out.append(_stage_one(slog, e, before, after))
         return out
 
     def _locked_logs(self, events: Iterable[Event]) -> list[_SessionLog]:
@@ -522,6 +513,8 @@ class LocalStore(StoreBase):
 
     def _append(self, events: list[Event], single: bool) -> list[Event]:
         self._check_open()
+        if len(events) == 1:
+            return [self._append_one(events[0], single)]
         parts = self._prepare(events, single)  # serialize outside any lock
         slogs = self._locked_logs(events)
         acquired = []
@@ -545,6 +538,27 @@ class LocalStore(StoreBase):
                 slog.lock.release()
         self._notify()
         return out
+
+    def _append_one(self, e: Event, single: bool) -> Event:
+        """The streaming hot path: one event, one session."""
+        try:
+            before, after = _codec.event_line_parts(e)  # serialize outside any lock
+        except (TypeError, ValueError) as exc:
+            raise AsmError("storage_error", f"Failed to append {'event' if single else 'events'}: {exc!r}") from exc
+        slog = self._logs.get(e.session_id) or self._log(e.session_id)
+        with slog.lock:
+            if not slog.owned:
+                try:
+                    slog.ensure_owned()
+                except OSError as exc:
+                    raise AsmError("storage_error",
+                                   f"Failed to append {'event' if single else 'events'}: {exc!r}") from exc
+            stored = _stage_one(slog, e, before, after)
+            if slog.buf_bytes >= self.max_buffer_bytes:
+                self._release(slog)
+        if self._waiters:
+            self._notify()
+        return stored
 
     def _query(self, session_id: str, query: EventQuery) -> list[Event]:
         slog = self._log(session_id)
@@ -662,6 +676,21 @@ class LocalStore(StoreBase):
 
 # --------------------------------------------------------------------------------------------
 # helpers
+
+
+def _stage_one(slog: _SessionLog, e: Event, before: bytes, after: bytes) -> Event:
+    """Number and buffer one event (or resolve its id to the stored one); caller owns ``slog``."""
+    stored = slog.ids.get(e.id)
+    if stored is None:
+        seq = max(slog.last_seq, slog.meta_seq) + 1
+        slog.last_seq = seq
+        stored = with_sequence(e, seq)
+        slog.events.append(stored)
+        slog.ids[e.id] = stored
+        line = b"%b%d%b" % (before, seq, after)
+        slog.buf.append(line)
+        slog.buf_bytes += len(line)
+    return stored
 
 
 def _put(rows: dict, doc_id: str, doc: dict) -> bool:

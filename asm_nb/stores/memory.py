@@ -129,7 +129,8 @@ class InMemoryStore(StoreBase):
             # Nothing below can fail half-way (plain dict/list operations on validated events),
             # so a batch is all-or-nothing without an undo log.
             out = self._append_locked(events)
-            self._cond.notify_all()
+            if self._waiters:
+                self._cond.notify_all()
         return out
 
     def _query(self, session_id: str, query: EventQuery) -> list[Event]:
@@ -156,7 +157,8 @@ class InMemoryStore(StoreBase):
             self._append_locked(events)
             self.sessions[session.id] = merge_session(self.sessions.get(session.id), session)
             self.runs[run.id] = run
-            self._cond.notify_all()
+            if self._waiters:
+                self._cond.notify_all()
 
     def close(self) -> None:
         """Mark the store closed and wake every waiter with ``[]``. Later writes raise."""
