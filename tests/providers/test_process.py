@@ -158,12 +158,12 @@ def test_idle_timeout_resets_on_output():
     script = "import time\nfor i in range(4):\n    print(i, flush=True); time.sleep(0.1)\ntime.sleep(30)"
 
     async def main():
-        async with ManagedProcess.start([PY, "-c", script], idle_timeout_ms=400, grace_ms=100) as proc:
+        async with ManagedProcess.start([PY, "-c", script], idle_timeout_ms=700, grace_ms=100) as proc:
             lines = [ln async for ln in proc.lines()]
             return lines, await proc.wait()
 
     lines, res = run(main())
-    assert lines == ["0", "1", "2", "3"]  # 4 x 100 ms of output did not trip the 400 ms idle timeout
+    assert lines == ["0", "1", "2", "3"]  # 4 x 100 ms of output did not trip the 700 ms idle timeout
     assert res.timed_out and res.reason == "idle_timeout"
 
 

@@ -16,6 +16,21 @@ from asm_nb.providers import create_adapter
 from asm_nb.providers.shell import ShellAdapter
 
 
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes in process group ``pgid``."""
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+                out.append(int(name))
+    return out
+
+
 def arun(coro, timeout=20):
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
@@ -199,7 +214,7 @@ def test_cancel_kills_group_closes_tool_and_emits_run_cancelled():
     a = ShellAdapter()
 
     async def main():
-        run, session = new_run("echo started; sleep 30 & sleep 30; wait")
+        run, session = new_run("echo $$; sleep 30 & sleep 30; wait")
         seen = []
         streamed = asyncio.Event()
 
@@ -213,9 +228,14 @@ def test_cancel_kills_group_closes_tool_and_emits_run_cancelled():
         assert await a.cancel(run.id) == run.id
         with pytest.raises(AsmError) as ei:
             await asyncio.wait_for(task, 3)
-        return ei.value, seen
+        pgid = int(next(e for e in seen if e["type"] == "message_streamed")["data"]["content"].split()[0])
+        deadline = asyncio.get_running_loop().time() + 2
+        while group_members(pgid) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+        return ei.value, seen, group_members(pgid)
 
-    err, seen = arun(main())
+    err, seen, left = arun(main())
+    assert left == [], f"processes left in the command's group: {left}"
     assert err.code == "cancelled"
     assert types(seen)[-2:] == ["tool_call_failed", "run_cancelled"]
     assert seen[-2]["data"]["reason"] == "cancelled"
