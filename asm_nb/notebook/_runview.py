@@ -563,8 +563,9 @@ class RunState:
         parts.append(f"${format_number(self.cost_usd, 4)}" if self.cost_usd is not None else "$—")
         n = len(self.tools)
         parts.append(f"{n} tool{'s' if n != 1 else ''}")
-        dur = self.duration_ms
-        if dur is None and not deterministic and self.started_at is not None and self.ended_at is not None:
+        dur = None if deterministic else self.duration_ms
+        if dur is None and not deterministic and self.started_at is not None and self.ended_at is not None \
+                and self.ended_at > self.started_at:
             dur = int((self.ended_at - self.started_at) * 1000)
         if dur is not None:
             parts.append(f"{format_number(dur / 1000, 1)}s")
