@@ -76,9 +76,6 @@ __all__ = ["CASSETTE_VERSION", "DETERMINISTIC_EPOCH", "Cassette", "CassetteEvent
 
 CASSETTE_VERSION = 1
 DETERMINISTIC_EPOCH = datetime(2025, 1, 1, tzinfo=timezone.utc)
-_ENVELOPE = ("session_id", "run_id", "provider", "timestamp", "sequence_number", "id", "correlation_id",
-             "schema_version")
-
 
 def _dumps(obj: Any, *, canonical: bool = False) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=canonical, allow_nan=False)
