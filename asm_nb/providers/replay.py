@@ -77,6 +77,7 @@ __all__ = ["CASSETTE_VERSION", "DETERMINISTIC_EPOCH", "Cassette", "CassetteEvent
 CASSETTE_VERSION = 1
 DETERMINISTIC_EPOCH = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
+
 def _dumps(obj: Any, *, canonical: bool = False) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=canonical, allow_nan=False)
 
