@@ -48,6 +48,7 @@ class AtomicJSONStorage(Storage):
         self.path = Path(path)
         self.fsync = fsync
         self._sig: tuple | None = None
+        self._raw: bytes | None = None
         self._data: dict | None = None
         self.generation = 0  # bumps whenever the cached data changes
 
@@ -59,24 +60,24 @@ class AtomicJSONStorage(Storage):
         return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
 
     def invalidate(self) -> None:
-        """Forget the cache: the next read parses the file again."""
+        """Distrust the stat signature: the next read re-reads the bytes (and re-parses them only
+        if they differ). Used under ``db.lock``, where the file is known to be current."""
         self._sig = ("invalid",)
 
     def read(self) -> dict | None:
         sig = self._stat_sig()
         if sig != self._sig or self._data is None:
-            if sig is None:
-                data: dict = {}
-            else:
-                raw = self.path.read_bytes()
+            raw = b"" if sig is None else self.path.read_bytes()
+            if raw != self._raw or self._data is None:
                 try:
                     data = loads(raw) if raw.strip() else {}
                 except ValueError as exc:
                     raise AsmError("storage_error", f"cannot parse {self.path}: {exc}") from None
                 if not isinstance(data, dict):
                     raise AsmError("storage_error", f"{self.path} does not hold a TinyDB document")
-            self._data, self._sig = data, sig
-            self.generation += 1
+                self._data, self._raw = data, raw
+                self.generation += 1
+            self._sig = sig
         return dict(self._data)  # shallow copy: callers may rebind tables without touching the cache
 
     def write(self, data: dict) -> None:
@@ -94,7 +95,7 @@ class AtomicJSONStorage(Storage):
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        self._data, self._sig = dict(data), self._stat_sig()
+        self._data, self._raw, self._sig = dict(data), payload, self._stat_sig()
         self.generation += 1
 
     def close(self) -> None:
@@ -124,6 +125,11 @@ class TableFile:
 
     def get(self, doc_id: str) -> Any | None:
         return self.objects().get(doc_id)
+
+    def get_fresh(self, doc_id: str) -> Any | None:
+        """One row parsed from the current file data (no whole-table parse); for transactions."""
+        doc = (self.storage.read() or {}).get(self.name, {}).get(doc_id)
+        return None if doc is None else self.parse(doc)
 
     def update(self, fn: Callable[[dict], bool]) -> None:
         """Apply ``fn`` to a fresh copy of the raw table ``{id: doc}``; write back if it returns True.

@@ -604,7 +604,7 @@ class LocalStore(StoreBase):
                     slog.write_buffer()
 
                 def write_rows(t: TinyTables) -> None:
-                    stored = t["sessions"].get(session.id)
+                    stored = t["sessions"].get_fresh(session.id)
                     doc = merge_session(stored, session).to_dict()
                     t["sessions"].update(lambda rows: _put(rows, session.id, doc))
                     t["runs"].update(lambda rows: _put(rows, run.id, run.to_dict()))

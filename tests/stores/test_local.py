@@ -392,3 +392,33 @@ def test_tinydb_files_open_with_tinydb(local_store):
 def test_inline_safe_and_root(local_store, local_root):
     assert LocalStore.inline_safe is True
     assert local_store.root == local_root.absolute()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_does_not_inherit_the_parent_buffer(local_root):
+    s = sid()
+    with LocalStore(local_root, flush_interval_ms=60_000) as st:
+        st.append_events([ev(s) for _ in range(3)])  # buffered, parent holds the session lock
+        r, w = os.pipe()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+            pid = os.fork()
+        if pid == 0:  # child: must wait for the parent's lock, then continue its numbering
+            code = 1
+            try:
+                os.close(r)
+                seq = st.append_event_with_sequence(ev(s)).sequence_number
+                st.flush()
+                os.write(w, str(seq).encode())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(w)
+        st.flush()  # releases the lock the child is waiting for
+        _, status = os.waitpid(pid, 0)
+        child_seq = int(os.read(r, 100) or b"0")
+        os.close(r)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert child_seq == 4
+        assert seqs(st.get_events(s)) == [1, 2, 3, 4]
+    assert len(log_lines(st, s)) == 4
