@@ -410,7 +410,7 @@ class ClaudeAdapter(BaseAdapter):
     """Claude via the Anthropic Messages API (``backend="api"``).
 
     Options (constructor; each may be overridden per ``execute`` call):
-    ``model`` (id or alias ``haiku``/``sonnet``/``opus``), ``system_prompt``, ``max_tokens`` (4096),
+    ``model`` (id or alias ``haiku``/``sonnet``/``opus``), ``system_prompt`` (alias ``system``), ``max_tokens`` (4096),
     ``temperature``, ``max_turns`` (max model requests; None = unlimited), ``tools`` (functions,
     ``Tool``s or tool dicts), ``builtin_tools`` (True = all, False/None = none, or a list of names),
     ``allowed_tools`` / ``denied_tools`` (name filters, policy hints), ``permission_mode``,
@@ -531,7 +531,7 @@ class ClaudeAdapter(BaseAdapter):
         messages, extra_system = to_api_messages(history + current)
         if not messages:
             raise AsmError("validation_error", "Claude run input is empty: give a prompt or messages")
-        system_prompt = o.get("system_prompt")
+        system_prompt = o.get("system_prompt") if o.get("system_prompt") is not None else o.get("system")
         if system_prompt is None and isinstance(active.session.context, Mapping):
             sp = active.session.context.get("system_prompt")
             system_prompt = sp if isinstance(sp, str) and sp else None

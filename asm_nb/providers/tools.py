@@ -36,12 +36,11 @@ import inspect
 import json
 import os
 import re
-import signal
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable, Literal, Mapping, Union
+from typing import Any, Callable, Iterable, Literal, Mapping, Union
 
 from .. import config
 from ..core.errors import AsmError
@@ -538,57 +537,29 @@ def _grep(inp: dict, ctx: ToolContext) -> ToolOutput:
 
 
 async def _bash(inp: dict, ctx: ToolContext) -> ToolOutput:
+    from ._process import ManagedProcess  # the shared process layer: own group, killed on cancel/timeout
+
     command = inp.get("command")
     if not isinstance(command, str) or not command.strip():
         raise ToolError("'command' must be a non-empty string")
-    timeout_ms = inp.get("timeout_ms") or ctx.timeout_ms or int(config.get("command_timeout_ms"))
+    timeout_ms = int(inp.get("timeout_ms") or ctx.timeout_ms or int(config.get("command_timeout_ms")))
     shell = "/bin/bash" if os.path.exists("/bin/bash") else str(config.get("default_shell"))
-    env = dict(os.environ) if ctx.env is None else {**os.environ, **ctx.env}
-    # own session/process group: a timeout or cancel kills the command and everything it started
-    proc = await asyncio.create_subprocess_exec(
-        shell, "-c", command, cwd=str(ctx.cwd), env=env, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True)
     limit = _max_bytes()
-
-    async def _read() -> bytes:
-        buf = bytearray()
-        assert proc.stdout is not None
-        while True:
-            chunk = await proc.stdout.read(65536)
-            if not chunk:
-                break
+    buf = bytearray()
+    async with ManagedProcess.start([shell, "-c", command], cwd=str(ctx.cwd), env=ctx.env, merge_stderr=True,
+                                    timeout_ms=timeout_ms, label="bash") as proc:
+        async for chunk in proc.byte_chunks():
             if len(buf) <= limit:
                 buf.extend(chunk)
-        return bytes(buf)
-
-    timed_out = False
-    try:
-        try:
-            data = await asyncio.wait_for(_read(), timeout=int(timeout_ms) / 1000)
-        except asyncio.TimeoutError:
-            timed_out = True
-            data = b""
-            _killpg(proc.pid)
-        code = await proc.wait()
-    except BaseException:
-        _killpg(proc.pid)
-        raise
-    finally:
-        _killpg(proc.pid)  # leftovers of the group (background jobs) never outlive the call
-    text = _cap(data.decode("utf-8", errors="replace"), limit)
-    if timed_out:
+        res = await proc.wait()
+    text = _cap(buf.decode("utf-8", errors="replace"), limit)
+    if res.timed_out:
         return ToolOutput(f"{text}\n[command timed out after {timeout_ms} ms]".lstrip(), is_error=True,
                           details={"timed_out": True})
-    if code != 0:
+    if res.exit_code != 0:
+        code = res.exit_code if res.exit_code is not None else res.returncode
         return ToolOutput(f"{text}\n[exit code {code}]".lstrip(), is_error=True, details={"exit_code": code})
     return ToolOutput(text, details={"exit_code": 0})
-
-
-def _killpg(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError, OSError):
-        pass
 
 
 def _obj(props: dict[str, Any], required: list[str]) -> dict[str, Any]:

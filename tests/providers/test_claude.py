@@ -794,3 +794,31 @@ def test_missing_sdk_raises_dependency_not_available(monkeypatch):
         ClaudeAdapter()
     assert ei.value.code == "dependency_not_available"
     assert ei.value.details["dependency"] == "anthropic"
+
+
+def test_run_once_end_to_end_with_local_store(server, tmp_path):
+    from asm_nb.api import run_once
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "a.txt").write_text("hello old\n")
+    server.enqueue(tool_use_stream("read_file", {"path": "a.txt"}),
+                   tool_use_stream("edit_file", {"path": "a.txt", "old_str": "old", "new_str": "new"}),
+                   text_stream("Fixed a.txt."), text_stream("You asked me to fix a.txt."))
+    opts = dict(provider="claude", store=str(tmp_path / "store"), cwd=str(ws), permission_mode="accept_edits",
+                api_key="k", base_url=server.base_url, max_retries=0, session="chat")
+    r = run_once("Fix a.txt", system="Be careful.", **opts)
+    assert r.status == "completed" and r.error is None, r.error
+    assert r.output == "Fixed a.txt."
+    assert (ws / "a.txt").read_text() == "hello new\n"
+    types = [str(getattr(e, "type", "")) for e in r.events]
+    assert types[0] == "run_started" and types[-1] == "run_completed"
+    assert types.count("tool_call_completed") == 2 and types.count("message_sent") == 1
+    assert r.token_usage == usage_sum(Outcome(events=[{"type": "token_usage_updated", "data": e.data}
+                                                      for e in r.events if str(e.type) == "token_usage_updated"]))
+    assert server.requests[0].body["system"] == "Be careful."
+    # a second run in the same session replays the first one (continuation)
+    r2 = run_once("What did I ask?", **opts)
+    assert r2.status == "completed" and r2.output == "You asked me to fix a.txt."
+    sent = json.dumps(server.requests[3].body["messages"])
+    assert "Fix a.txt" in sent and "Fixed a.txt." in sent and "What did I ask?" in sent

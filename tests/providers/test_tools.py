@@ -7,7 +7,7 @@ import asyncio
 import enum
 import os
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 import pytest
 
