@@ -647,23 +647,28 @@ class LocalStore(StoreBase):
             raise errors[0]
 
     def close(self) -> None:
-        """Write every buffer, release every lock, stop the timer and wake waiters with ``[]``."""
+        """Write every buffer, release every lock, stop the timer and wake waiters with ``[]``.
+        Later writes raise ``storage_error``; reads keep working."""
         if self._closed:
             return
-        try:
-            self._flush_all()
-        finally:
-            self._closed = True
-            with self._timer_cond:
-                self._timer_cond.notify_all()
-            with self._logs_lock:
-                logs = list(self._logs.values())
-            for slog in logs:
-                with slog.lock:
-                    slog.flock.close()
-            self._tables.close()
-            _OPEN_STORES.discard(self)
-            self._notify()
+        self._closed = True  # first: no new append starts; one already inside is written below
+        errors = []
+        with self._logs_lock:
+            logs = list(self._logs.values())
+        for slog in logs:
+            with slog.lock:
+                try:
+                    self._release(slog)
+                except AsmError as exc:
+                    errors.append(exc)
+                slog.flock.close()
+        with self._timer_cond:
+            self._timer_cond.notify_all()
+        self._tables.close()
+        _OPEN_STORES.discard(self)
+        self._notify()
+        if errors:
+            raise errors[0]
 
     def _after_fork(self) -> None:
         """In a forked child: drop everything inherited (locks, buffers, descriptors); the parent
