@@ -90,15 +90,16 @@ def wait(fut: concurrent.futures.Future, *, on_interrupt: Callable[[], Any] | No
     """
     while True:
         try:
-            return fut.result(timeout=WAIT_SLICE_S)
-        except concurrent.futures.TimeoutError:
-            if poll is not None:
-                poll()
-            continue
-        except KeyboardInterrupt:
-            if on_interrupt is not None:
-                on_interrupt()
             try:
+                return fut.result(timeout=WAIT_SLICE_S)
+            except concurrent.futures.TimeoutError:
+                pass
+            if poll is not None:  # inside the outer try: an interrupt during poll() counts too
+                poll()
+        except KeyboardInterrupt:
+            try:
+                if on_interrupt is not None:
+                    on_interrupt()
                 concurrent.futures.wait([fut], timeout=interrupt_grace_s)
             except KeyboardInterrupt:
                 pass

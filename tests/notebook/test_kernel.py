@@ -66,8 +66,9 @@ def test_interrupt_cancels_the_run_and_kernel_stays_usable(kernel):
     reply = kc.get_shell_msg(timeout=30)
     assert time.monotonic() - t0 < 10
     assert reply["parent_header"]["msg_id"] == msg_id
-    content, out, err = execute(kc, "print(_.status, [e.type.value for e in _.events][-1])")
-    assert content["status"] == "ok", err
+    assert reply["content"]["status"] == "ok", reply["content"]
+    content, out, err = execute(kc, "print(r.status, [e.type.value for e in r.events][-1])")
+    assert content["status"] == "ok", (content, err)
     assert out.strip() == "cancelled run_cancelled"
     # the kernel still runs agents
     content, out, err = execute(kc, "%%asm -p shell --out again\necho still-alive")
