@@ -80,11 +80,13 @@ class _SessionLog:
     """In-process state of one session's event log. Every method runs under ``self.lock``."""
 
     __slots__ = ("sid", "path", "meta_path", "flock", "lock", "owned", "owned_since", "ino", "offset",
-                 "events", "ids", "last_seq", "meta_seq", "n_flushed", "buf", "buf_bytes", "warned", "store")
+                 "events", "ids", "last_seq", "meta_seq", "n_flushed", "buf", "buf_bytes", "warned", "store_ref",
+                 "fsync")
 
     def __init__(self, store: "LocalStore", sid: str) -> None:
         name = encode_session_id(sid)
-        self.store = store
+        self.store_ref = weakref.ref(store)  # weak: no store <-> log cycle keeping caches alive
+        self.fsync = store.durability == "fsync"
         self.sid = sid
         self.path = store._events_dir / f"{name}.jsonl"
         self.meta_path = store._events_dir / f"{name}.meta.json"
@@ -187,7 +189,9 @@ class _SessionLog:
             raise
         self.owned = True
         self.owned_since = time.monotonic()
-        self.store._schedule(self)
+        store = self.store_ref()
+        if store is not None:
+            store._schedule(self)
 
     def next_seq(self) -> int:
         seq = max(self.last_seq, self.meta_seq) + 1
@@ -207,7 +211,7 @@ class _SessionLog:
                 while view:
                     n = os.write(fd, view)
                     view = view[n:]
-                if self.store.durability == "fsync":
+                if self.fsync:
                     os.fsync(fd)
                 self.ino = os.fstat(fd).st_ino
             finally:
@@ -662,8 +666,11 @@ class LocalStore(StoreBase):
                 except AsmError as exc:
                     errors.append(exc)
                 slog.flock.close()
+        with self._logs_lock:
+            self._logs.clear()  # free the event caches; reads after close re-read the files
         with self._timer_cond:
             self._timer_cond.notify_all()
+            self._owned.clear()
         self._tables.close()
         _OPEN_STORES.discard(self)
         self._notify()
