@@ -68,8 +68,10 @@ def test_secrets_never_reach_the_store(tmp_path):
 def test_run_result_mimebundle_and_plain():
     r = asm_nb.run_once("echo hi", provider="shell", store="memory://")
     bundle = r._repr_mimebundle_()
-    assert "text/plain" in bundle and "completed" in bundle["text/plain"]
-    assert "hi" in repr(r)
+    assert {"text/plain", "text/html", "application/vnd.asm.run+json"} <= set(bundle)
+    assert "hi" in bundle["text/plain"] and "run_" not in bundle["text/plain"]  # deterministic text
+    assert bundle["application/vnd.asm.run+json"]["output"] == "hi\n"
+    assert "completed" in repr(r) and "hi" in repr(r)
     d = r.to_dict()
     assert d["status"] == "completed" and d["output"] == "hi\n"
 
