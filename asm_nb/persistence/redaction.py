@@ -51,8 +51,8 @@ _DEFAULTS: tuple[tuple[str, str, tuple[tuple[str, ...], tuple[str, ...], tuple[s
     ("aws_secret_key", r"(?i)aws[_-]?secret[_-]?access[_-]?key\s*[:=]\s*\S+",
      (("secret",), ("aws", "access", "key"), _SEP)),
     ("gcp_api_key", r"AIza[0-9A-Za-z_-]{35}", (("aiza",), (), ())),
-    ("anthropic_key", r"sk-ant-api\S{20,}", (("sk-ant-api",), (), ())),
-    ("openai_key", r"sk-proj-[a-zA-Z0-9]{20,}", (("sk-proj-",), (), ())),
+    ("anthropic_key", r"sk-ant-api\S{20,}", (("sk-",), ("sk-ant-api",), ())),
+    ("openai_key", r"sk-proj-[a-zA-Z0-9]{20,}", (("sk-",), ("sk-proj-",), ())),
     ("openai_legacy_key", r"sk-[a-zA-Z0-9]{40,}", (("sk-",), (), ())),
     ("github_pat", r"ghp_[a-zA-Z0-9]{36}", (("ghp_",), (), ())),
     ("github_oauth", r"gho_[a-zA-Z0-9]{36}", (("gho_",), (), ())),
@@ -320,20 +320,32 @@ def _compiled(cfg: RedactionConfig) -> _Compiled:
 # Walk
 
 
+_INERT = frozenset({int, float, bool, type(None), bytes, bytearray})
+
+
 class _Walker:
-    __slots__ = ("c", "count")
+    """One walk (spec §6.4.5). Plain strings are handled inline in the loops: a typical event
+    is a handful of short strings, and a method call per value would cost as much as the scan."""
+
+    __slots__ = ("scan", "min_len", "count")
 
     def __init__(self, compiled: _Compiled) -> None:
-        self.c = compiled
+        self.scan = compiled.scan
+        self.min_len = compiled.min_len
         self.count = 0
 
     def value(self, v: Any, depth: int) -> Any:
-        """Redact one active value that sits at ``depth``."""
-        if type(v) is str or (isinstance(v, str) and not isinstance(v, Enum)):
-            new, n = self.c.scan(v)
+        """Redact one active value that sits at ``depth``; returns ``v`` itself when unchanged."""
+        t = type(v)
+        if t is str or (isinstance(v, str) and not isinstance(v, Enum)):
+            if len(v) < self.min_len:
+                return v
+            new, n = self.scan(v)
             if n:
                 self.count += n
                 return new
+            return v
+        if t in _INERT:
             return v
         if isinstance(v, dict):
             return self.mapping(v, depth)
@@ -354,9 +366,29 @@ class _Walker:
         if depth > MAX_DEPTH:
             return m
         out = None
+        min_len = self.min_len
+        last_in: Any = None
+        last_out: tuple[str, int] = ("", 0)
         for k, v in m.items():
-            new = self.value(v, depth + 1)
-            if new is not v and new != v:
+            t = type(v)
+            if t is str:
+                if len(v) < min_len:
+                    continue
+                if v is last_in:  # adapters often put the same text under two keys (delta, content)
+                    new, n = last_out
+                else:
+                    new, n = last_out = self.scan(v)
+                    last_in = v
+                if not n:
+                    continue
+                self.count += n
+            elif t in _INERT:
+                continue
+            else:
+                new = self.value(v, depth + 1)
+                if new is v:
+                    continue
+            if new != v:
                 if out is None:
                     out = dict(m)
                 out[k] = new
@@ -365,11 +397,31 @@ class _Walker:
     def top(self, m: Mapping, allowed: frozenset[str] | None, changed: list[str]) -> Any:
         """Depth 0: ``allowed`` None = every key (deep scan), else only those top-level keys."""
         out = None
+        min_len = self.min_len
+        last_in: Any = None
+        last_out: tuple[str, int] = ("", 0)
         for k, v in m.items():
             if allowed is not None and k not in allowed:
                 continue
-            new = self.value(v, 1)
-            if new is not v and new != v:
+            t = type(v)
+            if t is str:
+                if len(v) < min_len:
+                    continue
+                if v is last_in:  # adapters often put the same text under two keys (delta, content)
+                    new, n = last_out
+                else:
+                    new, n = last_out = self.scan(v)
+                    last_in = v
+                if not n:
+                    continue
+                self.count += n
+            elif t in _INERT:
+                continue
+            else:
+                new = self.value(v, 1)
+                if new is v:
+                    continue
+            if new != v:
                 if out is None:
                     out = dict(m)
                 out[k] = new

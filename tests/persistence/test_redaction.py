@@ -150,6 +150,14 @@ def test_lists_of_content_blocks():
     assert blocks[1]["content"] == f"use {AWS}"  # the input is never mutated
 
 
+def test_same_string_object_under_two_keys_counts_twice():
+    text = f"key {AWS}"
+    r = redact(ev("message_streamed", {"delta": text, "content": text, "nested": {"a": text, "b": text}}), ON)
+    assert r.event.data["delta"] == r.event.data["content"] == "key [REDACTED]"
+    assert r.event.data["nested"] == {"a": "key [REDACTED]", "b": "key [REDACTED]"}
+    assert r.redaction_count == 4 and r.fields_redacted == ["delta", "content", "nested"]
+
+
 def test_tuples_keep_their_type():
     r = redact(ev(data={"t": ("password=x1", 3), "l": ["keep"]}), ON)
     assert r.event.data["t"] == ("[REDACTED]", 3) and isinstance(r.event.data["t"], tuple)
