@@ -29,6 +29,7 @@ _LAZY: dict[str, str] = {
     "open_store": "asm_nb.stores:open_store",
     "run_once": "asm_nb.api:run_once",
     "arun_once": "asm_nb.api:arun_once",
+    "Policy": "asm_nb.policy:Policy",
     "config": "asm_nb.config:",
     "frames": "asm_nb.notebook.frames:",
     "plots": "asm_nb.notebook.plots:",

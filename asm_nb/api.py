@@ -188,10 +188,13 @@ def _result_from_store(store: Any, run: Run, *, error: AsmError | None = None, e
                              context={"run_id": run.id, "session_id": run.session_id, "provider": run.provider})
         except Exception:
             error = None
+    policy = getattr(extra, "policy", None)
+    if policy is None and error is not None and error.code == "policy_violation" and error.details:
+        policy = dict(error.details)  # which limit, its value, what was observed, the violations
     return RunResult(run_id=run.id, session_id=run.session_id, status=run.status.value, output=content,
                      events=events, token_usage=dict(run.token_usage), cost_usd=run.cost_usd, error=error,
                      duration_ms=run.duration_ms, provider=run.provider, model=model, raw_output=dict(out),
-                     store=store, policy=getattr(extra, "policy", None), workspace=getattr(extra, "workspace", None))
+                     store=store, policy=policy, workspace=getattr(extra, "workspace", None))
 
 
 async def _resolve_session(store: Any, adapter: Any, session: Any, *, agent_id, metadata, tags, context):

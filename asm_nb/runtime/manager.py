@@ -303,6 +303,7 @@ class _RunTracker:
     reported_cost: float | None = None
     policy_runtime: Any = None
     cancel_requested: bool = False
+    policy_stopped: bool = False  # a policy stopped the run: later adapter events are dropped
     task: asyncio.Task | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -358,6 +359,7 @@ async def aexecute_run(store: Any, adapter: Any, run_id: str, *, event_callback:
     _INFLIGHT[run.id] = tracker
     adapter_opts = dict(adapter_opts or {})
     ws_state = None
+    watchdog: asyncio.Future | None = None
     try:
         try:
             tracker.policy_runtime = _policy_runtime(policy, policies, adapter)
@@ -376,6 +378,8 @@ async def aexecute_run(store: Any, adapter: Any, run_id: str, *, event_callback:
             raise _PreExecuteFailure(err) from err
 
         callback = _make_callback(store, tracker, event_callback)
+        if tracker.policy_runtime is not None and callable(getattr(tracker.policy_runtime, "deadline_s", None)):
+            watchdog = asyncio.ensure_future(_policy_watchdog(store, tracker, event_callback))
         _telemetry("emit_run_start", run, session)
         base = resolve_execute_timeout_base(timeout)
         deadline_ms = resolve_execute_timeout(timeout)
@@ -412,6 +416,10 @@ async def aexecute_run(store: Any, adapter: Any, run_id: str, *, event_callback:
         await _finalize_failure(store, adapter, tracker, pre.error)
         raise pre.error from None
     except AsmError as err:
+        if tracker.policy_stopped and tracker.policy_runtime is not None and err.code != "policy_violation":
+            # the adapter ended because the policy cancelled it: the run fails with the violation
+            verdict = tracker.policy_runtime.final_verdict() or {}
+            err = verdict.get("error") or err
         if ws_state is not None:
             try:
                 await _workspace_finish(store, session, tracker.run, adapter, ws_state, success=False)
@@ -424,6 +432,8 @@ async def aexecute_run(store: Any, adapter: Any, run_id: str, *, event_callback:
         await asyncio.shield(_finalize_failure(store, adapter, tracker, AsmError("cancelled", "Run was cancelled")))
         raise
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
         _INFLIGHT.pop(run.id, None)
         tracker.done.set()
 
@@ -467,6 +477,11 @@ def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | N
     correlation_id = session.metadata.get("correlation_id")
 
     async def callback(event: Mapping[str, Any]) -> None:
+        if tracker.policy_stopped:
+            # after a policy stopped the run nothing more is recorded (not even the adapter's
+            # terminal event: finalization persists the single run_failed with the violation)
+            log.debug("dropping %s of run %s after the policy stopped it", event.get("type"), run.id)
+            return
         ev = dict(event)
         etype = resolve_type(ev.get("type")).value
         ev["type"] = etype
@@ -495,7 +510,7 @@ def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | N
             log.warning("Event persistence failed because the SessionStore became unavailable: %r", exc)
         tracker.events.append(ev)
         if tracker.policy_runtime is not None and etype not in TERMINAL_TYPES:
-            await _apply_policy(store, tracker, ev)
+            await _apply_policy(store, tracker, ev, user_callback)
         if user_callback is not None:
             try:
                 res = user_callback(ev)
@@ -508,23 +523,76 @@ def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | N
     return callback
 
 
-async def _apply_policy(store: Any, tracker: _RunTracker, ev: Mapping[str, Any]) -> None:
-    """Policy observation (spec part 1 §18.4 callback step 3); the runtime object decides."""
+_POLICY_STOP_GRACE_S = 5.0
+
+
+async def _apply_policy(store: Any, tracker: _RunTracker, ev: Mapping[str, Any],
+                        user_callback: Callable | None = None) -> None:
+    """Policy observation (spec part 1 §18.4 callback step 3); the runtime object decides.
+    Policy events are persisted and shown to the user callback too (live views)."""
     rt = tracker.policy_runtime
     outcome = rt.observe(ev)
+    cancel = bool(outcome.get("cancel"))
+    if cancel:
+        tracker.policy_stopped = True  # before any await: events arriving meanwhile are dropped
+
+    async def record(type_: str, data: Mapping[str, Any]) -> None:
+        try:
+            stored = await _internal_event(store, tracker.session, type_, data, run_id=tracker.run.id,
+                                           provider=tracker.adapter.name)
+        except AsmError as err:
+            tracker.persistence_failures += 1
+            log.warning("Event persistence failed for run %s: [%s] %s", tracker.run.id, err.code, err.message)
+            stored = None
+        if user_callback is not None:
+            shown = {"type": type_, "data": dict(data), "session_id": tracker.session.id, "run_id": tracker.run.id,
+                     "provider": tracker.adapter.name, "timestamp": utc_now(),
+                     "sequence_number": getattr(stored, "sequence_number", None)}
+            try:
+                res = user_callback(shown)
+                if inspect.isawaitable(res):
+                    await res
+            except Exception:
+                log.exception("event_callback raised for run %s (ignored)", tracker.run.id)
+
     for violation in outcome.get("violations", ()):
-        await _internal_event(store, tracker.session, "policy_violation", violation, run_id=tracker.run.id,
-                              provider=tracker.adapter.name)
+        await record("policy_violation", violation)
     approval = outcome.get("approval")
     if approval:
-        await _internal_event(store, tracker.session, "tool_approval_requested", approval, run_id=tracker.run.id,
-                              provider=tracker.adapter.name)
-    if outcome.get("cancel") and not tracker.cancel_requested:
+        await record("tool_approval_requested", approval)
+        ask = getattr(rt, "await_approval", None)
+        decision = await ask(approval) if ask is not None else None
+        if decision is not None:
+            await record("tool_approval_granted" if decision == "approve" else "tool_approval_denied",
+                         {**approval, "decision": decision})
+            if decision != "approve":
+                tracker.policy_stopped = cancel = True
+    if cancel and not tracker.cancel_requested:
         tracker.cancel_requested = True
         try:
             await tracker.adapter.cancel(tracker.run.id)
         except AsmError as err:
             log.debug("policy cancel of %s: %s", tracker.run.id, err)
+
+        def force_stop() -> None:  # an adapter that ignores cancel: stop its task outright
+            if not tracker.done.is_set() and tracker.task is not None and not tracker.task.done():
+                tracker.task.cancel()
+
+        asyncio.get_running_loop().call_later(_POLICY_STOP_GRACE_S, force_stop)
+
+
+async def _policy_watchdog(store: Any, tracker: _RunTracker, user_callback: Callable | None) -> None:
+    """Check the policy when its duration limit comes due, even if the provider is silent."""
+    rt = tracker.policy_runtime
+    while not tracker.policy_stopped and not tracker.done.is_set():
+        delay = rt.deadline_s()
+        if delay is None:
+            return
+        await asyncio.sleep(max(delay, 0.001))
+        if tracker.done.is_set() or tracker.policy_stopped:
+            return
+        await _apply_policy(store, tracker, {"type": "policy_timer", "data": {}, "run_id": tracker.run.id},
+                            user_callback)
 
 
 def _run_usage(tracker: _RunTracker, result_usage: Mapping[str, Any] | None) -> dict:
