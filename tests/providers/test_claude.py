@@ -76,12 +76,12 @@ class Outcome:
 
 
 def execute(adapter: ClaudeAdapter, prompt: Any = "Hello", *, session_ctx: dict | None = None,
-            timeout: float = 20.0, **opts: Any) -> Outcome:
+            wait_s: float = 20.0, **opts: Any) -> Outcome:
     run, session = new_run(prompt, **(session_ctx or {}))
     seen: list[dict] = []
 
     async def go():
-        return await asyncio.wait_for(adapter.execute(run, session, event_callback=seen.append, **opts), timeout)
+        return await asyncio.wait_for(adapter.execute(run, session, event_callback=seen.append, **opts), wait_s)
 
     try:
         res = asyncio.run(go())
@@ -822,3 +822,20 @@ def test_run_once_end_to_end_with_local_store(server, tmp_path):
     assert r2.status == "completed" and r2.output == "You asked me to fix a.txt."
     sent = json.dumps(server.requests[3].body["messages"])
     assert "Fix a.txt" in sent and "Fixed a.txt." in sent and "What did I ask?" in sent
+
+
+def test_read_timeout_is_provider_timeout(server):
+    server.enqueue(StreamBuilder().text("slow").hang())
+    out = execute(make_adapter(server), timeout=300)  # ms: handed to the SDK as its own timeout
+    assert out.error.code == "provider_timeout" and out.error.provider_error["kind"] == "timeout"
+    assert out.error.retryable and out.error.details["partial_content"] == "slow"
+    assert out.types[-2:] == ["error_occurred", "run_failed"]
+
+
+def test_policy_tool_hints_filter_offered_tools(server, tmp_path):
+    server.enqueue(tool_use_stream("bash", {"command": "echo no"}), text_stream("ok"))
+    out = execute(make_adapter(server, cwd=str(tmp_path), permission_mode="full_auto",
+                               allowed_tools=["bash", "read_file", "grep"], denied_tools=["bash"]))
+    assert {t["name"] for t in server.requests[0].body["tools"]} == {"read_file", "grep"}
+    failed = out.of("tool_call_failed")[0]
+    assert failed["reason"] == "declined" and "not allowed" in failed["tool_output"]
