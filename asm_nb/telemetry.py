@@ -117,8 +117,10 @@ def detach(handler_id: str) -> bool:
 def list_handlers(prefix: Iterable[str] = ()) -> list[dict[str, Any]]:
     """Attached handlers whose event name starts with ``prefix``: ``{id, event_name, function, config}``."""
     prefix = tuple(prefix)
+    with _lock:
+        attached = list(_by_id.items())
     out = []
-    for hid, (names, handler, cfg) in list(_by_id.items()):
+    for hid, (names, handler, cfg) in attached:
         for n in names:
             if n[: len(prefix)] == prefix:
                 out.append({"id": hid, "event_name": n, "function": handler, "config": cfg})

@@ -267,3 +267,40 @@ def test_handlers_run_in_the_emitting_context(capture):
     finally:
         telemetry.detach("t-ctx")
     assert seen == [7]
+
+
+def test_attach_detach_while_executing_from_threads():
+    import threading
+
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    calls = []
+
+    def churn(n):
+        try:
+            for i in range(200):
+                hid = f"t-churn-{n}-{i}"
+                telemetry.attach(hid, ("asm", "churn"), lambda *a: calls.append(1))
+                telemetry.list_handlers(("asm",))
+                telemetry.detach(hid)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    def fire():
+        try:
+            while not stop.is_set():
+                telemetry.execute(("asm", "churn"), {}, {})
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    firing = threading.Thread(target=fire)
+    firing.start()
+    workers = [threading.Thread(target=churn, args=(n,)) for n in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=30)
+    stop.set()
+    firing.join(timeout=30)
+    assert errors == []
+    assert not [h for h in telemetry.list_handlers(("asm", "churn"))]

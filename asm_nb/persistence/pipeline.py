@@ -33,7 +33,7 @@ from .. import telemetry
 from ..core.errors import AsmError
 from ..core.events import Event, EventType, resolve_type
 from ..core.serialization import ensure_aware, new_id, parse_datetime, utc_now
-from .redaction import RedactionConfig, redact_payload
+from .redaction import EVENT_REDACTED, RedactionConfig, emit_redacted, redact_payload
 from .validation import shape_warnings, validate_structural
 
 __all__ = ["PipelineContext", "build_event", "EventPipeline", "EVENT_PERSISTED", "EVENT_VALIDATION_WARNING",
@@ -43,7 +43,6 @@ _P = telemetry.TELEMETRY_PREFIX + ("persistence",)
 EVENT_PERSISTED = _P + ("event_persisted",)
 EVENT_VALIDATION_WARNING = _P + ("event_validation_warning",)
 EVENT_REJECTED = _P + ("event_rejected",)
-EVENT_REDACTED = _P + ("event_redacted",)
 
 _BY_VALUE = {t.value: t for t in EventType}
 
@@ -131,10 +130,7 @@ def build_event(raw: Mapping[str, Any], ctx: PipelineContext | Mapping[str, Any]
         override, enabled_default=True)
     if cfg.enabled:
         data, metadata, count, fields = redact_payload(etype, data, metadata, cfg)
-        if count and telemetry.has_handlers(EVENT_REDACTED) and telemetry.enabled():
-            telemetry.execute(EVENT_REDACTED, {"redaction_count": count},
-                              {"session_id": session_id, "run_id": ctx.run_id, "type": etype,
-                               "fields_redacted": fields})
+        emit_redacted(session_id, ctx.run_id, etype, count, fields)
     # validate (shape warnings are advisory and attached before the event is frozen)
     warnings = shape_warnings(etype, data)
     if warnings:

@@ -18,7 +18,7 @@ and case-insensitive branches Python's ``re`` needs ~13 µs for 80 characters, t
 gates ~0.6 µs.) Custom patterns are never gated. Compiled configurations are cached, keyed on
 their values.
 
-Imports ``core`` and ``config`` only.
+Imports ``core``, ``config`` and ``telemetry``.
 """
 
 from __future__ import annotations
@@ -31,11 +31,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import config as _config
+from .. import telemetry
 from ..core.events import Event, EventType
 
 __all__ = [
     "DEFAULT_PATTERN_SPECS", "SKIP_TYPES", "TARGETED_FIELDS", "MAX_DEPTH", "RedactionConfig",
-    "RedactionResult", "default_patterns", "resolve_config", "redact", "redact_map",
+    "RedactionResult", "EVENT_REDACTED", "default_patterns", "resolve_config", "redact", "redact_map",
+    "redact_payload", "emit_redacted", "scan_text",
 ]
 
 MAX_DEPTH = 10
@@ -460,6 +462,17 @@ def redact_payload(etype: EventType, data: Any, metadata: Any,
     return data, metadata, walker.count, changed
 
 
+EVENT_REDACTED = telemetry.TELEMETRY_PREFIX + ("persistence", "event_redacted")
+
+
+def emit_redacted(session_id: Any, run_id: Any, etype: EventType, count: int, fields: list[str]) -> None:
+    """Telemetry ``persistence.event_redacted`` ``{redaction_count}`` / ``{session_id, run_id,
+    type, fields_redacted}``; nothing when ``count`` is 0 or telemetry is off."""
+    if count and telemetry.has_handlers(EVENT_REDACTED) and telemetry.enabled():
+        telemetry.execute(EVENT_REDACTED, {"redaction_count": count},
+                          {"session_id": session_id, "run_id": run_id, "type": etype, "fields_redacted": fields})
+
+
 def redact(event: Event, config: Any = None) -> RedactionResult:
     """Redact one event. ``config``: None → the global config (``redaction_*`` keys); a dict →
     used as given with ``enabled`` defaulting to **False** (reference: an empty config disables).
@@ -472,6 +485,7 @@ def redact(event: Event, config: Any = None) -> RedactionResult:
     """
     cfg = resolve_config(config, enabled_default=False)
     data, metadata, count, changed = redact_payload(event.type, event.data, event.metadata, cfg)
+    emit_redacted(event.session_id, event.run_id, event.type, count, changed)
     if data is event.data and metadata is event.metadata:
         return RedactionResult(event, count, changed)
     return RedactionResult(event.replace(data=data, metadata=metadata), count, changed)

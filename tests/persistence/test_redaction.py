@@ -421,6 +421,24 @@ def test_env_setting_reaches_the_redactor(monkeypatch):
     assert redact(ev(data={"content": AWS})).event.data["content"] == "<gone>"
 
 
+def test_redact_emits_telemetry_only_when_something_matched():
+    from asm_nb import telemetry
+
+    seen = []
+    telemetry.attach("t-redacted", redaction.EVENT_REDACTED, lambda n, m, md, c: seen.append((m, md)))
+    try:
+        with config.override(telemetry_enabled=True):
+            redact(ev(data={"content": "clean text"}), ON)
+            redact(ev(data={"content": AWS}), ON)
+            redact_map({"content": AWS}, ON)  # plain dicts are not events: no telemetry
+        with config.override(telemetry_enabled=False):
+            redact(ev(data={"content": AWS}), ON)
+    finally:
+        telemetry.detach("t-redacted")
+    assert seen == [({"redaction_count": 1}, {"session_id": "ses_1", "run_id": "run_1",
+                                              "type": EventType.MESSAGE_RECEIVED, "fields_redacted": ["content"]})]
+
+
 # -- redact_map --------------------------------------------------------------------------------
 
 def test_redact_map_deep_all_keys():
