@@ -687,14 +687,17 @@ class ClaudeAdapter(BaseAdapter):
         waiter.cancel()
         if active.cancelled:
             await _close_stream(stream)
+            await _partial_usage(active, rs, turn)
             raise _Cancelled()
         exc = consumer.exception()
         if exc is not None:
             await _close_stream(stream)
             if isinstance(exc, _StreamError):
+                await _partial_usage(active, rs, turn)
                 raise self._map_error(exc.error, turn) from exc.error
             raise exc
         if not turn.saw_stop:
+            await _partial_usage(active, rs, turn)
             raise self.provider_failure("provider_error", {
                 "kind": "protocol_error", "message": "stream ended before message_stop",
                 "details": {"partial_content": turn.text or None, "message_id": turn.message_id}})
@@ -770,6 +773,19 @@ class ClaudeAdapter(BaseAdapter):
             details.setdefault("message_id", turn.message_id)
         details = {k: v for k, v in details.items() if v is not None}
         return self.provider_failure(code, {"kind": kind, "message": message, "details": details})
+
+
+async def _partial_usage(active: ActiveRun, rs: _RunState, turn: _Turn) -> None:
+    """A request that broke off after ``message_start`` was still billed for its input: report what
+    is known (``partial: True``) so usage summed from events stays honest."""
+    if not turn.usage or active.terminal_emitted:
+        return
+    incr = normalize_usage(turn.usage)
+    for key, v in incr.items():
+        rs.usage[key] += v
+    await active.emit("token_usage_updated", {
+        **incr, "total_tokens": rs.usage["input_tokens"] + rs.usage["output_tokens"], "raw_usage": dict(turn.usage),
+        "request_index": turn.k, "message_id": turn.message_id, "partial": True})
 
 
 def _decide(mode: PermissionMode | None, t: Tool) -> str:

@@ -36,6 +36,7 @@ import inspect
 import json
 import os
 import re
+import signal
 import types
 import typing
 from dataclasses import dataclass, field
@@ -547,7 +548,8 @@ async def _bash(inp: dict, ctx: ToolContext) -> ToolOutput:
     limit = _max_bytes()
     buf = bytearray()
     async with ManagedProcess.start([shell, "-c", command], cwd=str(ctx.cwd), env=ctx.env, merge_stderr=True,
-                                    timeout_ms=timeout_ms, label="bash") as proc:
+                                    timeout_ms=timeout_ms, label="bash", signals=(signal.SIGTERM, signal.SIGKILL),
+                                    grace_ms=300) as proc:
         async for chunk in proc.byte_chunks():
             if len(buf) <= limit:
                 buf.extend(chunk)

@@ -252,6 +252,9 @@ def test_overloaded_midstream_fixture(server, anth, manifest):
     assert failed["error_code"] == "provider_unavailable"
     assert failed["provider_error"] == out.error.provider_error
     assert "message_received" not in out.types and "turn_completed" not in out.types
+    partial = out.of("token_usage_updated")  # the broken request was still billed for its input
+    assert len(partial) == 1 and partial[0]["partial"] is True
+    assert (partial[0]["input_tokens"], partial[0]["cache_read_tokens"]) == (340, 5120)
     assert len(server.requests) == 1  # an in-band error is not retried
 
 
