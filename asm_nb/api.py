@@ -234,7 +234,8 @@ async def arun_once(prompt: Any, provider: Any = None, *, store: Any = None, mod
                     permission_mode: str | None = None, timeout: Any = "unbounded",
                     on_event: Callable[[dict], Any] | None = None, metadata: Mapping | None = None,
                     tags: Sequence[str] | None = None, agent_id: str | None = None,
-                    continuation: Any = "auto", _state: dict | None = None, **adapter_options: Any) -> RunResult:
+                    continuation: Any = "auto", continuation_opts: Mapping | None = None,
+                    _state: dict | None = None, **adapter_options: Any) -> RunResult:
     """Run one prompt on a provider and return its ``RunResult`` (async version of ``run_once``)."""
     from .runtime import manager
 
@@ -256,6 +257,7 @@ async def arun_once(prompt: Any, provider: Any = None, *, store: Any = None, mod
     try:
         execution = await manager.aexecute_run(
             store, adapter, run.id, event_callback=on_event, continuation=None if owned else continuation,
+            continuation_opts=continuation_opts,
             policy=policy, workspace=workspace, timeout=timeout)
     except AsmError as err:
         error = err
@@ -292,8 +294,10 @@ def run_once(prompt: Any, provider: Any = None, **kwargs: Any) -> RunResult:
     Options: ``store`` (path, URL or store), ``model``, ``session`` (a name or id: later runs in
     the same session see the earlier turns), ``policy``, ``snapshot``, ``cwd``, ``system``,
     ``max_turns``, ``permission_mode``, ``timeout`` (default unbounded: stop with Ctrl-C),
-    ``on_event`` (called with each event dict as it streams), ``metadata``, ``tags``, and any
-    adapter option.
+    ``on_event`` (called with each event dict as it streams), ``metadata``, ``tags``,
+    ``continuation`` (for ``session``: ``"auto"`` default, ``"replay"``, ``"native"`` or False),
+    ``continuation_opts`` (transcript limits ``max_messages``, ``max_chars``,
+    ``max_tokens_approx``), and any adapter option.
     """
     from .runtime import loop, manager
 

@@ -320,7 +320,27 @@ class _RunTracker:
                 self.provider_meta[key] = val
 
 
-def _continuation_transcript(store: Any, session: Session, mode: Any, opts: Mapping[str, Any] | None) -> Any:
+NATIVE_UNAVAILABLE = ('Native continuation is not available for this provider. '
+                      'Use continuation: "auto" to fall back to transcript replay.')
+
+
+def _native_resume_id(session: Session, adapter: Any) -> str | None:
+    """The provider's own session/thread id recorded for ``adapter`` by an earlier run, if any."""
+    ps = session.metadata.get("provider_sessions")
+    entry = ps.get(getattr(adapter, "name", None)) if isinstance(ps, Mapping) else None
+    psid = entry.get("provider_session_id") if isinstance(entry, Mapping) else None
+    return psid if isinstance(psid, str) and psid else None
+
+
+def _continuation_transcript(store: Any, session: Session, mode: Any, opts: Mapping[str, Any] | None,
+                             adapter: Any = None) -> Any:
+    """The transcript to inject for continuation mode ``mode`` (spec part 1 §18.8), or None.
+
+    ``"native"`` needs an adapter with ``supports_native_continuation`` (it then resumes from
+    ``session.metadata["provider_sessions"][adapter.name]`` itself); ``"auto"`` prefers native
+    resume when the adapter supports it and a provider session id is recorded, else replays.
+    ``opts``: store query keys and truncation keys (``max_messages``, ``max_chars``,
+    ``max_tokens_approx``) of §13."""
     mode = getattr(mode, "value", mode)
     if mode is None or mode is False:
         return None
@@ -333,8 +353,12 @@ def _continuation_transcript(store: Any, session: Session, mode: Any, opts: Mapp
     from ..core.transcript import from_store
 
     opts = dict(opts or {})
+    native = bool(getattr(adapter, "supports_native_continuation", False))
     if mode == "native":
-        # Adapters that resume natively read provider_sessions from session metadata themselves.
+        if not native:
+            raise AsmError("invalid_operation", NATIVE_UNAVAILABLE)
+        return None  # the adapter resumes from provider_sessions in the session metadata
+    if mode == "auto" and native and _native_resume_id(session, adapter) is not None:
         return None
     return from_store(store, session.id, **opts)
 
@@ -363,7 +387,7 @@ async def aexecute_run(store: Any, adapter: Any, run_id: str, *, event_callback:
     try:
         try:
             tracker.policy_runtime = _policy_runtime(policy, policies, adapter)
-            transcript = _continuation_transcript(store, session, continuation, continuation_opts)
+            transcript = _continuation_transcript(store, session, continuation, continuation_opts, adapter)
             exec_session = session
             if transcript is not None:
                 exec_session = session.replace(context={**session.context, "transcript": transcript})
