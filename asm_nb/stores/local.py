@@ -455,9 +455,117 @@ class LocalStore(StoreBase):
         except FileNotFoundError:
             return {}
         for name in sorted(names):
-            if name.endswith(".jsonl") and not name.startswith("."):
+            if name.endswith(".jsonl"):  # temp files end in .tmp
                 out[decode_session_id(name[:-6])] = self._events_dir / name
         return out
+
+    # -- maintenance and artifact-record hooks (used by stores/_maintenance.py, the registry) -------
+    def delete_events(self, session_id: str, event_ids: Iterable[str]) -> int:
+        """Remove stored events (pruning): the log is rewritten (temp file + ``os.replace``) under
+        the session lock; when the newest event goes, ``meta.json`` keeps the high-water mark
+        first, so numbering never goes back. Returns how many events were removed."""
+        check_session_id(session_id)
+        self._check_open()
+        ids = set(event_ids)
+        slog = self._log(session_id)
+        with slog.lock:
+            slog.ensure_owned()
+            try:
+                slog.write_buffer()
+                keep = [e for e in slog.events if e.id not in ids]
+                removed = len(slog.events) - len(keep)
+                if not removed:
+                    return 0
+                newest = max(slog.last_seq, slog.meta_seq)
+                if not keep or keep[-1].sequence_number < newest:
+                    _write_atomic(slog.meta_path, _codec.dumps({"last_sequence": newest}) + b"\n")
+                    slog.meta_seq = newest
+                kept_lines = []
+                for line in slog.path.read_bytes()[:slog.offset].split(b"\n"):
+                    if not line:
+                        continue
+                    try:
+                        doc_id = _codec.loads(line).get("id")
+                    except (ValueError, AttributeError):
+                        doc_id = None  # unreadable lines stay as they were (readers skip them)
+                    if doc_id not in ids:
+                        kept_lines.append(line + b"\n")
+                body = b"".join(kept_lines)
+                _write_atomic(slog.path, body, fsync=slog.fsync)
+                slog.events = keep
+                slog.ids = {e.id: e for e in keep}
+                slog.offset = len(body)
+                slog.n_flushed = len(keep)
+                slog.ino = os.stat(slog.path).st_ino
+            except OSError as exc:
+                raise AsmError("storage_error", f"delete_events failed: {exc!r}") from exc
+            finally:
+                self._release(slog)
+        return removed
+
+    def sequence_counters(self) -> dict[str, int]:
+        """``session_id → highest sequence ever assigned`` for every session with a log or mark."""
+        names = set()
+        try:
+            for name in os.listdir(self._events_dir):
+                if name.endswith(".jsonl"):
+                    names.add(name[:-len(".jsonl")])
+                elif name.endswith(".meta.json"):
+                    names.add(name[:-len(".meta.json")])
+        except FileNotFoundError:
+            pass
+        sids = {decode_session_id(n) for n in names}
+        with self._logs_lock:
+            sids.update(sid for sid, slog in self._logs.items() if slog.last_seq or slog.meta_seq)
+        out = {sid: self.get_latest_sequence(sid) for sid in sorted(sids)}
+        return {sid: n for sid, n in out.items() if n}
+
+    def delete_sequence_counter(self, session_id: str) -> None:
+        """Forget the counter of a session that has no events left (no-op otherwise)."""
+        check_session_id(session_id)
+        self._check_open()
+        slog = self._log(session_id)
+        with slog.lock:
+            slog.ensure_owned()
+            try:
+                slog.write_buffer()
+                if slog.events:
+                    return
+                for p in (slog.meta_path, slog.path):
+                    try:
+                        os.unlink(p)
+                    except FileNotFoundError:
+                        pass
+                slog._reset()
+            finally:
+                slog.owned = False
+                slog.flock.remove_and_release()
+                with self._timer_cond:
+                    self._owned.discard(slog)
+
+    def save_artifact_record(self, record: dict) -> None:
+        """Upsert an artifact metadata record (a dict with a string ``id``) in ``db/artifacts.json``."""
+        if not isinstance(record, dict) or not isinstance(record.get("id"), str) or not record["id"]:
+            raise AsmError("validation_error", "artifact record must be a dict with a non-empty string id")
+        self._check_open()
+        from ..core.serialization import to_jsonable
+
+        doc = to_jsonable(record)
+        self._tx(lambda t: t["artifacts"].update(lambda rows: _put(rows, record["id"], doc)), "save_artifact_record")
+
+    def list_artifact_records(self, session_id: str | None = None) -> list[dict]:
+        """Artifact records (all, or of one session), by ``created_at`` then id; copies."""
+        with self._tables.lock:
+            rows = [dict(r) for r in self._tables["artifacts"].objects().values()
+                    if session_id is None or r.get("session_id") == session_id]
+        rows.sort(key=lambda r: (str(r.get("created_at") or ""), str(r.get("id"))))
+        return rows
+
+    def delete_artifact_record(self, record_id: str) -> None:
+        """Remove an artifact record (idempotent). Blobs are not touched."""
+        self._check_open()
+        self._tx(lambda t: t["artifacts"].update(lambda rows: rows.pop(record_id, None) is not None),
+                 "delete_artifact_record")
 
     # -- runs -------------------------------------------------------------------------------------
     def save_run(self, run: Run) -> None:
@@ -703,6 +811,23 @@ def _stage_one(slog: _SessionLog, e: Event, before: bytes, after: bytes) -> Even
         slog.buf.append(line)
         slog.buf_bytes += len(line)
     return stored
+
+
+def _write_atomic(path: Path, data: bytes, fsync: bool = False) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def _put(rows: dict, doc_id: str, doc: dict) -> bool:

@@ -39,6 +39,7 @@ class InMemoryStore(StoreBase):
         self.events_by_session: dict[str, list[Event]] = {}
         self.event_index: dict[str, Event] = {}  # global across sessions, as the reference
         self.last_seq: dict[str, int] = {}
+        self.artifacts: dict[str, dict] = {}  # artifact metadata records by id
 
     def __repr__(self) -> str:
         return f"InMemoryStore(sessions={len(self.sessions)}, events={len(self.event_index)})"
@@ -82,6 +83,29 @@ class InMemoryStore(StoreBase):
                 if self.event_index.get(e.id) is e:
                     del self.event_index[e.id]
             self.last_seq.pop(session_id, None)
+            for aid in [aid for aid, a in self.artifacts.items() if a.get("session_id") == session_id]:
+                del self.artifacts[aid]
+
+    # -- artifact records -----------------------------------------------------------------------
+    def save_artifact_record(self, record: dict) -> None:
+        """Upsert an artifact metadata record (a dict with a string ``id``)."""
+        if not isinstance(record, dict) or not isinstance(record.get("id"), str) or not record["id"]:
+            raise AsmError("validation_error", "artifact record must be a dict with a non-empty string id")
+        with self._lock:
+            self._check_open()
+            self.artifacts[record["id"]] = dict(record)
+
+    def list_artifact_records(self, session_id: str | None = None) -> list[dict]:
+        """Artifact records (all, or of one session), by ``created_at`` then id; copies."""
+        with self._lock:
+            rows = [dict(a) for a in self.artifacts.values() if session_id is None or a.get("session_id") == session_id]
+        rows.sort(key=lambda r: (str(r.get("created_at") or ""), str(r.get("id"))))
+        return rows
+
+    def delete_artifact_record(self, record_id: str) -> None:
+        """Remove an artifact record (idempotent)."""
+        with self._lock:
+            self.artifacts.pop(record_id, None)
 
     # -- runs -------------------------------------------------------------------------------
     def save_run(self, run: Run) -> None:

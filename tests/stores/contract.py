@@ -636,3 +636,23 @@ class StoreContract:
         for out in outs:  # each batch got contiguous numbers in input order
             ns = seqs(out)
             assert ns == list(range(ns[0], ns[0] + 5))
+
+
+class ArtifactRecordContract:
+    """Artifact metadata records (the registry's table): upsert, list, delete, cascade."""
+
+    def test_artifact_records(self, store):
+        a = {"id": "art_1", "session_id": "ses_a", "key": "k1", "created_at": "2024-01-02T00:00:00.000000Z"}
+        b = {"id": "art_2", "session_id": "ses_b", "key": "k2", "created_at": "2024-01-01T00:00:00.000000Z"}
+        store.save_artifact_record(a)
+        store.save_artifact_record(b)
+        store.save_artifact_record({**a, "key": "k1b"})
+        assert [r["id"] for r in store.list_artifact_records()] == ["art_2", "art_1"]
+        assert store.list_artifact_records("ses_a") == [{**a, "key": "k1b"}]
+        store.delete_artifact_record("art_2")
+        store.delete_artifact_record("art_2")
+        assert [r["id"] for r in store.list_artifact_records()] == ["art_1"]
+        store.delete_session("ses_a")
+        assert store.list_artifact_records() == []
+        with pytest.raises(AsmError):
+            store.save_artifact_record({"key": "no id"})

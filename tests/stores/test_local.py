@@ -15,7 +15,7 @@ from asm_nb.core.errors import AsmError
 from asm_nb.core.events import Event
 from asm_nb.stores.local import LocalStore, LocalStoreWarning, decode_session_id, encode_session_id
 
-from .contract import StoreContract, ev, run_for, seqs, session, sid
+from .contract import ArtifactRecordContract, StoreContract, ev, run_for, seqs, session, sid
 
 KEYS = ["id", "type", "timestamp", "session_id", "run_id", "sequence_number", "data", "metadata",
         "schema_version", "provider", "correlation_id"]
@@ -36,7 +36,7 @@ def log_lines(store: LocalStore, session_id: str) -> list[bytes]:
     return p.read_bytes().splitlines() if p.exists() else []
 
 
-class TestLocalContract(StoreContract):
+class TestLocalContract(StoreContract, ArtifactRecordContract):
     @pytest.fixture
     def store(self, local_store):
         return local_store
@@ -422,3 +422,46 @@ def test_forked_child_does_not_inherit_the_parent_buffer(local_root):
         assert child_seq == 4
         assert seqs(st.get_events(s)) == [1, 2, 3, 4]
     assert len(log_lines(st, s)) == 4
+
+
+# -- maintenance hooks --------------------------------------------------------------------------------
+def test_delete_events_rewrites_log_and_keeps_high_water_mark(local_root):
+    s = sid()
+    with LocalStore(local_root) as st, LocalStore(local_root) as other:
+        stored = st.append_events([ev(s) for _ in range(5)])
+        assert st.delete_events(s, [stored[1].id, stored[4].id, "evt_unknown"]) == 2
+        assert st.delete_events(s, ["evt_unknown"]) == 0
+        assert seqs(st.get_events(s)) == [1, 3, 4]
+        assert [json.loads(x)["sequence_number"] for x in log_lines(st, s)] == [1, 3, 4]
+        meta = json.loads((local_root / "events" / f"{s}.meta.json").read_text())
+        assert meta == {"last_sequence": 5}
+        assert seqs(other.get_events(s)) == [1, 3, 4]  # another instance reloads the rewritten log
+        assert other.get_latest_sequence(s) == 5
+        assert st.append_event_with_sequence(ev(s)).sequence_number == 6
+        assert st.sequence_counters() == {s: 6}
+
+
+def test_delete_sequence_counter_only_when_empty(local_store):
+    s = sid()
+    stored = local_store.append_events([ev(s), ev(s)])
+    local_store.delete_sequence_counter(s)
+    assert local_store.get_latest_sequence(s) == 2
+    local_store.delete_events(s, [e.id for e in stored])
+    assert local_store.get_events(s) == [] and local_store.get_latest_sequence(s) == 2
+    local_store.delete_sequence_counter(s)
+    assert local_store.get_latest_sequence(s) == 0
+    assert local_store.sequence_counters() == {}
+    assert local_store.append_event_with_sequence(ev(s)).sequence_number == 1
+
+
+def test_generic_maintenance_prunes_local_store(local_store):
+    maintenance = pytest.importorskip("asm_nb.stores._maintenance")
+    retention = pytest.importorskip("asm_nb.persistence.retention")
+    s = session()
+    local_store.save_session(s)
+    local_store.append_events([ev(s.id, "message_streamed", data={"content": str(i)}) for i in range(30)])
+    policy = retention.RetentionPolicy.new(max_events_per_session=10)
+    pruned = maintenance.GenericMaintenance(local_store).prune_session_events(s.id, policy)
+    assert pruned == 20
+    assert len(local_store.get_events(s.id)) == 10
+    assert local_store.get_latest_sequence(s.id) == 30

@@ -7,10 +7,10 @@ import pytest
 from asm_nb.core.errors import AsmError
 from asm_nb.stores.memory import InMemoryStore
 
-from .contract import StoreContract, ev, sid
+from .contract import ArtifactRecordContract, StoreContract, ev, sid
 
 
-class TestInMemoryContract(StoreContract):
+class TestInMemoryContract(StoreContract, ArtifactRecordContract):
     @pytest.fixture
     def store(self, memory_store):
         return memory_store
