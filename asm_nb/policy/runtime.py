@@ -155,7 +155,7 @@ class PolicyRuntime:
         """Fold ``event`` in and decide (spec §8.5 steps 1–7)."""
         if not isinstance(event, Mapping):
             return Decision()
-        self.elapsed_ms = max(self.elapsed_ms, int((self.clock() - self.started_at) * 1000))
+        self.elapsed_ms = max(self.elapsed_ms, int((self.clock() - self.started_at) * 1000 + 1e-6))
         etype = getattr(event.get("type"), "value", event.get("type"))
         data = event.get("data") if isinstance(event.get("data"), Mapping) else {}
         if self.run_id is None and isinstance(event.get("run_id"), str):
