@@ -215,16 +215,25 @@ def _pattern_list(patterns: Any) -> list[tuple[str, re.Pattern]]:
     return list(_DEFAULT_COMPILED)
 
 
-class _Compiled:
-    """Patterns with their replacement strings and gates, ready to scan strings."""
+_GUARD_CHARS = ("_", "-", ":", "=")
 
-    __slots__ = ("rules", "triggers", "always", "min_len")
+
+class _Compiled:
+    """Patterns with their replacement strings and gates, ready to scan strings.
+
+    Triggers are grouped under guards so ordinary prose costs a few ``in`` checks: a trigger
+    that contains ``_``, ``-``, ``:`` or ``=`` is only looked for when that character occurs,
+    and one whose patterns all need one of the same ``any_of`` literals only when one occurs.
+    """
+
+    __slots__ = ("rules", "groups", "always", "min_len")
 
     def __init__(self, patterns: Any, replacement: Any) -> None:
         categorized = replacement == "categorized"
         plain = replacement if isinstance(replacement, str) else "[REDACTED]"
         rules = []
         trigger_bits: dict[str, int] = {}
+        trigger_any: dict[str, set[tuple[str, ...]]] = {}
         always = 0
         for i, (category, pat) in enumerate(_pattern_list(patterns)):
             repl = f"[REDACTED:{category}]" if categorized else plain
@@ -236,16 +245,37 @@ class _Compiled:
             else:
                 for kw in gate[0]:
                     trigger_bits[kw] = trigger_bits.get(kw, 0) | (1 << i)
+                    trigger_any.setdefault(kw, set()).add(gate[2])
+        groups: dict[tuple[str, ...], list[tuple[str, int]]] = {}
+        for kw, mask in trigger_bits.items():
+            own = next((c for c in _GUARD_CHARS if c in kw), None)
+            anys = trigger_any[kw]
+            if own in (":", "="):
+                guard: tuple[str, ...] = (":", "=")
+            elif own is not None:
+                guard = (own,)
+            elif len(anys) == 1 and () not in anys:
+                guard = next(iter(anys))
+            else:
+                guard = ()
+            groups.setdefault(guard, []).append((kw, mask))
+        self.groups = tuple((g, tuple(items)) for g, items in groups.items())
         self.rules = tuple(rules)
-        self.triggers = tuple(trigger_bits.items())
         self.always = always
         self.min_len = min((_min_width(p) for p, _, _, _ in rules), default=0)
 
     def _candidates(self, low: str) -> int:
         bits = self.always
-        for kw, mask in self.triggers:
-            if kw in low:
-                bits |= mask
+        for guard, triggers in self.groups:
+            if guard:
+                for g in guard:
+                    if g in low:
+                        break
+                else:
+                    continue
+            for kw, mask in triggers:
+                if kw in low:
+                    bits |= mask
         return bits
 
     def scan(self, s: str) -> tuple[str, int]:
