@@ -34,6 +34,8 @@ _LAZY: dict[str, str] = {
     "frames": "asm_nb.notebook.frames:",
     "plots": "asm_nb.notebook.plots:",
     "testing": "asm_nb.testing:",
+    "tool": "asm_nb.providers.tools:tool",
+    "Tool": "asm_nb.providers.tools:Tool",
     "load_ipython_extension": "asm_nb.notebook.magics:load_ipython_extension",
 }
 
