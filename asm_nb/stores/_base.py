@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from ..core.errors import AsmError
 from ..core.events import Event, EventType, to_event_type
@@ -384,15 +384,3 @@ class StoreBase:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-
-def run_under(locks: Sequence[Any], fn: Callable[[], Any]) -> Any:
-    """Call ``fn`` holding every lock of ``locks`` (acquired in the given order)."""
-    acquired = []
-    try:
-        for lk in locks:
-            lk.acquire()
-            acquired.append(lk)
-        return fn()
-    finally:
-        for lk in reversed(acquired):
-            lk.release()

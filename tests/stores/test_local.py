@@ -12,7 +12,6 @@ import warnings
 import pytest
 
 from asm_nb.core.errors import AsmError
-from asm_nb.core.events import Event
 from asm_nb.stores.local import LocalStore, LocalStoreWarning, decode_session_id, encode_session_id
 
 from .contract import ArtifactRecordContract, StoreContract, ev, run_for, seqs, session, sid

@@ -14,7 +14,6 @@ import time
 
 import pytest
 
-from asm_nb.core.events import Event
 from asm_nb.stores.local import LocalStore, LocalStoreWarning
 
 from .contract import ev, seqs, sid

@@ -87,3 +87,11 @@ def test_public_name():
     import asm_nb
 
     assert asm_nb.open_store is open_store
+
+
+def test_stores_satisfy_the_port(tmp_path):
+    from asm_nb.ports import SessionStore
+
+    with open_store(tmp_path / "s") as local, open_store("memory://") as memory:
+        assert isinstance(local, SessionStore) and isinstance(memory, SessionStore)
+        assert local.inline_safe is True and memory.inline_safe is True
