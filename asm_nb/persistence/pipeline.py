@@ -23,6 +23,7 @@ Imports ``core``, ``config``, ``telemetry`` and the sibling persistence modules.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,7 +32,7 @@ from typing import Any
 
 from .. import telemetry
 from ..core.errors import AsmError
-from ..core.events import Event, EventType, resolve_type
+from ..core.events import EVENT_SCHEMA_VERSION, Event, EventType, resolve_type
 from ..core.serialization import ensure_aware, new_id, parse_datetime, utc_now
 from .redaction import EVENT_REDACTED, RedactionConfig, emit_redacted, redact_payload
 from .validation import shape_warnings, validate_structural
@@ -100,6 +101,53 @@ def _as_dict(value: Any) -> dict:
     return {}
 
 
+def _event_factory() -> Any:
+    """A constructor for fully validated fields that sets the slots directly.
+
+    The generated ``__init__`` of a frozen dataclass goes through ``object.__setattr__`` per
+    field (~1.5 µs for 11 fields, the largest single cost of a build); the slot descriptors do
+    the same write in ~0.6 µs. Used only while ``Event`` has exactly the fields below as
+    slots; otherwise (core changed) the normal constructor is used.
+    """
+    expected = ("id", "type", "timestamp", "session_id", "run_id", "data", "metadata", "sequence_number",
+                "schema_version", "provider", "correlation_id")
+    try:
+        if tuple(f.name for f in dataclasses.fields(Event)) != expected or "__slots__" not in Event.__dict__:
+            return None
+        (s_id, s_type, s_ts, s_sid, s_run, s_data, s_meta, s_seq, s_ver, s_prov,
+         s_corr) = (Event.__dict__[name].__set__ for name in expected)
+    except (TypeError, KeyError, AttributeError):
+        return None
+    new = object.__new__
+
+    def make(ev_id: str, etype: EventType, ts: datetime, session_id: str, run_id: Any, data: dict,
+             metadata: dict, provider: Any, correlation_id: Any) -> Event:
+        e = new(Event)
+        s_id(e, ev_id)
+        s_type(e, etype)
+        s_ts(e, ts)
+        s_sid(e, session_id)
+        s_run(e, run_id)
+        s_data(e, data)
+        s_meta(e, metadata)
+        s_seq(e, None)
+        s_ver(e, EVENT_SCHEMA_VERSION)
+        s_prov(e, provider)
+        s_corr(e, correlation_id)
+        return e
+
+    return make
+
+
+def _event_slow(ev_id: str, etype: EventType, ts: datetime, session_id: str, run_id: Any, data: dict,
+                metadata: dict, provider: Any, correlation_id: Any) -> Event:
+    return Event(id=ev_id, type=etype, timestamp=ts, session_id=session_id, run_id=run_id, data=data,
+                 metadata=metadata, provider=provider, correlation_id=correlation_id)
+
+
+_make_event = _event_factory() or _event_slow
+
+
 def build_event(raw: Mapping[str, Any], ctx: PipelineContext | Mapping[str, Any]) -> Event:
     """Build one unsequenced ``Event`` from a raw dict: build → redact → enrich → validate.
 
@@ -136,8 +184,7 @@ def build_event(raw: Mapping[str, Any], ctx: PipelineContext | Mapping[str, Any]
     if warnings:
         metadata["_validation_warnings"] = warnings  # our own copy (``_as_dict`` / the redactor)
     # enrich: provider and correlation id always come from the context
-    event = Event(id=ev_id, type=etype, timestamp=ts, session_id=session_id, run_id=ctx.run_id, data=data,
-                  metadata=metadata, provider=ctx.provider, correlation_id=ctx.correlation_id)
+    event = _make_event(ev_id, etype, ts, session_id, ctx.run_id, data, metadata, ctx.provider, ctx.correlation_id)
     validate_structural(event)
     return event
 

@@ -332,3 +332,16 @@ def test_pipeline_feeds_many_events_quickly(pipeline, store, ctx):
     pipeline.process_batch(raws[1000:], ctx)
     events = store.get_events("ses_1")
     assert len(events) == 2000 and events[-1].sequence_number == 2000
+
+
+def test_fast_event_construction_equals_the_dataclass_constructor(ctx):
+    from asm_nb.persistence import pipeline as pl
+
+    assert pl._make_event is not pl._event_slow  # the fast path is active for the current Event
+    ts = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    args = ("evt_1", EventType.RUN_STARTED, ts, "ses_1", "run_1", {"a": 1}, {"m": 2}, "claude", "c1")
+    fast, slow = pl._make_event(*args), pl._event_slow(*args)
+    assert fast == slow
+    assert fast.to_dict() == slow.to_dict() and Event.from_dict(fast.to_dict()) == slow
+    with pytest.raises(Exception):
+        fast.id = "other"  # still frozen
