@@ -264,7 +264,7 @@ def emit_usage_metrics(session: Any, metrics: Mapping[str, Any]) -> None:
             {"session_id": _get(session, "id"), "agent_id": _get(session, "agent_id"), "session": session})
 
 
-def emit_adapter_event(run: Any, session: Any, event: Any) -> None:
+def emit_adapter_event(event: Any, run: Any, session: Any) -> None:
     """``adapter.<event_type>`` for one adapter event (the manager callback, part 1 §18.4).
 
     Measurements: every numeric (non-bool) value of ``event.data`` plus ``system_time``.

@@ -207,7 +207,7 @@ def test_emit_adapter_event(capture, on):
     run, session = _run_session()
     event = {"type": "tool_call_started", "provider": "claude",
              "data": {"tool_name": "bash", "n": 2, "ok": True, "x": 1.5}}
-    telemetry.emit_adapter_event(run, session, event)
+    telemetry.emit_adapter_event(event, run, session)
     [(_, m, md, _)] = seen
     assert set(m) == {"n", "x", "system_time"}
     assert md["tool_name"] == "bash" and md["provider"] == "claude" and md["event_data"] == event["data"]
