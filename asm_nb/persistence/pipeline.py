@@ -101,6 +101,14 @@ def _as_dict(value: Any) -> dict:
     return {}
 
 
+def _override_config(override: Any) -> RedactionConfig:
+    if isinstance(override, RedactionConfig):
+        return override
+    if isinstance(override, Mapping):
+        return RedactionConfig.from_mapping(override, enabled_default=True)
+    raise AsmError("validation_error", f"redaction override must be a dict, got: {override!r}")
+
+
 def _event_factory() -> Any:
     """A constructor for fully validated fields that sets the slots directly.
 
@@ -155,7 +163,7 @@ def build_event(raw: Mapping[str, Any], ctx: PipelineContext | Mapping[str, Any]
     ``ctx.session_id``. Shape problems never reject: they land in
     ``metadata["_validation_warnings"]``.
     """
-    if not isinstance(raw, Mapping):
+    if type(raw) is not dict and not isinstance(raw, Mapping):
         raise AsmError("validation_error", "raw event data must be a dict")
     ctx = PipelineContext.coerce(ctx)
     # build
@@ -174,8 +182,7 @@ def build_event(raw: Mapping[str, Any], ctx: PipelineContext | Mapping[str, Any]
         ev_id = new_id("evt_")
     # redact
     override = ctx.redaction
-    cfg = RedactionConfig.from_config() if override is None else RedactionConfig.from_mapping(
-        override, enabled_default=True)
+    cfg = RedactionConfig.from_config() if override is None else _override_config(override)
     if cfg.enabled:
         data, metadata, count, fields = redact_payload(etype, data, metadata, cfg)
         emit_redacted(session_id, ctx.run_id, etype, count, fields)
@@ -193,8 +200,10 @@ class EventPipeline:
     """Builds events and appends them to ``store`` (anything with ``append_event_with_sequence``
     and ``append_events``), emitting the persistence telemetry events.
 
-    >>> from asm_nb.stores.memory import InMemoryStore  # doctest: +SKIP
-    >>> EventPipeline(InMemoryStore()).process({"type": "run_started"}, {"session_id": "ses_1"})  # doctest: +SKIP
+    >>> from asm_nb.stores.memory import InMemoryStore
+    >>> pipe = EventPipeline(InMemoryStore())
+    >>> [pipe.process({"type": "run_started"}, {"session_id": "ses_1"}).sequence_number for _ in range(2)]
+    [1, 2]
     """
 
     def __init__(self, store: Any) -> None:

@@ -171,6 +171,17 @@ def test_context_override_enables_by_default_and_uses_redactor_defaults():
         assert build_event(raw, PipelineContext("s", redaction={"enabled": False})).data["content"] == AWS
 
 
+def test_context_override_accepts_a_redaction_config_and_rejects_junk():
+    from asm_nb.persistence.redaction import RedactionConfig
+
+    raw = {"type": "message_received", "data": {"content": AWS}}
+    ev = build_event(raw, PipelineContext("s", redaction=RedactionConfig(True, replacement="##")))
+    assert ev.data["content"] == "##"
+    with pytest.raises(AsmError) as ei:
+        build_event(raw, PipelineContext("s", redaction="on"))
+    assert ei.value.code == "validation_error"
+
+
 def test_redaction_happens_before_validation(ctx):
     # a redacted value still satisfies the shape rule; warnings see the redacted payload
     ev = build_event({"type": "error_occurred", "data": {"error_message": f"bad {AWS}"}}, ctx)
