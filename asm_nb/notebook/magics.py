@@ -120,7 +120,7 @@ class AsmMagics(Magics):
         except Exception as exc:  # UsageError from IPython's parser
             raise UsageError(str(exc).strip().splitlines()[-1] if str(exc).strip() else "bad options") from None
 
-    def _cell(self, line: str, cell: str) -> Any:
+    def _cell(self, line: str, cell: str, _async: bool = False) -> Any:
         args = self._parse(line)
         if args.rest:
             raise UsageError(f"unexpected arguments for %%asm: {' '.join(args.rest)}")
@@ -140,6 +140,10 @@ class AsmMagics(Magics):
         from ..api import resolve_adapter, resolve_store
 
         store = resolve_store(args.store or _default("store"))
+        bridge = None
+        if _want_widget(renderer) and provider in APPROVAL_PROVIDERS:
+            bridge = ApprovalBridge()
+            options["approval_callback"] = bridge
         adapter = resolve_adapter(provider, model=args.model or _default("model"), system=args.system,
                                   max_turns=args.max_turns, permission_mode=args.permission_mode,
                                   cwd=args.cwd, **options)
@@ -148,15 +152,27 @@ class AsmMagics(Magics):
 
             adapter = Recorder(adapter, args.record)
         view = _make_view(renderer, provider=getattr(adapter, "name", str(provider)), model=args.model)
+        if bridge is not None and hasattr(view, "widget"):
+            view.widget.on_approval(bridge.decide)
         run_kwargs = dict(store=store, session=args.session, snapshot=args.snapshot,
                           timeout=args.timeout * 1000 if args.timeout else "unbounded",
                           cwd=args.cwd, on_event=view.on_event)
         if args.background:
             return self._background(prompt, adapter, run_kwargs, view, args.out)
+        if _async:
+            return _ForegroundPlan(self, prompt, adapter, run_kwargs, view, args.out)
         result = _run_foreground(prompt, adapter, run_kwargs, view)
-        self._bind(result, args.out)
+        return self._complete(result, view, args.out)
+
+    def _complete(self, result: Any, view: Any, out: str | None) -> None:
+        self._bind(result, out)
         view.finish(result)
-        return view.result_display(result)
+        shown = view.result_display(result)
+        if shown is not None:
+            from IPython.display import display
+
+            display(shown)
+        return None
 
     def _bind(self, result: Any, out: str | None) -> None:
         self.shell.user_ns["_"] = result
@@ -298,15 +314,73 @@ def _cancel_state(state: dict[str, Any]) -> None:
         loop.submit(manager.acancel_run(state["store"], state["adapter"], state["run_id"]))
 
 
+APPROVAL_PROVIDERS = ("claude",)
+
+
+class ApprovalBridge:
+    """The adapter's ``approval_callback`` answered by the widget's Approve / Deny buttons.
+
+    The adapter awaits on the runtime loop; the button handler runs on the kernel's main thread
+    (the waiting cell processes UI events, see ``_ui_events``) and resolves the pending future.
+    """
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self._asyncio = asyncio
+        self._pending: list[Any] = []
+
+    async def __call__(self, tool_name: str, tool_input: Any) -> bool:
+        loop = self._asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._pending.append((loop, fut))
+        try:
+            return bool(await fut)
+        finally:
+            if (loop, fut) in self._pending:
+                self._pending.remove((loop, fut))
+
+    def decide(self, decision: str, request: Any = None) -> None:
+        if not self._pending:
+            return
+        loop, fut = self._pending.pop(0)
+        loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(decision == "approve"))
+
+
+def _ui_events() -> Any:
+    """A context giving ``poll(n)`` that processes pending widget messages (button clicks) while
+    the cell is busy; a no-op outside a kernel or without ``jupyter_ui_poll``."""
+    import contextlib
+
+    try:
+        from IPython import get_ipython
+
+        if get_ipython() is None or type(get_ipython()).__name__ != "ZMQInteractiveShell":
+            raise ImportError
+        from jupyter_ui_poll import ui_events
+    except ImportError:
+        return contextlib.nullcontext(lambda n=1: None)
+    return ui_events()
+
+
 def _run_foreground(prompt: str, adapter: Any, run_kwargs: dict, view: Any) -> Any:
-    """Run and wait; the stop button (KeyboardInterrupt) cancels the run and shows it cancelled."""
+    """Run and wait; the stop button (KeyboardInterrupt) cancels the run and shows it cancelled.
+    With the widget, button clicks are processed while waiting (Cancel, Approve / Deny)."""
     from ..api import arun_once
     from ..runtime import loop
 
     state: dict[str, Any] = {}
     fut = loop.submit(arun_once(prompt, adapter, _state=state, **run_kwargs))
     view.attach_cancel(lambda: _cancel_state(state))
+    widget_view = hasattr(view, "widget")
     try:
+        if widget_view:
+            with _ui_events() as ui_poll:
+                def poll() -> None:
+                    view.poll()
+                    ui_poll(20)
+
+                return loop.wait(fut, poll=poll, on_interrupt=lambda: _cancel_state(state), interrupt_grace_s=15)
         return loop.wait(fut, poll=view.poll, on_interrupt=lambda: _cancel_state(state), interrupt_grace_s=15)
     except KeyboardInterrupt:
         view.poll()
@@ -380,9 +454,93 @@ def _make_view(renderer: str, *, provider: str, model: str | None) -> Any:
     return _TextView("studio" if renderer in ("auto", "widget") else renderer)
 
 
+class _ForegroundPlan:
+    """A prepared foreground run, executed by ``arun_cell_magic`` on the kernel's event loop."""
+
+    def __init__(self, magics: AsmMagics, prompt: str, adapter: Any, run_kwargs: dict, view: Any,
+                 out: str | None) -> None:
+        self.magics, self.prompt, self.adapter = magics, prompt, adapter
+        self.run_kwargs, self.view, self.out = run_kwargs, view, out
+
+    async def run(self) -> None:
+        import asyncio
+
+        from ..api import arun_once
+        from ..runtime import loop
+
+        state: dict[str, Any] = {}
+        fut = loop.submit(arun_once(self.prompt, self.adapter, _state=state, **self.run_kwargs))
+        self.view.attach_cancel(lambda: _cancel_state(state))
+        afut = asyncio.wrap_future(fut)
+        interrupted = False
+        while True:
+            try:
+                await asyncio.wait({afut}, timeout=0.05)
+            except asyncio.CancelledError:
+                # The stop button: ipykernel cancels an awaiting cell instead of raising
+                # KeyboardInterrupt. Cancel the run and wait for it to be recorded.
+                if not interrupted:
+                    interrupted = True
+                    _cancel_state(state)
+                continue
+            self.view.poll()
+            if afut.done():
+                break
+        result = afut.result()
+        self.magics._complete(result, self.view, self.out)
+        return None
+
+
+async def arun_cell_magic(ip: Any, magic_name: str, line: str, cell: str) -> Any:
+    """``%%asm`` as an awaited cell: the kernel's event loop stays free while the run streams,
+    so widget messages (Cancel, Approve / Deny) are handled during a foreground run."""
+    magics = ip.magics_manager.registry.get("AsmMagics")
+    line = _expand_line(ip, line)
+    try:
+        plan = magics._cell(line, cell, _async=True)
+        if isinstance(plan, _ForegroundPlan):
+            return await plan.run()
+        return plan
+    except UsageError as exc:
+        print(f"UsageError: {exc}", file=sys.stderr)
+    except AsmError as exc:
+        print(f"asm: [{exc.code}] {exc.message}", file=sys.stderr)
+    return None
+
+
+def _expand_line(__ip: Any, __line: str) -> str:
+    # var_expand merges the caller frame's locals into the namespace: keep them unlikely names
+    return __ip.var_expand(__line, depth=0)
+
+
+_CELL_CALL_PREFIX = "get_ipython().run_cell_magic('asm', "
+
+
+def _async_cell_transformer(lines: list[str]) -> list[str]:
+    """Rewrite ``%%asm`` cells into an awaited call (IPython then runs them asynchronously)."""
+    if len(lines) == 1 and lines[0].startswith(_CELL_CALL_PREFIX):
+        rest = lines[0][len(_CELL_CALL_PREFIX):]
+        return ["await __import__('asm_nb.notebook.magics', fromlist=['arun_cell_magic'])"
+                ".arun_cell_magic(get_ipython(), 'asm', " + rest]
+    return lines
+
+
+def _kernel_can_await(ipython: Any) -> bool:
+    if type(ipython).__name__ != "ZMQInteractiveShell" or not getattr(ipython, "autoawait", False):
+        return False
+    try:
+        from IPython.core.async_helpers import _asyncio_runner
+
+        return ipython.loop_runner is _asyncio_runner
+    except ImportError:
+        return False
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext asm_nb``: register ``%%asm`` / ``%asm``."""
     ipython.register_magics(AsmMagics)
+    if _kernel_can_await(ipython) and _async_cell_transformer not in ipython.input_transformers_post:
+        ipython.input_transformers_post.append(_async_cell_transformer)
 
 
 def unload_ipython_extension(ipython: Any) -> None:  # pragma: no cover - IPython API

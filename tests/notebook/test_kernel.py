@@ -75,3 +75,37 @@ def test_interrupt_cancels_the_run_and_kernel_stays_usable(kernel):
     assert "still-alive" in out
     content, out, _ = execute(kc, "print(again.status)")
     assert out.strip() == "completed"
+
+
+def test_widget_cancel_button_stops_a_foreground_run(kernel):
+    """A comm message for the Cancel button reaches the busy kernel (the waiting cell processes
+    UI events) and cancels the run."""
+    km, kc = kernel
+    content, _, err = execute(kc, "%load_ext asm_nb")
+    assert content["status"] == "ok", err
+    msg_id = kc.execute("%%asm -p shell --renderer widget --out r\necho started; sleep 30")
+    cancel_comm = None
+    models: dict[str, dict] = {}
+    deadline = time.monotonic() + 30
+    while cancel_comm is None:
+        if time.monotonic() > deadline:
+            pytest.fail("no Cancel button model was opened")
+        msg = kc.get_iopub_msg(timeout=30)
+        if msg["msg_type"] == "comm_open":
+            state = msg["content"]["data"].get("state", {})
+            models[msg["content"]["comm_id"]] = state
+            if state.get("_model_name") == "ButtonModel" and state.get("description") == "Cancel":
+                cancel_comm = msg["content"]["comm_id"]
+    # let the command start, then click Cancel
+    time.sleep(0.5)
+    click = kc.session.msg("comm_msg", {"comm_id": cancel_comm,
+                                        "data": {"method": "custom", "content": {"event": "click"}}})
+    kc.shell_channel.send(click)
+    t0 = time.monotonic()
+    while True:
+        reply = kc.get_shell_msg(timeout=30)
+        if reply["parent_header"].get("msg_id") == msg_id:
+            break
+    assert time.monotonic() - t0 < 10
+    content, out, err = execute(kc, "print(r.status)")
+    assert out.strip() == "cancelled", (content, err)
