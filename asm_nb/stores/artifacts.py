@@ -408,18 +408,18 @@ _FOR_STORE_LOCK = threading.Lock()
 def artifact_store_for(session_store: Any) -> Any:
     """The artifact store that belongs with ``session_store``, or None when it has none.
 
-    - an object that is already an artifact store (``put``/``get``/``delete``; e.g.
-      ``CompositeSessionStore``) → its ``.artifacts`` or itself;
+    - an object that is also an artifact store (``put``/``get``/``delete``; e.g.
+      ``CompositeSessionStore``) → itself; one with an ``.artifacts`` store → that;
     - ``LocalStore`` → ``FileArtifactStore(root / "blobs", layout="content")`` with records in its
       ``db/artifacts.json``;
     - ``InMemoryStore`` → one ``InMemoryArtifactStore`` per store object;
     - anything else → None.
     """
+    if all(callable(getattr(session_store, m, None)) for m in ("put", "get", "delete")):
+        return session_store
     arts = getattr(session_store, "artifacts", None)
     if arts is not None and all(callable(getattr(arts, m, None)) for m in ("put", "get", "delete")):
         return arts
-    if all(callable(getattr(session_store, m, None)) for m in ("put", "get", "delete")):
-        return session_store
     with _FOR_STORE_LOCK:
         try:
             cached = _FOR_STORE.get(session_store)
@@ -449,9 +449,9 @@ def blob_store_for(session_store: Any) -> Any:
     """Content-addressed blob storage next to a session store: LocalStore → ``BlobStore(root /
     "blobs")`` (the same blobs artifacts use); anything else → None (the caller keeps blobs in
     memory)."""
-    root = getattr(session_store, "root", None)
     from .local import LocalStore
 
-    if isinstance(session_store, LocalStore) and root is not None:
-        return BlobStore(Path(root) / "blobs")
+    inner = getattr(session_store, "sessions", session_store)  # a CompositeSessionStore's session store
+    if isinstance(inner, LocalStore):
+        return BlobStore(inner.root / "blobs")
     return None

@@ -62,9 +62,8 @@ def _backend(name: str, store: Any = None) -> Any:
         from ..stores.artifacts import blob_store_for
 
         blobs = blob_store_for(store)
-        root = getattr(store, "root", None)
-        if blobs is not None and root is not None:
-            cache_dir = Path(root) / "cache"
+        if blobs is not None:  # LocalStore: blobs/ and cache/ side by side
+            cache_dir = Path(blobs.root).parent / "cache"
     return HashBackend(cache_dir=cache_dir, blobs=blobs)
 
 

@@ -1,0 +1,114 @@
+"""``CompositeSessionStore``: one object that is a SessionStore and an ArtifactStore (spec part 3 §9.5).
+
+Session operations forward unchanged to ``.sessions``; ``put/get/delete`` go to ``.artifacts``,
+with any non-``AsmError`` failure turned into ``storage_error`` "Artifact store <op> failed: …"
+(connection problems: "… failed because backend is unavailable"), so a crashing artifact backend
+never disturbs session operations. ``close()`` closes both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..core.errors import AsmError
+
+__all__ = ["CompositeSessionStore"]
+
+_SESSION_METHODS = ("save_session", "get_session", "list_sessions", "delete_session", "save_run", "get_run",
+                    "list_runs", "get_active_run", "append_event", "append_event_with_sequence", "append_events",
+                    "flush", "get_events", "get_latest_sequence")
+
+
+def _unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    name = type(exc).__name__
+    return name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError",
+                    "NoCredentialsError")
+
+
+class CompositeSessionStore:
+    """Pair a session store with an artifact store.
+
+    >>> from asm_nb.stores.memory import InMemoryStore
+    >>> from asm_nb.stores.artifacts import InMemoryArtifactStore
+    >>> store = CompositeSessionStore(InMemoryStore(), InMemoryArtifactStore())
+    >>> store.put("k", b"v"); store.get("k")
+    b'v'
+    """
+
+    def __init__(self, session_store: Any, artifact_store: Any) -> None:
+        if session_store is None or artifact_store is None:
+            raise AsmError("validation_error", "CompositeSessionStore needs a session store and an artifact store")
+        self.sessions = session_store
+        self.artifacts = artifact_store
+
+    def __repr__(self) -> str:
+        return f"CompositeSessionStore({self.sessions!r}, {self.artifacts!r})"
+
+    @property
+    def inline_safe(self) -> bool:
+        """Session calls are as cheap as the inner store's."""
+        return bool(getattr(self.sessions, "inline_safe", False))
+
+    def __getattr__(self, name: str) -> Any:
+        # every SessionStore method (and extras such as LocalStore.root) forwards unchanged
+        if name in ("sessions", "artifacts"):
+            raise AttributeError(name)
+        return getattr(self.sessions, name)
+
+    # -- artifacts ---------------------------------------------------------------------------
+    def _artifact_call(self, op: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.artifacts, op)(*args, **kwargs)
+        except AsmError:
+            raise
+        except Exception as exc:
+            if _unavailable(exc):
+                raise AsmError("storage_error", f"Artifact store {op} failed because backend is unavailable",
+                               details={"reason": repr(exc)}) from exc
+            raise AsmError("storage_error", f"Artifact store {op} failed: {exc}",
+                           details={"reason": repr(exc)}) from exc
+
+    def put(self, key: str, data: Any, **opts: Any) -> None:
+        """Store bytes in the artifact store."""
+        return self._artifact_call("put", key, data, **opts)
+
+    def get(self, key: str, **opts: Any) -> bytes:
+        """Bytes from the artifact store (``not_found`` passes through)."""
+        return self._artifact_call("get", key, **opts)
+
+    def delete(self, key: str, **opts: Any) -> None:
+        """Delete from the artifact store (idempotent)."""
+        return self._artifact_call("delete", key, **opts)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the session store, then the artifact store (when it has ``close``)."""
+        try:
+            self.sessions.close()
+        finally:
+            closer = getattr(self.artifacts, "close", None)
+            if callable(closer):
+                closer()
+
+    def __enter__(self) -> "CompositeSessionStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+# explicit forwarding methods (visible to Protocol checks and help(); __getattr__ covers the rest)
+def _forward(name: str) -> Any:
+    def method(self: CompositeSessionStore, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.sessions, name)(*args, **kwargs)
+
+    method.__name__ = name
+    method.__doc__ = f"Forwarded to the session store's ``{name}``."
+    return method
+
+
+for _name in _SESSION_METHODS:
+    setattr(CompositeSessionStore, _name, _forward(_name))
+del _name
