@@ -1,0 +1,180 @@
+"""ControlOperations: cancel, interrupt, pause and resume of in-flight runs (spec part 1 §22).
+
+Tracks its own per-run *operation state* (separate from ``Run.status``): ``unknown`` →
+``interrupted`` | ``cancelled`` | ``paused`` | ``running``, and a history of operations. An
+interrupt **is** a cancel at the adapter (``adapter.cancel``), so the adapter emits
+``run_cancelled`` and the manager finalizes the run as ``cancelled``. Pause and resume need an
+adapter advertising an enabled capability named ``"pause"`` / ``"resume"`` and implementing
+``pause(run_id)`` / ``resume(run_id)``; none of the built-in providers can pause a run, so for
+them ``pause`` raises ``capability_not_supported``.
+
+Calls on one instance are serialized with an ``asyncio.Lock`` (created lazily on first use,
+so an instance may be built outside a loop). Sync twins run on the runtime loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any, Iterable
+
+from ..core.errors import AsmError
+from ..core.serialization import utc_now
+
+__all__ = ["ControlOperations", "TERMINAL_STATES", "terminal_state"]
+
+TERMINAL_STATES = frozenset({"cancelled", "completed", "failed", "timeout"})
+
+
+def terminal_state(state: Any) -> bool:
+    """True for ``cancelled``, ``completed``, ``failed``, ``timeout``."""
+    return getattr(state, "value", state) in TERMINAL_STATES
+
+
+class ControlOperations:
+    """Run control over one adapter.
+
+    >>> import asyncio
+    >>> from asm_nb.testing import MockAdapter
+    >>> ops = ControlOperations(MockAdapter())
+    >>> asyncio.run(ops.interrupt("run_x"))   # nothing running: the adapter has nothing to cancel
+    Traceback (most recent call last):
+    ...
+    asm_nb.core.errors.AsmError: [run_not_found] Run not found: run_x
+    """
+
+    def __init__(self, adapter: Any) -> None:
+        if adapter is None:
+            raise AsmError("validation_error", "ControlOperations needs an adapter")
+        self.adapter = adapter
+        self._states: dict[str, str] = {}
+        self._history: dict[str, list[dict[str, Any]]] = {}
+        self._sessions: dict[str, list[str]] = {}
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop: Any = None
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _get_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        return self._lock
+
+    def _record(self, run_id: str, operation: str, result: Any) -> None:
+        self._history.setdefault(run_id, []).append({"operation": operation, "timestamp": utc_now(),
+                                                     "result": result})
+
+    async def _call(self, method: str, run_id: str) -> Any:
+        fn = getattr(self.adapter, method, None)
+        if not callable(fn):
+            raise AsmError("provider_error", f"Adapter does not support {method}")
+        res = fn(run_id)
+        if inspect.isawaitable(res):
+            res = await res
+        return res
+
+    async def _require_capability(self, name: str) -> None:
+        caps_fn = getattr(self.adapter, "capabilities", None)
+        caps = []
+        if callable(caps_fn):
+            caps = caps_fn()
+            if inspect.isawaitable(caps):
+                caps = await caps  # a listing failure propagates as is
+        for c in caps or []:
+            cname = c.get("name") if isinstance(c, dict) else getattr(c, "name", None)
+            enabled = c.get("enabled", True) if isinstance(c, dict) else getattr(c, "enabled", True)
+            if cname == name and enabled:
+                return
+        raise AsmError("capability_not_supported", f"Capability '{name}' not supported by adapter")
+
+    async def _op(self, operation: str, run_id: str, target_state: str) -> str:
+        try:
+            await self._call("cancel" if operation in ("interrupt", "cancel") else operation, run_id)
+        except Exception as exc:
+            err = exc if isinstance(exc, AsmError) else AsmError.from_exception(exc)
+            self._record(run_id, operation, err)
+            raise err from None
+        self._record(run_id, operation, "ok")
+        self._states[run_id] = target_state
+        return run_id
+
+    # -- operations -------------------------------------------------------------------------
+    async def interrupt(self, run_id: str) -> str:
+        """Stop a run now (adapter ``cancel``); a second interrupt is a no-op."""
+        async with self._get_lock():
+            if self._states.get(run_id) == "interrupted":
+                return run_id
+            return await self._op("interrupt", run_id, "interrupted")
+
+    async def cancel(self, run_id: str) -> str:
+        """Cancel a run (adapter ``cancel``); idempotent once cancelled."""
+        async with self._get_lock():
+            if self._states.get(run_id) == "cancelled":
+                return run_id
+            return await self._op("cancel", run_id, "cancelled")
+
+    async def pause(self, run_id: str) -> str:
+        """Pause a run where the adapter can (capability ``"pause"`` + ``adapter.pause``)."""
+        async with self._get_lock():
+            if self._states.get(run_id) == "paused":
+                return run_id
+            await self._require_capability("pause")
+            return await self._op("pause", run_id, "paused")
+
+    async def resume(self, run_id: str) -> str:
+        """Resume a paused run (capability ``"resume"`` + ``adapter.resume``)."""
+        async with self._get_lock():
+            state = self._states.get(run_id, "unknown")
+            if state == "running":
+                return run_id
+            if terminal_state(state):
+                raise AsmError("invalid_operation", f"Cannot resume run in terminal state: {state}")
+            await self._require_capability("resume")
+            return await self._op("resume", run_id, "running")
+
+    async def cancel_all(self, run_ids: Iterable[str]) -> dict[str, Any]:
+        """Cancel each run; ``{run_id: "ok" | AsmError}`` (continues past failures)."""
+        out: dict[str, Any] = {}
+        for rid in run_ids:
+            try:
+                await self.cancel(rid)
+                out[rid] = "ok"
+            except AsmError as err:
+                out[rid] = err
+        return out
+
+    def register_run(self, session_id: str, run_id: str) -> None:
+        """Remember that ``run_id`` belongs to ``session_id`` (for ``interrupt_session``)."""
+        runs = self._sessions.setdefault(session_id, [])
+        if run_id not in runs:
+            runs.append(run_id)
+
+    def unregister_run(self, session_id: str, run_id: str) -> None:
+        runs = self._sessions.get(session_id)
+        if runs and run_id in runs:
+            runs.remove(run_id)
+
+    async def interrupt_session(self, session_id: str) -> dict[str, Any]:
+        """Interrupt every registered run of a session; same result shape as ``cancel_all``."""
+        out: dict[str, Any] = {}
+        for rid in list(self._sessions.get(session_id, [])):
+            try:
+                await self.interrupt(rid)
+                out[rid] = "ok"
+            except AsmError as err:
+                out[rid] = err
+        return out
+
+    def mark(self, run_id: str, state: str) -> None:
+        """Record a state reached outside this object (e.g. the run completed)."""
+        self._states[run_id] = state
+
+    def get_operation_status(self, run_id: str) -> dict[str, Any]:
+        hist = self.get_operation_history(run_id)
+        return {"last_operation": hist[-1]["operation"] if hist else None,
+                "state": self._states.get(run_id, "unknown"), "history": hist}
+
+    def get_operation_history(self, run_id: str) -> list[dict[str, Any]]:
+        return list(self._history.get(run_id, []))
+
+    terminal_state = staticmethod(terminal_state)
