@@ -91,13 +91,16 @@ def default_patterns() -> list[tuple[str, re.Pattern]]:
 
 
 _T = EventType
+# Deviation from the reference's 14-type skip list: ``run_started`` is scanned, because the shell
+# and CLI adapters put the command line there (``echo $TOKEN``-style secrets must not be stored).
 SKIP_TYPES: frozenset[EventType] = frozenset({
     _T.SESSION_CREATED, _T.SESSION_STARTED, _T.SESSION_PAUSED, _T.SESSION_RESUMED, _T.SESSION_COMPLETED,
-    _T.SESSION_CANCELLED, _T.RUN_STARTED, _T.RUN_CANCELLED, _T.RUN_TIMEOUT, _T.TOKEN_USAGE_UPDATED,
+    _T.SESSION_CANCELLED, _T.RUN_CANCELLED, _T.RUN_TIMEOUT, _T.TOKEN_USAGE_UPDATED,
     _T.TURN_COMPLETED, _T.WORKSPACE_SNAPSHOT_TAKEN, _T.WORKSPACE_DIFF_COMPUTED, _T.ERROR_RECOVERED,
 })
 
 TARGETED_FIELDS: dict[EventType, frozenset[str]] = {
+    _T.RUN_STARTED: frozenset({"command", "prompt"}),
     _T.MESSAGE_SENT: frozenset({"content"}),
     _T.MESSAGE_RECEIVED: frozenset({"content"}),
     _T.MESSAGE_STREAMED: frozenset({"content", "delta"}),

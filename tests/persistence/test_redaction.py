@@ -288,14 +288,22 @@ def test_skip_types_are_never_changed(t):
     assert r.event is e and r.redaction_count == 0 and r.fields_redacted == []
 
 
-def test_skip_list_has_14_types_and_others_are_redacted():
-    assert len(SKIP_TYPES) == 14
+def test_skip_list_has_13_types_and_others_are_redacted():
+    # the reference's 14 minus run_started, which carries shell / CLI command lines
+    assert len(SKIP_TYPES) == 13 and EventType.RUN_STARTED not in SKIP_TYPES
     for t in all_types():
         if t not in SKIP_TYPES:
             assert redact(ev(t, {"anything": AWS}), ON).redaction_count == 1, t
 
 
+def test_run_started_command_lines_are_redacted():
+    e = ev("run_started", {"command": "curl -H 'Authorization: Bearer " + "x" * 32 + "'", "cwd": "/tmp"})
+    r = redact(e, ON)
+    assert "x" * 32 not in r.event.data["command"] and r.fields_redacted == ["command"]
+
+
 @pytest.mark.parametrize("t,fields", [
+    ("run_started", ["command"]),
     ("message_sent", ["content"]), ("message_received", ["content"]), ("message_streamed", ["content", "delta"]),
     ("tool_call_started", ["tool_input"]), ("tool_call_completed", ["tool_input", "tool_output"]),
     ("tool_call_failed", ["tool_input", "tool_output"]), ("error_occurred", ["error_message", "provider_error"]),
@@ -303,7 +311,8 @@ def test_skip_list_has_14_types_and_others_are_redacted():
     ("policy_violation", ["details"]), ("run_completed", []), ("tool_approval_requested", []),
 ])
 def test_targeted_fields_when_deep_scan_off(t, fields):
-    keys = ["content", "delta", "tool_input", "tool_output", "error_message", "provider_error", "details", "extra"]
+    keys = ["content", "delta", "tool_input", "tool_output", "error_message", "provider_error", "details", "command",
+            "extra"]
     data = {k: {"nested": f"v {AWS}"} if k in ("tool_input", "provider_error") else f"v {AWS}" for k in keys}
     r = redact(ev(t, data), {"enabled": True, "deep_scan": False})
     assert sorted(r.fields_redacted) == sorted(fields)
