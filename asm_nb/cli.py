@@ -1,7 +1,9 @@
 """The ``asm`` command: run agents and read the store from a terminal.
 
     asm run -p shell "echo hi"      asm sessions      asm runs      asm events RUN_ID
-    asm replay CASSETTE             (every command takes --store PATH|URL and --json)
+    asm replay CASSETTE             asm cost        asm export --format parquet|csv|jsonl OUT
+    asm gc [--max-age-days N] [--keep-failed] [--dry-run]
+                                    (every command takes --store PATH|URL and --json)
 
 Bad input prints one line ``asm: error: …`` and exits with status 2; a failed run exits 1.
 """
@@ -148,6 +150,57 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return cmd_run(args)
 
 
+def cmd_cost(args: argparse.Namespace) -> int:
+    from .notebook.analytics import cost_rows, format_cost_table
+
+    rows, total = cost_rows(_store(args), by=args.by, provider=args.provider, model=args.model,
+                            session_id=args.session, status=args.status, since=args.since, until=args.until)
+    if args.json:
+        print(json.dumps({"rows": rows, "total": total}, ensure_ascii=False, default=str))
+    else:
+        print(format_cost_table(rows, total))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .notebook.analytics import export
+
+    tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
+    written = export(_store(args), args.out, format=args.format, tables=tables, overwrite=args.overwrite,
+                     session_id=args.session, provider=args.provider, since=args.since, until=args.until)
+    if args.json:
+        print(json.dumps(written, ensure_ascii=False))
+    else:
+        print(_table([{"table": t, "rows": w["rows"], "path": w["path"]} for t, w in written.items()],
+                     ["table", "rows", "path"]))
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from .notebook.analytics import gc
+
+    report = gc(_store(args), max_age_days=args.max_age_days, hard_delete_after_days=args.hard_delete_after_days,
+                max_events_per_session=args.max_events_per_session, keep_failed=args.keep_failed,
+                dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, default=str))
+    else:
+        print("dry run: nothing was changed" if report["dry_run"] else "maintenance report")
+        for key in ("sessions_soft_deleted", "sessions_hard_deleted", "events_pruned", "artifacts_cleaned",
+                    "orphaned_sequences_cleaned", "duration_ms"):
+            v = report.get(key)
+            print(f"  {key:<28} {'n/a' if v is None else v}")
+        for key in ("soft_delete_session_ids", "hard_delete_session_ids"):
+            for sid in report.get(key) or []:
+                print(f"  would {key.split('_delete')[0]} delete {sid}")
+        pol = report["policy"]
+        print(f"  policy: max_age_days={pol['max_age_days']} hard_delete_after_days={pol['hard_delete_after_days']} "
+              f"max_events_per_session={pol['max_events_per_session']} exempt={','.join(pol['exempt_statuses'])}")
+        for err in report.get("errors") or []:
+            print(f"  error: {err}", file=sys.stderr)
+    return 1 if report.get("errors") else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--store", help="store path or URL (default: $ASM_HOME or ./.asm)")
@@ -187,6 +240,35 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--speed", type=float)
     rp.add_argument("-q", "--quiet", action="store_true")
     rp.set_defaults(fn=cmd_replay)
+
+    c = sub.add_parser("cost", parents=[common], help="USD and tokens by provider and model")
+    c.add_argument("--by", default="provider,model", help="comma-separated groups: provider, model, day, session")
+    c.add_argument("--provider", action="append")
+    c.add_argument("--model", action="append")
+    c.add_argument("--session")
+    c.add_argument("--status", action="append")
+    c.add_argument("--since", help="ISO date/time (inclusive)")
+    c.add_argument("--until", help="ISO date/time (exclusive)")
+    c.set_defaults(fn=cmd_cost)
+
+    x = sub.add_parser("export", parents=[common], help="write sessions/runs/events/tool_calls to files")
+    x.add_argument("out", help="output directory (one file per table)")
+    x.add_argument("--format", choices=["parquet", "csv", "jsonl"], default="parquet")
+    x.add_argument("--tables", help="comma-separated subset of sessions,runs,events,tool_calls")
+    x.add_argument("--overwrite", action="store_true", help="replace existing files")
+    x.add_argument("--session")
+    x.add_argument("--provider", action="append")
+    x.add_argument("--since", help="ISO date/time (inclusive)")
+    x.add_argument("--until", help="ISO date/time (exclusive)")
+    x.set_defaults(fn=cmd_export)
+
+    g = sub.add_parser("gc", parents=[common], help="apply retention: delete old sessions, prune events")
+    g.add_argument("--max-age-days", type=int, help="soft delete sessions not updated for N days")
+    g.add_argument("--hard-delete-after-days", type=int, help="hard delete sessions soft deleted N days ago")
+    g.add_argument("--max-events-per-session", type=int, help="prune the oldest streaming events beyond N")
+    g.add_argument("--keep-failed", action="store_true", help="never delete failed sessions")
+    g.add_argument("--dry-run", action="store_true", help="report what would be deleted; change nothing")
+    g.set_defaults(fn=cmd_gc)
     return p
 
 
