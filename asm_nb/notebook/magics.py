@@ -93,6 +93,12 @@ class AsmMagics(Magics):
     @argument("--quiet", action="store_true", help="show nothing while it runs; only bind the result")
     @argument("--snapshot", action="store_true", help="snapshot the working directory and diff it")
     @argument("--timeout", type=float, help="stop the run after this many seconds")
+    @argument("--budget", type=float, metavar="USD", help="policy: stop the run once it has cost more than USD")
+    @argument("--max-tokens", type=int, metavar="N", help="policy: stop the run above N tokens")
+    @argument("--max-tool-calls", type=int, metavar="N", help="policy: stop the run at tool call N+1")
+    @argument("--deny-tools", metavar="A,B", help="policy: tools the run may not use")
+    @argument("--allow-tools", metavar="A,B", help="policy: the only tools the run may use")
+    @argument("--on-violation", choices=["cancel", "warn", "ask"], help="policy: what a violation does")
     @argument("rest", nargs="*", help="(line magic) subcommand and its arguments")
     @line_cell_magic
     def asm(self, line: str = "", cell: str | None = None) -> Any:
@@ -157,6 +163,7 @@ class AsmMagics(Magics):
         run_kwargs = dict(store=store, session=args.session, snapshot=args.snapshot,
                           timeout=args.timeout * 1000 if args.timeout else "unbounded",
                           cwd=args.cwd, on_event=view.on_event)
+        run_kwargs["policy"] = _guard().cell_policy(args, view)  # kernel budget + policy options
         if args.background:
             return self._background(prompt, adapter, run_kwargs, view, args.out)
         if _async:
@@ -395,13 +402,19 @@ class _TextView:
     def __init__(self, renderer: str) -> None:
         from ..rendering.renderers import renderer_for
 
-        self.renderer = renderer_for(renderer, color=False) if renderer != "none" else None
+        opts: dict[str, Any] = {"color": False}
+        if renderer == "studio":
+            opts["skip_types"] = ("message_sent",)  # the prompt is the cell body right above
+        self.renderer = renderer_for(renderer, **opts) if renderer != "none" else None
         self.pending: "queue.SimpleQueue[str]" = queue.SimpleQueue()
 
     def on_event(self, event: dict) -> None:
         if self.renderer is None:
             return
-        text = self.renderer.render_event(_redacted(event))
+        ev = _redacted(event)
+        if ev.get("type") == "run_started" and not ev["data"].get("model"):
+            ev["data"] = {**ev["data"], "model": ev.get("provider")}  # "● shell session started"
+        text = self.renderer.render_event(ev)
         if text:
             self.pending.put(text)
 
@@ -536,9 +549,16 @@ def _kernel_can_await(ipython: Any) -> bool:
         return False
 
 
+def _guard() -> Any:
+    from . import guard  # policy stack, kernel budget; registers %asm budget / policy / health
+
+    return guard
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext asm_nb``: register ``%%asm`` / ``%asm``."""
     ipython.register_magics(AsmMagics)
+    _guard()
     if _kernel_can_await(ipython) and _async_cell_transformer not in ipython.input_transformers_post:
         ipython.input_transformers_post.append(_async_cell_transformer)
 

@@ -282,6 +282,16 @@ def _suffix(value: str) -> str:
     return f" ({value})" if value else ""
 
 
+def _shell_command(inp: Any) -> Any:
+    """The command a user typed: ``{command: "/bin/sh", args: ["-c", "pytest -q"]}`` (the shell
+    adapter's tool input) reads as ``pytest -q``."""
+    command = _val(inp, "command")
+    args = inp.get("args") if isinstance(inp, Mapping) else None
+    if isinstance(args, (list, tuple)) and len(args) >= 2 and args[0] == "-c" and isinstance(args[1], str):
+        return args[1]
+    return command
+
+
 class ToolSummary:
     """Human summaries of one tool call. ``info`` is a dict with ``name``, ``input``,
     ``output``, ``exit_code``, ``duration_ms``, ``status`` (all optional).
@@ -302,7 +312,7 @@ class ToolSummary:
             return "Using tool"
         tool, inp = _tool(info.get("name")), _input(info)
         if tool == "bash":
-            command = _val(inp, "command")
+            command = _shell_command(inp)
             return "Running bash" if command is None else f"Running: {_cut(command, 60)}"
         if tool == "Read":
             return f"Reading {_path(inp)}"
@@ -334,7 +344,7 @@ class ToolSummary:
         duration = _duration(info.get("duration_ms"))
         size = format_size(len(output)) if output != "" else ""
         if tool == "bash":
-            command = _cut(first_set(_val(inp, "command"), "bash"), 60)
+            command = _cut(first_set(_shell_command(inp), "bash"), 60)
             code = info.get("exit_code")
             if code is None:
                 code = 1 if failed else 0
