@@ -107,7 +107,7 @@ class S3ArtifactStore:
 
     def put(self, key: str, data: Any, **opts: Any) -> None:
         """Upload ``data`` (overwrites). ``content_type`` → ``ContentType``; ``session_id``,
-        ``run_id`` and ``metadata`` (str values) → object metadata; other options go to the
+        ``run_id`` and ``metadata`` → object metadata (``_`` in names becomes ``-``: ``run-id``); other options go to the
         client unchanged. Failure → ``storage_error`` "Failed to put S3 object: <repr>"."""
         okey = self.object_key(key)
         payload = to_bytes(data)
@@ -153,9 +153,10 @@ def _s3_opts(opts: Mapping[str, Any], boto: bool) -> dict[str, Any]:
     out = {k: v for k, v in opts.items() if k not in (*_META_OPTS, "content_type", "metadata")}
     if opts.get("content_type"):
         out.setdefault("ContentType", str(opts["content_type"]))
-    meta = {k: str(opts[k]) for k in _META_OPTS if opts.get(k) is not None}
+    # header-safe names (x-amz-meta-run-id): many proxies and servers drop headers with "_"
+    meta = {k.replace("_", "-"): str(opts[k]) for k in _META_OPTS if opts.get(k) is not None}
     if isinstance(opts.get("metadata"), Mapping):
-        meta.update({str(k): str(v) for k, v in opts["metadata"].items()})
+        meta.update({str(k).replace("_", "-"): str(v) for k, v in opts["metadata"].items()})
     if meta:
         out["Metadata"] = {**meta, **out.get("Metadata", {})}
     return out
