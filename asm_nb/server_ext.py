@@ -1,0 +1,192 @@
+"""Jupyter server extension of asm_nb: the REST endpoints behind JupyterLab's "Agent sessions"
+sidebar (``extension/``).
+
+Enabled by ``jupyter-config/jupyter_server_config.d/asm_nb.json`` (installed into
+``etc/jupyter/jupyter_server_config.d/`` by the wheel), which names this module; Jupyter Server
+then calls ``_jupyter_server_extension_points`` / ``_load_jupyter_server_extension``.
+
+Endpoints (under the server's base URL, authenticated like every Jupyter endpoint — token or
+cookie — through ``@tornado.web.authenticated``; JSON answers):
+
+- ``GET asm-nb/sessions`` → ``{"store": str, "exists": bool, "sessions": [...]}``; each session
+  ``{"session_id", "name", "agent_id", "status", "created_at", "updated_at", "run_count",
+  "total_tokens", "cost_usd", "providers", "runs": [{"run_id", "status", "provider", "model",
+  "started_at", "duration_s", "input_tokens", "output_tokens", "cost_usd", "error_code",
+  "prompt"}]}``, newest session first, runs oldest first. Built from ``asm_nb.frames.sessions``
+  and ``asm_nb.frames.runs`` (polars backend) plus each run's prompt (first 200 characters).
+- ``GET asm-nb/runs/<run_id>`` → the run's ``application/vnd.asm.run+json`` payload
+  (``asm_nb.notebook.display.run_summary`` over the run and its stored events), which the
+  extension's MIME renderer shows; 404 with ``{"code": "not_found"}`` for an unknown run.
+
+The store read is the LocalStore at ``$ASM_HOME`` when set, else ``<server root dir>/.asm``
+(``asm_nb.open_store(path)``), opened per request and closed after it, in a worker thread so
+the server's event loop never waits on disk. A store folder that does not exist is reported
+as empty rather than created.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+__all__ = ["store_path", "list_sessions", "run_bundle", "_jupyter_server_extension_points",
+           "_load_jupyter_server_extension"]
+
+#: URL prefix of the endpoints, below the server's base URL.
+URL_PREFIX = "asm-nb"
+_PROMPT_CHARS = 200
+
+
+def store_path(root_dir: str | os.PathLike | None) -> Path:
+    """The store folder the endpoints read: ``$ASM_HOME`` if set, else ``<root_dir>/.asm``."""
+    home = os.environ.get("ASM_HOME")
+    if home:
+        return Path(home).expanduser()
+    return Path(root_dir or os.getcwd()).expanduser() / ".asm"
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat().replace("+00:00", "Z") if hasattr(value, "isoformat") else value
+
+
+def _plain(row: Mapping[str, Any]) -> dict:
+    return {k: _iso(v) for k, v in row.items()}
+
+
+def _prompt(value: Any) -> str:
+    if isinstance(value, Mapping):
+        value = value.get("content", value.get("prompt", ""))
+    if isinstance(value, list):
+        value = " ".join(str(v.get("content", v)) if isinstance(v, Mapping) else str(v) for v in value)
+    text = "" if value is None else str(value)
+    return text if len(text) <= _PROMPT_CHARS else text[: _PROMPT_CHARS - 1] + "…"
+
+
+def list_sessions(path: str | os.PathLike) -> dict:
+    """The ``GET asm-nb/sessions`` answer for the LocalStore at ``path``."""
+    from . import frames, open_store
+
+    path = Path(path)
+    if not path.is_dir():
+        return {"store": str(path), "exists": False, "sessions": []}
+    store = open_store(path)
+    try:
+        sessions = frames.sessions(store, backend="polars").to_dicts()
+        runs = frames.runs(store, backend="polars").sort("started_at").to_dicts()
+        names: dict[str, Any] = {}
+        prompts: dict[str, str] = {}
+        for s in store.list_sessions():
+            names[s.id] = (s.metadata or {}).get("name")
+        for r in store.list_runs(None):
+            prompts[r.id] = _prompt(r.input)
+    finally:
+        store.close()
+    by_session: dict[str, list[dict]] = {}
+    run_keys = ("run_id", "status", "provider", "model", "started_at", "duration_s", "input_tokens",
+                "output_tokens", "cost_usd", "error_code")
+    for r in runs:
+        row = _plain({k: r.get(k) for k in run_keys})
+        row["prompt"] = prompts.get(r["run_id"], "")
+        by_session.setdefault(r["session_id"], []).append(row)
+    session_keys = ("session_id", "agent_id", "status", "created_at", "updated_at", "run_count", "total_tokens",
+                    "cost_usd", "providers")
+    out = []
+    for s in sorted(sessions, key=lambda s: str(_iso(s.get("created_at")) or ""), reverse=True):
+        row = _plain({k: s.get(k) for k in session_keys})
+        row["name"] = names.get(s["session_id"])
+        row["runs"] = by_session.get(s["session_id"], [])
+        out.append(row)
+    return {"store": str(path), "exists": True, "sessions": out}
+
+
+def run_bundle(path: str | os.PathLike, run_id: str) -> dict | None:
+    """The ``application/vnd.asm.run+json`` payload of one stored run, or None if unknown."""
+    from . import open_store
+    from .core.errors import AsmError
+    from .notebook.display import run_summary
+
+    path = Path(path)
+    if not path.is_dir():
+        return None
+    store = open_store(path)
+    try:
+        try:
+            run = store.get_run(run_id)
+        except AsmError as exc:
+            if exc.code in ("not_found", "run_not_found", "validation_error"):
+                return None
+            raise
+        events = store.get_events(run.session_id, run_id=run.id)
+        session = store.get_session(run.session_id)
+    finally:
+        store.close()
+    usage = dict(run.token_usage or {})
+    model = (run.provider_metadata or {}).get("model") if isinstance(run.provider_metadata, Mapping) else None
+    output = run.output
+    if isinstance(output, Mapping):
+        output = output.get("content", "")
+    fields = {"run_id": run.id, "session_id": run.session_id, "status": run.status.value, "output": output,
+              "token_usage": usage, "cost_usd": run.cost_usd, "error": run.error, "provider": run.provider,
+              "model": model, "events": [e.to_dict() for e in events]}
+    bundle = run_summary(fields)
+    bundle["session_name"] = (session.metadata or {}).get("name")
+    bundle["prompt"] = _prompt(run.input)
+    return bundle
+
+
+def _handlers() -> list:
+    """The tornado handlers (imported lazily: ``import asm_nb.server_ext`` needs no server)."""
+    import tornado.web
+    from jupyter_server.base.handlers import APIHandler
+
+    class _Base(APIHandler):
+        def store_dir(self) -> Path:
+            return store_path(self.settings.get("server_root_dir") or self.settings.get("root_dir"))
+
+        def send_json(self, payload: Any, status: int = 200) -> None:
+            self.set_status(status)
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps(payload, default=str))
+
+    class SessionsHandler(_Base):
+        @tornado.web.authenticated
+        async def get(self) -> None:
+            from tornado.ioloop import IOLoop
+
+            self.send_json(await IOLoop.current().run_in_executor(None, list_sessions, self.store_dir()))
+
+    class RunHandler(_Base):
+        @tornado.web.authenticated
+        async def get(self, run_id: str) -> None:
+            from tornado.ioloop import IOLoop
+
+            bundle = await IOLoop.current().run_in_executor(None, run_bundle, self.store_dir(), run_id)
+            if bundle is None:
+                self.send_json({"code": "not_found", "message": f"no run {run_id!r} in {self.store_dir()}"}, 404)
+            else:
+                self.send_json(bundle)
+
+    return [(rf"{URL_PREFIX}/sessions/?", SessionsHandler),
+            (rf"{URL_PREFIX}/runs/(run_[A-Za-z0-9_-]+)/?", RunHandler)]
+
+
+def _jupyter_server_extension_points() -> list[dict]:
+    """Tell Jupyter Server that this module is a server extension."""
+    return [{"module": "asm_nb.server_ext"}]
+
+
+def _load_jupyter_server_extension(server_app: Any) -> None:
+    """Register the ``asm-nb/*`` handlers below the server's base URL."""
+    from jupyter_server.utils import url_path_join
+
+    web_app = server_app.web_app
+    base = web_app.settings["base_url"]
+    web_app.add_handlers(".*$", [(url_path_join(base, pattern), handler) for pattern, handler in _handlers()])
+    server_app.log.info("asm_nb server extension: store at %s",
+                        store_path(web_app.settings.get("server_root_dir") or getattr(server_app, "root_dir", None)))
+
+
+# Older Jupyter Server / notebook-server name for the loader.
+load_jupyter_server_extension = _load_jupyter_server_extension

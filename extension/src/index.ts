@@ -1,0 +1,11 @@
+/**
+ * asm-nb-extension: the run MIME renderer (`./mime`) and the "Agent sessions" sidebar
+ * (`./plugin`). JupyterLab loads them through package.json's `jupyterlab.mimeExtension` and
+ * `jupyterlab.extension`; this module re-exports them for other code.
+ */
+
+export { default as mimeExtension } from './mime';
+export { default as sessionsPlugin, CommandIDs, agentIcon } from './plugin';
+export { RunRenderer, rendererFactory, isRunBundle, formatCost, formatDuration, formatInt } from './renderer';
+export { SessionsPanel, requestAPI, fetchRun } from './sidebar';
+export * from './types';
