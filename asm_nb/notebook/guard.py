@@ -29,12 +29,9 @@ from typing import Any
 
 from ..core.errors import AsmError
 from ..policy import Policy, from_options, stack_merge
+from ..policy.options import ON_VIOLATION, add_policy_arguments
 
 __all__ = ["KernelBudget", "BUDGET", "cell_policy", "policy_stack", "register", "ON_VIOLATION"]
-
-#: ``--on-violation`` choices → Policy actions
-ON_VIOLATION = {"cancel": "cancel", "warn": "warn", "ask": "request_approval"}
-
 
 @dataclass
 class KernelBudget:
@@ -214,18 +211,6 @@ def _policy_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="%asm policy", add_help=False, exit_on_error=False)
     add_policy_arguments(p)
     return p
-
-
-def add_policy_arguments(p: argparse.ArgumentParser, *, timeout: bool = True) -> None:
-    """The policy options shared by ``%%asm``, ``%asm policy`` and ``asm run``."""
-    p.add_argument("--budget", type=float, metavar="USD", help="stop the run once it has cost more than USD")
-    p.add_argument("--max-tokens", type=int, metavar="N", help="stop the run above N tokens (input + output)")
-    p.add_argument("--max-tool-calls", type=int, metavar="N", help="stop the run at tool call N+1")
-    if timeout:
-        p.add_argument("--timeout", type=float, metavar="S", help="stop the run after S seconds")
-    p.add_argument("--deny-tools", metavar="A,B", help="tools the run may not use")
-    p.add_argument("--allow-tools", metavar="A,B", help="the only tools the run may use")
-    p.add_argument("--on-violation", choices=sorted(ON_VIOLATION), help="cancel (default), warn, or ask")
 
 
 def cmd_policy(magics: Any, rest: list[str]) -> None:
