@@ -76,6 +76,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                 sys.stdout.flush()
             elif t == "tool_call_started" and args.provider != "shell":
                 sys.stdout.write(f"\n[tool] {data.get('tool_name')}\n")
+    from .policy.options import policy_from_args, terminal_approval
+
+    policy = policy_from_args(args)
+    if policy is not None and policy.on_violation == "request_approval":
+        policy = _with_approval(policy, terminal_approval)
+    if policy is not None:
+        opts["policy"] = policy
     result = run_once(args.prompt, args.provider, store=_store(args), model=args.model, session=args.session,
                       cwd=args.cwd, on_event=on_event, **opts)
     if args.json:
@@ -90,7 +97,25 @@ def cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         if result.error is not None:
             print(f"error: [{result.error.code}] {result.error.message}", file=sys.stderr)
+            d = result.error.details or {}
+            if result.error.code == "policy_violation" and d.get("limit"):
+                seen = f", observed {d['observed']}" if "observed" in d else ""
+                print(f"policy {d.get('policy')}: {d['limit']} {d.get('limit_value', d.get('tool_name', ''))}"
+                      f"{seen}", file=sys.stderr)
     return 0 if result.ok else 1
+
+
+def _with_approval(policy: Any, callback: Any) -> Any:
+    from .policy import merge
+
+    return merge(policy, metadata={**policy.metadata, "approval_callback": callback})
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from .routing.health import COLUMNS, health_rows
+
+    _emit(args, health_rows(), COLUMNS)
+    return 0
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:
@@ -216,7 +241,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--cwd")
     r.add_argument("-o", "--option", action="append", metavar="KEY=VALUE", help="adapter option (JSON value)")
     r.add_argument("-q", "--quiet", action="store_true", help="do not stream output")
+    from .policy.options import add_policy_arguments
+
+    add_policy_arguments(r)  # --budget --max-tokens --max-tool-calls --timeout --deny-tools ...
     r.set_defaults(fn=cmd_run)
+
+    h = sub.add_parser("health", parents=[common], help="providers: available, circuit state, recent failures")
+    h.set_defaults(fn=cmd_health)
 
     s = sub.add_parser("sessions", parents=[common], help="list sessions")
     s.add_argument("--status")
