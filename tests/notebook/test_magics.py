@@ -6,12 +6,12 @@ import pytest
 
 pytest.importorskip("IPython")
 
-from IPython.testing.globalipapp import start_ipython  # noqa: E402
+from IPython.testing.globalipapp import get_ipython, start_ipython  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def ip():
-    shell = start_ipython()
+    shell = start_ipython() or get_ipython()  # another module may have started it already
     shell.run_line_magic("load_ext", "asm_nb")
     return shell
 
