@@ -559,6 +559,7 @@ def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext asm_nb``: register ``%%asm`` / ``%asm``."""
     ipython.register_magics(AsmMagics)
     _guard()
+    from . import diffview  # noqa: F401  (registers %asm diff)
     if _kernel_can_await(ipython) and _async_cell_transformer not in ipython.input_transformers_post:
         ipython.input_transformers_post.append(_async_cell_transformer)
 

@@ -1,0 +1,278 @@
+"""The workspace diff viewer and ``%asm diff RUN``.
+
+``DiffView`` shows what a run changed in its workspace (recorded with ``snapshot=True``): a file
+list with change kind and line stats, and per file a coloured inline diff (HTML-escaped); a file
+whose diff is long (``collapse_lines``) or binary starts collapsed, and very long diffs are cut
+at ``max_lines`` per file. Three renderings of the same data:
+
+- ``text()`` — deterministic plain text (no ids, refs or times), the ``text/plain`` fallback;
+- ``html()`` — static HTML with ``<details>`` per file;
+- ``widget()`` — ipywidgets: a header, and one ``Accordion`` per file (imported on demand).
+
+Importing this module registers ``%asm diff RUN [--store PATH|URL] [--text]`` with
+``asm_nb.notebook.magics.register_line_command``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from ..core.errors import AsmError
+
+__all__ = ["DiffView", "diff_command", "split_patch"]
+
+_KIND_LETTER = {"added": "A", "modified": "M", "deleted": "D", "renamed": "R"}
+_KIND_COLOUR = {"added": "#1a7f37", "modified": "#9a6700", "deleted": "#cf222e", "renamed": "#8250df"}
+_LINE_STYLE = {"+": "background:#e6ffec;color:#116329", "-": "background:#ffebe9;color:#82071e",
+               "@": "background:#ddf4ff;color:#0550ae", "h": "color:#57606a;font-weight:600", " ": ""}
+
+
+def split_patch(patch: str | None, files: Sequence[Mapping[str, Any]] = ()) -> dict[str, list[str]]:
+    """Split a multi-file unified patch into ``{path: lines}`` (the new path for renames).
+
+    Sections are matched to ``files`` by their exact ``diff --git a/<old> b/<new>`` header (so
+    paths with spaces work); other sections fall back to the text after `` b/``."""
+    if not patch:
+        return {}
+    headers = {}
+    for f in files:
+        new = str(f.get("path"))
+        old = f.get("old_path") or new
+        headers[f"diff --git a/{old} b/{new}"] = new
+    out: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in patch.splitlines():
+        if line.startswith("diff --git "):
+            path = headers.get(line)
+            if path is None:
+                path = line.rsplit(" b/", 1)[-1] if " b/" in line else line[len("diff --git "):]
+            current = out.setdefault(path, [])
+        if current is not None:
+            current.append(line)
+    return out
+
+
+@dataclass
+class DiffView:
+    """What a run changed: ``files`` (dicts with path, change, old_path, insertions, deletions,
+    binary), the ``patch`` text (or None), and summary fields."""
+
+    files: list = field(default_factory=list)
+    patch: str | None = None
+    backend: str | None = None
+    files_changed: int = 0
+    insertions: int = 0
+    deletions: int = 0
+    run_id: str | None = None
+    note: str | None = None
+    collapse_lines: int = 200
+    max_lines: int = 2000
+
+    # ------------------------------------------------------------------------------ building
+    @classmethod
+    def from_run(cls, run_id: str, store: Any = None, **opts: Any) -> "DiffView":
+        """Load the run's workspace record and its patch (from the artifact store when offloaded)."""
+        from ..api import resolve_store
+        from ..workspace.frames import load_patch
+        from ..workspace.rollback import workspace_record
+
+        st = resolve_store(store)
+        ws = workspace_record(st.get_run(run_id))
+        if ws is None:
+            raise AsmError("invalid_operation", f"Run {run_id} recorded no workspace diff; run it with "
+                                                "snapshot=True (%%asm --snapshot)")
+        note = None
+        try:
+            patch = load_patch(run_id, st)
+        except AsmError as err:
+            patch, note = None, f"patch unavailable: {err.message}"
+        if patch is None and note is None:
+            if ws.get("patch_truncated"):
+                note = f"patch not kept: {ws.get('patch_bytes')} bytes is over max_patch_bytes"
+            elif ws.get("backend") == "hash" and not ws.get("has_patch"):
+                note = "no patch: the folder is not a git repository and contents were not kept"
+        return cls(files=[dict(f) for f in ws.get("files") or []], patch=patch, backend=ws.get("backend"),
+                   files_changed=int(ws.get("files_changed") or 0), insertions=int(ws.get("insertions") or 0),
+                   deletions=int(ws.get("deletions") or 0), run_id=run_id, note=note, **opts)
+
+    @classmethod
+    def from_diff(cls, diff: Any, **opts: Any) -> "DiffView":
+        """From a ``asm_nb.workspace.Diff``."""
+        return cls(files=[f.to_dict() for f in diff.files], patch=diff.patch, backend=diff.backend,
+                   files_changed=diff.files_changed, insertions=diff.insertions, deletions=diff.deletions, **opts)
+
+    # ------------------------------------------------------------------------------ pieces
+    def _sections(self) -> dict[str, list[str]]:
+        return split_patch(self.patch, self.files)
+
+    @staticmethod
+    def _stats(f: Mapping[str, Any]) -> str:
+        if f.get("binary"):
+            return "binary"
+        ins, dels = f.get("insertions"), f.get("deletions")
+        if ins is None and dels is None:
+            return "?"
+        return f"+{ins or 0} -{dels or 0}"
+
+    @staticmethod
+    def _name(f: Mapping[str, Any]) -> str:
+        if f.get("old_path"):
+            return f"{f['old_path']} -> {f['path']}"
+        return str(f.get("path"))
+
+    def _summary(self) -> str:
+        n = self.files_changed
+        s = f"{n} file{'s' if n != 1 else ''} changed, +{self.insertions} -{self.deletions}"
+        return s + (f" ({self.backend})" if self.backend else "")
+
+    def _visible(self, lines: list[str]) -> tuple[list[str], int]:
+        if len(lines) <= self.max_lines:
+            return lines, 0
+        return lines[:self.max_lines], len(lines) - self.max_lines
+
+    # ------------------------------------------------------------------------------ renderings
+    def text(self) -> str:
+        """Deterministic plain text: summary, file list with stats, then each file's diff."""
+        out = [self._summary()]
+        if not self.files:
+            out.append("  (no changes)")
+        width = max((len(self._name(f)) for f in self.files), default=0)
+        for f in self.files:
+            out.append(f"  {_KIND_LETTER.get(f.get('change'), '?')}  {self._name(f).ljust(width)}  {self._stats(f)}")
+        if self.note:
+            out.append(f"  note: {self.note}")
+        sections = self._sections()
+        for f in self.files:
+            lines = sections.get(str(f.get("path")))
+            if not lines:
+                continue
+            shown, hidden = self._visible(lines)
+            out.append("")
+            out.append(f"--- {self._name(f)} ---")
+            out.extend(shown)
+            if hidden:
+                out.append(f"... {hidden} more lines")
+        return "\n".join(out) + "\n"
+
+    def _file_rows_html(self) -> str:
+        rows = []
+        for f in self.files:
+            kind = str(f.get("change"))
+            colour = _KIND_COLOUR.get(kind, "#57606a")
+            rows.append(f'<tr><td style="color:{colour};font-weight:600">{_KIND_LETTER.get(kind, "?")}</td>'
+                        f'<td style="font-family:monospace">{html.escape(self._name(f))}</td>'
+                        f'<td style="font-family:monospace;text-align:right">{html.escape(self._stats(f))}</td></tr>')
+        return ('<table class="asm-diff-files" style="border-collapse:collapse">' + "".join(rows) + "</table>"
+                if rows else "<div><i>no changes</i></div>")
+
+    def file_html(self, lines: list[str]) -> str:
+        """One file's diff as coloured, escaped HTML lines."""
+        shown, hidden = self._visible(lines)
+        parts = []
+        for line in shown:
+            key = line[:1]
+            if line.startswith(("diff --git", "index ", "--- ", "+++ ", "new file", "deleted file", "rename ",
+                                "similarity", "old mode", "new mode", "GIT binary", "Binary files")):
+                key = "h"
+            style = _LINE_STYLE.get(key, "")
+            parts.append(f'<div style="{style};white-space:pre">{html.escape(line) or "&nbsp;"}</div>')
+        if hidden:
+            parts.append(f'<div style="color:#57606a"><i>… {hidden} more lines</i></div>')
+        return ('<div class="asm-diff" style="font-family:monospace;font-size:12px;overflow-x:auto">'
+                + "".join(parts) + "</div>")
+
+    def _collapsed(self, f: Mapping[str, Any], lines: list[str] | None) -> bool:
+        return bool(f.get("binary")) or not lines or len(lines) > self.collapse_lines
+
+    def html(self) -> str:
+        """Static HTML: summary, file table, one ``<details>`` per file (long/binary ones closed)."""
+        out = [f'<div class="asm-diffview"><div style="font-weight:600">{html.escape(self._summary())}</div>',
+               self._file_rows_html()]
+        if self.note:
+            out.append(f'<div style="color:#57606a"><i>{html.escape(self.note)}</i></div>')
+        sections = self._sections()
+        for f in self.files:
+            lines = sections.get(str(f.get("path")))
+            if not lines:
+                continue
+            opened = "" if self._collapsed(f, lines) else " open"
+            out.append(f'<details{opened}><summary style="font-family:monospace">'
+                       f'{html.escape(self._name(f))} <span style="color:#57606a">{html.escape(self._stats(f))}'
+                       f"</span></summary>{self.file_html(lines)}</details>")
+        out.append("</div>")
+        return "".join(out)
+
+    def widget(self) -> Any:
+        """An ipywidgets view: header + file table, then one Accordion per file (long or binary
+        diffs start collapsed)."""
+        import ipywidgets as W
+
+        children: list[Any] = [W.HTML(f"<b>{html.escape(self._summary())}</b>"), W.HTML(self._file_rows_html())]
+        if self.note:
+            children.append(W.HTML(f"<i>{html.escape(self.note)}</i>"))
+        sections = self._sections()
+        for f in self.files:
+            lines = sections.get(str(f.get("path")))
+            if not lines:
+                continue
+            acc = W.Accordion(children=[W.HTML(self.file_html(lines))])
+            acc.set_title(0, f"{_KIND_LETTER.get(f.get('change'), '?')}  {self._name(f)}   {self._stats(f)}")
+            acc.selected_index = None if self._collapsed(f, lines) else 0
+            children.append(acc)
+        box = W.VBox(children)
+        box.add_class("asm-diffview")
+        return box
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict:
+        return {"text/plain": self.text(), "text/html": self.html()}
+
+    def __repr__(self) -> str:
+        return f"<DiffView {self._summary()}>"
+
+
+# ---------------------------------------------------------------------------------------------- magic
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # a one-line usage error instead of SystemExit
+        from .magics import UsageError
+
+        raise UsageError(f"{self.format_usage().strip()}\n{self.prog}: {message}")
+
+
+def diff_command(magics: Any, args: list[str]) -> Any:
+    """``%asm diff RUN [--store PATH|URL] [--text]``: the workspace diff of a run. Shows the widget
+    in a Jupyter kernel with ipywidgets (``--text``: plain text), else the rich/plain view."""
+    from .magics import UsageError, _want_widget
+
+    p = _Parser(prog="%asm diff", add_help=False, description="Show what a run changed in its workspace.")
+    p.add_argument("run_id")
+    p.add_argument("--store", default=None)
+    p.add_argument("--text", action="store_true")
+    ns = p.parse_args(args)
+    store = ns.store if ns.store is not None else _kernel_store(magics)
+    try:
+        view = DiffView.from_run(ns.run_id, store)
+    except AsmError as err:
+        raise UsageError(f"%asm diff: {err.message}") from None
+    if ns.text:
+        print(view.text(), end="")
+        return None
+    if _want_widget("auto"):
+        return view.widget()
+    return view
+
+
+def _kernel_store(magics: Any) -> Any:
+    getter = getattr(magics, "_store", None)
+    return getter() if callable(getter) else None
+
+
+def _register() -> None:
+    from .magics import register_line_command
+
+    register_line_command("diff", diff_command)
+
+
+_register()
