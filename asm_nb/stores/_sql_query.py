@@ -1,0 +1,3 @@
+"""placeholder"""
+from ._query import GenericQueryAPI as SqlQueryAPI
+from ._maintenance import GenericMaintenance as SqlMaintenance
