@@ -37,6 +37,9 @@ _LAZY: dict[str, str] = {
     "tool": "asm_nb.providers.tools:tool",
     "Tool": "asm_nb.providers.tools:Tool",
     "load_ipython_extension": "asm_nb.notebook.magics:load_ipython_extension",
+    "dashboard": "asm_nb.notebook.dashboard:dashboard",
+    "query": "asm_nb.notebook.analytics:query",
+    "maintenance": "asm_nb.notebook.analytics:maintenance",
 }
 
 __all__ = sorted(["__version__", *_LAZY])

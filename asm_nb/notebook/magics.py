@@ -557,6 +557,7 @@ def _guard() -> Any:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext asm_nb``: register ``%%asm`` / ``%asm``."""
+    from . import costview  # noqa: F401 - registers %asm cost and %asm dashboard
     ipython.register_magics(AsmMagics)
     _guard()
     from . import diffview  # noqa: F401  (registers %asm diff)
