@@ -33,14 +33,14 @@ from typing import Any, Iterator, Mapping
 
 from .. import config
 from ..core.errors import AsmError
-from .diff import Diff, FileChange, count_lines, is_binary, unified_patch
+from .diff import Diff, FileChange, is_binary, unified_patch
 from .snapshot import Snapshot
 
 __all__ = ["HashBackend", "glob_to_regex", "DEFAULT_CONTENT_MAX_BYTES", "DEFAULT_MAX_FILE_BYTES"]
 
 DEFAULT_CONTENT_MAX_BYTES = 1 << 20
 DEFAULT_MAX_FILE_BYTES = 256 << 20
-DEFAULT_CONTENT_TOTAL_MAX_BYTES = 256 << 20
+DEFAULT_CONTENT_TOTAL_MAX_BYTES = 64 << 20
 _CHUNK = 1 << 20
 _SNIFF = 8000
 _LARGE_PREFIX = "stat:"

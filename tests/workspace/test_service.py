@@ -205,3 +205,24 @@ def test_snapshot_path_defaults_to_process_cwd(git_repo, monkeypatch):
     r = asm_nb.run_once("printf 'z\\n' > file.txt", provider="shell", snapshot=True, store=store)
     ws = store.get_run(r.run_id).metadata["workspace"]
     assert ws["path"] == os.fspath(git_repo) and ws["changed_paths"] == ["file.txt"]
+
+
+def test_rollback_when_the_adapter_raises(git_repo):
+    """Hard failure (the adapter raises): the after_failure snapshot, diff and rollback still run."""
+    from asm_nb.testing.mock import ScriptedAdapter
+
+    def edit_then_fail(run, session):
+        write(git_repo, "file.txt", "half-done edit\n")
+        write(git_repo, "tmp/partial.txt", "partial\n")
+        return AsmError("provider_error", "agent crashed mid-edit")
+
+    store = InMemoryStore()
+    pre = tree_bytes(git_repo)
+    r = asm_nb.run_once("go", provider=ScriptedAdapter([edit_then_fail]), store=store,
+                        snapshot={"path": str(git_repo), "rollback_on_failure": True})
+    assert r.status == "failed" and r.error.code == "provider_error"  # the original error is kept
+    assert tree_bytes(git_repo) == pre
+    ev = store.get_events(r.session_id, run_id=r.run_id, type="workspace_diff_computed")[0].data
+    assert ev["rolled_back"] is True and ev["files_changed"] == 2 and ev["rollback"]["removed"] == 1
+    labels = [e.data["label"] for e in store.get_events(r.session_id, run_id=r.run_id, type="workspace_snapshot_taken")]
+    assert labels == ["before", "after_failure"]
