@@ -146,7 +146,7 @@ async def finish(store: Any, session: Any, run: Any, adapter: Any, state: Mappin
     before: Snapshot = state["before"]
     backend = _backend(name, store)
     failed = not success
-    if not failed and opts.get("rollback_on_failure"):
+    if not failed:  # the adapter may have reported failure while returning a result (shell exit code)
         failed = await asyncio.to_thread(_run_reported_failure, store, session, run)
     label = "after_failure" if failed else "after"
     after = await asyncio.to_thread(backend.take_snapshot, opts["path"], label=label, ignore=opts.get("ignore"),

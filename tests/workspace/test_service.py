@@ -122,6 +122,8 @@ def test_no_rollback_without_the_option(git_repo):
                         snapshot=True, store=store)
     assert r.status == "failed" and (git_repo / "file.txt").read_text() == "broken\n"
     assert "rollback" not in store.get_run(r.run_id).metadata["workspace"]
+    labels = [e.data["label"] for e in store.get_events(r.session_id, run_id=r.run_id, type="workspace_snapshot_taken")]
+    assert labels == ["before", "after_failure"]
 
 
 def test_hash_backend_with_rollback_on_failure_is_refused(plain_dir):
