@@ -95,8 +95,10 @@ def test_close_before_consuming_and_owned_resources():
     assert s.meta == {"adapter": Owned}
     s.close()
     assert closed == [True] and s.done
-    items = list(s)  # what was buffered before the close: the run ended cancelled
-    assert items[-1]["type"] == "error_occurred" and items[-1]["data"]["error_code"] == "cancelled"
+    items = list(s)  # what was buffered before the close: the run was cancelled, or its task shut down
+    assert items[-1]["type"] == "error_occurred"
+    assert items[-1]["data"].get("error_code") == "cancelled" or \
+        items[-1]["data"]["error_message"] == "session task shutdown"
 
 
 def test_named_adapter_and_validation():
