@@ -17,16 +17,16 @@ const extension: IRenderMime.IExtension = {
   dataType: 'json',
   fileTypes: [
     {
-      name: 'asm-run',
+      name: 'jp-asm-run',
       mimeTypes: [RUN_MIME],
       extensions: ['.asmrun.json']
     }
   ],
   documentWidgetFactoryOptions: {
     name: 'Agent run',
-    primaryFileType: 'asm-run',
-    fileTypes: ['asm-run'],
-    defaultFor: ['asm-run']
+    primaryFileType: 'jp-asm-run',
+    fileTypes: ['jp-asm-run'],
+    defaultFor: ['jp-asm-run']
   }
 };
 

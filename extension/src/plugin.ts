@@ -56,9 +56,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
           return;
         }
         const content = new Widget();
-        content.addClass('asm-run-view');
+        content.addClass('jp-asm-run-view');
         const widget = new MainAreaWidget({ content });
-        widget.id = `asm-run-${runId}`;
+        widget.id = `jp-asm-run-${runId}`;
         widget.title.label = `Run ${runId.slice(4, 12)}`;
         widget.title.icon = agentIcon;
         widget.title.closable = true;

@@ -107,14 +107,15 @@ export class RunRenderer extends Widget implements IRenderMime.IRenderer {
   constructor(options: IRenderMime.IRendererOptions) {
     super();
     this._options = options;
-    this.addClass('asm-run');
+    this.addClass('jp-asm-run');
+    this.addClass('jp-RenderedAsmRun');
   }
 
   async renderModel(model: IRenderMime.IMimeModel): Promise<void> {
     const data = model.data[RUN_MIME] as unknown;
     this.node.textContent = '';
     if (!isRunBundle(data)) {
-      el(this.node, 'div', 'asm-run-invalid', 'Not an asm.run bundle (unknown schema).');
+      el(this.node, 'div', 'jp-asm-run-invalid', 'Not an asm.run bundle (unknown schema).');
       return;
     }
     await this.renderBundle(data, model.trusted);
@@ -129,13 +130,13 @@ export class RunRenderer extends Widget implements IRenderMime.IRenderer {
     root.dataset.status = status;
 
     // header: provider · model, status badge, ids and timing
-    const header = el(root, 'div', 'asm-run-header');
-    const title = el(header, 'span', 'asm-run-title');
-    el(title, 'span', 'asm-run-provider', run.provider || 'agent');
+    const header = el(root, 'div', 'jp-asm-run-header');
+    const title = el(header, 'span', 'jp-asm-run-title');
+    el(title, 'span', 'jp-asm-run-provider', run.provider || 'agent');
     if (run.model) {
-      el(title, 'span', 'asm-run-model', run.model);
+      el(title, 'span', 'jp-asm-run-model', run.model);
     }
-    el(header, 'span', `asm-run-status asm-status-${status.replace(/[^a-z_]/g, '')}`, status);
+    el(header, 'span', `jp-asm-run-status jp-asm-status-${status.replace(/[^a-z_]/g, '')}`, status);
     const meta: string[] = [];
     if (bundle.session_name) {
       meta.push(`session ${bundle.session_name}`);
@@ -151,17 +152,17 @@ export class RunRenderer extends Widget implements IRenderMime.IRenderer {
       meta.push(run.run_id.slice(0, 12) + '…');
     }
     if (meta.length) {
-      el(header, 'span', 'asm-run-meta', meta.join(' · '));
+      el(header, 'span', 'jp-asm-run-meta', meta.join(' · '));
     }
 
     if (run.error) {
-      const box = el(root, 'div', 'asm-run-error');
-      el(box, 'span', 'asm-run-error-code', run.error.code || 'error');
-      el(box, 'span', 'asm-run-error-message', run.error.message || '');
+      const box = el(root, 'div', 'jp-asm-run-error');
+      el(box, 'span', 'jp-asm-run-error-code', run.error.code || 'error');
+      el(box, 'span', 'jp-asm-run-error-message', run.error.message || '');
     }
 
     // transcript
-    const transcript = el(root, 'div', 'asm-run-transcript');
+    const transcript = el(root, 'div', 'jp-asm-run-transcript');
     const calls = bundle.tool_calls || [];
     const used = new Set<number>();
     const findCall = (entry: ITranscriptEntry): IToolCall | undefined => {
@@ -187,9 +188,9 @@ export class RunRenderer extends Widget implements IRenderMime.IRenderer {
         this._toolCall(transcript, findCall(entry), entry);
         continue;
       }
-      const msg = el(transcript, 'div', `asm-msg asm-msg-${entry.role === 'user' ? 'user' : 'assistant'}`);
-      el(msg, 'div', 'asm-msg-role', entry.role === 'user' ? 'You' : 'Agent');
-      const body = el(msg, 'div', 'asm-msg-body jp-RenderedMarkdown jp-RenderedHTMLCommon');
+      const msg = el(transcript, 'div', `jp-asm-msg jp-asm-msg-${entry.role === 'user' ? 'user' : 'assistant'}`);
+      el(msg, 'div', 'jp-asm-msg-role', entry.role === 'user' ? 'You' : 'Agent');
+      const body = el(msg, 'div', 'jp-asm-msg-body jp-RenderedMarkdown jp-RenderedHTMLCommon');
       pending.push(this._markdown(body, entry.content || '', trusted));
     }
     calls.forEach((call, i) => {
@@ -198,42 +199,42 @@ export class RunRenderer extends Widget implements IRenderMime.IRenderer {
       }
     });
     if (!transcript.childElementCount) {
-      el(transcript, 'div', 'asm-run-empty', bundle.output || '(no messages)');
+      el(transcript, 'div', 'jp-asm-run-empty', bundle.output || '(no messages)');
     }
 
     // usage and cost
     const u = bundle.usage || ({} as IRunBundle['usage']);
-    const usage = el(root, 'div', 'asm-run-usage');
+    const usage = el(root, 'div', 'jp-asm-run-usage');
     const item = (cls: string, label: string, value: string) => {
-      const span = el(usage, 'span', `asm-usage-item ${cls}`);
-      el(span, 'span', 'asm-usage-label', label);
-      el(span, 'span', 'asm-usage-value', value);
+      const span = el(usage, 'span', `jp-asm-usage-item ${cls}`);
+      el(span, 'span', 'jp-asm-usage-label', label);
+      el(span, 'span', 'jp-asm-usage-value', value);
     };
-    item('asm-usage-input', 'in', formatInt(u.input_tokens));
-    item('asm-usage-output', 'out', formatInt(u.output_tokens));
+    item('jp-asm-usage-input', 'in', formatInt(u.input_tokens));
+    item('jp-asm-usage-output', 'out', formatInt(u.output_tokens));
     if (u.cache_read_tokens || u.cache_creation_tokens) {
-      item('asm-usage-cache', 'cache', `${formatInt(u.cache_read_tokens)} read / ${formatInt(u.cache_creation_tokens)} written`);
+      item('jp-asm-usage-cache', 'cache', `${formatInt(u.cache_read_tokens)} read / ${formatInt(u.cache_creation_tokens)} written`);
     }
-    item('asm-usage-tools', 'tools', String(calls.length));
-    item('asm-usage-cost', 'cost', formatCost(bundle.cost_usd));
+    item('jp-asm-usage-tools', 'tools', String(calls.length));
+    item('jp-asm-usage-cost', 'cost', formatCost(bundle.cost_usd));
     await Promise.all(pending);
   }
 
   private _toolCall(parent: HTMLElement, call: IToolCall | undefined, entry: ITranscriptEntry | undefined): void {
     const status = (call?.status || entry?.status || 'completed').toLowerCase();
-    const details = el(parent, 'details', `asm-tool asm-tool-${status.replace(/[^a-z_]/g, '')}`);
-    const summary = el(details, 'summary', 'asm-tool-summary');
-    el(summary, 'span', 'asm-tool-icon', status === 'failed' ? '✗' : status === 'running' ? '◐' : '✓');
-    el(summary, 'span', 'asm-tool-name', call?.name || entry?.tool_name || 'tool');
-    el(summary, 'span', 'asm-tool-line', call?.summary || '');
-    const body = el(details, 'div', 'asm-tool-body');
+    const details = el(parent, 'details', `jp-asm-tool jp-asm-tool-${status.replace(/[^a-z_]/g, '')}`);
+    const summary = el(details, 'summary', 'jp-asm-tool-summary');
+    el(summary, 'span', 'jp-asm-tool-icon', status === 'failed' ? '✗' : status === 'running' ? '◐' : '✓');
+    el(summary, 'span', 'jp-asm-tool-name', call?.name || entry?.tool_name || 'tool');
+    el(summary, 'span', 'jp-asm-tool-line', call?.summary || '');
+    const body = el(details, 'div', 'jp-asm-tool-body');
     if (call && call.input !== undefined && call.input !== null) {
-      el(body, 'div', 'asm-tool-section', 'Input');
-      el(body, 'pre', 'asm-tool-input', pretty(call.input));
+      el(body, 'div', 'jp-asm-tool-section', 'Input');
+      el(body, 'pre', 'jp-asm-tool-input', pretty(call.input));
     }
     const out = entry?.content ?? (call ? toolOutputText(call.output) : '');
-    el(body, 'div', 'asm-tool-section', call && call.exit_code !== null && call.exit_code !== undefined ? `Output (exit ${call.exit_code})` : 'Output');
-    el(body, 'pre', 'asm-tool-output', out || '(empty)');
+    el(body, 'div', 'jp-asm-tool-section', call && call.exit_code !== null && call.exit_code !== undefined ? `Output (exit ${call.exit_code})` : 'Output');
+    el(body, 'pre', 'jp-asm-tool-output', out || '(empty)');
   }
 
   private async _markdown(host: HTMLElement, source: string, trusted: boolean): Promise<void> {

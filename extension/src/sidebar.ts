@@ -76,15 +76,15 @@ export class SessionsPanel extends Widget {
     this._openRun = options.openRun;
     this._pollMs = options.pollMs ?? 10000;
     this.id = 'asm-nb-sessions';
-    this.addClass('asm-sessions');
+    this.addClass('jp-asm-sessions');
     this.title.caption = 'Agent sessions';
-    const head = el(this.node, 'div', 'asm-sessions-header');
-    el(head, 'span', 'asm-sessions-title', 'Agent sessions');
-    const button = el(head, 'button', 'asm-sessions-refresh jp-Button jp-mod-minimal', '⟳');
+    const head = el(this.node, 'div', 'jp-asm-sessions-header');
+    el(head, 'span', 'jp-asm-sessions-title', 'Agent sessions');
+    const button = el(head, 'button', 'jp-asm-sessions-refresh jp-Button jp-mod-minimal', '⟳');
     button.title = 'Refresh';
     button.addEventListener('click', () => void this.refresh());
-    this._storeNode = el(this.node, 'div', 'asm-sessions-store');
-    this._list = el(this.node, 'div', 'asm-sessions-list');
+    this._storeNode = el(this.node, 'div', 'jp-asm-sessions-store');
+    this._list = el(this.node, 'div', 'jp-asm-sessions-list');
   }
 
   /** Reload the listing from the server. */
@@ -94,7 +94,7 @@ export class SessionsPanel extends Widget {
       this._render(listing);
     } catch (error) {
       this._list.textContent = '';
-      el(this._list, 'div', 'asm-sessions-error', `Could not list sessions: ${(error as Error).message}`);
+      el(this._list, 'div', 'jp-asm-sessions-error', `Could not list sessions: ${(error as Error).message}`);
     }
   }
 
@@ -138,7 +138,7 @@ export class SessionsPanel extends Widget {
       el(
         this._list,
         'div',
-        'asm-sessions-empty',
+        'jp-asm-sessions-empty',
         listing.exists ? 'No sessions yet.' : 'No store here yet: runs started from a notebook in this folder appear here.'
       );
       return;
@@ -149,7 +149,7 @@ export class SessionsPanel extends Widget {
   }
 
   private _session(s: ISessionRow): void {
-    const details = el(this._list, 'details', `asm-session asm-row-${s.status}`);
+    const details = el(this._list, 'details', `jp-asm-session jp-asm-row-${s.status}`);
     details.dataset.sessionId = s.session_id;
     if (this._open.has(s.session_id) || this._list.childElementCount === 1) {
       details.open = true;
@@ -161,27 +161,27 @@ export class SessionsPanel extends Widget {
         this._open.delete(s.session_id);
       }
     });
-    const summary = el(details, 'summary', 'asm-session-summary');
-    el(summary, 'span', 'asm-session-name', s.name || s.agent_id || s.session_id.slice(0, 12));
-    el(summary, 'span', 'asm-session-meta', `${s.runs.length} run${s.runs.length === 1 ? '' : 's'} · ${formatCost(s.cost_usd)}`);
+    const summary = el(details, 'summary', 'jp-asm-session-summary');
+    el(summary, 'span', 'jp-asm-session-name', s.name || s.agent_id || s.session_id.slice(0, 12));
+    el(summary, 'span', 'jp-asm-session-meta', `${s.runs.length} run${s.runs.length === 1 ? '' : 's'} · ${formatCost(s.cost_usd)}`);
     summary.title = `${s.session_id}\n${when(s.created_at)}`;
-    const runs = el(details, 'ul', 'asm-session-runs');
+    const runs = el(details, 'ul', 'jp-asm-session-runs');
     for (const r of s.runs) {
       this._run(runs, r);
     }
   }
 
   private _run(parent: HTMLElement, r: IRunRow): void {
-    const li = el(parent, 'li', `asm-run-row asm-row-${r.status}`);
+    const li = el(parent, 'li', `jp-asm-run-row jp-asm-row-${r.status}`);
     li.dataset.runId = r.run_id;
     li.title = `${r.run_id}\n${when(r.started_at)}\n${r.status}${r.error_code ? ` (${r.error_code})` : ''}`;
-    el(li, 'span', 'asm-run-row-dot');
-    el(li, 'span', 'asm-run-row-provider', r.model || r.provider || '?');
-    el(li, 'span', 'asm-run-row-prompt', r.prompt || '(no prompt)');
+    el(li, 'span', 'jp-asm-run-row-dot');
+    el(li, 'span', 'jp-asm-run-row-provider', r.model || r.provider || '?');
+    el(li, 'span', 'jp-asm-run-row-prompt', r.prompt || '(no prompt)');
     el(
       li,
       'span',
-      'asm-run-row-meta',
+      'jp-asm-run-row-meta',
       `${formatInt((r.input_tokens || 0) + (r.output_tokens || 0))} tok · ${formatCost(r.cost_usd)}`
     );
     li.addEventListener('click', () => this._openRun(r.run_id));
