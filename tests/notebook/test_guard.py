@@ -143,3 +143,74 @@ def test_health_table_never_prints_the_key(asm, monkeypatch):
         assert any(line.split()[0] == name for line in lines[2:]), name
     claude = next(line for line in lines if line.startswith("claude "))
     assert "ANTHROPIC_API_KEY set" in claude and " closed " in claude
+
+
+# -- the live widget: spent / budget in the footer, Approve / Deny answer the policy ----------
+
+def _cell_args(**kw):
+    import argparse
+
+    base = dict(budget=None, max_tokens=None, max_tool_calls=None, timeout=None, deny_tools=None,
+                allow_tools=None, on_violation=None)
+    return argparse.Namespace(**{**base, **kw})
+
+
+@pytest.fixture
+def widget_run(tmp_path):
+    pytest.importorskip("ipywidgets")
+    import asm_nb
+    from asm_nb.notebook import guard
+    from asm_nb.notebook.widgets import make_live_view
+
+    cas = c.build_cassette(spend_events(), provider="claude", model="claude-sonnet-4-5").write(tmp_path / "w.jsonl")
+
+    def run(view, policy, on_event=None):
+        return asm_nb.run_once("go", provider="replay", cassette=str(cas), impersonate=True, store="memory://",
+                               policy=policy, on_event=on_event or view.on_event)
+
+    yield make_live_view, run
+    guard.BUDGET.budget_usd, guard.BUDGET.spent_usd, guard.BUDGET.runs = None, 0.0, 0
+
+
+def _footer_text(view):
+    return " ".join(getattr(w, "value", "") for w in view.widget._footer.children)
+
+
+def test_widget_footer_shows_spent_over_budget(widget_run):
+    from asm_nb.notebook import guard
+
+    make_view, run = widget_run
+    guard.BUDGET.budget_usd = 1.0
+    view = make_view(provider="claude")
+    policy = guard.cell_policy(_cell_args(), view)
+    assert "spent $0.0000 / budget $1.0000" in _footer_text(view)
+    result = run(view, policy)
+    view.finish(result)
+    assert result.ok and "spent $0.0180 / budget $1.0000" in _footer_text(view)
+    assert guard.BUDGET.spent_usd == pytest.approx(0.018)
+
+
+@pytest.mark.parametrize("decision", ["approve", "deny"])
+def test_widget_buttons_answer_the_policy_approval(widget_run, decision):
+    import threading
+
+    from asm_nb.notebook import guard
+
+    make_view, run = widget_run
+    view = make_view(provider="claude")
+    policy = guard.cell_policy(_cell_args(deny_tools="Read", on_violation="ask"), view)
+    clicked = threading.Event()
+
+    def on_event(ev):
+        view.on_event(ev)
+        if ev["type"] == "tool_approval_requested":  # the approval bar is showing: click
+            assert view.widget.state.approval["tool_name"] == "Read"
+            threading.Thread(target=lambda: (getattr(view.widget, decision)(), clicked.set())).start()
+
+    result = run(view, policy, on_event)
+    assert clicked.wait(5)
+    types = [e.type.value for e in result.events]
+    if decision == "approve":
+        assert result.ok and "tool_approval_granted" in types and "tool_call_completed" in types
+    else:
+        assert result.error.code == "policy_violation" and types[-2:] == ["tool_approval_denied", "run_failed"]
