@@ -133,6 +133,7 @@ class StreamSession:
         self._consumed = False
         self._closed = False
         self._close_lock = threading.Lock()
+        self._task: asyncio.Task | None = None
         self._future: concurrent.futures.Future = loop.submit(self._main(runner))
 
     # -- background task -----------------------------------------------------------------------
@@ -150,6 +151,7 @@ class StreamSession:
                 log.exception("stream event_callback raised (ignored)")
 
     async def _main(self, runner: Callable[[Callable], Any]) -> None:
+        self._task = asyncio.current_task()
         final: Any = None
         try:
             outcome = await runner(self._bridge)
@@ -241,9 +243,12 @@ class StreamSession:
                 await asyncio.wait_for(self._cancel(self.run_id), timeout)
             except Exception:
                 log.debug("stream cancel of %s failed", self.run_id, exc_info=True)
-        if not self._future.done():
-            self._future.cancel()
-        await asyncio.wait([asyncio.wrap_future(self._future)], timeout=timeout)
+        task = self._task  # the task itself: its future reports "cancelled" before clean-up ran
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task], timeout=timeout)
+        elif task is None and not self._future.done():
+            self._future.cancel()  # not started yet: it never will
         if self._owned_adapter is not None:
             try:
                 close = getattr(self._owned_adapter, "aclose", None)
