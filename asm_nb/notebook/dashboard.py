@@ -217,10 +217,13 @@ class Dashboard:
         self.kpi_values: dict[str, Any] = {}
         self.selected_run: str | None = None
 
-        layout = W.Layout(width="auto")
-        self.provider = W.SelectMultiple(description="Provider", rows=4, layout=layout)
-        self.model = W.SelectMultiple(description="Model", rows=4, layout=layout)
-        self.status = W.SelectMultiple(description="Status", rows=4, layout=layout)
+        def picker(label: str, width: str) -> Any:
+            return W.SelectMultiple(description=label, rows=4, layout=W.Layout(width=width),
+                                    style={"description_width": "60px"})
+
+        self.provider = picker("Provider", "240px")
+        self.model = picker("Model", "340px")
+        self.status = picker("Status", "220px")
         self.since = W.DatePicker(description="From")
         self.until = W.DatePicker(description="To")
         self.refresh_button = W.Button(description="Refresh", icon="refresh", tooltip="re-read the store")
@@ -241,8 +244,10 @@ class Dashboard:
 
         chart_grid = W.GridBox(list(self.charts.values()),
                                layout=W.Layout(grid_template_columns="repeat(2, minmax(0, 1fr))", grid_gap="8px"))
+        hint = W.HTML("<small>ctrl/cmd-click picks several; none picked = all</small>")
         filters = W.VBox([W.HBox([self.provider, self.model, self.status]),
-                          W.HBox([self.since, self.until, self.refresh_button, self.clear_button]), self.message])
+                          W.HBox([self.since, self.until, self.refresh_button, self.clear_button]), hint,
+                          self.message])
         self.detail = W.VBox([self.detail_header, W.HTML("<b>Transcript</b>"), self.transcript,
                               W.HTML("<b>Tool calls</b>"), self.tool_calls, self.timeline])
         self.widget = W.VBox([W.HTML(_CSS), self._loader, filters, W.HBox(list(self.kpis.values())),
