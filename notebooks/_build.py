@@ -119,6 +119,140 @@ r.status, r.error.code, r.error.message
 ]
 
 
+
+NOTEBOOKS["02_providers_and_sessions.ipynb"] = [
+    md("""
+# Providers and sessions
+
+One notebook, several agents: the same `%%asm` cell runs a shell command, Claude through the
+Anthropic API, a recorded session, or a CLI agent (`claude_code`, `codex`, `amp`), chosen with
+`-p`. A **session** (`--session NAME`) carries a conversation across cells: each run in it sees
+the turns before it.
+
+This notebook runs **offline** by default: Claude answers from `FakeAnthropicServer`, a loopback
+server that speaks the Anthropic Messages API, so the real `anthropic` client and asm_nb's Claude
+adapter run end to end with no key and no network. With `ANTHROPIC_API_KEY` set (and
+`ASM_NOTEBOOKS_OFFLINE` unset) the same cells call the real API.
+"""),
+    code("""
+%load_ext asm_nb
+import os, tempfile, asm_nb
+from asm_nb.testing import FakeAnthropicServer, StreamBuilder
+
+store_dir = tempfile.mkdtemp(prefix="asm-providers-")
+%asm store {store_dir}
+
+LIVE = bool(os.environ.get("ANTHROPIC_API_KEY")) and not os.environ.get("ASM_NOTEBOOKS_OFFLINE")
+if LIVE:
+    server = None
+    print("live: Claude answers from the Anthropic API")
+else:
+    server = FakeAnthropicServer().start()
+    os.environ["ANTHROPIC_BASE_URL"] = server.base_url   # read by the anthropic client
+    os.environ["ANTHROPIC_API_KEY"] = "offline-demo-key"
+    print("offline: Claude answers from a fake Anthropic API at", server.base_url)
+"""),
+    md("""
+## What is installed
+
+`available_providers()` lists the registered providers: `shell`, `replay` and `mock` need
+nothing; `claude` needs an API key; `claude_code`, `codex` and `amp` drive the vendors' CLIs.
+"""),
+    code("""
+from asm_nb.providers import available_providers
+available_providers()
+"""),
+    md("""
+## The shell provider
+
+No model at all: the cell is a command, its output is the answer. Handy for wiring and for
+driving the workspace features without an API key.
+"""),
+    code("""
+%%asm -p shell --out listing
+printf 'alpha\\nbeta\\n' | sort -r
+"""),
+    md("""
+## Claude in a named session
+
+`--session research` starts the session on first use and continues it afterwards. Offline, we
+script the fake API's two answers first (live, Claude writes its own).
+"""),
+    code("""
+if server:
+    server.enqueue(
+        StreamBuilder(input_tokens=42).text("Three colours of the French flag: blue, white and red.").end(output_tokens=18),
+        StreamBuilder(input_tokens=75).text("The middle one is **white**.").end(output_tokens=9),
+    )
+"""),
+    code("""
+%%asm -p claude -m claude-haiku-4-5 --session research --out first
+Name the three colours of the French flag, in one sentence.
+"""),
+    code("""
+%%asm -p claude -m claude-haiku-4-5 --session research --out second
+Which of them is in the middle?
+"""),
+    md("""
+The second run had no context of its own: it knew about the flag because the session replayed
+the first exchange. Offline we can look at what the client actually sent:
+"""),
+    code("""
+if server:
+    for m in server.requests[-1].messages:
+        print(f"{m['role']:9}", m["content"] if isinstance(m["content"], str) else m["content"][0]["text"])
+else:
+    print(second.output)
+"""),
+    code("""
+print(first.session_id == second.session_id, first.status, second.status)
+print("tokens:", second.token_usage["input_tokens"], "in /", second.token_usage["output_tokens"], "out")
+print("cost:   $%.6f" % (first.cost_usd + second.cost_usd))
+"""),
+    md("""
+## Sessions in the store
+
+`%asm sessions` lists them; `asm_nb.frames.transcript` gives one session's conversation as a
+DataFrame, across all its runs.
+"""),
+    code("""
+%asm sessions
+"""),
+    code("""
+t = asm_nb.frames.transcript(store_dir, first.session_id)
+t[["role", "content"]]
+"""),
+    md("""
+## Record once, replay anywhere
+
+`--record FILE` saves a run as a cassette; `--replay FILE` plays it back later with no provider
+at all: the way to share an agent session or pin one down in a test.
+"""),
+    code("""
+cassette_path = os.path.join(store_dir, "flag.jsonl")
+if server:
+    server.enqueue(StreamBuilder(input_tokens=30).text("Blue, white, red: *bleu, blanc, rouge*.").end(output_tokens=12))
+"""),
+    code("""
+%%asm -p claude -m claude-haiku-4-5 --record {cassette_path} --out recorded
+The French flag's colours in French?
+"""),
+    code("""
+%%asm --replay {cassette_path} --out replayed
+The French flag's colours in French?
+"""),
+    code("""
+replayed.output == recorded.output, replayed.token_usage == recorded.token_usage
+"""),
+    code("""
+if server:
+    server.stop()
+    for key in ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY"):
+        os.environ.pop(key, None)
+"""),
+]
+
+
 def build(name: str, cells: list[tuple[str, str]], execute: bool = True) -> None:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
