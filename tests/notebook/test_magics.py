@@ -6,7 +6,8 @@ import pytest
 
 pytest.importorskip("IPython")
 
-from IPython.testing.globalipapp import get_ipython, start_ipython  # noqa: E402
+from IPython import get_ipython  # noqa: E402
+from IPython.testing.globalipapp import start_ipython  # noqa: E402
 
 
 @pytest.fixture(scope="module")
