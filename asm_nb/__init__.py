@@ -27,6 +27,7 @@ _LAZY: dict[str, str] = {
     "RunStatus": "asm_nb.core.run:RunStatus",
     "RunResult": "asm_nb.api:RunResult",
     "open_store": "asm_nb.stores:open_store",
+    "copy_store": "asm_nb.stores.copy:copy_store",
     "run_once": "asm_nb.api:run_once",
     "arun_once": "asm_nb.api:arun_once",
     "stream": "asm_nb.runtime.stream:stream",

@@ -201,6 +201,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_copy(args: argparse.Namespace) -> int:
+    from .stores.copy import copy_store
+
+    counts = copy_store(args.src, args.dst, progress=not args.no_progress)
+    print(_table([{"what": k, "count": v} for k, v in counts.items()], ["what", "count"]))
+    return 0
+
+
 def cmd_gc(args: argparse.Namespace) -> int:
     from .notebook.analytics import gc
 
@@ -300,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--keep-failed", action="store_true", help="never delete failed sessions")
     g.add_argument("--dry-run", action="store_true", help="report what would be deleted; change nothing")
     g.set_defaults(fn=cmd_gc)
+
+    cp = sub.add_parser("copy", help="copy sessions, runs, events and artifact records between two stores")
+    cp.add_argument("src", help="source store: path or URL (sqlite:///..., postgresql://...)")
+    cp.add_argument("dst", help="destination store: path or URL")
+    cp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    cp.set_defaults(fn=cmd_copy)
     return p
 
 

@@ -50,14 +50,14 @@ class _Dialect:
     def num(self, col: Any, key: str) -> Any:
         """``col[key]`` when it is a JSON number, else 0."""
         if self.pg:
-            return sa.case((sa.func.jsonb_typeof(col.op("->")(key)) == "number",
+            return sa.case((sa.func.json_typeof(col.op("->")(key)) == "number",
                             sa.cast(col.op("->>")(key), sa.Numeric)), else_=0)
         return sa.case((sa.func.json_type(col, f"$.{key}").in_(("integer", "real")),
                         sa.func.json_extract(col, f"$.{key}")), else_=0)
 
     def is_num(self, col: Any, key: str) -> Any:
         if self.pg:
-            return sa.func.jsonb_typeof(col.op("->")(key)) == "number"
+            return sa.func.json_typeof(col.op("->")(key)) == "number"
         return sa.func.json_type(col, f"$.{key}").in_(("integer", "real"))
 
     def total_tokens(self, col: Any) -> Any:
@@ -72,8 +72,9 @@ class _Dialect:
 
     def has_tag(self, col: Any, tag: str) -> Any:
         if self.pg:
-            return sa.func.jsonb_exists(col, tag)
-        je = sa.func.json_each(col).table_valued("value")
+            je = sa.func.json_array_elements_text(col).table_valued("value")
+        else:
+            je = sa.func.json_each(col).table_valued("value")
         return sa.exists(sa.select(sa.literal(1)).select_from(je).where(je.c.value == tag))
 
 

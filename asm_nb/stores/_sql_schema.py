@@ -16,7 +16,6 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
 from ..core.errors import AsmError
@@ -58,8 +57,9 @@ class Timestamp(TypeDecorator):
         return parse_datetime(value)
 
 
-#: JSON maps: ``JSONB`` on PostgreSQL, ``JSON`` (text) elsewhere.
-Json = sa.JSON().with_variant(JSONB(), "postgresql")
+#: JSON maps: ``json`` on PostgreSQL (not ``jsonb``: it keeps the text, so key order survives a
+#: round trip and frames built from a copy equal the original's), JSON text on SQLite.
+Json = sa.JSON()
 
 metadata = sa.MetaData()
 

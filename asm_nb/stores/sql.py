@@ -323,7 +323,7 @@ class SqlStore(StoreBase):
     def _insert_sql(self) -> str:
         cols = ", ".join(_EVENT_COLS)
         if self._pg:
-            marks = "%s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s"
+            marks = "%s, %s, %s, %s, %s, %s, %s::json, %s::json, %s, %s, %s"
         else:
             marks = ", ".join("?" * len(_EVENT_COLS))
         return f"INSERT INTO asm_events ({cols}) VALUES ({marks})"
