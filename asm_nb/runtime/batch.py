@@ -545,7 +545,12 @@ def batch(prompts_or_rows: Any, provider: Any = None, *, prompt: Any = None, con
 
         def runner() -> None:
             try:
-                _run_executor(handle, executor, prog, on_result)
+                if _is_dask_client(executor):  # client.map + as_completed, workers' stores flushed
+                    from .dask_exec import run_executor
+
+                    run_executor(handle, executor, prog, on_result)
+                else:
+                    _run_executor(handle, executor, prog, on_result)
             finally:
                 prog.close()
 
