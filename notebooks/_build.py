@@ -253,12 +253,212 @@ if server:
 ]
 
 
+
+def figure(text: str) -> tuple[str, str]:
+    """A code cell that shows a plotly figure: its output (figure JSON, float sums) is not
+    compared by nbval; the next cell prints what the figure shows, and that is compared."""
+    return ("code-ignore-output", text.strip())
+
+
+NOTEBOOKS["03_cost_analysis.ipynb"] = [
+    md("""
+# Cost analysis with DataFrames and plotly
+
+Every run in a store carries its tokens and its cost; every tool call is an event. `asm_nb.frames`
+loads them as typed DataFrames (pandas by default, polars with `backend="polars"`) and
+`asm_nb.plots` draws the usual questions: where does the money go, which runs are big, which
+tools are slow, which providers fail.
+
+To run offline, this notebook first fills a fresh store with a month of simulated agent work:
+60 recorded runs over three models, built as cassettes and replayed (`impersonate=True` stores
+each under the provider that recorded it). To analyse your own runs instead, set `store_dir` to
+your store (by default `.asm` beside your notebooks, or `$ASM_HOME`) and skip the next cell.
+"""),
+    code("""
+import random, tempfile
+from collections import Counter
+import pandas as pd
+import plotly.io as pio
+import asm_nb
+from asm_nb.testing import build_cassette
+from asm_nb.testing.cassettes import assistant_text, completed, failed, start, tool_call, usage
+
+pio.renderers.default = "plotly_mimetype"   # figures as JSON: JupyterLab draws them, the notebook stays small
+store_dir = tempfile.mkdtemp(prefix="asm-costs-")
+"""),
+    code("""
+MODELS = [("claude", "claude-sonnet-4-5"), ("claude", "claude-haiku-4-5"), ("codex", "gpt-5-codex")]
+TASKS = ["Fix the failing test", "Add type hints to utils.py", "Write the README install section",
+         "Refactor the CSV reader", "Explain the retry logic", "Bump the pinned dependencies"]
+TOOLS = ["bash", "read_file", "edit_file", "grep"]
+rng = random.Random(2025)
+
+def simulated_run(i):
+    provider, model = MODELS[rng.choice([0, 0, 1, 1, 1, 2])]
+    task = rng.choice(TASKS)
+    events, t = list(start(model=model, prompt=task, t_ms=0)), 0
+    for k in range(rng.randint(0, 5)):
+        name, took = rng.choice(TOOLS), rng.randint(50, 4000)
+        events += tool_call(name, {"step": k}, {"output": "ok", "exit_code": 0}, id=f"call_{i}_{k}",
+                            t_ms=t, duration_ms=took, is_error=rng.random() < 0.1)
+        t += took + rng.randint(100, 1500)
+    scale = 4 if model == "claude-haiku-4-5" else 1
+    events.append(usage(input_tokens=rng.randint(800, 9000) * scale, output_tokens=rng.randint(150, 2500),
+                        cache_read_tokens=rng.choice([0, 0, 12000, 30000]), t_ms=t))
+    if rng.random() < 0.12:
+        events += failed("provider_error", "overloaded: try again later", t_ms=t + 10)
+    else:
+        events += assistant_text(f"Done: {task.lower()}.", t_ms=t + 10)
+        events.append(completed(t_ms=t + 20))
+    return build_cassette(events, provider=provider, model=model, input=task), task
+
+project_of = {}
+for i in range(60):
+    cassette, task = simulated_run(i)
+    project = rng.choice(["api-service", "web-app", "data-pipeline"])
+    r = asm_nb.run_once(task, provider="replay", cassette=cassette, impersonate=True, deterministic=True,
+                        store=store_dir, session=project, continuation=False)
+    project_of[r.run_id] = project
+Counter(project_of.values())
+"""),
+    md("""
+## The runs
+
+`frames.runs` has one row per run: provider, model, status, timing, tokens, cost and how the cost
+was obtained (`cost_source`: reported by the provider, computed from the price table, …).
+"""),
+    code("""
+runs = asm_nb.frames.runs(store_dir)
+runs.dtypes[["provider", "status", "started_at", "input_tokens", "cost_usd"]]
+"""),
+    code("""
+runs.astype({"provider": str, "status": str}).groupby(["provider", "status"]).size().unstack(fill_value=0)
+"""),
+    md("""
+## Where the money goes
+
+`frames.costs(by=...)` aggregates tokens and USD by `model`, `provider`, `session` or `day`.
+"""),
+    code("""
+by_model = asm_nb.frames.costs(store_dir, by="model")
+cols = ["model", "run_count", "input_tokens", "output_tokens", "cache_read_tokens", "cost_usd"]
+by_model[cols].astype({"model": str}).sort_values("model").round(4).reset_index(drop=True)
+"""),
+    code("""
+by_session = asm_nb.frames.costs(store_dir, by="session")
+by_session["project"] = by_session["session_id"].map(
+    {s.id: s.metadata.get("name") for s in asm_nb.open_store(store_dir).list_sessions()})
+by_session[["project", "run_count", "total_tokens", "cost_usd"]].sort_values("project").round(4).reset_index(drop=True)
+"""),
+    md("""
+The five most expensive runs, and what share of the total they are:
+"""),
+    code("""
+costs = asm_nb.frames.costs(store_dir)
+top = costs.nlargest(5, "cost_usd")[["model", "input_tokens", "output_tokens", "cache_read_tokens", "cost_usd"]]
+print(f"top 5 runs: ${top.cost_usd.sum():.4f} of ${costs.cost_usd.sum():.4f} "
+      f"({top.cost_usd.sum() / costs.cost_usd.sum():.0%})")
+top.round(4).reset_index(drop=True)
+"""),
+    md("""
+The same with polars, for larger stores:
+"""),
+    code("""
+import polars as pl
+(asm_nb.frames.costs(store_dir, backend="polars")
+   .with_columns(pl.col("provider").cast(pl.String))
+   .group_by("provider").agg(pl.len().alias("runs"), pl.col("cost_usd").sum().round(4))
+   .sort("provider"))
+"""),
+    md("""
+## Cost over time
+
+The simulated runs all happened seconds ago; to see the chart a real month gives, spread them
+over October 2025 (one run every twelve hours, in order). With your own store, skip the
+reassignment.
+"""),
+    code("""
+when = {run_id: pd.Timestamp("2025-10-01", tz="UTC") + pd.Timedelta(hours=12 * k)
+        for k, run_id in enumerate(costs.sort_values("started_at")["run_id"])}
+costs["started_at"] = costs["run_id"].map(when)
+costs["day"] = costs["started_at"].dt.floor("D")
+"""),
+    figure("""
+fig = asm_nb.plots.cost_over_time(costs, by="model", freq="week")
+fig
+"""),
+    code("""
+# what the chart shows: USD per week and model
+week = costs["started_at"].dt.tz_convert(None).dt.to_period("W").dt.start_time.dt.date.rename("week")
+costs.astype({"model": str}).groupby([week, "model"])["cost_usd"].sum().unstack(fill_value=0).round(4)
+"""),
+    md("""
+## Tokens per run
+"""),
+    figure("""
+fig = asm_nb.plots.tokens_per_run(store_dir, limit=30)
+fig
+"""),
+    code("""
+[(trace.name, int(sum(trace.y))) for trace in fig.data]
+"""),
+    md("""
+## Tool calls
+
+`frames.tool_calls` has one row per call: name, status, start, end and duration.
+"""),
+    code("""
+calls = asm_nb.frames.tool_calls(store_dir).astype({"tool_name": str, "status": str})
+summary = calls.groupby("tool_name").agg(
+    calls=("tool_call_id", "count"),
+    failed=("status", lambda s: int((s == "failed").sum())),
+    mean_ms=("duration_ms", "mean"),
+    max_ms=("duration_ms", "max"))
+summary.round(0)
+"""),
+    md("""
+The busiest run's tool calls as a timeline:
+"""),
+    figure("""
+per_run = calls.groupby("run_id").size().rename("n").to_frame().join(runs.set_index("run_id")["started_at"])
+busiest = per_run.sort_values(["n", "started_at"], ascending=[False, True]).index[0]   # most calls, earliest first
+fig = asm_nb.plots.tool_timeline(store_dir, run_id=busiest)
+fig
+"""),
+    code("""
+[(trace.name, len(trace.x)) for trace in fig.data]
+"""),
+    md("""
+## Failures
+
+Failed runs keep their error code and message; `outcomes_by_provider` compares providers.
+"""),
+    code("""
+failed_runs = runs[runs.status == "failed"]
+failed_runs.astype({"provider": str}).groupby(["provider", "error_code"]).size()
+"""),
+    figure("""
+fig = asm_nb.plots.outcomes_by_provider(store_dir, normalize=True)
+fig
+"""),
+    code("""
+[(trace.name, [round(v, 3) for v in trace.y]) for trace in fig.data]
+"""),
+]
+
+
 def build(name: str, cells: list[tuple[str, str]], execute: bool = True) -> None:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
     for kind, src in cells:
-        nb.cells.append(nbformat.v4.new_markdown_cell(src) if kind == "markdown" else nbformat.v4.new_code_cell(src))
+        if kind == "markdown":
+            nb.cells.append(nbformat.v4.new_markdown_cell(src))
+        else:
+            cell = nbformat.v4.new_code_cell(src)
+            if kind == "code-ignore-output":
+                cell.metadata["tags"] = ["nbval-ignore-output"]
+            nb.cells.append(cell)
     if execute:
         os.environ["ASM_DEFAULT_RENDERER"] = "studio"
         NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}).execute()
