@@ -37,6 +37,19 @@ from ..core.serialization import ensure_aware, new_id, parse_datetime, utc_now
 from .redaction import EVENT_REDACTED, RedactionConfig, emit_redacted, redact_payload
 from .validation import shape_warnings, validate_structural
 
+
+def _unshared_appender(store: Any) -> Any:
+    """``store._append_unshared`` (same contract as ``append_event_with_sequence``, but the store
+    may number the event in place instead of copying it) when the store's own class defines it and
+    no instance attribute replaces ``append_event_with_sequence``. A subclass that overrides the
+    public method does not define it, so it is called through its override. Else None."""
+    if "_append_unshared" not in type(store).__dict__:
+        return None
+    d = getattr(store, "__dict__", None)
+    if d and "append_event_with_sequence" in d:
+        return None
+    return store._append_unshared
+
 __all__ = ["PipelineContext", "build_event", "EventPipeline", "EVENT_PERSISTED", "EVENT_VALIDATION_WARNING",
            "EVENT_REJECTED", "EVENT_REDACTED"]
 
@@ -248,14 +261,26 @@ class EventPipeline:
 
     def process(self, raw: Any, ctx: Any) -> Event:
         """Build, store with a sequence number and return the stored event."""
-        event = self.build(raw, ctx)
-        ctx = PipelineContext.coerce(ctx)  # build() succeeded, so this cannot fail
         try:
-            stored = self.store.append_event_with_sequence(event)
+            if type(ctx) is not PipelineContext:
+                ctx = PipelineContext.coerce(ctx)
+            event = build_event(raw, ctx)
         except AsmError as err:
             self._rejected(ctx, err)
             raise
-        self._persisted(stored, ctx)
+        if event.metadata:
+            self._warned(event)
+        store = self.store
+        # The event was built above and nobody else holds it: stores that can number it in
+        # place (instead of copying it) say so with ``_append_unshared``.
+        append = _unshared_appender(store) or store.append_event_with_sequence
+        try:
+            stored = append(event)
+        except AsmError as err:
+            self._rejected(ctx, err)
+            raise
+        if telemetry.has_handlers(EVENT_PERSISTED):
+            self._persisted(stored, ctx)
         return stored
 
     def process_batch(self, raws: Sequence[Any], ctx: Any) -> list[Event]:

@@ -140,6 +140,19 @@ def with_sequence(e: Event, seq: int) -> Event:
                  e.schema_version, e.provider, e.correlation_id)
 
 
+def _sequence_setter() -> Any:
+    slot = Event.__dict__.get("sequence_number") if "__slots__" in Event.__dict__ else None
+    if slot is not None and hasattr(slot, "__set__"):
+        return slot.__set__  # the slot descriptor: what the frozen dataclass's __init__ uses
+    return lambda e, seq: object.__setattr__(e, "sequence_number", seq)  # pragma: no cover
+
+
+#: ``set_sequence_in_place(event, seq)``: number an event that nobody else holds yet (the stores'
+#: ``_append_unshared``, used by the persistence pipeline) without copying it; bypasses the frozen
+#: dataclass guard.
+set_sequence_in_place = _sequence_setter()
+
+
 # --------------------------------------------------------------------------------------------
 # event filters (spec part 3 §1.5)
 

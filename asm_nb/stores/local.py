@@ -37,8 +37,9 @@ from ..core.events import Event
 from ..core.run import Run
 from ..core.session import Session
 from . import _codec
-from ._base import (EventQuery, StoreBase, check_run, check_session, check_session_id, filter_runs,
-                    filter_sessions, merge_session, parse_payload, pick_active_run, with_sequence)
+from ._base import (EventQuery, StoreBase, check_event, check_run, check_session, check_session_id, filter_runs,
+                    filter_sessions, merge_session, parse_payload, pick_active_run, set_sequence_in_place,
+                    with_sequence)
 from ._locks import FileLock
 from ._tinydb import TinyTables
 
@@ -651,7 +652,15 @@ class LocalStore(StoreBase):
         self._notify()
         return out
 
-    def _append_one(self, e: Event, single: bool) -> Event:
+    def _append_unshared(self, event: Event) -> Event:
+        """``append_event_with_sequence`` for an event nobody else holds (the pipeline's freshly
+        built ones): its number is set on it in place instead of on a copy."""
+        check_event(event)
+        if self._closed:
+            self._check_open()
+        return self._append_one(event, True, True)
+
+    def _append_one(self, e: Event, single: bool, in_place: bool = False) -> Event:
         """The streaming hot path: one event, one session."""
         try:
             before, after = _codec.event_line_parts(e)  # serialize outside any lock
@@ -665,7 +674,7 @@ class LocalStore(StoreBase):
                 except OSError as exc:
                     raise AsmError("storage_error",
                                    f"Failed to append {'event' if single else 'events'}: {exc!r}") from exc
-            stored = _stage_one(slog, e, before, after)
+            stored = _stage_one(slog, e, before, after, in_place)
             if slog.buf_bytes >= self.max_buffer_bytes:
                 self._release(slog)
         if self._waiters:
@@ -798,13 +807,20 @@ class LocalStore(StoreBase):
 # helpers
 
 
-def _stage_one(slog: _SessionLog, e: Event, before: bytes, after: bytes) -> Event:
-    """Number and buffer one event (or resolve its id to the stored one); caller owns ``slog``."""
+def _stage_one(slog: _SessionLog, e: Event, before: bytes, after: bytes, in_place: bool = False) -> Event:
+    """Number and buffer one event (or resolve its id to the stored one); caller owns ``slog``.
+    ``in_place``: ``e`` is unshared and is numbered itself rather than copied."""
     stored = slog.ids.get(e.id)
     if stored is None:
-        seq = max(slog.last_seq, slog.meta_seq) + 1
+        last = slog.last_seq
+        meta = slog.meta_seq
+        seq = (last if last >= meta else meta) + 1
         slog.last_seq = seq
-        stored = with_sequence(e, seq)
+        if in_place:
+            set_sequence_in_place(e, seq)
+            stored = e
+        else:
+            stored = with_sequence(e, seq)
         slog.events.append(stored)
         slog.ids[e.id] = stored
         line = b"%b%d%b" % (before, seq, after)

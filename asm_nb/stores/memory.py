@@ -13,8 +13,9 @@ from ..core.errors import AsmError
 from ..core.events import Event
 from ..core.run import Run
 from ..core.session import Session
-from ._base import (EventQuery, StoreBase, check_run, check_session, check_session_id, filter_runs,
-                    filter_sessions, merge_session, parse_payload, pick_active_run, with_sequence)
+from ._base import (EventQuery, StoreBase, check_event, check_run, check_session, check_session_id, filter_runs,
+                    filter_sessions, merge_session, parse_payload, pick_active_run, set_sequence_in_place,
+                    with_sequence)
 
 __all__ = ["InMemoryStore"]
 
@@ -156,6 +157,27 @@ class InMemoryStore(StoreBase):
             if self._waiters:
                 self._cond.notify_all()
         return out
+
+    def _append_unshared(self, event: Event) -> Event:
+        """``append_event_with_sequence`` for an event nobody else holds (the pipeline's freshly
+        built ones): its number is set on it in place instead of on a copy."""
+        check_event(event)
+        with self._lock:
+            self._check_open()
+            stored = self.event_index.get(event.id)
+            if stored is None:
+                sid = event.session_id
+                seq = self.last_seq.get(sid, 0) + 1
+                self.last_seq[sid] = seq
+                set_sequence_in_place(event, seq)
+                stored = self.event_index[event.id] = event
+                events = self.events_by_session.get(sid)
+                if events is None:
+                    events = self.events_by_session[sid] = []
+                events.append(event)
+            if self._waiters:
+                self._cond.notify_all()
+        return stored
 
     def _query(self, session_id: str, query: EventQuery) -> list[Event]:
         with self._lock:
