@@ -242,6 +242,10 @@ class AsmMagics(Magics):
         print(_table(rows, ["session_id", "name", "status", "provider", "created"]))
 
     def _cmd_runs(self, rest: list[str]) -> Any:
+        if "--live" in rest:
+            from .live import live_runs
+
+            return live_runs(self, [a for a in rest if a != "--live"])
         from ..cli import _table
 
         rows = []
