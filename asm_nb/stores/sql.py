@@ -54,7 +54,7 @@ from ..core.serialization import format_datetime
 from ..core.session import Session, SessionStatus
 from . import _codec
 from . import _sql_schema as S
-from ._base import (EventQuery, StoreBase, check_limit, check_offset, check_run, check_session, check_session_id,
+from ._base import (EventQuery, StoreBase, check_event, check_limit, check_offset, check_run, check_session, check_session_id,
                     check_status, merge_session, parse_payload, with_sequence)
 
 __all__ = ["SqlStore", "migrate", "downgrade", "normalize_url", "NOTIFY_CHANNEL"]
@@ -285,6 +285,7 @@ class SqlStore(StoreBase):
         self._listener: threading.Thread | None = None
         self._listen_conn: Any = None
         self._ins_sql = self._insert_sql()
+        self._multi_sql: dict[int, str] = {}
         from ._sql_query import SqlMaintenance, SqlQueryAPI
 
         self.query = SqlQueryAPI(self)
@@ -305,17 +306,23 @@ class SqlStore(StoreBase):
     # -- plumbing ----------------------------------------------------------------------------
     def _retry(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn``; on SQLite retry "database is locked/busy" errors (config attempts/sleep)."""
-        if self._engine.dialect.name != "sqlite":
+        if self._pg:
             return fn()
+        try:
+            return fn()
+        except OperationalError as exc:
+            if not _is_busy(exc):
+                raise
         attempts = max(1, int(config.get("sqlite_busy_retry_attempts")))
         sleep_s = int(config.get("sqlite_busy_retry_sleep_ms")) / 1000.0
-        for i in range(attempts):
+        for i in range(1, attempts):
+            time.sleep(sleep_s)
             try:
                 return fn()
             except OperationalError as exc:
                 if not _is_busy(exc) or i == attempts - 1:
                     raise
-                time.sleep(sleep_s)
+        return fn()
 
     def _ts(self, dt: datetime) -> Any:
         return dt if self._pg else _ts_text(dt)
@@ -328,10 +335,33 @@ class SqlStore(StoreBase):
             marks = ", ".join("?" * len(_EVENT_COLS))
         return f"INSERT INTO asm_events ({cols}) VALUES ({marks})"
 
+    def _insert_rows(self, conn: sa.Connection, rows: list[tuple]) -> None:
+        """PostgreSQL: ``executemany``. SQLite: multi-row ``INSERT … VALUES (…), (…)`` in chunks
+        of ``sqlite_max_bind_params // 11`` rows (at most 2 000), checking the inserted count."""
+        if self._pg:  # psycopg's executemany (pipeline mode) beats a huge VALUES list here
+            conn.exec_driver_sql(self._ins_sql, rows)
+            return
+        ncol = len(_EVENT_COLS)
+        max_params = int(config.get("sqlite_max_bind_params"))
+        per = max(1, min(max_params // ncol, 2_000))
+        for i in range(0, len(rows), per):
+            chunk = rows[i:i + per]
+            sql = self._multi_sql.get(len(chunk))
+            if sql is None:
+                sql = self._multi_sql[len(chunk)] = self._ins_sql + (", " + self._ins_sql[self._ins_sql.index(
+                    "VALUES (") + 7:]) * (len(chunk) - 1)
+            res = conn.exec_driver_sql(sql, tuple(v for r in chunk for v in r))
+            if res.rowcount is not None and res.rowcount >= 0 and res.rowcount != len(chunk):
+                sid = chunk[0][3]
+                raise AsmError("storage_error", f"batch insert count mismatch for session {sid}: expected "
+                                                f"{len(chunk)}, got {res.rowcount}")
+
     def _row(self, e: Event) -> tuple:
         ts = e.timestamp
+        meta = e.metadata
         return (e.id, e.type._value_, ts if self._pg else _ts_text(ts), e.session_id, e.run_id, e.sequence_number,
-                _json_text(e.data), _json_text(e.metadata), e.schema_version or 1, e.provider, e.correlation_id)
+                _json_text(e.data), _json_text(meta) if meta else "{}", e.schema_version or 1, e.provider,
+                e.correlation_id)
 
     def _read(self, fn: Callable[[sa.Connection], Any]) -> Any:
         with self._reader.connect() as conn:
@@ -481,7 +511,7 @@ class SqlStore(StoreBase):
         # without losing the counter locks
         nested = conn.begin_nested()
         try:
-            conn.exec_driver_sql(self._ins_sql, [self._row(e) for e in burst.pending])
+            self._insert_rows(conn, [self._row(e) for e in burst.pending])
         except BaseException:
             nested.rollback()
             raise
@@ -731,6 +761,38 @@ class SqlStore(StoreBase):
         self._write(delete, "delete_sequence_counter")
 
     # -- events -----------------------------------------------------------------------------
+    def append_event_with_sequence(self, event: Event) -> Event:
+        """Store one event and return it with its number (or the originally stored event for an
+        id already stored). While the session's counter is locked this is memory-only."""
+        check_event(event)
+        sid = event.session_id
+        burst = self._burst_for(sid)
+        stored = None
+        with burst.lock:
+            last = burst.seq.get(sid)
+            if last is not None and not self._closed:
+                stored = burst.ids.get(event.id)
+                if stored is None:
+                    known = self._known.get(sid)
+                    if known is None or event.id not in known.ids:
+                        last += 1
+                        burst.seq[sid] = last
+                        stored = with_sequence(event, last)
+                        burst.ids[event.id] = stored
+                        burst.pending.append(stored)
+                        lst = burst.by_session.get(sid)
+                        if lst is None:
+                            burst.by_session[sid] = [stored]
+                        else:
+                            lst.append(stored)
+                        if len(burst.pending) >= self.max_buffer_events:
+                            self._commit(burst)
+        if stored is None:
+            return self._append([event], single=True)[0]
+        if self._waiters:
+            self._notify()
+        return stored
+
     def _append(self, events: list[Event], single: bool) -> list[Event]:
         self._check_open()
         sids = list(dict.fromkeys(e.session_id for e in events))
@@ -922,8 +984,8 @@ class SqlStore(StoreBase):
                 return
             try:
                 raw = self._engine.raw_connection()
-                raw.detach()
                 pgconn = raw.driver_connection
+                raw.detach()  # ours for good: not returned to the pool
                 pgconn.autocommit = True
                 pgconn.execute(f"LISTEN {NOTIFY_CHANNEL}")
             except Exception as exc:  # noqa: BLE001 - fall back to polling

@@ -44,3 +44,46 @@ class TestPostgresContract(StoreContract):
         s = SqlStore(pg_url)
         yield s
         s.close()
+
+
+def test_listen_notify_wakes_waiter_in_other_store(pg_url):
+    """A waiter on one store is woken by another store's commit (LISTEN/NOTIFY), not by polling."""
+    import threading
+    import time
+
+    from .contract import ev, sid
+
+    with SqlStore(pg_url) as reader, SqlStore(pg_url, flush_interval_ms=0) as writer:
+        s = sid()
+        box = {}
+
+        def wait():
+            t0 = time.monotonic()
+            box["r"] = reader.get_events(s, wait_timeout_ms=5000)
+            box["t"] = time.monotonic() - t0
+
+        th = threading.Thread(target=wait)
+        th.start()
+        deadline = time.monotonic() + 5
+        while reader._listener is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        reader._poll_s = 10.0  # only a notification can wake it now
+        e = writer.append_event_with_sequence(ev(s))
+        writer.flush()
+        th.join(6)
+        assert [x.id for x in box["r"]] == [e.id] and box["t"] < 3
+
+
+def test_newer_database_refused(pg_url):
+    import sqlalchemy as sa
+
+    from asm_nb.core.errors import AsmError
+    from asm_nb.stores import _sql_schema as S
+
+    eng = sa.create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://"))
+    with eng.begin() as c:
+        c.execute(S.schema_migrations.insert().values(version=999, name="future", applied_at="x"))
+    eng.dispose()
+    with pytest.raises(AsmError) as ei:
+        SqlStore(pg_url)
+    assert ei.value.code == "migration_required"
