@@ -567,6 +567,56 @@ print(broken.status, broken.error.code if broken.error else None)
 """),
 ]
 
+
+NOTEBOOKS["05_dashboard.ipynb"] = [
+    md("""
+# The dashboard
+
+`asm_nb.dashboard(store)` is a small app over a store, made of standard ipywidgets (no extra
+front-end install): filters (provider, model, status, dates), KPI tiles (runs, success rate,
+tokens, cost), the `asm_nb.plots` charts, and a run table whose picked run shows its header,
+transcript, tool calls and tool timeline. `%asm dashboard` opens it on the notebook's store.
+
+In JupyterLab the cells below show the live app. Without a widget front end (nbconvert, nbval,
+a terminal) the dashboard prints as text: filters, KPIs and the run table, as saved here.
+"""),
+    code("""
+import tempfile, asm_nb
+from asm_nb.testing import example_cassette
+
+# Offline sample data: the packaged recordings replayed under the providers that recorded them,
+# plus a few shell runs. Point store_dir at your own store (default ./.asm) to see yours.
+store_dir = tempfile.mkdtemp(prefix="asm-dashboard-")
+for name in ["hello", "tools", "failure", "tools", "hello"]:
+    asm_nb.run_once("(replayed)", provider="replay", cassette=example_cassette(name), impersonate=True,
+                    deterministic=True, store=store_dir)
+for command in ["echo build ok", "ls /nonexistent-dir", "echo deploy ok"]:
+    asm_nb.run_once(command, provider="shell", store=store_dir)
+len(asm_nb.frames.runs(store_dir))
+"""),
+    code("""
+dash = asm_nb.dashboard(store_dir)
+dash
+"""),
+    md("""
+## Filtering from code
+
+Everything the filter widgets do is also a method, so a notebook can open the dashboard on a
+view: here, only the failed runs.
+"""),
+    code("""
+dash.set_filters(status=["failed"])
+print(dash.text())
+"""),
+    code("""
+dash.filters()
+"""),
+    code("""
+dash.clear_filters()
+print(dash.text())
+"""),
+]
+
 def build(name: str, cells: list[tuple[str, str]], execute: bool = True) -> None:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -582,7 +632,8 @@ def build(name: str, cells: list[tuple[str, str]], execute: bool = True) -> None
     if execute:
         os.environ["ASM_DEFAULT_RENDERER"] = "studio"
         NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(HERE)}},
-                       allow_errors=os.environ.get("ASM_BUILD_ALLOW_ERRORS") == "1").execute()
+                       allow_errors=os.environ.get("ASM_BUILD_ALLOW_ERRORS") == "1",
+                       store_widget_state=False).execute()  # no widget state (and no inlined plotly.js) in git
     for i, cell in enumerate(nb.cells):  # stable ids keep diffs small
         cell["id"] = f"c{i:02d}"
     nbformat.write(nb, HERE / name)
