@@ -144,7 +144,9 @@ class RedactionConfig:
     @classmethod
     def from_config(cls) -> "RedactionConfig":
         """The ``redaction_*`` keys of ``asm_nb.config`` in the current context."""
-        values = _config.get_many(*_CONFIG_KEYS)
+        values = _config_values()
+        if values is _DEFAULT_VALUES:
+            return _DEFAULT_CFG
         if not values[0]:
             return _DISABLED
         try:
@@ -164,6 +166,48 @@ _CONFIG_KEYS = ("redaction_enabled", "redaction_patterns", "redaction_replacemen
                 "redaction_scan_metadata")
 _resolved: dict[tuple, RedactionConfig] = {}  # config values -> config (saves re-building it per event)
 _CACHE_MAX = 128
+
+
+def _config_probe() -> Any:
+    """A function returning ``_DEFAULT_VALUES`` when no ``redaction_*`` key is set anywhere (no
+    context override, global setting or ``ASM_REDACTION_*`` variable), else
+    ``config.get_many`` of the five keys.
+
+    The pipeline reads the configuration per event; this answers the common case with a few
+    ``in`` checks instead of resolving each key (a fifth of the cost). It relies on how
+    ``asm_nb.config`` keeps its settings (a context variable holding a dict that is replaced,
+    never mutated, on change; a ``_global`` dict; ``os.environ``); if that is not what it finds,
+    it always resolves through ``get_many``.
+    """
+    import os
+
+    get_many = _config.get_many
+    overrides = getattr(_config, "_overrides", None)
+    settings = getattr(_config, "_global", None)
+    encode = getattr(os.environ, "encodekey", None)
+    if not (hasattr(overrides, "get") and type(settings) is dict and callable(encode)):
+        return lambda: get_many(*_CONFIG_KEYS)  # pragma: no cover
+    ov_get = overrides.get
+    k0, k1, k2, k3, k4 = _CONFIG_KEYS
+    e0, e1, e2, e3, e4 = (encode("ASM_" + k.upper()) for k in _CONFIG_KEYS)
+
+    def values() -> tuple:
+        ov = ov_get()
+        env = getattr(os.environ, "_data", None)  # looked up each time: os.environ may be replaced
+        if (ov and (k0 in ov or k1 in ov or k2 in ov or k3 in ov or k4 in ov)) \
+                or (settings and (k0 in settings or k1 in settings or k2 in settings or k3 in settings
+                                  or k4 in settings)) \
+                or type(env) is not dict or e0 in env or e1 in env or e2 in env or e3 in env or e4 in env:
+            return get_many(*_CONFIG_KEYS)
+        return _DEFAULT_VALUES
+
+    return values
+
+
+_DEFAULT_VALUES: tuple = tuple(_config.DEFAULTS[k] for k in _CONFIG_KEYS)
+_DEFAULT_CFG = (RedactionConfig(True, _DEFAULT_VALUES[1], _DEFAULT_VALUES[2], bool(_DEFAULT_VALUES[3]),
+                                bool(_DEFAULT_VALUES[4])) if _DEFAULT_VALUES[0] else _DISABLED)
+_config_values = _config_probe()
 
 
 def resolve_config(cfg: Any = None, *, enabled_default: bool = False) -> RedactionConfig:
