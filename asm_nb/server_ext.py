@@ -64,17 +64,49 @@ def _prompt(value: Any) -> str:
     return text if len(text) <= _PROMPT_CHARS else text[: _PROMPT_CHARS - 1] + "…"
 
 
+def _rows_without_frames(store: Any) -> tuple[list[dict], list[dict]]:
+    """The session and run rows ``list_sessions`` needs, straight from the store's objects (used
+    when polars, which ``asm_nb.frames`` needs, is not installed)."""
+    runs = []
+    for r in store.list_runs(None):
+        usage = r.token_usage or {}
+        err = r.error if isinstance(r.error, Mapping) else {}
+        dur = (r.ended_at - r.started_at).total_seconds() if r.ended_at and r.started_at else None
+        runs.append({"run_id": r.id, "session_id": r.session_id, "status": r.status.value, "provider": r.provider,
+                     "model": (r.provider_metadata or {}).get("model") if isinstance(r.provider_metadata, Mapping)
+                     else None, "started_at": r.started_at, "duration_s": dur,
+                     "input_tokens": usage.get("input_tokens"), "output_tokens": usage.get("output_tokens"),
+                     "cost_usd": r.cost_usd, "error_code": err.get("code")})
+    runs.sort(key=lambda r: str(_iso(r["started_at"])))
+    sessions = []
+    for s in store.list_sessions():
+        mine = [r for r in runs if r["session_id"] == s.id]
+        costs = [r["cost_usd"] for r in mine if r["cost_usd"] is not None]
+        sessions.append({"session_id": s.id, "agent_id": s.agent_id, "status": s.status.value,
+                         "created_at": s.created_at, "updated_at": s.updated_at, "run_count": len(mine),
+                         "total_tokens": sum((r["input_tokens"] or 0) + (r["output_tokens"] or 0) for r in mine),
+                         "cost_usd": sum(costs) if costs else None,
+                         "providers": sorted({r["provider"] for r in mine if r["provider"]})})
+    return sessions, runs
+
+
 def list_sessions(path: str | os.PathLike) -> dict:
     """The ``GET asm-nb/sessions`` answer for the LocalStore at ``path``."""
     from . import frames, open_store
+    from .core.errors import AsmError
 
     path = Path(path)
     if not path.is_dir():
         return {"store": str(path), "exists": False, "sessions": []}
     store = open_store(path)
     try:
-        sessions = frames.sessions(store, backend="polars").to_dicts()
-        runs = frames.runs(store, backend="polars").sort("started_at").to_dicts()
+        try:
+            sessions = frames.sessions(store, backend="polars").to_dicts()
+            runs = sorted(frames.runs(store, backend="polars").to_dicts(), key=lambda r: str(_iso(r["started_at"])))
+        except AsmError as exc:
+            if exc.code != "dependency_not_available":
+                raise
+            sessions, runs = _rows_without_frames(store)  # a base install without polars
         names: dict[str, Any] = {}
         prompts: dict[str, str] = {}
         for s in store.list_sessions():
