@@ -67,3 +67,24 @@ def test_environment_variable_is_seen(key, monkeypatch):
     assert RedactionConfig.from_config() == _slow() != redaction._DEFAULT_CFG
     monkeypatch.delenv("ASM_" + key.upper())
     assert RedactionConfig.from_config() == redaction._DEFAULT_CFG
+
+
+# -- the unrolled trigger check ------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_TRIGGER_TEXT = st.lists(st.sampled_from(["akia", "aiza", "eyj", "bearer", "secret", "passw", "pwd", "api", "access",
+                                          "auth", "://", "sk-", "glpat-", "-----begin ", "ghp_", "gho_", "ghs_",
+                                          "ghr_", "github_pat_", "_url", "_key", ":", "=", "-", "_", "key", "token",
+                                          " ", "x", "zz9"]), max_size=8).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_TRIGGER_TEXT | st.text(max_size=30))
+def test_unrolled_candidates_equal_the_loop(text):
+    low = text.lower()
+    for cfg in (redaction._DEFAULT_CFG, RedactionConfig(True, [r"zz\d+"], "categorized"),
+                RedactionConfig(True, {"replace": [("mine", r"x+")]})):
+        c = redaction._compiled(cfg)
+        assert c._candidates(low) == c._candidates_loop(low)
