@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -35,7 +35,7 @@ from ..core.errors import AsmError
 from ..core.events import EVENT_SCHEMA_VERSION, Event, EventType, resolve_type
 from ..core.serialization import ensure_aware, new_id, parse_datetime, utc_now
 from .redaction import EVENT_REDACTED, RedactionConfig, emit_redacted, redact_payload
-from .validation import shape_warnings, validate_structural
+from .validation import SHAPE_RULES, shape_warnings, validate_structural
 
 
 def _unshared_appender(store: Any) -> Any:
@@ -59,6 +59,9 @@ EVENT_VALIDATION_WARNING = _P + ("event_validation_warning",)
 EVENT_REJECTED = _P + ("event_rejected",)
 
 _BY_VALUE = {t.value: t for t in EventType}
+_ERROR_OCCURRED = EventType.ERROR_OCCURRED
+_UTC = timezone.utc
+_now = datetime.now
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,18 +181,24 @@ def build_event(raw: Mapping[str, Any], ctx: PipelineContext | Mapping[str, Any]
     """
     if type(raw) is not dict and not isinstance(raw, Mapping):
         raise AsmError("validation_error", "raw event data must be a dict")
-    ctx = PipelineContext.coerce(ctx)
+    if type(ctx) is not PipelineContext:
+        ctx = PipelineContext.coerce(ctx)
     # build
     raw_type = raw.get("type")
     etype = _BY_VALUE.get(raw_type) if type(raw_type) is str else None
     if etype is None:
         etype = resolve_type(raw_type)
-    session_id = _session_id(ctx.session_id)
-    data = _as_dict(raw.get("data"))
-    metadata = _as_dict(raw.get("metadata"))
-    if etype is EventType.ERROR_OCCURRED and raw_type != "error_occurred":
+    session_id = ctx.session_id
+    if type(session_id) is not str or not session_id:
+        session_id = _session_id(session_id)
+    data = raw.get("data")
+    data = data.copy() if type(data) is dict else _as_dict(data)  # shallow: never the caller's dict
+    metadata = raw.get("metadata")
+    metadata = {} if metadata is None else _as_dict(metadata)
+    if etype is _ERROR_OCCURRED and raw_type != "error_occurred":
         metadata["_original_type"] = str(raw_type)
-    ts = _timestamp(raw.get("timestamp"))
+    ts = raw.get("timestamp")
+    ts = _now(_UTC) if ts is None else _timestamp(ts)
     ev_id = raw.get("id")
     if type(ev_id) is not str or not ev_id:
         ev_id = new_id("evt_")
@@ -198,14 +207,18 @@ def build_event(raw: Mapping[str, Any], ctx: PipelineContext | Mapping[str, Any]
     cfg = RedactionConfig.from_config() if override is None else _override_config(override)
     if cfg.enabled:
         data, metadata, count, fields = redact_payload(etype, data, metadata, cfg)
-        emit_redacted(session_id, ctx.run_id, etype, count, fields)
+        if count:
+            emit_redacted(session_id, ctx.run_id, etype, count, fields)
     # validate (shape warnings are advisory and attached before the event is frozen)
-    warnings = shape_warnings(etype, data)
-    if warnings:
-        metadata["_validation_warnings"] = warnings  # our own copy (``_as_dict`` / the redactor)
+    rules = SHAPE_RULES.get(etype)
+    if rules:
+        warnings = shape_warnings(etype, data)
+        if warnings:
+            metadata["_validation_warnings"] = warnings  # our own copy (``_as_dict`` / the redactor)
     # enrich: provider and correlation id always come from the context
     event = _make_event(ev_id, etype, ts, session_id, ctx.run_id, data, metadata, ctx.provider, ctx.correlation_id)
-    validate_structural(event)
+    if type(data) is not dict:  # cannot happen (built above as a dict); the full check decides
+        validate_structural(event)
     return event
 
 
