@@ -320,7 +320,7 @@ for i in range(60):
     r = asm_nb.run_once(task, provider="replay", cassette=cassette, impersonate=True, deterministic=True,
                         store=store_dir, session=project, continuation=False)
     project_of[r.run_id] = project
-Counter(project_of.values())
+dict(sorted(Counter(project_of.values()).items()))   # runs per project
 """),
     md("""
 ## The runs
