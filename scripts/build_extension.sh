@@ -68,11 +68,16 @@ fi
 
 # Development link into the Python prefix (see the header).
 link=${ASM_EXT_LINK:-auto}
-if [ "$link" != "0" ]; then
+prefix=$("$PY" -c 'import sys; print(sys.prefix)' 2>/dev/null || true)
+dest="$prefix/share/jupyter/labextensions/asm-nb-extension"
+if [ -n "$prefix" ] && [ -L "$dest" ] && [ "$(readlink -f "$dest")" != "$(realpath "$OUT")" ]; then
+  # a development link to another checkout: drop it, so a pip install here writes real files
+  rm -f "$dest"
+  log "removed the link $dest (it pointed at another checkout)"
+fi
+if [ "$link" != "0" ] && [ -n "$prefix" ]; then
   installed_from=$(cd / && "$PY" -c 'import asm_nb, os; print(os.path.dirname(os.path.dirname(os.path.realpath(asm_nb.__file__))))' 2>/dev/null || true)
   if [ "$link" = "1" ] || [ "$installed_from" = "$(realpath "$ROOT")" ]; then
-    prefix=$("$PY" -c 'import sys; print(sys.prefix)')
-    dest="$prefix/share/jupyter/labextensions/asm-nb-extension"
     if [ "$(readlink -f "$dest" 2>/dev/null || true)" != "$(realpath "$OUT")" ]; then
       mkdir -p "$(dirname "$dest")"
       rm -rf "$dest"
