@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
 
 __all__ = ["sessions", "runs", "events", "messages", "tool_calls", "costs", "usage", "transcript", "diffs",
+           "diff_summaries",
            "EVENT_COLUMNS"]
 
 log = logging.getLogger(__name__)
@@ -929,9 +930,19 @@ def usage(store: Any = None, **kwargs: Any) -> Any:
 # diffs
 
 
-def diffs(store: Any = None, *, session_id: Any = None, run_id: Any = None, provider: Any = None,
-          model: Any = None, status: Any = None, since: Any = None, until: Any = None,
-          backend: Backend = "pandas") -> Any:
+def diffs(store: Any = None, *, session_id: Any = None, run_id: Any = None, backend: Backend = "pandas") -> Any:
+    """One row per changed file per run (``%%asm --snapshot`` / ``snapshot=True`` runs): ``run_id,
+    session_id, started_at, workspace_backend, path, change`` (added / modified / deleted /
+    renamed), ``old_path``, ``lines_added, lines_removed, binary``. Per-run totals:
+    ``diff_summaries``."""
+    from ..workspace.frames import diffs_frame
+
+    return diffs_frame(_resolve_store(store), session_id=session_id, run_id=run_id, backend=backend)
+
+
+def diff_summaries(store: Any = None, *, session_id: Any = None, run_id: Any = None, provider: Any = None,
+                   model: Any = None, status: Any = None, since: Any = None, until: Any = None,
+                   backend: Backend = "pandas") -> Any:
     """One row per run that recorded a workspace diff (``run.metadata["workspace"]``, spec 03
     §10.6): ``run_id, session_id, started_at, provider, backend, before_ref, after_ref,
     files_changed, insertions, deletions, changed_paths`` (list), ``has_patch, patch_ref,

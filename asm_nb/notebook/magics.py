@@ -92,6 +92,8 @@ class AsmMagics(Magics):
     @argument("--store", help="store path or URL (default: ./.asm or $ASM_HOME)")
     @argument("--quiet", action="store_true", help="show nothing while it runs; only bind the result")
     @argument("--snapshot", action="store_true", help="snapshot the working directory and diff it")
+    @argument("--rollback-on-failure", action="store_true",
+              help="with --snapshot (git repos): restore the pre-run files if the run fails")
     @argument("--timeout", type=float, help="stop the run after this many seconds")
     @argument("--budget", type=float, metavar="USD", help="policy: stop the run once it has cost more than USD")
     @argument("--max-tokens", type=int, metavar="N", help="policy: stop the run above N tokens")
@@ -160,7 +162,10 @@ class AsmMagics(Magics):
         view = _make_view(renderer, provider=getattr(adapter, "name", str(provider)), model=args.model)
         if bridge is not None and hasattr(view, "widget"):
             view.widget.on_approval(bridge.decide)
-        run_kwargs = dict(store=store, session=args.session, snapshot=args.snapshot,
+        snapshot: Any = args.snapshot
+        if args.rollback_on_failure:
+            snapshot = {"rollback_on_failure": True}
+        run_kwargs = dict(store=store, session=args.session, snapshot=snapshot,
                           timeout=args.timeout * 1000 if args.timeout else "unbounded",
                           cwd=args.cwd, on_event=view.on_event)
         run_kwargs["policy"] = _guard().cell_policy(args, view)  # kernel budget + policy options

@@ -444,12 +444,13 @@ async def aexecute_run(store: Any, adapter: Any, run_id: str, *, event_callback:
             # the adapter ended because the policy cancelled it: the run fails with the violation
             verdict = tracker.policy_runtime.final_verdict() or {}
             err = verdict.get("error") or err
+        ws_failed = None
         if ws_state is not None:
             try:
-                await _workspace_finish(store, session, tracker.run, adapter, ws_state, success=False)
-            except AsmError as ws_err:
+                ws_failed = await _workspace_finish(store, session, tracker.run, adapter, ws_state, success=False)
+            except AsmError as ws_err:  # a workspace error replaces the original one (spec 01 §18.4)
                 err = ws_err
-        await _finalize_failure(store, adapter, tracker, err)
+        await _finalize_failure(store, adapter, tracker, err, ws_result=ws_failed)
         raise err
     except asyncio.CancelledError:
         # hard cancellation of the whole execute task: still leave one terminal event behind
@@ -708,7 +709,8 @@ def _soft_failure_message(data: Mapping[str, Any], output: Mapping[str, Any]) ->
     return "Run failed"
 
 
-async def _finalize_failure(store: Any, adapter: Any, tracker: _RunTracker, error: AsmError) -> None:
+async def _finalize_failure(store: Any, adapter: Any, tracker: _RunTracker, error: AsmError, *,
+                            ws_result: Mapping[str, Any] | None = None) -> None:
     """Persist a failed or cancelled run (spec part 1 §18.6) with the usage reached so far."""
     run, session = tracker.run, tracker.session
     error.with_context(run_id=run.id, session_id=session.id, provider=adapter.name)
@@ -722,6 +724,8 @@ async def _finalize_failure(store: Any, adapter: Any, tracker: _RunTracker, erro
     cancelled = error.code == "cancelled"
     prov_meta = {"provider": adapter.name, **{k: v for k, v in tracker.provider_meta.items()
                                               if k in ("provider_session_id", "model")}}
+    if ws_result is not None:
+        prov_meta["workspace"] = dict(ws_result)
     run = run.replace(error=err_dict, status=RunStatus.CANCELLED if cancelled else RunStatus.FAILED,
                       ended_at=utc_now(), token_usage=usage, provider=adapter.name, provider_metadata=prov_meta,
                       metadata={**run.metadata, **prov_meta})

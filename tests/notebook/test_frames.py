@@ -369,18 +369,18 @@ def test_transcript(filled, backend):
         frames.transcript(store, "")
 
 
-def test_diffs(mem):
+def test_diff_summaries(mem):
     store, ds = mem
-    df = frames.diffs(store, backend="polars")
+    df = frames.diff_summaries(store, backend="polars")
     assert df.height == 1
     row = df.row(0, named=True)
     assert row["files_changed"] == 2 and row["changed_paths"] == ["a.py", "b.py"] and row["has_patch"]
-    pdf = frames.diffs(store, backend="pandas")
+    pdf = frames.diff_summaries(store, backend="pandas")
     assert pdf["changed_paths"].iloc[0] == ["a.py", "b.py"]
 
 
 @pytest.mark.parametrize("fn", [frames.sessions, frames.runs, frames.events, frames.messages, frames.tool_calls,
-                                frames.costs, frames.diffs])
+                                frames.costs, frames.diffs, frames.diff_summaries])
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_empty_store_gives_typed_empty_frames(fn, backend):
     df = fn(InMemoryStore(), backend=backend)
