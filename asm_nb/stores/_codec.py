@@ -135,9 +135,13 @@ def _fast_line_parts(e: Event) -> tuple[bytes, bytes]:
         raise ValueError("general path")
     o_dumps = _orjson.dumps
     meta = e.metadata
-    before = b'{"id":' + o_dumps(ev_id) + _TYPE_PART[e.type] + o_dumps(ts, option=_UTC_Z) \
-        + _session_part(e.session_id, e.run_id)
-    after = b',"data":' + o_dumps(e.data, option=_OPTS) + b',"metadata":' \
-        + (_EMPTY if type(meta) is dict and not meta else o_dumps(meta, option=_OPTS)) \
-        + _tail_part(e.schema_version, e.provider, e.correlation_id)
+    join = _join
+    before = join((b'{"id":', o_dumps(ev_id), _TYPE_PART[e.type], o_dumps(ts, option=_UTC_Z),
+                   _session_part(e.session_id, e.run_id)))
+    after = join((b',"data":', o_dumps(e.data, option=_OPTS), b',"metadata":',
+                  _EMPTY if type(meta) is dict and not meta else o_dumps(meta, option=_OPTS),
+                  _tail_part(e.schema_version, e.provider, e.correlation_id)))
     return before, after
+
+
+_join = b"".join
