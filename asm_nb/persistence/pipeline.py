@@ -38,18 +38,6 @@ from .redaction import EVENT_REDACTED, RedactionConfig, emit_redacted, redact_pa
 from .validation import SHAPE_RULES, shape_warnings, validate_structural
 
 
-def _unshared_appender(store: Any) -> Any:
-    """``store._append_unshared`` (same contract as ``append_event_with_sequence``, but the store
-    may number the event in place instead of copying it) when the store's own class defines it and
-    no instance attribute replaces ``append_event_with_sequence``. A subclass that overrides the
-    public method does not define it, so it is called through its override. Else None."""
-    if "_append_unshared" not in type(store).__dict__:
-        return None
-    d = getattr(store, "__dict__", None)
-    if d and "append_event_with_sequence" in d:
-        return None
-    return store._append_unshared
-
 __all__ = ["PipelineContext", "build_event", "EventPipeline", "EVENT_PERSISTED", "EVENT_VALIDATION_WARNING",
            "EVENT_REJECTED", "EVENT_REDACTED"]
 
@@ -222,6 +210,21 @@ def build_event(raw: Mapping[str, Any], ctx: PipelineContext | Mapping[str, Any]
     return event
 
 
+def _unshared_appender(store: Any, hook: str = "_append_unshared",
+                       public: str = "append_event_with_sequence") -> Any:
+    """``store._append_unshared`` (same contract as ``append_event_with_sequence``, but the store
+    may number the event in place instead of copying it) when the store's own class defines it and
+    no instance attribute replaces ``append_event_with_sequence``. A subclass that overrides the
+    public method does not define it, so it is called through its override. Else None.
+    ``hook``/``public``: the same for ``_append_events_unshared``/``append_events``."""
+    if hook not in type(store).__dict__:
+        return None
+    d = getattr(store, "__dict__", None)
+    if d and public in d:
+        return None
+    return getattr(store, hook)
+
+
 class EventPipeline:
     """Builds events and appends them to ``store`` (anything with ``append_event_with_sequence``
     and ``append_events``), emitting the persistence telemetry events.
@@ -305,13 +308,27 @@ class EventPipeline:
             raise err
         if not raws:
             return []
-        built = [self.build(raw, ctx) for raw in raws]
-        ctx = PipelineContext.coerce(ctx)
+        built = []
         try:
-            stored = self.store.append_events(built)
+            if type(ctx) is not PipelineContext:
+                ctx = PipelineContext.coerce(ctx)
+            for raw in raws:
+                event = build_event(raw, ctx)
+                if event.metadata:
+                    self._warned(event)
+                built.append(event)
         except AsmError as err:
             self._rejected(ctx, err)
             raise
-        for ev in stored:
-            self._persisted(ev, ctx)
+        store = self.store
+        # built above and held by nobody else: numbered in place where the store can (see process)
+        append = _unshared_appender(store, "_append_events_unshared", "append_events") or store.append_events
+        try:
+            stored = append(built)
+        except AsmError as err:
+            self._rejected(ctx, err)
+            raise
+        if telemetry.has_handlers(EVENT_PERSISTED):
+            for ev in stored:
+                self._persisted(ev, ctx)
         return stored

@@ -37,7 +37,7 @@ from ..core.events import Event
 from ..core.run import Run
 from ..core.session import Session
 from . import _codec
-from ._base import (EventQuery, StoreBase, check_event, check_run, check_session, check_session_id, filter_runs,
+from ._base import (EventQuery, StoreBase, check_event, check_events, check_run, check_session, check_session_id, filter_runs,
                     filter_sessions, merge_session, parse_payload, pick_active_run, set_sequence_in_place,
                     with_sequence)
 from ._locks import FileLock
@@ -611,23 +611,23 @@ class LocalStore(StoreBase):
             what = "event" if single else "events"
             raise AsmError("storage_error", f"Failed to append {what}: {exc!r}") from exc
 
-    def _stage(self, events: list[Event], parts: list[tuple[bytes, bytes]]) -> list[Event]:
+    def _stage(self, events: list[Event], parts: list[tuple[bytes, bytes]], in_place: bool = False) -> list[Event]:
         """Assign numbers and buffer lines; every session involved is locked and owned."""
         out = []
         slog = None
         for e, (before, after) in zip(events, parts):
             if slog is None or slog.sid != e.session_id:
                 slog = self._logs[e.session_id]
-            out.append(_stage_one(slog, e, before, after))
+            out.append(_stage_one(slog, e, before, after, in_place))
         return out
 
     def _locked_logs(self, events: Iterable[Event]) -> list[_SessionLog]:
         return [self._log(sid) for sid in sorted({e.session_id for e in events})]
 
-    def _append(self, events: list[Event], single: bool) -> list[Event]:
+    def _append(self, events: list[Event], single: bool, in_place: bool = False) -> list[Event]:
         self._check_open()
         if len(events) == 1:
-            return [self._append_one(events[0], single)]
+            return [self._append_one(events[0], single, in_place)]
         parts = self._prepare(events, single)  # serialize outside any lock
         slogs = self._locked_logs(events)
         acquired = []
@@ -637,7 +637,7 @@ class LocalStore(StoreBase):
                 acquired.append(slog)
             for slog in slogs:
                 slog.ensure_owned()
-            out = self._stage(events, parts)
+            out = self._stage(events, parts, in_place)
             for slog in slogs:
                 if slog.buf_bytes >= self.max_buffer_bytes:
                     self._release(slog)
@@ -659,6 +659,14 @@ class LocalStore(StoreBase):
         if self._closed:
             self._check_open()
         return self._append_one(event, True, True)
+
+    def _append_events_unshared(self, events: list[Event]) -> list[Event]:
+        """``append_events`` for events nobody else holds (``EventPipeline.process_batch``):
+        numbered in place instead of copied."""
+        events = check_events(events)
+        if not events:
+            return []
+        return self._append(events, single=False, in_place=True)
 
     def _append_one(self, e: Event, single: bool, in_place: bool = False) -> Event:
         """The streaming hot path: one event, one session."""

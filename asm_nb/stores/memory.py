@@ -13,7 +13,7 @@ from ..core.errors import AsmError
 from ..core.events import Event
 from ..core.run import Run
 from ..core.session import Session
-from ._base import (EventQuery, StoreBase, check_event, check_run, check_session, check_session_id, filter_runs,
+from ._base import (EventQuery, StoreBase, check_event, check_events, check_run, check_session, check_session_id, filter_runs,
                     filter_sessions, merge_session, parse_payload, pick_active_run, set_sequence_in_place,
                     with_sequence)
 
@@ -134,7 +134,7 @@ class InMemoryStore(StoreBase):
             return pick_active_run(r for r in self.runs.values() if r.session_id == session_id)
 
     # -- events -----------------------------------------------------------------------------
-    def _append_locked(self, events: list[Event]) -> list[Event]:
+    def _append_locked(self, events: list[Event], in_place: bool = False) -> list[Event]:
         out: list[Event] = []
         index = self.event_index
         for e in events:
@@ -142,21 +142,33 @@ class InMemoryStore(StoreBase):
             if stored is None:
                 seq = self.last_seq.get(e.session_id, 0) + 1
                 self.last_seq[e.session_id] = seq
-                stored = with_sequence(e, seq)
+                if in_place:
+                    set_sequence_in_place(e, seq)
+                    stored = e
+                else:
+                    stored = with_sequence(e, seq)
                 index[e.id] = stored
                 self.events_by_session.setdefault(e.session_id, []).append(stored)
             out.append(stored)
         return out
 
-    def _append(self, events: list[Event], single: bool) -> list[Event]:
+    def _append(self, events: list[Event], single: bool, in_place: bool = False) -> list[Event]:
         with self._lock:
             self._check_open()
             # Nothing below can fail half-way (plain dict/list operations on validated events),
             # so a batch is all-or-nothing without an undo log.
-            out = self._append_locked(events)
+            out = self._append_locked(events, in_place)
             if self._waiters:
                 self._cond.notify_all()
         return out
+
+    def _append_events_unshared(self, events: list[Event]) -> list[Event]:
+        """``append_events`` for events nobody else holds (``EventPipeline.process_batch``):
+        numbered in place instead of copied."""
+        events = check_events(events)
+        if not events:
+            return []
+        return self._append(events, single=False, in_place=True)
 
     def _append_unshared(self, event: Event) -> Event:
         """``append_event_with_sequence`` for an event nobody else holds (the pipeline's freshly

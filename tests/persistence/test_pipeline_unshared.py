@@ -109,3 +109,46 @@ def test_local_log_line_has_the_assigned_number(tmp_path):
         assert reopened.get_events("ses_1") == evs
     finally:
         reopened.close()
+
+
+# -- process_batch ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("size", [1, 7])
+def test_batch_numbers_and_stores_the_built_events(store, size):
+    pipe = EventPipeline(store)
+    assert _unshared_appender(store, "_append_events_unshared", "append_events") is not None
+    pipe.process({"type": "run_started"}, CTX)
+    out = pipe.process_batch([{"type": "message_streamed", "data": {"delta": "d", "content": f"c{i}"}}
+                              for i in range(size)], CTX)
+    assert [e.sequence_number for e in out] == list(range(2, size + 2))
+    assert store.get_events("ses_1")[1:] == out
+
+
+def test_batch_with_a_repeated_id_resolves_to_the_first(store):
+    out = EventPipeline(store).process_batch(
+        [{"type": "run_started", "id": "evt_same", "data": {"prompt": "a"}},
+         {"type": "run_completed", "data": {"stop_reason": "end"}},
+         {"type": "run_started", "id": "evt_same", "data": {"prompt": "b"}}], CTX)
+    assert [e.sequence_number for e in out] == [1, 2, 1]
+    assert out[2] is out[0] or out[2] == out[0]
+    assert [e.data for e in store.get_events("ses_1")] == [{"prompt": "a"}, {"stop_reason": "end"}]
+
+
+def test_batch_subclass_override_of_append_events_is_called():
+    calls = []
+
+    class Counting(InMemoryStore):
+        def append_events(self, events):
+            calls.append(len(events))
+            return super().append_events(events)
+
+    store = Counting()
+    assert _unshared_appender(store, "_append_events_unshared", "append_events") is None
+    out = EventPipeline(store).process_batch([{"type": "run_started"}, {"type": "run_completed"}], CTX)
+    assert calls == [2] and [e.sequence_number for e in out] == [1, 2]
+
+
+def test_batch_rejects_as_a_whole_when_one_raw_is_bad(store):
+    with pytest.raises(AsmError):
+        EventPipeline(store).process_batch([{"type": "run_started"}, "not a dict"], CTX)
+    assert store.get_events("ses_1") == []
