@@ -54,17 +54,6 @@ else:  # pragma: no cover
 _UTC = timezone.utc
 
 
-def event_line_parts(e: Event) -> tuple[bytes, bytes]:
-    """``(before, after)``: the event's JSON line is ``before + str(seq) + after`` (``after`` ends
-    with ``\\n``). Raises ``TypeError``/``ValueError`` when the event cannot be serialized."""
-    if _orjson is not None:
-        try:
-            return _fast_line_parts(e)
-        except (TypeError, ValueError, KeyError, AttributeError):
-            pass  # anything unusual: the general path below decides (and raises what it raises)
-    return _line_parts(e)
-
-
 def _line_parts(e: Event) -> tuple[bytes, bytes]:
     ts = e.timestamp
     if ts.tzinfo is _UTC:  # the common case, same text as format_datetime at a third of the cost
@@ -114,10 +103,12 @@ def _session_part(session_id: Any, run_id: Any) -> bytes:
 
 
 def _tail_part(schema_version: Any, provider: Any, correlation_id: Any) -> bytes:
+    if type(schema_version) is not int:  # True or 1.0 would find the entry of 1
+        raise TypeError("not a plain int")
     key = (schema_version, provider, correlation_id)
     part = _tail_parts.get(key)
     if part is None:
-        if type(schema_version) is not int or (provider is not None and type(provider) is not str) \
+        if (provider is not None and type(provider) is not str) \
                 or (correlation_id is not None and type(correlation_id) is not str):
             raise TypeError("not a plain value")
         part = b',"schema_version":' + _orjson.dumps(schema_version) + b',"provider":' \
@@ -128,20 +119,27 @@ def _tail_part(schema_version: Any, provider: Any, correlation_id: Any) -> bytes
     return part
 
 
-def _fast_line_parts(e: Event) -> tuple[bytes, bytes]:
+_join = b"".join
+_o_dumps = _orjson.dumps if _orjson is not None else None
+
+
+def event_line_parts(e: Event) -> tuple[bytes, bytes]:
+    """``(before, after)``: the event's JSON line is ``before + str(seq) + after`` (``after`` ends
+    with ``\\n``). Raises ``TypeError``/``ValueError`` when the event cannot be serialized."""
     ts = e.timestamp
     ev_id = e.id
-    if type(ts) is not datetime or ts.tzinfo is not _UTC or not ts.microsecond or type(ev_id) is not str:
-        raise ValueError("general path")
-    o_dumps = _orjson.dumps
-    meta = e.metadata
-    join = _join
-    before = join((b'{"id":', o_dumps(ev_id), _TYPE_PART[e.type], o_dumps(ts, option=_UTC_Z),
-                   _session_part(e.session_id, e.run_id)))
-    after = join((b',"data":', o_dumps(e.data, option=_OPTS), b',"metadata":',
-                  _EMPTY if type(meta) is dict and not meta else o_dumps(meta, option=_OPTS),
-                  _tail_part(e.schema_version, e.provider, e.correlation_id)))
-    return before, after
-
-
-_join = b"".join
+    if _o_dumps is not None and type(ts) is datetime and ts.tzinfo is _UTC and ts.microsecond \
+            and type(ev_id) is str:
+        o_dumps = _o_dumps
+        meta = e.metadata
+        try:
+            return (
+                _join((b'{"id":', o_dumps(ev_id), _TYPE_PART[e.type], o_dumps(ts, option=_UTC_Z),
+                       _session_part(e.session_id, e.run_id))),
+                _join((b',"data":', o_dumps(e.data, option=_OPTS), b',"metadata":',
+                       _EMPTY if type(meta) is dict and not meta else o_dumps(meta, option=_OPTS),
+                       _tail_part(e.schema_version, e.provider, e.correlation_id))),
+            )
+        except (TypeError, ValueError, KeyError, AttributeError):
+            pass  # anything unusual: the general path decides (and raises what it raises)
+    return _line_parts(e)

@@ -133,6 +133,12 @@ def test_fast_line_equals_general_line_generated(data, metadata, ts, run_id, pro
     assert _line(e, seq, _codec.event_line_parts) == general
 
 
+def test_equal_but_differently_encoded_values_do_not_share_a_cached_part():
+    for version in (1, True, 1.0, 1):
+        fast, general = _both(_event(schema_version=version))
+        assert fast == general
+
+
 def test_part_caches_stay_bounded():
     for i in range(_codec._CACHE_MAX + 10):
         _codec.event_line_parts(_event(session_id=f"ses_{i}", provider=f"p{i}"))
