@@ -200,9 +200,13 @@ def build_event(raw: Mapping[str, Any], ctx: PipelineContext | Mapping[str, Any]
     # validate (shape warnings are advisory and attached before the event is frozen)
     rules = SHAPE_RULES.get(etype)
     if rules:
-        warnings = shape_warnings(etype, data)
-        if warnings:
-            metadata["_validation_warnings"] = warnings  # our own copy (``_as_dict`` / the redactor)
+        for name, expected in rules:  # all fields fine (the usual case): no warning list to build
+            value = data.get(name)
+            if type(value) is not (str if expected == "string" else int):
+                warnings = shape_warnings(etype, data)
+                if warnings:
+                    metadata["_validation_warnings"] = warnings  # our own copy (``_as_dict`` / the redactor)
+                break
     # enrich: provider and correlation id always come from the context
     event = _make_event(ev_id, etype, ts, session_id, ctx.run_id, data, metadata, ctx.provider, ctx.correlation_id)
     if type(data) is not dict:  # cannot happen (built above as a dict); the full check decides
