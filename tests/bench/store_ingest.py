@@ -202,6 +202,8 @@ def main() -> None:
         "localstore_pipeline_events_per_s": round(pipe),
         "raw_jsonl_events_per_s": round(raw),
         "ratio_vs_jsonl": round(pipe / raw, 3),
+        "localstore_pipeline_us_per_event": round(1e6 / pipe, 2),
+        "raw_jsonl_us_per_event": round(1e6 / raw, 2),
         "raw_jsonl_orjson_events_per_s": round(raw_or),
         "ratio_vs_orjson_jsonl": round(pipe / raw_or, 3),
         "localstore_pipeline_batch100_events_per_s": round(rate(t_batch)),
