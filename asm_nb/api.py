@@ -90,6 +90,10 @@ def resolve_adapter(provider: Any = None, **options: Any) -> Any:
                    f"provider must be a registered name, a list of names or an adapter instance, got {provider!r}")
 
 
+def _is_adapter(obj: Any) -> bool:
+    return callable(getattr(obj, "execute", None)) and isinstance(getattr(obj, "name", None), str)
+
+
 @dataclass
 class RunResult:
     """The outcome of one run, as users see it.
@@ -242,8 +246,11 @@ async def arun_once(prompt: Any, provider: Any = None, *, store: Any = None, mod
     if prompt is None or (isinstance(prompt, str) and not prompt.strip()):
         raise AsmError("validation_error", "prompt must be a non-empty string (or a messages/command dict)")
     store = resolve_store(store)
-    adapter = resolve_adapter(provider, model=model, cwd=cwd, system=system, max_turns=max_turns,
-                              permission_mode=permission_mode, **adapter_options)
+    if _is_adapter(provider) and not (model or system or max_turns or permission_mode or adapter_options):
+        adapter = provider  # a ready adapter: ``cwd`` only locates the workspace snapshot
+    else:
+        adapter = resolve_adapter(provider, model=model, cwd=cwd, system=system, max_turns=max_turns,
+                                  permission_mode=permission_mode, **adapter_options)
     sess, owned = await _resolve_session(store, adapter, session, agent_id=agent_id, metadata=metadata,
                                          tags=list(tags) if tags else None, context=None)
     run = await manager.astart_run(store, adapter, sess.id, prompt)

@@ -308,8 +308,9 @@ class AsmMagics(Magics):
             raise UsageError("usage: %asm store PATH|URL")
         from ..api import resolve_store
 
-        resolve_store(rest[0])  # fail now on a bad target
-        _KERNEL_DEFAULTS["store"] = rest[0]
+        store = resolve_store(rest[0])  # fail now on a bad target
+        # memory:// opens a fresh store per call: keep this one for the kernel
+        _KERNEL_DEFAULTS["store"] = store if rest[0] == "memory://" else rest[0]
         print(f"store: {rest[0]}")
         return None
 
@@ -413,14 +414,21 @@ class _TextView:
 
         opts: dict[str, Any] = {"color": False}
         if renderer == "studio":
-            opts["skip_types"] = ("message_sent",)  # the prompt is the cell body right above
+            # the prompt is the cell body right above; turns show through their text and tools
+            opts["skip_types"] = ("message_sent", "turn_completed")
         self.renderer = renderer_for(renderer, **opts) if renderer != "none" else None
         self.pending: "queue.SimpleQueue[str]" = queue.SimpleQueue()
+        self._last_error: Any = None
 
     def on_event(self, event: dict) -> None:
         if self.renderer is None:
             return
         ev = _redacted(event)
+        if ev.get("type") in ("error_occurred", "run_failed"):
+            msg = ev["data"].get("error_message")
+            if msg is not None and msg == self._last_error:
+                return  # the terminal event repeats the error just shown
+            self._last_error = msg
         if ev.get("type") == "run_started" and not ev["data"].get("model"):
             ev["data"] = {**ev["data"], "model": ev.get("provider")}  # "● shell session started"
         text = self.renderer.render_event(ev)
@@ -498,14 +506,14 @@ class _ForegroundPlan:
         while True:
             try:
                 await asyncio.wait({afut}, timeout=0.05)
-            except asyncio.CancelledError:
+                self.view.poll()
+            except (asyncio.CancelledError, KeyboardInterrupt):
                 # The stop button: ipykernel cancels an awaiting cell instead of raising
                 # KeyboardInterrupt. Cancel the run and wait for it to be recorded.
                 if not interrupted:
                     interrupted = True
                     _cancel_state(state)
                 continue
-            self.view.poll()
             if afut.done():
                 break
         result = afut.result()

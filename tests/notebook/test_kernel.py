@@ -43,8 +43,16 @@ def execute(kc, code, timeout=60):
             (out if msg["content"]["name"] == "stdout" else err).append(msg["content"]["text"])
         elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
             break
-    reply = kc.get_shell_msg(timeout=timeout)
-    return reply["content"], "".join(out), "".join(err)
+    return shell_reply(kc, msg_id, timeout)["content"], "".join(out), "".join(err)
+
+
+def shell_reply(kc, msg_id, timeout=30):
+    """The shell reply to ``msg_id`` (skipping replies to earlier requests still queued)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        reply = kc.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
+        if reply["parent_header"].get("msg_id") == msg_id:
+            return reply
 
 
 def test_interrupt_cancels_the_run_and_kernel_stays_usable(kernel):
@@ -63,13 +71,13 @@ def test_interrupt_cancels_the_run_and_kernel_stays_usable(kernel):
             seen += msg["content"]["text"]
     t0 = time.monotonic()
     km.interrupt_kernel()
-    reply = kc.get_shell_msg(timeout=30)
+    reply = shell_reply(kc, msg_id)
     assert time.monotonic() - t0 < 10
-    assert reply["parent_header"]["msg_id"] == msg_id
     assert reply["content"]["status"] == "ok", reply["content"]
     content, out, err = execute(kc, "print(r.status, [e.type.value for e in r.events][-1])")
     assert content["status"] == "ok", (content, err)
-    assert out.strip() == "cancelled run_cancelled"
+    _, detail, _ = execute(kc, "print([(e.type.value, e.data.get('error_message')) for e in r.events], r.error)")
+    assert out.strip() == "cancelled run_cancelled", detail
     # the kernel still runs agents
     content, out, err = execute(kc, "%%asm -p shell --out again\necho still-alive")
     assert "still-alive" in out
@@ -102,10 +110,7 @@ def test_widget_cancel_button_stops_a_foreground_run(kernel):
                                         "data": {"method": "custom", "content": {"event": "click"}}})
     kc.shell_channel.send(click)
     t0 = time.monotonic()
-    while True:
-        reply = kc.get_shell_msg(timeout=30)
-        if reply["parent_header"].get("msg_id") == msg_id:
-            break
+    shell_reply(kc, msg_id)
     assert time.monotonic() - t0 < 10
     content, out, err = execute(kc, "print(r.status)")
     assert out.strip() == "cancelled", (content, err)
