@@ -636,6 +636,7 @@ def build(name: str, cells: list[tuple[str, str]], execute: bool = True) -> None
                        store_widget_state=False).execute()  # no widget state (and no inlined plotly.js) in git
     for i, cell in enumerate(nb.cells):  # stable ids keep diffs small
         cell["id"] = f"c{i:02d}"
+        cell.metadata.pop("execution", None)  # run timestamps: churn in git, nothing to check
     nbformat.write(nb, HERE / name)
     print("wrote", HERE / name)
 
