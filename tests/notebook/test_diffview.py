@@ -106,7 +106,9 @@ def test_asm_diff_magic(changed_run, tmp_path, capsys):
     from IPython.testing.globalipapp import start_ipython
 
     store, r = changed_run
-    ip = start_ipython()
+    from IPython import get_ipython
+
+    ip = start_ipython() or get_ipython()  # a process-wide singleton
     ip.run_line_magic("load_ext", "asm_nb")
     capsys.readouterr()
     ip.run_line_magic("asm", f"diff {r.run_id} --store {store.root} --text")

@@ -13,7 +13,9 @@ from asm_nb.testing import cassettes as c  # noqa: E402
 
 @pytest.fixture(scope="module")
 def ip():
-    shell = start_ipython()
+    from IPython import get_ipython
+
+    shell = start_ipython() or get_ipython()  # a process-wide singleton: another module may own it
     shell.run_line_magic("load_ext", "asm_nb")
     return shell
 
