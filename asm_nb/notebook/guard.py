@@ -124,27 +124,12 @@ def cell_policy(args: Any, view: Any = None) -> list[Policy] | None:
     return layers
 
 
-class PolicyApproval:
-    """The policy runtime's approval callback, answered by the widget's Approve / Deny."""
+from ._approval import ButtonAnswers
 
-    def __init__(self) -> None:
-        self._pending: list[tuple[Any, Any]] = []
 
-    async def __call__(self, request: dict) -> str:
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
-        self._pending.append((loop, fut))
-        try:
-            return await fut
-        finally:
-            if (loop, fut) in self._pending:
-                self._pending.remove((loop, fut))
-
-    def decide(self, decision: str, request: Any = None) -> None:
-        if not self._pending:
-            return
-        loop, fut = self._pending.pop(0)
-        loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(decision))
+class PolicyApproval(ButtonAnswers):
+    """The policy runtime's approval callback, answered by the widget's Approve / Deny
+    (``"approve"`` | ``"deny"``)."""
 
 
 def _attach(view: Any, layers: list[Policy]) -> None:

@@ -335,33 +335,19 @@ APPROVAL_PROVIDERS = ("claude",)
 
 
 class ApprovalBridge:
-    """The adapter's ``approval_callback`` answered by the widget's Approve / Deny buttons.
-
-    The adapter awaits on the runtime loop; the button handler runs on the kernel's main thread
-    (the waiting cell processes UI events, see ``_ui_events``) and resolves the pending future.
-    """
+    """The Claude adapter's ``approval_callback`` answered by the widget's Approve / Deny buttons
+    (a click that arrives before the adapter asks is kept for the next question)."""
 
     def __init__(self) -> None:
-        import asyncio
+        from ._approval import ButtonAnswers
 
-        self._asyncio = asyncio
-        self._pending: list[Any] = []
+        self._answers = ButtonAnswers()
 
     async def __call__(self, tool_name: str, tool_input: Any) -> bool:
-        loop = self._asyncio.get_running_loop()
-        fut = loop.create_future()
-        self._pending.append((loop, fut))
-        try:
-            return bool(await fut)
-        finally:
-            if (loop, fut) in self._pending:
-                self._pending.remove((loop, fut))
+        return (await self._answers.ask()) == "approve"
 
     def decide(self, decision: str, request: Any = None) -> None:
-        if not self._pending:
-            return
-        loop, fut = self._pending.pop(0)
-        loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(decision == "approve"))
+        self._answers.decide(decision, request)
 
 
 def _ui_events() -> Any:
