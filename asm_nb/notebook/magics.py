@@ -179,6 +179,8 @@ class AsmMagics(Magics):
     def _complete(self, result: Any, view: Any, out: str | None) -> None:
         self._bind(result, out)
         view.finish(result)
+        if isinstance(view, _TextView):
+            _publish_ids(result)
         shown = view.result_display(result)
         if shown is not None:
             from IPython.display import display
@@ -452,6 +454,17 @@ class _TextView:
 
     def live_display(self) -> Any:
         return None
+
+
+def _publish_ids(result: Any) -> None:
+    """An empty output whose metadata names the run and session: a saved notebook links each
+    ``%%asm`` output back to its events (``%asm show RUN``); the visible text stays id-free."""
+    run_id, session_id = getattr(result, "run_id", None), getattr(result, "session_id", None)
+    if not run_id:
+        return
+    from IPython.display import publish_display_data
+
+    publish_display_data({"text/plain": ""}, metadata={"asm": {"run_id": run_id, "session_id": session_id}})
 
 
 def _redacted(event: dict) -> dict:

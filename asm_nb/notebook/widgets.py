@@ -238,6 +238,9 @@ class RunWidget:
         if self._frozen:
             data["text/html"] = self.static_html()
         data[WIDGET_MIME] = {"version_major": 2, "version_minor": 0, "model_id": self.root.model_id}
+        ids = {k: v for k, v in (("run_id", self.state.run_id), ("session_id", self.state.session_id)) if v}
+        if ids:  # output metadata links a saved notebook's output back to its events in the store
+            return data, {"asm": ids}
         return data
 
     def __repr__(self) -> str:

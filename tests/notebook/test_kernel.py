@@ -114,3 +114,23 @@ def test_widget_cancel_button_stops_a_foreground_run(kernel):
     assert time.monotonic() - t0 < 10
     content, out, err = execute(kc, "print(r.status)")
     assert out.strip() == "cancelled", (content, err)
+
+
+def test_cell_output_metadata_names_the_run(kernel):
+    """Each %%asm output carries run and session ids in its metadata (the text stays id-free)."""
+    km, kc = kernel
+    execute(kc, "%load_ext asm_nb")
+    msg_id = kc.execute("%%asm -p shell --out r\necho linked")
+    metas = []
+    while True:
+        msg = kc.get_iopub_msg(timeout=30)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "display_data":
+            metas.append(msg["content"]["metadata"])
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    shell_reply(kc, msg_id)
+    _, out, _ = execute(kc, "print(r.run_id, r.session_id)")
+    run_id, session_id = out.split()
+    assert {"asm": {"run_id": run_id, "session_id": session_id}} in metas

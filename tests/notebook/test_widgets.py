@@ -248,11 +248,13 @@ def test_text_fallback_is_deterministic_and_bundle_complete(comms):
     for e in events:
         a.handle_event(e)
         b.handle_event(e)
-    before = a._repr_mimebundle_()
+    before, meta = a._repr_mimebundle_()
     assert "text/html" not in before and before[WIDGET_MIME]["model_id"] == a.root.model_id
+    # the output's metadata links it to the run (ids stay out of the text)
+    assert meta == {"asm": {"run_id": events[0]["run_id"], "session_id": events[0]["session_id"]}}
     a.finish()
     b.finish()
-    bundle = a._repr_mimebundle_()
+    bundle, _ = a._repr_mimebundle_()
     assert bundle["text/plain"] == b.plain_text()
     assert bundle["text/plain"].startswith("\n  ● claude-sonnet-4-5-20250929 session started\n\n  w0 ")
     assert "Session complete (end_turn) — 1200/5000 tokens, 4 tools" in bundle["text/plain"]
