@@ -25,6 +25,11 @@ if [ "${ASM_SKIP_APT:-0}" != "1" ] && command -v apt-get >/dev/null 2>&1; then
 fi
 
 step "pip install -e .[all]"
+# A development link from an earlier run (scripts/build_extension.sh) points the prefix's
+# labextension folder into this checkout: drop it first, or pip's uninstall step would delete
+# the build output through the link.
+dev_link="$("$PY" -c 'import sys; print(sys.prefix)')/share/jupyter/labextensions/asm-nb-extension"
+[ -L "$dev_link" ] && rm -f "$dev_link"
 "$PY" -m pip install -q -e ".[all]"
 
 step "browser (Chromium, Playwright without a browser download)"
@@ -32,5 +37,4 @@ bash scripts/install_browser.sh
 
 step "JupyterLab extension"
 bash scripts/build_extension.sh
-# the wheel's shared-data is only copied by a real install: re-link for the editable one
 step "done"
