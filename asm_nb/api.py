@@ -61,6 +61,9 @@ def resolve_store(store: Any = None) -> Any:
     return store
 
 
+_CWD_REQUIRED = ("codex", "amp")  # adapters whose spec requires a working directory
+
+
 def resolve_adapter(provider: Any = None, **options: Any) -> Any:
     """An adapter from a registered name, a list of names (routed in order), or an instance."""
     from .providers import create_adapter
@@ -79,6 +82,10 @@ def resolve_adapter(provider: Any = None, **options: Any) -> Any:
             raise AsmError("dependency_not_available", "Routing over several providers is not available") from exc
         return ProviderRouter.from_names(list(provider), **opts)
     if isinstance(provider, str):
+        if provider in _CWD_REQUIRED and "cwd" not in opts and "working_directory" not in opts:
+            import os
+
+            opts["cwd"] = os.getcwd()  # the notebook's directory, as a user running the CLI there would
         return create_adapter(provider, **opts)
     if callable(getattr(provider, "execute", None)) and isinstance(getattr(provider, "name", None), str):
         if opts:
