@@ -45,6 +45,7 @@ _LAZY: dict[str, str] = {
     "dashboard": "asm_nb.notebook.dashboard:dashboard",
     "query": "asm_nb.notebook.analytics:query",
     "maintenance": "asm_nb.notebook.analytics:maintenance",
+    "compare": "asm_nb.notebook.compare:compare",
 }
 
 __all__ = sorted(["__version__", *_LAZY])

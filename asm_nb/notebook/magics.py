@@ -101,6 +101,9 @@ class AsmMagics(Magics):
     @argument("--deny-tools", metavar="A,B", help="policy: tools the run may not use")
     @argument("--allow-tools", metavar="A,B", help="policy: the only tools the run may use")
     @argument("--on-violation", choices=["cancel", "warn", "ask"], help="policy: what a violation does")
+    @argument("--compare", action="store_true",
+              help="run the prompt on every -p provider (comma-separated) at once, side by side; "
+                   "_ / --out get a CompareResult (its .frame is a DataFrame)")
     @argument("rest", nargs="*", help="(line magic) subcommand and its arguments")
     @line_cell_magic
     def asm(self, line: str = "", cell: str | None = None) -> Any:
@@ -135,6 +138,10 @@ class AsmMagics(Magics):
         prompt = interpolate(cell, self.shell.user_ns).strip()
         if not prompt:
             raise UsageError("the cell is empty: write the prompt (or command) in the cell body")
+        if args.compare:
+            from .compare import compare_cell
+
+            return compare_cell(self, args, prompt, _async=_async)
         provider = args.provider or _default("provider") or config.get("default_provider")
         options: dict[str, Any] = {}
         if args.replay:
@@ -527,7 +534,7 @@ async def arun_cell_magic(ip: Any, magic_name: str, line: str, cell: str) -> Any
     line = _expand_line(ip, line)
     try:
         plan = magics._cell(line, cell, _async=True)
-        if isinstance(plan, _ForegroundPlan):
+        if isinstance(plan, _ForegroundPlan) or getattr(plan, "foreground_plan", False):
             return await plan.run()
         return plan
     except UsageError as exc:
