@@ -739,7 +739,7 @@ class _ComparePlan:
             except (asyncio.CancelledError, KeyboardInterrupt):
                 if not interrupted:  # the stop button: cancel every run, wait for them to end
                     interrupted = True
-                    threading.Thread(target=self.cmp.cancel, daemon=True).start()
+                    self.cmp.cancel()  # does not block: the runs record their cancellation
                 continue
             if afut.done():
                 break

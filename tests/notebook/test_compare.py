@@ -72,7 +72,9 @@ def test_frame_matches_each_run_result(result):
     rows = {r["provider"]: r for r in df.to_dict("records")}
     assert rows["hello"]["cache_read_tokens"] == 14220 and rows["hello"]["tool_calls"] == 1
     assert rows["bad"]["error"].startswith("provider_rate_limited: ")
-    assert rows["shell"]["error"] is None or rows["shell"]["error"] != rows["shell"]["error"]  # None / NaN
+    import pandas as pd
+
+    assert pd.isna(rows["shell"]["error"]) and pd.isna(rows["hello"]["error"])  # missing, as pandas says it
 
 
 def test_long_output_is_truncated_in_the_frame(store):
@@ -227,6 +229,31 @@ def test_compare_view_builds_one_column_per_provider(store):
     view.widgets["shell"].cancel()
 
 
+def test_a_column_cancel_button_cancels_only_its_run(store):
+    pytest.importorskip("ipywidgets")
+    from asm_nb.notebook.compare import CompareView
+
+    both = threading.Event()
+    seen: set = set()
+
+    def on_event(label, ev):
+        if ev["type"] == "run_started":
+            seen.add(label)
+            if len(seen) == 2:
+                both.set()
+
+    view = CompareView(["slow", "quick"])
+    clicker = threading.Thread(target=lambda: both.wait(10) and view.widgets["slow"].cancel())
+    clicker.start()
+    r = compare("hi", store=store, view=view, on_event=on_event,
+                providers={"slow": ScriptedAdapter([("sleep", 5000, {"content": "late"})], name="slow"),
+                           "quick": ScriptedAdapter([("sleep", 300, {"content": "done"})], name="quick")})
+    clicker.join(5)
+    assert r["slow"].status == "cancelled" and r["quick"].status == "completed"
+    assert r["quick"].output == "done"
+    assert view.widgets["slow"].state.status == "cancelled"
+
+
 # ---------------------------------------------------------------------------------- magic
 
 
@@ -290,3 +317,55 @@ def test_magic_compare_quiet_prints_nothing(ip, cell):
 def test_magic_without_compare_still_routes(ip, cell):
     cell("-p shell --out single", "echo single")
     assert ip.user_ns["single"].output == "single\n"
+
+
+KERNEL_CELL = "%%asm -p shell,mock --compare --out c\necho hi"
+
+
+@pytest.mark.kernel
+def test_magic_compare_widget_in_a_kernel(tmp_path):
+    """In a real kernel the cell is awaited: one CompareView is displayed, then replaced by its
+    final state (columns + summary table), and the CompareResult is bound."""
+    pytest.importorskip("jupyter_client")
+    pytest.importorskip("ipywidgets")
+    import queue
+    import time
+
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
+
+    def run(code):
+        msg_id = kc.execute(code)
+        msgs = []
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                msg = kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                pytest.fail("cell never finished")
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            assert msg["msg_type"] != "error", msg["content"].get("traceback")
+            msgs.append(msg)
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                return msgs
+
+    try:
+        run(f"%load_ext asm_nb\n%asm store {tmp_path / 'store'}\n"
+            "from asm_nb.notebook import magics\n"
+            "assert magics._async_cell_transformer in get_ipython().input_transformers_post")
+        msgs = run(KERNEL_CELL)
+        shown = [m for m in msgs if m["msg_type"] == "display_data"]
+        final = [m for m in msgs if m["msg_type"] == "update_display_data"]
+        assert len(shown) == 1 and len(final) == 1
+        assert "application/vnd.jupyter.widget-view+json" in shown[0]["content"]["data"]
+        data = final[0]["content"]["data"]
+        assert "asm-compare-summary" in data["text/html"] and data["text/html"].count("asm-compare-col") == 2
+        assert data["text/plain"].index("── shell · completed ──") < data["text/plain"].index("provider  status")
+        out = run("print(type(c).__name__, _ is c, list(c.frame['status']), c['shell'].output.strip())")
+        text = "".join(m["content"]["text"] for m in out if m["msg_type"] == "stream" and m["content"]["name"] == "stdout")
+        assert text.strip() == "CompareResult True ['completed', 'completed'] hi"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
