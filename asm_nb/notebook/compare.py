@@ -296,8 +296,10 @@ def compare(prompt: Any, providers: Any, *, store: Any = None, session: Any = No
         backend: ``"pandas"`` (default), ``"polars"`` or ``"records"`` for ``.frame``.
         provider_options: ``{label: {adapter option: value}}`` for one provider only
             (e.g. ``{"replay#2": {"cassette": path}}``).
-        view: ``True`` shows a live ``CompareView`` while the runs stream (in a notebook);
-            or an object with ``on_event(label, event)``, ``poll()``, ``finish(result)``.
+        view: ``True`` shows a live ``CompareView`` while the runs stream (in a notebook; end
+            the line with ``;`` so the returned result is not shown a second time), or an
+            object with ``on_event(label, event)``, ``poll()``, ``finish(result)`` and
+            optionally ``attach_cancel(label, fn)``.
         **options: for every run: ``policy``, ``snapshot``, ``metadata``, ``tags``,
             ``agent_id``, ``continuation``; anything else is an adapter option (``system``,
             ``max_turns``, ``permission_mode``, ``cwd``, ...).
@@ -307,15 +309,14 @@ def compare(prompt: Any, providers: Any, *, store: Any = None, session: Any = No
     """
     from ..runtime import loop
 
+    if loop.in_loop_thread():
+        raise RuntimeError("compare() called from the asm runtime loop thread; await acompare() instead")
+    cmp = _prepare(prompt, providers, store=store, session=session, model=model, timeout=timeout,
+                   on_event=on_event, backend=backend, provider_options=provider_options, options=options)
     if view is True:
-        cmp = _prepare(prompt, providers, store=store, session=session, model=model, timeout=timeout,
-                       on_event=on_event, backend=backend, provider_options=provider_options, options=options)
         view = CompareView([t.label for t in cmp.targets], models={t.label: t.model for t in cmp.targets})
+    if view:
         cmp.on_event = _combine(view, on_event)
-    else:
-        cmp = _prepare(prompt, providers, store=store, session=session, model=model, timeout=timeout,
-                       on_event=_combine(view or None, on_event), backend=backend,
-                       provider_options=provider_options, options=options)
     if view and hasattr(view, "attach_cancel"):
         for t in cmp.targets:
             view.attach_cancel(t.label, lambda _l=t.label: cmp.cancel(_l))
