@@ -58,3 +58,19 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
     assert p.returncode == 2 and "Unknown provider" in p.stderr
     p = asm("frobnicate", cwd=tmp_path)
     assert p.returncode == 2
+
+
+def test_replay_a_cassette_into_the_store(tmp_path):
+    from asm_nb.testing import example_cassette
+
+    home = tmp_path / "h"
+    p = asm("replay", str(example_cassette("hello")), "--json", cwd=tmp_path, env_home=home)
+    assert p.returncode == 0, p.stderr
+    info = json.loads(p.stdout.strip().splitlines()[-1])
+    assert info["status"] == "completed" and info["provider"] == "replay"
+    assert "demo-project" in info["output"] and info["token_usage"]["output_tokens"] > 0
+    ev = asm("events", info["run_id"], "--json", cwd=tmp_path, env_home=home)
+    types = [e["type"] for e in json.loads(ev.stdout)]
+    assert types[0] == "run_started" and types[-1] == "run_completed" and "tool_call_completed" in types
+    bad = asm("replay", str(tmp_path / "missing.jsonl"), cwd=tmp_path, env_home=home)
+    assert bad.returncode == 2 and "missing.jsonl" in bad.stderr
