@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from ..core.capabilities import Capability
 from ..core.errors import AsmError
 from ..core.permission import PermissionMode
 from ..ports import resolve_execute_timeout_base
@@ -95,12 +96,72 @@ def check_known(opts: Mapping[str, Any], known: frozenset[str], adapter: str) ->
                        f"Unknown {adapter} option(s): {', '.join(unknown)}. Known options: {', '.join(sorted(known))}")
 
 
+def check_process_options(opts: Mapping[str, Any]) -> None:
+    """The options every CLI adapter takes for its process: ``sdk_opts``, ``env``, ``extra_args``,
+    ``kill_grace_ms``, ``cli_path``, ``executable`` (checked in that order)."""
+    check_mapping(opts, "sdk_opts")
+    check_mapping(opts, "env")
+    check_str_list(opts, "extra_args")
+    check_positive_int(opts, "kill_grace_ms")
+    check_str(opts, "cli_path")
+    check_str(opts, "executable")
+
+
+def check_resume(opts: Mapping[str, Any], what: str) -> None:
+    """``resume`` is None, False or a non-empty id string (``what`` names the id: "thread id", ...)."""
+    r = opts.get("resume")
+    if r is not None and r is not False and not (isinstance(r, str) and r):
+        raise AsmError("validation_error", f"resume must be None, False or a {what} string, got {r!r}")
+
+
+def check_directory(opts: Mapping[str, Any], name: str, *aliases: str, construction: bool) -> str:
+    """The required working-directory option ``name`` (or the first alias present). At construction
+    a non-str value is an error; in ``validate_config`` it is accepted as ``str(value)``."""
+    key = next((k for k in (name, *aliases) if k in opts), None)
+    if key is None or opts.get(key) is None:
+        raise AsmError("validation_error", f"{name} is required")
+    v = opts[key]
+    if v == "":
+        raise AsmError("validation_error", f"{name} cannot be empty")
+    if not isinstance(v, str):
+        if construction:
+            raise AsmError("validation_error", f"{name} must be a non-empty string")
+        return str(v)
+    return v
+
+
+def check_config_mapping(config: Any, adapter: str) -> None:
+    """``validate_config``'s first check: the config is a mapping."""
+    if not isinstance(config, Mapping):
+        raise AsmError("validation_error", f"Invalid {adapter} config: expected a mapping")
+
+
 def sdk_value(sdk_opts: Mapping[str, Any], key: str, default: Any = None) -> Any:
     """``sdk_opts[key]`` accepting str keys (and ``:key`` spellings from ported configs)."""
     for k in (key, f":{key}"):
         if k in sdk_opts:
             return sdk_opts[k]
     return default
+
+
+def known_sdk_values(sdk_opts: Mapping[str, Any], keys: tuple[str, ...]) -> dict:
+    """The non-None ``sdk_opts`` values of ``keys`` (see ``sdk_value``); other keys are ignored."""
+    out: dict = {}
+    for k in keys:
+        v = sdk_value(sdk_opts, k)
+        if v is not None:
+            out[k] = v
+    return out
+
+
+def agent_capabilities() -> list[Capability]:
+    """The capabilities of a coding-agent CLI (Codex, Amp): streaming, tools, interrupt, MCP, files, bash."""
+    return [Capability.new("streaming", "sampling", description="Real-time streaming of responses"),
+            Capability.new("tool_use", "tool", description="Tool/function calling capability"),
+            Capability.new("interrupt", "sampling", description="Ability to interrupt/cancel in-progress requests"),
+            Capability.new("mcp", "tool", description="MCP server integration"),
+            Capability.new("file_operations", "tool", description="File read/write operations"),
+            Capability.new("bash", "tool", description="Command execution capability")]
 
 
 def toml_value(v: Any) -> str:
@@ -253,8 +314,32 @@ class CliAdapter(BaseAdapter):
     #: options a single ``execute`` call may override
     execute_overrides: frozenset[str] = frozenset()
 
+    #: extra ``provider_sessions`` names a native resume looks under (after ``name``)
+    resume_aliases: tuple[str, ...] = ()
+
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
+        self.model: str | None = options.get("model")
+        self.permission_mode = options.get("permission_mode")
+        self.max_turns: int | None = options.get("max_turns")
+        self.system_prompt: str | None = options.get("system_prompt")
+        self.sdk_opts: dict = dict(options.get("sdk_opts") or {})
+
+    def _executable(self, opts: Mapping[str, Any]) -> str:
+        """``executable`` or ``cli_path``, else ``cli_name`` (looked up on PATH)."""
+        return opts.get("executable") or opts.get("cli_path") or self.cli_name
+
+    def _resume_id(self, opts: Mapping[str, Any], session: Any) -> str | None:
+        """The provider session to resume natively: the ``resume`` option (False: never), else the
+        session's own unless the runtime replays a transcript."""
+        r = opts.get("resume")
+        if r is False:
+            return None
+        if isinstance(r, str) and r:
+            return r
+        if has_transcript(session):
+            return None  # the runtime chose transcript replay
+        return provider_session_id(session, self.name, *self.resume_aliases)
 
     def _invocation(self, active: ActiveRun, opts: dict, timeout: Any) -> Invocation:
         raise NotImplementedError
@@ -361,6 +446,8 @@ class CliAdapter(BaseAdapter):
 
 
 __all__ = ["CliAdapter", "Invocation", "DEFAULT_KILL_GRACE_MS", "check_str", "check_positive_int",
-           "check_str_list", "check_mapping", "check_permission_mode", "check_known", "sdk_value", "toml_value",
+           "check_str_list", "check_mapping", "check_permission_mode", "check_known", "check_process_options",
+           "check_resume", "check_directory", "check_config_mapping", "sdk_value", "known_sdk_values",
+           "agent_capabilities", "toml_value",
            "transcript_entries", "has_transcript", "input_messages", "sent_messages", "line_prompt", "chat_prompt",
            "provider_session_id", "explicit_timeout_ms"]

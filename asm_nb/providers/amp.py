@@ -21,8 +21,9 @@ from ..core.capabilities import Capability
 from ..core.errors import AsmError
 from ..core.permission import PermissionMode
 from ._base import ActiveRun
-from ._cli import (CliAdapter, Invocation, check_known, check_mapping, check_permission_mode, check_positive_int,
-                   check_str, check_str_list, line_prompt, sdk_value, sent_messages)
+from ._cli import (CliAdapter, Invocation, agent_capabilities, check_config_mapping, check_directory, check_known,
+                   check_mapping, check_permission_mode, check_positive_int, check_process_options, check_str,
+                   known_sdk_values, line_prompt, sent_messages)
 from ._stream_json import AmpMapper
 from ..ports import resolve_execute_timeout_base
 
@@ -33,19 +34,6 @@ SDK_KEYS = ("visibility", "labels", "env", "stream_timeout_ms", "dangerously_all
             "log_file", "mode", "thinking", "permissions", "mcp_config")
 DEFAULT_STREAM_TIMEOUT_MS = 600_000
 _ACTIONS = ("allow", "reject", "ask", "delegate")
-
-
-def _cwd(opts: Mapping[str, Any], *, construction: bool) -> str:
-    if opts.get("cwd") is None:
-        raise AsmError("validation_error", "cwd is required")
-    v = opts["cwd"]
-    if v == "":
-        raise AsmError("validation_error", "cwd cannot be empty")
-    if not isinstance(v, str):
-        if construction:
-            raise AsmError("validation_error", "cwd must be a non-empty string")
-        return str(v)
-    return v
 
 
 def _check_permissions(perms: Any) -> list | None:
@@ -84,16 +72,11 @@ class AmpAdapter(CliAdapter):
 
     def __init__(self, **options: Any) -> None:
         check_known(options, _OPTIONS, "amp")
-        options["cwd"] = _cwd(options, construction=True)
+        options["cwd"] = check_directory(options, "cwd", construction=True)
         self._check(options)
         super().__init__(**options)
         self.cwd: str = options["cwd"]
         self.mode: str = options.get("mode") or "smart"
-        self.permission_mode = options.get("permission_mode")
-        self.model: str | None = options.get("model")
-        self.max_turns: int | None = options.get("max_turns")
-        self.system_prompt: str | None = options.get("system_prompt")
-        self.sdk_opts: dict = dict(options.get("sdk_opts") or {})
 
     @staticmethod
     def _check(opts: Mapping[str, Any]) -> None:
@@ -106,27 +89,16 @@ class AmpAdapter(CliAdapter):
             raise AsmError("validation_error", f"thinking must be True or False, got {opts.get('thinking')!r}")
         check_positive_int(opts, "max_turns")
         check_str(opts, "system_prompt", allow_empty=True)
-        check_mapping(opts, "sdk_opts")
-        check_mapping(opts, "env")
-        check_str_list(opts, "extra_args")
-        check_positive_int(opts, "kill_grace_ms")
-        check_str(opts, "cli_path")
-        check_str(opts, "executable")
+        check_process_options(opts)
 
     # -- port surface ------------------------------------------------------------------------------
     async def capabilities(self) -> list[Capability]:
-        return [Capability.new("streaming", "sampling", description="Real-time streaming of responses"),
-                Capability.new("tool_use", "tool", description="Tool/function calling capability"),
-                Capability.new("interrupt", "sampling", description="Ability to interrupt/cancel in-progress requests"),
-                Capability.new("mcp", "tool", description="MCP server integration"),
-                Capability.new("file_operations", "tool", description="File read/write operations"),
-                Capability.new("bash", "tool", description="Command execution capability")]
+        return agent_capabilities()
 
     def validate_config(self, config: Mapping[str, Any]) -> None:
         """``cwd`` must be present and non-empty; other keys are allowed."""
-        if not isinstance(config, Mapping):
-            raise AsmError("validation_error", "Invalid amp config: expected a mapping")
-        _cwd(config, construction=False)
+        check_config_mapping(config, "amp")
+        check_directory(config, "cwd", construction=False)
 
     # -- building the command ----------------------------------------------------------------------
     def build_options(self, opts: Mapping[str, Any] | None = None, *, timeout: Any = None) -> dict:
@@ -141,10 +113,7 @@ class AmpAdapter(CliAdapter):
         sdk = opts.get("sdk_opts") or {}
         out: dict = {"mode": "smart", "dangerously_allow_all": False, "thinking": False,
                      "stream_timeout_ms": DEFAULT_STREAM_TIMEOUT_MS}
-        for k in SDK_KEYS:
-            v = sdk_value(sdk, k)
-            if v is not None:
-                out[k] = v
+        out.update(known_sdk_values(sdk, SDK_KEYS))
         out["cwd"] = opts.get("cwd") or self.cwd
         if opts.get("mode"):
             out["mode"] = opts["mode"]
@@ -170,7 +139,7 @@ class AmpAdapter(CliAdapter):
         (the prompt goes to stdin)."""
         opts = dict(self.options if opts is None else opts)
         bo = self.build_options(opts)
-        exe = opts.get("executable") or opts.get("cli_path") or "amp"
+        exe = self._executable(opts)
         argv = [exe, "--execute", "--stream-json-thinking" if bo["thinking"] else "--stream-json"]
         if bo["dangerously_allow_all"]:
             argv.append("--dangerously-allow-all")

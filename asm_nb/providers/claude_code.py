@@ -25,9 +25,9 @@ from ..core.errors import AsmError
 from ..core.permission import PermissionMode
 from ..ports import resolve_execute_timeout_base
 from ._base import ActiveRun
-from ._cli import (CliAdapter, Invocation, chat_prompt, check_known, check_mapping, check_permission_mode,
-                   check_positive_int, check_str, check_str_list, explicit_timeout_ms, has_transcript,
-                   provider_session_id, sent_messages)
+from ._cli import (CliAdapter, Invocation, chat_prompt, check_config_mapping, check_known, check_permission_mode,
+                   check_positive_int, check_process_options, check_resume, check_str, explicit_timeout_ms,
+                   sent_messages)
 from ._stream_json import ClaudeCodeMapper
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,7 @@ class ClaudeCodeAdapter(CliAdapter):
     error_provider = "claude"
     install_hint = "npm install -g @anthropic-ai/claude-code"
     supports_native_continuation = True
+    resume_aliases = ("claude_code",)
     execute_overrides = frozenset({"model", "permission_mode", "max_turns", "system_prompt", "tools",
                                    "disallowed_tools", "sdk_opts", "include_partial_messages", "extra_args", "env",
                                    "kill_grace_ms", "resume"})
@@ -125,12 +126,7 @@ class ClaudeCodeAdapter(CliAdapter):
             from ..cost.pricing import default_model
             options["model"] = default_model("claude")
         super().__init__(**options)
-        self.model: str | None = options.get("model")
-        self.permission_mode = options.get("permission_mode")
-        self.max_turns: int | None = options.get("max_turns")
-        self.system_prompt: str | None = options.get("system_prompt")
         self.cwd: str | None = options.get("cwd")
-        self.sdk_opts: dict = dict(options.get("sdk_opts") or {})
 
     @staticmethod
     def _check(opts: Mapping[str, Any]) -> None:
@@ -141,17 +137,10 @@ class ClaudeCodeAdapter(CliAdapter):
         _tool_names(opts.get("tools"))
         _tool_names(opts.get("disallowed_tools"))
         check_str(opts, "cwd")
-        check_mapping(opts, "sdk_opts")
-        check_mapping(opts, "env")
-        check_str_list(opts, "extra_args")
-        check_positive_int(opts, "kill_grace_ms")
-        check_str(opts, "cli_path")
-        check_str(opts, "executable")
+        check_process_options(opts)
         if opts.get("include_partial_messages") is not None and not isinstance(opts["include_partial_messages"], bool):
             raise AsmError("validation_error", "include_partial_messages must be True or False")
-        r = opts.get("resume")
-        if r is not None and r is not False and not (isinstance(r, str) and r):
-            raise AsmError("validation_error", f"resume must be None, False or a session id string, got {r!r}")
+        check_resume(opts, "session id")
 
     # -- port surface ------------------------------------------------------------------------------
     async def capabilities(self) -> list[Capability]:
@@ -163,8 +152,7 @@ class ClaudeCodeAdapter(CliAdapter):
 
     def validate_config(self, config: Mapping[str, Any]) -> None:
         """Always succeeds for a mapping (auth is the CLI's business)."""
-        if not isinstance(config, Mapping):
-            raise AsmError("validation_error", "Invalid claude config: expected a mapping")
+        check_config_mapping(config, "claude")
 
     # -- building the command ----------------------------------------------------------------------
     def build_options(self, opts: Mapping[str, Any] | None = None, *, timeout: Any = None) -> dict:
@@ -209,7 +197,7 @@ class ClaudeCodeAdapter(CliAdapter):
         """``claude -p --output-format stream-json --verbose [flags…] [--resume ID] [<prompt>]``."""
         opts = dict(self.options if opts is None else opts)
         bo = self.build_options(opts)
-        exe = opts.get("executable") or opts.get("cli_path") or "claude"
+        exe = self._executable(opts)
         argv = [exe, "-p", "--output-format", "stream-json", "--verbose"]
         mode = PermissionMode.normalize(opts.get("permission_mode"))
         if mode is not None:
@@ -250,16 +238,6 @@ class ClaudeCodeAdapter(CliAdapter):
         if prompt is not None:
             argv.append(prompt)
         return argv
-
-    def _resume_id(self, opts: Mapping[str, Any], session: Any) -> str | None:
-        r = opts.get("resume")
-        if r is False:
-            return None
-        if isinstance(r, str) and r:
-            return r
-        if has_transcript(session):
-            return None  # the runtime chose transcript replay
-        return provider_session_id(session, self.name, "claude_code")
 
     def _invocation(self, active: ActiveRun, opts: dict, timeout: Any) -> Invocation:
         self._check(opts)

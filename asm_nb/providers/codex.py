@@ -18,9 +18,9 @@ from ..core.capabilities import Capability
 from ..core.errors import AsmError
 from ..core.permission import PermissionMode
 from ._base import ActiveRun
-from ._cli import (CliAdapter, Invocation, check_known, check_mapping, check_permission_mode, check_positive_int,
-                   check_str, check_str_list, explicit_timeout_ms, has_transcript, line_prompt, provider_session_id,
-                   sdk_value, sent_messages, toml_value)
+from ._cli import (CliAdapter, Invocation, agent_capabilities, check_config_mapping, check_directory, check_known,
+                   check_permission_mode, check_positive_int, check_process_options, check_resume, check_str,
+                   explicit_timeout_ms, known_sdk_values, line_prompt, sent_messages, toml_value)
 from ._codex_map import CodexMapper
 
 _OPTIONS = frozenset({"working_directory", "cwd", "model", "permission_mode", "max_turns", "system_prompt", "sdk_opts",
@@ -28,20 +28,6 @@ _OPTIONS = frozenset({"working_directory", "cwd", "model", "permission_mode", "m
 #: sdk_opts keys understood (spec part 2 §4.1); anything else is ignored
 SDK_KEYS = ("web_search_mode", "show_raw_agent_reasoning", "additional_directories", "reasoning_effort", "sandbox",
             "skip_git_repo_check", "full_auto", "dangerously_bypass_approvals_and_sandbox", "config")
-
-
-def _working_directory(opts: Mapping[str, Any], *, construction: bool) -> str:
-    key = "working_directory" if "working_directory" in opts else ("cwd" if "cwd" in opts else None)
-    if key is None or opts.get(key) is None:
-        raise AsmError("validation_error", "working_directory is required")
-    v = opts[key]
-    if v == "":
-        raise AsmError("validation_error", "working_directory cannot be empty")
-    if not isinstance(v, str):
-        if construction:
-            raise AsmError("validation_error", "working_directory must be a non-empty string")
-        return str(v)
-    return v
 
 
 class CodexAdapter(CliAdapter):
@@ -67,17 +53,12 @@ class CodexAdapter(CliAdapter):
 
     def __init__(self, **options: Any) -> None:
         check_known(options, _OPTIONS, "codex")
-        wd = _working_directory(options, construction=True)
+        wd = check_directory(options, "working_directory", "cwd", construction=True)
         options.pop("cwd", None)
         options["working_directory"] = wd
         self._check(options)
         super().__init__(**options)
         self.working_directory = wd
-        self.model: str | None = options.get("model")
-        self.permission_mode = options.get("permission_mode")
-        self.max_turns: int | None = options.get("max_turns")
-        self.system_prompt: str | None = options.get("system_prompt")
-        self.sdk_opts: dict = dict(options.get("sdk_opts") or {})
 
     @staticmethod
     def _check(opts: Mapping[str, Any]) -> None:
@@ -85,30 +66,17 @@ class CodexAdapter(CliAdapter):
         check_permission_mode(opts)
         check_positive_int(opts, "max_turns")
         check_str(opts, "system_prompt", allow_empty=True)
-        check_mapping(opts, "sdk_opts")
-        check_mapping(opts, "env")
-        check_str_list(opts, "extra_args")
-        check_positive_int(opts, "kill_grace_ms")
-        check_str(opts, "cli_path")
-        check_str(opts, "executable")
-        r = opts.get("resume")
-        if r is not None and r is not False and not (isinstance(r, str) and r):
-            raise AsmError("validation_error", f"resume must be None, False or a thread id string, got {r!r}")
+        check_process_options(opts)
+        check_resume(opts, "thread id")
 
     # -- port surface ------------------------------------------------------------------------------
     async def capabilities(self) -> list[Capability]:
-        return [Capability.new("streaming", "sampling", description="Real-time streaming of responses"),
-                Capability.new("tool_use", "tool", description="Tool/function calling capability"),
-                Capability.new("interrupt", "sampling", description="Ability to interrupt/cancel in-progress requests"),
-                Capability.new("mcp", "tool", description="MCP server integration"),
-                Capability.new("file_operations", "tool", description="File read/write operations"),
-                Capability.new("bash", "tool", description="Command execution capability")]
+        return agent_capabilities()
 
     def validate_config(self, config: Mapping[str, Any]) -> None:
         """``working_directory`` must be present and non-empty; other keys are allowed."""
-        if not isinstance(config, Mapping):
-            raise AsmError("validation_error", "Invalid codex config: expected a mapping")
-        _working_directory(config, construction=False)
+        check_config_mapping(config, "codex")
+        check_directory(config, "working_directory", "cwd", construction=False)
 
     # -- building the command ----------------------------------------------------------------------
     def run_options(self, opts: Mapping[str, Any] | None = None) -> dict:
@@ -121,10 +89,7 @@ class CodexAdapter(CliAdapter):
         opts = dict(self.options if opts is None else opts)
         sdk = opts.get("sdk_opts") or {}
         out: dict = {"full_auto": False, "dangerously_bypass_approvals_and_sandbox": False}
-        for k in SDK_KEYS:
-            v = sdk_value(sdk, k)
-            if v is not None:
-                out[k] = v
+        out.update(known_sdk_values(sdk, SDK_KEYS))
         out["working_directory"] = opts.get("working_directory") or self.working_directory
         if opts.get("model"):
             out["model"] = opts["model"]
@@ -144,7 +109,7 @@ class CodexAdapter(CliAdapter):
         [-c k=v …] [resume <id>] -``."""
         opts = dict(self.options if opts is None else opts)
         ro = self.run_options(opts)
-        exe = opts.get("executable") or opts.get("cli_path") or "codex"
+        exe = self._executable(opts)
         argv = [exe, "exec", "--json"]
         sandbox = ro.get("sandbox")
         if ro["dangerously_bypass_approvals_and_sandbox"]:
@@ -181,16 +146,6 @@ class CodexAdapter(CliAdapter):
             argv += ["resume", resume_id]
         argv.append("-")
         return argv
-
-    def _resume_id(self, opts: Mapping[str, Any], session: Any) -> str | None:
-        r = opts.get("resume")
-        if r is False:
-            return None
-        if isinstance(r, str) and r:
-            return r
-        if has_transcript(session):
-            return None  # the runtime chose transcript replay
-        return provider_session_id(session, self.name)
 
     def _invocation(self, active: ActiveRun, opts: dict, timeout: Any) -> Invocation:
         self._check(opts)
