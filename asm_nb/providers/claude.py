@@ -507,6 +507,13 @@ class ClaudeAdapter(BaseAdapter):
         import anthropic
 
         kw: dict[str, Any] = {k: o[k] for k in _CLIENT_KEYS if o.get(k) is not None}
+        if "api_key" not in kw and not (os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")):
+            raise AsmError("provider_authentication_failed",
+                           "No Anthropic API key: set ANTHROPIC_API_KEY (or pass api_key=...). To try asm_nb "
+                           "offline, use provider='replay' or asm_nb.testing.FakeAnthropicServer.",
+                           provider_error={"provider": "claude", "kind": "authentication",
+                                           "message": "no API key configured", "exit_code": None,
+                                           "stderr": None, "truncated": None})
         kw.setdefault("max_retries", DEFAULT_MAX_RETRIES)
         kw["timeout"] = resolve_execute_timeout_base(timeout) / 1000.0
         return anthropic.AsyncAnthropic(**kw), True

@@ -842,3 +842,14 @@ def test_policy_tool_hints_filter_offered_tools(server, tmp_path):
     assert {t["name"] for t in server.requests[0].body["tools"]} == {"read_file", "grep"}
     failed = out.of("tool_call_failed")[0]
     assert failed["reason"] == "declined" and "not allowed" in failed["tool_output"]
+
+
+def test_missing_api_key_is_a_clear_authentication_error(monkeypatch):
+    import asm_nb
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)
+    r = asm_nb.run_once("hi", provider="claude", store="memory://")
+    assert r.status == "failed"
+    assert r.error.code == "provider_authentication_failed"
+    assert "ANTHROPIC_API_KEY" in r.error.message
