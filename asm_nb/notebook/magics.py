@@ -109,7 +109,8 @@ class AsmMagics(Magics):
     def asm(self, line: str = "", cell: str | None = None) -> Any:
         """Run an agent: ``%%asm -p shell`` then the prompt as the cell body.
 
-        Line magic: ``%asm sessions | runs | events RUN | show RUN | cancel RUN |
+        Line magic: ``%asm sessions | runs [--live] | events RUN | show RUN | cancel RUN |
+        diff RUN | cost | dashboard | budget [USD|off] | policy | health |
         config [key=value ...] | store PATH|URL``.
         """
         try:
