@@ -13,6 +13,7 @@ from typing import Any
 from asm_nb.core.errors import AsmError
 from asm_nb.core.run import Run
 from asm_nb.core.session import Session
+from asm_nb.testing.fake_cli import install_fake_cli
 
 _here = pathlib.Path(__file__).resolve()
 SHARED = _here.parents[3] / "shared"
@@ -22,6 +23,9 @@ FIXTURES = SHARED / "fixtures" / "providers"
 
 TERMINAL = {"run_completed", "run_failed", "run_cancelled"}
 FORBIDDEN_TOOL_KEYS = {"tool_use_id", "call_id", "arguments", "input", "output"}
+#: ``install_fake_cli`` keywords (how the fake behaves); a test's other keywords go to the adapter
+FAKE_BEHAVIOUR = ("hang", "ignore_signals", "spawn_child", "line_delay_ms", "stdout", "hang_ms", "exit_code", "stderr",
+                  "signal")
 
 
 def manifest(provider: str) -> dict[str, dict]:
@@ -31,6 +35,14 @@ def manifest(provider: str) -> dict[str, dict]:
 
 def fixture(provider: str, name: str) -> pathlib.Path:
     return FIXTURES / provider / name
+
+
+def install_fixture_cli(tmp_path: pathlib.Path, exe_name: str, provider: str, name: str | None,
+                        kw: dict[str, Any]) -> pathlib.Path:
+    """A fake ``exe_name`` in ``tmp_path/bin`` replaying fixture ``name`` of ``provider`` (None: no
+    fixture); takes the ``FAKE_BEHAVIOUR`` keywords out of ``kw`` (the rest are adapter options)."""
+    return install_fake_cli(tmp_path / "bin", exe_name, fixture(provider, name) if name else None,
+                            **{k: kw.pop(k) for k in list(kw) if k in FAKE_BEHAVIOUR})
 
 
 async def run_adapter(adapter: Any, run_input: Any = "hello", *, session: Session | None = None,

@@ -14,36 +14,16 @@ from asm_nb.core.run import Run
 from asm_nb.core.session import Session
 from asm_nb.providers import create_adapter
 from asm_nb.providers.claude_code import ClaudeCodeAdapter
-from asm_nb.testing.fake_cli import fake_cli_calls, install_fake_cli
+from asm_nb.testing.fake_cli import fake_cli_calls
 
-
-def _support():
-    """tests/providers/_cli_support.py (pytest runs with --import-mode=importlib)."""
-    import importlib.util
-    import pathlib
-    import sys
-
-    name = "asm_nb_tests_cli_support"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, pathlib.Path(__file__).with_name("_cli_support.py"))
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
-
-
-_s = _support()
-arun, check_generic, fixture, group_members, manifest = _s.arun, _s.check_generic, _s.fixture, _s.group_members, _s.manifest
-of_type, run_adapter, tool_outcomes, usage_sum, wait_for = _s.of_type, _s.run_adapter, _s.tool_outcomes, _s.usage_sum, _s.wait_for
+from ._cli_support import (arun, check_generic, group_members, install_fixture_cli, manifest, of_type, run_adapter,
+                           tool_outcomes, usage_sum, wait_for)
 
 CC = manifest("claude_code")
-_BEHAVIOUR = ("hang", "ignore_signals", "spawn_child", "line_delay_ms", "stdout", "hang_ms", "exit_code", "stderr",
-              "signal")
 
 
 def make(tmp_path, name=None, **kw):
-    exe = install_fake_cli(tmp_path / "bin", "claude", fixture("claude_code", name) if name else None,
-                           **{k: kw.pop(k) for k in list(kw) if k in _BEHAVIOUR})
+    exe = install_fixture_cli(tmp_path, "claude", "claude_code", name, kw)
     kw.setdefault("model", "sonnet")
     return ClaudeCodeAdapter(cwd=str(tmp_path), executable=str(exe), **kw), exe
 

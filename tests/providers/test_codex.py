@@ -7,26 +7,6 @@ import time
 
 import pytest
 
-
-def _support():
-    """tests/providers/_cli_support.py (pytest runs with --import-mode=importlib)."""
-    import importlib.util
-    import pathlib
-    import sys
-
-    name = "asm_nb_tests_cli_support"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, pathlib.Path(__file__).with_name("_cli_support.py"))
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
-
-
-_s = _support()
-FIXTURES, arun, check_generic, fixture, group_members = _s.FIXTURES, _s.arun, _s.check_generic, _s.fixture, _s.group_members
-manifest, of_type, run_adapter, tool_outcomes, usage_sum, wait_for = (_s.manifest, _s.of_type, _s.run_adapter,
-                                                                      _s.tool_outcomes, _s.usage_sum, _s.wait_for)
 from asm_nb.core.errors import AsmError
 from asm_nb.core.permission import PermissionMode
 from asm_nb.core.run import Run
@@ -35,17 +15,17 @@ from asm_nb.providers import create_adapter
 from asm_nb.providers.codex import CodexAdapter
 from asm_nb.testing.fake_cli import fake_cli_calls, install_fake_cli
 
+from ._cli_support import (FIXTURES, arun, check_generic, fixture, group_members, install_fixture_cli, manifest,
+                           of_type, run_adapter, tool_outcomes, usage_sum, wait_for)
+
 CODEX = manifest("codex")
 
 
 def make(tmp_path, name=None, *, script=None, **kw):
-    bin_dir = tmp_path / "bin"
     if script is not None:
-        exe = install_fake_cli(bin_dir, "codex", script=script)
+        exe = install_fake_cli(tmp_path / "bin", "codex", script=script)
     else:
-        exe = install_fake_cli(bin_dir, "codex", fixture("codex", name) if name else None,
-                               **{k: kw.pop(k) for k in list(kw) if k in ("hang", "ignore_signals", "spawn_child",
-                                                                         "line_delay_ms", "stdout", "hang_ms")})
+        exe = install_fixture_cli(tmp_path, "codex", "codex", name, kw)
     adapter = CodexAdapter(working_directory=str(tmp_path), executable=str(exe), **kw)
     return adapter, exe
 

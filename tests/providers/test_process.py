@@ -14,29 +14,13 @@ import pytest
 from asm_nb.core.errors import AsmError
 from asm_nb.providers._process import ManagedProcess, build_env, command_not_found_error
 
+from ._cli_support import group_members
+
 PY = sys.executable
 
 
 def run(coro, timeout=20):
     return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes whose process group is ``pgid``."""
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2:].split()
-        state, pgrp = fields[0], int(fields[2])
-        if pgrp == pgid and state not in ("Z", "X"):
-            out.append(int(name))
-    return out
 
 
 async def wait_until(pred, timeout=3.0):
