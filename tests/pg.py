@@ -10,7 +10,7 @@ refuses root. Binaries: ``/usr/lib/postgresql/*/bin`` or ``initdb`` on PATH.
 
 Test modules load this file by path (imports between test files do not work in importlib mode)::
 
-    _pg = load_pg_helper()  # see the snippet in tests/stores/test_sql_pg.py
+    _pg = _load_pg()  # see tests/stores/conftest.py (which also gives the store tests ``pg_server``)
 
 ``require()`` is what fixtures call: in CI (env ``CI=true``) a cluster that cannot start FAILS
 the test; elsewhere, missing binaries skip it with the reason.

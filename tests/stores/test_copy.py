@@ -3,8 +3,6 @@ LocalStore gives equal frames; copying again changes nothing; SQLite works the s
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,25 +12,6 @@ from asm_nb.stores.copy import copy_store
 from asm_nb.stores.local import LocalStore
 from asm_nb.stores.sql import SqlStore
 from asm_nb.testing import example_cassette
-
-
-def _load_pg():
-    name = "asm_tests_pg_helper"
-    mod = sys.modules.get(name)
-    if mod is None:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "pg.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return mod
-
-
-_pg = _load_pg()
-
-
-@pytest.fixture(scope="session")
-def pg_server():
-    return _pg.require()
 
 
 def _fill(root: Path, n_runs: int = 4) -> None:

@@ -4,38 +4,17 @@ runs into one PostgreSQL store give 200 runs with gap-free sessions."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
 from asm_nb.stores.sql import SqlStore
 
 from .contract import seqs, session, sid
-
-
-def _load_pg():
-    name = "asm_tests_pg_helper"
-    mod = sys.modules.get(name)
-    if mod is None:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "pg.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return mod
-
-
-_pg = _load_pg()
-
-
-@pytest.fixture(scope="session")
-def pg_server():
-    return _pg.require()
 
 
 APPENDER = textwrap.dedent("""

@@ -32,7 +32,6 @@ def _load(path: Path, name: str):
     return mod
 
 
-_pg = _load(HERE.parent / "pg.py", "asm_tests_pg_helper")
 _gq = _load(HERE / "test_query.py", "asm_tests_generic_query")
 _gm = _load(HERE / "test_maintenance.py", "asm_tests_generic_maintenance")
 
@@ -45,11 +44,6 @@ _gm.GenericMaintenance = lambda store: store.maintenance if isinstance(store, Sq
 def _store_tests(mod) -> list[str]:
     return sorted(n for n, f in vars(mod).items()
                   if n.startswith("test_") and callable(f) and list(inspect.signature(f).parameters)[:1] == ["store"])
-
-
-@pytest.fixture(scope="session")
-def pg_server():
-    return _pg.require()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
