@@ -1,5 +1,7 @@
 """Rules every SessionStore shares: argument checks, event filters, the flush payload and the
-session-merge rule, row ordering, and ``StoreBase`` (long-poll loop, context manager).
+session-merge rule, row ordering, ``StoreBase`` (long-poll loop, context manager), and the
+write-behind machinery of the buffering stores (``flusher_loop``, ``start_flusher``,
+``track_open_stores``: LocalStore and SqlStore).
 
 Stores differ only in where rows live; everything a test can observe about filtering and
 validation is decided here, once (spec part 3 §1). Imports only ``core``.
@@ -7,12 +9,16 @@ validation is decided here, once (spec part 3 §1). Imports only ``core``.
 
 from __future__ import annotations
 
+import atexit
 import bisect
+import logging
+import os
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..core.errors import AsmError
 from ..core.events import Event, EventType, to_event_type
@@ -22,6 +28,7 @@ from ..core.session import Session, SessionStatus, _status
 __all__ = [
     "EventQuery", "StoreBase", "check_event", "check_events", "check_limit", "check_offset", "check_session_id",
     "filter_runs", "filter_sessions", "merge_session", "parse_payload", "pick_active_run", "with_sequence",
+    "flusher_loop", "start_flusher", "track_open_stores",
 ]
 
 
@@ -397,3 +404,65 @@ class StoreBase:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+
+
+# --------------------------------------------------------------------------------------------
+# write-behind (LocalStore, SqlStore)
+
+
+def flusher_loop(store_ref: "weakref.ref[Any]", cond: threading.Condition) -> None:
+    """Body of a store's flusher thread: write what is due ``flush_interval`` after it was opened,
+    until the store is closed or collected. Holds the store only weakly (never across a wait).
+
+    The store provides ``_closed``, ``_due() -> (due, seconds until the next or None)`` (called
+    holding ``cond``), ``_flush_due(due) -> bool`` (True: some were busy, try again shortly) and
+    ``_notify()``."""
+    while True:
+        store = store_ref()
+        if store is None or store._closed:
+            return
+        with cond:
+            due, wait = store._due()
+            if not due:
+                del store
+                cond.wait(1.0 if wait is None else wait)
+                continue
+        retry = store._flush_due(due)
+        store._notify()
+        del store
+        if retry:
+            time.sleep(0.001)
+
+
+def start_flusher(store: Any, name: str) -> None:
+    """Start ``store``'s flusher thread if it is not running, else wake it (something new is
+    scheduled). The caller holds ``store._timer_cond``."""
+    if store._flusher is None or not store._flusher.is_alive():
+        store._flusher = threading.Thread(target=flusher_loop, args=(weakref.ref(store), store._timer_cond),
+                                          name=name, daemon=True)
+        store._flusher.start()
+    else:
+        store._timer_cond.notify()
+
+
+def track_open_stores(log: logging.Logger, label: str, describe: Callable[[Any], str]) -> "weakref.WeakSet[Any]":
+    """A weak set for the open stores of one kind (``label``: "LocalStore", ...): each is flushed
+    (``_flush_all``) at interpreter exit and reset (``_after_fork``) in a forked child.
+    ``describe(store)`` names a store whose flush at exit failed."""
+    stores: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+    def flush_open_stores() -> None:
+        for store in list(stores):
+            try:
+                store._flush_all()
+            except Exception as exc:  # pragma: no cover - exit path
+                log.error("%s: flush at exit failed for %s: %s", label, describe(store), exc)
+
+    def after_fork_in_child() -> None:
+        for store in list(stores):
+            store._after_fork()
+
+    atexit.register(flush_open_stores)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=after_fork_in_child)
+    return stores

@@ -20,7 +20,6 @@ warning, by the next writer.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import threading
@@ -39,7 +38,7 @@ from ..core.session import Session
 from . import _codec
 from ._base import (EventQuery, StoreBase, check_event, check_events, check_run, check_session, check_session_id, filter_runs,
                     filter_sessions, merge_session, parse_payload, pick_active_run, set_sequence_in_place,
-                    with_sequence)
+                    start_flusher, track_open_stores, with_sequence)
 from ._locks import FileLock
 from ._tinydb import TinyTables
 
@@ -355,12 +354,7 @@ class LocalStore(StoreBase):
     def _schedule(self, slog: _SessionLog) -> None:
         with self._timer_cond:
             self._owned.add(slog)
-            if self._flusher is None or not self._flusher.is_alive():
-                self._flusher = threading.Thread(target=_flusher_loop, args=(weakref.ref(self), self._timer_cond),
-                                                 name=f"asm-localstore-flush:{self.root.name}", daemon=True)
-                self._flusher.start()
-            else:
-                self._timer_cond.notify()
+            start_flusher(self, f"asm-localstore-flush:{self.root.name}")
 
     def _due(self) -> tuple[list[_SessionLog], float | None]:
         """(sessions whose buffer is due now, seconds until the next one). Caller holds timer lock."""
@@ -375,6 +369,16 @@ class LocalStore(StoreBase):
         for slog in due:
             self._owned.discard(slog)
         return due, wait
+
+    def _flush_due(self, due: list[_SessionLog]) -> bool:
+        """Write the due buffers (flusher thread; see ``_base.flusher_loop``). Never asks for a retry."""
+        for slog in due:
+            with slog.lock:
+                try:
+                    slog.release()
+                except Exception as exc:  # nobody to raise to: log, keep the timer alive
+                    log.error("LocalStore: background flush of session %s failed: %s", slog.sid, exc)
+        return False
 
     def _release(self, slog: _SessionLog) -> None:
         """Write a session's buffer and release its OS lock (caller holds ``slog.lock``)."""
@@ -866,44 +870,4 @@ def _drop(rows: dict, pred) -> bool:
     return bool(doomed)
 
 
-def _flusher_loop(store_ref: "weakref.ref[LocalStore]", cond: threading.Condition) -> None:
-    """Write buffers ``flush_interval`` after their lock was taken. Holds the store only weakly."""
-    while True:
-        store = store_ref()
-        if store is None or store._closed:
-            return
-        with cond:
-            due, wait = store._due()
-            if not due:
-                del store
-                cond.wait(1.0 if wait is None else wait)
-                continue
-        for slog in due:
-            with slog.lock:
-                try:
-                    slog.release()
-                except Exception as exc:  # nobody to raise to: log, keep the timer alive
-                    log.error("LocalStore: background flush of session %s failed: %s", slog.sid, exc)
-        store._notify()
-        del store
-
-
-_OPEN_STORES: "weakref.WeakSet[LocalStore]" = weakref.WeakSet()
-
-
-def _flush_open_stores() -> None:
-    for store in list(_OPEN_STORES):
-        try:
-            store._flush_all()
-        except Exception as exc:  # pragma: no cover - exit path
-            log.error("LocalStore: flush at exit failed for %s: %s", store.root, exc)
-
-
-def _after_fork_in_child() -> None:
-    for store in list(_OPEN_STORES):
-        store._after_fork()
-
-
-atexit.register(_flush_open_stores)
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+_OPEN_STORES: "weakref.WeakSet[LocalStore]" = track_open_stores(log, "LocalStore", lambda store: str(store.root))

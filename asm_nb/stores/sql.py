@@ -31,10 +31,8 @@ and ``store.maintenance`` answer the QueryAPI and Maintenance protocols with SQL
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import logging
-import os
 import threading
 import time
 import weakref
@@ -55,7 +53,7 @@ from ..core.session import Session, SessionStatus
 from . import _codec
 from . import _sql_schema as S
 from ._base import (EventQuery, StoreBase, check_event, check_limit, check_offset, check_run, check_session, check_session_id,
-                    check_status, merge_session, parse_payload, with_sequence)
+                    check_status, merge_session, parse_payload, start_flusher, track_open_stores, with_sequence)
 
 __all__ = ["SqlStore", "migrate", "downgrade", "normalize_url", "NOTIFY_CHANNEL"]
 
@@ -552,12 +550,7 @@ class SqlStore(StoreBase):
     def _schedule(self, burst: _Burst) -> None:
         with self._timer_cond:
             self._open_bursts.add(burst)
-            if self._flusher is None or not self._flusher.is_alive():
-                self._flusher = threading.Thread(target=_flusher_loop, args=(weakref.ref(self), self._timer_cond),
-                                                 name="asm-sqlstore-flush", daemon=True)
-                self._flusher.start()
-            else:
-                self._timer_cond.notify()
+            start_flusher(self, "asm-sqlstore-flush")
 
     def _unschedule(self, burst: _Burst) -> None:
         with self._timer_cond:
@@ -573,6 +566,23 @@ class SqlStore(StoreBase):
             elif wait is None or left < wait:
                 wait = left
         return due, wait
+
+    def _flush_due(self, due: list[_Burst]) -> bool:
+        """Commit the due bursts (flusher thread; see ``_base.flusher_loop``). True when one was
+        busy (locked by a writer): the flusher tries again shortly."""
+        retry = False
+        for b in due:
+            if not b.lock.acquire(timeout=0.005):  # busy: try again shortly
+                retry = True
+                continue
+            try:
+                if b.conn is not None and time.monotonic() - b.opened >= self.flush_interval_s:
+                    self._retry(lambda: self._commit(b))
+            except Exception as exc:  # nobody to raise to: log, keep the timer alive
+                log.error("SqlStore: background flush failed: %s", exc)
+            finally:
+                b.lock.release()
+        return retry
 
     # -- sessions ---------------------------------------------------------------------------
     def _write(self, fn: Callable[[sa.Connection], None], what: str, session_id: str | None = None) -> None:
@@ -1077,36 +1087,6 @@ def downgrade(url: str) -> None:
             reader.dispose()
 
 
-def _flusher_loop(store_ref: "weakref.ref[SqlStore]", cond: threading.Condition) -> None:
-    """Commit bursts ``flush_interval`` after they opened. Holds the store only weakly."""
-    while True:
-        store = store_ref()
-        if store is None or store._closed:
-            return
-        with cond:
-            due, wait = store._due()
-            if not due:
-                del store
-                cond.wait(1.0 if wait is None else wait)
-                continue
-        retry = False
-        for b in due:
-            if not b.lock.acquire(timeout=0.005):  # busy: try again shortly
-                retry = True
-                continue
-            try:
-                if b.conn is not None and time.monotonic() - b.opened >= store.flush_interval_s:
-                    store._retry(lambda: store._commit(b))
-            except Exception as exc:  # nobody to raise to: log, keep the timer alive
-                log.error("SqlStore: background flush failed: %s", exc)
-            finally:
-                b.lock.release()
-        store._notify()
-        del store
-        if retry:
-            time.sleep(0.001)
-
-
 def _listen_loop(store_ref: "weakref.ref[SqlStore]", pgconn: Any) -> None:
     """Wake long-poll waiters on every ``asm_events`` notification."""
     while True:
@@ -1131,22 +1111,4 @@ def _listen_loop(store_ref: "weakref.ref[SqlStore]", pgconn: Any) -> None:
             return
 
 
-_OPEN_STORES: "weakref.WeakSet[SqlStore]" = weakref.WeakSet()
-
-
-def _flush_open_stores() -> None:
-    for store in list(_OPEN_STORES):
-        try:
-            store._flush_all()
-        except Exception as exc:  # pragma: no cover - exit path
-            log.error("SqlStore: flush at exit failed for %r: %s", store, exc)
-
-
-def _after_fork_in_child() -> None:
-    for store in list(_OPEN_STORES):
-        store._after_fork()
-
-
-atexit.register(_flush_open_stores)
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+_OPEN_STORES: "weakref.WeakSet[SqlStore]" = track_open_stores(log, "SqlStore", repr)
