@@ -263,7 +263,8 @@ def merge_session(stored: Session | None, given: Session) -> Session:
 
 
 def parse_payload(payload: Any) -> tuple[Session, Run, list[Event]]:
-    """``(session, run, events)`` from a mapping or an ``ExecutionPayload``-like object."""
+    """``(session, run, events)`` from a mapping or an ``ExecutionPayload``-like object, each checked
+    (events, then ``check_session``, then ``check_run``)."""
     bad = AsmError("validation_error", "invalid execution_result payload")
     if isinstance(payload, Mapping):
         if not all(k in payload for k in ("session", "run", "events")):
@@ -284,6 +285,8 @@ def parse_payload(payload: Any) -> tuple[Session, Run, list[Event]]:
             raise AsmError("validation_error", "events must be Event instances")
     for e in events:
         check_event(e)
+    check_session(session)
+    check_run(run)
     return session, run, events
 
 

@@ -716,8 +716,6 @@ class LocalStore(StoreBase):
             self._flush_all()
             return
         session, run, events = parse_payload(payload)
-        check_session(session)
-        check_run(run)
         self._check_open()
         parts = self._prepare(events, single=False)
         slogs = self._locked_logs(events)

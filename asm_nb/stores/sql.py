@@ -931,8 +931,6 @@ class SqlStore(StoreBase):
             self._flush_all()
             return
         session, run, events = parse_payload(payload)
-        check_session(session)
-        check_run(run)
         self._check_open()
         svalues_given = session
         rvalues = run_values(run)
