@@ -15,7 +15,7 @@ import binascii
 import functools
 import json
 from datetime import datetime
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, NamedTuple
 
 from .. import config
 from ..core.errors import AsmError
@@ -195,6 +195,59 @@ def _model(run: Any) -> Any:
     return pm.get("model")
 
 
+# --------------------------------------------------------------------------------------------
+# search options (checked the same way by GenericQueryAPI and SqlQueryAPI)
+
+
+class SessionSearch(NamedTuple):
+    limit: int
+    statuses: set[str] | None
+    order_by: str
+    after: datetime | None
+    before: datetime | None
+    providers: set | None
+    tags: list
+
+
+class RunSearch(NamedTuple):
+    limit: int
+    statuses: set[str] | None
+    min_tokens: int | None
+    order_by: str
+    after: datetime | None
+    before: datetime | None
+    providers: set | None
+
+
+def session_search_options(opts: Mapping[str, Any]) -> SessionSearch:
+    """``search_sessions``' options, checked (unknown names, limit, status, dates) and defaulted."""
+    _check_opts(opts, ("agent_id", "status", "provider", "tags", "created_after", "created_before",
+                       "include_deleted", "order_by", "limit", "cursor"), "search_sessions")
+    limit = _limit(opts.get("limit"), "default_session_query_limit")
+    statuses = _values(opts.get("status"), (s.value for s in SessionStatus), "status")
+    order_by = opts.get("order_by") if opts.get("order_by") in SESSION_ORDERS else SESSION_ORDERS[0]
+    after, before = _dt(opts.get("created_after"), "created_after"), _dt(opts.get("created_before"), "created_before")
+    providers = _one_or_many(opts.get("provider"))
+    tags = opts.get("tags")
+    tags = [tags] if isinstance(tags, str) else list(tags or [])
+    return SessionSearch(limit, statuses, order_by, after, before, providers, tags)
+
+
+def run_search_options(opts: Mapping[str, Any]) -> RunSearch:
+    """``search_runs``' options, checked (unknown names, limit, status, min_tokens, dates) and defaulted."""
+    _check_opts(opts, ("session_id", "provider", "status", "started_after", "started_before", "min_tokens",
+                       "order_by", "limit", "cursor"), "search_runs")
+    limit = _limit(opts.get("limit"), "default_run_query_limit")
+    statuses = _values(opts.get("status"), (s.value for s in RunStatus), "status")
+    min_tokens = opts.get("min_tokens")
+    if min_tokens is not None and not (_is_int(min_tokens) and min_tokens >= 0):
+        raise AsmError("query_error", "min_tokens must be a non-negative integer")
+    order_by = opts.get("order_by") if opts.get("order_by") in RUN_ORDERS else RUN_ORDERS[0]
+    after, before = _dt(opts.get("started_after"), "started_after"), _dt(opts.get("started_before"), "started_before")
+    providers = _one_or_many(opts.get("provider"))
+    return RunSearch(limit, statuses, min_tokens, order_by, after, before, providers)
+
+
 class GenericQueryAPI:
     """The scan implementation of the QueryAPI protocol over ``store``.
 
@@ -237,16 +290,7 @@ class GenericQueryAPI:
         ``tags`` (all present), ``created_after``/``created_before`` (inclusive),
         ``include_deleted`` (default False); ``order_by``, ``limit``, ``cursor``.
         → ``{"sessions", "cursor", "total_count"}``."""
-        _check_opts(opts, ("agent_id", "status", "provider", "tags", "created_after", "created_before",
-                           "include_deleted", "order_by", "limit", "cursor"), "search_sessions")
-        limit = _limit(opts.get("limit"), "default_session_query_limit")
-        statuses = _values(opts.get("status"), (s.value for s in SessionStatus), "status")
-        order_by = opts.get("order_by") if opts.get("order_by") in SESSION_ORDERS else SESSION_ORDERS[0]
-        after, before = _dt(opts.get("created_after"), "created_after"), _dt(opts.get("created_before"),
-                                                                              "created_before")
-        providers = _one_or_many(opts.get("provider"))
-        tags = opts.get("tags")
-        tags = [tags] if isinstance(tags, str) else list(tags or [])
+        limit, statuses, order_by, after, before, providers, tags = session_search_options(opts)
         agent = opts.get("agent_id")
         with_provider = None
         if providers is not None:
@@ -306,17 +350,7 @@ class GenericQueryAPI:
         """Runs matching ``session_id``, ``provider`` (one or list), ``status``,
         ``started_after``/``started_before`` (inclusive), ``min_tokens``; ``order_by``, ``limit``,
         ``cursor``. → ``{"runs", "cursor"}``."""
-        _check_opts(opts, ("session_id", "provider", "status", "started_after", "started_before", "min_tokens",
-                           "order_by", "limit", "cursor"), "search_runs")
-        limit = _limit(opts.get("limit"), "default_run_query_limit")
-        statuses = _values(opts.get("status"), (s.value for s in RunStatus), "status")
-        min_tokens = opts.get("min_tokens")
-        if min_tokens is not None and not (_is_int(min_tokens) and min_tokens >= 0):
-            raise AsmError("query_error", "min_tokens must be a non-negative integer")
-        order_by = opts.get("order_by") if opts.get("order_by") in RUN_ORDERS else RUN_ORDERS[0]
-        after, before = _dt(opts.get("started_after"), "started_after"), _dt(opts.get("started_before"),
-                                                                              "started_before")
-        providers = _one_or_many(opts.get("provider"))
+        limit, statuses, min_tokens, order_by, after, before, providers = run_search_options(opts)
         sid = opts.get("session_id")
         rows = []
         for r in (self.store.list_runs(sid) if sid is not None else self._runs()):

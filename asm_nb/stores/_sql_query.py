@@ -18,14 +18,13 @@ import sqlalchemy as sa
 
 from ..core.errors import AsmError
 from ..core.events import EventType
-from ..core.run import RunStatus
 from ..core.serialization import format_datetime, utc_now
-from ..core.session import SessionStatus
 from ..persistence.retention import RetentionPolicy
 from . import _sql_schema as S
 from ._maintenance import PROTECTED_EVENT_TYPES, GenericMaintenance
 from ._query import (EVENT_ORDERS, RUN_ORDERS, SESSION_ORDERS, GenericQueryAPI, _check_opts, _dt, _guard,
-                     _is_int, _limit, _one_or_many, _values, decode_cursor, encode_cursor)
+                     _limit, _one_or_many, _values, decode_cursor, encode_cursor, run_search_options,
+                     session_search_options)
 
 __all__ = ["SqlQueryAPI", "SqlMaintenance"]
 
@@ -112,16 +111,7 @@ class SqlQueryAPI(GenericQueryAPI):
         """As ``GenericQueryAPI.search_sessions``, in SQL."""
         from .sql import session_from_row
 
-        _check_opts(opts, ("agent_id", "status", "provider", "tags", "created_after", "created_before",
-                           "include_deleted", "order_by", "limit", "cursor"), "search_sessions")
-        limit = _limit(opts.get("limit"), "default_session_query_limit")
-        statuses = _values(opts.get("status"), (s.value for s in SessionStatus), "status")
-        order_by = opts.get("order_by") if opts.get("order_by") in SESSION_ORDERS else SESSION_ORDERS[0]
-        after, before = _dt(opts.get("created_after"), "created_after"), _dt(opts.get("created_before"),
-                                                                              "created_before")
-        providers = _one_or_many(opts.get("provider"))
-        tags = opts.get("tags")
-        tags = [tags] if isinstance(tags, str) else list(tags or [])
+        limit, statuses, order_by, after, before, providers, tags = session_search_options(opts)
         t = S.sessions
         where = []
         if opts.get("agent_id") is not None:
@@ -194,17 +184,7 @@ class SqlQueryAPI(GenericQueryAPI):
         """As ``GenericQueryAPI.search_runs``, in SQL."""
         from .sql import run_from_row
 
-        _check_opts(opts, ("session_id", "provider", "status", "started_after", "started_before", "min_tokens",
-                           "order_by", "limit", "cursor"), "search_runs")
-        limit = _limit(opts.get("limit"), "default_run_query_limit")
-        statuses = _values(opts.get("status"), (s.value for s in RunStatus), "status")
-        min_tokens = opts.get("min_tokens")
-        if min_tokens is not None and not (_is_int(min_tokens) and min_tokens >= 0):
-            raise AsmError("query_error", "min_tokens must be a non-negative integer")
-        order_by = opts.get("order_by") if opts.get("order_by") in RUN_ORDERS else RUN_ORDERS[0]
-        after, before = _dt(opts.get("started_after"), "started_after"), _dt(opts.get("started_before"),
-                                                                              "started_before")
-        providers = _one_or_many(opts.get("provider"))
+        limit, statuses, min_tokens, order_by, after, before, providers = run_search_options(opts)
         t = S.runs
         where = []
         if opts.get("session_id") is not None:
