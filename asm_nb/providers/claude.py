@@ -47,7 +47,8 @@ from ..core.errors import AsmError
 from ..core.permission import PermissionMode
 from ..ports import resolve_execute_timeout_base
 from ._base import ActiveRun, BaseAdapter
-from .tools import READ, WRITE, Tool, ToolContext, ToolOutput, as_tools, builtin_tools
+from .tools import READ, WRITE, Tool, ToolContext, ToolOutput, as_tools
+from .workspace_tools import builtin_tools
 
 log = logging.getLogger(__name__)
 
