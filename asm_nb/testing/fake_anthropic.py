@@ -64,82 +64,51 @@ __all__ = [
     "HTTP_ERRORS",
 ]
 
+def _recorded_error(status: int, request_id: str, error_type: str, message: str, *, retry: bool,
+                    retry_after: str | None = None, ratelimit: Mapping[str, str] | None = None,
+                    details: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One recorded API error response: ``{"status", "headers", "body"}``."""
+    headers = {"content-type": "application/json", "request-id": request_id}
+    if retry_after is not None:
+        headers["retry-after"] = retry_after
+    headers["x-should-retry"] = "true" if retry else "false"
+    headers.update(ratelimit or {})
+    error: dict[str, Any] = {"type": error_type, "message": message}
+    if details is not None:
+        error["details"] = dict(details)
+    return {"status": status, "headers": headers, "body": {"type": "error", "error": error, "request_id": request_id}}
+
+
 # Recorded API error responses (same content as fixtures/providers/anthropic/http_errors.json).
 # ``x-should-retry`` is explicit so SDK retry behaviour is deterministic.
 HTTP_ERRORS: dict[str, dict[str, Any]] = {
-    "overloaded_529": {
-        "status": 529,
-        "headers": {"content-type": "application/json", "request-id": "req_011Cf6ynFvWiA22xme6yzKBp",
-                    "x-should-retry": "true"},
-        "body": {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"},
-                 "request_id": "req_011Cf6ynFvWiA22xme6yzKBp"},
-    },
-    "rate_limit_429": {
-        "status": 429,
-        "headers": {
-            "content-type": "application/json", "request-id": "req_011CEXZdzUJseJKDsHgK3dFB",
-            "retry-after": "3", "x-should-retry": "true",
-            "anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-requests-remaining": "0",
-            "anthropic-ratelimit-requests-reset": "2025-11-24T07:00:03Z",
-            "anthropic-ratelimit-output-tokens-limit": "8000", "anthropic-ratelimit-output-tokens-remaining": "0",
-            "anthropic-ratelimit-output-tokens-reset": "2025-11-24T07:00:03Z",
-        },
-        "body": {"type": "error", "error": {
-            "type": "rate_limit_error",
-            "message": "This request would exceed the rate limit for your organization of 50 requests per minute. "
-                       "For details, refer to: https://docs.claude.com/en/api/rate-limits. You can see the response "
-                       "headers for current usage. Please reduce the prompt length or the maximum tokens requested, "
-                       "or try again later."},
-            "request_id": "req_011CEXZdzUJseJKDsHgK3dFB"},
-    },
-    "invalid_request_400": {
-        "status": 400,
-        "headers": {"content-type": "application/json", "request-id": "req_011Cqnudn1KA83EmdJ7NWVed",
-                    "x-should-retry": "false"},
-        "body": {"type": "error", "error": {"type": "invalid_request_error",
-                                            "message": "messages.1.content.0.tool_use.id: Field required"},
-                 "request_id": "req_011Cqnudn1KA83EmdJ7NWVed"},
-    },
-    "authentication_401": {
-        "status": 401,
-        "headers": {"content-type": "application/json", "request-id": "req_011CNFYhhJVrnNRPYMyoAhIk",
-                    "x-should-retry": "false"},
-        "body": {"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"},
-                 "request_id": "req_011CNFYhhJVrnNRPYMyoAhIk"},
-    },
-    "not_found_404": {
-        "status": 404,
-        "headers": {"content-type": "application/json", "request-id": "req_011CUfULlbxVUEcfSPwD6MuU",
-                    "x-should-retry": "false"},
-        "body": {"type": "error", "error": {"type": "not_found_error", "message": "model: claude-sonnet-9"},
-                 "request_id": "req_011CUfULlbxVUEcfSPwD6MuU"},
-    },
-    "request_too_large_413": {
-        "status": 413,
-        "headers": {"content-type": "application/json", "request-id": "req_011C9eDOBuYJ1mJSbctN61KW",
-                    "x-should-retry": "false"},
-        "body": {"type": "error", "error": {"type": "request_too_large",
-                                            "message": "Request exceeds the maximum allowed number of bytes."},
-                 "request_id": "req_011C9eDOBuYJ1mJSbctN61KW"},
-    },
-    "api_error_500": {
-        "status": 500,
-        "headers": {"content-type": "application/json", "request-id": "req_011COyxFa8hiGou62VpMGi70",
-                    "x-should-retry": "true"},
-        "body": {"type": "error", "error": {"type": "api_error", "message": "Internal server error"},
-                 "request_id": "req_011COyxFa8hiGou62VpMGi70"},
-    },
-    "spend_limit_429": {
-        "status": 429,
-        "headers": {"content-type": "application/json", "request-id": "req_011CcJNCiAdgKQH7ozix6ETH",
-                    "x-should-retry": "false"},
-        "body": {"type": "error", "error": {
-            "type": "rate_limit_error",
-            "message": "You have reached your specified API usage limits. You will regain access on "
-                       "2025-12-01 at 00:00 UTC.",
-            "details": {"error_code": "enforced_spend_limit_reached"}},
-            "request_id": "req_011CcJNCiAdgKQH7ozix6ETH"},
-    },
+    "overloaded_529": _recorded_error(529, "req_011Cf6ynFvWiA22xme6yzKBp", "overloaded_error", "Overloaded", retry=True),
+    "rate_limit_429": _recorded_error(
+        429, "req_011CEXZdzUJseJKDsHgK3dFB", "rate_limit_error",
+        "This request would exceed the rate limit for your organization of 50 requests per minute. "
+        "For details, refer to: https://docs.claude.com/en/api/rate-limits. You can see the response "
+        "headers for current usage. Please reduce the prompt length or the maximum tokens requested, "
+        "or try again later.", retry=True,
+        retry_after="3",
+        ratelimit={"anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-requests-remaining": "0",
+                   "anthropic-ratelimit-requests-reset": "2025-11-24T07:00:03Z",
+                   "anthropic-ratelimit-output-tokens-limit": "8000",
+                   "anthropic-ratelimit-output-tokens-remaining": "0",
+                   "anthropic-ratelimit-output-tokens-reset": "2025-11-24T07:00:03Z"}),
+    "invalid_request_400": _recorded_error(400, "req_011Cqnudn1KA83EmdJ7NWVed", "invalid_request_error",
+                                           "messages.1.content.0.tool_use.id: Field required", retry=False),
+    "authentication_401": _recorded_error(401, "req_011CNFYhhJVrnNRPYMyoAhIk", "authentication_error",
+                                          "invalid x-api-key", retry=False),
+    "not_found_404": _recorded_error(404, "req_011CUfULlbxVUEcfSPwD6MuU", "not_found_error",
+                                     "model: claude-sonnet-9", retry=False),
+    "request_too_large_413": _recorded_error(413, "req_011C9eDOBuYJ1mJSbctN61KW", "request_too_large",
+                                             "Request exceeds the maximum allowed number of bytes.", retry=False),
+    "api_error_500": _recorded_error(500, "req_011COyxFa8hiGou62VpMGi70", "api_error", "Internal server error",
+                                     retry=True),
+    "spend_limit_429": _recorded_error(
+        429, "req_011CcJNCiAdgKQH7ozix6ETH", "rate_limit_error",
+        "You have reached your specified API usage limits. You will regain access on 2025-12-01 at 00:00 UTC.",
+        retry=False, details={"error_code": "enforced_spend_limit_reached"}),
 }
 
 _STATUS_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
@@ -741,20 +710,16 @@ class FakeAnthropicServer:
     # -- waiting ---------------------------------------------------------------------------
     def wait_for_requests(self, n: int, timeout: float = 5.0) -> bool:
         """Block until at least ``n`` requests arrived (True) or ``timeout`` seconds passed (False)."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while len(self.requests) < n:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-        return True
+        return self._wait_until(lambda: len(self.requests) >= n, timeout)
 
     def wait_for_disconnects(self, n: int = 1, timeout: float = 5.0) -> bool:
         """Block until at least ``n`` clients dropped a streaming response (True) or timeout (False)."""
+        return self._wait_until(lambda: self.disconnects >= n, timeout)
+
+    def _wait_until(self, done: Callable[[], bool], timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self.disconnects < n:
+            while not done():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
