@@ -400,11 +400,7 @@ async def _run_local(handle: BatchRun, *, store: Any, adapter: Any, concurrency:
             was_running = handle.states.get(i) == "running"
             handle.states[i] = row["status"]
             progress.finished(row["status"], was_running=was_running)
-            if on_result is not None:
-                try:
-                    on_result(row)
-                except Exception:
-                    log.exception("batch on_result raised (ignored)")
+            _deliver(on_result, row)
 
         # submit in input order (FIFO start order = input order); await them together
         tasks = []
@@ -453,18 +449,28 @@ def _run_executor(handle: BatchRun, executor: Any, progress: _Progress, on_resul
                 row = _row_error(item["prompt"], AsmError("cancelled", "Batch cancelled")
                                  if handle._cancelled else exc, session_id=handle.session_id)
                 row["index"] = item["index"]
-            i = item["index"]
-            handle.rows[i] = row
-            handle.run_ids[i] = row.get("run_id")
-            handle.states[i] = row["status"]
-            progress.finished(row["status"])
-            if on_result is not None:
-                try:
-                    on_result(row)
-                except Exception:
-                    log.exception("batch on_result raised (ignored)")
+            _record_row(handle, item["index"], row, progress, on_result)
         if not progressed:
             time.sleep(0.02)
+
+
+def _record_row(handle: BatchRun, i: int, row: dict, progress: _Progress, on_result: Callable | None) -> None:
+    """An executor's finished row ``i``: into ``handle`` (row, run id, state) and ``progress``,
+    then to ``on_result`` (the thread and Dask executor paths)."""
+    handle.rows[i] = row
+    handle.run_ids[i] = row.get("run_id")
+    handle.states[i] = row["status"]
+    progress.finished(row["status"])
+    _deliver(on_result, row)
+
+
+def _deliver(on_result: Callable | None, row: dict) -> None:
+    """Hand a finished row to the caller's ``on_result``; what it raises is logged and ignored."""
+    if on_result is not None:
+        try:
+            on_result(row)
+        except Exception:
+            log.exception("batch on_result raised (ignored)")
 
 
 def batch(prompts_or_rows: Any, provider: Any = None, *, prompt: Any = None, concurrency: int = 8,

@@ -85,6 +85,8 @@ def _collect(items: list[dict], client: Any, *, on_row: Callable[[dict, dict], N
 def run_executor(handle: Any, client: Any, progress: Any, on_result: Callable | None) -> None:
     """The Dask path of ``batch()``: fills ``handle`` (rows, states, run ids) and ``progress``
     as results arrive (same contract as ``batch._run_executor``)."""
+    from .batch import _record_row
+
     for item in handle.items:
         handle.states[item["index"]] = "running"
         progress.started()
@@ -95,16 +97,7 @@ def run_executor(handle: Any, client: Any, progress: Any, on_result: Callable | 
     def on_row(item: dict, row: dict) -> None:
         if handle._cancelled and row.get("status") == "failed" and row.get("run_id") is None:
             row.update(status="cancelled", error_code="cancelled", error_message="Batch cancelled")
-        i = item["index"]
-        handle.rows[i] = row
-        handle.run_ids[i] = row.get("run_id")
-        handle.states[i] = row["status"]
-        progress.finished(row["status"])
-        if on_result is not None:
-            try:
-                on_result(row)
-            except Exception:  # noqa: BLE001
-                log.exception("batch on_result raised (ignored)")
+        _record_row(handle, item["index"], row, progress, on_result)
 
     _collect(handle.items, client, on_row=on_row, on_submit=on_submit)
 
