@@ -15,20 +15,7 @@ from asm_nb.core.session import Session
 from asm_nb.providers import create_adapter
 from asm_nb.providers.shell import ShellAdapter
 
-
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes in process group ``pgid``."""
-    out = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-                out.append(int(name))
-    return out
+from ._cli_support import group_members
 
 
 def arun(coro, timeout=20):
@@ -49,6 +36,22 @@ async def execute(adapter, inp, **kw):
 
 def types(events):
     return [e["type"] for e in events]
+
+
+async def start_until_streamed(adapter, inp):
+    """Start a run of ``inp`` in the background; ``(task, run, seen events)`` once it streamed output."""
+    run, session = new_run(inp)
+    seen = []
+    streamed = asyncio.Event()
+
+    def cb(ev):
+        seen.append(ev)
+        if ev["type"] == "message_streamed":
+            streamed.set()
+
+    task = asyncio.ensure_future(adapter.execute(run, session, event_callback=cb))
+    await asyncio.wait_for(streamed.wait(), 5)
+    return task, run, seen
 
 
 def test_registry_and_capabilities():
@@ -214,17 +217,7 @@ def test_cancel_kills_group_closes_tool_and_emits_run_cancelled():
     a = ShellAdapter()
 
     async def main():
-        run, session = new_run("echo $$; sleep 30 & sleep 30; wait")
-        seen = []
-        streamed = asyncio.Event()
-
-        def cb(ev):
-            seen.append(ev)
-            if ev["type"] == "message_streamed":
-                streamed.set()
-
-        task = asyncio.ensure_future(a.execute(run, session, event_callback=cb))
-        await asyncio.wait_for(streamed.wait(), 5)
+        task, run, seen = await start_until_streamed(a, "echo $$; sleep 30 & sleep 30; wait")
         assert await a.cancel(run.id) == run.id
         with pytest.raises(AsmError) as ei:
             await asyncio.wait_for(task, 3)
@@ -285,17 +278,7 @@ def test_port_deadline_cancellation_emits_nothing_and_kills():
     a = ShellAdapter()
 
     async def main():
-        run, session = new_run("echo $$; exec sleep 30")
-        seen = []
-        streamed = asyncio.Event()
-
-        def cb(ev):
-            seen.append(ev)
-            if ev["type"] == "message_streamed":
-                streamed.set()
-
-        task = asyncio.ensure_future(a.execute(run, session, event_callback=cb))
-        await asyncio.wait_for(streamed.wait(), 5)
+        task, run, seen = await start_until_streamed(a, "echo $$; exec sleep 30")
         pid = int(seen[-1]["data"]["content"].strip())
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
