@@ -10,6 +10,8 @@ import pathlib
 import time
 from typing import Any
 
+import pytest
+
 from asm_nb.core.errors import AsmError
 from asm_nb.core.run import Run
 from asm_nb.core.session import Session
@@ -63,6 +65,25 @@ async def run_adapter(adapter: Any, run_input: Any = "hello", *, session: Sessio
         return result, None, events, run, session
     except AsmError as err:
         return None, err, events, run, session
+
+
+def cancel_when_a_tool_runs(adapter: Any, run_input: Any) -> tuple[AsmError, list[dict], float, Run, Session, Any]:
+    """Execute ``run_input``, cancel once a tool call has started, expect the run to raise.
+    → ``(error, events, seconds from the cancel to the end, run, session, what cancel() returned)``."""
+
+    async def scenario():
+        session = Session.new("a")
+        run = Run.new(session.id, input=run_input)
+        events: list = []
+        task = asyncio.ensure_future(adapter.execute(run, session, event_callback=events.append))
+        await wait_for(lambda: any(e["type"] == "tool_call_started" for e in events))
+        t0 = time.monotonic()
+        cancelled = await adapter.cancel(run.id)
+        with pytest.raises(AsmError) as ei:
+            await task
+        return ei.value, events, time.monotonic() - t0, run, session, cancelled
+
+    return arun(scenario())
 
 
 def check_generic(events: list[dict], run: Run, session: Session, provider: str) -> None:

@@ -5,19 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 
 import pytest
 
 from asm_nb.core.errors import AsmError
-from asm_nb.core.run import Run
-from asm_nb.core.session import Session
 from asm_nb.providers import create_adapter
 from asm_nb.providers.amp import AmpAdapter
 from asm_nb.testing.fake_cli import fake_cli_calls
 
-from ._cli_support import (arun, check_generic, group_members, install_fixture_cli, manifest, of_type, run_adapter,
-                           tool_outcomes, usage_sum, wait_for)
+from ._cli_support import (arun, cancel_when_a_tool_runs, check_generic, group_members, install_fixture_cli, manifest,
+                           of_type, run_adapter, tool_outcomes, usage_sum)
 
 AMP = manifest("amp")
 
@@ -255,19 +252,7 @@ def test_cli_not_found(tmp_path):
 def test_cancel_kills_group_and_closes_open_call(tmp_path):
     adapter, exe = make(tmp_path, "truncated.jsonl", hang=True, ignore_signals=["SIGINT"], spawn_child=True)
 
-    async def scenario():
-        session = Session.new("a")
-        run = Run.new(session.id, input="run the suite")
-        events: list = []
-        task = asyncio.ensure_future(adapter.execute(run, session, event_callback=events.append))
-        await wait_for(lambda: any(e["type"] == "tool_call_started" for e in events))
-        t0 = time.monotonic()
-        await adapter.cancel(run.id)
-        with pytest.raises(AsmError) as ei:
-            await task
-        return ei.value, events, time.monotonic() - t0, run, session
-
-    err, events, elapsed, run, session = arun(scenario())
+    err, events, elapsed, run, session, _ = cancel_when_a_tool_runs(adapter, "run the suite")
     assert err.code == "cancelled" and elapsed < 2.0
     check_generic(events, run, session, "amp")
     assert events[-1]["type"] == "run_cancelled"

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from types import SimpleNamespace
 
 import pytest
 
 from asm_nb.core.errors import AsmError
 from asm_nb.core.permission import PermissionMode
-from asm_nb.core.run import Run
 from asm_nb.core.session import Session
 from asm_nb.providers import create_adapter
 from asm_nb.providers.claude_code import ClaudeCodeAdapter
 from asm_nb.testing.fake_cli import fake_cli_calls
 
-from ._cli_support import (arun, check_generic, group_members, install_fixture_cli, manifest, of_type, run_adapter,
-                           tool_outcomes, usage_sum, wait_for)
+from ._cli_support import (arun, cancel_when_a_tool_runs, check_generic, group_members, install_fixture_cli, manifest,
+                           of_type, run_adapter, tool_outcomes, usage_sum)
 
 CC = manifest("claude_code")
 
@@ -115,19 +113,7 @@ def test_cancelled_sigterm_fixture_via_cancel(tmp_path):
     exp = CC["cancelled_sigterm.jsonl"]["expect"]
     adapter, exe = make(tmp_path, "cancelled_sigterm.jsonl", hang=True, spawn_child=True)
 
-    async def scenario():
-        session = Session.new("a")
-        run = Run.new(session.id, input="run the benchmark")
-        events: list = []
-        task = asyncio.ensure_future(adapter.execute(run, session, event_callback=events.append))
-        await wait_for(lambda: any(e["type"] == "tool_call_started" for e in events))
-        t0 = time.monotonic()
-        await adapter.cancel(run.id)
-        with pytest.raises(AsmError) as ei:
-            await task
-        return ei.value, events, time.monotonic() - t0, run, session
-
-    err, events, elapsed, run, session = arun(scenario())
+    err, events, elapsed, run, session, _ = cancel_when_a_tool_runs(adapter, "run the benchmark")
     assert err.code == "cancelled" and elapsed < 2.0
     check_generic(events, run, session, "claude")
     assert events[-1]["type"] == exp["terminal"]

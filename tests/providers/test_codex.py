@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
@@ -15,8 +14,8 @@ from asm_nb.providers import create_adapter
 from asm_nb.providers.codex import CodexAdapter
 from asm_nb.testing.fake_cli import fake_cli_calls, install_fake_cli
 
-from ._cli_support import (FIXTURES, arun, check_generic, fixture, group_members, install_fixture_cli, manifest,
-                           of_type, run_adapter, tool_outcomes, usage_sum, wait_for)
+from ._cli_support import (FIXTURES, arun, cancel_when_a_tool_runs, check_generic, fixture, group_members,
+                           install_fixture_cli, manifest, of_type, run_adapter, tool_outcomes, usage_sum)
 
 CODEX = manifest("codex")
 
@@ -371,19 +370,8 @@ def test_web_search_item_regression(tmp_path):
 def test_cancel_stubborn_cli_ends_fast_and_kills_the_group(tmp_path):
     adapter, exe = make(tmp_path, "cancelled_sigint.jsonl", hang=True, ignore_signals=["SIGINT"], spawn_child=True)
 
-    async def scenario():
-        session = Session.new("a")
-        run = Run.new(session.id, input="bench")
-        events: list = []
-        task = asyncio.ensure_future(adapter.execute(run, session, event_callback=events.append))
-        await wait_for(lambda: any(e["type"] == "tool_call_started" for e in events))
-        t0 = time.monotonic()
-        assert await adapter.cancel(run.id) == run.id
-        with pytest.raises(AsmError) as ei:
-            await task
-        return ei.value, events, time.monotonic() - t0, run
-
-    err, events, elapsed, run = arun(scenario())
+    err, events, elapsed, run, _, cancelled = cancel_when_a_tool_runs(adapter, "bench")
+    assert cancelled == run.id
     assert err.code == "cancelled"
     assert elapsed < 2.0
     types = [e["type"] for e in events]

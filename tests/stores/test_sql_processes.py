@@ -10,8 +10,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 from asm_nb.stores.sql import SqlStore
 
 from .contract import seqs, session, sid
