@@ -334,6 +334,15 @@ def span(run: Any, session: Any) -> Iterator[_Span]:
     emit_run_end(_ended(run), session, sp.result, duration=time.monotonic_ns() - sp.started_ns)
 
 
+def _span_result(run: Any, session: Any, result: Any, started: int) -> Any:
+    """End a span: ``run.stop``, or ``run.exception`` for a returned ``AsmError``; ``result`` unchanged."""
+    if isinstance(result, AsmError):
+        emit_error(_ended(run), session, result, duration=time.monotonic_ns() - started)
+    else:
+        emit_run_end(_ended(run), session, result, duration=time.monotonic_ns() - started)
+    return result
+
+
 def span_call(run: Any, session: Any, fn: Callable[[], Any]) -> Any:
     """Run ``fn()`` inside a span and return its result. A returned ``AsmError`` is reported as
     ``run.exception`` and returned unchanged (the reference's ``{:error, e}`` result)."""
@@ -344,11 +353,7 @@ def span_call(run: Any, session: Any, fn: Callable[[], Any]) -> Any:
     except Exception as exc:
         emit_error(_ended(run), session, exc, duration=time.monotonic_ns() - started)
         raise
-    if isinstance(result, AsmError):
-        emit_error(_ended(run), session, result, duration=time.monotonic_ns() - started)
-    else:
-        emit_run_end(_ended(run), session, result, duration=time.monotonic_ns() - started)
-    return result
+    return _span_result(run, session, result, started)
 
 
 async def aspan_call(run: Any, session: Any, fn: Callable[[], Awaitable[Any]]) -> Any:
@@ -360,8 +365,4 @@ async def aspan_call(run: Any, session: Any, fn: Callable[[], Awaitable[Any]]) -
     except Exception as exc:
         emit_error(_ended(run), session, exc, duration=time.monotonic_ns() - started)
         raise
-    if isinstance(result, AsmError):
-        emit_error(_ended(run), session, result, duration=time.monotonic_ns() - started)
-    else:
-        emit_run_end(_ended(run), session, result, duration=time.monotonic_ns() - started)
-    return result
+    return _span_result(run, session, result, started)
