@@ -169,6 +169,17 @@ def group_members(pgid: int) -> list[int]:
     return out
 
 
+def group_gone_within(pgid: int, seconds: float) -> list[int]:
+    """Members of ``pgid`` still alive after waiting up to ``seconds`` (SIGKILL is delivered
+    asynchronously: a just-killed process can be listed for a few ms on a loaded machine)."""
+    deadline = time.monotonic() + max(0.0, seconds)
+    while True:
+        left = group_members(pgid)
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.01)
+
+
 def arun(coro: Any, timeout: float = 30) -> Any:
     return asyncio.run(asyncio.wait_for(coro, timeout))
 

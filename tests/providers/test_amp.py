@@ -13,7 +13,8 @@ from asm_nb.providers import create_adapter
 from asm_nb.providers.amp import AmpAdapter
 from asm_nb.testing.fake_cli import fake_cli_calls
 
-from ._cli_support import (arun, cancel_when_a_tool_runs, check_generic, group_members, install_fixture_cli, manifest,
+from ._cli_support import (arun, cancel_when_a_tool_runs, check_generic, group_gone_within, group_members,
+                           install_fixture_cli, manifest,
                            of_type, run_adapter, tool_outcomes, usage_sum)
 
 AMP = manifest("amp")
@@ -257,7 +258,7 @@ def test_cancel_kills_group_and_closes_open_call(tmp_path):
     check_generic(events, run, session, "amp")
     assert events[-1]["type"] == "run_cancelled"
     assert [e["data"]["reason"] for e in of_type(events, "tool_call_failed")] == ["cancelled"]
-    assert group_members(fake_cli_calls(exe)[0]["pgid"]) == []
+    assert group_gone_within(fake_cli_calls(exe)[0]["pgid"], 2.0) == []
 
 
 def test_concurrency_and_unknown_cancel(tmp_path):

@@ -14,7 +14,8 @@ from asm_nb.providers import create_adapter
 from asm_nb.providers.claude_code import ClaudeCodeAdapter
 from asm_nb.testing.fake_cli import fake_cli_calls
 
-from ._cli_support import (arun, cancel_when_a_tool_runs, check_generic, group_members, install_fixture_cli, manifest,
+from ._cli_support import (arun, cancel_when_a_tool_runs, check_generic, group_gone_within, group_members,
+                           install_fixture_cli, manifest,
                            of_type, run_adapter, tool_outcomes, usage_sum)
 
 CC = manifest("claude_code")
@@ -118,7 +119,7 @@ def test_cancelled_sigterm_fixture_via_cancel(tmp_path):
     check_generic(events, run, session, "claude")
     assert events[-1]["type"] == exp["terminal"]
     assert [e["data"]["tool_call_id"] for e in of_type(events, "tool_call_failed")] == exp["open_tool_calls"]
-    assert group_members(fake_cli_calls(exe)[0]["pgid"]) == []
+    assert group_gone_within(fake_cli_calls(exe)[0]["pgid"], 2.0) == []
 
 
 def test_signal_we_did_not_send_is_a_failure(tmp_path):
