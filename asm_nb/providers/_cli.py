@@ -1,6 +1,6 @@
 """``CliAdapter``: the execute loop shared by the Codex, Amp and Claude Code adapters.
 
-Spawns the CLI through ``_process.ManagedProcess`` (own process group, bounded stderr, escalating
+Spawns the CLI through ``process.managed.ManagedProcess`` (own process group, bounded stderr, escalating
 group kill), splits stdout with ``_jsonl.LineSplitter``, feeds each line to the adapter's mapper
 (``_codex_map`` / ``_stream_json``), emits what it returns, and at process end emits the terminal
 event the mapper decides (spec part 2 §1.4–§1.5, §3.4, §4.6, §5.3). Also: option checking helpers
@@ -354,7 +354,7 @@ class CliAdapter(BaseAdapter):
         return merged
 
     async def _execute(self, active: ActiveRun, *, timeout: Any = None, **adapter_opts: Any) -> Mapping[str, Any]:
-        from ._process import ManagedProcess  # the subprocess layer (spawns, streams, kills groups)
+        from ..process.managed import ManagedProcess  # the subprocess layer (spawns, streams, kills groups)
 
         opts = self._merged_options(adapter_opts)
         inv = self._invocation(active, opts, timeout)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..core.errors import AsmError
-from ._errors import normalize_provider_error
+from ..core.provider_errors import normalize_provider_error
 from ._jsonl import ParsedLine, as_int, parse_error_data
 
 Emit = tuple[str, dict]

@@ -33,7 +33,7 @@ from .. import config
 from ..core.capabilities import Capability
 from ..core.errors import AsmError
 from ..ports import empty_usage
-from ..workspace import exec as wexec
+from ..process import exec as wexec
 from ._base import ActiveRun, BaseAdapter
 
 __all__ = ["ShellAdapter"]

@@ -154,7 +154,7 @@ def _grep(inp: dict, ctx: ToolContext) -> ToolOutput:
 
 
 async def _bash(inp: dict, ctx: ToolContext) -> ToolOutput:
-    from ._process import ManagedProcess  # the shared process layer: own group, killed on cancel/timeout
+    from ..process.managed import ManagedProcess  # the shared process layer: own group, killed on cancel/timeout
 
     command = inp.get("command")
     if not isinstance(command, str) or not command.strip():

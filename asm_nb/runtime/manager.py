@@ -214,7 +214,7 @@ async def afail_session(store: Any, session_id: str, error: Any) -> Session:
 def _error_payload(err: AsmError, *, hint: str | None = None) -> dict[str, Any]:
     """``{error_code, error_message, provider_error?, details?}`` with provider-error normalization."""
     from ..core.errors import category
-    from ..providers._errors import normalize_provider_error, normalize_provider_name
+    from ..core.provider_errors import normalize_provider_error, normalize_provider_name
 
     details = dict(err.details or {})
     provider_error = None

@@ -32,7 +32,7 @@ from ..core.capabilities import Capability
 from ..core.errors import AsmError
 from ..ports import RunResult, empty_usage, resolve_execute_timeout_base
 from ..providers._base import ActiveRun, BaseAdapter, input_text
-from ..providers._errors import normalize_provider_error
+from ..core.provider_errors import normalize_provider_error
 
 __all__ = ["MockAdapter", "ScriptedAdapter", "MODES"]
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from asm_nb.core.errors import AsmError
-from asm_nb.workspace import exec as wexec
+from asm_nb.process import exec as wexec
 
 
 def arun(coro, timeout=20):
