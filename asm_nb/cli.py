@@ -16,26 +16,7 @@ import sys
 from typing import Any, Sequence
 
 from .core.errors import AsmError
-
-
-def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
-    if not rows:
-        return "(none)"
-    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
-    return "\n".join(lines)
-
-
-def _cell(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return f"{v:.4f}"
-    s = str(v).replace("\n", " ")
-    return s if len(s) <= 60 else s[:57] + "..."
+from .rendering.tables import text_table as _table
 
 
 def _emit(args: argparse.Namespace, rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
@@ -176,7 +157,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
-    from .notebook.analytics import cost_rows, format_cost_table
+    from .analytics.cost import cost_rows
+    from .rendering.tables import format_cost_table
 
     rows, total = cost_rows(_store(args), by=args.by, provider=args.provider, model=args.model,
                             session_id=args.session, status=args.status, since=args.since, until=args.until)
@@ -188,7 +170,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .notebook.analytics import export
+    from .analytics.export import export
 
     tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
     written = export(_store(args), args.out, format=args.format, tables=tables, overwrite=args.overwrite,
@@ -210,7 +192,7 @@ def cmd_copy(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    from .notebook.analytics import gc
+    from .analytics.gc import gc
 
     report = gc(_store(args), max_age_days=args.max_age_days, hard_delete_after_days=args.hard_delete_after_days,
                 max_events_per_session=args.max_events_per_session, keep_failed=args.keep_failed,

@@ -92,7 +92,8 @@ def _rows_without_frames(store: Any) -> tuple[list[dict], list[dict]]:
 
 def list_sessions(path: str | os.PathLike) -> dict:
     """The ``GET asm-nb/sessions`` answer for the LocalStore at ``path``."""
-    from . import frames, open_store
+    from .analytics import frames
+    from .stores import open_store
     from .core.errors import AsmError
 
     path = Path(path)

@@ -266,7 +266,7 @@ class Dashboard:
         """Every run of the store: ``frames.runs`` with the cost columns of ``frames.costs``."""
         import polars as pl
 
-        from . import frames
+        from ..analytics import frames
 
         runs = frames.runs(self.store, backend="polars")
         costs = frames.costs(self.store, backend="polars").select(
@@ -465,7 +465,7 @@ class Dashboard:
     def _show_run(self, run_id: str | None) -> None:
         import polars as pl
 
-        from . import frames
+        from ..analytics import frames
 
         self.selected_run = run_id
         if run_id is None:

@@ -249,7 +249,7 @@ class AsmMagics(Magics):
         return resolve_store(_default("store"))
 
     def _cmd_sessions(self, rest: list[str]) -> Any:
-        from ..cli import _table
+        from ..rendering.tables import text_table as _table
 
         rows = [{"session_id": s.id, "name": s.metadata.get("name"), "status": s.status.value,
                  "provider": s.metadata.get("provider"), "created": s.created_at.strftime("%Y-%m-%d %H:%M:%S")}
@@ -261,7 +261,7 @@ class AsmMagics(Magics):
             from .live import live_runs
 
             return live_runs(self, [a for a in rest if a != "--live"])
-        from ..cli import _table
+        from ..rendering.tables import text_table as _table
 
         rows = []
         for r in self._store().list_runs(rest[0] if rest else None):

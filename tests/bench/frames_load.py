@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import polars as pl
 
-    from asm_nb.notebook import frames
+    from asm_nb.analytics import frames
     from asm_nb.stores.local import LocalStore
 
     root = args.dir or tempfile.mkdtemp(prefix="asm-frames-bench-")
