@@ -48,7 +48,12 @@ _LAZY: dict[str, str] = {
     "compare": "asm_nb.notebook.compare:compare",
 }
 
-__all__ = sorted(["__version__", *_LAZY])
+__all__ = [
+    "AsmError", "ConcurrencyLimiter", "Event", "EventType", "Policy", "Run", "RunResult", "RunStatus", "Session",
+    "SessionServer", "SessionStatus", "Tool", "__version__", "arun_once", "batch", "compare", "config", "copy_store",
+    "dashboard", "frames", "load_ipython_extension", "maintenance", "open_store", "plots", "query", "run_once",
+    "stream", "testing", "tool",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -66,10 +71,23 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-if TYPE_CHECKING:  # pragma: no cover
+if TYPE_CHECKING:  # pragma: no cover - what a type checker sees for each lazy name above
+    from . import config, testing
+    from .analytics import frames, plots
+    from .analytics.query import maintenance, query
     from .api import RunResult, arun_once, run_once
     from .core.errors import AsmError
     from .core.events import Event, EventType
     from .core.run import Run, RunStatus
     from .core.session import Session, SessionStatus
+    from .notebook.compare import compare
+    from .notebook.dashboard import dashboard
+    from .notebook.magics import load_ipython_extension
+    from .policy import Policy
+    from .providers.tools import Tool, tool
+    from .runtime.batch import batch
+    from .runtime.limiter import ConcurrencyLimiter
+    from .runtime.server import SessionServer
+    from .runtime.stream import stream
     from .stores import open_store
+    from .stores.copy import copy_store

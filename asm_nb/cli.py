@@ -27,7 +27,7 @@ def _emit(args: argparse.Namespace, rows: list[dict[str, Any]], columns: Sequenc
 
 
 def _store(args: argparse.Namespace) -> Any:
-    from .api import resolve_store
+    from .stores import resolve_store
 
     return resolve_store(args.store)
 

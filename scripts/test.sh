@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Run every test (the README's test command). Assumes scripts/setup.sh has run.
+#   0. static checks: ruff (lint rules in pyproject.toml) and lint-imports (the layer contracts:
+#      a module never imports a higher layer);
 #   1. the unit/integration suite, two workers;
 #   2. the notebooks under notebooks/, executed and compared cell by cell with nbval
 #      (text renderer, ids/paths/times sanitized).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+"$PY" -m ruff check asm_nb tests
+lint-imports --no-cache
 "$PY" -m pytest -n 2 -q -p no:cacheprovider tests "$@"
 ASM_DEFAULT_RENDERER=studio "$PY" -m pytest -q -p no:cacheprovider --nbval notebooks \
   --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg

@@ -37,7 +37,7 @@ import urllib.parse
 import warnings
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
-from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping
 
 from ..core.errors import AsmError
 
@@ -148,7 +148,8 @@ def _to_utc(value: Any, name: str) -> datetime | None:
         try:
             dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise AsmError("validation_error", f"{name} must be a datetime or an ISO-8601 string, got {value!r}")
+            raise AsmError("validation_error",
+                           f"{name} must be a datetime or an ISO-8601 string, got {value!r}") from None
         return _to_utc(dt, name)
     raise AsmError("validation_error", f"{name} must be a datetime, a date or an ISO-8601 string, got {value!r}")
 
@@ -585,7 +586,7 @@ def events(store: Any = None, *, session_id: Any = None, run_id: Any = None, typ
     >>> df = events(store, run_id=result.run_id, type=["tool_call_started"])   # doctest: +SKIP
     """
     _check_backend(backend)
-    pl = _polars()
+    _polars()  # a missing polars fails here, before the store is read
     types = _check_types(type)
     f = _Filters.of(session_id, run_id, provider, model, status, since, until)
     lf = _filtered_events(_resolve_store(store), f, types)

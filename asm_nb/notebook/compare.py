@@ -95,7 +95,7 @@ def _per_label(value: Any, labels: Sequence[str], what: str) -> dict[str, Any]:
 
 def _labels(pairs: Sequence[tuple[str | None, Any]]) -> list[str]:
     """A label per provider: its given label, else its name (a repeated name gets ``#2``…)."""
-    from ..api import _is_adapter
+    from ..runtime.oneshot import is_adapter as _is_adapter
 
     if not pairs:
         raise AsmError("validation_error", "compare needs at least one provider")
@@ -117,7 +117,7 @@ def _labels(pairs: Sequence[tuple[str | None, Any]]) -> list[str]:
 
 def _targets(providers: Any, *, model: Any, session: Any, provider_options: Mapping | None,
              adapter_options: Mapping[str, Any]) -> list[_Target]:
-    from ..api import _is_adapter, resolve_adapter
+    from ..runtime.oneshot import is_adapter as _is_adapter, resolve_adapter
 
     pairs = _provider_list(providers)
     labels = _labels(pairs)
@@ -147,7 +147,7 @@ def _targets(providers: Any, *, model: Any, session: Any, provider_options: Mapp
 
 def _failed_result(target: _Target, state: Mapping[str, Any], store: Any, error: AsmError, status: str) -> Any:
     """The row of a provider whose ``arun_once`` raised: the stored run when one was created."""
-    from ..api import RunResult, _result_from_store
+    from ..runtime.result import RunResult, result_from_store as _result_from_store
 
     run_id = state.get("run_id")
     if run_id:
@@ -165,15 +165,15 @@ def _failed_result(target: _Target, state: Mapping[str, Any], store: Any, error:
 
 async def _run_one(target: _Target, prompt: Any, state: dict, store: Any, on_event: Callable | None,
                    run_kwargs: Mapping[str, Any]) -> Any:
-    from ..api import arun_once
+    from ..runtime.oneshot import arun_tracked
 
     callback = None
     if on_event is not None:
         def callback(ev: dict, _label: str = target.label) -> Any:
             return on_event(_label, ev)
     try:
-        return await arun_once(prompt, target.adapter, store=store, session=target.session, on_event=callback,
-                               _state=state, **{**run_kwargs, **target.run_options})
+        return await arun_tracked(prompt, target.adapter, state, store=store, session=target.session,
+                                  on_event=callback, **{**run_kwargs, **target.run_options})
     except asyncio.CancelledError:
         return _failed_result(target, state, store, AsmError("cancelled", "Run was cancelled"), "cancelled")
     except Exception as exc:  # one provider's failure stays in its row
@@ -235,7 +235,7 @@ class _Comparison:
 def _prepare(prompt: Any, providers: Any, *, store: Any, session: Any, model: Any, timeout: Any,
              on_event: Callable | None, backend: str, provider_options: Mapping | None,
              options: dict[str, Any]) -> _Comparison:
-    from ..api import resolve_store
+    from ..stores import resolve_store
 
     if prompt is None or (isinstance(prompt, str) and not prompt.strip()):
         raise AsmError("validation_error", "prompt must be a non-empty string (or a messages/command dict)")
@@ -346,7 +346,7 @@ def _cut(text: str, limit: int) -> str:
 
 def _column_state(result: Any, redact: Any = None) -> Any:
     """The run view model (``RunState``) of a finished run, rebuilt from its events."""
-    from ._runview import RunState, result_fields
+    from ..rendering.runview import RunState, result_fields
 
     r = result_fields(result)
     st = RunState(provider=r.get("provider"), model=r.get("model"), session_id=r.get("session_id"),
@@ -479,7 +479,7 @@ class CompareResult:
 
     def _repr_html_(self) -> str:
         cols = []
-        for label, r in self.results.items():
+        for r in self.results.values():
             cols.append(f'<div class="asm-compare-col" style="flex:1 1 0;min-width:0">'
                         f'{_column_state(r).static_html(deterministic=True)}</div>')
         return (f'<div class="asm-compare"><div style="display:flex;gap:12px;align-items:flex-start">'
@@ -493,7 +493,7 @@ class CompareResult:
 
 
 def _redact(text: str) -> str:
-    from ._runview import make_redactor
+    from ..rendering.runview import make_redactor
 
     return make_redactor(None)(text)
 
@@ -501,7 +501,7 @@ def _redact(text: str) -> str:
 def summary_html(rows: list[dict[str, Any]]) -> str:
     """An HTML table of ``CompareResult.rows()``: provider, model, status, tools, tokens, cost,
     duration, error (escaped and redacted)."""
-    from ._runview import make_redactor
+    from ..rendering.runview import make_redactor
 
     redact = make_redactor(None)
     head = ["provider", "model", "status", "tools", "in", "out", "cache", "cost", "duration", "error"]

@@ -57,7 +57,7 @@ def _cost_parser() -> _Parser:
 
 def _magic_store(magics: Any, target: str | None) -> Any:
     if target:
-        from ..api import resolve_store
+        from ..stores import resolve_store
 
         return resolve_store(target)
     return magics._store()

@@ -195,7 +195,7 @@ class Dashboard:
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise AsmError("dependency_not_available",
                            "the dashboard needs ipywidgets: pip install 'asm_nb[notebook]'") from exc
-        from ..api import resolve_store
+        from ..stores import resolve_store
 
         names = list(CHARTS) if charts is None else list(charts)
         for n in names:

@@ -48,7 +48,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from ._runview import STYLE, RunState
+from ..rendering.runview import STYLE, RunState
 
 __all__ = ["RunWidget", "WidgetSink", "LiveRunView", "make_live_view", "WIDGET_MIME"]
 

@@ -371,7 +371,7 @@ class CliAdapter(BaseAdapter):
             except AsmError as err:
                 # missing binary / bad cwd / spawn failure: the run got past validation, so it fails
                 # with one error_occurred + run_failed
-                raise await active.emit_failure(err)
+                raise await active.emit_failure(err) from err
             try:
                 outcome = await self._stream(active, proc, mapper)
             except BaseException as exc:

@@ -20,7 +20,7 @@ from typing import Any, Collection, Mapping
 from ..core.serialization import first_set
 from . import studio
 from .studio import (
-    BLUE, CYAN, DIM, GREEN, MAGENTA, RED, RESET, ToolSummary, compact_json, default_color, event_view,
+    BLUE, DIM, GREEN, MAGENTA, RED, RESET, ToolSummary, compact_json, default_color, event_view,
     format_number, is_number, normalize_output, truncate,
 )
 

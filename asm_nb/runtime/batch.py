@@ -28,7 +28,7 @@ import string
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping
 
 from ..core.errors import AsmError
 from ..core.serialization import new_id
@@ -166,11 +166,12 @@ def run_batch_item(item: Mapping[str, Any]) -> dict[str, Any]:
     worker), ``session_id`` (the batch session), ``policy``, ``timeout``. Never raises for a
     failed run: the row says ``status`` failed with the error.
     """
-    from .. import api
+    from ..stores import resolve_store
+    from .oneshot import run_once
 
     prompt = item.get("prompt")
     try:
-        store = api.resolve_store(item["store"])
+        store = resolve_store(item["store"])
         opts = {**(item.get("adapter_options") or {}), **(item.get("options") or {})}
         kwargs: dict[str, Any] = {"store": store, "continuation": False}
         if item.get("session_id"):
@@ -179,7 +180,7 @@ def run_batch_item(item: Mapping[str, Any]) -> dict[str, Any]:
             kwargs["policy"] = item["policy"]
         if item.get("timeout") is not None:
             kwargs["timeout"] = item["timeout"]
-        result = api.run_once(prompt, provider=item.get("provider"), **kwargs, **opts)
+        result = run_once(prompt, provider=item.get("provider"), **kwargs, **opts)
         row = _row_from_run(store.get_run(result.run_id), prompt, result.error)
     except Exception as exc:  # a caller mistake or a broken store: reported in the row
         row = _row_error(prompt, exc, session_id=item.get("session_id"))
@@ -355,9 +356,9 @@ async def _run_local(handle: BatchRun, *, store: Any, adapter: Any, concurrency:
     session_opts = None
     session_id = None
     if isinstance(session, str) and session:
-        from ..api import _resolve_session
+        from .oneshot import resolve_session
 
-        s, _ = await _resolve_session(store, adapter, session, agent_id=agent_id, metadata={"batch": True},
+        s, _ = await resolve_session(store, adapter, session, agent_id=agent_id, metadata={"batch": True},
                                       tags=None, context=None)
         session_id = s.id
     else:
@@ -373,7 +374,7 @@ async def _run_local(handle: BatchRun, *, store: Any, adapter: Any, concurrency:
                                        limiter=limiter, limiter_wait=True, default_execute_opts=default_opts)
     handle.server, handle.session_id = server, server.session_id
     try:
-        from ..api import _close_session
+        from .oneshot import close_session as _close_session
 
         async def one(item: dict[str, Any]) -> None:
             i = item["index"]
@@ -415,7 +416,7 @@ async def _run_local(handle: BatchRun, *, store: Any, adapter: Any, concurrency:
 
 
 async def _get_run(store: Any, run_id: str) -> Any:
-    from .manager import _store
+    from ..persistence.store_call import call_store as _store
 
     return await _store(store, "get_run", run_id)
 
@@ -502,8 +503,9 @@ def batch(prompts_or_rows: Any, provider: Any = None, *, prompt: Any = None, con
     A failing run never stops the batch: its row has ``status`` failed and the error. Ctrl-C
     (the notebook's stop button) cancels the whole batch and re-raises.
     """
-    from .. import api
+    from ..stores import resolve_store
     from . import loop
+    from .oneshot import resolve_adapter
 
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise AsmError("validation_error", f"concurrency must be a positive integer, got: {concurrency!r}")
@@ -526,15 +528,15 @@ def batch(prompts_or_rows: Any, provider: Any = None, *, prompt: Any = None, con
             raise AsmError("validation_error", "with an executor, provider must be a registered provider name")
         if str(store).strip() in ("memory://", "memory"):
             raise AsmError("validation_error", "memory:// stores cannot be shared with executor workers")
-        the_store = api.resolve_store(str(store))
-        adapter = api.resolve_adapter(provider, **adapter_options)
+        the_store = resolve_store(str(store))
+        adapter = resolve_adapter(provider, **adapter_options)
         from . import manager
 
         async def make_session() -> str:
             if session:
-                from ..api import _resolve_session
+                from .oneshot import resolve_session
 
-                s, _ = await _resolve_session(the_store, adapter, session, agent_id=agent_id,
+                s, _ = await resolve_session(the_store, adapter, session, agent_id=agent_id,
                                               metadata={"batch": True}, tags=None, context=None)
                 return s.id
             s = await manager.astart_session(the_store, adapter, {
@@ -572,8 +574,8 @@ def batch(prompts_or_rows: Any, provider: Any = None, *, prompt: Any = None, con
         threading.Thread(target=thread_main, name="asm-batch-executor", daemon=True).start()
         handle._future = fut
     else:
-        the_store = api.resolve_store(store)
-        adapter = api.resolve_adapter(provider, **adapter_options)
+        the_store = resolve_store(store)
+        adapter = resolve_adapter(provider, **adapter_options)
         lim = limiter if limiter is not None else default_limiter()
 
         async def main() -> None:

@@ -23,10 +23,11 @@ from typing import Any, Callable, Mapping
 from .. import config
 from ..core.capabilities import CapabilityResolver
 from ..core.errors import AsmError
-from ..core.events import EventType, resolve_type
+from ..core.events import resolve_type
 from ..core.run import Run, RunStatus
 from ..core.serialization import utc_now
 from ..core.session import Session, SessionStatus
+from ..persistence.store_call import call_store as _store
 from ..ports import RunResult, empty_usage, resolve_execute_timeout, resolve_execute_timeout_base
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creat
 
 @dataclass(frozen=True)
 class ExecutionResult:
-    """What ``execute_run`` / ``run_once`` return: the adapter result plus what the manager added."""
+    """What ``execute_run`` / ``execute_once`` return: the adapter result plus what the manager added."""
 
     output: dict = field(default_factory=dict)
     token_usage: dict = field(default_factory=dict)
@@ -56,22 +57,6 @@ class ExecutionResult:
 
 # ------------------------------------------------------------------------------------------
 # store access
-
-
-async def _store(store: Any, op: str, *args: Any, _operation: str | None = None, **kw: Any) -> Any:
-    """Call a (sync) store method: inline for ``inline_safe`` stores, else in a worker thread.
-    Non-AsmError failures become ``storage_connection_failed``."""
-    try:
-        fn = getattr(store, op)
-        if getattr(store, "inline_safe", False):
-            return fn(*args, **kw)
-        return await asyncio.to_thread(fn, *args, **kw)
-    except AsmError:
-        raise
-    except Exception as exc:
-        raise AsmError("storage_connection_failed",
-                       f"SessionStore {_operation or op} failed because the store became unavailable",
-                       details={"reason": repr(exc)}) from exc
 
 
 def _redact_value(value: Any) -> Any:
@@ -748,11 +733,12 @@ async def _finalize_failure(store: Any, adapter: Any, tracker: _RunTracker, erro
     _telemetry("emit_error", run, session, error)
 
 
-async def arun_once(store: Any, adapter: Any, input: Any, *, agent_id: str | None = None,
+async def aexecute_once(store: Any, adapter: Any, input: Any, *, agent_id: str | None = None,
                     metadata: Mapping | None = None, context: Mapping | None = None, tags: list | None = None,
                     required_capabilities=(), optional_capabilities=(), **execute_opts: Any) -> ExecutionResult:
-    """start_session → activate → start_run → execute_run → complete_session (spec part 1 §18.9).
-    On failure the session is failed and the error re-raised."""
+    """start_session → activate → start_run → execute_run → complete_session (spec part 1 §18.9:
+    the manager's ``run_once``). On failure the session is failed and the error re-raised;
+    ``asm_nb.arun_once`` is the friendlier public version that returns a ``RunResult`` instead."""
     _check_store(store)
     session = await astart_session(store, adapter, {"agent_id": agent_id, "metadata": metadata,
                                                     "context": context, "tags": tags})
@@ -869,14 +855,15 @@ resume_session = _sync(aresume_session)
 cancel_session = _sync(acancel_session)
 start_run = _sync(astart_run)
 execute_run = _sync(aexecute_run)
-run_once = _sync(arun_once)
+execute_once = _sync(aexecute_once)
 cancel_run = _sync(acancel_run)
 get_session_events = _sync(aget_session_events)
 get_session_runs = _sync(aget_session_runs)
 
 
 class SessionManager:
-    """Namespace object for the manager functions (``SessionManager.run_once(store, adapter, input)``)."""
+    """Namespace object for the manager functions (``SessionManager.run_once(store, adapter, input)``
+    is ``execute_once``)."""
 
     start_session = staticmethod(start_session)
     astart_session = staticmethod(astart_session)
@@ -890,8 +877,8 @@ class SessionManager:
     astart_run = staticmethod(astart_run)
     execute_run = staticmethod(execute_run)
     aexecute_run = staticmethod(aexecute_run)
-    run_once = staticmethod(run_once)
-    arun_once = staticmethod(arun_once)
+    run_once = staticmethod(execute_once)  # the spec's name for it
+    aexecute_once = staticmethod(aexecute_once)
     cancel_run = staticmethod(cancel_run)
     acancel_run = staticmethod(acancel_run)
     get_session_events = staticmethod(get_session_events)

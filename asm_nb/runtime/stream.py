@@ -9,7 +9,7 @@ last. No item within ``idle_timeout_ms`` → a final ``error_occurred`` "stream 
 cancels the run; resources the stream created (adapter, store) are closed, borrowed ones are not.
 
 ``StreamSession.start(adapter=..., input=...)`` is the spec-level constructor (manager
-``run_once`` into an in-memory store unless one is given); ``stream(...)`` is the notebook face
+``execute_once`` into an in-memory store unless one is given); ``stream(...)`` is the notebook face
 (``asm_nb.run_once`` options: default store, ``session`` names, policy, ...).
 
 **Deviation:** the reference returns a ``(stream, close, meta)`` tuple; iterating a
@@ -315,7 +315,7 @@ class StreamSession:
     def start(cls, *, adapter: Any = None, input: Any = None, store: Any = None, agent_id: str | None = None,
               run_opts: Mapping[str, Any] | None = None, idle_timeout_ms: int | None = None,
               shutdown_timeout_ms: int | None = None) -> "StreamSession":
-        """Start ``manager.run_once(store, adapter, input, **run_opts)`` in the background.
+        """Start ``manager.execute_once(store, adapter, input, **run_opts)`` in the background.
 
         ``adapter``: an instance (borrowed), ``(AdapterClass, opts)`` or a registered name (both
         created and owned). ``store``: None → a new InMemoryStore (owned), else borrowed.
@@ -363,7 +363,7 @@ class StreamSession:
         the_adapter, the_store = adapter, store
 
         def runner(bridge: Callable) -> Any:
-            return manager.arun_once(the_store, the_adapter, input, event_callback=bridge, **opts)
+            return manager.aexecute_once(the_store, the_adapter, input, event_callback=bridge, **opts)
 
         return cls(runner, idle_timeout_ms=idle_timeout_ms, shutdown_timeout_ms=shutdown_timeout_ms, meta=meta,
                    owned_adapter=owned_adapter, owned_store=owned_store,
@@ -388,13 +388,13 @@ def stream(prompt: Any, provider: Any = None, *, idle_timeout_ms: int | None = N
     ``on_event`` is still called for each event. The finished run's ``RunResult`` is
     ``stream.result`` once the iteration ended.
     """
-    from .. import api
     from . import manager
+    from .oneshot import arun_tracked
 
-    state: dict[str, Any] = {}  # arun_once fills in run_id, adapter and store
+    state: dict[str, Any] = {}  # arun_tracked fills in run_id, adapter and store
 
     def runner(bridge: Callable) -> Any:
-        return api.arun_once(prompt, provider, on_event=bridge, _state=state, **run_once_options)
+        return arun_tracked(prompt, provider, state, on_event=bridge, **run_once_options)
 
     async def cancel(run_id: str) -> Any:
         if state.get("adapter") is not None:

@@ -34,7 +34,8 @@ With ``deterministic=True`` the ids (``run_id``, ``session_id``, ``tool_calls[].
 ``transcript[].tool_call_id``) are null and ``duration_ms`` values null, so a replayed run
 gives byte-identical outputs.
 
-Imports ``asm_nb.core``, ``asm_nb.rendering`` and ``_runview``; no ipywidgets.
+Imports ``asm_nb.core`` and the rest of ``asm_nb.rendering`` (``runview``); no ipywidgets, so
+the API, the Lab server extension and the notebook all render runs through it.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ..core.serialization import first_set, to_jsonable
-from ..rendering.studio import ToolSummary, event_view, is_number, normalize_output
-from ._runview import RunState, make_redactor, result_fields
+from .studio import ToolSummary, event_view, is_number, normalize_output
+from .runview import RunState, make_redactor, result_fields
 
 __all__ = ["RUN_MIME", "run_result_mimebundle", "run_summary"]
 

@@ -1,6 +1,6 @@
 """The live-run view *model*: run state built from normalized events, and its HTML / plain-text
-renderings. No ipywidgets here: ``widgets.py`` binds this model to widgets (with a redraw
-throttle) and ``display.py`` renders finished runs from the same code.
+renderings. No ipywidgets here: ``notebook/widgets.py`` binds this model to widgets (with a
+redraw throttle) and ``mime.py`` renders finished runs from the same code.
 
 State: header (provider, model, status), a transcript of *segments* (streamed text split into
 bounded, sealed pieces; one segment per tool call; errors), tool rows keyed by
@@ -12,7 +12,7 @@ effective config): a secret split across two deltas is still caught, and nothing
 notebook carries it. Sealed segments end on a newline (a ``\\n\\n`` when there is one), so a
 secret, which never spans lines, is never cut in two.
 
-Imports ``asm_nb.core`` and ``asm_nb.rendering``; the redactor is imported lazily.
+Imports ``asm_nb.core`` and the rest of ``asm_nb.rendering``; the redactor is imported lazily.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from ..core.serialization import first_set
-from ..rendering.renderers import StudioRenderer, short_model
-from ..rendering.studio import (
+from .renderers import StudioRenderer, short_model
+from .studio import (
     ToolSummary, compact_json, event_view, format_number, is_number, normalize_output, truncate,
 )
 

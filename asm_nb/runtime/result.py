@@ -1,0 +1,122 @@
+"""``RunResult``: the outcome of one run as users see it (``asm_nb.run_once`` returns it).
+
+Not to be confused with the adapter's ``ports.AdapterResult`` or the manager's
+``manager.ExecutionResult``: this one is built from the stored run and its events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.errors import AsmError
+from ..core.run import Run, RunStatus
+
+__all__ = ["RunResult", "result_from_store"]
+
+
+@dataclass
+class RunResult:
+    """The outcome of one run, as users see it.
+
+    ``output`` is the final text; ``events`` the persisted events of the run; ``token_usage`` has
+    ``input_tokens``, ``output_tokens``, ``cache_read_tokens`` and ``cache_creation_tokens``.
+    """
+
+    run_id: str
+    session_id: str
+    status: str
+    output: str = ""
+    events: list = field(default_factory=list)
+    token_usage: dict = field(default_factory=dict)
+    cost_usd: float | None = None
+    error: AsmError | None = None
+    duration_ms: int | None = None
+    provider: str | None = None
+    model: str | None = None
+    raw_output: dict = field(default_factory=dict)
+    store: Any = field(default=None, repr=False, compare=False)
+    policy: dict | None = None
+    workspace: dict | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == RunStatus.COMPLETED.value
+
+    @property
+    def tool_calls(self) -> list[dict]:
+        """One dict per tool call: id, name, input, output, status (completed/failed)."""
+        calls: dict[str, dict] = {}
+        for ev in self.events:
+            t = ev.type.value
+            if t not in ("tool_call_started", "tool_call_completed", "tool_call_failed"):
+                continue
+            tcid = ev.data.get("tool_call_id") or ev.id
+            c = calls.setdefault(tcid, {"id": tcid, "name": ev.data.get("tool_name"),
+                                        "input": ev.data.get("tool_input"), "output": None, "status": "running"})
+            if t != "tool_call_started":
+                c["output"] = ev.data.get("tool_output")
+                c["status"] = "completed" if t == "tool_call_completed" else "failed"
+        return list(calls.values())
+
+    def raise_for_status(self) -> "RunResult":
+        """Raise the run's ``AsmError`` unless it completed; returns self for chaining."""
+        if self.error is not None:
+            raise self.error
+        if not self.ok:
+            raise AsmError("internal_error", f"run {self.run_id} ended {self.status}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "session_id": self.session_id, "status": self.status, "output": self.output,
+            "token_usage": dict(self.token_usage), "cost_usd": self.cost_usd,
+            "error": self.error.to_dict() if self.error else None, "duration_ms": self.duration_ms,
+            "provider": self.provider, "model": self.model, "tool_calls": self.tool_calls,
+            "events": [e.to_dict() for e in self.events],
+        }
+
+    def __str__(self) -> str:
+        return self.output
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        try:
+            from ..rendering.mime import run_result_mimebundle
+        except ImportError:
+            return {"text/plain": self._plain()}
+        return run_result_mimebundle(self)
+
+    def _plain(self) -> str:
+        usage = self.token_usage or {}
+        cost = "n/a" if self.cost_usd is None else f"${self.cost_usd:.4f}"
+        head = (f"RunResult({self.provider or '?'}: {self.status}, {usage.get('input_tokens', 0)} in / "
+                f"{usage.get('output_tokens', 0)} out tokens, cost {cost})")
+        if self.error is not None:
+            head += f"\nerror: [{self.error.code}] {self.error.message}"
+        return head + ("\n" + self.output if self.output else "")
+
+    def __repr__(self) -> str:
+        return self._plain()
+
+
+def result_from_store(store: Any, run: Run, *, error: AsmError | None = None, extra: Any = None) -> RunResult:
+    events = store.get_events(run.session_id, run_id=run.id)
+    out = run.output or {}
+    content = out.get("content")
+    if not isinstance(content, str):
+        content = "" if content is None else str(content)
+    model = (run.provider_metadata or {}).get("model") or (run.metadata or {}).get("model")
+    if error is None and run.error:
+        try:
+            error = AsmError(run.error.get("code"), run.error.get("message"),
+                             provider_error=run.error.get("provider_error"), details=run.error.get("details"),
+                             context={"run_id": run.id, "session_id": run.session_id, "provider": run.provider})
+        except Exception:
+            error = None
+    policy = getattr(extra, "policy", None)
+    if policy is None and error is not None and error.code == "policy_violation" and error.details:
+        policy = dict(error.details)  # which limit, its value, what was observed, the violations
+    return RunResult(run_id=run.id, session_id=run.session_id, status=run.status.value, output=content,
+                     events=events, token_usage=dict(run.token_usage), cost_usd=run.cost_usd, error=error,
+                     duration_ms=run.duration_ms, provider=run.provider, model=model, raw_output=dict(out),
+                     store=store, policy=policy, workspace=getattr(extra, "workspace", None))
