@@ -426,7 +426,7 @@ class Dashboard:
         self.kpis["cost"].value = _tile("Cost", _fmt_cost(cost), f"{unpriced} unpriced run(s)" if unpriced else "")
 
     def _draw_chart(self, name: str, df: Any) -> None:
-        from . import plots as _plots
+        from ..analytics import plots as _plots
 
         fn_name, kwargs = CHARTS[name]
         try:
@@ -481,7 +481,7 @@ class Dashboard:
         tc = frames.tool_calls(self.store, session_id=row["session_id"], run_id=run_id, backend="polars")
         self.tool_calls.value = self._tools_html(tc)
         if tc.height and self.chart_names:
-            from . import plots as _plots
+            from ..analytics import plots as _plots
 
             try:
                 fig = _plots.tool_timeline(tc, run_id)
