@@ -19,6 +19,19 @@ __version__ = "0.1.0"
 # public name -> "module:attribute" (attribute None = the module itself)
 _LAZY: dict[str, str] = {
     "AsmError": "asm_nb.core.errors:AsmError",
+    "ErrorCode": "asm_nb.core.errors:ErrorCode",
+    "ErrorCategory": "asm_nb.core.errors:ErrorCategory",
+    "ValidationError": "asm_nb.core.errors:ValidationError",
+    "StateError": "asm_nb.core.errors:StateError",
+    "NotFoundError": "asm_nb.core.errors:NotFoundError",
+    "ProviderError": "asm_nb.core.errors:ProviderError",
+    "StoreError": "asm_nb.core.errors:StoreError",
+    "AsmRuntimeError": "asm_nb.core.errors:AsmRuntimeError",
+    "RunTimeout": "asm_nb.core.errors:RunTimeout",
+    "CancelledRun": "asm_nb.core.errors:CancelledRun",
+    "PolicyViolation": "asm_nb.core.errors:PolicyViolation",
+    "ConcurrencyError": "asm_nb.core.errors:ConcurrencyError",
+    "ToolError": "asm_nb.core.errors:ToolError",
     "Event": "asm_nb.core.events:Event",
     "EventType": "asm_nb.core.events:EventType",
     "Session": "asm_nb.core.session:Session",
@@ -49,8 +62,10 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
-    "AsmError", "ConcurrencyLimiter", "Event", "EventType", "Policy", "Run", "RunResult", "RunStatus", "Session",
-    "SessionServer", "SessionStatus", "Tool", "__version__", "arun_once", "batch", "compare", "config", "copy_store",
+    "AsmError", "AsmRuntimeError", "CancelledRun", "ConcurrencyError", "ConcurrencyLimiter", "ErrorCategory",
+    "ErrorCode", "Event", "EventType", "NotFoundError", "Policy", "PolicyViolation", "ProviderError", "Run",
+    "RunResult", "RunStatus", "RunTimeout", "Session", "SessionServer", "SessionStatus", "StateError", "StoreError",
+    "Tool", "ToolError", "ValidationError", "__version__", "arun_once", "batch", "compare", "config", "copy_store",
     "dashboard", "frames", "load_ipython_extension", "maintenance", "open_store", "plots", "query", "run_once",
     "stream", "testing", "tool",
 ]
@@ -76,7 +91,10 @@ if TYPE_CHECKING:  # pragma: no cover - what a type checker sees for each lazy n
     from .analytics import frames, plots
     from .analytics.query import maintenance, query
     from .api import RunResult, arun_once, run_once
-    from .core.errors import AsmError
+    from .core.errors import (
+        AsmError, AsmRuntimeError, CancelledRun, ConcurrencyError, ErrorCategory, ErrorCode, NotFoundError,
+        PolicyViolation, ProviderError, RunTimeout, StateError, StoreError, ToolError, ValidationError,
+    )
     from .core.events import Event, EventType
     from .core.run import Run, RunStatus
     from .core.session import Session, SessionStatus
