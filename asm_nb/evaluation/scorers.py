@@ -192,14 +192,17 @@ class FunctionScorer(Scorer):
         params = list(inspect.signature(fn).parameters.values())
         self._names = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         unknown = [n for n in self._names if n not in _SAMPLE_ATTRS]
-        if unknown and len(self._names) == 1:
-            self._names = ["sample"]  # f(s): the one argument is the Sample
+        self._lone = bool(unknown) and len(self._names) == 1  # f(s): the one argument is the Sample
+        if self._lone:
+            pass
         elif unknown:
             raise AsmError("validation_error", f"scorer {self.name!r}: unknown parameter(s) {unknown}; "
                                                f"parameters are picked from {list(_SAMPLE_ATTRS)}")
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
     def score(self, sample: Sample) -> Score:
+        if self._lone:
+            return _coerce(self.name, self.kind, self.fn(sample), self.threshold)
         args = {n: _sample_arg(sample, n) for n in self._names}
         return _coerce(self.name, self.kind, self.fn(**args), self.threshold)
 
