@@ -303,6 +303,43 @@ def _done_runs(store: Any, name: str) -> dict[tuple[str, str, int], Any]:
     return done
 
 
+def _result_from_events(store: Any, run: Any, events: list) -> Any:
+    """The run's ``RunResult`` from the events the manager handed back (no event-log read: a
+    session of a thousand runs would be re-read for each); None when they do not convert."""
+    from ..api import _result_from_store
+    from ..core.events import Event, to_event_type
+    from ..core.serialization import parse_datetime, utc_now
+
+    class _NoEvents:
+        def get_events(self, *_a: Any, **_k: Any) -> list:
+            return []
+
+    try:
+        out = []
+        for ev in events:
+            ts = ev.get("timestamp")
+            out.append(Event(id=str(ev.get("id") or ""), type=to_event_type(ev.get("type")),
+                             timestamp=parse_datetime(ts) if isinstance(ts, str) else (ts or utc_now()),
+                             session_id=run.session_id, run_id=run.id, data=dict(ev.get("data") or {}),
+                             metadata=dict(ev.get("metadata") or {}), sequence_number=ev.get("sequence_number"),
+                             schema_version=1, provider=ev.get("provider") or run.provider))
+    except Exception:
+        return None
+    result = _result_from_store(_NoEvents(), run)
+    result.events = out
+    result.store = store
+    return result
+
+
+def _redacted(scores: list[dict]) -> list[dict]:
+    """Scores as stored: explanations go through the redaction config like everything persisted."""
+    try:
+        from ..persistence.redaction import redact_map
+    except ImportError:  # pragma: no cover
+        return scores
+    return [redact_map(s) for s in scores]
+
+
 def _score_sample(scorers: Sequence[Scorer], sample: Sample) -> list[Score]:
     return [s(sample) for s in scorers]
 
@@ -419,6 +456,7 @@ async def _run_tasks(handle: EvalRun, todo: list[_Task], *, store: Any, concurre
             progress.started()
             err: AsmError | None = None
             run_id: str | None = None
+            events: list | None = None  # the run's events as it emitted them (None: read the store)
             try:
                 if executor is None:
                     server = servers[t.agent.name]
@@ -427,7 +465,8 @@ async def _run_tasks(handle: EvalRun, todo: list[_Task], *, store: Any, concurre
                         opts["workspace"] = {"enabled": True, "path": ws}
                     run_id = await server.submit_run(t.item.input, **opts)
                     try:
-                        await server.await_run(run_id, timeout_ms=10 ** 12)
+                        execution = await server.await_run(run_id, timeout_ms=10 ** 12)
+                        events = getattr(execution, "events", None)
                     except AsmError as e:
                         err = e
                 else:
@@ -453,14 +492,16 @@ async def _run_tasks(handle: EvalRun, todo: list[_Task], *, store: Any, concurre
                 from ..workspace.rollback import workspace_record
 
                 def score() -> list[Score]:
-                    result = _result_from_store(store, run)
+                    result = _result_from_events(store, run, events) if events is not None else None
+                    if result is None:
+                        result = _result_from_store(store, run)
                     result.workspace = workspace_record(run)
                     sample = Sample(item=t.item, agent=t.agent, repeat=t.repeat, result=result, workspace=ws,
                                     store=store)
                     return _score_sample(handle.scorers, sample)
 
                 scores = await asyncio.to_thread(score)
-                ev = {**meta, "scored": True, "scores": [s.to_dict() for s in scores]}
+                ev = {**meta, "scored": True, "scores": _redacted([s.to_dict() for s in scores])}
                 updated = run.replace(metadata={**(run.metadata or {}), "eval": ev})
                 await asyncio.to_thread(store.save_run, updated)
                 run = updated
