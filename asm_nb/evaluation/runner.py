@@ -340,6 +340,55 @@ def _redacted(scores: list[dict]) -> list[dict]:
     return [redact_map(s) for s in scores]
 
 
+def _save_runs(store: Any, runs: list) -> None:
+    many = getattr(store, "save_runs", None)
+    if callable(many):
+        many(runs)
+    else:
+        for run in runs:
+            store.save_run(run)
+
+
+class _ScoreWriter:
+    """Saves scored runs in small groups (every ``every_s`` or ``max_batch`` runs, and at the end),
+    so recording the scores costs one store write per group instead of one per run."""
+
+    def __init__(self, store: Any, *, every_s: float = 0.25, max_batch: int = 64) -> None:
+        self.store = store
+        self.every_s = every_s
+        self.max_batch = max_batch
+        self.pending: list = []
+        self._lock = asyncio.Lock()
+        self._ticker = asyncio.ensure_future(self._tick())
+
+    async def put(self, run: Any) -> None:
+        self.pending.append(run)
+        if len(self.pending) >= self.max_batch:
+            await self.flush()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            runs, self.pending = self.pending, []
+            if runs:
+                await asyncio.to_thread(_save_runs, self.store, runs)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.every_s)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("saving eval scores failed (retried at the end)")
+
+    async def close(self) -> None:
+        self._ticker.cancel()
+        try:
+            await self._ticker
+        except BaseException:
+            pass
+        await asyncio.shield(self.flush())
+
+
 def _score_sample(scorers: Sequence[Scorer], sample: Sample) -> list[Score]:
     return [s(sample) for s in scorers]
 
@@ -437,6 +486,7 @@ async def _run_tasks(handle: EvalRun, todo: list[_Task], *, store: Any, concurre
     if executor is not None:
         await asyncio.to_thread(store.flush)
     sem = asyncio.Semaphore(concurrency)
+    writer = _ScoreWriter(store)
 
     async def one(t: _Task) -> None:
         async with sem:
@@ -503,7 +553,7 @@ async def _run_tasks(handle: EvalRun, todo: list[_Task], *, store: Any, concurre
                 scores = await asyncio.to_thread(score)
                 ev = {**meta, "scored": True, "scores": _redacted([s.to_dict() for s in scores])}
                 updated = run.replace(metadata={**(run.metadata or {}), "eval": ev})
-                await asyncio.to_thread(store.save_run, updated)
+                await writer.put(updated)
                 run = updated
             row = _row(name, t, run, scores, ws if keep_workspaces else None, resumed=False, error=err)
             handle.rows[t.key] = row
@@ -525,6 +575,7 @@ async def _run_tasks(handle: EvalRun, todo: list[_Task], *, store: Any, concurre
             tasks.append(asyncio.ensure_future(one(t)))
         await asyncio.gather(*tasks)
     finally:
+        await writer.close()
         for server in servers.values():
             try:
                 await server.aclose(cancel_in_flight=True)
