@@ -441,11 +441,29 @@ _BY_NAME = {"compact": CompactRenderer, "verbose": VerboseRenderer, "studio": St
             "passthrough": PassthroughRenderer}
 
 
+def _plugin_renderers() -> dict[str, Any]:
+    """Entry points of the ``asm_nb.renderers`` group, by name (not loaded yet)."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group="asm_nb.renderers")}
+
+
 def renderer_for(name: str, **opts: Any) -> Any:
-    """Build a renderer by name: ``compact``, ``verbose``, ``studio`` or ``passthrough``."""
+    """Build a renderer by name: ``compact``, ``verbose``, ``studio``, ``passthrough``, or a name
+    registered in the ``asm_nb.renderers`` entry-point group (a renderer class or factory)."""
     from ..core.errors import AsmError
 
     cls = _BY_NAME.get(name)
     if cls is None:
-        raise AsmError("validation_error", f"unknown renderer {name!r}; expected one of {sorted(_BY_NAME)}")
+        plugins = _plugin_renderers()
+        ep = plugins.get(name)
+        if ep is None:
+            raise AsmError("validation_error",
+                           f"unknown renderer {name!r}; expected one of {sorted({*_BY_NAME, *plugins})}")
+        try:
+            cls = ep.load()
+        except Exception as exc:
+            raise AsmError("dependency_not_available",
+                           f"renderer plugin {ep.value!r} could not be loaded: {exc}",
+                           details={"entry_point": ep.value}) from None
     return cls(**opts)
