@@ -18,7 +18,7 @@ class _ReadGuard:
     """Refuses opening or listing a path outside the repository folder but beside it: under the
     repository's top-level folder (``/work`` for ``/work/wt/x``, ``/home`` for ``/home/me/src/x``)
     and not inside the repository. The repository must stand alone, so a test that reads
-    ``../shared/...`` or another checkout would pass here and fail in a fresh clone. System folders
+    a sibling folder (``../team-material/...``) or another checkout would pass here and fail in a fresh clone. System folders
     (``/usr``, ``/etc``, ``/proc``, ...) are not beside it; the temp dir and the Python prefixes stay
     allowed (tests write there), and so do the home folder's dot-folders (``~/.jupyter``, ...).
 

@@ -1,4 +1,4 @@
-"""Text renderers: events in, text out (spec part 3 §12.4–§12.8).
+"""Text renderers: events in, text out (docs/rendering.md).
 
 - ``CompactRenderer``: one-line tokens (``r+ sonnet-4-5 >> Hello world``).
 - ``VerboseRenderer``: one bracketed line per event (``[run_started] model=…``).
@@ -76,7 +76,7 @@ class _Painter:
 
 
 class CompactRenderer:
-    """Compact single-line tokens (§12.4).
+    """Compact single-line tokens (docs/rendering.md).
 
     Legend: ``r+``/``r-`` run started/completed, ``t+``/``t-`` tool started/completed,
     ``>>`` streamed text, ``tk:`` token usage, ``!`` error, ``?`` unknown event.
@@ -180,7 +180,7 @@ def _enum_value(v: Any) -> Any:
 
 
 class VerboseRenderer:
-    """One bracketed line per event with its key fields (§12.5)."""
+    """One bracketed line per event with its key fields (docs/rendering.md)."""
 
     def __init__(self, *, color: bool | None = None) -> None:
         self.color = default_color(color)
@@ -269,7 +269,7 @@ _TOOL_OUTPUT_MODES = ("summary", "preview", "full")
 
 
 class StudioRenderer:
-    """CLI-grade view (§12.6): indented text blocks, one status line per tool call, a footer.
+    """CLI-grade view (docs/rendering.md): indented text blocks, one status line per tool call, a footer.
 
     Options: ``color`` (default on unless ``NO_COLOR``), ``tool_output`` ("summary" | "preview"
     | "full"), ``show_spinner``, ``indent``, ``tty`` (default: stdout is a terminal; a tty start
@@ -426,7 +426,7 @@ class StudioRenderer:
 
 
 class PassthroughRenderer:
-    """Renders nothing; used when only the sinks' structured output matters (§12.8)."""
+    """Renders nothing; used when only the sinks' structured output matters (docs/rendering.md)."""
 
     def render_event(self, event: Any) -> str:
         """Always ``""``."""
