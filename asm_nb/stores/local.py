@@ -1,4 +1,4 @@
-"""``LocalStore``: the embedded default SessionStore, a folder (spec part 3 §3).
+"""``LocalStore``: the embedded default SessionStore, a folder (docs/store-format.md).
 
 Layout under the root (``./.asm``, ``$ASM_HOME`` or the path given)::
 
@@ -721,7 +721,7 @@ class LocalStore(StoreBase):
 
     def flush(self, payload: Any = None) -> None:
         """Without a payload: write every buffered event and release the session locks. With one:
-        append its events, merge its session and upsert its run atomically (§1.4)."""
+        append its events, merge its session and upsert its run atomically (docs/stores.md, store contract)."""
         if payload is None:
             self._flush_all()
             return
