@@ -59,14 +59,24 @@ _LAZY: dict[str, str] = {
     "query": "asm_nb.analytics.query:query",
     "maintenance": "asm_nb.analytics.query:maintenance",
     "compare": "asm_nb.notebook.compare:compare",
+    "evaluation": "asm_nb.evaluation:",
+    "evaluate": "asm_nb.evaluation.runner:evaluate",
+    "load_eval": "asm_nb.evaluation.runner:load_eval",
+    "EvalResult": "asm_nb.evaluation.runner:EvalResult",
+    "Dataset": "asm_nb.evaluation.dataset:Dataset",
+    "Agent": "asm_nb.evaluation.agents:Agent",
+    "scorer": "asm_nb.evaluation.scorers:scorer",
+    "scorers": "asm_nb.evaluation.scorers:",
+    "diff_runs": "asm_nb.evaluation.rundiff:diff_runs",
 }
 
 __all__ = [
-    "AsmError", "AsmRuntimeError", "CancelledRun", "ConcurrencyError", "ConcurrencyLimiter", "ErrorCategory",
-    "ErrorCode", "Event", "EventType", "NotFoundError", "Policy", "PolicyViolation", "ProviderError", "Run",
-    "RunResult", "RunStatus", "RunTimeout", "Session", "SessionServer", "SessionStatus", "StateError", "StoreError",
-    "Tool", "ToolError", "ValidationError", "__version__", "arun_once", "batch", "compare", "config", "copy_store",
-    "dashboard", "frames", "load_ipython_extension", "maintenance", "open_store", "plots", "query", "run_once",
+    "Agent", "AsmError", "AsmRuntimeError", "CancelledRun", "ConcurrencyError", "ConcurrencyLimiter", "Dataset",
+    "ErrorCategory", "ErrorCode", "EvalResult", "Event", "EventType", "NotFoundError", "Policy", "PolicyViolation",
+    "ProviderError", "Run", "RunResult", "RunStatus", "RunTimeout", "Session", "SessionServer", "SessionStatus",
+    "StateError", "StoreError", "Tool", "ToolError", "ValidationError", "__version__", "arun_once", "batch",
+    "compare", "config", "copy_store", "dashboard", "diff_runs", "evaluate", "evaluation", "frames", "load_eval",
+    "load_ipython_extension", "maintenance", "open_store", "plots", "query", "run_once", "scorer", "scorers",
     "stream", "testing", "tool",
 ]
 
@@ -109,3 +119,10 @@ if TYPE_CHECKING:  # pragma: no cover - what a type checker sees for each lazy n
     from .runtime.stream import stream
     from .stores import open_store
     from .stores.copy import copy_store
+    from . import evaluation
+    from .evaluation import scorers
+    from .evaluation.agents import Agent
+    from .evaluation.dataset import Dataset
+    from .evaluation.rundiff import diff_runs
+    from .evaluation.runner import EvalResult, evaluate, load_eval
+    from .evaluation.scorers import scorer

@@ -1,8 +1,8 @@
 """Plotly figures over the analytics frames (exposed as ``asm_nb.plots``).
 
-Each function takes either a store (the frame is built with :mod:`asm_nb.notebook.frames`,
+Each function takes either a store (the frame is built with :mod:`asm_nb.analytics.frames`,
 and the usual frame filters may be passed as keywords) or a frame from
-:mod:`~asm_nb.notebook.frames` in either backend (pandas or polars), and returns a
+:mod:`~asm_nb.analytics.frames` in either backend (pandas or polars), and returns a
 ``plotly.graph_objects.Figure``:
 
 - :func:`cost_over_time` — USD per day (or hour / week / month) stacked by model or provider;

@@ -1,5 +1,6 @@
 """``normalize_provider_error``: the six-key cross-provider error payload every adapter, the
-process layer and the manager report (spec part 2 §2). Standard library only, like all of ``core``."""
+process layer and the manager report (docs/providers.md, errors). Standard library only, like all
+of ``core``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Workspace services: snapshots, diffs and rollback of a working directory (spec part 3 §10).
+"""Workspace services: snapshots, diffs and rollback of a working directory (docs/workspace.md).
 Running commands lives in ``asm_nb.process.exec``. Submodules are imported on demand.
 
 Public names (loaded lazily):
