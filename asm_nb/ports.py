@@ -34,10 +34,6 @@ class RunResult:
     policy: dict | None = None
 
 
-def empty_usage() -> dict[str, int]:
-    return {"input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0, "cache_creation_tokens": 0}
-
-
 @runtime_checkable
 class ProviderAdapter(Protocol):
     """One agent backend. ``execute`` emits normalized event dicts through ``event_callback``

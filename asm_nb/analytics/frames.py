@@ -40,6 +40,7 @@ from datetime import date, datetime, time, timezone
 from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping
 
 from ..core.errors import AsmError
+from ..core.usage import TOKEN_KEYS
 
 if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
@@ -57,7 +58,7 @@ EVENT_COLUMNS = ("id", "type", "timestamp", "session_id", "run_id", "sequence_nu
                  "schema_version", "provider", "correlation_id")
 
 _TS_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
-_TOKEN_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")
+_TOKEN_KEYS = TOKEN_KEYS
 
 
 # --------------------------------------------------------------------------------------------

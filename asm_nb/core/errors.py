@@ -32,7 +32,7 @@ _C = ErrorCategory
 
 
 class ErrorCode(str, Enum):
-    """The 45 taxonomy codes (docs/event-model.md, errors) plus four Python additions: the one table of
+    """The 45 taxonomy codes (docs/event-model.md, errors) plus the Python additions: the one table of
     codes. Each member carries its ``category`` and default ``message``; ``AsmError`` accepts
     only these codes."""
 
@@ -109,6 +109,9 @@ class ErrorCode(str, Enum):
     MAINTENANCE_ERROR = ("maintenance_error", _C.STORAGE, "Maintenance operation failed")
     PERSISTENCE_ERROR = ("persistence_error", _C.STORAGE, "Persistence operation failed")
     COMMAND_NOT_FOUND = ("command_not_found", _C.TOOL, "Command not found")
+    # the shell adapter's run_failed codes (a command that exits non-zero or times out)
+    COMMAND_FAILED = ("command_failed", _C.TOOL, "Command exited with a non-zero code")
+    COMMAND_TIMEOUT = ("command_timeout", _C.TOOL, "Command timed out")
 
 
 _TABLE: list[tuple[str, ErrorCategory, str]] = [(c.value, c.category, c.message) for c in ErrorCode]
@@ -133,7 +136,7 @@ def is_valid_code(code: Any) -> bool:
 
 
 def all_codes() -> list[str]:
-    """The 45 taxonomy codes in spec order, followed by the four Python additions."""
+    """The 45 taxonomy codes in spec order, followed by the Python additions."""
     return [code for code, _, _ in _TABLE]
 
 

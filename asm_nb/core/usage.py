@@ -32,16 +32,14 @@ TOKEN_KEYS: tuple[str, str, str, str] = (INPUT_TOKENS, OUTPUT_TOKENS, CACHE_READ
 
 
 def token_count(value: Any) -> int:
-    """A clean count: non-negative ints as they are, finite non-negative floats truncated,
-    digit strings parsed; anything else (bools, None, negatives, NaN, junk) is 0."""
+    """A clean count: non-negative ints as they are, finite non-negative floats truncated;
+    anything else (bools, None, strings, negatives, NaN, junk) is 0."""
     if isinstance(value, bool):
         return 0
     if isinstance(value, int):
         return value if value >= 0 else 0
     if isinstance(value, float):
         return int(value) if math.isfinite(value) and value >= 0 else 0
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
     return 0
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..core.errors import AsmError
+from ..core.usage import CACHE_CREATION_TOKENS, CACHE_READ_TOKENS, TOKEN_KEYS
 
 __all__ = ["compare", "acompare", "CompareResult", "CompareView", "FRAME_COLUMNS", "OUTPUT_CHARS",
            "compare_cell"]
@@ -44,7 +45,6 @@ FRAME_COLUMNS = ["provider", "status", "output", "tool_calls", "input_tokens", "
                  "model", "run_id"]
 #: ``output`` in the frame is cut to this many characters (the full text is in ``.results``).
 OUTPUT_CHARS = 200
-_USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")
 _TEXT_COLUMNS = ["provider", "status", "tools", "in", "out", "cache", "cost_usd", "error"]
 #: ``arun_once`` options that concern the run, not the adapter.
 _RUN_OPTIONS = frozenset({"policy", "snapshot", "metadata", "tags", "agent_id", "continuation",
@@ -160,7 +160,7 @@ def _failed_result(target: _Target, state: Mapping[str, Any], store: Any, error:
             pass
     return RunResult(run_id=run_id or "", session_id=state.get("session_id") or "", status=status, error=error,
                      provider=getattr(target.adapter, "name", target.label), model=target.model, store=store,
-                     token_usage=dict.fromkeys(_USAGE_KEYS, 0))
+                     token_usage=dict.fromkeys(TOKEN_KEYS, 0))
 
 
 async def _run_one(target: _Target, prompt: Any, state: dict, store: Any, on_event: Callable | None,
@@ -428,7 +428,7 @@ class CompareResult:
             out.append({
                 "provider": label, "status": r.status, "output": _cut(r.output or "", OUTPUT_CHARS),
                 "tool_calls": len(r.tool_calls),
-                **{k: int(usage.get(k) or 0) for k in _USAGE_KEYS},
+                **{k: int(usage.get(k) or 0) for k in TOKEN_KEYS},
                 "cost_usd": r.cost_usd, "duration_ms": r.duration_ms, "error": _error_text(r.error),
                 "model": r.model, "run_id": r.run_id or None,
             })
@@ -462,7 +462,7 @@ class CompareResult:
         for row in self.rows():
             rows.append({"provider": row["provider"], "status": row["status"], "tools": row["tool_calls"],
                          "in": row["input_tokens"], "out": row["output_tokens"],
-                         "cache": row["cache_read_tokens"] + row["cache_creation_tokens"],
+                         "cache": row[CACHE_READ_TOKENS] + row[CACHE_CREATION_TOKENS],
                          "cost_usd": row["cost_usd"], "error": row["error"]})
         return _redact(_text_table(rows, _TEXT_COLUMNS))
 

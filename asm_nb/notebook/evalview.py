@@ -102,7 +102,7 @@ class MatrixView:
             return ""
         try:
             from ..runtime.result import result_from_store as _result_from_store
-            from .display import run_result_mimebundle
+            from ..rendering.mime import run_result_mimebundle
 
             res = _result_from_store(store, store.get_run(row["run_id"]))
             return run_result_mimebundle(res)["text/html"]

@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from ._jsonl import as_dict, as_int, as_list, as_str
-from ._mapper import (Emit, MapperBase, Outcome, ProcessExit, add_usage, anthropic_usage, inclusive_usage,
-                      jsonable, zero_usage)
+from ..core.usage import TokenUsage
+from ._mapper import Emit, MapperBase, Outcome, ProcessExit, jsonable
 
 
 class StreamJsonMapper(MapperBase):
@@ -237,10 +237,10 @@ class ClaudeCodeMapper(StreamJsonMapper):
             extra = {"total_cost_usd": obj.get("total_cost_usd")} if _is_num(obj.get("total_cost_usd")) else {}
             if isinstance(obj.get("modelUsage"), dict):
                 extra["model_usage"] = jsonable(obj["modelUsage"])
-            out.append(self.usage_event(anthropic_usage(obj["usage"]), obj["usage"], **extra))
+            out.append(self.usage_event(TokenUsage.from_anthropic(obj["usage"]), obj["usage"], **extra))
         if self._succeeded(obj):
             out.append(("turn_completed", {"turn": self.turns, "stop_reason": self._stop_reason(obj),
-                                           "token_usage": dict(self.usage_total)}))
+                                           "token_usage": self.usage_total.to_dict()}))
         return out
 
     @staticmethod
@@ -264,7 +264,7 @@ class ClaudeCodeMapper(StreamJsonMapper):
         return out
 
     def finish(self, exit: ProcessExit) -> Outcome:
-        output, usage = self.output(), dict(self.usage_total)
+        output, usage = self.output(), self.usage_total.to_dict()
         r = self.result
         if r is not None and self._succeeded(r) and exit.returncode == 0:
             data: dict = {"stop_reason": self._stop_reason(r), "token_usage": usage}
@@ -314,7 +314,7 @@ class AmpMapper(StreamJsonMapper):
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
-        self._message_usage: dict[str, dict] = {}  # message key -> normalized usage (distinct messages)
+        self._message_usage: dict[str, TokenUsage] = {}  # message key -> normalized usage (distinct messages)
         self._message_raw: dict[str, Any] = {}
         self._anon = 0
 
@@ -334,7 +334,7 @@ class AmpMapper(StreamJsonMapper):
             if not mid:
                 self._anon += 1
                 mid = f"__line_{self._anon}"
-            self._message_usage[mid] = inclusive_usage(msg["usage"])
+            self._message_usage[mid] = TokenUsage.from_inclusive_anthropic(msg["usage"])
             self._message_raw[mid] = msg["usage"]
         return self._blocks(obj, skip_text=False, subagent=subagent, streamed=False)
 
@@ -345,15 +345,13 @@ class AmpMapper(StreamJsonMapper):
         self.turns += 1
         out: list[Emit] = []
         if isinstance(obj.get("usage"), dict):
-            out.append(self.usage_event(inclusive_usage(obj["usage"]), obj["usage"], source="result"))
+            out.append(self.usage_event(TokenUsage.from_inclusive_anthropic(obj["usage"]), obj["usage"], source="result"))
         elif self._message_usage:
-            total = zero_usage()
-            for u in self._message_usage.values():
-                add_usage(total, u)
+            total = sum(self._message_usage.values(), TokenUsage())
             out.append(self.usage_event(total, list(self._message_raw.values()), source="assistant_messages"))
         if self._succeeded(obj):
             out.append(("turn_completed", {"turn": self.turns, "stop_reason": "end_turn",
-                                           "token_usage": dict(self.usage_total)}))
+                                           "token_usage": self.usage_total.to_dict()}))
         return out
 
     @staticmethod
@@ -367,7 +365,7 @@ class AmpMapper(StreamJsonMapper):
                 "tool_calls": [{"id": t["id"], "name": t["name"], "input": t["input"]} for t in self.tool_calls]}
 
     def finish(self, exit: ProcessExit) -> Outcome:
-        output, usage = self.output(), dict(self.usage_total)
+        output, usage = self.output(), self.usage_total.to_dict()
         r = self.result
         if r is not None and self._succeeded(r) and exit.returncode == 0:
             data: dict = {"stop_reason": "end_turn", "token_usage": usage}

@@ -32,7 +32,7 @@ from typing import Any, Mapping
 from .. import config
 from ..core.capabilities import Capability
 from ..core.errors import AsmError
-from ..ports import empty_usage
+from ..core.usage import empty_usage
 from ..process import exec as wexec
 from ._base import ActiveRun, BaseAdapter
 

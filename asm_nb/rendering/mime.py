@@ -43,6 +43,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ..core.serialization import first_set, to_jsonable
+from ..core.usage import TOKEN_KEYS
 from .studio import ToolSummary, event_view, is_number, normalize_output
 from .runview import RunState, make_redactor, result_fields
 
@@ -50,7 +51,6 @@ __all__ = ["RUN_MIME", "run_result_mimebundle", "run_summary"]
 
 RUN_MIME = "application/vnd.asm.run+json"
 SCHEMA_VERSION = 1
-_USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")
 
 
 def _events(r: Mapping[str, Any]) -> list:
@@ -100,7 +100,7 @@ def run_summary(result: Any, *, deterministic: bool = False, redact: Any = None)
     r = result_fields(result)
     st = _state(r, redact)
     events = _events(r)
-    usage = dict.fromkeys(_USAGE_KEYS, 0)
+    usage = dict.fromkeys(TOKEN_KEYS, 0)
     usage.update({k: v for k, v in st.usage.items() if k in usage})
     usage["total_tokens"] = usage["input_tokens"] + usage["output_tokens"]
     err = r.get("error")

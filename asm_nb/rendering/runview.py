@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from ..core.serialization import first_set
+from ..core.usage import CACHE_CREATION_TOKENS, CACHE_READ_TOKENS, empty_usage
 from .renderers import StudioRenderer, short_model
 from .studio import (
     ToolSummary, compact_json, event_view, format_number, is_number, normalize_output, truncate,
@@ -236,7 +237,7 @@ class RunState:
         self.redact = make_redactor(redact)
         self.segments: list[Segment] = []
         self.tools: dict[str, ToolRow] = {}
-        self.usage = {"input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0, "cache_creation_tokens": 0}
+        self.usage = empty_usage()
         self.cost_usd: float | None = None
         self.approval: dict | None = None
         self.event_count = 0
@@ -557,7 +558,7 @@ class RunState:
     def counters_html(self, deterministic: bool = False) -> str:
         u = self.usage
         parts = [f"in {u['input_tokens']:,}", f"out {u['output_tokens']:,}"]
-        cache = u["cache_read_tokens"] + u["cache_creation_tokens"]
+        cache = u[CACHE_READ_TOKENS] + u[CACHE_CREATION_TOKENS]
         if cache:
             parts.append(f"cache {cache:,}")
         parts.append(f"${format_number(self.cost_usd, 4)}" if self.cost_usd is not None else "$—")

@@ -28,12 +28,12 @@ from ..core.run import Run, RunStatus
 from ..core.serialization import utc_now
 from ..core.session import Session, SessionStatus
 from ..persistence.store_call import call_store as _store
-from ..ports import RunResult, empty_usage, resolve_execute_timeout, resolve_execute_timeout_base
+from ..ports import RunResult, resolve_execute_timeout, resolve_execute_timeout_base
+from ..core.usage import TokenUsage
 
 log = logging.getLogger(__name__)
 
 TERMINAL_TYPES = frozenset({"run_completed", "run_failed", "run_cancelled", "run_timeout"})
-USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")
 
 
 @dataclass(frozen=True)
@@ -283,7 +283,7 @@ class _RunTracker:
     events: list = field(default_factory=list)
     persistence_failures: int = 0
     terminal_seen: str | None = None
-    usage: dict = field(default_factory=dict)
+    usage: TokenUsage = field(default_factory=TokenUsage)
     provider_meta: dict = field(default_factory=dict)
     reported_cost: float | None = None
     policy_runtime: Any = None
@@ -293,10 +293,7 @@ class _RunTracker:
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     def add_usage(self, data: Mapping[str, Any]) -> None:
-        for k in USAGE_KEYS + ("reasoning_output_tokens",):
-            v = data.get(k)
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                self.usage[k] = self.usage.get(k, 0) + v
+        self.usage = self.usage + TokenUsage.of(data)
 
     def capture_meta(self, data: Mapping[str, Any]) -> None:
         psid = data.get("provider_session_id") or data.get("session_id") or data.get("thread_id")
@@ -607,13 +604,8 @@ async def _policy_watchdog(store: Any, tracker: _RunTracker, user_callback: Call
 
 
 def _run_usage(tracker: _RunTracker, result_usage: Mapping[str, Any] | None) -> dict:
-    usage = {**empty_usage(), **{k: v for k, v in tracker.usage.items()}}
-    if result_usage:
-        # the adapter's total wins when it is at least what the events said (it may add a final turn)
-        for k, v in result_usage.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= usage.get(k, 0):
-                usage[k] = v
-    return usage
+    # the adapter's total wins where it is at least what the events said (it may add a final turn)
+    return tracker.usage.at_least(TokenUsage.of(result_usage)).to_dict()
 
 
 def _price(run: Run, reported: float | None) -> dict[str, Any]:

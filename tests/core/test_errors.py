@@ -61,7 +61,8 @@ TAXONOMY = [
 RETRYABLE = {"provider_timeout", "provider_rate_limited", "provider_unavailable", "storage_connection_failed",
              "timeout"}
 PYTHON_ADDITIONS = [("query_error", "storage"), ("maintenance_error", "storage"),
-                    ("persistence_error", "storage"), ("command_not_found", "tool")]
+                    ("persistence_error", "storage"), ("command_not_found", "tool"), ("command_failed", "tool"),
+                    ("command_timeout", "tool")]
 
 
 def test_taxonomy_has_45_codes_in_spec_order_then_the_python_additions():
