@@ -249,19 +249,19 @@ class AsmMagics(Magics):
         return resolve_store(_default("store"))
 
     def _cmd_sessions(self, rest: list[str]) -> Any:
-        from ..cli import _table
+        from .tables import Table, show_table
 
         rows = [{"session_id": s.id, "name": s.metadata.get("name"), "status": s.status.value,
                  "provider": s.metadata.get("provider"), "created": s.created_at.strftime("%Y-%m-%d %H:%M:%S")}
                 for s in self._store().list_sessions()]
-        print(_table(rows, ["session_id", "name", "status", "provider", "created"]))
+        show_table(Table(rows, ["session_id", "name", "status", "provider", "created"]))
 
     def _cmd_runs(self, rest: list[str]) -> Any:
         if "--live" in rest:
             from .live import live_runs
 
             return live_runs(self, [a for a in rest if a != "--live"])
-        from ..cli import _table
+        from .tables import Table, show_table
 
         rows = []
         for r in self._store().list_runs(rest[0] if rest else None):
@@ -269,14 +269,16 @@ class AsmMagics(Magics):
             rows.append({"run_id": r.id, "status": r.status.value, "provider": r.provider,
                          "model": (r.provider_metadata or {}).get("model"), "in": u.get("input_tokens"),
                          "out": u.get("output_tokens"), "cost_usd": r.cost_usd})
-        print(_table(rows, ["run_id", "status", "provider", "model", "in", "out", "cost_usd"]))
+        show_table(Table(rows, ["run_id", "status", "provider", "model", "in", "out", "cost_usd"]))
 
     def _cmd_events(self, rest: list[str]) -> Any:
         if len(rest) != 1:
             raise UsageError("usage: %asm events RUN_ID")
         store = self._store()
         run = store.get_run(rest[0])
-        return store.get_events(run.session_id, run_id=run.id)
+        from .tables import EventList
+
+        return EventList(store.get_events(run.session_id, run_id=run.id))  # a list; shown as a table
 
     def _cmd_show(self, rest: list[str]) -> Any:
         if len(rest) != 1:
