@@ -89,6 +89,8 @@ class AsmMagics(Magics):
     @argument("--background", action="store_true", help="return at once; the result is bound when done")
     @argument("--record", metavar="FILE", help="record the run as a replay cassette")
     @argument("--replay", metavar="FILE", help="replay a cassette instead of calling a provider")
+    @argument("--speed", type=float, metavar="X",
+              help="with --replay: playback speed (1 = as recorded, 2 = twice as fast; default: instant)")
     @argument("--store", help="store path or URL (default: ./.asm or $ASM_HOME)")
     @argument("--quiet", action="store_true", help="show nothing while it runs; only bind the result")
     @argument("--snapshot", action="store_true", help="snapshot the working directory and diff it")
@@ -145,9 +147,16 @@ class AsmMagics(Magics):
             return compare_cell(self, args, prompt, _async=_async)
         provider = args.provider or _default("provider") or config.get("default_provider")
         options: dict[str, Any] = {}
+        if args.speed is not None and not args.replay:
+            raise UsageError("--speed goes with --replay FILE")
         if args.replay:
             provider = "replay"
             options["cassette"] = args.replay
+            if args.speed is not None:
+                if not args.speed >= 0:  # also rejects nan
+                    raise UsageError(f"--speed must be a number >= 0, got {args.speed}")
+                options["speed"] = args.speed or None
+            _note_replay_prompt(args.replay, prompt)
         renderer = args.renderer or _default("renderer") or config.get("default_renderer") or "auto"
         if renderer not in RENDERERS:
             raise UsageError(f"unknown renderer {renderer!r}; expected one of {', '.join(RENDERERS)}")
@@ -464,6 +473,22 @@ class _TextView:
 
     def live_display(self) -> Any:
         return None
+
+
+def _note_replay_prompt(path: str, prompt: str) -> None:
+    """Say so when the cell's prompt is not the one the cassette recorded (the replay shows the
+    recording whatever the cell says)."""
+    from ..providers.replay import load_cassette
+
+    try:
+        recorded = load_cassette(path).header.get("input")
+    except Exception:  # a bad cassette fails the run with its own clear error
+        return
+    if isinstance(recorded, str) and recorded.strip() and recorded.strip() != prompt.strip():
+        shown = recorded.strip().replace("\n", " ")
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        print(f"note: this cell's prompt differs from the recording's ({shown!r}); "
+              "the replay shows what was recorded", file=sys.stderr)
 
 
 def _publish_ids(result: Any) -> None:

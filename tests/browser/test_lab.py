@@ -257,8 +257,10 @@ def page(browser, lab, request):
     context.close()
 
 
-def _open_notebook(page, lab: LabServer, name: str) -> None:
-    page.goto(f"{lab.url}/lab/tree/{name}?token={lab.token}")
+def _open_notebook(page, lab: LabServer, name: str, workspace: str | None = None) -> None:
+    """Open ``name``; ``workspace``: a named (fresh) workspace, so no tab of another test comes back."""
+    where = f"lab/workspaces/{workspace}/tree" if workspace else "lab/tree"
+    page.goto(f"{lab.url}/{where}/{name}?token={lab.token}")
     page.wait_for_function(
         """(name) => {
              const app = window.jupyterapp;
@@ -288,8 +290,11 @@ def test_notebook_renders_run_bundle_widget_and_sidebar(lab, page):
     _open_notebook(page, lab, "demo.ipynb")
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
 
-    # the RunResult bundle, drawn by the MIME renderer (not the text/html fallback)
-    rendered = page.locator(".jp-OutputArea .jp-asm-run")
+    # three cards: the replayed %%asm cell and the shell one (live views that ended as the
+    # card), and the RunResult shown by the `replayed` cell, drawn by the MIME renderer (not
+    # the text/html fallback)
+    expect(page.locator(".jp-OutputArea .jp-asm-run")).to_have_count(3)
+    rendered = page.locator(".jp-CodeCell").nth(2).locator(".jp-OutputArea .jp-asm-run")
     expect(rendered).to_have_count(1)
     expect(rendered.locator(".jp-asm-run-status")).to_have_text("completed")
     expect(rendered.locator(".jp-asm-run-provider")).to_have_text("replay")
@@ -303,9 +308,11 @@ def test_notebook_renders_run_bundle_widget_and_sidebar(lab, page):
     expect(tools.first.locator(".jp-asm-tool-output")).to_contain_text("1 failed, 1 passed")
     expect(rendered.locator(".jp-asm-usage-cost .jp-asm-usage-value")).to_have_text(re.compile(r"^\$\d"))
 
-    # the live %%asm widget (shell provider) finished with the command's output
-    widget = page.locator(".jp-OutputArea .asm-run", has_text="live-widget-run")
+    # the live %%asm widget (shell provider) finished as the card with the command's output
+    widget = page.locator(".jp-OutputArea .jp-asm-run", has_text="live-widget-run")
     expect(widget).to_have_count(1)
+    expect(widget.locator(".jp-asm-run-provider")).to_have_text("shell")
+    assert page.locator(".jp-OutputArea .widget-box").count() == 0
 
     # the sidebar lists both runs; a click opens the run in the main area
     page.locator('.lm-TabBar-tab[data-id="asm-nb-sessions"]').click()
@@ -373,7 +380,7 @@ def test_live_run_saves_as_static_card_and_reopens(lab, page, browser):
     from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    _open_notebook(page, lab, "live.ipynb")
+    _open_notebook(page, lab, "live.ipynb", workspace="live-run")
     # not awaited: the promise settles only when every cell ran, and one waits for a click
     page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
 
@@ -421,7 +428,7 @@ def test_live_run_saves_as_static_card_and_reopens(lab, page, browser):
     fresh = ctx.new_page()
     fresh.set_default_timeout(UI_TIMEOUT_MS)
     try:
-        _open_notebook(fresh, lab, "live.ipynb")
+        _open_notebook(fresh, lab, "live.ipynb", workspace="reopened")
         cards = fresh.locator(".jp-OutputArea .jp-asm-run")
         expect(cards).to_have_count(3)
         expect(cards.nth(0).locator(".jp-asm-run-status")).to_have_text("completed")
@@ -430,7 +437,7 @@ def test_live_run_saves_as_static_card_and_reopens(lab, page, browser):
         expect(fresh.locator(".jp-OutputArea .asm-diffview")).to_have_count(1)
         expect(fresh.locator(".jp-OutputArea .asm-compare")).to_have_count(1)
         assert fresh.get_by_text("Error displaying widget").count() == 0
-        assert "model not found" not in fresh.locator(".jp-Notebook").inner_text()
+        assert "model not found" not in fresh.locator("body").inner_text()
         # the agent's HTML was shown as text or dropped; none of it ran
         assert fresh.evaluate("() => window.__asm_xss") is None
         assert fresh.locator(".jp-asm-run img[onerror], .jp-asm-run script, .jp-asm-run iframe").count() == 0

@@ -84,3 +84,40 @@ def test_line_magics_show_html_tables_in_a_kernel(tmp_path):
     live = data("%asm runs --live")
     assert live and not live[0]["text/plain"].startswith("HTML(")
     assert "no runs in flight" in live[0]["text/plain"]
+
+
+# ---------------------------------------------------------------------------------- %%asm --replay
+
+
+def test_replay_speed_and_prompt_mismatch_note(tmp_path, capsys):
+    pytest.importorskip("IPython")
+    from IPython import get_ipython
+    from IPython.testing.globalipapp import start_ipython
+
+    from asm_nb.testing import example_cassette
+
+    ip = start_ipython() or get_ipython()
+    ip.run_line_magic("load_ext", "asm_nb")
+    ip.run_line_magic("asm", f"store {tmp_path / 'store'}")
+    cassette = example_cassette("tools")
+    recorded = "Fix the failing test in tests/test_convert.py"
+    capsys.readouterr()
+    ip.run_cell_magic("asm", f"--replay {cassette} --renderer none --out same", recorded)
+    assert "differs" not in capsys.readouterr().err
+    ip.run_cell_magic("asm", f"--replay {cassette} --renderer none --out other", "Write a poem")
+    err = capsys.readouterr().err
+    assert "note: this cell's prompt differs from the recording's ('Fix the failing test" in err
+    assert ip.user_ns["other"].status == "completed"
+    # --speed: 20x the recorded pace takes a measurable part of the recording; instant is fast
+    from asm_nb.providers.replay import load_cassette
+
+    recorded_s = load_cassette(cassette).duration_ms / 1000
+    t0 = time.monotonic()
+    ip.run_cell_magic("asm", f"--replay {cassette} --speed 20 --renderer none --out paced", recorded)
+    paced = time.monotonic() - t0
+    assert ip.user_ns["paced"].status == "completed"
+    assert paced >= recorded_s / 20 * 0.9, (paced, recorded_s)
+    ip.run_cell_magic("asm", "--speed 2 --renderer none", "echo hi")
+    assert "--speed goes with --replay FILE" in capsys.readouterr().err
+    ip.run_cell_magic("asm", f"--replay {cassette} --speed -1 --renderer none", recorded)
+    assert "--speed must be a number >= 0" in capsys.readouterr().err
