@@ -186,7 +186,9 @@ class RunResult:
 
 
 def _result_from_store(store: Any, run: Run, *, error: AsmError | None = None, extra: Any = None) -> RunResult:
-    events = store.get_events(run.session_id, run_id=run.id)
+    from .core.events import without_audit
+
+    events = without_audit(store.get_events(run.session_id, run_id=run.id))
     out = run.output or {}
     content = out.get("content")
     if not isinstance(content, str):

@@ -276,7 +276,9 @@ class AsmMagics(Magics):
             raise UsageError("usage: %asm events RUN_ID")
         store = self._store()
         run = store.get_run(rest[0])
-        return store.get_events(run.session_id, run_id=run.id)
+        from ..core.events import without_audit
+
+        return without_audit(store.get_events(run.session_id, run_id=run.id))
 
     def _cmd_show(self, rest: list[str]) -> Any:
         if len(rest) != 1:
