@@ -46,6 +46,12 @@ _LAZY: dict[str, str] = {
     "query": "asm_nb.notebook.analytics:query",
     "maintenance": "asm_nb.notebook.analytics:maintenance",
     "compare": "asm_nb.notebook.compare:compare",
+    "pause": "asm_nb.runtime.control:pause_run",
+    "resume": "asm_nb.runtime.control:resume_run",
+    "interrupt": "asm_nb.runtime.control:interrupt_run",
+    "providers": "asm_nb.providers:",
+    "rendering": "asm_nb.rendering:",
+    "telemetry": "asm_nb.telemetry:",
 }
 
 __all__ = sorted(["__version__", *_LAZY])

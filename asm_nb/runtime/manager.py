@@ -772,7 +772,10 @@ async def _finalize_failure(store: Any, adapter: Any, tracker: _RunTracker, erro
     except TypeError:  # stores whose flush requires a payload
         pass
     _telemetry("emit_error", run, session, error)
-    await _audit("log_run_failed", store, run, session, error)
+    if cancelled:
+        await _audit("log_run_cancelled", store, run, session, error.message)
+    else:
+        await _audit("log_run_failed", store, run, session, error)
 
 
 async def arun_once(store: Any, adapter: Any, input: Any, *, agent_id: str | None = None,
