@@ -113,7 +113,7 @@ class AsmMagics(Magics):
 
         Line magic: ``%asm sessions | runs [--live] | events RUN | show RUN | cancel RUN |
         pause RUN | resume RUN | audit [RUN] | providers |
-        diff RUN | cost | dashboard | budget [USD|off] | policy | health |
+        diff RUN [RUN_B] | cost | dashboard | budget [USD|off] | policy | health |
         config [key=value ...] | store PATH|URL``.
         """
         try:
