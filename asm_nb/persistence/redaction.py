@@ -359,7 +359,7 @@ class _Compiled:
     and one whose patterns all need one of the same ``any_of`` literals only when one occurs.
     """
 
-    __slots__ = ("rules", "groups", "always", "min_len", "_candidates")
+    __slots__ = ("rules", "groups", "always", "min_len", "key_repl", "_candidates")
 
     def __init__(self, patterns: Any, replacement: Any) -> None:
         categorized = replacement == "categorized"
@@ -393,6 +393,7 @@ class _Compiled:
             else:
                 guard = ()
             groups.setdefault(guard, []).append((kw, mask))
+        self.key_repl = "[REDACTED:secret_field]" if categorized else plain
         self.groups = tuple((g, tuple(items)) for g, items in groups.items())
         self.rules = tuple(rules)
         self.always = always
@@ -530,6 +531,22 @@ _default_compiled: _Compiled | None = None  # the compiled form of ``_DEFAULT_CF
 
 _INERT = frozenset({int, float, bool, type(None), bytes, bytearray})
 
+# A string stored under a key that names a secret (``{"password": ...}``, an ``env`` dict's
+# ``GITHUB_TOKEN``, an ``Authorization`` header) is replaced whole, whatever it looks like.
+_SECRET_KEY = re.compile(r"(?i)(?:[a-z0-9]+[_.-])*(?:password|passwd|passphrase|secret|token|api[_-]?key|apikey"
+                         r"|access[_-]?key|secret[_-]?key|private[_-]?key|client[_-]?secret|credentials?"
+                         r"|authorization|auth|cookie)")
+_secret_keys: dict[Any, bool] = {}
+
+
+def _is_secret_key(k: Any) -> bool:
+    hit = _secret_keys.get(k)
+    if hit is None:
+        hit = type(k) is str and _SECRET_KEY.fullmatch(k) is not None
+        if len(_secret_keys) < 4096:
+            _secret_keys[k] = hit
+    return hit
+
 
 class _Walker:
     """One walk (spec §6.4.5). Plain strings are handled inline in the loops: a typical event
@@ -584,16 +601,22 @@ class _Walker:
         for k, v in m.items():
             t = type(v)
             if t is str:
-                if len(v) < min_len:
-                    continue
-                if v is last_in:  # adapters often put the same text under two keys (delta, content)
-                    new, n = last_out
+                if v and _is_secret_key(k):
+                    new = self.scan.__self__.key_repl  # type: ignore[attr-defined]
+                    if v == new:
+                        continue
+                    self.count += 1
                 else:
-                    new, n = last_out = self.scan(v)
-                    last_in = v
-                if not n:
-                    continue
-                self.count += n
+                    if len(v) < min_len:
+                        continue
+                    if v is last_in:  # adapters often put the same text under two keys (delta, content)
+                        new, n = last_out
+                    else:
+                        new, n = last_out = self.scan(v)
+                        last_in = v
+                    if not n:
+                        continue
+                    self.count += n
             elif t in _INERT:
                 continue
             else:
@@ -628,16 +651,22 @@ def _walk_top(scan: Any, min_len: int, m: Mapping, allowed: frozenset[str] | Non
             continue
         t = type(v)
         if t is str:
-            if len(v) < min_len:
-                continue
-            if v is last_in:  # adapters often put the same text under two keys (delta, content)
-                new, n = last_out
+            if v and _is_secret_key(k):
+                new = scan.__self__.key_repl
+                if v == new:
+                    continue
+                count += 1
             else:
-                new, n = last_out = scan(v)
-                last_in = v
-            if not n:
-                continue
-            count += n
+                if len(v) < min_len:
+                    continue
+                if v is last_in:  # adapters often put the same text under two keys (delta, content)
+                    new, n = last_out
+                else:
+                    new, n = last_out = scan(v)
+                    last_in = v
+                if not n:
+                    continue
+                count += n
         elif t in _INERT:
             continue
         else:

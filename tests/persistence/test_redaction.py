@@ -210,7 +210,7 @@ def _nested(secret_levels):
         node[f"level_{i}"] = child
         node = child
         if i in secret_levels:
-            node["secret"] = f"token {AWS}"
+            node["text"] = f"token {AWS}"
     return root
 
 
@@ -225,13 +225,13 @@ def test_levels_5_and_12_are_both_redacted():
     # issue 18: a secret nested deeper than 10 levels used to be stored unscanned
     r = redact(ev("tool_call_completed", {"tool_name": "t", "tool_output": _nested({5, 12})}), ON)
     out = r.event.data["tool_output"]
-    assert _level(out, 5)["secret"] == "token [REDACTED]"
-    assert _level(out, 12)["secret"] == "token [REDACTED]"
+    assert _level(out, 5)["text"] == "token [REDACTED]"
+    assert _level(out, 12)["text"] == "token [REDACTED]"
     assert r.redaction_count == 2
 
 
 def test_beyond_max_depth_the_value_is_replaced_not_kept():
-    deep: dict = {"secret": f"token {AWS}"}
+    deep: dict = {"text": f"token {AWS}"}
     for _ in range(redaction.MAX_DEPTH + 5):
         deep = {"level": deep}
     out = redact(ev("tool_call_completed", {"tool_output": deep}), ON).event.data["tool_output"]
