@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
 
 __all__ = ["sessions", "runs", "events", "messages", "tool_calls", "costs", "usage", "transcript", "diffs",
-           "diff_summaries",
+           "diff_summaries", "evals", "scores",
            "EVENT_COLUMNS"]
 
 log = logging.getLogger(__name__)
@@ -989,3 +989,19 @@ def diff_summaries(store: Any = None, *, session_id: Any = None, run_id: Any = N
     df = pl.DataFrame(rows, schema=schema).with_columns(pl.col("provider").cast(pl.Categorical),
                                                         pl.col("backend").cast(pl.Categorical))
     return _finish(df.sort("started_at", "run_id"), backend)
+
+
+def evals(store: Any = None, *, backend: Backend = "pandas") -> Any:
+    """One row per eval and agent in ``store`` (see ``asm_nb.evaluate``): runs, items, pass rate,
+    mean score, cost, first start and last end."""
+    from ..evaluation.frames import evals_frame
+
+    return evals_frame(store, backend=backend)
+
+
+def scores(store: Any = None, *, eval: Any = None, backend: Backend = "pandas") -> Any:
+    """One row per scored eval run and scorer: value, passed, explanation, with item, agent,
+    repeat, run status and cost (``eval=``: one eval name or a list)."""
+    from ..evaluation.frames import scores_frame
+
+    return scores_frame(store, eval=eval, backend=backend)

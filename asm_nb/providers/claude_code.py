@@ -95,7 +95,9 @@ def _tool_names(tools: Any) -> list[str]:
 class ClaudeCodeAdapter(CliAdapter):
     """Drives the ``claude`` CLI in print mode with stream-json output.
 
-    Options (spec part 2 §3.1): ``model`` (default ``Models.default_model("claude")``),
+    Options (spec part 2 §3.1): ``model`` (default: none, so the CLI uses the user's own model
+    setting; config ``claude_default_model`` when set), ``tools`` (an empty list means no tools
+    at all: ``--tools "" --strict-mcp-config``),
     ``permission_mode``, ``max_turns``, ``system_prompt``, ``tools`` (``--allowedTools``),
     ``disallowed_tools``, ``cwd``, ``sdk_opts`` (lowest precedence, see ``SDK_FLAGS``),
     ``include_partial_messages`` (default True), ``cli_path``/``executable`` (default ``"claude"``),
@@ -123,8 +125,10 @@ class ClaudeCodeAdapter(CliAdapter):
                            f"ClaudeCodeAdapter only runs the 'claude_code' backend, got backend={backend!r}")
         self._check(options)
         if options.get("model") is None:
-            from ..cost.pricing import default_model
-            options["model"] = default_model("claude")
+            # only a model the user chose (asm config ``claude_default_model``); otherwise the CLI
+            # keeps the user's own setting (``/model``, settings.json, ANTHROPIC_MODEL)
+            from .. import config
+            options["model"] = config.get("claude_default_model") or None
         super().__init__(**options)
         self.cwd: str | None = options.get("cwd")
 
@@ -212,6 +216,14 @@ class ClaudeCodeAdapter(CliAdapter):
             argv += ["--system-prompt", bo["system_prompt"]]
         if bo.get("tools"):
             argv += ["--allowedTools", ",".join(bo["tools"])]
+        elif bo.get("tools") == []:
+            # no tools at all (e.g. a deny-all tool policy): ``--allowedTools`` only pre-approves
+            # tools, so an empty one would leave every tool on offer. ``--tools ""`` removes the
+            # built-in tools and ``--strict-mcp-config`` the user's own MCP servers.
+            if bo.get("mcp_config") is not None:
+                raise AsmError("validation_error",
+                               "tools=[] (no tools) cannot be combined with sdk_opts mcp_config")
+            argv += ["--tools", "", "--strict-mcp-config"]
         if bo.get("disallowed_tools"):
             argv += ["--disallowedTools", ",".join(bo["disallowed_tools"])]
         for key, value in bo.items():
@@ -219,6 +231,8 @@ class ClaudeCodeAdapter(CliAdapter):
             if spec is None or value is None or key in ("verbose", "include_partial_messages", "system_prompt", "cwd",
                                                         "allowed_tools", "disallowed_tools"):
                 continue
+            if key == "strict_mcp_config" and bo.get("tools") == []:
+                continue  # already on the command line
             flag, kind = spec
             if kind == "flag":
                 if value:

@@ -18,10 +18,7 @@ from asm_nb.core.session import Session
 from asm_nb.testing.fake_cli import install_fake_cli
 
 _here = pathlib.Path(__file__).resolve()
-SHARED = _here.parents[3] / "shared"
-if not SHARED.exists():
-    SHARED = _here.parents[2].parent / "shared"
-FIXTURES = SHARED / "fixtures" / "providers"
+FIXTURES = _here.parents[1] / "fixtures" / "providers"
 
 TERMINAL = {"run_completed", "run_failed", "run_cancelled"}
 FORBIDDEN_TOOL_KEYS = {"tool_use_id", "call_id", "arguments", "input", "output"}

@@ -16,9 +16,7 @@ from asm_nb.runtime import manager
 from asm_nb.stores import open_store
 from asm_nb.testing import MockAdapter
 
-_here = pathlib.Path(__file__).resolve()
-FIXTURES = next(p / "shared" / "fixtures" / "providers" for p in _here.parents
-                if (p / "shared" / "fixtures" / "providers").is_dir())
+FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "providers"
 
 
 class Recording(BaseAdapter):
