@@ -18,7 +18,7 @@ class _ReadGuard:
     """Refuses opening or listing a path outside the repository folder but beside it: under the
     repository's top-level folder (``/work`` for ``/work/wt/x``, ``/home`` for ``/home/me/src/x``)
     and not inside the repository. The repository must stand alone, so a test that reads
-    ``../shared/...`` or another checkout would pass here and fail in a fresh clone. System folders
+    a sibling folder (``../team-material/...``) or another checkout would pass here and fail in a fresh clone. System folders
     (``/usr``, ``/etc``, ``/proc``, ...) are not beside it; the temp dir and the Python prefixes stay
     allowed (tests write there), and so do the home folder's dot-folders (``~/.jupyter``, ...).
 
@@ -54,9 +54,19 @@ class _ReadGuard:
         return not full.startswith(self.allowed)
 
     def __call__(self, event: str, args: tuple) -> None:
+        if event != "open" and args and _listed_on_sys_path(args[0]):
+            return  # importlib.metadata lists every sys.path folder (an editable install's too)
         if args and self.outside(args[0]):
             self.violations.append(f"{event} {args[0]}")
             raise PermissionError(f"test read outside the repository: {args[0]} (copy it under tests/)")
+
+
+def _listed_on_sys_path(path: object) -> bool:
+    try:
+        p = os.path.normpath(os.fsdecode(path)) if isinstance(path, (str, bytes, os.PathLike)) else None
+    except TypeError:
+        return False
+    return p is not None and any(p == os.path.normpath(e) for e in sys.path if e)
 
 
 def _allowed_roots() -> tuple[str, ...]:

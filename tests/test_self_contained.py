@@ -17,30 +17,30 @@ def test_the_guard_refuses_a_sibling_folder_and_fails_the_test(tmp_path, read_gu
     repo = tmp_path / "checkout"
     (repo / "tests").mkdir(parents=True)
     (repo / "tests" / "inside.txt").write_text("ok")
-    (tmp_path / "shared").mkdir()
-    (tmp_path / "shared" / "fixture.json").write_text("{}")
+    (tmp_path / "sibling").mkdir()
+    (tmp_path / "sibling" / "fixture.json").write_text("{}")
     guard = guard_cls(repo, allowed=())
     slot[0] = guard
     assert (repo / "tests" / "inside.txt").read_text() == "ok"  # inside: allowed
     with pytest.raises(PermissionError, match="outside the repository"):
-        (tmp_path / "shared" / "fixture.json").read_text()
+        (tmp_path / "sibling" / "fixture.json").read_text()
     with pytest.raises(PermissionError):
-        os.listdir(tmp_path / "shared")
+        os.listdir(tmp_path / "sibling")
     cwd = os.getcwd()
     os.chdir(repo)
     try:
         with pytest.raises(PermissionError):
-            open("../shared/fixture.json").close()  # a relative path is resolved first
+            open("../sibling/fixture.json").close()  # a relative path is resolved first
     finally:
         os.chdir(cwd)
-    assert len(guard.violations) == 3 and "shared/fixture.json" in guard.violations[0]
+    assert len(guard.violations) == 3 and "sibling/fixture.json" in guard.violations[0]
     guard.violations.clear()  # this test provoked them on purpose
 
 
 def test_the_guard_allows_system_temp_and_prefix_roots(tmp_path, read_guard):
     guard_cls, _ = read_guard
     guard = guard_cls(tmp_path / "checkout", allowed=(str(tmp_path / "venv"),))
-    assert guard.outside(str(tmp_path / "shared" / "x"))
+    assert guard.outside(str(tmp_path / "sibling" / "x"))
     assert guard.outside(os.fsencode(tmp_path / "other-checkout"))
     assert not guard.outside(str(tmp_path / "venv" / "lib" / "x.py"))
     assert not guard.outside(str(tmp_path / "checkout" / "a"))
@@ -49,13 +49,13 @@ def test_the_guard_allows_system_temp_and_prefix_roots(tmp_path, read_guard):
     assert not guard.outside(3)  # a file descriptor
     assert not guard_cls(pathlib.Path("/checkout"), allowed=()).outside("/etc/hosts")  # repo at /: off
     nested = guard_cls(pathlib.Path("/work/wt/clone"), allowed=())
-    assert nested.outside("/work/shared/fixtures/providers/codex/manifest.json")  # beyond the parent
+    assert nested.outside("/work/sibling/fixtures/providers/codex/manifest.json")  # beyond the parent
     assert nested.outside("/work/main/tests/fixtures") and not nested.outside("/work/wt/clone/tests")
     in_home = guard_cls(pathlib.Path("/home/me/src/asm_nb"), allowed=(), home="/home/me")
-    assert in_home.outside("/home/me/src/shared/x") and in_home.outside("/home/me/notes.txt")
+    assert in_home.outside("/home/me/src/sibling/x") and in_home.outside("/home/me/notes.txt")
     assert not in_home.outside("/home/me/.jupyter/runtime/kernel-1.json")
     elsewhere = guard_cls(pathlib.Path("/work/asm_nb"), allowed=(), home="/root")
-    assert not elsewhere.outside("/root/notes.txt") and elsewhere.outside("/work/shared/x")
+    assert not elsewhere.outside("/root/notes.txt") and elsewhere.outside("/work/sibling/x")
 
 
 def test_the_live_guard_watches_this_repository(read_guard):

@@ -1,5 +1,5 @@
 """``ClaudeCodeAdapter``: the Claude Code CLI backend of the Claude provider
-(``claude -p --output-format stream-json --verbose``; spec part 2 §3.1–§3.4).
+(``claude -p --output-format stream-json --verbose``; docs/providers.md, Claude Code CLI).
 
 Its ``name`` is ``"claude"`` like the API backend (pricing, ProviderError and session metadata use
 ``claude``); ``run_started.data.backend`` is ``"claude_code"``. The registry also knows it as
@@ -36,7 +36,7 @@ _OPTIONS = frozenset({"model", "api_key", "backend", "permission_mode", "max_tur
                       "disallowed_tools", "cwd", "sdk_opts", "max_tokens", "base_url", "max_retries", "cli_path",
                       "executable", "include_partial_messages", "extra_args", "env", "kill_grace_ms", "resume"})
 
-#: ``--permission-mode`` value per PermissionMode (spec part 2 §9.3); None = flag omitted
+#: ``--permission-mode`` value per PermissionMode (docs/policies.md, permission modes); None = flag omitted
 PERMISSION_FLAGS: dict[PermissionMode, list[str]] = {
     PermissionMode.DEFAULT: [],
     PermissionMode.ACCEPT_EDITS: ["--permission-mode", "acceptEdits"],
@@ -95,7 +95,7 @@ def _tool_names(tools: Any) -> list[str]:
 class ClaudeCodeAdapter(CliAdapter):
     """Drives the ``claude`` CLI in print mode with stream-json output.
 
-    Options (spec part 2 §3.1): ``model`` (default: none, so the CLI uses the user's own model
+    Options (docs/providers.md, Claude Code CLI): ``model`` (default: none, so the CLI uses the user's own model
     setting; config ``claude_default_model`` when set), ``tools`` (an empty list means no tools
     at all: ``--tools "" --strict-mcp-config``),
     ``permission_mode``, ``max_turns``, ``system_prompt``, ``tools`` (``--allowedTools``),
@@ -160,8 +160,8 @@ class ClaudeCodeAdapter(CliAdapter):
 
     # -- building the command ----------------------------------------------------------------------
     def build_options(self, opts: Mapping[str, Any] | None = None, *, timeout: Any = None) -> dict:
-        """Effective options: known ``sdk_opts`` keys, then the normalized options on top (spec
-        part 2 §3.2). ``max_turns`` and ``model`` always come from the normalized options.
+        """Effective options: known ``sdk_opts`` keys, then the normalized options on top (docs/providers.md, Claude
+        Code CLI). ``max_turns`` and ``model`` always come from the normalized options.
 
         >>> ClaudeCodeAdapter(sdk_opts={"max_turns": 99}, max_turns=5).build_options()["max_turns"]
         5

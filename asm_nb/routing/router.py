@@ -1,4 +1,4 @@
-"""ProviderRouter (spec part 2 §7.4): a ``ProviderAdapter`` that picks a registered adapter
+"""ProviderRouter (docs/runtime.md, routing and failover): a ``ProviderAdapter`` that picks a registered adapter
 per run and fails over to the next one on retryable errors.
 
 Per run: capability matching (``routing={"required_capabilities": [...]}``) → routing policy
@@ -261,7 +261,7 @@ class ProviderRouter:
 
     async def execute(self, run: Any, session: Any, *, event_callback: Callable | None = None, timeout: Any = None,
                       routing: Any = None, policy_hints: Any = None, **adapter_opts: Any) -> RunResult:
-        """Run on the best allowed adapter, failing over on retryable errors (spec §7.4)."""
+        """Run on the best allowed adapter, failing over on retryable errors (docs/runtime.md, routing and failover)."""
         ropts = _routing_opts(routing)
         reqs = ropts.get("required_capabilities") or []
         if not isinstance(reqs, list):

@@ -1,4 +1,5 @@
-"""Session continuity (spec part 1 §18.8, §13): named sessions, transcript replay, native resume,
+"""Session continuity (docs/runtime.md, continuation; docs/event-model.md, transcripts): named sessions, transcript
+replay, native resume,
 continuation modes and token-aware truncation, end to end through ``asm_nb.run_once``."""
 
 from __future__ import annotations
