@@ -54,6 +54,15 @@ def _store(args: argparse.Namespace) -> Any:
     return resolve_store(args.store)
 
 
+def _redact(value: Any) -> Any:
+    """Terminal output goes through the redactor like the store (the ``redaction_*`` config)."""
+    from .persistence.redaction import redact_map, scan_text
+
+    if isinstance(value, str):
+        return scan_text(value, None)[0]
+    return redact_map(value, None)
+
+
 def _fmt_time(dt: Any) -> str | None:
     return dt.strftime("%Y-%m-%d %H:%M:%S") if dt is not None else None
 
@@ -88,7 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         d = result.to_dict()
         d.pop("events", None)
-        print(json.dumps(d, ensure_ascii=False, default=str))
+        print(json.dumps(_redact(d), ensure_ascii=False, default=str))
     else:
         usage = result.token_usage
         cost = "n/a" if result.cost_usd is None else f"${result.cost_usd:.4f}"
@@ -96,7 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"tokens {usage.get('input_tokens', 0)}/{usage.get('output_tokens', 0)}  cost {cost}",
               file=sys.stderr)
         if result.error is not None:
-            print(f"error: [{result.error.code}] {result.error.message}", file=sys.stderr)
+            print(_redact(f"error: [{result.error.code}] {result.error.message}"), file=sys.stderr)
             d = result.error.details or {}
             if result.error.code == "policy_violation" and d.get("limit"):
                 seen = f", observed {d['observed']}" if "observed" in d else ""
