@@ -558,6 +558,13 @@ def stamp_owner(doc: dict) -> dict:
     return doc
 
 
+def with_owner(run: Run) -> Run:
+    """``run`` as written: a pending/running one carries ``metadata.owner`` (this process)."""
+    if run.status in (RunStatus.PENDING, RunStatus.RUNNING):
+        return run.replace(metadata={**(run.metadata or {}), "owner": process_owner()})
+    return run
+
+
 INTERRUPTED_MESSAGE = "The process running this run ended before the run did (interrupted)"
 
 
