@@ -46,6 +46,15 @@ _LAZY: dict[str, str] = {
     "query": "asm_nb.notebook.analytics:query",
     "maintenance": "asm_nb.notebook.analytics:maintenance",
     "compare": "asm_nb.notebook.compare:compare",
+    "evaluation": "asm_nb.evaluation:",
+    "evaluate": "asm_nb.evaluation.runner:evaluate",
+    "load_eval": "asm_nb.evaluation.runner:load_eval",
+    "EvalResult": "asm_nb.evaluation.runner:EvalResult",
+    "Dataset": "asm_nb.evaluation.dataset:Dataset",
+    "Agent": "asm_nb.evaluation.agents:Agent",
+    "scorer": "asm_nb.evaluation.scorers:scorer",
+    "scorers": "asm_nb.evaluation.scorers:",
+    "diff_runs": "asm_nb.evaluation.rundiff:diff_runs",
 }
 
 __all__ = sorted(["__version__", *_LAZY])
@@ -73,3 +82,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .core.run import Run, RunStatus
     from .core.session import Session, SessionStatus
     from .stores import open_store
+    from . import evaluation
+    from .evaluation import scorers
+    from .evaluation.agents import Agent
+    from .evaluation.dataset import Dataset
+    from .evaluation.rundiff import diff_runs
+    from .evaluation.runner import EvalResult, evaluate, load_eval
+    from .evaluation.scorers import scorer

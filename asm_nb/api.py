@@ -64,6 +64,17 @@ def resolve_store(store: Any = None) -> Any:
 _CWD_REQUIRED = ("codex", "amp")  # adapters whose spec requires a working directory
 
 
+def _with_cwd(name: str, opts: Mapping[str, Any]) -> dict:
+    """``opts`` plus ``cwd`` = the current directory for the adapters that need a working directory
+    (the notebook's directory, as a user running the CLI there would)."""
+    import os
+
+    out = dict(opts)
+    if name.strip() in _CWD_REQUIRED and "cwd" not in out and "working_directory" not in out:
+        out["cwd"] = os.getcwd()
+    return out
+
+
 def resolve_adapter(provider: Any = None, **options: Any) -> Any:
     """An adapter from a registered name, a list of names (routed in order), or an instance."""
     from .providers import create_adapter
@@ -80,13 +91,12 @@ def resolve_adapter(provider: Any = None, **options: Any) -> Any:
             from .routing.router import ProviderRouter
         except ImportError as exc:
             raise AsmError("dependency_not_available", "Routing over several providers is not available") from exc
-        return ProviderRouter.from_names(list(provider), **opts)
+        names = [p.strip() if isinstance(p, str) else p for p in provider]
+        # each provider gets the options as it would alone (codex/amp: the working directory default)
+        return ProviderRouter.from_names(names, per_adapter={n: _with_cwd(n, opts) for n in names
+                                                             if isinstance(n, str)}, **opts)
     if isinstance(provider, str):
-        if provider in _CWD_REQUIRED and "cwd" not in opts and "working_directory" not in opts:
-            import os
-
-            opts["cwd"] = os.getcwd()  # the notebook's directory, as a user running the CLI there would
-        return create_adapter(provider, **opts)
+        return create_adapter(provider, **_with_cwd(provider, opts))
     if callable(getattr(provider, "execute", None)) and isinstance(getattr(provider, "name", None), str):
         if opts:
             raise AsmError("validation_error",
@@ -253,6 +263,7 @@ async def arun_once(prompt: Any, provider: Any = None, *, store: Any = None, mod
                     on_event: Callable[[dict], Any] | None = None, metadata: Mapping | None = None,
                     tags: Sequence[str] | None = None, agent_id: str | None = None,
                     continuation: Any = "auto", continuation_opts: Mapping | None = None,
+                    routing: Mapping | None = None, required_capabilities: Sequence[Any] | None = None,
                     _state: dict | None = None, **adapter_options: Any) -> RunResult:
     """Run one prompt on a provider and return its ``RunResult`` (async version of ``run_once``)."""
     from .runtime import manager
@@ -265,9 +276,15 @@ async def arun_once(prompt: Any, provider: Any = None, *, store: Any = None, mod
     else:
         adapter = resolve_adapter(provider, model=model, cwd=cwd, system=system, max_turns=max_turns,
                                   permission_mode=permission_mode, **adapter_options)
+    route_opts, single_reqs = _routing_options(adapter, routing, required_capabilities)
     sess, owned = await _resolve_session(store, adapter, session, agent_id=agent_id, metadata=metadata,
                                          tags=list(tags) if tags else None, context=None)
-    run = await manager.astart_run(store, adapter, sess.id, prompt)
+    try:
+        run = await manager.astart_run(store, adapter, sess.id, prompt, required_capabilities=single_reqs)
+    except AsmError as err:
+        if owned:
+            await _close_session(store, sess.id, err)
+        raise
     if _state is not None:
         _state.update(run_id=run.id, session_id=sess.id, adapter=adapter, store=store)
     workspace = None
@@ -279,7 +296,7 @@ async def arun_once(prompt: Any, provider: Any = None, *, store: Any = None, mod
         execution = await manager.aexecute_run(
             store, adapter, run.id, event_callback=on_event, continuation=None if owned else continuation,
             continuation_opts=continuation_opts,
-            policy=policy, workspace=workspace, timeout=timeout)
+            policy=policy, workspace=workspace, timeout=timeout, adapter_opts=route_opts)
     except AsmError as err:
         error = err
     except BaseException:
@@ -291,6 +308,34 @@ async def arun_once(prompt: Any, provider: Any = None, *, store: Any = None, mod
     if owned:
         await _close_session(store, sess.id, result.error if not result.ok else None)
     return result
+
+
+def _routing_options(adapter: Any, routing: Mapping | None, required: Sequence[Any] | None) -> tuple[dict, list]:
+    """``(execute options, required capability types for a single adapter)``.
+
+    A router gets ``routing`` (with ``required_capabilities`` merged in) as its execute option, so
+    a run no registered provider can serve fails with ``provider_unavailable``; a single adapter
+    has its capabilities checked when the run starts (``missing_required_capability``)."""
+    if routing is not None and not isinstance(routing, Mapping):
+        raise AsmError("validation_error", f"routing must be a dict like {{'required_capabilities': [...]}}, "
+                                           f"got {routing!r}")
+    if required is not None and (isinstance(required, (str, Mapping)) or not isinstance(required, Sequence)):
+        raise AsmError("validation_error", "required_capabilities must be a list")
+    ropts = dict(routing or {})
+    reqs = list(ropts.get("required_capabilities") or []) + list(required or [])
+    if reqs:
+        ropts["required_capabilities"] = reqs
+    if not ropts:
+        return {}, []
+    from .routing.router import ProviderRouter
+
+    if isinstance(adapter, ProviderRouter):
+        return {"routing": ropts}, []
+    extra = sorted(set(ropts) - {"required_capabilities"})
+    if extra:
+        raise AsmError("validation_error", f"routing options {extra} need a list of providers (provider=[...])")
+    types = [r.get("type") if isinstance(r, Mapping) else r for r in reqs]
+    return {}, types
 
 
 async def _close_session(store: Any, session_id: str, error: AsmError | None) -> None:
@@ -318,7 +363,10 @@ def run_once(prompt: Any, provider: Any = None, **kwargs: Any) -> RunResult:
     ``on_event`` (called with each event dict as it streams), ``metadata``, ``tags``,
     ``continuation`` (for ``session``: ``"auto"`` default, ``"replay"``, ``"native"`` or False),
     ``continuation_opts`` (transcript limits ``max_messages``, ``max_chars``,
-    ``max_tokens_approx``), and any adapter option.
+    ``max_tokens_approx``), ``routing`` (for a provider list: ``{"required_capabilities": [...],
+    "prefer": [...], ...}``), ``required_capabilities`` (capability types or ``{"type", "name"}``
+    the provider must offer; none can: the run fails with ``provider_unavailable``), and any
+    adapter option.
     """
     from .runtime import loop, manager
 

@@ -3,6 +3,7 @@
     asm run -p shell "echo hi"      asm sessions      asm runs      asm events RUN_ID
     asm replay CASSETTE             asm cost        asm export --format parquet|csv|jsonl OUT
     asm gc [--max-age-days N] [--keep-failed] [--dry-run]
+    asm eval SPEC.toml|yaml         (exit 1 when a threshold fails)
                                     (every command takes --store PATH|URL and --json)
 
 Bad input prints one line ``asm: error: …`` and exits with status 2; a failed run exits 1.
@@ -234,6 +235,26 @@ def cmd_gc(args: argparse.Namespace) -> int:
     return 1 if report.get("errors") else 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    """``asm eval FILE``: run an eval spec (TOML/YAML); exit 1 when a threshold fails."""
+    from .evaluation.spec import run_spec
+
+    result, failures = run_spec(args.file, store=args.store, name=args.name, progress=not args.json,
+                                concurrency=args.concurrency)
+    rows = result.summary.to_dict("records")
+    if args.json:
+        print(json.dumps({"eval": result.name, "summary": rows, "failures": failures, "stopped": result.stopped},
+                         default=str))
+    else:
+        print(f"eval {result.name}")
+        print(_table(rows, ["agent", "runs", "mean_score", "ci_low", "ci_high", "pass_rate", "errors", "cost_usd",
+                            "p50_duration_ms"]))
+        for f in failures:
+            print(f"FAIL {f}")
+        print("thresholds: " + ("failed" if failures else "met"))
+    return 1 if failures else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--store", help="store path or URL (default: $ASM_HOME or ./.asm)")
@@ -308,6 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--keep-failed", action="store_true", help="never delete failed sessions")
     g.add_argument("--dry-run", action="store_true", help="report what would be deleted; change nothing")
     g.set_defaults(fn=cmd_gc)
+
+    ev = sub.add_parser("eval", parents=[common], help="run an eval spec (TOML/YAML); exit 1 if a threshold fails")
+    ev.add_argument("file", help="the spec: .toml, .yaml or .yml")
+    ev.add_argument("--name", help="store results under this eval name (default: the spec's name)")
+    ev.add_argument("--concurrency", type=int, help="runs at a time (default: the spec's, else 4)")
+    ev.set_defaults(fn=cmd_eval)
 
     cp = sub.add_parser("copy", help="copy sessions, runs, events and artifact records between two stores")
     cp.add_argument("src", help="source store: path or URL (sqlite:///..., postgresql://...)")

@@ -1,6 +1,6 @@
 """Runtime configuration: context-local override → global setting (or ``ASM_<KEY>`` env) → default.
 
-Spec part 1 §14. Context-local overrides live in a ``ContextVar``; the runtime carries the
+See docs/runtime.md, configuration. Context-local overrides live in a ``ContextVar``; the runtime carries the
 caller's context onto its loop thread, so ``with config.override(...)`` in a cell applies inside
 the run.
 """

@@ -1,7 +1,8 @@
 """The ports: ``typing.Protocol``s that adapters and stores implement, plus port-level helpers.
 
 A new provider or store implements one of these and nothing above it changes.
-Imports only ``core`` and ``config``. Spec part 2 §1 and part 3 §0–§1.
+Imports only ``core`` and ``config``. See docs/providers.md (the adapter contract) and docs/stores.md (the store
+contract).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ ONE_WEEK_MS = 604_800_000
 
 @dataclass(frozen=True)
 class RunResult:
-    """What ``ProviderAdapter.execute`` returns (spec part 2 §1.6)."""
+    """What ``ProviderAdapter.execute`` returns (docs/providers.md, the adapter contract)."""
 
     output: dict = field(default_factory=dict)
     token_usage: dict = field(default_factory=dict)
@@ -59,7 +60,7 @@ class ProviderAdapter(Protocol):
 
 @runtime_checkable
 class SessionStore(Protocol):
-    """Sessions, runs and the per-session event log (spec part 3 §1). Methods are blocking and
+    """Sessions, runs and the per-session event log (docs/stores.md, store contract). Methods are blocking and
     thread-safe; ``inline_safe = True`` lets the async runtime call them on its loop."""
 
     inline_safe: bool
@@ -86,7 +87,7 @@ class SessionStore(Protocol):
 
 @runtime_checkable
 class ArtifactStore(Protocol):
-    """Bytes by key (spec part 3 §9.1)."""
+    """Bytes by key (docs/stores.md, artifacts)."""
 
     def put(self, key: str, data: bytes, **opts: Any) -> None: ...
     def get(self, key: str) -> bytes: ...
@@ -95,7 +96,7 @@ class ArtifactStore(Protocol):
 
 @runtime_checkable
 class QueryAPI(Protocol):
-    """Read-only, cross-session queries (spec part 3 §7)."""
+    """Read-only, cross-session queries (docs/stores.md, queries)."""
 
     def search_sessions(self, **filters: Any) -> Any: ...
     def get_usage_summary(self, **filters: Any) -> Any: ...
@@ -103,7 +104,7 @@ class QueryAPI(Protocol):
 
 @runtime_checkable
 class Maintenance(Protocol):
-    """Retention and clean-up (spec part 3 §8)."""
+    """Retention and clean-up (docs/stores.md, retention and maintenance)."""
 
     def execute(self, policy: Any = None) -> Any: ...
     def health_check(self) -> Any: ...
@@ -111,7 +112,7 @@ class Maintenance(Protocol):
 
 @runtime_checkable
 class Renderer(Protocol):
-    """Turns events into text, keeping its own state (spec part 3 §12.2)."""
+    """Turns events into text, keeping its own state (docs/rendering.md)."""
 
     def render_event(self, event: Mapping[str, Any]) -> str: ...
     def finish(self) -> str: ...
@@ -119,7 +120,7 @@ class Renderer(Protocol):
 
 @runtime_checkable
 class Sink(Protocol):
-    """Receives rendered text and the raw event it came from (spec part 3 §12.9)."""
+    """Receives rendered text and the raw event it came from (docs/rendering.md)."""
 
     def write(self, text: str) -> None: ...
     def write_event(self, event: Mapping[str, Any], text: str) -> None: ...
@@ -128,7 +129,7 @@ class Sink(Protocol):
 
 
 def resolve_execute_timeout_base(timeout: Any) -> int:
-    """Base execute timeout in ms (spec part 2 §1.8)."""
+    """Base execute timeout in ms (docs/providers.md, the adapter contract)."""
     default = int(config.get("execute_timeout_ms"))
     if timeout is None:
         return default

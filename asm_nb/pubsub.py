@@ -1,4 +1,4 @@
-"""In-process PubSub: topics per session, run and event type (spec part 3 §11).
+"""In-process PubSub: topics per session, run and event type (docs/stores.md, pub/sub).
 
 Topics are colon separated strings under a prefix (default ``"asm"``)::
 

@@ -1,6 +1,6 @@
 """Telemetry: a small in-process event bus mirroring Erlang's ``:telemetry``, and the emitters.
 
-Spec part 1 §15. Handlers are attached under an id to one or more event names (tuples such as
+See docs/runtime.md, telemetry. Handlers are attached under an id to one or more event names (tuples such as
 ``("asm", "run", "start")``) and called synchronously, in the emitting thread and context, with
 ``(name, measurements, metadata, config)``. A handler that raises is logged and detached, so a
 broken dashboard never breaks a run. ``system_time`` is ``time.time_ns()``; ``duration`` is in
@@ -265,7 +265,7 @@ def emit_usage_metrics(session: Any, metrics: Mapping[str, Any]) -> None:
 
 
 def emit_adapter_event(event: Any, run: Any, session: Any) -> None:
-    """``adapter.<event_type>`` for one adapter event (the manager callback, part 1 §18.4).
+    """``adapter.<event_type>`` for one adapter event (the manager callback, docs/runtime.md, the session manager).
 
     Measurements: every numeric (non-bool) value of ``event.data`` plus ``system_time``.
     Metadata: ``run_id, session_id, agent_id, provider, event_data`` (+ ``tool_name`` when present).

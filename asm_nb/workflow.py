@@ -1,4 +1,4 @@
-"""WorkflowBridge: runs as steps of an outside workflow engine (spec part 1 §23).
+"""WorkflowBridge: runs as steps of an outside workflow engine (docs/runtime.md, workflows).
 
 ``step_execute`` runs one step — one-shot (a new session per step, failed with the step) or
 multi-run (a step inside a session the workflow owns: ``setup_workflow_session`` …

@@ -1,4 +1,5 @@
-"""Configuration resolution: context override → global → ``ASM_<KEY>`` env → default (spec 01 §14)."""
+"""Configuration resolution: context override → global → ``ASM_<KEY>`` env → default (docs/runtime.md,
+configuration)."""
 
 from __future__ import annotations
 

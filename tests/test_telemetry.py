@@ -1,4 +1,4 @@
-"""Telemetry bus and emitters (spec part 1 §15)."""
+"""Telemetry bus and emitters (docs/runtime.md, telemetry)."""
 
 from __future__ import annotations
 

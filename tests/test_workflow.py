@@ -1,4 +1,4 @@
-"""WorkflowBridge (spec part 1 §23): step results, one-shot and multi-run steps, error classification."""
+"""WorkflowBridge (docs/runtime.md, workflows): step results, one-shot and multi-run steps, error classification."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 ``core`` may not import ``asm_nb.config`` (it sits above core), so the dependency points the
 other way: ``asm_nb.config`` installs its ``get`` here when it is imported. Until then the
-built-in defaults below apply; they equal the config defaults of spec part 1 §14.2.
+built-in defaults below apply; they equal the config defaults of docs/runtime.md, configuration.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Capabilities a provider offers, and negotiation of required/optional capability types.
 
-Pure standard library. Spec part 1 §9–§10.
+Pure standard library. See docs/event-model.md, capabilities, manifests, registry.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The error taxonomy: one ``AsmError`` class carrying a code, a category and ``retryable``.
 
-Pure standard library (``core/`` imports nothing else). Spec part 1 §1.
+Pure standard library (``core/`` imports nothing else). See docs/event-model.md, errors.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 
 class ErrorCategory(str, Enum):
-    """The nine error categories (spec part 1 §1.2)."""
+    """The nine error categories (docs/event-model.md, errors)."""
 
     VALIDATION = "validation"
     STATE = "state"
@@ -29,7 +29,7 @@ class ErrorCategory(str, Enum):
 
 
 class ErrorCode(str, Enum):
-    """The 45 taxonomy codes (spec part 1 §1.3) plus four Python additions."""
+    """The 45 taxonomy codes (docs/event-model.md, errors) plus four Python additions."""
 
     def __str__(self) -> str:  # f"{ErrorCode.TIMEOUT}" → "timeout"
         return self.value
@@ -271,7 +271,7 @@ class AsmError(Exception):
     # -- identity ------------------------------------------------------------------------
     @property
     def category(self) -> str:
-        """The category of ``code`` (§1.2) as a string."""
+        """The category of ``code`` (docs/event-model.md, errors) as a string."""
         return category(self.code)
 
     @property

@@ -1,7 +1,7 @@
 """``EventStream``: an immutable, bounded cursor over one run's ``NormalizedEvent``s.
 
 Every mutator returns a new stream; readers never change the cursor except ``take``.
-Pure standard library; imports only ``asm_nb.core``. Spec part 1 §8.
+Pure standard library; imports only ``asm_nb.core``. See docs/event-model.md, normalized events and event streams.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Events: the 28 ``EventType``s, the persisted ``Event``, the in-flight ``NormalizedEvent``
 and the ``EventNormalizer`` module functions.
 
-Pure standard library. Spec part 1 §5–§7.
+Pure standard library. See docs/event-model.md, event.
 """
 
 from __future__ import annotations
@@ -232,7 +232,7 @@ class Event:
         return self.type.category
 
     def to_dict(self) -> dict[str, Any]:
-        """All 11 fields in the on-disk key order (spec 03 §3.2)."""
+        """All 11 fields in the on-disk key order (docs/store-format.md)."""
         return {
             "id": self.id,
             "type": self.type.value,
@@ -249,7 +249,7 @@ class Event:
 
     @classmethod
     def from_dict(cls, d: Any) -> "Event":
-        """Inverse of ``to_dict`` with the validation rules of spec part 1 §5.1/§6."""
+        """Inverse of ``to_dict`` with the validation rules of docs/event-model.md, event."""
         if not isinstance(d, Mapping):
             raise AsmError("validation_error", "Invalid event map")
         ev_id = require_str(d, "id")
@@ -294,7 +294,7 @@ class Event:
 
 
 # --------------------------------------------------------------------------------------------
-# NormalizedEvent and the normalizer (spec part 1 §6, §7)
+# NormalizedEvent and the normalizer (docs/event-model.md, event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,7 +349,7 @@ class NormalizedEvent:
 
     @classmethod
     def from_dict(cls, d: Any) -> "NormalizedEvent":
-        """Inverse of ``to_dict`` with the validation rules of spec part 1 §5.1/§6."""
+        """Inverse of ``to_dict`` with the validation rules of docs/event-model.md, event."""
         if not isinstance(d, Mapping):
             raise AsmError("validation_error", "Invalid event map")
         ev_id = require_str(d, "id")
@@ -387,7 +387,7 @@ def resolve_type(x: Any) -> EventType:
 
 
 def normalize(raw: Any, context: Any) -> NormalizedEvent:
-    """Turn one raw provider dict into a ``NormalizedEvent`` (spec part 1 §7)."""
+    """Turn one raw provider dict into a ``NormalizedEvent`` (docs/event-model.md, event)."""
     if not isinstance(raw, Mapping) or not isinstance(context, Mapping):
         raise AsmError("validation_error", "Invalid raw event or context")
     for key in ("session_id", "run_id"):

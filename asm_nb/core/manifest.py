@@ -1,6 +1,6 @@
 """``Manifest``: what an agent or provider declares about itself (name, version, capabilities).
 
-Pure standard library; imports only ``asm_nb.core``. Spec part 1 §11.
+Pure standard library; imports only ``asm_nb.core``. See docs/event-model.md, capabilities, manifests, registry.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``PermissionMode``: how much an agent may do without asking (spec part 2 §9.3)."""
+"""``PermissionMode``: how much an agent may do without asking (docs/policies.md, permission modes)."""
 
 from __future__ import annotations
 

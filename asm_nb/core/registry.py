@@ -1,7 +1,7 @@
 """``Registry``: an immutable map from manifest name to ``Manifest``.
 
 Every operation returns a new registry, so one instance can be shared across threads without
-locks. Pure standard library; imports only ``asm_nb.core``. Spec part 1 §12.
+locks. Pure standard library; imports only ``asm_nb.core``. See docs/event-model.md, capabilities, manifests, registry.
 """
 
 from __future__ import annotations

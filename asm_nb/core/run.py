@@ -1,6 +1,6 @@
 """``Run``: one execution of an agent within a session, with its status machine.
 
-Pure standard library. Spec part 1 §4.
+Pure standard library. See docs/event-model.md, run.
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ class Run:
 
     @classmethod
     def from_dict(cls, d: Any) -> "Run":
-        """Inverse of ``to_dict`` with the validation rules of spec part 1 §4.3."""
+        """Inverse of ``to_dict`` with the validation rules of docs/event-model.md, run."""
         if not isinstance(d, Mapping):
             raise AsmError("validation_error", "Invalid run map")
         rid = require_str(d, "id")

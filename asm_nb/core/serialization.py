@@ -1,6 +1,6 @@
 """JSON-safe conversion, ids and UTC time helpers shared by every ``to_dict``.
 
-Pure standard library. Spec part 1 §0 (ids, time) and §2 (serialization).
+Pure standard library. See docs/event-model.md, conventions (ids, time, serialization).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``Session``: an agent conversation that holds runs, with its status machine.
 
-Pure standard library. Spec part 1 §3.
+Pure standard library. See docs/event-model.md, session.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ class Session:
 
     @classmethod
     def from_dict(cls, d: Any) -> "Session":
-        """Inverse of ``to_dict`` with the validation rules of spec part 1 §3.3."""
+        """Inverse of ``to_dict`` with the validation rules of docs/event-model.md, session."""
         if not isinstance(d, Mapping):
             raise AsmError("validation_error", "Invalid session map")
         sid = require_str(d, "id")

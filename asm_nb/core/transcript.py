@@ -6,7 +6,7 @@ messages; ``maybe_truncate`` trims them to a message / character budget; ``from_
 ``get_events``. The runtime injects the result as ``session.context["transcript"]`` so
 adapters can replay earlier runs (continuation).
 
-Pure standard library; imports only ``asm_nb.core``. Spec part 1 §13.
+Pure standard library; imports only ``asm_nb.core``. See docs/event-model.md, transcripts.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Cost: the pricing registry (``pricing``) and the calculator (``calculator``).
 
-Spec part 2 §9. ``price_run`` is what the runtime calls at run end; ``session_cost`` sums a
+See docs/policies.md, cost. ``price_run`` is what the runtime calls at run end; ``session_cost`` sums a
 session's runs. Pure standard library.
 """
 

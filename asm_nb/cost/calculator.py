@@ -1,6 +1,6 @@
 """CostCalculator: USD cost of token usage from a per-token pricing table.
 
-Spec part 2 §9.1 (``resolve_rates``, ``calculate``, ``calculate_run_cost``,
+See docs/policies.md, cost (``resolve_rates``, ``calculate``, ``calculate_run_cost``,
 ``normalize_legacy_rates``) plus :func:`price_run`, the auditable figure the runtime stores
 on each run at run end. Pure standard library.
 
@@ -162,7 +162,7 @@ def resolve_rate_key(provider: Any, model: Any, table: Any) -> tuple[str, Rates]
 
 
 def resolve_rates(provider: Any, model: Any, table: Any) -> Rates:
-    """The rates for ``provider``/``model`` (spec 02 §9.1): exact model key, else the longest
+    """The rates for ``provider``/``model`` (docs/policies.md, cost): exact model key, else the longest
     key the model starts with, else the provider ``default``. Raises :class:`NoRatesError`."""
     return resolve_rate_key(provider, model, table)[1]
 

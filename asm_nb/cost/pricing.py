@@ -1,6 +1,6 @@
 """Models registry: default models, the built-in pricing table, user overrides and aliases.
 
-Spec part 2 §9.2. Tables are USD **per token** in the shape ``{provider: {"default": rates,
+See docs/policies.md, cost. Tables are USD **per token** in the shape ``{provider: {"default": rates,
 "models": {model_key: rates}}}`` where ``rates`` has ``input``, ``output`` and optionally
 ``cache_read`` / ``cache_creation``. Pure standard library (TOML files use ``tomllib``).
 
@@ -44,7 +44,7 @@ __all__ = [
 #: Version string of the built-in table; bump it whenever a price changes.
 PRICING_VERSION = "builtin-2025.11"
 #: Where the built-in prices come from.
-PRICING_SOURCE = ("asm_nb built-in table: spec 02 §9.2 rows + Anthropic (anthropic.com/pricing) and "
+PRICING_SOURCE = ("asm_nb built-in table: the project's reference rows + Anthropic (anthropic.com/pricing) and "
                   "OpenAI (openai.com/api/pricing) public list prices, standard tier, 5-minute cache writes")
 
 _M = 1e-6  # one USD per million tokens, expressed per token
@@ -60,14 +60,14 @@ def _r(inp: float, out: float, cache_read: float | None = None, cache_creation: 
     return entry
 
 
-# Per million tokens: input, output, cache read, cache write (5 min). Spec rows are binding
-# (spec 02 §9.2) even where the vendor's current list price differs (e.g. haiku-4-5: spec
-# 0.80/4.00, vendor 1.00/5.00) — provider-reported costs win over computed ones anyway.
+# Per million tokens: input, output, cache read, cache write (5 min). The reference rows are kept
+# (docs/policies.md, cost) even where the vendor's current list price differs (e.g. haiku-4-5:
+# 0.80/4.00 here, vendor 1.00/5.00) — provider-reported costs win over computed ones anyway.
 _BUILTIN: dict[str, dict[str, Any]] = {
     "claude": {
         "default": _r(3.00, 15.00),
         "models": {
-            # spec 02 §9.2
+            # reference rows
             "claude-opus-4-6": _r(15.00, 75.00, 1.50, 18.75),
             "claude-sonnet-4-5": _r(3.00, 15.00, 0.30, 3.75),
             "claude-haiku-4-5": _r(0.80, 4.00, 0.08, 1.00),
@@ -86,7 +86,7 @@ _BUILTIN: dict[str, dict[str, Any]] = {
     "codex": {
         "default": _r(3.00, 15.00),
         "models": {
-            # spec 02 §9.2 (no cache rates: cached input is priced at the input rate)
+            # reference rows (no cache rates: cached input is priced at the input rate)
             "o3": _r(10.00, 40.00),
             "o3-mini": _r(1.10, 4.40),
             "gpt-4o": _r(2.50, 10.00),

@@ -354,7 +354,8 @@ def gc(store: Any = None, *, max_age_days: Any = None, hard_delete_after_days: A
     sessions_hard_deleted, events_pruned, artifacts_cleaned, orphaned_sequences_cleaned,
     duration_ms, errors`` plus ``dry_run`` and ``policy`` (the limits used).
 
-    Retention is two-phase (spec 03 §8): a session not updated for ``max_age_days`` (default:
+    Retention is two-phase (docs/stores.md, retention and maintenance): a session not updated for ``max_age_days``
+    (default:
     config ``retention_max_completed_age_days``) is soft deleted (``deleted_at`` set; active,
     paused, pinned — and with ``keep_failed`` failed — sessions are exempt); a session soft deleted
     more than ``hard_delete_after_days`` ago is deleted with its runs and events.

@@ -9,8 +9,8 @@ at ``max_lines`` per file. Three renderings of the same data:
 - ``html()`` — static HTML with ``<details>`` per file;
 - ``widget()`` — ipywidgets: a header, and one ``Accordion`` per file (imported on demand).
 
-Importing this module registers ``%asm diff RUN [--store PATH|URL] [--text]`` with
-``asm_nb.notebook.magics.register_line_command``.
+Importing this module registers ``%asm diff RUN [RUN_B] [--store PATH|URL] [--text]`` (two runs: the
+side-by-side run diff of ``evalview``) with ``asm_nb.notebook.magics.register_line_command``.
 """
 
 from __future__ import annotations
@@ -242,16 +242,25 @@ class _Parser(argparse.ArgumentParser):
 
 
 def diff_command(magics: Any, args: list[str]) -> Any:
-    """``%asm diff RUN [--store PATH|URL] [--text]``: the workspace diff of a run. Shows the widget
+    """``%asm diff RUN [RUN_B] [--store PATH|URL] [--text]``: the workspace diff of a run (with
+    ``RUN_B``: the two runs compared side by side, ``asm_nb.diff_runs``). Shows the widget
     in a Jupyter kernel with ipywidgets (``--text``: plain text), else the rich/plain view."""
     from .magics import UsageError, _want_widget
 
     p = _Parser(prog="%asm diff", add_help=False, description="Show what a run changed in its workspace.")
     p.add_argument("run_id")
+    p.add_argument("run_b", nargs="?", help="a second run: compare the two runs (tool calls, output, deltas)")
     p.add_argument("--store", default=None)
     p.add_argument("--text", action="store_true")
     ns = p.parse_args(args)
     store = ns.store if ns.store is not None else _kernel_store(magics)
+    if ns.run_b is not None:
+        from .evalview import run_diff_command
+
+        try:
+            return run_diff_command(ns.run_id, ns.run_b, store, text=ns.text)
+        except AsmError as err:
+            raise UsageError(f"%asm diff: {err.message}") from None
     try:
         view = DiffView.from_run(ns.run_id, store)
     except AsmError as err:

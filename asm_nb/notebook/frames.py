@@ -45,14 +45,14 @@ if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
 
 __all__ = ["sessions", "runs", "events", "messages", "tool_calls", "costs", "usage", "transcript", "diffs",
-           "diff_summaries",
+           "diff_summaries", "evals", "scores",
            "EVENT_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
 Backend = Literal["pandas", "polars"]
 
-#: Columns of the raw event log (spec 03 §3.2), in on-disk order.
+#: Columns of the raw event log (docs/store-format.md), in on-disk order.
 EVENT_COLUMNS = ("id", "type", "timestamp", "session_id", "run_id", "sequence_number", "data", "metadata",
                  "schema_version", "provider", "correlation_id")
 
@@ -321,7 +321,7 @@ def runs(store: Any = None, *, session_id: Any = None, run_id: Any = None, provi
 
     Columns: ``run_id, session_id, status, provider, model, started_at, ended_at, duration_s,
     turn_count, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,
-    reasoning_output_tokens, total_tokens`` (input + output, spec 02 §1.3), ``cost_usd, unpriced``
+    reasoning_output_tokens, total_tokens`` (input + output, docs/providers.md, event envelope), ``cost_usd, unpriced``
     (a finished run without a cost), ``cost_source, price_key, pricing_version, reported_cost_usd,
     computed_cost_usd`` (the pricing audit trail written at run end), ``error_code, error_message,
     stop_reason``.
@@ -384,7 +384,7 @@ def sessions(store: Any = None, *, session_id: Any = None, provider: Any = None,
     rdf = _runs_frame(st)
     known = set(sdf["session_id"].to_list())
     orphans = sorted(set(rdf["session_id"].to_list()) - known)
-    if orphans:  # stores accept runs for sessions that were never saved (spec 03 §1.2)
+    if orphans:  # stores accept runs for sessions that were never saved (docs/stores.md, store contract)
         sdf = pl.concat([sdf, pl.DataFrame({"session_id": orphans}).with_columns(
             [pl.lit(None, dtype=d).alias(c) for c, d in sdf.schema.items() if c != "session_id"]
         ).select(sdf.columns)], how="vertical")
@@ -718,7 +718,7 @@ def _text(v: Any) -> str | None:
 
 
 def _summary_expr(pl):
-    """Vectorized ``ToolSummary.spinner_text`` (spec 03 §12.7) over ``tool_name`` / ``input``."""
+    """Vectorized ``ToolSummary.spinner_text`` (docs/rendering.md) over ``tool_name`` / ``input``."""
     name = pl.col("tool_name").cast(pl.String)
     tool = (pl.when(name.is_in(["Bash", "bash"])).then(pl.lit("bash"))
             .when(name.is_null() | (name == "")).then(pl.lit("tool")).otherwise(name))
@@ -943,8 +943,8 @@ def diffs(store: Any = None, *, session_id: Any = None, run_id: Any = None, back
 def diff_summaries(store: Any = None, *, session_id: Any = None, run_id: Any = None, provider: Any = None,
                    model: Any = None, status: Any = None, since: Any = None, until: Any = None,
                    backend: Backend = "pandas") -> Any:
-    """One row per run that recorded a workspace diff (``run.metadata["workspace"]``, spec 03
-    §10.6): ``run_id, session_id, started_at, provider, backend, before_ref, after_ref,
+    """One row per run that recorded a workspace diff (``run.metadata["workspace"]``, docs/workspace.md): ``run_id,
+    session_id, started_at, provider, backend, before_ref, after_ref,
     files_changed, insertions, deletions, changed_paths`` (list), ``has_patch, patch_ref,
     patch_bytes``."""
     _check_backend(backend)
@@ -989,3 +989,19 @@ def diff_summaries(store: Any = None, *, session_id: Any = None, run_id: Any = N
     df = pl.DataFrame(rows, schema=schema).with_columns(pl.col("provider").cast(pl.Categorical),
                                                         pl.col("backend").cast(pl.Categorical))
     return _finish(df.sort("started_at", "run_id"), backend)
+
+
+def evals(store: Any = None, *, backend: Backend = "pandas") -> Any:
+    """One row per eval and agent in ``store`` (see ``asm_nb.evaluate``): runs, items, pass rate,
+    mean score, cost, first start and last end."""
+    from ..evaluation.frames import evals_frame
+
+    return evals_frame(store, backend=backend)
+
+
+def scores(store: Any = None, *, eval: Any = None, backend: Backend = "pandas") -> Any:
+    """One row per scored eval run and scorer: value, passed, explanation, with item, agent,
+    repeat, run status and cost (``eval=``: one eval name or a list)."""
+    from ..evaluation.frames import scores_frame
+
+    return scores_frame(store, eval=eval, backend=backend)

@@ -110,7 +110,7 @@ class AsmMagics(Magics):
         """Run an agent: ``%%asm -p shell`` then the prompt as the cell body.
 
         Line magic: ``%asm sessions | runs [--live] | events RUN | show RUN | cancel RUN |
-        diff RUN | cost | dashboard | budget [USD|off] | policy | health |
+        diff RUN [RUN_B] | cost | dashboard | budget [USD|off] | policy | health |
         config [key=value ...] | store PATH|URL``.
         """
         try:

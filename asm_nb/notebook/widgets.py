@@ -6,7 +6,7 @@
     w.display()                 # display(w, display_id=True); finish() updates that output
     w.on_cancel(fn)             # fn(widget) when Cancel is clicked (or w.cancel() is called)
     w.on_approval(fn)           # fn(decision, request) on Approve / Deny; decision "approve" | "deny"
-    w.handle_event(event)       # from ANY thread: a normalized event dict (spec 02 §1.3)
+    w.handle_event(event)       # from ANY thread: a normalized event dict (docs/providers.md, event envelope)
     w.flush()                   # redraw now (exact); w.poll() redraws only when one is due
     w.finish(result)            # final, exact state from the RunResult (or its dict); freezes
     w.fail(exc)                 # finish as failed/cancelled from an exception
@@ -329,7 +329,7 @@ class RunWidget:
 
 
 class WidgetSink:
-    """A rendering-pipeline sink feeding a ``RunWidget`` (spec 03 §12.9 WidgetSink).
+    """A rendering-pipeline sink feeding a ``RunWidget`` (docs/rendering.md, sinks).
 
     ``write_event`` passes the structured event to the view (rows, counters, status) and, with
     ``renderer_text``, keeps the rendered text in ``self.text``; ``write(final)`` and ``flush()``

@@ -2,7 +2,8 @@
 validation, redaction, the in-run ExecutionState, the AuditLogger (and, from other modules
 of this package, retention and the artifact registry).
 
-Spec part 3 §5–§9 and part 1 §16. The names below are the ones most callers need; import the
+See docs/event-model.md (the persistence pipeline), docs/stores.md and docs/runtime.md (audit). The names below are
+the ones most callers need; import the
 submodules for the rest.
 """
 

@@ -1,10 +1,10 @@
 """AuditLogger: run lifecycle and usage records appended to a session's event log.
 
-Spec part 1 §16 (and part 3 §6.6). Every ``log_*`` function is a no-op when
+See docs/runtime.md, audit. Every ``log_*`` function is a no-op when
 ``audit_logging_enabled`` is false in the current context, returns None, and swallows store or
 validation failures (auditing must never break a run; failures are logged at debug level).
 
-Audit events are appended with ``append_event_with_sequence`` (so store rules §1.3 apply) and
+Audit events are appended with ``append_event_with_sequence`` (so the store contract of docs/stores.md applies) and
 carry ``metadata["source"] = "audit"``, which separates them from the adapter's lifecycle
 events of the same type. (Python note) They pass through the redactor with the effective
 config first: an error message can quote a secret, and secrets must never reach the log.

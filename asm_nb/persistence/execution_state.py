@@ -1,7 +1,7 @@
 """ExecutionState (the in-memory accumulator of one executing run) and ExecutionPayload (what
 ``store.flush(payload)`` receives).
 
-Spec part 3 §5. The reference state is persistent data; here it is a small mutable class
+See docs/stores.md, flush. The reference state is persistent data; here it is a small mutable class
 whose mutators also return ``self`` so calls can chain.
 
 Imports only ``core``.

@@ -1,8 +1,8 @@
 """The persistence event pipeline: raw adapter dict → redacted, validated, sequenced, stored Event.
 
-Spec part 3 §6.1–§6.2. ``build_event`` (no I/O) runs build → redact → enrich → validate;
+See docs/event-model.md, the persistence pipeline. ``build_event`` (no I/O) runs build → redact → enrich → validate;
 ``EventPipeline`` adds warning telemetry → ``store.append_event_with_sequence`` → persisted
-telemetry, and reports rejections. Telemetry names (part 1 §15.2), under ``("asm",)``:
+telemetry, and reports rejections. Telemetry names (docs/runtime.md, telemetry), under ``("asm",)``:
 ``persistence.event_redacted``, ``.event_validation_warning``, ``.event_persisted``,
 ``.event_rejected``.
 
@@ -57,7 +57,7 @@ class PipelineContext:
     """Where built events belong: ``session_id`` (required by ``build_event``), ``run_id``,
     ``provider`` (set on every event), ``correlation_id``, and ``redaction`` — an optional dict
     overriding the global redaction config (``enabled`` then defaults to True; omitted keys take
-    the redactor defaults, spec §6.4.1)."""
+    the redactor defaults, docs/event-model.md, redaction)."""
 
     session_id: str | None
     run_id: str | None = None

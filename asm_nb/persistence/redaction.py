@@ -1,8 +1,8 @@
 """EventRedactor: replaces secrets (API keys, tokens, passwords, connection strings…) in event
 payloads before they are stored or displayed.
 
-Spec part 3 §6.4. ``redact(event)`` returns a ``RedactionResult``; ``redact_map(d)`` redacts
-a plain dict (the notebook display path, §6.4.5 "bypass vector"). The 22 default patterns
+See docs/event-model.md, redaction. ``redact(event)`` returns a ``RedactionResult``; ``redact_map(d)`` redacts
+a plain dict (the notebook display path, which would otherwise bypass the redactor). The 22 default patterns
 apply in order, each to the output of the previous one; the whole match is replaced.
 
 **Deviation:** redaction is on by default in asm_nb (config ``redaction_enabled = True``);
@@ -121,7 +121,7 @@ _NOTHING: frozenset[str] = frozenset()
 
 @dataclass(frozen=True)
 class RedactionConfig:
-    """The five redactor settings (spec §6.4.1). Field defaults are the redactor defaults."""
+    """The five redactor settings (docs/event-model.md, redaction). Field defaults are the redactor defaults."""
 
     enabled: bool = False
     patterns: Any = "default"
@@ -436,7 +436,7 @@ _INERT = frozenset({int, float, bool, type(None), bytes, bytearray})
 
 
 class _Walker:
-    """One walk (spec §6.4.5). Plain strings are handled inline in the loops: a typical event
+    """One walk (docs/event-model.md, redaction). Plain strings are handled inline in the loops: a typical event
     is a handful of short strings, and a method call per value would cost as much as the scan."""
 
     __slots__ = ("scan", "min_len", "count")

@@ -1,4 +1,4 @@
-"""RetentionPolicy: how long sessions and events are kept (spec part 3 §8.1).
+"""RetentionPolicy: how long sessions and events are kept (docs/stores.md, retention and maintenance).
 
 A plain value object validated by :meth:`RetentionPolicy.validate`; the generic
 ``Maintenance`` (``asm_nb/stores/_maintenance.py``) applies it. ``INFINITY`` (``math.inf``; the
@@ -37,7 +37,7 @@ def _limit_ok(v: Any) -> bool:
 
 @dataclass
 class RetentionPolicy:
-    """Retention limits (days, event counts) and exemptions. Fields as spec 03 §8.1.
+    """Retention limits (days, event counts) and exemptions. Fields as in docs/stores.md, retention and maintenance.
 
     >>> RetentionPolicy(max_events_per_session=1000).validate()
     >>> RetentionPolicy.new(max_completed_session_age_days="infinity").max_completed_session_age_days

@@ -1,6 +1,7 @@
 """EventValidator: structural checks that reject an event, and advisory shape checks.
 
-Spec part 3 §6.3. ``validate_structural`` raises on the first failure; ``validate_shape``
+See docs/event-model.md, the persistence pipeline. ``validate_structural`` raises on the first failure;
+``validate_shape``
 returns warning strings that the pipeline attaches to ``metadata["_validation_warnings"]``
 (it never rejects). Both accept an ``Event`` or any object/mapping with the same fields, so
 a half-built or foreign event can be checked too.

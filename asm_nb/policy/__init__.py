@@ -1,5 +1,5 @@
 """Guard rails for runs: the ``Policy`` model, stacking, the pure evaluator, preflight, the
-adapter compiler and the per-run runtime (spec part 2 §8).
+adapter compiler and the per-run runtime (docs/policies.md, policies).
 
 >>> from asm_nb.policy import Policy, stack_merge
 >>> stack_merge([Policy(name="org", on_violation="warn"), Policy(name="user")]).on_violation

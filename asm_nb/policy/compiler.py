@@ -1,4 +1,4 @@
-"""AdapterCompiler (spec part 2 §8.6): policy → provider-side option hints.
+"""AdapterCompiler (docs/policies.md, policies): policy → provider-side option hints.
 
 ``compile(policy, provider_name)`` is the spec's provider-independent output
 (``allowed_tools`` / ``denied_tools`` / ``max_tokens``). ``compile_for_adapter(policy, adapter)``
@@ -31,7 +31,7 @@ CODEX_WRITE_TOOLS = frozenset({"file_change", "apply_patch", "write", "edit", "W
 
 
 def _tool_sets(p: Policy) -> tuple[list[str] | None, list[str]]:
-    """(allowed or None, denied) per §8.6."""
+    """(allowed or None, denied) from the tool rules (docs/policies.md, how a policy is applied)."""
     denied: list[str] = []
     for names in p.deny_lists:
         for n in names:
@@ -47,7 +47,7 @@ def _tool_sets(p: Policy) -> tuple[list[str] | None, list[str]]:
 
 
 def compile(policy: Any, provider_name: str | None = None) -> dict[str, Any]:  # noqa: A001 - spec name
-    """Provider hints of ``policy`` (spec §8.6); the provider name does not change the output.
+    """Provider hints of ``policy`` (docs/policies.md, policies); the provider name does not change the output.
 
     >>> compile(Policy(tool_rules=[("allow", ["search", "read", "write"]), ("allow", ["search", "read"]),
     ...                            ("deny", ["read"])]), "claude")

@@ -1,4 +1,4 @@
-"""The pure policy evaluator (spec part 2 §8.4): ``evaluate(policy, state, event)``.
+"""The pure policy evaluator (docs/policies.md, policies): ``evaluate(policy, state, event)``.
 
 Given a policy, a usage snapshot and one event, return the violations that event shows:
 tool-rule violations first (``tool_denied``), then limit violations (``budget_exceeded``,
@@ -75,7 +75,7 @@ def limit_violations(policy: Policy, state: Mapping[str, Any]) -> list[dict]:
 
 
 def evaluate(policy: Any, state: Any, event: Any, *, tool_event_types: Collection[str] | None = None) -> list[dict]:
-    """Violations of ``policy`` shown by ``event`` given the usage ``state`` (spec §8.4).
+    """Violations of ``policy`` shown by ``event`` given the usage ``state`` (docs/policies.md, policies).
 
     ``state``: ``{tool_calls, total_tokens, elapsed_ms, accumulated_cost_usd, cost_supported}``.
     A violation is ``{"policy", "kind": "tool_denied" | "budget_exceeded", "action", "details"}``.

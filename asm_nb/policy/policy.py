@@ -1,9 +1,9 @@
-"""The ``Policy`` model (spec part 2 §8.1), ``merge`` (§8.2) and ``stack_merge`` (§8.3).
+"""The ``Policy`` model, ``merge`` and ``stack_merge`` (docs/policies.md, policies).
 
 A policy is a frozen value: limits (token, duration, tool-call and cost budgets), tool rules
 (allow / deny lists) and what to do on a violation (``cancel``, ``request_approval`` or
 ``warn``). Construction validates and normalizes; every problem is an
-``AsmError("validation_error", <message of the §8.1 table>)``.
+``AsmError("validation_error", <one line naming the bad part>)``.
 
 Imports: ``asm_nb.core`` only.
 """
@@ -18,7 +18,7 @@ from ..core.errors import AsmError
 
 __all__ = ["Policy", "LIMIT_KINDS", "ACTIONS", "merge", "stack_merge", "coerce"]
 
-#: limit kind -> the metric the evaluator compares (spec §8.1)
+#: limit kind -> the metric the evaluator compares (docs/policies.md, policies)
 LIMIT_KINDS: dict[str, str] = {
     "max_total_tokens": "total_tokens",
     "max_duration_ms": "duration_ms",
@@ -103,7 +103,7 @@ def _normalize_rules(rules: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
 
 @dataclass(frozen=True)
 class Policy:
-    """Limits, tool rules and the action taken on a violation (spec part 2 §8.1).
+    """Limits, tool rules and the action taken on a violation (docs/policies.md, policies).
 
     ``limits``: ordered ``(kind, value)`` pairs or a mapping ``{kind: value}``; kinds are
     ``max_total_tokens``, ``max_duration_ms``, ``max_tool_calls`` (ints ≥ 0) and
@@ -145,7 +145,7 @@ class Policy:
     def new(cls, attrs: Any = None, **kw: Any) -> "Policy":
         """A policy from a mapping or ``(key, value)`` pairs (plus keyword overrides).
 
-        Checks in the order of the §8.1 table; unknown keys are ignored.
+        Checks name, limits, tool rules, action and metadata, in that order; unknown keys are ignored.
         """
         if attrs is None:
             attrs = {}
@@ -230,7 +230,7 @@ def _merge_two(base: Policy, override: Policy) -> Policy:
 
 
 def stack_merge(policies: Sequence[Any]) -> Policy:
-    """Fold an org → team → user stack into one policy (spec §8.3).
+    """Fold an org → team → user stack into one policy (docs/policies.md, policies).
 
     Names join with ``" + "``; per limit kind the later policy wins; tool rules concatenate;
     the strictest action wins (``cancel`` > ``request_approval`` > ``warn``); metadata merges

@@ -1,4 +1,4 @@
-"""Preflight (spec part 2 §8.7): reject policies that can never let a run do anything useful.
+"""Preflight (docs/policies.md, policies): reject policies that can never let a run do anything useful.
 
 ``check(policy)`` raises ``AsmError("policy_violation", ...)`` for the first failing check —
 an empty allow list, a zero token / tool-call budget, a tool both allowed and denied — and

@@ -1,4 +1,4 @@
-"""Policy enforcement while a run streams (spec part 2 §8.5, §8.8).
+"""Policy enforcement while a run streams (docs/policies.md, policies).
 
 ``PolicyRuntime`` is the per-run tracker of the spec: it folds each event into usage counters
 (tool calls, tokens, elapsed time, cost) and asks the pure evaluator for violations, reporting
@@ -66,7 +66,7 @@ def _count(v: Any) -> int:
 
 
 class PolicyRuntime:
-    """Per-run usage tracker and violation latch (spec §8.5). Methods are synchronous.
+    """Per-run usage tracker and violation latch (docs/policies.md, policies). Methods are synchronous.
 
     >>> rt = PolicyRuntime(Policy(tool_rules=[("deny", ["bash"])]))
     >>> d = rt.observe({"type": "tool_call_started", "data": {"tool_name": "bash"}})
@@ -152,7 +152,7 @@ class PolicyRuntime:
                 "accumulated_cost_usd": self.accumulated_cost_usd, "cost_supported": self.cost_supported}
 
     def observe(self, event: Mapping[str, Any]) -> Decision:
-        """Fold ``event`` in and decide (spec §8.5 steps 1–7)."""
+        """Fold ``event`` in and decide (docs/policies.md, how a policy is applied)."""
         if not isinstance(event, Mapping):
             return Decision()
         self.elapsed_ms = max(self.elapsed_ms, int((self.clock() - self.started_at) * 1000 + 1e-6))
@@ -225,7 +225,7 @@ def _summary(violation: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class RunPolicy:
-    """Drives one run's policy for the session manager (spec §8.8); see the module docstring."""
+    """Drives one run's policy for the session manager (docs/policies.md, policies); see the module docstring."""
 
     def __init__(self, policy: Policy, adapter: Any = None, *, approval_callback: Callable | None = None,
                  cost_rates: Mapping[str, Any] | None = None, clock: Callable[[], float] = time.monotonic) -> None:

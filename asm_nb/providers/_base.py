@@ -1,7 +1,7 @@
 """``BaseAdapter``: the bookkeeping every built-in adapter shares.
 
-Tracks in-flight runs (``dict[run_id, ActiveRun]``), builds the event envelope of spec part 2
-§1.3, keeps ``RunResult.events`` equal to what the callback saw, closes open tool calls and
+Tracks in-flight runs (``dict[run_id, ActiveRun]``), builds the event envelope (docs/providers.md), keeps
+``RunResult.events`` equal to what the callback saw, closes open tool calls and
 guarantees exactly one terminal event. Adapters subclass it and implement ``_execute``.
 """
 
@@ -44,7 +44,7 @@ class ActiveRun:
     task: asyncio.Task | None = None
 
     async def emit(self, type: str, data: Mapping[str, Any] | None = None, **extra: Any) -> dict:
-        """Send one event (envelope of spec part 2 §1.3) to the callback and record it."""
+        """Send one event (docs/providers.md, event envelope) to the callback and record it."""
         if self.terminal_emitted:
             log.debug("dropping %s after terminal event for run %s", type, self.run.id)
             return {}
@@ -140,8 +140,8 @@ class BaseAdapter:
                     await active.emit_failure(exc)
                 raise
             except asyncio.CancelledError:
-                raise  # port-level deadline: emit nothing, re-raise (spec part 2 §1.5)
-            except Exception as exc:  # worker failure isolation (spec part 2 §1.2)
+                raise  # port-level deadline: emit nothing, re-raise (docs/providers.md, cancellation)
+            except Exception as exc:  # worker failure isolation (docs/providers.md, the adapter contract)
                 log.exception("%s adapter crashed during run %s", self.name, run.id)
                 err = AsmError("internal_error", str(exc) or repr(exc),
                                context={"run_id": run.id, "session_id": session.id, "provider": self.name})
@@ -184,7 +184,7 @@ class BaseAdapter:
 
     # -- helpers for subclasses ------------------------------------------------------------
     def provider_failure(self, code: str, attrs: Mapping[str, Any], *, provider: str | None = None) -> AsmError:
-        """An ``AsmError`` with a normalized ``provider_error`` payload (spec part 2 §2.2)."""
+        """An ``AsmError`` with a normalized ``provider_error`` payload (docs/providers.md, errors)."""
         pe, details = normalize_provider_error(provider or self.name, attrs)
         return AsmError(code, pe["message"], provider_error=pe, details=details)
 

@@ -3,8 +3,9 @@
 Spawns the CLI through ``_process.ManagedProcess`` (own process group, bounded stderr, escalating
 group kill), splits stdout with ``_jsonl.LineSplitter``, feeds each line to the adapter's mapper
 (``_codex_map`` / ``_stream_json``), emits what it returns, and at process end emits the terminal
-event the mapper decides (spec part 2 §1.4–§1.5, §3.4, §4.6, §5.3). Also: option checking helpers
-and the prompt preparation of spec part 2 §1.9.
+event the mapper decides (docs/providers.md: ordering rules, cancellation and each CLI's mapping). Also: option
+checking helpers
+and the prompt preparation (docs/providers.md, input preparation).
 """
 
 from __future__ import annotations
@@ -179,7 +180,7 @@ def toml_value(v: Any) -> str:
     return json.dumps(str(v))
 
 
-# -- prompt preparation (spec part 2 §1.9) ---------------------------------------------------------
+# -- prompt preparation (docs/providers.md, input preparation) ---------------------------------------------------------
 
 _ROLES = ("system", "user", "assistant", "tool")
 

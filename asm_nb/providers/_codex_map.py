@@ -1,4 +1,4 @@
-"""``CodexMapper``: ``codex exec --json`` lines -> normalized events (spec part 2 §4.2–§4.6).
+"""``CodexMapper``: ``codex exec --json`` lines -> normalized events (docs/providers.md, Codex).
 
 Pure: no I/O. Accepts the CLI's own event types and the SDK-level extensions the reference mocks
 use (``item.agent_message.delta``, ``thread.token_usage.updated``, ``tool_call.requested``,
@@ -13,7 +13,7 @@ from ._jsonl import as_dict, as_list, as_str
 from ._mapper import (Emit, MapperBase, Outcome, ProcessExit, codex_usage, jsonable, output_dict, snake,
                       usage_diff, zero_usage)
 
-#: item types that are never tool calls (spec part 2 §4.4)
+#: item types that are never tool calls (docs/providers.md, Codex)
 NON_TOOL_TYPES = frozenset({"agent_message", "reasoning", "user_message", "image_view", "review_mode", "todo_list",
                             "error", "ghost_snapshot", "compaction", "plan", ""})
 _GENERIC_SKIP = frozenset({"id", "item_id", "type", "output", "result", "error", "status"})
@@ -21,7 +21,7 @@ _ANON = "__anonymous__"
 
 
 def infer_error_kind(message: Any) -> str:
-    """Kind from a Codex error message (spec part 2 §4.5 inference, first match wins)."""
+    """Kind from a Codex error message (docs/providers.md, Codex; first match wins)."""
     text = message.lower() if isinstance(message, str) else ""
     if "not found" in text and "codex" in text:
         return "cli_not_found"
@@ -37,7 +37,7 @@ def infer_error_kind(message: Any) -> str:
 
 
 def tool_spec(item: dict) -> tuple[str, dict] | None:
-    """``(tool_name, tool_input)`` for a tool item, ``None`` for non-tool items (spec part 2 §4.4)."""
+    """``(tool_name, tool_input)`` for a tool item, ``None`` for non-tool items (docs/providers.md, Codex)."""
     itype = snake(item.get("type"))
     if itype in NON_TOOL_TYPES:
         return None

@@ -1,4 +1,4 @@
-"""``normalize_provider_error``: the six-key cross-provider error payload (spec part 2 §2)."""
+"""``normalize_provider_error``: the six-key cross-provider error payload (docs/providers.md, errors)."""
 
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ Pure standard library, no I/O. Holds:
 - ``LineSplitter``: incremental ``bytes`` -> numbered text lines (split on ``\\n`` only, a trailing
   ``\\r`` stripped, no line-length limit, a final line without newline reported as *torn*);
 - ``parse_line``: one text line -> ``ParsedLine`` (a JSON object, or the reason it is not one);
-- ``parse_error_data``: the ``error_occurred`` payload for an unparsable line (spec part 2 §1.4
-  rule 9: ``provider_error.kind = "parse_error"``, ``recoverable = True``, the raw line kept in
+- ``parse_error_data``: the ``error_occurred`` payload for an unparsable line (docs/providers.md, ordering rules,
+  rule 8: ``provider_error.kind = "parse_error"``, ``recoverable = True``, the raw line kept in
   ``details``).
 
 Nothing here raises on bad input: every byte sequence yields lines and every line yields a
@@ -21,7 +21,7 @@ from typing import Any
 
 from ._errors import normalize_provider_error
 
-#: how many characters of a bad line are kept in ``details.line`` (spec part 2 §1.4 rule 9)
+#: how many characters of a bad line are kept in ``details.line`` (docs/providers.md, ordering rules, rule 8)
 RAW_LINE_CHARS = 200
 
 
@@ -97,7 +97,7 @@ def parse_line(line_no: int, text: str, *, torn: bool = False) -> ParsedLine | N
     if not stripped:
         return None
     if torn:
-        # A final line without newline is torn even if it happens to parse (spec 04 §0 rule 5).
+        # A final line without newline is torn even if it happens to parse (docs/providers.md, ordering rules, rule 8).
         return ParsedLine(line_no, text, None, "torn")
     if not stripped.startswith("{"):
         return ParsedLine(line_no, text, None, "not_json")

@@ -6,7 +6,7 @@ Mappers do no I/O and never raise on odd input, so they are fuzzed directly
 (``tests/providers/test_cli_parsers_fuzz.py``). The adapters (``codex.py``, ``amp.py``,
 ``claude_code.py``) feed them through ``_cli.CliAdapter``.
 
-Also here: token-usage normalization (spec part 2 §1.7) and the process-end failure helpers.
+Also here: token-usage normalization (docs/providers.md, token usage) and the process-end failure helpers.
 """
 
 from __future__ import annotations
@@ -139,7 +139,8 @@ def jsonable(x: Any, _depth: int = 0) -> Any:
 
 
 def output_dict(x: Any) -> dict:
-    """Spec part 2 §4.4 outputs: mapping as is; list -> ``{"items"}``; None -> ``{}``; scalar -> ``{"value"}``."""
+    """Codex tool outputs (docs/providers.md, Codex): mapping as is; list -> ``{"items"}``; None -> ``{}``; scalar ->
+    ``{"value"}``."""
     if isinstance(x, Mapping):
         return jsonable(x)
     if isinstance(x, (list, tuple)):
@@ -255,7 +256,8 @@ class MapperBase:
         return AsmError(code, pe["message"], provider_error=pe, details=details)
 
     def process_failure(self, exit: ProcessExit, *, what: str) -> AsmError:
-        """Failure for a process that ended without a terminal line (spec part 2 §3.4, §4.6, §5.3)."""
+        """Failure for a process that ended without a terminal line (docs/providers.md, the Claude Code, Codex and
+        Amp sections)."""
         stderr = exit.stderr or None
         if exit.signal:
             kind = "transport_exit"

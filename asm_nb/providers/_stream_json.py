@@ -1,6 +1,6 @@
 """Mappers for the Claude-Code-style ``stream-json`` line protocol: ``ClaudeCodeMapper``
-(``claude -p --output-format stream-json``, spec part 2 §3.4) and ``AmpMapper``
-(``amp --execute --stream-json``, spec part 2 §5.2–§5.3), which speaks a compatible subset.
+(``claude -p --output-format stream-json``, docs/providers.md, Claude Code CLI) and ``AmpMapper``
+(``amp --execute --stream-json``, docs/providers.md, Amp), which speaks a compatible subset.
 
 Pure: no I/O. Both share ``StreamJsonMapper``: ``system/init`` -> ``run_started``; ``assistant``
 content blocks -> text / reasoning / ``tool_call_started``; ``user`` ``tool_result`` blocks ->
@@ -145,7 +145,7 @@ class StreamJsonMapper(MapperBase):
 
 
 class ClaudeCodeMapper(StreamJsonMapper):
-    """``claude -p --output-format stream-json --verbose`` (spec part 2 §3.4). ProviderError
+    """``claude -p --output-format stream-json --verbose`` (docs/providers.md, Claude Code CLI). ProviderError
     provider is ``"claude"``."""
 
     provider = "claude"
@@ -307,7 +307,7 @@ class ClaudeCodeMapper(StreamJsonMapper):
 
 
 class AmpMapper(StreamJsonMapper):
-    """``amp --execute --stream-json`` (spec part 2 §5.2–§5.3)."""
+    """``amp --execute --stream-json`` (docs/providers.md, Amp)."""
 
     provider = "amp"
     what = "amp"

@@ -1,5 +1,5 @@
 """``AmpAdapter``: runs Sourcegraph's Amp CLI (``amp --execute --stream-json``) as a provider
-(spec part 2 §5).
+(docs/providers.md, Amp).
 
 The prompt goes to stdin; stdout carries Claude-Code-compatible JSON lines mapped by
 ``_stream_json.AmpMapper``. Tool permission rules and MCP servers are written to a temporary

@@ -1,7 +1,7 @@
 """``ClaudeAdapter``: Claude through the Anthropic Messages API (official ``anthropic`` SDK, async, streaming).
 
 One ``execute`` = one tool loop: stream a request, map each raw SSE event to normalized events
-(spec part 2 §3.3, part 4 §1), run the requested tools (built-in workspace tools from
+(docs/providers.md, Claude), run the requested tools (built-in workspace tools from
 ``providers/tools.py`` plus user functions given as ``tools=[...]``) under the permission mode,
 send the results back, and repeat until the model stops asking for tools or ``max_turns`` is hit.
 
@@ -63,7 +63,7 @@ MODEL_ALIASES: dict[str, str] = {
 }
 DEFAULT_MAX_TOKENS = 4096
 DEFAULT_MAX_RETRIES = 2
-# sdk_opts keys allowed into messages.create(...) (spec part 2 §3.2 Python note).
+# sdk_opts keys allowed into messages.create(...) (docs/providers.md, Claude).
 SDK_PASSTHROUGH = ("temperature", "top_p", "top_k", "stop_sequences", "thinking", "metadata", "service_tier",
                    "tool_choice", "extra_headers", "extra_body")
 # Options this adapter understands (anything else in the merged options is ignored silently: the runtime
@@ -303,14 +303,15 @@ def _int(v: Any) -> int:
 
 
 def normalize_usage(raw: Mapping[str, Any]) -> dict[str, int]:
-    """Anthropic usage → the four normalized counters (``input_tokens`` excludes cache, spec part 2 §1.7)."""
+    """Anthropic usage → the four normalized counters (``input_tokens`` excludes cache, docs/providers.md, token
+    usage)."""
     return {"input_tokens": _int(raw.get("input_tokens")), "output_tokens": _int(raw.get("output_tokens")),
             "cache_read_tokens": _int(raw.get("cache_read_input_tokens")),
             "cache_creation_tokens": _int(raw.get("cache_creation_input_tokens"))}
 
 
 # ---------------------------------------------------------------------------------------------
-# Input preparation (spec part 2 §1.9)
+# Input preparation (docs/providers.md, input preparation)
 # ---------------------------------------------------------------------------------------------
 
 _ROLES = ("system", "user", "assistant", "tool")
@@ -773,7 +774,7 @@ class ClaudeAdapter(BaseAdapter):
 
     # -- errors ------------------------------------------------------------------------------
     def _map_error(self, exc: BaseException, turn: _Turn) -> AsmError:
-        """SDK / transport exception → ``AsmError`` with a normalized ``provider_error`` (spec part 2 §3.3)."""
+        """SDK / transport exception → ``AsmError`` with a normalized ``provider_error`` (docs/providers.md, Claude)."""
         code, kind, message, details = _classify(exc)
         if turn.text:
             details["partial_content"] = turn.text

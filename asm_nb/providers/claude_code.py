@@ -1,5 +1,5 @@
 """``ClaudeCodeAdapter``: the Claude Code CLI backend of the Claude provider
-(``claude -p --output-format stream-json --verbose``; spec part 2 §3.1–§3.4).
+(``claude -p --output-format stream-json --verbose``; docs/providers.md, Claude Code CLI).
 
 Its ``name`` is ``"claude"`` like the API backend (pricing, ProviderError and session metadata use
 ``claude``); ``run_started.data.backend`` is ``"claude_code"``. The registry also knows it as
@@ -36,7 +36,7 @@ _OPTIONS = frozenset({"model", "api_key", "backend", "permission_mode", "max_tur
                       "disallowed_tools", "cwd", "sdk_opts", "max_tokens", "base_url", "max_retries", "cli_path",
                       "executable", "include_partial_messages", "extra_args", "env", "kill_grace_ms", "resume"})
 
-#: ``--permission-mode`` value per PermissionMode (spec part 2 §9.3); None = flag omitted
+#: ``--permission-mode`` value per PermissionMode (docs/policies.md, permission modes); None = flag omitted
 PERMISSION_FLAGS: dict[PermissionMode, list[str]] = {
     PermissionMode.DEFAULT: [],
     PermissionMode.ACCEPT_EDITS: ["--permission-mode", "acceptEdits"],
@@ -95,7 +95,9 @@ def _tool_names(tools: Any) -> list[str]:
 class ClaudeCodeAdapter(CliAdapter):
     """Drives the ``claude`` CLI in print mode with stream-json output.
 
-    Options (spec part 2 §3.1): ``model`` (default ``Models.default_model("claude")``),
+    Options (docs/providers.md, Claude Code CLI): ``model`` (default: none, so the CLI uses the user's own model
+    setting; config ``claude_default_model`` when set), ``tools`` (an empty list means no tools
+    at all: ``--tools "" --strict-mcp-config``),
     ``permission_mode``, ``max_turns``, ``system_prompt``, ``tools`` (``--allowedTools``),
     ``disallowed_tools``, ``cwd``, ``sdk_opts`` (lowest precedence, see ``SDK_FLAGS``),
     ``include_partial_messages`` (default True), ``cli_path``/``executable`` (default ``"claude"``),
@@ -123,8 +125,10 @@ class ClaudeCodeAdapter(CliAdapter):
                            f"ClaudeCodeAdapter only runs the 'claude_code' backend, got backend={backend!r}")
         self._check(options)
         if options.get("model") is None:
-            from ..cost.pricing import default_model
-            options["model"] = default_model("claude")
+            # only a model the user chose (asm config ``claude_default_model``); otherwise the CLI
+            # keeps the user's own setting (``/model``, settings.json, ANTHROPIC_MODEL)
+            from .. import config
+            options["model"] = config.get("claude_default_model") or None
         super().__init__(**options)
         self.cwd: str | None = options.get("cwd")
 
@@ -156,8 +160,8 @@ class ClaudeCodeAdapter(CliAdapter):
 
     # -- building the command ----------------------------------------------------------------------
     def build_options(self, opts: Mapping[str, Any] | None = None, *, timeout: Any = None) -> dict:
-        """Effective options: known ``sdk_opts`` keys, then the normalized options on top (spec
-        part 2 §3.2). ``max_turns`` and ``model`` always come from the normalized options.
+        """Effective options: known ``sdk_opts`` keys, then the normalized options on top (docs/providers.md, Claude
+        Code CLI). ``max_turns`` and ``model`` always come from the normalized options.
 
         >>> ClaudeCodeAdapter(sdk_opts={"max_turns": 99}, max_turns=5).build_options()["max_turns"]
         5
@@ -212,6 +216,14 @@ class ClaudeCodeAdapter(CliAdapter):
             argv += ["--system-prompt", bo["system_prompt"]]
         if bo.get("tools"):
             argv += ["--allowedTools", ",".join(bo["tools"])]
+        elif bo.get("tools") == []:
+            # no tools at all (e.g. a deny-all tool policy): ``--allowedTools`` only pre-approves
+            # tools, so an empty one would leave every tool on offer. ``--tools ""`` removes the
+            # built-in tools and ``--strict-mcp-config`` the user's own MCP servers.
+            if bo.get("mcp_config") is not None:
+                raise AsmError("validation_error",
+                               "tools=[] (no tools) cannot be combined with sdk_opts mcp_config")
+            argv += ["--tools", "", "--strict-mcp-config"]
         if bo.get("disallowed_tools"):
             argv += ["--disallowedTools", ",".join(bo["disallowed_tools"])]
         for key, value in bo.items():
@@ -219,6 +231,8 @@ class ClaudeCodeAdapter(CliAdapter):
             if spec is None or value is None or key in ("verbose", "include_partial_messages", "system_prompt", "cwd",
                                                         "allowed_tools", "disallowed_tools"):
                 continue
+            if key == "strict_mcp_config" and bo.get("tools") == []:
+                continue  # already on the command line
             flag, kind = spec
             if kind == "flag":
                 if value:

@@ -1,4 +1,4 @@
-"""``CodexAdapter``: runs OpenAI's Codex CLI (``codex exec --json``) as a provider (spec part 2 §4).
+"""``CodexAdapter``: runs OpenAI's Codex CLI (``codex exec --json``) as a provider (docs/providers.md, Codex).
 
 The prompt goes to stdin (``-``), JSON lines come back on stdout and are mapped by
 ``_codex_map.CodexMapper``. Native resume: ``codex exec --json … resume <thread_id> -`` when the
@@ -25,7 +25,7 @@ from ._codex_map import CodexMapper
 
 _OPTIONS = frozenset({"working_directory", "cwd", "model", "permission_mode", "max_turns", "system_prompt", "sdk_opts",
                       "cli_path", "executable", "env", "extra_args", "kill_grace_ms", "resume"})
-#: sdk_opts keys understood (spec part 2 §4.1); anything else is ignored
+#: sdk_opts keys understood (docs/providers.md, Codex); anything else is ignored
 SDK_KEYS = ("web_search_mode", "show_raw_agent_reasoning", "additional_directories", "reasoning_effort", "sandbox",
             "skip_git_repo_check", "full_auto", "dangerously_bypass_approvals_and_sandbox", "config")
 

@@ -1,4 +1,4 @@
-"""``ShellAdapter``: runs a shell command as a run (spec part 2 §6.2).
+"""``ShellAdapter``: runs a shell command as a run (docs/providers.md, shell).
 
 A string input runs through ``shell -c``; a ``{"command": ..., "args": [...]}`` mapping runs the
 program directly; ``{"messages": [...]}`` joins the user messages into a string. Output streams

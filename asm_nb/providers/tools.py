@@ -3,7 +3,7 @@
 A ``Tool`` is what the model may call: a name, a description, a JSON schema for its input, an
 async-or-sync handler ``(input: dict, ctx: ToolContext) -> ToolOutput | Any``, and its ``access``
 (``"read"``, ``"write"`` or ``"execute"``) which permission modes use to decide whether it runs
-without asking (spec part 2 §3.3, §9.3).
+without asking (docs/providers.md, Claude; docs/policies.md, permission modes).
 
 ``@tool`` turns a plain Python function into a ``Tool``; the schema comes from its type hints and
 the ``Args:`` section of its docstring::
@@ -150,7 +150,7 @@ class Tool:
         return _to_output(res)
 
 
-ToolSpec = Tool  # the spec's name (part 2 §3.3)
+ToolSpec = Tool  # another name for Tool, kept for callers that use it
 
 
 def _to_output(res: Any) -> ToolOutput:

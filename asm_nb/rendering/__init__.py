@@ -1,5 +1,5 @@
 """Rendering: turn event streams into text (Compact / Verbose / Studio / Passthrough
-renderers) and deliver it to sinks (TTY, file, JSONL, callback, PubSub). Spec part 3 §12.
+renderers) and deliver it to sinks (TTY, file, JSONL, callback, PubSub). See docs/rendering.md.
 
 >>> from asm_nb.rendering import stream, StudioRenderer, TTYSink
 >>> stream(events, renderer=StudioRenderer(tty=False), sinks=[TTYSink()])  # doctest: +SKIP

@@ -1,4 +1,4 @@
-"""The rendering pipeline: one renderer × N sinks over an event stream (spec part 3 §12.1).
+"""The rendering pipeline: one renderer × N sinks over an event stream (docs/rendering.md).
 
 ``stream(events, renderer=..., sinks=[...])`` renders each event and hands the event and its
 text to every sink in order (even when the text is ``""``), writes the renderer's final text,
@@ -7,7 +7,7 @@ before it propagates. ``astream`` does the same for async iterables.
 
 Before rendering, event data goes through ``asm_nb.persistence.redaction.redact_map`` with
 the effective config (``redact=None``, the default): live renderers see raw adapter events,
-and secrets must never reach notebook outputs or logs (§6.4.5 bypass vector).
+and secrets must never reach notebook outputs or logs (docs/event-model.md, redaction).
 
 Imports ``asm_nb.core``; the redactor is imported lazily.
 """
@@ -112,7 +112,7 @@ def _close_all(sinks: list[Any]) -> None:
 
 
 def stream(events: Iterable[Any], *, renderer: Any, sinks: Sequence[Any] = (), redact: Any = None) -> None:
-    """Render ``events`` through ``renderer`` into every sink (§12.1).
+    """Render ``events`` through ``renderer`` into every sink (docs/rendering.md).
 
     >>> from asm_nb.rendering import CompactRenderer, CallbackSink
     >>> seen = []

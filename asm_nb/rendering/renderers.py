@@ -1,4 +1,4 @@
-"""Text renderers: events in, text out (spec part 3 §12.4–§12.8).
+"""Text renderers: events in, text out (docs/rendering.md).
 
 - ``CompactRenderer``: one-line tokens (``r+ sonnet-4-5 >> Hello world``).
 - ``VerboseRenderer``: one bracketed line per event (``[run_started] model=…``).
@@ -76,7 +76,7 @@ class _Painter:
 
 
 class CompactRenderer:
-    """Compact single-line tokens (§12.4).
+    """Compact single-line tokens (docs/rendering.md).
 
     Legend: ``r+``/``r-`` run started/completed, ``t+``/``t-`` tool started/completed,
     ``>>`` streamed text, ``tk:`` token usage, ``!`` error, ``?`` unknown event.
@@ -180,7 +180,7 @@ def _enum_value(v: Any) -> Any:
 
 
 class VerboseRenderer:
-    """One bracketed line per event with its key fields (§12.5)."""
+    """One bracketed line per event with its key fields (docs/rendering.md)."""
 
     def __init__(self, *, color: bool | None = None) -> None:
         self.color = default_color(color)
@@ -269,7 +269,7 @@ _TOOL_OUTPUT_MODES = ("summary", "preview", "full")
 
 
 class StudioRenderer:
-    """CLI-grade view (§12.6): indented text blocks, one status line per tool call, a footer.
+    """CLI-grade view (docs/rendering.md): indented text blocks, one status line per tool call, a footer.
 
     Options: ``color`` (default on unless ``NO_COLOR``), ``tool_output`` ("summary" | "preview"
     | "full"), ``show_spinner``, ``indent``, ``tty`` (default: stdout is a terminal; a tty start
@@ -426,7 +426,7 @@ class StudioRenderer:
 
 
 class PassthroughRenderer:
-    """Renders nothing; used when only the sinks' structured output matters (§12.8)."""
+    """Renders nothing; used when only the sinks' structured output matters (docs/rendering.md)."""
 
     def render_event(self, event: Any) -> str:
         """Always ``""``."""
@@ -441,11 +441,29 @@ _BY_NAME = {"compact": CompactRenderer, "verbose": VerboseRenderer, "studio": St
             "passthrough": PassthroughRenderer}
 
 
+def _plugin_renderers() -> dict[str, Any]:
+    """Entry points of the ``asm_nb.renderers`` group, by name (not loaded yet)."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group="asm_nb.renderers")}
+
+
 def renderer_for(name: str, **opts: Any) -> Any:
-    """Build a renderer by name: ``compact``, ``verbose``, ``studio`` or ``passthrough``."""
+    """Build a renderer by name: ``compact``, ``verbose``, ``studio``, ``passthrough``, or a name
+    registered in the ``asm_nb.renderers`` entry-point group (a renderer class or factory)."""
     from ..core.errors import AsmError
 
     cls = _BY_NAME.get(name)
     if cls is None:
-        raise AsmError("validation_error", f"unknown renderer {name!r}; expected one of {sorted(_BY_NAME)}")
+        plugins = _plugin_renderers()
+        ep = plugins.get(name)
+        if ep is None:
+            raise AsmError("validation_error",
+                           f"unknown renderer {name!r}; expected one of {sorted({*_BY_NAME, *plugins})}")
+        try:
+            cls = ep.load()
+        except Exception as exc:
+            raise AsmError("dependency_not_available",
+                           f"renderer plugin {ep.value!r} could not be loaded: {exc}",
+                           details={"entry_point": ep.value}) from None
     return cls(**opts)

@@ -1,4 +1,4 @@
-"""Sinks: where rendered text and raw events go (spec part 3 §12.9).
+"""Sinks: where rendered text and raw events go (docs/rendering.md).
 
 - ``TTYSink``: writes text to a terminal / stdout (never closes it).
 - ``FileSink``: writes text with ANSI sequences stripped to a path or an open text stream.

@@ -2,7 +2,7 @@
 ``ToolSummary`` (the human one-line summaries of tool calls, "Reading src/app.py",
 "Ran: pytest -q (exit 0, 156 chars)").
 
-Pure standard library; imports only ``asm_nb.core``. Spec part 3 §12.3 and §12.7.
+Pure standard library; imports only ``asm_nb.core``. See docs/rendering.md.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 # ---------------------------------------------------------------------------------------------
-# ANSI codes and symbols (§12.3)
+# ANSI codes and symbols (docs/rendering.md)
 
 RED = "\x1b[0;31m"
 GREEN = "\x1b[0;32m"
@@ -187,7 +187,7 @@ def normalize_output(output: Any) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# ToolSummary (§12.7)
+# ToolSummary (docs/rendering.md)
 
 
 def format_size(n: int | None) -> str:

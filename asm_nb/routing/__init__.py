@@ -1,4 +1,4 @@
-"""Provider routing (spec part 2 §7): capability matching, the routing policy, the circuit
+"""Provider routing (docs/runtime.md, routing and failover): capability matching, the routing policy, the circuit
 breaker and ``ProviderRouter`` — a ``ProviderAdapter`` that delegates each run and fails over.
 
 ``run_once(prompt, provider=["claude", "codex"])`` (or ``%%asm -p claude,codex``) routes over

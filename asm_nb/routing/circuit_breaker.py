@@ -1,4 +1,4 @@
-"""CircuitBreaker (spec part 2 §7.2): a pure, immutable value object.
+"""CircuitBreaker (docs/runtime.md, routing and failover): a pure, immutable value object.
 
 ``closed`` → (``failure_threshold`` failures) → ``open`` → (``cooldown_ms`` later,
 ``check_state``) → ``half_open`` → success → ``closed`` / failure → ``open`` again. Every

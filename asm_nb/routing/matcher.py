@@ -1,4 +1,4 @@
-"""CapabilityMatcher (spec part 2 §7.1): does a provider offer what a run requires?
+"""CapabilityMatcher (docs/runtime.md, routing and failover): does a provider offer what a run requires?
 
 Requirements are ``{"type": t, "name": n}`` (``name`` optional / None: any named capability of
 that type) or a bare type ``t``; anything else never matches. Capabilities are

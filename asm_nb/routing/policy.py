@@ -1,4 +1,4 @@
-"""RoutingPolicy (spec part 2 §7.3): which providers to try, in which order, how often.
+"""RoutingPolicy (docs/runtime.md, routing and failover): which providers to try, in which order, how often.
 
 Fields: ``prefer`` / ``exclude`` (provider ids), ``max_attempts`` (default 3), ``weights``
 (id → number ≥ 0, default 1.0) and ``strategy`` (``"prefer"`` or ``"weighted"``). Inputs are

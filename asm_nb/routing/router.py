@@ -1,4 +1,4 @@
-"""ProviderRouter (spec part 2 §7.4): a ``ProviderAdapter`` that picks a registered adapter
+"""ProviderRouter (docs/runtime.md, routing and failover): a ``ProviderAdapter`` that picks a registered adapter
 per run and fails over to the next one on retryable errors.
 
 Per run: capability matching (``routing={"required_capabilities": [...]}``) → routing policy
@@ -105,13 +105,15 @@ class ProviderRouter:
     # -- construction from names --------------------------------------------------------------
     @classmethod
     def from_names(cls, names: Sequence[str], *, router: Mapping[str, Any] | None = None,
+                   per_adapter: Mapping[str, Mapping[str, Any]] | None = None,
                    **adapter_options: Any) -> "ProviderRouter":
         """A router over registered providers, tried in the given order.
 
         Each provider is built with ``create_adapter(name, **adapter_options)``. The router
         prefers the names in order, tries each at most once (``max_attempts = len(names)``),
         uses the circuit breaker, and shares the process-wide state (``SHARED_STATE``).
-        ``router``: extra ``ProviderRouter`` options (``policy``, ``cooldown_ms``, ...).
+        ``router``: extra ``ProviderRouter`` options (``policy``, ``cooldown_ms``, ...);
+        ``per_adapter``: ``{name: options}`` used instead of ``adapter_options`` for that name.
         """
         from ..providers import create_adapter
 
@@ -126,7 +128,8 @@ class ProviderRouter:
         ropts.setdefault("state", SHARED_STATE)
         self = cls(policy=policy, **ropts)
         for n in ids:
-            self.register_adapter(n, create_adapter(n, **adapter_options))
+            opts = (per_adapter or {}).get(n)
+            self.register_adapter(n, create_adapter(n, **(dict(opts) if opts is not None else adapter_options)))
         return self
 
     # -- registry -----------------------------------------------------------------------------
@@ -258,7 +261,7 @@ class ProviderRouter:
 
     async def execute(self, run: Any, session: Any, *, event_callback: Callable | None = None, timeout: Any = None,
                       routing: Any = None, policy_hints: Any = None, **adapter_opts: Any) -> RunResult:
-        """Run on the best allowed adapter, failing over on retryable errors (spec §7.4)."""
+        """Run on the best allowed adapter, failing over on retryable errors (docs/runtime.md, routing and failover)."""
         ropts = _routing_opts(routing)
         reqs = ropts.get("required_capabilities") or []
         if not isinstance(reqs, list):

@@ -1,4 +1,5 @@
-"""ControlOperations: cancel, interrupt, pause and resume of in-flight runs (spec part 1 §22).
+"""ControlOperations: cancel, interrupt, pause and resume of in-flight runs (docs/runtime.md, cancel, interrupt,
+pause, resume).
 
 Tracks its own per-run *operation state* (separate from ``Run.status``): ``unknown`` →
 ``interrupted`` | ``cancelled`` | ``paused`` | ``running``, and a history of operations. An

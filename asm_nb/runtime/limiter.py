@@ -1,4 +1,5 @@
-"""ConcurrencyLimiter: bounds on parallel sessions and runs, global and per provider (spec part 1 §21).
+"""ConcurrencyLimiter: bounds on parallel sessions and runs, global and per provider (docs/runtime.md, streams,
+batches, the session server).
 
 The spec's operations are *non-blocking*: ``acquire_session_slot`` / ``acquire_run_slot``
 either take a slot or raise ``max_sessions_exceeded`` / ``max_runs_exceeded``. The Python port

@@ -1,6 +1,6 @@
 """SessionManager: stateless orchestration of sessions and runs over a store and an adapter.
 
-Spec part 1 §18. Every function is async (``a…``); sync twins submit to the runtime loop.
+See docs/runtime.md, the session manager. Every function is async (``a…``); sync twins submit to the runtime loop.
 The flow of one run: load → running → (policy preflight) → continuation transcript →
 (workspace snapshot) → input ``message_sent`` → ``adapter.execute`` with the manager callback
 (each event: persistence pipeline → policy observation → user callback → telemetry) →
@@ -148,7 +148,7 @@ async def _internal_event(store: Any, session: Session, type: str, data: Mapping
 
 
 # ------------------------------------------------------------------------------------------
-# session lifecycle (§18.2)
+# session lifecycle (docs/runtime.md, the session manager)
 
 
 async def astart_session(store: Any, adapter: Any, attrs: Mapping[str, Any] | None = None) -> Session:
@@ -252,7 +252,7 @@ def _error_payload(err: AsmError, *, hint: str | None = None) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------
-# runs (§18.3 – §18.6)
+# runs (docs/runtime.md, the session manager)
 
 
 async def astart_run(store: Any, adapter: Any, session_id: str, input: Any, *, required_capabilities=(),
@@ -271,7 +271,7 @@ async def astart_run(store: Any, adapter: Any, session_id: str, input: Any, *, r
 
 
 def extract_input_messages(input: Any) -> list[dict[str, str]]:
-    """The user/system messages of a run input (spec part 1 §18.5)."""
+    """The user/system messages of a run input (docs/runtime.md, the session manager)."""
     if isinstance(input, str):
         input = {"prompt": input}
     if not isinstance(input, Mapping):
@@ -350,13 +350,13 @@ def _native_resume_id(session: Session, adapter: Any) -> str | None:
 
 def _continuation_transcript(store: Any, session: Session, mode: Any, opts: Mapping[str, Any] | None,
                              adapter: Any = None) -> Any:
-    """The transcript to inject for continuation mode ``mode`` (spec part 1 §18.8), or None.
+    """The transcript to inject for continuation mode ``mode`` (docs/runtime.md, continuation), or None.
 
     ``"native"`` needs an adapter with ``supports_native_continuation`` (it then resumes from
     ``session.metadata["provider_sessions"][adapter.name]`` itself); ``"auto"`` prefers native
     resume when the adapter supports it and a provider session id is recorded, else replays.
     ``opts``: store query keys and truncation keys (``max_messages``, ``max_chars``,
-    ``max_tokens_approx``) of §13."""
+    ``max_tokens_approx``; docs/event-model.md, transcripts)."""
     mode = getattr(mode, "value", mode)
     if mode is None or mode is False:
         return None
@@ -384,7 +384,7 @@ async def aexecute_run(store: Any, adapter: Any, run_id: str, *, event_callback:
                        adapter_opts: Mapping[str, Any] | None = None, policy: Any = None,
                        policies: list | None = None, workspace: Mapping[str, Any] | None = None,
                        timeout: Any = None) -> ExecutionResult:
-    """Execute a pending run end to end (spec part 1 §18.4). Raises the run's error on failure
+    """Execute a pending run end to end (docs/runtime.md, the session manager). Raises the run's error on failure
     after persisting it (exactly one terminal event per run)."""
     run = await _store(store, "get_run", run_id, _operation="execute_run")
     if run.status is not RunStatus.PENDING:
@@ -464,7 +464,8 @@ async def aexecute_run(store: Any, adapter: Any, run_id: str, *, event_callback:
         if ws_state is not None:
             try:
                 ws_failed = await _workspace_finish(store, session, tracker.run, adapter, ws_state, success=False)
-            except AsmError as ws_err:  # a workspace error replaces the original one (spec 01 §18.4)
+            # a workspace error replaces the original one (docs/runtime.md, the session manager)
+            except AsmError as ws_err:
                 err = ws_err
         await _finalize_failure(store, adapter, tracker, err, ws_result=ws_failed)
         raise err
@@ -569,7 +570,7 @@ _POLICY_STOP_GRACE_S = 5.0
 
 async def _apply_policy(store: Any, tracker: _RunTracker, ev: Mapping[str, Any],
                         user_callback: Callable | None = None) -> None:
-    """Policy observation (spec part 1 §18.4 callback step 3); the runtime object decides.
+    """Policy observation (docs/runtime.md, the session manager, step 6); the runtime object decides.
     Policy events are persisted and shown to the user callback too (live views)."""
     rt = tracker.policy_runtime
     outcome = rt.observe(ev)
@@ -660,7 +661,7 @@ def _price(run: Run, reported: float | None) -> dict[str, Any]:
 
 async def _finalize_success(store: Any, adapter: Any, tracker: _RunTracker, result: RunResult,
                             ws_result: Mapping[str, Any] | None, policy_info: Any) -> ExecutionResult:
-    for ev in result.events:  # result wins on conflicts (§18.7)
+    for ev in result.events:  # result wins on conflicts (docs/runtime.md, the session manager)
         if resolve_type(ev.get("type")).value == "run_started":
             tracker.capture_meta(ev.get("data") or {})
             break
@@ -727,7 +728,7 @@ def _soft_failure_message(data: Mapping[str, Any], output: Mapping[str, Any]) ->
 
 async def _finalize_failure(store: Any, adapter: Any, tracker: _RunTracker, error: AsmError, *,
                             ws_result: Mapping[str, Any] | None = None) -> None:
-    """Persist a failed or cancelled run (spec part 1 §18.6) with the usage reached so far."""
+    """Persist a failed or cancelled run (docs/runtime.md, the session manager) with the usage reached so far."""
     run, session = tracker.run, tracker.session
     error.with_context(run_id=run.id, session_id=session.id, provider=adapter.name)
     payload = _error_payload(error, hint=adapter.name)
@@ -767,7 +768,7 @@ async def _finalize_failure(store: Any, adapter: Any, tracker: _RunTracker, erro
 async def arun_once(store: Any, adapter: Any, input: Any, *, agent_id: str | None = None,
                     metadata: Mapping | None = None, context: Mapping | None = None, tags: list | None = None,
                     required_capabilities=(), optional_capabilities=(), **execute_opts: Any) -> ExecutionResult:
-    """start_session → activate → start_run → execute_run → complete_session (spec part 1 §18.9).
+    """start_session → activate → start_run → execute_run → complete_session (docs/runtime.md, the session manager).
     On failure the session is failed and the error re-raised."""
     _check_store(store)
     session = await astart_session(store, adapter, {"agent_id": agent_id, "metadata": metadata,

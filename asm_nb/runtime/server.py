@@ -1,4 +1,5 @@
-"""Per-session runtime: RunQueue, SessionServer, SessionRegistry, SessionRuntime (spec part 1 §20).
+"""Per-session runtime: RunQueue, SessionServer, SessionRegistry, SessionRuntime (docs/runtime.md, streams, batches,
+the session server).
 
 A ``SessionServer`` owns one session: runs are submitted to a FIFO queue, started while one of
 ``max_concurrent_runs`` slots is free (and, with a ``ConcurrencyLimiter``, while the limiter
@@ -68,7 +69,7 @@ def _is_int(v: Any) -> bool:
 
 
 class RunQueue:
-    """A bounded FIFO of run ids (pure; spec part 1 §20.1)."""
+    """A bounded FIFO of run ids (pure; docs/runtime.md, streams, batches, the session server)."""
 
     def __init__(self, max_queued_runs: int | None = None) -> None:
         m = config.get("max_queued_runs") if max_queued_runs is None else max_queued_runs
@@ -214,7 +215,8 @@ class Subscription:
 
 
 class SessionServer:
-    """Runs of one session: queue, slots, await, cancel, drain, subscriptions (spec part 1 §20.2).
+    """Runs of one session: queue, slots, await, cancel, drain, subscriptions (docs/runtime.md, streams, batches, the
+    session server).
 
     Build with ``await SessionServer.start(...)`` (or ``SessionServer.open(...)`` from sync code).
     Python additions: ``limiter_wait=True`` queues for a limiter slot instead of failing the run
@@ -698,7 +700,7 @@ class SessionServer:
 
 
 # ------------------------------------------------------------------------------------------
-# Registry and runtime (supervisor equivalent, §20.3)
+# Registry and runtime (supervisor equivalent, docs/runtime.md, streams, batches, the session server)
 
 
 class SessionRegistry:

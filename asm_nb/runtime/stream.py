@@ -1,4 +1,5 @@
-"""StreamSession: one run consumed lazily as an iterator of events (spec part 1 §19).
+"""StreamSession: one run consumed lazily as an iterator of events (docs/runtime.md, streams, batches, the session
+server).
 
 ``asm_nb.stream(prompt, provider=...)`` starts a run on the runtime loop and returns a
 ``StreamSession``; iterate it (``for ev in s`` or ``async for ev in s``) to get each enriched
@@ -93,7 +94,7 @@ class _Channel:
 
 
 def _error_item(err: Any, *, session_id: str | None = None, run_id: str | None = None) -> dict[str, Any]:
-    """The synthetic final item for a failed run (provider normalization as §18.6)."""
+    """The synthetic final item for a failed run (provider normalization as docs/runtime.md, the session manager)."""
     from .manager import _error_payload
 
     if isinstance(err, AsmError):

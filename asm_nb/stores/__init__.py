@@ -21,7 +21,8 @@ __all__ = ["open_store", "default_root", "InMemoryStore", "LocalStore"]
 
 _ACCEPTED = ("None (LocalStore at $ASM_HOME or ./.asm), 'memory://', a directory path (str, Path or "
              "'file://...'), an SQLAlchemy URL ('sqlite:///...', 'postgresql://...', "
-             "'postgresql+psycopg://...'), or an object implementing the SessionStore protocol")
+             "'postgresql+psycopg://...'), a scheme registered in the 'asm_nb.stores' entry-point group, "
+             "or an object implementing the SessionStore protocol")
 
 _SQL_PREFIXES = ("sqlite:", "sqlite+", "postgresql:", "postgresql+", "postgres:")
 
@@ -74,6 +75,9 @@ def open_store(target: Any = None, **opts: Any) -> "SessionStore":
             if not s:
                 raise AsmError("validation_error", "file:// URL without a path")
         elif "://" in s:
+            plugin = _plugin_store(s, opts)
+            if plugin is not None:
+                return plugin
             raise AsmError("validation_error", f"unsupported store URL {target!r}; accepted: {_ACCEPTED}")
         if not s:
             raise AsmError("validation_error", f"empty store target; accepted: {_ACCEPTED}")
@@ -83,6 +87,30 @@ def open_store(target: Any = None, **opts: Any) -> "SessionStore":
     if _is_store(target):
         return target
     raise AsmError("validation_error", f"cannot open a store from {target!r}; accepted: {_ACCEPTED}")
+
+
+def _plugin_store(url: str, opts: dict[str, Any]) -> "SessionStore | None":
+    """A store from the ``asm_nb.stores`` entry-point group whose name is the URL's scheme: the
+    entry point names a callable ``factory(url, **opts)`` returning a SessionStore. None when no
+    plugin registers the scheme."""
+    from importlib.metadata import entry_points
+
+    scheme = url.split("://", 1)[0]
+    for ep in entry_points(group="asm_nb.stores"):
+        if ep.name != scheme:
+            continue
+        try:
+            factory = ep.load()
+        except Exception as exc:
+            raise AsmError("dependency_not_available",
+                           f"store plugin {ep.value!r} for {scheme}:// could not be loaded: {exc}",
+                           details={"entry_point": ep.value}) from None
+        store = factory(url, **opts)
+        if not _is_store(store):
+            raise AsmError("validation_error",
+                           f"store plugin {ep.value!r} returned {type(store).__name__}, not a SessionStore")
+        return store
+    return None
 
 
 def _open_sql(url: str, opts: dict[str, Any]) -> "SessionStore":

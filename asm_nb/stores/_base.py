@@ -4,7 +4,7 @@ write-behind machinery of the buffering stores (``flusher_loop``, ``start_flushe
 ``track_open_stores``: LocalStore and SqlStore).
 
 Stores differ only in where rows live; everything a test can observe about filtering and
-validation is decided here, once (spec part 3 §1). Imports only ``core``.
+validation is decided here, once (docs/stores.md, store contract). Imports only ``core``.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ _UTC = timezone.utc
 
 
 def check_event(event: Any) -> Event:
-    """The store-boundary check of spec part 3 §1.3 (the store stays usable after a failure)."""
+    """The store-boundary check of docs/stores.md, store contract (the store stays usable after a failure)."""
     # fast path for the shape every pipeline-built event has; anything else takes the full check
     if type(event) is Event and type(event.id) is str and event.id and type(event.session_id) is str \
             and event.session_id and type(event.type) is EventType and type(event.timestamp) is datetime \
@@ -161,7 +161,7 @@ set_sequence_in_place = _sequence_setter()
 
 
 # --------------------------------------------------------------------------------------------
-# event filters (spec part 3 §1.5)
+# event filters (docs/stores.md, store contract)
 
 
 def _seq_key(e: Event) -> int:
@@ -214,7 +214,7 @@ class EventQuery:
 
 
 # --------------------------------------------------------------------------------------------
-# sessions and runs (spec part 3 §1.2, §1.4)
+# sessions and runs (docs/stores.md, store contract)
 
 
 def _session_key(s: Session) -> tuple:
@@ -255,7 +255,7 @@ def pick_active_run(runs: Iterable[Run]) -> Run | None:
 
 def merge_session(stored: Session | None, given: Session) -> Session:
     """The session write inside ``flush``: insert as given, or keep the stored status, deleted_at,
-    created_at, agent_id and parent_session_id and take the rest from the payload (§1.4)."""
+    created_at, agent_id and parent_session_id and take the rest from the payload (docs/stores.md, store contract)."""
     if stored is None:
         return given
     return given.replace(status=stored.status, deleted_at=stored.deleted_at, created_at=stored.created_at,
@@ -318,7 +318,7 @@ def check_run(run: Any) -> Run:
 
 class StoreBase:
     """Shared surface: ``append_event*`` on top of ``append_events``, the long-poll loop of
-    ``get_events`` (§1.6), and the context manager.
+    ``get_events`` (docs/stores.md, store contract), and the context manager.
 
     Subclasses provide ``_cond`` (a ``threading.Condition`` notified after every commit),
     ``_poll_s`` (None, or a poll interval for changes made by other processes), ``_closed``,
@@ -359,7 +359,8 @@ class StoreBase:
     def get_events(self, session_id: str, *, run_id: str | None = None, type: Any = None, since: Any = None,
                    after: int | None = None, before: int | None = None, limit: int | None = None,
                    wait_timeout_ms: int = 0) -> list[Event]:
-        """Events of one session in ascending sequence, filtered (§1.5). With ``wait_timeout_ms``
+        """Events of one session in ascending sequence, filtered (docs/stores.md, store contract). With
+        ``wait_timeout_ms``
         > 0 and nothing matching yet, block until a matching event arrives, the timeout passes
         (→ ``[]``) or the store closes (→ ``[]``)."""
         check_session_id(session_id)

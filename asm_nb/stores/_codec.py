@@ -1,6 +1,6 @@
 """JSON bytes for LocalStore files: orjson when installed (several times faster), else ``json``.
 
-Event lines follow spec part 3 §3.2: exactly ``Event.to_dict()`` (11 keys, that order), compact,
+Event lines follow docs/store-format.md: exactly ``Event.to_dict()`` (11 keys, that order), compact,
 UTF-8 without ASCII escaping, one per line. ``event_line_parts`` serializes an event once,
 *before* a sequence number exists, and returns the bytes on either side of the number so the
 append path can splice it in under the lock.

@@ -1,5 +1,5 @@
 """Generic Maintenance: retention (soft delete, hard delete, event pruning), clean-up of
-orphans and a health check over any store (spec part 3 §8.2). SqlStore overrides it with SQL.
+orphans and a health check over any store (docs/stores.md, retention and maintenance). SqlStore overrides it with SQL.
 
 Row-level operations use the SessionStore surface (``list_sessions``, ``save_session``,
 ``delete_session``, ``list_runs(None)``, ``get_events``, ``get_latest_sequence``). Deleting

@@ -1,5 +1,5 @@
 """Generic QueryAPI: read-only, cross-session queries over any store that can enumerate its
-rows (spec part 3 §7). SqlStore answers the same questions with SQL; InMemoryStore and
+rows (docs/stores.md, queries). SqlStore answers the same questions with SQL; InMemoryStore and
 LocalStore use this scan implementation (``GenericQueryAPI(store)``).
 
 The store must offer ``list_sessions()``, ``list_runs(None)`` (every run), ``get_session``,
@@ -125,7 +125,7 @@ def encode_cursor(resource: str, order_by: str, value: Any, item_id: str) -> str
 
 
 def decode_cursor(cursor: Any, resource: str, order_by: str, default_order: str) -> tuple[Any, str]:
-    """``(sort value, last id)`` from a cursor, with the spec 03 §7.1 error messages."""
+    """``(sort value, last id)`` from a cursor, with its error messages (docs/stores.md, queries)."""
     if order_by == "token_usage_desc":
         raise AsmError("invalid_cursor", "Cursor pagination is not supported for order_by token_usage_desc")
     if not isinstance(cursor, str) or not cursor:

@@ -1,4 +1,5 @@
-"""QueryAPI and Maintenance of SqlStore as SQL (spec part 3 §7, §8.2): filters, counts, sums,
+"""QueryAPI and Maintenance of SqlStore as SQL (docs/stores.md, queries; docs/stores.md, retention and maintenance):
+filters, counts, sums,
 keyset cursors and deletions run in the database; only the post-hoc pricing of runs without a
 stored ``cost_usd`` runs in Python (the part 2 cost calculator).
 

@@ -1,5 +1,5 @@
-"""SqlStore schema (spec part 3 §4.1) as SQLAlchemy Core tables, the column types shared by
-SQLite and PostgreSQL, and the versioned migrations (§4.2, Python design).
+"""SqlStore schema (docs/stores.md, SqlStore) as SQLAlchemy Core tables, the column types shared by
+SQLite and PostgreSQL, and the versioned migrations (docs/stores.md, SqlStore).
 
 Migrations are a small ordered list of named steps. The versions applied are recorded in the
 table ``asm_schema_migrations (version, name, applied_at)``; opening a store applies the missing
@@ -159,7 +159,7 @@ schema_migrations = sa.Table(
 
 DATA_TABLES = (sessions, runs, events, sequences, artifacts)
 
-#: Columns probed on open (spec §4.2), in order.
+#: Columns probed on open (docs/stores.md, SqlStore), in order.
 PROBES = (("asm_sessions", "deleted_at"), ("asm_runs", "provider"), ("asm_runs", "provider_metadata"),
           ("asm_runs", "cost_usd"), ("asm_events", "provider"), ("asm_events", "correlation_id"),
           ("asm_session_sequences", "updated_at"), ("asm_artifacts", "id"))
@@ -227,8 +227,8 @@ def apply_migrations(engine: sa.Engine, url: str, migrations: list[Migration] | 
 
 
 def check_schema(engine: sa.Engine, url: str, migrations: list[Migration] | None = None) -> None:
-    """The startup check without migrating: refuse a newer database, then probe the columns of
-    spec §4.2 → ``migration_required`` naming the first missing one."""
+    """The startup check without migrating: refuse a newer database, then probe the columns
+    (docs/stores.md, SqlStore) → ``migration_required`` naming the first missing one."""
     migrations = MIGRATIONS if migrations is None else migrations
     try:
         with engine.connect() as conn:

@@ -8,7 +8,7 @@
 - ``TinyTables``: the three files plus ``db.lock``; every read-modify-write happens under the
   cross-process lock and re-reads the file first.
 
-Spec part 3 §3.5. TinyDB rewrites the whole file per write: fine for sessions and runs, which
+See docs/store-format.md. TinyDB rewrites the whole file per write: fine for sessions and runs, which
 is why events live in append-only logs instead.
 """
 

@@ -1,13 +1,13 @@
-"""Artifact stores on the local machine (spec part 3 §9.1–§9.3) and ``artifact_store_for``.
+"""Artifact stores on the local machine (docs/stores.md, artifacts) and ``artifact_store_for``.
 
 - :class:`FileArtifactStore` — bytes by key in a folder, written atomically (temp file in the
   same folder + ``os.replace``). Two layouts:
 
-  * ``layout="key"`` (the reference layout, §9.2): one file per key named
+  * ``layout="key"`` (the reference layout, docs/stores.md, artifacts): one file per key named
     ``<prefix>_<sha256(key)[:16]>``;
-  * ``layout="content"`` (§9.3, what LocalStore uses): bytes at ``<aa>/<62 hex>`` named by their
+  * ``layout="content"`` (docs/stores.md, artifacts, what LocalStore uses): bytes at ``<aa>/<62 hex>`` named by their
     SHA-256 (identical content stored once), and a record per key in an index — LocalStore's
-    ``db/artifacts.json`` TinyDB table (artifact-registry row shape of §9.6, ``storage_backend
+    ``db/artifacts.json`` TinyDB table (artifact-registry row shape of docs/stores.md, artifacts, ``storage_backend
     "local"``, ``storage_ref "blob:sha256:<hex>"``) or, for a bare folder, ``index.json`` in it.
     ``delete`` soft-deletes the record; the blob stays until maintenance finds no live record.
 
@@ -213,11 +213,11 @@ def _find(rows: Mapping[str, Any], key: str, *, live: bool = True) -> tuple[str,
 
 # ---------------------------------------------------------------------------------------------- stores
 class FileArtifactStore:
-    """Bytes by key in a folder (ArtifactStore port, spec part 3 §9.1).
+    """Bytes by key in a folder (ArtifactStore port, docs/stores.md, artifacts).
 
-    ``FileArtifactStore(root)`` uses the reference layout (one file per key, §9.2);
+    ``FileArtifactStore(root)`` uses the reference layout (one file per key, docs/stores.md, artifacts);
     ``FileArtifactStore(root, layout="content")`` stores content-addressed blobs with key records
-    (§9.3) — in ``index.json`` in ``root``, or in ``records_root``'s LocalStore tables
+    (docs/stores.md, artifacts) — in ``index.json`` in ``root``, or in ``records_root``'s LocalStore tables
     (``db/artifacts.json``) when given. Writes are atomic. ``put(key, data, session_id=…,
     run_id=…, content_type=…, metadata=…)`` records those fields in content layout.
 
@@ -320,7 +320,8 @@ class FileArtifactStore:
             raise
 
     def record(self, key: str) -> dict | None:
-        """Content layout: the key's metadata record (§9.6 keys) or None; key layout: None."""
+        """Content layout: the key's metadata record (the artifact record keys of docs/stores.md, artifacts) or None;
+        key layout: None."""
         if self.layout != "content":
             return None
         with self._index.rows(write=False) as rows:

@@ -1,4 +1,4 @@
-"""``CompositeSessionStore``: one object that is a SessionStore and an ArtifactStore (spec part 3 §9.5).
+"""``CompositeSessionStore``: one object that is a SessionStore and an ArtifactStore (docs/stores.md, artifacts).
 
 Session operations forward unchanged to ``.sessions``; ``put/get/delete`` go to ``.artifacts``,
 with any non-``AsmError`` failure turned into ``storage_error`` "Artifact store <op> failed: …"

@@ -1,4 +1,4 @@
-"""``LocalStore``: the embedded default SessionStore, a folder (spec part 3 §3).
+"""``LocalStore``: the embedded default SessionStore, a folder (docs/store-format.md).
 
 Layout under the root (``./.asm``, ``$ASM_HOME`` or the path given; docs/store-format.md)::
 
@@ -728,6 +728,16 @@ class LocalStore(StoreBase):
                     raise
             self._notify()
 
+    def save_runs(self, runs: Iterable[Run]) -> None:
+        """Upsert several runs in one transaction (one rewrite of the runs table, not one each)."""
+        docs = []
+        for run in runs:
+            check_run(run)
+            docs.append((run.id, run.to_dict()))
+        self._check_open()
+        if docs:
+            self._tx(lambda t: t["runs"].update(lambda rows: any([_put(rows, i, d) for i, d in docs])), "save_runs")
+
     def get_run(self, run_id: str) -> Run:
         r = None
         if isinstance(run_id, str):
@@ -883,7 +893,7 @@ class LocalStore(StoreBase):
 
     def flush(self, payload: Any = None) -> None:
         """Without a payload: write every buffered event and release the session locks. With one:
-        append its events, merge its session and upsert its run atomically (§1.4)."""
+        append its events, merge its session and upsert its run atomically (docs/stores.md, store contract)."""
         if payload is None:
             self._flush_all()
             return

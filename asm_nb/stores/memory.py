@@ -1,4 +1,4 @@
-"""``InMemoryStore``: the SessionStore held in dicts of one process (spec part 3 §2).
+"""``InMemoryStore``: the SessionStore held in dicts of one process (docs/stores.md, InMemoryStore).
 
 One ``threading.RLock`` guards every table; a ``Condition`` on the same lock serves long-poll.
 Nothing survives the process. ``open_store("memory://")`` returns a fresh instance.
@@ -215,7 +215,7 @@ class InMemoryStore(StoreBase):
 
     def flush(self, payload: Any = None) -> None:
         """Without a payload: nothing to do. With one: append its events, merge its session and
-        upsert its run, atomically (§1.4); waiters are woken afterwards."""
+        upsert its run, atomically (docs/stores.md, store contract); waiters are woken afterwards."""
         if payload is None:
             return
         session, run, events = parse_payload(payload)

@@ -1,4 +1,4 @@
-"""``S3ArtifactStore``: artifact bytes in an S3 bucket or any S3-compatible server (spec part 3 §9.4).
+"""``S3ArtifactStore``: artifact bytes in an S3 bucket or any S3-compatible server (docs/stores.md, artifacts).
 
 Object key = ``prefix + key`` (plain concatenation). The store talks to an ``S3Client``
 (``put_object(bucket, key, data, **opts)``, ``get_object(bucket, key, **opts) -> bytes``,

@@ -1,5 +1,5 @@
 """``SqlStore``: the SessionStore on SQLAlchemy 2 Core — a SQLite file or PostgreSQL (psycopg 3)
-through one code path (spec part 3 §4).
+through one code path (docs/stores.md, SqlStore).
 
 ``open_store("sqlite:///runs.db")`` / ``open_store("postgresql://user@host/db")`` (the bare
 ``postgresql://`` and ``postgres://`` schemes are mapped to ``postgresql+psycopg://``).
@@ -137,7 +137,7 @@ def _make_engine(url: str, pool_size: int, connect_args: dict | None, echo: bool
 
 
 # --------------------------------------------------------------------------------------------
-# row conversions (spec §4.4)
+# row conversions (docs/stores.md, SqlStore)
 
 
 def _dict(v: Any) -> dict:
@@ -760,7 +760,7 @@ class SqlStore(StoreBase):
 
     # -- artifact records (the registry's table; used by Maintenance) ---------------------------
     def save_artifact_record(self, record: dict) -> None:
-        """Upsert an artifact metadata record (spec §9.6 fields; missing required ones get
+        """Upsert an artifact metadata record (the record fields of docs/stores.md, artifacts; missing required ones get
         empty defaults: ``byte_size`` 0, ``checksum_sha256``/``storage_*`` "", ``metadata`` {})."""
         if not isinstance(record, dict) or not isinstance(record.get("id"), str) or not record["id"]:
             raise AsmError("validation_error", "artifact record must be a dict with a non-empty string id")
@@ -962,7 +962,7 @@ class SqlStore(StoreBase):
     def get_events(self, session_id: str, *, run_id: str | None = None, type: Any = None, since: Any = None,
                    after: int | None = None, before: int | None = None, limit: int | None = None,
                    wait_timeout_ms: int = 0) -> list[Event]:
-        """Events of one session in ascending sequence, filtered (spec §1.5); long-poll with
+        """Events of one session in ascending sequence, filtered (docs/stores.md, store contract); long-poll with
         ``wait_timeout_ms`` (PostgreSQL: woken by ``LISTEN``; SQLite: polling)."""
         if self._pg and isinstance(wait_timeout_ms, int) and wait_timeout_ms > 0 and not self._closed:
             self._ensure_listener()
@@ -983,7 +983,7 @@ class SqlStore(StoreBase):
 
     def flush(self, payload: Any = None) -> None:
         """Without a payload: commit every buffered event. With one: append its events, merge
-        its session and upsert its run in one transaction (spec §1.4)."""
+        its session and upsert its run in one transaction (docs/stores.md, store contract)."""
         if payload is None:
             self._flush_all()
             return
@@ -1121,7 +1121,7 @@ class SqlStore(StoreBase):
 
 
 def migrate(url: str, *, migrations: list[S.Migration] | None = None) -> list[str]:
-    """Create or upgrade the schema at ``url`` (spec §4.2); returns the migration names applied."""
+    """Create or upgrade the schema at ``url`` (docs/stores.md, SqlStore); returns the migration names applied."""
     eng, reader = _make_engine(normalize_url(url), 1, None, False)
     try:
         return S.apply_migrations(eng, url, migrations)

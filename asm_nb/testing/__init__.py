@@ -11,6 +11,8 @@
   ``anthropic`` client.
 - ``install_fake_cli`` / ``fake_cli_calls``: fake ``claude`` / ``codex`` / ``amp`` executables
   replaying recorded streams, recording argv and stdin.
+- ``expect(run)``: fluent pytest assertions on what a run did (``.called("read_file")
+  .then("edit_file").never_called("bash").cost_below(0.10)``).
 
 Names load lazily, so ``import asm_nb.testing`` imports nothing heavy.
 
@@ -48,6 +50,8 @@ _LAZY: dict[str, str] = {
     "http_error": "asm_nb.testing.fake_anthropic",
     "install_fake_cli": "asm_nb.testing.fake_cli",
     "fake_cli_calls": "asm_nb.testing.fake_cli",
+    "expect": "asm_nb.testing.expectations",
+    "Expect": "asm_nb.testing.expectations",
 }
 
 __all__ = sorted(_LAZY)

@@ -1,4 +1,4 @@
-"""In-process fake adapters for tests and offline demos (spec part 2 §10).
+"""In-process fake adapters for tests and offline demos (docs/providers.md, test doubles).
 
 - ``MockAdapter(mode=...)``: a well-behaved provider with five modes — ``instant``,
   ``streaming``, ``delayed``, ``failing``, ``timeout`` — emitting the same event sequence a real

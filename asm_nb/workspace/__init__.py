@@ -1,5 +1,5 @@
 """Workspace services: running commands (``exec``) and snapshots, diffs and rollback of a working
-directory (spec part 3 §10). Submodules are imported on demand.
+directory (docs/workspace.md). Submodules are imported on demand.
 
 Public names (loaded lazily):
 

@@ -1,4 +1,4 @@
-"""``Diff`` and ``FileChange``: what changed between two snapshots (spec part 3 §10.1), plus the
+"""``Diff`` and ``FileChange``: what changed between two snapshots (docs/workspace.md), plus the
 small text helpers both backends share (binary sniffing, ``difflib`` unified patches).
 
 Pure data and standard library only.

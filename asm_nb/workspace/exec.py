@@ -1,4 +1,4 @@
-"""Low-level command execution (spec part 2 §6.1): ``run`` and ``run_streaming``.
+"""Low-level command execution (docs/workspace.md, running commands): ``run`` and ``run_streaming``.
 
 Commands run **without a shell** (``args`` passed verbatim), in their own process group, on top
 of ``providers._process.ManagedProcess``. stderr is merged into stdout (``2>&1``); a non-zero

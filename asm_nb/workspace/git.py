@@ -1,4 +1,4 @@
-"""``GitBackend``: snapshots, diffs and rollback of a git work tree (spec part 3 §10.3).
+"""``GitBackend``: snapshots, diffs and rollback of a git work tree (docs/workspace.md).
 
 A snapshot records the whole work tree — HEAD, staged, unstaged and untracked (not ignored)
 files — as a git commit object, without touching the user's HEAD, branch, index, stash or files:

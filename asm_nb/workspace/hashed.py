@@ -1,4 +1,4 @@
-"""``HashBackend``: snapshots and diffs of any folder by content hashes (spec part 3 §10.4).
+"""``HashBackend``: snapshots and diffs of any folder by content hashes (docs/workspace.md).
 
 For folders that are not git work trees. A snapshot walks every regular file (dot files
 included; directory symlinks not followed; file symlinks hashed by target content; broken links

@@ -1,6 +1,7 @@
-"""Workspace service: backend choice, snapshot/diff/rollback dispatch (spec part 3 §10.2) and the
-two steps the run manager calls around ``adapter.execute`` (part 1 §18.4 steps 4 and 9; payloads
-of part 3 §10.6).
+"""Workspace service: backend choice, snapshot/diff/rollback dispatch (docs/workspace.md) and the
+two steps the run manager calls around ``adapter.execute`` (docs/runtime.md, the session manager, steps 4 and 7; the
+payloads are in docs/workspace.md,
+around a run).
 
 ``await prepare(...)`` takes the ``before`` snapshot; ``await finish(...)`` takes the ``after``
 (or ``after_failure``) snapshot, computes the diff, stores the patch as an artifact, rolls back
@@ -91,7 +92,7 @@ def rollback(snapshot: Snapshot) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------- runtime
 def normalize_options(workspace: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Defaults of spec part 3 §10.6 filled in; ``path`` made absolute; types checked."""
+    """Defaults of docs/workspace.md (around a run) filled in; ``path`` made absolute; types checked."""
     opts = {**DEFAULT_OPTIONS, **dict(workspace or {})}
     path = opts.get("path")
     if path is None or path == "":

@@ -1,4 +1,4 @@
-"""``Snapshot``: one captured state of a workspace folder (spec part 3 §10.1).
+"""``Snapshot``: one captured state of a workspace folder (docs/workspace.md).
 
 Pure data (standard library only); the backends that take snapshots live in ``git.py`` (git work
 trees) and ``hashed.py`` (any folder, content hashes).

@@ -3,7 +3,7 @@ baselines measured in the same run (raw JSON-lines appends, plain TinyDB inserts
 
 Run:  python tests/bench/store_ingest.py [--events N]
 
-Targets (foundation issue, spec part 3 §3): LocalStore through ``EventPipeline.process`` at
+Targets (foundation issue, docs/store-format.md): LocalStore through ``EventPipeline.process`` at
 >= 50,000 events/s and >= 0.3x raw JSONL appends of the same dicts; ``import asm_nb`` < 150 ms.
 Prints a table, then (last line) one JSON object with the figures.
 

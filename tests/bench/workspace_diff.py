@@ -3,7 +3,7 @@ against ``git status --porcelain`` + ``git diff`` on the same tree in the same r
 
 Run:  python tests/bench/workspace_diff.py [--files 20000] [--changed 50] [--repeat 5]
 
-Target (workspace issue, spec part 3 §10.3): the ``after`` snapshot + diff (what a run adds once
+Target (workspace issue, docs/workspace.md): the ``after`` snapshot + diff (what a run adds once
 it ends; the ``before`` snapshot was taken when it started) <= 2x the git baseline. Also shown:
 one snapshot alone, the whole cycle (before + after + diff with patch), and the hash backend on
 the same tree. Prints a table, then (last line) one JSON object with the figures.

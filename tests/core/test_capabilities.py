@@ -1,4 +1,4 @@
-"""Capability, CapabilityResolver and NegotiationResult (spec 01 §9–§10)."""
+"""Capability, CapabilityResolver and NegotiationResult (docs/event-model.md, capabilities, manifests, registry)."""
 
 from __future__ import annotations
 

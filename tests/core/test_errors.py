@@ -1,4 +1,4 @@
-"""AsmError, the code taxonomy, categories, retryability and (de)serialization (spec 01 §1)."""
+"""AsmError, the code taxonomy, categories, retryability and (de)serialization (docs/event-model.md, errors)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""EventStream: the immutable cursor over one run's normalized events (spec 01 §8)."""
+"""EventStream: the immutable cursor over one run's normalized events (docs/event-model.md, normalized events and
+event streams)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""EventType and categories, Event, NormalizedEvent and the normalizer (spec 01 §5–§7)."""
+"""EventType and categories, Event, NormalizedEvent and the normalizer (docs/event-model.md, event)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Manifest (spec 01 §11)."""
+"""Manifest (docs/event-model.md, capabilities, manifests, registry)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""PermissionMode (spec 01 §17, part 2 §9.3)."""
+"""PermissionMode (docs/policies.md, permission modes)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Registry (spec 01 §12)."""
+"""Registry (docs/event-model.md, capabilities, manifests, registry)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Run: construction, status machine, token usage, (de)serialization (spec 01 §4)."""
+"""Run: construction, status machine, token usage, (de)serialization (docs/event-model.md, run)."""
 
 from __future__ import annotations
 

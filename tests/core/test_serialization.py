@@ -1,4 +1,4 @@
-"""Ids, UTC time and ``to_jsonable`` (spec 01 §0, §2)."""
+"""Ids, UTC time and ``to_jsonable`` (docs/event-model.md, conventions)."""
 
 from __future__ import annotations
 

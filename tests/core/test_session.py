@@ -1,4 +1,4 @@
-"""Session: construction rules, status machine, (de)serialization (spec 01 §3)."""
+"""Session: construction rules, status machine, (de)serialization (docs/event-model.md, session)."""
 
 from __future__ import annotations
 

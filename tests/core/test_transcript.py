@@ -1,4 +1,4 @@
-"""Transcript building, truncation and store-backed builders (spec 01 §13)."""
+"""Transcript building, truncation and store-backed builders (docs/event-model.md, transcripts)."""
 
 from __future__ import annotations
 

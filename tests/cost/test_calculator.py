@@ -1,4 +1,4 @@
-"""CostCalculator: spec 02 §9.1 cases with hand-computed USD, plus price_run."""
+"""CostCalculator (docs/policies.md, cost): reference cases with hand-computed USD, plus price_run."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def _fresh_warnings():
     calc._reset_warnings()
 
 
-# ---- spec 02 §9.1 listed cases ---------------------------------------------------------------
+# ---- the reference cases ---------------------------------------------------------------------------
 
 def test_opus_1000_500():
     assert calculate(tok(1000, 500), "claude", "claude-opus-4-6", TABLE) == pytest.approx(0.0525)

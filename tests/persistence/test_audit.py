@@ -1,4 +1,4 @@
-"""AuditLogger (spec part 1 §16, part 3 §6.6) against the real InMemoryStore."""
+"""AuditLogger (docs/runtime.md, audit) against the real InMemoryStore."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ExecutionState and ExecutionPayload (spec part 3 §5)."""
+"""ExecutionState and ExecutionPayload (docs/stores.md, flush)."""
 
 from __future__ import annotations
 

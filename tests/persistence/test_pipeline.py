@@ -1,4 +1,4 @@
-"""Persistence event pipeline (spec part 3 §6.1–§6.2) against the real InMemoryStore."""
+"""Persistence event pipeline (docs/event-model.md, the persistence pipeline) against the real InMemoryStore."""
 
 from __future__ import annotations
 

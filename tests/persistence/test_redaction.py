@@ -1,4 +1,4 @@
-"""EventRedactor (spec part 3 §6.4): patterns, skip list, targeted fields, walk, configuration."""
+"""EventRedactor (docs/event-model.md, redaction): patterns, skip list, targeted fields, walk, configuration."""
 
 from __future__ import annotations
 

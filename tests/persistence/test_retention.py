@@ -1,4 +1,4 @@
-"""RetentionPolicy (spec 03 §8.1): defaults, config, validation order and messages."""
+"""RetentionPolicy (docs/stores.md, retention and maintenance): defaults, config, validation order and messages."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""EventValidator: structural checks and shape warnings (spec part 3 §6.3)."""
+"""EventValidator: structural checks and shape warnings (docs/event-model.md, the persistence pipeline)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""AdapterCompiler (spec 02 §8.6) and Preflight (§8.7)."""
+"""AdapterCompiler and Preflight (docs/policies.md, how a policy is applied)."""
 
 from __future__ import annotations
 

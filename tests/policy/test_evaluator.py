@@ -1,4 +1,4 @@
-"""The pure evaluator (spec 02 §8.4): every limit kind, every rule form, boundaries."""
+"""The pure evaluator (docs/policies.md, policies): every limit kind, every rule form, boundaries."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Policy model validation (exact messages of spec 02 §8.1), merge and stack_merge."""
+"""Policy model validation (exact messages of docs/policies.md, policies), merge and stack_merge."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""PolicyRuntime (spec 02 §8.5) and the manager-facing RunPolicy, with an injected clock."""
+"""PolicyRuntime (docs/policies.md, policies) and the manager-facing RunPolicy, with an injected clock."""
 
 from __future__ import annotations
 

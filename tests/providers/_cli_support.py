@@ -1,5 +1,5 @@
 """Helpers shared by the CLI adapter tests (Codex, Amp, Claude Code): fixture manifests, running an
-adapter against a fake executable, and the generic event-stream checks of spec part 2 §1.4 / §10."""
+adapter against a fake executable, and the generic event-stream checks of docs/providers.md (ordering rules)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,7 @@ from asm_nb.core.session import Session
 from asm_nb.testing.fake_cli import install_fake_cli
 
 _here = pathlib.Path(__file__).resolve()
-SHARED = _here.parents[3] / "shared"
-if not SHARED.exists():
-    SHARED = _here.parents[2].parent / "shared"
-FIXTURES = SHARED / "fixtures" / "providers"
+FIXTURES = _here.parents[1] / "fixtures" / "providers"
 
 TERMINAL = {"run_completed", "run_failed", "run_cancelled"}
 FORBIDDEN_TOOL_KEYS = {"tool_use_id", "call_id", "arguments", "input", "output"}
@@ -87,7 +84,7 @@ def cancel_when_a_tool_runs(adapter: Any, run_input: Any) -> tuple[AsmError, lis
 
 
 def check_generic(events: list[dict], run: Run, session: Session, provider: str) -> None:
-    """Spec part 2 §1.3/§1.4 invariants every CLI run must satisfy."""
+    """The envelope and ordering rules of docs/providers.md that every CLI run must satisfy."""
     assert events, "no events emitted"
     for ev in events:
         assert ev["provider"] == provider

@@ -167,7 +167,7 @@ def test_prompt_starting_with_dash_goes_to_stdin(tmp_path):
 
 def test_permission_modes_map_to_cli_flags():
     def flags(mode):
-        argv = ClaudeCodeAdapter(permission_mode=mode, include_partial_messages=False).build_argv()
+        argv = ClaudeCodeAdapter(permission_mode=mode, include_partial_messages=False, model="m").build_argv()
         return argv[5:argv.index("--model")]
     assert flags(None) == [] and flags("default") == []
     assert flags(PermissionMode.ACCEPT_EDITS) == ["--permission-mode", "acceptEdits"]
@@ -183,7 +183,7 @@ def test_option_precedence():
     assert bo["max_turns"] == 5 and bo["verbose"] is True and bo["max_budget_usd"] == 1.0
     assert "nonsense" not in bo
     assert ClaudeCodeAdapter(sdk_opts={"max_turns": 99}).build_options()["max_turns"] is None
-    assert bo["model"] == "claude-haiku-4-5-20251001"  # Models.default_model("claude")
+    assert bo["model"] is None and "--model" not in a.build_argv()  # the CLI keeps the user's own model
     assert bo["cwd"] is None and bo["permission_mode"] is None
     assert a.build_options(timeout=123_000)["timeout_ms"] == 123_000
     assert a.build_options(timeout="unbounded")["timeout_ms"] == 604_800_000

@@ -455,5 +455,5 @@ def test_worker_failure_isolation(tmp_path):
     assert err is None and result.output["content"]
 
 
-def test_fixtures_dir_is_shared(fixtures_dir):
+def test_fixtures_dir_is_the_repositorys_own(fixtures_dir):
     assert fixtures_dir.resolve() == FIXTURES.resolve()

@@ -1,4 +1,4 @@
-"""ShellAdapter: spec part 2 §6.2 and the adapter contract of §10."""
+"""ShellAdapter (docs/providers.md, shell) and the adapter contract."""
 
 from __future__ import annotations
 

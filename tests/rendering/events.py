@@ -9,7 +9,7 @@ T0 = datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
 
 
 def ev(type_: str, data: dict | None = None, **extra) -> dict:
-    """An adapter-style event envelope (spec 02 §1.3) with a fixed timestamp."""
+    """An adapter-style event envelope (docs/providers.md, event envelope) with a fixed timestamp."""
     out = {"type": type_, "timestamp": T0, "session_id": SID, "run_id": RID, "data": data or {},
            "provider": "claude"}
     out.update(extra)
@@ -17,7 +17,7 @@ def ev(type_: str, data: dict | None = None, **extra) -> dict:
 
 
 def spec_events() -> list[dict]:
-    """The §12.4 list: run_started, two chunks, message_received, usage, run_completed."""
+    """The compact-renderer example: run_started, two chunks, message_received, usage, run_completed."""
     return [
         ev("run_started", {"model": "claude-sonnet-4-5-20250929"}),
         ev("message_streamed", {"delta": "Hello", "content": "Hello"}),

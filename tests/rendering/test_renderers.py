@@ -1,4 +1,4 @@
-"""Renderers (spec 03 §12.4–§12.8): spec goldens inline, scenario goldens under golden/.
+"""Renderers (docs/rendering.md): reference goldens inline, scenario goldens under golden/.
 
 Regenerate the files with ``ASM_UPDATE_GOLDEN=1`` and review the diff.
 """

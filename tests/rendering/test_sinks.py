@@ -1,4 +1,4 @@
-"""Sinks (spec 03 §12.9) and the pipeline (§12.1)."""
+"""Sinks and the pipeline (docs/rendering.md)."""
 
 from __future__ import annotations
 

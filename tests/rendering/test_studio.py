@@ -1,4 +1,4 @@
-"""ToolSummary, ANSI helpers and number formatting (spec 03 §12.3, §12.7)."""
+"""ToolSummary, ANSI helpers and number formatting (docs/rendering.md)."""
 
 from __future__ import annotations
 

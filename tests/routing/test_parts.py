@@ -1,4 +1,4 @@
-"""CapabilityMatcher, RoutingPolicy and CircuitBreaker (spec 02 §7.1–7.3), without sleeping."""
+"""CapabilityMatcher, RoutingPolicy and CircuitBreaker (docs/runtime.md, routing and failover), without sleeping."""
 
 from __future__ import annotations
 

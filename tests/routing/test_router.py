@@ -1,4 +1,4 @@
-"""ProviderRouter (spec 02 §7.4) with scripted adapters, an injected clock and the fake
+"""ProviderRouter (docs/runtime.md, routing and failover) with scripted adapters, an injected clock and the fake
 Anthropic server; and routing through run_once."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Session continuity (spec part 1 §18.8, §13): named sessions, transcript replay, native resume,
+"""Session continuity (docs/runtime.md, continuation; docs/event-model.md, transcripts): named sessions, transcript
+replay, native resume,
 continuation modes and token-aware truncation, end to end through ``asm_nb.run_once``."""
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ from asm_nb.runtime import manager
 from asm_nb.stores import open_store
 from asm_nb.testing import MockAdapter
 
-_here = pathlib.Path(__file__).resolve()
-FIXTURES = next(p / "shared" / "fixtures" / "providers" for p in _here.parents
-                if (p / "shared" / "fixtures" / "providers").is_dir())
+FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "providers"
 
 
 class Recording(BaseAdapter):

@@ -1,4 +1,5 @@
-"""ControlOperations (spec part 1 §22): operation states, history, capability checks."""
+"""ControlOperations (docs/runtime.md, cancel, interrupt, pause, resume): operation states, history, capability
+checks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""ConcurrencyLimiter (spec part 1 §21) plus the Python waiting variants and per-provider limits."""
+"""ConcurrencyLimiter (docs/runtime.md, streams, batches, the session server) plus the Python waiting variants and
+per-provider limits."""
 
 from __future__ import annotations
 

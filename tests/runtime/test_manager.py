@@ -1,4 +1,4 @@
-"""SessionManager end to end on the in-memory store (spec part 1 §18 and the §25 invariants)."""
+"""SessionManager end to end on the in-memory store (docs/runtime.md, the session manager) and its invariants."""
 
 from __future__ import annotations
 

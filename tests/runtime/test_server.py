@@ -1,4 +1,5 @@
-"""SessionServer, RunQueue, SessionRegistry and SessionRuntime (spec part 1 §20) driven with the
+"""SessionServer, RunQueue, SessionRegistry and SessionRuntime (docs/runtime.md, streams, batches, the session
+server) driven with the
 mock, scripted, replay and shell providers against the real InMemoryStore."""
 
 from __future__ import annotations

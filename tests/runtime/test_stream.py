@@ -1,4 +1,4 @@
-"""StreamSession and ``asm_nb.stream`` (spec part 1 §19)."""
+"""StreamSession and ``asm_nb.stream`` (docs/runtime.md, streams, batches, the session server)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The SessionStore contract suite (spec part 3 §1.7): every store must pass it.
+"""The SessionStore contract suite (docs/stores.md, store contract): every store must pass it.
 
 Use it by subclassing ``StoreContract`` in a ``test_*.py`` module and providing a ``store``
 fixture that yields a fresh, empty store (closed afterwards):

@@ -1,4 +1,4 @@
-"""Artifact stores (spec part 3 §9): FileArtifactStore in both layouts, InMemoryArtifactStore,
+"""Artifact stores (docs/stores.md, artifacts): FileArtifactStore in both layouts, InMemoryArtifactStore,
 artifact_store_for, and CompositeSessionStore's isolation of artifact failures."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The event line codec: the orjson fast path writes byte for byte the line of the general path,
-which is ``Event.to_dict()`` as compact JSON (spec part 3 §3.2)."""
+which is ``Event.to_dict()`` as compact JSON (docs/store-format.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """LocalStore: the shared contract plus its file layout, write-behind buffer and repair rules
-(spec part 3 §3). Two-process behaviour lives in ``test_local_processes.py``."""
+(docs/store-format.md). Two-process behaviour lives in ``test_local_processes.py``."""
 
 from __future__ import annotations
 

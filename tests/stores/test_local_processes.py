@@ -1,6 +1,6 @@
 """LocalStore across real processes: concurrent appenders stay gap-free and lose nothing;
 ``kill -9`` of a writer loses only its unflushed buffer and leaves a readable store; a normal
-exit without ``close()`` still writes the buffer (spec part 3 §1.7, §3)."""
+exit without ``close()`` still writes the buffer (docs/stores.md, store contract; docs/store-format.md)."""
 
 from __future__ import annotations
 

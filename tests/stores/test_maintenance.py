@@ -1,4 +1,5 @@
-"""Generic Maintenance (spec 03 §8.2) on InMemoryStore (and LocalStore where it can delete)."""
+"""Generic Maintenance (docs/stores.md, retention and maintenance) on InMemoryStore (and LocalStore where it can
+delete)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""InMemoryStore: the shared contract plus its own rules (spec part 3 §2)."""
+"""InMemoryStore: the shared contract plus its own rules (docs/stores.md, InMemoryStore)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Generic QueryAPI (spec 03 §7) on InMemoryStore and LocalStore: filters, limits, cursors,
+"""Generic QueryAPI (docs/stores.md, queries) on InMemoryStore and LocalStore: filters, limits, cursors,
 totals, usage and cost summaries with the spec's numbers, export."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""S3ArtifactStore (spec part 3 §9.4): a fake client for key layout and error mapping, and a real
+"""S3ArtifactStore (docs/stores.md, artifacts): a fake client for key layout and error mapping, and a real
 S3-compatible server on 127.0.0.1 (moto server mode, started here on a free port)."""
 
 from __future__ import annotations

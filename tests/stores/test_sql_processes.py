@@ -1,4 +1,4 @@
-"""SqlStore across real processes (spec part 3 §1.7, §14.2): concurrent appenders to one session
+"""SqlStore across real processes (docs/stores.md, store contract): concurrent appenders to one session
 stay unique and gap-free and lose nothing (SQLite and PostgreSQL); 4 processes x 50 replayed
 runs into one PostgreSQL store give 200 runs with gap-free sessions."""
 

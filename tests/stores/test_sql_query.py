@@ -1,4 +1,5 @@
-"""QueryAPI and Maintenance of SqlStore in SQL (spec 03 §7, §8): the generic suites of
+"""QueryAPI and Maintenance of SqlStore in SQL (docs/stores.md, queries; docs/stores.md, retention and maintenance):
+the generic suites of
 ``test_query.py`` and ``test_maintenance.py`` run unchanged against ``store.query`` /
 ``store.maintenance`` on SQLite and PostgreSQL, plus SQL-specific checks."""
 

@@ -13,15 +13,7 @@ import pytest
 from asm_nb.testing.fake_cli import fake_cli_calls, fixture_step, install_fake_cli, manifest_entry
 
 
-def _fixtures() -> pathlib.Path:
-    here = pathlib.Path(__file__).resolve()
-    shared = here.parents[3] / "shared"
-    if not shared.exists():
-        shared = here.parents[2].parent / "shared"
-    return shared / "fixtures" / "providers"
-
-
-FIX = _fixtures()
+FIX = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "providers"
 
 
 def run(exe, *args, stdin="", env=None, timeout=20):

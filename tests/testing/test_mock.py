@@ -1,4 +1,4 @@
-"""MockAdapter and ScriptedAdapter: the in-process fakes of spec part 2 §10."""
+"""MockAdapter and ScriptedAdapter: the in-process fakes of docs/providers.md, test doubles."""
 
 from __future__ import annotations
 

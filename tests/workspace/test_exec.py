@@ -1,4 +1,4 @@
-"""workspace.exec: run / run_streaming per spec part 2 §6.1."""
+"""workspace.exec: run / run_streaming per docs/workspace.md, running commands."""
 
 from __future__ import annotations
 
