@@ -52,6 +52,15 @@ def _store(args: argparse.Namespace) -> Any:
     return resolve_store(args.store)
 
 
+def _redact(value: Any) -> Any:
+    """Terminal output goes through the redactor like the store (the ``redaction_*`` config)."""
+    from .persistence.redaction import redact_map, scan_text
+
+    if isinstance(value, str):
+        return scan_text(value, None)[0]
+    return redact_map(value, None)
+
+
 def _fmt_time(dt: Any) -> str | None:
     return dt.strftime("%Y-%m-%d %H:%M:%S") if dt is not None else None
 
@@ -73,7 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         def on_event(ev: dict) -> None:  # stream text and tool calls as they arrive
             t, data = ev.get("type"), ev.get("data") or {}
             if t == "message_streamed" and data.get("kind", "text") == "text":
-                sys.stdout.write(str(data.get("delta") or data.get("content") or ""))
+                sys.stdout.write(_redact(str(data.get("delta") or data.get("content") or "")))
                 sys.stdout.flush()
             elif t == "tool_call_started" and args.provider != "shell":
                 sys.stdout.write(f"\n[tool] {data.get('tool_name')}\n")
@@ -89,7 +98,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         d = result.to_dict()
         d.pop("events", None)
-        print(json.dumps(d, ensure_ascii=False, default=str))
+        print(json.dumps(_redact(d), ensure_ascii=False, default=str))
     else:
         usage = result.token_usage
         cost = "n/a" if result.cost_usd is None else f"${result.cost_usd:.4f}"
@@ -97,7 +106,7 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"tokens {usage.get('input_tokens', 0)}/{usage.get('output_tokens', 0)}  cost {cost}",
               file=sys.stderr)
         if result.error is not None:
-            print(f"error: [{result.error.code}] {result.error.message}", file=sys.stderr)
+            print(_redact(f"error: [{result.error.code}] {result.error.message}"), file=sys.stderr)
             d = result.error.details or {}
             if result.error.code == "policy_violation" and d.get("limit"):
                 seen = f", observed {d['observed']}" if "observed" in d else ""
