@@ -89,7 +89,7 @@ def _session_status_dtype(pl):
     return pl.Enum([s.value for s in SessionStatus])
 
 
-_TOOL_STATUSES = ["running", "completed", "failed"]
+_TOOL_STATUSES = ["running", "completed", "failed", "unfinished"]
 
 
 def _raw_event_schema(pl) -> dict:
@@ -762,7 +762,9 @@ def tool_calls(store: Any = None, *, session_id: Any = None, run_id: Any = None,
     live view's spinner text: ``Running: pytest -q``, ``Reading src/app.py``), ``status``
     (``running`` / ``completed`` / ``failed``), ``started_at, finished_at, duration_ms``,
     ``input`` (JSON text), ``input_size, output_size`` (characters), ``reason`` (failure
-    reason), ``provider``, and ``output`` with ``include_output=True``.
+    reason, e.g. ``permission_denied``), ``provider``, and ``output`` with ``include_output=True``.
+    ``status`` is ``running`` / ``completed`` / ``failed``, or ``unfinished`` for a call the run
+    ended without (its last record says ``status: "unfinished"``).
 
     ``status`` filters the call status, ``run_status`` the run's; ``since``/``until`` apply to
     the start time.
@@ -788,6 +790,7 @@ def tool_calls(store: Any = None, *, session_id: Any = None, run_id: Any = None,
         _jp("data", "tool_input").alias("input"),
         _jp("data", "tool_output").alias("output"),
         _jp("data", "reason").alias("reason"),
+        _jp("data", "status").alias("end_mark"),
     ).collect()
     keys = ["session_id", "run_id", "tool_call_id"]
     starts = (base.filter(pl.col("type") == "tool_call_started")
@@ -798,6 +801,7 @@ def tool_calls(store: Any = None, *, session_id: Any = None, run_id: Any = None,
             .unique(subset=keys, keep="last", maintain_order=True)
             .select(*keys, pl.col("timestamp").alias("finished_at"),
                     pl.when(pl.col("type") == "tool_call_completed").then(pl.lit("completed"))
+                    .when(pl.col("end_mark") == "unfinished").then(pl.lit("unfinished"))
                     .otherwise(pl.lit("failed")).alias("end_status"),
                     pl.col("tool_name").alias("end_tool_name"), pl.col("input").alias("end_input"),
                     "output", "reason", pl.col("provider").alias("end_provider"),

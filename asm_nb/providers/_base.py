@@ -36,6 +36,7 @@ class ActiveRun:
     callback: EventCallback | None
     events: list = field(default_factory=list)
     open_tools: dict = field(default_factory=dict)  # tool_call_id -> (tool_name, tool_input)
+    started_tools: set = field(default_factory=set)  # every tool_call_id started in this run
     cancelled: bool = False
     cancel_event: asyncio.Event = field(default_factory=asyncio.Event)
     terminal_emitted: bool = False
@@ -51,9 +52,10 @@ class ActiveRun:
         d = dict(data or {})
         if type == "tool_call_started":
             self.open_tools[d.get("tool_call_id")] = (d.get("tool_name"), d.get("tool_input"))
+            self.started_tools.add(d.get("tool_call_id"))
         elif type in ("tool_call_completed", "tool_call_failed"):
             tcid = d.get("tool_call_id")
-            if tcid not in self.open_tools and not extra.pop("_no_synth", False):
+            if tcid not in self.open_tools and tcid not in self.started_tools and not extra.pop("_no_synth", False):
                 # invariant 4: every end has a start with the same id
                 await self.emit("tool_call_started", {"tool_call_id": tcid, "tool_name": d.get("tool_name"),
                                                       "tool_input": d.get("tool_input") or {}})
