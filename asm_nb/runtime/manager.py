@@ -200,6 +200,22 @@ async def astart_session(store: Any, adapter: Any, attrs: Mapping[str, Any] | No
     return session
 
 
+async def astart_named_session(store: Any, adapter: Any, name: str,
+                               attrs: Mapping[str, Any] | None = None) -> tuple[Session, bool]:
+    """``(session, created)``: the store's newest session named ``name``, or a new one built as
+    ``astart_session`` does (``session_created`` persisted), created atomically by the store's
+    ``get_or_create_named_session``."""
+    attrs = dict(attrs or {})
+    metadata = {**(attrs.get("metadata") or {}), "name": name, "provider": adapter.name}
+    session = Session.new(attrs.get("agent_id") or adapter.name, id=attrs.get("id"),
+                          parent_session_id=attrs.get("parent_session_id"), metadata=metadata,
+                          context=attrs.get("context"), tags=attrs.get("tags"))
+    found, created = await _store(store, "get_or_create_named_session", name, session, _operation="start_session")
+    if created:
+        await _internal_event(store, found, "session_created", {"provider": adapter.name})
+    return found, created
+
+
 async def aget_session(store: Any, session_id: str) -> Session:
     return await _store(store, "get_session", session_id)
 
@@ -864,7 +880,6 @@ async def _finalize_failure(store: Any, adapter: Any, tracker: _RunTracker, erro
     run = run.replace(cost_usd=pricing.get("cost_usd"),
                       metadata={**run.metadata, **{k: v for k, v in pricing.items() if k != "cost_usd"}})
     tracker.run = run
-    await _store(store, "save_run", _for_store(run), _operation="finalize_failed_run")
     if tracker.terminal_seen is None:
         await _close_open_tools(store, tracker, "run_cancelled" if cancelled else "run_failed", err_dict["message"],
                                 error)
@@ -874,10 +889,11 @@ async def _finalize_failure(store: Any, adapter: Any, tracker: _RunTracker, erro
         else:
             await _internal_event(store, session, "run_failed", payload, run_id=run.id, provider=adapter.name)
         tracker.terminal_seen = "run_cancelled" if cancelled else "run_failed"
-    try:
+    try:  # the terminal event and everything before it are durable before the run says terminal
         await _store(store, "flush", None, _operation="finalize_failed_run")
     except TypeError:  # stores whose flush requires a payload
         pass
+    await _store(store, "save_run", _for_store(run), _operation="finalize_failed_run")
     _telemetry("emit_error", run, session, error)
     if cancelled:
         await _audit("log_run_cancelled", store, run, session, error.message)
