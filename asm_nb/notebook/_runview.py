@@ -327,8 +327,15 @@ def tool_line(info: Mapping[str, Any], *, approval: str | None = None, reason: s
         return "⊘", "asm-muted", f"Denied by you: {what}"
     if reason == "declined":
         return "⊘", "asm-muted", f"Not allowed: {what}"
-    if status == "cancelled" or reason in ("cancelled", "run_cancelled"):
+    if reason == "policy_denied":
+        return "⊘", "asm-muted", f"Blocked by policy: {what}"
+    if reason == "permission_denied":
+        return "⊘", "asm-muted", f"Not allowed: {what}"
+    if status in ("cancelled", "unfinished") and (reason in ("cancelled", "run_cancelled")
+                                                  or run_status == "cancelled"):
         return "■", "asm-muted", f"Cancelled: {what}"
+    if status == "unfinished":
+        return "■", "asm-muted", f"Unfinished (no result): {what}"
     output = normalize_output(info.get("output"))
     ms = info.get("duration_ms")
     ms = ms if isinstance(ms, (int, float)) and not isinstance(ms, bool) else measured_ms
@@ -513,7 +520,8 @@ class RunState:
         status = first_set(d.get("status"), out.get("status"))
         code = row.exit_code
         bad_code = isinstance(code, int) and not isinstance(code, bool) and code != 0
-        row.status = "failed" if failed or status == "failed" or bad_code else "completed"
+        row.status = ("unfinished" if d.get("status") == "unfinished"
+                      else "failed" if failed or status == "failed" or bad_code else "completed")
         row.reason = d.get("reason") if isinstance(d.get("reason"), str) else row.reason
         self.counters_dirty = True
 
@@ -623,7 +631,7 @@ class RunState:
                 setattr(self, k, r[k])
         for row in self.tools.values():
             if row.status == "running":
-                row.status = "cancelled" if self.status == "cancelled" else "failed"
+                row.status = "unfinished"  # no result came: not a failure of the tool
                 row.reason = row.reason or ("cancelled" if self.status == "cancelled" else "no result")
                 self._mark_tool(row.id)
         self._close_text()
@@ -733,8 +741,9 @@ class RunState:
     # -- HTML -------------------------------------------------------------------------------------
 
     def header_html(self) -> str:
-        status = self.status
-        cls = {"completed": "asm-ok", "failed": "asm-err", "cancelled": "asm-err"}.get(status, "asm-run-i")
+        status = "refused" if self.status == "completed" and self.stop_reason == "refusal" else self.status
+        cls = {"completed": "asm-ok", "failed": "asm-err", "cancelled": "asm-err",
+               "refused": "asm-err"}.get(status, "asm-run-i")
         parts = [f"<b>{html.escape(str(self.provider or 'asm'))}</b>"]
         if self.model:
             parts.append(html.escape(short_model(self.model) or str(self.model)))

@@ -59,7 +59,17 @@ def test_failed_cancelled_and_running_rows():
         ev("run_cancelled"),
     ], finish={"status": "cancelled"})
     assert rows == [("■", "Cancelled: bash sleep 60")]
-    assert st.tools["r"].status == "cancelled"  # not "failed": nobody's tool failed
+    assert st.tools["r"].status == "unfinished"  # not "failed": nobody's tool failed
+
+
+def test_unfinished_and_policy_rows():
+    rows, _ = _row_texts([
+        ev("tool_call_started", tool_call_id="u", tool_name="bash", tool_input={"command": "make"}),
+        ev("tool_call_failed", tool_call_id="u", tool_name="bash", status="unfinished", reason="unfinished"),
+        ev("tool_call_started", tool_call_id="p", tool_name="Bash", tool_input={"command": "rm x"}),
+        ev("tool_call_failed", tool_call_id="p", tool_name="Bash", reason="policy_denied"),
+    ])
+    assert rows == [("■", "Unfinished (no result): bash make"), ("⊘", "Blocked by policy: Bash rm x")]
 
 
 def test_the_shell_adapter_command_is_what_the_user_typed():
