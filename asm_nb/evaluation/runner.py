@@ -20,21 +20,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import concurrent.futures
 import logging
 import math
 import os
 import shutil
 import tempfile
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from ..core.errors import AsmError
 from .agents import Agent, as_agents
-from .dataset import Dataset, Item, as_dataset, canonical_hash
+from .dataset import Item, as_dataset, canonical_hash
 from .scorers import Sample, Score, Scorer, as_scorers
 
 log = logging.getLogger(__name__)
