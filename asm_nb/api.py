@@ -232,7 +232,9 @@ class RunResult:
 
 
 def _result_from_store(store: Any, run: Run, *, error: AsmError | None = None, extra: Any = None) -> RunResult:
-    events = store.get_events(run.session_id, run_id=run.id)
+    from .core.events import without_audit
+
+    events = without_audit(store.get_events(run.session_id, run_id=run.id))
     out = run.output or {}
     content = out.get("content")
     if not isinstance(content, str):
@@ -275,10 +277,17 @@ async def _resolve_session(store: Any, adapter: Any, session: Any, *, agent_id, 
         if named:
             existing = max(named, key=lambda s: (s.created_at, s.id))
     if existing is None:
-        s = await manager.astart_session(store, adapter, {"agent_id": agent_id, "metadata": {**(metadata or {}),
-                                                          "name": session}, "tags": tags, "context": context})
-        s = await manager.aactivate_session(store, s.id)
-        return s, False
+        attrs = {"agent_id": agent_id, "metadata": {**(metadata or {}), "name": session}, "tags": tags,
+                 "context": context}
+        if callable(getattr(store, "get_or_create_named_session", None)):
+            # atomic across processes: two kernels starting the same new name share one session
+            s, created = await manager.astart_named_session(store, adapter, session, attrs)
+        else:
+            s, created = await manager.astart_session(store, adapter, attrs), True
+        if created:
+            s = await manager.aactivate_session(store, s.id)
+            return s, False
+        existing = s
     if existing.status.value != "active":
         existing = await manager.aresume_session(store, existing.id) if existing.status.value == "paused" else \
             await manager.aactivate_session(store, existing.id)

@@ -143,6 +143,26 @@ async def _persist(store: Any, raw: Mapping[str, Any], *, session_id: str, run_i
     return await asyncio.to_thread(pipe.process, dict(raw), ctx)
 
 
+async def _audit(fn_name: str, store: Any, *args: Any) -> None:
+    """Write one audit record (``persistence.audit``) for a run this manager executes.
+
+    The audit log is on by default (config ``audit_logging_enabled``); its records are events
+    with ``metadata["source"] == "audit"`` in the run's session, read back with
+    ``asm_nb.frames.audit(store)`` or ``asm audit``. Audit failures never break a run."""
+    if not config.get("audit_logging_enabled"):
+        return
+    from ..persistence import audit
+
+    fn = getattr(audit, fn_name)
+    try:
+        if getattr(store, "inline_safe", False):
+            fn(store, *args)
+        else:
+            await asyncio.to_thread(fn, store, *args)  # to_thread keeps the config context
+    except Exception:  # noqa: BLE001 - documented: auditing never breaks a run
+        log.debug("audit %s failed", fn_name, exc_info=True)
+
+
 def _telemetry(fn_name: str, *args: Any) -> None:
     try:
         from .. import telemetry
@@ -178,6 +198,22 @@ async def astart_session(store: Any, adapter: Any, attrs: Mapping[str, Any] | No
     await _store(store, "save_session", session, _operation="start_session")
     await _internal_event(store, session, "session_created", {"provider": adapter.name})
     return session
+
+
+async def astart_named_session(store: Any, adapter: Any, name: str,
+                               attrs: Mapping[str, Any] | None = None) -> tuple[Session, bool]:
+    """``(session, created)``: the store's newest session named ``name``, or a new one built as
+    ``astart_session`` does (``session_created`` persisted), created atomically by the store's
+    ``get_or_create_named_session``."""
+    attrs = dict(attrs or {})
+    metadata = {**(attrs.get("metadata") or {}), "name": name, "provider": adapter.name}
+    session = Session.new(attrs.get("agent_id") or adapter.name, id=attrs.get("id"),
+                          parent_session_id=attrs.get("parent_session_id"), metadata=metadata,
+                          context=attrs.get("context"), tags=attrs.get("tags"))
+    found, created = await _store(store, "get_or_create_named_session", name, session, _operation="start_session")
+    if created:
+        await _internal_event(store, found, "session_created", {"provider": adapter.name})
+    return found, created
 
 
 async def aget_session(store: Any, session_id: str) -> Session:
@@ -513,6 +549,7 @@ async def aexecute_run(store: Any, adapter: Any, run_id: str, *, event_callback:
         if tracker.policy_runtime is not None and callable(getattr(tracker.policy_runtime, "deadline_s", None)):
             watchdog = asyncio.ensure_future(_policy_watchdog(store, tracker, event_callback))
         _telemetry("emit_run_start", run, session)
+        await _audit("log_run_started", store, run, session)
         base = resolve_execute_timeout_base(timeout)
         deadline_ms = resolve_execute_timeout(timeout)
         try:
@@ -816,6 +853,11 @@ async def _finalize_success(store: Any, adapter: Any, tracker: _RunTracker, resu
                  _operation="finalize_successful_run")
     tracker.run = run
     _telemetry("emit_run_end", run, session, {"token_usage": usage, "cost_usd": run.cost_usd})
+    if run.status is RunStatus.FAILED:
+        await _audit("log_run_failed", store, run, session, run.error or {})
+    else:
+        audit_usage = {**usage, "total_tokens": int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))}
+        await _audit("log_run_completed", store, run, session, {"token_usage": audit_usage})
     return ExecutionResult(output=dict(result.output), token_usage=usage, events=list(tracker.events),
                            routing=result.routing, policy=policy_info or result.policy, workspace=ws_result,
                            cost_usd=run.cost_usd, persistence_failures=tracker.persistence_failures,
@@ -858,7 +900,6 @@ async def _finalize_failure(store: Any, adapter: Any, tracker: _RunTracker, erro
     run = run.replace(cost_usd=pricing.get("cost_usd"),
                       metadata={**run.metadata, **{k: v for k, v in pricing.items() if k != "cost_usd"}})
     tracker.run = run
-    await _store(store, "save_run", _for_store(run), _operation="finalize_failed_run")
     if tracker.terminal_seen is None:
         await _close_open_tools(store, tracker, "run_cancelled" if cancelled else "run_failed", err_dict["message"],
                                 error)
@@ -868,11 +909,16 @@ async def _finalize_failure(store: Any, adapter: Any, tracker: _RunTracker, erro
         else:
             await _internal_event(store, session, "run_failed", payload, run_id=run.id, provider=adapter.name)
         tracker.terminal_seen = "run_cancelled" if cancelled else "run_failed"
-    try:
+    try:  # the terminal event and everything before it are durable before the run says terminal
         await _store(store, "flush", None, _operation="finalize_failed_run")
     except TypeError:  # stores whose flush requires a payload
         pass
+    await _store(store, "save_run", _for_store(run), _operation="finalize_failed_run")
     _telemetry("emit_error", run, session, error)
+    if cancelled:
+        await _audit("log_run_cancelled", store, run, session, error.message)
+    else:
+        await _audit("log_run_failed", store, run, session, error)
 
 
 async def arun_once(store: Any, adapter: Any, input: Any, *, agent_id: str | None = None,
