@@ -203,12 +203,22 @@ class RunResult:
 
         if self.store is None:
             raise AsmError("invalid_operation", "this RunResult has no store to read events from")
-        kw: dict[str, Any] = {"run_id": self.run_id, "after": after}
-        if limit is not None:
-            kw["limit"] = limit
-        if wait_timeout_ms:
-            kw["wait_timeout_ms"] = wait_timeout_ms
-        events = without_audit(self.store.get_events(self.session_id, **kw))
+        import time
+
+        deadline = time.monotonic() + max(wait_timeout_ms, 0) / 1000
+        cursor = after
+        while True:
+            kw: dict[str, Any] = {"run_id": self.run_id, "after": cursor}
+            if limit is not None:
+                kw["limit"] = limit
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms > 0:
+                kw["wait_timeout_ms"] = left_ms
+            raw = self.store.get_events(self.session_id, **kw)
+            events = without_audit(raw)
+            if events or not raw or left_ms <= 0:
+                break
+            cursor = max(e.sequence_number for e in raw)  # only audit records came: wait past them
         stream = EventStream.new(self.session_id, self.run_id, buffer_size=max(len(events), 1))
         return stream.push_batch(events).advance_cursor(after + 1)
 
