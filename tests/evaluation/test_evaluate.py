@@ -222,3 +222,16 @@ def test_bad_arguments_are_one_clear_error():
         with pytest.raises(AsmError) as exc:
             asm_nb.evaluate(["echo"], scorers=[sc.contains("x")], progress=False, store="memory://", **kw)
         assert needle in exc.value.message
+
+
+def test_local_store_save_runs_writes_every_run_at_once(tmp_path):
+    store = asm_nb.open_store(str(tmp_path / "st"))
+    runs = [store.get_run(asm_nb.run_once(f"echo {n}", provider="shell", store=store).run_id) for n in range(3)]
+    store.save_runs([r.replace(metadata={**r.metadata, "eval": {"n": i}}) for i, r in enumerate(runs)])
+    store.close()
+    again = asm_nb.open_store(str(tmp_path / "st"))
+    try:
+        assert [again.get_run(r.id).metadata["eval"] for r in runs] == [{"n": 0}, {"n": 1}, {"n": 2}]
+        assert all(again.get_run(r.id).status.value == "completed" for r in runs)
+    finally:
+        again.close()
