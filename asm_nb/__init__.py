@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # public name -> "module:attribute" (attribute None = the module itself)
 _LAZY: dict[str, str] = {
@@ -59,6 +59,16 @@ _LAZY: dict[str, str] = {
     "query": "asm_nb.analytics.query:query",
     "maintenance": "asm_nb.analytics.query:maintenance",
     "compare": "asm_nb.notebook.compare:compare",
+    "pause": "asm_nb.runtime.control:pause_run",
+    "resume": "asm_nb.runtime.control:resume_run",
+    "interrupt": "asm_nb.runtime.control:interrupt_run",
+    "providers": "asm_nb.providers:",
+    "rendering": "asm_nb.rendering:",
+    "telemetry": "asm_nb.telemetry:",
+    "pubsub": "asm_nb.pubsub:",
+    "workflow": "asm_nb.workflow:",
+    "SessionRuntime": "asm_nb.runtime.server:SessionRuntime",
+    "ArtifactRegistry": "asm_nb.persistence.artifact_registry:ArtifactRegistry",
     "evaluation": "asm_nb.evaluation:",
     "evaluate": "asm_nb.evaluation.runner:evaluate",
     "load_eval": "asm_nb.evaluation.runner:load_eval",
@@ -71,13 +81,14 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
-    "Agent", "AsmError", "AsmRuntimeError", "CancelledRun", "ConcurrencyError", "ConcurrencyLimiter", "Dataset",
-    "ErrorCategory", "ErrorCode", "EvalResult", "Event", "EventType", "NotFoundError", "Policy", "PolicyViolation",
-    "ProviderError", "Run", "RunResult", "RunStatus", "RunTimeout", "Session", "SessionServer", "SessionStatus",
-    "StateError", "StoreError", "Tool", "ToolError", "ValidationError", "__version__", "arun_once", "batch",
-    "compare", "config", "copy_store", "dashboard", "diff_runs", "evaluate", "evaluation", "frames", "load_eval",
-    "load_ipython_extension", "maintenance", "open_store", "plots", "query", "run_once", "scorer", "scorers",
-    "stream", "testing", "tool",
+    "Agent", "ArtifactRegistry", "AsmError", "AsmRuntimeError", "CancelledRun", "ConcurrencyError",
+    "ConcurrencyLimiter", "Dataset", "ErrorCategory", "ErrorCode", "EvalResult", "Event", "EventType",
+    "NotFoundError", "Policy", "PolicyViolation", "ProviderError", "Run", "RunResult", "RunStatus", "RunTimeout",
+    "Session", "SessionRuntime", "SessionServer", "SessionStatus", "StateError", "StoreError", "Tool", "ToolError",
+    "ValidationError", "__version__", "arun_once", "batch", "compare", "config", "copy_store", "dashboard",
+    "diff_runs", "evaluate", "evaluation", "frames", "interrupt", "load_eval", "load_ipython_extension",
+    "maintenance", "open_store", "pause", "plots", "providers", "pubsub", "query", "rendering", "resume",
+    "run_once", "scorer", "scorers", "stream", "telemetry", "testing", "tool", "workflow",
 ]
 
 
@@ -125,4 +136,10 @@ if TYPE_CHECKING:  # pragma: no cover - what a type checker sees for each lazy n
     from .evaluation.dataset import Dataset
     from .evaluation.rundiff import diff_runs
     from .evaluation.runner import EvalResult, evaluate, load_eval
+    from . import providers, pubsub, rendering, telemetry, workflow
+    from .persistence.artifact_registry import ArtifactRegistry
+    from .runtime.control import interrupt_run as interrupt
+    from .runtime.control import pause_run as pause
+    from .runtime.control import resume_run as resume
+    from .runtime.server import SessionRuntime
     from .evaluation.scorers import scorer

@@ -17,8 +17,8 @@ from ..core.errors import AsmError
 from ..stores import resolve_store
 from .result import RunResult, result_from_store
 
-__all__ = ["arun_once", "arun_tracked", "run_once", "resolve_adapter", "resolve_session", "close_session", "is_adapter",
-           "RunResult"]
+__all__ = ["arun_once", "arun_tracked", "run_once", "resolve_adapter", "resolve_session", "close_session",
+           "is_adapter", "RunResult"]
 
 
 _CWD_REQUIRED = ("codex", "amp")  # adapters whose spec requires a working directory
@@ -93,14 +93,41 @@ async def resolve_session(store: Any, adapter: Any, session: Any, *, agent_id, m
         if named:
             existing = max(named, key=lambda s: (s.created_at, s.id))
     if existing is None:
-        s = await manager.astart_session(store, adapter, {"agent_id": agent_id, "metadata": {**(metadata or {}),
-                                                          "name": session}, "tags": tags, "context": context})
-        s = await manager.aactivate_session(store, s.id)
-        return s, False
+        attrs = {"agent_id": agent_id, "metadata": {**(metadata or {}), "name": session}, "tags": tags,
+                 "context": context}
+        if callable(getattr(store, "get_or_create_named_session", None)):
+            # atomic across processes: two kernels starting the same new name share one session
+            s, created = await manager.astart_named_session(store, adapter, session, attrs)
+        else:
+            s, created = await manager.astart_session(store, adapter, attrs), True
+        if created:
+            s = await manager.aactivate_session(store, s.id)
+            return s, False
+        existing = s
     if existing.status.value != "active":
         existing = await manager.aresume_session(store, existing.id) if existing.status.value == "paused" else \
             await manager.aactivate_session(store, existing.id)
     return existing, False
+
+
+def _with_publish(on_event: Callable[[dict], Any] | None, publish: Any) -> Callable[[dict], Any] | None:
+    """``on_event`` plus broadcasting each event on a PubSub (``publish=True``: the process-wide
+    ``asm_nb.pubsub.default_pubsub()``; a ``PubSub``: that one) under its session topic."""
+    if publish is False or publish is None:
+        return on_event
+    from ..pubsub import PubSub, event_callback
+
+    if publish is not True and not isinstance(publish, PubSub):
+        raise AsmError("validation_error", f"publish must be True, False or an asm_nb.pubsub.PubSub, got {publish!r}")
+    broadcast = event_callback(publish if isinstance(publish, PubSub) else None)
+    if on_event is None:
+        return broadcast
+
+    def both(event: dict) -> Any:
+        broadcast(event)
+        return on_event(event)
+
+    return both
 
 
 async def arun_once(prompt: Any, provider: Any = None, **options: Any) -> RunResult:
@@ -116,10 +143,12 @@ async def arun_tracked(prompt: Any, provider: Any, state: dict | None, *, store:
                     tags: Sequence[str] | None = None, agent_id: str | None = None,
                     continuation: Any = "auto", continuation_opts: Mapping | None = None,
                     routing: Mapping | None = None, required_capabilities: Sequence[Any] | None = None,
-                    **adapter_options: Any) -> RunResult:
+                    publish: Any = False, **adapter_options: Any) -> RunResult:
     """``arun_once``; ``state`` (when given) receives run_id, session_id, adapter and store as soon
-    as the run exists, so a sync caller or a stream can cancel it."""
+    as the run exists, so a sync caller, a stream or a notebook cell can cancel it."""
     from . import manager
+
+    on_event = _with_publish(on_event, publish)
 
     if prompt is None or (isinstance(prompt, str) and not prompt.strip()):
         raise AsmError("validation_error", "prompt must be a non-empty string (or a messages/command dict)")
@@ -131,7 +160,7 @@ async def arun_tracked(prompt: Any, provider: Any, state: dict | None, *, store:
                                   permission_mode=permission_mode, **adapter_options)
     route_opts, single_reqs = _routing_options(adapter, routing, required_capabilities)
     sess, owned = await resolve_session(store, adapter, session, agent_id=agent_id, metadata=metadata,
-                                        tags=list(tags) if tags else None, context=None)
+                                         tags=list(tags) if tags else None, context=None)
     try:
         run = await manager.astart_run(store, adapter, sess.id, prompt, required_capabilities=single_reqs)
     except AsmError as err:
@@ -218,8 +247,9 @@ def run_once(prompt: Any, provider: Any = None, **kwargs: Any) -> RunResult:
     ``continuation_opts`` (transcript limits ``max_messages``, ``max_chars``,
     ``max_tokens_approx``), ``routing`` (for a provider list: ``{"required_capabilities": [...],
     "prefer": [...], ...}``), ``required_capabilities`` (capability types or ``{"type", "name"}``
-    the provider must offer; none can: the run fails with ``provider_unavailable``), and any
-    adapter option.
+    the provider must offer; none can: the run fails with ``provider_unavailable``), ``publish``
+    (True: broadcast each event on ``asm_nb.pubsub.default_pubsub()`` under ``asm:session:<id>``;
+    or a ``PubSub``), and any adapter option.
     """
     from . import loop, manager
 

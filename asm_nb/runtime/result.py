@@ -1,7 +1,7 @@
 """``RunResult``: the outcome of one run as users see it (``asm_nb.run_once`` returns it).
 
-Not to be confused with the adapter's ``ports.AdapterResult`` or the manager's
-``manager.ExecutionResult``: this one is built from the stored run and its events.
+Not to be confused with the adapter's ``ports.RunResult`` (what ``execute`` returns) or the
+manager's ``manager.ExecutionResult``: this one is built from the stored run and its events.
 """
 
 from __future__ import annotations
@@ -45,7 +45,9 @@ class RunResult:
 
     @property
     def tool_calls(self) -> list[dict]:
-        """One dict per tool call: id, name, input, output, status (completed/failed)."""
+        """One dict per tool call: id, name, input, output, status (``completed``, ``failed``, or
+        ``unfinished`` when the run ended before the call returned) and reason (why it failed, e.g.
+        ``permission_denied``; None otherwise). The last outcome of a call wins."""
         calls: dict[str, dict] = {}
         for ev in self.events:
             t = ev.type.value
@@ -53,11 +55,76 @@ class RunResult:
                 continue
             tcid = ev.data.get("tool_call_id") or ev.id
             c = calls.setdefault(tcid, {"id": tcid, "name": ev.data.get("tool_name"),
-                                        "input": ev.data.get("tool_input"), "output": None, "status": "running"})
+                                        "input": ev.data.get("tool_input"), "output": None, "status": "running",
+                                        "reason": None})
             if t != "tool_call_started":
-                c["output"] = ev.data.get("tool_output")
-                c["status"] = "completed" if t == "tool_call_completed" else "failed"
+                if ev.data.get("tool_output") is not None or c["output"] is None:
+                    c["output"] = ev.data.get("tool_output")
+                c["status"] = ("completed" if t == "tool_call_completed"
+                               else "unfinished" if ev.data.get("status") == "unfinished" else "failed")
+                c["reason"] = ev.data.get("reason")
         return list(calls.values())
+
+    @property
+    def partial(self) -> bool:
+        """True when ``output`` is the text a stopped run had streamed (policy, timeout, cancel,
+        provider error), not a finished answer."""
+        return bool(self.raw_output.get("partial"))
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the run stopped: the provider's stop reason for a completed run (``end_turn``,
+        ``max_tokens``, ``refusal``…), else ``cancelled`` or the error code (``policy_violation``,
+        ``provider_timeout``…)."""
+        if self.ok:
+            sr = self.raw_output.get("stop_reason")
+            if not isinstance(sr, str):
+                sr = next((e.data.get("stop_reason") for e in reversed(self.events)
+                           if e.type.value == "run_completed" and isinstance(e.data.get("stop_reason"), str)), None)
+            return sr or "end_turn"
+        if self.status == RunStatus.CANCELLED.value:
+            return "cancelled"
+        return self.error.code if self.error is not None else self.status
+
+    @property
+    def refused(self) -> bool:
+        """The model declined to answer (stop reason ``refusal``)."""
+        return self.stop_reason == "refusal"
+
+    def event_stream(self, *, after: int = 0, limit: int | None = None, wait_timeout_ms: int = 0) -> Any:
+        """The run's stored events after sequence ``after`` as a cursor (``core.EventStream``):
+        ``take(n)`` / ``peek(n)`` / iteration read from the cursor, ``cursor`` is the next
+        sequence to read. ``wait_timeout_ms`` long-polls the store when nothing is there yet (a
+        run still going in the background), so a reader can loop ``after = stream.cursor - 1``.
+
+        >>> r = run_once("echo hi", provider="shell", store="memory://")
+        >>> first, rest = r.event_stream().take(1)
+        >>> first[0].type.value, rest.remaining() > 0
+        ('run_started', True)
+        """
+        from ..core.event_stream import EventStream
+        from ..core.events import without_audit
+
+        if self.store is None:
+            raise AsmError("invalid_operation", "this RunResult has no store to read events from")
+        import time
+
+        deadline = time.monotonic() + max(wait_timeout_ms, 0) / 1000
+        cursor = after
+        while True:
+            kw: dict[str, Any] = {"run_id": self.run_id, "after": cursor}
+            if limit is not None:
+                kw["limit"] = limit
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms > 0:
+                kw["wait_timeout_ms"] = left_ms
+            raw = self.store.get_events(self.session_id, **kw)
+            events = without_audit(raw)
+            if events or not raw or left_ms <= 0:
+                break
+            cursor = max(e.sequence_number for e in raw)  # only audit records came: wait past them
+        stream = EventStream.new(self.session_id, self.run_id, buffer_size=max(len(events), 1))
+        return stream.push_batch(events).advance_cursor(after + 1)
 
     def raise_for_status(self) -> "RunResult":
         """Raise the run's ``AsmError`` unless it completed; returns self for chaining."""
@@ -73,6 +140,7 @@ class RunResult:
             "token_usage": dict(self.token_usage), "cost_usd": self.cost_usd,
             "error": self.error.to_dict() if self.error else None, "duration_ms": self.duration_ms,
             "provider": self.provider, "model": self.model, "tool_calls": self.tool_calls,
+            "stop_reason": self.stop_reason, "partial": self.partial,
             "events": [e.to_dict() for e in self.events],
         }
 
@@ -89,10 +157,13 @@ class RunResult:
     def _plain(self) -> str:
         usage = self.token_usage or {}
         cost = "n/a" if self.cost_usd is None else f"${self.cost_usd:.4f}"
-        head = (f"RunResult({self.provider or '?'}: {self.status}, {usage.get('input_tokens', 0)} in / "
+        status = "refused" if self.refused else self.status
+        head = (f"RunResult({self.provider or '?'}: {status}, {usage.get('input_tokens', 0)} in / "
                 f"{usage.get('output_tokens', 0)} out tokens, cost {cost})")
         if self.error is not None:
             head += f"\nerror: [{self.error.code}] {self.error.message}"
+        if self.output and self.partial:
+            return head + "\npartial output (the run stopped):\n" + self.output
         return head + ("\n" + self.output if self.output else "")
 
     def __repr__(self) -> str:
@@ -100,7 +171,9 @@ class RunResult:
 
 
 def result_from_store(store: Any, run: Run, *, error: AsmError | None = None, extra: Any = None) -> RunResult:
-    events = store.get_events(run.session_id, run_id=run.id)
+    from ..core.events import without_audit
+
+    events = without_audit(store.get_events(run.session_id, run_id=run.id))
     out = run.output or {}
     content = out.get("content")
     if not isinstance(content, str):
