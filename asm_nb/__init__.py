@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._version import __version__
+__version__ = "0.1.0"
 
 # public name -> "module:attribute" (attribute None = the module itself)
 _LAZY: dict[str, str] = {

@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..core.errors import AsmError
 from ..core.usage import CACHE_CREATION_TOKENS, CACHE_READ_TOKENS, TOKEN_KEYS
+from ..runtime.options import check_run_options, public_options, timeout_ms
 
 __all__ = ["compare", "acompare", "CompareResult", "CompareView", "FRAME_COLUMNS", "OUTPUT_CHARS",
            "compare_cell"]
@@ -232,6 +233,22 @@ class _Comparison:
                     pass
 
 
+def _run_and_adapter_options(given: Mapping[str, Any]) -> dict[str, Any]:
+    """The per-run and adapter options of ``compare`` as one dict (``_prepare`` splits them),
+    validated like ``run_once``'s."""
+    adapter = check_run_options(timeout=given.get("timeout"), max_turns=given.get("max_turns"),
+                                permission_mode=given.get("permission_mode"), metadata=given.get("metadata"),
+                                tags=given.get("tags"), snapshot=given.get("snapshot", False),
+                                continuation=given.get("continuation", "auto"), options=given.get("options"))
+    named = {k: given[k] for k in ("policy", "metadata", "tags", "agent_id", "system", "max_turns",
+                                   "permission_mode", "cwd") if given.get(k) is not None}
+    if given.get("snapshot"):
+        named["snapshot"] = given["snapshot"]
+    if given.get("continuation", "auto") != "auto":
+        named["continuation"] = given["continuation"]
+    return {**adapter, **named}
+
+
 def _prepare(prompt: Any, providers: Any, *, store: Any, session: Any, model: Any, timeout: Any,
              on_event: Callable | None, backend: str, provider_options: Mapping | None,
              options: dict[str, Any]) -> _Comparison:
@@ -247,7 +264,7 @@ def _prepare(prompt: Any, providers: Any, *, store: Any, session: Any, model: An
     adapter_options = {k: v for k, v in options.items() if k not in _RUN_OPTIONS}
     if adapter_options.get("cwd") is not None:
         run_kwargs["cwd"] = adapter_options["cwd"]  # the run's workspace too (snapshots)
-    run_kwargs["timeout"] = timeout
+    run_kwargs["timeout"] = timeout_ms(timeout)  # seconds in, the manager's milliseconds out
     targets = _targets(providers, model=model, session=session, provider_options=provider_options,
                        adapter_options=adapter_options)
     return _Comparison(prompt, targets, resolve_store(store), run_kwargs, on_event, backend)
@@ -266,20 +283,31 @@ def _combine(view: Any, on_event: Callable | None) -> Callable | None:
     return both
 
 
+@public_options
 async def acompare(prompt: Any, providers: Any, *, store: Any = None, session: Any = None, model: Any = None,
-                   timeout: Any = "unbounded", on_event: Callable[[str, dict], Any] | None = None,
+                   timeout: float | None = None, on_event: Callable[[str, dict], Any] | None = None,
                    backend: str = "pandas", provider_options: Mapping[str, Mapping] | None = None,
-                   **options: Any) -> "CompareResult":
+                   policy: Any = None, snapshot: bool | Mapping[str, Any] = False,
+                   metadata: Mapping[str, Any] | None = None, tags: Sequence[str] | None = None,
+                   agent_id: str | None = None, continuation: str | bool | None = "auto", system: str | None = None,
+                   max_turns: int | None = None, permission_mode: str | None = None, cwd: str | None = None,
+                   options: Mapping[str, Any] | None = None) -> "CompareResult":
     """Async ``compare``: the runs go on the running event loop; options as ``compare``."""
+    opts = _run_and_adapter_options(locals())
     cmp = _prepare(prompt, providers, store=store, session=session, model=model, timeout=timeout,
-                   on_event=on_event, backend=backend, provider_options=provider_options, options=options)
+                   on_event=on_event, backend=backend, provider_options=provider_options, options=opts)
     return await cmp.run()
 
 
+@public_options
 def compare(prompt: Any, providers: Any, *, store: Any = None, session: Any = None, model: Any = None,
-            timeout: Any = "unbounded", on_event: Callable[[str, dict], Any] | None = None,
+            timeout: float | None = None, on_event: Callable[[str, dict], Any] | None = None,
             backend: str = "pandas", provider_options: Mapping[str, Mapping] | None = None,
-            view: Any = None, **options: Any) -> "CompareResult":
+            view: Any = None, policy: Any = None, snapshot: bool | Mapping[str, Any] = False,
+            metadata: Mapping[str, Any] | None = None, tags: Sequence[str] | None = None,
+            agent_id: str | None = None, continuation: str | bool | None = "auto", system: str | None = None,
+            max_turns: int | None = None, permission_mode: str | None = None, cwd: str | None = None,
+            options: Mapping[str, Any] | None = None) -> "CompareResult":
     """Run one prompt on several providers at once and return a ``CompareResult``.
 
     Args:
@@ -291,7 +319,7 @@ def compare(prompt: Any, providers: Any, *, store: Any = None, session: Any = No
         session: None (a one-shot session per run), a name (each provider continues its own
             session ``"<name>:<label>"``), or ``{label: session}``.
         model: one model for all, or ``{label: model}``.
-        timeout: per run, as ``run_once`` (ms; default unbounded: stop with Ctrl-C).
+        timeout: per run, in seconds, as ``run_once`` (default None: unbounded, stop with Ctrl-C).
         on_event: ``on_event(label, event_dict)`` for every event of every run (any thread).
         backend: ``"pandas"`` (default), ``"polars"`` or ``"records"`` for ``.frame``.
         provider_options: ``{label: {adapter option: value}}`` for one provider only
@@ -300,19 +328,20 @@ def compare(prompt: Any, providers: Any, *, store: Any = None, session: Any = No
             the line with ``;`` so the returned result is not shown a second time), or an
             object with ``on_event(label, event)``, ``poll()``, ``finish(result)`` and
             optionally ``attach_cancel(label, fn)``.
-        **options: for every run: ``policy``, ``snapshot``, ``metadata``, ``tags``,
-            ``agent_id``, ``continuation``; anything else is an adapter option (``system``,
-            ``max_turns``, ``permission_mode``, ``cwd``, ...).
+        policy, snapshot, metadata, tags, agent_id, continuation: for every run, as ``run_once``.
+        system, max_turns, permission_mode, cwd: for every adapter, as ``run_once``.
+        options: other adapter options for every provider (``{"cassette": path}``, ...).
 
     Raises ``AsmError`` for caller mistakes (unknown provider, bad option) before any run starts;
     a run that fails is a row with status ``failed`` and its ``error``.
     """
+    opts = _run_and_adapter_options(locals())
     from ..runtime import loop
 
     if loop.in_loop_thread():
         raise RuntimeError("compare() called from the asm runtime loop thread; await acompare() instead")
     cmp = _prepare(prompt, providers, store=store, session=session, model=model, timeout=timeout,
-                   on_event=on_event, backend=backend, provider_options=provider_options, options=options)
+                   on_event=on_event, backend=backend, provider_options=provider_options, options=opts)
     if view is True:
         view = CompareView([t.label for t in cmp.targets], models={t.label: t.model for t in cmp.targets})
     if view:
@@ -787,7 +816,7 @@ def compare_cell(magics: Any, args: Any, prompt: str, *, _async: bool = False) -
                    cwd=args.cwd, snapshot=snapshot)
     cmp = _prepare(prompt, provider, store=args.store or M._default("store"), session=args.session,
                    model=_model_option(args.model) or M._default("model"),
-                   timeout=int(args.timeout * 1000) if args.timeout else "unbounded", on_event=None,
+                   timeout=args.timeout or None, on_event=None,
                    backend="pandas", options=options,
                    provider_options={k: {"approval_callback": b} for k, b in bridges.items()} or None)
     labels = [t.label for t in cmp.targets]

@@ -12,12 +12,31 @@ import asyncio
 from typing import Any
 
 from ..core.errors import AsmError
+from ..core.session import Session
 
-__all__ = ["call_store"]
+__all__ = ["call_store", "session_for_store"]
+
+
+def session_for_store(session: Session) -> Session:
+    """The copy of ``session`` that is written: its name (``metadata.name``), metadata, context,
+    tags and agent id go through the redactor."""
+    from dataclasses import replace
+
+    from .redaction import redact_map
+
+    fields = {"metadata": session.metadata, "context": session.context, "tags": session.tags,
+              "agent_id": session.agent_id}
+    red = redact_map(fields, None)
+    if red is fields:
+        return session
+    return replace(session, **{k: v for k, v in red.items() if v is not fields[k]})
 
 
 async def call_store(store: Any, op: str, *args: Any, _operation: str | None = None, **kw: Any) -> Any:
-    """``store.<op>(*args, **kw)``, off the loop unless the store is ``inline_safe``."""
+    """``store.<op>(*args, **kw)``, off the loop unless the store is ``inline_safe``; a session is
+    written redacted (``save_session``), whoever saves it."""
+    if op == "save_session" and args and isinstance(args[0], Session):
+        args = (session_for_store(args[0]),) + args[1:]
     try:
         fn = getattr(store, op)
         if getattr(store, "inline_safe", False):

@@ -119,7 +119,9 @@ def provider_manifest(name: str) -> Any:
     >>> provider_manifest("shell").provider
     'shell'
     """
-    from .._version import __version__
+    import sys
+
+    __version__ = sys.modules["asm_nb"].__version__  # the loaded package (not an import of its root)
     from ..core.manifest import Manifest
 
     meta: dict[str, Any] = {"available": True}

@@ -72,6 +72,10 @@ from ..ports import EventCallback, RunResult
 from ..core.usage import TokenUsage
 from ._base import ActiveRun, BaseAdapter
 
+# run_failed codes of adapters that *return* a failed result (the shell adapter: a non-zero exit or
+# a command timeout) rather than raise; a replay returns it the same way.
+_SOFT_FAILURE_CODES = frozenset({"command_failed", "command_timeout"})
+
 __all__ = ["CASSETTE_VERSION", "DETERMINISTIC_EPOCH", "Cassette", "CassetteEvent", "load_cassette",
            "rebuild_result", "ReplayProvider", "Recorder"]
 
@@ -176,7 +180,8 @@ class Cassette:
         last = self.events[-1] if self.events else None
         if last is not None and last.type == "run_cancelled":
             return AsmError("cancelled", "Run was cancelled")
-        if last is not None and last.type == "run_failed" and is_valid_code(last.data.get("error_code")):
+        if (last is not None and last.type == "run_failed" and is_valid_code(last.data.get("error_code"))
+                and last.data.get("error_code") not in _SOFT_FAILURE_CODES):
             return AsmError(last.data["error_code"], str(last.data.get("error_message") or "Recorded run failed"),
                             details=last.data.get("details") or None,
                             provider_error=last.data.get("provider_error"))

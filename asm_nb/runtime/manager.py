@@ -59,12 +59,7 @@ class ExecutionResult:
 # store access
 
 
-async def _store(store: Any, op: str, *args: Any, _operation: str | None = None, **kw: Any) -> Any:
-    """``call_store`` (inline for ``inline_safe`` stores, else in a worker thread; failures become
-    ``storage_connection_failed``); a session is written redacted."""
-    if op == "save_session" and args and isinstance(args[0], Session):
-        args = (_session_for_store(args[0]),) + args[1:]
-    return await call_store(store, op, *args, _operation=_operation, **kw)
+_store = call_store  # the manager's store access: off the loop, sessions written redacted
 
 
 def _redact_value(value: Any) -> Any:
@@ -80,21 +75,6 @@ def _for_store(run: Run) -> Run:
     (events are redacted by the pipeline; runs must not leak what events hide)."""
     return run.replace(input=_redact_value(run.input), output=_redact_value(run.output),
                        error=_redact_value(run.error))
-
-
-def _session_for_store(session: Session) -> Session:
-    """The copy of ``session`` that is written: its name (``metadata.name``), metadata, context,
-    tags and agent id go through the redactor."""
-    from dataclasses import replace
-
-    from ..persistence.redaction import redact_map
-
-    fields = {"metadata": session.metadata, "context": session.context, "tags": session.tags,
-              "agent_id": session.agent_id}
-    red = redact_map(fields, None)
-    if red is fields:
-        return session
-    return replace(session, **{k: v for k, v in red.items() if v is not fields[k]})
 
 
 _PENDING_INPUTS: dict[str, Any] = {}

@@ -15,6 +15,7 @@ from typing import Any, Callable
 from .. import config
 from ..core.errors import AsmError
 from ..stores import resolve_store
+from .options import check_run_options, public_options, timeout_ms
 from .result import RunResult, result_from_store
 
 __all__ = ["arun_once", "arun_tracked", "run_once", "resolve_adapter", "resolve_session", "close_session",
@@ -130,9 +131,34 @@ def _with_publish(on_event: Callable[[dict], Any] | None, publish: Any) -> Calla
     return both
 
 
-async def arun_once(prompt: Any, provider: Any = None, **options: Any) -> RunResult:
-    """Run one prompt on a provider and return its ``RunResult`` (async version of ``run_once``)."""
-    return await arun_tracked(prompt, provider, None, **options)
+@public_options
+async def arun_once(prompt: Any, provider: Any = None, *, store: Any = None, model: str | None = None,
+                    session: str | None = None, policy: Any = None, snapshot: bool | Mapping[str, Any] = False,
+                    cwd: str | None = None, system: str | None = None, max_turns: int | None = None,
+                    permission_mode: str | None = None, timeout: float | None = None,
+                    on_event: Callable[[dict], Any] | None = None, metadata: Mapping[str, Any] | None = None,
+                    tags: Sequence[str] | None = None, agent_id: str | None = None,
+                    continuation: str | bool | None = "auto", continuation_opts: Mapping[str, Any] | None = None,
+                    routing: Mapping[str, Any] | None = None, required_capabilities: Sequence[Any] | None = None,
+                    publish: Any = False, options: Mapping[str, Any] | None = None) -> RunResult:
+    """Run one prompt on a provider and return its ``RunResult`` (async version of ``run_once``;
+    same options)."""
+    return await arun_tracked(prompt, provider, None, **_checked(locals()))
+
+
+def _checked(given: Mapping[str, Any]) -> dict[str, Any]:
+    """The public options (seconds, ``options=``) as ``arun_tracked``'s keywords (milliseconds,
+    adapter options spread), after validation."""
+    kw = {k: v for k, v in given.items() if k not in ("prompt", "provider", "options")}
+    adapter_options = check_run_options(timeout=kw["timeout"], max_turns=kw["max_turns"],
+                                        permission_mode=kw["permission_mode"], metadata=kw["metadata"],
+                                        tags=kw["tags"], snapshot=kw["snapshot"], continuation=kw["continuation"],
+                                        options=given.get("options"))
+    clash = sorted(set(adapter_options) & set(kw))
+    if clash:
+        raise AsmError("validation_error", f"options: {clash[0]!r} is a run option; pass it as {clash[0]}=...")
+    kw["timeout"] = timeout_ms(kw["timeout"])
+    return {**kw, **adapter_options}
 
 
 async def arun_tracked(prompt: Any, provider: Any, state: dict | None, *, store: Any = None, model: str | None = None,
@@ -232,7 +258,16 @@ async def close_session(store: Any, session_id: str, error: AsmError | None) -> 
         pass
 
 
-def run_once(prompt: Any, provider: Any = None, **kwargs: Any) -> RunResult:
+@public_options
+def run_once(prompt: Any, provider: Any = None, *, store: Any = None, model: str | None = None,
+             session: str | None = None, policy: Any = None, snapshot: bool | Mapping[str, Any] = False,
+             cwd: str | None = None, system: str | None = None, max_turns: int | None = None,
+             permission_mode: str | None = None, timeout: float | None = None,
+             on_event: Callable[[dict], Any] | None = None, metadata: Mapping[str, Any] | None = None,
+             tags: Sequence[str] | None = None, agent_id: str | None = None,
+             continuation: str | bool | None = "auto", continuation_opts: Mapping[str, Any] | None = None,
+             routing: Mapping[str, Any] | None = None, required_capabilities: Sequence[Any] | None = None,
+             publish: Any = False, options: Mapping[str, Any] | None = None) -> RunResult:
     """Run one prompt (for ``shell``: a command) on a provider, wait, and return its ``RunResult``.
 
     >>> r = run_once("echo hi", provider="shell", store="memory://")
@@ -241,7 +276,8 @@ def run_once(prompt: Any, provider: Any = None, **kwargs: Any) -> RunResult:
 
     Options: ``store`` (path, URL or store), ``model``, ``session`` (a name or id: later runs in
     the same session see the earlier turns), ``policy``, ``snapshot``, ``cwd``, ``system``,
-    ``max_turns``, ``permission_mode``, ``timeout`` (default unbounded: stop with Ctrl-C),
+    ``max_turns``, ``permission_mode``, ``timeout`` (seconds; default None: unbounded, stop with
+    Ctrl-C),
     ``on_event`` (called with each event dict as it streams), ``metadata``, ``tags``,
     ``continuation`` (for ``session``: ``"auto"`` default, ``"replay"``, ``"native"`` or False),
     ``continuation_opts`` (transcript limits ``max_messages``, ``max_chars``,
@@ -249,8 +285,10 @@ def run_once(prompt: Any, provider: Any = None, **kwargs: Any) -> RunResult:
     "prefer": [...], ...}``), ``required_capabilities`` (capability types or ``{"type", "name"}``
     the provider must offer; none can: the run fails with ``provider_unavailable``), ``publish``
     (True: broadcast each event on ``asm_nb.pubsub.default_pubsub()`` under ``asm:session:<id>``;
-    or a ``PubSub``), and any adapter option.
+    or a ``PubSub``), and ``options`` (a dict of adapter options, e.g. ``{"cassette": path}`` for
+    ``replay``). A bad value raises ``AsmError("validation_error")`` naming the option.
     """
+    kwargs = _checked(locals())  # first: locals() is exactly the options here
     from . import loop, manager
 
     state: dict[str, Any] = {}
