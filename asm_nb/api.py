@@ -141,7 +141,9 @@ class RunResult:
 
     @property
     def tool_calls(self) -> list[dict]:
-        """One dict per tool call: id, name, input, output, status (completed/failed)."""
+        """One dict per tool call: id, name, input, output, status (``completed``, ``failed``, or
+        ``unfinished`` when the run ended before the call returned) and reason (why it failed, e.g.
+        ``permission_denied``; None otherwise). The last outcome of a call wins."""
         calls: dict[str, dict] = {}
         for ev in self.events:
             t = ev.type.value
@@ -149,11 +151,41 @@ class RunResult:
                 continue
             tcid = ev.data.get("tool_call_id") or ev.id
             c = calls.setdefault(tcid, {"id": tcid, "name": ev.data.get("tool_name"),
-                                        "input": ev.data.get("tool_input"), "output": None, "status": "running"})
+                                        "input": ev.data.get("tool_input"), "output": None, "status": "running",
+                                        "reason": None})
             if t != "tool_call_started":
-                c["output"] = ev.data.get("tool_output")
-                c["status"] = "completed" if t == "tool_call_completed" else "failed"
+                if ev.data.get("tool_output") is not None or c["output"] is None:
+                    c["output"] = ev.data.get("tool_output")
+                c["status"] = ("completed" if t == "tool_call_completed"
+                               else "unfinished" if ev.data.get("status") == "unfinished" else "failed")
+                c["reason"] = ev.data.get("reason")
         return list(calls.values())
+
+    @property
+    def partial(self) -> bool:
+        """True when ``output`` is the text a stopped run had streamed (policy, timeout, cancel,
+        provider error), not a finished answer."""
+        return bool(self.raw_output.get("partial"))
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the run stopped: the provider's stop reason for a completed run (``end_turn``,
+        ``max_tokens``, ``refusal``…), else ``cancelled`` or the error code (``policy_violation``,
+        ``provider_timeout``…)."""
+        if self.ok:
+            sr = self.raw_output.get("stop_reason")
+            if not isinstance(sr, str):
+                sr = next((e.data.get("stop_reason") for e in reversed(self.events)
+                           if e.type.value == "run_completed" and isinstance(e.data.get("stop_reason"), str)), None)
+            return sr or "end_turn"
+        if self.status == RunStatus.CANCELLED.value:
+            return "cancelled"
+        return self.error.code if self.error is not None else self.status
+
+    @property
+    def refused(self) -> bool:
+        """The model declined to answer (stop reason ``refusal``)."""
+        return self.stop_reason == "refusal"
 
     def raise_for_status(self) -> "RunResult":
         """Raise the run's ``AsmError`` unless it completed; returns self for chaining."""
@@ -169,6 +201,7 @@ class RunResult:
             "token_usage": dict(self.token_usage), "cost_usd": self.cost_usd,
             "error": self.error.to_dict() if self.error else None, "duration_ms": self.duration_ms,
             "provider": self.provider, "model": self.model, "tool_calls": self.tool_calls,
+            "stop_reason": self.stop_reason, "partial": self.partial,
             "events": [e.to_dict() for e in self.events],
         }
 
@@ -185,10 +218,13 @@ class RunResult:
     def _plain(self) -> str:
         usage = self.token_usage or {}
         cost = "n/a" if self.cost_usd is None else f"${self.cost_usd:.4f}"
-        head = (f"RunResult({self.provider or '?'}: {self.status}, {usage.get('input_tokens', 0)} in / "
+        status = "refused" if self.refused else self.status
+        head = (f"RunResult({self.provider or '?'}: {status}, {usage.get('input_tokens', 0)} in / "
                 f"{usage.get('output_tokens', 0)} out tokens, cost {cost})")
         if self.error is not None:
             head += f"\nerror: [{self.error.code}] {self.error.message}"
+        if self.output and self.partial:
+            return head + "\npartial output (the run stopped):\n" + self.output
         return head + ("\n" + self.output if self.output else "")
 
     def __repr__(self) -> str:
@@ -196,7 +232,9 @@ class RunResult:
 
 
 def _result_from_store(store: Any, run: Run, *, error: AsmError | None = None, extra: Any = None) -> RunResult:
-    events = store.get_events(run.session_id, run_id=run.id)
+    from .core.events import without_audit
+
+    events = without_audit(store.get_events(run.session_id, run_id=run.id))
     out = run.output or {}
     content = out.get("content")
     if not isinstance(content, str):
@@ -239,10 +277,17 @@ async def _resolve_session(store: Any, adapter: Any, session: Any, *, agent_id, 
         if named:
             existing = max(named, key=lambda s: (s.created_at, s.id))
     if existing is None:
-        s = await manager.astart_session(store, adapter, {"agent_id": agent_id, "metadata": {**(metadata or {}),
-                                                          "name": session}, "tags": tags, "context": context})
-        s = await manager.aactivate_session(store, s.id)
-        return s, False
+        attrs = {"agent_id": agent_id, "metadata": {**(metadata or {}), "name": session}, "tags": tags,
+                 "context": context}
+        if callable(getattr(store, "get_or_create_named_session", None)):
+            # atomic across processes: two kernels starting the same new name share one session
+            s, created = await manager.astart_named_session(store, adapter, session, attrs)
+        else:
+            s, created = await manager.astart_session(store, adapter, attrs), True
+        if created:
+            s = await manager.aactivate_session(store, s.id)
+            return s, False
+        existing = s
     if existing.status.value != "active":
         existing = await manager.aresume_session(store, existing.id) if existing.status.value == "paused" else \
             await manager.aactivate_session(store, existing.id)

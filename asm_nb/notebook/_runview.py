@@ -321,7 +321,8 @@ class RunState:
         status = first_set(d.get("status"), out.get("status"))
         code = row.exit_code
         bad_code = isinstance(code, int) and not isinstance(code, bool) and code != 0
-        row.status = "failed" if failed or status == "failed" or bad_code else "completed"
+        row.status = ("unfinished" if d.get("status") == "unfinished"
+                      else "failed" if failed or status == "failed" or bad_code else "completed")
         row.reason = d.get("reason") if isinstance(d.get("reason"), str) else row.reason
         self.counters_dirty = True
 
@@ -431,7 +432,7 @@ class RunState:
                 setattr(self, k, r[k])
         for row in self.tools.values():
             if row.status == "running":
-                row.status = "failed"
+                row.status = "unfinished"
                 row.reason = row.reason or "no result"
                 self._mark_tool(row.id)
         self._close_text()
@@ -541,8 +542,9 @@ class RunState:
     # -- HTML -------------------------------------------------------------------------------------
 
     def header_html(self) -> str:
-        status = self.status
-        cls = {"completed": "asm-ok", "failed": "asm-err", "cancelled": "asm-err"}.get(status, "asm-run-i")
+        status = "refused" if self.status == "completed" and self.stop_reason == "refusal" else self.status
+        cls = {"completed": "asm-ok", "failed": "asm-err", "cancelled": "asm-err",
+               "refused": "asm-err"}.get(status, "asm-run-i")
         parts = [f"<b>{html.escape(str(self.provider or 'asm'))}</b>"]
         if self.model:
             parts.append(html.escape(short_model(self.model) or str(self.model)))
@@ -597,10 +599,12 @@ class RunState:
             icon = '<span class="asm-spin asm-run-i">◐</span>'
             line = ToolSummary.spinner_text(info)
         else:
-            failed = row.status == "failed"
+            failed = row.status in ("failed", "unfinished")
             icon = '<span class="asm-err">✗</span>' if failed else '<span class="asm-ok">✓</span>'
             line = ToolSummary.summary_line(info)
-            if row.reason:
+            if row.status == "unfinished":
+                line += " [unfinished: no result]"
+            elif row.reason:
                 line += f" [{row.reason}]"
         line = html.escape(self.redact(line))
         extra = ""

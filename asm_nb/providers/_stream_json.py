@@ -139,6 +139,33 @@ class StreamJsonMapper(MapperBase):
     def _record_result(self, entry: dict, tool_output: Any, is_error: bool) -> None:
         pass
 
+    def _denials(self, obj: dict) -> list[Emit]:
+        """``result.permission_denials`` (``[{tool_name, tool_use_id, tool_input}]``): each denied
+        call becomes a failed tool call with reason ``permission_denied`` (a call the stream already
+        showed, with its error result, is marked denied by a second ``tool_call_failed``)."""
+        out: list[Emit] = []
+        for d in as_list(obj.get("permission_denials")):
+            d = as_dict(d)
+            name = as_str(d.get("tool_name")) or "unknown"
+            tid = as_str(d.get("tool_use_id")) or f"denied_{len(out)}"
+            tin = jsonable(d.get("tool_input")) if isinstance(d.get("tool_input"), dict) else {}
+            entry = self.tool_entry(tid)
+            if entry is None:
+                entry = self.remember_tool(tid, name, tin)
+                out.append(("tool_call_started", {"tool_call_id": tid, "tool_name": name, "tool_input": tin}))
+            message = (f"Permission denied: {name} was not allowed to run (grant it with --allowedTools / "
+                       f"tools=[...] or a permission_mode)")
+            prior = entry.get("output")
+            entry.update(status="failed", reason="permission_denied", is_error=True)
+            if prior is None:
+                entry["output"] = message
+            out.append(("tool_call_failed", {"tool_call_id": tid, "tool_name": entry["name"],
+                                             "tool_input": entry["input"] if entry["input"] is not None else tin,
+                                             "tool_output": prior if prior is not None else message,
+                                             "is_error": True, "reason": "permission_denied",
+                                             "error_message": message}))
+        return out
+
     def _terminal_failure_attrs(self, exit: ProcessExit) -> dict:
         return {"exit_code": exit.exit_code, "stderr": exit.stderr or None,
                 "truncated": exit.stderr_truncated or None}
@@ -232,7 +259,7 @@ class ClaudeCodeMapper(StreamJsonMapper):
             return []
         self.result = obj
         self.turns += 1
-        out: list[Emit] = []
+        out: list[Emit] = self._denials(obj)
         if isinstance(obj.get("usage"), dict):
             extra = {"total_cost_usd": obj.get("total_cost_usd")} if _is_num(obj.get("total_cost_usd")) else {}
             if isinstance(obj.get("modelUsage"), dict):
@@ -343,7 +370,7 @@ class AmpMapper(StreamJsonMapper):
             return []
         self.result = obj
         self.turns += 1
-        out: list[Emit] = []
+        out: list[Emit] = self._denials(obj)
         if isinstance(obj.get("usage"), dict):
             out.append(self.usage_event(inclusive_usage(obj["usage"]), obj["usage"], source="result"))
         elif self._message_usage:
