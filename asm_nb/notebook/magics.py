@@ -19,6 +19,7 @@ import string
 import sys
 from typing import Any
 
+from IPython.core.error import UsageError as _IPythonUsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
@@ -141,6 +142,8 @@ class AsmMagics(Magics):
             print(_one_line(f"asm: [{exc.code}] {exc.message}"), file=sys.stderr)
         except KeyboardInterrupt:
             print("asm: interrupted", file=sys.stderr)
+        except _IPythonUsageError:
+            raise  # IPython shows its own UsageError as one line
         except OSError as exc:  # a path that cannot be read or written
             where = f" {exc.filename!r}" if getattr(exc, "filename", None) else ""
             print(f"asm: [storage_error] {exc.strerror or exc}{where}", file=sys.stderr)

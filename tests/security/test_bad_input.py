@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -74,7 +75,7 @@ def test_export_to_proc_and_to_an_unwritable_folder(store, tmp_path, capsys):
 
 
 def test_a_store_file_replaced_by_a_folder(store, capsys):
-    runs = os.path.join(store, "db", "runs.json")
+    runs = next(str(p) for p in sorted(Path(store, "db").iterdir()) if p.name.startswith("runs"))
     os.replace(runs, runs + ".bak")
     os.mkdir(runs)
     rc, _, err = asm(capsys, "runs", "--store", store)
