@@ -106,6 +106,8 @@ class AsmMagics(Magics):
     @argument("--quiet", action="store_true", help="show nothing while it runs; only bind the result")
     @argument("--log", metavar="FILE", help="also write the rendered run (plain text) to FILE")
     @argument("--jsonl", metavar="FILE", help="write every event of the run as one JSON line to FILE")
+    @argument("--publish", action="store_true",
+              help="broadcast the run's events on asm_nb.pubsub.default_pubsub() (topic asm:session:<id>)")
     @argument("--snapshot", action="store_true", help="snapshot the working directory and diff it")
     @argument("--rollback-on-failure", action="store_true",
               help="with --snapshot (git repos): restore the pre-run files if the run fails")
@@ -227,6 +229,8 @@ class AsmMagics(Magics):
                           timeout=args.timeout * 1000 if args.timeout else "unbounded",
                           cwd=args.cwd, on_event=view.on_event)
         run_kwargs["policy"] = _guard().cell_policy(args, view)  # kernel budget + policy options
+        if args.publish:
+            run_kwargs["publish"] = True
         if args.background:
             return self._background(prompt, adapter, run_kwargs, view, args.out)
         if _async:

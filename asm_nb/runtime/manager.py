@@ -830,9 +830,11 @@ async def _finalize_success(store: Any, adapter: Any, tracker: _RunTracker, resu
         md.pop("provider_session_id", None)
         md.pop("model", None)
         session = session.replace(metadata=md, updated_at=utc_now())
-    await _store(store, "flush", {"session": session, "run": _for_store(run), "events": [],
-                                  "provider_metadata": dict(tracker.provider_meta)},
-                 _operation="finalize_successful_run")
+    from ..persistence.execution_state import ExecutionState
+
+    # the finished execution as the store port's flush payload (events were persisted as they streamed)
+    payload = ExecutionState.new(session, _for_store(run)).cache_provider_metadata(tracker.provider_meta).to_result()
+    await _store(store, "flush", payload, _operation="finalize_successful_run")
     tracker.run = run
     _telemetry("emit_run_end", run, session, {"token_usage": usage, "cost_usd": run.cost_usd})
     if run.status is RunStatus.FAILED:
