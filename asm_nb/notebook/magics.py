@@ -89,6 +89,8 @@ class AsmMagics(Magics):
     @argument("--background", action="store_true", help="return at once; the result is bound when done")
     @argument("--record", metavar="FILE", help="record the run as a replay cassette")
     @argument("--replay", metavar="FILE", help="replay a cassette instead of calling a provider")
+    @argument("--speed", type=float, metavar="X",
+              help="with --replay: playback speed (1 = as recorded, 2 = twice as fast; default: instant)")
     @argument("--store", help="store path or URL (default: ./.asm or $ASM_HOME)")
     @argument("--quiet", action="store_true", help="show nothing while it runs; only bind the result")
     @argument("--log", metavar="FILE", help="also write the rendered run (plain text) to FILE")
@@ -150,9 +152,16 @@ class AsmMagics(Magics):
             return compare_cell(self, args, prompt, _async=_async)
         provider = args.provider or _default("provider") or config.get("default_provider")
         options: dict[str, Any] = {}
+        if args.speed is not None and not args.replay:
+            raise UsageError("--speed goes with --replay FILE")
         if args.replay:
             provider = "replay"
             options["cassette"] = args.replay
+            if args.speed is not None:
+                if not args.speed >= 0:  # also rejects nan
+                    raise UsageError(f"--speed must be a number >= 0, got {args.speed}")
+                options["speed"] = args.speed or None
+            _note_replay_prompt(args.replay, prompt)
         renderer = args.renderer or _default("renderer") or config.get("default_renderer") or "auto"
         if renderer not in RENDERERS:
             raise UsageError(f"unknown renderer {renderer!r}; expected one of {', '.join(RENDERERS)}")
@@ -260,19 +269,19 @@ class AsmMagics(Magics):
         return resolve_store(_default("store"))
 
     def _cmd_sessions(self, rest: list[str]) -> Any:
-        from ..cli import _table
+        from .tables import Table, show_table
 
         rows = [{"session_id": s.id, "name": s.metadata.get("name"), "status": s.status.value,
                  "provider": s.metadata.get("provider"), "created": s.created_at.strftime("%Y-%m-%d %H:%M:%S")}
                 for s in self._store().list_sessions()]
-        print(_table(rows, ["session_id", "name", "status", "provider", "created"]))
+        show_table(Table(rows, ["session_id", "name", "status", "provider", "created"]))
 
     def _cmd_runs(self, rest: list[str]) -> Any:
         if "--live" in rest:
             from .live import live_runs
 
             return live_runs(self, [a for a in rest if a != "--live"])
-        from ..cli import _table
+        from .tables import Table, show_table
 
         rows = []
         for r in self._store().list_runs(rest[0] if rest else None):
@@ -280,7 +289,7 @@ class AsmMagics(Magics):
             rows.append({"run_id": r.id, "status": r.status.value, "provider": r.provider,
                          "model": (r.provider_metadata or {}).get("model"), "in": u.get("input_tokens"),
                          "out": u.get("output_tokens"), "cost_usd": r.cost_usd})
-        print(_table(rows, ["run_id", "status", "provider", "model", "in", "out", "cost_usd"]))
+        show_table(Table(rows, ["run_id", "status", "provider", "model", "in", "out", "cost_usd"]))
 
     def _cmd_events(self, rest: list[str]) -> Any:
         if len(rest) != 1:
@@ -288,8 +297,10 @@ class AsmMagics(Magics):
         store = self._store()
         run = store.get_run(rest[0])
         from ..core.events import without_audit
+        from .tables import EventList
 
-        return without_audit(store.get_events(run.session_id, run_id=run.id))
+        # a list of the run's events, shown as a table (not raw Event(...) reprs)
+        return EventList(without_audit(store.get_events(run.session_id, run_id=run.id)))
 
     def _cmd_show(self, rest: list[str]) -> Any:
         if len(rest) != 1:
@@ -475,6 +486,22 @@ class _TextView:
 
     def live_display(self) -> Any:
         return None
+
+
+def _note_replay_prompt(path: str, prompt: str) -> None:
+    """Say so when the cell's prompt is not the one the cassette recorded (the replay shows the
+    recording whatever the cell says)."""
+    from ..providers.replay import load_cassette
+
+    try:
+        recorded = load_cassette(path).header.get("input")
+    except Exception:  # a bad cassette fails the run with its own clear error
+        return
+    if isinstance(recorded, str) and recorded.strip() and recorded.strip() != prompt.strip():
+        shown = recorded.strip().replace("\n", " ")
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        print(f"note: this cell's prompt differs from the recording's ({shown!r}); "
+              "the replay shows what was recorded", file=sys.stderr)
 
 
 def _publish_ids(result: Any) -> None:

@@ -188,6 +188,7 @@ class ClaudeCodeMapper(StreamJsonMapper):
         return self.start_events({
             "session_id": self.session_id, "provider_session_id": self.session_id,
             "model": as_str(obj.get("model")) or self.configured_model, "configured_model": self.configured_model,
+            "model_source": "stream" if as_str(obj.get("model")) else self.model_source,
             "tools": jsonable(obj.get("tools")) if isinstance(obj.get("tools"), list) else None,
             "cwd": as_str(obj.get("cwd")),
             "mcp_servers": jsonable(obj.get("mcp_servers")) if isinstance(obj.get("mcp_servers"), list) else None,
@@ -341,6 +342,7 @@ class AmpMapper(StreamJsonMapper):
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
+        self.stream_model: str | None = None
         self._message_usage: dict[str, dict] = {}  # message key -> normalized usage (distinct messages)
         self._message_raw: dict[str, Any] = {}
         self._anon = 0
@@ -351,11 +353,19 @@ class AmpMapper(StreamJsonMapper):
             "tools": jsonable(obj.get("tools")) if isinstance(obj.get("tools"), list) else None,
             "cwd": as_str(obj.get("cwd")),
             "mcp_servers": jsonable(obj.get("mcp_servers")) if isinstance(obj.get("mcp_servers"), list) else None,
-            "model": self.configured_model})
+            "model": self.configured_model, "model_source": self.model_source})
+
+    def terminal_model(self) -> dict:
+        if self.configured_model is None and self.stream_model:
+            return {"model": self.stream_model, "model_source": "stream"}
+        return {}
 
     def _assistant(self, obj: dict) -> list[Emit]:
         msg = as_dict(obj.get("message"))
         subagent = isinstance(obj.get("parent_tool_use_id"), str) and bool(obj.get("parent_tool_use_id"))
+        m = as_str(msg.get("model"))
+        if m and m != "<synthetic>" and not subagent and self.stream_model is None:
+            self.stream_model = m  # Claude-compatible messages may name the model (the sample does not)
         if isinstance(msg.get("usage"), dict):
             mid = as_str(msg.get("id"))
             if not mid:
