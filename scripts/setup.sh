@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything asm_nb needs on a fresh Debian machine with Python >= 3.10 and Node >= 20:
-#   - system packages (apt): git, PostgreSQL server binaries (SqlStore tests start a throwaway
+#   - system packages (apt): git, bubblewrap (the opt-in command sandbox), PostgreSQL server binaries (SqlStore tests start a throwaway
 #     cluster), Chromium (browser tests);
 #   - the JupyterLab extension, built with npm into asm_nb/labextension/;
 #   - the package itself with every extra and the test tools (pip, editable).
@@ -15,7 +15,7 @@ step() { echo "== setup: $* ($(( $(date +%s) - t0 ))s)"; }
 
 if [ "${ASM_SKIP_APT:-0}" != "1" ] && command -v apt-get >/dev/null 2>&1; then
   need=()
-  for pkg in git; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
+  for pkg in git bubblewrap; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
   if [ "${#need[@]}" -gt 0 ]; then
     step "apt: ${need[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
