@@ -140,8 +140,8 @@ async def _persist(store: Any, raw: Mapping[str, Any], *, session_id: str, run_i
                    provider: str | None, correlation_id: str | None) -> Any:
     pipe = _pipeline(store)
     ctx = _ctx(session_id, run_id, provider, correlation_id)
-    if getattr(store, "inline_safe", False):
-        return pipe.process(dict(raw), ctx)
+    if getattr(store, "inline_safe", False) or getattr(store, "inline_append_safe", False):
+        return pipe.process(dict(raw), ctx)  # buffered appends: no thread hop per event
     return await asyncio.to_thread(pipe.process, dict(raw), ctx)
 
 
