@@ -241,7 +241,9 @@ class _StoredEvents:
         self.store, self.session_id, self.run_id = store, session_id, run_id
 
     def load(self) -> list:
-        return list(self.store.get_events(self.session_id, run_id=self.run_id))
+        from .core.events import without_audit
+
+        return list(without_audit(self.store.get_events(self.session_id, run_id=self.run_id)))
 
 
 def _get_events(self: RunResult) -> list:
@@ -266,10 +268,12 @@ RunResult.__getstate__ = _getstate  # type: ignore[attr-defined]
 
 
 def _result_from_store(store: Any, run: Run, *, error: AsmError | None = None, extra: Any = None) -> RunResult:
+    from .core.events import without_audit
+
     # stores whose reads keep working after the run (LocalStore, memory) hand the events over
     # lazily: a million-event run is not copied into the result unless someone looks at it
     events: Any = _StoredEvents(store, run.session_id, run.id) if getattr(store, "lazy_result_events", False) \
-        else store.get_events(run.session_id, run_id=run.id)
+        else without_audit(store.get_events(run.session_id, run_id=run.id))
     out = run.output or {}
     content = out.get("content")
     if not isinstance(content, str):

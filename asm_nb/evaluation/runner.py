@@ -20,21 +20,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import concurrent.futures
 import logging
 import math
 import os
 import shutil
 import tempfile
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from ..core.errors import AsmError
 from .agents import Agent, as_agents
-from .dataset import Dataset, Item, as_dataset, canonical_hash
+from .dataset import Item, as_dataset, canonical_hash
 from .scorers import Sample, Score, Scorer, as_scorers
 
 log = logging.getLogger(__name__)
@@ -835,14 +832,16 @@ class EvalResult:
                              "outcome": "win" if d > tolerance else "loss" if d < -tolerance else "tie"})
         return EvalComparison(baseline=base, rows=rows, agents=[n for n in names if n != base])
 
-    def matrix(self, *, only_disagreements: bool = False, max_items: int = 200, excerpt_chars: int = 160) -> Any:
+    def matrix(self, *, only_disagreements: bool = False, max_items: int = 200, excerpt_chars: int = 160,
+               deterministic: bool = False) -> Any:
         """The matrix view (rows = items, columns = agents): output excerpt, score badges, cost;
         each cell opens its run card; a checkbox filters to disagreements. Static HTML (it stays
-        in a saved notebook); needs ``asm_nb.notebook``."""
+        in a saved notebook); needs ``asm_nb.notebook``. ``deterministic=True``: run cards
+        without ids and timings (for notebooks checked by nbval)."""
         from . import _views
 
         return _views.matrix(self, only_disagreements=only_disagreements, max_items=max_items,
-                             excerpt_chars=excerpt_chars)
+                             excerpt_chars=excerpt_chars, deterministic=deterministic)
 
     def thresholds(self, **limits: float) -> list[str]:
         """Failed thresholds, one message each (empty: all met). Limits per agent:
@@ -877,8 +876,10 @@ class EvalResult:
     def _repr_html_(self) -> str:
         import html
 
-        return (f"<p><b>eval {html.escape(self.name)}</b>{' (stopped: ' + html.escape(self.stopped) + ')' if self.stopped else ''}</p>"
-                + self.summary.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep=""))
+        cols = ["agent", "runs", "skipped", "mean_score", "ci_low", "ci_high", "pass_rate", "errors", "cost_usd"]
+        stop = f" (stopped: {html.escape(self.stopped)})" if self.stopped else ""
+        return (f"<p><b>eval {html.escape(self.name)}</b>{stop}</p>"  # no timings: a saved notebook stays stable
+                + self.summary[cols].to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep=""))
 
 
 @dataclass

@@ -91,6 +91,8 @@ class AsmMagics(Magics):
     @argument("--replay", metavar="FILE", help="replay a cassette instead of calling a provider")
     @argument("--store", help="store path or URL (default: ./.asm or $ASM_HOME)")
     @argument("--quiet", action="store_true", help="show nothing while it runs; only bind the result")
+    @argument("--log", metavar="FILE", help="also write the rendered run (plain text) to FILE")
+    @argument("--jsonl", metavar="FILE", help="write every event of the run as one JSON line to FILE")
     @argument("--snapshot", action="store_true", help="snapshot the working directory and diff it")
     @argument("--rollback-on-failure", action="store_true",
               help="with --snapshot (git repos): restore the pre-run files if the run fails")
@@ -110,6 +112,7 @@ class AsmMagics(Magics):
         """Run an agent: ``%%asm -p shell`` then the prompt as the cell body.
 
         Line magic: ``%asm sessions | runs [--live] | events RUN | show RUN | cancel RUN |
+        pause RUN | resume RUN | audit [RUN] | providers |
         diff RUN [RUN_B] | cost | dashboard | budget [USD|off] | policy | health |
         config [key=value ...] | store PATH|URL``.
         """
@@ -168,6 +171,10 @@ class AsmMagics(Magics):
 
             adapter = Recorder(adapter, args.record)
         view = _make_view(renderer, provider=getattr(adapter, "name", str(provider)), model=args.model)
+        if args.log or args.jsonl:
+            from .control_magics import tee_view  # renderer x file / JSONL sinks
+
+            view = tee_view(view, renderer, args.log, args.jsonl)
         if bridge is not None and hasattr(view, "widget"):
             view.widget.on_approval(bridge.decide)
         snapshot: Any = args.snapshot
@@ -276,7 +283,9 @@ class AsmMagics(Magics):
             raise UsageError("usage: %asm events RUN_ID")
         store = self._store()
         run = store.get_run(rest[0])
-        return store.get_events(run.session_id, run_id=run.id)
+        from ..core.events import without_audit
+
+        return without_audit(store.get_events(run.session_id, run_id=run.id))
 
     def _cmd_show(self, rest: list[str]) -> Any:
         if len(rest) != 1:
@@ -585,6 +594,7 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.register_magics(AsmMagics)
     _guard()
     from . import diffview  # noqa: F401  (registers %asm diff)
+    from . import control_magics  # noqa: F401  (registers %asm pause / resume / audit / providers)
     if _kernel_can_await(ipython) and _async_cell_transformer not in ipython.input_transformers_post:
         ipython.input_transformers_post.append(_async_cell_transformer)
 

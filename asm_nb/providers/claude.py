@@ -429,6 +429,7 @@ class ClaudeAdapter(BaseAdapter):
 
     name = "claude"
     emits_input_messages = True
+    supports_pause = True  # pause / resume between turns of the tool loop (``_loop``)
 
     def __init__(self, **options: Any) -> None:
         _require_anthropic("ClaudeAdapter()")
@@ -450,6 +451,7 @@ class ClaudeAdapter(BaseAdapter):
             Capability("vision", "resource", True, "Image understanding capability"),
             Capability("system_prompts", "prompt", True, "System prompt support"),
             Capability("interrupt", "sampling", True, "Ability to interrupt/cancel in-progress requests"),
+            *self.pause_capabilities(),
         ]
 
     def validate_config(self, config: Mapping[str, Any]) -> None:
@@ -583,6 +585,8 @@ class ClaudeAdapter(BaseAdapter):
         k = 0
         while True:
             k += 1
+            if k > 1:
+                await active.checkpoint()  # pause / resume take effect between turns
             if active.cancelled:
                 raise _Cancelled()
             turn = await self._stream_turn(active, client, {**params, "messages": list(messages)}, rs, k)

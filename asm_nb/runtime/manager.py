@@ -145,6 +145,26 @@ async def _persist(store: Any, raw: Mapping[str, Any], *, session_id: str, run_i
     return await asyncio.to_thread(pipe.process, dict(raw), ctx)
 
 
+async def _audit(fn_name: str, store: Any, *args: Any) -> None:
+    """Write one audit record (``persistence.audit``) for a run this manager executes.
+
+    The audit log is on by default (config ``audit_logging_enabled``); its records are events
+    with ``metadata["source"] == "audit"`` in the run's session, read back with
+    ``asm_nb.frames.audit(store)`` or ``asm audit``. Audit failures never break a run."""
+    if not config.get("audit_logging_enabled"):
+        return
+    from ..persistence import audit
+
+    fn = getattr(audit, fn_name)
+    try:
+        if getattr(store, "inline_safe", False):
+            fn(store, *args)
+        else:
+            await asyncio.to_thread(fn, store, *args)  # to_thread keeps the config context
+    except Exception:  # noqa: BLE001 - documented: auditing never breaks a run
+        log.debug("audit %s failed", fn_name, exc_info=True)
+
+
 def _telemetry(fn_name: str, *args: Any) -> None:
     try:
         from .. import telemetry
@@ -552,6 +572,7 @@ async def aexecute_run(store: Any, adapter: Any, run_id: str, *, event_callback:
         if tracker.policy_runtime is not None and callable(getattr(tracker.policy_runtime, "deadline_s", None)):
             watchdog = asyncio.ensure_future(_policy_watchdog(store, tracker, event_callback))
         _telemetry("emit_run_start", run, session)
+        await _audit("log_run_started", store, run, session)
         base = resolve_execute_timeout_base(timeout)
         deadline_ms = resolve_execute_timeout(timeout)
         try:
@@ -848,6 +869,11 @@ async def _finalize_success(store: Any, adapter: Any, tracker: _RunTracker, resu
                  _operation="finalize_successful_run")
     tracker.run = run
     _telemetry("emit_run_end", run, session, {"token_usage": usage, "cost_usd": run.cost_usd})
+    if run.status is RunStatus.FAILED:
+        await _audit("log_run_failed", store, run, session, run.error or {})
+    else:
+        audit_usage = {**usage, "total_tokens": int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))}
+        await _audit("log_run_completed", store, run, session, {"token_usage": audit_usage})
     return ExecutionResult(output=dict(result.output), token_usage=usage, events=list(tracker.events),
                            routing=result.routing, policy=policy_info or result.policy, workspace=ws_result,
                            cost_usd=run.cost_usd, persistence_failures=tracker.persistence_failures,
@@ -905,6 +931,10 @@ async def _finalize_failure(store: Any, adapter: Any, tracker: _RunTracker, erro
         pass
     await _store(store, "save_run", _for_store(run), _operation="finalize_failed_run")
     _telemetry("emit_error", run, session, error)
+    if cancelled:
+        await _audit("log_run_cancelled", store, run, session, error.message)
+    else:
+        await _audit("log_run_failed", store, run, session, error)
 
 
 async def arun_once(store: Any, adapter: Any, input: Any, *, agent_id: str | None = None,

@@ -801,14 +801,16 @@ class LocalStore(StoreBase):
             self._notify()
 
     def save_runs(self, runs: Iterable[Run]) -> None:
-        """Upsert several runs in one transaction (one rewrite of the runs table, not one each)."""
-        docs = []
+        """Upsert several runs with one append (``save_run`` for each, in one write)."""
+        runs = list(runs)
         for run in runs:
             check_run(run)
-            docs.append((run.id, run.to_dict()))
         self._check_open()
+        for sid in {r.session_id for r in runs if r.status.value in _TERMINAL_RUN}:
+            self._write_session_buffer(sid)
+        docs = [stamp_owner(r.to_dict()) for r in runs]
         if docs:
-            self._tx(lambda t: t["runs"].update(lambda rows: any([_put(rows, i, d) for i, d in docs])), "save_runs")
+            self._dtx(lambda: self._runs.append(docs), "save_runs")
 
     def get_run(self, run_id: str) -> Run:
         r = None
