@@ -64,7 +64,7 @@ labext=$(jupyter labextension list 2>&1)
 echo "$labext" | grep -E "asm-nb-extension v[0-9.]+ .*enabled.*OK" \
   || { echo "$labext"; fail "jupyter labextension list does not show asm-nb-extension enabled OK"; }
 srvext=$(jupyter server extension list 2>&1)
-echo "$srvext" | grep -E "asm_nb +enabled" >/dev/null && echo "$srvext" | grep -E "asm_nb .*OK" \
+echo "$srvext" | grep -E "asm_nb(\.server_ext)? .*enabled" >/dev/null && echo "$srvext" | grep -E "asm_nb(\.server_ext)? .*OK" \
   || { echo "$srvext"; fail "jupyter server extension list does not show asm_nb enabled OK"; }
 python - <<'PY' || fail "%load_ext asm_nb / %%asm in a kernel"
 from jupyter_client.manager import start_new_kernel
