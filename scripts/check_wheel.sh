@@ -56,7 +56,7 @@ mkdir -p "$work/home"
 
 say "checks with no Node on PATH"
 mkdir -p "$work/tools"  # the few shell tools this script uses, and nothing else
-for t in grep rm mkdir cat; do ln -s "$(command -v "$t")" "$work/tools/$t"; done
+for t in grep rm mkdir cat date; do ln -s "$(command -v "$t")" "$work/tools/$t"; done
 export PATH="$work/venv/bin:$work/tools" HOME="$work/home" ASM_HOME="$work/asm_home" JUPYTER_PLATFORM_DIRS=1
 unset JUPYTER_PATH JUPYTER_CONFIG_DIR JUPYTER_DATA_DIR PYTHONPATH
 if command -v node >/dev/null 2>&1 || command -v npm >/dev/null 2>&1; then fail "node is still on PATH"; fi
