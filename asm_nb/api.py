@@ -141,7 +141,9 @@ class RunResult:
 
     @property
     def tool_calls(self) -> list[dict]:
-        """One dict per tool call: id, name, input, output, status (completed/failed)."""
+        """One dict per tool call: id, name, input, output, status (``completed``, ``failed``, or
+        ``unfinished`` when the run ended before the call returned) and reason (why it failed, e.g.
+        ``permission_denied``; None otherwise). The last outcome of a call wins."""
         calls: dict[str, dict] = {}
         for ev in self.events:
             t = ev.type.value
@@ -149,11 +151,76 @@ class RunResult:
                 continue
             tcid = ev.data.get("tool_call_id") or ev.id
             c = calls.setdefault(tcid, {"id": tcid, "name": ev.data.get("tool_name"),
-                                        "input": ev.data.get("tool_input"), "output": None, "status": "running"})
+                                        "input": ev.data.get("tool_input"), "output": None, "status": "running",
+                                        "reason": None})
             if t != "tool_call_started":
-                c["output"] = ev.data.get("tool_output")
-                c["status"] = "completed" if t == "tool_call_completed" else "failed"
+                if ev.data.get("tool_output") is not None or c["output"] is None:
+                    c["output"] = ev.data.get("tool_output")
+                c["status"] = ("completed" if t == "tool_call_completed"
+                               else "unfinished" if ev.data.get("status") == "unfinished" else "failed")
+                c["reason"] = ev.data.get("reason")
         return list(calls.values())
+
+    @property
+    def partial(self) -> bool:
+        """True when ``output`` is the text a stopped run had streamed (policy, timeout, cancel,
+        provider error), not a finished answer."""
+        return bool(self.raw_output.get("partial"))
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the run stopped: the provider's stop reason for a completed run (``end_turn``,
+        ``max_tokens``, ``refusal``…), else ``cancelled`` or the error code (``policy_violation``,
+        ``provider_timeout``…)."""
+        if self.ok:
+            sr = self.raw_output.get("stop_reason")
+            if not isinstance(sr, str):
+                sr = next((e.data.get("stop_reason") for e in reversed(self.events)
+                           if e.type.value == "run_completed" and isinstance(e.data.get("stop_reason"), str)), None)
+            return sr or "end_turn"
+        if self.status == RunStatus.CANCELLED.value:
+            return "cancelled"
+        return self.error.code if self.error is not None else self.status
+
+    @property
+    def refused(self) -> bool:
+        """The model declined to answer (stop reason ``refusal``)."""
+        return self.stop_reason == "refusal"
+
+    def event_stream(self, *, after: int = 0, limit: int | None = None, wait_timeout_ms: int = 0) -> Any:
+        """The run's stored events after sequence ``after`` as a cursor (``core.EventStream``):
+        ``take(n)`` / ``peek(n)`` / iteration read from the cursor, ``cursor`` is the next
+        sequence to read. ``wait_timeout_ms`` long-polls the store when nothing is there yet (a
+        run still going in the background), so a reader can loop ``after = stream.cursor - 1``.
+
+        >>> r = run_once("echo hi", provider="shell", store="memory://")
+        >>> first, rest = r.event_stream().take(1)
+        >>> first[0].type.value, rest.remaining() > 0
+        ('run_started', True)
+        """
+        from .core.event_stream import EventStream
+        from .core.events import without_audit
+
+        if self.store is None:
+            raise AsmError("invalid_operation", "this RunResult has no store to read events from")
+        import time
+
+        deadline = time.monotonic() + max(wait_timeout_ms, 0) / 1000
+        cursor = after
+        while True:
+            kw: dict[str, Any] = {"run_id": self.run_id, "after": cursor}
+            if limit is not None:
+                kw["limit"] = limit
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms > 0:
+                kw["wait_timeout_ms"] = left_ms
+            raw = self.store.get_events(self.session_id, **kw)
+            events = without_audit(raw)
+            if events or not raw or left_ms <= 0:
+                break
+            cursor = max(e.sequence_number for e in raw)  # only audit records came: wait past them
+        stream = EventStream.new(self.session_id, self.run_id, buffer_size=max(len(events), 1))
+        return stream.push_batch(events).advance_cursor(after + 1)
 
     def raise_for_status(self) -> "RunResult":
         """Raise the run's ``AsmError`` unless it completed; returns self for chaining."""
@@ -169,6 +236,7 @@ class RunResult:
             "token_usage": dict(self.token_usage), "cost_usd": self.cost_usd,
             "error": self.error.to_dict() if self.error else None, "duration_ms": self.duration_ms,
             "provider": self.provider, "model": self.model, "tool_calls": self.tool_calls,
+            "stop_reason": self.stop_reason, "partial": self.partial,
             "events": [e.to_dict() for e in self.events],
         }
 
@@ -185,10 +253,13 @@ class RunResult:
     def _plain(self) -> str:
         usage = self.token_usage or {}
         cost = "n/a" if self.cost_usd is None else f"${self.cost_usd:.4f}"
-        head = (f"RunResult({self.provider or '?'}: {self.status}, {usage.get('input_tokens', 0)} in / "
+        status = "refused" if self.refused else self.status
+        head = (f"RunResult({self.provider or '?'}: {status}, {usage.get('input_tokens', 0)} in / "
                 f"{usage.get('output_tokens', 0)} out tokens, cost {cost})")
         if self.error is not None:
             head += f"\nerror: [{self.error.code}] {self.error.message}"
+        if self.output and self.partial:
+            return head + "\npartial output (the run stopped):\n" + self.output
         return head + ("\n" + self.output if self.output else "")
 
     def __repr__(self) -> str:
@@ -196,7 +267,9 @@ class RunResult:
 
 
 def _result_from_store(store: Any, run: Run, *, error: AsmError | None = None, extra: Any = None) -> RunResult:
-    events = store.get_events(run.session_id, run_id=run.id)
+    from .core.events import without_audit
+
+    events = without_audit(store.get_events(run.session_id, run_id=run.id))
     out = run.output or {}
     content = out.get("content")
     if not isinstance(content, str):
@@ -239,14 +312,41 @@ async def _resolve_session(store: Any, adapter: Any, session: Any, *, agent_id, 
         if named:
             existing = max(named, key=lambda s: (s.created_at, s.id))
     if existing is None:
-        s = await manager.astart_session(store, adapter, {"agent_id": agent_id, "metadata": {**(metadata or {}),
-                                                          "name": session}, "tags": tags, "context": context})
-        s = await manager.aactivate_session(store, s.id)
-        return s, False
+        attrs = {"agent_id": agent_id, "metadata": {**(metadata or {}), "name": session}, "tags": tags,
+                 "context": context}
+        if callable(getattr(store, "get_or_create_named_session", None)):
+            # atomic across processes: two kernels starting the same new name share one session
+            s, created = await manager.astart_named_session(store, adapter, session, attrs)
+        else:
+            s, created = await manager.astart_session(store, adapter, attrs), True
+        if created:
+            s = await manager.aactivate_session(store, s.id)
+            return s, False
+        existing = s
     if existing.status.value != "active":
         existing = await manager.aresume_session(store, existing.id) if existing.status.value == "paused" else \
             await manager.aactivate_session(store, existing.id)
     return existing, False
+
+
+def _with_publish(on_event: Callable[[dict], Any] | None, publish: Any) -> Callable[[dict], Any] | None:
+    """``on_event`` plus broadcasting each event on a PubSub (``publish=True``: the process-wide
+    ``asm_nb.pubsub.default_pubsub()``; a ``PubSub``: that one) under its session topic."""
+    if publish is False or publish is None:
+        return on_event
+    from .pubsub import PubSub, event_callback
+
+    if publish is not True and not isinstance(publish, PubSub):
+        raise AsmError("validation_error", f"publish must be True, False or an asm_nb.pubsub.PubSub, got {publish!r}")
+    broadcast = event_callback(publish if isinstance(publish, PubSub) else None)
+    if on_event is None:
+        return broadcast
+
+    def both(event: dict) -> Any:
+        broadcast(event)
+        return on_event(event)
+
+    return both
 
 
 async def arun_once(prompt: Any, provider: Any = None, *, store: Any = None, model: str | None = None,
@@ -257,9 +357,11 @@ async def arun_once(prompt: Any, provider: Any = None, *, store: Any = None, mod
                     tags: Sequence[str] | None = None, agent_id: str | None = None,
                     continuation: Any = "auto", continuation_opts: Mapping | None = None,
                     routing: Mapping | None = None, required_capabilities: Sequence[Any] | None = None,
-                    _state: dict | None = None, **adapter_options: Any) -> RunResult:
+                    publish: Any = False, _state: dict | None = None, **adapter_options: Any) -> RunResult:
     """Run one prompt on a provider and return its ``RunResult`` (async version of ``run_once``)."""
     from .runtime import manager
+
+    on_event = _with_publish(on_event, publish)
 
     if prompt is None or (isinstance(prompt, str) and not prompt.strip()):
         raise AsmError("validation_error", "prompt must be a non-empty string (or a messages/command dict)")
@@ -358,8 +460,9 @@ def run_once(prompt: Any, provider: Any = None, **kwargs: Any) -> RunResult:
     ``continuation_opts`` (transcript limits ``max_messages``, ``max_chars``,
     ``max_tokens_approx``), ``routing`` (for a provider list: ``{"required_capabilities": [...],
     "prefer": [...], ...}``), ``required_capabilities`` (capability types or ``{"type", "name"}``
-    the provider must offer; none can: the run fails with ``provider_unavailable``), and any
-    adapter option.
+    the provider must offer; none can: the run fails with ``provider_unavailable``), ``publish``
+    (True: broadcast each event on ``asm_nb.pubsub.default_pubsub()`` under ``asm:session:<id>``;
+    or a ``PubSub``), and any adapter option.
     """
     from .runtime import loop, manager
 

@@ -3,6 +3,8 @@
     asm run -p shell "echo hi"      asm sessions      asm runs      asm events RUN_ID
     asm replay CASSETTE             asm cost        asm export --format parquet|csv|jsonl OUT
     asm gc [--max-age-days N] [--keep-failed] [--dry-run]
+    asm providers [--capability NAME]      asm audit [--run RUN_ID] [--session ID]
+    asm run --renderer studio|compact|verbose|passthrough --log FILE --jsonl FILE ...
     asm eval SPEC.toml|yaml         (exit 1 when a threshold fails)
                                     (every command takes --store PATH|URL and --json)
 
@@ -52,6 +54,15 @@ def _store(args: argparse.Namespace) -> Any:
     return resolve_store(args.store)
 
 
+def _redact(value: Any) -> Any:
+    """Terminal output goes through the redactor like the store (the ``redaction_*`` config)."""
+    from .persistence.redaction import redact_map, scan_text
+
+    if isinstance(value, str):
+        return scan_text(value, None)[0]
+    return redact_map(value, None)
+
+
 def _fmt_time(dt: Any) -> str | None:
     return dt.strftime("%Y-%m-%d %H:%M:%S") if dt is not None else None
 
@@ -68,15 +79,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             opts[k] = json.loads(v)
         except ValueError:
             opts[k] = v
-    on_event = None
-    if not args.json and not args.quiet:
-        def on_event(ev: dict) -> None:  # stream text and tool calls as they arrive
-            t, data = ev.get("type"), ev.get("data") or {}
-            if t == "message_streamed" and data.get("kind", "text") == "text":
-                sys.stdout.write(str(data.get("delta") or data.get("content") or ""))
-                sys.stdout.flush()
-            elif t == "tool_call_started" and args.provider != "shell":
-                sys.stdout.write(f"\n[tool] {data.get('tool_name')}\n")
     from .policy.options import policy_from_args, terminal_approval
 
     policy = policy_from_args(args)
@@ -84,12 +86,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         policy = _with_approval(policy, terminal_approval)
     if policy is not None:
         opts["policy"] = policy
-    result = run_once(args.prompt, args.provider, store=_store(args), model=args.model, session=args.session,
-                      cwd=args.cwd, on_event=on_event, **opts)
+    from .cli_extra import run_printer
+
+    printer = run_printer(args)  # renderer x sinks (--renderer, --log, --jsonl)
+    try:
+        result = run_once(args.prompt, args.provider, store=_store(args), model=args.model, session=args.session,
+                          cwd=args.cwd, on_event=printer, **opts)
+    finally:
+        printer.close()
     if args.json:
         d = result.to_dict()
         d.pop("events", None)
-        print(json.dumps(d, ensure_ascii=False, default=str))
+        print(json.dumps(_redact(d), ensure_ascii=False, default=str))
     else:
         usage = result.token_usage
         cost = "n/a" if result.cost_usd is None else f"${result.cost_usd:.4f}"
@@ -97,7 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"tokens {usage.get('input_tokens', 0)}/{usage.get('output_tokens', 0)}  cost {cost}",
               file=sys.stderr)
         if result.error is not None:
-            print(f"error: [{result.error.code}] {result.error.message}", file=sys.stderr)
+            print(_redact(f"error: [{result.error.code}] {result.error.message}"), file=sys.stderr)
             d = result.error.details or {}
             if result.error.code == "policy_violation" and d.get("limit"):
                 seen = f", observed {d['observed']}" if "observed" in d else ""
@@ -149,7 +157,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_events(args: argparse.Namespace) -> int:
     store = _store(args)
     run = store.get_run(args.run_id)
-    events = store.get_events(run.session_id, run_id=run.id, type=args.type or None)
+    from .core.events import without_audit
+
+    events = without_audit(store.get_events(run.session_id, run_id=run.id, type=args.type or None))
     if args.json:
         print(json.dumps([e.to_dict() for e in events], ensure_ascii=False))
         return 0
@@ -273,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .policy.options import add_policy_arguments
 
     add_policy_arguments(r)  # --budget --max-tokens --max-tool-calls --timeout --deny-tools ...
+    from .cli_extra import add_run_output_arguments, add_subcommands
+
+    add_run_output_arguments(r)  # --renderer --log --jsonl
     r.set_defaults(fn=cmd_run)
 
     h = sub.add_parser("health", parents=[common], help="providers: available, circuit state, recent failures")
@@ -299,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--prompt")
     rp.add_argument("--speed", type=float)
     rp.add_argument("-q", "--quiet", action="store_true")
+    add_run_output_arguments(rp)
     rp.set_defaults(fn=cmd_replay)
 
     c = sub.add_parser("cost", parents=[common], help="USD and tokens by provider and model")
@@ -341,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("dst", help="destination store: path or URL")
     cp.add_argument("--no-progress", action="store_true", help="no progress bar")
     cp.set_defaults(fn=cmd_copy)
+
+    add_subcommands(sub, common)  # providers, audit
     return p
 
 

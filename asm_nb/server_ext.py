@@ -150,7 +150,9 @@ def run_bundle(path: str | os.PathLike, run_id: str) -> dict | None:
             if exc.code in ("not_found", "run_not_found", "validation_error"):
                 return None
             raise
-        events = store.get_events(run.session_id, run_id=run.id)
+        from .core.events import without_audit
+
+        events = without_audit(store.get_events(run.session_id, run_id=run.id))
         session = store.get_session(run.session_id)
     finally:
         store.close()

@@ -621,6 +621,188 @@ print(dash.text())
 """),
 ]
 
+NOTEBOOKS["06_evaluate.ipynb"] = [
+    md("""
+# Evaluate agents side by side
+
+Which agent, model, prompt or policy does the job best, and for what cost? `asm_nb.evaluate` runs
+every item of a dataset on every agent, gives each run a **fresh copy of the item's workspace**,
+scores it (text, your own functions, a model-graded rubric, the tool-call trajectory, the
+workspace diff, a command that must pass), and keeps the scores on the runs in the store, so an
+interrupted eval resumes where it stopped.
+
+This notebook runs **offline**: the two agents are `shell` agents (one small script with two
+strategies) that really edit the files of a tiny Python project. With API keys, the same code
+takes `provider="claude"`, `"claude_code"`, `"codex"` or `"amp"` agents.
+"""),
+    code("""
+import pathlib, sys, tempfile, textwrap
+import asm_nb
+from asm_nb.evaluation import scorers as sc
+
+base = pathlib.Path(tempfile.mkdtemp(prefix="asm-eval-nb-"))
+store = str(base / "store")
+
+# the workspace fixture: a tiny project with a bug and its tests
+project = base / "fixture"
+project.mkdir()
+(project / "convert.py").write_text(textwrap.dedent('''
+    def convert(rows):
+        header = rows[0]
+        return [dict(zip(header, row)) for row in rows[1:]]
+'''))
+(project / "test_convert.py").write_text(textwrap.dedent('''
+    from convert import convert
+
+    def test_empty():
+        assert convert([]) == []
+
+    def test_strip():
+        assert convert([["a"], [" x "]]) == [{"a": "x"}]
+'''))
+
+# the "agent": one script, two strategies (the careful one fixes the code, the hasty one the test)
+agent = base / "agent.py"
+agent.write_text(textwrap.dedent('''
+    import os, pathlib, sys
+    task, strategy = sys.argv[1], os.environ["STRATEGY"]
+    src = pathlib.Path("convert.py")
+    if task == "empty-input":
+        if strategy == "careful":
+            fixed = "    if not rows:\\\\n        return []\\\\n    header = rows[0]"
+            src.write_text(src.read_text().replace("    header = rows[0]", fixed))
+        else:
+            test = pathlib.Path("test_convert.py")
+            test.write_text(test.read_text().replace("assert convert([]) == []", "pass"))
+    elif task == "strip-cells":
+        src.write_text(src.read_text().replace("zip(header, row)", "zip(header, [c.strip() for c in row])"))
+    print(f"{strategy}: {task} done")
+'''))
+sorted(p.name for p in project.iterdir())
+"""),
+    md("""
+## Dataset, agents, scorers
+
+A dataset is a list of dicts (or a DataFrame, a JSONL or CSV file). `input` is the prompt (for a
+shell agent, the command), `workspace` a fixture folder copied fresh for every item x agent, and
+any other field is a variable scorers can use.
+"""),
+    code("""
+dataset = asm_nb.Dataset.from_records([
+    {"id": "empty-input", "input": f"python3 {agent} empty-input", "test": "empty",
+     "workspace": str(project)},
+    {"id": "strip-cells", "input": f"python3 {agent} strip-cells", "test": "strip",
+     "workspace": str(project)},
+])
+agents = {
+    "careful": {"provider": "shell", "env": {"STRATEGY": "careful"}},
+    "hasty": {"provider": "shell", "env": {"STRATEGY": "hasty"}},
+}
+
+@asm_nb.scorer
+def item_test(item, workspace):
+    import subprocess
+    p = subprocess.run([sys.executable, "-c", f"import test_convert as t; t.test_{item.vars['test']}()"],
+                       cwd=workspace, capture_output=True, text=True)
+    return p.returncode == 0, "passes" if p.returncode == 0 else p.stderr.strip().splitlines()[-1]
+
+scorers = [
+    item_test,                                                 # your own function
+    sc.files_changed("convert.py"),                            # workspace: the fix is in the code...
+    sc.files_unchanged("test_*.py"),                           # ...and the tests were left alone
+    sc.command("python3 -m py_compile convert.py", name="compiles"),  # a command that must pass
+    sc.trajectory().called("bash").max_tool_calls(3),          # the tool calls
+    sc.contains("done"),                                       # the output text
+]
+dataset
+"""),
+    code("""
+result = asm_nb.evaluate(dataset, agents=agents, scorers=scorers, name="coding", store=store,
+                         concurrency=4, progress=False)
+result
+"""),
+    md("""
+`.frame` has one row per item x agent x repeat (output, every score with its pass/fail and
+explanation, tokens, cost, duration, run id, diff stats); `.summary` one row per agent (mean
+score with a 95% confidence interval, pass rate, cost in total and per item, p50/p95 duration).
+"""),
+    code("""
+result.frame[["item_id", "agent", "status", "passed", "score", "files_changed", "why_item_test",
+              "why_files_unchanged"]]
+"""),
+    code("""
+result.summary[["agent", "runs", "mean_score", "pass_rate", "errors", "cost_usd"]]
+"""),
+    code("""
+result.compare(baseline="careful").frame[["item_id", "agent", "baseline_score", "score", "delta", "outcome"]]
+"""),
+    md("""
+## The matrix
+
+Rows are items, columns agents; each cell has the output, one badge per scorer (hover for the
+explanation) and the cost. Click a cell to open its run card; tick *only disagreements* to hide
+the items where the agents agree. It is plain HTML, so it stays readable in the saved notebook.
+"""),
+    code("""
+result.matrix(deterministic=True)
+"""),
+    md("""
+## Why did they differ? Run diff
+
+`asm_nb.diff_runs(a, b)` (or `%asm diff RUN_A RUN_B`) aligns the two tool-call sequences, marks
+the first divergence and shows output, token, cost, duration and workspace deltas.
+"""),
+    code("""
+ids = result.frame.set_index(["item_id", "agent"])["run_id"]
+diff = asm_nb.diff_runs(ids["empty-input", "careful"], ids["empty-input", "hasty"], store=store)
+diff.first_divergence, diff.deltas["workspace"]["only_a"], diff.deltas["workspace"]["only_b"]
+"""),
+    md("""
+## Resume, record, replay
+
+Scores live on the runs in the store under the eval's name. Running the same eval again skips
+every item x agent x repeat already scored (after a kernel restart too) and runs only the rest.
+"""),
+    code("""
+again = asm_nb.evaluate(dataset, agents=agents, scorers=scorers, name="coding", store=store, progress=False)
+bool(again.frame["resumed"].all()), list(again.frame["run_id"]) == list(result.frame["run_id"])
+"""),
+    md("""
+`cassettes=DIR` records every run as a cassette (with the files it changed); with
+`record="none"` the eval replays them without calling any provider: the way to check an eval
+offline in CI.
+"""),
+    code("""
+cassettes = base / "cassettes"
+asm_nb.evaluate(dataset, agents=agents, scorers=scorers, name="coding-rec", store=store,
+                cassettes=cassettes, progress=False)
+replayed = asm_nb.evaluate(dataset, agents=agents, scorers=scorers, name="coding-replay", store=store,
+                           cassettes=cassettes, record="none", progress=False)
+replayed.summary[["agent", "mean_score", "pass_rate"]]
+"""),
+    md("""
+## Evals as data, and in tests
+
+`asm_nb.frames.evals(store)` and `asm_nb.frames.scores(store)` read the stored results like any
+other frame; `asm_nb.testing.expect(run)` asserts on one run in pytest; `asm eval spec.toml`
+runs an eval from a spec file and exits non-zero when a threshold fails.
+"""),
+    code("""
+asm_nb.frames.evals(store)[["eval", "agent", "runs", "pass_rate", "mean_score"]]
+"""),
+    code("""
+from asm_nb.testing import expect
+
+import shutil
+scratch = shutil.copytree(project, base / "scratch")
+run = asm_nb.run_once(f"python3 {agent} strip-cells", provider="shell", store=store,
+                      cwd=str(scratch), env={"STRATEGY": "careful"})
+expect(run).succeeded().called("bash").never_called("edit_file").max_tool_calls(1).output_contains("done")
+"ok"
+"""),
+]
+
+
 def _sanitize_rules() -> list[tuple[re.Pattern, str]]:
     """The regex replacements of sanitize.cfg (nbval's file), in order."""
     cfg = configparser.ConfigParser(interpolation=None)

@@ -440,6 +440,26 @@ def normalize_batch(raws: Iterable[Any], context: Mapping[str, Any]) -> list[Nor
     return ok
 
 
+AUDIT_SOURCE = "audit"
+
+
+def is_audit(event: Any) -> bool:
+    """Whether ``event`` is an audit record (``metadata["source"] == "audit"``, written by the
+    audit logger beside the adapter's own lifecycle events). Readers that tell a run's story
+    (results, transcripts, frames) leave these out; ``frames.audit`` reads only them.
+
+    >>> is_audit(Event.new("run_started", "ses_1", metadata={"source": "audit"}))
+    True
+    """
+    md = event.get("metadata") if isinstance(event, Mapping) else getattr(event, "metadata", None)
+    return isinstance(md, Mapping) and md.get("source") == AUDIT_SOURCE
+
+
+def without_audit(events: Iterable[Any]) -> list[Any]:
+    """``events`` without the audit records (see :func:`is_audit`)."""
+    return [e for e in events if not is_audit(e)]
+
+
 def sort_events(events: Iterable[Any]) -> list[Any]:
     """By sequence (None last), then timestamp, then id: deterministic for any input order."""
     def key(e: Any):

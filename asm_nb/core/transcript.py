@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping, NamedTuple
 from ._checks import dict_or_empty, require_non_empty
 from ._settings import setting
 from .errors import AsmError
-from .events import EventType, is_valid_type
+from .events import EventType, is_valid_type, without_audit
 from .serialization import ensure_aware, first_set, format_datetime, parse_datetime, to_jsonable
 
 APPROVAL_PAUSED_OUTPUT = "[Execution paused: awaiting human approval]"
@@ -419,7 +419,7 @@ def _sync_events(store: Any, session_id: str, query: dict[str, Any]) -> list[Any
         if close is not None:
             close()  # avoid "coroutine was never awaited"
         raise AsmError("validation_error", "store.get_events is async; use afrom_store / aupdate_from_store")
-    return list(events)
+    return without_audit(events)
 
 
 async def _async_events(store: Any, session_id: str, query: dict[str, Any]) -> list[Any]:
@@ -427,7 +427,7 @@ async def _async_events(store: Any, session_id: str, query: dict[str, Any]) -> l
     events = store.get_events(session_id, **query)
     if inspect.isawaitable(events):
         events = await events
-    return list(events)
+    return without_audit(events)
 
 
 def from_store(store: Any, session_id: str, **opts: Any) -> Transcript:

@@ -30,7 +30,9 @@ _LAZY = {
     "evals_frame": "frames", "scores_frame": "frames",
 }
 
-__all__ = sorted([*_LAZY, "scorers"])
+__all__ = ["Agent", "Dataset", "EvalComparison", "EvalResult", "EvalRun", "Item", "RunDiff", "Sample", "Score",
+           "Scorer", "as_dataset", "diff_runs", "evals_frame", "evaluate", "load_eval", "load_spec", "run_eval_item",
+           "run_spec", "scorer", "scorers", "scores_frame"]
 
 
 def __getattr__(name: str) -> Any:

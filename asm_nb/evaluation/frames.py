@@ -114,7 +114,10 @@ def evals_frame(store: Any = None, *, backend: str = "pandas") -> Any:
                      "passed": a["passed"], "pass_rate": a["passed"] / a["runs"],
                      "mean_score": sum(a["values"]) / len(a["values"]) if a["values"] else None,
                      "cost_usd": a["cost_usd"], "first_started": a["first_started"], "last_ended": a["last_ended"]})
-    rows.sort(key=lambda r: (r["first_started"], r["eval"], r["agent"]))
+    eval_start: dict[str, Any] = {}
+    for r in rows:
+        eval_start[r["eval"]] = min(eval_start.get(r["eval"], r["first_started"]), r["first_started"])
+    rows.sort(key=lambda r: (eval_start[r["eval"]], r["eval"], r["agent"]))  # evals in time order, agents by name
     cols = ["eval", "agent", "runs", "items", "passed", "pass_rate", "mean_score", "cost_usd", "first_started",
             "last_ended"]
     schema = {"eval": pl.Utf8, "agent": pl.Utf8, "runs": pl.Int64, "items": pl.Int64, "passed": pl.Int64,

@@ -20,21 +20,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import concurrent.futures
 import logging
 import math
 import os
 import shutil
 import tempfile
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from ..core.errors import AsmError
 from .agents import Agent, as_agents
-from .dataset import Dataset, Item, as_dataset, canonical_hash
+from .dataset import Item, as_dataset, canonical_hash
 from .scorers import Sample, Score, Scorer, as_scorers
 
 log = logging.getLogger(__name__)
@@ -303,6 +300,92 @@ def _done_runs(store: Any, name: str) -> dict[tuple[str, str, int], Any]:
     return done
 
 
+def _result_from_events(store: Any, run: Any, events: list) -> Any:
+    """The run's ``RunResult`` from the events the manager handed back (no event-log read: a
+    session of a thousand runs would be re-read for each); None when they do not convert."""
+    from ..api import _result_from_store
+    from ..core.events import Event, to_event_type
+    from ..core.serialization import parse_datetime, utc_now
+
+    class _NoEvents:
+        def get_events(self, *_a: Any, **_k: Any) -> list:
+            return []
+
+    try:
+        out = []
+        for ev in events:
+            ts = ev.get("timestamp")
+            out.append(Event(id=str(ev.get("id") or ""), type=to_event_type(ev.get("type")),
+                             timestamp=parse_datetime(ts) if isinstance(ts, str) else (ts or utc_now()),
+                             session_id=run.session_id, run_id=run.id, data=dict(ev.get("data") or {}),
+                             metadata=dict(ev.get("metadata") or {}), sequence_number=ev.get("sequence_number"),
+                             schema_version=1, provider=ev.get("provider") or run.provider))
+    except Exception:
+        return None
+    result = _result_from_store(_NoEvents(), run)
+    result.events = out
+    result.store = store
+    return result
+
+
+def _redacted(scores: list[dict]) -> list[dict]:
+    """Scores as stored: explanations go through the redaction config like everything persisted."""
+    try:
+        from ..persistence.redaction import redact_map
+    except ImportError:  # pragma: no cover
+        return scores
+    return [redact_map(s) for s in scores]
+
+
+def _save_runs(store: Any, runs: list) -> None:
+    many = getattr(store, "save_runs", None)
+    if callable(many):
+        many(runs)
+    else:
+        for run in runs:
+            store.save_run(run)
+
+
+class _ScoreWriter:
+    """Saves scored runs in small groups (every ``every_s`` or ``max_batch`` runs, and at the end),
+    so recording the scores costs one store write per group instead of one per run."""
+
+    def __init__(self, store: Any, *, every_s: float = 0.25, max_batch: int = 64) -> None:
+        self.store = store
+        self.every_s = every_s
+        self.max_batch = max_batch
+        self.pending: list = []
+        self._lock = asyncio.Lock()
+        self._ticker = asyncio.ensure_future(self._tick())
+
+    async def put(self, run: Any) -> None:
+        self.pending.append(run)
+        if len(self.pending) >= self.max_batch:
+            await self.flush()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            runs, self.pending = self.pending, []
+            if runs:
+                await asyncio.to_thread(_save_runs, self.store, runs)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.every_s)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("saving eval scores failed (retried at the end)")
+
+    async def close(self) -> None:
+        self._ticker.cancel()
+        try:
+            await self._ticker
+        except BaseException:
+            pass
+        await asyncio.shield(self.flush())
+
+
 def _score_sample(scorers: Sequence[Scorer], sample: Sample) -> list[Score]:
     return [s(sample) for s in scorers]
 
@@ -400,6 +483,7 @@ async def _run_tasks(handle: EvalRun, todo: list[_Task], *, store: Any, concurre
     if executor is not None:
         await asyncio.to_thread(store.flush)
     sem = asyncio.Semaphore(concurrency)
+    writer = _ScoreWriter(store)
 
     async def one(t: _Task) -> None:
         async with sem:
@@ -419,6 +503,7 @@ async def _run_tasks(handle: EvalRun, todo: list[_Task], *, store: Any, concurre
             progress.started()
             err: AsmError | None = None
             run_id: str | None = None
+            events: list | None = None  # the run's events as it emitted them (None: read the store)
             try:
                 if executor is None:
                     server = servers[t.agent.name]
@@ -427,7 +512,8 @@ async def _run_tasks(handle: EvalRun, todo: list[_Task], *, store: Any, concurre
                         opts["workspace"] = {"enabled": True, "path": ws}
                     run_id = await server.submit_run(t.item.input, **opts)
                     try:
-                        await server.await_run(run_id, timeout_ms=10 ** 12)
+                        execution = await server.await_run(run_id, timeout_ms=10 ** 12)
+                        events = getattr(execution, "events", None)
                     except AsmError as e:
                         err = e
                 else:
@@ -453,16 +539,18 @@ async def _run_tasks(handle: EvalRun, todo: list[_Task], *, store: Any, concurre
                 from ..workspace.rollback import workspace_record
 
                 def score() -> list[Score]:
-                    result = _result_from_store(store, run)
+                    result = _result_from_events(store, run, events) if events is not None else None
+                    if result is None:
+                        result = _result_from_store(store, run)
                     result.workspace = workspace_record(run)
                     sample = Sample(item=t.item, agent=t.agent, repeat=t.repeat, result=result, workspace=ws,
                                     store=store)
                     return _score_sample(handle.scorers, sample)
 
                 scores = await asyncio.to_thread(score)
-                ev = {**meta, "scored": True, "scores": [s.to_dict() for s in scores]}
+                ev = {**meta, "scored": True, "scores": _redacted([s.to_dict() for s in scores])}
                 updated = run.replace(metadata={**(run.metadata or {}), "eval": ev})
-                await asyncio.to_thread(store.save_run, updated)
+                await writer.put(updated)
                 run = updated
             row = _row(name, t, run, scores, ws if keep_workspaces else None, resumed=False, error=err)
             handle.rows[t.key] = row
@@ -484,6 +572,7 @@ async def _run_tasks(handle: EvalRun, todo: list[_Task], *, store: Any, concurre
             tasks.append(asyncio.ensure_future(one(t)))
         await asyncio.gather(*tasks)
     finally:
+        await writer.close()
         for server in servers.values():
             try:
                 await server.aclose(cancel_in_flight=True)
@@ -743,14 +832,16 @@ class EvalResult:
                              "outcome": "win" if d > tolerance else "loss" if d < -tolerance else "tie"})
         return EvalComparison(baseline=base, rows=rows, agents=[n for n in names if n != base])
 
-    def matrix(self, *, only_disagreements: bool = False, max_items: int = 200, excerpt_chars: int = 160) -> Any:
+    def matrix(self, *, only_disagreements: bool = False, max_items: int = 200, excerpt_chars: int = 160,
+               deterministic: bool = False) -> Any:
         """The matrix view (rows = items, columns = agents): output excerpt, score badges, cost;
         each cell opens its run card; a checkbox filters to disagreements. Static HTML (it stays
-        in a saved notebook); needs ``asm_nb.notebook``."""
+        in a saved notebook); needs ``asm_nb.notebook``. ``deterministic=True``: run cards
+        without ids and timings (for notebooks checked by nbval)."""
         from . import _views
 
         return _views.matrix(self, only_disagreements=only_disagreements, max_items=max_items,
-                             excerpt_chars=excerpt_chars)
+                             excerpt_chars=excerpt_chars, deterministic=deterministic)
 
     def thresholds(self, **limits: float) -> list[str]:
         """Failed thresholds, one message each (empty: all met). Limits per agent:
@@ -785,8 +876,10 @@ class EvalResult:
     def _repr_html_(self) -> str:
         import html
 
-        return (f"<p><b>eval {html.escape(self.name)}</b>{' (stopped: ' + html.escape(self.stopped) + ')' if self.stopped else ''}</p>"
-                + self.summary.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep=""))
+        cols = ["agent", "runs", "skipped", "mean_score", "ci_low", "ci_high", "pass_rate", "errors", "cost_usd"]
+        stop = f" (stopped: {html.escape(self.stopped)})" if self.stopped else ""
+        return (f"<p><b>eval {html.escape(self.name)}</b>{stop}</p>"  # no timings: a saved notebook stays stable
+                + self.summary[cols].to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep=""))
 
 
 @dataclass

@@ -30,7 +30,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 from ..core.errors import AsmError
 from . import trajectory as tj

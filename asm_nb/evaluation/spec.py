@@ -61,7 +61,7 @@ def load_spec(path: str | os.PathLike) -> dict[str, Any]:
         try:
             import yaml
         except ImportError as exc:  # pragma: no cover - pyyaml ships with the notebook extra
-            raise AsmError("dependency_not_available", "YAML specs need PyYAML (pip install pyyaml)") from exc
+            raise AsmError("dependency_not_available", "YAML specs need PyYAML: pip install 'asm_nb[eval]'") from exc
         try:
             spec = yaml.safe_load(text)
         except yaml.YAMLError as exc:

@@ -176,6 +176,20 @@ def format_cost_table(rows: Sequence[dict], total: dict | None = None) -> str:
 # export
 
 
+def _redacted_frame(df: Any) -> Any:
+    """Every text column through the redactor: an export is a file people share, and a store
+    written before a pattern existed may still hold that secret."""
+    import polars as pl
+
+    from ..persistence.redaction import scan_text
+
+    cols = [c for c, t in df.schema.items() if t == pl.Utf8]
+    if not cols:
+        return df
+    return df.with_columns([pl.col(c).map_elements(lambda v: scan_text(v, None)[0], return_dtype=pl.Utf8)
+                            for c in cols])
+
+
 def _frame(table: str, store: Any, filters: Mapping[str, Any]) -> Any:
     from . import frames
 
@@ -249,8 +263,12 @@ def export(store: Any, out: Any, *, format: str = "parquet", tables: Iterable[st
             raise AsmError("validation_error", f"{existing[0]} already exists (pass overwrite=True / --overwrite)")
     st = _store(store)
     filters = {"session_id": session_id, "provider": provider, "since": since, "until": until}
-    built = {t: _frame(t, st, filters) for t in names}  # build everything before writing anything
-    outdir.mkdir(parents=True, exist_ok=True)
+    built = {t: _redacted_frame(_frame(t, st, filters)) for t in names}  # build everything before writing
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AsmError("storage_error", f"cannot create the export folder {str(outdir)!r}: "
+                                        f"{exc.strerror or exc}") from None
     result: dict[str, dict[str, Any]] = {}
     for t, df in built.items():
         path = targets[t]
@@ -259,7 +277,7 @@ def export(store: Any, out: Any, *, format: str = "parquet", tables: Iterable[st
             _write(df, tmp, format)
             os.replace(tmp, path)
         except OSError as exc:
-            raise AsmError("storage_error", f"cannot write {path}: {exc}") from exc
+            raise AsmError("storage_error", f"cannot write {path}: {exc.strerror or exc}") from None
         finally:
             if tmp.exists():
                 tmp.unlink()

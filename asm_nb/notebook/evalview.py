@@ -41,6 +41,17 @@ _CSS = """
 """
 
 
+_TIMING_KEYS = ("duration_ms", "duration", "elapsed_ms")
+
+
+def _untimed(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _untimed(v) for k, v in value.items() if k not in _TIMING_KEYS}
+    if isinstance(value, list):
+        return [_untimed(v) for v in value]
+    return value
+
+
 def _badge(ok: bool | None, label: str, title: str) -> str:
     cls = "na" if ok is None else ("ok" if ok else "ko")
     return f'<span class="b {cls}" title="{html.escape(title, quote=True)}">{html.escape(label)}</span>'
@@ -54,8 +65,9 @@ class MatrixView:
     """The eval matrix (see the module docstring)."""
 
     def __init__(self, result: Any, *, only_disagreements: bool = False, max_items: int = 200,
-                 excerpt_chars: int = 160, redact: Any = None) -> None:
+                 excerpt_chars: int = 160, redact: Any = None, deterministic: bool = False) -> None:
         self.result = result
+        self.deterministic = deterministic
         self.only_disagreements = only_disagreements
         self.max_items = max_items
         self.excerpt_chars = excerpt_chars
@@ -105,7 +117,10 @@ class MatrixView:
             from .display import run_result_mimebundle
 
             res = _result_from_store(store, store.get_run(row["run_id"]))
-            return run_result_mimebundle(res)["text/html"]
+            if self.deterministic:  # no timings in the card: a re-executed notebook gives the same HTML
+                res.events = [e.replace(data=_untimed(e.data)) for e in res.events]
+                res.duration_ms = None
+            return run_result_mimebundle(res, deterministic=self.deterministic)["text/html"]
         except Exception as exc:  # a pruned run: the cell still shows the scores
             return f"<p>run card unavailable: {html.escape(str(exc))}</p>"
 
@@ -125,7 +140,8 @@ class MatrixView:
             rep = f"<b>#{r['repeat'] + 1}</b> " if len(c["rows"]) > 1 else ""
             summary = (f'<summary>{rep}{status}{badges} {cost}<div class="out">{html.escape(excerpt)}</div>'
                        "</summary>")
-            parts.append(f'<details data-run-id="{html.escape(str(r.get("run_id") or ""))}">{summary}'
+            rid = "" if self.deterministic else html.escape(str(r.get("run_id") or ""))
+            parts.append(f'<details data-run-id="{rid}">{summary}'
                          f"{self._card(r)}</details>")
         return "<td>" + "".join(parts) + "</td>"
 

@@ -40,11 +40,12 @@ from datetime import date, datetime, time, timezone
 from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Sequence
 
 from ..core.errors import AsmError
+from ..core.events import is_audit
 
 if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
 
-__all__ = ["sessions", "runs", "events", "messages", "tool_calls", "costs", "usage", "transcript", "diffs",
+__all__ = ["sessions", "runs", "events", "audit", "messages", "tool_calls", "costs", "usage", "transcript", "diffs",
            "diff_summaries", "evals", "scores",
            "EVENT_COLUMNS"]
 
@@ -89,7 +90,7 @@ def _session_status_dtype(pl):
     return pl.Enum([s.value for s in SessionStatus])
 
 
-_TOOL_STATUSES = ["running", "completed", "failed"]
+_TOOL_STATUSES = ["running", "completed", "failed", "unfinished"]
 
 
 def _raw_event_schema(pl) -> dict:
@@ -553,12 +554,20 @@ def _matching_run_ids(store: Any, f: _Filters) -> list | None:
     return rdf["run_id"].to_list()
 
 
-def _filtered_events(store: Any, f: _Filters, types: list | None = None) -> "pl.LazyFrame":
+def _audit_expr(pl):
+    """True for audit records (``metadata.source == "audit"``, written by ``persistence.audit``)."""
+    return pl.col("metadata").str.json_path_match("$.source").fill_null("") == "audit"
+
+
+def _filtered_events(store: Any, f: _Filters, types: list | None = None, *,
+                     audit: bool = False) -> "pl.LazyFrame":
+    """Events matching ``f``: the run's own events, or (``audit=True``) only the audit records."""
     pl = _polars()
     run_ids = _matching_run_ids(store, f)
     exprs = _event_filters(pl, f, types=types, run_ids=run_ids)
+    exprs.append(_audit_expr(pl) if audit else ~_audit_expr(pl))
     lf = _events_lazy(store, f.session_id)
-    return lf.filter(*exprs) if exprs else lf
+    return lf.filter(*exprs)
 
 
 def _check_types(types: Any) -> list | None:
@@ -593,6 +602,46 @@ def events(store: Any = None, *, session_id: Any = None, run_id: Any = None, typ
     if parse_data and df.height:
         df = df.with_columns(df["data"].str.json_decode(infer_schema_length=None),
                              df["metadata"].str.json_decode(infer_schema_length=None))
+    return _finish(df, backend)
+
+
+AUDIT_COLUMNS = ("timestamp", "session_id", "run_id", "type", "agent_id", "run_status", "error_code",
+                 "error_message", "input_tokens", "output_tokens", "total_tokens", "sequence_number", "id")
+
+
+def audit(store: Any = None, *, session_id: Any = None, run_id: Any = None, type: Any = None,
+          since: Any = None, until: Any = None, backend: Backend = "pandas") -> Any:
+    """The audit log: one row per audit record, oldest first.
+
+    The runtime writes a record when a run starts (``run_started``), completes
+    (``run_completed`` with its token usage) or fails (``run_failed`` with the error), while
+    config ``audit_logging_enabled`` is on (the default). Records live in the session's event
+    log with ``metadata.source == "audit"``; :func:`events` leaves them out, this frame keeps only
+    them. Columns: ``timestamp, session_id, run_id, type, agent_id, run_status, error_code,
+    error_message, input_tokens, output_tokens, total_tokens, sequence_number, id``.
+
+    >>> audit(store, run_id=result.run_id)["type"].tolist()   # doctest: +SKIP
+    ['run_started', 'run_completed']
+    """
+    _check_backend(backend)
+    pl = _polars()
+    types = _check_types(type)
+    f = _Filters.of(session_id, run_id, None, None, None, since, until)
+    df = _filtered_events(_resolve_store(store), f, types, audit=True).collect()
+    df = df.sort(["timestamp", "session_id", "sequence_number"])
+
+    def field(path: str, dtype: Any) -> Any:
+        return pl.col("data").str.json_path_match(path).cast(dtype, strict=False)
+
+    df = df.select(
+        pl.col("timestamp"), pl.col("session_id"), pl.col("run_id"), pl.col("type").cast(pl.String),
+        field("$.agent_id", pl.String).alias("agent_id"), field("$.run_status", pl.String).alias("run_status"),
+        field("$.error_code", pl.String).alias("error_code"),
+        field("$.error_message", pl.String).alias("error_message"),
+        field("$.token_usage.input_tokens", pl.Int64).alias("input_tokens"),
+        field("$.token_usage.output_tokens", pl.Int64).alias("output_tokens"),
+        field("$.token_usage.total_tokens", pl.Int64).alias("total_tokens"),
+        pl.col("sequence_number"), pl.col("id"))
     return _finish(df, backend)
 
 
@@ -653,7 +702,7 @@ def transcript(store: Any, session_id: str, *, run_id: Any = None, include_tools
     if not isinstance(session_id, str) or not session_id:
         raise AsmError("validation_error", "transcript needs a session_id (a non-empty string)")
     st = _resolve_store(store)
-    evs = st.get_events(session_id)
+    evs = [e for e in st.get_events(session_id) if not is_audit(e)]
     run_filter = set(_as_list(run_id)) if run_id is not None else None
     rows: list[dict] = []
     pending: dict[Any, list] = {}  # run_id -> [first chunk event, [texts]]
@@ -762,7 +811,9 @@ def tool_calls(store: Any = None, *, session_id: Any = None, run_id: Any = None,
     live view's spinner text: ``Running: pytest -q``, ``Reading src/app.py``), ``status``
     (``running`` / ``completed`` / ``failed``), ``started_at, finished_at, duration_ms``,
     ``input`` (JSON text), ``input_size, output_size`` (characters), ``reason`` (failure
-    reason), ``provider``, and ``output`` with ``include_output=True``.
+    reason, e.g. ``permission_denied``), ``provider``, and ``output`` with ``include_output=True``.
+    ``status`` is ``running`` / ``completed`` / ``failed``, or ``unfinished`` for a call the run
+    ended without (its last record says ``status: "unfinished"``).
 
     ``status`` filters the call status, ``run_status`` the run's; ``since``/``until`` apply to
     the start time.
@@ -788,6 +839,7 @@ def tool_calls(store: Any = None, *, session_id: Any = None, run_id: Any = None,
         _jp("data", "tool_input").alias("input"),
         _jp("data", "tool_output").alias("output"),
         _jp("data", "reason").alias("reason"),
+        _jp("data", "status").alias("end_mark"),
     ).collect()
     keys = ["session_id", "run_id", "tool_call_id"]
     starts = (base.filter(pl.col("type") == "tool_call_started")
@@ -798,6 +850,7 @@ def tool_calls(store: Any = None, *, session_id: Any = None, run_id: Any = None,
             .unique(subset=keys, keep="last", maintain_order=True)
             .select(*keys, pl.col("timestamp").alias("finished_at"),
                     pl.when(pl.col("type") == "tool_call_completed").then(pl.lit("completed"))
+                    .when(pl.col("end_mark") == "unfinished").then(pl.lit("unfinished"))
                     .otherwise(pl.lit("failed")).alias("end_status"),
                     pl.col("tool_name").alias("end_tool_name"), pl.col("input").alias("end_input"),
                     "output", "reason", pl.col("provider").alias("end_provider"),

@@ -89,8 +89,14 @@ class AsmMagics(Magics):
     @argument("--background", action="store_true", help="return at once; the result is bound when done")
     @argument("--record", metavar="FILE", help="record the run as a replay cassette")
     @argument("--replay", metavar="FILE", help="replay a cassette instead of calling a provider")
+    @argument("--speed", type=float, metavar="X",
+              help="with --replay: playback speed (1 = as recorded, 2 = twice as fast; default: instant)")
     @argument("--store", help="store path or URL (default: ./.asm or $ASM_HOME)")
     @argument("--quiet", action="store_true", help="show nothing while it runs; only bind the result")
+    @argument("--log", metavar="FILE", help="also write the rendered run (plain text) to FILE")
+    @argument("--jsonl", metavar="FILE", help="write every event of the run as one JSON line to FILE")
+    @argument("--publish", action="store_true",
+              help="broadcast the run's events on asm_nb.pubsub.default_pubsub() (topic asm:session:<id>)")
     @argument("--snapshot", action="store_true", help="snapshot the working directory and diff it")
     @argument("--rollback-on-failure", action="store_true",
               help="with --snapshot (git repos): restore the pre-run files if the run fails")
@@ -110,6 +116,7 @@ class AsmMagics(Magics):
         """Run an agent: ``%%asm -p shell`` then the prompt as the cell body.
 
         Line magic: ``%asm sessions | runs [--live] | events RUN | show RUN | cancel RUN |
+        pause RUN | resume RUN | audit [RUN] | providers |
         diff RUN [RUN_B] | cost | dashboard | budget [USD|off] | policy | health |
         config [key=value ...] | store PATH|URL``.
         """
@@ -145,9 +152,16 @@ class AsmMagics(Magics):
             return compare_cell(self, args, prompt, _async=_async)
         provider = args.provider or _default("provider") or config.get("default_provider")
         options: dict[str, Any] = {}
+        if args.speed is not None and not args.replay:
+            raise UsageError("--speed goes with --replay FILE")
         if args.replay:
             provider = "replay"
             options["cassette"] = args.replay
+            if args.speed is not None:
+                if not args.speed >= 0:  # also rejects nan
+                    raise UsageError(f"--speed must be a number >= 0, got {args.speed}")
+                options["speed"] = args.speed or None
+            _note_replay_prompt(args.replay, prompt)
         renderer = args.renderer or _default("renderer") or config.get("default_renderer") or "auto"
         if renderer not in RENDERERS:
             raise UsageError(f"unknown renderer {renderer!r}; expected one of {', '.join(RENDERERS)}")
@@ -168,6 +182,10 @@ class AsmMagics(Magics):
 
             adapter = Recorder(adapter, args.record)
         view = _make_view(renderer, provider=getattr(adapter, "name", str(provider)), model=args.model)
+        if args.log or args.jsonl:
+            from .control_magics import tee_view  # renderer x file / JSONL sinks
+
+            view = tee_view(view, renderer, args.log, args.jsonl)
         if bridge is not None and hasattr(view, "widget"):
             view.widget.on_approval(bridge.decide)
         snapshot: Any = args.snapshot
@@ -177,6 +195,8 @@ class AsmMagics(Magics):
                           timeout=args.timeout * 1000 if args.timeout else "unbounded",
                           cwd=args.cwd, on_event=view.on_event)
         run_kwargs["policy"] = _guard().cell_policy(args, view)  # kernel budget + policy options
+        if args.publish:
+            run_kwargs["publish"] = True
         if args.background:
             return self._background(prompt, adapter, run_kwargs, view, args.out)
         if _async:
@@ -249,19 +269,19 @@ class AsmMagics(Magics):
         return resolve_store(_default("store"))
 
     def _cmd_sessions(self, rest: list[str]) -> Any:
-        from ..cli import _table
+        from .tables import Table, show_table
 
         rows = [{"session_id": s.id, "name": s.metadata.get("name"), "status": s.status.value,
                  "provider": s.metadata.get("provider"), "created": s.created_at.strftime("%Y-%m-%d %H:%M:%S")}
                 for s in self._store().list_sessions()]
-        print(_table(rows, ["session_id", "name", "status", "provider", "created"]))
+        show_table(Table(rows, ["session_id", "name", "status", "provider", "created"]))
 
     def _cmd_runs(self, rest: list[str]) -> Any:
         if "--live" in rest:
             from .live import live_runs
 
             return live_runs(self, [a for a in rest if a != "--live"])
-        from ..cli import _table
+        from .tables import Table, show_table
 
         rows = []
         for r in self._store().list_runs(rest[0] if rest else None):
@@ -269,14 +289,18 @@ class AsmMagics(Magics):
             rows.append({"run_id": r.id, "status": r.status.value, "provider": r.provider,
                          "model": (r.provider_metadata or {}).get("model"), "in": u.get("input_tokens"),
                          "out": u.get("output_tokens"), "cost_usd": r.cost_usd})
-        print(_table(rows, ["run_id", "status", "provider", "model", "in", "out", "cost_usd"]))
+        show_table(Table(rows, ["run_id", "status", "provider", "model", "in", "out", "cost_usd"]))
 
     def _cmd_events(self, rest: list[str]) -> Any:
         if len(rest) != 1:
             raise UsageError("usage: %asm events RUN_ID")
         store = self._store()
         run = store.get_run(rest[0])
-        return store.get_events(run.session_id, run_id=run.id)
+        from ..core.events import without_audit
+        from .tables import EventList
+
+        # a list of the run's events, shown as a table (not raw Event(...) reprs)
+        return EventList(without_audit(store.get_events(run.session_id, run_id=run.id)))
 
     def _cmd_show(self, rest: list[str]) -> Any:
         if len(rest) != 1:
@@ -464,6 +488,22 @@ class _TextView:
         return None
 
 
+def _note_replay_prompt(path: str, prompt: str) -> None:
+    """Say so when the cell's prompt is not the one the cassette recorded (the replay shows the
+    recording whatever the cell says)."""
+    from ..providers.replay import load_cassette
+
+    try:
+        recorded = load_cassette(path).header.get("input")
+    except Exception:  # a bad cassette fails the run with its own clear error
+        return
+    if isinstance(recorded, str) and recorded.strip() and recorded.strip() != prompt.strip():
+        shown = recorded.strip().replace("\n", " ")
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        print(f"note: this cell's prompt differs from the recording's ({shown!r}); "
+              "the replay shows what was recorded", file=sys.stderr)
+
+
 def _publish_ids(result: Any) -> None:
     """An empty output whose metadata names the run and session: a saved notebook links each
     ``%%asm`` output back to its events (``%asm show RUN``); the visible text stays id-free."""
@@ -585,6 +625,7 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.register_magics(AsmMagics)
     _guard()
     from . import diffview  # noqa: F401  (registers %asm diff)
+    from . import control_magics  # noqa: F401  (registers %asm pause / resume / audit / providers)
     if _kernel_can_await(ipython) and _async_cell_transformer not in ipython.input_transformers_post:
         ipython.input_transformers_post.append(_async_cell_transformer)
 

@@ -25,7 +25,7 @@ from ..core.events import Event, EventType
 from .redaction import redact
 
 __all__ = ["HANDLER_ID", "enabled", "set_enabled", "log_run_started", "log_run_completed", "log_run_failed",
-           "log_error", "log_usage_metrics", "get_audit_log", "attach_telemetry_handlers",
+           "log_run_cancelled", "log_error", "log_usage_metrics", "get_audit_log", "attach_telemetry_handlers",
            "detach_telemetry_handlers"]
 
 log = logging.getLogger(__name__)
@@ -56,11 +56,19 @@ def _value(v: Any) -> Any:
     return getattr(v, "value", v)  # enums (RunStatus, ErrorCode) as their string value
 
 
-def _append(store: Any, etype: EventType, session_id: Any, run_id: Any, data: dict) -> None:
+def _provider(run: Any, session: Any) -> Any:
+    prov = _get(run, "provider")
+    if prov is None:
+        prov = _get(_get(session, "metadata"), "provider")
+    return prov if isinstance(prov, str) else None
+
+
+def _append(store: Any, etype: EventType, session_id: Any, run_id: Any, data: dict, provider: Any = None) -> None:
     if not enabled():
         return
     try:
-        event = Event.new(etype, session_id, run_id=run_id, data=data, metadata={"source": "audit"})
+        event = Event.new(etype, session_id, run_id=run_id, data=data, metadata={"source": "audit"},
+                          provider=provider)
         event = redact(event, None).event
         store.append_event_with_sequence(event)
     except Exception as exc:  # noqa: BLE001 - documented: audit failures never propagate
@@ -75,14 +83,16 @@ def _session_id(run: Any, session: Any) -> Any:
 def log_run_started(store: Any, run: Any, session: Any) -> None:
     """Append ``run_started`` ``{agent_id, run_status}``."""
     _append(store, EventType.RUN_STARTED, _session_id(run, session), _get(run, "id"),
-            {"agent_id": _get(session, "agent_id"), "run_status": _value(_get(run, "status"))})
+            {"agent_id": _get(session, "agent_id"), "run_status": _value(_get(run, "status"))},
+            _provider(run, session))
 
 
 def log_run_completed(store: Any, run: Any, session: Any, result: Any = None) -> None:
     """Append ``run_completed`` ``{agent_id, token_usage}`` (``result["token_usage"]``, default ``{}``)."""
     usage = _get(result, "token_usage", {})
     _append(store, EventType.RUN_COMPLETED, _session_id(run, session), _get(run, "id"),
-            {"agent_id": _get(session, "agent_id"), "token_usage": usage if usage is not None else {}})
+            {"agent_id": _get(session, "agent_id"), "token_usage": usage if usage is not None else {}},
+            _provider(run, session))
 
 
 def _error_fields(error: Any) -> tuple[Any, Any]:
@@ -96,14 +106,26 @@ def log_run_failed(store: Any, run: Any, session: Any, error: Any) -> None:
     ``.message`` or the dict keys ``code`` / ``message``)."""
     code, message = _error_fields(error)
     _append(store, EventType.RUN_FAILED, _session_id(run, session), _get(run, "id"),
-            {"agent_id": _get(session, "agent_id"), "error_code": code, "error_message": message})
+            {"agent_id": _get(session, "agent_id"), "error_code": code, "error_message": message},
+            _provider(run, session))
+
+
+def log_run_cancelled(store: Any, run: Any, session: Any, reason: Any = None) -> None:
+    """(Python addition) Append ``run_cancelled`` ``{agent_id, reason?}``: a cancelled run is
+    neither completed nor failed, and its audit trail still needs an end."""
+    data = {"agent_id": _get(session, "agent_id")}
+    if reason is not None:
+        data["reason"] = reason
+    _append(store, EventType.RUN_CANCELLED, _session_id(run, session), _get(run, "id"), data,
+            _provider(run, session))
 
 
 def log_error(store: Any, run: Any, session: Any, error: Any) -> None:
     """Append ``error_occurred`` ``{agent_id, error_code, error_message}``."""
     code, message = _error_fields(error)
     _append(store, EventType.ERROR_OCCURRED, _session_id(run, session), _get(run, "id"),
-            {"agent_id": _get(session, "agent_id"), "error_code": code, "error_message": message})
+            {"agent_id": _get(session, "agent_id"), "error_code": code, "error_message": message},
+            _provider(run, session))
 
 
 def log_usage_metrics(store: Any, session: Any, metrics: Mapping[str, Any], run_id: str | None = None) -> None:

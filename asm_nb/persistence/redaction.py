@@ -35,45 +35,131 @@ from .. import telemetry
 from ..core.events import Event, EventType
 
 __all__ = [
-    "DEFAULT_PATTERN_SPECS", "SKIP_TYPES", "TARGETED_FIELDS", "MAX_DEPTH", "RedactionConfig",
+    "DEFAULT_PATTERN_SPECS", "SKIP_TYPES", "TARGETED_FIELDS", "MAX_DEPTH", "TOO_DEEP", "RedactionConfig",
     "RedactionResult", "EVENT_REDACTED", "default_patterns", "resolve_config", "redact", "redact_map",
     "redact_payload", "emit_redacted", "scan_text",
 ]
 
-MAX_DEPTH = 10
+# Values are walked to any realistic depth (a secret nested 12 levels deep is still found); a value
+# nested deeper than this is replaced whole rather than stored unscanned.
+MAX_DEPTH = 200
+TOO_DEEP = "[REDACTED: nested too deep to scan]"
 
 _SEP = (":", "=")
+
+# The value after a ``key=`` / ``"key": `` label: a quoted string or a bare word, but not a
+# placeholder (``...``, ``<your key>``, ``$VAR``, ``${VAR}``, ``{{ var }}``, ``os.environ[...]``)
+# nor text already redacted, so hints such as "pass api_key=..." stay readable.
+_NOT_PLACEHOLDER = r"(?!\.\.\.|<|\$|\{\{|\[REDACTED|os\.environ|process\.env|None\b|null\b)"
+_VALUE = rf"""(?:"{_NOT_PLACEHOLDER}[^"\n]+"|'{_NOT_PLACEHOLDER}[^'\n]+'|{_NOT_PLACEHOLDER}[^\s"',;]+)"""
+_LABEL_END = r"""["']?\s*[:=]\s*"""
+
+
+def _labelled(names: str) -> str:
+    """``names`` (an alternation) as a label: optional quote, optional ``x_`` prefix, separator,
+    value; case-insensitive."""
+    return rf"""(?i)["']?\b(?:[a-z0-9]+[_.-])*(?:{names}){_LABEL_END}{_VALUE}"""
+
 
 # (category, pattern source, gate). A gate is (triggers, all_of, any_of) of lower-case literals:
 # every match of the pattern, lower-cased, contains one trigger, every ``all_of`` string and
 # (when given) one ``any_of`` string. tests/persistence/test_redaction.py checks this on
 # generated matches; a pattern is only run on text that passes its gate.
+#
+# Sources: the rule sets of gitleaks (config/gitleaks.toml), trufflehog detectors and
+# detect-secrets plugins; specific provider formats first, then labelled generic forms.
 _DEFAULTS: tuple[tuple[str, str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]], ...] = (
-    ("aws_access_key", r"AKIA[0-9A-Z]{16}", (("akia",), (), ())),
+    ("aws_access_key", r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|A3T[A-Z0-9])[0-9A-Z]{16}\b",
+     (("akia", "asia", "abia", "acca", "agpa", "aida", "aroa", "aipa", "anpa", "anva", "a3t"), (), ())),
     ("aws_secret_key", r"(?i)aws[_-]?secret[_-]?access[_-]?key\s*[:=]\s*\S+",
      (("secret",), ("aws", "access", "key"), _SEP)),
     ("gcp_api_key", r"AIza[0-9A-Za-z_-]{35}", (("aiza",), (), ())),
-    ("anthropic_key", r"sk-ant-api\S{20,}", (("sk-",), ("sk-ant-api",), ())),
-    ("openai_key", r"sk-proj-[a-zA-Z0-9]{20,}", (("sk-",), ("sk-proj-",), ())),
-    ("openai_legacy_key", r"sk-[a-zA-Z0-9]{40,}", (("sk-",), (), ())),
+    ("anthropic_key", r"sk-ant-[a-z]{2,8}\d{0,2}-[A-Za-z0-9_-]{20,}", (("sk-ant-",), (), ())),
+    ("openai_key", r"sk-(?:proj|svcacct|admin|None)-[A-Za-z0-9_-]{20,}",
+     (("sk-proj-", "sk-svcacct-", "sk-admin-", "sk-none-"), (), ())),
+    ("openai_legacy_key", r"sk-[a-zA-Z0-9]{32,}", (("sk-",), (), ())),
     ("github_pat", r"ghp_[a-zA-Z0-9]{36}", (("ghp_",), (), ())),
     ("github_oauth", r"gho_[a-zA-Z0-9]{36}", (("gho_",), (), ())),
-    ("github_app", r"ghs_[a-zA-Z0-9]{36}", (("ghs_",), (), ())),
+    ("github_app", r"gh[su]_[a-zA-Z0-9]{36}", (("ghs_", "ghu_"), (), ())),
     ("github_refresh", r"ghr_[a-zA-Z0-9]{36}", (("ghr_",), (), ())),
     ("github_fine_pat", r"github_pat_[a-zA-Z0-9_]{22,}", (("github_pat_",), (), ())),
-    ("gitlab_token", r"glpat-[a-zA-Z0-9_-]{20,}", (("glpat-",), (), ())),
+    ("gitlab_token", r"\bgl(?:pat|dt|ft|rt|cbt|ptt|oas|soat|imt|agent|ffct)-[0-9A-Za-z_-]{20,}(?:\.[0-9a-z]{9})?",
+     (("glpat-", "gldt-", "glft-", "glrt-", "glcbt-", "glptt-", "gloas-", "glsoat-", "glimt-", "glagent-",
+       "glffct-"), (), ())),
+    ("stripe_key", r"\b(?:sk|rk)_(?:live|test|prod)_[0-9A-Za-z]{10,99}\b",
+     (("sk_live_", "sk_test_", "sk_prod_", "rk_live_", "rk_test_", "rk_prod_"), (), ())),
+    ("stripe_webhook_secret", r"\bwhsec_[0-9A-Za-z]{24,}", (("whsec_",), (), ())),
+    ("slack_token", r"\bxox[abposre]-[0-9A-Za-z-]{10,}", (("xox",), (), ())),
+    ("slack_app_token", r"(?i)\bxapp-\d-[A-Z0-9]+-\d+-[a-z0-9]+", (("xapp-",), (), ())),
+    ("slack_webhook", r"(?i)\bhooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_-]{20,}",
+     (("hooks.slack.com/",), (), ())),
+    ("discord_webhook", r"(?i)\bdiscord(?:app)?\.com/api/webhooks/\d+/[A-Za-z0-9_-]{20,}",
+     (("/api/webhooks/",), (), ())),
+    ("npm_token", r"\bnpm_[A-Za-z0-9]{36}\b", (("npm_",), (), ())),
+    ("pypi_token", r"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}", (("pypi-ageichlwas5vcmc",), (), ())),
+    ("huggingface_token", r"\b(?:hf_|api_org_)[A-Za-z0-9]{30,}\b", (("hf_", "api_org_"), (), ())),
+    ("google_oauth", r"\b(?:GOCSPX-[A-Za-z0-9_-]{28}|ya29\.[0-9A-Za-z_-]{20,})", (("gocspx-", "ya29."), (), ())),
+    ("sendgrid_key", r"\bSG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}", (("sg.",), (), ())),
+    ("twilio_key", r"\bSK[0-9a-fA-F]{32}\b", (("sk",), (), ())),
+    ("mailgun_key", r"\bkey-[0-9a-f]{32}\b", (("key-",), (), ())),
+    ("mailchimp_key", r"\b[0-9a-f]{32}-us[0-9]{1,2}\b", (("-us",), (), ())),
+    ("azure_client_secret", r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{31,34}", (("q~",), (), ())),
+    ("azure_storage_key", r"(?i)\b(?:AccountKey|SharedAccessKey)=[A-Za-z0-9+/=]{20,}",
+     (("accountkey=", "sharedaccesskey="), (), ())),
+    ("azure_sas_signature", r"(?i)[?&]sig=[A-Za-z0-9%+/=]{20,}", (("sig=",), (), ())),
+    ("digitalocean_token", r"\bdo[opr]_v1_[a-f0-9]{64}\b", (("doo_v1_", "dop_v1_", "dor_v1_"), (), ())),
+    ("shopify_token", r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b", (("shpat_", "shpca_", "shppa_", "shpss_"), (), ())),
+    ("databricks_token", r"\bdapi[a-f0-9]{32}(?:-\d)?\b", (("dapi",), (), ())),
+    ("vault_token", r"\bhv[sb]\.[A-Za-z0-9_-]{90,}", (("hvs.", "hvb."), (), ())),
+    ("pulumi_token", r"\bpul-[a-f0-9]{40}\b", (("pul-",), (), ())),
+    ("doppler_token", r"\bdp\.(?:pt|st|ct|sa|scim|audit)\.[A-Za-z0-9]{40,}",
+     (("dp.pt.", "dp.st.", "dp.ct.", "dp.sa.", "dp.scim.", "dp.audit."), (), ())),
+    ("linear_key", r"\blin_api_[A-Za-z0-9]{40}\b", (("lin_api_",), (), ())),
+    ("postman_key", r"\bPMAK-[a-f0-9]{24}-[a-f0-9]{34}\b", (("pmak-",), (), ())),
+    ("age_secret_key", r"AGE-SECRET-KEY-1[0-9A-Z]{58}", (("age-secret-key-1",), (), ())),
+    ("telegram_bot_token", r"\b\d{8,10}:AA[A-Za-z0-9_-]{33}\b", ((":aa",), (), ())),
+    ("square_token", r"\bsq0(?:atp|csp)-[0-9A-Za-z_-]{22,}", (("sq0atp-", "sq0csp-"), (), ())),
+    ("perplexity_key", r"\bpplx-[A-Za-z0-9]{48}\b", (("pplx-",), (), ())),
+    ("groq_key", r"\bgsk_[A-Za-z0-9]{52}\b", (("gsk_",), (), ())),
+    ("xai_key", r"\bxai-[A-Za-z0-9]{80}\b", (("xai-",), (), ())),
+    ("replicate_token", r"\br8_[A-Za-z0-9]{37}\b", (("r8_",), (), ())),
+    ("sentry_token", r"\bsntry[us]_[A-Za-z0-9+/=_]{40,}", (("sntryu_", "sntrys_"), (), ())),
+    ("newrelic_key", r"\bNR(?:AK|II|JS)-[A-Za-z0-9-]{19,32}\b", (("nrak-", "nrii-", "nrjs-"), (), ())),
+    ("grafana_token", r"\b(?:glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}|glc_[A-Za-z0-9+/]{32,}={0,3})",
+     (("glsa_", "glc_"), (), ())),
+    ("atlassian_token", r"\bATATT3[A-Za-z0-9_=-]{20,}", (("atatt3",), (), ())),
     ("jwt_token", r"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}", (("eyj",), (".",), ())),
     ("bearer_token", r"(?i)(bearer)\s+[a-zA-Z0-9._~+/=-]{20,}", (("bearer",), (), ())),
-    ("password", r"(?i)(password|passwd|pwd)\s*[:=]\s*\S+", (("passw", "pwd"), (), _SEP)),
-    ("api_key_generic", r"(?i)(api[_-]?key|apikey)\s*[:=]\s*\S+", (("api",), ("key",), _SEP)),
-    ("secret_key", r"(?i)(secret[_-]?key|secretkey)\s*[:=]\s*\S+", (("secret",), ("key",), _SEP)),
-    ("access_token", r"(?i)(access[_-]?token|accesstoken)\s*[:=]\s*\S+", (("access",), ("token",), _SEP)),
-    ("auth_token", r"(?i)(auth[_-]?token|authtoken)\s*[:=]\s*\S+", (("auth",), ("token",), _SEP)),
-    ("connection_string", r"(?i)(postgres|postgresql|mysql|redis|mongodb|amqp|mssql)://[^\s]+", (("://",), (), ())),
-    ("private_key", r"-----BEGIN (RSA |EC |DSA |OPENSSH )?PRIVATE KEY-----",
-     (("-----begin ",), ("private key-----",), ())),
-    ("env_secret", r"(?i)(DATABASE_URL|REDIS_URL|SECRET_KEY_BASE|ENCRYPTION_KEY|PRIVATE_KEY)\s*=\s*\S+",
-     (("_url", "_key"), ("=",), ())),
+    ("basic_auth", r"""(?i)authorization["']?\s*[:=]\s*["']?basic\s+[A-Za-z0-9+/]{8,}={0,2}""",
+     (("basic",), ("authorization",), _SEP)),
+    ("private_key",
+     r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----"
+     r"(?:[\s\S]*?-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----|[\s\S]*)",
+     (("-----begin",), ("private key-----",), ())),
+    ("connection_string",
+     r"(?i)(postgres|postgresql|mysql|mariadb|redis|rediss|mongodb|mongodb\+srv|amqp|amqps|mssql|sqlserver)"
+     r"://[^\s]+", (("://",), (), ())),
+    ("url_credentials", r"(?i)\b[a-z][a-z0-9+.-]*://[^\s:@/]+:[^\s@/]+@", (("://",), ("@",), ())),
+    ("password", _labelled(r"password|passwd|passphrase|pwd(?=" + _LABEL_END + r"[^/\s])"),
+     (("passw", "pwd", "passphrase"), (), _SEP)),
+    ("api_key_generic", _labelled(r"api[_-]?key|apikey|api[_-]?secret|api[_-]?token"), (("api",), (), _SEP)),
+    ("secret_key", _labelled(r"secret[_-]?key|secretkey|secret[_-]?access[_-]?key|private[_-]?key|signing[_-]?key"
+                             r"|encryption[_-]?key|webhook[_-]?secret"),
+     (("secret", "private", "signing", "encryption"), (), _SEP)),
+    ("client_secret", _labelled(r"client[_-]?secret|app[_-]?secret|consumer[_-]?secret|secret"),
+     (("secret",), (), _SEP)),
+    ("access_token", _labelled(r"access[_-]?token|accesstoken|refresh[_-]?token|id[_-]?token|session[_-]?token"
+                               r"|bot[_-]?token|oauth[_-]?token"),
+     (("token",), (), _SEP)),
+    ("auth_token", _labelled(r"auth[_-]?token|authtoken|credentials?"), (("auth", "credential"), (), _SEP)),
+    ("env_secret", r"\b(?:[A-Z][A-Z0-9]*_)*(?:DATABASE_URL|REDIS_URL|SECRET_KEY_BASE|ENCRYPTION_KEY|PRIVATE_KEY"
+                   r"|TOKEN|SECRET|PASSWORD|API_KEY|ACCESS_KEY)\s*=\s*" + _VALUE,
+     (("_url", "_key", "token", "secret", "password", "secret_key_base"), ("=",), ())),
+    # last: a bare 40-character AWS secret access key (mixed case and a digit, so lower-case hex
+    # ids such as git SHAs never match)
+    ("aws_secret_key_bare",
+     r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]{0,39}[A-Z])(?=[A-Za-z0-9/+]{0,39}[a-z])(?=[A-Za-z0-9/+]{0,39}[0-9])"
+     r"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])", ((), (), ())),
 )
 
 DEFAULT_PATTERN_SPECS: tuple[tuple[str, str], ...] = tuple((c, p) for c, p, _ in _DEFAULTS)
@@ -273,7 +359,7 @@ class _Compiled:
     and one whose patterns all need one of the same ``any_of`` literals only when one occurs.
     """
 
-    __slots__ = ("rules", "groups", "always", "min_len", "_candidates")
+    __slots__ = ("rules", "groups", "always", "min_len", "key_repl", "_candidates")
 
     def __init__(self, patterns: Any, replacement: Any) -> None:
         categorized = replacement == "categorized"
@@ -286,8 +372,9 @@ class _Compiled:
             repl = f"[REDACTED:{category}]" if categorized else plain
             gate = _GATES.get((pat.pattern, pat.flags))
             # re.sub would expand backslash escapes in a template; the replacement is literal.
-            rules.append((pat, repl.replace("\\", "\\\\"), gate[1] if gate else (), gate[2] if gate else ()))
-            if gate is None:
+            rules.append((pat, repl.replace("\\", "\\\\"), gate[1] if gate else (), gate[2] if gate else (),
+                          _min_width(pat)))
+            if gate is None or not gate[0]:  # no literal: run on every string long enough
                 always |= 1 << i
             else:
                 for kw in gate[0]:
@@ -306,10 +393,11 @@ class _Compiled:
             else:
                 guard = ()
             groups.setdefault(guard, []).append((kw, mask))
+        self.key_repl = "[REDACTED:secret_field]" if categorized else plain
         self.groups = tuple((g, tuple(items)) for g, items in groups.items())
         self.rules = tuple(rules)
         self.always = always
-        self.min_len = min((_min_width(p) for p, _, _, _ in rules), default=0)
+        self.min_len = min((w for _, _, _, _, w in rules), default=0)
         self._candidates = _unrolled_candidates(self.groups, always)
 
     def _candidates_loop(self, low: str) -> int:
@@ -336,8 +424,16 @@ class _Compiled:
         if not bits:
             return s, 0
         count = 0
-        for i, (pat, repl, all_of, any_of) in enumerate(self.rules):
-            if not bits >> i & 1:
+        n_chars = len(s)
+        rules = self.rules
+        i = -1
+        while True:  # the set bits of ``bits`` above ``i``, in order (62 rules, a few candidates)
+            rest = bits >> (i + 1)
+            if not rest:
+                break
+            i += (rest & -rest).bit_length()
+            pat, repl, all_of, any_of, min_width = rules[i]
+            if n_chars < min_width:
                 continue
             gated_out = False
             for k in all_of:
@@ -359,6 +455,7 @@ class _Compiled:
                 # a replacement can remove or (with a custom replacement) add gate literals
                 low = s.lower()
                 bits = self._candidates(low)
+                n_chars = len(s)
         return s, count
 
 
@@ -434,6 +531,22 @@ _default_compiled: _Compiled | None = None  # the compiled form of ``_DEFAULT_CF
 
 _INERT = frozenset({int, float, bool, type(None), bytes, bytearray})
 
+# A string stored under a key that names a secret (``{"password": ...}``, an ``env`` dict's
+# ``GITHUB_TOKEN``, an ``Authorization`` header) is replaced whole, whatever it looks like.
+_SECRET_KEY = re.compile(r"(?i)(?:[a-z0-9]+[_.-])*(?:password|passwd|passphrase|secret|token|api[_-]?key|apikey"
+                         r"|access[_-]?key|secret[_-]?key|private[_-]?key|client[_-]?secret|credentials?"
+                         r"|authorization|auth|cookie)")
+_secret_keys: dict[Any, bool] = {}
+
+
+def _is_secret_key(k: Any) -> bool:
+    hit = _secret_keys.get(k)
+    if hit is None:
+        hit = type(k) is str and _SECRET_KEY.fullmatch(k) is not None
+        if len(_secret_keys) < 4096:
+            _secret_keys[k] = hit
+    return hit
+
 
 class _Walker:
     """One walk (docs/event-model.md, redaction). Plain strings are handled inline in the loops: a typical event
@@ -462,6 +575,9 @@ class _Walker:
         if isinstance(v, dict):
             return self.mapping(v, depth)
         if isinstance(v, (list, tuple)):
+            if depth > MAX_DEPTH:
+                self.count += 1
+                return TOO_DEEP
             items = None
             for i, item in enumerate(v):
                 new = self.value(item, depth + 1)
@@ -476,7 +592,8 @@ class _Walker:
 
     def mapping(self, m: dict, depth: int) -> dict:
         if depth > MAX_DEPTH:
-            return m
+            self.count += 1
+            return TOO_DEEP  # type: ignore[return-value]
         out = None
         min_len = self.min_len
         last_in: Any = None
@@ -484,16 +601,22 @@ class _Walker:
         for k, v in m.items():
             t = type(v)
             if t is str:
-                if len(v) < min_len:
-                    continue
-                if v is last_in:  # adapters often put the same text under two keys (delta, content)
-                    new, n = last_out
+                if v and _is_secret_key(k):
+                    new = self.scan.__self__.key_repl  # type: ignore[attr-defined]
+                    if v == new:
+                        continue
+                    self.count += 1
                 else:
-                    new, n = last_out = self.scan(v)
-                    last_in = v
-                if not n:
-                    continue
-                self.count += n
+                    if len(v) < min_len:
+                        continue
+                    if v is last_in:  # adapters often put the same text under two keys (delta, content)
+                        new, n = last_out
+                    else:
+                        new, n = last_out = self.scan(v)
+                        last_in = v
+                    if not n:
+                        continue
+                    self.count += n
             elif t in _INERT:
                 continue
             else:
@@ -528,16 +651,22 @@ def _walk_top(scan: Any, min_len: int, m: Mapping, allowed: frozenset[str] | Non
             continue
         t = type(v)
         if t is str:
-            if len(v) < min_len:
-                continue
-            if v is last_in:  # adapters often put the same text under two keys (delta, content)
-                new, n = last_out
+            if v and _is_secret_key(k):
+                new = scan.__self__.key_repl
+                if v == new:
+                    continue
+                count += 1
             else:
-                new, n = last_out = scan(v)
-                last_in = v
-            if not n:
-                continue
-            count += n
+                if len(v) < min_len:
+                    continue
+                if v is last_in:  # adapters often put the same text under two keys (delta, content)
+                    new, n = last_out
+                else:
+                    new, n = last_out = scan(v)
+                    last_in = v
+                if not n:
+                    continue
+                count += n
         elif t in _INERT:
             continue
         else:

@@ -224,6 +224,25 @@ def _summary(violation: Mapping[str, Any]) -> dict[str, Any]:
     return {"limit": "tool_rules", "tool_name": d.get("tool_name"), "rule": d.get("rule")}
 
 
+def _stop_text(summary: Mapping[str, Any]) -> str:
+    """Which limit and the values: ``max_duration_ms 1500 exceeded at 1503 ms``,
+    ``tool bash denied by --deny-tools``."""
+    if summary.get("limit") == "tool_rules":
+        rule = {"deny": "the deny list (--deny-tools)", "allow": "the allow list (--allow-tools)"}.get(
+            summary.get("rule"), f"rule {summary.get('rule')!r}")
+        return f"tool {summary.get('tool_name')} denied by {rule}"
+    limit, value, seen = summary.get("limit"), summary.get("limit_value"), summary.get("observed")
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            v = round(v, 6)
+        unit = " ms" if isinstance(limit, str) and limit.endswith("_ms") else ""
+        return f"{v}{unit}" if unit and isinstance(v, (int, float)) else str(v)
+
+    value_text = f"{value}" if not isinstance(value, float) else f"{round(value, 6)}"
+    return f"{limit} {value_text} exceeded at {fmt(seen)}"
+
+
 class RunPolicy:
     """Drives one run's policy for the session manager (docs/policies.md, policies); see the module docstring."""
 
@@ -309,7 +328,7 @@ class RunPolicy:
                 details["approval"] = "denied"
                 msg = "Policy violation: the approval request was denied, run cancelled"
             else:
-                msg = "Policy violation triggered run cancellation"
+                msg = f"Policy {self.policy.name!r} stopped the run: {_stop_text(details)}"
             return {"error": AsmError("policy_violation", msg, details=details), "policy": info}
         return {"error": None, "policy": info}
 

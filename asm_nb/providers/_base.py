@@ -36,12 +36,39 @@ class ActiveRun:
     callback: EventCallback | None
     events: list = field(default_factory=list)
     open_tools: dict = field(default_factory=dict)  # tool_call_id -> (tool_name, tool_input)
+    started_tools: set = field(default_factory=set)  # every tool_call_id started in this run
     cancelled: bool = False
     cancel_event: asyncio.Event = field(default_factory=asyncio.Event)
     terminal_emitted: bool = False
     error_messages: set = field(default_factory=set)
     on_cancel: list = field(default_factory=list)  # callables run when cancel() is called
     task: asyncio.Task | None = None
+    resumed: asyncio.Event = field(default_factory=asyncio.Event)  # clear while a pause is requested
+
+    def __post_init__(self) -> None:
+        self.resumed.set()
+
+    @property
+    def pause_requested(self) -> bool:
+        return not self.resumed.is_set()
+
+    async def checkpoint(self) -> None:
+        """A point where the run may wait: between turns of an adapter's loop. While a pause is
+        requested, emit ``session_paused`` ``{run_id, reason: "paused"}``, wait for ``resume`` (or
+        a cancel), then emit ``session_resumed``. Adapters that call this advertise the
+        ``pause`` / ``resume`` capabilities (``supports_pause = True``)."""
+        if self.resumed.is_set() or self.cancelled:
+            return
+        await self.emit("session_paused", {"run_id": self.run.id, "reason": "paused"})
+        resumed = asyncio.ensure_future(self.resumed.wait())
+        cancelled = asyncio.ensure_future(self.cancel_event.wait())
+        try:
+            await asyncio.wait({resumed, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            resumed.cancel()
+            cancelled.cancel()
+        if not self.cancelled:
+            await self.emit("session_resumed", {"run_id": self.run.id})
 
     async def emit(self, type: str, data: Mapping[str, Any] | None = None, **extra: Any) -> dict:
         """Send one event (docs/providers.md, event envelope) to the callback and record it."""
@@ -51,9 +78,10 @@ class ActiveRun:
         d = dict(data or {})
         if type == "tool_call_started":
             self.open_tools[d.get("tool_call_id")] = (d.get("tool_name"), d.get("tool_input"))
+            self.started_tools.add(d.get("tool_call_id"))
         elif type in ("tool_call_completed", "tool_call_failed"):
             tcid = d.get("tool_call_id")
-            if tcid not in self.open_tools and not extra.pop("_no_synth", False):
+            if tcid not in self.open_tools and tcid not in self.started_tools and not extra.pop("_no_synth", False):
                 # invariant 4: every end has a start with the same id
                 await self.emit("tool_call_started", {"tool_call_id": tcid, "tool_name": d.get("tool_name"),
                                                       "tool_input": d.get("tool_input") or {}})
@@ -79,11 +107,12 @@ class ActiveRun:
         """Invariant 5: close tool calls still open before a terminal event."""
         for tcid, (name, tinput) in list(self.open_tools.items()):
             await self.emit("tool_call_failed", {"tool_call_id": tcid, "tool_name": name, "tool_input": tinput,
-                                                 "tool_output": None, "is_error": True, "reason": reason})
+                                                 "tool_output": None, "is_error": True, "reason": reason,
+                                                 "status": "unfinished"})
 
-    async def emit_cancelled(self, reason: str | None = None) -> AsmError:
+    async def emit_cancelled(self, reason: str | None = None, extra: Mapping[str, Any] | None = None) -> AsmError:
         await self.close_open_tools("cancelled")
-        await self.emit("run_cancelled", {"reason": reason} if reason else {})
+        await self.emit("run_cancelled", {**({"reason": reason} if reason else {}), **dict(extra or {})})
         return AsmError("cancelled", "Run was cancelled", context={"run_id": self.run.id,
                                                                    "provider": self.adapter.name})
 
@@ -108,6 +137,7 @@ class BaseAdapter:
 
     name: str = "base"
     emits_input_messages: bool = True
+    supports_pause: bool = False  # True when _execute calls ``active.checkpoint()`` between turns
 
     def __init__(self, **options: Any) -> None:
         self.options: dict[str, Any] = dict(options)
@@ -174,6 +204,30 @@ class BaseAdapter:
                 log.debug("cancel hook failed for %s", run_id, exc_info=True)
         return run_id
 
+    def _pausable(self, run_id: str) -> ActiveRun:
+        if not self.supports_pause:
+            raise AsmError("capability_not_supported", f"Capability 'pause' not supported by adapter {self.name}")
+        active = self._active.get(run_id)
+        if active is None:
+            raise AsmError("run_not_found", f"Run not found: {run_id}")
+        return active
+
+    async def pause(self, run_id: str) -> str:
+        """Ask the run to wait at its next checkpoint (between turns); returns at once."""
+        _on_run_loop(self._pausable(run_id), "clear")
+        return run_id
+
+    async def resume(self, run_id: str) -> str:
+        """Let a paused run continue."""
+        _on_run_loop(self._pausable(run_id), "set")
+        return run_id
+
+    @staticmethod
+    def pause_capabilities() -> list[Capability]:
+        """The ``pause`` / ``resume`` capabilities of an adapter with ``supports_pause``."""
+        return [Capability("pause", "sampling", True, "Pause a run between turns"),
+                Capability("resume", "sampling", True, "Resume a paused run")]
+
     async def aclose(self) -> None:
         self._closed = True
         for run_id in list(self._active):
@@ -187,6 +241,21 @@ class BaseAdapter:
         """An ``AsmError`` with a normalized ``provider_error`` payload (docs/providers.md, errors)."""
         pe, details = normalize_provider_error(provider or self.name, attrs)
         return AsmError(code, pe["message"], provider_error=pe, details=details)
+
+
+def _on_run_loop(active: ActiveRun, method: str) -> None:
+    """``active.resumed.<method>()`` on the loop that runs the run (asyncio events are not
+    thread-safe: a pause may come from another thread's loop)."""
+    fn = getattr(active.resumed, method)
+    loop = active.task.get_loop() if active.task is not None else None
+    try:
+        current = asyncio.get_running_loop()
+    except RuntimeError:
+        current = None
+    if loop is None or loop is current:
+        fn()
+    else:
+        loop.call_soon_threadsafe(fn)
 
 
 def input_text(run_input: Any) -> str:

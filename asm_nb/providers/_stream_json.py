@@ -139,6 +139,33 @@ class StreamJsonMapper(MapperBase):
     def _record_result(self, entry: dict, tool_output: Any, is_error: bool) -> None:
         pass
 
+    def _denials(self, obj: dict) -> list[Emit]:
+        """``result.permission_denials`` (``[{tool_name, tool_use_id, tool_input}]``): each denied
+        call becomes a failed tool call with reason ``permission_denied`` (a call the stream already
+        showed, with its error result, is marked denied by a second ``tool_call_failed``)."""
+        out: list[Emit] = []
+        for d in as_list(obj.get("permission_denials")):
+            d = as_dict(d)
+            name = as_str(d.get("tool_name")) or "unknown"
+            tid = as_str(d.get("tool_use_id")) or f"denied_{len(out)}"
+            tin = jsonable(d.get("tool_input")) if isinstance(d.get("tool_input"), dict) else {}
+            entry = self.tool_entry(tid)
+            if entry is None:
+                entry = self.remember_tool(tid, name, tin)
+                out.append(("tool_call_started", {"tool_call_id": tid, "tool_name": name, "tool_input": tin}))
+            message = (f"Permission denied: {name} was not allowed to run (grant it with --allowedTools / "
+                       f"tools=[...] or a permission_mode)")
+            prior = entry.get("output")
+            entry.update(status="failed", reason="permission_denied", is_error=True)
+            if prior is None:
+                entry["output"] = message
+            out.append(("tool_call_failed", {"tool_call_id": tid, "tool_name": entry["name"],
+                                             "tool_input": entry["input"] if entry["input"] is not None else tin,
+                                             "tool_output": prior if prior is not None else message,
+                                             "is_error": True, "reason": "permission_denied",
+                                             "error_message": message}))
+        return out
+
     def _terminal_failure_attrs(self, exit: ProcessExit) -> dict:
         return {"exit_code": exit.exit_code, "stderr": exit.stderr or None,
                 "truncated": exit.stderr_truncated or None}
@@ -161,6 +188,7 @@ class ClaudeCodeMapper(StreamJsonMapper):
         return self.start_events({
             "session_id": self.session_id, "provider_session_id": self.session_id,
             "model": as_str(obj.get("model")) or self.configured_model, "configured_model": self.configured_model,
+            "model_source": "stream" if as_str(obj.get("model")) else self.model_source,
             "tools": jsonable(obj.get("tools")) if isinstance(obj.get("tools"), list) else None,
             "cwd": as_str(obj.get("cwd")),
             "mcp_servers": jsonable(obj.get("mcp_servers")) if isinstance(obj.get("mcp_servers"), list) else None,
@@ -232,7 +260,7 @@ class ClaudeCodeMapper(StreamJsonMapper):
             return []
         self.result = obj
         self.turns += 1
-        out: list[Emit] = []
+        out: list[Emit] = self._denials(obj)
         if isinstance(obj.get("usage"), dict):
             extra = {"total_cost_usd": obj.get("total_cost_usd")} if _is_num(obj.get("total_cost_usd")) else {}
             if isinstance(obj.get("modelUsage"), dict):
@@ -314,6 +342,7 @@ class AmpMapper(StreamJsonMapper):
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
+        self.stream_model: str | None = None
         self._message_usage: dict[str, dict] = {}  # message key -> normalized usage (distinct messages)
         self._message_raw: dict[str, Any] = {}
         self._anon = 0
@@ -324,11 +353,19 @@ class AmpMapper(StreamJsonMapper):
             "tools": jsonable(obj.get("tools")) if isinstance(obj.get("tools"), list) else None,
             "cwd": as_str(obj.get("cwd")),
             "mcp_servers": jsonable(obj.get("mcp_servers")) if isinstance(obj.get("mcp_servers"), list) else None,
-            "model": self.configured_model})
+            "model": self.configured_model, "model_source": self.model_source})
+
+    def terminal_model(self) -> dict:
+        if self.configured_model is None and self.stream_model:
+            return {"model": self.stream_model, "model_source": "stream"}
+        return {}
 
     def _assistant(self, obj: dict) -> list[Emit]:
         msg = as_dict(obj.get("message"))
         subagent = isinstance(obj.get("parent_tool_use_id"), str) and bool(obj.get("parent_tool_use_id"))
+        m = as_str(msg.get("model"))
+        if m and m != "<synthetic>" and not subagent and self.stream_model is None:
+            self.stream_model = m  # Claude-compatible messages may name the model (the sample does not)
         if isinstance(msg.get("usage"), dict):
             mid = as_str(msg.get("id"))
             if not mid:
@@ -343,7 +380,7 @@ class AmpMapper(StreamJsonMapper):
             return []
         self.result = obj
         self.turns += 1
-        out: list[Emit] = []
+        out: list[Emit] = self._denials(obj)
         if isinstance(obj.get("usage"), dict):
             out.append(self.usage_event(inclusive_usage(obj["usage"]), obj["usage"], source="result"))
         elif self._message_usage:

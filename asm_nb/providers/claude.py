@@ -429,6 +429,7 @@ class ClaudeAdapter(BaseAdapter):
 
     name = "claude"
     emits_input_messages = True
+    supports_pause = True  # pause / resume between turns of the tool loop (``_loop``)
 
     def __init__(self, **options: Any) -> None:
         _require_anthropic("ClaudeAdapter()")
@@ -450,6 +451,7 @@ class ClaudeAdapter(BaseAdapter):
             Capability("vision", "resource", True, "Image understanding capability"),
             Capability("system_prompts", "prompt", True, "System prompt support"),
             Capability("interrupt", "sampling", True, "Ability to interrupt/cancel in-progress requests"),
+            *self.pause_capabilities(),
         ]
 
     def validate_config(self, config: Mapping[str, Any]) -> None:
@@ -583,6 +585,8 @@ class ClaudeAdapter(BaseAdapter):
         k = 0
         while True:
             k += 1
+            if k > 1:
+                await active.checkpoint()  # pause / resume take effect between turns
             if active.cancelled:
                 raise _Cancelled()
             turn = await self._stream_turn(active, client, {**params, "messages": list(messages)}, rs, k)
@@ -699,12 +703,30 @@ class ClaudeAdapter(BaseAdapter):
             await _partial_usage(active, rs, turn)
             raise _Cancelled()
         exc = consumer.exception()
+        complete = bool(turn.stop_reason and turn.message_id and all(b.stopped for b in turn.blocks.values()))
+        if exc is not None and isinstance(exc, _StreamError) and complete and not turn.saw_stop:
+            await _close_stream(stream)
+            exc, cut_by = None, f"{type(exc.error).__name__}: {exc.error}"
+        else:
+            cut_by = None
         if exc is not None:
             await _close_stream(stream)
             if isinstance(exc, _StreamError):
                 await _partial_usage(active, rs, turn)
                 raise self._map_error(exc.error, turn) from exc.error
             raise exc
+        if not turn.saw_stop and complete:
+            # the message is complete (stop reason given, every block closed); only the final
+            # message_stop was cut. The anthropic client's stream helper accepts this too.
+            msg = (f"stream ended without message_stop after a complete message (stop_reason "
+                   f"{turn.stop_reason}{'; ' + cut_by if cut_by else ''}); the message is kept")
+            log.warning("claude: %s", msg)
+            pe = self.provider_failure("provider_error", {"kind": "protocol_error", "message": msg}).provider_error
+            await active.emit("error_occurred", {"error_code": "provider_error", "error_message": msg,
+                                                 "recoverable": True, "severity": "warning", "provider_error": pe,
+                                                 "details": {"message_id": turn.message_id,
+                                                             "stop_reason": turn.stop_reason}})
+            turn.saw_stop = True
         if not turn.saw_stop:
             await _partial_usage(active, rs, turn)
             raise self.provider_failure("provider_error", {

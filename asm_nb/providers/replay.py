@@ -494,5 +494,20 @@ class Recorder:
         if header["model"] is None and isinstance(getattr(self.adapter, "model", None), str):
             header["model"] = self.adapter.model
         header["duration_ms"] = int((time.monotonic() - t0) * 1000)
+        header, events = _redacted(header, events)
         Cassette(header=header, events=tuple(events)).write(target)
         self.recorded.append(target)
+
+
+def _redacted(header: dict, events: list[CassetteEvent]) -> tuple[dict, list[CassetteEvent]]:
+    """A cassette is a file people share: header (input, output, error) and every event's data
+    and metadata go through the redactor (the global ``redaction_*`` config) before it is written."""
+    from ..persistence.redaction import redact_map
+
+    out = []
+    for ev in events:
+        data = redact_map(ev.data, None)
+        meta = redact_map(ev.metadata, None) if ev.metadata else ev.metadata
+        out.append(ev if data is ev.data and meta is ev.metadata
+                   else CassetteEvent(t_ms=ev.t_ms, type=ev.type, data=data, metadata=meta))
+    return redact_map(header, None), out

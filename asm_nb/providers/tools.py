@@ -77,9 +77,14 @@ class ToolContext:
         """``path`` resolved against ``cwd``; raises ``ToolError`` if it escapes ``cwd``."""
         if not isinstance(path, str) or not path.strip():
             raise ToolError("a non-empty 'path' string is required")
+        if "\x00" in path:
+            raise ToolError("'path' must not contain a NUL byte")
         root = self.cwd.resolve()
         p = Path(path)
-        target = (p if p.is_absolute() else root / p).resolve()
+        try:  # the confinement rule of every file tool (``_confine``): resolve, then compare
+            target = (p if p.is_absolute() else root / p).resolve()
+        except (OSError, RuntimeError):
+            raise ToolError(f"path {path!r} cannot be resolved (a symlink loop?); access refused") from None
         if target != root and root not in target.parents:
             raise ToolError(f"path {path!r} is outside the working directory {str(root)!r}; access refused")
         return target

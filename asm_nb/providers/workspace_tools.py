@@ -1,8 +1,11 @@
 """The built-in workspace tools of the Claude API adapter: ``bash`` (execute), ``read_file``,
 ``list_files``, ``grep`` (read), ``write_file``, ``edit_file`` (write); ``builtin_tools()`` picks them.
 
-File tools are confined to the run's working directory: a path that resolves outside it (``..``,
-an absolute path elsewhere, a symlink out) is refused. ``bash`` runs with the working directory as
+File tools are confined to the run's working directory by one rule (``_confine``): a path the
+model names that resolves outside it (``..``, an absolute path elsewhere, a symlink out) is refused,
+and what a walk finds (``list_files``, ``grep``) is skipped when it resolves outside. ``grep`` runs
+its pattern in a child process killed on timeout or cancel (a catastrophic regex cannot hang the
+run). ``bash`` runs with the working directory as
 its cwd in its own process group (killed on cancel or timeout); it is not sandboxed, which is why
 it needs approval outside ``full_auto``. The ``Tool`` type and ``@tool`` are in ``tools``.
 
@@ -12,21 +15,23 @@ Imports only the standard library, ``core``, ``config`` and ``tools``.
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import re
 import signal
+import sys
 from pathlib import Path
 from typing import Any, Iterable
 
 from .. import config
+from . import _confine
 from ..core.errors import AsmError
 from .tools import EXECUTE, READ, WRITE, Tool, ToolContext, ToolError, ToolOutput
 
 __all__ = ["builtin_tools", "BUILTIN_TOOL_NAMES"]
 
-_SKIP_DIRS = {".git", "node_modules", "__pycache__", ".venv", ".mypy_cache", ".pytest_cache"}
 _MAX_LIST = 1000
-_MAX_MATCHES = 200
+_MAX_MATCHES = _confine.MAX_MATCHES
 
 
 def _max_bytes() -> int:
@@ -100,20 +105,13 @@ def _edit_file(inp: dict, ctx: ToolContext) -> ToolOutput:
     return ToolOutput(f"Edited {ctx.rel(path)} ({count if inp.get('replace_all') else 1} replacement(s))")
 
 
-def _walk(root: Path) -> Iterable[Path]:
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
-        for f in sorted(filenames):
-            yield Path(dirpath) / f
-
-
 def _list_files(inp: dict, ctx: ToolContext) -> ToolOutput:
     base = ctx.resolve(inp.get("path") or ".")
     pattern = inp.get("pattern") or "**/*"
     if not base.is_dir():
         raise ToolError(f"{ctx.rel(base)} is not a directory")
     out = []
-    for p in _walk(base):
+    for p in _confine.walk(ctx.cwd.resolve(), base):
         rel = str(p.relative_to(base))
         if fnmatch.fnmatch(rel, pattern) or (pattern.startswith("**/") and fnmatch.fnmatch(rel, pattern[3:])):
             out.append(ctx.rel(p))
@@ -123,34 +121,41 @@ def _list_files(inp: dict, ctx: ToolContext) -> ToolOutput:
     return ToolOutput("\n".join(out) if out else "(no files match)")
 
 
-def _grep(inp: dict, ctx: ToolContext) -> ToolOutput:
+async def _grep(inp: dict, ctx: ToolContext) -> ToolOutput:
+    from ._process import ManagedProcess
+
     pattern = inp.get("pattern")
     if not isinstance(pattern, str) or not pattern:
         raise ToolError("'pattern' must be a non-empty regular expression")
     try:
-        rx = re.compile(pattern, re.IGNORECASE if inp.get("ignore_case") else 0)
+        re.compile(pattern, re.IGNORECASE if inp.get("ignore_case") else 0)
     except re.error as exc:
         raise ToolError(f"invalid regular expression: {exc}") from None
-    base = ctx.resolve(inp.get("path") or ".")
     glob = inp.get("glob")
-    files = [base] if base.is_file() else list(_walk(base))
-    out = []
-    for p in files:
-        if glob and not fnmatch.fnmatch(p.name, glob) and not fnmatch.fnmatch(ctx.rel(p), glob):
-            continue
-        try:
-            data = p.read_bytes()
-        except OSError:
-            continue
-        if b"\x00" in data[:8192]:
-            continue
-        for no, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
-            if rx.search(line):
-                out.append(f"{ctx.rel(p)}:{no}: {line[:500]}")
-                if len(out) >= _MAX_MATCHES:
-                    out.append(f"[stopped after {_MAX_MATCHES} matches]")
-                    return ToolOutput("\n".join(out))
-    return ToolOutput("\n".join(out) if out else "(no matches)")
+    if glob is not None and not isinstance(glob, str):
+        raise ToolError("'glob' must be a string")
+    root = ctx.cwd.resolve()
+    base = ctx.resolve(inp.get("path") or ".")
+    timeout_ms = int(ctx.timeout_ms or int(config.get("command_timeout_ms")))
+    request = json.dumps({"root": str(root), "base": str(base), "pattern": pattern,
+                          "ignore_case": bool(inp.get("ignore_case")), "glob": glob,
+                          "max_matches": _MAX_MATCHES})
+    # The pattern runs in a child process: a catastrophic backtrack holds the GIL in-process, but
+    # a child is killed on the run's cancel (leaving this block) or on the timeout.
+    buf = bytearray()
+    async with ManagedProcess.start([sys.executable, "-I", "-S", _confine.__file__], cwd=str(root),
+                                    stdin_text=request, timeout_ms=timeout_ms, label="grep",
+                                    signals=(signal.SIGKILL,), grace_ms=100) as proc:
+        async for chunk in proc.byte_chunks():
+            buf.extend(chunk)
+        res = await proc.wait()
+    if res.timed_out:
+        return ToolOutput(f"[grep timed out after {timeout_ms} ms: simplify the pattern or narrow the path]",
+                          is_error=True, details={"timed_out": True})
+    if res.exit_code != 0:
+        return ToolOutput(f"grep failed: {res.stderr.strip()[-500:] or res.describe()}", is_error=True)
+    out = json.loads(buf.decode("utf-8", errors="replace") or "[]")
+    return ToolOutput(_cap("\n".join(out)) if out else "(no matches)")
 
 
 async def _bash(inp: dict, ctx: ToolContext) -> ToolOutput:
@@ -214,7 +219,7 @@ _BUILTINS: list[Tool] = [
          _obj({"pattern": {"type": "string", "description": "Python regular expression"},
                "path": {"type": "string", "description": "File or directory (default: working directory)"},
                "glob": {"type": "string", "description": "Only files matching this glob, e.g. '*.py'"},
-               "ignore_case": {"type": "boolean"}}, ["pattern"]), _grep, READ, run_in_thread=True),
+               "ignore_case": {"type": "boolean"}}, ["pattern"]), _grep, READ),
 ]
 
 BUILTIN_TOOL_NAMES: tuple[str, ...] = tuple(t.name for t in _BUILTINS)

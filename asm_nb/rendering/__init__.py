@@ -10,7 +10,7 @@ Standard library only: importing this package never imports ipywidgets (the note
 
 from __future__ import annotations
 
-from .pipeline import astream, stream
+from .pipeline import LivePipeline, astream, live, stream
 from .renderers import (
     CompactRenderer, PassthroughRenderer, StudioRenderer, VerboseRenderer, renderer_for, short_model, short_reason,
 )
@@ -18,7 +18,7 @@ from .sinks import CallbackSink, FileSink, JSONLSink, PubSubSink, TTYSink, strip
 from .studio import ToolSummary
 
 __all__ = [
-    "stream", "astream", "CompactRenderer", "VerboseRenderer", "StudioRenderer", "PassthroughRenderer",
+    "stream", "astream", "LivePipeline", "live", "CompactRenderer", "VerboseRenderer", "StudioRenderer", "PassthroughRenderer",
     "renderer_for", "short_model", "short_reason", "TTYSink", "FileSink", "JSONLSink", "CallbackSink",
     "PubSubSink", "strip_ansi", "ToolSummary",
 ]

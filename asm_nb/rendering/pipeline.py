@@ -19,7 +19,7 @@ from typing import Any, AsyncIterable, Callable, Iterable, Mapping, Sequence
 
 from ..core.errors import AsmError
 
-__all__ = ["stream", "astream", "build", "redactor"]
+__all__ = ["stream", "astream", "build", "redactor", "LivePipeline", "live"]
 
 log = logging.getLogger(__name__)
 _warned_no_redactor = False
@@ -146,3 +146,73 @@ async def astream(events: AsyncIterable[Any] | Iterable[Any], *, renderer: Any, 
         _finish(r, built)
     finally:
         _close_all(built)
+
+
+class LivePipeline:
+    """The pipeline driven one event at a time, for a run's ``on_event`` callback.
+
+    ``stream`` pulls from an iterable; a live run pushes events as the provider streams them.
+    ``LivePipeline(renderer, sinks)`` is callable with each event (so it can be passed as
+    ``run_once(..., on_event=pipe)``); ``close()`` writes the renderer's final text and flushes and
+    closes the sinks (idempotent; also on leaving a ``with`` block). Events are redacted as in
+    ``stream``. This is what ``asm run --renderer/--log/--jsonl`` and ``%%asm --log/--jsonl``
+    use.
+
+    >>> from asm_nb.rendering import CompactRenderer, CallbackSink
+    >>> seen = []
+    >>> with LivePipeline(CompactRenderer(color=False), [CallbackSink(lambda e, t: seen.append(t))]) as pipe:
+    ...     pipe({"type": "run_started", "data": {}})
+    >>> seen[0]
+    'r+'
+    """
+
+    def __init__(self, renderer: Any, sinks: Sequence[Any] = (), *, redact: Any = None) -> None:
+        self.renderer, self.sinks = build(renderer, sinks)
+        self._redact = redactor(redact)
+        self.closed = False
+
+    def __call__(self, event: Any) -> None:
+        if not self.closed:
+            _one(event, self.renderer, self.sinks, self._redact)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            _finish(self.renderer, self.sinks)
+        finally:
+            _close_all(self.sinks)
+
+    def __enter__(self) -> "LivePipeline":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def live(renderer: Any = "studio", *, log: Any = None, jsonl: Any = None, device: Any = None,
+         tty: bool = True, color: bool | None = None, jsonl_mode: str = "full",
+         extra_sinks: Sequence[Any] = (), redact: Any = None) -> LivePipeline:
+    """A ``LivePipeline`` for one run: ``renderer`` by name (``studio``, ``compact``,
+    ``verbose``, ``passthrough``) or instance, printed to ``device`` (default the current
+    ``sys.stdout``; ``tty=False`` prints nothing), the same text ANSI-free to the ``log`` file,
+    and every event as one JSON line to ``jsonl`` (``jsonl_mode`` ``full`` or ``compact``).
+
+    >>> pipe = live("passthrough", tty=False)
+    >>> pipe({"type": "run_started", "data": {}}); pipe.close()
+    """
+    from .renderers import renderer_for
+    from .sinks import FileSink, JSONLSink, TTYSink
+
+    if isinstance(renderer, str):
+        renderer = renderer_for(renderer) if renderer == "passthrough" else renderer_for(renderer, color=color)
+    sinks: list[Any] = []
+    if tty:
+        sinks.append(TTYSink(device))
+    if log is not None:
+        sinks.append((FileSink, {"path": log}))
+    if jsonl is not None:
+        sinks.append((JSONLSink, {"path": jsonl, "mode": jsonl_mode}))
+    sinks.extend(extra_sinks)
+    return LivePipeline(renderer, sinks, redact=redact)

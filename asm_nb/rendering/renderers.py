@@ -299,6 +299,7 @@ class StudioRenderer:
         self.event_count = 0
         self.total_input_tokens = 0
         self.total_output_tokens = 0
+        self._last_error: str | None = None
 
     @property
     def _i(self) -> str:
@@ -354,7 +355,12 @@ class StudioRenderer:
             prefix = studio.clear_line() if self.tty else ""
         self.phase = "idle"
         self.current_tool = None
-        return prefix + self._i + icon + " " + ToolSummary.summary_line(info) + "\n" + self._extras(info)
+        line = ToolSummary.summary_line(info)
+        if d.get("status") == "unfinished":
+            line += " [unfinished: no result]"
+        elif d.get("reason") == "permission_denied":
+            line += " [permission denied]"
+        return prefix + self._i + icon + " " + line + "\n" + self._extras(info)
 
     def render_event(self, event: Any) -> str:
         """Render one event (``""`` for silent ones such as usage updates)."""
@@ -403,20 +409,26 @@ class StudioRenderer:
                 usage = usage if isinstance(usage, Mapping) else {}
                 tin, tout = _int(usage.get("input_tokens")), _int(usage.get("output_tokens"))
             self.phase = "idle"
+            if d.get("stop_reason") == "refusal":
+                return (closing + "\n" + i + studio.red("✗", col)
+                        + f" Session refused (the model declined) — {tin}/{tout} tokens, {self.tool_count} tools\n")
             return (closing + "\n" + i + studio.blue("●", col)
                     + f" Session complete ({first_set(d.get('stop_reason'), 'unknown')}) — {tin}/{tout} tokens, "
                     + f"{self.tool_count} tools\n")
         if t == "run_failed":
             closing = self._close_text()
-            return closing + "\n" + i + studio.red("✗", col) + " " \
-                + str(first_set(d.get("error_message"), "unknown error")) + "\n"
+            msg = str(first_set(d.get("error_message"), "unknown error"))
+            if msg == self._last_error:  # already shown by its error_occurred: say it once
+                return closing + "\n" + i + studio.red("✗", col) + " failed\n"
+            return closing + "\n" + i + studio.red("✗", col) + " " + msg + "\n"
         if t == "run_cancelled":
             closing = self._close_text()
             return closing + "\n" + i + studio.red("✗", col) + " cancelled\n"
         if t == "error_occurred":
             closing = self._close_text()
-            return closing + i + studio.red("✗", col) + " " \
-                + str(first_set(d.get("error_message"), "unknown error")) + "\n"
+            self._last_error = str(first_set(d.get("error_message"), "unknown error"))
+            return closing + i + studio.red("✗", col) + " " + self._last_error + "\n"
+
         closing = self._close_text()
         return closing + i + studio.dim(f"? {t}", col) + "\n"
 

@@ -6,8 +6,13 @@ Tracks its own per-run *operation state* (separate from ``Run.status``): ``unkno
 interrupt **is** a cancel at the adapter (``adapter.cancel``), so the adapter emits
 ``run_cancelled`` and the manager finalizes the run as ``cancelled``. Pause and resume need an
 adapter advertising an enabled capability named ``"pause"`` / ``"resume"`` and implementing
-``pause(run_id)`` / ``resume(run_id)``; none of the built-in providers can pause a run, so for
-them ``pause`` raises ``capability_not_supported``.
+``pause(run_id)`` / ``resume(run_id)``. The Claude API adapter can (it waits between turns of
+its tool loop); the CLI adapters cannot (their process runs its own loop), so for them ``pause``
+raises ``capability_not_supported``.
+
+Users reach this through ``asm_nb.pause(run_id)`` / ``asm_nb.resume(run_id)`` (any run in flight
+in this process), ``%asm pause|resume RUN``, and ``SessionServer.pause_run`` /
+``resume_run``; each uses the adapter's default ``ControlOperations`` (:func:`for_adapter`).
 
 Calls on one instance are serialized with an ``asyncio.Lock`` (created lazily on first use,
 so an instance may be built outside a loop). Sync twins run on the runtime loop.
@@ -17,12 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import weakref
 from typing import Any, Iterable
 
 from ..core.errors import AsmError
 from ..core.serialization import utc_now
 
-__all__ = ["ControlOperations", "TERMINAL_STATES", "terminal_state"]
+__all__ = ["ControlOperations", "TERMINAL_STATES", "terminal_state", "for_adapter", "apause_run",
+           "aresume_run", "ainterrupt_run", "pause_run", "resume_run", "interrupt_run", "operation_status"]
 
 TERMINAL_STATES = frozenset({"cancelled", "completed", "failed", "timeout"})
 
@@ -179,3 +186,91 @@ class ControlOperations:
         return list(self._history.get(run_id, []))
 
     terminal_state = staticmethod(terminal_state)
+
+
+# ------------------------------------------------------------------------------------------
+# Default instances: one ControlOperations per adapter, for runs in flight in this process
+
+_DEFAULTS: "weakref.WeakKeyDictionary[Any, ControlOperations]" = weakref.WeakKeyDictionary()
+_BY_RUN: dict[str, ControlOperations] = {}
+
+
+def for_adapter(adapter: Any) -> ControlOperations:
+    """The default ``ControlOperations`` of ``adapter`` (built on first use, kept while the
+    adapter lives). ``SessionServer`` and ``asm_nb.pause``/``resume`` share it."""
+    try:
+        ops = _DEFAULTS.get(adapter)
+    except TypeError:  # an adapter that cannot be weakly referenced: a fresh instance
+        return ControlOperations(adapter)
+    if ops is None:
+        ops = ControlOperations(adapter)
+        _DEFAULTS[adapter] = ops
+    return ops
+
+
+def _inflight_ops(run_id: str) -> ControlOperations:
+    from . import manager
+
+    tracker = manager._INFLIGHT.get(run_id)
+    if tracker is None:
+        ops = _BY_RUN.get(run_id)
+        if ops is not None:
+            return ops
+        raise AsmError("run_not_found", f"Run not in flight in this process: {run_id}")
+    ops = for_adapter(tracker.adapter)
+    _BY_RUN[run_id] = ops
+    if len(_BY_RUN) > 1024:  # keep the lookup small: old runs drop out first
+        for rid in list(_BY_RUN)[:512]:
+            _BY_RUN.pop(rid, None)
+    return ops
+
+
+async def apause_run(run_id: str) -> str:
+    """Pause a run in flight in this process (it waits at its next turn boundary). Adapters
+    without the ``pause`` capability → ``capability_not_supported``."""
+    return await _inflight_ops(run_id).pause(run_id)
+
+
+async def aresume_run(run_id: str) -> str:
+    """Resume a paused run."""
+    return await _inflight_ops(run_id).resume(run_id)
+
+
+async def ainterrupt_run(run_id: str) -> str:
+    """Interrupt (cancel at the adapter) a run in flight in this process."""
+    return await _inflight_ops(run_id).interrupt(run_id)
+
+
+def _sync(coro: Any) -> Any:
+    from .loop import run_sync
+
+    return run_sync(coro)
+
+
+def pause_run(run_id: str) -> str:
+    """Sync twin of :func:`apause_run` (``asm_nb.pause``).
+
+    >>> pause_run("run_missing")
+    Traceback (most recent call last):
+    ...
+    asm_nb.core.errors.AsmError: [run_not_found] Run not in flight in this process: run_missing
+    """
+    return _sync(apause_run(run_id))
+
+
+def resume_run(run_id: str) -> str:
+    """Sync twin of :func:`aresume_run` (``asm_nb.resume``)."""
+    return _sync(aresume_run(run_id))
+
+
+def interrupt_run(run_id: str) -> str:
+    """Sync twin of :func:`ainterrupt_run` (``asm_nb.interrupt``)."""
+    return _sync(ainterrupt_run(run_id))
+
+
+def operation_status(run_id: str) -> dict[str, Any]:
+    """``{last_operation, state, history}`` of a run controlled through the default instances."""
+    ops = _BY_RUN.get(run_id)
+    if ops is None:
+        return {"last_operation": None, "state": "unknown", "history": []}
+    return ops.get_operation_status(run_id)

@@ -60,7 +60,9 @@ class ExecutionResult:
 
 async def _store(store: Any, op: str, *args: Any, _operation: str | None = None, **kw: Any) -> Any:
     """Call a (sync) store method: inline for ``inline_safe`` stores, else in a worker thread.
-    Non-AsmError failures become ``storage_connection_failed``."""
+    Non-AsmError failures become ``storage_connection_failed``. A session is written redacted."""
+    if op == "save_session" and args and isinstance(args[0], Session):
+        args = (_session_for_store(args[0]),) + args[1:]
     try:
         fn = getattr(store, op)
         if getattr(store, "inline_safe", False):
@@ -87,6 +89,21 @@ def _for_store(run: Run) -> Run:
     (events are redacted by the pipeline; runs must not leak what events hide)."""
     return run.replace(input=_redact_value(run.input), output=_redact_value(run.output),
                        error=_redact_value(run.error))
+
+
+def _session_for_store(session: Session) -> Session:
+    """The copy of ``session`` that is written: its name (``metadata.name``), metadata, context,
+    tags and agent id go through the redactor."""
+    from dataclasses import replace
+
+    from ..persistence.redaction import redact_map
+
+    fields = {"metadata": session.metadata, "context": session.context, "tags": session.tags,
+              "agent_id": session.agent_id}
+    red = redact_map(fields, None)
+    if red is fields:
+        return session
+    return replace(session, **{k: v for k, v in red.items() if v is not fields[k]})
 
 
 _PENDING_INPUTS: dict[str, Any] = {}
@@ -126,6 +143,26 @@ async def _persist(store: Any, raw: Mapping[str, Any], *, session_id: str, run_i
     return await asyncio.to_thread(pipe.process, dict(raw), ctx)
 
 
+async def _audit(fn_name: str, store: Any, *args: Any) -> None:
+    """Write one audit record (``persistence.audit``) for a run this manager executes.
+
+    The audit log is on by default (config ``audit_logging_enabled``); its records are events
+    with ``metadata["source"] == "audit"`` in the run's session, read back with
+    ``asm_nb.frames.audit(store)`` or ``asm audit``. Audit failures never break a run."""
+    if not config.get("audit_logging_enabled"):
+        return
+    from ..persistence import audit
+
+    fn = getattr(audit, fn_name)
+    try:
+        if getattr(store, "inline_safe", False):
+            fn(store, *args)
+        else:
+            await asyncio.to_thread(fn, store, *args)  # to_thread keeps the config context
+    except Exception:  # noqa: BLE001 - documented: auditing never breaks a run
+        log.debug("audit %s failed", fn_name, exc_info=True)
+
+
 def _telemetry(fn_name: str, *args: Any) -> None:
     try:
         from .. import telemetry
@@ -161,6 +198,22 @@ async def astart_session(store: Any, adapter: Any, attrs: Mapping[str, Any] | No
     await _store(store, "save_session", session, _operation="start_session")
     await _internal_event(store, session, "session_created", {"provider": adapter.name})
     return session
+
+
+async def astart_named_session(store: Any, adapter: Any, name: str,
+                               attrs: Mapping[str, Any] | None = None) -> tuple[Session, bool]:
+    """``(session, created)``: the store's newest session named ``name``, or a new one built as
+    ``astart_session`` does (``session_created`` persisted), created atomically by the store's
+    ``get_or_create_named_session``."""
+    attrs = dict(attrs or {})
+    metadata = {**(attrs.get("metadata") or {}), "name": name, "provider": adapter.name}
+    session = Session.new(attrs.get("agent_id") or adapter.name, id=attrs.get("id"),
+                          parent_session_id=attrs.get("parent_session_id"), metadata=metadata,
+                          context=attrs.get("context"), tags=attrs.get("tags"))
+    found, created = await _store(store, "get_or_create_named_session", name, session, _operation="start_session")
+    if created:
+        await _internal_event(store, found, "session_created", {"provider": adapter.name})
+    return found, created
 
 
 async def aget_session(store: Any, session_id: str) -> Session:
@@ -306,6 +359,29 @@ class _RunTracker:
     policy_stopped: bool = False  # a policy stopped the run: later adapter events are dropped
     task: asyncio.Task | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    user_callback: Callable | None = None
+    open_tools: dict = field(default_factory=dict)  # tool_call_id -> (tool_name, tool_input)
+    streamed_text: list = field(default_factory=list)  # text deltas, for the partial output of a stopped run
+    received_text: list = field(default_factory=list)  # message_received contents (adapters that do not stream)
+    model_usage: dict = field(default_factory=dict)  # model -> usage, when the provider reports it per model
+
+    def observe(self, etype: str, data: Mapping[str, Any]) -> None:
+        """Keep what finalization needs from one event: open tool calls and the text so far."""
+        if etype == "tool_call_started":
+            self.open_tools[data.get("tool_call_id")] = (data.get("tool_name"), data.get("tool_input"))
+        elif etype in ("tool_call_completed", "tool_call_failed"):
+            self.open_tools.pop(data.get("tool_call_id"), None)
+        elif etype == "message_streamed" and data.get("kind") in (None, "text"):
+            if isinstance(data.get("delta"), str):
+                self.streamed_text.append(data["delta"])
+        elif etype == "message_received" and isinstance(data.get("content"), str):
+            self.received_text.append(data["content"])
+
+    def partial_text(self) -> str:
+        """The answer text a stopped run had produced so far."""
+        if self.streamed_text:
+            return "".join(self.streamed_text)
+        return "\n\n".join(t for t in self.received_text if t)
 
     def add_usage(self, data: Mapping[str, Any]) -> None:
         for k in USAGE_KEYS + ("reasoning_output_tokens",):
@@ -318,6 +394,73 @@ class _RunTracker:
         for key, val in (("provider_session_id", psid), ("model", data.get("model")), ("tools", data.get("tools"))):
             if val is not None:
                 self.provider_meta[key] = val
+        self.capture_model(data)
+
+    def capture_route(self, data: Mapping[str, Any]) -> None:
+        """A router's run is priced as the provider that served it."""
+        if isinstance(data.get("routed_provider"), str):
+            self.provider_meta["routed_provider"] = data["routed_provider"]
+
+    def capture_model(self, data: Mapping[str, Any]) -> None:
+        """The model a run used and where that is known from (``model_source``); a later, surer
+        statement (the terminal event's, from a session file) replaces an earlier one."""
+        if isinstance(data.get("model"), str) and data["model"]:
+            self.provider_meta["model"] = data["model"]
+            self.provider_meta["model_source"] = data.get("model_source") or "adapter"
+
+
+async def _record(store: Any, tracker: _RunTracker, type_: str, data: Mapping[str, Any]) -> None:
+    """Persist an event the manager adds to a run and show it to the user callback (live views)."""
+    try:
+        stored = await _internal_event(store, tracker.session, type_, data, run_id=tracker.run.id,
+                                       provider=tracker.adapter.name)
+    except AsmError as err:
+        tracker.persistence_failures += 1
+        log.warning("Event persistence failed for run %s: [%s] %s", tracker.run.id, err.code, err.message)
+        stored = None
+    shown = {"type": type_, "data": dict(data), "session_id": tracker.session.id, "run_id": tracker.run.id,
+             "provider": tracker.adapter.name, "timestamp": utc_now(),
+             "sequence_number": getattr(stored, "sequence_number", None)}
+    if stored is not None:
+        shown["id"] = getattr(stored, "id", None)
+    tracker.events.append(shown)
+    tracker.observe(type_, data)
+    if tracker.user_callback is not None:
+        try:
+            res = tracker.user_callback(shown)
+            if inspect.isawaitable(res):
+                await res
+        except Exception:
+            log.exception("event_callback raised for run %s (ignored)", tracker.run.id)
+
+
+#: why a tool call was left without a result, by the run's terminal event
+_UNFINISHED_REASON = {"run_completed": "unfinished", "run_cancelled": "cancelled", "run_failed": "unfinished",
+                      "run_timeout": "unfinished"}
+
+
+async def _close_open_tools(store: Any, tracker: _RunTracker, terminal: str, why: str | None = None,
+                            error: AsmError | None = None) -> None:
+    """Close the tool calls that never got a result before the run's terminal event: each gets a
+    ``tool_call_failed`` with ``status: "unfinished"`` (no tool call stays running in an ended run).
+    The call a tool policy stopped the run for is ``failed`` with reason ``policy_denied``."""
+    details = error.details if error is not None and isinstance(error.details, Mapping) else {}
+    for tcid, (name, tinput) in list(tracker.open_tools.items()):
+        if error is not None and error.code == "policy_violation" and details.get("limit") == "tool_rules" \
+                and details.get("tool_name") == name:
+            await _record(store, tracker, "tool_call_failed", {
+                "tool_call_id": tcid, "tool_name": name, "tool_input": tinput if tinput is not None else {},
+                "tool_output": None, "is_error": True, "reason": "policy_denied", "error_message": why})
+            tracker.open_tools.pop(tcid, None)
+            continue
+        ended = {"run_completed": "completed", "run_cancelled": "was cancelled", "run_failed": "failed",
+                 "run_timeout": "timed out"}.get(terminal, "ended")
+        message = f"no result: the run {ended} before {name or 'the tool'} returned" + (f" ({why})" if why else "")
+        await _record(store, tracker, "tool_call_failed", {
+            "tool_call_id": tcid, "tool_name": name, "tool_input": tinput if tinput is not None else {},
+            "tool_output": None, "is_error": True, "status": "unfinished",
+            "reason": _UNFINISHED_REASON.get(terminal, "unfinished"), "error_message": message})
+        tracker.open_tools.pop(tcid, None)
 
 
 NATIVE_UNAVAILABLE = ('Native continuation is not available for this provider. '
@@ -379,7 +522,8 @@ async def aexecute_run(store: Any, adapter: Any, run_id: str, *, event_callback:
         run = run.replace(input=_PENDING_INPUTS.pop(run.id))
     run = run.with_status(RunStatus.RUNNING)
     await _store(store, "save_run", _for_store(run), _operation="execute_run")
-    tracker = _RunTracker(run=run, session=session, adapter=adapter, task=asyncio.current_task())
+    tracker = _RunTracker(run=run, session=session, adapter=adapter, task=asyncio.current_task(),
+                          user_callback=event_callback)
     _INFLIGHT[run.id] = tracker
     adapter_opts = dict(adapter_opts or {})
     ws_state = None
@@ -405,6 +549,7 @@ async def aexecute_run(store: Any, adapter: Any, run_id: str, *, event_callback:
         if tracker.policy_runtime is not None and callable(getattr(tracker.policy_runtime, "deadline_s", None)):
             watchdog = asyncio.ensure_future(_policy_watchdog(store, tracker, event_callback))
         _telemetry("emit_run_start", run, session)
+        await _audit("log_run_started", store, run, session)
         base = resolve_execute_timeout_base(timeout)
         deadline_ms = resolve_execute_timeout(timeout)
         try:
@@ -513,7 +658,11 @@ def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | N
         ev["type"] = etype
         data = ev.get("data") if isinstance(ev.get("data"), Mapping) else {}
         if etype in TERMINAL_TYPES:
+            if tracker.open_tools:
+                why = data.get("error_message") if etype == "run_failed" else None
+                await _close_open_tools(store, tracker, etype, why if isinstance(why, str) else None)
             tracker.terminal_seen = etype
+            tracker.capture_model(data)
         elif etype == "token_usage_updated":
             tracker.add_usage(data)
         elif etype == "run_started":
@@ -535,6 +684,8 @@ def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | N
             tracker.persistence_failures += 1
             log.warning("Event persistence failed because the SessionStore became unavailable: %r", exc)
         tracker.events.append(ev)
+        tracker.observe(etype, data)
+        tracker.capture_route(data)
         if tracker.policy_runtime is not None and etype not in TERMINAL_TYPES:
             await _apply_policy(store, tracker, ev, user_callback)
         if user_callback is not None:
@@ -631,13 +782,14 @@ def _run_usage(tracker: _RunTracker, result_usage: Mapping[str, Any] | None) -> 
     return usage
 
 
-def _price(run: Run, reported: float | None) -> dict[str, Any]:
+def _price(run: Run, reported: float | None, routed: Any = None) -> dict[str, Any]:
     try:
         from ..cost.calculator import price_run
     except ImportError:
         return {"cost_usd": reported}
     try:
-        return price_run(run, reported_cost_usd=reported) or {"cost_usd": reported}
+        priced = run.replace(provider=routed) if isinstance(routed, str) and routed else run
+        return price_run(priced, reported_cost_usd=reported) or {"cost_usd": reported}
     except Exception:
         log.warning("pricing run %s failed", run.id, exc_info=True)
         return {"cost_usd": reported}
@@ -649,15 +801,20 @@ async def _finalize_success(store: Any, adapter: Any, tracker: _RunTracker, resu
         if resolve_type(ev.get("type")).value == "run_started":
             tracker.capture_meta(ev.get("data") or {})
             break
+    for ev in reversed(result.events):  # what the adapter learned by the end (e.g. a session file)
+        if resolve_type(ev.get("type")).value in TERMINAL_TYPES:
+            tracker.capture_model(ev.get("data") or {})
+            break
     run, session = tracker.run, tracker.session
     prov_meta = {"provider": adapter.name}
-    for k in ("provider_session_id", "model"):
+    for k in ("provider_session_id", "model", "model_source"):
         if tracker.provider_meta.get(k) is not None:
             prov_meta[k] = tracker.provider_meta[k]
     if ws_result is not None:
         prov_meta["workspace"] = ws_result
     usage = _run_usage(tracker, result.token_usage)
     if tracker.terminal_seen is None:
+        await _close_open_tools(store, tracker, "run_completed")
         await _internal_event(store, session, "run_completed",
                               {"stop_reason": result.output.get("stop_reason", "end_turn"), "token_usage": usage},
                               run_id=run.id, provider=adapter.name)
@@ -675,7 +832,7 @@ async def _finalize_success(store: Any, adapter: Any, tracker: _RunTracker, resu
         run = run.replace(status=RunStatus.FAILED, error=err)
     run = run.replace(token_usage=usage, provider=adapter.name, provider_metadata=prov_meta,
                       metadata={**run.metadata, **prov_meta})
-    pricing = _price(run, tracker.reported_cost)
+    pricing = _price(run, tracker.reported_cost, tracker.provider_meta.get("routed_provider"))
     run = run.replace(cost_usd=pricing.get("cost_usd"),
                       metadata={**run.metadata, **{k: v for k, v in pricing.items() if k != "cost_usd"}})
     session = await _store(store, "get_session", session.id, _operation="finalize_successful_run")
@@ -691,11 +848,18 @@ async def _finalize_success(store: Any, adapter: Any, tracker: _RunTracker, resu
         md.pop("provider_session_id", None)
         md.pop("model", None)
         session = session.replace(metadata=md, updated_at=utc_now())
-    await _store(store, "flush", {"session": session, "run": _for_store(run), "events": [],
-                                  "provider_metadata": dict(tracker.provider_meta)},
-                 _operation="finalize_successful_run")
+    from ..persistence.execution_state import ExecutionState
+
+    # the finished execution as the store port's flush payload (events were persisted as they streamed)
+    payload = ExecutionState.new(session, _for_store(run)).cache_provider_metadata(tracker.provider_meta).to_result()
+    await _store(store, "flush", payload, _operation="finalize_successful_run")
     tracker.run = run
     _telemetry("emit_run_end", run, session, {"token_usage": usage, "cost_usd": run.cost_usd})
+    if run.status is RunStatus.FAILED:
+        await _audit("log_run_failed", store, run, session, run.error or {})
+    else:
+        audit_usage = {**usage, "total_tokens": int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))}
+        await _audit("log_run_completed", store, run, session, {"token_usage": audit_usage})
     return ExecutionResult(output=dict(result.output), token_usage=usage, events=list(tracker.events),
                            routing=result.routing, policy=policy_info or result.policy, workspace=ws_result,
                            cost_usd=run.cost_usd, persistence_failures=tracker.persistence_failures,
@@ -724,29 +888,39 @@ async def _finalize_failure(store: Any, adapter: Any, tracker: _RunTracker, erro
     usage = _run_usage(tracker, None)
     cancelled = error.code == "cancelled"
     prov_meta = {"provider": adapter.name, **{k: v for k, v in tracker.provider_meta.items()
-                                              if k in ("provider_session_id", "model")}}
+                                              if k in ("provider_session_id", "model", "model_source")}}
     if ws_result is not None:
         prov_meta["workspace"] = dict(ws_result)
     run = run.replace(error=err_dict, status=RunStatus.CANCELLED if cancelled else RunStatus.FAILED,
                       ended_at=utc_now(), token_usage=usage, provider=adapter.name, provider_metadata=prov_meta,
                       metadata={**run.metadata, **prov_meta})
-    pricing = _price(run, tracker.reported_cost)
+    partial = tracker.partial_text()
+    if partial and not (run.output or {}).get("content"):
+        # the text streamed before the stop (policy, timeout, cancel, provider error) is kept
+        run = run.replace(output={**(run.output or {}), "content": partial, "partial": True})
+    pricing = _price(run, tracker.reported_cost, tracker.provider_meta.get("routed_provider"))
     run = run.replace(cost_usd=pricing.get("cost_usd"),
                       metadata={**run.metadata, **{k: v for k, v in pricing.items() if k != "cost_usd"}})
     tracker.run = run
-    await _store(store, "save_run", _for_store(run), _operation="finalize_failed_run")
     if tracker.terminal_seen is None:
+        await _close_open_tools(store, tracker, "run_cancelled" if cancelled else "run_failed", err_dict["message"],
+                                error)
         if cancelled:
             await _internal_event(store, session, "run_cancelled", {"token_usage": usage}, run_id=run.id,
                                   provider=adapter.name)
         else:
             await _internal_event(store, session, "run_failed", payload, run_id=run.id, provider=adapter.name)
         tracker.terminal_seen = "run_cancelled" if cancelled else "run_failed"
-    try:
+    try:  # the terminal event and everything before it are durable before the run says terminal
         await _store(store, "flush", None, _operation="finalize_failed_run")
     except TypeError:  # stores whose flush requires a payload
         pass
+    await _store(store, "save_run", _for_store(run), _operation="finalize_failed_run")
     _telemetry("emit_error", run, session, error)
+    if cancelled:
+        await _audit("log_run_cancelled", store, run, session, error.message)
+    else:
+        await _audit("log_run_failed", store, run, session, error)
 
 
 async def arun_once(store: Any, adapter: Any, input: Any, *, agent_id: str | None = None,

@@ -39,7 +39,7 @@ from typing import Any, AsyncIterator, Callable, Iterable, Mapping
 
 from .. import config
 from ..core.errors import AsmError
-from ..core.events import resolve_type
+from ..core.events import is_audit, resolve_type
 from ..core.run import RunStatus
 from ..core.session import SessionStatus
 from . import manager
@@ -160,7 +160,7 @@ class Subscription:
             if seq <= self.last_delivered:
                 return
             self.last_delivered = seq
-        if not self.matches(event):
+        if not self.matches(event) or is_audit(event):  # audit records: frames.audit / asm audit
             return
         self.delivered += 1
         item = (self.session_id, event)
@@ -521,6 +521,36 @@ class SessionServer:
         await self.cancel_run(run_id)
         return None
 
+    # -- pause / resume ----------------------------------------------------------------------
+    def _control(self) -> Any:
+        if self.control_ops is None:
+            from .control import for_adapter
+
+            self.control_ops = for_adapter(self.adapter)
+        return self.control_ops
+
+    async def pause_run(self, run_id: str) -> str:
+        """Pause an executing run through ``control_ops`` (the adapter's default
+        ``ControlOperations`` when none was given): the adapter waits at its next turn boundary.
+        Not executing → ``run_not_found``; adapter without ``pause`` → ``capability_not_supported``."""
+        if self._phase.get(run_id) != "executing":
+            raise AsmError("run_not_found", f"Run not executing: {run_id}")
+        return await self._control().pause(run_id)
+
+    async def resume_run(self, run_id: str) -> str:
+        """Resume a run paused with :meth:`pause_run`."""
+        if self._phase.get(run_id) != "executing":
+            raise AsmError("run_not_found", f"Run not executing: {run_id}")
+        return await self._control().resume(run_id)
+
+    def pause(self, run_id: str) -> str:
+        """Sync twin of :meth:`pause_run`."""
+        return self._sync(self.pause_run(run_id))
+
+    def resume(self, run_id: str) -> str:
+        """Sync twin of :meth:`resume_run`."""
+        return self._sync(self.resume_run(run_id))
+
     # -- drain / status / close -------------------------------------------------------------
     async def drain(self, timeout_ms: int | None = None) -> None:
         """Return once the queue and the in-flight set are both empty."""
@@ -730,7 +760,9 @@ class SessionRegistry:
 class SessionRuntime:
     """Starts and stops session servers and registers them by session id.
 
-    ``store`` / ``adapter`` / ``limiter`` are defaults for ``start_session``.
+    ``store`` / ``adapter`` / ``limiter`` are defaults for ``start_session``. Servers started
+    here get the adapter's default ``ControlOperations`` (interrupt / pause / resume) unless
+    ``control_ops`` is given.
     """
 
     def __init__(self, *, store: Any = None, adapter: Any = None, limiter: Any = None,
@@ -754,6 +786,10 @@ class SessionRuntime:
             from ..api import resolve_store
 
             opts["store"] = resolve_store(opts.get("store"))
+        if opts.get("control_ops") is None and opts.get("adapter") is not None:
+            from .control import for_adapter  # interrupt / pause / resume through ControlOperations
+
+            opts["control_ops"] = for_adapter(opts["adapter"])
         return await SessionServer.start(registry=self.registry, **opts)
 
     def whereis(self, session_id: str) -> SessionServer | None:

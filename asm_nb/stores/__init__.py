@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..core.errors import AsmError
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .local import LocalStore
     from .memory import InMemoryStore
 
-__all__ = ["open_store", "default_root", "InMemoryStore", "LocalStore"]
+__all__ = ["open_store", "artifact_store", "default_root", "InMemoryStore", "LocalStore"]
 
 _ACCEPTED = ("None (LocalStore at $ASM_HOME or ./.asm), 'memory://', a directory path (str, Path or "
              "'file://...'), an SQLAlchemy URL ('sqlite:///...', 'postgresql://...', "
@@ -41,17 +41,33 @@ def _is_store(obj: Any) -> bool:
     return all(callable(getattr(obj, m, None)) for m in _STORE_METHODS)
 
 
-def open_store(target: Any = None, **opts: Any) -> "SessionStore":
+def open_store(target: Any = None, *, artifacts: Any = None, artifact_options: Mapping[str, Any] | None = None,
+               **opts: Any) -> "SessionStore":
     """Open a SessionStore.
 
     >>> store = open_store("memory://")        # a fresh InMemoryStore
     >>> # open_store()                          LocalStore at $ASM_HOME or ./.asm
     >>> # open_store("runs/")                   LocalStore in that folder
     >>> # open_store("sqlite:///runs.db")       SqlStore (SQLAlchemy URL)
+    >>> # open_store("postgresql://...", artifacts="s3://bucket/asm/")   sessions in SQL, bytes in S3
 
     ``opts`` go to the store's constructor (e.g. ``durability="fsync"`` for LocalStore).
     A store object is returned as is. Anything else → ``validation_error``.
+
+    ``artifacts`` puts artifact bytes (workspace patches) elsewhere: ``"s3://bucket/prefix"``
+    (``S3ArtifactStore``; ``artifact_options`` such as ``endpoint_url``, ``region_name`` go to it;
+    credentials come from the usual AWS environment), ``"file:///path"`` or a folder path
+    (``FileArtifactStore``), or an artifact store object. The result is a
+    ``CompositeSessionStore``: sessions, runs and events in the session store, bytes in the
+    artifact store, one registry row per artifact in the session store.
     """
+    if artifacts is not None:
+        from .composite import CompositeSessionStore
+
+        arts = artifact_store(artifacts, **dict(artifact_options or {}))
+        return CompositeSessionStore(open_store(target, **opts), arts)
+    if artifact_options:
+        raise AsmError("validation_error", "artifact_options needs artifacts=...")
     if target is None:
         from .local import LocalStore
 
@@ -87,6 +103,41 @@ def open_store(target: Any = None, **opts: Any) -> "SessionStore":
     if _is_store(target):
         return target
     raise AsmError("validation_error", f"cannot open a store from {target!r}; accepted: {_ACCEPTED}")
+
+
+def artifact_store(target: Any, **options: Any) -> Any:
+    """An artifact store from ``"s3://bucket/prefix"``, ``"file:///path"`` / a folder path, or an
+    object with ``put``/``get``/``delete`` (returned as is).
+
+    >>> artifact_store("file:///tmp/asm-artifacts")  # doctest: +ELLIPSIS
+    FileArtifactStore('/tmp/asm-artifacts', layout='content')
+    """
+    if all(callable(getattr(target, m, None)) for m in ("put", "get", "delete")):
+        return target
+    if isinstance(target, Path):
+        target = str(target)
+    if not isinstance(target, str) or not target.strip():
+        raise AsmError("validation_error", f"artifacts must be 's3://bucket/prefix', 'file:///path' or an artifact "
+                                           f"store, got {target!r}")
+    t = target.strip()
+    if t.startswith("s3://"):
+        bucket, _, prefix = t[len("s3://"):].partition("/")
+        if not bucket:
+            raise AsmError("validation_error", f"S3 artifacts URL without a bucket: {target!r}")
+        try:
+            from .s3 import S3ArtifactStore
+        except ModuleNotFoundError as exc:
+            raise AsmError("dependency_not_available", "S3 artifacts need boto3: pip install 'asm_nb[s3]'",
+                           details={"missing": exc.name}) from None
+        return S3ArtifactStore(bucket, prefix=prefix, **options)
+    if t.startswith("file://"):
+        t = t[len("file://"):]
+    elif "://" in t:
+        raise AsmError("validation_error", f"unsupported artifacts URL {target!r}; use s3://bucket/prefix or "
+                                           "file:///path")
+    from .artifacts import FileArtifactStore
+
+    return FileArtifactStore(os.path.expanduser(t), layout="content", **options)
 
 
 def _plugin_store(url: str, opts: dict[str, Any]) -> "SessionStore | None":

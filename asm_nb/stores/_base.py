@@ -470,3 +470,130 @@ def track_open_stores(log: logging.Logger, label: str, describe: Callable[[Any],
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=after_fork_in_child)
     return stores
+
+
+# --------------------------------------------------------------------------------------------
+# run owners: a pending/running run names the process writing it; runs whose owner is gone are
+# marked failed ("interrupted") when a store is opened or listed (LocalStore, SqlStore)
+
+_OWNER: dict[int, dict] = {}
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def _boot_id() -> str | None:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def process_start(pid: int) -> str | None:
+    """A stable token for when process ``pid`` started (``None``: unknown or no such process):
+    Linux ``/proc/<pid>/stat`` start time (clock ticks since boot), else psutil's create time."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        return stat[stat.rindex(b")") + 2:].split()[19].decode()
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import psutil  # optional
+
+        return repr(psutil.Process(pid).create_time())
+    except Exception:
+        return None
+
+
+def process_owner() -> dict:
+    """``{"pid", "host", "boot", "start"}`` of this process (cached per pid: forks get their own)."""
+    pid = os.getpid()
+    owner = _OWNER.get(pid)
+    if owner is None:
+        owner = {"pid": pid, "host": _host(), "boot": _boot_id(), "start": process_start(pid)}
+        _OWNER.clear()
+        _OWNER[pid] = owner
+    return owner
+
+
+def owner_alive(owner: Any) -> bool | None:
+    """True/False when it can be told whether the owner process still runs; None when not (another
+    host, a malformed owner)."""
+    if not isinstance(owner, Mapping) or not _is_int(owner.get("pid")):
+        return None
+    me = process_owner()
+    if owner.get("host") != me["host"]:
+        return None
+    if owner.get("boot") and me["boot"] and owner["boot"] != me["boot"]:
+        return False  # the machine rebooted since
+    pid = owner["pid"]
+    if pid == me["pid"]:
+        return owner.get("start") in (None, me["start"])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    except OSError:
+        return None
+    start = process_start(pid)
+    if start is None:
+        return True  # the pid exists but its start time cannot be read: assume it is the owner
+    return owner.get("start") in (None, start)
+
+
+def stamp_owner(doc: dict) -> dict:
+    """A run document as written: pending/running rows carry ``metadata.owner`` (this process),
+    finished rows keep what they had."""
+    if doc.get("status") in ("pending", "running"):
+        md = doc.get("metadata")
+        md = dict(md) if isinstance(md, Mapping) else {}
+        md["owner"] = process_owner()
+        doc = {**doc, "metadata": md}
+    return doc
+
+
+def with_owner(run: Run) -> Run:
+    """``run`` as written: a pending/running one carries ``metadata.owner`` (this process)."""
+    if run.status in (RunStatus.PENDING, RunStatus.RUNNING):
+        return run.replace(metadata={**(run.metadata or {}), "owner": process_owner()})
+    return run
+
+
+INTERRUPTED_MESSAGE = "The process running this run ended before the run did (interrupted)"
+
+
+def interrupted_runs(store: Any, runs: Iterable[Run]) -> list[Run]:
+    """Mark each pending/running run whose owner process is gone as failed with error code
+    ``interrupted`` and append its ``run_failed`` event (events already stored stay). Returns
+    the runs marked. Errors are logged, never raised (this runs inside reads)."""
+    from ..core.serialization import utc_now
+
+    marked = []
+    for run in runs:
+        if run.status not in (RunStatus.PENDING, RunStatus.RUNNING):
+            continue
+        if owner_alive((run.metadata or {}).get("owner")) is not False:
+            continue
+        try:
+            fresh = store.get_run(run.id)  # re-check: it may have finished meanwhile
+            if fresh.status not in (RunStatus.PENDING, RunStatus.RUNNING) or \
+                    owner_alive((fresh.metadata or {}).get("owner")) is not False:
+                continue
+            err = {"code": "interrupted", "message": INTERRUPTED_MESSAGE,
+                   "details": {"owner": (fresh.metadata or {}).get("owner")}}
+            store.append_event_with_sequence(Event.new(
+                "run_failed", fresh.session_id, run_id=fresh.id, provider=fresh.provider,
+                data={"error_code": "interrupted", "error_message": INTERRUPTED_MESSAGE}))
+            done = fresh.replace(status=RunStatus.FAILED, error=err, ended_at=utc_now())
+            store.save_run(done)
+            marked.append(done)
+        except Exception as exc:  # pragma: no cover - best effort
+            logging.getLogger(__name__).warning("marking run %s interrupted failed: %r", run.id, exc)
+    return marked

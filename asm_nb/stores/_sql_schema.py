@@ -21,7 +21,7 @@ from sqlalchemy.types import TypeDecorator
 from ..core.errors import AsmError
 from ..core.serialization import format_datetime, parse_datetime
 
-__all__ = ["metadata", "sessions", "runs", "events", "sequences", "artifacts", "schema_migrations", "Migration",
+__all__ = ["metadata", "sessions", "runs", "events", "sequences", "artifacts", "artifact_blobs", "schema_migrations", "Migration",
            "MIGRATIONS", "apply_migrations", "check_schema", "drop_all", "Timestamp", "PROBES", "MIGRATION_LOCK_ID"]
 
 #: Advisory-lock key serializing migrations across PostgreSQL clients (any fixed 64-bit int).
@@ -149,6 +149,17 @@ artifacts = sa.Table(
     sa.Index("asm_artifacts_created_at_index", "created_at"),
 )
 
+#: Artifact bytes for SqlStore (Python addition): content-addressed, so a patch written twice is
+#: stored once; records stay in ``asm_artifacts`` (``storage_backend "sql"``,
+#: ``storage_ref "sql:sha256:<hex>"``). Created by migration 2.
+artifact_blobs = sa.Table(
+    "asm_artifact_blobs", metadata,
+    sa.Column("checksum_sha256", sa.String(64), primary_key=True),
+    sa.Column("byte_size", sa.BigInteger, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", Timestamp(), nullable=False),
+)
+
 # Kept out of ``metadata``: the data tables are the reference migration; this one is ours.
 schema_migrations = sa.Table(
     "asm_schema_migrations", sa.MetaData(),
@@ -179,8 +190,13 @@ def _create_tables(conn: sa.Connection) -> None:
 
 
 #: The ordered list of migrations. Append new steps; never edit or reorder applied ones.
+def _create_artifact_blobs(conn: sa.Connection) -> None:
+    artifact_blobs.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "create_asm_tables", _create_tables),
+    Migration(2, "create_asm_artifact_blobs", _create_artifact_blobs),
 ]
 
 
@@ -249,5 +265,5 @@ def check_schema(engine: sa.Engine, url: str, migrations: list[Migration] | None
 def drop_all(engine: sa.Engine) -> None:
     """The reference ``down()``: drop the five tables (and our migrations table) if they exist."""
     with engine.begin() as conn:
-        for t in (artifacts, sequences, events, runs, sessions, schema_migrations):
+        for t in (artifact_blobs, artifacts, sequences, events, runs, sessions, schema_migrations):
             t.drop(conn, checkfirst=True)

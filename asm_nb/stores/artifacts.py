@@ -414,6 +414,8 @@ def artifact_store_for(session_store: Any) -> Any:
     - ``LocalStore`` → ``FileArtifactStore(root / "blobs", layout="content")`` with records in its
       ``db/artifacts.json``;
     - ``InMemoryStore`` → one ``InMemoryArtifactStore`` per store object;
+    - ``SqlStore`` → ``SqlArtifactStore`` (bytes in ``asm_artifact_blobs``, records in
+      ``asm_artifacts``);
     - anything else → None.
     """
     if all(callable(getattr(session_store, m, None)) for m in ("put", "get", "delete")):
@@ -443,6 +445,10 @@ def _make_for(session_store: Any) -> Any:
         return FileArtifactStore(session_store.root / "blobs", layout="content", records_root=session_store.root)
     if isinstance(session_store, InMemoryStore):
         return InMemoryArtifactStore()
+    if type(session_store).__name__ == "SqlStore" and type(session_store).__module__ == "asm_nb.stores.sql":
+        from .sql_artifacts import SqlArtifactStore  # bytes and records in the same database
+
+        return SqlArtifactStore(session_store)
     return None
 
 

@@ -8,7 +8,7 @@ never disturbs session operations. ``close()`` closes both.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from ..core.errors import AsmError
 
@@ -71,16 +71,52 @@ class CompositeSessionStore:
                            details={"reason": repr(exc)}) from exc
 
     def put(self, key: str, data: Any, **opts: Any) -> None:
-        """Store bytes in the artifact store."""
-        return self._artifact_call("put", key, data, **opts)
+        """Store bytes in the artifact store and register them (artifact registry row in the
+        session store: checksum, size, ``storage_backend``/``storage_ref`` of the artifact store)."""
+        from .artifacts import to_bytes
+
+        payload = to_bytes(data)
+        self._artifact_call("put", key, payload, **opts)
+        self._register(key, payload, opts)
+
+    def _register(self, key: str, payload: bytes, opts: Mapping[str, Any]) -> None:
+        saver = getattr(self.sessions, "save_artifact_record", None)
+        lister = getattr(self.sessions, "list_artifact_records", None)
+        if not callable(saver) or not callable(lister):
+            return
+        import hashlib
+        import secrets
+
+        from ..core.serialization import utc_now
+
+        old = next((r for r in lister(opts.get("session_id")) if r.get("key") == key), None)
+        if old is None and opts.get("session_id") is not None:
+            old = next((r for r in lister(None) if r.get("key") == key), None)
+        backend, ref = _storage_of(self.artifacts, key)
+        rec = {**(old or {}), "id": (old or {}).get("id") or "art_" + secrets.token_urlsafe(12), "key": key,
+               "byte_size": len(payload), "checksum_sha256": hashlib.sha256(payload).hexdigest(),
+               "storage_backend": backend, "storage_ref": ref, "deleted_at": None,
+               "created_at": (old or {}).get("created_at") or utc_now()}
+        for k in ("session_id", "run_id", "content_type"):
+            if opts.get(k) is not None or k not in rec:
+                rec[k] = opts.get(k)
+        rec["metadata"] = dict(opts.get("metadata") or rec.get("metadata") or {})
+        saver(rec)
 
     def get(self, key: str, **opts: Any) -> bytes:
         """Bytes from the artifact store (``not_found`` passes through)."""
         return self._artifact_call("get", key, **opts)
 
     def delete(self, key: str, **opts: Any) -> None:
-        """Delete from the artifact store (idempotent)."""
-        return self._artifact_call("delete", key, **opts)
+        """Delete from the artifact store (idempotent); its registry row is soft deleted."""
+        self._artifact_call("delete", key, **opts)
+        lister = getattr(self.sessions, "list_artifact_records", None)
+        if callable(lister):
+            from ..core.serialization import utc_now
+
+            for r in lister(None):
+                if r.get("key") == key and not r.get("deleted_at"):
+                    self.sessions.save_artifact_record({**r, "deleted_at": utc_now()})
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:
@@ -97,6 +133,20 @@ class CompositeSessionStore:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _storage_of(artifacts: Any, key: str) -> tuple[str, str]:
+    """``(storage_backend, storage_ref)`` of ``key`` in ``artifacts``."""
+    bucket = getattr(artifacts, "bucket", None)
+    if isinstance(bucket, str):
+        return "s3", f"s3://{bucket}/{artifacts.object_key(key)}"
+    root = getattr(artifacts, "root", None)
+    if root is not None:
+        try:
+            return "file", "file://" + str(artifacts.path_for(key))
+        except AsmError:
+            return "file", "file://" + str(root)
+    return type(artifacts).__name__, key
 
 
 # explicit forwarding methods (visible to Protocol checks and help(); __getattr__ covers the rest)

@@ -1,10 +1,12 @@
 """``LocalStore``: the embedded default SessionStore, a folder (docs/store-format.md).
 
-Layout under the root (``./.asm``, ``$ASM_HOME`` or the path given)::
+Layout under the root (``./.asm``, ``$ASM_HOME`` or the path given; docs/store-format.md)::
 
-    store.json                      {"format": "asm-local", "version": 1}
-    db/sessions.json runs.json artifacts.json     TinyDB, one table each (see ``_tinydb.py``)
-    db.lock                         cross-process lock for TinyDB read-modify-write
+    store.json                      {"format": "asm-local", "version": 2}
+    db/sessions.jsonl runs.jsonl    append-only document tables, the last line of an id wins
+                                    (see ``_doclog.py``)
+    db/artifacts.json               TinyDB (small documents; see ``_tinydb.py``)
+    db.lock                         cross-process lock for every db write
     events/<session>.jsonl          append-only event log, one ``Event.to_dict()`` per line
     events/<session>.lock           per-session cross-process append lock
     events/<session>.meta.json      {"last_sequence": N}, written only by pruning
@@ -16,6 +18,11 @@ gap-free across processes; lines collect in memory and go to the file in one ``o
 exit, and then the lock is released. In-process readers see buffered events at once. A
 ``kill -9`` loses only the unflushed buffer; the torn last line it may leave is cut off, with a
 warning, by the next writer.
+
+A version-1 store (TinyDB ``db/sessions.json`` and ``db/runs.json``) is upgraded in place the first
+time this version opens it. Runs written ``pending``/``running`` carry their owner process
+(``metadata.owner``); opening or listing the store marks those whose owner is gone ``failed``
+with ``error.code == "interrupted"`` (a ``run_failed`` event is appended; earlier events stay).
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
+from contextlib import contextmanager
 import warnings
 import weakref
 from pathlib import Path
@@ -39,6 +48,8 @@ from . import _codec
 from ._base import (EventQuery, StoreBase, check_event, check_events, check_run, check_session, check_session_id, filter_runs,
                     filter_sessions, merge_session, parse_payload, pick_active_run, set_sequence_in_place,
                     start_flusher, track_open_stores, with_sequence)
+from ._base import interrupted_runs, stamp_owner
+from ._doclog import DocLog
 from ._locks import FileLock
 from ._tinydb import TinyTables
 
@@ -47,7 +58,8 @@ __all__ = ["LocalStore", "LocalStoreWarning", "STORE_FORMAT", "STORE_VERSION"]
 log = logging.getLogger(__name__)
 
 STORE_FORMAT = "asm-local"
-STORE_VERSION = 1
+STORE_VERSION = 2
+MAX_CACHE_BYTES = 64 * 1024 * 1024  # parsed event logs kept per store (least recently used first out)
 MAX_BUFFER_BYTES = 4 * 1024 * 1024
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 
@@ -251,7 +263,7 @@ class _SessionLog:
             self.write_buffer()
         finally:
             self.owned = False
-            self.flock.release()
+            self.flock.close()  # no descriptor kept per session between bursts
 
 
 # --------------------------------------------------------------------------------------------
@@ -267,14 +279,15 @@ class LocalStore(StoreBase):
 
     Options: ``durability`` ``"flush"`` (default: OS buffers) or ``"fsync"``;
     ``flush_interval_ms`` (default config ``local_flush_interval_ms``, 50);
-    ``max_buffer_bytes`` (4 MiB).
+    ``max_buffer_bytes`` (4 MiB); ``max_cache_bytes`` (64 MiB of parsed event logs kept in memory).
     """
 
     inline_safe = True
     _poll_s = 0.025  # long-poll also notices other processes' appends
 
     def __init__(self, root: str | os.PathLike | None = None, *, durability: str = "flush",
-                 flush_interval_ms: int | None = None, max_buffer_bytes: int = MAX_BUFFER_BYTES) -> None:
+                 flush_interval_ms: int | None = None, max_buffer_bytes: int = MAX_BUFFER_BYTES,
+                 max_cache_bytes: int = MAX_CACHE_BYTES) -> None:
         if root is None:
             from . import default_root
 
@@ -292,19 +305,30 @@ class LocalStore(StoreBase):
         self.durability = durability
         self.flush_interval_s = flush_interval_ms / 1000.0
         self.max_buffer_bytes = max_buffer_bytes
+        self.max_cache_bytes = max_cache_bytes
         self._events_dir = self.root / "events"
         try:
             self._open_layout()
         except OSError as exc:
             raise AsmError("storage_error", f"cannot open LocalStore at {self.root}: {exc}") from exc
-        self._tables = TinyTables(self.root, {"sessions": Session.from_dict, "runs": Run.from_dict,
-                                              "artifacts": dict}, fsync=durability == "fsync")
+        fsync = durability == "fsync"
+        self._tables = TinyTables(self.root, {"artifacts": dict}, fsync=fsync)
+        self._sessions = DocLog(self.root / "db" / "sessions.jsonl", Session.from_dict, _session_meta, fsync=fsync,
+                                warn=_warn)
+        self._runs = DocLog(self.root / "db" / "runs.jsonl", Run.from_dict, _run_meta, fsync=fsync, warn=_warn)
         self._init_runtime()
+        try:
+            if self._legacy:
+                self._upgrade_v1()
+        except OSError as exc:
+            raise AsmError("storage_error", f"cannot upgrade LocalStore at {self.root}: {exc}") from exc
         _OPEN_STORES.add(self)
+        self._reap_interrupted(force=True)
 
     def _init_runtime(self) -> None:
         self._closed = False
-        self._logs: dict[str, _SessionLog] = {}
+        self._logs: "OrderedDict[str, _SessionLog]" = OrderedDict()
+        self._reaped_at = 0.0
         self._logs_lock = threading.Lock()
         self._cond = threading.Condition(threading.Lock())
         self._timer_cond = threading.Condition(threading.Lock())
@@ -332,12 +356,14 @@ class LocalStore(StoreBase):
                 raise AsmError("storage_error", f"{self.root} is not a LocalStore ({marker} says format {fmt!r})")
             if isinstance(version, bool) or not isinstance(version, int) or version < 1:
                 raise AsmError("storage_error", f"{marker} has an invalid version: {version!r}")
+            self._legacy = version < STORE_VERSION
             if version > STORE_VERSION:
                 raise AsmError("migration_required",
                                f"LocalStore at {self.root} has format version {version}; this asm_nb reads "
                                f"version {STORE_VERSION}. Upgrade asm_nb to open it.",
                                details={"found": version, "supported": STORE_VERSION})
         else:
+            self._legacy = False
             tmp = marker.with_name(f".store.json.{os.getpid()}.tmp")
             tmp.write_bytes(_codec.dumps({"format": STORE_FORMAT, "version": STORE_VERSION}) + b"\n")
             os.replace(tmp, marker)
@@ -351,7 +377,67 @@ class LocalStore(StoreBase):
                 slog = self._logs.get(session_id)
                 if slog is None:
                     slog = self._logs[session_id] = _SessionLog(self, session_id)
+                    if len(self._logs) > 64:
+                        self._evict_logs()
         return slog
+
+    def _evict_logs(self) -> None:
+        """Keep the parsed logs of this process under ``MAX_CACHE_BYTES`` and 1,024 sessions:
+        forget the oldest ones that hold no buffer and no lock (caller holds ``_logs_lock``).
+        A forgotten log is re-read from its file when next used."""
+        total = sum(sl.offset + sl.buf_bytes for sl in self._logs.values())
+        for sid in list(self._logs):
+            if total <= self.max_cache_bytes and len(self._logs) <= 1024:
+                break
+            sl = self._logs[sid]
+            if sl.owned or sl.buf or not sl.lock.acquire(blocking=False):
+                continue
+            try:
+                if sl.owned or sl.buf:
+                    continue
+                del self._logs[sid]
+                total -= sl.offset
+                sl.flock.close()
+            finally:
+                sl.lock.release()
+
+    def _upgrade_v1(self) -> None:
+        """Version 1 → 2 in place, under ``db.lock``: the TinyDB ``db/sessions.json`` and
+        ``db/runs.json`` become ``db/sessions.jsonl`` and ``db/runs.jsonl`` (one line per row), then
+        ``store.json`` says version 2, then the old files go. A crash before the marker is written
+        leaves version 1 intact (the next open redoes the upgrade)."""
+        marker = self.root / "store.json"
+        with self._tables.lock:
+            self._tables.file_lock.acquire()
+            try:
+                info = _codec.loads(marker.read_bytes())
+                if isinstance(info, dict) and isinstance(info.get("version"), int) \
+                        and info["version"] >= STORE_VERSION:
+                    return  # another process upgraded it meanwhile
+                for name in ("sessions", "runs"):
+                    old = self.root / "db" / f"{name}.json"
+                    rows: dict = {}
+                    if old.exists():
+                        raw = old.read_bytes()
+                        try:
+                            data = _codec.loads(raw) if raw.strip() else {}
+                        except ValueError as exc:
+                            raise AsmError("storage_error", f"cannot upgrade {old}: {exc}") from None
+                        rows = data.get(name, {}) if isinstance(data, dict) else {}
+                    lines = [_codec.dumps({**doc, "id": doc.get("id") or key}) + b"\n"
+                             for key, doc in rows.items() if isinstance(doc, dict)]
+                    _write_atomic(self.root / "db" / f"{name}.jsonl", b"".join(lines), fsync=True)
+                _write_atomic(marker, _codec.dumps({"format": STORE_FORMAT, "version": STORE_VERSION}) + b"\n",
+                              fsync=True)
+                for name in ("sessions", "runs"):
+                    try:
+                        os.unlink(self.root / "db" / f"{name}.json")
+                    except FileNotFoundError:
+                        pass
+                log.info("LocalStore at %s upgraded from format version 1 to %d", self.root, STORE_VERSION)
+            finally:
+                self._tables.file_lock.release()
+        self._legacy = False
 
     # -- write-behind timer ---------------------------------------------------------------------
     def _schedule(self, slog: _SessionLog) -> None:
@@ -392,25 +478,65 @@ class LocalStore(StoreBase):
                 self._owned.discard(slog)
 
     # -- sessions ---------------------------------------------------------------------------------
+    @contextmanager
+    def _db(self):
+        """A write of the document tables: ``db.lock`` held, both tables caught up (torn tails cut)."""
+        with self._tables.lock:
+            self._tables.file_lock.acquire()
+            try:
+                self._sessions.sync(owner=True)
+                self._runs.sync(owner=True)
+                yield
+            finally:
+                self._tables.file_lock.release()
+
+    def _dtx(self, fn, what: str) -> Any:
+        try:
+            with self._db():
+                return fn()
+        except AsmError:
+            raise
+        except (OSError, ValueError, TypeError) as exc:
+            raise AsmError("storage_error", f"{what} failed: {exc!r}") from exc
+
     def save_session(self, session: Session) -> None:
-        """Upsert by id (TinyDB row rewritten under ``db.lock``)."""
+        """Upsert by id (one line appended to ``db/sessions.jsonl`` under ``db.lock``)."""
         check_session(session)
         self._check_open()
         doc = session.to_dict()
-        self._tx(lambda t: t["sessions"].update(lambda rows: _put(rows, session.id, doc)), "save_session")
+        self._dtx(lambda: self._sessions.append([doc]), "save_session")
 
     def get_session(self, session_id: str) -> Session:
-        with self._tables.lock:
-            s = self._tables["sessions"].get(session_id) if isinstance(session_id, str) else None
+        s = None
+        if isinstance(session_id, str):
+            self._sessions.sync()
+            s = self._sessions.get(session_id)
         if s is None:
             raise AsmError("session_not_found", f"Session not found: {session_id}")
         return s
 
+    def get_or_create_named_session(self, name: str, session: Session) -> tuple[Session, bool]:
+        """``(the newest session whose metadata name is name, False)``, or ``session`` saved and
+        ``True`` when there is none, atomically across processes (under ``db.lock``)."""
+        check_session(session)
+        self._check_open()
+
+        def run() -> tuple[Session, bool]:
+            ids = self._sessions.groups.get(name)
+            if ids:
+                found = self._sessions.get_many(sorted(ids))
+                if found:
+                    return max(found, key=lambda x: (x.created_at, x.id)), False
+            self._sessions.append([session.to_dict()])
+            return session, True
+
+        return self._dtx(run, "get_or_create_named_session")
+
     def list_sessions(self, *, status: Any = None, agent_id: str | None = None, limit: int | None = None,
                       offset: int = 0) -> list[Session]:
         """All sessions (soft-deleted included) by ``created_at`` then id."""
-        with self._tables.lock:
-            rows = list(self._tables["sessions"].objects().values())
+        self._sessions.sync()
+        rows = self._sessions.all()
         return filter_sessions(rows, status=status, agent_id=agent_id, limit=limit, offset=offset)
 
     def delete_session(self, session_id: str) -> None:
@@ -431,12 +557,16 @@ class LocalStore(StoreBase):
                         pass
                 slog._reset()
 
-                def cascade(t: TinyTables) -> None:
-                    t["runs"].update(lambda rows: _drop(rows, lambda d: d.get("session_id") == session_id))
-                    t["artifacts"].update(lambda rows: _drop(rows, lambda d: d.get("session_id") == session_id))
-                    t["sessions"].update(lambda rows: rows.pop(session_id, None) is not None)
+                def cascade() -> None:
+                    runs = sorted(self._runs.groups.get(session_id, ()))
+                    self._runs.append([{"id": rid, "_deleted": True} for rid in runs])
+                    self._tables["artifacts"].storage.invalidate()
+                    self._tables["artifacts"].update(
+                        lambda rows: _drop(rows, lambda d: d.get("session_id") == session_id))
+                    if session_id in self._sessions.index:
+                        self._sessions.append([{"id": session_id, "_deleted": True}])
 
-                self._tx(cascade, "delete_session")
+                self._dtx(cascade, "delete_session")
             finally:
                 slog.owned = False
                 slog.flock.remove_and_release()
@@ -446,7 +576,10 @@ class LocalStore(StoreBase):
 
     def list_session_ids(self) -> list[str]:
         """Ids of every session with a row, a run or an event log, sorted."""
-        ids = {s.id for s in self.list_sessions()} | {r.session_id for r in self.list_runs(None)}
+        self._sessions.sync()
+        self._runs.sync()
+        with self._sessions.lock, self._runs.lock:
+            ids = set(self._sessions.index) | {k for k in self._runs.groups if isinstance(k, str)}
         ids.update(self.event_log_paths(flush=False))
         with self._logs_lock:
             ids.update(sid for sid, slog in self._logs.items() if slog.events)
@@ -577,29 +710,78 @@ class LocalStore(StoreBase):
 
     # -- runs -------------------------------------------------------------------------------------
     def save_run(self, run: Run) -> None:
-        """Upsert by id."""
+        """Upsert by id (one line appended to ``db/runs.jsonl``). A terminal run is written only
+        after the events its session has buffered are: a reader never sees a finished run
+        without the events that finished it. A pending/running run records this process as its
+        owner (``metadata.owner``)."""
         check_run(run)
         self._check_open()
-        doc = run.to_dict()
-        self._tx(lambda t: t["runs"].update(lambda rows: _put(rows, run.id, doc)), "save_run")
+        if run.status.value in _TERMINAL_RUN:
+            self._write_session_buffer(run.session_id)
+        doc = stamp_owner(run.to_dict())
+        self._dtx(lambda: self._runs.append([doc]), "save_run")
+
+    def _write_session_buffer(self, session_id: str) -> None:
+        slog = self._logs.get(session_id)
+        if slog is not None and slog.owned:
+            with slog.lock:
+                try:
+                    self._release(slog)
+                except AsmError:
+                    raise
+            self._notify()
+
+    def save_runs(self, runs: Iterable[Run]) -> None:
+        """Upsert several runs with one append (``save_run`` for each, in one write)."""
+        runs = list(runs)
+        for run in runs:
+            check_run(run)
+        self._check_open()
+        for sid in {r.session_id for r in runs if r.status.value in _TERMINAL_RUN}:
+            self._write_session_buffer(sid)
+        docs = [stamp_owner(r.to_dict()) for r in runs]
+        if docs:
+            self._dtx(lambda: self._runs.append(docs), "save_runs")
 
     def get_run(self, run_id: str) -> Run:
-        with self._tables.lock:
-            r = self._tables["runs"].get(run_id) if isinstance(run_id, str) else None
+        r = None
+        if isinstance(run_id, str):
+            self._runs.sync()
+            r = self._runs.get(run_id)
         if r is None:
             raise AsmError("run_not_found", f"Run not found: {run_id}")
         return r
 
     def list_runs(self, session_id: str | None, *, status: Any = None, limit: int | None = None) -> list[Run]:
-        """Runs of one session (``None``: of every session) by ``started_at`` then id."""
-        with self._tables.lock:
-            rows = [r for r in self._tables["runs"].objects().values()
-                    if session_id is None or r.session_id == session_id]
+        """Runs of one session (``None``: of every session) by ``started_at`` then id. Runs whose
+        owner process is gone are marked interrupted first."""
+        self._reap_interrupted()
+        self._runs.sync()
+        if session_id is None:
+            rows = self._runs.all()
+        else:
+            rows = self._runs.get_many(sorted(self._runs.groups.get(session_id, ())))
         return filter_runs(rows, status=status, limit=limit)
 
     def get_active_run(self, session_id: str) -> Run | None:
-        with self._tables.lock:
-            return pick_active_run(r for r in self._tables["runs"].objects().values() if r.session_id == session_id)
+        self._runs.sync()
+        with self._runs.lock:
+            ids = [rid for rid in self._runs.groups.get(session_id, ())
+                   if self._runs.index[rid][2][1] == "running"]
+        return pick_active_run(self._runs.get_many(ids))
+
+    def _reap_interrupted(self, force: bool = False) -> None:
+        """Mark runs whose owner process is gone as failed (``interrupted``); at most once a second
+        unless ``force``."""
+        now = time.monotonic()
+        if self._closed or (not force and now - self._reaped_at < 1.0):
+            return
+        self._reaped_at = now
+        self._runs.sync()
+        candidates = [rid for rid, (_o, _l, m) in list(self._runs.index.items()) if m[1] in ("pending", "running")]
+        if not candidates:
+            return
+        interrupted_runs(self, self._runs.get_many(candidates))
 
     def _tx(self, fn, what: str) -> Any:
         try:
@@ -618,13 +800,15 @@ class LocalStore(StoreBase):
             what = "event" if single else "events"
             raise AsmError("storage_error", f"Failed to append {what}: {exc!r}") from exc
 
-    def _stage(self, events: list[Event], parts: list[tuple[bytes, bytes]], in_place: bool = False) -> list[Event]:
+    def _stage(self, events: list[Event], parts: list[tuple[bytes, bytes]], slogs: list[_SessionLog],
+               in_place: bool = False) -> list[Event]:
         """Assign numbers and buffer lines; every session involved is locked and owned."""
         out = []
         slog = None
+        by_sid = {sl.sid: sl for sl in slogs}
         for e, (before, after) in zip(events, parts):
             if slog is None or slog.sid != e.session_id:
-                slog = self._logs[e.session_id]
+                slog = by_sid[e.session_id]
             out.append(_stage_one(slog, e, before, after, in_place))
         return out
 
@@ -644,7 +828,7 @@ class LocalStore(StoreBase):
                 acquired.append(slog)
             for slog in slogs:
                 slog.ensure_owned()
-            out = self._stage(events, parts, in_place)
+            out = self._stage(events, parts, slogs, in_place)
             for slog in slogs:
                 if slog.buf_bytes >= self.max_buffer_bytes:
                     self._release(slog)
@@ -722,6 +906,10 @@ class LocalStore(StoreBase):
         self._check_open()
         parts = self._prepare(events, single=False)
         slogs = self._locked_logs(events)
+        if run.session_id not in {sl.sid for sl in slogs}:
+            # the run's own session: its buffered events are written before the run row (a run
+            # is final only after its events are)
+            slogs = sorted([*slogs, self._log(run.session_id)], key=lambda sl: sl.sid)
         acquired = []
         try:
             for slog in slogs:
@@ -732,19 +920,15 @@ class LocalStore(StoreBase):
                 slog.ensure_owned()
                 slog.write_buffer()  # earlier appends go out on their own, before the payload's
                 marks.append((slog, len(slog.events), slog.offset))
-            self._stage(events, parts)
+            self._stage(events, parts, slogs)
             try:
                 for slog in slogs:
                     slog.write_buffer()
 
-                def write_rows(t: TinyTables) -> None:
-                    stored = t["sessions"].get_fresh(session.id)
-                    doc = merge_session(stored, session).to_dict()
-                    t["sessions"].update(lambda rows: _put(rows, session.id, doc))
-                    t["runs"].update(lambda rows: _put(rows, run.id, run.to_dict()))
-
-                with self._tables.transaction() as t:
-                    write_rows(t)
+                with self._db():
+                    stored = self._sessions.get(session.id)
+                    self._sessions.append([merge_session(stored, session).to_dict()])
+                    self._runs.append([stamp_owner(run.to_dict())])
             except BaseException as exc:
                 for slog, n, offset in marks:  # undo: nothing of the payload stays
                     try:
@@ -802,6 +986,8 @@ class LocalStore(StoreBase):
             self._timer_cond.notify_all()
             self._owned.clear()
         self._tables.close()
+        self._sessions.close()
+        self._runs.close()
         _OPEN_STORES.discard(self)
         self._notify()
         if errors:
@@ -813,6 +999,8 @@ class LocalStore(StoreBase):
         for slog in list(self._logs.values()):
             slog.flock.forget()
         self._tables.after_fork()
+        self._sessions.after_fork()
+        self._runs.after_fork()
         self._init_runtime()
 
 
@@ -857,6 +1045,19 @@ def _write_atomic(path: Path, data: bytes, fsync: bool = False) -> None:
         except OSError:
             pass
         raise
+
+
+_TERMINAL_RUN = frozenset({"completed", "failed", "cancelled"})
+
+
+def _session_meta(doc: dict) -> tuple:
+    md = doc.get("metadata")
+    name = md.get("name") if isinstance(md, dict) else None
+    return (name if isinstance(name, str) and name else None,)
+
+
+def _run_meta(doc: dict) -> tuple:
+    return (doc.get("session_id"), doc.get("status"))
 
 
 def _put(rows: dict, doc_id: str, doc: dict) -> bool:

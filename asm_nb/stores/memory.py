@@ -53,6 +53,17 @@ class InMemoryStore(StoreBase):
             self._check_open()
             self.sessions[session.id] = session
 
+    def get_or_create_named_session(self, name: str, session: Session) -> tuple[Session, bool]:
+        """``(newest session whose metadata name is name, False)`` or ``(session saved, True)``, atomically."""
+        check_session(session)
+        with self._lock:
+            self._check_open()
+            named = [s for s in self.sessions.values() if s.metadata.get("name") == name]
+            if named:
+                return max(named, key=lambda s: (s.created_at, s.id)), False
+            self.sessions[session.id] = session
+            return session, True
+
     def get_session(self, session_id: str) -> Session:
         with self._lock:
             s = self.sessions.get(session_id)

@@ -53,7 +53,8 @@ from ..core.session import Session, SessionStatus
 from . import _codec
 from . import _sql_schema as S
 from ._base import (EventQuery, StoreBase, check_event, check_limit, check_offset, check_run, check_session, check_session_id,
-                    check_status, merge_session, parse_payload, start_flusher, track_open_stores, with_sequence)
+                    check_status, interrupted_runs, merge_session, parse_payload, start_flusher, track_open_stores,
+                    with_owner, with_sequence)
 
 __all__ = ["SqlStore", "migrate", "downgrade", "normalize_url", "NOTIFY_CHANNEL"]
 
@@ -289,6 +290,8 @@ class SqlStore(StoreBase):
         self.query = SqlQueryAPI(self)
         self.maintenance = SqlMaintenance(self)
         _OPEN_STORES.add(self)
+        self._reaped_at = 0.0
+        self._reap_interrupted(force=True)
 
     def __repr__(self) -> str:
         return f"SqlStore({self._safe_url()!r})"
@@ -608,6 +611,36 @@ class SqlStore(StoreBase):
         values = session_values(session)
         self._write(lambda c: _upsert(c, S.sessions, values), "save_session")
 
+    def get_or_create_named_session(self, name: str, session: Session) -> tuple[Session, bool]:
+        """``(newest session whose metadata name is name, False)`` or ``(session saved, True)``,
+        atomically across processes: SQLite's write transaction is exclusive (``BEGIN IMMEDIATE``);
+        PostgreSQL takes a transaction-scoped advisory lock on the name first."""
+        check_session(session)
+        if not isinstance(name, str) or not name:
+            raise AsmError("validation_error", "session name must be a non-empty string")
+        values = session_values(session)
+        out: list = []
+
+        def fn(conn: sa.Connection) -> None:
+            out.clear()
+            t = S.sessions
+            if self._pg:
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+                             {"k": "asm_session_name:" + name})
+                name_expr = sa.text("(metadata::jsonb ->> 'name') = :name")
+            else:
+                name_expr = sa.text("json_extract(metadata, '$.name') = :name")
+            row = conn.execute(sa.select(t).where(name_expr.bindparams(name=name))
+                               .order_by(t.c.created_at.desc(), t.c.id.desc()).limit(1)).mappings().first()
+            if row is not None:
+                out.append((session_from_row(row), False))
+                return
+            _upsert(conn, t, values)
+            out.append((session, True))
+
+        self._write(fn, "get_or_create_named_session")
+        return out[0]
+
     def get_session(self, session_id: str) -> Session:
         row = self._read(lambda c: c.execute(sa.select(S.sessions).where(S.sessions.c.id == session_id))
                          .mappings().first()) if isinstance(session_id, str) else None
@@ -669,7 +702,13 @@ class SqlStore(StoreBase):
     def save_run(self, run: Run) -> None:
         """Upsert by id."""
         check_run(run)
-        values = run_values(run)
+        if self._pg and run.status in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED):
+            # a run is final only after its events: commit the session's buffered events first
+            burst = self._burst_for(run.session_id)
+            with burst.lock:
+                self._check_open()
+                self._retry(lambda: self._commit(burst))
+        values = run_values(with_owner(run))
         self._write(lambda c: _upsert(c, S.runs, values), "save_run")
 
     def get_run(self, run_id: str) -> Run:
@@ -680,7 +719,9 @@ class SqlStore(StoreBase):
         return run_from_row(row)
 
     def list_runs(self, session_id: str | None, *, status: Any = None, limit: int | None = None) -> list[Run]:
-        """Runs of one session (``None``: of every session) by ``started_at`` then id."""
+        """Runs of one session (``None``: of every session) by ``started_at`` then id. Runs whose
+        owner process is gone are marked interrupted first."""
+        self._reap_interrupted()
         status = check_status(status, RunStatus)
         limit = check_limit(limit)
         t = S.runs
@@ -692,6 +733,22 @@ class SqlStore(StoreBase):
         if limit is not None:
             q = q.limit(limit)
         return [run_from_row(r) for r in self._read(lambda c: c.execute(q).mappings().all())]
+
+    def _reap_interrupted(self, force: bool = False) -> None:
+        """Mark runs whose owner process is gone failed (``interrupted``); at most once a second."""
+        now = time.monotonic()
+        if self._closed or (not force and now - self._reaped_at < 1.0):
+            return
+        self._reaped_at = now
+        t = S.runs
+        q = sa.select(t).where(t.c.status.in_([RunStatus.PENDING.value, RunStatus.RUNNING.value]))
+        try:
+            rows = self._read(lambda c: c.execute(q).mappings().all())
+        except Exception as exc:  # a read problem surfaces in the caller's own query
+            log.debug("listing unfinished runs failed: %r", exc)
+            return
+        if rows:
+            interrupted_runs(self, [run_from_row(r) for r in rows])
 
     def get_active_run(self, session_id: str) -> Run | None:
         """The ``running`` run with the latest ``started_at`` (ties: greatest id), or None."""
@@ -933,7 +990,7 @@ class SqlStore(StoreBase):
         session, run, events = parse_payload(payload)
         self._check_open()
         svalues_given = session
-        rvalues = run_values(run)
+        rvalues = run_values(with_owner(run))
 
         def write_rows(conn: sa.Connection) -> None:
             row = conn.execute(sa.select(S.sessions).where(S.sessions.c.id == svalues_given.id)).mappings().first()

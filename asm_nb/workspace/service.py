@@ -185,7 +185,9 @@ def _run_reported_failure(store: Any, session: Any, run: Any) -> bool:
     """True when the adapter reported the run failed while still returning a result (e.g. a shell
     command with a non-zero exit), so ``rollback_on_failure`` applies to it too."""
     try:
-        events = store.get_events(session.id, run_id=run.id, type="run_failed")
+        from ..core.events import without_audit
+
+        events = without_audit(store.get_events(session.id, run_id=run.id, type="run_failed"))
     except Exception:
         return False
     return bool(events)

@@ -222,3 +222,27 @@ def test_bad_arguments_are_one_clear_error():
         with pytest.raises(AsmError) as exc:
             asm_nb.evaluate(["echo"], scorers=[sc.contains("x")], progress=False, store="memory://", **kw)
         assert needle in exc.value.message
+
+
+def test_local_store_save_runs_writes_every_run_at_once(tmp_path):
+    store = asm_nb.open_store(str(tmp_path / "st"))
+    runs = [store.get_run(asm_nb.run_once(f"echo {n}", provider="shell", store=store).run_id) for n in range(3)]
+    store.save_runs([r.replace(metadata={**r.metadata, "eval": {"n": i}}) for i, r in enumerate(runs)])
+    store.close()
+    again = asm_nb.open_store(str(tmp_path / "st"))
+    try:
+        assert [again.get_run(r.id).metadata["eval"] for r in runs] == [{"n": 0}, {"n": 1}, {"n": 2}]
+        assert all(again.get_run(r.id).status.value == "completed" for r in runs)
+    finally:
+        again.close()
+
+
+def test_dask_client_as_executor(tmp_path, fixture_dir):
+    distributed = pytest.importorskip("distributed")
+    items = [{"id": f"d{n}", "input": f"echo d{n} > out.txt; cat out.txt", "expected": f"d{n}",
+              "workspace": str(fixture_dir)} for n in range(3)]
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
+        r = asm_nb.evaluate(items, agents=["shell"], scorers=[sc.contains(), sc.files_changed("out.txt")],
+                            store=str(tmp_path / "st"), name="dask", executor=client, progress=False)
+    assert r.frame["passed"].all(), r.frame.filter(like="why_")
+    assert len(asm_nb.frames.scores(str(tmp_path / "st"), eval="dask")) == 6

@@ -97,7 +97,8 @@ def test_cell_policy_options(ip, asm):
     asm.cell("--deny-tools Read,Bash --out r")
     r = ip.user_ns["r"]
     assert r.error.code == "policy_violation" and r.error.details["tool_name"] == "Read"
-    assert [e.type.value for e in r.events][-2:] == ["policy_violation", "run_failed"]
+    assert [e.type.value for e in r.events][-3:] == ["policy_violation", "tool_call_failed", "run_failed"]
+    assert r.tool_calls[-1]["reason"] == "policy_denied"  # the row is closed, not left running
 
     asm.cell("--max-tokens 1500 --on-violation warn --out w")
     w = ip.user_ns["w"]
@@ -215,4 +216,5 @@ def test_widget_buttons_answer_the_policy_approval(widget_run, decision):
     if decision == "approve":
         assert result.ok and "tool_approval_granted" in types and "tool_call_completed" in types
     else:
-        assert result.error.code == "policy_violation" and types[-2:] == ["tool_approval_denied", "run_failed"]
+        assert result.error.code == "policy_violation"
+        assert types[-3:] == ["tool_approval_denied", "tool_call_failed", "run_failed"]

@@ -45,7 +45,7 @@ SAMPLES = [
     ("auth_token", "authToken = xyz987654", "xyz987654"),
     ("connection_string", "postgres://user:pass@localhost:5432/mydb", "user:pass@localhost"),
     ("private_key", "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA", "BEGIN RSA PRIVATE KEY"),
-    ("env_secret", "DATABASE_URL=postgres://user:pass@host/db", "user:pass@host"),
+    ("env_secret", "SECRET_KEY_BASE=abcdef0123456789", "abcdef0123456789"),
 ]
 
 
@@ -64,12 +64,17 @@ def naive_scan(text, patterns, repl_for):
 
 # -- defaults ------------------------------------------------------------------------------------
 
-def test_default_patterns_are_the_22_in_order():
+def test_default_patterns_in_order():
     pats = default_patterns()
-    assert [c for c, _ in pats] == [c for c, _, _ in SAMPLES]
-    assert len(pats) == 22
+    cats = [c for c, _ in pats]
+    assert len(pats) == len(redaction.DEFAULT_PATTERN_SPECS) >= 60
+    assert len(set(cats)) == len(cats)
+    generic = cats.index("password")  # provider formats run before the labelled generic forms
+    assert all(cats.index(c) < generic for c in ("openai_key", "stripe_key", "slack_token", "private_key",
+                                                  "connection_string", "jwt_token", "bearer_token"))
+    assert cats[-1] == "aws_secret_key_bare"
     assert all(isinstance(p, re.Pattern) and p.flags & re.ASCII for _, p in pats)
-    assert pats[0][1].pattern == "AKIA[0-9A-Z]{16}"
+    assert cats[0] == "aws_access_key" and pats[0][1].search("AKIAIOSFODNN7EXAMPLE")
 
 
 def test_samples_cover_each_pattern():
@@ -99,10 +104,10 @@ def test_whole_match_is_replaced():
     assert redact(ev(data={"content": BEARER}), ON).event.data["content"] == "[REDACTED]"
 
 
-def test_private_key_header_only():
-    text = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAA\n-----END OPENSSH PRIVATE KEY-----"
+def test_private_key_block_is_removed_whole():
+    text = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAA\n-----END OPENSSH PRIVATE KEY-----\nafter"
     out = redact(ev(data={"content": text}), ON).event.data["content"]
-    assert out.startswith("[REDACTED]\nb3BlbnNzaC1rZXktdjEAAAA\n")
+    assert out == "[REDACTED]\nafter"
 
 
 def test_redis_and_other_urls():
@@ -173,7 +178,7 @@ def test_run_failed_provider_error_stderr_and_details_context():
     r = redact(ev("run_failed", data), ON)
     assert "abcdefghijklmnopqrstuvwx" not in r.event.data["provider_error"]["stderr"]
     assert r.event.data["provider_error"]["exit_code"] == 1
-    assert r.event.data["details"]["context"] == "[REDACTED]"
+    assert r.event.data["details"]["context"] == "DATABASE_URL=[REDACTED]"
     assert sorted(r.fields_redacted) == ["details", "provider_error"]
     targeted = redact(ev("run_failed", data), {"enabled": True, "deep_scan": False})
     assert "abcdefghijklmnopqrstuvwx" not in targeted.event.data["provider_error"]["stderr"]
@@ -205,7 +210,7 @@ def _nested(secret_levels):
         node[f"level_{i}"] = child
         node = child
         if i in secret_levels:
-            node["secret"] = f"token {AWS}"
+            node["text"] = f"token {AWS}"
     return root
 
 
@@ -216,18 +221,21 @@ def _level(tree, n):
     return node
 
 
-def test_depth_limit_level_5_redacted_level_12_kept():
+def test_levels_5_and_12_are_both_redacted():
+    # issue 18: a secret nested deeper than 10 levels used to be stored unscanned
     r = redact(ev("tool_call_completed", {"tool_name": "t", "tool_output": _nested({5, 12})}), ON)
     out = r.event.data["tool_output"]
-    assert _level(out, 5)["secret"] == "token [REDACTED]"
-    assert _level(out, 12)["secret"] == f"token {AWS}"
-    assert r.redaction_count == 1
+    assert _level(out, 5)["text"] == "token [REDACTED]"
+    assert _level(out, 12)["text"] == "token [REDACTED]"
+    assert r.redaction_count == 2
 
 
-def test_depth_boundary_level_9_scanned_level_10_not():
-    out = redact(ev("tool_call_completed", {"tool_output": _nested({9, 10})}), ON).event.data["tool_output"]
-    assert _level(out, 9)["secret"] == "token [REDACTED]"  # dict at depth 10
-    assert _level(out, 10)["secret"] == f"token {AWS}"  # dict at depth 11
+def test_beyond_max_depth_the_value_is_replaced_not_kept():
+    deep: dict = {"text": f"token {AWS}"}
+    for _ in range(redaction.MAX_DEPTH + 5):
+        deep = {"level": deep}
+    out = redact(ev("tool_call_completed", {"tool_output": deep}), ON).event.data["tool_output"]
+    assert AWS not in repr(out) and redaction.TOO_DEEP in repr(out)
 
 
 def _in_lists(n):
@@ -241,7 +249,9 @@ def test_list_items_count_one_extra_level():
     # data["a"] is a list at depth 1 holding items at depth 2: n nested lists put the dict at n + 1
     assert redact(ev(data={"a": _in_lists(5)}), ON).redaction_count == 1  # dict at depth 6
     assert redact(ev(data={"a": _in_lists(9)}), ON).redaction_count == 1  # depth 10
-    assert redact(ev(data={"a": _in_lists(10)}), ON).redaction_count == 0  # depth 11: not walked
+    assert redact(ev(data={"a": _in_lists(10)}), ON).redaction_count == 1  # depth 11: walked too
+    deep = redact(ev(data={"a": _in_lists(redaction.MAX_DEPTH + 3)}), ON).event.data["a"]
+    assert AWS not in repr(deep)
 
 
 def test_120_kb_plain_text_unchanged():

@@ -85,9 +85,11 @@ def test_denied_tool_never_runs(tmp_path):
     r = run(cas, policy=Policy(tool_rules=[("deny", ["Bash"])]))
     t = types(r)
     assert r.status == "failed" and r.error.code == "policy_violation"
-    assert t[-3:] == ["tool_call_started", "policy_violation", "run_failed"]
-    assert "tool_call_completed" not in t and "tool_call_failed" not in t
-    assert r.events[-2].data["kind"] == "tool_denied" and r.events[-2].data["details"]["tool_name"] == "Bash"
+    # the denied call is closed (failed, policy_denied) before the run fails; it never completed
+    assert t[-4:] == ["tool_call_started", "policy_violation", "tool_call_failed", "run_failed"]
+    assert "tool_call_completed" not in t
+    assert r.events[-2].data["reason"] == "policy_denied" and r.events[-2].data["tool_name"] == "Bash"
+    assert r.events[-3].data["kind"] == "tool_denied" and r.events[-3].data["details"]["tool_name"] == "Bash"
     assert r.error.details["limit"] == "tool_rules" and r.error.details["tool_name"] == "Bash"
     assert r.token_usage["input_tokens"] == 10  # partial usage kept
 
@@ -147,8 +149,8 @@ def test_request_approval_denied_stops_the_run(tmp_path):
                                metadata={"approval_callback": decide}))
     t = types(r)
     assert [a["tool_name"] for a in asked] == ["Bash"]
-    assert t[-5:] == ["tool_call_started", "policy_violation", "tool_approval_requested", "tool_approval_denied",
-                      "run_failed"]
+    assert t[-6:] == ["tool_call_started", "policy_violation", "tool_approval_requested", "tool_approval_denied",
+                      "tool_call_failed", "run_failed"]
     assert r.error.code == "policy_violation" and r.error.details["approval"] == "denied"
 
 

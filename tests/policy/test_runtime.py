@@ -160,7 +160,7 @@ def test_run_policy_verdicts():
     assert out["cancel"] is True and out["approval"] is None and out["violations"][0]["kind"] == "budget_exceeded"
     v = rp.final_verdict()
     err = v["error"]
-    assert err.code == "policy_violation" and err.message == "Policy violation triggered run cancellation"
+    assert err.code == "policy_violation" and err.message == "Policy 'p' stopped the run: max_total_tokens 10 exceeded at 25"
     assert err.details["limit"] == "max_total_tokens" and err.details["limit_value"] == 10
     assert err.details["observed"] == 25 and err.details["exceeded_by"] == 15 and err.details["policy"] == "p"
 

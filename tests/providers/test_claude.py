@@ -623,7 +623,7 @@ def test_cancel_during_a_tool_closes_it(server):
     assert asyncio.run(go()).code == "cancelled"
     failed = [e["data"] for e in events if e["type"] == "tool_call_failed"]
     assert failed == [{"tool_call_id": "toolu_slow", "tool_name": "slow", "tool_input": {}, "tool_output": None,
-                       "is_error": True, "reason": "cancelled"}]
+                       "is_error": True, "reason": "cancelled", "status": "unfinished"}]
     assert events[-1]["type"] == "run_cancelled"
 
 
@@ -679,7 +679,7 @@ def test_worker_failure_isolation(server):
     with pytest.raises(AsmError) as ei:
         asyncio.run(adapter.execute(run, session, event_callback=bad_callback))
     assert ei.value.code == "internal_error"
-    assert len(asyncio.run(adapter.capabilities())) == 5
+    assert len(asyncio.run(adapter.capabilities())) == 7  # ... interrupt, pause, resume
     out = execute(adapter)
     assert out.result.output["content"] == "two"
 
@@ -773,7 +773,8 @@ def test_capabilities_validate_config_and_registry():
     caps = asyncio.run(adapter.capabilities())
     assert [(c.name, str(c.type)) for c in caps] == [("streaming", "sampling"), ("tool_use", "tool"),
                                                      ("vision", "resource"), ("system_prompts", "prompt"),
-                                                     ("interrupt", "sampling")]
+                                                     ("interrupt", "sampling"), ("pause", "sampling"),
+                                                     ("resume", "sampling")]
     assert all(c.enabled for c in caps)
     for cfg in ({}, {"api_key": ""}, {"model": "claude-opus-4-6"}):
         assert adapter.validate_config(cfg) is None

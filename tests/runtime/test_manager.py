@@ -9,6 +9,7 @@ import pytest
 
 from asm_nb import config
 from asm_nb.core.errors import AsmError
+from asm_nb.core.events import is_audit, without_audit
 from asm_nb.runtime import manager
 from asm_nb.stores.memory import InMemoryStore
 
@@ -45,8 +46,10 @@ def test_run_once_persists_lifecycle_with_gap_free_sequences(store):
     assert events[0].type.value == "session_created" and events[-1].type.value == "session_completed"
     stamps = [e.timestamp for e in events]
     assert stamps == sorted(stamps)
-    assert types_of(events).count("run_completed") == 1
-    # adapter events carry the adapter's provider, internal ones too
+    # one terminal event from the run; the audit log (on by default) adds its own record beside it
+    assert types_of(without_audit(events)).count("run_completed") == 1
+    assert [e.type.value for e in events if is_audit(e)] == ["run_started", "run_completed"]
+    # adapter events carry the adapter's provider, internal ones and audit records too
     assert {e.provider for e in events} == {"mock"}
 
 
@@ -77,7 +80,7 @@ def test_adapter_failure_fails_run_and_session_and_raises(store):
     assert run.error["code"] == "provider_error"
     assert run.error["provider_error"]["provider"] == "codex"
     assert run.error["provider_error"]["exit_code"] == 2
-    events = store.get_events(sessions[0].id, run_id=run.id)
+    events = without_audit(store.get_events(sessions[0].id, run_id=run.id))
     assert types_of(events).count("run_failed") == 1  # the adapter's; manager adds none
     assert types_of(events)[-1] == "run_failed"
     # usage reached before the failure is kept
@@ -101,7 +104,7 @@ def test_timeout_gives_provider_timeout_and_one_terminal_event(store):
     [session] = store.list_sessions()
     [run] = store.list_runs(session.id)
     assert session.status.value == "failed" and run.status.value == "failed"
-    evs = types_of(store.get_events(session.id, run_id=run.id))
+    evs = types_of(without_audit(store.get_events(session.id, run_id=run.id)))
     assert evs.count("run_failed") == 1 and evs[-1] == "run_failed"
 
 
@@ -155,7 +158,7 @@ def test_executing_a_finished_run_is_refused(store):
 
 def test_custom_adapter_without_terminal_gets_run_completed(store):
     result = manager.run_once(store, StubAdapter("no_terminal"), "hi")
-    evs = types_of(store.get_events(result.session_id, run_id=result.run_id))
+    evs = types_of(without_audit(store.get_events(result.session_id, run_id=result.run_id)))
     assert evs.count("run_completed") == 1
 
 
@@ -176,8 +179,10 @@ def test_cancel_in_flight_run_persists_one_run_cancelled(store):
     stored = store.get_run(run.id)
     assert stored.status.value == "cancelled"
     assert stored.token_usage.get("input_tokens") == 10  # usage reached so far
-    evs = types_of(store.get_events(s.id, run_id=run.id))
+    evs = types_of(without_audit(store.get_events(s.id, run_id=run.id)))
     assert evs.count("run_cancelled") == 1 and evs[-1] == "run_cancelled"
+    audit = [e for e in store.get_events(s.id, run_id=run.id) if is_audit(e)]
+    assert [e.type.value for e in audit] == ["run_started", "run_cancelled"]
 
 
 def test_cancel_of_a_stale_running_run_marks_it_cancelled(store):
@@ -219,7 +224,7 @@ def test_bad_continuation_values(store, bad, code):
         manager.execute_run(store, adapter, run.id, continuation=bad)
     assert info.value.code == code
     assert store.get_run(run.id).status.value == "failed"
-    assert types_of(store.get_events(s.id, run_id=run.id)) == ["run_failed"]
+    assert types_of(without_audit(store.get_events(s.id, run_id=run.id))) == ["run_failed"]
 
 
 def test_store_failure_while_persisting_events_does_not_fail_the_run(store):

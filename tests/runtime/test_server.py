@@ -11,6 +11,7 @@ import pytest
 
 from asm_nb import telemetry
 from asm_nb.core.errors import AsmError
+from asm_nb.core.events import without_audit
 from asm_nb.runtime import manager
 from asm_nb.runtime.control import ControlOperations
 from asm_nb.runtime.limiter import ConcurrencyLimiter
@@ -203,7 +204,8 @@ def test_cancel_running_run_lets_the_next_start():
     server, a, res_b = arun(go())
     assert res_b.output["content"] == "second"
     assert server.store.get_run(a).status.value == "cancelled"
-    terminal = [e.type.value for e in server.store.get_events(server.session_id, run_id=a) if e.type.value in TERMINAL]
+    terminal = [e.type.value for e in without_audit(server.store.get_events(server.session_id, run_id=a))
+                if e.type.value in TERMINAL]
     assert terminal == ["run_cancelled"]
 
 
@@ -399,7 +401,8 @@ def test_subscribe_filters_backfill_and_live():
             if ev.type.value in TERMINAL:
                 break
         assert all(ev.sequence_number > latest for ev in got)
-        assert [e.id for e in got] == [e.id for e in server.store.get_events(server.session_id, after=latest)]
+        stored = server.store.get_events(server.session_id, after=latest)
+        assert [e.id for e in got] == [e.id for e in without_audit(stored)]  # audit records are not sent
         again = await server.subscribe(from_sequence=got[-1].sequence_number + 1)
         assert again._queue.empty()
         assert only._queue.empty()  # the second run did not match run_id=r1
@@ -444,7 +447,7 @@ def test_subscriber_joining_mid_run_gets_every_event_once_in_order():
         return server, received, via_cb, early_seqs
 
     server, received, via_cb, early_seqs = arun(go())
-    stored = [e.sequence_number for e in server.store.get_events(server.session_id)]
+    stored = [e.sequence_number for e in without_audit(server.store.get_events(server.session_id))]
     stored_to_terminal = stored[:stored.index(received[-1]) + 1]
     assert received == stored_to_terminal  # every event, once, in order (backfill + live)
     assert via_cb[:len(received)] == received

@@ -55,23 +55,27 @@ class TestLocalContractReopened(StoreContract):
 # -- layout ------------------------------------------------------------------------------------
 def test_layout_and_marker(local_store):
     root = local_store.root
-    assert json.loads((root / "store.json").read_text()) == {"format": "asm-local", "version": 1}
+    assert json.loads((root / "store.json").read_text()) == {"format": "asm-local", "version": 2}
     assert (root / "events").is_dir() and (root / "db").is_dir()
     s = session()
     local_store.save_session(s)
-    local_store.save_run(run_for(s.id))
-    doc = json.loads((root / "db" / "sessions.json").read_text())
-    assert doc["sessions"][s.id]["id"] == s.id
-    assert (root / "db" / "runs.json").exists()
+    r = run_for(s.id)
+    local_store.save_run(r)
+    local_store.save_run(r)
+    [line] = (root / "db" / "sessions.jsonl").read_text().splitlines()
+    assert json.loads(line)["id"] == s.id
+    lines = (root / "db" / "runs.jsonl").read_text().splitlines()
+    assert [json.loads(x)["id"] for x in lines] == [r.id, r.id]  # appended, the last one wins
+    assert not (root / "db" / "runs.json").exists()
 
 
 def test_newer_major_version_refused(local_root):
     local_root.mkdir(parents=True)
-    (local_root / "store.json").write_text('{"format": "asm-local", "version": 2}')
+    (local_root / "store.json").write_text('{"format": "asm-local", "version": 3}')
     with pytest.raises(AsmError) as ei:
         LocalStore(local_root)
     assert ei.value.code == "migration_required"
-    assert "version 2" in ei.value.message
+    assert "version 3" in ei.value.message
 
 
 def test_foreign_folder_refused(local_root):
@@ -340,12 +344,12 @@ def test_flush_payload_rolls_back_when_rows_fail(local_store, monkeypatch):
     s = session()
     local_store.append_event(ev(s.id))
     r = run_for(s.id)
-    from asm_nb.stores import _tinydb
+    from asm_nb.stores import _doclog
 
-    def boom(self, data):
+    def boom(self, docs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(_tinydb.AtomicJSONStorage, "write", boom)
+    monkeypatch.setattr(_doclog.DocLog, "append", boom)
     with pytest.raises(AsmError) as ei:
         local_store.flush({"session": s, "run": r, "events": [ev(s.id), ev(s.id)]})
     assert ei.value.code == "storage_error" and "flush failed" in ei.value.message
@@ -358,9 +362,9 @@ def test_flush_payload_rolls_back_when_rows_fail(local_store, monkeypatch):
 
 
 def test_save_failure_is_storage_error(local_store, monkeypatch):
-    from asm_nb.stores import _tinydb
+    from asm_nb.stores import _doclog
 
-    monkeypatch.setattr(_tinydb.AtomicJSONStorage, "write", lambda self, data: (_ for _ in ()).throw(OSError("ro")))
+    monkeypatch.setattr(_doclog.DocLog, "append", lambda self, docs: (_ for _ in ()).throw(OSError("ro")))
     with pytest.raises(AsmError) as ei:
         local_store.save_run(run_for("ses_1"))
     assert ei.value.code == "storage_error" and "save_run failed" in ei.value.message
@@ -374,17 +378,16 @@ def test_list_runs_all_and_session_ids(local_store):
     assert [r.session_id for r in local_store.list_runs(None)] == ["ses_b"]
 
 
-def test_tinydb_files_open_with_tinydb(local_store):
+def test_artifact_records_open_with_tinydb(local_store):
     from tinydb import TinyDB
 
     from asm_nb.stores._tinydb import StrIdTable
 
-    s = session()
-    local_store.save_session(s)
-    db = TinyDB(local_store.root / "db" / "sessions.json")
+    local_store.save_artifact_record({"id": "art_1", "session_id": "ses_x", "key": "k"})
+    db = TinyDB(local_store.root / "db" / "artifacts.json")
     db.table_class = StrIdTable
-    [doc] = db.table("sessions").all()
-    assert doc.doc_id == s.id and doc["agent_id"] == "agent"
+    [doc] = db.table("artifacts").all()
+    assert doc.doc_id == "art_1" and doc["key"] == "k"
     db.close()
 
 

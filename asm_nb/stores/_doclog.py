@@ -1,0 +1,263 @@
+"""Append-only document tables of LocalStore (``db/sessions.jsonl``, ``db/runs.jsonl``).
+
+One JSON document per line, ``\\n``-terminated; the last line of an id wins; a line
+``{"id": ..., "_deleted": true}`` removes the id. Writers hold ``db.lock`` (``TinyTables``'
+cross-process lock), catch up with the file, cut a torn tail left by a killed writer, and append
+their lines with one ``os.write`` on an ``O_APPEND`` descriptor. Readers take no lock: they parse
+only the bytes appended since their last read (up to the last ``\\n``), so the cost of a read or a
+write does not depend on how many documents the table holds.
+
+In memory a table keeps, per live id, where its current line is (offset, length) and a few fields
+(``meta``: a run's session, status, start and owner; a session's name) for the indexes LocalStore
+needs; parsed objects sit in a small LRU cache; a document is re-read with ``os.pread`` when asked.
+When superseded lines outnumber live ones (plus a margin) a writer compacts the file (temp file +
+``os.replace``); other processes notice the new inode and re-index.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import threading
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from ._codec import dumps, loads
+
+__all__ = ["DocLog"]
+
+log = logging.getLogger(__name__)
+
+_CACHE_OBJECTS = 4096
+_COMPACT_MARGIN = 2048
+
+
+class DocLog:
+    """One table. ``parse(doc) -> object``; ``meta(doc) -> tuple`` whose first item groups ids
+    (``groups[meta[0]]``: a run's session id, a session's name)."""
+
+    def __init__(self, path: Path, parse: Callable[[dict], Any], meta: Callable[[dict], tuple], *,
+                 fsync: bool = False, warn: Callable[[str], None] | None = None) -> None:
+        self.path = Path(path)
+        self.parse = parse
+        self.meta = meta
+        self.fsync = fsync
+        self.warn = warn or (lambda m: (log.warning(m), warnings.warn(m, stacklevel=3)))
+        self.lock = threading.RLock()  # in-process readers and writers of this table
+        self._reset()
+
+    def _reset(self) -> None:
+        self.ino: int | None = None
+        self.offset = 0
+        self.lines = 0
+        self.index: dict[str, tuple[int, int, tuple]] = {}
+        self.groups: dict[Any, set[str]] = {}
+        self.cache: OrderedDict[str, Any] = OrderedDict()
+        self.generation = 0
+        self._close_fd()
+        self._fd: int | None = None
+        self._warned = False
+
+    def _close_fd(self) -> None:
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fd = None
+
+    # -- reading --------------------------------------------------------------------------------
+    def sync(self, owner: bool = False) -> None:
+        """Index the lines appended since the last read; with ``db.lock`` held (``owner``) also cut
+        a torn tail. A replaced file (compaction elsewhere) is re-indexed from the start."""
+        with self.lock:
+            try:
+                st = os.stat(self.path)
+            except FileNotFoundError:
+                if self.ino is not None:
+                    self._reset()
+                    self.generation += 1
+                return
+            if st.st_ino != self.ino or st.st_size < self.offset:
+                gen = self.generation
+                self._reset()
+                self.generation = gen + 1
+                self.ino = st.st_ino
+            if st.st_size == self.offset:
+                return
+            with open(self.path, "rb") as f:
+                if os.fstat(f.fileno()).st_ino != self.ino:  # replaced between stat and open
+                    self._reset()
+                    self.ino = os.fstat(f.fileno()).st_ino
+                f.seek(self.offset)
+                data = f.read()
+            end = data.rfind(b"\n") + 1
+            if end < len(data) and owner:
+                os.truncate(self.path, self.offset + end)
+                self.warn(f"LocalStore: dropped a torn last line ({len(data) - end} bytes) from {self.path} "
+                          "(a writer was killed mid-write)")
+            if end:
+                self._apply(data[:end], self.offset)
+                self.offset += end
+                self.generation += 1
+
+    def _apply(self, chunk: bytes, base: int) -> None:
+        index, groups, cache, meta = self.index, self.groups, self.cache, self.meta
+        pos = 0
+        n = len(chunk)
+        while pos < n:
+            nl = chunk.index(b"\n", pos)
+            line = chunk[pos:nl]
+            off = base + pos
+            pos = nl + 1
+            if not line.strip():
+                continue
+            self.lines += 1
+            try:
+                doc = loads(line)
+                doc_id = doc["id"]
+                if not isinstance(doc_id, str):
+                    raise ValueError("id is not a string")
+                m = None if doc.get("_deleted") else meta(doc)
+            except Exception as exc:  # a bad line never makes the table unreadable
+                if not self._warned:
+                    self._warned = True
+                    self.warn(f"LocalStore: skipped an unreadable line in {self.path}: {exc!r}")
+                continue
+            old = index.pop(doc_id, None)
+            if old is not None:
+                ids = groups.get(old[2][0])
+                if ids is not None:
+                    ids.discard(doc_id)
+                    if not ids:
+                        del groups[old[2][0]]
+            cache.pop(doc_id, None)
+            if m is not None:
+                index[doc_id] = (off, len(line), m)
+                groups.setdefault(m[0], set()).add(doc_id)
+
+    def _read_at(self, off: int, length: int) -> bytes:
+        if self._fd is None:
+            fd = os.open(self.path, os.O_RDONLY)
+            if os.fstat(fd).st_ino != self.ino:
+                os.close(fd)
+                raise FileNotFoundError(self.path)
+            self._fd = fd
+        return os.pread(self._fd, length, off)
+
+    def get(self, doc_id: str) -> Any | None:
+        """The parsed current document (caller synced first), or None."""
+        with self.lock:
+            obj = self.cache.get(doc_id)
+            if obj is not None:
+                self.cache.move_to_end(doc_id)
+                return obj
+            entry = self.index.get(doc_id)
+            if entry is None:
+                return None
+            try:
+                raw = self._read_at(entry[0], entry[1])
+            except FileNotFoundError:  # compacted meanwhile: re-index and retry once
+                self._close_fd()
+                self.sync()
+                entry = self.index.get(doc_id)
+                if entry is None:
+                    return None
+                raw = self._read_at(entry[0], entry[1])
+            obj = self.parse(loads(raw))
+            self.cache[doc_id] = obj
+            if len(self.cache) > _CACHE_OBJECTS:
+                self.cache.popitem(last=False)
+            return obj
+
+    def get_many(self, ids: Iterable[str]) -> list[Any]:
+        return [o for o in (self.get(i) for i in ids) if o is not None]
+
+    def all(self) -> list[Any]:
+        """Every live document, parsed from one read of the file (not cached)."""
+        with self.lock:
+            if not self.index:
+                return []
+            try:
+                with open(self.path, "rb") as f:
+                    if os.fstat(f.fileno()).st_ino != self.ino:
+                        raise FileNotFoundError(self.path)
+                    data = f.read(self.offset)
+            except FileNotFoundError:
+                self.sync()
+                return [o for o in (self.get(i) for i in list(self.index)) if o is not None]
+            parse, cache = self.parse, self.cache
+            out = []
+            for doc_id, (off, length, _m) in self.index.items():
+                obj = cache.get(doc_id)
+                out.append(obj if obj is not None else parse(loads(data[off:off + length])))
+            return out
+
+    # -- writing (caller holds db.lock and called sync(owner=True)) -------------------------------
+    def append(self, docs: list[dict]) -> None:
+        """Append documents (``{"id": ..., "_deleted": True}`` removes one)."""
+        if not docs:
+            return
+        lines = [dumps(d) + b"\n" for d in docs]
+        data = b"".join(lines)
+        with self.lock:
+            start = self.offset
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                if self.ino is None:
+                    self.ino = os.fstat(fd).st_ino
+                view = memoryview(data)
+                try:
+                    while view:
+                        view = view[os.write(fd, view):]
+                    if self.fsync:
+                        os.fsync(fd)
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(fd, start)
+                    raise
+            finally:
+                os.close(fd)
+            self._apply(data, start)
+            self.offset = start + len(data)
+            self.generation += 1
+            if self.lines - len(self.index) > len(self.index) + _COMPACT_MARGIN:
+                self.compact()
+
+    def compact(self) -> None:
+        """Rewrite the file with only the live lines (temp file + ``os.replace``)."""
+        with self.lock:
+            with open(self.path, "rb") as f:
+                data = f.read(self.offset)
+            body = b"".join(data[off:off + length] + b"\n"
+                            for off, length, _m in sorted(self.index.values(), key=lambda e: e[0]))
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(body)
+                    if self.fsync:
+                        f.flush()
+                        os.fsync(f.fileno())
+                os.replace(tmp, self.path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+            cache = self.cache
+            gen = self.generation
+            self._reset()
+            self.generation = gen
+            self.sync()
+            for k, v in cache.items():
+                if k in self.index:
+                    self.cache[k] = v
+
+    def close(self) -> None:
+        with self.lock:
+            self._close_fd()
+
+    def after_fork(self) -> None:
+        self.lock = threading.RLock()

@@ -1,0 +1,176 @@
+"""Results you can trust, end to end through ``run_once`` with fake CLIs and the Claude API fake:
+permission denials and unfinished tool calls become tool-call records, stopped runs keep their
+partial output and say why, and ``RunResult``, the stored events, ``frames`` and the views agree."""
+
+from __future__ import annotations
+
+
+import re
+
+import pytest
+
+import asm_nb
+from asm_nb.notebook import frames
+from asm_nb.notebook.display import RUN_MIME, run_result_mimebundle
+from asm_nb.testing.fake_anthropic import FakeAnthropicServer, StreamBuilder
+from asm_nb.testing.fake_cli import install_fake_cli
+
+from .providers import _trust_streams as streams
+from .providers._cli_support import install_fixture_cli
+
+pytest.importorskip("anthropic")  # imported up front: its first import would eat the duration budget
+
+
+def _claude_code(tmp_path, stdout: str, **kw):
+    exe = install_fake_cli(tmp_path / "bin", "claude", None, stdout=stdout, exit_code=0, **kw)
+    return {"provider": "claude_code", "cwd": str(tmp_path), "cli_path": str(exe)}
+
+
+def _stored_tool_ends(store, r):
+    return [e for e in store.get_events(r.session_id, run_id=r.run_id) if e.type.value in ("tool_call_completed",
+                                                                                 "tool_call_failed")]
+
+
+def _frame_rows(store, run_id):
+    df = frames.tool_calls(store, run_id=run_id, backend="polars")
+    return {r["tool_call_id"]: r for r in df.iter_rows(named=True)}
+
+
+# ---------------------------------------------------------------------------- denials
+
+
+def test_permission_denials_are_failed_tool_calls_everywhere(tmp_path):
+    store = asm_nb.open_store(f"{tmp_path}/store")
+    r = asm_nb.run_once("write notes", store=store, **_claude_code(tmp_path, streams.claude_code_denied()))
+    assert r.ok, r.error  # the run itself succeeded: the agent answered asking for access
+    calls = {c["id"]: c for c in r.tool_calls}
+    assert set(calls) == {"toolu_write1", "toolu_bash9"}
+    for tid, name in (("toolu_write1", "Write"), ("toolu_bash9", "Bash")):
+        assert calls[tid]["status"] == "failed" and calls[tid]["reason"] == "permission_denied"
+        assert calls[tid]["name"] == name
+    assert calls["toolu_write1"]["input"] == streams.WRITE_INPUT
+    assert calls["toolu_bash9"]["input"] == {"command": "rm -rf build"}
+    # stored events say the same
+    denied = [e for e in _stored_tool_ends(store, r) if e.data.get("reason") == "permission_denied"]
+    assert {e.data["tool_call_id"] for e in denied} == {"toolu_write1", "toolu_bash9"}
+    # frames agree with the events
+    rows = _frame_rows(store, r.run_id)
+    assert {k: (v["status"], v["reason"], str(v["tool_name"])) for k, v in rows.items()} == {
+        "toolu_write1": ("failed", "permission_denied", "Write"), "toolu_bash9": ("failed", "permission_denied", "Bash")}
+    # the text view says so
+    bundle = run_result_mimebundle(r)
+    assert bundle["text/plain"].count("[permission denied]") == 2
+    assert bundle["text/html"].count("[permission_denied]") == 2
+    assert [c["status"] for c in bundle[RUN_MIME]["tool_calls"]] == ["failed", "failed"]
+
+
+# ---------------------------------------------------------------------------- unfinished
+
+
+def test_tool_calls_without_a_result_are_closed_as_unfinished(tmp_path):
+    store = asm_nb.open_store(f"{tmp_path}/store")
+    r = asm_nb.run_once("start it", store=store, **_claude_code(tmp_path, streams.claude_code_unfinished()))
+    assert r.ok, r.error
+    (call,) = r.tool_calls
+    assert call["id"] == "toolu_bash1" and call["status"] == "unfinished"
+    events = store.get_events(r.session_id, run_id=r.run_id)
+    types = [e.type.value for e in events]
+    closing = [e for e in events if e.type.value == "tool_call_failed"]
+    assert len(closing) == 1 and closing[0].data["status"] == "unfinished"
+    assert types.index("tool_call_failed") < types.index("run_completed")  # closed before the run ended
+    assert _frame_rows(store, r.run_id)["toolu_bash1"]["status"] == "unfinished"
+    assert frames.tool_calls(store, status="unfinished", backend="polars").height == 1
+    bundle = run_result_mimebundle(r)
+    assert "[unfinished: no result]" in bundle["text/plain"] and "[unfinished: no result]" in bundle["text/html"]
+    assert "◐" not in bundle["text/html"]
+
+
+def test_an_adapter_ending_with_an_open_tool_is_closed_by_the_manager():
+    from asm_nb.providers._base import BaseAdapter
+
+    class Leaky(BaseAdapter):  # a plugin adapter that forgets its tool result
+        name = "leaky"
+
+        async def _execute(self, active, **opts):
+            await active.emit("run_started", {})
+            await active.emit("tool_call_started", {"tool_call_id": "t1", "tool_name": "bash",
+                                                    "tool_input": {"command": "sleep 9"}})
+            return {"output": {"content": "done"}, "token_usage": {}}
+
+    r = asm_nb.run_once("go", provider=Leaky(), store="memory://")
+    assert r.ok and [c["status"] for c in r.tool_calls] == ["unfinished"]
+    types = [e.type.value for e in r.events]
+    assert types[-2:] == ["tool_call_failed", "run_completed"]
+
+
+# ---------------------------------------------------------------------------- partial output, stops
+
+
+def test_policy_stop_keeps_partial_output_and_says_why():
+    with FakeAnthropicServer() as server:
+        server.enqueue(StreamBuilder().text("warm up").end().build())
+        server.enqueue(StreamBuilder(delay=0.3).text(["Paris ", "is ", "the ", "capital ", "of ", "France."])
+                       .end("end_turn").build())
+        common = dict(provider="claude", store="memory://", api_key="k", base_url=server.base_url, max_retries=0)
+        assert asm_nb.run_once("warm up the client", **common).ok  # the first client creation is slow
+        r = asm_nb.run_once("capital?", policy={"name": "quick", "limits": [["max_duration_ms", 2500]]}, **common)
+    assert r.status == "failed" and r.error.code == "policy_violation"
+    streamed = "".join(e.data["delta"] for e in r.events if e.type.value == "message_streamed")
+    assert r.partial and r.output == streamed and r.output.startswith("Paris ")
+    assert r.stop_reason == "policy_violation"
+    assert re.search(r"max_duration_ms 2500 exceeded at \d+ ms", r.error.message), r.error.message
+
+
+def test_cancel_keeps_partial_output():
+    import asyncio
+
+    from asm_nb.runtime import loop, manager
+
+    with FakeAnthropicServer() as server:
+        server.enqueue(StreamBuilder(delay=0.5).text(["one ", "two ", "three"]).end("end_turn").build())
+        state: dict = {}
+        seen: list = []
+
+        async def go():
+            task = asyncio.ensure_future(asm_nb.api.arun_once(
+                "count", provider="claude", store="memory://", api_key="k", base_url=server.base_url,
+                max_retries=0, on_event=seen.append, _state=state))
+            while not any(e["type"] == "message_streamed" for e in seen):
+                await asyncio.sleep(0.05)
+            await manager.acancel_run(state["store"], state["adapter"], state["run_id"])
+            return await task
+
+        r = loop.run_sync(go())
+    assert r.status == "cancelled" and r.stop_reason == "cancelled"
+    assert r.partial and r.output.startswith("one ")
+
+
+def test_refusal_is_visible():
+    with FakeAnthropicServer() as server:
+        server.enqueue(StreamBuilder().text(["I can't help with that."]).end("refusal").build())
+        r = asm_nb.run_once("bad", provider="claude", store="memory://", api_key="k", base_url=server.base_url,
+                            max_retries=0)
+    assert r.stop_reason == "refusal" and r.refused
+    assert "refused" in repr(r)
+    bundle = run_result_mimebundle(r)
+    assert "refused" in bundle["text/plain"] and "refused" in bundle["text/html"]
+
+
+def test_a_denied_tool_stop_names_the_tool_and_the_views_close_its_row(tmp_path):
+    exe = install_fixture_cli(tmp_path, "claude", "claude_code", "multi_tool.jsonl", {"line_delay_ms": 30})
+    store = asm_nb.open_store(f"{tmp_path}/store")
+    seen: list = []
+    r = asm_nb.run_once("fix the tests", provider="claude_code", store=store, cwd=str(tmp_path), cli_path=str(exe),
+                        policy={"name": "options", "tool_rules": [["deny", ["Bash"]]]}, on_event=seen.append)
+    assert r.status == "failed" and r.error.code == "policy_violation"
+    assert "tool Bash denied by the deny list (--deny-tools)" in r.error.message
+    # the row is closed, not left running
+    assert [(c["status"], c["reason"]) for c in r.tool_calls] == [("failed", "policy_denied")]
+    bundle = run_result_mimebundle(r)
+    text, html = bundle["text/plain"], bundle["text/html"]
+    assert "◐" not in html and "[policy_denied]" in html
+    assert text.count("tool Bash denied") == 1, text
+    # the live callback saw the closing record too
+    assert any(e["type"] == "tool_call_failed" and e["data"].get("reason") == "policy_denied" for e in seen)
+    rows = _frame_rows(store, r.run_id)
+    assert [(v["status"], v["reason"]) for v in rows.values()] == [("failed", "policy_denied")]
