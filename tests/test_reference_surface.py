@@ -223,3 +223,14 @@ def test_session_runtime_registers_servers_by_session():
     assert res.output["content"] == "served\n"
     loop.run_sync(rt.stop_session(srv.session_id))
     assert rt.whereis(srv.session_id) is None
+
+
+def test_a_closed_adapter_is_provider_unavailable():
+    """What the reference's ExitReasons detects (a dead adapter process) is a closed adapter here."""
+    from asm_nb.providers import ShellAdapter
+    from asm_nb.runtime import loop
+
+    shell = ShellAdapter()
+    loop.run_sync(shell.aclose())
+    r = asm_nb.run_once("echo never", provider=shell, store="memory://")
+    assert r.status == "failed" and r.error.code == "provider_unavailable"

@@ -63,6 +63,8 @@ async def _store(store: Any, op: str, *args: Any, _operation: str | None = None,
     Non-AsmError failures become ``storage_connection_failed``. A session is written redacted."""
     if op == "save_session" and args and isinstance(args[0], Session):
         args = (_session_for_store(args[0]),) + args[1:]
+    elif op == "get_or_create_named_session" and len(args) >= 2 and isinstance(args[1], Session):
+        args = (_redact_value(args[0]), _session_for_store(args[1])) + args[2:]
     try:
         fn = getattr(store, op)
         if getattr(store, "inline_safe", False):
