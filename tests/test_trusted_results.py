@@ -5,6 +5,8 @@ partial output and say why, and ``RunResult``, the stored events, ``frames`` and
 from __future__ import annotations
 
 
+import re
+
 import pytest
 
 import asm_nb
@@ -106,15 +108,17 @@ def test_an_adapter_ending_with_an_open_tool_is_closed_by_the_manager():
 
 def test_policy_stop_keeps_partial_output_and_says_why():
     with FakeAnthropicServer() as server:
-        server.enqueue(StreamBuilder(delay=0.2).text(["Paris ", "is ", "the ", "capital ", "of ", "France."])
+        server.enqueue(StreamBuilder().text("warm up").end().build())
+        server.enqueue(StreamBuilder(delay=0.3).text(["Paris ", "is ", "the ", "capital ", "of ", "France."])
                        .end("end_turn").build())
-        r = asm_nb.run_once("capital?", provider="claude", store="memory://", api_key="k",
-                            base_url=server.base_url, max_retries=0,
-                            policy={"name": "quick", "limits": [["max_duration_ms", 1500]]})
+        common = dict(provider="claude", store="memory://", api_key="k", base_url=server.base_url, max_retries=0)
+        assert asm_nb.run_once("warm up the client", **common).ok  # the first client creation is slow
+        r = asm_nb.run_once("capital?", policy={"name": "quick", "limits": [["max_duration_ms", 2500]]}, **common)
     assert r.status == "failed" and r.error.code == "policy_violation"
-    assert r.partial and r.output.startswith("Paris ")
+    streamed = "".join(e.data["delta"] for e in r.events if e.type.value == "message_streamed")
+    assert r.partial and r.output == streamed and r.output.startswith("Paris ")
     assert r.stop_reason == "policy_violation"
-    assert "max_duration_ms 1500 exceeded at" in r.error.message and " ms" in r.error.message
+    assert re.search(r"max_duration_ms 2500 exceeded at \d+ ms", r.error.message), r.error.message
 
 
 def test_cancel_keeps_partial_output():
@@ -170,3 +174,34 @@ def test_a_denied_tool_stop_names_the_tool_and_the_views_close_its_row(tmp_path)
     assert any(e["type"] == "tool_call_failed" and e["data"].get("reason") == "policy_denied" for e in seen)
     rows = _frame_rows(store, r.run_id)
     assert [(v["status"], v["reason"]) for v in rows.values()] == [("failed", "policy_denied")]
+
+
+# ---------------------------------------------------------------------------- per-model usage
+
+
+def test_claude_code_tokens_count_every_model(tmp_path):
+    exe = install_fixture_cli(tmp_path, "claude", "claude_code", "large_usage.jsonl", {})
+    store = asm_nb.open_store(f"{tmp_path}/store")
+    r = asm_nb.run_once("review", provider="claude_code", store=store, cwd=str(tmp_path), cli_path=str(exe))
+    assert r.ok, r.error
+    # sonnet main loop + the haiku subagent (result.usage alone has 1750 output tokens)
+    assert r.token_usage["output_tokens"] == 1750 + 495 and r.token_usage["input_tokens"] == 6 + 1751
+    assert r.token_usage["cache_read_tokens"] == 523318 + 26600
+    run = store.get_run(r.run_id)
+    per_model = run.metadata["model_usage"]
+    assert set(per_model) == {"claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001"}
+    assert per_model["claude-haiku-4-5-20251001"]["output_tokens"] == 495
+    assert r.cost_usd == pytest.approx(0.3281594)  # the CLI's own total (all models)
+    # the computed figure prices each model at its own rates
+    assert run.metadata["price_key"] == "claude/claude-sonnet-4-5+claude/claude-haiku-4-5"
+    df = frames.runs(store, backend="polars")
+    assert df["output_tokens"].to_list() == [2245]
+
+
+def test_token_budgets_use_the_all_model_total(tmp_path):
+    exe = install_fixture_cli(tmp_path, "claude", "claude_code", "large_usage.jsonl", {})
+    r = asm_nb.run_once("review", provider="claude_code", store="memory://", cwd=str(tmp_path), cli_path=str(exe),
+                        policy={"name": "tokens", "limits": [["max_total_tokens", 3000]]})
+    # main loop alone: 6 + 1750 = 1756 tokens (under the limit); all models: 4002
+    assert r.error is not None and r.error.code == "policy_violation"
+    assert "max_total_tokens 3000 exceeded at 4002" in r.error.message

@@ -512,3 +512,30 @@ def test_many_sessions_do_not_keep_their_events_or_descriptors(local_root):
     if before is not None:
         assert len(os.listdir("/proc/self/fd")) <= before + 4  # no lock descriptor per session
     st.close()
+
+
+def test_a_new_store_folder_keeps_itself_out_of_git(tmp_path):
+    """The store writes ``.gitignore`` (``*``) into a folder it creates, so ``./.asm`` beside a
+    notebook in a git repository is never committed; a folder that already existed is left alone."""
+    import shutil
+    import subprocess
+
+    from asm_nb.stores.local import LocalStore
+
+    repo = tmp_path / "project"
+    repo.mkdir()
+    git = shutil.which("git")
+    if git:
+        subprocess.run([git, "init", "-q", str(repo)], check=True)
+    store = LocalStore(repo / ".asm")
+    store.close()
+    assert (repo / ".asm" / ".gitignore").read_text().splitlines()[-1] == "*"
+    if git:
+        status = subprocess.run([git, "status", "--porcelain", "--untracked-files=all"], cwd=repo,
+                                capture_output=True, text=True, check=True).stdout
+        assert status == "", status  # nothing of the store shows up as untracked
+    own = tmp_path / "mine"
+    own.mkdir()
+    (own / "notes.txt").write_text("keep me visible")
+    LocalStore(own).close()
+    assert not (own / ".gitignore").exists()
