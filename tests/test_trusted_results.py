@@ -60,7 +60,7 @@ def test_permission_denials_are_failed_tool_calls_everywhere(tmp_path):
     # the text view says so
     bundle = run_result_mimebundle(r)
     assert bundle["text/plain"].count("[permission denied]") == 2
-    assert bundle["text/html"].count("[permission_denied]") == 2
+    assert bundle["text/html"].count("Not allowed: ") == 2
     assert [c["status"] for c in bundle[RUN_MIME]["tool_calls"]] == ["failed", "failed"]
 
 
@@ -81,7 +81,7 @@ def test_tool_calls_without_a_result_are_closed_as_unfinished(tmp_path):
     assert _frame_rows(store, r.run_id)["toolu_bash1"]["status"] == "unfinished"
     assert frames.tool_calls(store, status="unfinished", backend="polars").height == 1
     bundle = run_result_mimebundle(r)
-    assert "[unfinished: no result]" in bundle["text/plain"] and "[unfinished: no result]" in bundle["text/html"]
+    assert "[unfinished: no result]" in bundle["text/plain"] and "Unfinished (no result): Bash" in bundle["text/html"]
     assert "◐" not in bundle["text/html"]
 
 
@@ -168,7 +168,7 @@ def test_a_denied_tool_stop_names_the_tool_and_the_views_close_its_row(tmp_path)
     assert [(c["status"], c["reason"]) for c in r.tool_calls] == [("failed", "policy_denied")]
     bundle = run_result_mimebundle(r)
     text, html = bundle["text/plain"], bundle["text/html"]
-    assert "◐" not in html and "[policy_denied]" in html
+    assert "◐" not in html and "Blocked by policy: Bash" in html
     assert text.count("tool Bash denied") == 1, text
     # the live callback saw the closing record too
     assert any(e["type"] == "tool_call_failed" and e["data"].get("reason") == "policy_denied" for e in seen)
