@@ -284,3 +284,18 @@ def test_frames_and_widget_agree_with_the_stored_events(tmp_path, monkeypatch):
             .values()} == {"failed"}
     assert unknown.cost_usd is None and cost_frame[unknown.run_id]["unpriced"] is True
     assert cancelled.partial and cancelled.output.startswith("one ")
+
+
+def test_cli_run_shows_a_refusal(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    with FakeAnthropicServer() as server:
+        server.enqueue(StreamBuilder().text(["I can't help with that."]).end("refusal").build())
+        p = subprocess.run([sys.executable, "-m", "asm_nb.cli", "run", "-p", "claude", "bad", "-o", "api_key=\"k\"",
+                            "-o", f"base_url=\"{server.base_url}\"", "-o", "max_retries=0"],
+                           capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                           env={**os.environ, "ASM_HOME": str(tmp_path / "home")})
+    assert p.returncode == 0, p.stderr
+    assert "status completed (refused)" in p.stderr and "Session refused" in p.stdout
