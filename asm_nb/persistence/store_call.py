@@ -37,6 +37,10 @@ async def call_store(store: Any, op: str, *args: Any, _operation: str | None = N
     written redacted (``save_session``), whoever saves it."""
     if op == "save_session" and args and isinstance(args[0], Session):
         args = (session_for_store(args[0]),) + args[1:]
+    elif op == "get_or_create_named_session" and len(args) >= 2 and isinstance(args[1], Session):
+        from .redaction import redact_map
+
+        args = (redact_map({"v": args[0]}, None)["v"], session_for_store(args[1])) + args[2:]
     try:
         fn = getattr(store, op)
         if getattr(store, "inline_safe", False):

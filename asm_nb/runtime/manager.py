@@ -17,6 +17,8 @@ import asyncio
 import inspect
 import json
 import logging
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -109,8 +111,8 @@ async def _persist(store: Any, raw: Mapping[str, Any], *, session_id: str, run_i
                    provider: str | None, correlation_id: str | None) -> Any:
     pipe = _pipeline(store)
     ctx = _ctx(session_id, run_id, provider, correlation_id)
-    if getattr(store, "inline_safe", False):
-        return pipe.process(dict(raw), ctx)
+    if getattr(store, "inline_safe", False) or getattr(store, "inline_append_safe", False):
+        return pipe.process(dict(raw), ctx)  # buffered appends: no thread hop per event
     return await asyncio.to_thread(pipe.process, dict(raw), ctx)
 
 
@@ -354,6 +356,16 @@ class _RunTracker:
             return "".join(self.streamed_text)
         return "\n\n".join(t for t in self.received_text if t)
 
+    def add_model_usage(self, per_model: Mapping[str, Any]) -> None:
+        """Per-model usage a provider reported (Claude Code ``modelUsage``), summed per model."""
+        for model, u in per_model.items():
+            if not isinstance(u, Mapping):
+                continue
+            row = self.model_usage.setdefault(str(model), {})
+            for k, v in u.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    row[k] = row.get(k, 0) + v
+
     def add_usage(self, data: Mapping[str, Any]) -> None:
         self.usage = self.usage + TokenUsage.of(data)
 
@@ -461,7 +473,6 @@ def _continuation_transcript(store: Any, session: Session, mode: Any, opts: Mapp
     if mode not in ("auto", "replay", "native"):
         raise AsmError("validation_error",
                        f'Invalid continuation value: {mode!r}. Use continuation: "auto", "replay", "native", or False.')
-    from ..core.transcript import from_store
 
     opts = dict(opts or {})
     native = bool(getattr(adapter, "supports_native_continuation", False))
@@ -471,7 +482,41 @@ def _continuation_transcript(store: Any, session: Session, mode: Any, opts: Mapp
         return None  # the adapter resumes from provider_sessions in the session metadata
     if mode == "auto" and native and _native_resume_id(session, adapter) is not None:
         return None
-    return from_store(store, session.id, **opts)
+    return session_transcript(store, session.id, opts)
+
+
+_TRANSCRIPTS: "weakref.WeakKeyDictionary[Any, OrderedDict[str, Any]]" = weakref.WeakKeyDictionary()
+_TRANSCRIPTS_PER_STORE = 16
+
+
+def session_transcript(store: Any, session_id: str, opts: Mapping[str, Any] | None = None) -> Any:
+    """The session's transcript for continuation, kept per store with its last sequence number:
+    a follow-up turn reads only the events stored since (``update_from_store``), not the whole
+    session. Truncation options apply to the returned copy; store query options bypass the cache."""
+    from ..core.transcript import STORE_QUERY_KEYS, from_store, maybe_truncate, update_from_store
+
+    opts = dict(opts or {})
+    if any(k in opts for k in STORE_QUERY_KEYS):
+        return from_store(store, session_id, **opts)
+    try:
+        cache = _TRANSCRIPTS.setdefault(store, OrderedDict())
+    except TypeError:  # a store that cannot be weakly referenced: no cache
+        return from_store(store, session_id, **opts)
+    cached = cache.pop(session_id, None)
+    if cached is not None and isinstance(cached.last_sequence, int):
+        latest = getattr(store, "get_latest_sequence", None)
+        try:
+            if callable(latest) and latest(session_id) < cached.last_sequence:
+                cached = None  # events were deleted meanwhile (session deleted, pruned): rebuild
+        except AsmError:
+            cached = None
+    elif cached is not None:
+        cached = None
+    full = update_from_store(store, cached) if cached is not None else from_store(store, session_id)
+    cache[session_id] = full
+    while len(cache) > _TRANSCRIPTS_PER_STORE:
+        cache.popitem(last=False)
+    return maybe_truncate(full, **opts) if opts else full
 
 
 async def aexecute_run(store: Any, adapter: Any, run_id: str, *, event_callback: Callable | None = None,
@@ -633,6 +678,8 @@ def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | N
             tracker.capture_model(data)
         elif etype == "token_usage_updated":
             tracker.add_usage(data)
+            if isinstance(data.get("model_usage"), Mapping):
+                tracker.add_model_usage(data["model_usage"])
         elif etype == "run_started":
             tracker.capture_meta(data)
         if etype == "run_completed" and isinstance(data.get("total_cost_usd"), (int, float)) \
@@ -775,6 +822,8 @@ async def _finalize_success(store: Any, adapter: Any, tracker: _RunTracker, resu
             prov_meta[k] = tracker.provider_meta[k]
     if ws_result is not None:
         prov_meta["workspace"] = ws_result
+    if tracker.model_usage:
+        prov_meta["model_usage"] = {m: dict(u) for m, u in tracker.model_usage.items()}
     usage = _run_usage(tracker, result.token_usage)
     if tracker.terminal_seen is None:
         await _close_open_tools(store, tracker, "run_completed")
@@ -854,6 +903,8 @@ async def _finalize_failure(store: Any, adapter: Any, tracker: _RunTracker, erro
                                               if k in ("provider_session_id", "model", "model_source")}}
     if ws_result is not None:
         prov_meta["workspace"] = dict(ws_result)
+    if tracker.model_usage:
+        prov_meta["model_usage"] = {m: dict(u) for m, u in tracker.model_usage.items()}
     run = run.replace(error=err_dict, status=RunStatus.CANCELLED if cancelled else RunStatus.FAILED,
                       ended_at=utc_now(), token_usage=usage, provider=adapter.name, provider_metadata=prov_meta,
                       metadata={**run.metadata, **prov_meta})
