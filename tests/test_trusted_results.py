@@ -229,7 +229,7 @@ def test_frames_and_widget_agree_with_the_stored_events(tmp_path, monkeypatch):
     frames.tool_calls, frames.costs and the widget's run card say what the stored events and runs say."""
     import asyncio
 
-    from asm_nb.notebook.display import run_summary
+    from asm_nb.rendering.mime import run_summary
     from asm_nb.runtime import loop, manager
 
     store = asm_nb.open_store(f"{tmp_path}/store")

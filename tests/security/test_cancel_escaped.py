@@ -13,7 +13,7 @@ import warnings
 import pytest
 
 from asm_nb.api import arun_once, resolve_store
-from asm_nb.providers._process import EscapedProcessWarning
+from asm_nb.process.managed import EscapedProcessWarning
 from asm_nb.runtime import manager
 
 
