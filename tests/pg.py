@@ -24,10 +24,12 @@ import os
 import pwd
 import queue
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import threading
+import time
 import uuid
 
 TEMPLATE = "asm_template"
@@ -76,6 +78,7 @@ class PgServer:
             os.chown(self.tmp, pw.pw_uid, pw.pw_gid)
             self.user_prefix = ["runuser", "-u", "postgres", "--"]
         self._lock = threading.Lock()
+        self._owner = os.getpid()  # a forked child inherits atexit hooks: only the owner stops the cluster
         self._started = False
         self._ready: queue.Queue | None = None
         try:
@@ -154,13 +157,36 @@ class PgServer:
                 return
 
     def stop(self) -> None:
+        if os.getpid() != self._owner:
+            return
         if self._started:
             self._started = False
             try:
                 self._run([os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-m", "immediate", "-w", "stop"])
             except Exception:  # noqa: BLE001 - best effort at exit
                 pass
+            self._kill_postmaster()  # pg_ctl failed or timed out under load: never leave a server behind
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _kill_postmaster(self) -> None:
+        """SIGKILL the cluster's postmaster (from ``postmaster.pid``) if it still runs; its backends
+        exit when it is gone."""
+        try:
+            with open(os.path.join(self.data, "postmaster.pid")) as f:
+                pid = int(f.readline().strip())
+        except (OSError, ValueError):
+            return
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            return
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                return
+            time.sleep(0.05)
 
 
 _SERVER: PgServer | None = None

@@ -223,3 +223,32 @@ def test_session_runtime_registers_servers_by_session():
     assert res.output["content"] == "served\n"
     loop.run_sync(rt.stop_session(srv.session_id))
     assert rt.whereis(srv.session_id) is None
+
+
+def test_a_closed_adapter_is_provider_unavailable():
+    """What the reference's ExitReasons detects (a dead adapter process) is a closed adapter here."""
+    from asm_nb.providers import ShellAdapter
+    from asm_nb.runtime import loop
+
+    shell = ShellAdapter()
+    loop.run_sync(shell.aclose())
+    r = asm_nb.run_once("echo never", provider=shell, store="memory://")
+    assert r.status == "failed" and r.error.code == "provider_unavailable"
+
+
+def test_live_pipeline_with_callback_and_pubsub_sinks_as_on_event():
+    from asm_nb.pubsub import PubSub
+    from asm_nb.rendering import CallbackSink, PubSubSink, live
+
+    ps, got, texts = PubSub(), [], []
+    ps.subscribe("asm:session:*", got.append)
+    pipe = live("compact", tty=False, color=False,
+                extra_sinks=[CallbackSink(lambda ev, text: texts.append(text)),
+                             PubSubSink(ps, include_iodata=True)])
+    try:
+        r = asm_nb.run_once("echo sinks", provider="shell", store="memory://", on_event=pipe)
+    finally:
+        pipe.close()
+    assert pipe.closed and len(texts) == len([m for m in got if m[1] == r.session_id])
+    assert "".join(texts).startswith("r+") and any("sinks" in t for t in texts)
+    assert [m[3] for m in got] == texts[: len(got)]  # each message carries its rendered text

@@ -174,3 +174,34 @@ def test_a_denied_tool_stop_names_the_tool_and_the_views_close_its_row(tmp_path)
     assert any(e["type"] == "tool_call_failed" and e["data"].get("reason") == "policy_denied" for e in seen)
     rows = _frame_rows(store, r.run_id)
     assert [(v["status"], v["reason"]) for v in rows.values()] == [("failed", "policy_denied")]
+
+
+# ---------------------------------------------------------------------------- per-model usage
+
+
+def test_claude_code_tokens_count_every_model(tmp_path):
+    exe = install_fixture_cli(tmp_path, "claude", "claude_code", "large_usage.jsonl", {})
+    store = asm_nb.open_store(f"{tmp_path}/store")
+    r = asm_nb.run_once("review", provider="claude_code", store=store, cwd=str(tmp_path), cli_path=str(exe))
+    assert r.ok, r.error
+    # sonnet main loop + the haiku subagent (result.usage alone has 1750 output tokens)
+    assert r.token_usage["output_tokens"] == 1750 + 495 and r.token_usage["input_tokens"] == 6 + 1751
+    assert r.token_usage["cache_read_tokens"] == 523318 + 26600
+    run = store.get_run(r.run_id)
+    per_model = run.metadata["model_usage"]
+    assert set(per_model) == {"claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001"}
+    assert per_model["claude-haiku-4-5-20251001"]["output_tokens"] == 495
+    assert r.cost_usd == pytest.approx(0.3281594)  # the CLI's own total (all models)
+    # the computed figure prices each model at its own rates
+    assert run.metadata["price_key"] == "claude/claude-sonnet-4-5+claude/claude-haiku-4-5"
+    df = frames.runs(store, backend="polars")
+    assert df["output_tokens"].to_list() == [2245]
+
+
+def test_token_budgets_use_the_all_model_total(tmp_path):
+    exe = install_fixture_cli(tmp_path, "claude", "claude_code", "large_usage.jsonl", {})
+    r = asm_nb.run_once("review", provider="claude_code", store="memory://", cwd=str(tmp_path), cli_path=str(exe),
+                        policy={"name": "tokens", "limits": [["max_total_tokens", 3000]]})
+    # main loop alone: 6 + 1750 = 1756 tokens (under the limit); all models: 4002
+    assert r.error is not None and r.error.code == "policy_violation"
+    assert "max_total_tokens 3000 exceeded at 4002" in r.error.message

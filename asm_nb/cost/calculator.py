@@ -228,6 +228,16 @@ def _run_model(run: Any) -> Any:
     return model
 
 
+def _model_usage(run: Any) -> dict:
+    """``{model: usage}`` the provider reported per model (kept in the run's metadata), or {}."""
+    for attr in ("provider_metadata", "metadata"):
+        md = getattr(run, attr, None) or {}
+        mu = md.get("model_usage") if isinstance(md, Mapping) else None
+        if isinstance(mu, Mapping) and mu:
+            return {str(k): v for k, v in mu.items() if isinstance(v, Mapping)}
+    return {}
+
+
 def _model_source(run: Any) -> Any:
     """Where the run's model name came from (``flag``, ``config_file:<path>``, ``session_file``,
     ``stream``…), as the adapter recorded it; None when nobody said."""
@@ -373,8 +383,22 @@ def price_run(run: Any, reported_cost_usd: Any = None, *, table: Any = None) -> 
     computed: float | None = None
     price_key: str | None = None
     reason = None
+    per_model = _model_usage(run)
     if _total_tokens(usage) == 0:
         computed = 0.0
+    elif per_model:
+        # one price per model the run used (main model, subagents, helper models)
+        keys, total = [], 0.0
+        for m, mu in per_model.items():
+            found = _lookup(provider, m, info.table)
+            if found[0] is None:
+                reason, total = f"{m}: {found[1]}", None
+                model = m
+                break
+            keys.append(found[0])
+            total += _apply(mu, found[1])  # type: ignore[arg-type]
+        if total is not None:
+            computed, price_key = total, "+".join(keys)
     else:
         found = _lookup(provider, model, info.table)
         if found[0] is None:

@@ -12,17 +12,23 @@ text, deterministic: no timestamps or ids, so nbval can check it), or ``none``. 
 
 from __future__ import annotations
 
+import os
 import queue
 import shlex
 import string
 import sys
 from typing import Any
 
+from IPython.core.error import UsageError as _IPythonUsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from .. import config
 from ..core.errors import AsmError
+from ..policy.options import non_negative_int as _non_negative_int
+from ..policy.options import non_negative_number as _non_negative_number
+from ..policy.options import positive_int as _positive_int
+from ..policy.options import positive_seconds as _positive_seconds
 
 _KERNEL_DEFAULTS: dict[str, Any] = {}
 RENDERERS = ("auto", "widget", "studio", "compact", "verbose", "none")
@@ -70,6 +76,13 @@ def _want_widget(renderer: str) -> bool:
     return True
 
 
+def _one_line(text: str) -> str:
+    """An error line as shown: redacted, newlines folded."""
+    from ..persistence.redaction import scan_text
+
+    return scan_text(text, None)[0].replace("\n", " ")
+
+
 @magics_class
 class AsmMagics(Magics):
     """The ``%%asm`` cell magic and ``%asm`` line magic."""
@@ -80,7 +93,7 @@ class AsmMagics(Magics):
     @argument("-m", "--model", help="model id or alias")
     @argument("--session", help="continue (or start) the named session")
     @argument("--system", help="system prompt")
-    @argument("--max-turns", type=int, help="maximum agent turns")
+    @argument("--max-turns", type=_positive_int, help="maximum agent turns")
     @argument("--permission-mode", choices=["default", "accept_edits", "plan", "full_auto",
                                             "dangerously_skip_permissions"])
     @argument("--cwd", help="working directory of the run")
@@ -100,10 +113,11 @@ class AsmMagics(Magics):
     @argument("--snapshot", action="store_true", help="snapshot the working directory and diff it")
     @argument("--rollback-on-failure", action="store_true",
               help="with --snapshot (git repos): restore the pre-run files if the run fails")
-    @argument("--timeout", type=float, help="stop the run after this many seconds")
-    @argument("--budget", type=float, metavar="USD", help="policy: stop the run once it has cost more than USD")
-    @argument("--max-tokens", type=int, metavar="N", help="policy: stop the run above N tokens")
-    @argument("--max-tool-calls", type=int, metavar="N", help="policy: stop the run at tool call N+1")
+    @argument("--timeout", type=_positive_seconds, help="stop the run after this many seconds")
+    @argument("--budget", type=_non_negative_number, metavar="USD",
+              help="policy: stop the run once it has cost more than USD")
+    @argument("--max-tokens", type=_positive_int, metavar="N", help="policy: stop the run above N tokens")
+    @argument("--max-tool-calls", type=_non_negative_int, metavar="N", help="policy: stop the run at tool call N+1")
     @argument("--deny-tools", metavar="A,B", help="policy: tools the run may not use")
     @argument("--allow-tools", metavar="A,B", help="policy: the only tools the run may use")
     @argument("--on-violation", choices=["cancel", "warn", "ask"], help="policy: what a violation does")
@@ -121,13 +135,27 @@ class AsmMagics(Magics):
         config [key=value ...] | store PATH|URL``.
         """
         try:
+            if "\x00" in line or (cell is not None and "\x00" in cell):
+                raise UsageError("the options or the cell contain a NUL byte (\\x00)")
             if cell is None:
                 return self._line(line)
             return self._cell(line, cell)
         except UsageError as exc:
             print(f"UsageError: {exc}", file=sys.stderr)
         except AsmError as exc:
-            print(f"asm: [{exc.code}] {exc.message}", file=sys.stderr)
+            print(_one_line(f"asm: [{exc.code}] {exc.message}"), file=sys.stderr)
+        except KeyboardInterrupt:
+            print("asm: interrupted", file=sys.stderr)
+        except _IPythonUsageError:
+            raise  # IPython shows its own UsageError as one line
+        except OSError as exc:  # a path that cannot be read or written
+            where = f" {exc.filename!r}" if getattr(exc, "filename", None) else ""
+            print(f"asm: [storage_error] {exc.strerror or exc}{where}", file=sys.stderr)
+        except Exception as exc:  # a bug: still one line (ASM_DEBUG=1 shows the traceback)
+            if os.environ.get("ASM_DEBUG"):
+                raise
+            print(_one_line(f"asm: [internal_error] {type(exc).__name__}: {exc} (set ASM_DEBUG=1 for the "
+                            "traceback)"), file=sys.stderr)
         return None
 
     # ---------------------------------------------------------------------------------- cell
@@ -137,7 +165,14 @@ class AsmMagics(Magics):
         except SystemExit:
             raise UsageError(f"bad %%asm options: {line!r} (see %%asm?)") from None
         except Exception as exc:  # UsageError from IPython's parser
-            raise UsageError(str(exc).strip().splitlines()[-1] if str(exc).strip() else "bad options") from None
+            msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else "bad options"
+            if msg.startswith("unrecognized arguments:") and msg.split(":", 1)[1].split():
+                from ..core.suggest import did_you_mean
+
+                parser = getattr(self.asm, "parser", None)
+                flags = [o for a in getattr(parser, "_actions", []) for o in a.option_strings]
+                msg += did_you_mean(msg.split(":", 1)[1].split()[0].split("=")[0], flags)
+            raise UsageError(msg) from None
 
     def _cell(self, line: str, cell: str, _async: bool = False) -> Any:
         args = self._parse(line)
@@ -162,6 +197,14 @@ class AsmMagics(Magics):
                     raise UsageError(f"--speed must be a number >= 0, got {args.speed}")
                 options["speed"] = args.speed or None
             _note_replay_prompt(args.replay, prompt)
+        elif provider == "replay":
+            raise UsageError("-p replay needs a cassette: %%asm --replay FILE (record one with --record FILE)")
+        if args.rollback_on_failure and not args.snapshot:
+            raise UsageError("--rollback-on-failure needs --snapshot")
+        if args.allow_tools and args.deny_tools:
+            from ..policy.options import from_options
+
+            from_options(allow_tools=args.allow_tools, deny_tools=args.deny_tools)  # contradictions: one line
         renderer = args.renderer or _default("renderer") or config.get("default_renderer") or "auto"
         if renderer not in RENDERERS:
             raise UsageError(f"unknown renderer {renderer!r}; expected one of {', '.join(RENDERERS)}")
@@ -207,6 +250,10 @@ class AsmMagics(Magics):
     def _complete(self, result: Any, view: Any, out: str | None) -> None:
         self._bind(result, out)
         view.finish(result)
+        err = getattr(result, "error", None)
+        if err is not None and getattr(result, "status", None) != "completed":
+            # every failed cell shows its error, whatever the renderer shows
+            print(_one_line(f"asm: [{err.code}] {err.message}"), file=sys.stderr)
         if isinstance(view, _TextView):
             _publish_ids(result)
         shown = view.result_display(result)

@@ -71,8 +71,11 @@ def get_provider_factory(name: str) -> Callable[..., Any]:
     _load_entry_points()
     factory = _registry.get(name, _BUILTINS.get(name))
     if factory is None:
+        from ..core.suggest import did_you_mean
+
+        known = available_providers()
         raise AsmError("validation_error",
-                       f"Unknown provider {name!r}. Known providers: {', '.join(available_providers())}")
+                       f"Unknown provider {name!r}{did_you_mean(name, known)}. Known providers: {', '.join(known)}")
     if isinstance(factory, str):
         mod_name, _, attr = factory.partition(":")
         try:

@@ -63,6 +63,8 @@ async def _store(store: Any, op: str, *args: Any, _operation: str | None = None,
     Non-AsmError failures become ``storage_connection_failed``. A session is written redacted."""
     if op == "save_session" and args and isinstance(args[0], Session):
         args = (_session_for_store(args[0]),) + args[1:]
+    elif op == "get_or_create_named_session" and len(args) >= 2 and isinstance(args[1], Session):
+        args = (_redact_value(args[0]), _session_for_store(args[1])) + args[2:]
     try:
         fn = getattr(store, op)
         if getattr(store, "inline_safe", False):
@@ -383,6 +385,16 @@ class _RunTracker:
             return "".join(self.streamed_text)
         return "\n\n".join(t for t in self.received_text if t)
 
+    def add_model_usage(self, per_model: Mapping[str, Any]) -> None:
+        """Per-model usage a provider reported (Claude Code ``modelUsage``), summed per model."""
+        for model, u in per_model.items():
+            if not isinstance(u, Mapping):
+                continue
+            row = self.model_usage.setdefault(str(model), {})
+            for k, v in u.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    row[k] = row.get(k, 0) + v
+
     def add_usage(self, data: Mapping[str, Any]) -> None:
         for k in USAGE_KEYS + ("reasoning_output_tokens",):
             v = data.get(k)
@@ -665,6 +677,8 @@ def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | N
             tracker.capture_model(data)
         elif etype == "token_usage_updated":
             tracker.add_usage(data)
+            if isinstance(data.get("model_usage"), Mapping):
+                tracker.add_model_usage(data["model_usage"])
         elif etype == "run_started":
             tracker.capture_meta(data)
         if etype == "run_completed" and isinstance(data.get("total_cost_usd"), (int, float)) \
@@ -812,6 +826,8 @@ async def _finalize_success(store: Any, adapter: Any, tracker: _RunTracker, resu
             prov_meta[k] = tracker.provider_meta[k]
     if ws_result is not None:
         prov_meta["workspace"] = ws_result
+    if tracker.model_usage:
+        prov_meta["model_usage"] = {m: dict(u) for m, u in tracker.model_usage.items()}
     usage = _run_usage(tracker, result.token_usage)
     if tracker.terminal_seen is None:
         await _close_open_tools(store, tracker, "run_completed")
@@ -891,6 +907,8 @@ async def _finalize_failure(store: Any, adapter: Any, tracker: _RunTracker, erro
                                               if k in ("provider_session_id", "model", "model_source")}}
     if ws_result is not None:
         prov_meta["workspace"] = dict(ws_result)
+    if tracker.model_usage:
+        prov_meta["model_usage"] = {m: dict(u) for m, u in tracker.model_usage.items()}
     run = run.replace(error=err_dict, status=RunStatus.CANCELLED if cancelled else RunStatus.FAILED,
                       ended_at=utc_now(), token_usage=usage, provider=adapter.name, provider_metadata=prov_meta,
                       metadata={**run.metadata, **prov_meta})

@@ -340,7 +340,10 @@ class LocalStore(StoreBase):
 
     # -- layout -------------------------------------------------------------------------------
     def _open_layout(self) -> None:
+        created = not self.root.exists()
         self.root.mkdir(parents=True, exist_ok=True)
+        if created:  # a store made beside a notebook stays out of git (docs/stores.md, LocalStore)
+            (self.root / ".gitignore").write_text("# made by asm_nb: a run store, not source\n*\n")
         marker = self.root / "store.json"
         if marker.exists():
             try:

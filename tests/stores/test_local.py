@@ -467,3 +467,30 @@ def test_generic_maintenance_prunes_local_store(local_store):
     assert pruned == 20
     assert len(local_store.get_events(s.id)) == 10
     assert local_store.get_latest_sequence(s.id) == 30
+
+
+def test_a_new_store_folder_keeps_itself_out_of_git(tmp_path):
+    """The store writes ``.gitignore`` (``*``) into a folder it creates, so ``./.asm`` beside a
+    notebook in a git repository is never committed; a folder that already existed is left alone."""
+    import shutil
+    import subprocess
+
+    from asm_nb.stores.local import LocalStore
+
+    repo = tmp_path / "project"
+    repo.mkdir()
+    git = shutil.which("git")
+    if git:
+        subprocess.run([git, "init", "-q", str(repo)], check=True)
+    store = LocalStore(repo / ".asm")
+    store.close()
+    assert (repo / ".asm" / ".gitignore").read_text().splitlines()[-1] == "*"
+    if git:
+        status = subprocess.run([git, "status", "--porcelain", "--untracked-files=all"], cwd=repo,
+                                capture_output=True, text=True, check=True).stdout
+        assert status == "", status  # nothing of the store shows up as untracked
+    own = tmp_path / "mine"
+    own.mkdir()
+    (own / "notes.txt").write_text("keep me visible")
+    LocalStore(own).close()
+    assert not (own / ".gitignore").exists()
