@@ -299,7 +299,7 @@ def tool_target(name: str, inp: Any) -> str:
     for value in (command, inp.get("file_path"), inp.get("path"), inp.get("pattern"), inp.get("url"),
                   inp.get("query"), inp.get("description")):
         if isinstance(value, str) and value:
-            return truncate(" ".join(value.split()), 60)
+            return truncate(" ".join(value.split()), 80)
     if not inp:
         return ""
     return truncate(compact_json(inp), 60)
