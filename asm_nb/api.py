@@ -115,8 +115,9 @@ def _is_adapter(obj: Any) -> bool:
 class RunResult:
     """The outcome of one run, as users see it.
 
-    ``output`` is the final text; ``events`` the persisted events of the run; ``token_usage`` has
-    ``input_tokens``, ``output_tokens``, ``cache_read_tokens`` and ``cache_creation_tokens``.
+    ``output`` is the final text; ``events`` the persisted events of the run (read from the store
+    the first time they are asked for, then kept); ``token_usage`` has ``input_tokens``,
+    ``output_tokens``, ``cache_read_tokens`` and ``cache_creation_tokens``.
     """
 
     run_id: str
@@ -266,10 +267,48 @@ class RunResult:
         return self._plain()
 
 
+class _StoredEvents:
+    """Where a result's events are, until someone asks for them (``RunResult.events``)."""
+
+    __slots__ = ("store", "session_id", "run_id")
+
+    def __init__(self, store: Any, session_id: str, run_id: str) -> None:
+        self.store, self.session_id, self.run_id = store, session_id, run_id
+
+    def load(self) -> list:
+        from .core.events import without_audit
+
+        return list(without_audit(self.store.get_events(self.session_id, run_id=self.run_id)))
+
+
+def _get_events(self: RunResult) -> list:
+    v = self.__dict__.get("_events")
+    if isinstance(v, _StoredEvents):
+        v = self.__dict__["_events"] = v.load()
+    return [] if v is None else v
+
+
+def _set_events(self: RunResult, value: Any) -> None:
+    self.__dict__["_events"] = value
+
+
+def _getstate(self: RunResult) -> dict:
+    _get_events(self)  # a pickled result carries its events, not a store handle
+    return dict(self.__dict__)
+
+
+RunResult.events = property(_get_events, _set_events,  # type: ignore[assignment]
+                            doc="The run's stored events (``Event`` objects, ascending sequence).")
+RunResult.__getstate__ = _getstate  # type: ignore[attr-defined]
+
+
 def _result_from_store(store: Any, run: Run, *, error: AsmError | None = None, extra: Any = None) -> RunResult:
     from .core.events import without_audit
 
-    events = without_audit(store.get_events(run.session_id, run_id=run.id))
+    # stores whose reads keep working after the run (LocalStore, memory) hand the events over
+    # lazily: a million-event run is not copied into the result unless someone looks at it
+    events: Any = _StoredEvents(store, run.session_id, run.id) if getattr(store, "lazy_result_events", False) \
+        else without_audit(store.get_events(run.session_id, run_id=run.id))
     out = run.output or {}
     content = out.get("content")
     if not isinstance(content, str):

@@ -109,7 +109,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         usage = result.token_usage
         cost = "n/a" if result.cost_usd is None else f"${result.cost_usd:.4f}"
-        print(f"\n--\nrun {result.run_id}  session {result.session_id}  status {result.status}  "
+        status = f"{result.status} (refused)" if result.refused else result.status
+        if result.partial:
+            status += " (partial output kept)"
+        print(f"\n--\nrun {result.run_id}  session {result.session_id}  status {status}  "
               f"tokens {usage.get('input_tokens', 0)}/{usage.get('output_tokens', 0)}  cost {cost}",
               file=sys.stderr)
         if result.error is not None:
@@ -450,6 +453,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+
+    # warnings (a skipped bad record, an escaped process) as one line each, like errors
+    previous = warnings.formatwarning
+    warnings.formatwarning = lambda msg, category, *a, **k: f"asm: warning: {msg}\n"  # type: ignore[assignment]
+    try:
+        return _main(argv)
+    finally:
+        warnings.formatwarning = previous
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -5,7 +5,7 @@
 #
 # Each step installs only what is missing, so a second run installs nothing:
 #   1. system packages with apt, as root or through sudo, waiting for another apt run to finish:
-#      python3-venv when Python cannot create a venv; for the tests also git, the PostgreSQL server
+#      python3-venv when Python cannot create a venv; for the tests also git, bubblewrap, the PostgreSQL server
 #      binaries (the SqlStore tests start a throwaway cluster), Chromium (browser tests) and
 #      Node.js + npm when the distribution's nodejs is version 20 or newer;
 #   2. ./.venv (never the system Python) with `pip install -e ".[notebook]"` (quickstart) or
@@ -60,8 +60,8 @@ if [ -z "${PYTHON:-}" ] && [ ! -x .venv/bin/python ]; then
 fi
 if [ "$profile" = all ]; then
   if asm_apt_ok; then
-    step "apt: git"
-    asm_apt_install git
+    step "apt: git, bubblewrap (the opt-in command sandbox; tests/security/test_sandbox.py)"
+    asm_apt_install git bubblewrap
     step "PostgreSQL server binaries"
     bash scripts/install_postgres.sh
   fi

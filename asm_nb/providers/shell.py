@@ -60,7 +60,7 @@ def _check_cwd_option(cwd: Any, *, must_exist: bool = True) -> str | None:
 # Options ``resolve_adapter`` / ``run_once`` may hand any adapter; the shell ignores them.
 _GENERIC_OPTIONS = frozenset({"model", "system", "max_turns", "permission_mode", "approval_callback"})
 _SHELL_OPTIONS = frozenset({"cwd", "timeout_ms", "max_output_bytes", "env", "shell", "allowed_commands",
-                            "denied_commands", "success_exit_codes", "stream_output"})
+                            "denied_commands", "success_exit_codes", "stream_output", "sandbox"})
 
 
 def _exit_codes(codes: Any) -> frozenset[int]:
@@ -117,7 +117,7 @@ class ShellAdapter(BaseAdapter):
     def __init__(self, *, cwd: Any = None, timeout_ms: int | None = None, max_output_bytes: int | None = None,
                  env: Any = None, shell: str | None = None, allowed_commands: Any = None,
                  denied_commands: Any = None, success_exit_codes: Any = None, stream_output: bool = True,
-                 **options: Any) -> None:
+                 sandbox: Any = None, **options: Any) -> None:
         unknown = sorted(str(k) for k in options if k not in _GENERIC_OPTIONS)
         if unknown:
             from ..core.suggest import did_you_mean
@@ -136,6 +136,10 @@ class ShellAdapter(BaseAdapter):
         codes = success_exit_codes if success_exit_codes is not None else config.get("default_success_exit_codes")
         self.success_exit_codes = _exit_codes(codes)
         self.stream_output = bool(stream_output)
+        from .sandbox import check_sandbox
+
+        #: "none" | "bwrap" | "bwrap_no_network" (default: config ``command_sandbox``)
+        self.sandbox = check_sandbox(sandbox if sandbox is not None else config.get("command_sandbox"))
 
     async def capabilities(self) -> list[Capability]:
         return [Capability.new("command_execution", "code_execution", description="Shell command execution"),
@@ -210,7 +214,10 @@ class ShellAdapter(BaseAdapter):
 
         queue: asyncio.Queue[Any] = asyncio.Queue()
         on_output = (lambda item: queue.put_nowait(item[1])) if spec["streaming"] else None
-        task = asyncio.ensure_future(wexec.run(spec["command"], spec["args"], cwd=cwd, timeout_ms=timeout_ms,
+        from .sandbox import sandboxed_argv
+
+        argv = sandboxed_argv([spec["command"], *spec["args"]], cwd, self.sandbox)
+        task = asyncio.ensure_future(wexec.run(argv[0], argv[1:], cwd=cwd, timeout_ms=timeout_ms,
                                                max_output_bytes=self.max_output_bytes, env=env,
                                                on_output=on_output))
         task.add_done_callback(lambda _t: queue.put_nowait(_DONE))

@@ -17,6 +17,8 @@ import asyncio
 import inspect
 import json
 import logging
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -140,8 +142,8 @@ async def _persist(store: Any, raw: Mapping[str, Any], *, session_id: str, run_i
                    provider: str | None, correlation_id: str | None) -> Any:
     pipe = _pipeline(store)
     ctx = _ctx(session_id, run_id, provider, correlation_id)
-    if getattr(store, "inline_safe", False):
-        return pipe.process(dict(raw), ctx)
+    if getattr(store, "inline_safe", False) or getattr(store, "inline_append_safe", False):
+        return pipe.process(dict(raw), ctx)  # buffered appends: no thread hop per event
     return await asyncio.to_thread(pipe.process, dict(raw), ctx)
 
 
@@ -515,7 +517,41 @@ def _continuation_transcript(store: Any, session: Session, mode: Any, opts: Mapp
         return None  # the adapter resumes from provider_sessions in the session metadata
     if mode == "auto" and native and _native_resume_id(session, adapter) is not None:
         return None
-    return from_store(store, session.id, **opts)
+    return session_transcript(store, session.id, opts)
+
+
+_TRANSCRIPTS: "weakref.WeakKeyDictionary[Any, OrderedDict[str, Any]]" = weakref.WeakKeyDictionary()
+_TRANSCRIPTS_PER_STORE = 16
+
+
+def session_transcript(store: Any, session_id: str, opts: Mapping[str, Any] | None = None) -> Any:
+    """The session's transcript for continuation, kept per store with its last sequence number:
+    a follow-up turn reads only the events stored since (``update_from_store``), not the whole
+    session. Truncation options apply to the returned copy; store query options bypass the cache."""
+    from ..core.transcript import STORE_QUERY_KEYS, from_store, maybe_truncate, update_from_store
+
+    opts = dict(opts or {})
+    if any(k in opts for k in STORE_QUERY_KEYS):
+        return from_store(store, session_id, **opts)
+    try:
+        cache = _TRANSCRIPTS.setdefault(store, OrderedDict())
+    except TypeError:  # a store that cannot be weakly referenced: no cache
+        return from_store(store, session_id, **opts)
+    cached = cache.pop(session_id, None)
+    if cached is not None and isinstance(cached.last_sequence, int):
+        latest = getattr(store, "get_latest_sequence", None)
+        try:
+            if callable(latest) and latest(session_id) < cached.last_sequence:
+                cached = None  # events were deleted meanwhile (session deleted, pruned): rebuild
+        except AsmError:
+            cached = None
+    elif cached is not None:
+        cached = None
+    full = update_from_store(store, cached) if cached is not None else from_store(store, session_id)
+    cache[session_id] = full
+    while len(cache) > _TRANSCRIPTS_PER_STORE:
+        cache.popitem(last=False)
+    return maybe_truncate(full, **opts) if opts else full
 
 
 async def aexecute_run(store: Any, adapter: Any, run_id: str, *, event_callback: Callable | None = None,
