@@ -401,6 +401,9 @@ def test_live_run_saves_as_static_card_and_reopens(lab, page, browser):
     waiting = page.locator(".jp-OutputArea .asm-run .asm-tool", has_text="Waiting for approval")
     expect(waiting).to_contain_text("bash sleep 1")
     page.screenshot(path=str(ARTIFACTS / "live-approval-light.png"))
+    _set_theme(page, "JupyterLab Dark")  # the live widget themed too (banners, rows, buttons)
+    page.screenshot(path=str(ARTIFACTS / "live-approval-dark.png"))
+    _set_theme(page, "JupyterLab Light")
     approve.click()
 
     # the next cell runs `sleep 60`: cancel it from its widget
