@@ -79,8 +79,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     printer = run_printer(args)  # renderer x sinks (--renderer, --log, --jsonl)
     try:
+        import inspect
+
+        run_params = set(inspect.signature(run_once).parameters)  # -o names run_once takes itself
+        run_kw = {k: v for k, v in opts.items() if k in run_params}
+        adapter_opts = {k: v for k, v in opts.items() if k not in run_params}
         result = run_once(args.prompt, args.provider, store=_store(args, create=True), model=args.model,
-                          session=args.session, cwd=args.cwd, on_event=_redacting(printer), **opts)
+                          session=args.session, cwd=args.cwd, on_event=_redacting(printer), **run_kw,
+                          options=adapter_opts or None)
     finally:
         printer.close()
     if args.json:

@@ -12,6 +12,7 @@ import pytest
 import asm_nb
 from asm_nb.analytics import frames
 from asm_nb.rendering.mime import RUN_MIME, run_result_mimebundle
+from asm_nb.runtime.oneshot import arun_tracked
 from asm_nb.testing.fake_anthropic import FakeAnthropicServer, StreamBuilder
 from asm_nb.testing.fake_cli import install_fake_cli
 
@@ -132,9 +133,9 @@ def test_cancel_keeps_partial_output():
         seen: list = []
 
         async def go():
-            task = asyncio.ensure_future(asm_nb.api.arun_once(
-                "count", provider="claude", store="memory://", api_key="k", base_url=server.base_url,
-                max_retries=0, on_event=seen.append, _state=state))
+            task = asyncio.ensure_future(arun_tracked(
+                "count", "claude", state, store="memory://", api_key="k", base_url=server.base_url,
+                max_retries=0, on_event=seen.append))
             while not any(e["type"] == "message_streamed" for e in seen):
                 await asyncio.sleep(0.05)
             await manager.acancel_run(state["store"], state["adapter"], state["run_id"])
@@ -250,9 +251,9 @@ def test_frames_and_widget_agree_with_the_stored_events(tmp_path, monkeypatch):
         seen: list = []
 
         async def go():
-            task = asyncio.ensure_future(asm_nb.api.arun_once(
-                "count", provider="claude", store=store, api_key="k", base_url=server.base_url,
-                max_retries=0, on_event=seen.append, _state=state))
+            task = asyncio.ensure_future(arun_tracked(
+                "count", "claude", state, store=store, api_key="k", base_url=server.base_url,
+                max_retries=0, on_event=seen.append))
             while not any(e["type"] == "message_streamed" for e in seen):
                 await asyncio.sleep(0.05)
             await manager.acancel_run(state["store"], state["adapter"], state["run_id"])

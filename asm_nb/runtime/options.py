@@ -95,7 +95,10 @@ def public_options(fn: F) -> F:
         if not unknown:
             return kwargs
         for k in unknown:
-            hint = closest(k, names)
+            # a near-certain typo of one of fn's own options (modle, timeuot); anything less
+            # close may be a real adapter option (max_retries is Claude's, not max_turns)
+            match = difflib.get_close_matches(k, names, n=1, cutoff=0.8)
+            hint = f"; did you mean {match[0]!r}?" if match else ""
             if hint:
                 raise AsmError("validation_error", f"unknown option {k!r}{hint}", details={"option": k})
         extra = {k: kwargs.pop(k) for k in unknown}
