@@ -52,6 +52,10 @@ _LAZY: dict[str, str] = {
     "providers": "asm_nb.providers:",
     "rendering": "asm_nb.rendering:",
     "telemetry": "asm_nb.telemetry:",
+    "pubsub": "asm_nb.pubsub:",
+    "workflow": "asm_nb.workflow:",
+    "SessionRuntime": "asm_nb.runtime.server:SessionRuntime",
+    "ArtifactRegistry": "asm_nb.persistence.artifact_registry:ArtifactRegistry",
     "evaluation": "asm_nb.evaluation:",
     "evaluate": "asm_nb.evaluation.runner:evaluate",
     "load_eval": "asm_nb.evaluation.runner:load_eval",
@@ -94,4 +98,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .evaluation.dataset import Dataset
     from .evaluation.rundiff import diff_runs
     from .evaluation.runner import EvalResult, evaluate, load_eval
+    from . import providers, pubsub, rendering, telemetry, workflow
+    from .persistence.artifact_registry import ArtifactRegistry
+    from .runtime.control import interrupt_run as interrupt
+    from .runtime.control import pause_run as pause
+    from .runtime.control import resume_run as resume
+    from .runtime.server import SessionRuntime
     from .evaluation.scorers import scorer

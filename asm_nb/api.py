@@ -115,8 +115,9 @@ def _is_adapter(obj: Any) -> bool:
 class RunResult:
     """The outcome of one run, as users see it.
 
-    ``output`` is the final text; ``events`` the persisted events of the run; ``token_usage`` has
-    ``input_tokens``, ``output_tokens``, ``cache_read_tokens`` and ``cache_creation_tokens``.
+    ``output`` is the final text; ``events`` the persisted events of the run (read from the store
+    the first time they are asked for, then kept); ``token_usage`` has ``input_tokens``,
+    ``output_tokens``, ``cache_read_tokens`` and ``cache_creation_tokens``.
     """
 
     run_id: str
@@ -187,6 +188,41 @@ class RunResult:
         """The model declined to answer (stop reason ``refusal``)."""
         return self.stop_reason == "refusal"
 
+    def event_stream(self, *, after: int = 0, limit: int | None = None, wait_timeout_ms: int = 0) -> Any:
+        """The run's stored events after sequence ``after`` as a cursor (``core.EventStream``):
+        ``take(n)`` / ``peek(n)`` / iteration read from the cursor, ``cursor`` is the next
+        sequence to read. ``wait_timeout_ms`` long-polls the store when nothing is there yet (a
+        run still going in the background), so a reader can loop ``after = stream.cursor - 1``.
+
+        >>> r = run_once("echo hi", provider="shell", store="memory://")
+        >>> first, rest = r.event_stream().take(1)
+        >>> first[0].type.value, rest.remaining() > 0
+        ('run_started', True)
+        """
+        from .core.event_stream import EventStream
+        from .core.events import without_audit
+
+        if self.store is None:
+            raise AsmError("invalid_operation", "this RunResult has no store to read events from")
+        import time
+
+        deadline = time.monotonic() + max(wait_timeout_ms, 0) / 1000
+        cursor = after
+        while True:
+            kw: dict[str, Any] = {"run_id": self.run_id, "after": cursor}
+            if limit is not None:
+                kw["limit"] = limit
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms > 0:
+                kw["wait_timeout_ms"] = left_ms
+            raw = self.store.get_events(self.session_id, **kw)
+            events = without_audit(raw)
+            if events or not raw or left_ms <= 0:
+                break
+            cursor = max(e.sequence_number for e in raw)  # only audit records came: wait past them
+        stream = EventStream.new(self.session_id, self.run_id, buffer_size=max(len(events), 1))
+        return stream.push_batch(events).advance_cursor(after + 1)
+
     def raise_for_status(self) -> "RunResult":
         """Raise the run's ``AsmError`` unless it completed; returns self for chaining."""
         if self.error is not None:
@@ -231,10 +267,48 @@ class RunResult:
         return self._plain()
 
 
+class _StoredEvents:
+    """Where a result's events are, until someone asks for them (``RunResult.events``)."""
+
+    __slots__ = ("store", "session_id", "run_id")
+
+    def __init__(self, store: Any, session_id: str, run_id: str) -> None:
+        self.store, self.session_id, self.run_id = store, session_id, run_id
+
+    def load(self) -> list:
+        from .core.events import without_audit
+
+        return list(without_audit(self.store.get_events(self.session_id, run_id=self.run_id)))
+
+
+def _get_events(self: RunResult) -> list:
+    v = self.__dict__.get("_events")
+    if isinstance(v, _StoredEvents):
+        v = self.__dict__["_events"] = v.load()
+    return [] if v is None else v
+
+
+def _set_events(self: RunResult, value: Any) -> None:
+    self.__dict__["_events"] = value
+
+
+def _getstate(self: RunResult) -> dict:
+    _get_events(self)  # a pickled result carries its events, not a store handle
+    return dict(self.__dict__)
+
+
+RunResult.events = property(_get_events, _set_events,  # type: ignore[assignment]
+                            doc="The run's stored events (``Event`` objects, ascending sequence).")
+RunResult.__getstate__ = _getstate  # type: ignore[attr-defined]
+
+
 def _result_from_store(store: Any, run: Run, *, error: AsmError | None = None, extra: Any = None) -> RunResult:
     from .core.events import without_audit
 
-    events = without_audit(store.get_events(run.session_id, run_id=run.id))
+    # stores whose reads keep working after the run (LocalStore, memory) hand the events over
+    # lazily: a million-event run is not copied into the result unless someone looks at it
+    events: Any = _StoredEvents(store, run.session_id, run.id) if getattr(store, "lazy_result_events", False) \
+        else without_audit(store.get_events(run.session_id, run_id=run.id))
     out = run.output or {}
     content = out.get("content")
     if not isinstance(content, str):
@@ -294,6 +368,26 @@ async def _resolve_session(store: Any, adapter: Any, session: Any, *, agent_id, 
     return existing, False
 
 
+def _with_publish(on_event: Callable[[dict], Any] | None, publish: Any) -> Callable[[dict], Any] | None:
+    """``on_event`` plus broadcasting each event on a PubSub (``publish=True``: the process-wide
+    ``asm_nb.pubsub.default_pubsub()``; a ``PubSub``: that one) under its session topic."""
+    if publish is False or publish is None:
+        return on_event
+    from .pubsub import PubSub, event_callback
+
+    if publish is not True and not isinstance(publish, PubSub):
+        raise AsmError("validation_error", f"publish must be True, False or an asm_nb.pubsub.PubSub, got {publish!r}")
+    broadcast = event_callback(publish if isinstance(publish, PubSub) else None)
+    if on_event is None:
+        return broadcast
+
+    def both(event: dict) -> Any:
+        broadcast(event)
+        return on_event(event)
+
+    return both
+
+
 async def arun_once(prompt: Any, provider: Any = None, *, store: Any = None, model: str | None = None,
                     session: str | None = None, policy: Any = None, snapshot: bool | Mapping = False,
                     cwd: str | None = None, system: str | None = None, max_turns: int | None = None,
@@ -302,9 +396,11 @@ async def arun_once(prompt: Any, provider: Any = None, *, store: Any = None, mod
                     tags: Sequence[str] | None = None, agent_id: str | None = None,
                     continuation: Any = "auto", continuation_opts: Mapping | None = None,
                     routing: Mapping | None = None, required_capabilities: Sequence[Any] | None = None,
-                    _state: dict | None = None, **adapter_options: Any) -> RunResult:
+                    publish: Any = False, _state: dict | None = None, **adapter_options: Any) -> RunResult:
     """Run one prompt on a provider and return its ``RunResult`` (async version of ``run_once``)."""
     from .runtime import manager
+
+    on_event = _with_publish(on_event, publish)
 
     if prompt is None or (isinstance(prompt, str) and not prompt.strip()):
         raise AsmError("validation_error", "prompt must be a non-empty string (or a messages/command dict)")
@@ -403,8 +499,9 @@ def run_once(prompt: Any, provider: Any = None, **kwargs: Any) -> RunResult:
     ``continuation_opts`` (transcript limits ``max_messages``, ``max_chars``,
     ``max_tokens_approx``), ``routing`` (for a provider list: ``{"required_capabilities": [...],
     "prefer": [...], ...}``), ``required_capabilities`` (capability types or ``{"type", "name"}``
-    the provider must offer; none can: the run fails with ``provider_unavailable``), and any
-    adapter option.
+    the provider must offer; none can: the run fails with ``provider_unavailable``), ``publish``
+    (True: broadcast each event on ``asm_nb.pubsub.default_pubsub()`` under ``asm:session:<id>``;
+    or a ``PubSub``), and any adapter option.
     """
     from .runtime import loop, manager
 

@@ -48,9 +48,15 @@ def _emit(args: argparse.Namespace, rows: list[dict[str, Any]], columns: Sequenc
         print(_table(rows, columns))
 
 
-def _store(args: argparse.Namespace) -> Any:
+def _store(args: argparse.Namespace, *, create: bool = False) -> Any:
+    """The ``--store`` store. Read-only commands (``create=False``) never create one: a path
+    that is not a store is an error naming it."""
     from .api import resolve_store
 
+    if not create:
+        from .stores.existing import require_existing_store
+
+        require_existing_store(args.store)
     return resolve_store(args.store)
 
 
@@ -63,6 +69,15 @@ def _redact(value: Any) -> Any:
     return redact_map(value, None)
 
 
+def _redacting(callback: Any) -> Any:
+    """``callback`` fed redacted event dicts: what reaches the terminal or a ``--log`` /
+    ``--jsonl`` file is what the store keeps."""
+    def on_event(ev: dict) -> Any:
+        return callback(_redact(ev))
+
+    return on_event
+
+
 def _fmt_time(dt: Any) -> str | None:
     return dt.strftime("%Y-%m-%d %H:%M:%S") if dt is not None else None
 
@@ -70,15 +85,8 @@ def _fmt_time(dt: Any) -> str | None:
 def cmd_run(args: argparse.Namespace) -> int:
     from .api import run_once
 
-    opts: dict[str, Any] = {}
-    for pair in args.option or []:
-        if "=" not in pair:
-            raise AsmError("validation_error", f"--option expects KEY=VALUE, got {pair!r}")
-        k, v = pair.split("=", 1)
-        try:
-            opts[k] = json.loads(v)
-        except ValueError:
-            opts[k] = v
+    opts = parse_options(args.option or [])
+    _check_text(args.prompt, "the prompt")
     from .policy.options import policy_from_args, terminal_approval
 
     policy = policy_from_args(args)
@@ -90,8 +98,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     printer = run_printer(args)  # renderer x sinks (--renderer, --log, --jsonl)
     try:
-        result = run_once(args.prompt, args.provider, store=_store(args), model=args.model, session=args.session,
-                          cwd=args.cwd, on_event=printer, **opts)
+        result = run_once(args.prompt, args.provider, store=_store(args, create=True), model=args.model,
+                          session=args.session, cwd=args.cwd, on_event=_redacting(printer), **opts)
     finally:
         printer.close()
     if args.json:
@@ -101,7 +109,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         usage = result.token_usage
         cost = "n/a" if result.cost_usd is None else f"${result.cost_usd:.4f}"
-        print(f"\n--\nrun {result.run_id}  session {result.session_id}  status {result.status}  "
+        status = f"{result.status} (refused)" if result.refused else result.status
+        if result.partial:
+            status += " (partial output kept)"
+        print(f"\n--\nrun {result.run_id}  session {result.session_id}  status {status}  "
               f"tokens {usage.get('input_tokens', 0)}/{usage.get('output_tokens', 0)}  cost {cost}",
               file=sys.stderr)
         if result.error is not None:
@@ -112,6 +123,47 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(f"policy {d.get('policy')}: {d['limit']} {d.get('limit_value', d.get('tool_name', ''))}"
                       f"{seen}", file=sys.stderr)
     return 0 if result.ok else 1
+
+
+#: ``run_once`` arguments that ``asm run`` sets from its own flags (``-o`` may not repeat them)
+_FLAG_OPTIONS = {"cwd": "--cwd", "model": "--model", "session": "--session", "store": "--store",
+                 "provider": "--provider", "on_event": None, "policy": "--budget/--timeout/--deny-tools ...",
+                 "prompt": None}
+
+
+def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
+    """``-o KEY=VALUE`` pairs as a dict (VALUE parsed as JSON when it is JSON, else a string).
+
+    Raises ``AsmError("validation_error")`` for a pair without ``=``, a key that is not a name, a
+    key ``asm run`` sets from a flag (``cwd`` → use ``--cwd``), a repeated key or a NUL byte."""
+    opts: dict[str, Any] = {}
+    for pair in pairs:
+        _check_text(pair, "an option")
+        if "=" not in pair:
+            raise AsmError("validation_error", f"-o expects KEY=VALUE, got {pair!r}")
+        k, v = pair.split("=", 1)
+        k = k.strip()
+        if not k.isidentifier():
+            raise AsmError("validation_error", f"-o option name must be a name like timeout_ms, got {k!r}")
+        if k in _FLAG_OPTIONS:
+            flag = _FLAG_OPTIONS[k]
+            raise AsmError("validation_error", f"-o {k}=... is not an adapter option"
+                           + (f"; use {flag}" if flag else ""))
+        if k in opts:
+            raise AsmError("validation_error", f"-o {k} is given twice")
+        try:
+            value = json.loads(v)
+        except ValueError:
+            value = v
+        if isinstance(value, float) and value != value:  # NaN
+            raise AsmError("validation_error", f"-o {k}: NaN is not a valid value")
+        opts[k] = value
+    return opts
+
+
+def _check_text(text: Any, what: str) -> None:
+    if isinstance(text, str) and "\x00" in text:
+        raise AsmError("validation_error", f"{what} contains a NUL byte (\\x00)")
 
 
 def _with_approval(policy: Any, callback: Any) -> Any:
@@ -147,8 +199,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
                      "model": (r.provider_metadata or {}).get("model"), "input_tokens": u.get("input_tokens"),
                      "output_tokens": u.get("output_tokens"), "cost_usd": r.cost_usd,
                      "started": _fmt_time(r.started_at), "duration_ms": r.duration_ms})
-    if args.limit:
-        rows = rows[-args.limit:]
+    if args.limit is not None:
+        rows = rows[-args.limit:] if args.limit else []
     _emit(args, rows, ["run_id", "session_id", "status", "provider", "model", "input_tokens", "output_tokens",
                        "cost_usd", "started", "duration_ms"])
     return 0
@@ -215,6 +267,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_copy(args: argparse.Namespace) -> int:
     from .stores.copy import copy_store
 
+    from .stores.existing import require_existing_store
+
+    require_existing_store(args.src, what="source store")
     counts = copy_store(args.src, args.dst, progress=not args.no_progress)
     print(_table([{"what": k, "count": v} for k, v in counts.items()], ["what", "count"]))
     return 0
@@ -265,12 +320,49 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line (``asm: error: …``, exit 2), with the
+    closest valid choice or option suggested."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        from .core.suggest import did_you_mean
+
+        hint = ""
+        if message.startswith("unrecognized arguments:"):
+            first = message.split(":", 1)[1].split()[0] if message.split(":", 1)[1].split() else ""
+            if first.startswith("-"):
+                flags = [o for a in self._actions for o in a.option_strings]
+                for a in self._actions:  # the chosen subcommand's flags too
+                    if isinstance(a, argparse._SubParsersAction):
+                        for sp in a.choices.values():
+                            flags += [o for sa in sp._actions for o in sa.option_strings]
+                hint = did_you_mean(first.split("=")[0], flags)
+        elif "invalid choice:" in message:
+            import re as _re
+
+            m = _re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+            if m:
+                choices = [c.strip(" '") for c in m.group(2).split(",")]
+                hint = did_you_mean(m.group(1), choices)
+        self.exit(2, f"{self.prog}: error: {message}{hint}\n")
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {n}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--store", help="store path or URL (default: $ASM_HOME or ./.asm)")
     common.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p = argparse.ArgumentParser(prog="asm", description="Run and inspect AI agent sessions.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _Parser(prog="asm", description="Run and inspect AI agent sessions.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     r = sub.add_parser("run", parents=[common], help="run a prompt (for shell: a command)")
     r.add_argument("prompt")
@@ -293,13 +385,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sessions", parents=[common], help="list sessions")
     s.add_argument("--status")
-    s.add_argument("--limit", type=int)
+    s.add_argument("--limit", type=_non_negative_int)
     s.set_defaults(fn=cmd_sessions)
 
     rr = sub.add_parser("runs", parents=[common], help="list runs")
     rr.add_argument("--session")
     rr.add_argument("--status")
-    rr.add_argument("--limit", type=int)
+    rr.add_argument("--limit", type=_non_negative_int, help="only the last N runs")
     rr.set_defaults(fn=cmd_runs)
 
     e = sub.add_parser("events", parents=[common], help="list the events of a run")
@@ -337,9 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.set_defaults(fn=cmd_export)
 
     g = sub.add_parser("gc", parents=[common], help="apply retention: delete old sessions, prune events")
-    g.add_argument("--max-age-days", type=int, help="soft delete sessions not updated for N days")
-    g.add_argument("--hard-delete-after-days", type=int, help="hard delete sessions soft deleted N days ago")
-    g.add_argument("--max-events-per-session", type=int, help="prune the oldest streaming events beyond N")
+    g.add_argument("--max-age-days", type=_non_negative_int, help="soft delete sessions not updated for N days")
+    g.add_argument("--hard-delete-after-days", type=_non_negative_int, help="hard delete sessions soft deleted N days ago")
+    g.add_argument("--max-events-per-session", type=_non_negative_int, help="prune the oldest streaming events beyond N")
     g.add_argument("--keep-failed", action="store_true", help="never delete failed sessions")
     g.add_argument("--dry-run", action="store_true", help="report what would be deleted; change nothing")
     g.set_defaults(fn=cmd_gc)
@@ -361,16 +453,43 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+
+    # warnings (a skipped bad record, an escaped process) as one line each, like errors
+    previous = warnings.formatwarning
+    warnings.formatwarning = lambda msg, category, *a, **k: f"asm: warning: {msg}\n"  # type: ignore[assignment]
+    try:
+        return _main(argv)
+    finally:
+        warnings.formatwarning = previous
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error (one line already printed) or --help
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return args.fn(args)
     except AsmError as err:
-        print(f"asm: error: [{err.code}] {err.message}", file=sys.stderr)
+        print(_redact(f"asm: error: [{err.code}] {err.message}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("asm: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a path that cannot be read or written: one line naming it
+        where = f" {exc.filename!r}" if getattr(exc, "filename", None) else ""
+        print(f"asm: error: [storage_error] {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug: still one line (ASM_DEBUG=1 shows the traceback)
+        import os
+
+        if os.environ.get("ASM_DEBUG"):
+            raise
+        print(_redact(f"asm: error: [internal_error] {type(exc).__name__}: {exc} (set ASM_DEBUG=1 for the "
+                      "traceback)").replace("\n", " "), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -61,6 +61,9 @@ DEFAULTS: dict[str, Any] = {
     "retention_prune_event_types_first": ["message_streamed", "token_usage_updated"],
     "chars_per_token": 4,
     "default_shell": "/bin/sh",
+    # "none" | "bwrap" | "bwrap_no_network": run the bash tool and shell commands under bubblewrap
+    # (read-only filesystem, writable working directory; see asm_nb.providers.sandbox)
+    "command_sandbox": "none",
     "default_success_exit_codes": [0],
     "excluded_workspace_roots": [".git", "deps", "_build", "node_modules"],
     "default_router_name": "router",

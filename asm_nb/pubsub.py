@@ -14,7 +14,10 @@ Messages are tuples ``(wrapper, session_id, event)`` — wrapper default ``"asm_
 ``queue.Queue``; a topic ending in ``*`` matches every topic with that prefix
 (``"asm:session:ses_1*"`` gets the session topic and its run and type topics). A handler that
 raises is logged and does not stop delivery. ``default_pubsub()`` is the process-wide broker
-the live widget, ``PubSubSink`` and ``publish_server_events`` share.
+that ``run_once(..., publish=True)`` / ``%%asm --publish``, ``PubSubSink`` and
+``publish_server_events`` broadcast to by default; subscribe to ``"asm:session:*"`` to see every
+published run of the process (the notebook's own live view is fed by the run's callback, not by
+PubSub).
 
 >>> ps = PubSub()
 >>> got = []

@@ -95,9 +95,14 @@ def list_sessions(path: str | os.PathLike) -> dict:
     from . import frames, open_store
     from .core.errors import AsmError
 
+    from .stores.existing import is_local_store
+
     path = Path(path)
     if not path.is_dir():
         return {"store": str(path), "exists": False, "sessions": []}
+    if not is_local_store(path):  # never turn an unrelated .asm folder into a store
+        return {"store": str(path), "exists": False, "sessions": [],
+                "error": f"{str(path)!r} is not an asm_nb store (no store.json in it)"}
     store = open_store(path)
     try:
         try:

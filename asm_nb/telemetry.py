@@ -39,6 +39,7 @@ __all__ = [
     "TELEMETRY_PREFIX", "Handler", "attach", "attach_many", "detach", "execute", "list_handlers",
     "has_handlers", "enabled", "set_enabled", "event_name", "emit_run_start", "emit_run_end",
     "emit_error", "emit_usage_metrics", "emit_adapter_event", "span", "span_call", "aspan_call",
+    "attach_otel",
 ]
 
 log = logging.getLogger(__name__)
@@ -366,3 +367,16 @@ async def aspan_call(run: Any, session: Any, fn: Callable[[], Awaitable[Any]]) -
         emit_error(_ended(run), session, exc, duration=time.monotonic_ns() - started)
         raise
     return _span_result(run, session, result, started)
+
+
+def attach_otel(tracer_provider: Any = None, meter_provider: Any = None) -> Any:
+    """Export the bus to OpenTelemetry (``pip install asm_nb[otel]``): one ``asm.run`` span per run,
+    adapter events as span events, run/token/cost metrics. Providers default to the global
+    OpenTelemetry ones, so an application that configured an OTLP exporter gets asm runs in its
+    traces. Returns the exporter (``.uninstall()`` stops it). See ``asm_nb.telemetry_otel``.
+
+    >>> exporter = attach_otel()      # doctest: +SKIP
+    """
+    from .telemetry_otel import install
+
+    return install(tracer_provider=tracer_provider, meter_provider=meter_provider)

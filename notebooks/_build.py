@@ -8,9 +8,13 @@ deterministic text renderings that nbval checks.
 
 from __future__ import annotations
 
+import configparser
 import os
 import pathlib
+import re
+import shutil
 import sys
+import tempfile
 
 import nbformat
 from nbclient import NotebookClient
@@ -799,6 +803,27 @@ expect(run).succeeded().called("bash").never_called("edit_file").max_tool_calls(
 ]
 
 
+def _sanitize_rules() -> list[tuple[re.Pattern, str]]:
+    """The regex replacements of sanitize.cfg (nbval's file), in order."""
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(HERE / "sanitize.cfg")
+    return [(re.compile(cfg[s]["regex"]), cfg[s]["replace"]) for s in cfg.sections()]
+
+
+def _sanitize(value, rules):
+    """``value`` with every string (recursively) passed through ``rules``: the written notebook is
+    the same on every rebuild, so a rebuild only changes what really changed."""
+    if isinstance(value, str):
+        for rx, rep in rules:
+            value = rx.sub(rep, value)
+        return value
+    if isinstance(value, list):
+        return [_sanitize(v, rules) for v in value]
+    if isinstance(value, dict):
+        return type(value)((k, _sanitize(v, rules)) for k, v in value.items())
+    return value
+
+
 def build(name: str, cells: list[tuple[str, str]], execute: bool = True) -> None:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -813,12 +838,29 @@ def build(name: str, cells: list[tuple[str, str]], execute: bool = True) -> None
             nb.cells.append(cell)
     if execute:
         os.environ["ASM_DEFAULT_RENDERER"] = "studio"
-        NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(HERE)}},
-                       allow_errors=os.environ.get("ASM_BUILD_ALLOW_ERRORS") == "1",
-                       store_widget_state=False).execute()  # no widget state (and no inlined plotly.js) in git
+        # the temporary stores and repositories the notebook makes go to one scratch folder,
+        # removed afterwards (sanitize.cfg maps its paths to <STORE>)
+        scratch = tempfile.mkdtemp(prefix="asm-build-")
+        saved = os.environ.get("TMPDIR")
+        os.environ["TMPDIR"] = scratch
+        try:
+            NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(HERE)}},
+                           allow_errors=os.environ.get("ASM_BUILD_ALLOW_ERRORS") == "1",
+                           store_widget_state=False).execute()  # no widget state (and no inlined plotly.js) in git
+        finally:
+            if saved is None:
+                os.environ.pop("TMPDIR", None)
+            else:
+                os.environ["TMPDIR"] = saved
+            shutil.rmtree(scratch, ignore_errors=True)
+    rules = _sanitize_rules()
     for i, cell in enumerate(nb.cells):  # stable ids keep diffs small
         cell["id"] = f"c{i:02d}"
         cell.metadata.pop("execution", None)  # run timestamps: churn in git, nothing to check
+        for out in cell.get("outputs", []):  # run ids, times, temp paths: what nbval sanitizes anyway
+            for key in ("text", "data", "metadata"):
+                if key in out:
+                    out[key] = _sanitize(out[key], rules)
     nbformat.write(nb, HERE / name)
     print("wrote", HERE / name)
 

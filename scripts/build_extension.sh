@@ -20,7 +20,13 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 EXT="$ROOT/extension"
 OUT="$ROOT/asm_nb/labextension"
-PY=${PYTHON:-python3}
+# the environment to link into: $PYTHON, else ./.venv, else none (ASM_EXT_LINK=0 is implied)
+if [ -n "${PYTHON:-}" ] || [ -x .venv/bin/python ]; then
+  . scripts/_python.sh
+  asm_use_python
+else
+  PY=false
+fi
 
 log() { echo "build_extension: $*"; }
 
@@ -42,7 +48,7 @@ needs_build() {
 }
 
 if needs_build; then
-  command -v node >/dev/null 2>&1 || { echo "build_extension: Node.js is needed to build extension/ (apt-get install nodejs npm)" >&2; exit 1; }
+  command -v node >/dev/null 2>&1 || { echo "build_extension: Node.js >= 20 is needed to build extension/ (bash scripts/setup.sh says how to get it)" >&2; exit 1; }
   command -v npm >/dev/null 2>&1 || { echo "build_extension: npm is needed to build extension/" >&2; exit 1; }
   cd "$EXT"
   export npm_config_fund=false npm_config_audit=false npm_config_update_notifier=false
@@ -68,7 +74,8 @@ fi
 
 # Development link into the Python prefix (see the header).
 link=${ASM_EXT_LINK:-auto}
-prefix=$("$PY" -c 'import sys; print(sys.prefix)' 2>/dev/null || true)
+prefix=""
+[ "$link" != "0" ] && prefix=$("$PY" -c 'import sys; print(sys.prefix)' 2>/dev/null || true)
 dest="$prefix/share/jupyter/labextensions/asm-nb-extension"
 if [ -n "$prefix" ] && [ -L "$dest" ] && [ "$(readlink -f "$dest")" != "$(realpath "$OUT")" ]; then
   # a development link to another checkout: drop it, so a pip install here writes real files

@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
 # Install what the browser tests (tests/browser, marker `browser`) drive: Debian's headless
-# Chromium (apt) and Playwright for Python (pip; it never downloads a browser here, the tests
-# launch /usr/bin/chromium). Idempotent: installs only what is missing.
-#   ASM_SKIP_APT=1 skips the apt step (e.g. no root).
+# Chromium (apt, as root or through sudo) and Playwright for Python (pip; it never downloads a
+# browser here, the tests launch /usr/bin/chromium). Idempotent: installs only what is missing.
+#   ASM_SKIP_APT=1 skips the apt step (the browser tests then skip when Chromium is absent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/_apt.sh
+. scripts/_python.sh
+asm_use_python
 export PIP_DISABLE_PIP_VERSION_CHECK=1
-PY=${PYTHON:-python3}
 
-if [ "${ASM_SKIP_APT:-0}" != "1" ] && ! [ -x /usr/bin/chromium ]; then
-  if command -v apt-get >/dev/null 2>&1; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-liberation >/dev/null
+if ! [ -x /usr/bin/chromium ]; then
+  if asm_apt_ok; then
+    asm_apt_install chromium fonts-liberation
   else
-    echo "install_browser: no apt-get; install Chromium at /usr/bin/chromium by hand" >&2
-    exit 1
+    echo "install_browser: no Chromium at /usr/bin/chromium (apt skipped); the browser tests will skip" >&2
   fi
 fi
 

@@ -1,25 +1,24 @@
 #!/usr/bin/env bash
 # Install Debian's PostgreSQL server binaries for the SqlStore tests (tests/pg.py starts a
 # throwaway cluster from them). Idempotent: does nothing when initdb is already present under
-# /usr/lib/postgresql/*/bin. The tests never use the system cluster; we stop any that apt starts.
+# /usr/lib/postgresql/*/bin. The tests never use the system cluster; the packaged service is not
+# started during the install. Runs apt as root or through sudo and waits for another apt run.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/_apt.sh
 
 if compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
   exit 0
 fi
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "install_postgres.sh: apt-get not found; install PostgreSQL (initdb, pg_ctl) yourself" >&2
+if ! asm_apt_ok; then
+  echo "install_postgres.sh: apt unavailable or ASM_SKIP_APT=1; install PostgreSQL (initdb, pg_ctl) yourself" >&2
   exit 1
 fi
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-# policy-rc.d 101: do not start the packaged cluster service during the install
+# policy-rc.d exit 101: do not start the packaged cluster service during the install
 if [ ! -e /usr/sbin/policy-rc.d ]; then
-  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
-  $SUDO chmod +x /usr/sbin/policy-rc.d
-  trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+  printf '#!/bin/sh\nexit 101\n' | asm_sudo tee /usr/sbin/policy-rc.d >/dev/null
+  asm_sudo chmod +x /usr/sbin/policy-rc.d
+  trap 'asm_sudo rm -f /usr/sbin/policy-rc.d' EXIT
 fi
-$SUDO apt-get install -y -qq postgresql >/dev/null
+asm_apt_install postgresql
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || { echo "install_postgres.sh: initdb still missing" >&2; exit 1; }

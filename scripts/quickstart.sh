@@ -1,30 +1,21 @@
 #!/usr/bin/env bash
-# Set everything up, then run the quickstart notebook offline (shell + replay providers, no API
-# key, no network): its outputs are printed here, and the executed notebook and an HTML copy are
-# written under build/. Open notebooks/01_quickstart.ipynb in JupyterLab for the live widgets.
+# Set up what the quickstart needs (./.venv with the package and its notebook extra: no Node, no
+# JupyterLab), then run notebooks/01_quickstart.ipynb offline (shell + replay providers, no API
+# key, no network). Each cell and its output are printed here; the executed notebook and an HTML
+# copy go to build/. A failing cell is printed with its error and the script exits non-zero.
+#   bash scripts/quickstart.sh              set up, then run
+#   bash scripts/quickstart.sh --no-setup   run only (after a set-up)
+#   ASM_QUICKSTART_NOTEBOOK=path  ASM_QUICKSTART_OUT=dir   run another notebook / write elsewhere
+# Open notebooks/01_quickstart.ipynb in JupyterLab (bash scripts/setup.sh installs it) for the
+# live widgets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-PY=${PYTHON:-python3}
-mkdir -p build
+if [ "${1:-}" != "--no-setup" ]; then
+  bash scripts/setup.sh quickstart
+fi
+. scripts/_python.sh
+asm_use_python
 # text rendering in a headless run (JupyterLab shows the live widget instead)
 export ASM_DEFAULT_RENDERER=studio
-"$PY" -m jupyter nbconvert --to notebook --execute notebooks/01_quickstart.ipynb \
-  --output quickstart.executed.ipynb --output-dir build --ExecutePreprocessor.timeout=300 2>/dev/null
-"$PY" -m jupyter nbconvert --to html build/quickstart.executed.ipynb --output-dir build 2>/dev/null
-"$PY" - <<'PY'
-import nbformat
-
-nb = nbformat.read("build/quickstart.executed.ipynb", 4)
-for cell in nb.cells:
-    if cell.cell_type != "code":
-        continue
-    print("\n>>> " + cell.source.replace("\n", "\n... "))
-    for out in cell.outputs:
-        if out.output_type == "stream":
-            print(out.text, end="")
-        elif "data" in out and out["data"].get("text/plain"):
-            print(out["data"]["text/plain"])
-PY
-echo
-echo "quickstart ran offline: build/quickstart.executed.ipynb, build/quickstart.executed.html"
+"$PY" scripts/run_notebook.py "${ASM_QUICKSTART_NOTEBOOK:-notebooks/01_quickstart.ipynb}" "${ASM_QUICKSTART_OUT:-build}"
+echo "quickstart ran offline"

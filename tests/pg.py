@@ -24,10 +24,14 @@ import os
 import pwd
 import queue
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import sys
 import threading
+import types
+import time
 import uuid
 
 TEMPLATE = "asm_template"
@@ -53,6 +57,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _registry() -> list:
+    """Every cluster this process started, across copies of this module (some tests load it by
+    path under another name): tests/conftest.py stops them all when the session ends, because
+    atexit hooks do not run in every worker shutdown path and a leaked postmaster outlives us."""
+    mod = sys.modules.get("_asm_test_pg_servers")
+    if mod is None:
+        mod = types.ModuleType("_asm_test_pg_servers")
+        mod.servers = []
+        sys.modules["_asm_test_pg_servers"] = mod
+    return mod.servers
+
+
 class PgServer:
     """One running cluster. ``url(db)`` → SQLAlchemy URL; ``new_database()`` → URL of a fresh DB."""
 
@@ -76,6 +92,7 @@ class PgServer:
             os.chown(self.tmp, pw.pw_uid, pw.pw_gid)
             self.user_prefix = ["runuser", "-u", "postgres", "--"]
         self._lock = threading.Lock()
+        self._owner = os.getpid()  # a forked child inherits atexit hooks: only the owner stops the cluster
         self._started = False
         self._ready: queue.Queue | None = None
         try:
@@ -87,11 +104,12 @@ class PgServer:
             self._run([os.path.join(bdir, "pg_ctl"), "-D", self.data, "-l", self.log, "-o", opts, "-w", "-t", "30",
                        "start"])
             self._started = True
+            _registry().append(self)
             self._make_template()
         except BaseException:
             self.stop()
             raise
-        atexit.register(self.stop)
+        atexit.register(self.stop)  # tests/conftest.py also stops every cluster at session end
 
     def _run(self, cmd: list[str]) -> None:
         res = subprocess.run(self.user_prefix + cmd, capture_output=True, text=True, timeout=60)
@@ -154,13 +172,36 @@ class PgServer:
                 return
 
     def stop(self) -> None:
+        if os.getpid() != self._owner:
+            return
         if self._started:
             self._started = False
             try:
                 self._run([os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-m", "immediate", "-w", "stop"])
             except Exception:  # noqa: BLE001 - best effort at exit
                 pass
+            self._kill_postmaster()  # pg_ctl failed or timed out under load: never leave a server behind
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _kill_postmaster(self) -> None:
+        """SIGKILL the cluster's postmaster (from ``postmaster.pid``) if it still runs; its backends
+        exit when it is gone."""
+        try:
+            with open(os.path.join(self.data, "postmaster.pid")) as f:
+                pid = int(f.readline().strip())
+        except (OSError, ValueError):
+            return
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            return
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                return
+            time.sleep(0.05)
 
 
 _SERVER: PgServer | None = None

@@ -109,3 +109,31 @@ def test_ctrl_c_cancels_the_run_and_persists_run_cancelled(tmp_path):
     assert "STATUS cancelled" in out
     types = out.split("TYPES ")[1].strip().split(",")
     assert types.count("run_cancelled") == 1 and types[-1] == "run_cancelled"
+
+
+def test_run_result_events_load_from_the_store_when_asked(tmp_path):
+    """A result does not copy its run's events out of the store until they are asked for; then
+    they are the stored events, kept; a pickled result carries them."""
+    import pickle
+
+    from asm_nb.stores.local import LocalStore
+
+    store = LocalStore(tmp_path / "s")
+    calls: list = []
+    real = store.get_events
+    store.get_events = lambda sid, **kw: calls.append(kw) or real(sid, **kw)  # type: ignore[method-assign]
+    r = asm_nb.run_once("echo hi", provider="shell", store=store)
+    assert not [c for c in calls if c.get("run_id") == r.run_id]
+    events = r.events
+    assert [c for c in calls if c.get("run_id") == r.run_id]
+    from asm_nb.core.events import without_audit
+
+    assert [e.id for e in events] == [e.id for e in without_audit(real(r.session_id, run_id=r.run_id))] and events
+    assert r.events is events and r.tool_calls[0]["status"] == "completed"
+    clone = pickle.loads(pickle.dumps(r.to_dict()))
+    assert len(clone["events"]) == len(events)
+    r2 = asm_nb.run_once("echo again", provider="shell", store=store)
+    r2.__dict__.pop("store", None)
+    again = pickle.loads(pickle.dumps(r2))
+    assert [e.id for e in again.events] == [e.id for e in without_audit(real(r2.session_id, run_id=r2.run_id))]
+    store.close()

@@ -52,6 +52,10 @@ def test_failed_run_exits_1(tmp_path):
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path):
     p = asm("events", "run_does_not_exist", cwd=tmp_path, env_home=tmp_path / "h")
+    assert p.returncode == 2  # a read-only command on a missing store: the path, not a new store
+    assert p.stderr.strip().count("\n") == 0 and "no store at" in p.stderr and not (tmp_path / "h").exists()
+    assert asm("run", "true", cwd=tmp_path, env_home=tmp_path / "h").returncode == 0
+    p = asm("events", "run_does_not_exist", cwd=tmp_path, env_home=tmp_path / "h")
     assert p.returncode == 2
     assert p.stderr.strip().count("\n") == 0 and "run_not_found" in p.stderr
     p = asm("run", "-p", "nope", "x", cwd=tmp_path, env_home=tmp_path / "h")

@@ -5,6 +5,8 @@ partial output and say why, and ``RunResult``, the stored events, ``frames`` and
 from __future__ import annotations
 
 
+import re
+
 import pytest
 
 import asm_nb
@@ -58,7 +60,7 @@ def test_permission_denials_are_failed_tool_calls_everywhere(tmp_path):
     # the text view says so
     bundle = run_result_mimebundle(r)
     assert bundle["text/plain"].count("[permission denied]") == 2
-    assert bundle["text/html"].count("[permission_denied]") == 2
+    assert bundle["text/html"].count("Not allowed: ") == 2
     assert [c["status"] for c in bundle[RUN_MIME]["tool_calls"]] == ["failed", "failed"]
 
 
@@ -79,7 +81,7 @@ def test_tool_calls_without_a_result_are_closed_as_unfinished(tmp_path):
     assert _frame_rows(store, r.run_id)["toolu_bash1"]["status"] == "unfinished"
     assert frames.tool_calls(store, status="unfinished", backend="polars").height == 1
     bundle = run_result_mimebundle(r)
-    assert "[unfinished: no result]" in bundle["text/plain"] and "[unfinished: no result]" in bundle["text/html"]
+    assert "[unfinished: no result]" in bundle["text/plain"] and "Unfinished (no result): Bash" in bundle["text/html"]
     assert "◐" not in bundle["text/html"]
 
 
@@ -106,15 +108,17 @@ def test_an_adapter_ending_with_an_open_tool_is_closed_by_the_manager():
 
 def test_policy_stop_keeps_partial_output_and_says_why():
     with FakeAnthropicServer() as server:
-        server.enqueue(StreamBuilder(delay=0.2).text(["Paris ", "is ", "the ", "capital ", "of ", "France."])
+        server.enqueue(StreamBuilder().text("warm up").end().build())
+        server.enqueue(StreamBuilder(delay=0.3).text(["Paris ", "is ", "the ", "capital ", "of ", "France."])
                        .end("end_turn").build())
-        r = asm_nb.run_once("capital?", provider="claude", store="memory://", api_key="k",
-                            base_url=server.base_url, max_retries=0,
-                            policy={"name": "quick", "limits": [["max_duration_ms", 1500]]})
+        common = dict(provider="claude", store="memory://", api_key="k", base_url=server.base_url, max_retries=0)
+        assert asm_nb.run_once("warm up the client", **common).ok  # the first client creation is slow
+        r = asm_nb.run_once("capital?", policy={"name": "quick", "limits": [["max_duration_ms", 2500]]}, **common)
     assert r.status == "failed" and r.error.code == "policy_violation"
-    assert r.partial and r.output.startswith("Paris ")
+    streamed = "".join(e.data["delta"] for e in r.events if e.type.value == "message_streamed")
+    assert r.partial and r.output == streamed and r.output.startswith("Paris ")
     assert r.stop_reason == "policy_violation"
-    assert "max_duration_ms 1500 exceeded at" in r.error.message and " ms" in r.error.message
+    assert re.search(r"max_duration_ms 2500 exceeded at \d+ ms", r.error.message), r.error.message
 
 
 def test_cancel_keeps_partial_output():
@@ -164,9 +168,134 @@ def test_a_denied_tool_stop_names_the_tool_and_the_views_close_its_row(tmp_path)
     assert [(c["status"], c["reason"]) for c in r.tool_calls] == [("failed", "policy_denied")]
     bundle = run_result_mimebundle(r)
     text, html = bundle["text/plain"], bundle["text/html"]
-    assert "◐" not in html and "[policy_denied]" in html
+    assert "◐" not in html and "Blocked by policy: Bash" in html
     assert text.count("tool Bash denied") == 1, text
     # the live callback saw the closing record too
     assert any(e["type"] == "tool_call_failed" and e["data"].get("reason") == "policy_denied" for e in seen)
     rows = _frame_rows(store, r.run_id)
     assert [(v["status"], v["reason"]) for v in rows.values()] == [("failed", "policy_denied")]
+
+
+# ---------------------------------------------------------------------------- per-model usage
+
+
+def test_claude_code_tokens_count_every_model(tmp_path):
+    exe = install_fixture_cli(tmp_path, "claude", "claude_code", "large_usage.jsonl", {})
+    store = asm_nb.open_store(f"{tmp_path}/store")
+    r = asm_nb.run_once("review", provider="claude_code", store=store, cwd=str(tmp_path), cli_path=str(exe))
+    assert r.ok, r.error
+    # sonnet main loop + the haiku subagent (result.usage alone has 1750 output tokens)
+    assert r.token_usage["output_tokens"] == 1750 + 495 and r.token_usage["input_tokens"] == 6 + 1751
+    assert r.token_usage["cache_read_tokens"] == 523318 + 26600
+    run = store.get_run(r.run_id)
+    per_model = run.metadata["model_usage"]
+    assert set(per_model) == {"claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001"}
+    assert per_model["claude-haiku-4-5-20251001"]["output_tokens"] == 495
+    assert r.cost_usd == pytest.approx(0.3281594)  # the CLI's own total (all models)
+    # the computed figure prices each model at its own rates
+    assert run.metadata["price_key"] == "claude/claude-sonnet-4-5+claude/claude-haiku-4-5"
+    df = frames.runs(store, backend="polars")
+    assert df["output_tokens"].to_list() == [2245]
+
+
+def test_token_budgets_use_the_all_model_total(tmp_path):
+    exe = install_fixture_cli(tmp_path, "claude", "claude_code", "large_usage.jsonl", {})
+    r = asm_nb.run_once("review", provider="claude_code", store="memory://", cwd=str(tmp_path), cli_path=str(exe),
+                        policy={"name": "tokens", "limits": [["max_total_tokens", 3000]]})
+    # main loop alone: 6 + 1750 = 1756 tokens (under the limit); all models: 4002
+    assert r.error is not None and r.error.code == "policy_violation"
+    assert "max_total_tokens 3000 exceeded at 4002" in r.error.message
+
+
+# ---------------------------------------------------------------------------- agreement
+
+
+def _expected_tool_statuses(events):
+    """What the stored events say about each tool call: the last outcome wins."""
+    out = {}
+    for e in events:
+        t, d = e.type.value, e.data
+        if t == "tool_call_started":
+            out.setdefault(d["tool_call_id"], ("running", None))
+        elif t in ("tool_call_completed", "tool_call_failed"):
+            status = ("completed" if t == "tool_call_completed"
+                      else "unfinished" if d.get("status") == "unfinished" else "failed")
+            out[d["tool_call_id"]] = (status, d.get("reason"))
+    return out
+
+
+def test_frames_and_widget_agree_with_the_stored_events(tmp_path, monkeypatch):
+    """Runs with denials, an unfinished tool, partial output and an unknown model, in one store:
+    frames.tool_calls, frames.costs and the widget's run card say what the stored events and runs say."""
+    import asyncio
+
+    from asm_nb.notebook.display import run_summary
+    from asm_nb.runtime import loop, manager
+
+    store = asm_nb.open_store(f"{tmp_path}/store")
+    results = [
+        asm_nb.run_once("write notes", store=store, **_claude_code(tmp_path / "a", streams.claude_code_denied())),
+        asm_nb.run_once("start it", store=store, **_claude_code(tmp_path / "b", streams.claude_code_unfinished())),
+    ]
+    monkeypatch.setenv("CODEX_HOME", str(tmp_path / "empty-codex-home"))
+    codex = install_fixture_cli(tmp_path / "c", "codex", "codex", "simple_text.jsonl", {})
+    from asm_nb.cost.calculator import UnpricedModelWarning
+
+    with pytest.warns(UnpricedModelWarning):
+        results.append(asm_nb.run_once("capital?", provider="codex", store=store, cwd=str(tmp_path),
+                                       cli_path=str(codex)))
+    with FakeAnthropicServer() as server:  # a cancelled run with partial output
+        server.enqueue(StreamBuilder(delay=0.4).text(["one ", "two ", "three"]).end("end_turn").build())
+        state: dict = {}
+        seen: list = []
+
+        async def go():
+            task = asyncio.ensure_future(asm_nb.api.arun_once(
+                "count", provider="claude", store=store, api_key="k", base_url=server.base_url,
+                max_retries=0, on_event=seen.append, _state=state))
+            while not any(e["type"] == "message_streamed" for e in seen):
+                await asyncio.sleep(0.05)
+            await manager.acancel_run(state["store"], state["adapter"], state["run_id"])
+            return await task
+
+        results.append(loop.run_sync(go()))
+    assert [r.status for r in results] == ["completed", "completed", "completed", "cancelled"]
+
+    tool_frame = frames.tool_calls(store, backend="polars")
+    cost_frame = {row["run_id"]: row for row in frames.costs(store, backend="polars").iter_rows(named=True)}
+    for r in results:
+        run = store.get_run(r.run_id)
+        events = store.get_events(r.session_id, run_id=r.run_id)
+        expected = _expected_tool_statuses(events)
+        assert "running" not in {s for s, _ in expected.values()}  # nothing left open in an ended run
+        rows = {row["tool_call_id"]: (row["status"], row["reason"])
+                for row in tool_frame.filter(tool_frame["run_id"] == r.run_id).iter_rows(named=True)}
+        assert rows == expected
+        assert {c["id"]: (c["status"], c["reason"]) for c in r.tool_calls} == expected
+        card = run_summary(r)
+        assert sorted(c["status"] for c in card["tool_calls"]) == sorted(s for s, _ in expected.values())
+        assert card["output"] == (run.output or {}).get("content", "")
+        assert card["cost_usd"] == run.cost_usd
+        assert cost_frame[r.run_id]["cost_usd"] == (pytest.approx(run.cost_usd) if run.cost_usd is not None
+                                                    else None)
+        assert cost_frame[r.run_id]["unpriced"] is (run.cost_usd is None)
+    denied, unfinished, unknown, cancelled = results
+    assert {s for s, _ in _expected_tool_statuses(store.get_events(denied.session_id, run_id=denied.run_id))
+            .values()} == {"failed"}
+    assert unknown.cost_usd is None and cost_frame[unknown.run_id]["unpriced"] is True
+    assert cancelled.partial and cancelled.output.startswith("one ")
+
+
+def test_cli_run_shows_a_refusal(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    with FakeAnthropicServer() as server:
+        server.enqueue(StreamBuilder().text(["I can't help with that."]).end("refusal").build())
+        p = subprocess.run([sys.executable, "-m", "asm_nb.cli", "run", "-p", "claude", "bad", "-o", "api_key=\"k\"",
+                            "-o", f"base_url=\"{server.base_url}\"", "-o", "max_retries=0"],
+                           capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                           env={**os.environ, "ASM_HOME": str(tmp_path / "home")})
+    assert p.returncode == 0, p.stderr
+    assert "status completed (refused)" in p.stderr and "Session refused" in p.stdout

@@ -12,8 +12,9 @@ Pricing rule of :func:`price_run` (the issue's "never a crash, never a silent ze
 - a model that matches no table entry (exactly, by alias or by prefix, also across provider
   families: ``amp`` running ``claude-sonnet-4-5`` uses the Claude row) gives cost ``None``
   and one :class:`UnpricedModelWarning` per ``(provider, model)`` — never the provider default
-  silently. A run without a model, or of a provider whose table entry has no model rows (only a
-  ``default``, e.g. ``amp`` or a flat legacy table), uses the provider ``default`` row (spec);
+  silently. A run without a model gives ``None`` with one warning too: the built-in ``default``
+  rows are placeholders (``"placeholder": True``) and never price a run. A ``default`` row of
+  the user's own table (e.g. a flat legacy table) is the user's price and is used;
 - a run with no tokens at all costs ``0.0`` whatever the price (shell runs).
 """
 
@@ -227,6 +228,26 @@ def _run_model(run: Any) -> Any:
     return model
 
 
+def _model_usage(run: Any) -> dict:
+    """``{model: usage}`` the provider reported per model (kept in the run's metadata), or {}."""
+    for attr in ("provider_metadata", "metadata"):
+        md = getattr(run, attr, None) or {}
+        mu = md.get("model_usage") if isinstance(md, Mapping) else None
+        if isinstance(mu, Mapping) and mu:
+            return {str(k): v for k, v in mu.items() if isinstance(v, Mapping)}
+    return {}
+
+
+def _model_source(run: Any) -> Any:
+    """Where the run's model name came from (``flag``, ``config_file:<path>``, ``session_file``,
+    ``stream``…), as the adapter recorded it; None when nobody said."""
+    for attr in ("provider_metadata", "metadata"):
+        md = getattr(run, attr, None) or {}
+        if isinstance(md, Mapping) and md.get("model_source") is not None:
+            return md.get("model_source")
+    return None
+
+
 def calculate_run_cost(run: Any, table: Any = None) -> float:
     """Cost of a ``Run``: provider ``run.provider``, model ``run.provider_metadata["model"]``,
     tokens ``run.token_usage or {}``. ``table`` None → the active table. Raises
@@ -297,9 +318,12 @@ def _lookup(provider: Any, model: Any, table: Mapping) -> tuple[str, Rates] | tu
         return None, "provider not in pricing table"
     if model is None:
         try:
-            return resolve_rate_key(prov, None, table)
+            key, rates = resolve_rate_key(prov, None, table)
         except NoRatesError as exc:
             return None, exc.reason
+        if _is_placeholder(prov, table):
+            return None, "the model is unknown (only a placeholder default row would apply)"
+        return key, rates
     if not isinstance(model, str):
         return None, "model is not a string"
     cm = _pricing.canonical_model(model)
@@ -311,11 +335,19 @@ def _lookup(provider: Any, model: Any, table: Mapping) -> tuple[str, Rates] | tu
             prov = fam
         elif models:
             return None, "unknown model"
-        # a provider priced only by its default (no model rows) prices every model at it
+        elif _is_placeholder(prov, table):
+            return None, "no price for this model (only a placeholder default row would apply)"
+        # a provider priced only by the user's own default (no model rows) prices every model at it
     try:
         return resolve_rate_key(prov, cm, table)
     except NoRatesError as exc:
         return None, exc.reason
+
+
+def _is_placeholder(provider: Any, table: Mapping) -> bool:
+    entry = _provider_entry(provider, table) or {}
+    default = entry.get("default")
+    return isinstance(default, Mapping) and _norm_keys(default).get("placeholder") is True
 
 
 def _total_tokens(usage: Mapping) -> int:
@@ -327,7 +359,7 @@ def price_run(run: Any, reported_cost_usd: Any = None, *, table: Any = None) -> 
     ``provider_metadata``/``metadata`` ``model`` and ``token_usage``).
 
     Returns ``{"cost_usd", "reported_cost_usd", "computed_cost_usd", "unpriced", "price_key",
-    "pricing_version", "pricing_source", "cost_source"}``:
+    "pricing_version", "pricing_source", "cost_source", "model_source"}``:
 
     - ``reported_cost_usd``: the provider's own figure when a number > 0, else None;
     - ``computed_cost_usd``: from the table (None when the model has no price);
@@ -351,8 +383,22 @@ def price_run(run: Any, reported_cost_usd: Any = None, *, table: Any = None) -> 
     computed: float | None = None
     price_key: str | None = None
     reason = None
+    per_model = _model_usage(run)
     if _total_tokens(usage) == 0:
         computed = 0.0
+    elif per_model:
+        # one price per model the run used (main model, subagents, helper models)
+        keys, total = [], 0.0
+        for m, mu in per_model.items():
+            found = _lookup(provider, m, info.table)
+            if found[0] is None:
+                reason, total = f"{m}: {found[1]}", None
+                model = m
+                break
+            keys.append(found[0])
+            total += _apply(mu, found[1])  # type: ignore[arg-type]
+        if total is not None:
+            computed, price_key = total, "+".join(keys)
     else:
         found = _lookup(provider, model, info.table)
         if found[0] is None:
@@ -377,6 +423,7 @@ def price_run(run: Any, reported_cost_usd: Any = None, *, table: Any = None) -> 
         "pricing_version": info.version,
         "pricing_source": info.source,
         "cost_source": source,
+        "model_source": _model_source(run),
     }
 
 

@@ -60,12 +60,18 @@ def _r(inp: float, out: float, cache_read: float | None = None, cache_creation: 
     return entry
 
 
+def _placeholder(entry: dict) -> dict:
+    """A provider ``default`` row of the built-in table: a stand-in price, never used for a run's
+    cost (a run whose model is unknown is unpriced, see ``calculator.price_run``)."""
+    return {**entry, "placeholder": True}
+
+
 # Per million tokens: input, output, cache read, cache write (5 min). The reference rows are kept
 # (docs/policies.md, cost) even where the vendor's current list price differs (e.g. haiku-4-5:
 # 0.80/4.00 here, vendor 1.00/5.00) — provider-reported costs win over computed ones anyway.
 _BUILTIN: dict[str, dict[str, Any]] = {
     "claude": {
-        "default": _r(3.00, 15.00),
+        "default": _placeholder(_r(3.00, 15.00)),
         "models": {
             # reference rows
             "claude-opus-4-6": _r(15.00, 75.00, 1.50, 18.75),
@@ -84,30 +90,34 @@ _BUILTIN: dict[str, dict[str, Any]] = {
         },
     },
     "codex": {
-        "default": _r(3.00, 15.00),
+        "default": _placeholder(_r(3.00, 15.00)),
         "models": {
-            # reference rows (no cache rates: cached input is priced at the input rate)
-            "o3": _r(10.00, 40.00),
-            "o3-mini": _r(1.10, 4.40),
-            "gpt-4o": _r(2.50, 10.00),
-            "gpt-4o-mini": _r(0.15, 0.60),
-            # current public list prices (OpenAI bills no separate cache write: it falls back
-            # to the input rate)
-            "gpt-5": _r(1.25, 10.00, 0.125),
-            "gpt-5-codex": _r(1.25, 10.00, 0.125),
-            "gpt-5-mini": _r(0.25, 2.00, 0.025),
-            "gpt-5-nano": _r(0.05, 0.40, 0.005),
-            "gpt-5.1": _r(1.25, 10.00, 0.125),
-            "gpt-5.1-codex-mini": _r(0.25, 2.00, 0.025),
-            "gpt-4.1": _r(2.00, 8.00, 0.50),
-            "gpt-4.1-mini": _r(0.40, 1.60, 0.10),
-            "gpt-4.1-nano": _r(0.10, 0.40, 0.025),
-            "o4-mini": _r(1.10, 4.40, 0.275),
-            "codex-mini-latest": _r(1.50, 6.00, 0.375),
+            # reference rows (input/output); cached input at OpenAI's published cached-input rate
+            "o3": _r(10.00, 40.00, 2.50, 10.00),
+            "o3-mini": _r(1.10, 4.40, 0.55, 1.10),
+            "gpt-4o": _r(2.50, 10.00, 1.25, 2.50),
+            "gpt-4o-mini": _r(0.15, 0.60, 0.075, 0.15),
+            # current public list prices. OpenAI bills cached input at its cached-input rate and
+            # no separate cache write (a write is ordinary input): every row says both, so cached
+            # tokens never fall back to the full input rate.
+            "gpt-5": _r(1.25, 10.00, 0.125, 1.25),
+            "gpt-5-codex": _r(1.25, 10.00, 0.125, 1.25),
+            "gpt-5-mini": _r(0.25, 2.00, 0.025, 0.25),
+            "gpt-5-nano": _r(0.05, 0.40, 0.005, 0.05),
+            "gpt-5.1": _r(1.25, 10.00, 0.125, 1.25),
+            "gpt-5.1-codex": _r(1.25, 10.00, 0.125, 1.25),
+            "gpt-5.1-codex-mini": _r(0.25, 2.00, 0.025, 0.25),
+            "gpt-4.1": _r(2.00, 8.00, 0.50, 2.00),
+            "gpt-4.1-mini": _r(0.40, 1.60, 0.10, 0.40),
+            "gpt-4.1-nano": _r(0.10, 0.40, 0.025, 0.10),
+            "o4-mini": _r(1.10, 4.40, 0.275, 1.10),
+            "codex-mini-latest": _r(1.50, 6.00, 0.375, 1.50),
         },
     },
     "amp": {
-        "default": _r(3.00, 15.00),
+        # Amp picks the model per mode and changes it over time: a run is priced by the model it
+        # reports (Claude rows by family match) or left unpriced
+        "default": _placeholder(_r(3.00, 15.00)),
         "models": {},
     },
 }

@@ -29,7 +29,8 @@ from ..rendering.studio import (
     ToolSummary, compact_json, event_view, format_number, is_number, normalize_output, truncate,
 )
 
-__all__ = ["RunState", "Segment", "ToolRow", "markdown_html", "make_redactor", "result_fields",
+__all__ = ["RunState", "Segment", "ToolRow", "markdown_html", "make_redactor", "result_fields", "tool_line",
+           "stop_reason_words", "size_words", "duration_words",
            "STYLE", "PLAIN_SKIP_TYPES"]
 
 #: Event types the plain-text fallback does not print (Studio would print ``? message_sent``).
@@ -38,16 +39,30 @@ _IO_LIMIT = 4000  # characters of tool input/output shown in an expanded row
 
 STYLE = (
     "<style>"
-    ".asm-run{font-family:var(--jp-ui-font-family,system-ui,sans-serif);font-size:13px;line-height:1.45}"
-    ".asm-run pre{background:var(--jp-layout-color2,#f5f5f5);padding:4px 6px;margin:2px 0;"
-    "white-space:pre-wrap;word-break:break-word;max-height:24em;overflow:auto}"
-    ".asm-run code{font-family:var(--jp-code-font-family,monospace)}"
-    ".asm-head{font-weight:600}.asm-muted{opacity:.65}"
-    ".asm-ok{color:#1a7f37}.asm-err{color:#cf222e}.asm-run-i{color:#0969da}"
+    ".asm-run{font-family:var(--jp-ui-font-family,system-ui,sans-serif);font-size:var(--jp-ui-font-size1,13px);"
+    "line-height:1.4;color:var(--jp-content-font-color1,inherit)}"
+    # ipywidgets' HTML rows default to the 28px widget line height: rows looked double-spaced
+    ".asm-run .widget-html,.asm-run .widget-html-content{line-height:1.4;height:auto;min-height:0;margin:0}"
+    ".asm-run .widget-html-content{display:block}"
+    ".asm-run pre{background:var(--jp-layout-color2,#f5f5f5);color:var(--jp-content-font-color1,inherit);"
+    "padding:4px 6px;margin:2px 0;white-space:pre-wrap;word-break:break-word;max-height:24em;overflow:auto;"
+    "border-radius:3px;line-height:1.35}"
+    ".asm-run code{font-family:var(--jp-code-font-family,monospace);font-size:.95em}"
+    ".asm-head{font-weight:600}.asm-muted{color:var(--jp-ui-font-color2,#6e7781)}"
+    ".asm-ok{color:var(--jp-success-color1,#1a7f37)}.asm-err{color:var(--jp-error-color1,#cf222e)}"
+    ".asm-run-i{color:var(--jp-brand-color1,#0969da)}.asm-warn{color:var(--jp-warn-color1,#9a6700)}"
+    ".asm-banner{border-left:3px solid var(--jp-error-color1,#cf222e);padding:2px 8px;margin:4px 0;"
+    "background:var(--jp-layout-color2,#f6f8fa);color:var(--jp-content-font-color1,inherit)}"
     ".asm-spin{display:inline-block;animation:asm-spin 1s linear infinite}"
     "@keyframes asm-spin{to{transform:rotate(360deg)}}"
-    ".asm-tool summary{cursor:pointer}.asm-reasoning{opacity:.7;font-style:italic}"
-    ".asm-text p{margin:.3em 0}"
+    ".asm-tool{margin:1px 0}.asm-tool summary{cursor:pointer;list-style-position:inside}"
+    ".asm-tool-icon{display:inline-block;width:1.2em;text-align:center}"
+    ".asm-reasoning{color:var(--jp-ui-font-color2,#6e7781);font-style:italic}"
+    ".asm-text p{margin:.25em 0}.asm-text ul,.asm-text ol{margin:.25em 0;padding-left:1.6em}"
+    ".asm-text h3,.asm-text h4,.asm-text h5,.asm-text h6{margin:.4em 0 .2em}"
+    ".asm-text table{border-collapse:collapse;margin:.3em 0}"
+    ".asm-text th,.asm-text td{border:1px solid var(--jp-border-color2,#d0d7de);padding:2px 8px;text-align:left}"
+    ".asm-text a{color:var(--jp-content-link-color,#0969da)}"
     "</style>"
 )
 
@@ -79,23 +94,55 @@ def make_redactor(redact: Any = None) -> Callable[[Any], Any]:
 # Markdown-ish HTML (escape first; then a small, safe subset)
 
 _INLINE_CODE = re.compile(r"`([^`\n]+)`")
-_BOLD = re.compile(r"\*\*([^*\n]+)\*\*")
+_BOLD = re.compile(r"\*\*([^*\n]+)\*\*|__([^_\n]+)__")
+_ITALIC = re.compile(r"(?<![\w*])\*(?!\s)([^*\n]+?)(?<!\s)\*(?![\w*])|(?<![\w_])_(?!\s)([^_\n]+?)(?<!\s)_(?![\w_])")
+_LINK = re.compile(r"\[([^\]\n]+)\]\(((?:https?://|mailto:)[^\s)\\\"'<>]+)\)")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
-_BULLET = re.compile(r"^\s*[-*]\s+(.*)$")
+_BULLET = re.compile(r"^\s*[-*+]\s+(.*)$")
+_NUMBERED = re.compile(r"^\s*(\d{1,9})[.)]\s+(.*)$")
+_TABLE_SEP = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
+
+
+def _emphasis(escaped: str) -> str:
+    out = _BOLD.sub(lambda m: f"<b>{m.group(1) or m.group(2)}</b>", escaped)
+    return _ITALIC.sub(lambda m: f"<i>{m.group(1) or m.group(2)}</i>", out)
 
 
 def _inline(escaped: str) -> str:
+    """Inline Markdown on already-escaped text: `` `code` ``, links (http/https/mailto only),
+    ``**bold**``, ``*italic*`` / ``_italic_``."""
     parts = _INLINE_CODE.split(escaped)
     out = []
     for i, part in enumerate(parts):
-        out.append(f"<code>{part}</code>" if i % 2 else _BOLD.sub(r"<b>\1</b>", part))
+        if i % 2:
+            out.append(f"<code>{part}</code>")
+            continue
+        pos, chunk = 0, []
+        for m in _LINK.finditer(part):
+            chunk.append(_emphasis(part[pos:m.start()]))
+            href = m.group(2).replace('"', "&quot;")
+            chunk.append(f'<a href="{href}" target="_blank" rel="noopener noreferrer">{_emphasis(m.group(1))}</a>')
+            pos = m.end()
+        chunk.append(_emphasis(part[pos:]))
+        out.append("".join(chunk))
     return "".join(out)
 
 
+def _table_cells(line: str) -> list[str]:
+    line = line.strip()
+    if line.startswith("|"):
+        line = line[1:]
+    if line.endswith("|"):
+        line = line[:-1]
+    return [c.strip() for c in line.split("|")]
+
+
 def markdown_html(text: str, in_fence: bool = False) -> str:
-    """Render text as a small, safe Markdown subset: the text is HTML-escaped first, then
-    fenced code blocks, ``#`` headings, ``-`` bullets, paragraphs, `` `code` `` and ``**bold**``.
-    ``in_fence`` says the text starts inside an open code fence (a continuation segment).
+    """Render text as a small, safe Markdown subset (the subset the JupyterLab card shows):
+    the text is HTML-escaped first, then fenced code blocks, ``#`` headings, ``-`` bullets,
+    ``1.`` numbered lists, pipe tables, paragraphs, `` `code` ``, ``**bold**``, ``*italic*`` and
+    ``[links](https://...)`` (http, https and mailto only). ``in_fence`` says the text starts inside
+    an open code fence (a continuation segment). Raw HTML in the text stays text.
 
     >>> markdown_html("Hi <b>\\n\\n```\\nx < 1\\n```")
     '<p>Hi &lt;b&gt;</p><pre><code>x &lt; 1</code></pre>'
@@ -103,17 +150,22 @@ def markdown_html(text: str, in_fence: bool = False) -> str:
     out: list[str] = []
     para: list[str] = []
     items: list[str] = []
+    list_tag = "ul"
     code: list[str] | None = [] if in_fence else None
+    lines = text.split("\n")
 
     def end_para() -> None:
         if para:
             out.append("<p>" + "<br>".join(_inline(p) for p in para) + "</p>")
             para.clear()
         if items:
-            out.append("<ul>" + "".join(f"<li>{_inline(x)}</li>" for x in items) + "</ul>")
+            out.append(f"<{list_tag}>" + "".join(f"<li>{_inline(x)}</li>" for x in items) + f"</{list_tag}>")
             items.clear()
 
-    for raw in text.split("\n"):
+    i = 0
+    while i < len(lines):
+        raw = lines[i]
+        i += 1
         line = html.escape(raw, quote=False)
         if raw.lstrip().startswith("```"):
             if code is None:
@@ -135,11 +187,27 @@ def markdown_html(text: str, in_fence: bool = False) -> str:
             n = len(m.group(1))
             out.append(f"<h{n + 2 if n < 5 else 6}>{_inline(m.group(2))}</h{n + 2 if n < 5 else 6}>")
             continue
+        if "|" in raw and i < len(lines) and _TABLE_SEP.match(lines[i]) and "|" in lines[i]:
+            end_para()
+            head = _table_cells(line)
+            i += 1
+            rows = []
+            while i < len(lines) and "|" in lines[i] and lines[i].strip():
+                rows.append(_table_cells(html.escape(lines[i], quote=False)))
+                i += 1
+            th = "".join(f"<th>{_inline(c)}</th>" for c in head)
+            body = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r[:len(head)])
+                           + "<td></td>" * max(0, len(head) - len(r)) + "</tr>" for r in rows)
+            out.append(f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>")
+            continue
         m = _BULLET.match(line)
-        if m:
-            if para:
+        n = None if m else _NUMBERED.match(line)
+        if m or n:
+            tag = "ul" if m else "ol"
+            if para or (items and tag != list_tag):
                 end_para()
-            items.append(m.group(1))
+            list_tag = tag
+            items.append(m.group(1) if m else n.group(2))
             continue
         if items:
             end_para()
@@ -155,6 +223,137 @@ def _fence_lines(text: str) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# Plain-language wording (tool rows, stop reasons), shared by the live view and the saved card
+
+#: Stop reasons as words (providers report ``end_turn``, ``exit_code_0``, ``max_tokens``...).
+_STOP_WORDS = {
+    "end_turn": "finished", "stop": "finished", "completed": "finished", "stop_sequence": "hit a stop sequence",
+    "max_tokens": "hit the output token limit", "length": "hit the output token limit",
+    "max_turns": "hit the turn limit", "tool_use": "stopped at a tool call", "refusal": "refused",
+    "pause_turn": "paused", "cancelled": "cancelled", "timeout": "timed out", "budget_exceeded": "over budget",
+    "content_filter": "blocked by a content filter",
+}
+_EXIT_CODE = re.compile(r"^exit_code_(-?\d+)$")
+
+
+def stop_reason_words(reason: Any) -> str | None:
+    """``end_turn`` -> ``finished``, ``exit_code_0`` -> ``exit 0``, ``max_tokens`` -> ``hit the
+    output token limit``; an unknown reason reads with spaces for underscores."""
+    if not isinstance(reason, str) or not reason:
+        return None
+    m = _EXIT_CODE.match(reason)
+    if m:
+        return f"exit {m.group(1)}"
+    return _STOP_WORDS.get(reason, reason.replace("_", " "))
+
+
+def size_words(n: int) -> str:
+    """``17`` -> ``17 B``, ``1536`` -> ``1.5 KB``, ``3_000_000`` -> ``2.9 MB``."""
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{format_number(n / 1024, 1)} KB"
+    return f"{format_number(n / (1024 * 1024), 1)} MB"
+
+
+def duration_words(ms: Any) -> str:
+    """``40`` -> ``40 ms``, ``200`` -> ``0.2 s``; ``65000`` -> ``1 min 5 s``; not a number -> ``""``."""
+    if not isinstance(ms, (int, float)) or isinstance(ms, bool) or ms < 1:
+        return ""  # 0 means "not measured" for most adapters: say nothing
+    if ms < 100:
+        return f"{int(ms)} ms"
+    if ms < 60_000:
+        return f"{format_number(ms / 1000, 1)} s"
+    return f"{int(ms // 60_000)} min {int(ms % 60_000 // 1000)} s"
+
+
+def cost_words(cost: float) -> str:
+    """``0`` -> ``$0.00``, ``0.25`` -> ``$0.25``, ``0.000104`` -> ``$0.000104``."""
+    if cost == 0:
+        return "$0.00"
+    return f"${format_number(cost, 4)}" if abs(cost) >= 0.01 else f"${format_number(cost, 6)}"
+
+
+_VERBS = {"read": "Read", "write": "Wrote", "edit": "Edited", "bash": "Ran", "list": "Listed", "grep": "Searched",
+          "glob": "Found", "fetch": "Fetched", "search": "Searched", "task": "Ran task"}
+
+
+def _tool_kind(name: str) -> str:
+    n = name.lower()
+    for key, kind in (("bash", "bash"), ("shell", "bash"), ("exec", "bash"), ("read", "read"), ("write", "write"),
+                      ("edit", "edit"), ("list", "list"), ("ls", "list"), ("grep", "grep"), ("glob", "glob"),
+                      ("webfetch", "fetch"), ("fetch", "fetch"), ("websearch", "search"), ("task", "task")):
+        if n == key or n.startswith(key) or n.endswith(key) or n.endswith("_" + key):
+            return kind
+    return ""
+
+
+def tool_target(name: str, inp: Any) -> str:
+    """What a call acts on, in a few words: the command, the path, the pattern, or a short
+    rendering of its input."""
+    inp = inp if isinstance(inp, Mapping) else {}
+    command = inp.get("command")
+    args = inp.get("args")
+    if isinstance(args, (list, tuple)) and len(args) >= 2 and args[0] == "-c" and isinstance(args[1], str):
+        command = args[1]  # the shell adapter's {command: "/bin/sh", args: ["-c", "..."]}
+    for value in (command, inp.get("file_path"), inp.get("path"), inp.get("pattern"), inp.get("url"),
+                  inp.get("query"), inp.get("description")):
+        if isinstance(value, str) and value:
+            return truncate(" ".join(value.split()), 60)
+    if not inp:
+        return ""
+    return truncate(compact_json(inp), 60)
+
+
+def tool_line(info: Mapping[str, Any], *, approval: str | None = None, reason: str | None = None,
+              run_status: str | None = None, measured_ms: Any = None) -> tuple[str, str, str]:
+    """``(icon, css class, text)`` of a tool row in plain language:
+
+    ``✓ Read notes.txt · 17 B · 0.2 s`` / ``◐ Running bash sleep 3`` /
+    ``⏸ Waiting for approval: bash sleep 3`` / ``⊘ Denied by you: bash rm -rf x`` /
+    ``■ Cancelled: bash sleep 60`` / ``✗ Failed: exit 2 · bash false``.
+    """
+    name = str(info.get("name") or "tool")
+    target = tool_target(name, info.get("input"))
+    what = f"{name} {target}".strip()
+    status = info.get("status")
+    if status == "running":
+        if approval == "requested":
+            return "⏸", "asm-warn", f"Waiting for approval: {what}"
+        if run_status == "cancelled":
+            return "■", "asm-muted", f"Cancelled: {what}"
+        return "◐", "asm-run-i", f"Running {what}"
+    if approval == "denied" or reason in ("denied_by_callback",):
+        return "⊘", "asm-muted", f"Denied by you: {what}"
+    if reason == "declined":
+        return "⊘", "asm-muted", f"Not allowed: {what}"
+    if reason == "policy_denied":
+        return "⊘", "asm-muted", f"Blocked by policy: {what}"
+    if reason == "permission_denied":
+        return "⊘", "asm-muted", f"Not allowed: {what}"
+    if status in ("cancelled", "unfinished") and (reason in ("cancelled", "run_cancelled")
+                                                  or run_status == "cancelled"):
+        return "■", "asm-muted", f"Cancelled: {what}"
+    if status == "unfinished":
+        return "■", "asm-muted", f"Unfinished (no result): {what}"
+    output = normalize_output(info.get("output"))
+    ms = info.get("duration_ms")
+    ms = ms if isinstance(ms, (int, float)) and not isinstance(ms, bool) else measured_ms
+    if status == "failed":
+        code = info.get("exit_code")
+        why = f"exit {code}" if is_number(code) and code != 0 else (reason or "error")
+        first = next((ln.strip() for ln in output.splitlines() if ln.strip()), "") if why == "error" else ""
+        if first:
+            why = truncate(first, 80)
+        parts = [f"Failed: {why}", what, duration_words(ms)]
+        return "✗", "asm-err", " · ".join(p for p in parts if p)
+    verb = _VERBS.get(_tool_kind(name))
+    head = f"{verb} {target}".strip() if verb else what
+    parts = [head, size_words(len(output.encode("utf-8"))) if output else "", duration_words(ms)]
+    return "✓", "asm-ok", " · ".join(p for p in parts if p)
+
+
+# ---------------------------------------------------------------------------------------------
 # State
 
 
@@ -166,7 +365,7 @@ class ToolRow:
     name: str = "tool"
     input: Any = field(default_factory=dict)
     output: Any = None
-    status: str = "running"  # running | completed | failed
+    status: str = "running"  # running | completed | failed | cancelled
     exit_code: Any = None
     reason: str | None = None
     started_at: float | None = None
@@ -178,7 +377,7 @@ class ToolRow:
         out = self.output if isinstance(self.output, Mapping) else {}
         return {"name": self.name, "input": self.input if isinstance(self.input, Mapping) else {},
                 "output": self.output, "exit_code": first_set(self.exit_code, out.get("exit_code")),
-                "duration_ms": self.duration_ms, "status": "failed" if self.status == "failed" else self.status}
+                "duration_ms": self.duration_ms, "status": self.status}
 
 
 @dataclass
@@ -432,8 +631,8 @@ class RunState:
                 setattr(self, k, r[k])
         for row in self.tools.values():
             if row.status == "running":
-                row.status = "unfinished"
-                row.reason = row.reason or "no result"
+                row.status = "unfinished"  # no result came: not a failure of the tool
+                row.reason = row.reason or ("cancelled" if self.status == "cancelled" else "no result")
                 self._mark_tool(row.id)
         self._close_text()
         if self.approval is not None and self.status not in ("awaiting approval",):
@@ -549,11 +748,12 @@ class RunState:
         if self.model:
             parts.append(html.escape(short_model(self.model) or str(self.model)))
         parts.append(f'<span class="{cls}">{html.escape(status)}</span>')
-        if self.stop_reason and status == "completed":
-            parts.append(f'<span class="asm-muted">({html.escape(self.stop_reason)})</span>')
+        words = stop_reason_words(self.stop_reason)
+        if words and status == "completed" and words != "finished":
+            parts.append(f'<span class="asm-muted">{html.escape(words)}</span>')
         head = f'<div class="asm-head">{" · ".join(parts)}</div>'
         if self.error:
-            head += f'<div class="asm-err">✗ {html.escape(self.redact(self.error))}</div>'
+            head += f'<div class="asm-banner">✗ {html.escape(self.redact(self.error))}</div>'
         return head
 
     def counters_html(self, deterministic: bool = False) -> str:
@@ -562,7 +762,8 @@ class RunState:
         cache = u["cache_read_tokens"] + u["cache_creation_tokens"]
         if cache:
             parts.append(f"cache {cache:,}")
-        parts.append(f"${format_number(self.cost_usd, 4)}" if self.cost_usd is not None else "$—")
+        if self.cost_usd is not None:
+            parts.append(cost_words(self.cost_usd))
         n = len(self.tools)
         parts.append(f"{n} tool{'s' if n != 1 else ''}")
         dur = None if deterministic else self.duration_ms
@@ -570,7 +771,7 @@ class RunState:
                 and self.ended_at > self.started_at:
             dur = int((self.ended_at - self.started_at) * 1000)
         if dur is not None:
-            parts.append(f"{format_number(dur / 1000, 1)}s")
+            parts.append(duration_words(dur))
         return f'<span class="asm-muted">tokens {" · ".join(parts)}</span>'
 
     def approval_html(self) -> str:
@@ -589,39 +790,28 @@ class RunState:
         if seg.kind == "tool":
             return self.tool_html(self.tools[seg.tool_id], deterministic)
         if seg.kind == "error":
-            return f'<div class="asm-err">✗ {html.escape(self.redact(seg.raw))}</div>'
+            return f'<div class="asm-banner">✗ {html.escape(self.redact(seg.raw))}</div>'
         cls = "asm-text asm-reasoning" if seg.kind == "reasoning" else "asm-text"
         return f'<div class="{cls}">{markdown_html(self.redact(seg.raw), seg.in_fence)}</div>'
 
+    def tool_line(self, row: ToolRow, deterministic: bool = False) -> tuple[str, str, str]:
+        """``(icon, css class, text)`` of a tool row (see ``tool_line``), redacted."""
+        measured = None if deterministic else row.measured_ms
+        icon, cls, text = tool_line(row.info(), approval=row.approval, reason=row.reason,
+                                    run_status=self.status, measured_ms=measured)
+        return icon, cls, self.redact(text)
+
     def tool_html(self, row: ToolRow, deterministic: bool = False) -> str:
-        info = row.info()
-        if row.status == "running":
-            icon = '<span class="asm-spin asm-run-i">◐</span>'
-            line = ToolSummary.spinner_text(info)
-        else:
-            failed = row.status in ("failed", "unfinished")
-            icon = '<span class="asm-err">✗</span>' if failed else '<span class="asm-ok">✓</span>'
-            line = ToolSummary.summary_line(info)
-            if row.status == "unfinished":
-                line += " [unfinished: no result]"
-            elif row.reason:
-                line += f" [{row.reason}]"
-        line = html.escape(self.redact(line))
-        extra = ""
-        ms = row.duration_ms if (deterministic or row.measured_ms is None) else first_set(row.duration_ms, row.measured_ms)
-        if row.status != "running" and isinstance(ms, int):
-            secs = f"{format_number(ms / 1000, 1)}s"
-            if secs not in line:  # ToolSummary already shows long durations of some tools
-                extra += f' <span class="asm-muted">{secs}</span>'
-        if row.approval:
-            extra += f' <span class="asm-muted">approval {html.escape(row.approval)}</span>'
+        icon, cls, line = self.tool_line(row, deterministic)
+        spin = " asm-spin" if icon == "◐" else ""
         io = ""
         if row.input:
             io += f'<div class="asm-muted">input</div><pre>{html.escape(truncate(_pretty(self.redact(row.input)), _IO_LIMIT))}</pre>'
         if row.output is not None and row.output != "":
             out = normalize_output(row.output)
             io += f'<div class="asm-muted">output</div><pre>{html.escape(truncate(self.redact(out), _IO_LIMIT))}</pre>'
-        return (f'<details class="asm-tool"><summary>{icon} {line}{extra}</summary>{io}</details>')
+        return (f'<details class="asm-tool"><summary><span class="asm-tool-icon {cls}{spin}">{icon}</span> '
+                f'{html.escape(line)}</summary>{io}</details>')
 
     def static_html(self, deterministic: bool = False) -> str:
         """The whole view as one self-contained HTML fragment (no buttons, no ids)."""

@@ -545,6 +545,7 @@ class CompareView:
             for label in self.labels}
         for col in self.columns.values():
             col._shown = True  # the compare view displays them; a column never displays itself
+            col.widget.close_on_finish = False  # the compare view replaces and closes them all
             col.widget.root.layout.flex = "1 1 0%"
             col.widget.root.layout.min_width = "0"
         self.summary = W.HTML(value=f'<span class="asm-muted">comparing {len(self.labels)} providers…</span>')
@@ -598,9 +599,21 @@ class CompareView:
                 col.fail(AsmError("cancelled", "Run was cancelled"))
         self.summary.value = result.table_html()
         if self._handle is not None:
+            # the output becomes the static comparison (panes + table): a saved notebook keeps it
             try:
-                self._handle.update(self)
+                self._handle.update(result)
             except Exception:  # the output may be gone
+                pass
+            self.close()
+
+    def close(self) -> None:
+        """Close every widget model of the view (its panes' too)."""
+        for col in self.columns.values():
+            col.widget.close()
+        for w in (self.summary, self.row, self.root):
+            try:
+                w.close()
+            except Exception:
                 pass
 
     def fail(self, exc: BaseException) -> None:
@@ -632,9 +645,9 @@ class CompareView:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict:
         from .widgets import WIDGET_MIME
 
+        if self.result is not None:  # finished: the static comparison, no widget
+            return self.result._repr_mimebundle_()
         data: dict[str, Any] = {"text/plain": self.plain_text()}
-        if self.result is not None:
-            data["text/html"] = self.result._repr_html_()
         data[WIDGET_MIME] = {"version_major": 2, "version_minor": 0, "model_id": self.root.model_id}
         return data
 

@@ -25,9 +25,21 @@ from ..core.errors import AsmError
 __all__ = ["DiffView", "diff_command", "split_patch"]
 
 _KIND_LETTER = {"added": "A", "modified": "M", "deleted": "D", "renamed": "R"}
-_KIND_COLOUR = {"added": "#1a7f37", "modified": "#9a6700", "deleted": "#cf222e", "renamed": "#8250df"}
-_LINE_STYLE = {"+": "background:#e6ffec;color:#116329", "-": "background:#ffebe9;color:#82071e",
-               "@": "background:#ddf4ff;color:#0550ae", "h": "color:#57606a;font-weight:600", " ": ""}
+# Colours come from JupyterLab's theme variables (light and dark alike), with GitHub-like
+# fallbacks where those variables do not exist (nbviewer, a plain HTML export).
+_OK, _WARN, _ERR, _INFO = ("var(--jp-success-color1,#1a7f37)", "var(--jp-warn-color1,#9a6700)",
+                           "var(--jp-error-color1,#cf222e)", "var(--jp-info-color1,#0969da)")
+_MUTED = "var(--jp-ui-font-color2,#57606a)"
+_KIND_COLOUR = {"added": _OK, "modified": _WARN, "deleted": _ERR, "renamed": _INFO}
+
+
+def _tint(colour: str, pct: int) -> str:
+    return f"color-mix(in srgb,{colour} {pct}%,transparent)"
+
+
+_LINE_STYLE = {"+": f"background:{_tint(_OK, 16)}", "-": f"background:{_tint(_ERR, 16)}",
+               "@": f"background:{_tint(_INFO, 12)};color:{_MUTED}", "h": f"color:{_MUTED};font-weight:600",
+               " ": ""}
 
 
 def split_patch(patch: str | None, files: Sequence[Mapping[str, Any]] = ()) -> dict[str, list[str]]:
@@ -161,12 +173,15 @@ class DiffView:
         rows = []
         for f in self.files:
             kind = str(f.get("change"))
-            colour = _KIND_COLOUR.get(kind, "#57606a")
-            rows.append(f'<tr><td style="color:{colour};font-weight:600">{_KIND_LETTER.get(kind, "?")}</td>'
-                        f'<td style="font-family:monospace">{html.escape(self._name(f))}</td>'
-                        f'<td style="font-family:monospace;text-align:right">{html.escape(self._stats(f))}</td></tr>')
-        return ('<table class="asm-diff-files" style="border-collapse:collapse">' + "".join(rows) + "</table>"
-                if rows else "<div><i>no changes</i></div>")
+            colour = _KIND_COLOUR.get(kind, _MUTED)
+            cell = "padding:1px 12px 1px 0;border:none;background:none;line-height:1.4"
+            rows.append(f'<tr><td style="{cell};color:{colour};font-weight:600">{_KIND_LETTER.get(kind, "?")}</td>'
+                        f'<td style="{cell};font-family:var(--jp-code-font-family,monospace);text-align:left">'
+                        f'{html.escape(self._name(f))}</td>'
+                        f'<td style="{cell};font-family:var(--jp-code-font-family,monospace);text-align:right;'
+                        f'color:{_MUTED}">{html.escape(self._stats(f))}</td></tr>')
+        return ('<table class="asm-diff-files" style="border-collapse:collapse;margin:4px 0">' + "".join(rows)
+                + "</table>" if rows else "<div><i>no changes</i></div>")
 
     def file_html(self, lines: list[str]) -> str:
         """One file's diff as coloured, escaped HTML lines."""
@@ -178,10 +193,11 @@ class DiffView:
                                 "similarity", "old mode", "new mode", "GIT binary", "Binary files")):
                 key = "h"
             style = _LINE_STYLE.get(key, "")
-            parts.append(f'<div style="{style};white-space:pre">{html.escape(line) or "&nbsp;"}</div>')
+            parts.append(f'<div style="{style};white-space:pre;padding:0 6px">{html.escape(line) or "&nbsp;"}</div>')
         if hidden:
-            parts.append(f'<div style="color:#57606a"><i>… {hidden} more lines</i></div>')
-        return ('<div class="asm-diff" style="font-family:monospace;font-size:12px;overflow-x:auto">'
+            parts.append(f'<div style="color:{_MUTED}"><i>… {hidden} more lines</i></div>')
+        return ('<div class="asm-diff" style="font-family:var(--jp-code-font-family,monospace);font-size:12px;'
+                'line-height:1.4;overflow-x:auto;color:var(--jp-content-font-color1,inherit)">'
                 + "".join(parts) + "</div>")
 
     def _collapsed(self, f: Mapping[str, Any], lines: list[str] | None) -> bool:
@@ -189,10 +205,11 @@ class DiffView:
 
     def html(self) -> str:
         """Static HTML: summary, file table, one ``<details>`` per file (long/binary ones closed)."""
-        out = [f'<div class="asm-diffview"><div style="font-weight:600">{html.escape(self._summary())}</div>',
+        out = [f'<div class="asm-diffview" style="font-family:var(--jp-ui-font-family,system-ui,sans-serif);'
+               f'font-size:13px;line-height:1.4"><div style="font-weight:600">{html.escape(self._summary())}</div>',
                self._file_rows_html()]
         if self.note:
-            out.append(f'<div style="color:#57606a"><i>{html.escape(self.note)}</i></div>')
+            out.append(f'<div style="color:{_MUTED}"><i>{html.escape(self.note)}</i></div>')
         sections = self._sections()
         for f in self.files:
             lines = sections.get(str(f.get("path")))
@@ -200,7 +217,7 @@ class DiffView:
                 continue
             opened = "" if self._collapsed(f, lines) else " open"
             out.append(f'<details{opened}><summary style="font-family:monospace">'
-                       f'{html.escape(self._name(f))} <span style="color:#57606a">{html.escape(self._stats(f))}'
+                       f'{html.escape(self._name(f))} <span style="color:{_MUTED}">{html.escape(self._stats(f))}'
                        f"</span></summary>{self.file_html(lines)}</details>")
         out.append("</div>")
         return "".join(out)
@@ -245,7 +262,7 @@ def diff_command(magics: Any, args: list[str]) -> Any:
     """``%asm diff RUN [RUN_B] [--store PATH|URL] [--text]``: the workspace diff of a run (with
     ``RUN_B``: the two runs compared side by side, ``asm_nb.diff_runs``). Shows the widget
     in a Jupyter kernel with ipywidgets (``--text``: plain text), else the rich/plain view."""
-    from .magics import UsageError, _want_widget
+    from .magics import UsageError
 
     p = _Parser(prog="%asm diff", add_help=False, description="Show what a run changed in its workspace.")
     p.add_argument("run_id")
@@ -268,8 +285,8 @@ def diff_command(magics: Any, args: list[str]) -> Any:
     if ns.text:
         print(view.text(), end="")
         return None
-    if _want_widget("auto"):
-        return view.widget()
+    # the static view in every front end: ``<details>`` per file is interactive enough, and a
+    # saved notebook keeps it (a widget would reopen as "model not found")
     return view
 
 

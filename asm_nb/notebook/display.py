@@ -15,7 +15,8 @@ snapshot. Every string is redacted with the effective redaction config.
     {
       "schema": "asm.run", "version": 1,
       "run": {"run_id": str|null, "session_id": str|null, "provider": str|null, "model": str|null,
-              "status": str, "stop_reason": str|null, "duration_ms": int|null,
+              "status": str, "stop_reason": str|null, "stop_reason_text": str|null,
+              "duration_ms": int|null,
               "error": {"code": str|null, "message": str}|null},
       "output": str,                                   # final assistant text
       "transcript": [                                  # in event order
@@ -24,7 +25,9 @@ snapshot. Every string is redacted with the effective redaction config.
       ],
       "tool_calls": [{"id": str, "name": str, "input": object, "output": any, "status":
                       "running"|"completed"|"failed", "exit_code": int|null, "duration_ms": int|null,
-                      "summary": str}],                 # summary = ToolSummary line
+                      "summary": str, "icon": str, "approval": str|null}],
+                                                       # summary: the plain-language row text
+                                                       # ("Read notes.txt · 17 B · 0.2 s")
       "usage": {"input_tokens": int, "output_tokens": int, "cache_read_tokens": int,
                 "cache_creation_tokens": int, "total_tokens": int},
       "cost_usd": float|null
@@ -43,7 +46,7 @@ from typing import Any, Mapping
 
 from ..core.serialization import first_set, to_jsonable
 from ..rendering.studio import ToolSummary, event_view, is_number, normalize_output
-from ._runview import RunState, make_redactor, result_fields
+from ._runview import RunState, make_redactor, result_fields, stop_reason_words
 
 __all__ = ["RUN_MIME", "run_result_mimebundle", "run_summary"]
 
@@ -111,12 +114,12 @@ def run_summary(result: Any, *, deterministic: bool = False, redact: Any = None)
             error = {"code": getattr(err, "code", None), "message": str(getattr(err, "message", err))}
     tool_calls = []
     for row in st.tools.values():
-        info = row.info()
-        line = ToolSummary.spinner_text(info) if row.status == "running" else ToolSummary.summary_line(info)
+        icon, _cls, line = st.tool_line(row, deterministic=True)
         tool_calls.append({"id": None if deterministic or row.id.startswith("_anon") else row.id, "name": row.name,
                            "input": row.input, "output": row.output, "status": row.status,
                            "exit_code": row.exit_code if is_number(row.exit_code) else None,
-                           "duration_ms": None if deterministic else row.duration_ms, "summary": line})
+                           "duration_ms": None if deterministic else row.duration_ms, "summary": line,
+                           "icon": icon, "approval": row.approval})
     output = r.get("output")
     if isinstance(output, Mapping):
         output = first_set(output.get("content"), "")
@@ -125,6 +128,7 @@ def run_summary(result: Any, *, deterministic: bool = False, redact: Any = None)
         "run": {"run_id": None if deterministic else r.get("run_id"),
                 "session_id": None if deterministic else r.get("session_id"),
                 "provider": st.provider, "model": st.model, "status": st.status, "stop_reason": st.stop_reason,
+                "stop_reason_text": stop_reason_words(st.stop_reason),
                 "duration_ms": None if deterministic else st.duration_ms, "error": error},
         "output": output if isinstance(output, str) else ("" if output is None else str(output)),
         "transcript": _transcript(events, deterministic),

@@ -129,7 +129,10 @@ class LiveRunsView:
             self._thread.join(timeout=2)
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        return self.widget._repr_mimebundle_(include=include, exclude=exclude)
+        data = self.widget._repr_mimebundle_(include=include, exclude=exclude)
+        # a text front end (jupyter console) shows the table, not the widget's HTML(value=...) repr
+        data["text/plain"] = render_text(running_rows(self.store, self.session_id), batch_rows())
+        return data
 
 
 def _widgets_available() -> bool:

@@ -12,17 +12,23 @@ text, deterministic: no timestamps or ids, so nbval can check it), or ``none``. 
 
 from __future__ import annotations
 
+import os
 import queue
 import shlex
 import string
 import sys
 from typing import Any
 
+from IPython.core.error import UsageError as _IPythonUsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from .. import config
 from ..core.errors import AsmError
+from ..policy.options import non_negative_int as _non_negative_int
+from ..policy.options import non_negative_number as _non_negative_number
+from ..policy.options import positive_int as _positive_int
+from ..policy.options import positive_seconds as _positive_seconds
 
 _KERNEL_DEFAULTS: dict[str, Any] = {}
 RENDERERS = ("auto", "widget", "studio", "compact", "verbose", "none")
@@ -70,6 +76,13 @@ def _want_widget(renderer: str) -> bool:
     return True
 
 
+def _one_line(text: str) -> str:
+    """An error line as shown: redacted, newlines folded."""
+    from ..persistence.redaction import scan_text
+
+    return scan_text(text, None)[0].replace("\n", " ")
+
+
 @magics_class
 class AsmMagics(Magics):
     """The ``%%asm`` cell magic and ``%asm`` line magic."""
@@ -80,7 +93,7 @@ class AsmMagics(Magics):
     @argument("-m", "--model", help="model id or alias")
     @argument("--session", help="continue (or start) the named session")
     @argument("--system", help="system prompt")
-    @argument("--max-turns", type=int, help="maximum agent turns")
+    @argument("--max-turns", type=_positive_int, help="maximum agent turns")
     @argument("--permission-mode", choices=["default", "accept_edits", "plan", "full_auto",
                                             "dangerously_skip_permissions"])
     @argument("--cwd", help="working directory of the run")
@@ -89,17 +102,22 @@ class AsmMagics(Magics):
     @argument("--background", action="store_true", help="return at once; the result is bound when done")
     @argument("--record", metavar="FILE", help="record the run as a replay cassette")
     @argument("--replay", metavar="FILE", help="replay a cassette instead of calling a provider")
+    @argument("--speed", type=float, metavar="X",
+              help="with --replay: playback speed (1 = as recorded, 2 = twice as fast; default: instant)")
     @argument("--store", help="store path or URL (default: ./.asm or $ASM_HOME)")
     @argument("--quiet", action="store_true", help="show nothing while it runs; only bind the result")
     @argument("--log", metavar="FILE", help="also write the rendered run (plain text) to FILE")
     @argument("--jsonl", metavar="FILE", help="write every event of the run as one JSON line to FILE")
+    @argument("--publish", action="store_true",
+              help="broadcast the run's events on asm_nb.pubsub.default_pubsub() (topic asm:session:<id>)")
     @argument("--snapshot", action="store_true", help="snapshot the working directory and diff it")
     @argument("--rollback-on-failure", action="store_true",
               help="with --snapshot (git repos): restore the pre-run files if the run fails")
-    @argument("--timeout", type=float, help="stop the run after this many seconds")
-    @argument("--budget", type=float, metavar="USD", help="policy: stop the run once it has cost more than USD")
-    @argument("--max-tokens", type=int, metavar="N", help="policy: stop the run above N tokens")
-    @argument("--max-tool-calls", type=int, metavar="N", help="policy: stop the run at tool call N+1")
+    @argument("--timeout", type=_positive_seconds, help="stop the run after this many seconds")
+    @argument("--budget", type=_non_negative_number, metavar="USD",
+              help="policy: stop the run once it has cost more than USD")
+    @argument("--max-tokens", type=_positive_int, metavar="N", help="policy: stop the run above N tokens")
+    @argument("--max-tool-calls", type=_non_negative_int, metavar="N", help="policy: stop the run at tool call N+1")
     @argument("--deny-tools", metavar="A,B", help="policy: tools the run may not use")
     @argument("--allow-tools", metavar="A,B", help="policy: the only tools the run may use")
     @argument("--on-violation", choices=["cancel", "warn", "ask"], help="policy: what a violation does")
@@ -117,13 +135,27 @@ class AsmMagics(Magics):
         config [key=value ...] | store PATH|URL``.
         """
         try:
+            if "\x00" in line or (cell is not None and "\x00" in cell):
+                raise UsageError("the options or the cell contain a NUL byte (\\x00)")
             if cell is None:
                 return self._line(line)
             return self._cell(line, cell)
         except UsageError as exc:
             print(f"UsageError: {exc}", file=sys.stderr)
         except AsmError as exc:
-            print(f"asm: [{exc.code}] {exc.message}", file=sys.stderr)
+            print(_one_line(f"asm: [{exc.code}] {exc.message}"), file=sys.stderr)
+        except KeyboardInterrupt:
+            print("asm: interrupted", file=sys.stderr)
+        except _IPythonUsageError:
+            raise  # IPython shows its own UsageError as one line
+        except OSError as exc:  # a path that cannot be read or written
+            where = f" {exc.filename!r}" if getattr(exc, "filename", None) else ""
+            print(f"asm: [storage_error] {exc.strerror or exc}{where}", file=sys.stderr)
+        except Exception as exc:  # a bug: still one line (ASM_DEBUG=1 shows the traceback)
+            if os.environ.get("ASM_DEBUG"):
+                raise
+            print(_one_line(f"asm: [internal_error] {type(exc).__name__}: {exc} (set ASM_DEBUG=1 for the "
+                            "traceback)"), file=sys.stderr)
         return None
 
     # ---------------------------------------------------------------------------------- cell
@@ -133,7 +165,14 @@ class AsmMagics(Magics):
         except SystemExit:
             raise UsageError(f"bad %%asm options: {line!r} (see %%asm?)") from None
         except Exception as exc:  # UsageError from IPython's parser
-            raise UsageError(str(exc).strip().splitlines()[-1] if str(exc).strip() else "bad options") from None
+            msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else "bad options"
+            if msg.startswith("unrecognized arguments:") and msg.split(":", 1)[1].split():
+                from ..core.suggest import did_you_mean
+
+                parser = getattr(self.asm, "parser", None)
+                flags = [o for a in getattr(parser, "_actions", []) for o in a.option_strings]
+                msg += did_you_mean(msg.split(":", 1)[1].split()[0].split("=")[0], flags)
+            raise UsageError(msg) from None
 
     def _cell(self, line: str, cell: str, _async: bool = False) -> Any:
         args = self._parse(line)
@@ -148,9 +187,24 @@ class AsmMagics(Magics):
             return compare_cell(self, args, prompt, _async=_async)
         provider = args.provider or _default("provider") or config.get("default_provider")
         options: dict[str, Any] = {}
+        if args.speed is not None and not args.replay:
+            raise UsageError("--speed goes with --replay FILE")
         if args.replay:
             provider = "replay"
             options["cassette"] = args.replay
+            if args.speed is not None:
+                if not args.speed >= 0:  # also rejects nan
+                    raise UsageError(f"--speed must be a number >= 0, got {args.speed}")
+                options["speed"] = args.speed or None
+            _note_replay_prompt(args.replay, prompt)
+        elif provider == "replay":
+            raise UsageError("-p replay needs a cassette: %%asm --replay FILE (record one with --record FILE)")
+        if args.rollback_on_failure and not args.snapshot:
+            raise UsageError("--rollback-on-failure needs --snapshot")
+        if args.allow_tools and args.deny_tools:
+            from ..policy.options import from_options
+
+            from_options(allow_tools=args.allow_tools, deny_tools=args.deny_tools)  # contradictions: one line
         renderer = args.renderer or _default("renderer") or config.get("default_renderer") or "auto"
         if renderer not in RENDERERS:
             raise UsageError(f"unknown renderer {renderer!r}; expected one of {', '.join(RENDERERS)}")
@@ -184,6 +238,8 @@ class AsmMagics(Magics):
                           timeout=args.timeout * 1000 if args.timeout else "unbounded",
                           cwd=args.cwd, on_event=view.on_event)
         run_kwargs["policy"] = _guard().cell_policy(args, view)  # kernel budget + policy options
+        if args.publish:
+            run_kwargs["publish"] = True
         if args.background:
             return self._background(prompt, adapter, run_kwargs, view, args.out)
         if _async:
@@ -194,6 +250,10 @@ class AsmMagics(Magics):
     def _complete(self, result: Any, view: Any, out: str | None) -> None:
         self._bind(result, out)
         view.finish(result)
+        err = getattr(result, "error", None)
+        if err is not None and getattr(result, "status", None) != "completed":
+            # every failed cell shows its error, whatever the renderer shows
+            print(_one_line(f"asm: [{err.code}] {err.message}"), file=sys.stderr)
         if isinstance(view, _TextView):
             _publish_ids(result)
         shown = view.result_display(result)
@@ -256,19 +316,19 @@ class AsmMagics(Magics):
         return resolve_store(_default("store"))
 
     def _cmd_sessions(self, rest: list[str]) -> Any:
-        from ..cli import _table
+        from .tables import Table, show_table
 
         rows = [{"session_id": s.id, "name": s.metadata.get("name"), "status": s.status.value,
                  "provider": s.metadata.get("provider"), "created": s.created_at.strftime("%Y-%m-%d %H:%M:%S")}
                 for s in self._store().list_sessions()]
-        print(_table(rows, ["session_id", "name", "status", "provider", "created"]))
+        show_table(Table(rows, ["session_id", "name", "status", "provider", "created"]))
 
     def _cmd_runs(self, rest: list[str]) -> Any:
         if "--live" in rest:
             from .live import live_runs
 
             return live_runs(self, [a for a in rest if a != "--live"])
-        from ..cli import _table
+        from .tables import Table, show_table
 
         rows = []
         for r in self._store().list_runs(rest[0] if rest else None):
@@ -276,7 +336,7 @@ class AsmMagics(Magics):
             rows.append({"run_id": r.id, "status": r.status.value, "provider": r.provider,
                          "model": (r.provider_metadata or {}).get("model"), "in": u.get("input_tokens"),
                          "out": u.get("output_tokens"), "cost_usd": r.cost_usd})
-        print(_table(rows, ["run_id", "status", "provider", "model", "in", "out", "cost_usd"]))
+        show_table(Table(rows, ["run_id", "status", "provider", "model", "in", "out", "cost_usd"]))
 
     def _cmd_events(self, rest: list[str]) -> Any:
         if len(rest) != 1:
@@ -284,8 +344,10 @@ class AsmMagics(Magics):
         store = self._store()
         run = store.get_run(rest[0])
         from ..core.events import without_audit
+        from .tables import EventList
 
-        return without_audit(store.get_events(run.session_id, run_id=run.id))
+        # a list of the run's events, shown as a table (not raw Event(...) reprs)
+        return EventList(without_audit(store.get_events(run.session_id, run_id=run.id)))
 
     def _cmd_show(self, rest: list[str]) -> Any:
         if len(rest) != 1:
@@ -471,6 +533,22 @@ class _TextView:
 
     def live_display(self) -> Any:
         return None
+
+
+def _note_replay_prompt(path: str, prompt: str) -> None:
+    """Say so when the cell's prompt is not the one the cassette recorded (the replay shows the
+    recording whatever the cell says)."""
+    from ..providers.replay import load_cassette
+
+    try:
+        recorded = load_cassette(path).header.get("input")
+    except Exception:  # a bad cassette fails the run with its own clear error
+        return
+    if isinstance(recorded, str) and recorded.strip() and recorded.strip() != prompt.strip():
+        shown = recorded.strip().replace("\n", " ")
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        print(f"note: this cell's prompt differs from the recording's ({shown!r}); "
+              "the replay shows what was recorded", file=sys.stderr)
 
 
 def _publish_ids(result: Any) -> None:

@@ -55,6 +55,7 @@ __all__ = ["RunWidget", "WidgetSink", "LiveRunView", "make_live_view", "WIDGET_M
 log = logging.getLogger(__name__)
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+_ENDED = frozenset({"completed", "failed", "cancelled"})
 
 
 class RunWidget:
@@ -84,6 +85,12 @@ class RunWidget:
         self._cancel_cbs: list[Callable] = [on_cancel] if on_cancel else []
         self._approval_cbs: list[Callable] = [on_approval] if on_approval else []
         self._handle: Any = None
+        self._events: list[Any] = []  # every event applied: the static bundle is rebuilt from them
+        self._result: Any = None
+        #: when the run ends, replace the displayed output with the static run bundle and close
+        #: the widget models (a compare pane leaves that to its ``CompareView``)
+        self.close_on_finish = True
+        self._widgets: list[Any] = []
 
         # Rows share one Layout and one style so each new row opens a single comm.
         self._row_layout = W.Layout(margin="0", width="100%")
@@ -102,6 +109,9 @@ class RunWidget:
         self._footer = W.HBox([self._counters, self._cancel_btn], layout=W.Layout(align_items="center"))
         self.root = W.VBox([self._header, self._body, self._approval_box, self._footer])
         self.root.add_class("asm-run")
+        self._widgets = [self._header, self._body, self._approval_html, self._approve_btn, self._deny_btn,
+                         self._approval_box, self._counters, self._cancel_btn, self._footer, self.root,
+                         self._row_layout, self._row_style]
         self._cancel_btn.on_click(lambda _b: self.cancel())
         self._approve_btn.on_click(lambda _b: self._decide("approve"))
         self._deny_btn.on_click(lambda _b: self._decide("deny"))
@@ -117,6 +127,9 @@ class RunWidget:
             if self._frozen:
                 return
             self.state.apply(event)
+            self._events.append(event)
+            if self.state.status in _ENDED:  # this run is over: no Cancel, whatever else runs on
+                self._cancel_btn.layout.display = "none"
             self._dirty = True
             self._maybe_flush()
 
@@ -133,22 +146,60 @@ class RunWidget:
 
     def finish(self, result: Any = None) -> None:
         """Apply the run result (status, exact usage and cost), draw the final state, hide the
-        buttons and freeze the view; updates the output made by ``display()``."""
+        buttons and freeze the view. The output made by ``display()`` is then *replaced* by the
+        static run bundle (``application/vnd.asm.run+json`` + ``text/html`` + ``text/plain``)
+        and the widget models are closed, so a saved notebook reopens as the run card, with or
+        without a kernel (never "Error displaying widget: model not found")."""
         with self._lock:
             if self._frozen:
                 return
             self._cancel_timer()
             self.state.finish(result)
+            self._result = result
             self._frozen = True
             self._flush_locked(self.clock())
             self._cancel_btn.layout.display = "none"
             self._approval_box.layout.display = "none"
             handle = self._handle
-        if handle is not None:
+        if handle is not None and self.close_on_finish:
             try:
-                handle.update(self)
+                data, metadata = self.static_bundle()
+                handle.update(data, raw=True, metadata=metadata)
             except Exception:  # the display may be gone (cleared output)
                 log.debug("display update failed", exc_info=True)
+            self.close()
+
+    def static_bundle(self) -> tuple[dict, dict]:
+        """``(data, metadata)``: the finished run as the static run bundle (the card), built
+        from the run result and the events this view received. No widget MIME type."""
+        from .display import run_result_mimebundle
+        from ._runview import result_fields
+
+        with self._lock:
+            r = result_fields(self._result)
+            if not r.get("events"):
+                r["events"] = list(self._events)
+            st = self.state
+            r.setdefault("status", st.status)
+            for key, value in (("provider", st.provider), ("model", st.model), ("run_id", st.run_id),
+                               ("session_id", st.session_id), ("cost_usd", st.cost_usd),
+                               ("token_usage", dict(st.usage)), ("duration_ms", st.duration_ms)):
+                if r.get(key) in (None, "", {}):
+                    r[key] = value
+            if st.error and not r.get("error"):
+                r["error"] = {"message": st.error}
+            data = run_result_mimebundle(r, deterministic=self.deterministic)
+            ids = {k: v for k, v in (("run_id", st.run_id), ("session_id", st.session_id)) if v}
+        return data, ({"asm": ids} if ids else {})
+
+    def close(self) -> None:
+        """Close the widget models (the front end forgets them). The view keeps its state:
+        ``static_bundle()``, ``plain_text()`` and the rich display still work."""
+        for w in self._seg_widgets + self._widgets:
+            try:
+                w.close()
+            except Exception:
+                log.debug("widget close failed", exc_info=True)
 
     def fail(self, exc: BaseException) -> None:
         """Finish from an exception (``AsmError`` code ``cancelled`` → status cancelled)."""
@@ -233,10 +284,11 @@ class RunWidget:
                             "duration_ms": row.duration_ms, "approval": row.approval})
             return out
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict:
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> Any:
+        if self._frozen:  # finished: the static card, never a widget that a saved notebook loses
+            data, metadata = self.static_bundle()
+            return (data, metadata) if metadata else data
         data: dict[str, Any] = {"text/plain": self.plain_text()}
-        if self._frozen:
-            data["text/html"] = self.static_html()
         data[WIDGET_MIME] = {"version_major": 2, "version_minor": 0, "model_id": self.root.model_id}
         ids = {k: v for k, v in (("run_id", self.state.run_id), ("session_id", self.state.session_id)) if v}
         if ids:  # output metadata links a saved notebook's output back to its events in the store

@@ -135,7 +135,7 @@ _DEFAULTS: tuple[tuple[str, str, tuple[tuple[str, ...], tuple[str, ...], tuple[s
     ("private_key",
      r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----"
      r"(?:[\s\S]*?-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----|[\s\S]*)",
-     (("-----begin",), ("private key-----",), ())),
+     (("-----begin",), ("private key",), ())),
     ("connection_string",
      r"(?i)(postgres|postgresql|mysql|mariadb|redis|rediss|mongodb|mongodb\+srv|amqp|amqps|mssql|sqlserver)"
      r"://[^\s]+", (("://",), (), ())),

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import sys
 from typing import Any
 
 from ..core.errors import AsmError
 from .policy import Policy
 
-__all__ = ["ON_VIOLATION", "add_policy_arguments", "policy_from_args", "from_options", "terminal_approval"]
+__all__ = ["ON_VIOLATION", "add_policy_arguments", "policy_from_args", "from_options", "terminal_approval",
+           "positive_seconds", "non_negative_number", "positive_int", "non_negative_int"]
 
 #: ``--on-violation`` choices → Policy actions
 ON_VIOLATION = {"cancel": "cancel", "warn": "warn", "ask": "request_approval"}
@@ -48,6 +50,10 @@ def from_options(*, budget_usd: float | None = None, max_tokens: int | None = No
         limits.append(("max_tool_calls", max_tool_calls))
     if timeout_s is not None:
         limits.append(("max_duration_ms", int(round(timeout_s * 1000))))
+    both = sorted(set(names(allow_tools)) & set(names(deny_tools))) if allow_tools and deny_tools else []
+    if both:
+        raise AsmError("validation_error", f"{', '.join(both)} is both allowed and denied: "
+                                           "name each tool in --allow-tools or --deny-tools, not both")
     rules: list[tuple[str, list[str]]] = []
     if allow_tools is not None:
         rules.append(("allow", names(allow_tools)))
@@ -59,13 +65,58 @@ def from_options(*, budget_usd: float | None = None, max_tokens: int | None = No
     return Policy(name=name, limits=limits, tool_rules=rules, on_violation=action)
 
 
+def positive_seconds(text: str) -> float:
+    """argparse type: a finite number of seconds > 0 (``nan``, ``inf``, ``-1``, ``abc`` refused)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds > 0, got {text!r}")
+    return v
+
+
+def non_negative_number(text: str) -> float:
+    """argparse type: a finite number >= 0 (a budget in USD)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(v) or v < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return v
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return v
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number >= 0."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return v
+
+
 def add_policy_arguments(p: argparse.ArgumentParser, *, timeout: bool = True) -> None:
     """Add the policy options to ``p``."""
-    p.add_argument("--budget", type=float, metavar="USD", help="stop the run once it has cost more than USD")
-    p.add_argument("--max-tokens", type=int, metavar="N", help="stop the run above N tokens (input + output)")
-    p.add_argument("--max-tool-calls", type=int, metavar="N", help="stop the run at tool call N+1")
+    p.add_argument("--budget", type=non_negative_number, metavar="USD",
+                   help="stop the run once it has cost more than USD")
+    p.add_argument("--max-tokens", type=positive_int, metavar="N", help="stop the run above N tokens (input + output)")
+    p.add_argument("--max-tool-calls", type=non_negative_int, metavar="N", help="stop the run at tool call N+1")
     if timeout:
-        p.add_argument("--timeout", type=float, metavar="S", help="stop the run after S seconds")
+        p.add_argument("--timeout", type=positive_seconds, metavar="S", help="stop the run after S seconds")
     p.add_argument("--deny-tools", metavar="A,B", help="tools the run may not use")
     p.add_argument("--allow-tools", metavar="A,B", help="the only tools the run may use")
     p.add_argument("--on-violation", choices=sorted(ON_VIOLATION), help="cancel (default), warn, or ask")

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..core.errors import AsmError
 
 if TYPE_CHECKING:  # the classes load lazily (module __getattr__ below); type checkers see them
+    from ..core.events import normalize as normalize_event
+    from ..core.events import normalize_batch as normalize_events
     from ._base import ActiveRun, BaseAdapter
     from .amp import AmpAdapter
     from .claude import ClaudeAdapter
@@ -69,8 +71,11 @@ def get_provider_factory(name: str) -> Callable[..., Any]:
     _load_entry_points()
     factory = _registry.get(name, _BUILTINS.get(name))
     if factory is None:
+        from ..core.suggest import did_you_mean
+
+        known = available_providers()
         raise AsmError("validation_error",
-                       f"Unknown provider {name!r}. Known providers: {', '.join(available_providers())}")
+                       f"Unknown provider {name!r}{did_you_mean(name, known)}. Known providers: {', '.join(known)}")
     if isinstance(factory, str):
         mod_name, _, attr = factory.partition(":")
         try:
@@ -128,7 +133,11 @@ def provider_manifest(name: str) -> Any:
         meta["adapter"] = f"{getattr(factory, '__module__', '?')}:{getattr(factory, '__qualname__', factory)}"
         description = ((getattr(factory, "__doc__", None) or "").strip().splitlines() or [None])[0]
         adapter = factory(**_MANIFEST_OPTS.get(name, {}))
-        caps = list(_run_coroutine(adapter.capabilities()))
+        from ..core.capabilities import Capability
+
+        caps = [Capability.new({"name": c.name, "type": getattr(c.type, "value", c.type), "enabled": c.enabled,
+                                "description": c.description})  # typed, whatever the adapter built
+                for c in _run_coroutine(adapter.capabilities())]
     except Exception as exc:  # noqa: BLE001 - a provider that cannot load is listed as unavailable
         meta.update(available=False, error=str(getattr(exc, "message", exc)))
     return Manifest.new(name, __version__, description=description, provider=name, capabilities=caps,
@@ -155,7 +164,8 @@ def provider_registry() -> Any:
 # importing any SDK until the name is used.
 _CLASSES = {"ShellAdapter": "shell", "ReplayProvider": "replay", "ClaudeAdapter": "claude",
             "ClaudeCodeAdapter": "claude_code", "CodexAdapter": "codex", "AmpAdapter": "amp"}
-_OTHER = {"BaseAdapter": "asm_nb.providers._base:BaseAdapter", "ActiveRun": "asm_nb.providers._base:ActiveRun"}
+_OTHER = {"BaseAdapter": "asm_nb.providers._base:BaseAdapter", "ActiveRun": "asm_nb.providers._base:ActiveRun",
+          "normalize_event": "asm_nb.core.events:normalize", "normalize_events": "asm_nb.core.events:normalize_batch"}
 
 
 def __getattr__(name: str) -> Any:
@@ -167,4 +177,5 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["register_provider", "available_providers", "get_provider_factory", "create_adapter",
-           "provider_manifest", "provider_registry", "BaseAdapter", "ActiveRun", *_CLASSES]
+           "provider_manifest", "provider_registry", "BaseAdapter", "ActiveRun", "normalize_event",
+           "normalize_events", *_CLASSES]

@@ -107,11 +107,12 @@ class ActiveRun:
         """Invariant 5: close tool calls still open before a terminal event."""
         for tcid, (name, tinput) in list(self.open_tools.items()):
             await self.emit("tool_call_failed", {"tool_call_id": tcid, "tool_name": name, "tool_input": tinput,
-                                                 "tool_output": None, "is_error": True, "reason": reason})
+                                                 "tool_output": None, "is_error": True, "reason": reason,
+                                                 "status": "unfinished"})
 
-    async def emit_cancelled(self, reason: str | None = None) -> AsmError:
+    async def emit_cancelled(self, reason: str | None = None, extra: Mapping[str, Any] | None = None) -> AsmError:
         await self.close_open_tools("cancelled")
-        await self.emit("run_cancelled", {"reason": reason} if reason else {})
+        await self.emit("run_cancelled", {**({"reason": reason} if reason else {}), **dict(extra or {})})
         return AsmError("cancelled", "Run was cancelled", context={"run_id": self.run.id,
                                                                    "provider": self.adapter.name})
 

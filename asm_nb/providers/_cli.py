@@ -386,7 +386,13 @@ class CliAdapter(BaseAdapter):
                     fn()
                 except Exception:  # best effort (temp files)
                     log.debug("cleanup failed", exc_info=True)
+        outcome = self._after_process(inv, outcome)
         return await self._finish(active, outcome)
+
+    def _after_process(self, inv: Invocation, outcome: Outcome) -> Outcome:
+        """Hook: what the adapter learns after the process ended (e.g. the model from a session
+        file) goes into ``outcome.terminal_extra``."""
+        return outcome
 
     async def _stream(self, active: ActiveRun, proc: Any, mapper: MapperBase) -> Outcome:
         active.on_cancel.append(lambda: proc.request_terminate("cancelled"))
@@ -428,12 +434,13 @@ class CliAdapter(BaseAdapter):
         return mapper.end(exit)
 
     async def _finish(self, active: ActiveRun, outcome: Outcome) -> Mapping[str, Any]:
+        extra = dict(outcome.terminal_extra or {})
         for etype, data in outcome.events:
-            await active.emit(etype, data)
+            await active.emit(etype, {**data, **extra} if etype == "run_completed" else data)
         if outcome.status == "completed":
-            return {"output": outcome.output, "token_usage": outcome.token_usage}
+            return {"output": {**outcome.output, **extra}, "token_usage": outcome.token_usage}
         if outcome.status == "cancelled":
-            raise await active.emit_cancelled()
+            raise await active.emit_cancelled(extra=extra)
         err = outcome.error or AsmError("provider_error", f"{self.cli_name} run failed")
         if outcome.error_extra and err.message not in active.error_messages:
             await active.close_open_tools("stream_incomplete")
@@ -443,7 +450,7 @@ class CliAdapter(BaseAdapter):
             if err.details:
                 data["details"] = err.details
             await active.emit("error_occurred", {**data, **outcome.error_extra})
-        raise await active.emit_failure(err)
+        raise await active.emit_failure(err, extra)
 
 
 __all__ = ["CliAdapter", "Invocation", "DEFAULT_KILL_GRACE_MS", "check_str", "check_positive_int",

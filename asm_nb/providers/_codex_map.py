@@ -162,7 +162,8 @@ class CodexMapper(MapperBase):
             "thread_id": self.thread_id, "provider_session_id": self.thread_id,
             "model": confirmed_model or self.configured_model, "configured_model": self.configured_model,
             "confirmed_model": confirmed_model, "confirmed_reasoning_effort": effort,
-            "confirmation_source": "codex_cli.thread_started", "resumed": True if self.resumed else None})
+            "confirmation_source": "codex_cli.thread_started", "resumed": True if self.resumed else None,
+            "model_source": "stream" if confirmed_model else self.model_source})
 
     def _ids(self, obj: dict) -> dict:
         d = {"thread_id": self.thread_id or as_str(obj.get("thread_id"))}

@@ -76,6 +76,7 @@ class Outcome:
     error_extra: dict = field(default_factory=dict)
     output: dict = field(default_factory=dict)
     token_usage: dict = field(default_factory=dict)
+    terminal_extra: dict = field(default_factory=dict)  # merged into the terminal event's data
 
 
 # -- usage ---------------------------------------------------------------------------------------
@@ -171,9 +172,12 @@ class MapperBase:
 
     provider = "unknown"  # ProviderError provider string
 
-    def __init__(self, *, prompt_messages: list[dict] | None = None, configured_model: str | None = None) -> None:
+    def __init__(self, *, prompt_messages: list[dict] | None = None, configured_model: str | None = None,
+                 model_source: str | None = None) -> None:
         self.prompt_messages = list(prompt_messages or [])
         self.configured_model = configured_model
+        #: where ``configured_model`` came from (``flag``, ``option``, ``config_file:<path>``…)
+        self.model_source = model_source if configured_model else None
         self.started = False
         self.lines_seen = 0
         self.tool_calls: list[dict] = []
@@ -210,7 +214,13 @@ class MapperBase:
             outcome = Outcome("failed", error=AsmError("internal_error", f"{type(exc).__name__}: {exc}"))
         held, self._held = self._held, []
         outcome.events = held + list(outcome.events)
+        outcome.terminal_extra = {**self.terminal_model(), **outcome.terminal_extra}
         return outcome
+
+    def terminal_model(self) -> dict:
+        """``{"model", "model_source"}`` learned during the run, for the terminal event ({} when
+        run_started already said it)."""
+        return {}
 
     def on_object(self, obj: dict) -> list[Emit]:
         raise NotImplementedError

@@ -70,6 +70,7 @@ __all__ = [
     "resolve_executable",
     "command_not_found_error",
     "signal_name",
+    "EscapedProcessWarning",
 ]
 
 DEFAULT_SIGNALS: tuple[int, ...] = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGKILL)
@@ -111,6 +112,9 @@ class ProcessResult:
     stderr: str
     stderr_truncated: bool
     signals_sent: tuple[str, ...] = field(default_factory=tuple)
+    #: pids of descendants that left the process group (``setsid``) and still held its output
+    #: open when it ended: not killed (they escaped on purpose), reported with a warning
+    survivors: tuple[int, ...] = field(default_factory=tuple)
 
     @property
     def signal_name(self) -> str | None:
@@ -283,6 +287,9 @@ class ManagedProcess:
         self._stdout_task: asyncio.Task | None = None
         self._result: ProcessResult | None = None
         self.partial_last_line = False
+        self._label: str | None = None
+        self._pipe_inodes: frozenset[int] = frozenset()
+        self._survivors: tuple[int, ...] = ()
 
     # -- construction ------------------------------------------------------------------
     @staticmethod
@@ -376,6 +383,8 @@ class ManagedProcess:
             raise AsmError("internal_error", msg, details={"binary": exe, "errno": exc.errno}) from exc
         self._proc = proc
         self.pid = proc.pid
+        self._label = label
+        self._pipe_inodes = _pipe_inodes(proc)
         self._t0 = self._last_activity = time.monotonic()
         _LIVE.add(self)
         loop = asyncio.get_running_loop()
@@ -408,7 +417,10 @@ class ManagedProcess:
             pass
         finally:
             self._stdout_eof = True
-            await self._queue.put(None)
+            try:
+                self._queue.put_nowait(None)
+            except asyncio.QueueFull:
+                await self._queue.put(None)
 
     async def _pump_stderr(self) -> None:
         assert self._proc and self._proc.stderr
@@ -476,9 +488,32 @@ class ManagedProcess:
         # then kill what is left of the group
         pumps = [t for t in (self._stdout_task, self._stderr_task) if t is not None]
         if pumps:
-            _, pending = await asyncio.wait(pumps, timeout=self._exit_drain_s)
+            # after our own terminate the group is being killed anyway: a short drain is enough
+            drain = min(self._exit_drain_s, 0.3) if self._terminating is not None else self._exit_drain_s
+            _, pending = await asyncio.wait(pumps, timeout=drain)
             if pending:
                 _killpg(self.pid, _signal.SIGKILL)
+                _, pending = await asyncio.wait(pending, timeout=0.2)
+            if pending:
+                # a descendant escaped the group (setsid) and holds the pipes: name it, stop
+                # reading (so readers see EOF and a cancel returns), leave it running
+                self._survivors = tuple(_pipe_holders(self._pipe_inodes))
+                if self._survivors:
+                    import warnings
+
+                    warnings.warn(f"{self._label or self.argv[0]}: process(es) {', '.join(map(str, self._survivors))} "
+                                  "left the process group (setsid) and survive it; asm_nb stopped reading their "
+                                  "output. Kill them with: kill " + " ".join(map(str, self._survivors)),
+                                  EscapedProcessWarning, stacklevel=2)
+                for t in pending:
+                    t.cancel()
+                for fd in (1, 2):
+                    try:
+                        pipe = self._proc._transport.get_pipe_transport(fd)  # type: ignore[union-attr]
+                        if pipe is not None:
+                            pipe.close()
+                    except Exception:  # noqa: BLE001 - best effort: the pump tasks are cancelled anyway
+                        pass
 
     async def _watchdog(self, total_ms: float | None, idle_ms: float | None) -> None:
         deadline = self._t0 + total_ms / 1000 if total_ms else None
@@ -609,7 +644,7 @@ class ManagedProcess:
             signal=-rc if rc is not None and rc < 0 else None,
             signalled_by_us=bool(self._signals_sent), reason=self._reason, timed_out=self._timed_out,
             duration_ms=self.elapsed_ms, stderr=stderr or "", stderr_truncated=self._stderr_truncated or cut,
-            signals_sent=tuple(self._signals_sent))
+            signals_sent=tuple(self._signals_sent), survivors=self._survivors)
 
     async def terminate(self, reason: str = "cancelled", *, signals: Sequence[int] | None = None,
                         grace_ms: int | None = None) -> ProcessResult:
@@ -675,6 +710,46 @@ class ManagedProcess:
                 if not t.done():
                     t.cancel()
         return res
+
+
+class EscapedProcessWarning(RuntimeWarning):
+    """A descendant left the process group (``setsid``) and outlived a command or its cancel."""
+
+
+def _pipe_inodes(proc: Any) -> frozenset[int]:
+    """The inodes of a child's stdout/stderr pipes (our read ends), for ``_pipe_holders``."""
+    out = set()
+    for stream in (getattr(proc, "stdout", None), getattr(proc, "stderr", None)):
+        try:
+            fd = stream._transport.get_extra_info("pipe").fileno()  # type: ignore[union-attr]
+            out.add(os.fstat(fd).st_ino)
+        except Exception:  # noqa: BLE001 - no pipe (merged stderr) or not a pipe transport
+            pass
+    return frozenset(out)
+
+
+def _pipe_holders(inodes: frozenset[int]) -> list[int]:
+    """Pids (other than ours) with an fd on one of the pipes ``inodes`` (Linux ``/proc``)."""
+    if not inodes or not os.path.isdir("/proc"):
+        return []
+    wanted = {f"pipe:[{i}]" for i in inodes}
+    me = os.getpid()
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{entry}/fd/{fd}") in wanted:
+                    pids.append(int(entry))
+                    break
+            except OSError:
+                continue
+    return sorted(pids)
 
 
 def _decode_line(raw: bytes) -> str:

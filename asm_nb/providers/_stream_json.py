@@ -188,6 +188,7 @@ class ClaudeCodeMapper(StreamJsonMapper):
         return self.start_events({
             "session_id": self.session_id, "provider_session_id": self.session_id,
             "model": as_str(obj.get("model")) or self.configured_model, "configured_model": self.configured_model,
+            "model_source": "stream" if as_str(obj.get("model")) else self.model_source,
             "tools": jsonable(obj.get("tools")) if isinstance(obj.get("tools"), list) else None,
             "cwd": as_str(obj.get("cwd")),
             "mcp_servers": jsonable(obj.get("mcp_servers")) if isinstance(obj.get("mcp_servers"), list) else None,
@@ -260,11 +261,21 @@ class ClaudeCodeMapper(StreamJsonMapper):
         self.result = obj
         self.turns += 1
         out: list[Emit] = self._denials(obj)
-        if isinstance(obj.get("usage"), dict):
-            extra = {"total_cost_usd": obj.get("total_cost_usd")} if _is_num(obj.get("total_cost_usd")) else {}
-            if isinstance(obj.get("modelUsage"), dict):
-                extra["model_usage"] = jsonable(obj["modelUsage"])
-            out.append(self.usage_event(anthropic_usage(obj["usage"]), obj["usage"], **extra))
+        per_model = model_usage(obj.get("modelUsage"))
+        if isinstance(obj.get("usage"), dict) or per_model:
+            extra: dict = {"total_cost_usd": obj.get("total_cost_usd")} if _is_num(obj.get("total_cost_usd")) else {}
+            main = anthropic_usage(obj.get("usage"))
+            if per_model:
+                # result.usage covers the main loop only; modelUsage has every model (subagents,
+                # helper calls): the run's tokens are its total
+                total = zero_usage()
+                for u in per_model.values():
+                    add_usage(total, {k: u[k] for k in total})
+                extra["model_usage"] = per_model
+                extra["main_usage"] = main
+                out.append(self.usage_event(total, obj.get("usage"), **extra))
+            else:
+                out.append(self.usage_event(main, obj["usage"], **extra))
         if self._succeeded(obj):
             out.append(("turn_completed", {"turn": self.turns, "stop_reason": self._stop_reason(obj),
                                            "token_usage": dict(self.usage_total)}))
@@ -341,6 +352,7 @@ class AmpMapper(StreamJsonMapper):
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
+        self.stream_model: str | None = None
         self._message_usage: dict[str, dict] = {}  # message key -> normalized usage (distinct messages)
         self._message_raw: dict[str, Any] = {}
         self._anon = 0
@@ -351,11 +363,19 @@ class AmpMapper(StreamJsonMapper):
             "tools": jsonable(obj.get("tools")) if isinstance(obj.get("tools"), list) else None,
             "cwd": as_str(obj.get("cwd")),
             "mcp_servers": jsonable(obj.get("mcp_servers")) if isinstance(obj.get("mcp_servers"), list) else None,
-            "model": self.configured_model})
+            "model": self.configured_model, "model_source": self.model_source})
+
+    def terminal_model(self) -> dict:
+        if self.configured_model is None and self.stream_model:
+            return {"model": self.stream_model, "model_source": "stream"}
+        return {}
 
     def _assistant(self, obj: dict) -> list[Emit]:
         msg = as_dict(obj.get("message"))
         subagent = isinstance(obj.get("parent_tool_use_id"), str) and bool(obj.get("parent_tool_use_id"))
+        m = as_str(msg.get("model"))
+        if m and m != "<synthetic>" and not subagent and self.stream_model is None:
+            self.stream_model = m  # Claude-compatible messages may name the model (the sample does not)
         if isinstance(msg.get("usage"), dict):
             mid = as_str(msg.get("id"))
             if not mid:
@@ -422,8 +442,27 @@ class AmpMapper(StreamJsonMapper):
         return Outcome("failed", error=err, error_extra=extra, output=output, token_usage=usage)
 
 
+def model_usage(raw: Any) -> dict[str, dict]:
+    """Claude Code ``result.modelUsage`` (``{model: {inputTokens, outputTokens,
+    cacheReadInputTokens, cacheCreationInputTokens, costUSD, …}}``) as ``{model: {input_tokens,
+    output_tokens, cache_read_tokens, cache_creation_tokens, cost_usd?}}``; {} when absent."""
+    out: dict[str, dict] = {}
+    if not isinstance(raw, dict):
+        return out
+    for model, u in raw.items():
+        if not isinstance(model, str) or not isinstance(u, dict):
+            continue
+        row = {"input_tokens": as_int(u.get("inputTokens")), "output_tokens": as_int(u.get("outputTokens")),
+               "cache_read_tokens": as_int(u.get("cacheReadInputTokens")),
+               "cache_creation_tokens": as_int(u.get("cacheCreationInputTokens"))}
+        if _is_num(u.get("costUSD")):
+            row["cost_usd"] = u["costUSD"]
+        out[model] = row
+    return out
+
+
 def _is_num(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x
 
 
-__all__ = ["StreamJsonMapper", "ClaudeCodeMapper", "AmpMapper"]
+__all__ = ["StreamJsonMapper", "ClaudeCodeMapper", "AmpMapper", "model_usage"]

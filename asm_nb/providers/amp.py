@@ -190,7 +190,8 @@ class AmpAdapter(CliAdapter):
         cleanup = [lambda: os.unlink(settings)] if settings else []
         env = dict(bo.get("env") or {}) if isinstance(bo.get("env"), Mapping) else {}
         env.update(opts.get("env") or {})
-        mapper = AmpMapper(prompt_messages=sent_messages(active.run.input), configured_model=opts.get("model"))
+        mapper = AmpMapper(prompt_messages=sent_messages(active.run.input), configured_model=opts.get("model"),
+                           model_source="option")
         return Invocation(argv=self.build_argv(opts, settings_file=settings), cwd=self.cwd, env=env,
                           stdin_text=prompt, mapper=mapper, idle_timeout_ms=bo["stream_timeout_ms"], cleanup=cleanup)
 

@@ -261,7 +261,8 @@ class ClaudeCodeAdapter(CliAdapter):
             raise AsmError("validation_error", "claude needs a non-empty prompt")
         via_stdin = prompt.startswith("-") or len(prompt.encode("utf-8")) > MAX_ARGV_PROMPT
         bo = self.build_options(opts, timeout=timeout)
-        mapper = ClaudeCodeMapper(prompt_messages=sent_messages(active.run.input), configured_model=opts.get("model"))
+        mapper = ClaudeCodeMapper(prompt_messages=sent_messages(active.run.input), configured_model=opts.get("model"),
+                                  model_source="flag")
         return Invocation(argv=self.build_argv(opts, resume_id=resume_id, prompt=None if via_stdin else prompt),
                           cwd=bo.get("cwd"), env=dict(opts.get("env") or {}),
                           stdin_text=prompt if via_stdin else None, mapper=mapper,

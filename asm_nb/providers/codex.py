@@ -22,6 +22,8 @@ from ._cli import (CliAdapter, Invocation, agent_capabilities, check_config_mapp
                    check_permission_mode, check_positive_int, check_process_options, check_resume, check_str,
                    explicit_timeout_ms, known_sdk_values, line_prompt, sent_messages, toml_value)
 from ._codex_map import CodexMapper
+from ._codex_model import configured_model, rollout_model
+from ._mapper import Outcome
 
 _OPTIONS = frozenset({"working_directory", "cwd", "model", "permission_mode", "max_turns", "system_prompt", "sdk_opts",
                       "cli_path", "executable", "env", "extra_args", "kill_grace_ms", "resume"})
@@ -153,11 +155,20 @@ class CodexAdapter(CliAdapter):
         prompt = line_prompt(active.run.input, active.session, replay=resume_id is None)
         if not prompt.strip():
             raise AsmError("validation_error", "codex needs a non-empty prompt")
+        argv = self.build_argv(opts, resume_id=resume_id)
+        env = dict(opts.get("env") or {})
+        model, source = configured_model(argv, env)
         mapper = CodexMapper(resumed=resume_id is not None, prompt_messages=sent_messages(active.run.input),
-                             configured_model=opts.get("model"))
-        return Invocation(argv=self.build_argv(opts, resume_id=resume_id), cwd=self.working_directory,
-                          env=dict(opts.get("env") or {}), stdin_text=prompt, mapper=mapper,
+                             configured_model=model, model_source=source)
+        return Invocation(argv=argv, cwd=self.working_directory, env=env, stdin_text=prompt, mapper=mapper,
                           timeout_ms=explicit_timeout_ms(timeout))
+
+    def _after_process(self, inv: Invocation, outcome: Outcome) -> Outcome:
+        """The model the thread really ran, from Codex's own session (rollout) file."""
+        model, source = rollout_model(getattr(inv.mapper, "thread_id", None), inv.env)
+        if model:
+            outcome.terminal_extra = {**outcome.terminal_extra, "model": model, "model_source": source}
+        return outcome
 
 
 __all__ = ["CodexAdapter"]

@@ -57,6 +57,22 @@ def _check_cwd_option(cwd: Any, *, must_exist: bool = True) -> str | None:
     return cwd
 
 
+# Options ``resolve_adapter`` / ``run_once`` may hand any adapter; the shell ignores them.
+_GENERIC_OPTIONS = frozenset({"model", "system", "max_turns", "permission_mode", "approval_callback"})
+_SHELL_OPTIONS = frozenset({"cwd", "timeout_ms", "max_output_bytes", "env", "shell", "allowed_commands",
+                            "denied_commands", "success_exit_codes", "stream_output", "sandbox"})
+
+
+def _exit_codes(codes: Any) -> frozenset[int]:
+    """``success_exit_codes``: a list of integers (a single int is accepted)."""
+    if isinstance(codes, int) and not isinstance(codes, bool):
+        codes = [codes]
+    if isinstance(codes, (str, bytes)) or not isinstance(codes, (list, tuple, set, frozenset)) \
+            or not all(isinstance(c, int) and not isinstance(c, bool) for c in codes):
+        raise AsmError("validation_error", f"success_exit_codes must be a list of integers, got {codes!r}")
+    return frozenset(codes)
+
+
 def _normalize_env(env: Any) -> list[tuple[str, str]]:
     """Mapping or pairs → list of ``(str, str)``; malformed entries dropped."""
     if env is None:
@@ -101,7 +117,14 @@ class ShellAdapter(BaseAdapter):
     def __init__(self, *, cwd: Any = None, timeout_ms: int | None = None, max_output_bytes: int | None = None,
                  env: Any = None, shell: str | None = None, allowed_commands: Any = None,
                  denied_commands: Any = None, success_exit_codes: Any = None, stream_output: bool = True,
-                 **options: Any) -> None:
+                 sandbox: Any = None, **options: Any) -> None:
+        unknown = sorted(str(k) for k in options if k not in _GENERIC_OPTIONS)
+        if unknown:
+            from ..core.suggest import did_you_mean
+
+            raise AsmError("validation_error",
+                           f"Unknown shell option {unknown[0]!r}{did_you_mean(unknown[0], _SHELL_OPTIONS)}; "
+                           f"shell options: {', '.join(sorted(_SHELL_OPTIONS))}")
         super().__init__(cwd=cwd, **options)
         self.cwd = _check_cwd_option(cwd)
         self.timeout_ms = _positive_int(timeout_ms) or int(config.get("command_timeout_ms"))
@@ -111,8 +134,12 @@ class ShellAdapter(BaseAdapter):
         self.allowed_commands = _names(allowed_commands)
         self.denied_commands = _names(denied_commands)
         codes = success_exit_codes if success_exit_codes is not None else config.get("default_success_exit_codes")
-        self.success_exit_codes = frozenset(int(c) for c in codes)
+        self.success_exit_codes = _exit_codes(codes)
         self.stream_output = bool(stream_output)
+        from .sandbox import check_sandbox
+
+        #: "none" | "bwrap" | "bwrap_no_network" (default: config ``command_sandbox``)
+        self.sandbox = check_sandbox(sandbox if sandbox is not None else config.get("command_sandbox"))
 
     async def capabilities(self) -> list[Capability]:
         return [Capability.new("command_execution", "code_execution", description="Shell command execution"),
@@ -127,6 +154,12 @@ class ShellAdapter(BaseAdapter):
 
     # -- input -----------------------------------------------------------------------
     def _parse_input(self, run_input: Any) -> dict[str, Any]:
+        spec = self._parse_input_spec(run_input)
+        if any("\x00" in part for part in [spec["command"], *spec["args"]]):
+            raise AsmError("validation_error", "the command contains a NUL byte (\\x00), which no program can receive")
+        return spec
+
+    def _parse_input_spec(self, run_input: Any) -> dict[str, Any]:
         if isinstance(run_input, Mapping) and isinstance(run_input.get("messages"), list) \
                 and "command" not in run_input:
             parts = [m.get("content") for m in run_input["messages"]
@@ -181,7 +214,10 @@ class ShellAdapter(BaseAdapter):
 
         queue: asyncio.Queue[Any] = asyncio.Queue()
         on_output = (lambda item: queue.put_nowait(item[1])) if spec["streaming"] else None
-        task = asyncio.ensure_future(wexec.run(spec["command"], spec["args"], cwd=cwd, timeout_ms=timeout_ms,
+        from .sandbox import sandboxed_argv
+
+        argv = sandboxed_argv([spec["command"], *spec["args"]], cwd, self.sandbox)
+        task = asyncio.ensure_future(wexec.run(argv[0], argv[1:], cwd=cwd, timeout_ms=timeout_ms,
                                                max_output_bytes=self.max_output_bytes, env=env,
                                                on_output=on_output))
         task.add_done_callback(lambda _t: queue.put_nowait(_DONE))

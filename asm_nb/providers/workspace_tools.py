@@ -168,7 +168,13 @@ async def _bash(inp: dict, ctx: ToolContext) -> ToolOutput:
     shell = "/bin/bash" if os.path.exists("/bin/bash") else str(config.get("default_shell"))
     limit = _max_bytes()
     buf = bytearray()
-    async with ManagedProcess.start([shell, "-c", command], cwd=str(ctx.cwd), env=ctx.env, merge_stderr=True,
+    from .sandbox import sandboxed_argv  # opt-in: config command_sandbox = "bwrap" | "bwrap_no_network"
+
+    try:
+        argv = sandboxed_argv([shell, "-c", command], ctx.cwd, config.get("command_sandbox"))
+    except AsmError as err:
+        raise ToolError(err.message) from None
+    async with ManagedProcess.start(argv, cwd=str(ctx.cwd), env=ctx.env, merge_stderr=True,
                                     timeout_ms=timeout_ms, label="bash", signals=(signal.SIGTERM, signal.SIGKILL),
                                     grace_ms=300) as proc:
         async for chunk in proc.byte_chunks():

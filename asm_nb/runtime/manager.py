@@ -17,6 +17,8 @@ import asyncio
 import inspect
 import json
 import logging
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -63,6 +65,8 @@ async def _store(store: Any, op: str, *args: Any, _operation: str | None = None,
     Non-AsmError failures become ``storage_connection_failed``. A session is written redacted."""
     if op == "save_session" and args and isinstance(args[0], Session):
         args = (_session_for_store(args[0]),) + args[1:]
+    elif op == "get_or_create_named_session" and len(args) >= 2 and isinstance(args[1], Session):
+        args = (_redact_value(args[0]), _session_for_store(args[1])) + args[2:]
     try:
         fn = getattr(store, op)
         if getattr(store, "inline_safe", False):
@@ -138,8 +142,8 @@ async def _persist(store: Any, raw: Mapping[str, Any], *, session_id: str, run_i
                    provider: str | None, correlation_id: str | None) -> Any:
     pipe = _pipeline(store)
     ctx = _ctx(session_id, run_id, provider, correlation_id)
-    if getattr(store, "inline_safe", False):
-        return pipe.process(dict(raw), ctx)
+    if getattr(store, "inline_safe", False) or getattr(store, "inline_append_safe", False):
+        return pipe.process(dict(raw), ctx)  # buffered appends: no thread hop per event
     return await asyncio.to_thread(pipe.process, dict(raw), ctx)
 
 
@@ -383,6 +387,16 @@ class _RunTracker:
             return "".join(self.streamed_text)
         return "\n\n".join(t for t in self.received_text if t)
 
+    def add_model_usage(self, per_model: Mapping[str, Any]) -> None:
+        """Per-model usage a provider reported (Claude Code ``modelUsage``), summed per model."""
+        for model, u in per_model.items():
+            if not isinstance(u, Mapping):
+                continue
+            row = self.model_usage.setdefault(str(model), {})
+            for k, v in u.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    row[k] = row.get(k, 0) + v
+
     def add_usage(self, data: Mapping[str, Any]) -> None:
         for k in USAGE_KEYS + ("reasoning_output_tokens",):
             v = data.get(k)
@@ -394,6 +408,19 @@ class _RunTracker:
         for key, val in (("provider_session_id", psid), ("model", data.get("model")), ("tools", data.get("tools"))):
             if val is not None:
                 self.provider_meta[key] = val
+        self.capture_model(data)
+
+    def capture_route(self, data: Mapping[str, Any]) -> None:
+        """A router's run is priced as the provider that served it."""
+        if isinstance(data.get("routed_provider"), str):
+            self.provider_meta["routed_provider"] = data["routed_provider"]
+
+    def capture_model(self, data: Mapping[str, Any]) -> None:
+        """The model a run used and where that is known from (``model_source``); a later, surer
+        statement (the terminal event's, from a session file) replaces an earlier one."""
+        if isinstance(data.get("model"), str) and data["model"]:
+            self.provider_meta["model"] = data["model"]
+            self.provider_meta["model_source"] = data.get("model_source") or "adapter"
 
 
 async def _record(store: Any, tracker: _RunTracker, type_: str, data: Mapping[str, Any]) -> None:
@@ -490,7 +517,41 @@ def _continuation_transcript(store: Any, session: Session, mode: Any, opts: Mapp
         return None  # the adapter resumes from provider_sessions in the session metadata
     if mode == "auto" and native and _native_resume_id(session, adapter) is not None:
         return None
-    return from_store(store, session.id, **opts)
+    return session_transcript(store, session.id, opts)
+
+
+_TRANSCRIPTS: "weakref.WeakKeyDictionary[Any, OrderedDict[str, Any]]" = weakref.WeakKeyDictionary()
+_TRANSCRIPTS_PER_STORE = 16
+
+
+def session_transcript(store: Any, session_id: str, opts: Mapping[str, Any] | None = None) -> Any:
+    """The session's transcript for continuation, kept per store with its last sequence number:
+    a follow-up turn reads only the events stored since (``update_from_store``), not the whole
+    session. Truncation options apply to the returned copy; store query options bypass the cache."""
+    from ..core.transcript import STORE_QUERY_KEYS, from_store, maybe_truncate, update_from_store
+
+    opts = dict(opts or {})
+    if any(k in opts for k in STORE_QUERY_KEYS):
+        return from_store(store, session_id, **opts)
+    try:
+        cache = _TRANSCRIPTS.setdefault(store, OrderedDict())
+    except TypeError:  # a store that cannot be weakly referenced: no cache
+        return from_store(store, session_id, **opts)
+    cached = cache.pop(session_id, None)
+    if cached is not None and isinstance(cached.last_sequence, int):
+        latest = getattr(store, "get_latest_sequence", None)
+        try:
+            if callable(latest) and latest(session_id) < cached.last_sequence:
+                cached = None  # events were deleted meanwhile (session deleted, pruned): rebuild
+        except AsmError:
+            cached = None
+    elif cached is not None:
+        cached = None
+    full = update_from_store(store, cached) if cached is not None else from_store(store, session_id)
+    cache[session_id] = full
+    while len(cache) > _TRANSCRIPTS_PER_STORE:
+        cache.popitem(last=False)
+    return maybe_truncate(full, **opts) if opts else full
 
 
 async def aexecute_run(store: Any, adapter: Any, run_id: str, *, event_callback: Callable | None = None,
@@ -649,8 +710,11 @@ def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | N
                 why = data.get("error_message") if etype == "run_failed" else None
                 await _close_open_tools(store, tracker, etype, why if isinstance(why, str) else None)
             tracker.terminal_seen = etype
+            tracker.capture_model(data)
         elif etype == "token_usage_updated":
             tracker.add_usage(data)
+            if isinstance(data.get("model_usage"), Mapping):
+                tracker.add_model_usage(data["model_usage"])
         elif etype == "run_started":
             tracker.capture_meta(data)
         if etype == "run_completed" and isinstance(data.get("total_cost_usd"), (int, float)) \
@@ -671,6 +735,7 @@ def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | N
             log.warning("Event persistence failed because the SessionStore became unavailable: %r", exc)
         tracker.events.append(ev)
         tracker.observe(etype, data)
+        tracker.capture_route(data)
         if tracker.policy_runtime is not None and etype not in TERMINAL_TYPES:
             await _apply_policy(store, tracker, ev, user_callback)
         if user_callback is not None:
@@ -767,13 +832,14 @@ def _run_usage(tracker: _RunTracker, result_usage: Mapping[str, Any] | None) -> 
     return usage
 
 
-def _price(run: Run, reported: float | None) -> dict[str, Any]:
+def _price(run: Run, reported: float | None, routed: Any = None) -> dict[str, Any]:
     try:
         from ..cost.calculator import price_run
     except ImportError:
         return {"cost_usd": reported}
     try:
-        return price_run(run, reported_cost_usd=reported) or {"cost_usd": reported}
+        priced = run.replace(provider=routed) if isinstance(routed, str) and routed else run
+        return price_run(priced, reported_cost_usd=reported) or {"cost_usd": reported}
     except Exception:
         log.warning("pricing run %s failed", run.id, exc_info=True)
         return {"cost_usd": reported}
@@ -785,13 +851,19 @@ async def _finalize_success(store: Any, adapter: Any, tracker: _RunTracker, resu
         if resolve_type(ev.get("type")).value == "run_started":
             tracker.capture_meta(ev.get("data") or {})
             break
+    for ev in reversed(result.events):  # what the adapter learned by the end (e.g. a session file)
+        if resolve_type(ev.get("type")).value in TERMINAL_TYPES:
+            tracker.capture_model(ev.get("data") or {})
+            break
     run, session = tracker.run, tracker.session
     prov_meta = {"provider": adapter.name}
-    for k in ("provider_session_id", "model"):
+    for k in ("provider_session_id", "model", "model_source"):
         if tracker.provider_meta.get(k) is not None:
             prov_meta[k] = tracker.provider_meta[k]
     if ws_result is not None:
         prov_meta["workspace"] = ws_result
+    if tracker.model_usage:
+        prov_meta["model_usage"] = {m: dict(u) for m, u in tracker.model_usage.items()}
     usage = _run_usage(tracker, result.token_usage)
     if tracker.terminal_seen is None:
         await _close_open_tools(store, tracker, "run_completed")
@@ -812,7 +884,7 @@ async def _finalize_success(store: Any, adapter: Any, tracker: _RunTracker, resu
         run = run.replace(status=RunStatus.FAILED, error=err)
     run = run.replace(token_usage=usage, provider=adapter.name, provider_metadata=prov_meta,
                       metadata={**run.metadata, **prov_meta})
-    pricing = _price(run, tracker.reported_cost)
+    pricing = _price(run, tracker.reported_cost, tracker.provider_meta.get("routed_provider"))
     run = run.replace(cost_usd=pricing.get("cost_usd"),
                       metadata={**run.metadata, **{k: v for k, v in pricing.items() if k != "cost_usd"}})
     session = await _store(store, "get_session", session.id, _operation="finalize_successful_run")
@@ -828,9 +900,11 @@ async def _finalize_success(store: Any, adapter: Any, tracker: _RunTracker, resu
         md.pop("provider_session_id", None)
         md.pop("model", None)
         session = session.replace(metadata=md, updated_at=utc_now())
-    await _store(store, "flush", {"session": session, "run": _for_store(run), "events": [],
-                                  "provider_metadata": dict(tracker.provider_meta)},
-                 _operation="finalize_successful_run")
+    from ..persistence.execution_state import ExecutionState
+
+    # the finished execution as the store port's flush payload (events were persisted as they streamed)
+    payload = ExecutionState.new(session, _for_store(run)).cache_provider_metadata(tracker.provider_meta).to_result()
+    await _store(store, "flush", payload, _operation="finalize_successful_run")
     tracker.run = run
     _telemetry("emit_run_end", run, session, {"token_usage": usage, "cost_usd": run.cost_usd})
     if run.status is RunStatus.FAILED:
@@ -866,9 +940,11 @@ async def _finalize_failure(store: Any, adapter: Any, tracker: _RunTracker, erro
     usage = _run_usage(tracker, None)
     cancelled = error.code == "cancelled"
     prov_meta = {"provider": adapter.name, **{k: v for k, v in tracker.provider_meta.items()
-                                              if k in ("provider_session_id", "model")}}
+                                              if k in ("provider_session_id", "model", "model_source")}}
     if ws_result is not None:
         prov_meta["workspace"] = dict(ws_result)
+    if tracker.model_usage:
+        prov_meta["model_usage"] = {m: dict(u) for m, u in tracker.model_usage.items()}
     run = run.replace(error=err_dict, status=RunStatus.CANCELLED if cancelled else RunStatus.FAILED,
                       ended_at=utc_now(), token_usage=usage, provider=adapter.name, provider_metadata=prov_meta,
                       metadata={**run.metadata, **prov_meta})
@@ -876,7 +952,7 @@ async def _finalize_failure(store: Any, adapter: Any, tracker: _RunTracker, erro
     if partial and not (run.output or {}).get("content"):
         # the text streamed before the stop (policy, timeout, cancel, provider error) is kept
         run = run.replace(output={**(run.output or {}), "content": partial, "partial": True})
-    pricing = _price(run, tracker.reported_cost)
+    pricing = _price(run, tracker.reported_cost, tracker.provider_meta.get("routed_provider"))
     run = run.replace(cost_usd=pricing.get("cost_usd"),
                       metadata={**run.metadata, **{k: v for k, v in pricing.items() if k != "cost_usd"}})
     tracker.run = run

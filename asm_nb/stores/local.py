@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 STORE_FORMAT = "asm-local"
 STORE_VERSION = 2
 MAX_CACHE_BYTES = 64 * 1024 * 1024  # parsed event logs kept per store (least recently used first out)
+_MEM_PER_LINE_BYTE = 4  # a parsed Event takes ~4x the bytes of its JSON line
 MAX_BUFFER_BYTES = 4 * 1024 * 1024
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 
@@ -93,7 +94,7 @@ class _SessionLog:
 
     __slots__ = ("sid", "path", "meta_path", "flock", "lock", "owned", "owned_since", "ino", "offset",
                  "events", "ids", "last_seq", "meta_seq", "n_flushed", "buf", "buf_bytes", "warned", "store_ref",
-                 "fsync")
+                 "fsync", "complete", "base_seq", "cached_bytes")
 
     def __init__(self, store: "LocalStore", sid: str) -> None:
         name = encode_session_id(sid)
@@ -119,6 +120,65 @@ class _SessionLog:
         self.n_flushed = 0
         self.buf: list[bytes] = []
         self.buf_bytes = 0
+        # ``events`` holds every event of the log (``complete``) or, after ``trim``, only those
+        # numbered above ``base_seq`` (the rest is read from the file when a query needs it)
+        self.complete = True
+        self.base_seq = 0
+        self.cached_bytes = 0
+
+    def trim(self) -> None:
+        """Forget the parsed events (all written: caller checked ``buf`` is empty); numbering and
+        the file position stay, so appends go on without re-reading the log."""
+        self.events = []
+        self.ids = {}
+        self.n_flushed = 0
+        self.base_seq = self.last_seq
+        self.complete = False
+        self.cached_bytes = 0
+
+    def ensure_complete(self, owner: bool) -> None:
+        """Parse the whole log again after a ``trim`` (maintenance needs every event)."""
+        if not self.complete and not self.buf:
+            self._reset()
+            self.sync(owner)
+
+    def read_all(self) -> list[Event]:
+        """Every event in the file, parsed now and not kept (queries reaching before ``base_seq``)."""
+        tmp = _SessionLog.__new__(_SessionLog)
+        tmp.path, tmp.meta_path, tmp.warned = self.path, self.meta_path, True
+        tmp._reset()
+        try:
+            with open(self.path, "rb") as f:
+                data = f.read(self.offset)
+        except FileNotFoundError:
+            data = b""
+        end = data.rfind(b"\n") + 1
+        if end:
+            tmp._parse(data[:end])
+        out = tmp.events
+        if self.events:  # buffered, not yet written
+            last = out[-1].sequence_number if out else 0
+            out.extend(e for e in self.events if e.sequence_number > last)
+        return out
+
+    def find_stored(self, event_id: str) -> Event | None:
+        """The stored event with this id when the cache was trimmed (a scan of the file)."""
+        needle = b'{"id":' + _codec.dumps(event_id) + b","
+        try:
+            with open(self.path, "rb") as f:
+                data = f.read(self.offset)
+        except FileNotFoundError:
+            return None
+        i = data.find(needle)
+        while i != -1:
+            if i == 0 or data[i - 1:i] == b"\n":
+                line = data[i:data.index(b"\n", i)]
+                try:
+                    return Event._from_stored(_codec.loads(line))
+                except Exception:
+                    return None
+            i = data.find(needle, i + 1)
+        return None
 
     # -- reading the file -------------------------------------------------------------------
     def _read_meta(self) -> int:
@@ -168,6 +228,7 @@ class _SessionLog:
         loads = _codec.loads
         events, ids = self.events, self.ids
         last = self.last_seq
+        self.cached_bytes += len(chunk)
         for line in chunk.split(b"\n"):
             if not line:
                 continue
@@ -249,7 +310,7 @@ class _SessionLog:
         for e in self.events[n_events:]:
             self.ids.pop(e.id, None)
         del self.events[n_events:]
-        self.last_seq = self.events[-1].sequence_number if self.events else 0
+        self.last_seq = self.events[-1].sequence_number if self.events else self.base_seq
         self.offset = offset
         self.n_flushed = min(self.n_flushed, n_events)
         self.buf.clear()
@@ -284,6 +345,7 @@ class LocalStore(StoreBase):
 
     inline_safe = True
     _poll_s = 0.025  # long-poll also notices other processes' appends
+    lazy_result_events = True  # reads work after close: RunResult.events may load on demand
 
     def __init__(self, root: str | os.PathLike | None = None, *, durability: str = "flush",
                  flush_interval_ms: int | None = None, max_buffer_bytes: int = MAX_BUFFER_BYTES,
@@ -340,7 +402,10 @@ class LocalStore(StoreBase):
 
     # -- layout -------------------------------------------------------------------------------
     def _open_layout(self) -> None:
+        created = not self.root.exists()
         self.root.mkdir(parents=True, exist_ok=True)
+        if created:  # a store made beside a notebook stays out of git (docs/stores.md, LocalStore)
+            (self.root / ".gitignore").write_text("# made by asm_nb: a run store, not source\n*\n")
         marker = self.root / "store.json"
         if marker.exists():
             try:
@@ -374,7 +439,7 @@ class LocalStore(StoreBase):
                 slog = self._logs.get(session_id)
                 if slog is None:
                     slog = self._logs[session_id] = _SessionLog(self, session_id)
-                    if len(self._logs) > 64:
+                    if len(self._logs) > 8:
                         self._evict_logs()
         return slog
 
@@ -382,7 +447,7 @@ class LocalStore(StoreBase):
         """Keep the parsed logs of this process under ``MAX_CACHE_BYTES`` and 1,024 sessions:
         forget the oldest ones that hold no buffer and no lock (caller holds ``_logs_lock``).
         A forgotten log is re-read from its file when next used."""
-        total = sum(sl.offset + sl.buf_bytes for sl in self._logs.values())
+        total = sum(sl.cached_bytes for sl in self._logs.values()) * _MEM_PER_LINE_BYTE
         for sid in list(self._logs):
             if total <= self.max_cache_bytes and len(self._logs) <= 1024:
                 break
@@ -393,7 +458,7 @@ class LocalStore(StoreBase):
                 if sl.owned or sl.buf:
                     continue
                 del self._logs[sid]
-                total -= sl.offset
+                total -= sl.cached_bytes * _MEM_PER_LINE_BYTE
                 sl.flock.close()
             finally:
                 sl.lock.release()
@@ -464,15 +529,23 @@ class LocalStore(StoreBase):
                     slog.release()
                 except Exception as exc:  # nobody to raise to: log, keep the timer alive
                     log.error("LocalStore: background flush of session %s failed: %s", slog.sid, exc)
+                self._maybe_trim(slog)
         return False
 
+    def _maybe_trim(self, slog: _SessionLog) -> None:
+        """Trim a log whose parsed events outgrow an eighth of the cache (caller holds its lock)."""
+        if slog.cached_bytes * _MEM_PER_LINE_BYTE > self.max_cache_bytes // 8 and not slog.buf and not slog.owned:
+            slog.trim()
+
     def _release(self, slog: _SessionLog) -> None:
-        """Write a session's buffer and release its OS lock (caller holds ``slog.lock``)."""
+        """Write a session's buffer and release its OS lock (caller holds ``slog.lock``); a log
+        whose parsed events outgrow its share of the cache is trimmed."""
         try:
             slog.release()
         finally:
             with self._timer_cond:
                 self._owned.discard(slog)
+        self._maybe_trim(slog)
 
     # -- sessions ---------------------------------------------------------------------------------
     @contextmanager
@@ -610,6 +683,7 @@ class LocalStore(StoreBase):
             slog.ensure_owned()
             try:
                 slog.write_buffer()
+                slog.ensure_complete(owner=True)
                 keep = [e for e in slog.events if e.id not in ids]
                 removed = len(slog.events) - len(keep)
                 if not removed:
@@ -667,6 +741,7 @@ class LocalStore(StoreBase):
             slog.ensure_owned()
             try:
                 slog.write_buffer()
+                slog.ensure_complete(owner=True)
                 if slog.events:
                     return
                 for p in (slog.meta_path, slog.path):
@@ -882,7 +957,10 @@ class LocalStore(StoreBase):
         with slog.lock:
             if not slog.owned:
                 slog.sync(owner=False)
-            return query.apply(slog.events) if slog.events else []
+            if slog.complete or (query.after is not None and query.after >= slog.base_seq):
+                return query.apply(slog.events) if slog.events else []
+            events = slog.read_all()  # the query reaches into the trimmed part: read the file
+        return query.apply(events)
 
     def get_latest_sequence(self, session_id: str) -> int:
         """Highest sequence ever assigned for the session (0 when none), pruning included."""
@@ -1009,6 +1087,8 @@ def _stage_one(slog: _SessionLog, e: Event, before: bytes, after: bytes, in_plac
     """Number and buffer one event (or resolve its id to the stored one); caller owns ``slog``.
     ``in_place``: ``e`` is unshared and is numbered itself rather than copied."""
     stored = slog.ids.get(e.id)
+    if stored is None and not slog.complete and not in_place:
+        stored = slog.find_stored(e.id)  # trimmed cache: the id may be in the written part
     if stored is None:
         last = slog.last_seq
         meta = slog.meta_seq
@@ -1024,6 +1104,7 @@ def _stage_one(slog: _SessionLog, e: Event, before: bytes, after: bytes, in_plac
         line = b"%b%d%b" % (before, seq, after)
         slog.buf.append(line)
         slog.buf_bytes += len(line)
+        slog.cached_bytes += len(line)
     return stored
 
 

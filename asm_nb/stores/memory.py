@@ -30,6 +30,8 @@ class InMemoryStore(StoreBase):
     """
 
     inline_safe = True
+    lazy_result_events = True  # reads work after close: RunResult.events may load on demand
+
 
     def __init__(self) -> None:
         self._lock = threading.RLock()

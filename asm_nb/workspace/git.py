@@ -31,6 +31,7 @@ from typing import Any, Sequence
 from .. import config
 from ..core.errors import AsmError
 from .diff import Diff, FileChange, sorted_unique
+from .exclusions import excluded, is_store_dir, relative_exclusions
 from .snapshot import Snapshot
 
 __all__ = ["GitBackend", "git", "is_git_worktree", "SNAPSHOT_REF_PREFIX", "BACKUP_REF_PREFIX"]
@@ -137,12 +138,16 @@ class GitBackend:
 
     # ------------------------------------------------------------------------------ snapshots
     def take_snapshot(self, path: str | os.PathLike, label: str | None = None, *, pin: bool = True,
-                      **_ignored: Any) -> Snapshot:
+                      exclude_paths: Any = (), excluded_rels: Any = None, **_ignored: Any) -> Snapshot:
         """Capture HEAD plus the whole work tree (staged, unstaged, untracked; ``.gitignore``
         respected) of the repository around ``path``. Touches only the object database and
-        ``refs/asm/snapshots/``."""
+        ``refs/asm/snapshots/``. asm store folders (``exclude_paths``: the active store; any
+        ``.asm`` folder or LocalStore-shaped folder) are left out whatever ``.gitignore`` says."""
         p = Path(os.path.expanduser(str(path))).absolute()
         repo = _Repo(p)
+        if excluded_rels is None:
+            excluded_rels = _store_exclusions(repo.toplevel, exclude_paths)
+        excluded_rels = list(excluded_rels)
         with tempfile.TemporaryDirectory(prefix="asm-git-index-") as tmp:
             tmp_index = os.path.join(tmp, "index")
             if repo.index.exists():
@@ -153,7 +158,8 @@ class GitBackend:
             proc = git(["write-tree"], repo.toplevel, index_file=tmp_index, check=False)
             if proc.returncode == 0:
                 index_tree = _out(proc)  # unmerged entries → None (staged state not restorable)
-            git(["-c", "core.safecrlf=false", "add", "-A"], repo.toplevel, index_file=tmp_index)
+            git(["-c", "core.safecrlf=false", "add", "-A", "--", ".", *_exclude_specs(excluded_rels)], repo.toplevel,
+                index_file=tmp_index)
             tree = _out(git(["write-tree"], repo.toplevel, index_file=tmp_index))
         head_tree = repo.head_tree()
         if repo.head is not None and tree == head_tree:
@@ -167,7 +173,7 @@ class GitBackend:
             git(["update-ref", SNAPSHOT_REF_PREFIX + ref, ref], repo.toplevel)
         dirty = ref != repo.head if repo.head is not None else tree != _EMPTY_TREE
         meta = {"head_ref": repo.head, "dirty": dirty, "includes_untracked": True, "index_tree": index_tree,
-                "tree": tree, "toplevel": str(repo.toplevel)}
+                "tree": tree, "toplevel": str(repo.toplevel), "excluded": excluded_rels}
         return Snapshot(backend="git", path=str(p), ref=ref, label=label, metadata=meta)
 
     # ------------------------------------------------------------------------------ diff
@@ -232,7 +238,8 @@ class GitBackend:
             raise AsmError("validation_error", "Git rollback requires git snapshot")
         if not snapshot.ref:
             raise AsmError("validation_error", "Git rollback requires a snapshot with a ref")
-        current = self.take_snapshot(snapshot.path, label="rollback_backup")
+        keep_out = list(snapshot.metadata.get("excluded") or [])
+        current = self.take_snapshot(snapshot.path, label="rollback_backup", excluded_rels=keep_out)
         top = Path(current.metadata["toplevel"])
         backup_ref = f"{BACKUP_REF_PREFIX}{int(time.time() * 1000)}"
         git(["update-ref", backup_ref, current.ref], top)
@@ -252,8 +259,9 @@ class GitBackend:
         target = snapshot.ref
         records, _ = _parse_raw_numstat(git([*_DIFF_OPTS, "diff", "--no-renames", "-z", "--raw", target,
                                              current.ref], top).stdout)
-        removed = sorted(paths[0] for st, paths in records if st[0] == "A")
-        restore = sorted(paths[0] for st, paths in records if st[0] != "A")
+        # store files are never touched, whatever the snapshots hold
+        removed = sorted(paths[0] for st, paths in records if st[0] == "A" and not excluded(paths[0], keep_out))
+        restore = sorted(paths[0] for st, paths in records if st[0] != "A" and not excluded(paths[0], keep_out))
         for rel in removed:
             _remove_file(top, rel)
         if restore:
@@ -285,6 +293,35 @@ class GitBackend:
 
 
 _EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+
+def _store_exclusions(top: Path, exclude_paths: Any) -> list[str]:
+    """The active store's paths inside the work tree plus LocalStore-shaped folders among the
+    top two levels (``.asm`` folders at any depth are excluded by pattern)."""
+    rels = relative_exclusions(top, exclude_paths or ())
+    try:
+        level1 = [e for e in os.scandir(top) if e.is_dir(follow_symlinks=False) and e.name != ".git"]
+    except OSError:
+        level1 = []
+    candidates = list(level1)
+    for e in level1:
+        try:
+            candidates += [c for c in os.scandir(e.path) if c.is_dir(follow_symlinks=False)]
+        except OSError:
+            pass
+    for e in candidates:
+        if is_store_dir(e.path):
+            rel = Path(e.path).relative_to(top).as_posix()
+            if not excluded(rel, rels):
+                rels.append(rel)
+    return rels
+
+
+def _exclude_specs(rels: Sequence[str]) -> list[str]:
+    specs = [":(exclude,glob)**/.asm", ":(exclude,glob)**/.asm/**"]
+    for r in rels:
+        specs += [f":(exclude,literal){r}"]
+    return specs
 
 
 def _parse_raw_numstat(raw: bytes) -> tuple[list[tuple[str, tuple[str, ...]]], dict[tuple[str, ...], tuple]]:

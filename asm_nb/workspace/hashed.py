@@ -34,6 +34,7 @@ from typing import Any, Iterator, Mapping
 from .. import config
 from ..core.errors import AsmError
 from .diff import Diff, FileChange, is_binary, unified_patch
+from .exclusions import excluded, is_store_dir, pseudo_devices, relative_exclusions
 from .snapshot import Snapshot
 
 __all__ = ["HashBackend", "glob_to_regex", "DEFAULT_CONTENT_MAX_BYTES", "DEFAULT_MAX_FILE_BYTES"]
@@ -87,8 +88,9 @@ def glob_to_regex(glob: str) -> re.Pattern:
 
 
 class _Ignore:
-    def __init__(self, ignore: Mapping[str, Any] | None) -> None:
+    def __init__(self, ignore: Mapping[str, Any] | None, excluded: Any = ()) -> None:
         ignore = ignore or {}
+        self.excluded = list(excluded or ())  # store folders / files (relative posix paths)
         roots = list(config.get("excluded_workspace_roots") or [])
         roots += [str(p).strip("/") for p in (ignore.get("paths") or [])]
         self.roots = frozenset(roots)
@@ -117,14 +119,18 @@ class HashBackend:
                       ignore: Mapping[str, Any] | None = None, *, keep_content: bool = False,
                       content_max_bytes: int = DEFAULT_CONTENT_MAX_BYTES,
                       content_total_max_bytes: int = DEFAULT_CONTENT_TOTAL_MAX_BYTES,
-                      max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES, **_ignored: Any) -> Snapshot:
-        """Hash every file under ``path`` (see the module docstring)."""
+                      max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES, exclude_paths: Any = (),
+                      **_ignored: Any) -> Snapshot:
+        """Hash every file under ``path`` (see the module docstring). ``exclude_paths``: absolute
+        paths left out (the active store); asm store folders and pseudo file systems are always
+        left out (``exclusions``)."""
         if path is None or str(path) == "":
             raise AsmError("validation_error", "workspace path cannot be empty")
         root = Path(os.path.expanduser(str(path))).absolute()
         if not root.is_dir():
             raise AsmError("validation_error", f"workspace path is not a directory: {root}")
-        rules = _Ignore(ignore)
+        excluded_rels = relative_exclusions(root, exclude_paths or ())
+        rules = _Ignore(ignore, excluded_rels)
         cache, cache_file = self._load_cache(root)
         new_cache: dict[str, list] = {}
         blobs = (self.blobs or _memory_blobs()) if keep_content else None
@@ -168,6 +174,8 @@ class HashBackend:
         self._save_cache(root, cache_file, new_cache)
         digest = hashlib.sha256("\n".join(f"{p}:{hashes[p]}" for p in sorted(hashes)).encode("utf-8")).hexdigest()
         meta: dict[str, Any] = {"file_hashes": hashes, "file_count": len(hashes), "binary_paths": sorted(binary)}
+        if excluded_rels:
+            meta["excluded"] = excluded_rels
         if keep_content:
             meta["content_refs"] = content_refs
             meta["content_store"] = str(getattr(blobs, "root", None)) if getattr(blobs, "root", None) else None
@@ -302,6 +310,12 @@ def _hash_file(path: str, *, keep: bool) -> tuple[str, bool, bytes | None]:
 
 def _walk(root: Path, rules: _Ignore) -> Iterator[tuple[str, str, os.stat_result]]:
     """(relative posix path, absolute path, stat) of every regular file (or link to one)."""
+    pseudo = pseudo_devices()
+    try:
+        if os.stat(root).st_dev in pseudo:
+            return  # /proc, /sys…: nothing to snapshot (reads there can block or never end)
+    except OSError:
+        return
     stack: list[tuple[str, str]] = [(str(root), "")]
     while stack:
         d, prefix = stack.pop()
@@ -317,6 +331,9 @@ def _walk(root: Path, rules: _Ignore) -> Iterator[tuple[str, str, os.stat_result
                 rel = prefix + name
                 try:
                     if e.is_dir(follow_symlinks=False):
+                        if excluded(rel, rules.excluded) or is_store_dir(e.path) \
+                                or (pseudo and e.stat(follow_symlinks=False).st_dev in pseudo):
+                            continue  # an asm store, or a pseudo file system mounted here
                         stack.append((e.path, rel + "/"))
                         continue
                     if e.is_symlink():
@@ -333,5 +350,7 @@ def _walk(root: Path, rules: _Ignore) -> Iterator[tuple[str, str, os.stat_result
                 except OSError:
                     continue
                 if rules.full and rules.skip_file(rel, name):
+                    continue
+                if rules.excluded and excluded(rel, rules.excluded):
                     continue
                 yield rel, e.path, st

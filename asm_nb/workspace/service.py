@@ -22,6 +22,7 @@ from typing import Any, Awaitable, Callable, Mapping
 from .. import config
 from ..core.errors import AsmError
 from .diff import Diff
+from .exclusions import store_paths
 from .git import GitBackend, is_git_worktree
 from .hashed import HashBackend
 from .snapshot import Snapshot
@@ -122,6 +123,7 @@ async def prepare(store: Any, session: Any, run: Any, adapter: Any, workspace: M
         raise AsmError("validation_error", "rollback_on_failure is only supported for git backend in MVP")
     backend = _backend(name, store)
     snap_opts = _snapshot_opts(name, opts)
+    snap_opts = {**snap_opts, "exclude_paths": store_paths(store)}  # the store is never part of the workspace
     before = await asyncio.to_thread(backend.take_snapshot, opts["path"], label="before", ignore=opts.get("ignore"),
                                      **snap_opts)
     await persist("workspace_snapshot_taken", {"label": "before", "backend": name, "ref": before.ref})

@@ -62,6 +62,54 @@ export function formatDuration(ms: number | null | undefined): string {
   return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
 }
 
+const STOP_WORDS: Record<string, string> = {
+  end_turn: 'finished',
+  stop: 'finished',
+  completed: 'finished',
+  stop_sequence: 'hit a stop sequence',
+  max_tokens: 'hit the output token limit',
+  length: 'hit the output token limit',
+  max_turns: 'hit the turn limit',
+  tool_use: 'stopped at a tool call',
+  refusal: 'refused',
+  pause_turn: 'paused',
+  cancelled: 'cancelled',
+  timeout: 'timed out',
+  budget_exceeded: 'over budget',
+  content_filter: 'blocked by a content filter'
+};
+
+/** A provider's stop reason in words: `end_turn` → `finished`, `exit_code_2` → `exit 2`. */
+export function stopReasonWords(reason: string | null | undefined): string {
+  if (!reason) {
+    return '';
+  }
+  const m = /^exit_code_(-?\d+)$/.exec(reason);
+  if (m) {
+    return `exit ${m[1]}`;
+  }
+  return STOP_WORDS[reason] ?? reason.replace(/_/g, ' ');
+}
+
+/** The icon of a tool row: the bundle's own, else from the status. */
+export function toolIcon(status: string, icon?: string): string {
+  if (icon) {
+    return icon;
+  }
+  switch (status) {
+    case 'failed':
+      return '✗';
+    case 'running':
+      return '◐';
+    case 'cancelled':
+      return '■';
+    case 'denied':
+      return '⊘';
+    default:
+      return '✓';
+  }
+}
+
 function pretty(value: unknown): string {
   if (value === null || value === undefined) {
     return '';
@@ -141,8 +189,9 @@ export class RunRenderer extends Widget implements IRenderMime.IRenderer {
     if (bundle.session_name) {
       meta.push(`session ${bundle.session_name}`);
     }
-    if (run.stop_reason) {
-      meta.push(run.stop_reason);
+    const stop = run.stop_reason_text || stopReasonWords(run.stop_reason);
+    if (stop && stop !== 'finished') {
+      meta.push(stop);
     }
     const dur = formatDuration(run.duration_ms);
     if (dur) {
@@ -221,12 +270,21 @@ export class RunRenderer extends Widget implements IRenderMime.IRenderer {
   }
 
   private _toolCall(parent: HTMLElement, call: IToolCall | undefined, entry: ITranscriptEntry | undefined): void {
-    const status = (call?.status || entry?.status || 'completed').toLowerCase();
+    let status = (call?.status || entry?.status || 'completed').toLowerCase();
+    if (call?.approval === 'denied') {
+      status = 'denied';
+    }
     const details = el(parent, 'details', `jp-asm-tool jp-asm-tool-${status.replace(/[^a-z_]/g, '')}`);
     const summary = el(details, 'summary', 'jp-asm-tool-summary');
-    el(summary, 'span', 'jp-asm-tool-icon', status === 'failed' ? '✗' : status === 'running' ? '◐' : '✓');
-    el(summary, 'span', 'jp-asm-tool-name', call?.name || entry?.tool_name || 'tool');
-    el(summary, 'span', 'jp-asm-tool-line', call?.summary || '');
+    el(summary, 'span', 'jp-asm-tool-icon', toolIcon(status, call?.icon));
+    const name = call?.name || entry?.tool_name || 'tool';
+    if (call?.summary) {
+      // the plain-language row ("Read notes.txt · 17 B · 0.2 s"); the name stays for search
+      el(summary, 'span', 'jp-asm-tool-name jp-asm-hidden', name);
+      el(summary, 'span', 'jp-asm-tool-line', call.summary);
+    } else {
+      el(summary, 'span', 'jp-asm-tool-name', name);
+    }
     const body = el(details, 'div', 'jp-asm-tool-body');
     if (call && call.input !== undefined && call.input !== null) {
       el(body, 'div', 'jp-asm-tool-section', 'Input');
@@ -237,13 +295,18 @@ export class RunRenderer extends Widget implements IRenderMime.IRenderer {
     el(body, 'pre', 'jp-asm-tool-output', out || '(empty)');
   }
 
-  private async _markdown(host: HTMLElement, source: string, trusted: boolean): Promise<void> {
+  /**
+   * Markdown of agent or user text. Always rendered as *untrusted* (sanitized: no script, no
+   * event handlers, no iframes), whatever the output's trusted flag says: the text comes from a
+   * model, a tool or a shared cassette, never from the notebook's author.
+   */
+  private async _markdown(host: HTMLElement, source: string, _trusted: boolean): Promise<void> {
     const o = this._options;
     try {
       await renderMarkdown({
         host,
         source,
-        trusted,
+        trusted: false,
         sanitizer: o.sanitizer,
         resolver: o.resolver,
         linkHandler: o.linkHandler,

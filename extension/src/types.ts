@@ -18,6 +18,8 @@ export interface IRunHeader {
   model: string | null;
   status: string;
   stop_reason: string | null;
+  /** the stop reason in words ("finished", "exit 0"); older bundles have none */
+  stop_reason_text?: string | null;
   duration_ms: number | null;
   error: IRunError | null;
 }
@@ -39,6 +41,9 @@ export interface IToolCall {
   exit_code: number | null;
   duration_ms: number | null;
   summary: string;
+  /** the row's icon as the live view shows it (✓ ◐ ⏸ ⊘ ■ ✗); older bundles have none */
+  icon?: string;
+  approval?: string | null;
 }
 
 export interface IUsage {

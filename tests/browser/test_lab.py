@@ -88,6 +88,37 @@ def _write_notebooks(root: Path) -> None:
     cell["execution_count"] = 1
     cell["outputs"] = [{"output_type": "execute_result", "execution_count": 1, "metadata": {}, "data": bundle}]
     (root / "saved.ipynb").write_text(json.dumps(_notebook([cell]), indent=1))
+    (root / "live.ipynb").write_text(json.dumps(_notebook([_code(c) for c in LIVE_CELLS]), indent=1))
+
+
+# Agent text with HTML/JS payloads: the renderer must show them as text, never run them, even in
+# a trusted notebook (a live output is trusted, and so is the notebook once this server saves it).
+XSS_TEXT = ('Done. *Notes read*; see [the docs](https://example.com/docs).\n\n'
+            '1. first\n2. second\n\n| file | lines |\n|---|---|\n| notes.txt | 2 |\n\n'
+            '<img src="x" onerror="window.__asm_xss = (window.__asm_xss || 0) + 1">'
+            '<script>window.__asm_xss = (window.__asm_xss || 0) + 10</script>\n\n'
+            '`<b>inline</b>` and <iframe srcdoc="<script>parent.__asm_xss=100</script>"></iframe>')
+
+LIVE_CELLS = [
+    # a fake Anthropic API in the kernel: read a file (no approval), then bash (needs approval),
+    # then a final answer with Markdown and hostile HTML
+    "%load_ext asm_nb\n"
+    "import os, pathlib, subprocess\n"
+    "from asm_nb.testing.fake_anthropic import FakeAnthropicServer, text_stream, tool_use_stream\n"
+    "pathlib.Path('notes.txt').write_text('buy milk\\nfix bug\\n')\n"
+    "pathlib.Path('ws').mkdir(exist_ok=True)\n"
+    "server = FakeAnthropicServer().start()\n"
+    "server.enqueue(tool_use_stream('read_file', {'path': 'notes.txt'}, text='Let me read *the notes*.', id='toolu_r'),\n"
+    "               tool_use_stream('bash', {'command': 'sleep 1'}, id='toolu_b'),\n"
+    f"               text_stream({XSS_TEXT!r}))\n"
+    "os.environ.update(ANTHROPIC_BASE_URL=server.base_url, ANTHROPIC_API_KEY='sk-ant-test-key')",
+    "%%asm -p claude -m claude-haiku-4-5 --out approved\nRead notes.txt, then run sleep 1.",
+    "%%asm -p shell --out stopped\nsleep 60",
+    "%%asm -p shell --cwd ws --snapshot --out changed\nprintf 'hello\\n' > new.txt",
+    "%asm diff {changed.run_id}",
+    "%%asm -p shell,mock --compare --out compared\necho compared",
+    "print(approved.status, stopped.status, changed.status, compared.providers)",
+]
 
 
 class LabServer:
@@ -111,6 +142,11 @@ class LabServer:
         # no news/update pop-ups over the page
         (cfg / "labconfig" / "page_config.json").write_text(json.dumps(
             {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
+        # the work tree's build as the user-level copy: the first in JupyterLab's search path, so
+        # the page and the static file handler agree on it whatever copy the prefix holds
+        # (``extra_labextensions_path`` alone can list one copy and serve the other's files)
+        (self.home / "data" / "labextensions").mkdir(parents=True)
+        (self.home / "data" / "labextensions" / "asm-nb-extension").symlink_to(LABEXT, target_is_directory=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ASM_", "JUPYTER", "IPYTHON"))}
         env.update(JUPYTER_CONFIG_DIR=str(cfg), JUPYTER_DATA_DIR=str(self.home / "data"),
                    JUPYTER_RUNTIME_DIR=str(self.home / "runtime"), IPYTHONDIR=str(self.home / "ipython"),
@@ -221,8 +257,10 @@ def page(browser, lab, request):
     context.close()
 
 
-def _open_notebook(page, lab: LabServer, name: str) -> None:
-    page.goto(f"{lab.url}/lab/tree/{name}?token={lab.token}")
+def _open_notebook(page, lab: LabServer, name: str, workspace: str | None = None) -> None:
+    """Open ``name``; ``workspace``: a named (fresh) workspace, so no tab of another test comes back."""
+    where = f"lab/workspaces/{workspace}/tree" if workspace else "lab/tree"
+    page.goto(f"{lab.url}/{where}/{name}?token={lab.token}")
     page.wait_for_function(
         """(name) => {
              const app = window.jupyterapp;
@@ -252,8 +290,11 @@ def test_notebook_renders_run_bundle_widget_and_sidebar(lab, page):
     _open_notebook(page, lab, "demo.ipynb")
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
 
-    # the RunResult bundle, drawn by the MIME renderer (not the text/html fallback)
-    rendered = page.locator(".jp-OutputArea .jp-asm-run")
+    # three cards: the replayed %%asm cell and the shell one (live views that ended as the
+    # card), and the RunResult shown by the `replayed` cell, drawn by the MIME renderer (not
+    # the text/html fallback)
+    expect(page.locator(".jp-OutputArea .jp-asm-run")).to_have_count(3)
+    rendered = page.locator(".jp-CodeCell").nth(2).locator(".jp-OutputArea .jp-asm-run")
     expect(rendered).to_have_count(1)
     expect(rendered.locator(".jp-asm-run-status")).to_have_text("completed")
     expect(rendered.locator(".jp-asm-run-provider")).to_have_text("replay")
@@ -267,9 +308,11 @@ def test_notebook_renders_run_bundle_widget_and_sidebar(lab, page):
     expect(tools.first.locator(".jp-asm-tool-output")).to_contain_text("1 failed, 1 passed")
     expect(rendered.locator(".jp-asm-usage-cost .jp-asm-usage-value")).to_have_text(re.compile(r"^\$\d"))
 
-    # the live %%asm widget (shell provider) finished with the command's output
-    widget = page.locator(".jp-OutputArea .asm-run", has_text="live-widget-run")
+    # the live %%asm widget (shell provider) finished as the card with the command's output
+    widget = page.locator(".jp-OutputArea .jp-asm-run", has_text="live-widget-run")
     expect(widget).to_have_count(1)
+    expect(widget.locator(".jp-asm-run-provider")).to_have_text("shell")
+    assert page.locator(".jp-OutputArea .widget-box").count() == 0
 
     # the sidebar lists both runs; a click opens the run in the main area
     page.locator('.lm-TabBar-tab[data-id="asm-nb-sessions"]').click()
@@ -300,3 +343,114 @@ def test_saved_notebook_renders_without_running(lab, page):
     # the text/html fallback of the bundle is not what is shown
     assert page.locator(".jp-OutputArea .jp-RenderedHTMLCommon .asm-run").count() == 0
     page.screenshot(path=str(ARTIFACTS / "lab-saved-notebook.png"))
+
+
+def _saved_outputs(path: Path) -> list[list[dict]]:
+    nb = json.loads(path.read_text())
+    return [c.get("outputs", []) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def _kernel_idle_with_all_cells_run(page) -> None:
+    page.wait_for_function(
+        """() => {
+             const w = window.jupyterapp.shell.currentWidget;
+             const k = w.sessionContext.session && w.sessionContext.session.kernel;
+             if (!k || k.status !== 'idle') return false;
+             const cells = w.content.model.cells;
+             for (let i = 0; i < cells.length; i++) {
+               const c = cells.get(i);
+               if (c.type === 'code' && !c.executionCount) return false;
+             }
+             return true;
+           }""")
+
+
+def _set_theme(page, theme: str) -> None:
+    page.evaluate("(t) => window.jupyterapp.commands.execute('apputils:change-theme', {theme: t})", theme)
+    page.wait_for_function("(t) => document.body.dataset.jpThemeName === t", arg=theme)
+    page.wait_for_timeout(300)  # the theme's CSS is applied after the attribute flips
+
+
+@pytest.mark.timeout(600)
+def test_live_run_saves_as_static_card_and_reopens(lab, page, browser):
+    """A live %%asm (tool calls, Approve, Cancel), a diff and a compare; save; the saved file has
+    no widget outputs; a fresh page (new kernel, no widget models) shows the cards, the diff and
+    the comparison, never "Error displaying widget", in the light and the dark theme; and none
+    of the HTML/JS in the agent's text ran."""
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    _open_notebook(page, lab, "live.ipynb", workspace="live-run")
+    # not awaited: the promise settles only when every cell ran, and one waits for a click
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+
+    # the claude run stops at the bash call until it is approved
+    approve = page.locator(".jp-OutputArea .asm-run button", has_text="Approve")
+    expect(approve).to_be_visible()
+    waiting = page.locator(".jp-OutputArea .asm-run .asm-tool", has_text="Waiting for approval")
+    expect(waiting).to_contain_text("bash sleep 1")
+    page.screenshot(path=str(ARTIFACTS / "live-approval-light.png"))
+    approve.click()
+
+    # the next cell runs `sleep 60`: cancel it from its widget
+    cancel = page.locator(".jp-OutputArea .asm-run", has_text="sleep 60").locator("button", has_text="Cancel")
+    expect(cancel).to_be_visible()
+    cancel.click()
+    _kernel_idle_with_all_cells_run(page)
+    last = page.locator(".jp-Cell").last.locator(".jp-OutputArea-output")
+    expect(last).to_contain_text("completed cancelled completed ['shell', 'mock']")
+
+    # finished live runs were replaced by the card (the MIME renderer), not left as widgets
+    cards = page.locator(".jp-OutputArea .jp-asm-run")
+    expect(cards).to_have_count(3)
+    assert page.locator(".jp-OutputArea .widget-box").count() == 0
+    page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
+    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty")
+
+    # the saved file: the static bundle for every run, no widget view anywhere
+    outputs = _saved_outputs(lab.root / "live.ipynb")
+    mimes = [set(o.get("data", {})) for cell in outputs for o in cell]
+    assert not any("application/vnd.jupyter.widget-view+json" in m for m in mimes), mimes
+    runs = [o for cell in outputs[1:4] for o in cell if "application/vnd.asm.run+json" in o.get("data", {})]
+    assert len(runs) == 3, outputs[1:4]
+    assert [r["data"]["application/vnd.asm.run+json"]["run"]["status"] for r in runs] == \
+        ["completed", "cancelled", "completed"]
+    assert all({"text/html", "text/plain"} <= set(r["data"]) for r in runs)
+    assert any("asm-diffview" in "".join(o.get("data", {}).get("text/html", "")) for o in outputs[4])
+    assert any("asm-compare" in "".join(o.get("data", {}).get("text/html", "")) for o in outputs[5])
+
+    # no kernel from the first page: stop it, then reopen the notebook in a fresh page
+    status, sessions = lab.get_json("api/sessions")
+    for sess in sessions or []:
+        req = urllib.request.Request(f"{lab.url}/api/sessions/{sess['id']}?token={lab.token}", method="DELETE")
+        urllib.request.urlopen(req, timeout=10).close()
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1600})
+    fresh = ctx.new_page()
+    fresh.set_default_timeout(UI_TIMEOUT_MS)
+    try:
+        _open_notebook(fresh, lab, "live.ipynb", workspace="reopened")
+        cards = fresh.locator(".jp-OutputArea .jp-asm-run")
+        expect(cards).to_have_count(3)
+        expect(cards.nth(0).locator(".jp-asm-run-status")).to_have_text("completed")
+        expect(cards.nth(1).locator(".jp-asm-run-status")).to_have_text("cancelled")
+        expect(cards.nth(0).locator(".jp-asm-msg-assistant").last).to_contain_text("notes.txt")
+        expect(fresh.locator(".jp-OutputArea .asm-diffview")).to_have_count(1)
+        expect(fresh.locator(".jp-OutputArea .asm-compare")).to_have_count(1)
+        assert fresh.get_by_text("Error displaying widget").count() == 0
+        assert "model not found" not in fresh.locator("body").inner_text()
+        # the agent's HTML was shown as text or dropped; none of it ran
+        assert fresh.evaluate("() => window.__asm_xss") is None
+        assert fresh.locator(".jp-asm-run img[onerror], .jp-asm-run script, .jp-asm-run iframe").count() == 0
+        fresh.screenshot(path=str(ARTIFACTS / "reopened-light.png"), full_page=True)
+        cards.nth(0).screenshot(path=str(ARTIFACTS / "card-light.png"))
+        _set_theme(fresh, "JupyterLab Dark")
+        fresh.screenshot(path=str(ARTIFACTS / "reopened-dark.png"), full_page=True)
+        cards.nth(0).screenshot(path=str(ARTIFACTS / "card-dark.png"))
+        fresh.locator(".jp-OutputArea .asm-compare").screenshot(path=str(ARTIFACTS / "compare-dark.png"))
+        fresh.locator(".jp-OutputArea .asm-diffview").screenshot(path=str(ARTIFACTS / "diff-dark.png"))
+        _set_theme(fresh, "JupyterLab Light")
+        fresh.locator(".jp-OutputArea .asm-compare").screenshot(path=str(ARTIFACTS / "compare-light.png"))
+        fresh.locator(".jp-OutputArea .asm-diffview").screenshot(path=str(ARTIFACTS / "diff-light.png"))
+    finally:
+        ctx.close()
+    assert page.evaluate("() => window.__asm_xss") is None  # the live page either

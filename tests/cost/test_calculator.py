@@ -54,9 +54,9 @@ def test_opus_with_cache_tokens():
     assert got == pytest.approx(0.0525 + 0.0012 + 0.00375)
 
 
-def test_o3_cache_read_priced_at_input_rate():
+def test_o3_cache_read_priced_at_the_cached_input_rate():
     got = calculate(tok(1000, 500, cr=800), "codex", "o3", TABLE)
-    assert got == pytest.approx(0.03 + 0.008)
+    assert got == pytest.approx(0.03 + 800 * 2.5e-6)  # not 800 * 10e-6 (the full input rate)
 
 
 def test_zero_tokens_and_empty_dict():
@@ -189,9 +189,14 @@ def test_unknown_provider_is_none():
     assert info["cost_usd"] is None
 
 
-def test_model_none_uses_provider_default():
-    info = price_run(_run(model=None))
-    assert info["price_key"] == "claude/default" and info["cost_usd"] == pytest.approx(0.021)
+def test_model_none_is_unpriced_not_priced_from_the_placeholder_default():
+    calc._reset_warnings()
+    with pytest.warns(UnpricedModelWarning, match="model is unknown") as w:
+        info = price_run(_run(model=None))
+        again = price_run(_run(model=None))
+    assert info["cost_usd"] is None and info["unpriced"] is True and info["price_key"] is None
+    assert again["cost_usd"] is None
+    assert len([x for x in w if issubclass(x.category, UnpricedModelWarning)]) == 1  # one warning
 
 
 def test_zero_tokens_cost_zero_without_warning():
@@ -248,4 +253,23 @@ def test_provider_with_only_a_default_prices_every_model():
     table = {"claude": {"input": 1e-6, "output": 2e-6}}  # flat legacy table
     info = price_run(_run(model="anything-at-all"), table=table)
     assert info["price_key"] == "claude/default" and info["cost_usd"] == pytest.approx(2000e-6 + 2000e-6)
-    assert price_run(_run(provider="amp", model="some-amp-model"))["price_key"] == "amp/default"
+    # the built-in amp row is a placeholder: an amp model without a price is unpriced
+    with pytest.warns(UnpricedModelWarning):
+        assert price_run(_run(provider="amp", model="some-amp-model"))["cost_usd"] is None
+
+
+def test_cached_tokens_are_priced_at_cache_rates_for_every_builtin_model():
+    table = default_pricing_table()
+    for prov in ("claude", "codex"):
+        for name, rates in table[prov]["models"].items():
+            assert "cache_read" in rates and "cache_creation" in rates, (prov, name)
+            assert rates["cache_read"] < rates["input"], (prov, name)
+    # gpt-4o: 1M cached tokens cost the cached rate ($1.25), not the input rate ($2.50)
+    info = price_run(_run(provider="codex", model="gpt-4o", usage=tok(0, 0, cr=1_000_000)))
+    assert info["cost_usd"] == pytest.approx(1.25)
+
+
+def test_model_source_is_recorded():
+    run = _run(provider="codex", model="gpt-5-codex")
+    run = run.replace(provider_metadata={**run.provider_metadata, "model_source": "config_file:/h/.codex/config.toml"})
+    assert price_run(run)["model_source"] == "config_file:/h/.codex/config.toml"

@@ -20,13 +20,17 @@ def test_default_model():
 
 def test_spec_rows_are_per_token():
     t = pricing.default_pricing_table()
-    assert t["claude"]["default"] == {"input": pytest.approx(3e-6), "output": pytest.approx(15e-6)}
+    assert t["claude"]["default"] == {"input": pytest.approx(3e-6), "output": pytest.approx(15e-6),
+                                      "placeholder": True}  # never prices a run
     opus = t["claude"]["models"]["claude-opus-4-6"]
     assert opus == {"input": pytest.approx(15e-6), "output": pytest.approx(75e-6),
                     "cache_read": pytest.approx(1.5e-6), "cache_creation": pytest.approx(18.75e-6)}
     assert t["claude"]["models"]["claude-haiku-4-5"]["cache_read"] == pytest.approx(0.08e-6)
-    assert t["codex"]["models"]["o3-mini"] == {"input": pytest.approx(1.1e-6), "output": pytest.approx(4.4e-6)}
-    assert t["amp"] == {"default": {"input": pytest.approx(3e-6), "output": pytest.approx(15e-6)}, "models": {}}
+    assert t["codex"]["models"]["o3-mini"] == {"input": pytest.approx(1.1e-6), "output": pytest.approx(4.4e-6),
+                                               "cache_read": pytest.approx(0.55e-6),
+                                               "cache_creation": pytest.approx(1.1e-6)}
+    assert t["amp"] == {"default": {"input": pytest.approx(3e-6), "output": pytest.approx(15e-6),
+                                    "placeholder": True}, "models": {}}
 
 
 def test_default_table_is_a_fresh_copy():

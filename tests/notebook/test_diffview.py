@@ -62,7 +62,10 @@ def test_html_escapes_colours_and_collapses(changed_run):
     view = DiffView.from_run(r.run_id, store)
     page = view.html()
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert "background:#e6ffec" in page and "background:#ffebe9" in page
+    # added / deleted lines tinted from the theme's success / error colours (dark themes too)
+    assert "background:color-mix(in srgb,var(--jp-success-color1,#1a7f37) 16%,transparent)" in page
+    assert "background:color-mix(in srgb,var(--jp-error-color1,#cf222e) 16%,transparent)" in page
+    assert "#e6ffec" not in page and "#ffebe9" not in page  # no hard-coded light backgrounds
     # small text diffs open, the 800-line one and the binary one closed
     assert '<details open><summary style="font-family:monospace">page.html' in page
     assert '<details><summary style="font-family:monospace">long.txt' in page

@@ -46,7 +46,8 @@ def test_bundle_has_three_types_and_plain_text_is_studio():
         "\n  ● claude-haiku-4-5-20251001 session started\n\n  Let me look.\n  ◐ Running: ls\n"
         "  ✓ Ran: ls (exit 0, 10 chars, 2.5s)\n\n  Two files.\n\n"
         "  ● Session complete (end_turn) — 10/20 tokens, 1 tools\n")
-    assert "<details" in b["text/html"] and "Ran: ls" in b["text/html"]
+    # the HTML view reads in plain language (the text/plain stays the Studio CLI rendering)
+    assert "<details" in b["text/html"] and "Ran ls · 10 B · 2.5 s" in b["text/html"]
     json.dumps(b[RUN_MIME])  # JSON-serialisable
 
 
@@ -55,7 +56,7 @@ def test_run_json_schema():
     assert s["schema"] == "asm.run" and s["version"] == 1
     assert s["run"] == {"run_id": "run_1", "session_id": "ses_1", "provider": "claude",
                         "model": "claude-haiku-4-5-20251001", "status": "completed", "stop_reason": "end_turn",
-                        "duration_ms": 4100, "error": None}
+                        "stop_reason_text": "finished", "duration_ms": 4100, "error": None}
     assert s["output"] == "Two files."
     assert s["transcript"] == [
         {"role": "user", "content": "list files"},
@@ -65,7 +66,7 @@ def test_run_json_schema():
     ]
     assert s["tool_calls"] == [{"id": "c1", "name": "Bash", "input": {"command": "ls"}, "output": "a.py\nb.py\n",
                                 "status": "completed", "exit_code": 0, "duration_ms": 2500,
-                                "summary": "Ran: ls (exit 0, 10 chars, 2.5s)"}]
+                                "summary": "Ran ls · 10 B · 2.5 s", "icon": "✓", "approval": None}]
     assert s["usage"] == {"input_tokens": 10, "output_tokens": 20, "cache_read_tokens": 5,
                           "cache_creation_tokens": 0, "total_tokens": 30}
     assert s["cost_usd"] == 0.0012

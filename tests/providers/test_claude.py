@@ -623,7 +623,7 @@ def test_cancel_during_a_tool_closes_it(server):
     assert asyncio.run(go()).code == "cancelled"
     failed = [e["data"] for e in events if e["type"] == "tool_call_failed"]
     assert failed == [{"tool_call_id": "toolu_slow", "tool_name": "slow", "tool_input": {}, "tool_output": None,
-                       "is_error": True, "reason": "cancelled"}]
+                       "is_error": True, "reason": "cancelled", "status": "unfinished"}]
     assert events[-1]["type"] == "run_cancelled"
 
 

@@ -27,6 +27,11 @@ def make(tmp_path, name=None, **kw):
     return ClaudeCodeAdapter(cwd=str(tmp_path), executable=str(exe), **kw), exe
 
 
+def _norm_model(u):
+    return {"input_tokens": u["inputTokens"], "output_tokens": u["outputTokens"],
+            "cache_read_tokens": u["cacheReadInputTokens"], "cache_creation_tokens": u["cacheCreationInputTokens"]}
+
+
 def _norm(u):
     return {"input_tokens": u["input_tokens"], "output_tokens": u["output_tokens"],
             "cache_read_tokens": u["cache_read_input_tokens"], "cache_creation_tokens": u["cache_creation_input_tokens"]}
@@ -61,13 +66,17 @@ def test_fixture_matches_manifest(tmp_path, name):
         assert types[-2] == "turn_completed"
     if "final_text" in exp:
         assert result.output["content"] == exp["final_text"]
-    if "usage" in exp:  # the result line is authoritative (main loop only; subagents excluded)
+    if "usage" in exp:  # the result line is authoritative: every model's usage (modelUsage) when given
         usage_events = of_type(events, "token_usage_updated")
         assert len(usage_events) == 1
-        got = {k: usage_events[0]["data"][k] for k in _norm(exp["usage"])}
-        assert got == _norm(exp["usage"])
+        want = _norm(exp["usage"])
+        if exp.get("modelUsage"):
+            want = {k: sum(_norm_model(u)[k] for u in exp["modelUsage"].values()) for k in want}
+            assert usage_events[0]["data"]["main_usage"] == _norm(exp["usage"])
+        got = {k: usage_events[0]["data"][k] for k in want}
+        assert got == want
         if result is not None:
-            assert result.token_usage == _norm(exp["usage"])
+            assert result.token_usage == want
     if exp.get("total_cost_usd"):
         assert usage_events[0]["data"]["total_cost_usd"] == exp["total_cost_usd"]
         if result is not None:

@@ -205,3 +205,45 @@ def test_mock_adapter_session_by_id():
     r1 = asm_nb.run_once("a", provider=MockAdapter(), store=store, session="by-name")
     r2 = asm_nb.run_once("b", provider=MockAdapter(), store=store, session=r1.session_id)
     assert r2.session_id == r1.session_id
+
+
+def test_follow_up_turn_reads_only_the_new_events_and_matches_a_full_rebuild(tmp_path):
+    """Continuity is incremental: after the first follow-up, a turn asks the store only for the
+    events after the cached transcript's last sequence number, and the transcript it injects is
+    the one a full rebuild gives."""
+    from asm_nb.core.transcript import from_store
+    from asm_nb.stores.local import LocalStore
+
+    store = LocalStore(tmp_path / "s")
+    seen_queries: list[dict] = []
+    injected: list = []
+    real_get_events = store.get_events
+
+    def spy(session_id, **kw):
+        seen_queries.append(kw)
+        return real_get_events(session_id, **kw)
+
+    store.get_events = spy  # type: ignore[method-assign]
+
+    from asm_nb.providers.shell import ShellAdapter
+
+    class Capture(ShellAdapter):
+        async def execute(self, run, session, **kw):
+            injected.append(session.context.get("transcript"))
+            return await super().execute(run, session, **kw)
+
+    adapter = Capture()
+    for i in range(4):
+        seen_queries.clear()
+        r = asm_nb.run_once(f"echo turn {i}", provider=adapter, store=store, session="chat")
+        assert r.status == "completed"
+        transcript_reads = [q for q in seen_queries if q.get("run_id") is None]
+        if i >= 2:  # the cache exists: only the tail of the session is read
+            assert transcript_reads and all(isinstance(q.get("after"), int) and q["after"] > 0
+                                            for q in transcript_reads), transcript_reads
+    full = from_store(store, r.session_id)
+    last = injected[-1]
+    assert [(m.role, m.content) for m in last.messages] == \
+        [(m.role, m.content) for m in from_store(store, r.session_id, before=last.last_sequence + 1).messages]
+    assert len(full.messages) > len(last.messages) > 0
+    store.close()

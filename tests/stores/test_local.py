@@ -467,3 +467,75 @@ def test_generic_maintenance_prunes_local_store(local_store):
     assert pruned == 20
     assert len(local_store.get_events(s.id)) == 10
     assert local_store.get_latest_sequence(s.id) == 30
+
+
+# -- bounded memory --------------------------------------------------------------------------------
+def test_trimmed_log_keeps_every_guarantee(local_root):
+    """A log whose parsed events outgrow the cache share is trimmed after a write: appends go on
+    without re-reading the file, queries reaching into the trimmed part read it, an id stored
+    before the trim still resolves to the stored event, maintenance sees every event."""
+    st = LocalStore(local_root, flush_interval_ms=60_000, max_cache_bytes=64 * 1024)
+    s = sid()
+    first = ev(s)
+    stored = [st.append_event_with_sequence(first)]
+    for i in range(40):
+        stored += st.append_events([ev(s) for _ in range(50)])
+        st.flush()
+        slog = st._logs[s]
+        assert slog.cached_bytes * 4 <= 64 * 1024 // 8 + 50 * 400  # never more than one batch over
+    assert not st._logs[s].complete  # it was trimmed
+    assert seqs(st.get_events(s)) == list(range(1, 2002))
+    assert [e.id for e in st.get_events(s)] == [e.id for e in stored]
+    assert seqs(st.get_events(s, after=1990)) == list(range(1991, 2002))
+    assert st.append_event_with_sequence(first).sequence_number == 1  # dedupe reaches the file
+    assert st.append_event_with_sequence(ev(s)).sequence_number == 2002
+    other = LocalStore(local_root)
+    assert seqs(other.get_events(s)) == list(range(1, 2002))  # 2002 is still buffered
+    st.flush()
+    assert other.get_latest_sequence(s) == 2002
+    other.close()
+    assert st.delete_events(s, [first.id]) == 1
+    assert seqs(st.get_events(s))[:2] == [2, 3]
+    st.close()
+
+
+def test_many_sessions_do_not_keep_their_events_or_descriptors(local_root):
+    st = LocalStore(local_root, max_cache_bytes=256 * 1024)
+    before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    for _ in range(400):
+        s = sid()
+        st.append_events([ev(s) for _ in range(20)])
+        st.flush()
+    assert len(st._logs) < 100  # older parsed logs were let go
+    assert sum(sl.cached_bytes for sl in st._logs.values()) * 4 <= 256 * 1024 + 32 * 1024
+    assert seqs(st.get_events(st.list_session_ids()[0])) == list(range(1, 21))  # re-read on demand
+    if before is not None:
+        assert len(os.listdir("/proc/self/fd")) <= before + 4  # no lock descriptor per session
+    st.close()
+
+
+def test_a_new_store_folder_keeps_itself_out_of_git(tmp_path):
+    """The store writes ``.gitignore`` (``*``) into a folder it creates, so ``./.asm`` beside a
+    notebook in a git repository is never committed; a folder that already existed is left alone."""
+    import shutil
+    import subprocess
+
+    from asm_nb.stores.local import LocalStore
+
+    repo = tmp_path / "project"
+    repo.mkdir()
+    git = shutil.which("git")
+    if git:
+        subprocess.run([git, "init", "-q", str(repo)], check=True)
+    store = LocalStore(repo / ".asm")
+    store.close()
+    assert (repo / ".asm" / ".gitignore").read_text().splitlines()[-1] == "*"
+    if git:
+        status = subprocess.run([git, "status", "--porcelain", "--untracked-files=all"], cwd=repo,
+                                capture_output=True, text=True, check=True).stdout
+        assert status == "", status  # nothing of the store shows up as untracked
+    own = tmp_path / "mine"
+    own.mkdir()
+    (own / "notes.txt").write_text("keep me visible")
+    LocalStore(own).close()
+    assert not (own / ".gitignore").exists()
