@@ -170,6 +170,7 @@ def test_a_denied_tool_stop_names_the_tool_and_the_views_close_its_row(tmp_path)
     text, html = bundle["text/plain"], bundle["text/html"]
     assert "◐" not in html and "Blocked by policy: Bash" in html
     assert text.count("tool Bash denied") == 1, text
+    assert "[blocked by policy]" in text and "(exit 1)" not in text  # no invented exit code
     # the live callback saw the closing record too
     assert any(e["type"] == "tool_call_failed" and e["data"].get("reason") == "policy_denied" for e in seen)
     rows = _frame_rows(store, r.run_id)
