@@ -4,7 +4,6 @@ partial output and say why, and ``RunResult``, the stored events, ``frames`` and
 
 from __future__ import annotations
 
-
 import re
 
 import pytest
@@ -280,7 +279,7 @@ def test_frames_and_widget_agree_with_the_stored_events(tmp_path, monkeypatch):
         assert cost_frame[r.run_id]["cost_usd"] == (pytest.approx(run.cost_usd) if run.cost_usd is not None
                                                     else None)
         assert cost_frame[r.run_id]["unpriced"] is (run.cost_usd is None)
-    denied, unfinished, unknown, cancelled = results
+    denied, _, unknown, cancelled = results
     assert {s for s, _ in _expected_tool_statuses(store.get_events(denied.session_id, run_id=denied.run_id))
             .values()} == {"failed"}
     assert unknown.cost_usd is None and cost_frame[unknown.run_id]["unpriced"] is True
