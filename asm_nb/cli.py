@@ -453,6 +453,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+
+    # warnings (a skipped bad record, an escaped process) as one line each, like errors
+    previous = warnings.formatwarning
+    warnings.formatwarning = lambda msg, category, *a, **k: f"asm: warning: {msg}\n"  # type: ignore[assignment]
+    try:
+        return _main(argv)
+    finally:
+        warnings.formatwarning = previous
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -14,3 +14,12 @@ scratch=$(mktemp -d /tmp/asm-nbval-XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
 TMPDIR=$scratch ASM_DEFAULT_RENDERER=studio "$PY" -m pytest -q -p no:cacheprovider --nbval notebooks \
   --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
+# 3. the JupyterLab extension's lint (ESLint + Prettier) and unit tests (Vitest, jsdom, offline,
+#    ~15 s); needs extension/node_modules (scripts/build_extension.sh installs it)
+if [ -d extension/node_modules ]; then
+  (cd extension && npm run --silent lint && npm test --silent)
+elif [ -n "${CI:-}" ]; then
+  echo "test.sh: extension/node_modules is missing in CI (run scripts/build_extension.sh)" >&2; exit 1
+else
+  echo "test.sh: extension/node_modules missing: extension lint and unit tests not run" >&2
+fi

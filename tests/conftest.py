@@ -128,3 +128,14 @@ def fixtures_dir() -> pathlib.Path:
     if not FIXTURES.exists():
         pytest.fail(f"provider fixtures not found at {FIXTURES}")
     return FIXTURES
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Stop the throwaway PostgreSQL clusters this process started (tests/pg.py): a postmaster
+    left running keeps its /tmp/asm-pg-* folder and memory after the tests end."""
+    servers = getattr(sys.modules.get("_asm_test_pg_servers"), "servers", [])
+    for srv in list(servers):
+        try:
+            srv.stop()
+        except Exception:  # noqa: BLE001 - best effort; the next one still gets stopped
+            pass

@@ -28,7 +28,9 @@ import signal
 import socket
 import subprocess
 import tempfile
+import sys
 import threading
+import types
 import time
 import uuid
 
@@ -53,6 +55,18 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _registry() -> list:
+    """Every cluster this process started, across copies of this module (some tests load it by
+    path under another name): tests/conftest.py stops them all when the session ends, because
+    atexit hooks do not run in every worker shutdown path and a leaked postmaster outlives us."""
+    mod = sys.modules.get("_asm_test_pg_servers")
+    if mod is None:
+        mod = types.ModuleType("_asm_test_pg_servers")
+        mod.servers = []
+        sys.modules["_asm_test_pg_servers"] = mod
+    return mod.servers
 
 
 class PgServer:
@@ -90,11 +104,12 @@ class PgServer:
             self._run([os.path.join(bdir, "pg_ctl"), "-D", self.data, "-l", self.log, "-o", opts, "-w", "-t", "30",
                        "start"])
             self._started = True
+            _registry().append(self)
             self._make_template()
         except BaseException:
             self.stop()
             raise
-        atexit.register(self.stop)
+        atexit.register(self.stop)  # tests/conftest.py also stops every cluster at session end
 
     def _run(self, cmd: list[str]) -> None:
         res = subprocess.run(self.user_prefix + cmd, capture_output=True, text=True, timeout=60)

@@ -1,5 +1,5 @@
 """The repository stands alone: tests read only files inside it (the conftest guard refuses a
-sibling folder such as ``../shared``), and the provider fixtures are the repository's own."""
+sibling folder such as ``../team-material``), and the provider fixtures are the repository's own."""
 
 from __future__ import annotations
 
@@ -71,3 +71,27 @@ def test_provider_fixtures_are_in_the_repository(fixtures_dir):
             names = entry["file"] if isinstance(entry["file"], list) else [entry["file"]]
             for name in names:
                 assert (fixtures_dir / provider / name).is_file(), (provider, name)
+
+
+def test_code_and_docs_point_to_docs_not_to_an_outside_spec():
+    """Comments cite docs/ pages in plain words; nothing names section numbers of an outside
+    document or a folder beside the checkout (the patterns are built so this file passes)."""
+    import re
+
+    bad = re.compile("|".join([r"spec\s+part\s+\d", "\u00a7", r"(?<![\w.-])\.\./" + "shared", "shared" + "/fixtures",
+                               r"\bspec\s+0\d\b"]), re.I)
+    hits = []
+    for top in ("asm_nb", "tests", "docs", "scripts", "README.md"):
+        root = REPO / top
+        files = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
+        for path in files:
+            if path.suffix in {".pyc", ".png", ".whl"} or {"node_modules", "labextension"} & set(path.parts):
+                continue
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (UnicodeDecodeError, OSError):
+                continue
+            for n, line in enumerate(text.splitlines(), 1):
+                if bad.search(line):
+                    hits.append(f"{path.relative_to(REPO)}:{n}: {line.strip()[:100]}")
+    assert not hits, "\n".join(hits[:20])

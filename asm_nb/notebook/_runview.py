@@ -299,7 +299,7 @@ def tool_target(name: str, inp: Any) -> str:
     for value in (command, inp.get("file_path"), inp.get("path"), inp.get("pattern"), inp.get("url"),
                   inp.get("query"), inp.get("description")):
         if isinstance(value, str) and value:
-            return truncate(" ".join(value.split()), 60)
+            return truncate(" ".join(value.split()), 80)
     if not inp:
         return ""
     return truncate(compact_json(inp), 60)
@@ -343,6 +343,14 @@ def tool_line(info: Mapping[str, Any], *, approval: str | None = None, reason: s
         code = info.get("exit_code")
         why = f"exit {code}" if is_number(code) and code != 0 else (reason or "error")
         first = next((ln.strip() for ln in output.splitlines() if ln.strip()), "") if why == "error" else ""
+        if first.startswith("{"):  # a JSON error object: its message, not its braces
+            try:
+                import json
+
+                obj = json.loads(output)
+                first = str(first_set(obj.get("error"), obj.get("message"), first)) if isinstance(obj, dict) else first
+            except ValueError:
+                pass
         if first:
             why = truncate(first, 80)
         parts = [f"Failed: {why}", what, duration_words(ms)]

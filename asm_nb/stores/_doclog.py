@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ._codec import dumps, loads
+from ._tolerant import parse_row
 
 __all__ = ["DocLog"]
 
@@ -47,6 +48,7 @@ class DocLog:
         self.meta = meta
         self.fsync = fsync
         self.warn = warn or (lambda m: (log.warning(m), warnings.warn(m, stacklevel=3)))
+        self.what = path.stem.rstrip("s") or "record"  # "run" for runs.jsonl, in skip warnings
         self.lock = threading.RLock()  # in-process readers and writers of this table
         self._reset()
 
@@ -167,7 +169,9 @@ class DocLog:
                 if entry is None:
                     return None
                 raw = self._read_at(entry[0], entry[1])
-            obj = self.parse(loads(raw))
+            obj = parse_row(loads(raw), self.parse, what=self.what, where=self.path)
+            if obj is None:  # a bad record: skipped with a warning naming the file and row
+                return None
             self.cache[doc_id] = obj
             if len(self.cache) > _CACHE_OBJECTS:
                 self.cache.popitem(last=False)
@@ -193,7 +197,11 @@ class DocLog:
             out = []
             for doc_id, (off, length, _m) in self.index.items():
                 obj = cache.get(doc_id)
-                out.append(obj if obj is not None else parse(loads(data[off:off + length])))
+                if obj is None:
+                    obj = parse_row(loads(data[off:off + length]), parse, what=self.what, where=self.path)
+                    if obj is None:  # a bad record: skipped with a warning naming the file and row
+                        continue
+                out.append(obj)
             return out
 
     # -- writing (caller holds db.lock and called sync(owner=True)) -------------------------------

@@ -52,6 +52,7 @@ from ..core.serialization import format_datetime
 from ..core.session import Session, SessionStatus
 from . import _codec
 from . import _sql_schema as S
+from ._tolerant import parse_rows
 from ._base import (EventQuery, StoreBase, check_event, check_limit, check_offset, check_run, check_session, check_session_id,
                     check_status, interrupted_runs, merge_session, parse_payload, start_flusher, track_open_stores,
                     with_owner, with_sequence)
@@ -295,6 +296,13 @@ class SqlStore(StoreBase):
         _OPEN_STORES.add(self)
         self._reaped_at = 0.0
         self._reap_interrupted(force=True)
+
+    def _where(self) -> str:
+        """The database URL with its password hidden (for warnings)."""
+        try:
+            return sa.engine.make_url(str(self.url)).render_as_string(hide_password=True)
+        except Exception:  # noqa: BLE001 - a warning must not fail
+            return "the SQL store"
 
     def __repr__(self) -> str:
         return f"SqlStore({self._safe_url()!r})"
@@ -667,7 +675,8 @@ class SqlStore(StoreBase):
             q = q.offset(offset)
         if limit is not None:
             q = q.limit(limit)
-        return [session_from_row(r) for r in self._read(lambda c: c.execute(q).mappings().all())]
+        return parse_rows(self._read(lambda c: c.execute(q).mappings().all()), session_from_row, what="session",
+                          where=f"{self._where()} table asm_sessions")
 
     def list_session_ids(self) -> list[str]:
         """Ids of every session with a row, a run or an event, sorted."""
@@ -735,7 +744,8 @@ class SqlStore(StoreBase):
             q = q.where(t.c.status == status.value)
         if limit is not None:
             q = q.limit(limit)
-        return [run_from_row(r) for r in self._read(lambda c: c.execute(q).mappings().all())]
+        return parse_rows(self._read(lambda c: c.execute(q).mappings().all()), run_from_row, what="run",
+                          where=f"{self._where()} table asm_runs")
 
     def _reap_interrupted(self, force: bool = False) -> None:
         """Mark runs whose owner process is gone failed (``interrupted``); at most once a second."""

@@ -6,6 +6,16 @@
 
 export { default as mimeExtension } from './mime';
 export { default as sessionsPlugin, CommandIDs, agentIcon } from './plugin';
-export { RunRenderer, rendererFactory, isRunBundle, formatCost, formatDuration, formatInt } from './renderer';
-export { SessionsPanel, requestAPI, fetchRun } from './sidebar';
+export {
+  RunRenderer,
+  rendererFactory,
+  isRunBundle,
+  formatCost,
+  formatDuration,
+  formatInt,
+  stopReasonWords,
+  toolIcon
+} from './renderer';
+export { SessionsPanel, relativeTime, runMatches, sessionTitle, shortPath, sidebarCost } from './sidebar';
+export { requestAPI, fetchRun, fetchSessions } from './handler';
 export * from './types';

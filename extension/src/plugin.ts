@@ -6,10 +6,12 @@
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget } from '@jupyterlab/apputils';
 import { IRenderMimeRegistry, MimeModel } from '@jupyterlab/rendermime';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
-import { fetchRun, SessionsPanel } from './sidebar';
+import { fetchRun } from './handler';
+import { SessionsPanel } from './sidebar';
 import { RUN_MIME } from './types';
 
 const ICON_SVG =
@@ -30,12 +32,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'The "Agent sessions" sidebar of asm_nb.',
   autoStart: true,
   requires: [IRenderMimeRegistry],
-  optional: [ICommandPalette, ILayoutRestorer],
+  optional: [ICommandPalette, ILayoutRestorer, ISettingRegistry],
   activate: (
     app: JupyterFrontEnd,
     rendermime: IRenderMimeRegistry,
     palette: ICommandPalette | null,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    settings: ISettingRegistry | null
   ) => {
     const openRuns = new Map<string, MainAreaWidget>();
 
@@ -83,6 +86,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
       openRun: runId => void app.commands.execute(CommandIDs.openRun, { runId })
     });
     panel.title.icon = agentIcon;
+    if (settings) {
+      // the refresh interval from Settings > Agent sessions (seconds; 0 = no periodic refresh)
+      void settings
+        .load(plugin.id)
+        .then(loaded => {
+          const apply = () => panel.setPollInterval(1000 * Number(loaded.get('refreshInterval').composite ?? 10));
+          apply();
+          loaded.changed.connect(apply);
+        })
+        .catch(reason => console.warn('asm-nb: could not load the sidebar settings', reason));
+    }
     app.shell.add(panel, 'left', { rank: 650 });
     if (restorer) {
       restorer.add(panel, 'asm-nb-sessions');

@@ -262,7 +262,11 @@ export class RunRenderer extends Widget implements IRenderMime.IRenderer {
     item('jp-asm-usage-input', 'in', formatInt(u.input_tokens));
     item('jp-asm-usage-output', 'out', formatInt(u.output_tokens));
     if (u.cache_read_tokens || u.cache_creation_tokens) {
-      item('jp-asm-usage-cache', 'cache', `${formatInt(u.cache_read_tokens)} read / ${formatInt(u.cache_creation_tokens)} written`);
+      item(
+        'jp-asm-usage-cache',
+        'cache',
+        `${formatInt(u.cache_read_tokens)} read / ${formatInt(u.cache_creation_tokens)} written`
+      );
     }
     item('jp-asm-usage-tools', 'tools', String(calls.length));
     item('jp-asm-usage-cost', 'cost', formatCost(bundle.cost_usd));
@@ -291,7 +295,12 @@ export class RunRenderer extends Widget implements IRenderMime.IRenderer {
       el(body, 'pre', 'jp-asm-tool-input', pretty(call.input));
     }
     const out = entry?.content ?? (call ? toolOutputText(call.output) : '');
-    el(body, 'div', 'jp-asm-tool-section', call && call.exit_code !== null && call.exit_code !== undefined ? `Output (exit ${call.exit_code})` : 'Output');
+    el(
+      body,
+      'div',
+      'jp-asm-tool-section',
+      call && call.exit_code !== null && call.exit_code !== undefined ? `Output (exit ${call.exit_code})` : 'Output'
+    );
     el(body, 'pre', 'jp-asm-tool-output', out || '(empty)');
   }
 
@@ -315,7 +324,7 @@ export class RunRenderer extends Widget implements IRenderMime.IRenderer {
         markdownParser: o.markdownParser ?? null,
         translator: o.translator
       });
-    } catch (err) {
+    } catch {
       host.textContent = source;
     }
   }

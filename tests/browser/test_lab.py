@@ -320,6 +320,17 @@ def test_notebook_renders_run_bundle_widget_and_sidebar(lab, page):
     expect(rows).to_have_count(2)
     shell_row = rows.filter(has_text="echo live-widget-run")
     expect(shell_row).to_have_count(1)
+    # a row leads with the prompt, then a relative time; the store path reads left to right
+    expect(shell_row.locator(".jp-asm-run-row-prompt")).to_have_text("echo live-widget-run")
+    expect(shell_row.locator(".jp-asm-run-row-meta")).to_contain_text("just now")
+    store_line = page.locator("#asm-nb-sessions .jp-asm-sessions-store")
+    assert store_line.evaluate("e => getComputedStyle(e).direction") == "ltr"
+    expect(store_line).to_have_text(re.compile(r"^(…/)?[^/].*\.asm$|^/.*\.asm$"))
+    # the search box filters rows
+    page.locator("#asm-nb-sessions .jp-asm-sessions-search").fill("live-widget")
+    expect(rows.filter(visible=True)).to_have_count(1)
+    page.locator("#asm-nb-sessions .jp-asm-sessions-search").fill("")
+    expect(rows.filter(visible=True)).to_have_count(2)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     rendered.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "lab-notebook-and-sidebar.png"))
@@ -390,6 +401,9 @@ def test_live_run_saves_as_static_card_and_reopens(lab, page, browser):
     waiting = page.locator(".jp-OutputArea .asm-run .asm-tool", has_text="Waiting for approval")
     expect(waiting).to_contain_text("bash sleep 1")
     page.screenshot(path=str(ARTIFACTS / "live-approval-light.png"))
+    _set_theme(page, "JupyterLab Dark")  # the live widget themed too (banners, rows, buttons)
+    page.screenshot(path=str(ARTIFACTS / "live-approval-dark.png"))
+    _set_theme(page, "JupyterLab Light")
     approve.click()
 
     # the next cell runs `sleep 60`: cancel it from its widget

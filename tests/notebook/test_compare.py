@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -369,3 +370,38 @@ def test_magic_compare_widget_in_a_kernel(tmp_path):
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def test_a_finished_pane_drops_its_cancel_button_while_the_other_runs(store):
+    """Panes finish independently: the quick run's pane loses Cancel (and shows no "$—") as soon
+    as its run ends, while the slow pane still offers Cancel; at the end the view closes every
+    widget model and its rich display is the static comparison."""
+    pytest.importorskip("ipywidgets")
+    from asm_nb.notebook.compare import CompareView
+
+    view = CompareView(["slow", "quick"])
+    quick_done = threading.Event()
+    seen: dict = {}
+
+    def on_event(label, ev):
+        if label == "quick" and ev["type"] == "run_completed":
+            quick_done.set()
+
+    def watch():
+        if quick_done.wait(10):
+            time.sleep(0.2)  # the pane handles the event right after this callback
+            seen["quick"] = view.widgets["quick"]._cancel_btn.layout.display
+            seen["slow"] = view.widgets["slow"]._cancel_btn.layout.display
+            seen["counters"] = view.widgets["quick"].state.counters_html()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    r = compare("hi", store=store, view=view, on_event=on_event,
+                providers={"slow": ScriptedAdapter([("sleep", 1500, {"content": "late"})], name="slow"),
+                           "quick": ScriptedAdapter([("sleep", 50, {"content": "done"})], name="quick")})
+    watcher.join(10)
+    assert r["quick"].status == "completed" and r["slow"].status == "completed"
+    assert seen["quick"] == "none" and seen["slow"] != "none", seen
+    assert "$—" not in seen["counters"]
+    bundle = view._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" not in bundle and "asm-compare" in bundle["text/html"]

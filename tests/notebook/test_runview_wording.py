@@ -72,6 +72,15 @@ def test_unfinished_and_policy_rows():
     assert rows == [("■", "Unfinished (no result): bash make"), ("⊘", "Blocked by policy: Bash rm x")]
 
 
+def test_a_json_error_reads_as_its_message():
+    rows, _ = _row_texts([
+        ev("tool_call_started", tool_call_id="e", tool_name="edit_file", tool_input={"path": "a.py"}),
+        ev("tool_call_failed", tool_call_id="e", tool_name="edit_file",
+           tool_output='{"error": "old string not found"}'),
+    ])
+    assert rows == [("✗", "Failed: old string not found · edit_file a.py")]
+
+
 def test_the_shell_adapter_command_is_what_the_user_typed():
     rows, _ = _row_texts([
         ev("tool_call_started", tool_call_id="s", tool_name="bash",
