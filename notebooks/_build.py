@@ -661,8 +661,9 @@ project.mkdir()
         assert convert([["a"], [" x "]]) == [{"a": "x"}]
 '''))
 
-# the "agent": one script, two strategies (the careful one fixes the code, the hasty one the test)
-agent = base / "agent.py"
+# the "agent": one script in the project, two strategies (the careful one fixes the code, the hasty
+# one the test)
+agent = project / "agent.py"
 agent.write_text(textwrap.dedent('''
     import os, pathlib, sys
     task, strategy = sys.argv[1], os.environ["STRATEGY"]
@@ -689,9 +690,9 @@ any other field is a variable scorers can use.
 """),
     code("""
 dataset = asm_nb.Dataset.from_records([
-    {"id": "empty-input", "input": f"python3 {agent} empty-input", "test": "empty",
+    {"id": "empty-input", "input": "python3 agent.py empty-input", "test": "empty",
      "workspace": str(project)},
-    {"id": "strip-cells", "input": f"python3 {agent} strip-cells", "test": "strip",
+    {"id": "strip-cells", "input": "python3 agent.py strip-cells", "test": "strip",
      "workspace": str(project)},
 ])
 agents = {
@@ -795,7 +796,7 @@ from asm_nb.testing import expect
 
 import shutil
 scratch = shutil.copytree(project, base / "scratch")
-run = asm_nb.run_once(f"python3 {agent} strip-cells", provider="shell", store=store,
+run = asm_nb.run_once("python3 agent.py strip-cells", provider="shell", store=store,
                       cwd=str(scratch), env={"STRATEGY": "careful"})
 expect(run).succeeded().called("bash").never_called("edit_file").max_tool_calls(1).output_contains("done")
 "ok"

@@ -4,7 +4,6 @@ partial output and say why, and ``RunResult``, the stored events, ``frames`` and
 
 from __future__ import annotations
 
-
 import re
 
 import pytest
@@ -171,6 +170,7 @@ def test_a_denied_tool_stop_names_the_tool_and_the_views_close_its_row(tmp_path)
     text, html = bundle["text/plain"], bundle["text/html"]
     assert "◐" not in html and "Blocked by policy: Bash" in html
     assert text.count("tool Bash denied") == 1, text
+    assert "[blocked by policy]" in text and "(exit 1)" not in text  # no invented exit code
     # the live callback saw the closing record too
     assert any(e["type"] == "tool_call_failed" and e["data"].get("reason") == "policy_denied" for e in seen)
     rows = _frame_rows(store, r.run_id)
@@ -280,7 +280,7 @@ def test_frames_and_widget_agree_with_the_stored_events(tmp_path, monkeypatch):
         assert cost_frame[r.run_id]["cost_usd"] == (pytest.approx(run.cost_usd) if run.cost_usd is not None
                                                     else None)
         assert cost_frame[r.run_id]["unpriced"] is (run.cost_usd is None)
-    denied, unfinished, unknown, cancelled = results
+    denied, _, unknown, cancelled = results
     assert {s for s, _ in _expected_tool_statuses(store.get_events(denied.session_id, run_id=denied.run_id))
             .values()} == {"failed"}
     assert unknown.cost_usd is None and cost_frame[unknown.run_id]["unpriced"] is True

@@ -486,8 +486,11 @@ async def _run_tasks(handle: EvalRun, todo: list[_Task], *, store: Any, concurre
     sem = asyncio.Semaphore(concurrency)
     writer = _ScoreWriter(store)
 
+    score_sem = asyncio.Semaphore(concurrency)
+    from ..runtime.manager import _store as store_call  # inline for inline-safe stores, else a thread
+
     async def one(t: _Task) -> None:
-        async with sem:
+        async with sem:  # the run: at most ``concurrency`` at a time over all agents
             if handle._cancelled:
                 return
             if budget is not None and handle.spent_usd >= budget:
@@ -526,15 +529,18 @@ async def _run_tasks(handle: EvalRun, todo: list[_Task], *, store: Any, concurre
                     run_id = out.get("run_id")
                     if out.get("error"):
                         err = AsmError(out["error"]["code"], out["error"]["message"])
-                run = await asyncio.to_thread(store.get_run, run_id) if run_id else None
+                run = await store_call(store, "get_run", run_id) if run_id else None
             except AsmError as e:
                 err, run = e, None
-            if handle._cancelled and (run is None or not run.is_terminal or run.status.value == "cancelled"):
-                progress.finished("cancelled")
-                return  # interrupted: not recorded as done, runs again on resume
-            if run is not None and run.status.value == "cancelled" and err is not None and err.code == "cancelled":
-                progress.finished("cancelled")
-                return
+            if run is not None and isinstance(run.cost_usd, (int, float)):
+                handle.spent_usd += float(run.cost_usd)
+        if handle._cancelled and (run is None or not run.is_terminal or run.status.value == "cancelled"):
+            progress.finished("cancelled")
+            return  # interrupted: not recorded as done, runs again on resume
+        if run is not None and run.status.value == "cancelled" and err is not None and err.code == "cancelled":
+            progress.finished("cancelled")
+            return
+        async with score_sem:  # scoring overlaps the next runs
             scores: list[Score] = []
             if run is not None:
                 from ..workspace.rollback import workspace_record
@@ -548,15 +554,16 @@ async def _run_tasks(handle: EvalRun, todo: list[_Task], *, store: Any, concurre
                                     store=store)
                     return _score_sample(handle.scorers, sample)
 
-                scores = await asyncio.to_thread(score)
+                if all(getattr(sc_, "inline", False) for sc_ in handle.scorers):
+                    scores = score()  # pure-Python checks on data in memory: no thread hop
+                else:
+                    scores = await asyncio.to_thread(score)
                 ev = {**meta, "scored": True, "scores": _redacted([s.to_dict() for s in scores])}
                 updated = run.replace(metadata={**(run.metadata or {}), "eval": ev})
                 await writer.put(updated)
                 run = updated
             row = _row(name, t, run, scores, ws if keep_workspaces else None, resumed=False, error=err)
             handle.rows[t.key] = row
-            if isinstance(row.get("cost_usd"), (int, float)):
-                handle.spent_usd += float(row["cost_usd"])
             progress.finished(row["status"])
             if ws and not keep_workspaces:
                 await asyncio.to_thread(shutil.rmtree, ws, True)

@@ -137,6 +137,9 @@ class Scorer:
 
     name: str = "scorer"
     kind: str = "function"
+    #: True when scoring only looks at data already in memory (no I/O, no waiting): the runner
+    #: then scores on its event loop instead of a worker thread.
+    inline: bool = False
 
     def score(self, sample: Sample) -> Score:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -245,6 +248,7 @@ def _expected_or(sample: Sample, given: Any, what: str) -> Any:
 
 class _Text(Scorer):
     kind = "text"
+    inline = True
 
     def __init__(self, name: str, fn: Callable[[Sample], tuple[float | None, bool, str]]) -> None:
         self.name = name
@@ -363,6 +367,7 @@ class TrajectoryScorer(Scorer):
     .never_called("bash").max_tool_calls(10).cost_below(0.1)``."""
 
     kind = "trajectory"
+    inline = True
 
     def __init__(self, name: str = "trajectory") -> None:
         self.name = name

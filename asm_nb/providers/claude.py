@@ -241,7 +241,7 @@ class _Turn:
                 self.rs.started = True
                 self.rs.confirmed_model = msg.model
                 await self.active.emit("run_started", {
-                    "model": msg.model, "configured_model": self.rs.model, "backend": "api",
+                    "model": msg.model, "model_source": "stream", "configured_model": self.rs.model, "backend": "api",
                     "message_id": msg.id, "cwd": str(self.rs.cwd), "tools": list(self.rs.tools_offered)})
                 for m in self.rs.input_messages:
                     await self.active.emit("message_sent", m)

@@ -101,11 +101,12 @@ RESUME_SCRIPT = textwrap.dedent("""
     import sys, asm_nb
     from asm_nb.evaluation import scorers as sc
     store, log = sys.argv[1], sys.argv[2]
-    items = [{"id": f"i{n}", "input": f"sleep 0.6; echo i{n} >> {log}; echo ran i{n}"} for n in range(8)]
+    items = [{"id": f"i{n}", "input": f"sleep 0.6; echo i{n}-$AGENT >> {log}; echo ran i{n}"} for n in range(8)]
+    agents = {"a": {"provider": "shell", "env": {"AGENT": "a"}}, "b": {"provider": "shell", "env": {"AGENT": "b"}}}
     print("started", flush=True)
     try:
-        asm_nb.evaluate(items, agents=["shell", {"name": "b", "provider": "shell"}], scorers=[sc.contains("ran")],
-                        concurrency=2, store=store, name="resume", progress=False)
+        asm_nb.evaluate(items, agents=agents, scorers=[sc.contains("ran")], concurrency=2, store=store,
+                        name="resume", progress=False)
     except KeyboardInterrupt:
         print("interrupted", flush=True)
         sys.exit(3)
@@ -129,11 +130,11 @@ def test_an_interrupted_eval_resumes_without_running_anything_twice(tmp_path):
                             stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "started"
-        deadline = time.monotonic() + 60
-        while not os.path.exists(log) or len(open(log).read().split()) < 4:
+        deadline = time.monotonic() + 90
+        while len(_scored(store)) < 4 if os.path.exists(os.path.join(store, "store.json")) else True:
             assert time.monotonic() < deadline, proc.stderr.read() if proc.poll() is not None else "too slow"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)  # the notebook's stop button
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -141,17 +142,24 @@ def test_an_interrupted_eval_resumes_without_running_anything_twice(tmp_path):
     assert proc.returncode == 3, (out, err)
     before = {(r.metadata["eval"]["item_id"], r.metadata["eval"]["agent"]): r.id for r in _scored(store)}
     assert 4 <= len(before) < 16
-    r = asm_nb.evaluate([{"id": f"i{n}", "input": f"sleep 0.6; echo i{n} >> {log}; echo ran i{n}"} for n in range(8)],
-                        agents=["shell", {"name": "b", "provider": "shell"}], scorers=[sc.contains("ran")],
-                        concurrency=4, store=store, name="resume", progress=False)
+    with open(log) as f:
+        ran_before = f.read().split()
+    items = [{"id": f"i{n}", "input": f"sleep 0.6; echo i{n}-$AGENT >> {log}; echo ran i{n}"} for n in range(8)]
+    agents = {"a": {"provider": "shell", "env": {"AGENT": "a"}}, "b": {"provider": "shell", "env": {"AGENT": "b"}}}
+    r = asm_nb.evaluate(items, agents=agents, scorers=[sc.contains("ran")], concurrency=4, store=store,
+                        name="resume", progress=False)
     f = r.frame
     assert len(f) == 16 and f["passed"].all()
     # nothing lost: every run scored before the interrupt is reused as it was
     resumed = {(row.item_id, row.agent): row.run_id for row in f.itertuples() if row.resumed}
     assert resumed == before
-    # nothing run twice: each command finished exactly once per agent over both attempts
-    lines = open(log).read().split()
-    assert sorted(lines) == sorted([f"i{n}" for n in range(8)] * 2)
+    # nothing run twice: a scored run never runs again (only runs cut off by the interrupt do)
+    with open(log) as fh:
+        lines = fh.read().split()
+    for item_id, agent in before:
+        assert lines.count(f"{item_id}-{agent}") == 1
+    assert set(lines) == {f"i{n}-{a}" for n in range(8) for a in "ab"}
+    assert len(lines) - len(ran_before) == 16 - len(before)  # the resume ran exactly the unscored runs
     keys = [(r.metadata["eval"]["item_id"], r.metadata["eval"]["agent"]) for r in _scored(store)]
     assert len(keys) == len(set(keys)) == 16
 
