@@ -797,7 +797,7 @@ from asm_nb.testing import expect
 import shutil
 scratch = shutil.copytree(project, base / "scratch")
 run = asm_nb.run_once("python3 agent.py strip-cells", provider="shell", store=store,
-                      cwd=str(scratch), env={"STRATEGY": "careful"})
+                      cwd=str(scratch), options={"env": {"STRATEGY": "careful"}})
 expect(run).succeeded().called("bash").never_called("edit_file").max_tool_calls(1).output_contains("done")
 "ok"
 """),
