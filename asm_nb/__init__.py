@@ -19,6 +19,19 @@ __version__ = "0.1.0"
 # public name -> "module:attribute" (attribute None = the module itself)
 _LAZY: dict[str, str] = {
     "AsmError": "asm_nb.core.errors:AsmError",
+    "ErrorCode": "asm_nb.core.errors:ErrorCode",
+    "ErrorCategory": "asm_nb.core.errors:ErrorCategory",
+    "ValidationError": "asm_nb.core.errors:ValidationError",
+    "StateError": "asm_nb.core.errors:StateError",
+    "NotFoundError": "asm_nb.core.errors:NotFoundError",
+    "ProviderError": "asm_nb.core.errors:ProviderError",
+    "StoreError": "asm_nb.core.errors:StoreError",
+    "AsmRuntimeError": "asm_nb.core.errors:AsmRuntimeError",
+    "RunTimeout": "asm_nb.core.errors:RunTimeout",
+    "CancelledRun": "asm_nb.core.errors:CancelledRun",
+    "PolicyViolation": "asm_nb.core.errors:PolicyViolation",
+    "ConcurrencyError": "asm_nb.core.errors:ConcurrencyError",
+    "ToolError": "asm_nb.core.errors:ToolError",
     "Event": "asm_nb.core.events:Event",
     "EventType": "asm_nb.core.events:EventType",
     "Session": "asm_nb.core.session:Session",
@@ -36,15 +49,15 @@ _LAZY: dict[str, str] = {
     "ConcurrencyLimiter": "asm_nb.runtime.limiter:ConcurrencyLimiter",
     "Policy": "asm_nb.policy:Policy",
     "config": "asm_nb.config:",
-    "frames": "asm_nb.notebook.frames:",
-    "plots": "asm_nb.notebook.plots:",
+    "frames": "asm_nb.analytics.frames:",
+    "plots": "asm_nb.analytics.plots:",
     "testing": "asm_nb.testing:",
     "tool": "asm_nb.providers.tools:tool",
     "Tool": "asm_nb.providers.tools:Tool",
     "load_ipython_extension": "asm_nb.notebook.magics:load_ipython_extension",
     "dashboard": "asm_nb.notebook.dashboard:dashboard",
-    "query": "asm_nb.notebook.analytics:query",
-    "maintenance": "asm_nb.notebook.analytics:maintenance",
+    "query": "asm_nb.analytics.query:query",
+    "maintenance": "asm_nb.analytics.query:maintenance",
     "compare": "asm_nb.notebook.compare:compare",
     "pause": "asm_nb.runtime.control:pause_run",
     "resume": "asm_nb.runtime.control:resume_run",
@@ -67,7 +80,16 @@ _LAZY: dict[str, str] = {
     "diff_runs": "asm_nb.evaluation.rundiff:diff_runs",
 }
 
-__all__ = sorted(["__version__", *_LAZY])
+__all__ = [
+    "Agent", "ArtifactRegistry", "AsmError", "AsmRuntimeError", "CancelledRun", "ConcurrencyError",
+    "ConcurrencyLimiter", "Dataset", "ErrorCategory", "ErrorCode", "EvalResult", "Event", "EventType",
+    "NotFoundError", "Policy", "PolicyViolation", "ProviderError", "Run", "RunResult", "RunStatus", "RunTimeout",
+    "Session", "SessionRuntime", "SessionServer", "SessionStatus", "StateError", "StoreError", "Tool", "ToolError",
+    "ValidationError", "__version__", "arun_once", "batch", "compare", "config", "copy_store", "dashboard",
+    "diff_runs", "evaluate", "evaluation", "frames", "interrupt", "load_eval", "load_ipython_extension",
+    "maintenance", "open_store", "pause", "plots", "providers", "pubsub", "query", "rendering", "resume",
+    "run_once", "scorer", "scorers", "stream", "telemetry", "testing", "tool", "workflow",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -85,13 +107,29 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-if TYPE_CHECKING:  # pragma: no cover
+if TYPE_CHECKING:  # pragma: no cover - what a type checker sees for each lazy name above
+    from . import config, testing
+    from .analytics import frames, plots
+    from .analytics.query import maintenance, query
     from .api import RunResult, arun_once, run_once
-    from .core.errors import AsmError
+    from .core.errors import (
+        AsmError, AsmRuntimeError, CancelledRun, ConcurrencyError, ErrorCategory, ErrorCode, NotFoundError,
+        PolicyViolation, ProviderError, RunTimeout, StateError, StoreError, ToolError, ValidationError,
+    )
     from .core.events import Event, EventType
     from .core.run import Run, RunStatus
     from .core.session import Session, SessionStatus
+    from .notebook.compare import compare
+    from .notebook.dashboard import dashboard
+    from .notebook.magics import load_ipython_extension
+    from .policy import Policy
+    from .providers.tools import Tool, tool
+    from .runtime.batch import batch
+    from .runtime.limiter import ConcurrencyLimiter
+    from .runtime.server import SessionServer
+    from .runtime.stream import stream
     from .stores import open_store
+    from .stores.copy import copy_store
     from . import evaluation
     from .evaluation import scorers
     from .evaluation.agents import Agent

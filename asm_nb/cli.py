@@ -19,26 +19,7 @@ import sys
 from typing import Any, Sequence
 
 from .core.errors import AsmError
-
-
-def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
-    if not rows:
-        return "(none)"
-    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
-    return "\n".join(lines)
-
-
-def _cell(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return f"{v:.4f}"
-    s = str(v).replace("\n", " ")
-    return s if len(s) <= 60 else s[:57] + "..."
+from .rendering.tables import text_table as _table
 
 
 def _emit(args: argparse.Namespace, rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
@@ -51,7 +32,7 @@ def _emit(args: argparse.Namespace, rows: list[dict[str, Any]], columns: Sequenc
 def _store(args: argparse.Namespace, *, create: bool = False) -> Any:
     """The ``--store`` store. Read-only commands (``create=False``) never create one: a path
     that is not a store is an error naming it."""
-    from .api import resolve_store
+    from .stores import resolve_store
 
     if not create:
         from .stores.existing import require_existing_store
@@ -98,8 +79,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     printer = run_printer(args)  # renderer x sinks (--renderer, --log, --jsonl)
     try:
+        import inspect
+
+        run_params = set(inspect.signature(run_once).parameters)  # -o names run_once takes itself
+        run_kw = {k: v for k, v in opts.items() if k in run_params}
+        adapter_opts = {k: v for k, v in opts.items() if k not in run_params}
         result = run_once(args.prompt, args.provider, store=_store(args, create=True), model=args.model,
-                          session=args.session, cwd=args.cwd, on_event=_redacting(printer), **opts)
+                          session=args.session, cwd=args.cwd, on_event=_redacting(printer), **run_kw,
+                          options=adapter_opts or None)
     finally:
         printer.close()
     if args.json:
@@ -239,7 +226,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
-    from .notebook.analytics import cost_rows, format_cost_table
+    from .analytics.cost import cost_rows
+    from .rendering.tables import format_cost_table
 
     rows, total = cost_rows(_store(args), by=args.by, provider=args.provider, model=args.model,
                             session_id=args.session, status=args.status, since=args.since, until=args.until)
@@ -251,7 +239,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .notebook.analytics import export
+    from .analytics.export import export
 
     tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
     written = export(_store(args), args.out, format=args.format, tables=tables, overwrite=args.overwrite,
@@ -276,7 +264,7 @@ def cmd_copy(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    from .notebook.analytics import gc
+    from .analytics.gc import gc
 
     report = gc(_store(args), max_age_days=args.max_age_days, hard_delete_after_days=args.hard_delete_after_days,
                 max_events_per_session=args.max_events_per_session, keep_failed=args.keep_failed,

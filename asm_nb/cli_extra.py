@@ -53,7 +53,7 @@ def cmd_providers(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([m.to_dict() for m in manifests], ensure_ascii=False, default=str))
         return 0
-    from .cli import _table
+    from .rendering.tables import text_table as _table
 
     rows = [{"provider": m.name, "available": "yes" if m.metadata.get("available") else "no",
              "capabilities": ", ".join(c.name for c in m.enabled_capabilities()),
@@ -65,7 +65,7 @@ def cmd_providers(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from .cli import _store, _table
-    from .notebook.frames import audit
+    from .analytics.frames import audit
 
     df = audit(_store(args), session_id=args.session, run_id=args.run, type=args.type, since=args.since,
                until=args.until, backend="polars")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 from . import config
 from .core.capabilities import Capability
@@ -32,10 +32,6 @@ class RunResult:
     events: list = field(default_factory=list)
     routing: dict | None = None
     policy: dict | None = None
-
-
-def empty_usage() -> dict[str, int]:
-    return {"input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0, "cache_creation_tokens": 0}
 
 
 @runtime_checkable

@@ -234,9 +234,9 @@ async def publish_server_events(server: Any, pubsub: PubSub | None = None, *, pr
     subscription (``await server.unsubscribe(sub)`` to stop)."""
     ps = pubsub if pubsub is not None else default_pubsub()
     if from_sequence is None:
-        from .runtime.manager import _store
+        from .persistence.store_call import call_store
 
-        from_sequence = await _store(server.store, "get_latest_sequence", server.session_id) + 1
+        from_sequence = await call_store(server.store, "get_latest_sequence", server.session_id) + 1
 
     def forward(session_id: str, event: Any) -> None:
         msg = (message_wrapper, session_id, event)

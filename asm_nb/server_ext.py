@@ -15,7 +15,7 @@ cookie — through ``@tornado.web.authenticated``; JSON answers):
   "prompt"}]}``, newest session first, runs oldest first. Built from ``asm_nb.frames.sessions``
   and ``asm_nb.frames.runs`` (polars backend) plus each run's prompt (first 200 characters).
 - ``GET asm-nb/runs/<run_id>`` → the run's ``application/vnd.asm.run+json`` payload
-  (``asm_nb.notebook.display.run_summary`` over the run and its stored events), which the
+  (``asm_nb.rendering.mime.run_summary`` over the run and its stored events), which the
   extension's MIME renderer shows; 404 with ``{"code": "not_found"}`` for an unknown run.
 
 The store read is the LocalStore at ``$ASM_HOME`` when set, else ``<server root dir>/.asm``
@@ -92,7 +92,8 @@ def _rows_without_frames(store: Any) -> tuple[list[dict], list[dict]]:
 
 def list_sessions(path: str | os.PathLike) -> dict:
     """The ``GET asm-nb/sessions`` answer for the LocalStore at ``path``."""
-    from . import frames, open_store
+    from .analytics import frames
+    from .stores import open_store
     from .core.errors import AsmError
 
     from .stores.existing import is_local_store
@@ -140,9 +141,9 @@ def list_sessions(path: str | os.PathLike) -> dict:
 
 def run_bundle(path: str | os.PathLike, run_id: str) -> dict | None:
     """The ``application/vnd.asm.run+json`` payload of one stored run, or None if unknown."""
-    from . import open_store
+    from .stores import open_store
     from .core.errors import AsmError
-    from .notebook.display import run_summary
+    from .rendering.mime import run_summary
 
     path = Path(path)
     if not path.is_dir():

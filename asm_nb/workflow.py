@@ -99,7 +99,7 @@ async def astep_execute(store: Any, adapter: Any, params: Mapping[str, Any]) -> 
         run = await manager.astart_run(store, adapter, session_id, params["input"])
         raw = await manager.aexecute_run(store, adapter, run.id, **opts)
         return step_result(raw, session_id=session_id, run_id=run.id)
-    raw = await manager.arun_once(store, adapter, params["input"], agent_id=params.get("agent_id"),
+    raw = await manager.aexecute_once(store, adapter, params["input"], agent_id=params.get("agent_id"),
                                   metadata=params.get("metadata"), context=params.get("context"),
                                   tags=params.get("tags"), **opts)
     return step_result(raw)

@@ -321,8 +321,8 @@ project_of = {}
 for i in range(60):
     cassette, task = simulated_run(i)
     project = rng.choice(["api-service", "web-app", "data-pipeline"])
-    r = asm_nb.run_once(task, provider="replay", cassette=cassette, impersonate=True, deterministic=True,
-                        store=store_dir, session=project, continuation=False)
+    r = asm_nb.run_once(task, provider="replay", store=store_dir, session=project, continuation=False,
+                        options={"cassette": cassette, "impersonate": True, "deterministic": True})
     project_of[r.run_id] = project
 dict(sorted(Counter(project_of.values()).items()))   # runs per project
 """),
@@ -592,8 +592,8 @@ from asm_nb.testing import example_cassette
 # plus a few shell runs. Point store_dir at your own store (default ./.asm) to see yours.
 store_dir = tempfile.mkdtemp(prefix="asm-dashboard-")
 for name in ["hello", "tools", "failure", "tools", "hello"]:
-    asm_nb.run_once("(replayed)", provider="replay", cassette=example_cassette(name), impersonate=True,
-                    deterministic=True, store=store_dir)
+    asm_nb.run_once("(replayed)", provider="replay", store=store_dir,
+                    options={"cassette": example_cassette(name), "impersonate": True, "deterministic": True})
 for command in ["echo build ok", "ls /nonexistent-dir", "echo deploy ok"]:
     asm_nb.run_once(command, provider="shell", store=store_dir)
 len(asm_nb.frames.runs(store_dir))

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Run every test (the README's test command). Assumes scripts/setup.sh has run (./.venv, or the
 # interpreter in $PYTHON).
+#   0. static checks: ruff (lint rules in pyproject.toml) and lint-imports (the layer contracts:
+#      a module never imports a higher layer);
 #   1. the unit/integration suite, two workers;
 #   2. the notebooks under notebooks/, executed and compared cell by cell with nbval
 #      (text renderer, ids/paths/times sanitized).
@@ -9,6 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_python.sh
 asm_use_python
+"$PY" -m ruff check asm_nb tests
+lint-imports --no-cache
 "$PY" -m pytest -n 2 -q -p no:cacheprovider tests "$@"
 scratch=$(mktemp -d /tmp/asm-nbval-XXXXXX)
 trap 'rm -rf "$scratch"' EXIT

@@ -108,18 +108,18 @@ def _isolated_asm_home(tmp_path, monkeypatch):
     home = tmp_path / "asm_home"
     monkeypatch.setenv("ASM_HOME", str(home))
     try:
-        from asm_nb import api
+        from asm_nb import stores
     except Exception:  # pragma: no cover - collection of a broken tree
         yield home
         return
-    api._default_stores.clear()
+    stores._default_stores.clear()
     yield home
-    for store in list(api._default_stores.values()):
+    for store in list(stores._default_stores.values()):
         try:
             store.close()
         except Exception:
             pass
-    api._default_stores.clear()
+    stores._default_stores.clear()
 
 
 @pytest.fixture

@@ -66,7 +66,7 @@ def test_cost_json_and_table(store_path):
 def test_export_round_trip(store_path, tmp_path, fmt):
     import polars as pl
 
-    from asm_nb.notebook import frames
+    from asm_nb.analytics import frames
 
     out = tmp_path / "export"
     p = asm("export", "--format", fmt, str(out), "--json", store=store_path)

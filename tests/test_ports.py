@@ -11,7 +11,7 @@ from asm_nb.stores.memory import InMemoryStore
 
 @pytest.mark.parametrize("name", ["shell", "replay", "codex", "amp", "claude_code", "mock"])
 def test_adapters_implement_the_provider_port(name, tmp_path):
-    from asm_nb.api import resolve_adapter
+    from asm_nb.runtime.oneshot import resolve_adapter
 
     assert isinstance(resolve_adapter(name), ports.ProviderAdapter)  # cwd defaults where required
 

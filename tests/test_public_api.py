@@ -26,3 +26,17 @@ def test_import_asm_nb_imports_no_heavy_library():
             " if m in sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out) == []
+
+
+def test_all_is_exactly_the_lazy_table_and_each_name_is_visible_to_type_checkers():
+    import ast
+    import pathlib
+
+    assert sorted(asm_nb.__all__) == sorted(["__version__", *asm_nb._LAZY])
+    tree = ast.parse(pathlib.Path(asm_nb.__file__).read_text())
+    checked = set()
+    for node in tree.body:
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            for imp in node.body:
+                checked |= {a.asname or a.name for a in imp.names}  # type: ignore[attr-defined]
+    assert sorted(set(asm_nb._LAZY) - checked) == []

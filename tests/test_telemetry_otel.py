@@ -26,7 +26,7 @@ def otel():
     tp.add_span_processor(SimpleSpanProcessor(spans))
     reader = InMemoryMetricReader()
     mp = MeterProvider(metric_readers=[reader])
-    exporter = telemetry_otel.install(tp, mp)
+    telemetry_otel.install(tp, mp)
     try:
         with config.override(telemetry_enabled=True):
             yield spans, reader

@@ -4,14 +4,14 @@ partial output and say why, and ``RunResult``, the stored events, ``frames`` and
 
 from __future__ import annotations
 
-
 import re
 
 import pytest
 
 import asm_nb
-from asm_nb.notebook import frames
-from asm_nb.notebook.display import RUN_MIME, run_result_mimebundle
+from asm_nb.analytics import frames
+from asm_nb.rendering.mime import RUN_MIME, run_result_mimebundle
+from asm_nb.runtime.oneshot import arun_tracked
 from asm_nb.testing.fake_anthropic import FakeAnthropicServer, StreamBuilder
 from asm_nb.testing.fake_cli import install_fake_cli
 
@@ -132,9 +132,9 @@ def test_cancel_keeps_partial_output():
         seen: list = []
 
         async def go():
-            task = asyncio.ensure_future(asm_nb.api.arun_once(
-                "count", provider="claude", store="memory://", api_key="k", base_url=server.base_url,
-                max_retries=0, on_event=seen.append, _state=state))
+            task = asyncio.ensure_future(arun_tracked(
+                "count", "claude", state, store="memory://", api_key="k", base_url=server.base_url,
+                max_retries=0, on_event=seen.append))
             while not any(e["type"] == "message_streamed" for e in seen):
                 await asyncio.sleep(0.05)
             await manager.acancel_run(state["store"], state["adapter"], state["run_id"])
@@ -170,6 +170,7 @@ def test_a_denied_tool_stop_names_the_tool_and_the_views_close_its_row(tmp_path)
     text, html = bundle["text/plain"], bundle["text/html"]
     assert "◐" not in html and "Blocked by policy: Bash" in html
     assert text.count("tool Bash denied") == 1, text
+    assert "[blocked by policy]" in text and "(exit 1)" not in text  # no invented exit code
     # the live callback saw the closing record too
     assert any(e["type"] == "tool_call_failed" and e["data"].get("reason") == "policy_denied" for e in seen)
     rows = _frame_rows(store, r.run_id)
@@ -229,7 +230,7 @@ def test_frames_and_widget_agree_with_the_stored_events(tmp_path, monkeypatch):
     frames.tool_calls, frames.costs and the widget's run card say what the stored events and runs say."""
     import asyncio
 
-    from asm_nb.notebook.display import run_summary
+    from asm_nb.rendering.mime import run_summary
     from asm_nb.runtime import loop, manager
 
     store = asm_nb.open_store(f"{tmp_path}/store")
@@ -250,9 +251,9 @@ def test_frames_and_widget_agree_with_the_stored_events(tmp_path, monkeypatch):
         seen: list = []
 
         async def go():
-            task = asyncio.ensure_future(asm_nb.api.arun_once(
-                "count", provider="claude", store=store, api_key="k", base_url=server.base_url,
-                max_retries=0, on_event=seen.append, _state=state))
+            task = asyncio.ensure_future(arun_tracked(
+                "count", "claude", state, store=store, api_key="k", base_url=server.base_url,
+                max_retries=0, on_event=seen.append))
             while not any(e["type"] == "message_streamed" for e in seen):
                 await asyncio.sleep(0.05)
             await manager.acancel_run(state["store"], state["adapter"], state["run_id"])
@@ -279,7 +280,7 @@ def test_frames_and_widget_agree_with_the_stored_events(tmp_path, monkeypatch):
         assert cost_frame[r.run_id]["cost_usd"] == (pytest.approx(run.cost_usd) if run.cost_usd is not None
                                                     else None)
         assert cost_frame[r.run_id]["unpriced"] is (run.cost_usd is None)
-    denied, unfinished, unknown, cancelled = results
+    denied, _, unknown, cancelled = results
     assert {s for s, _ in _expected_tool_statuses(store.get_events(denied.session_id, run_id=denied.run_id))
             .values()} == {"failed"}
     assert unknown.cost_usd is None and cost_frame[unknown.run_id]["unpriced"] is True

@@ -1,4 +1,5 @@
-"""The few configuration values ``core`` reads (``event_buffer_size``, ``chars_per_token``).
+"""The few configuration values ``core`` reads (``event_buffer_size``, ``chars_per_token``,
+``error_text_max_bytes``, ``error_text_max_lines``).
 
 ``core`` may not import ``asm_nb.config`` (it sits above core), so the dependency points the
 other way: ``asm_nb.config`` installs its ``get`` here when it is imported. Until then the
@@ -12,6 +13,8 @@ from typing import Any, Callable
 BUILTIN_DEFAULTS: dict[str, Any] = {
     "event_buffer_size": 1_000,
     "chars_per_token": 4,
+    "error_text_max_bytes": 16_384,
+    "error_text_max_lines": 200,
 }
 
 _source: Callable[[str], Any] | None = None

@@ -28,130 +28,98 @@ class ErrorCategory(str, Enum):
         return self.value
 
 
+_C = ErrorCategory
+
+
 class ErrorCode(str, Enum):
-    """The 45 taxonomy codes (docs/event-model.md, errors) plus four Python additions."""
+    """The 45 taxonomy codes (docs/event-model.md, errors) plus the Python additions: the one table of
+    codes. Each member carries its ``category`` and default ``message``; ``AsmError`` accepts
+    only these codes."""
+
+    category: ErrorCategory
+    message: str
+    retryable: bool
+
+    def __new__(cls, value: str, category: ErrorCategory, message: str, retryable: bool = False) -> "ErrorCode":
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.category = category
+        member.message = message
+        member.retryable = retryable
+        return member
 
     def __str__(self) -> str:  # f"{ErrorCode.TIMEOUT}" → "timeout"
         return self.value
 
     # validation
-    VALIDATION_ERROR = "validation_error"
-    INVALID_INPUT = "invalid_input"
-    MISSING_REQUIRED_FIELD = "missing_required_field"
-    INVALID_FORMAT = "invalid_format"
+    VALIDATION_ERROR = ("validation_error", _C.VALIDATION, "Validation error occurred")
+    INVALID_INPUT = ("invalid_input", _C.VALIDATION, "Invalid input provided")
+    MISSING_REQUIRED_FIELD = ("missing_required_field", _C.VALIDATION, "Required field is missing")
+    INVALID_FORMAT = ("invalid_format", _C.VALIDATION, "Invalid format")
     # state
-    INVALID_STATUS = "invalid_status"
-    INVALID_TRANSITION = "invalid_transition"
-    INVALID_EVENT_TYPE = "invalid_event_type"
-    INVALID_CAPABILITY_TYPE = "invalid_capability_type"
-    MISSING_REQUIRED_CAPABILITY = "missing_required_capability"
-    STREAM_CLOSED = "stream_closed"
-    CONTEXT_MISMATCH = "context_mismatch"
-    INVALID_CURSOR = "invalid_cursor"
-    SESSION_MISMATCH = "session_mismatch"
-    RUN_MISMATCH = "run_mismatch"
+    INVALID_STATUS = ("invalid_status", _C.STATE, "Invalid status value")
+    INVALID_TRANSITION = ("invalid_transition", _C.STATE, "Invalid state transition")
+    INVALID_EVENT_TYPE = ("invalid_event_type", _C.STATE, "Invalid event type")
+    INVALID_CAPABILITY_TYPE = ("invalid_capability_type", _C.STATE, "Invalid capability type")
+    MISSING_REQUIRED_CAPABILITY = ("missing_required_capability", _C.STATE, "Required capability is missing")
+    STREAM_CLOSED = ("stream_closed", _C.STATE, "Stream is closed")
+    CONTEXT_MISMATCH = ("context_mismatch", _C.STATE, "Event context does not match stream context")
+    INVALID_CURSOR = ("invalid_cursor", _C.STATE, "Invalid cursor operation")
+    SESSION_MISMATCH = ("session_mismatch", _C.STATE, "Session IDs do not match")
+    RUN_MISMATCH = ("run_mismatch", _C.STATE, "Run IDs do not match")
     # resource
-    NOT_FOUND = "not_found"
-    SESSION_NOT_FOUND = "session_not_found"
-    RUN_NOT_FOUND = "run_not_found"
-    CAPABILITY_NOT_FOUND = "capability_not_found"
-    ALREADY_EXISTS = "already_exists"
-    DUPLICATE_CAPABILITY = "duplicate_capability"
+    NOT_FOUND = ("not_found", _C.RESOURCE, "Resource not found")
+    SESSION_NOT_FOUND = ("session_not_found", _C.RESOURCE, "Session not found")
+    RUN_NOT_FOUND = ("run_not_found", _C.RESOURCE, "Run not found")
+    CAPABILITY_NOT_FOUND = ("capability_not_found", _C.RESOURCE, "Capability not found")
+    ALREADY_EXISTS = ("already_exists", _C.RESOURCE, "Resource already exists")
+    DUPLICATE_CAPABILITY = ("duplicate_capability", _C.RESOURCE, "Capability with this name already exists")
     # provider
-    PROVIDER_ERROR = "provider_error"
-    PROVIDER_UNAVAILABLE = "provider_unavailable"
-    PROVIDER_RATE_LIMITED = "provider_rate_limited"
-    PROVIDER_TIMEOUT = "provider_timeout"
-    PROVIDER_AUTHENTICATION_FAILED = "provider_authentication_failed"
-    PROVIDER_QUOTA_EXCEEDED = "provider_quota_exceeded"
+    PROVIDER_ERROR = ("provider_error", _C.PROVIDER, "Provider error occurred")
+    PROVIDER_UNAVAILABLE = ("provider_unavailable", _C.PROVIDER, "Provider is unavailable", True)
+    PROVIDER_RATE_LIMITED = ("provider_rate_limited", _C.PROVIDER, "Provider rate limit exceeded", True)
+    PROVIDER_TIMEOUT = ("provider_timeout", _C.PROVIDER, "Provider request timed out", True)
+    PROVIDER_AUTHENTICATION_FAILED = ("provider_authentication_failed", _C.PROVIDER, "Provider authentication failed")
+    PROVIDER_QUOTA_EXCEEDED = ("provider_quota_exceeded", _C.PROVIDER, "Provider quota exceeded")
     # storage
-    STORAGE_ERROR = "storage_error"
-    STORAGE_CONNECTION_FAILED = "storage_connection_failed"
-    DEPENDENCY_NOT_AVAILABLE = "dependency_not_available"
-    MIGRATION_REQUIRED = "migration_required"
-    STORAGE_WRITE_FAILED = "storage_write_failed"
-    STORAGE_READ_FAILED = "storage_read_failed"
+    STORAGE_ERROR = ("storage_error", _C.STORAGE, "Storage error occurred")
+    STORAGE_CONNECTION_FAILED = ("storage_connection_failed", _C.STORAGE, "Storage connection failed", True)
+    DEPENDENCY_NOT_AVAILABLE = ("dependency_not_available", _C.STORAGE, "Required optional dependency is not available")
+    MIGRATION_REQUIRED = ("migration_required", _C.STORAGE, "Required storage migration has not been applied")
+    STORAGE_WRITE_FAILED = ("storage_write_failed", _C.STORAGE, "Storage write operation failed")
+    STORAGE_READ_FAILED = ("storage_read_failed", _C.STORAGE, "Storage read operation failed")
     # runtime
-    TIMEOUT = "timeout"
-    CANCELLED = "cancelled"
-    POLICY_VIOLATION = "policy_violation"
-    INTERNAL_ERROR = "internal_error"
-    UNKNOWN_ERROR = "unknown_error"
+    TIMEOUT = ("timeout", _C.RUNTIME, "Operation timed out", True)
+    CANCELLED = ("cancelled", _C.RUNTIME, "Operation was cancelled")
+    POLICY_VIOLATION = ("policy_violation", _C.RUNTIME, "Policy violation occurred")
+    INTERNAL_ERROR = ("internal_error", _C.RUNTIME, "Internal error occurred")
+    UNKNOWN_ERROR = ("unknown_error", _C.RUNTIME, "An unknown error occurred")
     # concurrency
-    MAX_SESSIONS_EXCEEDED = "max_sessions_exceeded"
-    MAX_RUNS_EXCEEDED = "max_runs_exceeded"
-    CAPABILITY_NOT_SUPPORTED = "capability_not_supported"
-    INVALID_OPERATION = "invalid_operation"
+    MAX_SESSIONS_EXCEEDED = ("max_sessions_exceeded", _C.CONCURRENCY, "Maximum parallel sessions limit exceeded")
+    MAX_RUNS_EXCEEDED = ("max_runs_exceeded", _C.CONCURRENCY, "Maximum parallel runs limit exceeded")
+    CAPABILITY_NOT_SUPPORTED = ("capability_not_supported", _C.CONCURRENCY, "Capability not supported by provider")
+    INVALID_OPERATION = ("invalid_operation", _C.CONCURRENCY, "Operation not valid for current state")
     # tool
-    TOOL_ERROR = "tool_error"
-    TOOL_NOT_FOUND = "tool_not_found"
-    TOOL_EXECUTION_FAILED = "tool_execution_failed"
-    TOOL_PERMISSION_DENIED = "tool_permission_denied"
+    TOOL_ERROR = ("tool_error", _C.TOOL, "Tool error occurred")
+    TOOL_NOT_FOUND = ("tool_not_found", _C.TOOL, "Tool not found")
+    TOOL_EXECUTION_FAILED = ("tool_execution_failed", _C.TOOL, "Tool execution failed")
+    TOOL_PERMISSION_DENIED = ("tool_permission_denied", _C.TOOL, "Tool permission denied")
     # Python additions (codes the reference raises outside its taxonomy)
-    QUERY_ERROR = "query_error"
-    MAINTENANCE_ERROR = "maintenance_error"
-    PERSISTENCE_ERROR = "persistence_error"
-    COMMAND_NOT_FOUND = "command_not_found"
+    QUERY_ERROR = ("query_error", _C.STORAGE, "Query failed")
+    MAINTENANCE_ERROR = ("maintenance_error", _C.STORAGE, "Maintenance operation failed")
+    PERSISTENCE_ERROR = ("persistence_error", _C.STORAGE, "Persistence operation failed")
+    COMMAND_NOT_FOUND = ("command_not_found", _C.TOOL, "Command not found")
+    # the shell adapter's run_failed codes (a command that exits non-zero or times out)
+    COMMAND_FAILED = ("command_failed", _C.TOOL, "Command exited with a non-zero code")
+    COMMAND_TIMEOUT = ("command_timeout", _C.TOOL, "Command timed out")
 
 
-_C = ErrorCategory
-_TABLE: list[tuple[str, ErrorCategory, str]] = [
-    ("validation_error", _C.VALIDATION, "Validation error occurred"),
-    ("invalid_input", _C.VALIDATION, "Invalid input provided"),
-    ("missing_required_field", _C.VALIDATION, "Required field is missing"),
-    ("invalid_format", _C.VALIDATION, "Invalid format"),
-    ("invalid_status", _C.STATE, "Invalid status value"),
-    ("invalid_transition", _C.STATE, "Invalid state transition"),
-    ("invalid_event_type", _C.STATE, "Invalid event type"),
-    ("invalid_capability_type", _C.STATE, "Invalid capability type"),
-    ("missing_required_capability", _C.STATE, "Required capability is missing"),
-    ("stream_closed", _C.STATE, "Stream is closed"),
-    ("context_mismatch", _C.STATE, "Event context does not match stream context"),
-    ("invalid_cursor", _C.STATE, "Invalid cursor operation"),
-    ("session_mismatch", _C.STATE, "Session IDs do not match"),
-    ("run_mismatch", _C.STATE, "Run IDs do not match"),
-    ("not_found", _C.RESOURCE, "Resource not found"),
-    ("session_not_found", _C.RESOURCE, "Session not found"),
-    ("run_not_found", _C.RESOURCE, "Run not found"),
-    ("capability_not_found", _C.RESOURCE, "Capability not found"),
-    ("already_exists", _C.RESOURCE, "Resource already exists"),
-    ("duplicate_capability", _C.RESOURCE, "Capability with this name already exists"),
-    ("provider_error", _C.PROVIDER, "Provider error occurred"),
-    ("provider_unavailable", _C.PROVIDER, "Provider is unavailable"),
-    ("provider_rate_limited", _C.PROVIDER, "Provider rate limit exceeded"),
-    ("provider_timeout", _C.PROVIDER, "Provider request timed out"),
-    ("provider_authentication_failed", _C.PROVIDER, "Provider authentication failed"),
-    ("provider_quota_exceeded", _C.PROVIDER, "Provider quota exceeded"),
-    ("storage_error", _C.STORAGE, "Storage error occurred"),
-    ("storage_connection_failed", _C.STORAGE, "Storage connection failed"),
-    ("dependency_not_available", _C.STORAGE, "Required optional dependency is not available"),
-    ("migration_required", _C.STORAGE, "Required storage migration has not been applied"),
-    ("storage_write_failed", _C.STORAGE, "Storage write operation failed"),
-    ("storage_read_failed", _C.STORAGE, "Storage read operation failed"),
-    ("timeout", _C.RUNTIME, "Operation timed out"),
-    ("cancelled", _C.RUNTIME, "Operation was cancelled"),
-    ("policy_violation", _C.RUNTIME, "Policy violation occurred"),
-    ("internal_error", _C.RUNTIME, "Internal error occurred"),
-    ("unknown_error", _C.RUNTIME, "An unknown error occurred"),
-    ("max_sessions_exceeded", _C.CONCURRENCY, "Maximum parallel sessions limit exceeded"),
-    ("max_runs_exceeded", _C.CONCURRENCY, "Maximum parallel runs limit exceeded"),
-    ("capability_not_supported", _C.CONCURRENCY, "Capability not supported by provider"),
-    ("invalid_operation", _C.CONCURRENCY, "Operation not valid for current state"),
-    ("tool_error", _C.TOOL, "Tool error occurred"),
-    ("tool_not_found", _C.TOOL, "Tool not found"),
-    ("tool_execution_failed", _C.TOOL, "Tool execution failed"),
-    ("tool_permission_denied", _C.TOOL, "Tool permission denied"),
-    ("query_error", _C.STORAGE, "Query failed"),
-    ("maintenance_error", _C.STORAGE, "Maintenance operation failed"),
-    ("persistence_error", _C.STORAGE, "Persistence operation failed"),
-    ("command_not_found", _C.TOOL, "Command not found"),
-]
+_TABLE: list[tuple[str, ErrorCategory, str]] = [(c.value, c.category, c.message) for c in ErrorCode]
+_CODES: dict[str, ErrorCode] = {c.value: c for c in ErrorCode}
 _CATEGORY = {code: cat for code, cat, _ in _TABLE}
 _MESSAGE = {code: msg for code, _, msg in _TABLE}
 _TAXONOMY = [code for code, _, _ in _TABLE[:45]]
-_RETRYABLE = frozenset(
-    {"provider_timeout", "provider_rate_limited", "provider_unavailable", "storage_connection_failed", "timeout"}
-)
+_RETRYABLE = frozenset(c.value for c in ErrorCode if c.retryable)
 
 
 def _code_str(code: Any) -> str:
@@ -168,7 +136,7 @@ def is_valid_code(code: Any) -> bool:
 
 
 def all_codes() -> list[str]:
-    """The 45 taxonomy codes in spec order, followed by the four Python additions."""
+    """The 45 taxonomy codes in spec order, followed by the Python additions."""
     return [code for code, _, _ in _TABLE]
 
 
@@ -232,15 +200,45 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class AsmError(Exception):
-    """The one exception asm_nb raises: ``code``, ``message``, ``category``, ``retryable``.
+def _check_code(code: Any) -> str:
+    """The code's string value; anything that is not an ``ErrorCode`` → ``validation_error``
+    naming the closest valid codes."""
+    if code is None:
+        return ErrorCode.UNKNOWN_ERROR.value
+    if isinstance(code, ErrorCode):
+        return code.value
+    if isinstance(code, str) and code in _CODES:
+        return code
+    import difflib
 
-    ``str(err)`` reads ``"[code] message"``. Users catch ``asm_nb.AsmError``; nothing lets a
-    bare third-party exception cross a port.
+    close = difflib.get_close_matches(str(code), list(_CODES), n=3, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else \
+        "; valid codes are the members of asm_nb.core.errors.ErrorCode"
+    raise ValidationError(ErrorCode.VALIDATION_ERROR, f"unknown error code {code!r}{hint}",
+                          details={"code": repr(code), "suggestions": close})
+
+
+class AsmError(Exception):
+    """The one exception family asm_nb raises: ``code``, ``message``, ``category``, ``retryable``.
+
+    ``code`` must be an ``ErrorCode`` (or its string value); anything else raises
+    ``ValidationError``. ``AsmError(code, ...)`` builds the subclass for the code's category
+    (``ValidationError``, ``ProviderError``, ``StoreError``, ...; ``PolicyViolation``,
+    ``CancelledRun`` and ``RunTimeout`` for those codes), so ``except asm_nb.ProviderError``
+    catches every provider failure. ``str(err)`` reads ``"[code] message"``. Users catch
+    ``asm_nb.AsmError``; nothing lets a bare third-party exception cross a port.
 
     >>> AsmError("run_not_found", "Run not found: run_1").retryable
     False
+    >>> type(AsmError("provider_timeout")).__name__
+    'ProviderError'
     """
+
+    def __new__(cls, code: Any = "unknown_error", *args: Any, **kwargs: Any) -> "AsmError":
+        if cls is AsmError:
+            value = _check_code(code)
+            cls = _CLASS_FOR_CODE.get(value) or _CLASS_FOR_CATEGORY.get(_CATEGORY[value], AsmError)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -253,10 +251,7 @@ class AsmError(Exception):
         context: Mapping[str, Any] | None = None,
         timestamp: datetime | None = None,
     ) -> None:
-        if isinstance(code, ErrorCode):
-            code_value: Any = code.value
-        else:
-            code_value = code if code is not None else "unknown_error"
+        code_value = _check_code(code)
         self.code: str = code_value
         if message is None:
             message = _MESSAGE.get(_code_str(code_value), "An error occurred")
@@ -396,8 +391,120 @@ def _rebuild(code, message, details, provider_error, stacktrace, context, timest
                     stacktrace=stacktrace, context=context, timestamp=timestamp)
 
 
-class BatchNormalizationError(AsmError):
+# --------------------------------------------------------------------------------------------
+# One subclass per category, so callers can catch a family; each keeps code/category/retryable.
+# ``AsmError(code)`` returns the right one; constructing a subclass directly with a code of
+# another category is refused.
+
+
+class _CategoryError(AsmError):
+    _category: ErrorCategory | None = None
+    _default_code: ErrorCode = ErrorCode.UNKNOWN_ERROR
+
+    def __init__(self, code: Any = None, message: str | None = None, **kw: Any) -> None:
+        if code is None:
+            code = self._default_code
+        super().__init__(code, message, **kw)
+        want = self._category
+        if want is not None and _CATEGORY[self.code] is not want:
+            raise ValidationError(ErrorCode.VALIDATION_ERROR,
+                                  f"{type(self).__name__} takes a {want.value} code, got {self.code!r}")
+
+
+class ValidationError(_CategoryError):
+    """Raised for a caller mistake: a bad option, value or input (category ``validation``)."""
+
+    _category = ErrorCategory.VALIDATION
+    _default_code = ErrorCode.VALIDATION_ERROR
+
+
+class StateError(_CategoryError):
+    """Raised when an object is in the wrong state for the operation (category ``state``)."""
+
+    _category = ErrorCategory.STATE
+    _default_code = ErrorCode.INVALID_TRANSITION
+
+
+class NotFoundError(_CategoryError):
+    """Raised when a session, run, capability or other resource does not exist or already
+    exists (category ``resource``)."""
+
+    _category = ErrorCategory.RESOURCE
+    _default_code = ErrorCode.NOT_FOUND
+
+
+class ProviderError(_CategoryError):
+    """Raised when a provider (API or CLI) fails; ``provider_error`` holds its normalized
+    payload (category ``provider``)."""
+
+    _category = ErrorCategory.PROVIDER
+    _default_code = ErrorCode.PROVIDER_ERROR
+
+
+class StoreError(_CategoryError):
+    """Raised when a store or an optional storage dependency fails (category ``storage``)."""
+
+    _category = ErrorCategory.STORAGE
+    _default_code = ErrorCode.STORAGE_ERROR
+
+
+class AsmRuntimeError(_CategoryError):
+    """Raised for runtime failures other than a timeout, a cancel or a policy stop (category
+    ``runtime``)."""
+
+    _category = ErrorCategory.RUNTIME
+    _default_code = ErrorCode.UNKNOWN_ERROR  # what AsmError() is
+
+
+class RunTimeout(AsmRuntimeError):
+    """Raised when a run or operation exceeds its timeout (code ``timeout``)."""
+
+    _default_code = ErrorCode.TIMEOUT
+
+
+class CancelledRun(AsmRuntimeError):
+    """Raised when a run is cancelled (code ``cancelled``)."""
+
+    _default_code = ErrorCode.CANCELLED
+
+
+class PolicyViolation(AsmRuntimeError):
+    """Raised when a policy stops a run (code ``policy_violation``; ``details`` say which limit)."""
+
+    _default_code = ErrorCode.POLICY_VIOLATION
+
+
+class ConcurrencyError(_CategoryError):
+    """Raised when a concurrency limit or an unsupported operation refuses work (category
+    ``concurrency``)."""
+
+    _category = ErrorCategory.CONCURRENCY
+    _default_code = ErrorCode.INVALID_OPERATION
+
+
+class ToolError(_CategoryError):
+    """Raised when a tool is missing, denied or fails (category ``tool``)."""
+
+    _category = ErrorCategory.TOOL
+    _default_code = ErrorCode.TOOL_ERROR
+
+
+_CATEGORY_CLASSES = (ValidationError, StateError, NotFoundError, ProviderError, StoreError, AsmRuntimeError,
+                     ConcurrencyError, ToolError)
+_CLASS_FOR_CATEGORY: dict[ErrorCategory, type[AsmError]] = {c._category: c for c in _CATEGORY_CLASSES
+                                                             if c._category is not None}
+_CLASS_FOR_CODE: dict[str, type[AsmError]] = {
+    ErrorCode.TIMEOUT.value: RunTimeout,
+    ErrorCode.CANCELLED.value: CancelledRun,
+    ErrorCode.POLICY_VIOLATION.value: PolicyViolation,
+}
+
+
+class BatchNormalizationError(ValidationError):
     """Raised by ``normalize_batch`` when any raw event fails; carries ``errors`` and ``successful``."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "BatchNormalizationError":
+        return Exception.__new__(cls)
 
     def __init__(self, message: str, errors: list, successful: list) -> None:
         super().__init__("validation_error", message)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..core.errors import AsmError
+from ..core.usage import CACHE_CREATION_TOKENS, CACHE_READ_TOKENS, TOKEN_KEYS, token_count
 from . import pricing as _pricing
 
 __all__ = [
@@ -34,7 +35,6 @@ __all__ = [
     "price_run", "apply_price", "session_cost", "TOKEN_KEYS",
 ]
 
-TOKEN_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")
 
 
 @dataclass(frozen=True)
@@ -177,19 +177,12 @@ def try_resolve_rates(provider: Any, model: Any, table: Any) -> Rates | None:
 
 
 def _tok(tokens: Mapping, key: str) -> int:
-    v = tokens.get(key)
-    if isinstance(v, bool):
-        return 0
-    if isinstance(v, int):
-        return v if v >= 0 else 0
-    if isinstance(v, float):
-        return int(v) if v >= 0 and v == v and v != float("inf") else 0
-    return 0
+    return token_count(tokens.get(key))
 
 
 def _apply(tokens: Mapping, r: Rates) -> float:
     inp, out = _tok(tokens, "input_tokens"), _tok(tokens, "output_tokens")
-    cr, cc = _tok(tokens, "cache_read_tokens"), _tok(tokens, "cache_creation_tokens")
+    cr, cc = _tok(tokens, CACHE_READ_TOKENS), _tok(tokens, CACHE_CREATION_TOKENS)
     return (inp * r.input + out * r.output
             + cr * (r.cache_read if r.cache_read is not None else r.input)
             + cc * (r.cache_creation if r.cache_creation is not None else r.input))

@@ -66,17 +66,18 @@ def align_calls(a: list[Mapping[str, Any]], b: list[Mapping[str, Any]]) -> list[
 def _as_result(run: Any, store: Any) -> Any:
     if hasattr(run, "tool_calls") and hasattr(run, "output") and not isinstance(run, str):
         return run
-    from .. import api
+    from ..runtime.result import result_from_store
+    from ..stores import resolve_store
     from ..workspace.rollback import workspace_record
 
-    st = api.resolve_store(store)
+    st = resolve_store(store)
     if isinstance(run, str):
         run_obj = st.get_run(run)
     elif hasattr(run, "session_id") and hasattr(run, "status"):
         run_obj = run
     else:
         raise AsmError("validation_error", f"diff_runs takes run ids, RunResults or Runs, got {run!r}")
-    res = api._result_from_store(st, run_obj)
+    res = result_from_store(st, run_obj)
     res.workspace = workspace_record(run_obj)
     return res
 

@@ -303,7 +303,7 @@ def _done_runs(store: Any, name: str) -> dict[tuple[str, str, int], Any]:
 def _result_from_events(store: Any, run: Any, events: list) -> Any:
     """The run's ``RunResult`` from the events the manager handed back (no event-log read: a
     session of a thousand runs would be re-read for each); None when they do not convert."""
-    from ..api import _result_from_store
+    from ..runtime.result import result_from_store as _result_from_store
     from ..core.events import Event, to_event_type
     from ..core.serialization import parse_datetime, utc_now
 
@@ -449,7 +449,8 @@ class EvalRun:
 async def _run_tasks(handle: EvalRun, todo: list[_Task], *, store: Any, concurrency: int, limiter: Any,
                      budget: float | None, timeout: Any, workdir: str, keep_workspaces: bool, cassettes: str | None,
                      record: str, executor: Any, progress: Any, on_result: Callable | None) -> None:
-    from ..api import _close_session, _result_from_store
+    from ..runtime.oneshot import close_session as _close_session
+    from ..runtime.result import result_from_store as _result_from_store
     from ..runtime import manager
     from ..runtime.server import SessionServer
 

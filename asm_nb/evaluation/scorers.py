@@ -494,7 +494,7 @@ def command(cmd: str, *, timeout_s: float = 300, name: str | None = None) -> Sco
     def fn(s: Sample) -> tuple[float, bool, str]:
         if s.workspace is None or not os.path.isdir(s.workspace):
             return None, False, "no workspace folder to run the command in"  # type: ignore[return-value]
-        from ..workspace import exec as wexec
+        from ..process import exec as wexec
 
         res = wexec.run_sync("/bin/sh", ["-c", cmd], cwd=s.workspace, timeout_ms=int(timeout_s * 1000))
         tail = (res.stdout + res.stderr).strip().splitlines()[-3:]

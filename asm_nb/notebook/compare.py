@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..core.errors import AsmError
+from ..core.usage import CACHE_CREATION_TOKENS, CACHE_READ_TOKENS, TOKEN_KEYS
+from ..runtime.options import check_run_options, public_options, timeout_ms
 
 __all__ = ["compare", "acompare", "CompareResult", "CompareView", "FRAME_COLUMNS", "OUTPUT_CHARS",
            "compare_cell"]
@@ -44,7 +46,6 @@ FRAME_COLUMNS = ["provider", "status", "output", "tool_calls", "input_tokens", "
                  "model", "run_id"]
 #: ``output`` in the frame is cut to this many characters (the full text is in ``.results``).
 OUTPUT_CHARS = 200
-_USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")
 _TEXT_COLUMNS = ["provider", "status", "tools", "in", "out", "cache", "cost_usd", "error"]
 #: ``arun_once`` options that concern the run, not the adapter.
 _RUN_OPTIONS = frozenset({"policy", "snapshot", "metadata", "tags", "agent_id", "continuation",
@@ -95,7 +96,7 @@ def _per_label(value: Any, labels: Sequence[str], what: str) -> dict[str, Any]:
 
 def _labels(pairs: Sequence[tuple[str | None, Any]]) -> list[str]:
     """A label per provider: its given label, else its name (a repeated name gets ``#2``…)."""
-    from ..api import _is_adapter
+    from ..runtime.oneshot import is_adapter as _is_adapter
 
     if not pairs:
         raise AsmError("validation_error", "compare needs at least one provider")
@@ -117,7 +118,7 @@ def _labels(pairs: Sequence[tuple[str | None, Any]]) -> list[str]:
 
 def _targets(providers: Any, *, model: Any, session: Any, provider_options: Mapping | None,
              adapter_options: Mapping[str, Any]) -> list[_Target]:
-    from ..api import _is_adapter, resolve_adapter
+    from ..runtime.oneshot import is_adapter as _is_adapter, resolve_adapter
 
     pairs = _provider_list(providers)
     labels = _labels(pairs)
@@ -147,7 +148,7 @@ def _targets(providers: Any, *, model: Any, session: Any, provider_options: Mapp
 
 def _failed_result(target: _Target, state: Mapping[str, Any], store: Any, error: AsmError, status: str) -> Any:
     """The row of a provider whose ``arun_once`` raised: the stored run when one was created."""
-    from ..api import RunResult, _result_from_store
+    from ..runtime.result import RunResult, result_from_store as _result_from_store
 
     run_id = state.get("run_id")
     if run_id:
@@ -160,20 +161,20 @@ def _failed_result(target: _Target, state: Mapping[str, Any], store: Any, error:
             pass
     return RunResult(run_id=run_id or "", session_id=state.get("session_id") or "", status=status, error=error,
                      provider=getattr(target.adapter, "name", target.label), model=target.model, store=store,
-                     token_usage=dict.fromkeys(_USAGE_KEYS, 0))
+                     token_usage=dict.fromkeys(TOKEN_KEYS, 0))
 
 
 async def _run_one(target: _Target, prompt: Any, state: dict, store: Any, on_event: Callable | None,
                    run_kwargs: Mapping[str, Any]) -> Any:
-    from ..api import arun_once
+    from ..runtime.oneshot import arun_tracked
 
     callback = None
     if on_event is not None:
         def callback(ev: dict, _label: str = target.label) -> Any:
             return on_event(_label, ev)
     try:
-        return await arun_once(prompt, target.adapter, store=store, session=target.session, on_event=callback,
-                               _state=state, **{**run_kwargs, **target.run_options})
+        return await arun_tracked(prompt, target.adapter, state, store=store, session=target.session,
+                                  on_event=callback, **{**run_kwargs, **target.run_options})
     except asyncio.CancelledError:
         return _failed_result(target, state, store, AsmError("cancelled", "Run was cancelled"), "cancelled")
     except Exception as exc:  # one provider's failure stays in its row
@@ -232,10 +233,26 @@ class _Comparison:
                     pass
 
 
+def _run_and_adapter_options(given: Mapping[str, Any]) -> dict[str, Any]:
+    """The per-run and adapter options of ``compare`` as one dict (``_prepare`` splits them),
+    validated like ``run_once``'s."""
+    adapter = check_run_options(timeout=given.get("timeout"), max_turns=given.get("max_turns"),
+                                permission_mode=given.get("permission_mode"), metadata=given.get("metadata"),
+                                tags=given.get("tags"), snapshot=given.get("snapshot", False),
+                                continuation=given.get("continuation", "auto"), options=given.get("options"))
+    named = {k: given[k] for k in ("policy", "metadata", "tags", "agent_id", "system", "max_turns",
+                                   "permission_mode", "cwd") if given.get(k) is not None}
+    if given.get("snapshot"):
+        named["snapshot"] = given["snapshot"]
+    if given.get("continuation", "auto") != "auto":
+        named["continuation"] = given["continuation"]
+    return {**adapter, **named}
+
+
 def _prepare(prompt: Any, providers: Any, *, store: Any, session: Any, model: Any, timeout: Any,
              on_event: Callable | None, backend: str, provider_options: Mapping | None,
              options: dict[str, Any]) -> _Comparison:
-    from ..api import resolve_store
+    from ..stores import resolve_store
 
     if prompt is None or (isinstance(prompt, str) and not prompt.strip()):
         raise AsmError("validation_error", "prompt must be a non-empty string (or a messages/command dict)")
@@ -247,7 +264,7 @@ def _prepare(prompt: Any, providers: Any, *, store: Any, session: Any, model: An
     adapter_options = {k: v for k, v in options.items() if k not in _RUN_OPTIONS}
     if adapter_options.get("cwd") is not None:
         run_kwargs["cwd"] = adapter_options["cwd"]  # the run's workspace too (snapshots)
-    run_kwargs["timeout"] = timeout
+    run_kwargs["timeout"] = timeout_ms(timeout)  # seconds in, the manager's milliseconds out
     targets = _targets(providers, model=model, session=session, provider_options=provider_options,
                        adapter_options=adapter_options)
     return _Comparison(prompt, targets, resolve_store(store), run_kwargs, on_event, backend)
@@ -266,20 +283,31 @@ def _combine(view: Any, on_event: Callable | None) -> Callable | None:
     return both
 
 
+@public_options
 async def acompare(prompt: Any, providers: Any, *, store: Any = None, session: Any = None, model: Any = None,
-                   timeout: Any = "unbounded", on_event: Callable[[str, dict], Any] | None = None,
+                   timeout: float | None = None, on_event: Callable[[str, dict], Any] | None = None,
                    backend: str = "pandas", provider_options: Mapping[str, Mapping] | None = None,
-                   **options: Any) -> "CompareResult":
+                   policy: Any = None, snapshot: bool | Mapping[str, Any] = False,
+                   metadata: Mapping[str, Any] | None = None, tags: Sequence[str] | None = None,
+                   agent_id: str | None = None, continuation: str | bool | None = "auto", system: str | None = None,
+                   max_turns: int | None = None, permission_mode: str | None = None, cwd: str | None = None,
+                   options: Mapping[str, Any] | None = None) -> "CompareResult":
     """Async ``compare``: the runs go on the running event loop; options as ``compare``."""
+    opts = _run_and_adapter_options(locals())
     cmp = _prepare(prompt, providers, store=store, session=session, model=model, timeout=timeout,
-                   on_event=on_event, backend=backend, provider_options=provider_options, options=options)
+                   on_event=on_event, backend=backend, provider_options=provider_options, options=opts)
     return await cmp.run()
 
 
+@public_options
 def compare(prompt: Any, providers: Any, *, store: Any = None, session: Any = None, model: Any = None,
-            timeout: Any = "unbounded", on_event: Callable[[str, dict], Any] | None = None,
+            timeout: float | None = None, on_event: Callable[[str, dict], Any] | None = None,
             backend: str = "pandas", provider_options: Mapping[str, Mapping] | None = None,
-            view: Any = None, **options: Any) -> "CompareResult":
+            view: Any = None, policy: Any = None, snapshot: bool | Mapping[str, Any] = False,
+            metadata: Mapping[str, Any] | None = None, tags: Sequence[str] | None = None,
+            agent_id: str | None = None, continuation: str | bool | None = "auto", system: str | None = None,
+            max_turns: int | None = None, permission_mode: str | None = None, cwd: str | None = None,
+            options: Mapping[str, Any] | None = None) -> "CompareResult":
     """Run one prompt on several providers at once and return a ``CompareResult``.
 
     Args:
@@ -291,7 +319,7 @@ def compare(prompt: Any, providers: Any, *, store: Any = None, session: Any = No
         session: None (a one-shot session per run), a name (each provider continues its own
             session ``"<name>:<label>"``), or ``{label: session}``.
         model: one model for all, or ``{label: model}``.
-        timeout: per run, as ``run_once`` (ms; default unbounded: stop with Ctrl-C).
+        timeout: per run, in seconds, as ``run_once`` (default None: unbounded, stop with Ctrl-C).
         on_event: ``on_event(label, event_dict)`` for every event of every run (any thread).
         backend: ``"pandas"`` (default), ``"polars"`` or ``"records"`` for ``.frame``.
         provider_options: ``{label: {adapter option: value}}`` for one provider only
@@ -300,19 +328,20 @@ def compare(prompt: Any, providers: Any, *, store: Any = None, session: Any = No
             the line with ``;`` so the returned result is not shown a second time), or an
             object with ``on_event(label, event)``, ``poll()``, ``finish(result)`` and
             optionally ``attach_cancel(label, fn)``.
-        **options: for every run: ``policy``, ``snapshot``, ``metadata``, ``tags``,
-            ``agent_id``, ``continuation``; anything else is an adapter option (``system``,
-            ``max_turns``, ``permission_mode``, ``cwd``, ...).
+        policy, snapshot, metadata, tags, agent_id, continuation: for every run, as ``run_once``.
+        system, max_turns, permission_mode, cwd: for every adapter, as ``run_once``.
+        options: other adapter options for every provider (``{"cassette": path}``, ...).
 
     Raises ``AsmError`` for caller mistakes (unknown provider, bad option) before any run starts;
     a run that fails is a row with status ``failed`` and its ``error``.
     """
+    opts = _run_and_adapter_options(locals())
     from ..runtime import loop
 
     if loop.in_loop_thread():
         raise RuntimeError("compare() called from the asm runtime loop thread; await acompare() instead")
     cmp = _prepare(prompt, providers, store=store, session=session, model=model, timeout=timeout,
-                   on_event=on_event, backend=backend, provider_options=provider_options, options=options)
+                   on_event=on_event, backend=backend, provider_options=provider_options, options=opts)
     if view is True:
         view = CompareView([t.label for t in cmp.targets], models={t.label: t.model for t in cmp.targets})
     if view:
@@ -346,7 +375,7 @@ def _cut(text: str, limit: int) -> str:
 
 def _column_state(result: Any, redact: Any = None) -> Any:
     """The run view model (``RunState``) of a finished run, rebuilt from its events."""
-    from ._runview import RunState, result_fields
+    from ..rendering.runview import RunState, result_fields
 
     r = result_fields(result)
     st = RunState(provider=r.get("provider"), model=r.get("model"), session_id=r.get("session_id"),
@@ -428,7 +457,7 @@ class CompareResult:
             out.append({
                 "provider": label, "status": r.status, "output": _cut(r.output or "", OUTPUT_CHARS),
                 "tool_calls": len(r.tool_calls),
-                **{k: int(usage.get(k) or 0) for k in _USAGE_KEYS},
+                **{k: int(usage.get(k) or 0) for k in TOKEN_KEYS},
                 "cost_usd": r.cost_usd, "duration_ms": r.duration_ms, "error": _error_text(r.error),
                 "model": r.model, "run_id": r.run_id or None,
             })
@@ -462,7 +491,7 @@ class CompareResult:
         for row in self.rows():
             rows.append({"provider": row["provider"], "status": row["status"], "tools": row["tool_calls"],
                          "in": row["input_tokens"], "out": row["output_tokens"],
-                         "cache": row["cache_read_tokens"] + row["cache_creation_tokens"],
+                         "cache": row[CACHE_READ_TOKENS] + row[CACHE_CREATION_TOKENS],
                          "cost_usd": row["cost_usd"], "error": row["error"]})
         return _redact(_text_table(rows, _TEXT_COLUMNS))
 
@@ -479,7 +508,7 @@ class CompareResult:
 
     def _repr_html_(self) -> str:
         cols = []
-        for label, r in self.results.items():
+        for r in self.results.values():
             cols.append(f'<div class="asm-compare-col" style="flex:1 1 0;min-width:0">'
                         f'{_column_state(r).static_html(deterministic=True)}</div>')
         return (f'<div class="asm-compare"><div style="display:flex;gap:12px;align-items:flex-start">'
@@ -493,7 +522,7 @@ class CompareResult:
 
 
 def _redact(text: str) -> str:
-    from ._runview import make_redactor
+    from ..rendering.runview import make_redactor
 
     return make_redactor(None)(text)
 
@@ -501,7 +530,7 @@ def _redact(text: str) -> str:
 def summary_html(rows: list[dict[str, Any]]) -> str:
     """An HTML table of ``CompareResult.rows()``: provider, model, status, tools, tokens, cost,
     duration, error (escaped and redacted)."""
-    from ._runview import make_redactor
+    from ..rendering.runview import make_redactor
 
     redact = make_redactor(None)
     head = ["provider", "model", "status", "tools", "in", "out", "cache", "cost", "duration", "error"]
@@ -787,7 +816,7 @@ def compare_cell(magics: Any, args: Any, prompt: str, *, _async: bool = False) -
                    cwd=args.cwd, snapshot=snapshot)
     cmp = _prepare(prompt, provider, store=args.store or M._default("store"), session=args.session,
                    model=_model_option(args.model) or M._default("model"),
-                   timeout=int(args.timeout * 1000) if args.timeout else "unbounded", on_event=None,
+                   timeout=args.timeout or None, on_event=None,
                    backend="pandas", options=options,
                    provider_options={k: {"approval_callback": b} for k, b in bridges.items()} or None)
     labels = [t.label for t in cmp.targets]

@@ -36,7 +36,7 @@ def resume_command(magics: Any, rest: list[str]) -> None:
 def audit_command(magics: Any, rest: list[str]) -> Any:
     """``%asm audit [RUN_ID]``: the audit log as a DataFrame."""
     from ..api import resolve_store
-    from .frames import audit
+    from ..analytics.frames import audit
     from .magics import UsageError, _default
 
     if len(rest) > 1:

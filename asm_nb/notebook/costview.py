@@ -1,7 +1,7 @@
 """The ``%asm cost`` and ``%asm dashboard`` line commands.
 
 Importing this module registers them with :mod:`asm_nb.notebook.magics` (the extension imports
-it on ``%load_ext asm_nb``). The table itself is :func:`asm_nb.notebook.analytics.cost_table`,
+it on ``%load_ext asm_nb``). The table itself is :func:`asm_nb.analytics.cost.cost_table`,
 shared with ``asm cost``.
 
     %asm cost                              # by provider and model, with a TOTAL line
@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .analytics import COST_GROUPS, cost_rows, format_cost_table
+from ..analytics.cost import COST_GROUPS, cost_rows
+from ..rendering.tables import format_cost_table
 
 __all__ = ["cost_command", "dashboard_command"]
 
@@ -56,7 +57,7 @@ def _cost_parser() -> _Parser:
 
 def _magic_store(magics: Any, target: str | None) -> Any:
     if target:
-        from ..api import resolve_store
+        from ..stores import resolve_store
 
         return resolve_store(target)
     return magics._store()

@@ -195,7 +195,7 @@ class Dashboard:
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise AsmError("dependency_not_available",
                            "the dashboard needs ipywidgets: pip install 'asm_nb[notebook]'") from exc
-        from ..api import resolve_store
+        from ..stores import resolve_store
 
         names = list(CHARTS) if charts is None else list(charts)
         for n in names:
@@ -266,7 +266,7 @@ class Dashboard:
         """Every run of the store: ``frames.runs`` with the cost columns of ``frames.costs``."""
         import polars as pl
 
-        from . import frames
+        from ..analytics import frames
 
         runs = frames.runs(self.store, backend="polars")
         costs = frames.costs(self.store, backend="polars").select(
@@ -426,7 +426,7 @@ class Dashboard:
         self.kpis["cost"].value = _tile("Cost", _fmt_cost(cost), f"{unpriced} unpriced run(s)" if unpriced else "")
 
     def _draw_chart(self, name: str, df: Any) -> None:
-        from . import plots as _plots
+        from ..analytics import plots as _plots
 
         fn_name, kwargs = CHARTS[name]
         try:
@@ -465,7 +465,7 @@ class Dashboard:
     def _show_run(self, run_id: str | None) -> None:
         import polars as pl
 
-        from . import frames
+        from ..analytics import frames
 
         self.selected_run = run_id
         if run_id is None:
@@ -481,7 +481,7 @@ class Dashboard:
         tc = frames.tool_calls(self.store, session_id=row["session_id"], run_id=run_id, backend="polars")
         self.tool_calls.value = self._tools_html(tc)
         if tc.height and self.chart_names:
-            from . import plots as _plots
+            from ..analytics import plots as _plots
 
             try:
                 fig = _plots.tool_timeline(tc, run_id)

@@ -87,7 +87,7 @@ class DiffView:
     @classmethod
     def from_run(cls, run_id: str, store: Any = None, **opts: Any) -> "DiffView":
         """Load the run's workspace record and its patch (from the artifact store when offloaded)."""
-        from ..api import resolve_store
+        from ..stores import resolve_store
         from ..workspace.frames import load_patch
         from ..workspace.rollback import workspace_record
 

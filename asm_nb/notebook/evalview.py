@@ -20,7 +20,7 @@ import itertools
 import json
 from typing import Any
 
-from ._runview import make_redactor
+from ..rendering.runview import make_redactor
 
 __all__ = ["MatrixView", "RunDiffView", "run_diff_command"]
 
@@ -113,8 +113,8 @@ class MatrixView:
         if store is None or not row.get("run_id"):
             return ""
         try:
-            from ..api import _result_from_store
-            from .display import run_result_mimebundle
+            from ..runtime.result import result_from_store as _result_from_store
+            from ..rendering.mime import run_result_mimebundle
 
             res = _result_from_store(store, store.get_run(row["run_id"]))
             if self.deterministic:  # no timings in the card: a re-executed notebook gives the same HTML

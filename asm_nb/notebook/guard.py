@@ -22,13 +22,13 @@ what the run cost when it finishes.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 from ..core.errors import AsmError
 from ..policy import Policy, from_options, stack_merge
+from ._approval import ButtonAnswers
 from ..policy.options import ON_VIOLATION, add_policy_arguments
 
 __all__ = ["KernelBudget", "BUDGET", "cell_policy", "policy_stack", "register", "ON_VIOLATION"]
@@ -123,8 +123,6 @@ def cell_policy(args: Any, view: Any = None) -> list[Policy] | None:
                             on_violation=last.on_violation, metadata={**last.metadata, "approval_callback": bridge})
     return layers
 
-
-from ._approval import ButtonAnswers
 
 
 class PolicyApproval(ButtonAnswers):

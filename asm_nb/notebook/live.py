@@ -10,7 +10,6 @@ Options: ``%asm runs --live [SESSION_ID] [--interval 1.0] [--for 600]``.
 
 from __future__ import annotations
 
-import html
 import threading
 import time
 from typing import Any
@@ -68,7 +67,7 @@ def _cell(v: Any) -> str:
 
 
 def render_text(rows: list[dict[str, Any]], batches: list[dict[str, Any]]) -> str:
-    from ..cli import _table
+    from ..rendering.tables import text_table as _table
 
     parts = [_table(rows, COLUMNS) if rows else "no runs in flight"]
     if batches:
@@ -77,11 +76,10 @@ def render_text(rows: list[dict[str, Any]], batches: list[dict[str, Any]]) -> st
 
 
 def render_html(rows: list[dict[str, Any]], batches: list[dict[str, Any]]) -> str:
+    from ..rendering.tables import html_table
+
     def table(data: list[dict[str, Any]], cols: list[str]) -> str:
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(r.get(c)))}</td>" for c in cols) + "</tr>"
-                       for r in data)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        return html_table(data, cols, cell=_cell)
 
     out = [f"<b>Runs in flight: {len(rows)}</b>", table(rows, COLUMNS) if rows else "<i>none</i>"]
     if batches:

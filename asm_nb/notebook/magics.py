@@ -210,7 +210,8 @@ class AsmMagics(Magics):
             raise UsageError(f"unknown renderer {renderer!r}; expected one of {', '.join(RENDERERS)}")
         if args.quiet:
             renderer = "none"
-        from ..api import resolve_adapter, resolve_store
+        from ..runtime.oneshot import resolve_adapter
+        from ..stores import resolve_store
 
         store = resolve_store(args.store or _default("store"))
         bridge = None
@@ -271,11 +272,11 @@ class AsmMagics(Magics):
             self.shell.user_ns[out] = result
 
     def _background(self, prompt: str, adapter: Any, run_kwargs: dict, view: Any, out: str | None) -> Any:
-        from ..api import arun_once
+        from ..runtime.oneshot import arun_tracked
         from ..runtime import loop
 
         state: dict[str, Any] = {}
-        fut = loop.submit(arun_once(prompt, adapter, _state=state, **run_kwargs))
+        fut = loop.submit(arun_tracked(prompt, adapter, state, **run_kwargs))
         view.attach_cancel(lambda: _cancel_state(state))
 
         def _done(f: Any) -> None:
@@ -311,7 +312,7 @@ class AsmMagics(Magics):
         return handler(rest)
 
     def _store(self) -> Any:
-        from ..api import resolve_store
+        from ..stores import resolve_store
 
         return resolve_store(_default("store"))
 
@@ -352,7 +353,7 @@ class AsmMagics(Magics):
     def _cmd_show(self, rest: list[str]) -> Any:
         if len(rest) != 1:
             raise UsageError("usage: %asm show RUN_ID")
-        from ..api import _result_from_store
+        from ..runtime.result import result_from_store as _result_from_store
 
         store = self._store()
         return _result_from_store(store, store.get_run(rest[0]))
@@ -360,7 +361,7 @@ class AsmMagics(Magics):
     def _cmd_cancel(self, rest: list[str]) -> Any:
         if len(rest) != 1:
             raise UsageError("usage: %asm cancel RUN_ID")
-        for fut, state in list(_BACKGROUND.values()):
+        for _fut, state in list(_BACKGROUND.values()):
             if state.get("run_id") == rest[0]:
                 _cancel_state(state)
                 print(f"cancelling {rest[0]}")
@@ -387,7 +388,7 @@ class AsmMagics(Magics):
     def _cmd_store(self, rest: list[str]) -> Any:
         if len(rest) != 1:
             raise UsageError("usage: %asm store PATH|URL")
-        from ..api import resolve_store
+        from ..stores import resolve_store
 
         store = resolve_store(rest[0])  # fail now on a bad target
         # memory:// opens a fresh store per call: keep this one for the kernel
@@ -450,11 +451,11 @@ def _ui_events() -> Any:
 def _run_foreground(prompt: str, adapter: Any, run_kwargs: dict, view: Any) -> Any:
     """Run and wait; the stop button (KeyboardInterrupt) cancels the run and shows it cancelled.
     With the widget, button clicks are processed while waiting (Cancel, Approve / Deny)."""
-    from ..api import arun_once
+    from ..runtime.oneshot import arun_tracked
     from ..runtime import loop
 
     state: dict[str, Any] = {}
-    fut = loop.submit(arun_once(prompt, adapter, _state=state, **run_kwargs))
+    fut = loop.submit(arun_tracked(prompt, adapter, state, **run_kwargs))
     view.attach_cancel(lambda: _cancel_state(state))
     widget_view = hasattr(view, "widget")
     try:
@@ -589,11 +590,11 @@ class _ForegroundPlan:
     async def run(self) -> None:
         import asyncio
 
-        from ..api import arun_once
+        from ..runtime.oneshot import arun_tracked
         from ..runtime import loop
 
         state: dict[str, Any] = {}
-        fut = loop.submit(arun_once(self.prompt, self.adapter, _state=state, **self.run_kwargs))
+        fut = loop.submit(arun_tracked(self.prompt, self.adapter, state, **self.run_kwargs))
         self.view.attach_cancel(lambda: _cancel_state(state))
         afut = asyncio.wrap_future(fut)
         interrupted = False

@@ -48,7 +48,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from ._runview import STYLE, RunState
+from ..rendering.runview import STYLE, RunState
 
 __all__ = ["RunWidget", "WidgetSink", "LiveRunView", "make_live_view", "WIDGET_MIME"]
 
@@ -172,8 +172,8 @@ class RunWidget:
     def static_bundle(self) -> tuple[dict, dict]:
         """``(data, metadata)``: the finished run as the static run bundle (the card), built
         from the run result and the events this view received. No widget MIME type."""
-        from .display import run_result_mimebundle
-        from ._runview import result_fields
+        from ..rendering.mime import run_result_mimebundle
+        from ..rendering.runview import result_fields
 
         with self._lock:
             r = result_fields(self._result)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from ..core.errors import AsmError
+from ..core.usage import TokenUsage
 from .evaluator import evaluate
 from .policy import LIMIT_KINDS, Policy, coerce, stack_merge
 
@@ -52,17 +53,6 @@ class Decision:
     def to_dict(self) -> dict[str, Any]:
         return {"violations": list(self.violations), "cancel": self.cancel,
                 "request_approval": self.request_approval}
-
-
-def _count(v: Any) -> int:
-    """int ≥ 0; float ≥ 0 truncated; anything else 0."""
-    if isinstance(v, bool):
-        return 0
-    if isinstance(v, int):
-        return v if v >= 0 else 0
-    if isinstance(v, float) and v == v and v not in (float("inf"),) and v >= 0:
-        return int(v)
-    return 0
 
 
 class PolicyRuntime:
@@ -165,9 +155,7 @@ class PolicyRuntime:
         elif etype == "tool_call_started":
             self.tool_calls += 1
         elif etype == "token_usage_updated":
-            inc = {"input_tokens": _count(data.get("input_tokens")), "output_tokens": _count(data.get("output_tokens")),
-                   "cache_read_tokens": _count(data.get("cache_read_tokens")),
-                   "cache_creation_tokens": _count(data.get("cache_creation_tokens"))}
+            inc = TokenUsage.of(data).to_dict()
             provider = event.get("provider") if isinstance(event.get("provider"), str) else self.provider
             self._add_cost(provider, inc)
             self.input_tokens += inc["input_tokens"]

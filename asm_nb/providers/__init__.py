@@ -122,7 +122,9 @@ def provider_manifest(name: str) -> Any:
     >>> provider_manifest("shell").provider
     'shell'
     """
-    from .. import __version__
+    import sys
+
+    __version__ = sys.modules["asm_nb"].__version__  # the loaded package (not an import of its root)
     from ..core.manifest import Manifest
 
     meta: dict[str, Any] = {"available": True}
@@ -178,4 +180,6 @@ def __getattr__(name: str) -> Any:
 
 __all__ = ["register_provider", "available_providers", "get_provider_factory", "create_adapter",
            "provider_manifest", "provider_registry", "BaseAdapter", "ActiveRun", "normalize_event",
-           "normalize_events", *_CLASSES]
+           "normalize_events", "ShellAdapter", "ReplayProvider", "ClaudeAdapter", "ClaudeCodeAdapter",
+           "CodexAdapter", "AmpAdapter"]
+assert set(_CLASSES) <= set(__all__)

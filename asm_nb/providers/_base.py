@@ -18,8 +18,9 @@ from ..core.errors import AsmError
 from ..core.run import Run
 from ..core.serialization import utc_now
 from ..core.session import Session
-from ..ports import EventCallback, RunResult, empty_usage
-from ._errors import normalize_provider_error
+from ..ports import EventCallback, RunResult
+from ..core.usage import empty_usage
+from ..core.provider_errors import normalize_provider_error
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """``CliAdapter``: the execute loop shared by the Codex, Amp and Claude Code adapters.
 
-Spawns the CLI through ``_process.ManagedProcess`` (own process group, bounded stderr, escalating
+Spawns the CLI through ``process.managed.ManagedProcess`` (own process group, bounded stderr, escalating
 group kill), splits stdout with ``_jsonl.LineSplitter``, feeds each line to the adapter's mapper
 (``_codex_map`` / ``_stream_json``), emits what it returns, and at process end emits the terminal
 event the mapper decides (docs/providers.md: ordering rules, cancellation and each CLI's mapping). Also: option
@@ -355,7 +355,7 @@ class CliAdapter(BaseAdapter):
         return merged
 
     async def _execute(self, active: ActiveRun, *, timeout: Any = None, **adapter_opts: Any) -> Mapping[str, Any]:
-        from ._process import ManagedProcess  # the subprocess layer (spawns, streams, kills groups)
+        from ..process.managed import ManagedProcess  # the subprocess layer (spawns, streams, kills groups)
 
         opts = self._merged_options(adapter_opts)
         inv = self._invocation(active, opts, timeout)
@@ -372,7 +372,7 @@ class CliAdapter(BaseAdapter):
             except AsmError as err:
                 # missing binary / bad cwd / spawn failure: the run got past validation, so it fails
                 # with one error_occurred + run_failed
-                raise await active.emit_failure(err)
+                raise await active.emit_failure(err) from err
             try:
                 outcome = await self._stream(active, proc, mapper)
             except BaseException as exc:

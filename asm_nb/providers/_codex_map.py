@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from ._jsonl import as_dict, as_list, as_str
-from ._mapper import (Emit, MapperBase, Outcome, ProcessExit, codex_usage, jsonable, output_dict, snake,
-                      usage_diff, zero_usage)
+from ..core.usage import TokenUsage
+from ._mapper import Emit, MapperBase, Outcome, ProcessExit, jsonable, output_dict, snake
 
 #: item types that are never tool calls (docs/providers.md, Codex)
 NON_TOOL_TYPES = frozenset({"agent_message", "reasoning", "user_message", "image_view", "review_mode", "todo_list",
@@ -103,7 +103,7 @@ class CodexMapper(MapperBase):
         self.resumed = resumed
         self.thread_id: str | None = None
         self.turn = 0
-        self.turn_usage_reported = zero_usage()
+        self.turn_usage_reported = TokenUsage()
         self.turn_completed = False
         self.stop_reason = "end_turn"
         self.failed_error = None
@@ -122,7 +122,7 @@ class CodexMapper(MapperBase):
             return self._thread_started(obj)
         if t == "turn.started":
             self.turn += 1
-            self.turn_usage_reported = zero_usage()
+            self.turn_usage_reported = TokenUsage()
             return []
         if t in ("item.started", "item.updated", "item.completed"):
             item = obj.get("item")
@@ -248,11 +248,10 @@ class CodexMapper(MapperBase):
                                     "provider_error": pe})]
 
     def _usage(self, raw: dict) -> list[Emit]:
-        snapshot = codex_usage(raw)
-        inc = usage_diff(snapshot, self.turn_usage_reported)
-        for k, v in snapshot.items():
-            self.turn_usage_reported[k] = max(self.turn_usage_reported.get(k, 0), v)
-        if not any(inc.values()):
+        snapshot = TokenUsage.from_openai(raw)  # cumulative for the turn
+        inc = snapshot.since(self.turn_usage_reported)
+        self.turn_usage_reported = self.turn_usage_reported.at_least(snapshot)
+        if not inc:
             return []
         return [self.usage_event(inc, raw, **({"thread_id": self.thread_id} if self.thread_id else {}))]
 
@@ -269,7 +268,7 @@ class CodexMapper(MapperBase):
         status = as_str(obj.get("status"))
         self.stop_reason = status or "end_turn"
         out.append(("turn_completed", {"turn": max(self.turn, 1), "stop_reason": self.stop_reason,
-                                       "token_usage": dict(self.turn_usage_reported)}))
+                                       "token_usage": self.turn_usage_reported.to_dict()}))
         return out
 
     def _turn_failed(self, obj: dict) -> list[Emit]:
@@ -337,7 +336,7 @@ class CodexMapper(MapperBase):
         return out
 
     def finish(self, exit: ProcessExit) -> Outcome:
-        output, usage = self.output(), dict(self.usage_total)
+        output, usage = self.output(), self.usage_total.to_dict()
         if self.turn_completed and self.failed_error is None and exit.returncode == 0:
             data: dict = {"stop_reason": self.stop_reason, "token_usage": usage}
             if self.thread_id:

@@ -54,7 +54,7 @@ def _overrides(argv: Sequence[str]) -> dict[str, str]:
                 import tomllib
 
                 v = tomllib.loads(f"x = {v}")["x"]
-            except Exception:
+            except (ImportError, ValueError, KeyError):  # not a TOML value: the text itself
                 v = v.strip("\"'")
             out[k.strip()] = v
     return out

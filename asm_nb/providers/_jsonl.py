@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ._errors import normalize_provider_error
+from ..core.provider_errors import normalize_provider_error
 
 #: how many characters of a bad line are kept in ``details.line`` (docs/providers.md, ordering rules, rule 8)
 RAW_LINE_CHARS = 200

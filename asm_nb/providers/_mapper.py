@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..core.errors import AsmError
-from ._errors import normalize_provider_error
-from ._jsonl import ParsedLine, as_int, parse_error_data
+from ..core.provider_errors import normalize_provider_error
+from ..core.usage import TOTAL_TOKENS, TokenUsage
+from ._jsonl import ParsedLine, parse_error_data
 
 Emit = tuple[str, dict]
 
-USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")
 #: exit statuses that mean "interrupted" (SIGINT -> 130, SIGTERM -> 143)
 INTERRUPT_EXIT_CODES = frozenset({130, 143})
 
@@ -81,47 +81,8 @@ class Outcome:
 
 # -- usage ---------------------------------------------------------------------------------------
 
-def zero_usage() -> dict[str, int]:
-    return {k: 0 for k in USAGE_KEYS}
-
-
-def anthropic_usage(u: Any) -> dict[str, int]:
-    """Anthropic-shaped usage (Claude Code ``result.usage``): input already excludes cache tokens."""
-    u = u if isinstance(u, Mapping) else {}
-    return {"input_tokens": as_int(u.get("input_tokens")), "output_tokens": as_int(u.get("output_tokens")),
-            "cache_read_tokens": as_int(u.get("cache_read_input_tokens")),
-            "cache_creation_tokens": as_int(u.get("cache_creation_input_tokens"))}
-
-
-def inclusive_usage(u: Any) -> dict[str, int]:
-    """Amp usage: ``input_tokens`` *includes* cache read and cache creation tokens; subtract them."""
-    n = anthropic_usage(u)
-    n["input_tokens"] = max(n["input_tokens"] - n["cache_read_tokens"] - n["cache_creation_tokens"], 0)
-    return n
-
-
-def codex_usage(u: Any) -> dict[str, int]:
-    """Codex usage: ``input_tokens`` includes ``cached_input_tokens``; keep reasoning tokens extra."""
-    u = u if isinstance(u, Mapping) else {}
-    cached = as_int(u.get("cached_input_tokens"))
-    n = {"input_tokens": max(as_int(u.get("input_tokens")) - cached, 0),
-         "output_tokens": as_int(u.get("output_tokens")),
-         "cache_read_tokens": cached,
-         "cache_creation_tokens": as_int(u.get("cache_write_input_tokens"))}
-    if "reasoning_output_tokens" in u:
-        n["reasoning_output_tokens"] = as_int(u.get("reasoning_output_tokens"))
-    return n
-
-
-def add_usage(total: dict, inc: Mapping[str, int]) -> None:
-    for k, v in inc.items():
-        total[k] = total.get(k, 0) + v
-
-
-def usage_diff(new: Mapping[str, int], old: Mapping[str, int]) -> dict[str, int]:
-    """Increment between two cumulative snapshots (never negative)."""
-    keys = list(dict.fromkeys([*USAGE_KEYS, *new.keys()]))
-    return {k: max(new.get(k, 0) - old.get(k, 0), 0) for k in keys if k in new or k in USAGE_KEYS}
+# Usage in each provider's shape becomes ``core.usage.TokenUsage`` (``from_anthropic``,
+# ``from_inclusive_anthropic`` for Amp, ``from_openai`` for Codex): cleaning and adding live there.
 
 
 # -- tool outputs --------------------------------------------------------------------------------
@@ -182,7 +143,7 @@ class MapperBase:
         self.lines_seen = 0
         self.tool_calls: list[dict] = []
         self._tool_index: dict[str, dict] = {}
-        self.usage_total: dict[str, int] = zero_usage()
+        self.usage_total = TokenUsage()
         self._held: list[Emit] = []  # events mapped before run_started, released right after it
 
     # entry point for every non-blank stdout line
@@ -251,11 +212,11 @@ class MapperBase:
     def tool_entry(self, tool_id: Any) -> dict | None:
         return self._tool_index.get(tool_id) if isinstance(tool_id, str) else None
 
-    def usage_event(self, inc: dict[str, int], raw: Any, **extra: Any) -> Emit:
+    def usage_event(self, inc: TokenUsage, raw: Any, **extra: Any) -> Emit:
         """``token_usage_updated`` for increment ``inc`` (also added to the run total)."""
-        add_usage(self.usage_total, inc)
-        data = dict(inc)
-        data["total_tokens"] = self.usage_total["input_tokens"] + self.usage_total["output_tokens"]
+        self.usage_total = self.usage_total + inc
+        data: dict[str, Any] = inc.to_dict()
+        data[TOTAL_TOKENS] = self.usage_total.total_tokens
         if raw is not None:
             data["raw_usage"] = jsonable(raw)
         data.update({k: v for k, v in extra.items() if v is not None})
@@ -288,5 +249,4 @@ class MapperBase:
         return exit.we_signalled or exit.cancel_requested or exit.returncode in INTERRUPT_EXIT_CODES
 
 
-__all__ = ["Emit", "ProcessExit", "Outcome", "MapperBase", "zero_usage", "anthropic_usage", "inclusive_usage",
-           "codex_usage", "add_usage", "usage_diff", "jsonable", "output_dict", "snake", "USAGE_KEYS"]
+__all__ = ["Emit", "ProcessExit", "Outcome", "MapperBase", "jsonable", "output_dict", "snake"]

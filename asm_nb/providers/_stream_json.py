@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from ._jsonl import as_dict, as_int, as_list, as_str
-from ._mapper import (Emit, MapperBase, Outcome, ProcessExit, add_usage, anthropic_usage, inclusive_usage,
-                      jsonable, zero_usage)
+from ..core.usage import TokenUsage, token_count
+from ._mapper import Emit, MapperBase, Outcome, ProcessExit, jsonable
 
 
 class StreamJsonMapper(MapperBase):
@@ -264,21 +264,19 @@ class ClaudeCodeMapper(StreamJsonMapper):
         per_model = model_usage(obj.get("modelUsage"))
         if isinstance(obj.get("usage"), dict) or per_model:
             extra: dict = {"total_cost_usd": obj.get("total_cost_usd")} if _is_num(obj.get("total_cost_usd")) else {}
-            main = anthropic_usage(obj.get("usage"))
+            main = TokenUsage.from_anthropic(obj.get("usage"))
             if per_model:
                 # result.usage covers the main loop only; modelUsage has every model (subagents,
                 # helper calls): the run's tokens are its total
-                total = zero_usage()
-                for u in per_model.values():
-                    add_usage(total, {k: u[k] for k in total})
+                total = sum((TokenUsage.of(u) for u in per_model.values()), TokenUsage())
                 extra["model_usage"] = per_model
-                extra["main_usage"] = main
+                extra["main_usage"] = main.to_dict()
                 out.append(self.usage_event(total, obj.get("usage"), **extra))
             else:
                 out.append(self.usage_event(main, obj["usage"], **extra))
         if self._succeeded(obj):
             out.append(("turn_completed", {"turn": self.turns, "stop_reason": self._stop_reason(obj),
-                                           "token_usage": dict(self.usage_total)}))
+                                           "token_usage": self.usage_total.to_dict()}))
         return out
 
     @staticmethod
@@ -302,7 +300,7 @@ class ClaudeCodeMapper(StreamJsonMapper):
         return out
 
     def finish(self, exit: ProcessExit) -> Outcome:
-        output, usage = self.output(), dict(self.usage_total)
+        output, usage = self.output(), self.usage_total.to_dict()
         r = self.result
         if r is not None and self._succeeded(r) and exit.returncode == 0:
             data: dict = {"stop_reason": self._stop_reason(r), "token_usage": usage}
@@ -353,7 +351,7 @@ class AmpMapper(StreamJsonMapper):
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.stream_model: str | None = None
-        self._message_usage: dict[str, dict] = {}  # message key -> normalized usage (distinct messages)
+        self._message_usage: dict[str, TokenUsage] = {}  # message key -> normalized usage (distinct messages)
         self._message_raw: dict[str, Any] = {}
         self._anon = 0
 
@@ -381,7 +379,7 @@ class AmpMapper(StreamJsonMapper):
             if not mid:
                 self._anon += 1
                 mid = f"__line_{self._anon}"
-            self._message_usage[mid] = inclusive_usage(msg["usage"])
+            self._message_usage[mid] = TokenUsage.from_inclusive_anthropic(msg["usage"])
             self._message_raw[mid] = msg["usage"]
         return self._blocks(obj, skip_text=False, subagent=subagent, streamed=False)
 
@@ -392,15 +390,13 @@ class AmpMapper(StreamJsonMapper):
         self.turns += 1
         out: list[Emit] = self._denials(obj)
         if isinstance(obj.get("usage"), dict):
-            out.append(self.usage_event(inclusive_usage(obj["usage"]), obj["usage"], source="result"))
+            out.append(self.usage_event(TokenUsage.from_inclusive_anthropic(obj["usage"]), obj["usage"], source="result"))
         elif self._message_usage:
-            total = zero_usage()
-            for u in self._message_usage.values():
-                add_usage(total, u)
+            total = sum(self._message_usage.values(), TokenUsage())
             out.append(self.usage_event(total, list(self._message_raw.values()), source="assistant_messages"))
         if self._succeeded(obj):
             out.append(("turn_completed", {"turn": self.turns, "stop_reason": "end_turn",
-                                           "token_usage": dict(self.usage_total)}))
+                                           "token_usage": self.usage_total.to_dict()}))
         return out
 
     @staticmethod
@@ -414,7 +410,7 @@ class AmpMapper(StreamJsonMapper):
                 "tool_calls": [{"id": t["id"], "name": t["name"], "input": t["input"]} for t in self.tool_calls]}
 
     def finish(self, exit: ProcessExit) -> Outcome:
-        output, usage = self.output(), dict(self.usage_total)
+        output, usage = self.output(), self.usage_total.to_dict()
         r = self.result
         if r is not None and self._succeeded(r) and exit.returncode == 0:
             data: dict = {"stop_reason": "end_turn", "token_usage": usage}
@@ -452,9 +448,9 @@ def model_usage(raw: Any) -> dict[str, dict]:
     for model, u in raw.items():
         if not isinstance(model, str) or not isinstance(u, dict):
             continue
-        row = {"input_tokens": as_int(u.get("inputTokens")), "output_tokens": as_int(u.get("outputTokens")),
-               "cache_read_tokens": as_int(u.get("cacheReadInputTokens")),
-               "cache_creation_tokens": as_int(u.get("cacheCreationInputTokens"))}
+        row: dict[str, Any] = TokenUsage(token_count(u.get("inputTokens")), token_count(u.get("outputTokens")),
+                                         token_count(u.get("cacheReadInputTokens")),
+                                         token_count(u.get("cacheCreationInputTokens"))).to_dict()
         if _is_num(u.get("costUSD")):
             row["cost_usd"] = u["costUSD"]
         out[model] = row

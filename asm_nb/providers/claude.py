@@ -45,6 +45,7 @@ from .. import config
 from ..core.capabilities import Capability
 from ..core.errors import AsmError
 from ..core.permission import PermissionMode
+from ..core.usage import TokenUsage, empty_usage
 from ..ports import resolve_execute_timeout_base
 from ._base import ActiveRun, BaseAdapter
 from .tools import READ, WRITE, Tool, ToolContext, ToolOutput, as_tools
@@ -142,8 +143,7 @@ class _RunState:
     cwd: Path
     input_messages: list[dict]
     started: bool = False
-    usage: dict = field(default_factory=lambda: {"input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0,
-                                                 "cache_creation_tokens": 0})
+    usage: dict = field(default_factory=empty_usage)
     tool_calls: list = field(default_factory=list)
     confirmed_model: str | None = None
     message_ids: list = field(default_factory=list)
@@ -241,7 +241,7 @@ class _Turn:
                 self.rs.started = True
                 self.rs.confirmed_model = msg.model
                 await self.active.emit("run_started", {
-                    "model": msg.model, "configured_model": self.rs.model, "backend": "api",
+                    "model": msg.model, "model_source": "stream", "configured_model": self.rs.model, "backend": "api",
                     "message_id": msg.id, "cwd": str(self.rs.cwd), "tools": list(self.rs.tools_offered)})
                 for m in self.rs.input_messages:
                     await self.active.emit("message_sent", m)
@@ -292,22 +292,10 @@ def _dump(obj: Any) -> dict[str, Any]:
     return {k: v for k, v in vars(obj).items() if v is not None}
 
 
-def _int(v: Any) -> int:
-    if isinstance(v, bool):
-        return 0
-    if isinstance(v, int):
-        return max(v, 0)
-    if isinstance(v, float) and v >= 0:
-        return int(v)
-    return 0
-
-
 def normalize_usage(raw: Mapping[str, Any]) -> dict[str, int]:
     """Anthropic usage → the four normalized counters (``input_tokens`` excludes cache, docs/providers.md, token
     usage)."""
-    return {"input_tokens": _int(raw.get("input_tokens")), "output_tokens": _int(raw.get("output_tokens")),
-            "cache_read_tokens": _int(raw.get("cache_read_input_tokens")),
-            "cache_creation_tokens": _int(raw.get("cache_creation_input_tokens"))}
+    return TokenUsage.from_anthropic(raw).to_dict()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -68,8 +68,13 @@ from ..core.capabilities import Capability
 from ..core.errors import AsmError, is_valid_code
 from ..core.events import is_valid_type
 from ..core.serialization import format_datetime, to_jsonable, utc_now
-from ..ports import EventCallback, RunResult, empty_usage
+from ..ports import EventCallback, RunResult
+from ..core.usage import TokenUsage
 from ._base import ActiveRun, BaseAdapter
+
+# run_failed codes of adapters that *return* a failed result (the shell adapter: a non-zero exit or
+# a command timeout) rather than raise; a replay returns it the same way.
+_SOFT_FAILURE_CODES = frozenset({"command_failed", "command_timeout"})
 
 __all__ = ["CASSETTE_VERSION", "DETERMINISTIC_EPOCH", "Cassette", "CassetteEvent", "load_cassette",
            "rebuild_result", "ReplayProvider", "Recorder"]
@@ -175,7 +180,8 @@ class Cassette:
         last = self.events[-1] if self.events else None
         if last is not None and last.type == "run_cancelled":
             return AsmError("cancelled", "Run was cancelled")
-        if last is not None and last.type == "run_failed" and is_valid_code(last.data.get("error_code")):
+        if (last is not None and last.type == "run_failed" and is_valid_code(last.data.get("error_code"))
+                and last.data.get("error_code") not in _SOFT_FAILURE_CODES):
             return AsmError(last.data["error_code"], str(last.data.get("error_message") or "Recorded run failed"),
                             details=last.data.get("details") or None,
                             provider_error=last.data.get("provider_error"))
@@ -272,7 +278,7 @@ def rebuild_result(events: Sequence[Mapping[str, Any]]) -> tuple[dict, dict]:
     output?, is_error?}`` in start order; ``token_usage``: the sum of ``token_usage_updated``
     increments.
     """
-    usage = empty_usage()
+    usage = TokenUsage()
     content: str | None = None
     streamed: list[str] = []
     stop_reason: str | None = None
@@ -284,11 +290,7 @@ def rebuild_result(events: Sequence[Mapping[str, Any]]) -> tuple[dict, dict]:
         elif t == "message_streamed" and d.get("kind", "text") == "text" and isinstance(d.get("delta"), str):
             streamed.append(d["delta"])
         elif t == "token_usage_updated":
-            for k in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens",
-                      "reasoning_output_tokens"):
-                v = d.get(k)
-                if isinstance(v, int) and not isinstance(v, bool):
-                    usage[k] = usage.get(k, 0) + v
+            usage = usage + TokenUsage.of(d)
         elif t == "tool_call_started":
             tcid = str(d.get("tool_call_id"))
             calls.setdefault(tcid, {"id": tcid, "name": d.get("tool_name"), "input": d.get("tool_input") or {}})
@@ -305,7 +307,7 @@ def rebuild_result(events: Sequence[Mapping[str, Any]]) -> tuple[dict, dict]:
                               "tool_calls": list(calls.values())}
     if stop_reason is not None:
         output["stop_reason"] = stop_reason
-    return output, usage
+    return output, usage.to_dict()
 
 
 # ------------------------------------------------------------------------------------------

@@ -32,8 +32,8 @@ from typing import Any, Mapping
 from .. import config
 from ..core.capabilities import Capability
 from ..core.errors import AsmError
-from ..ports import empty_usage
-from ..workspace import exec as wexec
+from ..core.usage import empty_usage
+from ..process import exec as wexec
 from ._base import ActiveRun, BaseAdapter
 
 __all__ = ["ShellAdapter"]
@@ -248,7 +248,7 @@ class ShellAdapter(BaseAdapter):
         except AsmError as err:
             await active.emit("tool_call_failed", {**base_tool, "tool_output": {"output": "", "exit_code": None},
                                                    "is_error": True})
-            raise await active.emit_failure(err)
+            raise await active.emit_failure(err) from err
         output = {"content": res.stdout, "exit_code": res.exit_code, "stderr": res.stderr,
                   "duration_ms": res.duration_ms, "timed_out": res.timed_out, "tool_calls": []}
         tool_output = {"output": res.stdout, "exit_code": res.exit_code, "duration_ms": res.duration_ms}

@@ -35,9 +35,12 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Mapping, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping, Union
 
 from ..core.errors import AsmError
+
+if TYPE_CHECKING:  # pragma: no cover - re-exported lazily by __getattr__ below
+    from .workspace_tools import BUILTIN_TOOL_NAMES, builtin_tools
 
 __all__ = [
     "Tool", "ToolSpec", "ToolOutput", "ToolContext", "ToolError", "tool", "as_tool", "as_tools",

@@ -122,7 +122,7 @@ def _list_files(inp: dict, ctx: ToolContext) -> ToolOutput:
 
 
 async def _grep(inp: dict, ctx: ToolContext) -> ToolOutput:
-    from ._process import ManagedProcess
+    from ..process.managed import ManagedProcess
 
     pattern = inp.get("pattern")
     if not isinstance(pattern, str) or not pattern:
@@ -159,7 +159,7 @@ async def _grep(inp: dict, ctx: ToolContext) -> ToolOutput:
 
 
 async def _bash(inp: dict, ctx: ToolContext) -> ToolOutput:
-    from ._process import ManagedProcess  # the shared process layer: own group, killed on cancel/timeout
+    from ..process.managed import ManagedProcess  # the shared process layer: own group, killed on cancel/timeout
 
     command = inp.get("command")
     if not isinstance(command, str) or not command.strip():

@@ -20,7 +20,7 @@ from typing import Any, Collection, Mapping
 from ..core.serialization import first_set
 from . import studio
 from .studio import (
-    BLUE, CYAN, DIM, GREEN, MAGENTA, RED, RESET, ToolSummary, compact_json, default_color, event_view,
+    BLUE, DIM, GREEN, MAGENTA, RED, RESET, ToolSummary, compact_json, default_color, event_view,
     format_number, is_number, normalize_output, truncate,
 )
 
@@ -356,10 +356,14 @@ class StudioRenderer:
         self.phase = "idle"
         self.current_tool = None
         line = ToolSummary.summary_line(info)
+        what = ToolSummary.spinner_text(info)
+        what = what[len("Running: "):] if what.startswith("Running: ") else what
         if d.get("status") == "unfinished":
-            line += " [unfinished: no result]"
+            line = f"{info['name']}: {what} [unfinished: no result]"
         elif d.get("reason") == "permission_denied":
-            line += " [permission denied]"
+            line = f"{info['name']}: {what} [permission denied]"
+        elif d.get("reason") == "policy_denied":
+            line = f"{info['name']}: {what} [blocked by policy]"
         return prefix + self._i + icon + " " + line + "\n" + self._extras(info)
 
     def render_event(self, event: Any) -> str:
@@ -429,6 +433,10 @@ class StudioRenderer:
             self._last_error = str(first_set(d.get("error_message"), "unknown error"))
             return closing + i + studio.red("✗", col) + " " + self._last_error + "\n"
 
+        if t == "policy_violation" and d.get("kind"):
+            closing = self._close_text()
+            name = f" {d['policy']}" if d.get("policy") else ""
+            return closing + i + studio.red("⚠", col) + f" policy{name}: {d['kind']}\n"
         closing = self._close_text()
         return closing + i + studio.dim(f"? {t}", col) + "\n"
 

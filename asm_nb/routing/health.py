@@ -90,6 +90,6 @@ def health_rows(state: RouterState | None = None, providers: list[str] | None = 
 
 def health_table(rows: list[dict[str, Any]] | None = None) -> str:
     """The rows as a plain-text table."""
-    from ..cli import _table
+    from ..rendering.tables import text_table as _table
 
     return _table(rows if rows is not None else health_rows(), list(COLUMNS))

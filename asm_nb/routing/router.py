@@ -31,7 +31,8 @@ from typing import Any, Callable, Mapping, Sequence
 from .. import config
 from ..core.errors import AsmError, is_retryable
 from ..core.serialization import utc_now
-from ..ports import RunResult, empty_usage
+from ..ports import RunResult
+from ..core.usage import empty_usage
 from .circuit_breaker import HALF_OPEN, CircuitBreaker, monotonic_ms
 from .matcher import matches_all
 from .policy import FIELDS, RoutingPolicy, attempt_limit, merge, order_candidates

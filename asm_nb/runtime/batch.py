@@ -28,9 +28,10 @@ import string
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping
 
 from ..core.errors import AsmError
+from .options import check_run_options, public_options
 from ..core.serialization import new_id
 
 log = logging.getLogger(__name__)
@@ -166,11 +167,12 @@ def run_batch_item(item: Mapping[str, Any]) -> dict[str, Any]:
     worker), ``session_id`` (the batch session), ``policy``, ``timeout``. Never raises for a
     failed run: the row says ``status`` failed with the error.
     """
-    from .. import api
+    from ..stores import resolve_store
+    from .oneshot import run_once
 
     prompt = item.get("prompt")
     try:
-        store = api.resolve_store(item["store"])
+        store = resolve_store(item["store"])
         opts = {**(item.get("adapter_options") or {}), **(item.get("options") or {})}
         kwargs: dict[str, Any] = {"store": store, "continuation": False}
         if item.get("session_id"):
@@ -179,7 +181,7 @@ def run_batch_item(item: Mapping[str, Any]) -> dict[str, Any]:
             kwargs["policy"] = item["policy"]
         if item.get("timeout") is not None:
             kwargs["timeout"] = item["timeout"]
-        result = api.run_once(prompt, provider=item.get("provider"), **kwargs, **opts)
+        result = run_once(prompt, provider=item.get("provider"), **kwargs, options=opts)
         row = _row_from_run(store.get_run(result.run_id), prompt, result.error)
     except Exception as exc:  # a caller mistake or a broken store: reported in the row
         row = _row_error(prompt, exc, session_id=item.get("session_id"))
@@ -355,9 +357,9 @@ async def _run_local(handle: BatchRun, *, store: Any, adapter: Any, concurrency:
     session_opts = None
     session_id = None
     if isinstance(session, str) and session:
-        from ..api import _resolve_session
+        from .oneshot import resolve_session
 
-        s, _ = await _resolve_session(store, adapter, session, agent_id=agent_id, metadata={"batch": True},
+        s, _ = await resolve_session(store, adapter, session, agent_id=agent_id, metadata={"batch": True},
                                       tags=None, context=None)
         session_id = s.id
     else:
@@ -367,13 +369,15 @@ async def _run_local(handle: BatchRun, *, store: Any, adapter: Any, concurrency:
     if policy is not None:
         default_opts["policy"] = policy
     if timeout is not None:
-        default_opts["timeout"] = timeout
+        from .options import timeout_ms
+
+        default_opts["timeout"] = timeout_ms(timeout)
     server = await SessionServer.start(store=store, adapter=adapter, session_id=session_id, session_opts=session_opts,
                                        max_concurrent_runs=concurrency, max_queued_runs=max(len(items), 1),
                                        limiter=limiter, limiter_wait=True, default_execute_opts=default_opts)
     handle.server, handle.session_id = server, server.session_id
     try:
-        from ..api import _close_session
+        from .oneshot import close_session as _close_session
 
         async def one(item: dict[str, Any]) -> None:
             i = item["index"]
@@ -415,7 +419,7 @@ async def _run_local(handle: BatchRun, *, store: Any, adapter: Any, concurrency:
 
 
 async def _get_run(store: Any, run_id: str) -> Any:
-    from .manager import _store
+    from ..persistence.store_call import call_store as _store
 
     return await _store(store, "get_run", run_id)
 
@@ -473,11 +477,12 @@ def _deliver(on_result: Callable | None, row: dict) -> None:
             log.exception("batch on_result raised (ignored)")
 
 
+@public_options
 def batch(prompts_or_rows: Any, provider: Any = None, *, prompt: Any = None, concurrency: int = 8,
           policy: Any = None, store: Any = None, session: str | None = None, executor: Any = None,
-          limiter: Any = None, row_options: Any = None, timeout: Any = None, progress: bool = True,
+          limiter: Any = None, row_options: Any = None, timeout: float | None = None, progress: bool = True,
           backend: str = "pandas", agent_id: str | None = None, on_result: Callable[[dict], Any] | None = None,
-          wait: bool = True, **adapter_options: Any) -> Any:
+          wait: bool = True, model: str | None = None, options: Mapping[str, Any] | None = None) -> Any:
     """Run many prompts and return one result row per input row.
 
     Args:
@@ -486,7 +491,7 @@ def batch(prompts_or_rows: Any, provider: Any = None, *, prompt: Any = None, con
         prompt: the prompt column, a ``"... {column} ..."`` template, or ``callable(row)``
             (default: the ``prompt`` column, or the only column).
         concurrency: runs at a time (the batch server's slots).
-        policy: a ``Policy`` enforced on every run; ``timeout``: provider execute timeout.
+        policy: a ``Policy`` enforced on every run; ``timeout``: seconds per run (None: no limit).
         store: path/URL or store (default store); with ``executor`` it must be a path or URL.
         session: a session name/id to run in (default: a new ``batch-…`` session).
         executor: ``concurrent.futures`` executor or Dask client; items go through
@@ -497,14 +502,18 @@ def batch(prompts_or_rows: Any, provider: Any = None, *, prompt: Any = None, con
         on_result: called with each result row as it finishes.
         wait: False → return the ``BatchRun`` handle at once (``.status()``, ``.cancel()``,
             ``.result()``).
-        adapter_options: options for the provider (``model``, ``cwd``, ``cassette``, ...).
+        model: the model for every run. options: adapter options (``cwd``, ``cassette``, ...).
 
     A failing run never stops the batch: its row has ``status`` failed and the error. Ctrl-C
     (the notebook's stop button) cancels the whole batch and re-raises.
     """
-    from .. import api
+    from ..stores import resolve_store
     from . import loop
+    from .oneshot import resolve_adapter
 
+    adapter_options = check_run_options(timeout=timeout, options=options)
+    if model is not None:
+        adapter_options["model"] = model
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise AsmError("validation_error", f"concurrency must be a positive integer, got: {concurrency!r}")
     if backend not in ("pandas", "polars", "records"):
@@ -526,15 +535,15 @@ def batch(prompts_or_rows: Any, provider: Any = None, *, prompt: Any = None, con
             raise AsmError("validation_error", "with an executor, provider must be a registered provider name")
         if str(store).strip() in ("memory://", "memory"):
             raise AsmError("validation_error", "memory:// stores cannot be shared with executor workers")
-        the_store = api.resolve_store(str(store))
-        adapter = api.resolve_adapter(provider, **adapter_options)
+        the_store = resolve_store(str(store))
+        adapter = resolve_adapter(provider, **adapter_options)
         from . import manager
 
         async def make_session() -> str:
             if session:
-                from ..api import _resolve_session
+                from .oneshot import resolve_session
 
-                s, _ = await _resolve_session(the_store, adapter, session, agent_id=agent_id,
+                s, _ = await resolve_session(the_store, adapter, session, agent_id=agent_id,
                                               metadata={"batch": True}, tags=None, context=None)
                 return s.id
             s = await manager.astart_session(the_store, adapter, {
@@ -572,8 +581,8 @@ def batch(prompts_or_rows: Any, provider: Any = None, *, prompt: Any = None, con
         threading.Thread(target=thread_main, name="asm-batch-executor", daemon=True).start()
         handle._future = fut
     else:
-        the_store = api.resolve_store(store)
-        adapter = api.resolve_adapter(provider, **adapter_options)
+        the_store = resolve_store(store)
+        adapter = resolve_adapter(provider, **adapter_options)
         lim = limiter if limiter is not None else default_limiter()
 
         async def main() -> None:

@@ -34,9 +34,9 @@ def flush_worker_stores() -> int:
     """Commit the buffers of every store open in this process (runs on each worker)."""
     n = 0
     try:
-        from .. import api
+        from .. import stores as _stores
 
-        stores = list(getattr(api, "_default_stores", {}).values())
+        stores = list(_stores._default_stores.values())
     except Exception:  # noqa: BLE001
         stores = []
     try:

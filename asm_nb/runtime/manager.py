@@ -25,21 +25,22 @@ from typing import Any, Callable, Mapping
 from .. import config
 from ..core.capabilities import CapabilityResolver
 from ..core.errors import AsmError
-from ..core.events import EventType, resolve_type
+from ..core.events import resolve_type
 from ..core.run import Run, RunStatus
 from ..core.serialization import utc_now
 from ..core.session import Session, SessionStatus
-from ..ports import RunResult, empty_usage, resolve_execute_timeout, resolve_execute_timeout_base
+from ..persistence.store_call import call_store
+from ..ports import RunResult, resolve_execute_timeout, resolve_execute_timeout_base
+from ..core.usage import TokenUsage
 
 log = logging.getLogger(__name__)
 
 TERMINAL_TYPES = frozenset({"run_completed", "run_failed", "run_cancelled", "run_timeout"})
-USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")
 
 
 @dataclass(frozen=True)
 class ExecutionResult:
-    """What ``execute_run`` / ``run_once`` return: the adapter result plus what the manager added."""
+    """What ``execute_run`` / ``execute_once`` return: the adapter result plus what the manager added."""
 
     output: dict = field(default_factory=dict)
     token_usage: dict = field(default_factory=dict)
@@ -60,24 +61,7 @@ class ExecutionResult:
 # store access
 
 
-async def _store(store: Any, op: str, *args: Any, _operation: str | None = None, **kw: Any) -> Any:
-    """Call a (sync) store method: inline for ``inline_safe`` stores, else in a worker thread.
-    Non-AsmError failures become ``storage_connection_failed``. A session is written redacted."""
-    if op == "save_session" and args and isinstance(args[0], Session):
-        args = (_session_for_store(args[0]),) + args[1:]
-    elif op == "get_or_create_named_session" and len(args) >= 2 and isinstance(args[1], Session):
-        args = (_redact_value(args[0]), _session_for_store(args[1])) + args[2:]
-    try:
-        fn = getattr(store, op)
-        if getattr(store, "inline_safe", False):
-            return fn(*args, **kw)
-        return await asyncio.to_thread(fn, *args, **kw)
-    except AsmError:
-        raise
-    except Exception as exc:
-        raise AsmError("storage_connection_failed",
-                       f"SessionStore {_operation or op} failed because the store became unavailable",
-                       details={"reason": repr(exc)}) from exc
+_store = call_store  # the manager's store access: off the loop, sessions written redacted
 
 
 def _redact_value(value: Any) -> Any:
@@ -93,21 +77,6 @@ def _for_store(run: Run) -> Run:
     (events are redacted by the pipeline; runs must not leak what events hide)."""
     return run.replace(input=_redact_value(run.input), output=_redact_value(run.output),
                        error=_redact_value(run.error))
-
-
-def _session_for_store(session: Session) -> Session:
-    """The copy of ``session`` that is written: its name (``metadata.name``), metadata, context,
-    tags and agent id go through the redactor."""
-    from dataclasses import replace
-
-    from ..persistence.redaction import redact_map
-
-    fields = {"metadata": session.metadata, "context": session.context, "tags": session.tags,
-              "agent_id": session.agent_id}
-    red = redact_map(fields, None)
-    if red is fields:
-        return session
-    return replace(session, **{k: v for k, v in red.items() if v is not fields[k]})
 
 
 _PENDING_INPUTS: dict[str, Any] = {}
@@ -271,7 +240,7 @@ async def afail_session(store: Any, session_id: str, error: Any) -> Session:
 def _error_payload(err: AsmError, *, hint: str | None = None) -> dict[str, Any]:
     """``{error_code, error_message, provider_error?, details?}`` with provider-error normalization."""
     from ..core.errors import category
-    from ..providers._errors import normalize_provider_error, normalize_provider_name
+    from ..core.provider_errors import normalize_provider_error, normalize_provider_name
 
     details = dict(err.details or {})
     provider_error = None
@@ -355,7 +324,7 @@ class _RunTracker:
     events: list = field(default_factory=list)
     persistence_failures: int = 0
     terminal_seen: str | None = None
-    usage: dict = field(default_factory=dict)
+    usage: TokenUsage = field(default_factory=TokenUsage)
     provider_meta: dict = field(default_factory=dict)
     reported_cost: float | None = None
     policy_runtime: Any = None
@@ -398,10 +367,7 @@ class _RunTracker:
                     row[k] = row.get(k, 0) + v
 
     def add_usage(self, data: Mapping[str, Any]) -> None:
-        for k in USAGE_KEYS + ("reasoning_output_tokens",):
-            v = data.get(k)
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                self.usage[k] = self.usage.get(k, 0) + v
+        self.usage = self.usage + TokenUsage.of(data)
 
     def capture_meta(self, data: Mapping[str, Any]) -> None:
         psid = data.get("provider_session_id") or data.get("session_id") or data.get("thread_id")
@@ -507,7 +473,6 @@ def _continuation_transcript(store: Any, session: Session, mode: Any, opts: Mapp
     if mode not in ("auto", "replay", "native"):
         raise AsmError("validation_error",
                        f'Invalid continuation value: {mode!r}. Use continuation: "auto", "replay", "native", or False.')
-    from ..core.transcript import from_store
 
     opts = dict(opts or {})
     native = bool(getattr(adapter, "supports_native_continuation", False))
@@ -823,13 +788,8 @@ async def _policy_watchdog(store: Any, tracker: _RunTracker, user_callback: Call
 
 
 def _run_usage(tracker: _RunTracker, result_usage: Mapping[str, Any] | None) -> dict:
-    usage = {**empty_usage(), **{k: v for k, v in tracker.usage.items()}}
-    if result_usage:
-        # the adapter's total wins when it is at least what the events said (it may add a final turn)
-        for k, v in result_usage.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= usage.get(k, 0):
-                usage[k] = v
-    return usage
+    # the adapter's total wins where it is at least what the events said (it may add a final turn)
+    return tracker.usage.at_least(TokenUsage.of(result_usage)).to_dict()
 
 
 def _price(run: Run, reported: float | None, routed: Any = None) -> dict[str, Any]:
@@ -977,11 +937,12 @@ async def _finalize_failure(store: Any, adapter: Any, tracker: _RunTracker, erro
         await _audit("log_run_failed", store, run, session, error)
 
 
-async def arun_once(store: Any, adapter: Any, input: Any, *, agent_id: str | None = None,
+async def aexecute_once(store: Any, adapter: Any, input: Any, *, agent_id: str | None = None,
                     metadata: Mapping | None = None, context: Mapping | None = None, tags: list | None = None,
                     required_capabilities=(), optional_capabilities=(), **execute_opts: Any) -> ExecutionResult:
-    """start_session → activate → start_run → execute_run → complete_session (docs/runtime.md, the session manager).
-    On failure the session is failed and the error re-raised."""
+    """start_session → activate → start_run → execute_run → complete_session (docs/runtime.md, the
+    session manager's ``run_once``). On failure the session is failed and the error re-raised;
+    ``asm_nb.arun_once`` is the friendlier public version that returns a ``RunResult`` instead."""
     _check_store(store)
     session = await astart_session(store, adapter, {"agent_id": agent_id, "metadata": metadata,
                                                     "context": context, "tags": tags})
@@ -1098,14 +1059,15 @@ resume_session = _sync(aresume_session)
 cancel_session = _sync(acancel_session)
 start_run = _sync(astart_run)
 execute_run = _sync(aexecute_run)
-run_once = _sync(arun_once)
+execute_once = _sync(aexecute_once)
 cancel_run = _sync(acancel_run)
 get_session_events = _sync(aget_session_events)
 get_session_runs = _sync(aget_session_runs)
 
 
 class SessionManager:
-    """Namespace object for the manager functions (``SessionManager.run_once(store, adapter, input)``)."""
+    """Namespace object for the manager functions (``SessionManager.run_once(store, adapter, input)``
+    is ``execute_once``)."""
 
     start_session = staticmethod(start_session)
     astart_session = staticmethod(astart_session)
@@ -1119,8 +1081,8 @@ class SessionManager:
     astart_run = staticmethod(astart_run)
     execute_run = staticmethod(execute_run)
     aexecute_run = staticmethod(aexecute_run)
-    run_once = staticmethod(run_once)
-    arun_once = staticmethod(arun_once)
+    run_once = staticmethod(execute_once)  # the spec's name for it
+    aexecute_once = staticmethod(aexecute_once)
     cancel_run = staticmethod(cancel_run)
     acancel_run = staticmethod(acancel_run)
     get_session_events = staticmethod(get_session_events)

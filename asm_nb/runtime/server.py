@@ -35,13 +35,14 @@ import inspect
 import itertools
 import logging
 import time
-from typing import Any, AsyncIterator, Callable, Iterable, Mapping
+from typing import Any, AsyncIterator, Callable, Mapping
 
 from .. import config
 from ..core.errors import AsmError
 from ..core.events import is_audit, resolve_type
 from ..core.run import RunStatus
 from ..core.session import SessionStatus
+from ..persistence.store_call import call_store
 from . import manager
 
 log = logging.getLogger(__name__)
@@ -284,7 +285,7 @@ class SessionServer:
             session = await manager.astart_session(store, adapter, session_opts)
             session = await manager.aactivate_session(store, session.id)
         self.session_id = session.id
-        self._dispatch_cursor = await manager._store(store, "get_latest_sequence", session.id)
+        self._dispatch_cursor = await call_store(store, "get_latest_sequence", session.id)
         if registry is not None:
             registry.register(session.id, self)
             self._registry = registry
@@ -418,19 +419,19 @@ class SessionServer:
         """A dequeued run that never reached the manager (limiter refused it, or it was cancelled
         while waiting for a slot): record it in the store as failed / cancelled."""
         try:
-            run = await manager._store(self.store, "get_run", run_id)
+            run = await call_store(self.store, "get_run", run_id)
             if run.is_terminal:
                 return
-            session = await manager._store(self.store, "get_session", self.session_id)
+            session = await call_store(self.store, "get_session", self.session_id)
             if error is None:
-                await manager._store(self.store, "save_run", run.with_status(RunStatus.CANCELLED))
+                await call_store(self.store, "save_run", run.with_status(RunStatus.CANCELLED))
                 await manager._internal_event(self.store, session, "run_cancelled", {}, run_id=run_id,
                                               provider=self.adapter.name)
             else:
                 payload = manager._error_payload(error, hint=self.adapter.name)
                 run = run.replace(status=RunStatus.FAILED, error={"code": payload["error_code"],
                                                                   "message": payload["error_message"]})
-                await manager._store(self.store, "save_run", run)
+                await call_store(self.store, "save_run", run)
                 await manager._internal_event(self.store, session, "run_failed", payload, run_id=run_id,
                                               provider=self.adapter.name)
         except AsmError as err:
@@ -622,7 +623,7 @@ class SessionServer:
             query["type"] = sorted(sub.types)
 
         async def read(**kw: Any) -> list:
-            return await manager._store(self.store, "get_events", self.session_id, after=sub.last_delivered,
+            return await call_store(self.store, "get_events", self.session_id, after=sub.last_delivered,
                                         **query, **kw)
 
         while True:
@@ -677,7 +678,7 @@ class SessionServer:
                 return
             cursor = self._dispatch_cursor
             try:
-                page = await manager._store(self.store, "get_events", self.session_id, after=cursor,
+                page = await call_store(self.store, "get_events", self.session_id, after=cursor,
                                             limit=_DISPATCH_PAGE)
             except AsmError as err:
                 log.warning("event dispatch for session %s failed: %s", self.session_id, err)
@@ -779,11 +780,11 @@ class SessionRuntime:
         opts = {"store": self.store, "adapter": self.adapter, "limiter": self.limiter, **server_opts}
         opts.setdefault("max_concurrent_runs", 1)
         if isinstance(opts.get("adapter"), str):
-            from ..api import resolve_adapter
+            from .oneshot import resolve_adapter
 
             opts["adapter"] = resolve_adapter(opts["adapter"])
         if isinstance(opts.get("store"), str) or opts.get("store") is None:
-            from ..api import resolve_store
+            from ..stores import resolve_store
 
             opts["store"] = resolve_store(opts.get("store"))
         if opts.get("control_ops") is None and opts.get("adapter") is not None:

@@ -10,7 +10,7 @@ last. No item within ``idle_timeout_ms`` → a final ``error_occurred`` "stream 
 cancels the run; resources the stream created (adapter, store) are closed, borrowed ones are not.
 
 ``StreamSession.start(adapter=..., input=...)`` is the spec-level constructor (manager
-``run_once`` into an in-memory store unless one is given); ``stream(...)`` is the notebook face
+``execute_once`` into an in-memory store unless one is given); ``stream(...)`` is the notebook face
 (``asm_nb.run_once`` options: default store, ``session`` names, policy, ...).
 
 **Deviation:** the reference returns a ``(stream, close, meta)`` tuple; iterating a
@@ -32,10 +32,11 @@ import logging
 import threading
 import time
 import traceback
-from typing import Any, AsyncIterator, Callable, Iterator, Mapping
+from typing import Any, AsyncIterator, Callable, Iterator, Mapping, Sequence
 
 from .. import config
 from ..core.errors import AsmError
+from .options import public_options
 
 log = logging.getLogger(__name__)
 
@@ -111,13 +112,16 @@ def _error_item(err: Any, *, session_id: str | None = None, run_id: str | None =
 
 
 class StreamSession:
-    """A run as a lazy, single-use stream of event dicts (sync and async iteration)."""
+    """A run as a lazy, single-use stream of events (sync and async iteration): event dicts, or
+    ``Event`` objects with ``as_events=True`` (what ``asm_nb.stream`` gives)."""
 
     def __init__(self, runner: Callable[[Callable], Any], *, idle_timeout_ms: int | None = None,
                  shutdown_timeout_ms: int | None = None, meta: Any = None, owned_adapter: Any = None,
                  owned_store: Any = None, cancel: Callable[[str], Any] | None = None,
-                 user_callback: Callable | None = None) -> None:
+                 user_callback: Callable | None = None, as_events: bool = False) -> None:
         from . import loop
+
+        self.as_events = as_events
 
         self.idle_timeout_ms = config.get("stream_idle_timeout_ms") if idle_timeout_ms is None else idle_timeout_ms
         self.shutdown_timeout_ms = (config.get("task_shutdown_timeout_ms") if shutdown_timeout_ms is None
@@ -186,6 +190,18 @@ class StreamSession:
                 **({"session_id": self.session_id} if self.session_id else {}),
                 **({"run_id": self.run_id} if self.run_id else {})}
 
+    def _out(self, item: dict[str, Any]) -> Any:
+        """The item as this stream hands it out: the event dict, or (``as_events``) an ``Event``
+        equal to the stored one (synthetic items get a fresh id and the stream's session)."""
+        if not self.as_events:
+            return item
+        from ..core.events import Event
+
+        fields = {k: item[k] for k in ("id", "timestamp", "run_id", "sequence_number", "provider",
+                                       "correlation_id", "metadata", "schema_version") if item.get(k) is not None}
+        return Event.new(item["type"], item.get("session_id") or self.session_id or "unknown",
+                         data=item.get("data") or {}, **fields)
+
     def _timeout_s(self) -> float | None:
         ms = self.idle_timeout_ms
         return None if ms is None or ms <= 0 else ms / 1000
@@ -199,11 +215,11 @@ class StreamSession:
                 try:
                     item = self._channel.get(self._timeout_s())
                 except TimeoutError:
-                    yield self._idle_item()
+                    yield self._out(self._idle_item())
                     return
                 if item is _END:
                     return
-                yield item
+                yield self._out(item)
         finally:
             self.close()
 
@@ -213,11 +229,11 @@ class StreamSession:
                 try:
                     item = await self._channel.aget(self._timeout_s())
                 except TimeoutError:
-                    yield self._idle_item()
+                    yield self._out(self._idle_item())
                     return
                 if item is _END:
                     return
-                yield item
+                yield self._out(item)
         finally:
             await self.aclose()
 
@@ -316,7 +332,7 @@ class StreamSession:
     def start(cls, *, adapter: Any = None, input: Any = None, store: Any = None, agent_id: str | None = None,
               run_opts: Mapping[str, Any] | None = None, idle_timeout_ms: int | None = None,
               shutdown_timeout_ms: int | None = None) -> "StreamSession":
-        """Start ``manager.run_once(store, adapter, input, **run_opts)`` in the background.
+        """Start ``manager.execute_once(store, adapter, input, **run_opts)`` in the background.
 
         ``adapter``: an instance (borrowed), ``(AdapterClass, opts)`` or a registered name (both
         created and owned). ``store``: None → a new InMemoryStore (owned), else borrowed.
@@ -364,7 +380,7 @@ class StreamSession:
         the_adapter, the_store = adapter, store
 
         def runner(bridge: Callable) -> Any:
-            return manager.arun_once(the_store, the_adapter, input, event_callback=bridge, **opts)
+            return manager.aexecute_once(the_store, the_adapter, input, event_callback=bridge, **opts)
 
         return cls(runner, idle_timeout_ms=idle_timeout_ms, shutdown_timeout_ms=shutdown_timeout_ms, meta=meta,
                    owned_adapter=owned_adapter, owned_store=owned_store,
@@ -377,32 +393,46 @@ async def _empty() -> AsyncIterator[dict[str, Any]]:
     yield  # pragma: no cover
 
 
+@public_options
 def stream(prompt: Any, provider: Any = None, *, idle_timeout_ms: int | None = None,
            shutdown_timeout_ms: int | None = None, on_event: Callable[[dict], Any] | None = None,
-           **run_once_options: Any) -> StreamSession:
-    """Start a run and return it as a stream of event dicts.
+           store: Any = None, model: str | None = None, session: str | None = None, policy: Any = None,
+           snapshot: bool | Mapping[str, Any] = False, cwd: str | None = None, system: str | None = None,
+           max_turns: int | None = None, permission_mode: str | None = None, timeout: float | None = None,
+           metadata: Mapping[str, Any] | None = None, tags: Sequence[str] | None = None,
+           agent_id: str | None = None, continuation: str | bool | None = "auto",
+           continuation_opts: Mapping[str, Any] | None = None, routing: Mapping[str, Any] | None = None,
+           required_capabilities: Sequence[Any] | None = None, publish: Any = False,
+           options: Mapping[str, Any] | None = None) -> StreamSession:
+    """Start a run and return it as a stream of ``Event`` objects (equal to the stored events,
+    i.e. to ``RunResult.events``; a failure ends it with one synthetic ``error_occurred``).
 
     >>> for ev in stream("echo hi", provider="shell", store="memory://"):   # doctest: +SKIP
-    ...     print(ev["type"])
+    ...     print(ev.type.value)
 
-    Options are those of ``asm_nb.run_once`` (``store``, ``model``, ``session``, ``policy``, ...);
+    Options are those of ``asm_nb.run_once`` (``store``, ``model``, ``session``, ``policy``,
+    ``timeout`` in seconds, ``options`` for the adapter, ...);
     ``on_event`` is still called for each event. The finished run's ``RunResult`` is
     ``stream.result`` once the iteration ended.
     """
-    from .. import api
+    given = {k: v for k, v in locals().items()
+             if k not in ("idle_timeout_ms", "shutdown_timeout_ms", "on_event")}
     from . import manager
+    from .oneshot import _checked, arun_tracked
 
-    state: dict[str, Any] = {}  # arun_once fills in run_id, adapter and store
+    run_once_options = _checked({**given, "on_event": None})
+    run_once_options.pop("on_event")
+    state: dict[str, Any] = {}  # arun_tracked fills in run_id, adapter and store
 
     def runner(bridge: Callable) -> Any:
-        return api.arun_once(prompt, provider, on_event=bridge, _state=state, **run_once_options)
+        return arun_tracked(prompt, provider, state, on_event=bridge, **run_once_options)
 
     async def cancel(run_id: str) -> Any:
         if state.get("adapter") is not None:
             return await manager.acancel_run(state["store"], state["adapter"], run_id)
 
     return StreamSession(runner, idle_timeout_ms=idle_timeout_ms, shutdown_timeout_ms=shutdown_timeout_ms,
-                         meta=provider, cancel=cancel, user_callback=on_event)
+                         meta=provider, cancel=cancel, user_callback=on_event, as_events=True)
 
 
 astream = stream  # the same object iterates with ``async for``

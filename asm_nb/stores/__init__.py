@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -17,7 +18,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .local import LocalStore
     from .memory import InMemoryStore
 
-__all__ = ["open_store", "artifact_store", "default_root", "InMemoryStore", "LocalStore"]
+__all__ = ["open_store", "artifact_store", "default_root", "default_store", "resolve_store", "InMemoryStore",
+           "LocalStore"]
 
 _ACCEPTED = ("None (LocalStore at $ASM_HOME or ./.asm), 'memory://', a directory path (str, Path or "
              "'file://...'), an SQLAlchemy URL ('sqlite:///...', 'postgresql://...', "
@@ -176,6 +178,48 @@ def _open_sql(url: str, opts: dict[str, Any]) -> "SessionStore":
                    "install it with: pip install 'asm_nb[sql]'")
         raise AsmError("dependency_not_available", msg, details={"missing": missing}) from None
     return SqlStore(url, **opts)
+
+
+_store_lock = threading.Lock()
+_default_stores: dict[str, Any] = {}  # resolved location -> the one store object for it in this process
+
+
+def default_store() -> "SessionStore":
+    """The store used when none is given: config ``default_store`` (path/URL), else LocalStore at
+    ``$ASM_HOME`` or ``./.asm`` (one instance per resolved location per process)."""
+    from .. import config
+
+    target = config.get("default_store")
+    if target is not None and not isinstance(target, str):
+        return target
+    key = target or os.path.abspath(os.environ.get("ASM_HOME") or ".asm")
+    with _store_lock:
+        store = _default_stores.get(key)
+        if store is None:
+            store = open_store(target)
+            _default_stores[key] = store
+        return store
+
+
+def resolve_store(store: Any = None) -> "SessionStore":
+    """A store object from ``None`` (default store), a path/URL string, or a store instance.
+
+    A path or URL opens one store per process (later calls with the same string share it);
+    ``"memory://"`` is a fresh store every time.
+    """
+    if store is None:
+        return default_store()
+    if isinstance(store, str) or hasattr(store, "__fspath__"):
+        target = str(store)
+        if target == "memory://":
+            return open_store(target)
+        with _store_lock:
+            cached = _default_stores.get(target)
+            if cached is None:
+                cached = open_store(target)
+                _default_stores[target] = cached
+            return cached
+    return store
 
 
 def __getattr__(name: str) -> Any:

@@ -30,14 +30,15 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..core.capabilities import Capability
 from ..core.errors import AsmError
-from ..ports import RunResult, empty_usage, resolve_execute_timeout_base
+from ..ports import RunResult, resolve_execute_timeout_base
+from ..core.usage import TokenUsage, empty_usage
 from ..providers._base import ActiveRun, BaseAdapter, input_text
-from ..providers._errors import normalize_provider_error
+from ..core.provider_errors import normalize_provider_error
 
 __all__ = ["MockAdapter", "ScriptedAdapter", "MODES"]
 
 MODES = ("instant", "streaming", "delayed", "failing", "timeout")
-DEFAULT_USAGE = {"input_tokens": 10, "output_tokens": 20, "cache_read_tokens": 0, "cache_creation_tokens": 0}
+DEFAULT_USAGE = TokenUsage(input_tokens=10, output_tokens=20).to_dict()
 
 
 def _capabilities(spec: Iterable[Any] | None, default: Sequence[tuple[str, str]]) -> list[Capability]:

@@ -1,5 +1,5 @@
-"""Workspace services: running commands (``exec``) and snapshots, diffs and rollback of a working
-directory (docs/workspace.md). Submodules are imported on demand.
+"""Workspace services: snapshots, diffs and rollback of a working directory (docs/workspace.md).
+Running commands lives in ``asm_nb.process.exec``. Submodules are imported on demand.
 
 Public names (loaded lazily):
 

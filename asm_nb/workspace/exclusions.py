@@ -17,11 +17,18 @@ or never end.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-__all__ = ["STORE_DIR_NAMES", "store_paths", "is_store_dir", "relative_exclusions", "pseudo_devices",
-           "excluded"]
+__all__ = [
+    "STORE_DIR_NAMES",
+    "excluded",
+    "is_store_dir",
+    "pseudo_devices",
+    "relative_exclusions",
+    "store_paths",
+]
 
 STORE_DIR_NAMES = frozenset({".asm"})
 PSEUDO_FS = frozenset({"proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "debugfs", "tracefs",

@@ -19,7 +19,7 @@ DIFF_COLUMNS = ("run_id", "session_id", "started_at", "workspace_backend", "path
 
 
 def _resolve(store: Any) -> Any:
-    from ..api import resolve_store
+    from ..stores import resolve_store
 
     return resolve_store(store)
 

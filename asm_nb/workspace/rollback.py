@@ -43,7 +43,7 @@ def rollback(run_id: str, store: Any = None, *, force: bool = False) -> dict[str
     Returns ``{run_id, mode, path, backup_ref, restored_paths, removed_paths, ...}``. Errors:
     ``invalid_operation`` when the run recorded no snapshot, used the hash backend, or its changes
     cannot be reversed cleanly without ``force``."""
-    from ..api import resolve_store
+    from ..stores import resolve_store
 
     st = resolve_store(store)
     run = st.get_run(run_id)

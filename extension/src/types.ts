@@ -1,6 +1,6 @@
 /**
  * The `application/vnd.asm.run+json` payload (schema "asm.run", version 1) emitted by
- * asm_nb's RunResult (`asm_nb/notebook/display.py`), and the sidebar's session listing
+ * asm_nb's RunResult (`asm_nb/rendering/mime.py`), and the sidebar's session listing
  * (`asm_nb/server_ext.py`).
  */
 

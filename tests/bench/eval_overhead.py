@@ -30,7 +30,7 @@ import time
 import warnings
 
 import asm_nb
-from asm_nb import api
+from asm_nb import api, stores
 from asm_nb.evaluation import scorers as sc
 from asm_nb.testing import cassettes as c
 
@@ -51,9 +51,9 @@ def cassettes(folder: str) -> tuple[str, str]:
 def fresh_home() -> str:
     home = tempfile.mkdtemp(prefix="asm-bench-eval-")
     os.environ["ASM_HOME"] = home
-    for store in list(api._default_stores.values()):
+    for store in list(stores._default_stores.values()):
         store.close()
-    api._default_stores.clear()
+    stores._default_stores.clear()
     return home
 
 

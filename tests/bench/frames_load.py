@@ -26,7 +26,6 @@ import json
 import os
 import random
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -139,7 +138,7 @@ def generate(root: str, n_events: int, n_runs: int, n_sessions: int, seed: int =
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for rid, doc in runs.items():
+        for doc in runs.values():
             info = price_run(Run.from_dict(doc))
             doc["cost_usd"] = info["cost_usd"]
             doc["metadata"] = {k: v for k, v in info.items() if k != "cost_usd"}
@@ -174,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import polars as pl
 
-    from asm_nb.notebook import frames
+    from asm_nb.analytics import frames
     from asm_nb.stores.local import LocalStore
 
     root = args.dir or tempfile.mkdtemp(prefix="asm-frames-bench-")

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import importlib.util
 import json
 import os
@@ -89,7 +88,7 @@ def fill(root: str, n: int, chunk: int = 2000) -> None:
         store = LocalStore(root)
         k = min(chunk, n - done)
         sessions, runs = [], []
-        for i in range(k):
+        for _ in range(k):
             s = Session.new("shell", metadata={"provider": "shell"}).replace(status=SessionStatus.COMPLETED)
             r = Run.new(s.id, input="true").with_status(RunStatus.RUNNING)
             r = r.replace(status=RunStatus.COMPLETED, output={"content": "", "exit_code": 0, "stderr": "",

@@ -79,7 +79,7 @@ def _write_notebooks(root: Path) -> None:
     (root / "demo.ipynb").write_text(json.dumps(demo, indent=1))
 
     import asm_nb
-    from asm_nb.notebook.display import run_result_mimebundle
+    from asm_nb.rendering.mime import run_result_mimebundle
 
     result = asm_nb.run_once("Summarise the notes", provider="replay", store="memory://",
                              cassette=asm_nb.testing.example_cassette("hello"))

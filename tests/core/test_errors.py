@@ -61,7 +61,8 @@ TAXONOMY = [
 RETRYABLE = {"provider_timeout", "provider_rate_limited", "provider_unavailable", "storage_connection_failed",
              "timeout"}
 PYTHON_ADDITIONS = [("query_error", "storage"), ("maintenance_error", "storage"),
-                    ("persistence_error", "storage"), ("command_not_found", "tool")]
+                    ("persistence_error", "storage"), ("command_not_found", "tool"), ("command_failed", "tool"),
+                    ("command_timeout", "tool")]
 
 
 def test_taxonomy_has_45_codes_in_spec_order_then_the_python_additions():
@@ -116,13 +117,49 @@ def test_is_valid_code_rejects_non_taxonomy_values(value):
     assert errors.is_valid_code(value) is False
 
 
-def test_unknown_code_is_accepted_with_generic_message_and_unknown_category():
-    err = AsmError("weird_code")
-    assert err.code == "weird_code"
-    assert err.message == "An error occurred"
-    assert err.category == "unknown"
-    assert err.retryable is False
+def test_unknown_code_raises_naming_the_closest_codes():
+    with pytest.raises(errors.ValidationError) as exc:
+        AsmError("no_such_code")
+    assert exc.value.code == "validation_error" and "'no_such_code'" in exc.value.message
+    with pytest.raises(AsmError, match="did you mean 'timeout'"):
+        AsmError("timeot")
+    for bad in (42, "", ["timeout"]):
+        with pytest.raises(errors.ValidationError):
+            AsmError(bad)
+    assert errors.category("weird_code") == "unknown"
     assert errors.is_retryable(12345) is False
+
+
+@pytest.mark.parametrize("code, cls", [
+    ("invalid_input", "ValidationError"), ("invalid_transition", "StateError"), ("run_not_found", "NotFoundError"),
+    ("provider_rate_limited", "ProviderError"), ("storage_connection_failed", "StoreError"),
+    ("internal_error", "AsmRuntimeError"), ("timeout", "RunTimeout"), ("cancelled", "CancelledRun"),
+    ("policy_violation", "PolicyViolation"), ("max_runs_exceeded", "ConcurrencyError"), ("tool_not_found", "ToolError"),
+])
+def test_each_code_builds_its_category_subclass_keeping_code_category_retryable(code, cls):
+    import pickle
+
+    err = AsmError(code, "m")
+    assert type(err).__name__ == cls and isinstance(err, AsmError)
+    assert (err.code, err.category, err.retryable) == (code, errors.ErrorCode(code).category.value,
+                                                       errors.ErrorCode(code).retryable)
+    again = pickle.loads(pickle.dumps(err))
+    assert type(again) is type(err) and again.code == code
+    direct = getattr(errors, cls)(code, "m")  # the subclass itself, same code
+    assert type(direct) is type(err)
+
+
+def test_subclass_defaults_and_refuses_a_code_of_another_category():
+    assert errors.ProviderError().code == "provider_error"
+    assert errors.CancelledRun("cancelled").category == "runtime"
+    with pytest.raises(errors.ValidationError, match="ProviderError takes a provider code"):
+        errors.ProviderError("timeout")
+
+
+def test_one_table_the_enum_carries_category_message_and_retryable():
+    assert errors.all_codes() == [c.value for c in errors.ErrorCode]
+    assert errors.ErrorCode.PROVIDER_TIMEOUT.retryable and not errors.ErrorCode.PROVIDER_ERROR.retryable
+    assert AsmError(errors.ErrorCode.RUN_NOT_FOUND).message == errors.ErrorCode.RUN_NOT_FOUND.message
 
 
 def test_constructor_defaults():

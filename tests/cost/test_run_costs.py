@@ -13,7 +13,7 @@ import pytest
 import asm_nb
 from asm_nb.cost import calculator as calc
 from asm_nb.cost.calculator import UnpricedModelWarning
-from asm_nb.notebook import frames
+from asm_nb.analytics import frames
 
 from ..providers._cli_support import install_fixture_cli, manifest
 

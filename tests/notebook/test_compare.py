@@ -18,7 +18,7 @@ CASSETTES = {"hello": {"cassette": str(example_cassette("hello"))},
 
 
 def all_runs(store):
-    from asm_nb.api import resolve_store
+    from asm_nb.stores import resolve_store
 
     st = resolve_store(store)
     return [run for s in st.list_sessions() for run in st.list_runs(s.id)]
@@ -211,7 +211,7 @@ def test_compare_view_builds_one_column_per_provider(store):
     import ipywidgets as W
 
     from asm_nb.notebook.compare import CompareView
-    from asm_nb.notebook.display import run_result_mimebundle
+    from asm_nb.rendering.mime import run_result_mimebundle
 
     view = CompareView(list(PROVIDERS))
     r = compare("echo hi", providers=PROVIDERS, provider_options=CASSETTES, store=store, view=view)

@@ -13,7 +13,8 @@ pytest.importorskip("IPython")
 
 import asm_nb  # noqa: E402
 from asm_nb.core.errors import AsmError  # noqa: E402
-from asm_nb.notebook import analytics  # noqa: E402
+from asm_nb.analytics import cost, gc, query  # noqa: E402
+from asm_nb.rendering.tables import format_cost_table  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def _by_group(store):
 def test_cost_table_sums_match_the_runs(filled):
     store, _ = filled
     expected = _by_group(store)
-    df = analytics.cost_table(store, backend="polars")
+    df = cost.cost_table(store, backend="polars")
     assert df.columns[:3] == ["provider", "model", "runs"]
     got = {(r["provider"], r["model"]): r for r in df.iter_rows(named=True)}
     assert set(got) == set(expected) and len(expected) >= 3
@@ -54,36 +55,36 @@ def test_cost_table_sums_match_the_runs(filled):
         assert row["total_tokens"] == exp["input"] + exp["output"]
     costs = df["cost_usd"].to_list()
     assert costs == sorted(costs, reverse=True)  # most expensive first
-    rows, total = analytics.cost_rows(store)
+    rows, total = cost.cost_rows(store)
     assert total["runs"] == len(store.list_runs(None)) == 5
     assert total["cost_usd"] == pytest.approx(sum(r.cost_usd or 0 for r in store.list_runs(None)))
     assert total["cost_usd"] > 0
-    pdf = analytics.cost_table(store)  # pandas by default
+    pdf = cost.cost_table(store)  # pandas by default
     assert len(pdf) == len(expected) and pdf["cost_usd"].sum() == pytest.approx(total["cost_usd"])
 
 
 def test_cost_table_groups_and_filters(filled):
     store, _ = filled
-    rows, total = analytics.cost_rows(store, by="provider")
+    rows, total = cost.cost_rows(store, by="provider")
     assert {r["provider"] for r in rows} == {"replay", "shell"}
     replay = next(r for r in rows if r["provider"] == "replay")
     assert replay["runs"] == 4
-    rows, _ = analytics.cost_rows(store, by="day")
+    rows, _ = cost.cost_rows(store, by="day")
     assert len(rows) == 1 and rows[0]["day"] == store.list_runs(None)[0].started_at.date().isoformat()
     assert rows[0]["cost_usd"] == pytest.approx(total["cost_usd"])
-    rows, t = analytics.cost_rows(store, provider="shell")
+    rows, t = cost.cost_rows(store, provider="shell")
     assert t["runs"] == 1 and t["cost_usd"] == 0.0
-    rows, t = analytics.cost_rows(store, since=store.list_runs(None)[0].started_at + timedelta(days=1))
+    rows, t = cost.cost_rows(store, since=store.list_runs(None)[0].started_at + timedelta(days=1))
     assert rows == [] and t["runs"] == 0 and t["cost_usd"] is None
-    assert analytics.format_cost_table(rows, t) == "(no runs)"
+    assert format_cost_table(rows, t) == "(no runs)"
     with pytest.raises(AsmError, match="by contains unsupported value: 'colour'"):
-        analytics.cost_table(store, by="provider,colour")
+        cost.cost_table(store, by="provider,colour")
 
 
 def test_format_cost_table_has_a_total_line(filled):
     store, _ = filled
-    rows, total = analytics.cost_rows(store)
-    text = analytics.format_cost_table(rows, total)
+    rows, total = cost.cost_rows(store)
+    text = format_cost_table(rows, total)
     lines = text.splitlines()
     assert lines[0].split()[:3] == ["provider", "model", "runs"]
     assert lines[-1].startswith("TOTAL") and f"${total['cost_usd']:,.4f}" in lines[-1]
@@ -109,7 +110,7 @@ def test_percent_asm_cost_prints_the_table(ip, filled, capsys):
     capsys.readouterr()
     ip.run_line_magic("asm", "cost")
     out = capsys.readouterr().out
-    _, total = analytics.cost_rows(store)
+    _, total = cost.cost_rows(store)
     assert "replay" in out and "shell" in out
     assert out.strip().splitlines()[-1].startswith("TOTAL") and f"${total['cost_usd']:,.4f}" in out
     ip.run_line_magic("asm", "cost --by provider --provider shell")
@@ -146,7 +147,7 @@ def test_query_and_maintenance_helpers(filled):
             self.maintenance = type("M", (), {"health_check": lambda self: ["own"]})()
 
     own = WithOwn()
-    assert analytics.query(own) is own.query and analytics.maintenance(own) is own.maintenance
+    assert query.query(own) is own.query and query.maintenance(own) is own.maintenance
 
 
 def test_gc_dry_run_changes_nothing(tmp_path):
@@ -158,14 +159,14 @@ def test_gc_dry_run_changes_nothing(tmp_path):
     for res in (ok, bad):
         s = store.get_session(res.session_id)
         store.save_session(s.replace(updated_at=utc_now() - timedelta(days=50)))
-    report = analytics.gc(store, max_age_days=30, dry_run=True)
+    report = gc.gc(store, max_age_days=30, dry_run=True)
     assert report["dry_run"] is True and report["sessions_soft_deleted"] == 2
     assert set(report["soft_delete_session_ids"]) == {ok.session_id, bad.session_id}
     assert all(s.deleted_at is None for s in store.list_sessions())
-    report = analytics.gc(store, max_age_days=30, keep_failed=True)
+    report = gc.gc(store, max_age_days=30, keep_failed=True)
     assert report["sessions_soft_deleted"] == 1 and report["errors"] == []
     assert store.get_session(ok.session_id).deleted_at is not None
     assert store.get_session(bad.session_id).deleted_at is None  # failed sessions are kept
     with pytest.raises(AsmError, match="max_age_days must be a positive integer"):
-        analytics.gc(store, max_age_days=-1)
+        gc.gc(store, max_age_days=-1)
     store.close()

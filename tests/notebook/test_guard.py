@@ -57,7 +57,7 @@ def asm(ip, tmp_path, capsys):
 
 
 def stored_runs(ip):
-    from asm_nb.api import resolve_store
+    from asm_nb.stores import resolve_store
     from asm_nb.notebook import magics
 
     return resolve_store(magics._KERNEL_DEFAULTS["store"]).list_runs(None)

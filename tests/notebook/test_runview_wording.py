@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from asm_nb.notebook._runview import (
-    RunState, duration_words, markdown_html, size_words, stop_reason_words, tool_line,
+from asm_nb.rendering.runview import (
+    RunState, duration_words, markdown_html, size_words, stop_reason_words,
 )
-from asm_nb.notebook.display import run_summary
+from asm_nb.rendering.mime import run_summary
 
 
 def ev(t, **data):
@@ -153,7 +153,7 @@ def test_markdown_keeps_html_and_bad_links_as_text():
 def test_live_view_and_card_share_the_markdown():
     """The live widget's text rows and the saved bundle's text/html render the same Markdown."""
     pytest.importorskip("ipywidgets")
-    from asm_nb.notebook.display import run_result_mimebundle
+    from asm_nb.rendering.mime import run_result_mimebundle
     from asm_nb.notebook.widgets import RunWidget
 
     events = [ev("message_streamed", delta="*a* [b](https://b.example)\n\n1. x\n"),

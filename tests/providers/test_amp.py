@@ -13,8 +13,7 @@ from asm_nb.providers import create_adapter
 from asm_nb.providers.amp import AmpAdapter
 from asm_nb.testing.fake_cli import fake_cli_calls
 
-from ._cli_support import (arun, cancel_when_a_tool_runs, check_generic, group_gone_within, group_members,
-                           install_fixture_cli, manifest,
+from ._cli_support import (arun, cancel_when_a_tool_runs, check_generic, group_gone_within, install_fixture_cli, manifest,
                            of_type, run_adapter, tool_outcomes, usage_sum)
 
 AMP = manifest("amp")

@@ -801,7 +801,7 @@ def test_missing_sdk_raises_dependency_not_available(monkeypatch):
 
 
 def test_run_once_end_to_end_with_local_store(server, tmp_path):
-    from asm_nb.api import run_once
+    from asm_nb import run_once
 
     ws = tmp_path / "ws"
     ws.mkdir()

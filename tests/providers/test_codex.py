@@ -15,7 +15,6 @@ from asm_nb.providers.codex import CodexAdapter
 from asm_nb.testing.fake_cli import fake_cli_calls, install_fake_cli
 
 from ._cli_support import (FIXTURES, arun, cancel_when_a_tool_runs, check_generic, fixture, group_gone_within,
-                           group_members,
                            install_fixture_cli, manifest, of_type, run_adapter, tool_outcomes, usage_sum)
 
 CODEX = manifest("codex")
@@ -423,7 +422,7 @@ def test_three_concurrent_executes(tmp_path):
 
     outs = arun(scenario())
     run_ids = set()
-    for result, err, events, run, session in outs:
+    for result, err, events, run, _session in outs:
         assert err is None and result.output["content"] == "The capital of France is Paris."
         assert {e["run_id"] for e in events} == {run.id}
         run_ids.add(run.id)

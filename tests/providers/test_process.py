@@ -12,7 +12,7 @@ import time
 import pytest
 
 from asm_nb.core.errors import AsmError
-from asm_nb.providers._process import ManagedProcess, build_env, command_not_found_error
+from asm_nb.process.managed import ManagedProcess, build_env, command_not_found_error
 
 from ._cli_support import group_members
 

@@ -12,7 +12,7 @@ from asm_nb.core.errors import AsmError
 from asm_nb.core.run import Run
 from asm_nb.core.session import Session
 from asm_nb.providers import create_adapter
-from asm_nb.providers.replay import Cassette, Recorder, ReplayProvider, load_cassette, rebuild_result
+from asm_nb.providers.replay import Recorder, ReplayProvider, load_cassette, rebuild_result
 from asm_nb.providers.shell import ShellAdapter
 from asm_nb.testing import cassettes as c
 from asm_nb.testing.mock import MockAdapter

@@ -220,7 +220,7 @@ def test_routing_options_reach_the_router_through_run_once():
     from asm_nb.runtime import manager
     from asm_nb.stores import open_store
 
-    res = manager.run_once(open_store("memory://"), r, "hi", adapter_opts={"routing": {"prefer": ["b"]}})
+    res = manager.execute_once(open_store("memory://"), r, "hi", adapter_opts={"routing": {"prefer": ["b"]}})
     assert res.output["content"] == "b" and res.routing["routed_provider"] == "b"
 
 
@@ -254,7 +254,7 @@ def test_failover_from_the_fake_anthropic_529_to_a_second_provider(tmp_path):
 
 
 def test_comma_separated_names_route_in_order():
-    from asm_nb.api import resolve_adapter
+    from asm_nb.runtime.oneshot import resolve_adapter
 
     r = resolve_adapter("shell, replay")
     assert isinstance(r, ProviderRouter) and r.status()["adapters"] == ["shell", "replay"]

@@ -34,7 +34,7 @@ def types_of(events):
 
 def test_run_once_persists_lifecycle_with_gap_free_sequences(store):
     adapter = StubAdapter()
-    result = manager.run_once(store, adapter, {"prompt": "hello"})
+    result = manager.execute_once(store, adapter, {"prompt": "hello"})
     assert result.output["content"] == "echo: hello"
     session = store.get_session(result.session_id)
     run = store.get_run(result.run_id)
@@ -55,7 +55,7 @@ def test_run_once_persists_lifecycle_with_gap_free_sequences(store):
 
 def test_usage_cost_and_provider_metadata_land_on_run_and_session(store):
     adapter = StubAdapter(reported_cost=0.01234)
-    result = manager.run_once(store, adapter, "hi")
+    result = manager.execute_once(store, adapter, "hi")
     run = store.get_run(result.run_id)
     assert run.token_usage["input_tokens"] == 10 and run.token_usage["output_tokens"] == 20
     assert run.cost_usd == pytest.approx(0.01234) and result.cost_usd == pytest.approx(0.01234)
@@ -69,7 +69,7 @@ def test_usage_cost_and_provider_metadata_land_on_run_and_session(store):
 
 def test_adapter_failure_fails_run_and_session_and_raises(store):
     with pytest.raises(AsmError) as info:
-        manager.run_once(store, StubAdapter("fail"), "hi")
+        manager.execute_once(store, StubAdapter("fail"), "hi")
     err = info.value
     assert err.code == "provider_error"
     runs = store.list_runs(None) if _lists_all(store) else []
@@ -99,7 +99,7 @@ def _lists_all(store):
 def test_timeout_gives_provider_timeout_and_one_terminal_event(store):
     with config.override(execute_grace_timeout_ms=0):
         with pytest.raises(AsmError) as info:
-            manager.run_once(store, StubAdapter("hang", chunks=1), "hi", timeout=150)
+            manager.execute_once(store, StubAdapter("hang", chunks=1), "hi", timeout=150)
     assert info.value.code == "provider_timeout"
     [session] = store.list_sessions()
     [run] = store.list_runs(session.id)
@@ -111,10 +111,10 @@ def test_timeout_gives_provider_timeout_and_one_terminal_event(store):
 def test_internal_crash_is_isolated_and_adapter_stays_usable(store):
     adapter = StubAdapter("raise")
     with pytest.raises(AsmError) as info:
-        manager.run_once(store, adapter, "x")
+        manager.execute_once(store, adapter, "x")
     assert info.value.code == "internal_error"
     adapter.mode = "ok"
-    assert manager.run_once(store, adapter, "again").output["content"] == "echo: again"
+    assert manager.execute_once(store, adapter, "again").output["content"] == "echo: again"
 
 
 def test_missing_required_capability_stores_no_run(store):
@@ -135,7 +135,7 @@ def test_callback_sees_canonical_events_with_sequence_numbers_and_errors_are_con
         seen.append(ev)
         raise ValueError("user callback bug")  # must not kill the run
 
-    result = manager.run_once(store, StubAdapter(), "hi", event_callback=cb)
+    result = manager.execute_once(store, StubAdapter(), "hi", event_callback=cb)
     assert result.output["content"] == "echo: hi"
     types = [e["type"] for e in seen]
     assert types[0] == "run_started" and types[-1] == "run_completed"
@@ -144,20 +144,20 @@ def test_callback_sees_canonical_events_with_sequence_numbers_and_errors_are_con
 
 def test_adapter_opts_reach_execute(store):
     adapter = StubAdapter()
-    manager.run_once(store, adapter, "hi", adapter_opts={"custom_flag": True})
+    manager.execute_once(store, adapter, "hi", adapter_opts={"custom_flag": True})
     assert adapter.seen_opts[-1]["custom_flag"] is True
 
 
 def test_executing_a_finished_run_is_refused(store):
     adapter = StubAdapter()
-    result = manager.run_once(store, adapter, "hi")
+    result = manager.execute_once(store, adapter, "hi")
     with pytest.raises(AsmError) as info:
         manager.execute_run(store, adapter, result.run_id)
     assert info.value.code == "invalid_operation"
 
 
 def test_custom_adapter_without_terminal_gets_run_completed(store):
-    result = manager.run_once(store, StubAdapter("no_terminal"), "hi")
+    result = manager.execute_once(store, StubAdapter("no_terminal"), "hi")
     evs = types_of(without_audit(store.get_events(result.session_id, run_id=result.run_id)))
     assert evs.count("run_completed") == 1
 
@@ -235,7 +235,7 @@ def test_store_failure_while_persisting_events_does_not_fail_the_run(store):
             return super().append_event_with_sequence(event)
 
     flaky = Flaky()
-    result = manager.run_once(flaky, StubAdapter(), "hi")
+    result = manager.execute_once(flaky, StubAdapter(), "hi")
     assert result.persistence_failures == 3
     assert flaky.get_run(result.run_id).status.value == "completed"
 
@@ -254,7 +254,7 @@ def test_concurrent_runs_on_one_adapter(store):
 
     def go(i):
         try:
-            results.append(manager.run_once(store, adapter, f"p{i}"))
+            results.append(manager.execute_once(store, adapter, f"p{i}"))
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -269,7 +269,7 @@ def test_concurrent_runs_on_one_adapter(store):
 
 def test_async_api_from_a_running_loop(store):
     async def main():
-        return await manager.arun_once(store, StubAdapter(), "async")
+        return await manager.aexecute_once(store, StubAdapter(), "async")
 
     # a foreign loop (as in user async code) may call the async API directly
     result = asyncio.run(main())

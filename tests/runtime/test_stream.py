@@ -137,11 +137,16 @@ def test_async_iteration():
 
 def test_top_level_stream_with_replay_and_session():
     store = open_store("memory://")
-    s = asm_nb.stream("summarise", provider="replay", store=store, cassette=str(example_cassette("hello")),
-                      session="streams")
-    types = [ev["type"] for ev in s]
+    s = asm_nb.stream("summarise", provider="replay", store=store, session="streams",
+                      options={"cassette": str(example_cassette("hello"))})
+    items = list(s)
+    types = [ev.type.value for ev in items]
     assert types[-1] == "run_completed" and "tool_call_started" in types
     assert s.result.ok and s.result.session_id == s.session_id
     assert store.get_session(s.session_id).metadata["name"] == "streams"
+    # the stream hands out the same Event objects the run stored (RunResult.events)
+    assert all(isinstance(ev, asm_nb.Event) for ev in items)
+    assert items == s.result.events
     failed = list(asm_nb.stream("exit 3", provider="shell", store=store))
-    assert failed[-1]["type"] == "error_occurred" and failed[-1]["data"]["error_code"]
+    assert isinstance(failed[-1], asm_nb.Event)
+    assert failed[-1].type.value == "error_occurred" and failed[-1].data["error_code"]

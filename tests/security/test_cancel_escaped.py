@@ -12,8 +12,9 @@ import warnings
 
 import pytest
 
-from asm_nb.api import arun_once, resolve_store
-from asm_nb.providers._process import EscapedProcessWarning
+from asm_nb.runtime.oneshot import arun_tracked
+from asm_nb.stores import resolve_store
+from asm_nb.process.managed import EscapedProcessWarning
 from asm_nb.runtime import manager
 
 
@@ -42,8 +43,9 @@ def test_cancel_with_a_setsid_descendant_is_prompt_and_reported(tmp_path):
         store = resolve_store("memory://")
         state: dict = {}
         cmd = f"setsid sh -c 'echo $$ > {pidfile}; exec sleep 30' & sleep 30"
-        task = asyncio.ensure_future(arun_once(cmd, "shell", store=store, _state=state,
-                                               on_event=lambda e: events.append(e["type"])))
+        # arun_tracked: arun_once that fills ``state`` (run id, adapter, store) so the test can cancel
+        task = asyncio.ensure_future(arun_tracked(cmd, "shell", state, store=store,
+                                                  on_event=lambda e: events.append(e["type"])))
         for _ in range(500):
             if pidfile.exists() and pidfile.read_text().strip():
                 break

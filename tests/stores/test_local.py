@@ -160,8 +160,12 @@ def test_two_instances_interleave_gap_free(local_root):
 
         ta = threading.Thread(target=writer, args=(a, "a"))
         tb = threading.Thread(target=writer, args=(b, "b"))
-        ta.start(); tb.start(); ta.join(20); tb.join(20)
-        a.flush(); b.flush()
+        ta.start()
+        tb.start()
+        ta.join(20)
+        tb.join(20)
+        a.flush()
+        b.flush()
         got = a.get_events(s)
         assert seqs(got) == list(range(1, 145))
         assert seqs(b.get_events(s)) == list(range(1, 145))
@@ -478,7 +482,7 @@ def test_trimmed_log_keeps_every_guarantee(local_root):
     s = sid()
     first = ev(s)
     stored = [st.append_event_with_sequence(first)]
-    for i in range(40):
+    for _round in range(40):
         stored += st.append_events([ev(s) for _ in range(50)])
         st.flush()
         slog = st._logs[s]
@@ -539,3 +543,30 @@ def test_a_new_store_folder_keeps_itself_out_of_git(tmp_path):
     (own / "notes.txt").write_text("keep me visible")
     LocalStore(own).close()
     assert not (own / ".gitignore").exists()
+
+
+def test_a_save_touches_one_line_whatever_the_store_holds(local_root):
+    """Per-run cost does not depend on the store's size: with hundreds of runs stored, saving a
+    run appends one line and parses only that line (no table rewritten or re-read)."""
+    from asm_nb.stores import _doclog
+
+    st = LocalStore(local_root)
+    s = session()
+    st.save_session(s)
+    runs = [run_for(s.id) for _ in range(300)]
+    for r in runs:
+        st.save_run(r)
+    path = local_root / "db" / "runs.jsonl"
+    size = path.stat().st_size
+    parsed: list[int] = []
+    real = _doclog.DocLog._apply
+    _doclog.DocLog._apply = lambda self, chunk, base: parsed.append(len(chunk)) or real(self, chunk, base)
+    try:
+        st.save_run(runs[7].with_status("running"))
+        assert st.get_run(runs[7].id).status.value == "running"
+        assert st.get_run(runs[250].id).id == runs[250].id
+    finally:
+        _doclog.DocLog._apply = real
+    line = path.stat().st_size - size
+    assert 0 < line < 2000 and sum(parsed) == line  # one line written, one line parsed
+    st.close()

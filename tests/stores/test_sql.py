@@ -123,3 +123,38 @@ def test_artifact_records(sqlite_url):
         assert rec["key"] == "k1" and rec["byte_size"] == 3 and rec["created_at"] == "2024-01-02T00:00:00.000000Z"
         st.delete_session("ses_a")
         assert st.list_artifact_records() == []
+
+
+def test_run_once_appends_without_a_thread_hop_per_event(tmp_path, monkeypatch):
+    """On the user path SqlStore events go to its write-behind buffer from the runtime's loop:
+    no ``asyncio.to_thread`` per event (a 300-event run makes a handful of hops, for the rows)."""
+    import asyncio
+
+    import asm_nb
+    from asm_nb.providers._base import BaseAdapter
+    from asm_nb.stores.sql import SqlStore
+
+    class Deltas(BaseAdapter):
+        name = "deltas"
+
+        async def _execute(self, active, **opts):
+            await active.emit("run_started", {})
+            for _ in range(300):
+                await active.emit("message_streamed", {"delta": "x", "content": "x"})
+            await active.emit("run_completed", {"stop_reason": "end_turn"})
+            return {"output": {"content": "x" * 300}, "token_usage": {}}
+
+    store = SqlStore(f"sqlite:///{tmp_path}/s.db")
+    hops = []
+    real = asyncio.to_thread
+
+    async def counting(fn, *a, **kw):
+        hops.append(getattr(fn, "__name__", fn))
+        return await real(fn, *a, **kw)
+
+    monkeypatch.setattr(asyncio, "to_thread", counting)
+    r = asm_nb.run_once("go", provider=Deltas(), store=store)
+    assert r.status == "completed"
+    assert len([e for e in store.get_events(r.session_id, run_id=r.run_id) if e.type.value == "message_streamed"]) == 300
+    assert len(hops) < 30, hops
+    store.close()

@@ -1,4 +1,4 @@
-"""workspace.exec: run / run_streaming per docs/workspace.md, running commands."""
+"""process.exec: run / run_streaming per docs/workspace.md, running commands."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 import pytest
 
 from asm_nb.core.errors import AsmError
-from asm_nb.workspace import exec as wexec
+from asm_nb.process import exec as wexec
 
 
 def arun(coro, timeout=20):

@@ -1,6 +1,6 @@
 """The live-run view *model*: run state built from normalized events, and its HTML / plain-text
-renderings. No ipywidgets here: ``widgets.py`` binds this model to widgets (with a redraw
-throttle) and ``display.py`` renders finished runs from the same code.
+renderings. No ipywidgets here: ``notebook/widgets.py`` binds this model to widgets (with a
+redraw throttle) and ``mime.py`` renders finished runs from the same code.
 
 State: header (provider, model, status), a transcript of *segments* (streamed text split into
 bounded, sealed pieces; one segment per tool call; errors), tool rows keyed by
@@ -12,7 +12,7 @@ effective config): a secret split across two deltas is still caught, and nothing
 notebook carries it. Sealed segments end on a newline (a ``\\n\\n`` when there is one), so a
 secret, which never spans lines, is never cut in two.
 
-Imports ``asm_nb.core`` and ``asm_nb.rendering``; the redactor is imported lazily.
+Imports ``asm_nb.core`` and the rest of ``asm_nb.rendering``; the redactor is imported lazily.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from ..core.serialization import first_set
-from ..rendering.renderers import StudioRenderer, short_model
-from ..rendering.studio import (
-    ToolSummary, compact_json, event_view, format_number, is_number, normalize_output, truncate,
+from ..core.usage import CACHE_CREATION_TOKENS, CACHE_READ_TOKENS, empty_usage
+from .renderers import StudioRenderer, short_model
+from .studio import (
+    compact_json, event_view, format_number, is_number, normalize_output, truncate,
 )
 
 __all__ = ["RunState", "Segment", "ToolRow", "markdown_html", "make_redactor", "result_fields", "tool_line",
@@ -443,7 +444,7 @@ class RunState:
         self.redact = make_redactor(redact)
         self.segments: list[Segment] = []
         self.tools: dict[str, ToolRow] = {}
-        self.usage = {"input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0, "cache_creation_tokens": 0}
+        self.usage = empty_usage()
         self.cost_usd: float | None = None
         self.approval: dict | None = None
         self.event_count = 0
@@ -767,7 +768,7 @@ class RunState:
     def counters_html(self, deterministic: bool = False) -> str:
         u = self.usage
         parts = [f"in {u['input_tokens']:,}", f"out {u['output_tokens']:,}"]
-        cache = u["cache_read_tokens"] + u["cache_creation_tokens"]
+        cache = u[CACHE_READ_TOKENS] + u[CACHE_CREATION_TOKENS]
         if cache:
             parts.append(f"cache {cache:,}")
         if self.cost_usd is not None:

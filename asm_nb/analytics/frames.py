@@ -37,10 +37,11 @@ import urllib.parse
 import warnings
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
-from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping
 
 from ..core.errors import AsmError
 from ..core.events import is_audit
+from ..core.usage import TOKEN_KEYS
 
 if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
@@ -58,7 +59,7 @@ EVENT_COLUMNS = ("id", "type", "timestamp", "session_id", "run_id", "sequence_nu
                  "schema_version", "provider", "correlation_id")
 
 _TS_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
-_TOKEN_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")
+_TOKEN_KEYS = TOKEN_KEYS
 
 
 # --------------------------------------------------------------------------------------------
@@ -149,7 +150,8 @@ def _to_utc(value: Any, name: str) -> datetime | None:
         try:
             dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise AsmError("validation_error", f"{name} must be a datetime or an ISO-8601 string, got {value!r}")
+            raise AsmError("validation_error",
+                           f"{name} must be a datetime or an ISO-8601 string, got {value!r}") from None
         return _to_utc(dt, name)
     raise AsmError("validation_error", f"{name} must be a datetime, a date or an ISO-8601 string, got {value!r}")
 
@@ -594,7 +596,7 @@ def events(store: Any = None, *, session_id: Any = None, run_id: Any = None, typ
     >>> df = events(store, run_id=result.run_id, type=["tool_call_started"])   # doctest: +SKIP
     """
     _check_backend(backend)
-    pl = _polars()
+    _polars()  # a missing polars fails here, before the store is read
     types = _check_types(type)
     f = _Filters.of(session_id, run_id, provider, model, status, since, until)
     lf = _filtered_events(_resolve_store(store), f, types)

@@ -37,7 +37,8 @@ With ``deterministic=True`` the ids (``run_id``, ``session_id``, ``tool_calls[].
 ``transcript[].tool_call_id``) are null and ``duration_ms`` values null, so a replayed run
 gives byte-identical outputs.
 
-Imports ``asm_nb.core``, ``asm_nb.rendering`` and ``_runview``; no ipywidgets.
+Imports ``asm_nb.core`` and the rest of ``asm_nb.rendering`` (``runview``); no ipywidgets, so
+the API, the Lab server extension and the notebook all render runs through it.
 """
 
 from __future__ import annotations
@@ -45,14 +46,14 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ..core.serialization import first_set, to_jsonable
-from ..rendering.studio import ToolSummary, event_view, is_number, normalize_output
-from ._runview import RunState, make_redactor, result_fields, stop_reason_words
+from ..core.usage import TOKEN_KEYS
+from .studio import ToolSummary, event_view, is_number, normalize_output
+from .runview import RunState, make_redactor, result_fields, stop_reason_words
 
 __all__ = ["RUN_MIME", "run_result_mimebundle", "run_summary"]
 
 RUN_MIME = "application/vnd.asm.run+json"
 SCHEMA_VERSION = 1
-_USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")
 
 
 def _events(r: Mapping[str, Any]) -> list:
@@ -102,7 +103,7 @@ def run_summary(result: Any, *, deterministic: bool = False, redact: Any = None)
     r = result_fields(result)
     st = _state(r, redact)
     events = _events(r)
-    usage = dict.fromkeys(_USAGE_KEYS, 0)
+    usage = dict.fromkeys(TOKEN_KEYS, 0)
     usage.update({k: v for k, v in st.usage.items() if k in usage})
     usage["total_tokens"] = usage["input_tokens"] + usage["output_tokens"]
     err = r.get("error")

@@ -1,4 +1,4 @@
-"""asm_nb.notebook.plots: every figure builds from a store and from frames of both backends,
+"""asm_nb.analytics.plots: every figure builds from a store and from frames of both backends,
 and its traces add up to the frame's numbers."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ pytest.importorskip("pandas")
 go = pytest.importorskip("plotly.graph_objects")
 
 from asm_nb.core.errors import AsmError  # noqa: E402
-from asm_nb.notebook import frames, plots  # noqa: E402
+from asm_nb.analytics import frames, plots  # noqa: E402
 from asm_nb.stores.memory import InMemoryStore  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""asm_nb.notebook.frames: row counts, dtypes and sums checked against the raw events, on both
+"""asm_nb.analytics.frames: row counts, dtypes and sums checked against the raw events, on both
 backends and on every kind of store (generic scan, JSONL fast path, LocalStore)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 def load_helper():
-    """tests/notebook/analytics_data.py (pytest runs with --import-mode=importlib)."""
+    """tests/analytics/analytics_data.py (pytest runs with --import-mode=importlib)."""
     import importlib.util
     import pathlib
     import sys
@@ -32,7 +32,7 @@ from asm_nb.core.errors import AsmError  # noqa: E402
 
 from asm_nb.cost.calculator import calculate  # noqa: E402
 from asm_nb.cost.pricing import PRICING_VERSION, default_pricing_table  # noqa: E402
-from asm_nb.notebook import frames  # noqa: E402
+from asm_nb.analytics import frames  # noqa: E402
 from asm_nb.stores.memory import InMemoryStore  # noqa: E402
 
 _data = load_helper()

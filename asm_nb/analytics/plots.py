@@ -1,8 +1,8 @@
 """Plotly figures over the analytics frames (exposed as ``asm_nb.plots``).
 
-Each function takes either a store (the frame is built with :mod:`asm_nb.notebook.frames`,
+Each function takes either a store (the frame is built with :mod:`asm_nb.analytics.frames`,
 and the usual frame filters may be passed as keywords) or a frame from
-:mod:`~asm_nb.notebook.frames` in either backend (pandas or polars), and returns a
+:mod:`~asm_nb.analytics.frames` in either backend (pandas or polars), and returns a
 ``plotly.graph_objects.Figure``:
 
 - :func:`cost_over_time` — USD per day (or hour / week / month) stacked by model or provider;
@@ -20,11 +20,11 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from ..core.errors import AsmError
+from ..core.usage import TOKEN_KEYS
 
 __all__ = ["cost_over_time", "tokens_per_run", "tool_timeline", "run_durations", "outcomes_by_provider"]
 
-_TOKEN_PARTS = [("input_tokens", "input"), ("output_tokens", "output"), ("cache_read_tokens", "cache read"),
-                ("cache_creation_tokens", "cache write")]
+_TOKEN_PARTS = list(zip(TOKEN_KEYS, ("input", "output", "cache read", "cache write")))
 _STATUS_COLORS = {"completed": "#2ca02c", "failed": "#d62728", "cancelled": "#7f7f7f", "timeout": "#ff7f0e",
                   "running": "#1f77b4", "pending": "#bcbd22"}
 _FREQS = {"hour": "1h", "h": "1h", "day": "1d", "d": "1d", "week": "1w", "w": "1w", "month": "1mo", "mo": "1mo"}

@@ -1,10 +1,12 @@
-"""``normalize_provider_error``: the six-key cross-provider error payload (docs/providers.md, errors)."""
+"""``normalize_provider_error``: the six-key cross-provider error payload every adapter, the
+process layer and the manager report (docs/providers.md, errors). Standard library only, like all
+of ``core``."""
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .. import config
+from ._settings import setting
 
 PROVIDERS = ("codex", "amp", "claude", "gemini")
 KINDS = frozenset({
@@ -56,8 +58,8 @@ def normalize_provider_error(provider: Any, attrs: Any, *, max_bytes: int | None
     stderr_src = _get(attrs, "stderr")
     if stderr_src is None:
         stderr_src = details.get("stderr")
-    stderr, cut = truncate_text(stderr_src, max_bytes or config.get("error_text_max_bytes"),
-                                max_lines or config.get("error_text_max_lines"))
+    stderr, cut = truncate_text(stderr_src, max_bytes or setting("error_text_max_bytes"),
+                                max_lines or setting("error_text_max_lines"))
     flag_sources = (attrs.get("truncated?"), attrs.get("truncated"), attrs.get("stderr_truncated?"),
                     attrs.get("stderr_truncated"), details.get("stderr_truncated?"), details.get("stderr_truncated"))
     truncated = True if cut or any(v in _TRUTHY for v in flag_sources if v is not None) else None

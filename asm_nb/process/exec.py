@@ -1,7 +1,7 @@
 """Low-level command execution (docs/workspace.md, running commands): ``run`` and ``run_streaming``.
 
 Commands run **without a shell** (``args`` passed verbatim), in their own process group, on top
-of ``providers._process.ManagedProcess``. stderr is merged into stdout (``2>&1``); a non-zero
+of ``process.managed.ManagedProcess``. stderr is merged into stdout (``2>&1``); a non-zero
 exit is a normal result, not an error. Async first, with ``run_sync`` for scripts.
 
 >>> import asyncio
@@ -21,7 +21,7 @@ from typing import Any, AsyncIterator, Callable, Mapping, Sequence
 
 from .. import config
 from ..core.errors import AsmError
-from ..providers._process import ManagedProcess
+from .managed import ManagedProcess
 
 __all__ = ["ExecResult", "run", "run_streaming", "run_sync", "TIMEOUT_EXIT_CODE"]
 

@@ -1,9 +1,9 @@
 """The one subprocess layer: spawn a child in its own process group, stream its output,
 bound its stderr, time it out, and kill the whole group on cancel.
 
-Used by ``workspace/exec.py``, the shell adapter and the Claude Code, Codex and Amp CLI
+Used by ``process/exec.py`` (workspace commands), the shell adapter and the Claude Code, Codex and Amp CLI
 adapters, so process handling (and its bugs) live in one place. Imports only ``core``,
-``config`` and ``providers._errors``.
+``config`` and ``core``: both the adapters and ``workspace`` build on it.
 
 Usage::
 
@@ -59,7 +59,7 @@ from typing import Any, AsyncIterator, Callable, Mapping, Sequence
 
 from .. import config
 from ..core.errors import AsmError
-from ._errors import normalize_provider_error, truncate_text
+from ..core.provider_errors import normalize_provider_error, truncate_text
 
 __all__ = [
     "ManagedProcess",

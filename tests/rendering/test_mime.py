@@ -1,4 +1,4 @@
-"""Rich run-result bundles (asm_nb/notebook/display.py)."""
+"""Rich run-result bundles (asm_nb/rendering/mime.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from datetime import datetime, timezone
 
 from asm_nb import config
-from asm_nb.notebook.display import RUN_MIME, run_result_mimebundle, run_summary
+from asm_nb.rendering.mime import RUN_MIME, run_result_mimebundle, run_summary
 
 T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
