@@ -2,8 +2,8 @@
 payloads before they are stored or displayed.
 
 See docs/event-model.md, redaction. ``redact(event)`` returns a ``RedactionResult``; ``redact_map(d)`` redacts
-a plain dict (the notebook display path, which would otherwise bypass the redactor). The 22 default patterns
-apply in order, each to the output of the previous one; the whole match is replaced.
+a plain dict (the notebook display path, which would otherwise bypass the redactor). The 62 default patterns
+(from the gitleaks / trufflehog / detect-secrets rule sets) apply in order, each to the output of the previous one; the whole match is replaced.
 
 **Deviation:** redaction is on by default in asm_nb (config ``redaction_enabled = True``);
 the reference defaults to off.
@@ -172,7 +172,7 @@ _GATES: dict[tuple[str, int], tuple[tuple[str, ...], tuple[str, ...], tuple[str,
 
 
 def default_patterns() -> list[tuple[str, re.Pattern]]:
-    """The 22 default ``(category, compiled pattern)`` pairs, in application order."""
+    """The default ``(category, compiled pattern)`` pairs, in application order."""
     return list(_DEFAULT_COMPILED)
 
 
