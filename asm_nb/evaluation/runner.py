@@ -468,7 +468,9 @@ async def _run_tasks(handle: EvalRun, todo: list[_Task], *, store: Any, concurre
             if agent.policy is not None:
                 default_opts["policy"] = agent.policy
             if timeout is not None:
-                default_opts["timeout"] = timeout
+                from ..runtime.options import timeout_ms
+
+                default_opts["timeout"] = timeout_ms(timeout)  # seconds, as run_once
             server = await SessionServer.start(store=store, adapter=_EvalAdapter(agent, cassettes=cassettes, record=record),
                                                session_opts=session_opts, max_concurrent_runs=concurrency,
                                                max_queued_runs=max(len(todo), 1), limiter=limiter, limiter_wait=True,
