@@ -59,7 +59,8 @@ class SessionStore(Protocol):
     """Sessions, runs and the per-session event log (docs/stores.md, store contract). Methods are blocking and
     thread-safe; ``inline_safe = True`` lets the async runtime call them on its loop."""
 
-    inline_safe: bool
+    @property
+    def inline_safe(self) -> bool: ...
 
     def save_session(self, session: Session) -> None: ...
     def get_session(self, session_id: str) -> Session: ...

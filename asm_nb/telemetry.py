@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 TELEMETRY_PREFIX: tuple[str, ...] = ("asm",)
 
-Handler = Callable[[tuple, dict, dict, Any], Any]
+Handler = Callable[[Any, Mapping[str, Any], Mapping[str, Any], Any], Any]
 EventName = tuple
 
 # Copy-on-write registry: ``execute`` reads ``_by_name`` without taking the lock, so the hot

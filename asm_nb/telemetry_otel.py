@@ -23,17 +23,11 @@ exporter gets asm runs in its traces without more code.
 from __future__ import annotations
 
 import threading
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeGuard
 
 from . import telemetry
 from .core.errors import AsmError
 
-try:  # the extra: only the API is needed here; the SDK provides exporters and readers
-    from opentelemetry import metrics as _otel_metrics
-    from opentelemetry import trace as _otel_trace
-    from opentelemetry.trace import Status, StatusCode
-except ImportError:  # pragma: no cover - exercised only without the extra
-    _otel_trace = None  # type: ignore[assignment]
 
 __all__ = ["OtelExporter", "install", "uninstall", "HANDLER_ID"]
 
@@ -42,12 +36,17 @@ _P = telemetry.TELEMETRY_PREFIX
 
 
 def _require() -> None:
-    if _otel_trace is None:
+    # the extra: only the API is needed here; the SDK provides exporters and readers
+    try:
+        import opentelemetry.metrics  # noqa: F401
+        import opentelemetry.trace  # noqa: F401
+    except ImportError:  # pragma: no cover - exercised only without the extra
         raise AsmError("dependency_not_available",
-                       "OpenTelemetry export needs the 'otel' extra: pip install 'asm_nb[otel]' (opentelemetry-sdk)")
+                       "OpenTelemetry export needs the 'otel' extra: pip install 'asm_nb[otel]' (opentelemetry-sdk)"
+                       ) from None
 
 
-def _num(v: Any) -> bool:
+def _num(v: Any) -> TypeGuard[int | float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
@@ -82,11 +81,13 @@ class OtelExporter:
     def __init__(self, tracer_provider: Any = None, meter_provider: Any = None, *,
                  handler_id: str = HANDLER_ID) -> None:
         _require()
+        from opentelemetry import metrics, trace
+
         self.handler_id = handler_id
         self.tracer = (tracer_provider.get_tracer("asm_nb") if tracer_provider is not None
-                       else _otel_trace.get_tracer("asm_nb"))
+                       else trace.get_tracer("asm_nb"))
         meter = (meter_provider.get_meter("asm_nb") if meter_provider is not None
-                 else _otel_metrics.get_meter("asm_nb"))
+                 else metrics.get_meter("asm_nb"))
         self.runs = meter.create_counter("asm.runs", unit="1", description="Runs finished, by status")
         self.duration = meter.create_histogram("asm.run.duration", unit="ms", description="Run duration")
         self.tokens = meter.create_counter("asm.tokens", unit="1", description="Tokens, by kind")
@@ -160,7 +161,7 @@ class OtelExporter:
                         "asm.provider": _get(run, "provider") or (_get(run, "metadata") or {}).get("provider")})
         start = m.get("system_time") if _num(m.get("system_time")) else None
         span = self.tracer.start_span("asm.run", attributes=attrs, start_time=start)
-        run_id = md.get("run_id")
+        run_id = str(md.get("run_id"))
         with self._lock:
             old = self._spans.pop(run_id, None)
             self._spans[run_id] = span
@@ -168,7 +169,7 @@ class OtelExporter:
             old.end()
 
     def _run_end(self, how: str, m: Mapping[str, Any], md: Mapping[str, Any]) -> None:
-        run_id = md.get("run_id")
+        run_id = str(md.get("run_id"))
         with self._lock:
             span = self._spans.pop(run_id, None)
         run = md.get("run")
@@ -192,6 +193,8 @@ class OtelExporter:
             self.cost.add(m["cost_usd"], _clean({"provider": provider}))
         if span is None:
             return
+        from opentelemetry.trace import Status, StatusCode
+
         span.set_attributes(_clean(attrs))
         if how == "exception":
             span.set_attributes(_clean({"asm.error_code": md.get("error_code"),
@@ -204,7 +207,7 @@ class OtelExporter:
 
     def _span_event(self, run_id: Any, name: str, attrs: Mapping[str, Any]) -> None:
         with self._lock:
-            span = self._spans.get(run_id)
+            span = self._spans.get(str(run_id))
         if span is not None:
             span.add_event(name, _clean(attrs))
 

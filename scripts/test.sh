@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run every test (the README's test command). Assumes scripts/setup.sh has run (./.venv, or the
 # interpreter in $PYTHON).
-#   0. static checks: ruff (lint rules in pyproject.toml) and lint-imports (the layer contracts:
-#      a module never imports a higher layer);
+#   0. static checks: ruff (lint rules in pyproject.toml), lint-imports (the layer contracts:
+#      a module never imports a higher layer) and basedpyright (standard mode, 0 errors over
+#      asm_nb/; its wheel bundles Node.js, so it runs offline);
 #   1. the unit/integration suite, two workers;
 #   2. the notebooks under notebooks/, executed and compared cell by cell with nbval
 #      (text renderer, ids/paths/times sanitized).
@@ -13,6 +14,7 @@ cd "$(dirname "$0")/.."
 asm_use_python
 "$PY" -m ruff check asm_nb tests
 lint-imports --no-cache
+"$PY" -m basedpyright --pythonpath "$PY" --level error
 "$PY" -m pytest -n 2 -q -p no:cacheprovider tests "$@"
 scratch=$(mktemp -d /tmp/asm-nbval-XXXXXX)
 trap 'rm -rf "$scratch"' EXIT

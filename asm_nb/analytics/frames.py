@@ -30,6 +30,7 @@ Heavy imports (polars, pandas) happen inside the functions.
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import os
@@ -37,7 +38,7 @@ import urllib.parse
 import warnings
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
-from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping
 
 from ..core.errors import AsmError
 from ..core.events import is_audit
@@ -194,7 +195,7 @@ class _Filters:
         return exprs
 
 
-def _check_statuses(values: list | None, enum_cls: type, field: str) -> None:
+def _check_statuses(values: list | None, enum_cls: type[enum.Enum], field: str) -> None:
     if values is None:
         return
     allowed = {m.value for m in enum_cls}
@@ -346,7 +347,7 @@ def runs(store: Any = None, *, session_id: Any = None, run_id: Any = None, provi
 
 def _session_ids(store: Any) -> list[str]:
     """Every session id the store knows: rows, runs and event logs."""
-    lister = getattr(store, "list_session_ids", None)
+    lister: Callable[..., Any] | None = getattr(store, "list_session_ids", None)
     if callable(lister):
         return sorted(lister())
     ids = {s.id for s in store.list_sessions()}
@@ -705,7 +706,7 @@ def transcript(store: Any, session_id: str, *, run_id: Any = None, include_tools
         raise AsmError("validation_error", "transcript needs a session_id (a non-empty string)")
     st = _resolve_store(store)
     evs = [e for e in st.get_events(session_id) if not is_audit(e)]
-    run_filter = set(_as_list(run_id)) if run_id is not None else None
+    run_filter = set(_as_list(run_id) or []) if run_id is not None else None
     rows: list[dict] = []
     pending: dict[Any, list] = {}  # run_id -> [first chunk event, [texts]]
 
@@ -758,7 +759,7 @@ def _text(v: Any) -> str | None:
     if v is None or isinstance(v, str):
         return v
     if isinstance(v, list):  # content blocks: join their text parts
-        parts = [b.get("text") for b in v if isinstance(b, Mapping) and isinstance(b.get("text"), str)]
+        parts = [str(b["text"]) for b in v if isinstance(b, Mapping) and isinstance(b.get("text"), str)]
         if parts:
             return "".join(parts)
     return _dump(v)
@@ -1020,7 +1021,8 @@ def diff_summaries(store: Any = None, *, session_id: Any = None, run_id: Any = N
         ws = md.get("workspace") if isinstance(md.get("workspace"), Mapping) else pm.get("workspace")
         if not isinstance(ws, Mapping):
             continue
-        diff = ws.get("diff") if isinstance(ws.get("diff"), Mapping) else {}
+        given_diff = ws.get("diff")
+        diff = given_diff if isinstance(given_diff, Mapping) else {}
         before = ws.get("before_ref")
         after = ws.get("after_ref")
         if before is None and isinstance(ws.get("before_snapshot"), Mapping):

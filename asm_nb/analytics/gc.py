@@ -5,7 +5,7 @@ reports what would go without touching the store."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, Callable
 
 from ..core.errors import AsmError
 from .query import _store, maintenance
@@ -65,7 +65,7 @@ def _plan(store: Any, policy: Any) -> dict[str, Any]:
     gone = set(hard)
     pruned = 0
     if not _inf(policy.max_events_per_session):
-        lister = getattr(store, "list_session_ids", None)
+        lister: Callable[..., Any] | None = getattr(store, "list_session_ids", None)
         ids = list(lister()) if callable(lister) else sorted({s.id for s in sessions})
         first = set(policy.prune_event_types_first or [])
         for sid in ids:
@@ -78,7 +78,7 @@ def _plan(store: Any, policy: Any) -> dict[str, Any]:
                 pruned += min(excess, prunable)
     known = {s.id for s in sessions} - gone
     artifacts = None
-    rec_lister = getattr(store, "list_artifact_records", None)
+    rec_lister: Callable[..., Any] | None = getattr(store, "list_artifact_records", None)
     if callable(rec_lister):
         artifacts = 0
         for rec in rec_lister():

@@ -9,7 +9,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, TypeGuard
 
 from ._checks import require_non_empty, require_str
 from .errors import AsmError
@@ -35,7 +35,7 @@ class CapabilityType(str, Enum):
 _BY_VALUE = {t.value: t for t in CapabilityType}
 
 
-def is_valid_type(x: Any) -> bool:
+def is_valid_type(x: Any) -> TypeGuard[CapabilityType | str]:
     """True for a ``CapabilityType`` or its exact string value."""
     return isinstance(x, CapabilityType) or (isinstance(x, str) and x in _BY_VALUE)
 

@@ -235,10 +235,11 @@ class AsmError(Exception):
     """
 
     def __new__(cls, code: Any = "unknown_error", *args: Any, **kwargs: Any) -> "AsmError":
+        target: type[AsmError] = cls
         if cls is AsmError:
             value = _check_code(code)
-            cls = _CLASS_FOR_CODE.get(value) or _CLASS_FOR_CATEGORY.get(_CATEGORY[value], AsmError)
-        return super().__new__(cls)
+            target = _CLASS_FOR_CODE.get(value) or _CLASS_FOR_CATEGORY.get(_CATEGORY[value], AsmError)
+        return Exception.__new__(target)
 
     def __init__(
         self,
@@ -297,7 +298,7 @@ class AsmError(Exception):
     def __repr__(self) -> str:
         return f"AsmError({_code_str(self.code)!r}, {self.message!r})"
 
-    def __reduce__(self):  # errors cross process pools and kernels
+    def __reduce__(self) -> tuple[Any, ...]:  # errors cross process pools and kernels
         return (
             _rebuild,
             (self.code, self.message, self.details, self.provider_error, self.stacktrace, self.context, self.timestamp),
@@ -511,5 +512,5 @@ class BatchNormalizationError(ValidationError):
         self.errors = errors
         self.successful = successful
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         return (BatchNormalizationError, (self.message, self.errors, self.successful))

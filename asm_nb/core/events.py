@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, TypeGuard
 
 from ._checks import dict_or_empty, require_datetime, require_non_empty, require_str
 from .errors import AsmError, BatchNormalizationError
@@ -89,7 +89,7 @@ TERMINAL_RUN_EVENTS = frozenset({EventType.RUN_COMPLETED, EventType.RUN_FAILED, 
                                  EventType.RUN_TIMEOUT})
 
 
-def is_valid_type(x: Any) -> bool:
+def is_valid_type(x: Any) -> TypeGuard[EventType | str]:
     """True for an ``EventType`` or its exact string value; anything else False."""
     if isinstance(x, EventType):
         return True

@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeGuard
 
 from ._checks import dict_or_empty, optional_datetime, require_datetime, require_non_empty, require_str
 from .errors import AsmError
@@ -162,5 +162,5 @@ class Run:
                    provider_metadata=dict_or_empty(d.get("provider_metadata")))
 
 
-def _is_num(v: Any) -> bool:
+def _is_num(v: Any) -> TypeGuard[int | float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool)

@@ -10,7 +10,7 @@ import dataclasses
 import os
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any
+from typing import Any, overload
 
 ID_PREFIXES = {"session": "ses_", "run": "run_", "event": "evt_", "normalized_event": "nevt_"}
 
@@ -52,6 +52,12 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+@overload
+def format_datetime(dt: datetime) -> str: ...
+@overload
+def format_datetime(dt: None) -> None: ...
+@overload
+def format_datetime(dt: datetime | None) -> str | None: ...
 def format_datetime(dt: datetime | None) -> str | None:
     """ISO-8601 with microseconds and a ``Z`` suffix; naive datetimes are taken as UTC."""
     if dt is None:
@@ -106,8 +112,6 @@ def to_jsonable(value: Any) -> Any:
         return to_jsonable({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
     if isinstance(value, (bytes, bytearray, memoryview)):
         return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, Exception) and hasattr(value, "to_dict"):
-        return value.to_dict()
     return repr(value)
 
 

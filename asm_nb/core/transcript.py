@@ -16,7 +16,7 @@ import inspect
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any, Iterable, Mapping, NamedTuple
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, TypeGuard
 
 from ._checks import dict_or_empty, require_non_empty
 from ._settings import setting
@@ -179,11 +179,8 @@ class _Ev(NamedTuple):
 
 
 def _view(event: Any) -> _Ev:
-    if isinstance(event, Mapping):
-        get = event.get
-    else:
-        def get(key: str, default: Any = None) -> Any:
-            return getattr(event, key, default)
+    get: Callable[..., Any] = (event.get if isinstance(event, Mapping)
+                               else lambda key, default=None: getattr(event, key, default))
     raw_type = get("type")
     etype = EventType(getattr(raw_type, "value", raw_type)) if is_valid_type(raw_type) else None
     ts = get("timestamp")
@@ -198,7 +195,7 @@ def _view(event: Any) -> _Ev:
                metadata=dict_or_empty(get("metadata")))
 
 
-def _is_int(v: Any) -> bool:
+def _is_int(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 import warnings
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeGuard
 
 from ..core.errors import AsmError
 from ..core.usage import CACHE_CREATION_TOKENS, CACHE_READ_TOKENS, TOKEN_KEYS, token_count
@@ -66,7 +66,7 @@ class NoRatesError(AsmError):
         self.model = model
         self.reason = reason
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         return (NoRatesError, (self.provider, self.model, self.reason))
 
 
@@ -75,7 +75,7 @@ class UnpricedModelWarning(UserWarning):
     provider/model pair per process)."""
 
 
-def _num(v: Any) -> bool:
+def _num(v: Any) -> TypeGuard[int | float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
@@ -320,7 +320,7 @@ def _lookup(provider: Any, model: Any, table: Mapping) -> tuple[str, Rates] | tu
     if not isinstance(model, str):
         return None, "model is not a string"
     cm = _pricing.canonical_model(model)
-    models = _provider_entry(prov, table).get("models")
+    models = (_provider_entry(prov, table) or {}).get("models")
     models = _norm_keys(models) if isinstance(models, Mapping) else {}
     if _match_model(cm, models) is None:
         fam = _family_provider(cm, table)

@@ -189,7 +189,8 @@ class Dataset(Sequence[Item]):
                 if not os.path.isdir(ws):
                     raise AsmError("validation_error", f"item {i}: workspace fixture {ws!r} is not a folder")
                 fh = fixture_hashes.get(ws) or fixture_hashes.setdefault(ws, tree_hash(ws))
-            meta = row.get("metadata") if isinstance(row.get("metadata"), Mapping) else {}
+            given_metadata = row.get("metadata")
+            meta: dict[str, Any] = dict(given_metadata) if isinstance(given_metadata, Mapping) else {}
             if isinstance(metadata, (list, tuple)):
                 meta = {**meta, **{k: row.get(k) for k in metadata}}
             item_id = row.get(id) if id else row.get("id")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import difflib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from ..core.errors import AsmError
 from . import trajectory as tj
@@ -29,7 +29,7 @@ def _key(call: Mapping[str, Any]) -> tuple[str, str]:
     return (str(call.get("name")), json.dumps(call.get("input"), sort_keys=True, default=repr))
 
 
-def align_calls(a: list[Mapping[str, Any]], b: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def align_calls(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Rows ``{op, a, b, a_index, b_index}`` aligning two tool-call lists (longest common
     subsequence of name + input): ``same``, ``args_differ`` (same tool, other input), ``changed``
     (another tool at that point), ``only_a``, ``only_b``."""

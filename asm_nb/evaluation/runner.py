@@ -274,7 +274,7 @@ def _row(name: str, t: _Task, run: Any, scores: Sequence[Score], ws: str | None,
 
 
 def _skipped_row(name: str, t: _Task, code: str, message: str) -> dict[str, Any]:
-    row = {c: None for c in BASE_COLUMNS}
+    row: dict[str, Any] = {c: None for c in BASE_COLUMNS}
     row.update({"eval": name, "item_id": t.item.id, "item_hash": t.item.hash, "agent": t.agent.name,
                 "agent_hash": t.agent.hash, "repeat": t.repeat, "input": t.item.input, "expected": t.item.expected,
                 "status": "skipped", "error_code": code, "error_message": message, "passed": False,
@@ -547,11 +547,13 @@ async def _run_tasks(handle: EvalRun, todo: list[_Task], *, store: Any, concurre
             if run is not None:
                 from ..workspace.rollback import workspace_record
 
+                finished = run  # the closure reads this, not the reassigned ``run``
+
                 def score() -> list[Score]:
-                    result = _result_from_events(store, run, events) if events is not None else None
+                    result = _result_from_events(store, finished, events) if events is not None else None
                     if result is None:
-                        result = _result_from_store(store, run)
-                    result.workspace = workspace_record(run)
+                        result = _result_from_store(store, finished)
+                    result.workspace = workspace_record(finished)
                     sample = Sample(item=t.item, agent=t.agent, repeat=t.repeat, result=result, workspace=ws,
                                     store=store)
                     return _score_sample(handle.scorers, sample)
@@ -739,7 +741,7 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
     return m, m - half, m + half
 
 
-def _pct(values: Sequence[float], q: float) -> float | None:
+def _pct(values: Sequence[float | None], q: float) -> float | None:
     vals = sorted(float(v) for v in values if v is not None)
     if not vals:
         return None

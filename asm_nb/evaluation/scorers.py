@@ -89,7 +89,7 @@ class Sample:
         return getattr(self.item, "input", None)
 
     @property
-    def tool_calls(self) -> list[dict]:
+    def tool_calls(self) -> list[Mapping[str, Any]]:
         return tj.tool_calls_of(self.result)
 
     @property

@@ -118,10 +118,8 @@ def run_spec(path: str | os.PathLike, *, store: Any = None, name: str | None = N
     else:
         raise AsmError("validation_error", f"{p}: agents must be a table of agents or a list")
     agents = []
-    for agent_name, a in pairs:
-        if isinstance(a, str):
-            a = {"provider": a}
-        a = dict(a)
+    for agent_name, given in pairs:
+        a: dict[str, Any] = {"provider": given} if isinstance(given, str) else dict(given)
         options = dict(a.get("options") or {})
         for k in ("cassette", "cwd"):
             if k in options:

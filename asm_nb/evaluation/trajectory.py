@@ -22,7 +22,7 @@ __all__ = ["tool_calls_of", "steps_of", "match_call", "check_called", "check_seq
            "check_max", "describe_calls"]
 
 
-def tool_calls_of(run: Any) -> list[dict]:
+def tool_calls_of(run: Any) -> list[Mapping[str, Any]]:
     """``[{name, input, output, status}]`` of a RunResult (or anything with ``tool_calls`` or
     ``events``), in start order."""
     calls = getattr(run, "tool_calls", None)

@@ -106,7 +106,7 @@ def _labels(pairs: Sequence[tuple[str | None, Any]]) -> list[str]:
         if label is None:
             if isinstance(p, str) and p.strip():
                 label = p.strip()
-            elif _is_adapter(p):
+            elif not isinstance(p, str) and _is_adapter(p):
                 label = p.name
             else:
                 raise AsmError("validation_error", f"compare: a provider must be a registered name or an adapter "
@@ -168,10 +168,12 @@ async def _run_one(target: _Target, prompt: Any, state: dict, store: Any, on_eve
                    run_kwargs: Mapping[str, Any]) -> Any:
     from ..runtime.oneshot import arun_tracked
 
-    callback = None
+    callback: Callable[[dict], Any] | None = None
     if on_event is not None:
-        def callback(ev: dict, _label: str = target.label) -> Any:
+        def forward(ev: dict, _label: str = target.label) -> Any:
             return on_event(_label, ev)
+
+        callback = forward
     try:
         return await arun_tracked(prompt, target.adapter, state, store=store, session=target.session,
                                   on_event=callback, **{**run_kwargs, **target.run_options})

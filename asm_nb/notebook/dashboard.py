@@ -88,13 +88,20 @@ def plotlyjs_html() -> str:
             "<script type=\"text/javascript\">" + get_plotlyjs() + "</script>")
 
 
+def _fig_json(fig: Any) -> str:
+    import plotly.io as pio
+
+    text = pio.to_json(fig, validate=False)
+    if text is None:  # plotly returns None only when asked to write a file, which this never does
+        raise AsmError("internal_error", "plotly returned no JSON for a figure")
+    return text
+
+
 def figure_html(fig: Any, *, height: int = 360, div_id: str | None = None) -> str:
     """A ``<div>`` and a script drawing ``fig`` with ``window.Plotly`` once it is defined (the
     dashboard's loader inlines plotly.js; this never references a CDN)."""
-    import plotly.io as pio
-
     div_id = div_id or f"asm-fig-{uuid.uuid4().hex}"
-    spec = pio.to_json(fig, validate=False).replace("</", "<\\/")
+    spec = _fig_json(fig).replace("</", "<\\/")
     return (f'<div id="{div_id}" class="asm-fig" style="height:{int(height)}px;width:100%;"></div>\n'
             '<script type="text/javascript">(function () {\n'
             f'  var spec = {spec}; var tries = 0;\n'
@@ -111,11 +118,9 @@ def figure_html(fig: Any, *, height: int = 360, div_id: str | None = None) -> st
 
 def _figure_output(fig: Any, *, height: int, title: str) -> dict:
     """One ``display_data`` output for an ``ipywidgets.Output``: plotly mime + HTML fallback."""
-    import plotly.io as pio
-
     fig = fig.update_layout(height=height, margin={"l": 50, "r": 20, "t": 50, "b": 40})
     return {"output_type": "display_data", "metadata": {},
-            "data": {PLOTLY_MIME: json.loads(pio.to_json(fig, validate=False)),
+            "data": {PLOTLY_MIME: json.loads(_fig_json(fig)),
                      "text/html": figure_html(fig, height=height),
                      "text/plain": f"<plotly figure: {title}>"}}
 

@@ -68,9 +68,10 @@ class KernelBudget:
 
     def layer(self) -> Policy | None:
         """The budget as a policy layer: ``max_cost_usd`` = what is left."""
-        if self.budget_usd is None:
+        remaining = self.remaining_usd
+        if remaining is None:  # no budget set
             return None
-        return Policy(name="kernel budget", limits={"max_cost_usd": self.remaining_usd})
+        return Policy(name="kernel budget", limits={"max_cost_usd": remaining})
 
 
 BUDGET = KernelBudget()
@@ -88,7 +89,8 @@ def _cell_layer(args: Any, name: str = "cell") -> Policy | None:
                             max_tool_calls=getattr(args, "max_tool_calls", None),
                             timeout_s=getattr(args, "timeout", None), deny_tools=getattr(args, "deny_tools", None),
                             allow_tools=getattr(args, "allow_tools", None),
-                            on_violation=ON_VIOLATION.get(on_violation, on_violation), name=name)
+                            on_violation=ON_VIOLATION.get(on_violation, on_violation)
+                            if isinstance(on_violation, str) else on_violation, name=name)
     except AsmError as err:
         raise AsmError(err.code, f"bad policy options: {err.message}", details=err.details) from None
 

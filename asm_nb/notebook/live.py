@@ -127,7 +127,7 @@ class LiveRunsView:
             self._thread.join(timeout=2)
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        data = self.widget._repr_mimebundle_(include=include, exclude=exclude)
+        data = dict(self.widget._repr_mimebundle_(include=include, exclude=exclude) or {})
         # a text front end (jupyter console) shows the table, not the widget's HTML(value=...) repr
         data["text/plain"] = render_text(running_rows(self.store, self.session_id), batch_rows())
         return data
@@ -135,7 +135,7 @@ class LiveRunsView:
 
 def _widgets_available() -> bool:
     try:
-        from IPython import get_ipython
+        from IPython.core.getipython import get_ipython
 
         ip = get_ipython()
         if ip is None or not getattr(ip, "kernel", None):

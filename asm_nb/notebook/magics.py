@@ -65,7 +65,7 @@ def _want_widget(renderer: str) -> bool:
     if renderer != "auto":
         return False
     try:
-        from IPython import get_ipython
+        from IPython.core.getipython import get_ipython
 
         ip = get_ipython()
         if ip is None or type(ip).__name__ != "ZMQInteractiveShell":
@@ -174,11 +174,18 @@ class AsmMagics(Magics):
                 msg += did_you_mean(msg.split(":", 1)[1].split()[0].split("=")[0], flags)
             raise UsageError(msg) from None
 
+    @property
+    def _user_ns(self) -> dict[str, Any]:
+        """The kernel's namespace (a magic always runs inside a shell)."""
+        if self.shell is None:
+            raise UsageError("%%asm needs a running IPython shell")
+        return self.shell.user_ns
+
     def _cell(self, line: str, cell: str, _async: bool = False) -> Any:
         args = self._parse(line)
         if args.rest:
             raise UsageError(f"unexpected arguments for %%asm: {' '.join(args.rest)}")
-        prompt = interpolate(cell, self.shell.user_ns).strip()
+        prompt = interpolate(cell, self._user_ns).strip()
         if not prompt:
             raise UsageError("the cell is empty: write the prompt (or command) in the cell body")
         if args.compare:
@@ -265,11 +272,11 @@ class AsmMagics(Magics):
         return None
 
     def _bind(self, result: Any, out: str | None) -> None:
-        self.shell.user_ns["_"] = result
+        self._user_ns["_"] = result
         if out:
             if not out.isidentifier():
                 raise UsageError(f"--out needs a variable name, got {out!r}")
-            self.shell.user_ns[out] = result
+            self._user_ns[out] = result
 
     def _background(self, prompt: str, adapter: Any, run_kwargs: dict, view: Any, out: str | None) -> Any:
         from ..runtime.oneshot import arun_tracked
@@ -438,7 +445,7 @@ def _ui_events() -> Any:
     import contextlib
 
     try:
-        from IPython import get_ipython
+        from IPython.core.getipython import get_ipython
 
         if get_ipython() is None or type(get_ipython()).__name__ != "ZMQInteractiveShell":
             raise ImportError

@@ -113,7 +113,7 @@ class EventList(list):
 def show_table(table: Table) -> None:
     """Display ``table`` in a notebook (HTML + text), print its text elsewhere."""
     try:
-        from IPython import get_ipython
+        from IPython.core.getipython import get_ipython
 
         ip = get_ipython()
     except ImportError:  # pragma: no cover - the magics need IPython

@@ -271,7 +271,7 @@ def _config_probe() -> Any:
     overrides = getattr(_config, "_overrides", None)
     settings = getattr(_config, "_global", None)
     encode = getattr(os.environ, "encodekey", None)
-    if not (hasattr(overrides, "get") and type(settings) is dict and callable(encode)):
+    if overrides is None or not (hasattr(overrides, "get") and type(settings) is dict and callable(encode)):
         return lambda: get_many(*_CONFIG_KEYS)  # pragma: no cover
     ov_get = overrides.get
     k0, k1, k2, k3, k4 = _CONFIG_KEYS

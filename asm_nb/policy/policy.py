@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from ..core.errors import AsmError
 
@@ -125,6 +125,12 @@ class Policy:
     tool_rules: tuple[tuple[str, tuple[str, ...]], ...] = ()
     on_violation: str = "cancel"
     metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    if TYPE_CHECKING:  # the constructor takes the wider inputs that __post_init__ normalizes
+        def __init__(self, name: str = "default",
+                     limits: Mapping[str, int | float] | Iterable[Sequence[Any]] = (),
+                     tool_rules: Iterable[Sequence[Any]] = (), on_violation: str = "cancel",
+                     metadata: Mapping[str, Any] | None = None) -> None: ...
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:

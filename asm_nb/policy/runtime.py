@@ -118,7 +118,7 @@ class PolicyRuntime:
         if "default" in entry:
             return calculator.try_resolve_rates(provider, self.model, table)
         inp, out = entry.get("input"), entry.get("output")
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (inp, out)):
+        if calculator._num(inp) and calculator._num(out):
             return calculator.Rates(float(inp), float(out))
         return None
 
@@ -147,7 +147,8 @@ class PolicyRuntime:
             return Decision()
         self.elapsed_ms = max(self.elapsed_ms, int((self.clock() - self.started_at) * 1000 + 1e-6))
         etype = getattr(event.get("type"), "value", event.get("type"))
-        data = event.get("data") if isinstance(event.get("data"), Mapping) else {}
+        raw = event.get("data")
+        data: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
         if self.run_id is None and isinstance(event.get("run_id"), str):
             self.run_id = event["run_id"]
         if etype == "run_started" and isinstance(data.get("model"), str):
@@ -156,7 +157,8 @@ class PolicyRuntime:
             self.tool_calls += 1
         elif etype == "token_usage_updated":
             inc = TokenUsage.of(data).to_dict()
-            provider = event.get("provider") if isinstance(event.get("provider"), str) else self.provider
+            given = event.get("provider")
+            provider = given if isinstance(given, str) else self.provider
             self._add_cost(provider, inc)
             self.input_tokens += inc["input_tokens"]
             self.output_tokens += inc["output_tokens"]
@@ -203,8 +205,9 @@ def _summary(violation: Mapping[str, Any]) -> dict[str, Any]:
     """Which limit and by how much, from one violation."""
     d = violation.get("details") or {}
     if violation.get("kind") == "budget_exceeded":
-        actual, limit = d.get("actual"), d.get("limit")
-        out = {"limit": _METRIC_TO_KIND.get(d.get("metric"), d.get("metric")), "metric": d.get("metric"),
+        actual, limit, metric = d.get("actual"), d.get("limit"), d.get("metric")
+        kind = _METRIC_TO_KIND.get(metric, metric) if isinstance(metric, str) else metric
+        out = {"limit": kind, "metric": metric,
                "limit_value": limit, "observed": actual}
         if isinstance(actual, (int, float)) and isinstance(limit, (int, float)):
             out["exceeded_by"] = round(actual - limit, 12) if isinstance(actual, float) else actual - limit
@@ -216,8 +219,9 @@ def _stop_text(summary: Mapping[str, Any]) -> str:
     """Which limit and the values: ``max_duration_ms 1500 exceeded at 1503 ms``,
     ``tool bash denied by --deny-tools``."""
     if summary.get("limit") == "tool_rules":
-        rule = {"deny": "the deny list (--deny-tools)", "allow": "the allow list (--allow-tools)"}.get(
-            summary.get("rule"), f"rule {summary.get('rule')!r}")
+        given = summary.get("rule")
+        lists = {"deny": "the deny list (--deny-tools)", "allow": "the allow list (--allow-tools)"}
+        rule = lists.get(given, f"rule {given!r}") if isinstance(given, str) else f"rule {given!r}"
         return f"tool {summary.get('tool_name')} denied by {rule}"
     limit, value, seen = summary.get("limit"), summary.get("limit_value"), summary.get("observed")
 
@@ -257,7 +261,8 @@ class RunPolicy:
             self._stop_violation = d.violations[0]
         approval = None
         if d.request_approval:
-            data = event.get("data") if isinstance(event.get("data"), Mapping) else {}
+            raw = event.get("data")
+            data: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
             first = d.violations[0] if d.violations else {}
             name = data.get("tool_name") if data.get("tool_name") is not None else data.get("name")
             approval = {"tool_name": name, "tool_call_id": data.get("tool_call_id"),

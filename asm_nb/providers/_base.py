@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from ..core.capabilities import Capability
+from ..core.capabilities import Capability, CapabilityType
 from ..core.errors import AsmError
 from ..core.run import Run
 from ..core.serialization import utc_now
@@ -120,7 +120,7 @@ class ActiveRun:
     async def emit_failure(self, error: AsmError, extra_data: Mapping[str, Any] | None = None) -> AsmError:
         """Close tools, emit ``error_occurred`` (unless already said) and ``run_failed``; return ``error``."""
         await self.close_open_tools("stream_incomplete")
-        data = {"error_code": str(error.code), "error_message": error.message}
+        data: dict[str, Any] = {"error_code": str(error.code), "error_message": error.message}
         if error.provider_error is not None:
             data["provider_error"] = error.provider_error
         if error.details:
@@ -226,8 +226,8 @@ class BaseAdapter:
     @staticmethod
     def pause_capabilities() -> list[Capability]:
         """The ``pause`` / ``resume`` capabilities of an adapter with ``supports_pause``."""
-        return [Capability("pause", "sampling", True, "Pause a run between turns"),
-                Capability("resume", "sampling", True, "Resume a paused run")]
+        return [Capability("pause", CapabilityType.SAMPLING, True, "Pause a run between turns"),
+                Capability("resume", CapabilityType.SAMPLING, True, "Resume a paused run")]
 
     async def aclose(self) -> None:
         self._closed = True

@@ -209,7 +209,7 @@ def transcript_entries(session: Any) -> list[tuple[str, str, str]]:
     ctx = getattr(session, "context", None) or {}
     tr = ctx.get("transcript") if isinstance(ctx, Mapping) else None
     msgs = _field(tr, "messages") if tr is not None else None
-    out: list[tuple[str, str]] = []
+    out: list[tuple[str, str, str]] = []
     for m in msgs or []:
         role = _role(m)
         name = _field(m, "tool_name")
@@ -444,7 +444,7 @@ class CliAdapter(BaseAdapter):
         err = outcome.error or AsmError("provider_error", f"{self.cli_name} run failed")
         if outcome.error_extra and err.message not in active.error_messages:
             await active.close_open_tools("stream_incomplete")
-            data = {"error_code": str(err.code), "error_message": err.message}
+            data: dict[str, Any] = {"error_code": str(err.code), "error_message": err.message}
             if err.provider_error is not None:
                 data["provider_error"] = err.provider_error
             if err.details:

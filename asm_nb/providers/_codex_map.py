@@ -197,7 +197,8 @@ class CodexMapper(MapperBase):
         iid = as_str(item.get("id"))
         if itype == "agent_message":
             key = iid or _ANON
-            text = item.get("text") if isinstance(item.get("text"), str) else _delta_text(item)
+            given = item.get("text")
+            text = given if isinstance(given, str) else _delta_text(item)
             if key not in self.messages:
                 self.last_message_id = key
             self.messages[key] = text

@@ -76,9 +76,10 @@ def configured_model(argv: Sequence[str], env: Mapping[str, str] | None = None) 
     except (OSError, ValueError):
         return None, None
     profile = _flag(argv, "--profile", "-p") or over.get("profile") or doc.get("profile")
-    profiles = doc.get("profiles") if isinstance(doc.get("profiles"), dict) else {}
-    if isinstance(profile, str) and isinstance(profiles.get(profile), dict):
-        pm = profiles[profile].get("model")
+    profiles = doc.get("profiles")
+    chosen = profiles.get(profile) if isinstance(profiles, dict) and isinstance(profile, str) else None
+    if isinstance(chosen, dict):
+        pm = chosen.get("model")
         if isinstance(pm, str) and pm:
             return pm, f"config_file:{path} [profiles.{profile}]"
     if isinstance(doc.get("model"), str) and doc["model"]:

@@ -10,7 +10,7 @@ process has exited, the terminal outcome.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from ._jsonl import as_dict, as_int, as_list, as_str
 from ..core.usage import TokenUsage, token_count
@@ -330,7 +330,7 @@ class ClaudeCodeMapper(StreamJsonMapper):
         elif r.get("api_error_status") == 529:
             code, kind = "provider_unavailable", "overloaded"
         message = text or f"Claude Code run failed ({subtype})"
-        details = {"subtype": subtype}
+        details: dict[str, Any] = {"subtype": subtype}
         for k in ("api_error_status", "terminal_reason", "num_turns", "duration_ms", "total_cost_usd"):
             if r.get(k) is not None:
                 details[k] = jsonable(r[k])
@@ -457,7 +457,7 @@ def model_usage(raw: Any) -> dict[str, dict]:
     return out
 
 
-def _is_num(x: Any) -> bool:
+def _is_num(x: Any) -> TypeGuard[int | float]:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x
 
 

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .. import config
-from ..core.capabilities import Capability
+from ..core.capabilities import Capability, CapabilityType
 from ..core.errors import AsmError
 from ..core.permission import PermissionMode
 from ..core.usage import TokenUsage, empty_usage
@@ -434,11 +434,11 @@ class ClaudeAdapter(BaseAdapter):
 
     async def capabilities(self) -> list[Capability]:
         return [
-            Capability("streaming", "sampling", True, "Real-time streaming of responses"),
-            Capability("tool_use", "tool", True, "Tool/function calling capability"),
-            Capability("vision", "resource", True, "Image understanding capability"),
-            Capability("system_prompts", "prompt", True, "System prompt support"),
-            Capability("interrupt", "sampling", True, "Ability to interrupt/cancel in-progress requests"),
+            Capability("streaming", CapabilityType.SAMPLING, True, "Real-time streaming of responses"),
+            Capability("tool_use", CapabilityType.TOOL, True, "Tool/function calling capability"),
+            Capability("vision", CapabilityType.RESOURCE, True, "Image understanding capability"),
+            Capability("system_prompts", CapabilityType.PROMPT, True, "System prompt support"),
+            Capability("interrupt", CapabilityType.SAMPLING, True, "Ability to interrupt/cancel in-progress requests"),
             *self.pause_capabilities(),
         ]
 
@@ -857,12 +857,15 @@ def _classify(exc: BaseException) -> tuple[str, str, str, dict[str, Any]]:
     if isinstance(exc, anthropic.APIStatusError):
         status = getattr(exc, "status_code", None)
         body = getattr(exc, "body", None)
-        err = body.get("error") if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping) else {}
+        inner = body.get("error") if isinstance(body, Mapping) else None
+        err: Mapping[str, Any] = inner if isinstance(inner, Mapping) else {}
         etype = err.get("type")
-        message = err.get("message") if isinstance(err.get("message"), str) and err.get("message") else str(exc)
+        given = err.get("message")
+        message = given if isinstance(given, str) and given else str(exc)
         headers = getattr(getattr(exc, "response", None), "headers", None) or {}
         retry_after = headers.get("retry-after-ms") and f"{headers.get('retry-after-ms')}ms" or headers.get("retry-after")
-        edetails = err.get("details") if isinstance(err.get("details"), Mapping) else {}
+        raw_details = err.get("details")
+        edetails: Mapping[str, Any] = raw_details if isinstance(raw_details, Mapping) else {}
         details.update({"status_code": status, "request_id": getattr(exc, "request_id", None) or headers.get("request-id"),
                         "error_type": etype, "retry_after": retry_after})
         if status == 200 or status is None:  # in-band `event: error` after the stream started

@@ -50,7 +50,7 @@ _SDK_PERMISSION = {PermissionMode.ACCEPT_EDITS: "acceptEdits", PermissionMode.PL
 
 #: ``sdk_opts`` keys -> CLI flags (value kinds: "flag" boolean switch, "value" one value,
 #: "repeat" one flag per list item, "csv" comma-joined list, "json" JSON-encoded dict/list)
-SDK_FLAGS: dict[str, tuple[str, str]] = {
+SDK_FLAGS: dict[str, tuple[str | None, str]] = {
     "verbose": ("--verbose", "flag"),  # always on for stream-json; accepted for compatibility
     "max_budget_usd": ("--max-budget-usd", "value"),
     "add_dirs": ("--add-dir", "repeat"),
@@ -234,6 +234,8 @@ class ClaudeCodeAdapter(CliAdapter):
             if key == "strict_mcp_config" and bo.get("tools") == []:
                 continue  # already on the command line
             flag, kind = spec
+            if flag is None:  # not a command-line flag (cwd is the process's directory)
+                continue
             if kind == "flag":
                 if value:
                     argv.append(flag)

@@ -205,7 +205,7 @@ class Cassette:
 
             try:
                 obj = json.loads(line)
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 raise bad(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
             if not isinstance(obj, dict):
                 raise bad("expected a JSON object")

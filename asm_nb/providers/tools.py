@@ -287,7 +287,7 @@ def _build_tool(fn: Callable[..., Any], name: str | None, description: str | Non
     required: list[str] = []
     ctx_param = None
     accepts_kwargs = False
-    enums: dict[str, type] = {}
+    enums: dict[str, type[enum.Enum]] = {}
     for p in sig.parameters.values():
         if p.kind is inspect.Parameter.VAR_KEYWORD:
             accepts_kwargs = True
@@ -340,12 +340,13 @@ def _build_tool(fn: Callable[..., Any], name: str | None, description: str | Non
             kw[ctx_param] = ctx
         return kw
 
-    if is_async:
-        async def handler(tool_input: dict, ctx: ToolContext) -> Any:
-            return await fn(**_kwargs(tool_input, ctx))
-    else:
-        def handler(tool_input: dict, ctx: ToolContext) -> Any:
-            return fn(**_kwargs(tool_input, ctx))
+    async def async_handler(tool_input: dict, ctx: ToolContext) -> Any:
+        return await fn(**_kwargs(tool_input, ctx))
+
+    def sync_handler(tool_input: dict, ctx: ToolContext) -> Any:
+        return fn(**_kwargs(tool_input, ctx))
+
+    handler: Callable[[dict, ToolContext], Any] = async_handler if is_async else sync_handler
 
     t = Tool(name=tool_name, description=desc, input_schema=schema, handler=handler, access=access,
              run_in_thread=not is_async)

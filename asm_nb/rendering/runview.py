@@ -208,7 +208,7 @@ def markdown_html(text: str, in_fence: bool = False) -> str:
             if para or (items and tag != list_tag):
                 end_para()
             list_tag = tag
-            items.append(m.group(1) if m else n.group(2))
+            items.append(m.group(1) if m else n.group(2) if n else "")
             continue
         if items:
             end_para()
@@ -413,7 +413,7 @@ def result_fields(result: Any) -> dict:
         return {}
     if isinstance(result, Mapping):
         return dict(result)
-    to_dict = getattr(result, "to_dict", None)
+    to_dict: Callable[[], Any] | None = getattr(result, "to_dict", None)
     if callable(to_dict):
         try:
             return dict(to_dict())
@@ -796,7 +796,7 @@ class RunState:
 
     def segment_html(self, idx: int, deterministic: bool = False) -> str:
         seg = self.segments[idx]
-        if seg.kind == "tool":
+        if seg.kind == "tool" and seg.tool_id is not None:
             return self.tool_html(self.tools[seg.tool_id], deterministic)
         if seg.kind == "error":
             return f'<div class="asm-banner">✗ {html.escape(self.redact(seg.raw))}</div>'

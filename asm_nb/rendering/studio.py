@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeGuard
 from urllib.parse import urlsplit
 
 from ..core.serialization import first_set
@@ -129,7 +129,7 @@ def format_number(x: float | int, n: int) -> str:
     return repr(round_half_up(x, n))
 
 
-def is_number(v: Any) -> bool:
+def is_number(v: Any) -> TypeGuard[int | float]:
     """True for ints and floats, never for bools."""
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -231,7 +231,7 @@ def _tool(name: Any) -> str:
     return "tool"
 
 
-def _input(info: Mapping[str, Any]) -> dict:
+def _input(info: Mapping[str, Any]) -> Mapping[str, Any]:
     value = info.get("input")
     return value if isinstance(value, Mapping) else {}
 

@@ -75,7 +75,7 @@ def format_cost_table(rows: Sequence[dict], total: dict | None = None) -> str:
     if total is not None:
         body.append(["TOTAL" if i == 0 else "" for i in range(len(keys))] + [cell(k, total.get(k)) for k in
                                                                               _COLUMNS_AFTER_KEYS])
-    titles = [heads.get(c, c) for c in cols]
+    titles = [str(heads.get(c, c)) for c in cols]
     widths = [max(len(t), *(len(row[i]) for row in body)) for i, t in enumerate(titles)]
     right = [c not in keys for c in cols]
 

@@ -110,7 +110,8 @@ def _prompt_of(row: Mapping[str, Any], prompt: Any) -> Any:
     raise AsmError("validation_error", "say which column holds the prompt: prompt='column' or a '{column}' template")
 
 
-def build_items(prompts_or_rows: Any, *, prompt: Any = None, row_options: Any = None,
+def build_items(prompts_or_rows: Any, *, prompt: Any = None,
+                row_options: Callable[[Any], Mapping[str, Any] | None] | str | None = None,
                 base: Mapping[str, Any] | None = None) -> tuple[list[dict[str, Any]], Any, str]:
     """The picklable item dicts of a batch: ``{index, prompt, options, **base}``."""
     rows, frame, kind = _rows(prompts_or_rows)
@@ -153,7 +154,7 @@ def _row_from_run(run: Any, prompt: Any, error: AsmError | None = None) -> dict[
 
 def _row_error(prompt: Any, error: BaseException, **ids: Any) -> dict[str, Any]:
     err = error if isinstance(error, AsmError) else AsmError.from_exception(error)
-    row = {c: None for c in RESULT_COLUMNS}
+    row: dict[str, Any] = {c: None for c in RESULT_COLUMNS}
     row.update(prompt=prompt, status="cancelled" if err.code == "cancelled" else "failed", error_code=err.code,
                error_message=err.message, **ids)
     return row
@@ -242,7 +243,7 @@ class BatchRun:
     backend: str
     rows: dict[int, dict[str, Any]] = field(default_factory=dict)
     states: dict[int, str] = field(default_factory=dict)  # index -> queued/running/completed/failed/cancelled
-    run_ids: dict[int, str] = field(default_factory=dict)
+    run_ids: dict[int, str | None] = field(default_factory=dict)
     session_id: str | None = None
     server: Any = None
     _future: Any = None
@@ -297,7 +298,7 @@ class BatchRun:
         """Input rows joined with their result rows (so far)."""
         rows = []
         for it in self.items:
-            r = self.rows.get(it["index"])
+            r: dict[str, Any] | None = self.rows.get(it["index"])
             if r is None:
                 r = {c: None for c in RESULT_COLUMNS}
                 r.update(prompt=it["prompt"], status=self.states.get(it["index"], "queued"),

@@ -83,7 +83,7 @@ class ControlOperations:
 
     async def _require_capability(self, name: str) -> None:
         caps_fn = getattr(self.adapter, "capabilities", None)
-        caps = []
+        caps: Any = []
         if callable(caps_fn):
             caps = caps_fn()
             if inspect.isawaitable(caps):

@@ -112,7 +112,7 @@ class ConcurrencyLimiter:
         self.peak_active_sessions = 0
 
     # -- capacity checks (lock held) ---------------------------------------------------------
-    def _count(self, table: Mapping[str, Any], provider: str) -> int:
+    def _count(self, table: Mapping[str, Any], provider: str | None) -> int:
         if table is self._runs:
             return sum(1 for _, p in self._runs.values() if p == provider)
         return sum(1 for p in self._sessions.values() if p == provider)
@@ -357,7 +357,7 @@ class ConcurrencyLimiter:
                      timeout_s: float | None = None) -> "_Slot":
         """``with`` / ``async with`` a session slot; released on every exit path.
         ``wait=True`` queues for a slot instead of raising ``max_sessions_exceeded``."""
-        return _Slot(self, "session", session_id, None, provider, wait, timeout_s)
+        return _Slot(self, "session", session_id, "", provider, wait, timeout_s)
 
     def run_slot(self, session_id: str, run_id: str, *, provider: str | None = None, wait: bool = False,
                  timeout_s: float | None = None) -> "_Slot":
@@ -367,14 +367,14 @@ class ConcurrencyLimiter:
 
 
 class _Slot:
-    def __init__(self, limiter: ConcurrencyLimiter, kind: str, session_id: str, run_id: str | None,
+    def __init__(self, limiter: ConcurrencyLimiter, kind: str, session_id: str, run_id: str,
                  provider: str | None, wait: bool, timeout_s: float | None) -> None:
         self.limiter, self.kind, self.session_id, self.run_id = limiter, kind, session_id, run_id
         self.provider, self.wait, self.timeout_s = provider, wait, timeout_s
 
     def _release(self) -> None:
         if self.kind == "run":
-            self.limiter.release_run_slot(self.run_id)  # type: ignore[arg-type]
+            self.limiter.release_run_slot(self.run_id)
         else:
             self.limiter.release_session_slot(self.session_id)
 
@@ -384,7 +384,7 @@ class _Slot:
             if self.wait:
                 lim.wait_run_slot(self.session_id, self.run_id, provider=self.provider, timeout_s=self.timeout_s)
             else:
-                lim.acquire_run_slot(self.session_id, self.run_id, provider=self.provider)  # type: ignore[arg-type]
+                lim.acquire_run_slot(self.session_id, self.run_id, provider=self.provider)
         elif self.wait:
             lim.wait_session_slot(self.session_id, provider=self.provider, timeout_s=self.timeout_s)
         else:

@@ -12,6 +12,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import os
+import sys
 import threading
 from typing import Any, Awaitable, Callable, Coroutine, TypeVar
 
@@ -58,7 +59,10 @@ def submit(coro: Coroutine[Any, Any, T], *, context: contextvars.Context | None 
 
     def _start() -> None:
         try:
-            task = loop.create_task(coro, context=ctx)
+            if sys.version_info >= (3, 11):
+                task = loop.create_task(coro, context=ctx)
+            else:  # 3.10: no context= yet; the task runs in a copy of ctx
+                task = ctx.run(loop.create_task, coro)
         except BaseException as exc:  # pragma: no cover - create_task failing is a bug
             fut.set_exception(exc)
             return

@@ -506,7 +506,8 @@ def session_transcript(store: Any, session_id: str, opts: Mapping[str, Any] | No
     if cached is not None and isinstance(cached.last_sequence, int):
         latest = getattr(store, "get_latest_sequence", None)
         try:
-            if callable(latest) and latest(session_id) < cached.last_sequence:
+            newest = latest(session_id) if callable(latest) else None
+            if isinstance(newest, int) and newest < cached.last_sequence:
                 cached = None  # events were deleted meanwhile (session deleted, pruned): rebuild
         except AsmError:
             cached = None
@@ -669,7 +670,8 @@ def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | N
         ev = dict(event)
         etype = resolve_type(ev.get("type")).value
         ev["type"] = etype
-        data = ev.get("data") if isinstance(ev.get("data"), Mapping) else {}
+        raw = ev.get("data")
+        data: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
         if etype in TERMINAL_TYPES:
             if tracker.open_tools:
                 why = data.get("error_message") if etype == "run_failed" else None
@@ -678,14 +680,16 @@ def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | N
             tracker.capture_model(data)
         elif etype == "token_usage_updated":
             tracker.add_usage(data)
-            if isinstance(data.get("model_usage"), Mapping):
-                tracker.add_model_usage(data["model_usage"])
+            model_usage = data.get("model_usage")
+            if isinstance(model_usage, Mapping):
+                tracker.add_model_usage(model_usage)
         elif etype == "run_started":
             tracker.capture_meta(data)
-        if etype == "run_completed" and isinstance(data.get("total_cost_usd"), (int, float)) \
-                and not isinstance(data.get("total_cost_usd"), bool) and data["total_cost_usd"] > 0:
+        reported = data.get("total_cost_usd")
+        if etype == "run_completed" and isinstance(reported, (int, float)) and not isinstance(reported, bool) \
+                and reported > 0:
             if tracker.reported_cost is None:
-                tracker.reported_cost = float(data["total_cost_usd"])
+                tracker.reported_cost = float(reported)
         try:
             stored = await _persist(store, ev, session_id=session.id, run_id=run.id, provider=adapter.name,
                                     correlation_id=correlation_id)
@@ -873,7 +877,8 @@ async def _finalize_success(store: Any, adapter: Any, tracker: _RunTracker, resu
         audit_usage = {**usage, "total_tokens": int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))}
         await _audit("log_run_completed", store, run, session, {"token_usage": audit_usage})
     return ExecutionResult(output=dict(result.output), token_usage=usage, events=list(tracker.events),
-                           routing=result.routing, policy=policy_info or result.policy, workspace=ws_result,
+                           routing=result.routing, policy=policy_info or result.policy,
+                           workspace=dict(ws_result) if ws_result is not None else None,
                            cost_usd=run.cost_usd, persistence_failures=tracker.persistence_failures,
                            session_id=session.id, run_id=run.id)
 

@@ -35,7 +35,7 @@ import inspect
 import itertools
 import logging
 import time
-from typing import Any, AsyncIterator, Callable, Mapping
+from typing import Any, AsyncIterator, Callable, Mapping, TypeGuard
 
 from .. import config
 from ..core.errors import AsmError
@@ -61,7 +61,7 @@ def _telemetry(suffix: str, measurements: Mapping[str, Any], metadata: Mapping[s
         telemetry.execute(name, dict(measurements), dict(metadata))
 
 
-def _is_int(v: Any) -> bool:
+def _is_int(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
@@ -356,6 +356,8 @@ class SessionServer:
     def _start_runs(self) -> None:
         while len(self.in_flight) < self.max_concurrent_runs and self.queue.size:
             run_id = self.queue.dequeue()
+            if run_id is None:  # the size check above says this does not happen
+                break
             _telemetry("queue.dequeue", {"queue_length": self.queue.size}, {"session_id": self.session_id,
                                                                             "run_id": run_id})
             self._phase[run_id] = "waiting_slot"
@@ -411,7 +413,7 @@ class SessionServer:
         except Exception as exc:  # a crash inside the manager itself
             outcome = AsmError("internal_error", f"Run task crashed: {exc!r}")
         finally:
-            if holds_slot or (self.limiter is not None and self.limiter.holds_run(run_id)):
+            if self.limiter is not None and (holds_slot or self.limiter.holds_run(run_id)):
                 self.limiter.release_run_slot(run_id)
             self._finish(run_id, outcome)
 

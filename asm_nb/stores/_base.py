@@ -18,7 +18,7 @@ import time
 import weakref
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeGuard
 
 from ..core.errors import AsmError
 from ..core.events import Event, EventType, to_event_type
@@ -36,7 +36,7 @@ __all__ = [
 # argument checks
 
 
-def _is_int(v: Any) -> bool:
+def _is_int(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
@@ -165,7 +165,7 @@ set_sequence_in_place = _sequence_setter()
 
 
 def _seq_key(e: Event) -> int:
-    return e.sequence_number
+    return e.sequence_number or 0  # stored events always carry one
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,11 +33,12 @@ def _json_dumps(obj: Any) -> bytes:
 if _orjson is not None:
     _OPTS = _orjson.OPT_PASSTHROUGH_DATETIME | _orjson.OPT_PASSTHROUGH_DATACLASS
     _UTC_Z = _orjson.OPT_UTC_Z
+    _orjson_dumps = _orjson.dumps
 
     def dumps(obj: Any) -> bytes:
         """Compact UTF-8 JSON; values JSON cannot hold go through ``to_jsonable``."""
         try:
-            return _orjson.dumps(obj, default=to_jsonable, option=_OPTS)
+            return _orjson_dumps(obj, default=to_jsonable, option=_OPTS)
         except TypeError:  # non-str dict keys, ints beyond 64 bits: the slow exact path
             return _json_dumps(to_jsonable(obj))
 
@@ -47,8 +48,10 @@ else:  # pragma: no cover
         """Compact UTF-8 JSON; values JSON cannot hold go through ``to_jsonable``."""
         return _json_dumps(obj)
 
-    def loads(data: bytes | str) -> Any:
+    def _json_loads(data: bytes | str) -> Any:
         return json.loads(data)
+
+    loads = _json_loads
 
 
 _UTC = timezone.utc
@@ -94,7 +97,7 @@ def _session_part(session_id: Any, run_id: Any) -> bytes:
     if part is None:
         if type(session_id) is not str or (run_id is not None and type(run_id) is not str):
             raise TypeError("not a plain string")  # equal keys could encode differently
-        part = b',"session_id":' + _orjson.dumps(session_id) + b',"run_id":' + _orjson.dumps(run_id) \
+        part = b',"session_id":' + dumps(session_id) + b',"run_id":' + dumps(run_id) \
             + b',"sequence_number":'
         if len(_session_parts) >= _CACHE_MAX:
             _session_parts.clear()
@@ -111,8 +114,8 @@ def _tail_part(schema_version: Any, provider: Any, correlation_id: Any) -> bytes
         if (provider is not None and type(provider) is not str) \
                 or (correlation_id is not None and type(correlation_id) is not str):
             raise TypeError("not a plain value")
-        part = b',"schema_version":' + _orjson.dumps(schema_version) + b',"provider":' \
-            + _orjson.dumps(provider) + b',"correlation_id":' + _orjson.dumps(correlation_id) + b"}\n"
+        part = b',"schema_version":' + dumps(schema_version) + b',"provider":' \
+            + dumps(provider) + b',"correlation_id":' + dumps(correlation_id) + b"}\n"
         if len(_tail_parts) >= _CACHE_MAX:
             _tail_parts.clear()
         _tail_parts[key] = part

@@ -102,29 +102,31 @@ class FileLock:
 
 
 if _fcntl is not None:
+    _flock, _LOCK_EX, _LOCK_UN = _fcntl.flock, _fcntl.LOCK_EX, _fcntl.LOCK_UN
 
     def _lock(fd: int) -> None:
         while True:
             try:
-                _fcntl.flock(fd, _fcntl.LOCK_EX)
+                _flock(fd, _LOCK_EX)
                 return
             except InterruptedError:  # pragma: no cover - PEP 475 retries for us
                 continue
 
     def _unlock(fd: int) -> None:
-        _fcntl.flock(fd, _fcntl.LOCK_UN)
+        _flock(fd, _LOCK_UN)
 
-else:  # pragma: no cover - Windows
+elif _msvcrt is not None:  # pragma: no cover - Windows
+    _locking, _LK_LOCK, _LK_UNLCK = _msvcrt.locking, _msvcrt.LK_LOCK, _msvcrt.LK_UNLCK
 
     def _lock(fd: int) -> None:
         os.lseek(fd, 0, os.SEEK_SET)
         while True:
             try:
-                _msvcrt.locking(fd, _msvcrt.LK_LOCK, 1)  # retries for ~10 s, then raises
+                _locking(fd, _LK_LOCK, 1)  # retries for ~10 s, then raises
                 return
             except OSError:
                 time.sleep(0.01)
 
     def _unlock(fd: int) -> None:
         os.lseek(fd, 0, os.SEEK_SET)
-        _msvcrt.locking(fd, _msvcrt.LK_UNLCK, 1)
+        _locking(fd, _LK_UNLCK, 1)

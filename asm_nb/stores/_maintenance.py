@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 from datetime import timedelta
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from ..core.errors import AsmError
 from ..core.serialization import utc_now
@@ -115,7 +115,7 @@ class GenericMaintenance:
                 errors.append(exc.message if isinstance(exc, AsmError) else f"{type(exc).__name__}: {exc}")
                 return 0
 
-        report = {
+        report: dict[str, Any] = {
             "sessions_soft_deleted": step(self.soft_delete_expired_sessions, policy),
             "sessions_hard_deleted": step(self.hard_delete_expired_sessions, policy),
             "events_pruned": step(self._prune_all, policy),
@@ -231,7 +231,7 @@ class GenericMaintenance:
         return total
 
     def _session_ids(self) -> list[str]:
-        lister = getattr(self.store, "list_session_ids", None)
+        lister: Callable[..., Any] | None = getattr(self.store, "list_session_ids", None)
         if callable(lister):
             return list(lister())
         ids = {s.id for s in self.store.list_sessions()} | {r.session_id for r in self.store.list_runs(None)}

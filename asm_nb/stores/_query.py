@@ -15,7 +15,7 @@ import binascii
 import functools
 import json
 from datetime import datetime
-from typing import Any, Callable, Iterable, Mapping, NamedTuple
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, TypeGuard
 
 from .. import config
 from ..core.errors import AsmError
@@ -53,7 +53,12 @@ def _guard(fn: Callable) -> Callable:
 # validation
 
 
-def _is_int(v: Any) -> bool:
+def order_choice(value: Any, allowed: tuple[str, ...]) -> str:
+    """``value`` when it is one of the ``allowed`` orders, else the first (the default)."""
+    return value if isinstance(value, str) and value in allowed else allowed[0]
+
+
+def _is_int(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
@@ -225,7 +230,7 @@ def session_search_options(opts: Mapping[str, Any]) -> SessionSearch:
                        "include_deleted", "order_by", "limit", "cursor"), "search_sessions")
     limit = _limit(opts.get("limit"), "default_session_query_limit")
     statuses = _values(opts.get("status"), (s.value for s in SessionStatus), "status")
-    order_by = opts.get("order_by") if opts.get("order_by") in SESSION_ORDERS else SESSION_ORDERS[0]
+    order_by = order_choice(opts.get("order_by"), SESSION_ORDERS)
     after, before = _dt(opts.get("created_after"), "created_after"), _dt(opts.get("created_before"), "created_before")
     providers = _one_or_many(opts.get("provider"))
     tags = opts.get("tags")
@@ -242,7 +247,7 @@ def run_search_options(opts: Mapping[str, Any]) -> RunSearch:
     min_tokens = opts.get("min_tokens")
     if min_tokens is not None and not (_is_int(min_tokens) and min_tokens >= 0):
         raise AsmError("query_error", "min_tokens must be a non-negative integer")
-    order_by = opts.get("order_by") if opts.get("order_by") in RUN_ORDERS else RUN_ORDERS[0]
+    order_by = order_choice(opts.get("order_by"), RUN_ORDERS)
     after, before = _dt(opts.get("started_after"), "started_after"), _dt(opts.get("started_before"), "started_before")
     providers = _one_or_many(opts.get("provider"))
     return RunSearch(limit, statuses, min_tokens, order_by, after, before, providers)
@@ -270,7 +275,7 @@ class GenericQueryAPI:
         return list(self.store.list_runs(None))
 
     def _session_ids(self) -> list[str]:
-        lister = getattr(self.store, "list_session_ids", None)
+        lister: Callable[..., Any] | None = getattr(self.store, "list_session_ids", None)
         if callable(lister):
             return list(lister())
         ids = {s.id for s in self._sessions()} | {r.session_id for r in self._runs()}
@@ -330,7 +335,7 @@ class GenericQueryAPI:
             raise
         runs = [r for r in self.store.list_runs(session_id)]
         events = list(self.store.get_events(session_id))
-        totals = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+        totals: dict[str, int | float] = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
         status_counts: dict[str, int] = {}
         for r in runs:
             tu = r.token_usage if isinstance(r.token_usage, Mapping) else {}
@@ -403,7 +408,8 @@ class GenericQueryAPI:
         """Token totals over runs (``session_id``, ``provider``, ``since``/``until`` on
         ``started_at``, inclusive), overall and ``by_provider``."""
         _check_opts(opts, ("session_id", "provider", "since", "until"), "get_usage_summary")
-        total = {"total_input_tokens": 0, "total_output_tokens": 0, "total_tokens": 0, "run_count": 0}
+        total: dict[str, int | float] = {"total_input_tokens": 0, "total_output_tokens": 0, "total_tokens": 0,
+                                         "run_count": 0}
         by_provider: dict[str, dict[str, Any]] = {}
         for r in self._usage_runs(opts):
             tu = r.token_usage if isinstance(r.token_usage, Mapping) else {}
@@ -493,7 +499,7 @@ class GenericQueryAPI:
         ``limit``, ``cursor``. → ``{"events", "cursor"}``."""
         _check_opts(opts, (*self._EVENT_OPTS, "order_by", "limit", "cursor"), "search_events")
         limit = _limit(opts.get("limit"), "default_event_query_limit")
-        order_by = opts.get("order_by") if opts.get("order_by") in EVENT_ORDERS else EVENT_ORDERS[0]
+        order_by = order_choice(opts.get("order_by"), EVENT_ORDERS)
         rows = self._matching_events(opts)
         if order_by == "sequence_asc":
             page, cursor = _page(rows, lambda e: e.sequence_number or 0, False, limit, opts.get("cursor"), "event",
@@ -522,7 +528,7 @@ class GenericQueryAPI:
         out: dict[str, Any] = {"session": session, "runs": list(self.store.list_runs(session_id)),
                                "events": list(self.store.get_events(session_id))}
         if include_artifacts:
-            lister = getattr(self.store, "list_artifact_records", None)
+            lister: Callable[..., Any] | None = getattr(self.store, "list_artifact_records", None)
             out["artifacts"] = list(lister(session_id)) if callable(lister) else []
         return out
 

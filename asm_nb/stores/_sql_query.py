@@ -24,7 +24,7 @@ from ..persistence.retention import RetentionPolicy
 from . import _sql_schema as S
 from ._maintenance import PROTECTED_EVENT_TYPES, GenericMaintenance
 from ._query import (EVENT_ORDERS, RUN_ORDERS, SESSION_ORDERS, GenericQueryAPI, _check_opts, _dt, _guard,
-                     _limit, _one_or_many, _values, decode_cursor, encode_cursor, run_search_options,
+                     _limit, _one_or_many, _values, decode_cursor, encode_cursor, order_choice, run_search_options,
                      session_search_options)
 
 __all__ = ["SqlQueryAPI", "SqlMaintenance"]
@@ -161,7 +161,7 @@ class SqlQueryAPI(GenericQueryAPI):
                          .where(r.c.session_id == session_id).group_by(r.c.status))
         providers = self._rows(sa.select(r.c.provider).distinct()
                                .where(r.c.session_id == session_id, r.c.provider.is_not(None)))
-        totals = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+        totals: dict[str, int | float] = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
         status_counts: dict[str, int] = {}
         for row in agg:
             status_counts[row["status"]] = int(row["n"])
@@ -169,7 +169,7 @@ class SqlQueryAPI(GenericQueryAPI):
             totals["output_tokens"] += _n(row["o"])
             totals["total_tokens"] += _n(row["t"])
         first, last = ev["first"], ev["last"]
-        col = S.events.c.timestamp.type
+        col = S.Timestamp()  # the events.timestamp column's type: text in the database, datetimes out
         return {"event_count": int(ev["n"]), "run_count": sum(status_counts.values()), "token_totals": totals,
                 "providers_used": sorted(p["provider"] for p in providers),
                 "first_event_at": None if first is None else col.process_result_value(first, self._dialect()),
@@ -346,7 +346,7 @@ class SqlQueryAPI(GenericQueryAPI):
 
         _check_opts(opts, (*self._EVENT_OPTS, "order_by", "limit", "cursor"), "search_events")
         limit = _limit(opts.get("limit"), "default_event_query_limit")
-        order_by = opts.get("order_by") if opts.get("order_by") in EVENT_ORDERS else EVENT_ORDERS[0]
+        order_by = order_choice(opts.get("order_by"), EVENT_ORDERS)
         t = S.events
         where = self._event_where(opts)
         col = t.c.sequence_number if order_by == "sequence_asc" else t.c.timestamp

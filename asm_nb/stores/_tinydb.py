@@ -119,7 +119,7 @@ class TableFile:
         """``id → parsed object`` for every row (re-parsed only after the file changed)."""
         self.storage.read()
         if self.storage.generation != self._gen:
-            self._objs = {doc.doc_id: self.parse(doc) for doc in self.table.all()}
+            self._objs = {str(doc.doc_id): self.parse(doc) for doc in self.table.all()}
             self._gen = self.storage.generation
         return self._objs
 

@@ -8,9 +8,12 @@ never disturbs session operations. ``close()`` closes both.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..core.errors import AsmError
+
+if TYPE_CHECKING:
+    from ..ports import SessionStore
 
 __all__ = ["CompositeSessionStore"]
 
@@ -42,6 +45,22 @@ class CompositeSessionStore:
             raise AsmError("validation_error", "CompositeSessionStore needs a session store and an artifact store")
         self.sessions = session_store
         self.artifacts = artifact_store
+
+    if TYPE_CHECKING:  # the forwarders installed below, as a type checker should see them
+        save_session = SessionStore.save_session
+        get_session = SessionStore.get_session
+        list_sessions = SessionStore.list_sessions
+        delete_session = SessionStore.delete_session
+        save_run = SessionStore.save_run
+        get_run = SessionStore.get_run
+        list_runs = SessionStore.list_runs
+        get_active_run = SessionStore.get_active_run
+        append_event = SessionStore.append_event
+        append_event_with_sequence = SessionStore.append_event_with_sequence
+        append_events = SessionStore.append_events
+        flush = SessionStore.flush
+        get_events = SessionStore.get_events
+        get_latest_sequence = SessionStore.get_latest_sequence
 
     def __repr__(self) -> str:
         return f"CompositeSessionStore({self.sessions!r}, {self.artifacts!r})"
@@ -81,7 +100,7 @@ class CompositeSessionStore:
 
     def _register(self, key: str, payload: bytes, opts: Mapping[str, Any]) -> None:
         saver = getattr(self.sessions, "save_artifact_record", None)
-        lister = getattr(self.sessions, "list_artifact_records", None)
+        lister: Callable[..., Any] | None = getattr(self.sessions, "list_artifact_records", None)
         if not callable(saver) or not callable(lister):
             return
         import hashlib
@@ -110,7 +129,7 @@ class CompositeSessionStore:
     def delete(self, key: str, **opts: Any) -> None:
         """Delete from the artifact store (idempotent); its registry row is soft deleted."""
         self._artifact_call("delete", key, **opts)
-        lister = getattr(self.sessions, "list_artifact_records", None)
+        lister: Callable[..., Any] | None = getattr(self.sessions, "list_artifact_records", None)
         if callable(lister):
             from ..core.serialization import utc_now
 
@@ -159,6 +178,9 @@ def _forward(name: str) -> Any:
     return method
 
 
-for _name in _SESSION_METHODS:
-    setattr(CompositeSessionStore, _name, _forward(_name))
-del _name
+def _install_forwarders() -> None:
+    for name in _SESSION_METHODS:
+        setattr(CompositeSessionStore, name, _forward(name))
+
+
+_install_forwarders()

@@ -11,7 +11,7 @@ A tqdm progress bar (stderr) counts events.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from ..core.errors import AsmError
 
@@ -27,7 +27,7 @@ def _open(target: Any) -> tuple[Any, bool]:
 
 
 def _session_ids(store: Any) -> list[str]:
-    lister = getattr(store, "list_session_ids", None)
+    lister: Callable[..., Any] | None = getattr(store, "list_session_ids", None)
     if callable(lister):
         return list(lister())
     ids = {s.id for s in store.list_sessions()} | {r.session_id for r in store.list_runs(None)}
@@ -108,7 +108,7 @@ def _copy_events(src: Any, dst: Any, sid: str, batch_size: int, counts: dict[str
 
 
 def _copy_artifacts(src: Any, dst: Any, src_artifacts: Any, dst_artifacts: Any) -> int:
-    lister = getattr(src, "list_artifact_records", None)
+    lister: Callable[..., Any] | None = getattr(src, "list_artifact_records", None)
     saver = getattr(dst, "save_artifact_record", None)
     if not callable(lister) or not callable(saver):
         return 0

@@ -115,8 +115,8 @@ class _SessionLog:
         self.offset = 0
         self.events: list[Event] = []
         self.ids: dict[str, Event] = {}
-        self.last_seq = 0
-        self.meta_seq = 0
+        self.last_seq: int = 0
+        self.meta_seq: int = 0
         self.n_flushed = 0
         self.buf: list[bytes] = []
         self.buf_bytes = 0
@@ -157,8 +157,8 @@ class _SessionLog:
             tmp._parse(data[:end])
         out = tmp.events
         if self.events:  # buffered, not yet written
-            last = out[-1].sequence_number if out else 0
-            out.extend(e for e in self.events if e.sequence_number > last)
+            last = (out[-1].sequence_number or 0) if out else 0
+            out.extend(e for e in self.events if (e.sequence_number or 0) > last)
         return out
 
     def find_stored(self, event_id: str) -> Event | None:
@@ -310,7 +310,7 @@ class _SessionLog:
         for e in self.events[n_events:]:
             self.ids.pop(e.id, None)
         del self.events[n_events:]
-        self.last_seq = self.events[-1].sequence_number if self.events else self.base_seq
+        self.last_seq = (self.events[-1].sequence_number or 0) if self.events else self.base_seq
         self.offset = offset
         self.n_flushed = min(self.n_flushed, n_events)
         self.buf.clear()
@@ -689,7 +689,7 @@ class LocalStore(StoreBase):
                 if not removed:
                     return 0
                 newest = max(slog.last_seq, slog.meta_seq)
-                if not keep or keep[-1].sequence_number < newest:
+                if not keep or (keep[-1].sequence_number or 0) < newest:
                     _write_atomic(slog.meta_path, _codec.dumps({"last_sequence": newest}) + b"\n")
                     slog.meta_seq = newest
                 kept_lines = []

@@ -403,9 +403,10 @@ class SqlStore(StoreBase):
                     raise
                 return conn
 
-            burst.conn = self._retry(open_tx)
+            conn = burst.conn = self._retry(open_tx)
             burst.opened = time.monotonic()
             self._schedule(burst)
+            return conn
         return burst.conn
 
     def _known_for(self, session_id: str) -> _Known:
@@ -455,7 +456,7 @@ class SqlStore(StoreBase):
                 sid = e.session_id
                 known = self._known.get(sid)
                 if known is not None and e.id in known.ids:
-                    stored = self._stored_event(burst.conn, e.id)
+                    stored = self._stored_event(self._begin(burst), e.id)
                     if stored is None:
                         known.ids.discard(e.id)  # pruned or deleted since: store it again
                 if stored is None:
@@ -472,7 +473,7 @@ class SqlStore(StoreBase):
             out.append(stored)
         return out
 
-    def _commit(self, burst: _Burst, extra: Callable[[sa.Connection], None] | None = None) -> None:
+    def _commit(self, burst: _Burst, extra: Callable[[sa.Connection], object] | None = None) -> None:
         """Insert the buffer, update the counters, run ``extra`` and commit (caller holds the
         lock). Any failure rolls back the whole transaction and raises ``storage_error``."""
         conn = burst.conn
@@ -599,7 +600,7 @@ class SqlStore(StoreBase):
         return retry
 
     # -- sessions ---------------------------------------------------------------------------
-    def _write(self, fn: Callable[[sa.Connection], None], what: str, session_id: str | None = None) -> None:
+    def _write(self, fn: Callable[[sa.Connection], object], what: str, session_id: str | None = None) -> None:
         """Run ``fn`` in a committed write transaction. SQLite: inside the shared burst (its
         buffered events commit too). PostgreSQL: on its own connection."""
         self._check_open()
@@ -1063,6 +1064,8 @@ class SqlStore(StoreBase):
             try:
                 raw = self._engine.raw_connection()
                 pgconn = raw.driver_connection
+                if pgconn is None:
+                    raise RuntimeError("no driver connection")
                 raw.detach()  # ours for good: not returned to the pool
                 pgconn.autocommit = True
                 pgconn.execute(f"LISTEN {NOTIFY_CHANNEL}")

@@ -77,7 +77,9 @@ def main(config_path):
     step = steps[min(n, len(steps) - 1)]
 
     for name in step.get("ignore_signals") or []:
-        signal.signal(_signum(name), signal.SIG_IGN)
+        signum = _signum(name)
+        if signum is not None:
+            signal.signal(signum, signal.SIG_IGN)
 
     stdin = ""
     if step.get("read_stdin", True) and not sys.stdin.isatty():

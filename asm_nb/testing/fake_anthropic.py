@@ -472,7 +472,13 @@ Response = Union[StreamBuilder, SSEResponse, JSONResponse, Callable[[RecordedReq
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "_Server"
+
+    @property
+    def _fake(self) -> "FakeAnthropicServer":
+        """The FakeAnthropicServer this request belongs to (its queue and request log)."""
+        server = self.server
+        assert isinstance(server, _Server)
+        return server.fake
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
         pass
@@ -486,7 +492,7 @@ class _Handler(BaseHTTPRequestHandler):
         n = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(n) if n else b""
         req = self._record(raw)
-        fake = self.server.fake
+        fake = self._fake
         path = self.path.split("?", 1)[0].rstrip("/")
         if path.endswith("/v1/messages/count_tokens"):
             self._send_json(JSONResponse({"input_tokens": max(1, len(raw) // 4)}))
@@ -518,7 +524,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
-        fake = self.server.fake
+        fake = self._fake
         with fake._lock:
             req = RecordedRequest(index=len(fake.requests), method=self.command, path=self.path,
                                   headers={k.lower(): v for k, v in self.headers.items()}, body=body, raw_body=raw)
@@ -527,7 +533,7 @@ class _Handler(BaseHTTPRequestHandler):
         return req
 
     def _request_id(self) -> str:
-        return f"req_fake{len(self.server.fake.requests):06d}"
+        return f"req_fake{len(self._fake.requests):06d}"
 
     def _send_json(self, resp: JSONResponse) -> None:
         data = json.dumps(resp.body).encode("utf-8")
@@ -542,7 +548,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def _send_sse(self, resp: SSEResponse) -> None:
-        fake = self.server.fake
+        fake = self._fake
         self.send_response(resp.status)
         headers = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache",
                    "request-id": self._request_id(), **resp.headers}
@@ -586,7 +592,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _hold_open(self) -> None:
         """Wait until the client closes its side (counted in ``disconnects``) or the server stops."""
-        fake = self.server.fake
+        fake = self._fake
         self.close_connection = True
         while not fake._stopping.is_set():
             try:

@@ -86,7 +86,8 @@ def load_patch(run_id: str, store: Any = None, *, artifact_store: Any = None) ->
     ws = workspace_record(st.get_run(run_id))
     if ws is None:
         raise AsmError("invalid_operation", f"Run {run_id} recorded no workspace diff")
-    diff = ws.get("diff") if isinstance(ws.get("diff"), Mapping) else {}
+    given_diff = ws.get("diff")
+    diff = given_diff if isinstance(given_diff, Mapping) else {}
     ref = ws.get("patch_ref") or diff.get("patch_ref")
     if ref:
         if artifact_store is None:

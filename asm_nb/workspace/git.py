@@ -84,6 +84,13 @@ def git(args: Sequence[str], cwd: str | os.PathLike, *, index_file: str | None =
     return proc
 
 
+def snapshot_ref(snapshot: Snapshot) -> str:
+    """A git snapshot's ref (every snapshot this backend takes has one)."""
+    if not snapshot.ref:
+        raise AsmError("validation_error", f"the {snapshot.label or ''} snapshot of {snapshot.path} has no git ref")
+    return snapshot.ref
+
+
 def _out(proc: subprocess.CompletedProcess) -> str:
     return proc.stdout.decode("utf-8", "surrogateescape").strip()
 
@@ -240,9 +247,10 @@ class GitBackend:
             raise AsmError("validation_error", "Git rollback requires a snapshot with a ref")
         keep_out = list(snapshot.metadata.get("excluded") or [])
         current = self.take_snapshot(snapshot.path, label="rollback_backup", excluded_rels=keep_out)
+        current_ref = snapshot_ref(current)
         top = Path(current.metadata["toplevel"])
         backup_ref = f"{BACKUP_REF_PREFIX}{int(time.time() * 1000)}"
-        git(["update-ref", backup_ref, current.ref], top)
+        git(["update-ref", backup_ref, current_ref], top)
         # 1. HEAD
         head_reset = False
         want_head = snapshot.metadata.get("head_ref")
@@ -258,7 +266,7 @@ class GitBackend:
         # 2. files
         target = snapshot.ref
         records, _ = _parse_raw_numstat(git([*_DIFF_OPTS, "diff", "--no-renames", "-z", "--raw", target,
-                                             current.ref], top).stdout)
+                                             current_ref], top).stdout)
         # store files are never touched, whatever the snapshots hold
         removed = sorted(paths[0] for st, paths in records if st[0] == "A" and not excluded(paths[0], keep_out))
         restore = sorted(paths[0] for st, paths in records if st[0] != "A" and not excluded(paths[0], keep_out))

@@ -153,7 +153,7 @@ class HashBackend:
             want_content = blobs is not None and st.st_size <= content_max_bytes \
                 and kept_total + st.st_size <= content_total_max_bytes
             if entry is not None and entry[:3] == sig and not (
-                    want_content and not entry[4] and not blobs.has(entry[3])):
+                    want_content and not entry[4] and blobs is not None and not blobs.has(entry[3])):
                 sha, is_bin = entry[3], entry[4]
             else:
                 try:
@@ -161,7 +161,7 @@ class HashBackend:
                 except OSError:
                     unreadable.append(rel)
                     continue
-                if data is not None and not is_bin:
+                if data is not None and not is_bin and blobs is not None:
                     blobs.put(data, sha)
             if st.st_mtime_ns < racy_after:
                 new_cache[rel] = [*sig, sha, is_bin]

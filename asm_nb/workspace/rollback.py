@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 from ..core.errors import AsmError
 from ..core.serialization import format_datetime, utc_now
-from .git import BACKUP_REF_PREFIX, GitBackend, git
+from .git import BACKUP_REF_PREFIX, GitBackend, git, snapshot_ref
 from .snapshot import Snapshot
 
 __all__ = ["rollback", "workspace_record"]
@@ -62,11 +62,14 @@ def rollback(run_id: str, store: Any = None, *, force: bool = False) -> dict[str
         report = backend.rollback(before)
         mode = "restore" if current.ref == after_ref else "restore_forced"
     else:
+        if not isinstance(after_ref, str) or not after_ref:
+            raise AsmError("invalid_operation", "the run's workspace record has no after_ref to compare with")
+        before_ref = snapshot_ref(before)
         backup_ref = f"{BACKUP_REF_PREFIX}{int(time.time() * 1000)}"
-        git(["update-ref", backup_ref, current.ref], top)
-        patch = backend.patch_between(top, after_ref, before.ref)
+        git(["update-ref", backup_ref, snapshot_ref(current)], top)
+        patch = backend.patch_between(top, after_ref, before_ref)
         records = git(["-c", "core.quotepath=off", "diff", "--no-renames", "--name-status", "-z", after_ref,
-                       before.ref], top).stdout.decode("utf-8", "surrogateescape").split("\0")
+                       before_ref], top).stdout.decode("utf-8", "surrogateescape").split("\0")
         removed, restored = [], []
         for status, p in zip(records[0::2], records[1::2]):
             (removed if status == "D" else restored).append(p)
