@@ -548,6 +548,10 @@ class AcpAdapter(BaseAdapter):
     name = "acp"
 
     def __init__(self, **options: Any) -> None:
+        import importlib.util
+
+        if importlib.util.find_spec("acp") is None:  # cheap: the package itself loads at execute
+            _require_acp()
         check_known(options, _OPTIONS, "acp")
         if options.get("command") is None and os.environ.get("ASM_ACP_COMMAND"):
             options["command"] = os.environ["ASM_ACP_COMMAND"]
