@@ -782,11 +782,15 @@ class AcpAdapter(BaseAdapter):
         u = getattr(resp, "usage", None)
         if u is None:
             return None
-        out = {"input_tokens": u.input_tokens, "output_tokens": u.output_tokens, "total_tokens": u.total_tokens}
+        from ..core import usage as U
+
+        out = {U.INPUT_TOKENS: u.input_tokens, U.OUTPUT_TOKENS: u.output_tokens, U.TOTAL_TOKENS: u.total_tokens}
         if u.cached_read_tokens is not None:
-            out["cache_read_tokens"] = u.cached_read_tokens
+            out[U.CACHE_READ_TOKENS] = u.cached_read_tokens
         if u.cached_write_tokens is not None:
-            out["cache_creation_tokens"] = u.cached_write_tokens
+            out[U.CACHE_CREATION_TOKENS] = u.cached_write_tokens
+        if u.thought_tokens is not None:
+            out[U.REASONING_OUTPUT_TOKENS] = u.thought_tokens
         return out
 
     async def _failure(self, proc: Any, kind: str, message: str | None, *, code: str = "provider_error",
