@@ -108,6 +108,7 @@ def static_png(fig: Any, *, width: int = 900, height: int | None = None) -> str 
     a browser for it is missing (that is logged once, never raised)."""
     import base64
     import logging
+    import warnings
 
     if _KALEIDO["state"] == "broken":
         return None
@@ -124,7 +125,9 @@ def static_png(fig: Any, *, width: int = 900, height: int | None = None) -> str 
         still = type(fig)(fig).update_layout(paper_bgcolor="white", plot_bgcolor="white",
                                               font={"color": "#2a3f5f"})
         h = height or still.layout.height or 420
-        raw = pio.to_image(still, format="png", width=width, height=int(h), validate=False)
+        with warnings.catch_warnings():  # "kopts ... ignored if using a server": expected here
+            warnings.simplefilter("ignore", UserWarning)
+            raw = pio.to_image(still, format="png", width=width, height=int(h), validate=False)
     except Exception as exc:  # no kaleido, no browser, a browser that failed: no image
         _KALEIDO["state"] = "broken"
         logging.getLogger(__name__).warning("chart images off: %s: %s", type(exc).__name__, exc)
