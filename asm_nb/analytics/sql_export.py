@@ -149,12 +149,13 @@ def export_sqlite(store: Any, out: Any, *, overwrite: bool = False, session_id: 
                     _create_table(conn, name, df)
                 for sql in SQLITE_VIEWS.values():
                     conn.execute(sql)
-                from .. import __version__
+                import sys
 
+                version = getattr(sys.modules.get("asm_nb"), "__version__", "")  # loaded package, no root import
                 conn.execute("CREATE TABLE asm_export_meta (key TEXT PRIMARY KEY, value TEXT)")
                 conn.executemany("INSERT INTO asm_export_meta VALUES (?, ?)", [
                     ("format", "asm-sqlite-export"), ("schema_version", str(SQLITE_EXPORT_VERSION)),
-                    ("asm_nb_version", str(__version__)),
+                    ("asm_nb_version", str(version)),
                     ("exported_at", _cell(datetime.now(timezone.utc))),
                     ("filters", json.dumps({"session_id": session_id, "provider": provider, "since": since,
                                             "until": until}, default=str))])
