@@ -21,6 +21,7 @@ _USAGE_COLUMNS = {
     "model": ["model", "records", "sessions", "input_tokens", "output_tokens", "cache_read_tokens",
               "cache_creation_tokens", "total_tokens", "cost_usd"],
 }
+_SHOWN_WARNINGS = 10
 _KEY = {"day": "day", "week": "week", "month": "month", "session": "session_id", "project": "project"}
 
 
@@ -29,9 +30,20 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .history import import_history
 
     progress = not args.no_progress and not args.json and sys.stderr.isatty()
-    report = import_history(args.source, _store(args, create=True), since=args.since, project=args.project,
-                            path=args.path, progress=progress)
+    import warnings
+
+    from .history import HistoryWarning
+
+    with warnings.catch_warnings():  # the skipped lines are listed below, one line each
+        warnings.simplefilter("ignore", HistoryWarning)
+        report = import_history(args.source, _store(args, create=True), since=args.since, project=args.project,
+                                path=args.path, progress=progress)
     d = report.to_dict()
+    for w in report.warnings[:_SHOWN_WARNINGS]:
+        print(f"asm: warning: {w}", file=sys.stderr)
+    if report.warning_count > _SHOWN_WARNINGS:
+        print(f"asm: warning: {report.warning_count - _SHOWN_WARNINGS} more line(s) skipped (--json lists the first "
+              f"{len(report.warnings)})", file=sys.stderr)
     if args.json:
         print(json.dumps(d, ensure_ascii=False, default=str))
         return 0

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from ..core.errors import AsmError
-from ..core.events import Event
+from ..core.events import Event, EventType
 from ..core.run import Run, RunStatus
 from ..core.serialization import new_id
 from ..core.session import Session, SessionStatus
@@ -34,6 +34,7 @@ from ..core.usage import TOKEN_KEYS, TokenUsage
 __all__ = ["HistoryWarning", "ImportReport", "SessionBuilder", "FileJob", "run_import", "parse_ts", "to_utc"]
 
 STATE_KEY = "history_import"
+_TYPES = {t.value: t for t in EventType}
 STATE_VERSION = 1
 _UTC = timezone.utc
 _MAX_WARNINGS = 200  # kept in the report; the count is exact
@@ -150,7 +151,7 @@ class SessionBuilder:
 
     def __init__(self, job: "FileJob", state: Mapping | None, seen: set[str], pricer: _Pricer,
                  report: ImportReport, since: datetime | None) -> None:
-        from ..persistence.pipeline import PipelineContext, build_event
+        from ..persistence.redaction import RedactionConfig, emit_redacted, redact_payload
 
         self.job = job
         self.source = job.source
@@ -166,25 +167,29 @@ class SessionBuilder:
         self.tools: dict[str, str] = dict(st.get("tools") or {})
         self.extra: dict[str, Any] = dict(st.get("extra") or {})  # the source's own counters
         self.keys: list[str] = list(st.get("keys") or [])
-        self.first_ts: str | None = st.get("first_ts")
-        self.last_ts: str | None = st.get("last_ts")
+        self.first_ts: datetime | None = parse_ts(st.get("first_ts"))
+        self.last_ts: datetime | None = parse_ts(st.get("last_ts"))
         self.line_no: int = int(st.get("line_no") or 0)
         self.run_count: int = int(st.get("run_count") or 0)
         self.touched: dict[str, dict] = {}  # run states to save after this pass
         self.new_runs = 0
         self.events: list[Event] = []
-        self._ctx_cls = PipelineContext
-        self._build = build_event
-        self._ctx: Any = None
-        self._ctx_run: Any = None
+        # every event goes through the redactor with the store's settings, as a live run's do
+        self._redaction = RedactionConfig.from_config()
+        self._redact = redact_payload if self._redaction.enabled else None
+        self._emit_redacted = emit_redacted
+        self._md = {"imported_from": self.source}
         self.ts: datetime | None = None  # timestamp of the line being handled
         self.skipping = False  # the current line is before ``since``
 
     # -- state ------------------------------------------------------------------------------------
     def to_state(self, offset: int, size: int, mtime_ns: int) -> dict:
         return {"version": STATE_VERSION, "source": self.source, "path": str(self.job.path), "offset": offset,
-                "size": size, "mtime_ns": mtime_ns, "meta": self.meta, "run": self.run, "tools": self.tools,
-                "extra": self.extra, "keys": self.keys, "first_ts": self.first_ts, "last_ts": self.last_ts,
+                "size": size, "mtime_ns": mtime_ns,
+                "meta": {k: (self._redacted(v) if k in ("title", "summary") else v) for k, v in self.meta.items()},
+                "run": {k: (self._redacted(v) if k in ("prompt", "output", "error") else v)
+                        for k, v in self.run.items() if not k.startswith("_")} if self.run else None, "tools": self.tools,
+                "extra": self.extra, "keys": self.keys, "first_ts": _iso(self.first_ts), "last_ts": _iso(self.last_ts),
                 "line_no": self.line_no, "run_count": self.run_count}
 
     # -- the line being read ------------------------------------------------------------------------
@@ -192,13 +197,12 @@ class SessionBuilder:
         """Set the current line's time; False when the line is before ``since`` (skip it)."""
         if ts is not None:
             self.ts = ts
-            iso = ts.isoformat()
             if self.since is not None and ts < self.since:
                 self.skipping = True
                 return False
             if self.first_ts is None:
-                self.first_ts = iso
-            self.last_ts = iso
+                self.first_ts = ts
+            self.last_ts = ts
         self.skipping = False
         return True
 
@@ -207,12 +211,14 @@ class SessionBuilder:
 
     # -- events -------------------------------------------------------------------------------------
     def _emit(self, etype: str, data: dict, run_id: str | None) -> None:
-        if self._ctx is None or self._ctx_run != run_id:
-            self._ctx = self._ctx_cls(self.sid, run_id=run_id, provider=self.provider)
-            self._ctx_run = run_id
-        raw = {"type": etype, "data": data, "timestamp": self.ts or _now(),
-               "metadata": {"imported_from": self.source}}
-        self.events.append(self._build(raw, self._ctx))
+        et = _TYPES[etype]
+        md = self._md
+        if self._redact is not None:
+            data, md, n, fields = self._redact(et, data, md, self._redaction)
+            if n:
+                self._emit_redacted(self.sid, run_id, et, n, fields)
+        self.events.append(Event(new_id("evt_"), et, self.ts or _now(), self.sid, run_id, data, dict(md),
+                                 None, 1, self.provider, None))
 
     def _current(self) -> dict:
         """The open run; records before the first prompt get a run without one."""
@@ -251,7 +257,8 @@ class SessionBuilder:
         self.run = None
 
     def _touch(self, run: dict) -> None:
-        if self.ts is not None:
+        if self.ts is not None and self.ts is not run.get("_ended_dt"):
+            run["_ended_dt"] = self.ts
             run["ended"] = self.ts.isoformat()
 
     def message(self, role: str, content: str, **extra: Any) -> None:
@@ -346,11 +353,12 @@ class SessionBuilder:
 
     def session(self, existing: Session | None, state: dict) -> Session:
         meta = dict(existing.metadata) if existing is not None else {}
-        meta.update({k: v for k, v in self.meta.items() if v is not None})
+        meta.update({k: (self._redacted(v) if k in ("title", "summary") else v) for k, v in self.meta.items()
+                     if v is not None})
         meta.update({"provider": self.provider, "imported_from": self.source, "source_path": str(self.job.path),
                      "project": self.project or meta.get("project")})
-        created = parse_ts(self.first_ts) or (existing.created_at if existing else None) or _now()
-        updated = parse_ts(self.last_ts) or created
+        created = (existing.created_at if existing else None) or self.first_ts or _now()
+        updated = self.last_ts or created
         ctx = dict(existing.context) if existing is not None else {}
         ctx[STATE_KEY] = state
         return Session(id=self.sid, agent_id=self.job.agent_id, status=SessionStatus.COMPLETED,
@@ -358,11 +366,19 @@ class SessionBuilder:
                        metadata=meta, context=ctx, tags=["imported", self.source], created_at=created,
                        updated_at=updated)
 
+    def _redacted(self, value: Any) -> Any:
+        """Runs and session titles must not keep what the events' redaction hides."""
+        if value is None or self._redact is None:
+            return value
+        from ..persistence.redaction import redact_map
+
+        return redact_map({"v": value}, None)["v"]
+
     def runs(self) -> list[Run]:
         out = []
         pv = self.pricer.info
         for st in self.touched.values():
-            started = parse_ts(st["started"]) or parse_ts(self.first_ts) or _now()
+            started = parse_ts(st["started"]) or self.first_ts or _now()
             ended = parse_ts(st["ended"]) or started
             open_ = not st.get("closed")
             status = RunStatus(st["status"])
@@ -392,8 +408,8 @@ class SessionBuilder:
             pm = {"model": model, "model_usage": st["model_usage"] or None, "model_source": "history_log"}
             output = {"content": st["output"]} if st["output"] is not None else None
             error = {"code": "history_error", "message": st["error"]} if st.get("error") else None
-            out.append(Run(id=st["id"], session_id=self.sid, status=status, input=st["prompt"], output=output,
-                           error=error, metadata={k: v for k, v in md.items() if v is not None},
+            out.append(Run(id=st["id"], session_id=self.sid, status=status, input=self._redacted(st["prompt"]),
+                           output=self._redacted(output), error=self._redacted(error), metadata={k: v for k, v in md.items() if v is not None},
                            turn_count=max(st["messages"], 1 if st["usage_records"] else 0), token_usage=usage,
                            cost_usd=cost, started_at=started, ended_at=ended, provider=self.provider,
                            provider_metadata={k: v for k, v in pm.items() if v is not None}))
@@ -454,8 +470,7 @@ def run_import(source: str, jobs: Iterable[FileJob], handler: LineHandler, *, st
     report.files_seen = len(jobs)
     existing: dict[str, Session] = {}
     seen: set[str] = set()
-    lister = getattr(store, "list_sessions")
-    for s in lister():
+    for s in store.list_sessions():
         st = s.context.get(STATE_KEY) if isinstance(s.context, Mapping) else None
         if isinstance(st, Mapping) and st.get("source") == source:
             existing[s.id] = s
@@ -489,7 +504,8 @@ def run_import(source: str, jobs: Iterable[FileJob], handler: LineHandler, *, st
             report.files_read += 1
             end = offset
             with open(job.path, "rb") as f:
-                for end, raw in _lines(f, offset):
+                for pos, raw in _lines(f, offset):
+                    end = pos
                     b.line_no += 1
                     report.lines_read += 1
                     bar.update(len(raw) + 1)

@@ -139,7 +139,7 @@ def _text(content: Any) -> str:
     if isinstance(content, list):
         parts = []
         for b in content:
-            if isinstance(b, Mapping):
+            if type(b) is dict:
                 if b.get("type") == "text" and isinstance(b.get("text"), str):
                     parts.append(b["text"])
                 elif b.get("type") == "image":
@@ -173,10 +173,10 @@ def _meta(obj: Mapping, b: SessionBuilder) -> None:
 
 def _user(obj: Mapping, b: SessionBuilder) -> None:
     msg = obj.get("message")
-    content = msg.get("content") if isinstance(msg, Mapping) else None
-    if isinstance(content, list) and any(isinstance(x, Mapping) and x.get("type") == "tool_result" for x in content):
+    content = msg.get("content") if type(msg) is dict else None
+    if isinstance(content, list) and any(type(x) is dict and x.get("type") == "tool_result" for x in content):
         for block in content:
-            if not isinstance(block, Mapping):
+            if type(block) is not dict:
                 continue
             if block.get("type") == "tool_result":
                 out = _text(block.get("content"))
@@ -206,7 +206,7 @@ def _user(obj: Mapping, b: SessionBuilder) -> None:
 
 def _assistant(obj: Mapping, b: SessionBuilder) -> None:
     msg = obj.get("message")
-    if not isinstance(msg, Mapping):
+    if type(msg) is not dict:
         b.warn("assistant record without a message; skipped")
         return
     model = msg.get("model") if isinstance(msg.get("model"), str) else None
@@ -215,7 +215,7 @@ def _assistant(obj: Mapping, b: SessionBuilder) -> None:
     blocks = content if isinstance(content, list) else ([{"type": "text", "text": content}]
                                                          if isinstance(content, str) else [])
     for block in blocks:
-        if not isinstance(block, Mapping):
+        if type(block) is not dict:
             continue
         bt = block.get("type")
         if bt == "text" and isinstance(block.get("text"), str) and block["text"]:
@@ -227,7 +227,7 @@ def _assistant(obj: Mapping, b: SessionBuilder) -> None:
         elif bt == "tool_use":
             b.tool_started(block.get("id"), str(block.get("name") or "tool"), block.get("input"))
     usage = msg.get("usage")
-    if isinstance(usage, Mapping) and not synthetic:
+    if type(usage) is dict and not synthetic:
         mid, rid = msg.get("id"), obj.get("requestId")
         key = f"cc:{mid}:{rid}" if isinstance(mid, str) and isinstance(rid, str) else None
         u = TokenUsage.from_anthropic(usage)

@@ -107,7 +107,7 @@ def _text(content: Any) -> str:
     parts = []
     if isinstance(content, list):
         for c in content:
-            if isinstance(c, Mapping) and isinstance(c.get("text"), str):
+            if type(c) is dict and isinstance(c.get("text"), str):
                 parts.append(c["text"])
     return "\n".join(parts)
 
@@ -249,7 +249,7 @@ def handle_line(obj: dict, b: SessionBuilder) -> None:
     """Map one rollout line to builder calls."""
     t = obj.get("type")
     payload = obj.get("payload")
-    if t in _ENVELOPE and isinstance(payload, Mapping):
+    if t in _ENVELOPE and type(payload) is dict:
         if not b.at(parse_ts(obj.get("timestamp"))):
             return
         if t == "session_meta":
