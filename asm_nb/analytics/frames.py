@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["sessions", "runs", "events", "audit", "messages", "tool_calls", "costs", "usage", "transcript", "diffs",
            "diff_summaries", "evals", "scores",
-           "EVENT_COLUMNS"]
+           "search", "EVENT_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
@@ -1065,3 +1065,17 @@ def scores(store: Any = None, *, eval: Any = None, backend: Backend = "pandas") 
     from ..evaluation.frames import scores_frame
 
     return scores_frame(store, eval=eval, backend=backend)
+
+
+# --------------------------------------------------------------------------------------------
+# search
+
+
+def search(store: Any = None, text: str = "", *, kind: Any = None, session_id: str | None = None, limit: int = 20,
+           mark: tuple[str, str] = ("**", "**"), backend: Backend = "pandas") -> Any:
+    """Full-text search over prompts, outputs, tool inputs and outputs, best first: ``rank, score,
+    kind, session_id, run_id, sequence_number, timestamp, snippet`` (matches between ``mark``),
+    ``event_id``. See :func:`asm_nb.analytics.search.search` and docs/search.md."""
+    from .search import search as _search
+
+    return _search(store, text, kind=kind, session_id=session_id, limit=limit, mark=mark, backend=backend)

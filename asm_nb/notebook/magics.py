@@ -88,7 +88,7 @@ class AsmMagics(Magics):
     """The ``%%asm`` cell magic and ``%asm`` line magic."""
 
     @magic_arguments()
-    @argument("-p", "--provider", help="provider name (shell, replay, claude, claude_code, codex, amp), "
+    @argument("-p", "--provider", help="provider name (shell, replay, claude, claude_code, codex, amp, acp), "
                                        "or several separated by commas (routed in order)")
     @argument("-m", "--model", help="model id or alias")
     @argument("--session", help="continue (or start) the named session")
@@ -97,6 +97,7 @@ class AsmMagics(Magics):
     @argument("--permission-mode", choices=["default", "accept_edits", "plan", "full_auto",
                                             "dangerously_skip_permissions"])
     @argument("--cwd", help="working directory of the run")
+    @argument("--agent-command", metavar="CMD", help="-p acp: the ACP agent to start (default $ASM_ACP_COMMAND)")
     @argument("--out", help="also bind the RunResult to this variable (_ always holds it)")
     @argument("--renderer", choices=RENDERERS, help="how to show the run (default: auto)")
     @argument("--background", action="store_true", help="return at once; the result is bound when done")
@@ -199,6 +200,10 @@ class AsmMagics(Magics):
             _note_replay_prompt(args.replay, prompt)
         elif provider == "replay":
             raise UsageError("-p replay needs a cassette: %%asm --replay FILE (record one with --record FILE)")
+        if args.agent_command:
+            if provider != "acp":
+                raise UsageError("--agent-command goes with -p acp")
+            options["command"] = args.agent_command
         if args.rollback_on_failure and not args.snapshot:
             raise UsageError("--rollback-on-failure needs --snapshot")
         if args.allow_tools and args.deny_tools:
@@ -413,11 +418,11 @@ def _cancel_state(state: dict[str, Any]) -> None:
         loop.submit(manager.acancel_run(state["store"], state["adapter"], state["run_id"]))
 
 
-APPROVAL_PROVIDERS = ("claude",)
+APPROVAL_PROVIDERS = ("claude", "acp")
 
 
 class ApprovalBridge:
-    """The Claude adapter's ``approval_callback`` answered by the widget's Approve / Deny buttons
+    """The Claude and ACP adapters' ``approval_callback`` answered by the widget's Approve / Deny buttons
     (a click that arrives before the adapter asks is kept for the next question)."""
 
     def __init__(self) -> None:

@@ -496,7 +496,7 @@ class RunState:
         text = text if isinstance(text, str) else str(text)
         if text == "":
             return
-        if d.get("kind") == "reasoning":
+        if d.get("kind") in ("reasoning", "plan"):  # thinking and plans are not the reply text
             self._append_text("reasoning", text)
         else:
             self._append_text("text", text)

@@ -27,7 +27,7 @@ def filled(tmp_path_factory):
     results = {}
     for name in ("hello", "tools", "failure"):
         results[name] = asm_nb.run_once(f"replay the {name} cassette", provider="replay",
-                                        cassette=asm_nb.testing.example_cassette(name), store=store)
+                                        store=store, options={"cassette": asm_nb.testing.example_cassette(name)})
     results["shell"] = asm_nb.run_once("echo dashboard-shell", provider="shell", store=store)
     results["shell_fail"] = asm_nb.run_once("echo oops; exit 3", provider="shell", store=store)
     old = store.get_run(results["shell"].run_id)
