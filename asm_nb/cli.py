@@ -7,6 +7,7 @@
     asm providers [--capability NAME]      asm audit [--run RUN_ID] [--session ID]
     asm run --renderer studio|compact|verbose|passthrough --log FILE --jsonl FILE ...
     asm eval SPEC.toml|yaml         (exit 1 when a threshold fails)
+    asm import claude-code|codex [--since D] [--project P]     asm usage [--by day|model|block|...]
                                     (every command takes --store PATH|URL and --json)
 
 Bad input prints one line ``asm: error: …`` and exits with status 2; a failed run exits 1.
@@ -439,6 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
     cp.set_defaults(fn=cmd_copy)
 
     add_subcommands(sub, common)  # providers, audit
+    from .cli_history import add_history_subcommands
+
+    add_history_subcommands(sub, common)  # import, usage
     return p
 
 
