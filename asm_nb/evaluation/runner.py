@@ -615,7 +615,7 @@ def run_eval_item(payload: Mapping[str, Any]) -> dict[str, Any]:
         kwargs["timeout"] = payload["timeout"]
     try:
         res = api.run_once(payload["input"], provider=a["provider"], model=a.get("model"), system=a.get("system"),
-                           **kwargs, **(a.get("options") or {}))
+                           **kwargs, options=a.get("options") or None)
         kwargs["store"].flush()
         return {"run_id": res.run_id, "error": None}
     except AsmError as err:

@@ -82,7 +82,7 @@ def _write_notebooks(root: Path) -> None:
     from asm_nb.rendering.mime import run_result_mimebundle
 
     result = asm_nb.run_once("Summarise the notes", provider="replay", store="memory://",
-                             cassette=asm_nb.testing.example_cassette("hello"))
+                             options={"cassette": asm_nb.testing.example_cassette("hello")})
     bundle = run_result_mimebundle(result, deterministic=True)
     cell = _code("answer  # saved output: rendered from the notebook file alone")
     cell["execution_count"] = 1

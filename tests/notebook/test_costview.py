@@ -22,8 +22,8 @@ def filled(tmp_path_factory):
     path = tmp_path_factory.mktemp("cost") / "store"
     store = asm_nb.open_store(path)
     for name in ("hello", "tools", "failure", "tools"):
-        asm_nb.run_once(f"replay {name}", provider="replay", cassette=asm_nb.testing.example_cassette(name),
-                        store=store)
+        asm_nb.run_once(f"replay {name}", provider="replay", store=store,
+                        options={"cassette": asm_nb.testing.example_cassette(name)})
     asm_nb.run_once("echo cost", provider="shell", store=store)
     yield store, path
     store.close()

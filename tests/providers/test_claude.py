@@ -810,7 +810,7 @@ def test_run_once_end_to_end_with_local_store(server, tmp_path):
                    tool_use_stream("edit_file", {"path": "a.txt", "old_str": "old", "new_str": "new"}),
                    text_stream("Fixed a.txt."), text_stream("You asked me to fix a.txt."))
     opts = dict(provider="claude", store=str(tmp_path / "store"), cwd=str(ws), permission_mode="accept_edits",
-                api_key="k", base_url=server.base_url, max_retries=0, session="chat")
+                options={"api_key": "k", "base_url": server.base_url, "max_retries": 0}, session="chat")
     r = run_once("Fix a.txt", system="Be careful.", **opts)
     assert r.status == "completed" and r.error is None, r.error
     assert r.output == "Fixed a.txt."
