@@ -5,7 +5,10 @@ provider: the command); ``{name}`` interpolates notebook variables (``{{`` escap
 the interpolated prompt is what gets stored. ``%%asm?`` shows every option.
 
 Display: ``--renderer widget`` (the live widget), ``studio`` / ``compact`` / ``verbose`` (plain
-text, deterministic: no timestamps or ids, so nbval can check it), or ``none``. The default
+text, deterministic: no timestamps or ids, so nbval can check it), ``card`` (nothing while it
+runs, then the finished run's card: the static bundle a live widget ends as; with the
+``deterministic_display`` setting its ids and timings are left out, as in the committed
+notebooks), or ``none``. The default
 ``auto`` picks the widget inside a Jupyter kernel with ipywidgets, plain text elsewhere; set
 ``%asm config renderer=studio`` (or ``ASM_DEFAULT_RENDERER=studio``) to force text.
 """
@@ -31,7 +34,7 @@ from ..policy.options import positive_int as _positive_int
 from ..policy.options import positive_seconds as _positive_seconds
 
 _KERNEL_DEFAULTS: dict[str, Any] = {}
-RENDERERS = ("auto", "widget", "studio", "compact", "verbose", "none")
+RENDERERS = ("auto", "widget", "card", "studio", "compact", "verbose", "none")
 
 
 class UsageError(Exception):
@@ -260,7 +263,7 @@ class AsmMagics(Magics):
         if err is not None and getattr(result, "status", None) != "completed":
             # every failed cell shows its error, whatever the renderer shows
             print(_one_line(f"asm: [{err.code}] {err.message}"), file=sys.stderr)
-        if isinstance(view, _TextView):
+        if isinstance(view, _TextView) and not isinstance(view, _CardView):
             _publish_ids(result)
         shown = view.result_display(result)
         if shown is not None:
@@ -576,7 +579,34 @@ def _redacted(event: dict) -> dict:
     return ev
 
 
+class _CardView(_TextView):
+    """``--renderer card``: no live output; the finished run shows as its card (the static run
+    bundle: ``application/vnd.asm.run+json`` + ``text/html`` + ``text/plain``)."""
+
+    def __init__(self) -> None:
+        super().__init__("none")
+
+    def result_display(self, result: Any) -> Any:
+        return _Card(result)
+
+
+class _Card:
+    def __init__(self, result: Any) -> None:
+        self.result = result
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> Any:
+        from ..rendering.mime import run_result_mimebundle
+
+        deterministic = bool(config.get("deterministic_display"))
+        data = run_result_mimebundle(self.result, deterministic=deterministic)
+        ids = {k: getattr(self.result, k, None) for k in ("run_id", "session_id")}
+        ids = {k: v for k, v in ids.items() if v}
+        return (data, {"asm": ids}) if ids else data  # metadata: links the output to the store
+
+
 def _make_view(renderer: str, *, provider: str, model: str | None) -> Any:
+    if renderer == "card":
+        return _CardView()
     if _want_widget(renderer):
         from .widgets import make_live_view
 

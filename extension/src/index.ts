@@ -16,6 +16,14 @@ export {
   stopReasonWords,
   toolIcon
 } from './renderer';
+export {
+  DashboardRenderer,
+  dashboardRendererFactory,
+  compareCells,
+  gridText,
+  isDashboardSnapshot,
+  DASHBOARD_MIME
+} from './dashboard';
 export { SessionsPanel, relativeTime, runMatches, sessionTitle, shortPath, sidebarCost } from './sidebar';
 export { requestAPI, fetchRun, fetchSessions } from './handler';
 export * from './types';
