@@ -34,6 +34,8 @@ __all__ = ["GenAISpans", "PROVIDER_NAMES", "provider_name", "redact_text", "expo
 
 #: asm provider -> ``gen_ai.provider.name`` (well-known values where one applies; else the asm name)
 PROVIDER_NAMES = {"claude": "anthropic", "claude_code": "anthropic", "codex": "openai"}
+#: providers whose output is not a model's (no ``chat`` spans): the shell runs a command
+NOT_MODELS = frozenset({"shell"})
 MAX_CONTENT_CHARS = 4096
 _MODEL_EVENTS = frozenset({"message_streamed", "message_received", "token_usage_updated"})
 _USAGE_ATTRS = (("input_tokens", "gen_ai.usage.input_tokens"), ("output_tokens", "gen_ai.usage.output_tokens"),
@@ -134,6 +136,7 @@ class _Run:
     conversation: str | None = None
     model: str | None = None
     request_model: bool = False
+    named: bool = False  # the span has its agent's name
     chat: Any = None
     chat_usage: dict = field(default_factory=dict)
     chat_model: str | None = None
@@ -162,6 +165,7 @@ class GenAISpans:
 
         prov = provider_name(provider)
         name = agent_name or str(getattr(provider, "value", provider) or "agent")
+        named = bool(agent_name) or bool(provider)
         attrs = {"gen_ai.operation.name": "invoke_agent", "gen_ai.provider.name": prov, "gen_ai.system": prov,
                  "gen_ai.agent.name": name, "gen_ai.conversation.id": session_id, "gen_ai.request.model": model,
                  "asm.run_id": run_id, "asm.session_id": session_id,
@@ -170,7 +174,7 @@ class GenAISpans:
         root = self.tracer.start_span(f"invoke_agent {name}", kind=trace.SpanKind.CLIENT, attributes=_clean(attrs),
                                       start_time=start_ns)
         state = _Run(root=root, ctx=trace.set_span_in_context(root), provider=prov, conversation=session_id,
-                     model=model, request_model=bool(model))
+                     model=model, request_model=bool(model), named=named)
         with self._lock:
             old = self._runs.pop(run_id, None)
             self._runs[run_id] = state
@@ -226,10 +230,19 @@ class GenAISpans:
             st.root.end()
 
     # -- events ---------------------------------------------------------------------------------
-    def event(self, run_id: str, etype: str, data: Mapping[str, Any] | None, ts_ns: int | None = None) -> None:
+    def event(self, run_id: str, etype: str, data: Mapping[str, Any] | None, ts_ns: int | None = None, *,
+              provider: Any = None) -> None:
+        """One asm event of ``run_id`` (``provider``: the adapter's name, when the run start did
+        not know it)."""
         st = self._runs.get(run_id)
         if st is None:
             return
+        if provider and st.provider == "_OTHER":
+            st.provider = provider_name(provider)
+            st.root.set_attributes({"gen_ai.provider.name": st.provider, "gen_ai.system": st.provider,
+                                    "asm.provider": str(getattr(provider, "value", provider))})
+            if not st.named:
+                st.root.update_name(f"invoke_agent {getattr(provider, 'value', provider)}")
         d = data if isinstance(data, Mapping) else {}
         if etype == "run_started":
             model = d.get("confirmed_model") or d.get("model")
@@ -241,6 +254,7 @@ class GenAISpans:
             if d.get("agent_name"):
                 st.root.set_attribute("gen_ai.agent.name", str(d["agent_name"]))
                 st.root.update_name(f"invoke_agent {d['agent_name']}")
+                st.named = True
             if d.get("provider_session_id"):
                 st.root.set_attribute("asm.provider_session_id", str(d["provider_session_id"]))
         elif etype in _MODEL_EVENTS:
@@ -276,7 +290,7 @@ class GenAISpans:
     def _chat(self, st: _Run, ts_ns: int | None) -> None:
         from opentelemetry import trace
 
-        if st.chat is not None:
+        if st.chat is not None or st.provider in NOT_MODELS:
             return
         model = st.model
         st.turns += 1

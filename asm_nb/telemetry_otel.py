@@ -149,7 +149,8 @@ class OtelExporter:
         elif kind[0] == "adapter":
             if self.genai is not None:
                 self.genai.event(metadata.get("run_id"), kind[1], metadata.get("event_data") or {},
-                                 measurements.get("system_time") if _num(measurements.get("system_time")) else None)
+                                 measurements.get("system_time") if _num(measurements.get("system_time")) else None,
+                                 provider=metadata.get("provider"))
             self._span_event(metadata.get("run_id"), kind[1], {
                 **{k: v for k, v in measurements.items() if _num(v) and k != "system_time"},
                 **({"tool_name": metadata["tool_name"]} if metadata.get("tool_name") is not None else {})})
@@ -219,10 +220,14 @@ class OtelExporter:
             end = m.get("system_time") if _num(m.get("system_time")) else None
             if how == "exception":
                 span.set_attribute("asm.error_code", str(md.get("error_code")))
+            err = _get(run, "error") or {}
+            err = err if isinstance(err, Mapping) else {}
             self.genai.end_run(run_id, status=status, usage={k: m[k] for k in ("input_tokens", "output_tokens")
                                                               if _num(m.get(k))},
-                               cost_usd=m.get("cost_usd"), model=model, error_code=md.get("error_code"),
-                               error_message=md.get("error_message"), end_ns=end)
+                               cost_usd=m.get("cost_usd"), model=model,
+                               error_code=md.get("error_code") or err.get("code") or err.get("error_code"),
+                               error_message=md.get("error_message") or err.get("message") or err.get("error_message"),
+                               end_ns=end)
             return
         if how == "exception":
             span.set_attributes(_clean({"asm.error_code": md.get("error_code"),
