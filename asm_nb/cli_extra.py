@@ -6,6 +6,7 @@
 - ``asm providers``: every registered provider's manifest (capabilities, adapter class).
 - ``asm audit``: the audit log (run started / completed / failed records).
 - ``asm search TEXT``: full-text search over prompts, outputs, tool inputs and outputs.
+- ``asm otel export``: stored runs as OpenTelemetry GenAI spans to an OTLP/HTTP endpoint.
 """
 
 from __future__ import annotations
@@ -114,6 +115,29 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_otel_export(args: argparse.Namespace) -> int:
+    """``asm otel export``: stored runs as GenAI spans (``invoke_agent`` / ``chat`` /
+    ``execute_tool``) sent to an OTLP/HTTP endpoint."""
+    from .analytics.otel_export import export_runs
+    from .cli import _store
+    from .core.errors import AsmError
+
+    headers = {}
+    for h in args.header or []:
+        k, sep, v = h.partition("=")
+        if not sep or not k:
+            raise AsmError("validation_error", f"--header must be KEY=VALUE, got {h!r}")
+        headers[k.strip()] = v.strip()
+    out = export_runs(_store(args), run_ids=args.run, session_id=args.session, since=args.since,
+                      endpoint=args.endpoint, capture_content=args.capture_content, headers=headers or None,
+                      timeout_s=args.timeout)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"exported {out['runs']} run(s) as {out['spans']} span(s) to {out['endpoint']}")
+    return 0
+
+
 def _positive_int(text: str) -> int:
     try:
         n = int(text)
@@ -146,3 +170,18 @@ def add_subcommands(sub: Any, common: argparse.ArgumentParser) -> None:
     se.add_argument("--session", help="only this session")
     se.add_argument("--limit", type=_positive_int, default=20, help="at most N hits (default 20)")
     se.set_defaults(fn=cmd_search)
+
+    ot = sub.add_parser("otel", help="OpenTelemetry: export stored runs as GenAI spans")
+    ots = ot.add_subparsers(dest="otel_cmd", metavar="export", required=True)
+    ox = ots.add_parser("export", parents=[common],
+                        help="send stored runs to an OTLP/HTTP endpoint as invoke_agent / chat / execute_tool spans")
+    ox.add_argument("--endpoint", help="OTLP/HTTP traces URL (default $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, "
+                                       "$OTEL_EXPORTER_OTLP_ENDPOINT/v1/traces or http://localhost:4318/v1/traces)")
+    ox.add_argument("--run", action="append", help="only this run (repeatable)")
+    ox.add_argument("--session", help="only the runs of this session")
+    ox.add_argument("--since", help="only runs started at or after this ISO date/time")
+    ox.add_argument("--capture-content", action="store_true",
+                    help="add tool arguments and results (redacted) as gen_ai.tool.call.arguments/result")
+    ox.add_argument("--header", action="append", metavar="KEY=VALUE", help="HTTP header for the endpoint (repeatable)")
+    ox.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the endpoint (default 10)")
+    ox.set_defaults(fn=cmd_otel_export)

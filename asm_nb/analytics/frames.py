@@ -976,9 +976,14 @@ def costs(store: Any = None, *, session_id: Any = None, run_id: Any = None, prov
     return _finish(df, backend)
 
 
-def usage(store: Any = None, **kwargs: Any) -> Any:
-    """Alias of :func:`costs` (tokens and USD per run / per ``by`` group)."""
-    return costs(store, **kwargs)
+def usage(store: Any = None, *, by: str = "day", since: Any = None, until: Any = None, source: Any = None,
+          backend: Backend = "pandas") -> Any:
+    """Tokens and USD per model call summed ``by`` ``"day"``, ``"week"``, ``"month"``,
+    ``"session"``, ``"project"``, ``"model"`` or ``"block"`` (5-hour billing windows), over
+    imported history and runs made here alike (``asm_nb.analytics.usage``, docs/history.md)."""
+    from .usage import usage as _usage
+
+    return _usage(store, by=by, since=since, until=until, source=source, backend=backend)
 
 
 # --------------------------------------------------------------------------------------------

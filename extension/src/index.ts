@@ -26,4 +26,6 @@ export {
 } from './dashboard';
 export { SessionsPanel, relativeTime, runMatches, sessionTitle, shortPath, sidebarCost } from './sidebar';
 export { requestAPI, fetchRun, fetchSessions } from './handler';
+export { SearchResults, fetchSearch, snippetNode } from './search';
+export type { ISearchHit, ISearchResult } from './search';
 export * from './types';

@@ -194,12 +194,16 @@ class LabServer:
         raise RuntimeError(f"jupyter lab did not answer within {START_TIMEOUT_S}s:\n{self.log()}")
 
     def get_json(self, path: str, token: bool = True) -> tuple[int, object]:
-        url = f"{self.url}/{path}" + (f"?token={self.token}" if token else "")
+        sep = "&" if "?" in path else "?"
+        url = f"{self.url}/{path}" + (f"{sep}token={self.token}" if token else "")
         try:
             with urllib.request.urlopen(url, timeout=10) as r:
                 return r.status, json.loads(r.read() or b"null")
         except urllib.error.HTTPError as e:
-            return e.code, None
+            try:
+                return e.code, json.loads(e.read() or b"null")
+            except ValueError:
+                return e.code, None
 
     def log(self) -> str:
         try:
@@ -299,6 +303,11 @@ def test_extension_is_served_and_endpoints_need_auth(lab):
     status, listing = lab.get_json("asm-nb/sessions")
     assert status == 200 and listing["store"] == str(lab.root / ".asm")
     assert lab.get_json("asm-nb/runs/run_" + "0" * 32)[0] == 404
+    assert lab.get_json("asm-nb/search?q=echo", token=False)[0] == 403
+    status, found = lab.get_json("asm-nb/search?q=echo")
+    assert status == 200 and found["store"] == str(lab.root / ".asm") and isinstance(found["hits"], list)
+    status, err = lab.get_json("asm-nb/search?q=%22echo")  # an unterminated phrase: one clear message
+    assert status == 400 and err["code"] == "validation_error" and "full-text syntax" in err["message"]
 
 
 def test_notebook_renders_run_bundle_widget_and_sidebar(lab, page):

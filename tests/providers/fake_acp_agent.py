@@ -81,7 +81,8 @@ class FakeAgent(Agent):
             await self._conn.session_update(sid, update_tool_call("t1", status="completed",
                                                                   raw_output={"content": got.content}))
             await self.say(sid, f"notes say: {got.content.strip()}")
-            return PromptResponse(stop_reason="end_turn")
+            return PromptResponse(stop_reason="end_turn",
+                                  usage=Usage(input_tokens=40, output_tokens=7, total_tokens=47))
         if word == "edit":
             path = os.path.join(self.cwd, "out.txt")
             await self._conn.session_update(sid, start_tool_call("t2", "Write out.txt", kind="edit", status="pending",

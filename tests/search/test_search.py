@@ -307,3 +307,28 @@ def test_cli_search(tmp_path, capsys):
     assert main(["search", "axolotl", "--store", store, "--limit", "0"]) == 2
     assert main(["search", "zzzunknown", "--store", store]) == 0
     assert "no matches" in capsys.readouterr().err
+
+
+def test_server_search_endpoint_data(tmp_path):
+    """``GET asm-nb/search`` (the sidebar's search box): hits with the snippet split at its
+    matches; a missing store is empty and not created; a bad query is an AsmError (400)."""
+    from asm_nb import server_ext
+
+    d = tmp_path / ".asm"
+    with asm_nb.open_store(d) as st:
+        _filler(st, 3)
+        _, rid = _conversation(st, "where is the quokka", "the quokka smiles")
+    out = server_ext.search(d, "quokka", kind="output")
+    assert out["exists"] is True and [h["run_id"] for h in out["hits"]] == [rid]
+    hit = out["hits"][0]
+    assert hit["parts"] == [["the ", False], ["quokka", True], [" smiles", False]]
+    assert hit["kind"] == "output" and hit["timestamp"].endswith("Z") and hit["rank"] == 1
+    import json
+
+    json.dumps(out)  # JSON-ready
+    assert server_ext.search(tmp_path / "nope", "x") == {"store": str(tmp_path / "nope"), "exists": False,
+                                                         "hits": []}
+    assert not (tmp_path / "nope").exists()
+    with pytest.raises(AsmError) as ei:
+        server_ext.search(d, '"quokka')
+    assert ei.value.code == "validation_error"
