@@ -84,7 +84,7 @@ def _transcript(events: list, deterministic: bool) -> list[dict]:
         if t == "message_sent":
             flush_streamed()
             out.append({"role": str(first_set(d.get("role"), "user")), "content": str(first_set(d.get("content"), ""))})
-        elif t == "message_streamed" and d.get("kind") != "reasoning":
+        elif t == "message_streamed" and d.get("kind") not in ("reasoning", "plan"):
             streamed.append(str(first_set(d.get("delta"), d.get("content"), "")))
         elif t == "message_received":
             streamed.clear()  # the full message supersedes its chunks

@@ -58,6 +58,9 @@ STYLE = (
     "@keyframes asm-spin{to{transform:rotate(360deg)}}"
     ".asm-tool{margin:1px 0}.asm-tool summary{cursor:pointer;list-style-position:inside}"
     ".asm-tool-icon{display:inline-block;width:1.2em;text-align:center}"
+    # ⏸ (U+23F8) is in few fonts (none of DejaVu's): the pause icon is drawn with two bars
+    ".asm-pause::before{content:'';display:inline-block;box-sizing:border-box;width:.6em;height:.75em;"
+    "border-left:.22em solid currentColor;border-right:.22em solid currentColor;vertical-align:-.05em}"
     ".asm-reasoning{color:var(--jp-ui-font-color2,#6e7781);font-style:italic}"
     ".asm-text p{margin:.25em 0}.asm-text ul,.asm-text ol{margin:.25em 0;padding-left:1.6em}"
     ".asm-text h3,.asm-text h4,.asm-text h5,.asm-text h6{margin:.4em 0 .2em}"
@@ -496,7 +499,7 @@ class RunState:
         text = text if isinstance(text, str) else str(text)
         if text == "":
             return
-        if d.get("kind") == "reasoning":
+        if d.get("kind") in ("reasoning", "plan"):  # thinking and plans are not the reply text
             self._append_text("reasoning", text)
         else:
             self._append_text("text", text)
@@ -813,13 +816,16 @@ class RunState:
     def tool_html(self, row: ToolRow, deterministic: bool = False) -> str:
         icon, cls, line = self.tool_line(row, deterministic)
         spin = " asm-spin" if icon == "◐" else ""
+        glyph = html.escape(icon)
+        if icon == "⏸":  # few fonts have U+23F8: the icon is drawn by CSS (.asm-pause)
+            spin, glyph = ' asm-pause" role="img" aria-label="paused', ""
         io = ""
         if row.input:
             io += f'<div class="asm-muted">input</div><pre>{html.escape(truncate(_pretty(self.redact(row.input)), _IO_LIMIT))}</pre>'
         if row.output is not None and row.output != "":
             out = normalize_output(row.output)
             io += f'<div class="asm-muted">output</div><pre>{html.escape(truncate(self.redact(out), _IO_LIMIT))}</pre>'
-        return (f'<details class="asm-tool"><summary><span class="asm-tool-icon {cls}{spin}">{icon}</span> '
+        return (f'<details class="asm-tool"><summary><span class="asm-tool-icon {cls}{spin}">{glyph}</span> '
                 f'{html.escape(line)}</summary>{io}</details>')
 
     def static_html(self, deterministic: bool = False) -> str:

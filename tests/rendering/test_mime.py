@@ -45,7 +45,7 @@ def test_bundle_has_three_types_and_plain_text_is_studio():
     assert b["text/plain"] == (
         "\n  ● claude-haiku-4-5-20251001 session started\n\n  Let me look.\n  ◐ Running: ls\n"
         "  ✓ Ran: ls (exit 0, 10 chars, 2.5s)\n\n  Two files.\n\n"
-        "  ● Session complete (end_turn) — 10/20 tokens, 1 tools\n")
+        "  ● Session complete (end_turn) — 10/20 tokens, 1 tool\n")
     # the HTML view reads in plain language (the text/plain stays the Studio CLI rendering)
     assert "<details" in b["text/html"] and "Ran ls · 10 B · 2.5 s" in b["text/html"]
     json.dumps(b[RUN_MIME])  # JSON-serialisable
