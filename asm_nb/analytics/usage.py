@@ -97,7 +97,7 @@ def usage_records(store: Any = None, *, since: Any = None, until: Any = None, so
         parts.append(ev.cast(schema))  # type: ignore[arg-type]
     df = pl.concat(parts, how="vertical")
     if source is not None:
-        df = df.filter(pl.col("source").is_in(fr._as_list(source)))
+        df = df.filter(pl.col("source").is_in(fr._as_list(source) or []))
     if f.since is not None:
         df = df.filter(pl.col("timestamp") >= f.since)
     if f.until is not None:
@@ -113,6 +113,7 @@ def _blocks(df: Any) -> Any:
     starts: list[datetime] = []
     start: datetime | None = None
     last: datetime | None = None
+    ts: datetime
     for ts in df["timestamp"].to_list():
         if start is None or last is None or ts - start >= span or ts - last >= span:
             start = ts.replace(minute=0, second=0, microsecond=0)

@@ -129,7 +129,7 @@ class _Pricer:
             found = lookup_price(provider, model, self.info.table)
             hit = (found[0], found[1] if found[0] is not None else None)
             self._cache[key] = hit
-        if hit[0] is None:
+        if hit[0] is None or hit[1] is None:
             return None, None
         from ..cost.calculator import tokens_cost
 

@@ -643,7 +643,8 @@ class Dashboard:
                     "duration_s": None if deterministic or r.get("duration_s") is None else round(float(r["duration_s"]), 3),
                     "run_id": r.get("run_id")})
         f = self.filters()
-        filters = {n: list(map(str, v)) for n, v in f.items() if n in ("provider", "model", "status") and v}
+        filters: dict[str, Any] = {n: list(map(str, v)) for n, v in f.items()
+                                   if n in ("provider", "model", "status") and v}
         for n in ("since", "until"):
             if f[n] is not None:
                 filters[n] = str(f[n])

@@ -41,7 +41,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..core.capabilities import Capability
+from ..core.capabilities import Capability, CapabilityType
 from ..core.errors import AsmError
 from ..core.permission import PermissionMode
 from ._base import ActiveRun, BaseAdapter
@@ -357,8 +357,8 @@ class _Client:
         if self.active.cancelled:
             return RequestPermissionResponse(outcome=DeniedOutcome(outcome="cancelled"))
         mode = self.mode
-        if mode in (PermissionMode.FULL_AUTO, PermissionMode.DANGEROUSLY_SKIP_PERMISSIONS) or (
-                mode is PermissionMode.ACCEPT_EDITS and entry["kind"] in _EDIT_KINDS):
+        if mode is not None and (mode in (PermissionMode.FULL_AUTO, PermissionMode.DANGEROUSLY_SKIP_PERMISSIONS) or (
+                mode is PermissionMode.ACCEPT_EDITS and entry["kind"] in _EDIT_KINDS)):
             self.put("tool_approval_granted", {**req, "reason": f"permission_mode:{mode.value}"})
             return pick("allow_once", "allow_always")
         if mode is PermissionMode.PLAN:
@@ -481,13 +481,14 @@ class _Client:
         return term
 
     async def terminal_output(self, session_id: str, terminal_id: str, **kwargs: Any) -> Any:
-        from acp.schema import TerminalOutputResponse
+        from acp.schema import TerminalExitStatus, TerminalOutputResponse
 
         term = self._terminal(terminal_id)
         if term.result is None and not term.proc.running:
             await asyncio.wait({term.reader}, timeout=1.0)  # exited: let the reader finish
         return TerminalOutputResponse(output=term.buf.decode("utf-8", errors="replace"), truncated=term.truncated,
-                                      exit_status=term.exit_status())
+                                      exit_status=None if (st := term.exit_status()) is None
+                                      else TerminalExitStatus.model_validate(st))
 
     async def wait_for_terminal_exit(self, session_id: str, terminal_id: str, **kwargs: Any) -> Any:
         from acp.schema import WaitForTerminalExitResponse
@@ -589,12 +590,12 @@ class AcpAdapter(BaseAdapter):
                 raise AsmError("validation_error", f"{k} must be True or False")
 
     async def capabilities(self) -> list[Capability]:
-        return [Capability("streaming", "sampling", True, "Real-time streaming of responses"),
-                Capability("tool_use", "tool", True, "Tool calls reported by the agent"),
-                Capability("interrupt", "sampling", True, "Cancel through session/cancel"),
-                Capability("file_operations", "tool", True, "fs/read_text_file and fs/write_text_file, confined to cwd"),
-                Capability("bash", "tool", True, "terminal/* commands, run in cwd"),
-                Capability("approvals", "tool", True, "session/request_permission routed to the approval flow")]
+        return [Capability("streaming", CapabilityType.SAMPLING, True, "Real-time streaming of responses"),
+                Capability("tool_use", CapabilityType.TOOL, True, "Tool calls reported by the agent"),
+                Capability("interrupt", CapabilityType.SAMPLING, True, "Cancel through session/cancel"),
+                Capability("file_operations", CapabilityType.TOOL, True, "fs/read_text_file and fs/write_text_file, confined to cwd"),
+                Capability("bash", CapabilityType.TOOL, True, "terminal/* commands, run in cwd"),
+                Capability("approvals", CapabilityType.TOOL, True, "session/request_permission routed to the approval flow")]
 
     def validate_config(self, config: Mapping[str, Any]) -> None:
         if not isinstance(config, Mapping):

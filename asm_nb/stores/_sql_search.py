@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 
 from .search import (FTS_SCHEMA, MAX_TEXT_CHARS, SearchHit, _fts_error, _hit, fts5_query, fts5_select_sql,
                      python_snippet)
@@ -187,13 +188,13 @@ def sql_search(store: Any, query: str, kinds: list[str] | None, session_id: str 
         params["q"] = fts5_query(query)
 
     def run(conn: sa.Connection) -> list:
-        return conn.execute(sa.text(sql), params).all()
+        return list(conn.execute(sa.text(sql), params).all())
 
     try:
         rows = store._read(run)
-    except sa.exc.OperationalError as exc:
+    except sa_exc.OperationalError as exc:
         raise _fts_error(exc.orig if exc.orig is not None else exc, query) from None
-    except sa.exc.ProgrammingError as exc:
+    except sa_exc.ProgrammingError as exc:
         raise _fts_error(exc.orig if exc.orig is not None else exc, query) from None
     if store._engine.dialect.name == "postgresql":
         return [_hit((*r[:7], python_snippet(r[7], query))) for r in rows]
