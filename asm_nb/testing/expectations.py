@@ -3,7 +3,7 @@
     from asm_nb.testing import expect
 
     def test_agent_edits_after_reading():
-        run = asm_nb.run_once("Fix the bug in a.py", provider="replay", cassette="fix.jsonl")
+        run = asm_nb.run_once("Fix the bug in a.py", provider="replay", options={"cassette": "fix.jsonl"})
         (expect(run).succeeded()
             .called("read_file", path="a.py").then("edit_file")
             .never_called("bash")

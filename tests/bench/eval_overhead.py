@@ -4,7 +4,7 @@ the same runs through ``asm_nb.batch``.
 1,000 items x 2 agents, each agent a replayed cassette (provider ``replay``, as fast as possible),
 concurrency 8, into the default store (a fresh LocalStore under ``$ASM_HOME`` per measurement):
 
-- ``batch``: ``asm_nb.batch(prompts, provider="replay", cassette=A, concurrency=8)`` then the same
+- ``batch``: ``asm_nb.batch(prompts, provider="replay", options={"cassette": A}, concurrency=8)`` then the same
   for cassette B — the runs alone;
 - ``evaluate``: ``asm_nb.evaluate(items, agents={A, B}, scorers=[contains, trajectory],
   concurrency=8)`` — the same 2,000 runs, each scored and its scores saved on the run.
