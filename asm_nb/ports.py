@@ -24,8 +24,13 @@ ONE_WEEK_MS = 604_800_000
 
 
 @dataclass(frozen=True)
-class RunResult:
-    """What ``ProviderAdapter.execute`` returns (docs/providers.md, the adapter contract)."""
+class AdapterResult:
+    """What ``ProviderAdapter.execute`` returns (docs/providers.md, the adapter contract).
+
+    One result type per layer, each with its own name: an adapter returns this ``AdapterResult``;
+    the manager wraps it in ``runtime.manager.ExecutionResult`` (plus workspace, cost and ids);
+    users get the public ``asm_nb.RunResult`` (``runtime/result.py``), built from the stored run.
+    """
 
     output: dict = field(default_factory=dict)
     token_usage: dict = field(default_factory=dict)
@@ -37,7 +42,7 @@ class RunResult:
 @runtime_checkable
 class ProviderAdapter(Protocol):
     """One agent backend. ``execute`` emits normalized event dicts through ``event_callback``
-    as they happen and returns a ``RunResult`` or raises ``AsmError``."""
+    as they happen and returns an ``AdapterResult`` or raises ``AsmError``."""
 
     name: str
     emits_input_messages: bool
@@ -45,7 +50,7 @@ class ProviderAdapter(Protocol):
     async def capabilities(self) -> list[Capability]: ...
 
     async def execute(self, run: Run, session: Session, *, event_callback: EventCallback | None = None,
-                      timeout: TimeoutSpec = None, **adapter_opts: Any) -> RunResult: ...
+                      timeout: TimeoutSpec = None, **adapter_opts: Any) -> AdapterResult: ...
 
     async def cancel(self, run_id: str) -> str: ...
 

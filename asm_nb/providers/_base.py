@@ -1,7 +1,7 @@
 """``BaseAdapter``: the bookkeeping every built-in adapter shares.
 
 Tracks in-flight runs (``dict[run_id, ActiveRun]``), builds the event envelope (docs/providers.md), keeps
-``RunResult.events`` equal to what the callback saw, closes open tool calls and
+``AdapterResult.events`` equal to what the callback saw, closes open tool calls and
 guarantees exactly one terminal event. Adapters subclass it and implement ``_execute``.
 """
 
@@ -18,7 +18,7 @@ from ..core.errors import AsmError
 from ..core.run import Run
 from ..core.serialization import utc_now
 from ..core.session import Session
-from ..ports import EventCallback, RunResult
+from ..ports import EventCallback, AdapterResult
 from ..core.usage import empty_usage
 from ..core.provider_errors import normalize_provider_error
 
@@ -134,7 +134,7 @@ class ActiveRun:
 
 class BaseAdapter:
     """Shared behaviour of the built-in adapters. Subclasses set ``name`` and implement
-    ``_execute(active, **opts) -> RunResult-ish dict`` (``output`` and ``token_usage``)."""
+    ``_execute(active, **opts) -> AdapterResult-ish dict`` (``output`` and ``token_usage``)."""
 
     name: str = "base"
     emits_input_messages: bool = True
@@ -154,7 +154,7 @@ class BaseAdapter:
             raise AsmError("validation_error", f"Invalid {self.name} config")
 
     async def execute(self, run: Run, session: Session, *, event_callback: EventCallback | None = None,
-                      timeout: Any = None, **adapter_opts: Any) -> RunResult:
+                      timeout: Any = None, **adapter_opts: Any) -> AdapterResult:
         if self._closed:
             raise AsmError("provider_unavailable", f"{self.name} adapter is closed")
         active = ActiveRun(run=run, session=session, adapter=self, callback=event_callback)
@@ -179,14 +179,14 @@ class BaseAdapter:
                 if not active.terminal_emitted and active.events:
                     await active.emit_failure(err)
                 raise err from exc
-            if isinstance(out, RunResult):
+            if isinstance(out, AdapterResult):
                 out = {"output": out.output, "token_usage": out.token_usage}
             usage = {**empty_usage(), **(out.get("token_usage") or {})}
-            return RunResult(output=dict(out.get("output") or {}), token_usage=usage, events=list(active.events))
+            return AdapterResult(output=dict(out.get("output") or {}), token_usage=usage, events=list(active.events))
         finally:
             self._active.pop(run.id, None)
 
-    async def _execute(self, active: ActiveRun, **opts: Any) -> Mapping[str, Any] | RunResult:
+    async def _execute(self, active: ActiveRun, **opts: Any) -> Mapping[str, Any] | AdapterResult:
         raise NotImplementedError
 
     async def cancel(self, run_id: str) -> str:

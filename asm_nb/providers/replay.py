@@ -12,7 +12,7 @@ Line 1, the header::
 - ``asm_cassette`` (required): format version, ``1``. A newer version is refused.
 - ``provider`` (required): the provider that produced the run; ``model``, ``recorded_at``
   (ISO-8601 UTC) and ``input`` (the run input) are informational.
-- ``output`` / ``token_usage`` (optional): the recorded ``RunResult`` fields. On replay the
+- ``output`` / ``token_usage`` (optional): the recorded ``AdapterResult`` fields. On replay the
   output is rebuilt from the events and ``output`` is laid over it (so provider-specific keys,
   e.g. the shell's ``exit_code``, survive).
 - ``error`` (optional): ``{"code", "message", "details"?, "provider_error"?}`` when the recorded
@@ -68,7 +68,7 @@ from ..core.capabilities import Capability
 from ..core.errors import AsmError, is_valid_code
 from ..core.events import is_valid_type
 from ..core.serialization import format_datetime, to_jsonable, utc_now
-from ..ports import EventCallback, RunResult
+from ..ports import EventCallback, AdapterResult
 from ..core.usage import TokenUsage
 from ._base import ActiveRun, BaseAdapter
 
@@ -450,7 +450,7 @@ class Recorder:
         return Path(p)
 
     async def execute(self, run: Any, session: Any, *, event_callback: EventCallback | None = None,
-                      timeout: Any = None, **adapter_opts: Any) -> RunResult:
+                      timeout: Any = None, **adapter_opts: Any) -> AdapterResult:
         self._count += 1
         target = self._target(run, session)
         t0 = time.monotonic()

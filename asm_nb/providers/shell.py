@@ -5,7 +5,7 @@ program directly; ``{"messages": [...]}`` joins the user messages into a string.
 as ``message_streamed`` events while the command runs (also for string input: in a notebook
 you want to watch it), then the run ends with ``run_completed`` (exit code in
 ``success_exit_codes``) or ``run_failed`` — and, unlike other failures, a non-zero exit or a
-timeout still *returns* a ``RunResult``: the command did run, ``output.exit_code`` and
+timeout still *returns* an ``AdapterResult``: the command did run, ``output.exit_code`` and
 ``output.timed_out`` tell the story. Cancel kills the command's process group.
 
 Python notes / deviations: ``cwd`` defaults to the current directory at execute time (the

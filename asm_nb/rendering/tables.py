@@ -7,10 +7,10 @@ Standard library only.
 from __future__ import annotations
 
 import html
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 __all__ = ["text_table", "html_table", "cell_text", "format_cost_table", "COST_NUMBER_COLUMNS",
-           "COST_COLUMNS_AFTER_KEYS"]
+           "COST_COLUMNS_AFTER_KEYS", "Table"]
 
 #: Summed token columns of a cost table (``asm cost``), in display order.
 COST_NUMBER_COLUMNS = ("runs", "input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens",
@@ -21,14 +21,14 @@ _NUM_COLS = COST_NUMBER_COLUMNS
 _COLUMNS_AFTER_KEYS = COST_COLUMNS_AFTER_KEYS
 
 
-def cell_text(v: Any) -> str:
-    """One table cell: ``None`` empty, floats to 4 places, one line, at most 60 characters."""
+def cell_text(v: Any, width: int = 60) -> str:
+    """One table cell: ``None`` empty, floats to 4 places, one line, at most ``width`` characters."""
     if v is None:
         return ""
     if isinstance(v, float):
         return f"{v:.4f}"
     s = str(v).replace("\n", " ")
-    return s if len(s) <= 60 else s[:57] + "..."
+    return s if len(s) <= width else s[:width - 3] + "..."
 
 
 def text_table(rows: Sequence[dict[str, Any]], columns: Sequence[str],
@@ -88,3 +88,58 @@ def format_cost_table(rows: Sequence[dict], total: dict | None = None) -> str:
         out.append("  ".join("-" * w for w in widths))
         out.append(line(body[-1]))
     return "\n".join(out)
+
+
+# -- a displayable table (the line magics' ``%asm runs | sessions | events``) ----------------------
+
+_STYLE = ("<style>.asm-table td,.asm-table th{text-align:left;white-space:nowrap;padding:2px 10px 2px 0}"
+          ".asm-table td.asm-num{text-align:right;font-variant-numeric:tabular-nums}</style>")
+
+
+def _table_cell(v: Any) -> str:
+    """A cell of a displayed ``Table``: enum members as their value, up to 80 characters."""
+    return cell_text(getattr(v, "value", v), width=80)
+
+
+class Table:
+    """Rows (dicts) shown under ``columns``; ``title`` is an optional caption. Displays as an HTML
+    table in a notebook (DataFrame-like, so it sits well beside pandas outputs) and as aligned text
+    in a terminal (``_repr_mimebundle_``: ``text/plain`` + ``text/html``)."""
+
+    def __init__(self, rows: Iterable[Mapping[str, Any]], columns: Sequence[str], *, title: str | None = None,
+                 empty: str = "(none)") -> None:
+        self.rows = [dict(r) for r in rows]
+        self.columns = list(columns)
+        self.title = title
+        self.empty = empty
+
+    def text(self) -> str:
+        """Aligned plain text (what a terminal shows)."""
+        return text_table(self.rows, self.columns, cell=_table_cell) if self.rows else self.empty
+
+    def html(self) -> str:
+        """An escaped HTML table with the ``dataframe`` class (styled like pandas output)."""
+        caption = f"<caption>{html.escape(self.title)}</caption>" if self.title else ""
+        if not self.rows:
+            return f"<div class='asm-table'>{caption}<i>{html.escape(self.empty)}</i></div>"
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = []
+        for r in self.rows:
+            tds = []
+            for c in self.columns:
+                v = r.get(c)
+                num = isinstance(v, (int, float)) and not isinstance(v, bool)
+                tds.append(f"<td class='asm-num'>{html.escape(_table_cell(v))}</td>" if num
+                           else f"<td>{html.escape(_table_cell(v))}</td>")
+            body.append("<tr>" + "".join(tds) + "</tr>")
+        return (f"{_STYLE}<table class='dataframe asm-table'>{caption}<thead><tr>{head}</tr></thead>"
+                f"<tbody>{''.join(body)}</tbody></table>")
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict:
+        return {"text/plain": self.text(), "text/html": self.html()}
+
+    def __repr__(self) -> str:
+        return self.text()
+
+    def __len__(self) -> int:
+        return len(self.rows)

@@ -31,7 +31,7 @@ from typing import Any, Callable, Mapping, Sequence
 from .. import config
 from ..core.errors import AsmError, is_retryable
 from ..core.serialization import utc_now
-from ..ports import RunResult
+from ..ports import AdapterResult
 from ..core.usage import empty_usage
 from .circuit_breaker import HALF_OPEN, CircuitBreaker, monotonic_ms
 from .matcher import matches_all
@@ -261,7 +261,7 @@ class ProviderRouter:
             log.debug("router telemetry failed", exc_info=True)
 
     async def execute(self, run: Any, session: Any, *, event_callback: Callable | None = None, timeout: Any = None,
-                      routing: Any = None, policy_hints: Any = None, **adapter_opts: Any) -> RunResult:
+                      routing: Any = None, policy_hints: Any = None, **adapter_opts: Any) -> AdapterResult:
         """Run on the best allowed adapter, failing over on retryable errors (docs/runtime.md, routing and failover)."""
         ropts = _routing_opts(routing)
         reqs = ropts.get("required_capabilities") or []
@@ -370,9 +370,9 @@ class ProviderRouter:
                 if sticky_id is not None:
                     self.state.sticky_sessions[sticky_id] = {"adapter_id": aid,
                                                              "expires_at_ms": self.clock() + self.sticky_ttl_ms}
-                if not isinstance(result, RunResult):
-                    result = RunResult(**result) if isinstance(result, Mapping) else RunResult()
-                return RunResult(output=dict(result.output), token_usage={**empty_usage(), **result.token_usage},
+                if not isinstance(result, AdapterResult):
+                    result = AdapterResult(**result) if isinstance(result, Mapping) else AdapterResult()
+                return AdapterResult(output=dict(result.output), token_usage={**empty_usage(), **result.token_usage},
                                  events=list(forwarded), routing=dict(route), policy=result.policy)
             self._telemetry("exception", {"duration": duration}, {**meta, "error_code": str(error.code)})
             if is_retryable(error.code) and k < limit:

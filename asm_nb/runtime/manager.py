@@ -30,7 +30,7 @@ from ..core.run import Run, RunStatus
 from ..core.serialization import utc_now
 from ..core.session import Session, SessionStatus
 from ..persistence.store_call import call_store
-from ..ports import RunResult, resolve_execute_timeout, resolve_execute_timeout_base
+from ..ports import AdapterResult, resolve_execute_timeout, resolve_execute_timeout_base
 from ..core.usage import TokenUsage
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,8 @@ TERMINAL_TYPES = frozenset({"run_completed", "run_failed", "run_cancelled", "run
 
 @dataclass(frozen=True)
 class ExecutionResult:
-    """What ``execute_run`` / ``execute_once`` return: the adapter result plus what the manager added."""
+    """What ``execute_run`` / ``execute_once`` return: the adapter's ``AdapterResult`` plus what the
+    manager added (workspace, cost, ids, persistence failures). Users see ``asm_nb.RunResult``."""
 
     output: dict = field(default_factory=dict)
     token_usage: dict = field(default_factory=dict)
@@ -583,8 +584,8 @@ async def aexecute_run(store: Any, adapter: Any, run_id: str, *, event_callback:
         except Exception as exc:
             raise AsmError("provider_error", f"Provider execute call failed: {exc!r}",
                            details={"operation": "execute", "adapter": repr(adapter)}) from exc
-        if not isinstance(result, RunResult):
-            result = RunResult(**result) if isinstance(result, Mapping) else RunResult()
+        if not isinstance(result, AdapterResult):
+            result = AdapterResult(**result) if isinstance(result, Mapping) else AdapterResult()
         verdict = None
         if tracker.policy_runtime is not None:
             verdict = tracker.policy_runtime.final_verdict()
@@ -815,7 +816,7 @@ def _price(run: Run, reported: float | None, routed: Any = None) -> dict[str, An
         return {"cost_usd": reported}
 
 
-async def _finalize_success(store: Any, adapter: Any, tracker: _RunTracker, result: RunResult,
+async def _finalize_success(store: Any, adapter: Any, tracker: _RunTracker, result: AdapterResult,
                             ws_result: Mapping[str, Any] | None, policy_info: Any) -> ExecutionResult:
     for ev in result.events:  # result wins on conflicts (docs/runtime.md, the session manager)
         if resolve_type(ev.get("type")).value == "run_started":

@@ -1,7 +1,10 @@
 """``RunResult``: the outcome of one run as users see it (``asm_nb.run_once`` returns it).
 
-Not to be confused with the adapter's ``ports.RunResult`` (what ``execute`` returns) or the
-manager's ``manager.ExecutionResult``: this one is built from the stored run and its events.
+One result type per layer, each with its own name: an adapter's ``execute`` returns a
+``ports.AdapterResult``; the manager returns a ``manager.ExecutionResult`` (the adapter's result
+plus workspace, cost and ids); this ``RunResult`` is the public one, built from the stored run and
+its events. ``workflow.StepResult`` is the workflow bridge's view of one step (an adapter result
+with the step's stop reason and retry advice).
 """
 
 from __future__ import annotations

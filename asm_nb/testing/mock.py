@@ -10,7 +10,7 @@
   equivalent of the reference router test adapter. It records what it saw (``calls``,
   ``cancelled``) for assertions.
 
-Both subclass ``BaseAdapter``, so envelopes, ``RunResult.events`` and ``cancel`` behave like the
+Both subclass ``BaseAdapter``, so envelopes, ``AdapterResult.events`` and ``cancel`` behave like the
 built-in adapters.
 
 >>> import asyncio
@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..core.capabilities import Capability
 from ..core.errors import AsmError
-from ..ports import RunResult, resolve_execute_timeout_base
+from ..ports import AdapterResult, resolve_execute_timeout_base
 from ..core.usage import TokenUsage, empty_usage
 from ..providers._base import ActiveRun, BaseAdapter, input_text
 from ..core.provider_errors import normalize_provider_error
@@ -266,7 +266,7 @@ class ScriptedAdapter(BaseAdapter):
         i = len(self.calls) - 1
         return self.outcomes[min(i, len(self.outcomes) - 1)]
 
-    async def _execute(self, active: ActiveRun, **opts: Any) -> Mapping[str, Any] | RunResult:
+    async def _execute(self, active: ActiveRun, **opts: Any) -> Mapping[str, Any] | AdapterResult:
         self.calls.append(active.run.id)
         outcome = self._next()
         started = False
