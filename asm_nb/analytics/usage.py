@@ -96,8 +96,9 @@ def usage_records(store: Any = None, *, since: Any = None, until: Any = None, so
         ev = ev.join(meta, on="run_id", how="left").select(list(schema))
         parts.append(ev.cast(schema))  # type: ignore[arg-type]
     df = pl.concat(parts, how="vertical")
-    if source is not None:
-        df = df.filter(pl.col("source").is_in(fr._as_list(source)))
+    sources = fr._as_list(source)
+    if sources is not None:
+        df = df.filter(pl.col("source").is_in(sources))
     if f.since is not None:
         df = df.filter(pl.col("timestamp") >= f.since)
     if f.until is not None:
@@ -110,7 +111,7 @@ def _blocks(df: Any) -> Any:
     import polars as pl
 
     span = timedelta(hours=BLOCK_HOURS)
-    starts: list[datetime] = []
+    starts: list[datetime | None] = []
     start: datetime | None = None
     last: datetime | None = None
     for ts in df["timestamp"].to_list():

@@ -129,11 +129,12 @@ class _Pricer:
             found = lookup_price(provider, model, self.info.table)
             hit = (found[0], found[1] if found[0] is not None else None)
             self._cache[key] = hit
-        if hit[0] is None:
+        key_found, rates = hit
+        if key_found is None or rates is None:
             return None, None
         from ..cost.calculator import tokens_cost
 
-        return tokens_cost(usage, hit[1]), hit[0]
+        return tokens_cost(usage, rates), key_found
 
 
 def _new_run_state(run_id: str, started: datetime | None, prompt: str | None, line: int) -> dict:
