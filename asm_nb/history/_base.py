@@ -187,7 +187,7 @@ class SessionBuilder:
         return {"version": STATE_VERSION, "source": self.source, "path": str(self.job.path), "offset": offset,
                 "size": size, "mtime_ns": mtime_ns,
                 "meta": {k: (self._redacted(v) if k in ("title", "summary") else v) for k, v in self.meta.items()},
-                "run": {k: (self._redacted(v) if k in ("prompt", "output", "error") else v)
+                "run": {k: (self._redacted(v) if k == "error" else v)
                         for k, v in self.run.items() if not k.startswith("_")} if self.run else None, "tools": self.tools,
                 "extra": self.extra, "keys": self.keys, "first_ts": _iso(self.first_ts), "last_ts": _iso(self.last_ts),
                 "line_no": self.line_no, "run_count": self.run_count}
@@ -210,7 +210,8 @@ class SessionBuilder:
         self.report.warn(f"{self.job.path}:{self.line_no}: {reason}")
 
     # -- events -------------------------------------------------------------------------------------
-    def _emit(self, etype: str, data: dict, run_id: str | None) -> None:
+    def _emit(self, etype: str, data: dict, run_id: str | None) -> dict:
+        """Append one event; returns its (redacted) data."""
         et = _TYPES[etype]
         md = self._md
         if self._redact is not None:
@@ -219,6 +220,7 @@ class SessionBuilder:
                 self._emit_redacted(self.sid, run_id, et, n, fields)
         self.events.append(Event(new_id("evt_"), et, self.ts or _now(), self.sid, run_id, data, dict(md),
                                  None, 1, self.provider, None))
+        return data
 
     def _current(self) -> dict:
         """The open run; records before the first prompt get a run without one."""
@@ -236,7 +238,9 @@ class SessionBuilder:
         rid = f"run_{self.job.id_prefix}{self.job.key}_{self.run_count:05d}"
         self.run = _new_run_state(rid, self.ts, prompt, self.line_no)
         self.touched[rid] = self.run
-        self._emit("run_started", {"prompt": prompt} if prompt is not None else {}, rid)
+        started = self._emit("run_started", {"prompt": prompt} if prompt is not None else {}, rid)
+        self.run["prompt"] = started.get("prompt")  # the redacted text: runs keep what events keep
+        self.run["redacted"] = True
         if prompt is not None and not anonymous:
             self._emit("message_sent", {"role": "user", "content": prompt}, rid)
 
@@ -264,11 +268,11 @@ class SessionBuilder:
     def message(self, role: str, content: str, **extra: Any) -> None:
         run = self._current()
         self._touch(run)
+        data = self._emit("message_sent" if role == "user" else "message_received",
+                          {"role": role, "content": content, **extra}, run["id"])
         if role == "assistant":
-            run["output"] = content
+            run["output"] = data.get("content")
             run["messages"] += 1
-        self._emit("message_sent" if role == "user" else "message_received",
-                   {"role": role, "content": content, **extra}, run["id"])
 
     def tool_started(self, call_id: str | None, name: str, tool_input: Any) -> None:
         run = self._current()
@@ -408,8 +412,8 @@ class SessionBuilder:
             pm = {"model": model, "model_usage": st["model_usage"] or None, "model_source": "history_log"}
             output = {"content": st["output"]} if st["output"] is not None else None
             error = {"code": "history_error", "message": st["error"]} if st.get("error") else None
-            out.append(Run(id=st["id"], session_id=self.sid, status=status, input=self._redacted(st["prompt"]),
-                           output=self._redacted(output), error=self._redacted(error), metadata={k: v for k, v in md.items() if v is not None},
+            out.append(Run(id=st["id"], session_id=self.sid, status=status, input=st["prompt"],
+                           output=output, error=self._redacted(error), metadata={k: v for k, v in md.items() if v is not None},
                            turn_count=max(st["messages"], 1 if st["usage_records"] else 0), token_usage=usage,
                            cost_usd=cost, started_at=started, ended_at=ended, provider=self.provider,
                            provider_metadata={k: v for k, v in pm.items() if v is not None}))

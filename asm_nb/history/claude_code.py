@@ -200,8 +200,8 @@ def _user(obj: Mapping, b: SessionBuilder) -> None:
     if not text.strip():
         return
     b.start_run(text)
-    if not b.meta.get("title"):
-        b.meta["title"] = text.strip().splitlines()[0][:100]
+    if not b.meta.get("title") and b.run and b.run.get("prompt"):
+        b.meta["title"] = b.run["prompt"].strip().splitlines()[0][:100]
 
 
 def _assistant(obj: Mapping, b: SessionBuilder) -> None:

@@ -122,14 +122,15 @@ def _prompt(text: str, b: SessionBuilder, via: str) -> None:
     """A user prompt: both ``response_item`` and ``event_msg`` record it; the second of the
     pair is the same turn, not a new one."""
     run = b.run
-    if run is not None and run.get("prompt") == text and run.get("via") not in (None, via) \
+    if run is not None and run.get("_raw", run.get("prompt")) == text and run.get("via") not in (None, via) \
             and not run["messages"] and not run["tool_calls"]:
         return
     b.start_run(text)
     assert b.run is not None
     b.run["via"] = via
-    if not b.meta.get("title"):
-        b.meta["title"] = text.strip().splitlines()[0][:100] if text.strip() else None
+    b.run["_raw"] = text  # in memory only (the state keeps the redacted prompt)
+    if not b.meta.get("title") and b.run.get("prompt", "").strip():
+        b.meta["title"] = b.run["prompt"].strip().splitlines()[0][:100]
 
 
 def _tool_output(raw: Any) -> tuple[Any, bool]:

@@ -95,4 +95,4 @@ def test_extension_points():
     assert server_ext._jupyter_server_extension_points() == [{"module": "asm_nb.server_ext"}]
     pytest.importorskip("jupyter_server")
     patterns = [p for p, _ in server_ext._handlers()]
-    assert patterns == ["asm-nb/sessions/?", "asm-nb/runs/(run_[A-Za-z0-9_-]+)/?"]
+    assert patterns == ["asm-nb/sessions/?", "asm-nb/runs/(run_[A-Za-z0-9_-]+)/?", "asm-nb/search/?"]

@@ -137,3 +137,11 @@ def test_cli_import_and_usage(tmp_path, capsys):
     assert main(["import", "codex", "--store", st, "--path", str(tmp_path / "none")]) == 2
     assert capsys.readouterr().err.startswith("asm: error: [not_found]")
     assert main(["usage", "--store", str(tmp_path / "absent")]) == 2
+
+
+def test_dashboard_on_imported_history(store):
+    import asm_nb
+
+    text = asm_nb.dashboard(store).text()
+    assert "claude_code/claude-sonnet-4-202" in text and "codex/gpt-5-codex" in text
+    assert "runs 11" in text and "cost $0.1115" in text
