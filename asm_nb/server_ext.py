@@ -190,6 +190,7 @@ def search(path: str | os.PathLike, text: str, *, kind: Any = None, limit: int =
 
     path = Path(path)
     if not path.is_dir() or not is_local_store(path):
+        search_rows("memory://", text, kind=kind, limit=limit, mark=None)  # a bad query is an error all the same
         return {"store": str(path), "exists": False, "hits": []}
     store = open_store(path)
     try:

@@ -21,9 +21,10 @@ paints their text and grid lines with the theme's colours (light and dark).
 **Static fallback.** With ``asm_nb.config.set("chart_images", True)`` (or ``ASM_CHART_IMAGES=1``;
 the committed notebooks are built that way) a figure displayed in a notebook also carries an
 ``image/png`` rendered by kaleido (``pip install kaleido``; it drives a local Chrome/Chromium),
-which nbconvert, nbviewer and GitHub show; JupyterLab still draws the interactive chart.
-Without kaleido or a browser the figure shows as before, with no image (:func:`static_png`
-returns None).
+which nbconvert, nbviewer and GitHub show. JupyterLab's plotly renderer shows a saved image
+instead of redrawing the chart (it also saves one itself when a notebook is saved from Lab), so
+leave the setting off for interactive work. Without kaleido or a browser the figure shows as
+before, with no image (:func:`static_png` returns None).
 """
 
 from __future__ import annotations
@@ -104,8 +105,8 @@ _KALEIDO: dict[str, Any] = {"state": None}
 
 
 def static_png(fig: Any, *, width: int = 900, height: int | None = None) -> str | None:
-    """The figure as a base64 PNG (white background, for static pages), or None when kaleido or
-    a browser for it is missing (that is logged once, never raised)."""
+    """The figure as a base64 PNG (transparent background, grey text: readable on light and dark
+    pages), or None when kaleido or a browser for it is missing (logged once, never raised)."""
     import base64
     import logging
     import warnings
@@ -122,12 +123,10 @@ def static_png(fig: Any, *, width: int = 900, height: int | None = None) -> str 
             kaleido.start_sync_server(silence_warnings=True)  # one browser for every image
             atexit.register(lambda: kaleido.stop_sync_server(silence_warnings=True))
             _KALEIDO["state"] = "ok"
-        still = type(fig)(fig).update_layout(paper_bgcolor="white", plot_bgcolor="white",
-                                              font={"color": "#2a3f5f"})
-        h = height or still.layout.height or 420
+        h = height or fig.layout.height or 420
         with warnings.catch_warnings():  # "kopts ... ignored if using a server": expected here
             warnings.simplefilter("ignore", UserWarning)
-            raw = pio.to_image(still, format="png", width=width, height=int(h), validate=False)
+            raw = pio.to_image(fig, format="png", width=width, height=int(h), validate=False)
     except Exception as exc:  # no kaleido, no browser, a browser that failed: no image
         _KALEIDO["state"] = "broken"
         logging.getLogger(__name__).warning("chart images off: %s: %s", type(exc).__name__, exc)
