@@ -226,12 +226,12 @@ class SessionBuilder:
     def _current(self) -> dict:
         """The open run; records before the first prompt get a run without one."""
         if self.run is None:
-            self.start_run(None, anonymous=True)
+            self.start_run(None)
         assert self.run is not None
         self.touched[self.run["id"]] = self.run
         return self.run
 
-    def start_run(self, prompt: str | None, *, anonymous: bool = False, run_key: str | None = None) -> None:
+    def start_run(self, prompt: str | None) -> None:
         """A new user turn: the previous run ends, a run starts with ``prompt``."""
         self.end_run()
         self.run_count += 1
@@ -239,11 +239,10 @@ class SessionBuilder:
         rid = f"run_{self.job.id_prefix}{self.job.key}_{self.run_count:05d}"
         self.run = _new_run_state(rid, self.ts, prompt, self.line_no)
         self.touched[rid] = self.run
-        started = self._emit("run_started", {"prompt": prompt} if prompt is not None else {}, rid)
-        self.run["prompt"] = started.get("prompt")  # the redacted text: runs keep what events keep
-        self.run["redacted"] = True
-        if prompt is not None and not anonymous:
-            self._emit("message_sent", {"role": "user", "content": prompt}, rid)
+        self._emit("run_started", {"imported_from": self.source}, rid)
+        if prompt is not None:
+            sent = self._emit("message_sent", {"role": "user", "content": prompt}, rid)
+            self.run["prompt"] = sent.get("content")  # the redacted text: runs keep what events keep
 
     def end_run(self) -> None:
         """Close the open run (its ``run_completed`` / ``run_cancelled`` event is written)."""
