@@ -331,8 +331,8 @@ class SessionBuilder:
                 extra["update"] = True
         run = self._current()
         self._touch(run)
-        u = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-             "cache_read_tokens": usage.cache_read_tokens, "cache_creation_tokens": usage.cache_creation_tokens}
+        u = dict(zip(TOKEN_KEYS, (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens,
+                                  usage.cache_creation_tokens)))
         cost, price_key = self.pricer.cost(self.provider, model, u)
         source = "computed"
         if isinstance(reported_cost, (int, float)) and not isinstance(reported_cost, bool) and reported_cost > 0:
