@@ -206,7 +206,10 @@ class AsmMagics(Magics):
         if args.agent_command:
             if provider != "acp":
                 raise UsageError("--agent-command goes with -p acp")
-            options["command"] = args.agent_command
+            cmd = args.agent_command.strip()
+            if len(cmd) > 1 and cmd[0] == cmd[-1] and cmd[0] in "'\"":  # IPython keeps the quotes
+                cmd = cmd[1:-1]
+            options["command"] = cmd
         if args.rollback_on_failure and not args.snapshot:
             raise UsageError("--rollback-on-failure needs --snapshot")
         if args.allow_tools and args.deny_tools:

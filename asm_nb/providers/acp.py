@@ -202,11 +202,14 @@ class _Terminal:
                 self.truncated = True
         self.result = await self.proc.wait()
 
-    def exit_status(self) -> dict[str, Any] | None:
+    def exit_status(self) -> Any:
+        """The ACP ``TerminalExitStatus`` once the command ended, else None."""
+        from acp.schema import TerminalExitStatus
+
         r = self.result
         if r is None:
             return None
-        return {"exitCode": r.exit_code, "signal": r.signal_name}
+        return TerminalExitStatus(exit_code=r.exit_code, signal=r.signal_name)
 
 
 class _Client:
@@ -359,7 +362,7 @@ class _Client:
         mode = self.mode
         if mode in (PermissionMode.FULL_AUTO, PermissionMode.DANGEROUSLY_SKIP_PERMISSIONS) or (
                 mode is PermissionMode.ACCEPT_EDITS and entry["kind"] in _EDIT_KINDS):
-            self.put("tool_approval_granted", {**req, "reason": f"permission_mode:{mode.value}"})
+            self.put("tool_approval_granted", {**req, "reason": f"permission_mode:{mode.value if mode else ''}"})
             return pick("allow_once", "allow_always")
         if mode is PermissionMode.PLAN:
             return deny("plan_mode")
@@ -494,8 +497,8 @@ class _Client:
 
         term = self._terminal(terminal_id)
         await asyncio.shield(term.reader)
-        st = term.exit_status() or {}
-        return WaitForTerminalExitResponse(exit_code=st.get("exitCode"), signal=st.get("signal"))
+        st = term.exit_status()
+        return WaitForTerminalExitResponse(exit_code=st.exit_code if st else None, signal=st.signal if st else None)
 
     async def kill_terminal(self, session_id: str, terminal_id: str, **kwargs: Any) -> Any:
         from acp.schema import KillTerminalResponse
@@ -589,12 +592,14 @@ class AcpAdapter(BaseAdapter):
                 raise AsmError("validation_error", f"{k} must be True or False")
 
     async def capabilities(self) -> list[Capability]:
-        return [Capability("streaming", "sampling", True, "Real-time streaming of responses"),
-                Capability("tool_use", "tool", True, "Tool calls reported by the agent"),
-                Capability("interrupt", "sampling", True, "Cancel through session/cancel"),
-                Capability("file_operations", "tool", True, "fs/read_text_file and fs/write_text_file, confined to cwd"),
-                Capability("bash", "tool", True, "terminal/* commands, run in cwd"),
-                Capability("approvals", "tool", True, "session/request_permission routed to the approval flow")]
+        return [Capability.new("streaming", "sampling", description="Real-time streaming of responses"),
+                Capability.new("tool_use", "tool", description="Tool calls reported by the agent"),
+                Capability.new("interrupt", "sampling", description="Cancel through session/cancel"),
+                Capability.new("file_operations", "tool",
+                               description="fs/read_text_file and fs/write_text_file, confined to cwd"),
+                Capability.new("bash", "tool", description="terminal/* commands, run in cwd"),
+                Capability.new("approvals", "tool",
+                               description="session/request_permission routed to the approval flow")]
 
     def validate_config(self, config: Mapping[str, Any]) -> None:
         if not isinstance(config, Mapping):

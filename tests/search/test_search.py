@@ -329,6 +329,8 @@ def test_server_search_endpoint_data(tmp_path):
     assert server_ext.search(tmp_path / "nope", "x") == {"store": str(tmp_path / "nope"), "exists": False,
                                                          "hits": []}
     assert not (tmp_path / "nope").exists()
-    with pytest.raises(AsmError) as ei:
-        server_ext.search(d, '"quokka')
-    assert ei.value.code == "validation_error"
+    for where in (d, tmp_path / "nope"):  # a bad query is an error with or without a store
+        with pytest.raises(AsmError) as ei:
+            server_ext.search(where, '"quokka')
+        assert ei.value.code == "validation_error"
+    assert not (tmp_path / "nope").exists()
