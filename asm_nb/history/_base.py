@@ -129,11 +129,12 @@ class _Pricer:
             found = lookup_price(provider, model, self.info.table)
             hit = (found[0], found[1] if found[0] is not None else None)
             self._cache[key] = hit
-        if hit[0] is None:
+        key_found, rates = hit
+        if key_found is None or rates is None:
             return None, None
         from ..cost.calculator import tokens_cost
 
-        return tokens_cost(usage, hit[1]), hit[0]
+        return tokens_cost(usage, rates), key_found
 
 
 def _new_run_state(run_id: str, started: datetime | None, prompt: str | None, line: int) -> dict:
@@ -149,7 +150,7 @@ class SessionBuilder:
     :meth:`tool_finished`, :meth:`usage`, :meth:`error` and set :attr:`meta` keys; the builder
     keeps the incremental state."""
 
-    def __init__(self, job: "FileJob", state: Mapping | None, seen: set[str], pricer: _Pricer,
+    def __init__(self, job: "FileJob", state: Mapping | None, seen: dict[str, Any], pricer: _Pricer,
                  report: ImportReport, since: datetime | None) -> None:
         from ..persistence.redaction import RedactionConfig, emit_redacted, redact_payload
 
@@ -157,7 +158,7 @@ class SessionBuilder:
         self.source = job.source
         self.provider = job.provider
         self.sid = job.session_id
-        self.seen = seen  # usage keys counted anywhere in this store (shared across files)
+        self.seen = seen  # usage key -> counters counted for it anywhere in this store (shared across files)
         self.pricer = pricer
         self.report = report
         self.since = since
@@ -166,7 +167,7 @@ class SessionBuilder:
         self.run: dict | None = st.get("run")
         self.tools: dict[str, str] = dict(st.get("tools") or {})
         self.extra: dict[str, Any] = dict(st.get("extra") or {})  # the source's own counters
-        self.keys: list[str] = list(st.get("keys") or [])
+        self.keys: dict[str, Any] = _keys(st.get("keys"))
         self.first_ts: datetime | None = parse_ts(st.get("first_ts"))
         self.last_ts: datetime | None = parse_ts(st.get("last_ts"))
         self.line_no: int = int(st.get("line_no") or 0)
@@ -312,10 +313,23 @@ class SessionBuilder:
         """One model call's tokens. ``key`` (e.g. message id + request id) dedupes across the
         whole store; returns False when it was already counted."""
         if key is not None:
-            if key in self.seen:
-                return False
-            self.seen.add(key)
-            self.keys.append(key)
+            now = [getattr(usage, k) for k in TOKEN_KEYS]
+            prev = self.seen.get(key, _ABSENT)
+            if prev is _ABSENT:
+                self.seen[key] = self.keys[key] = now
+            else:
+                # a repeat: a streamed message's later snapshot (Claude Code writes output_tokens
+                # as they grow, the last line has the final count) or a resumed session's copy.
+                # Only the growth is counted, so the total is the final figure, counted once.
+                if prev is None:
+                    return False
+                delta = [max(a - b, 0) for a, b in zip(now, prev)]
+                if not any(delta):
+                    return False
+                self.seen[key] = self.keys[key] = [max(a, b) for a, b in zip(now, prev)]
+                usage = TokenUsage(*delta)
+                reported_cost = None
+                extra["update"] = True
         run = self._current()
         self._touch(run)
         u = usage.to_dict()
@@ -473,12 +487,14 @@ def run_import(source: str, jobs: Iterable[FileJob], handler: LineHandler, *, st
     jobs = list(jobs)
     report.files_seen = len(jobs)
     existing: dict[str, Session] = {}
-    seen: set[str] = set()
+    seen: dict[str, Any] = {}
     for s in store.list_sessions():
         st = s.context.get(STATE_KEY) if isinstance(s.context, Mapping) else None
         if isinstance(st, Mapping) and st.get("source") == source:
             existing[s.id] = s
-            seen.update(st.get("keys") or ())
+            for k, v in _keys(st.get("keys")).items():  # a key counted in two sessions: the larger figures
+                old = seen.get(k)
+                seen[k] = v if old is None or v is None else [max(a, b) for a, b in zip(old, v)]
     pricer = _Pricer()
     loads = _loads()
     bar = _progress(progress, sum(_size(j.path) for j in jobs), source)
@@ -575,6 +591,19 @@ def _write(store: Any, b: SessionBuilder, prev: Session | None, end: int, st: os
         report.sessions_new += 1
     else:
         report.sessions_updated += 1
+
+
+_ABSENT = object()
+
+
+def _keys(value: Any) -> dict[str, Any]:
+    """The saved usage keys: ``{key: [input, output, cache_read, cache_creation]}`` (a list of
+    keys from an earlier layout: counted, with no figures to grow from)."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, (list, tuple)):
+        return dict.fromkeys((k for k in value if isinstance(k, str)), None)
+    return {}
 
 
 def _size(p: Path) -> int:

@@ -76,16 +76,19 @@ def write_claude_code_logs(root: str | Path, *, lines: int = 1000, sessions: int
                        "stop_reason": None, "stop_sequence": None, "usage": usage}
                 rid = f"req_{seed:x}{n_msg:08d}"
                 t += timedelta(seconds=rng.randint(2, 30))
-                # a streamed message: one line per content block, each repeating the usage
                 tool_id = f"toolu_{n_msg:08d}"
-                for block in ({"type": "text", "text": _text(rng, rng.randint(10, 80))},
-                              {"type": "tool_use", "id": tool_id, "name": rng.choice(["Bash", "Read", "Edit"]),
-                               "input": {"command": "pytest -q " + _text(rng, 3), "description": _text(rng, 5)}}):
+                # a streamed message: one line per content block, each repeating the usage; the
+                # first snapshot's output_tokens is partial, the last one has the final count
+                blocks = ({"type": "text", "text": _text(rng, rng.randint(10, 80))},
+                          {"type": "tool_use", "id": tool_id, "name": rng.choice(["Bash", "Read", "Edit"]),
+                           "input": {"command": "pytest -q " + _text(rng, 3), "description": _text(rng, 5)}})
+                for i, block in enumerate(blocks):
                     k += 1
                     uid = f"{sid[:8]}-u{k}"
+                    snap = usage if i == len(blocks) - 1 else {**usage, "output_tokens": min(usage["output_tokens"], 3)}
                     out.append(json.dumps({"parentUuid": parent, **base, "type": "assistant",
-                                           "message": {**msg, "content": [block]}, "requestId": rid, "uuid": uid,
-                                           "timestamp": _iso(t)}))
+                                           "message": {**msg, "usage": snap, "content": [block]}, "requestId": rid,
+                                           "uuid": uid, "timestamp": _iso(t)}))
                     parent = uid
                 k += 1
                 uid = f"{sid[:8]}-u{k}"
