@@ -38,6 +38,7 @@ import asyncio
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -647,11 +648,11 @@ class AcpAdapter(BaseAdapter):
                         await asyncio.wait_for(conn.cancel(session_id=sid), timeout=1.0)
                     except Exception:  # noqa: BLE001 - the kill below still stops it
                         log.debug("acp: session/cancel could not be sent", exc_info=True)
-                    grace = (opts.get("cancel_grace_ms") or DEFAULT_CANCEL_GRACE_MS) / 1000
-                    try:
-                        await asyncio.wait_for(proc.wait(), timeout=grace)
-                    except asyncio.TimeoutError:
-                        pass
+                    # wait for the agent to answer the prompt (not proc.wait(): that would drain
+                    # stdout, the messages the connection still has to read)
+                    deadline = time.monotonic() + (opts.get("cancel_grace_ms") or DEFAULT_CANCEL_GRACE_MS) / 1000
+                    while not state.get("done") and proc.running and time.monotonic() < deadline:
+                        await asyncio.sleep(0.05)
                     if not state.get("done"):
                         proc.request_terminate("cancelled")
                 else:

@@ -8,7 +8,9 @@ The first word of the prompt's last line picks the scenario:
 - ``edit``: asks permission for an ``edit`` tool call; if allowed writes ``out.txt`` through
   ``fs/write_text_file``; reports ``allowed`` / ``rejected`` in its reply.
 - ``escape PATH``: tries to read PATH through the client; replies ``refused: <error>`` or the text.
+- ``write PATH``: tries to write PATH through the client; replies ``wrote`` or ``refused: <error>``.
 - ``terminal``: runs ``echo from-terminal`` through ``terminal/*`` and replies with its output.
+- ``bigterm``: a terminal command printing 104 bytes with ``outputByteLimit=10``.
 - ``hang``: one chunk, then waits for ``session/cancel`` and answers ``stopReason=cancelled``.
 - ``deaf``: one chunk, then ignores ``session/cancel`` (the client must kill it).
 - ``crash``: one chunk, a line on stderr, then exits with status 3 mid-prompt.
@@ -108,6 +110,20 @@ class FakeAgent(Agent):
                 await self.say(sid, f"read: {got.content}")
             except RequestError as exc:
                 await self.say(sid, f"refused: {exc}")
+            return PromptResponse(stop_reason="end_turn")
+        if word == "write":
+            try:
+                await self._conn.write_text_file(session_id=sid, path=arg, content="pwned")
+                await self.say(sid, "wrote")
+            except RequestError as exc:
+                await self.say(sid, f"refused: {exc}")
+            return PromptResponse(stop_reason="end_turn")
+        if word == "bigterm":
+            term = await self._conn.create_terminal(session_id=sid, command=sys.executable,
+                                                    args=["-c", "print('x' * 100 + 'END')"], output_byte_limit=10)
+            await self._conn.wait_for_terminal_exit(session_id=sid, terminal_id=term.terminal_id)
+            out = await self._conn.terminal_output(session_id=sid, terminal_id=term.terminal_id)
+            await self.say(sid, f"{out.output!r} truncated={out.truncated}")
             return PromptResponse(stop_reason="end_turn")
         if word == "terminal":
             term = await self._conn.create_terminal(session_id=sid, command="echo", args=["from-terminal"])
