@@ -55,10 +55,11 @@ log = logging.getLogger(__name__)
 __all__ = ["AcpAdapter"]
 
 _OPTIONS = frozenset({"command", "cwd", "working_directory", "env", "permission_mode", "approval_callback", "model",
+                      "resume",
                       "mode", "mcp_servers", "kill_grace_ms", "cancel_grace_ms", "startup_timeout_ms", "fs",
                       "terminal", "name"})
 #: options one ``execute`` call may override
-_OVERRIDES = frozenset({"permission_mode", "approval_callback", "model", "mode", "env", "cancel_grace_ms"})
+_OVERRIDES = frozenset({"permission_mode", "approval_callback", "model", "mode", "env", "cancel_grace_ms", "resume"})
 DEFAULT_CANCEL_GRACE_MS = 3000
 DEFAULT_STARTUP_TIMEOUT_MS = 60_000
 DEFAULT_KILL_GRACE_MS = 600
@@ -231,6 +232,7 @@ class _Client:
         self.context_usage: dict[str, Any] | None = None
         self.terminals: dict[str, _Terminal] = {}
         self.violations = 0
+        self.loading = False
         self._next_terminal = 0
         self.pump = asyncio.ensure_future(self._pump())
 
@@ -261,6 +263,8 @@ class _Client:
 
     # -- session/update ---------------------------------------------------------------------------
     async def session_update(self, session_id: str, update: Any, **kwargs: Any) -> None:
+        if self.loading:
+            return
         kind = getattr(update, "session_update", None)
         if kind == "agent_message_chunk":
             text = _text_of(update.content)
@@ -543,7 +547,9 @@ class AcpAdapter(BaseAdapter):
     agents choose their own model), ``mcp_servers`` (ACP ``McpServer`` dicts passed to
     ``session/new``), ``fs`` / ``terminal`` (offer those client capabilities; default True),
     ``cancel_grace_ms`` (3000), ``startup_timeout_ms`` (60000: initialize + session/new),
-    ``kill_grace_ms``, ``name`` (the agent's display name; default its ``agentInfo`` name).
+    ``kill_grace_ms``, ``name`` (the agent's display name; default its ``agentInfo`` name),
+    ``resume`` (an ACP session id: continued with ``session/load`` when the agent advertises
+    ``loadSession``, and only the new message is sent).
 
     >>> AcpAdapter(command=["my-agent"]).name
     'acp'
@@ -583,6 +589,9 @@ class AcpAdapter(BaseAdapter):
         check_str(opts, "model")
         check_str(opts, "mode")
         check_str(opts, "name")
+        r = opts.get("resume")
+        if r is not None and r is not False and not (isinstance(r, str) and r):
+            raise AsmError("validation_error", f"resume must be an ACP session id string (or None / False), got {r!r}")
         for k in ("kill_grace_ms", "cancel_grace_ms", "startup_timeout_ms"):
             check_positive_int(opts, k)
         servers = opts.get("mcp_servers")
@@ -624,7 +633,9 @@ class AcpAdapter(BaseAdapter):
         root = Path(self.cwd).expanduser().resolve()
         if not root.is_dir():
             raise AsmError("validation_error", f"cwd {self.cwd!r} is not a directory")
-        prompt = line_prompt(active.run.input, active.session)
+        # resume=<ACP session id>: session/load continues it, so only the new message is sent;
+        # otherwise a continued asm session replays its transcript into a new ACP session
+        prompt = line_prompt(active.run.input, active.session, replay=not opts.get("resume"))
         if not prompt.strip():
             raise AsmError("validation_error", "acp needs a non-empty prompt")
         try:
@@ -734,8 +745,22 @@ class AcpAdapter(BaseAdapter):
         info = getattr(init, "agent_info", None)
         agent_name = opts.get("name") or getattr(info, "name", None) or Path(self.command[0]).name
         servers = [dict(s) for s in opts.get("mcp_servers") or []]
-        new = await call("session/new", conn.new_session(cwd=str(root), mcp_servers=servers), startup)
-        state["session_id"] = sid = new.session_id
+        resume = opts.get("resume")
+        if resume:
+            if not getattr(getattr(init, "agent_capabilities", None), "load_session", False):
+                raise AsmError("capability_not_supported",
+                               f"the ACP agent {agent_name} cannot load a session (it does not advertise loadSession); "
+                               "run without resume= to start a new one")
+            client.loading = True  # the history the agent replays is not this run's output
+            try:
+                await call("session/load", conn.load_session(cwd=str(root), session_id=resume, mcp_servers=servers),
+                           startup)
+            finally:
+                client.loading = False
+            state["session_id"] = sid = resume
+        else:
+            new = await call("session/new", conn.new_session(cwd=str(root), mcp_servers=servers), startup)
+            state["session_id"] = sid = new.session_id
         if opts.get("mode"):
             await call("session/set_mode", conn.set_session_mode(session_id=sid, mode_id=opts["mode"]), startup)
         started = {"provider_session_id": sid, "agent_name": agent_name, "cwd": str(root), "command": list(self.command),

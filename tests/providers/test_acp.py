@@ -290,6 +290,22 @@ def test_run_once_through_the_store(work, tmp_path_factory):
     assert r3.output.count("history") >= 2  # the earlier turn is replayed to the new agent process
 
 
+def test_resume_loads_the_acp_session_and_ignores_its_replayed_history(work):
+    res, _ = _run(AcpAdapter(command=AGENT, cwd=str(work)), "remember the first thing")
+    sid = res.output["provider_session_id"]
+    assert res.output["content"] == f"saved in {sid}; loaded=None"
+    res2, events = _run(AcpAdapter(command=AGENT, cwd=str(work), resume=sid), "remember more")
+    assert res2.output["content"] == f"saved in {sid}; loaded={sid}"  # only the new turn's reply
+    assert "(history)" not in str(events)
+    assert res2.output["provider_session_id"] == sid
+    err, _ = _run(AcpAdapter(command=AGENT, cwd=str(work), resume="sess-unknown"), "remember")
+    assert err.code == "provider_error" and "session/load" in err.message
+    err, _ = _run(AcpAdapter(command=[*AGENT, "--no-load"], cwd=str(work), resume=sid), "remember")
+    assert err.code == "capability_not_supported" and "loadSession" in err.message
+    with pytest.raises(AsmError, match="resume must be"):
+        AcpAdapter(command=AGENT, resume=3)
+
+
 def test_env_var_names_the_default_command(work, monkeypatch):
     monkeypatch.setenv("ASM_ACP_COMMAND", " ".join(AGENT))
     assert AcpAdapter(cwd=str(work)).command == AGENT
