@@ -1,5 +1,9 @@
 """Build (and execute) the notebooks from their cell sources, so outputs in git are the
-deterministic text renderings that nbval checks.
+deterministic rich outputs that nbval checks: each ``%%asm`` run as its card (the static bundle
+a live run ends as: ``--renderer card``, ids and timings left out by ``deterministic_display``),
+charts with a static PNG (``chart_images``, kaleido) for nbconvert / nbviewer / GitHub, the
+dashboard as its snapshot. scripts/test.sh runs nbval with the same settings (no PNGs: nbval
+does not compare images).
 
     python notebooks/_build.py            # rebuild every notebook, executing it
     python notebooks/_build.py 01         # only notebooks whose name starts with 01
@@ -52,8 +56,9 @@ store_dir = tempfile.mkdtemp(prefix="asm-quickstart-")
 ## A first run
 
 The cell body is the prompt; for the `shell` provider it is the command. In JupyterLab the run
-shows as a live widget (text, tool calls with spinners, tokens, cost and a Cancel button); in a
-terminal, nbconvert or CI it renders as plain text, as below.
+shows as a live widget (text, tool calls with spinners, tokens, cost and a Cancel button) that
+becomes the run's card when it ends: what this saved notebook shows below. In a terminal it
+renders as plain text.
 """),
     code("""
 %%asm -p shell --out first
@@ -932,7 +937,7 @@ def build(name: str, cells: list[tuple[str, str]], execute: bool = True) -> None
                 cell.metadata["tags"] = ["nbval-ignore-output"]
             nb.cells.append(cell)
     if execute:
-        os.environ["ASM_DEFAULT_RENDERER"] = "studio"
+        os.environ.update(ASM_DEFAULT_RENDERER="card", ASM_DETERMINISTIC_DISPLAY="1", ASM_CHART_IMAGES="1")
         # the temporary stores and repositories the notebook makes go to one scratch folder,
         # removed afterwards (sanitize.cfg maps its paths to <STORE>)
         scratch = tempfile.mkdtemp(prefix="asm-build-")
