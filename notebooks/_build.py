@@ -12,7 +12,6 @@ does not compare images).
 
 from __future__ import annotations
 
-import configparser
 import os
 import pathlib
 import re
@@ -586,8 +585,10 @@ front-end install): filters (provider, model, status, dates), KPI tiles (runs, s
 tokens, cost), the `asm_nb.plots` charts, and a run table whose picked run shows its header,
 transcript, tool calls and tool timeline. `%asm dashboard` opens it on the notebook's store.
 
-In JupyterLab the cells below show the live app. Without a widget front end (nbconvert, nbval,
-a terminal) the dashboard prints as text: filters, KPIs and the run table, as saved here.
+In JupyterLab the cell below shows the live app. Saved, it keeps a snapshot: KPI tiles and the
+run table, which JupyterLab draws as a grid sortable by any column when the kernel that made the
+widget is gone (as in this saved notebook), and nbconvert / GitHub show as an HTML table. In a
+terminal it prints as text.
 """),
     code("""
 import tempfile, asm_nb
@@ -904,10 +905,10 @@ tools.groupby("tool_name", observed=True).size().sort_values(ascending=False)
 
 
 def _sanitize_rules() -> list[tuple[re.Pattern, str]]:
-    """The regex replacements of sanitize.cfg (nbval's file), in order."""
-    cfg = configparser.ConfigParser(interpolation=None)
-    cfg.read(HERE / "sanitize.cfg")
-    return [(re.compile(cfg[s]["regex"]), cfg[s]["replace"]) for s in cfg.sections()]
+    """The regex replacements of sanitize.cfg, in order, read as nbval reads them (the text after
+    ``replace: `` verbatim: configparser would strip a leading space nbval keeps)."""
+    text = (HERE / "sanitize.cfg").read_text()
+    return [(re.compile(rx), rep) for rx, rep in re.findall(r"^regex: (.*)$\n^replace: (.*)$", text, re.MULTILINE)]
 
 
 def _sanitize(value, rules):
