@@ -190,6 +190,7 @@ def search(path: str | os.PathLike, text: str, *, kind: Any = None, limit: int =
 
     path = Path(path)
     if not path.is_dir() or not is_local_store(path):
+        search_rows("memory://", text, kind=kind, limit=limit, mark=None)  # a bad query is an error all the same
         return {"store": str(path), "exists": False, "hits": []}
     store = open_store(path)
     try:
@@ -248,7 +249,9 @@ def _handlers() -> list:
             kind = self.get_query_argument("kind", None) or None
             limit_text = self.get_query_argument("limit", "20")
             try:
-                limit = int(limit_text) if limit_text.isdigit() else limit_text
+                if not limit_text.isdigit():
+                    raise AsmError("validation_error", f"limit must be a positive integer, got {limit_text!r}")
+                limit = int(limit_text)
                 result = await IOLoop.current().run_in_executor(
                     None, lambda: search(self.store_dir(), text, kind=kind, limit=limit))
             except AsmError as err:

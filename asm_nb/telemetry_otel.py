@@ -177,7 +177,7 @@ class OtelExporter:
                         "asm.agent_id": md.get("agent_id"),
                         "asm.provider": _get(run, "provider") or (_get(run, "metadata") or {}).get("provider")})
         start = m.get("system_time") if _num(m.get("system_time")) else None
-        run_id = md.get("run_id")
+        run_id = str(md.get("run_id"))
         if self.genai is not None:
             session = md.get("session")
             span = self.genai.start_run(run_id, session_id=md.get("session_id"), provider=attrs.get("asm.provider"),
@@ -191,7 +191,7 @@ class OtelExporter:
             old.end()
 
     def _run_end(self, how: str, m: Mapping[str, Any], md: Mapping[str, Any]) -> None:
-        run_id = md.get("run_id")
+        run_id = str(md.get("run_id"))
         with self._lock:
             span = self._spans.pop(run_id, None)
         run = md.get("run")

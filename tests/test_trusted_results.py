@@ -146,6 +146,55 @@ def test_cancel_keeps_partial_output():
     assert r.partial and r.output.startswith("one ")
 
 
+@pytest.mark.parametrize("stop", ["cancel", "task_cancel", "policy"])
+def test_a_stopped_claude_api_run_counts_the_usage_its_request_was_billed(tmp_path, stop):
+    """A request cut after ``message_start`` was billed for its input (and cache reads): the run's
+    usage, its cost, the stored events and ``frames.costs`` count it, whatever stopped the run:
+    ``cancel``, a cancelled task (Ctrl-C in a kernel, the execute deadline) or a policy stop."""
+    import asyncio
+
+    from asm_nb.runtime import loop, manager
+
+    store = asm_nb.open_store(f"{tmp_path}/store")
+    with FakeAnthropicServer() as server:
+        server.enqueue(StreamBuilder().text("warm up").end().build())
+        server.enqueue(StreamBuilder(delay=0.4, input_tokens=1200, cache_read_tokens=3000, output_tokens=1)
+                       .text(["one ", "two ", "three ", "four ", "five ", "six ", "seven"]).end("end_turn").build())
+        opts = {"api_key": "k", "base_url": server.base_url, "max_retries": 0}
+        assert asm_nb.run_once("warm up the client", provider="claude", store="memory://", options=opts).ok
+        state: dict = {}
+        seen: list = []
+        policy = {"limits": [["max_duration_ms", 1500]]} if stop == "policy" else None
+
+        async def go():
+            task = asyncio.ensure_future(arun_tracked("count", "claude", state, store=store, policy=policy,
+                                                      on_event=seen.append, **opts))
+            if stop == "policy":
+                return await task
+            while not any(e["type"] == "message_streamed" for e in seen):
+                await asyncio.sleep(0.05)
+            if stop == "cancel":
+                await manager.acancel_run(state["store"], state["adapter"], state["run_id"])
+                return await task
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        loop.run_sync(go())
+    run = store.get_run(state["run_id"])
+    assert run.status.value == ("failed" if stop == "policy" else "cancelled")
+    if stop == "policy":
+        assert run.error["code"] == "policy_violation"
+    assert (run.token_usage["input_tokens"], run.token_usage["cache_read_tokens"]) == (1200, 3000)
+    assert run.cost_usd is not None and run.cost_usd > 0
+    usage_events = [e.data for e in store.get_events(run.session_id, run_id=run.id)
+                    if e.type.value == "token_usage_updated"]
+    assert [d.get("partial") for d in usage_events] == [True]
+    assert sum(d["input_tokens"] for d in usage_events) == run.token_usage["input_tokens"]
+    costs = frames.costs(store, backend="polars").filter(frames.costs(store, backend="polars")["run_id"] == run.id)
+    assert costs["cost_usd"][0] == pytest.approx(run.cost_usd)
+
+
 def test_refusal_is_visible():
     with FakeAnthropicServer() as server:
         server.enqueue(StreamBuilder().text(["I can't help with that."]).end("refusal").build())

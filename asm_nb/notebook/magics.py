@@ -135,7 +135,7 @@ class AsmMagics(Magics):
 
         Line magic: ``%asm sessions | runs [--live] | events RUN | show RUN | cancel RUN |
         pause RUN | resume RUN | audit [RUN] | providers |
-        diff RUN [RUN_B] | cost | dashboard | budget [USD|off] | policy | health |
+        diff RUN [RUN_B] | eval SPEC | cost | dashboard | budget [USD|off] | policy | health |
         config [key=value ...] | store PATH|URL``.
         """
         try:
@@ -206,7 +206,10 @@ class AsmMagics(Magics):
         if args.agent_command:
             if provider != "acp":
                 raise UsageError("--agent-command goes with -p acp")
-            options["command"] = args.agent_command
+            cmd = args.agent_command.strip()
+            if len(cmd) > 1 and cmd[0] == cmd[-1] and cmd[0] in "'\"":  # IPython keeps the quotes
+                cmd = cmd[1:-1]
+            options["command"] = cmd
         if args.rollback_on_failure and not args.snapshot:
             raise UsageError("--rollback-on-failure needs --snapshot")
         if args.allow_tools and args.deny_tools:
@@ -748,6 +751,7 @@ def load_ipython_extension(ipython: Any) -> None:
     _guard()
     from . import diffview  # noqa: F401  (registers %asm diff)
     from . import control_magics  # noqa: F401  (registers %asm pause / resume / audit / providers)
+    from . import evalview  # noqa: F401  (registers %asm eval)
     if _kernel_can_await(ipython) and _async_cell_transformer not in ipython.input_transformers_post:
         ipython.input_transformers_post.append(_async_cell_transformer)
 

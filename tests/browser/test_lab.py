@@ -357,6 +357,17 @@ def test_notebook_renders_run_bundle_widget_and_sidebar(lab, page):
     expect(rows.filter(visible=True)).to_have_count(1)
     page.locator("#asm-nb-sessions .jp-asm-sessions-search").fill("")
     expect(rows.filter(visible=True)).to_have_count(2)
+    # Enter searches the full text (asm-nb/search): prompt, output and tool call of the shell run
+    box = page.locator("#asm-nb-sessions .jp-asm-sessions-search")
+    box.fill("live-widget-run")
+    box.press("Enter")
+    hits = page.locator("#asm-nb-sessions .jp-asm-search-hit")
+    expect(hits.first).to_be_visible()
+    assert hits.count() >= 3
+    expect(hits.first.locator("mark").first).to_have_text(re.compile("live"))
+    box.press("Escape")
+    expect(hits).to_have_count(0)
+    box.fill("")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     rendered.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "lab-notebook-and-sidebar.png"))

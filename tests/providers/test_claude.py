@@ -627,7 +627,7 @@ def test_cancel_during_a_tool_closes_it(server):
     assert events[-1]["type"] == "run_cancelled"
 
 
-def test_task_cancellation_emits_nothing_and_closes_stream(server):
+def test_task_cancellation_emits_no_terminal_event_and_closes_stream(server):
     server.enqueue(StreamBuilder().text("x").hang())
     adapter = make_adapter(server)
     run, session = new_run()
@@ -644,6 +644,9 @@ def test_task_cancellation_emits_nothing_and_closes_stream(server):
     asyncio.run(asyncio.wait_for(go(), 10))
     assert not {"run_cancelled", "run_failed", "run_completed"} & {e["type"] for e in events}
     assert server.wait_for_disconnects(1, timeout=5)
+    # the cut request was billed for its message_start usage: reported, marked partial
+    usage = [e["data"] for e in events if e["type"] == "token_usage_updated"]
+    assert [(u["input_tokens"], u["partial"]) for u in usage] == [(10, True)]
 
 
 def test_cancel_unknown_run():
