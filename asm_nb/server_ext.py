@@ -249,8 +249,9 @@ def _handlers() -> list:
             kind = self.get_query_argument("kind", None) or None
             limit_text = self.get_query_argument("limit", "20")
             try:
-                # a non-number goes through as is: search() refuses it with its own message (400)
-                limit: Any = int(limit_text) if limit_text.isdigit() else limit_text
+                if not limit_text.isdigit():
+                    raise AsmError("validation_error", f"limit must be a positive integer, got {limit_text!r}")
+                limit = int(limit_text)
                 result = await IOLoop.current().run_in_executor(
                     None, lambda: search(self.store_dir(), text, kind=kind, limit=limit))
             except AsmError as err:

@@ -122,9 +122,9 @@ def _clean(attrs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _usage_attrs(usage: Mapping[str, Any] | None) -> dict[str, Any]:
-    out = {}
+    out: dict[str, Any] = {}
     for key, attr in _USAGE_ATTRS:
-        v = (usage or {}).get(key)
+        v: Any = (usage or {}).get(key)
         if _num(v):
             out[attr] = int(v)
     return out

@@ -44,9 +44,10 @@ def _project(run: Any, sessions: Mapping[str, Any]) -> str | None:
 
 
 def usage_records(store: Any = None, *, since: Any = None, until: Any = None, source: Any = None) -> Any:
-    """One row per billed model call (polars): ``timestamp, session_id, run_id, project,
+    """One row per usage record (polars): ``timestamp, session_id, run_id, project,
     provider, model, source`` (``claude-code`` / ``codex`` for imported history, ``asm`` for
-    runs made here), the four token counts, ``cost_usd`` (null when unpriced)."""
+    runs made here), the four token counts, ``cost_usd`` (null when unpriced) and ``call``
+    (False for the growth of a streamed message already counted: the same model call)."""
     import polars as pl
 
     from . import frames as fr
@@ -57,7 +58,7 @@ def usage_records(store: Any = None, *, since: Any = None, until: Any = None, so
     sessions = {s.id: s for s in st.list_sessions()}
     imported: dict[str, Any] = {}
     rows: dict[str, list] = {k: [] for k in ("timestamp", "session_id", "run_id", "project", "provider", "model",
-                                             "source", *TOKEN_KEYS, "cost_usd")}
+                                             "source", *TOKEN_KEYS, "cost_usd", "call")}
     for r in runs:
         md = r.metadata if isinstance(r.metadata, Mapping) else {}
         if md.get("imported_from"):
@@ -75,9 +76,10 @@ def usage_records(store: Any = None, *, since: Any = None, until: Any = None, so
         for k in TOKEN_KEYS:
             rows[k].append(fr._int_or_none(tu.get(k)) or 0)
         rows["cost_usd"].append(fr._float_or_none(r.cost_usd))
+        rows["call"].append(True)
     schema = {"timestamp": fr._utc(pl), "session_id": pl.String, "run_id": pl.String, "project": pl.String,
               "provider": pl.String, "model": pl.String, "source": pl.String,
-              **{k: pl.Int64 for k in TOKEN_KEYS}, "cost_usd": pl.Float64}
+              **{k: pl.Int64 for k in TOKEN_KEYS}, "cost_usd": pl.Float64, "call": pl.Boolean}
     own = pl.DataFrame(rows, schema=schema)
     parts = [own]
     if imported:
@@ -92,12 +94,14 @@ def usage_records(store: Any = None, *, since: Any = None, until: Any = None, so
             fr._jp("data", "model").alias("model"),
             *[fr._jp("data", k).cast(pl.Int64, strict=False).fill_null(0).alias(k) for k in TOKEN_KEYS],
             fr._jp("data", "cost_usd").cast(pl.Float64, strict=False).alias("cost_usd"),
+            fr._jp("data", "update").is_null().alias("call"),  # a streamed message's growth: same call
         ).collect()
         ev = ev.join(meta, on="run_id", how="left").select(list(schema))
         parts.append(ev.cast(schema))  # type: ignore[arg-type]
     df = pl.concat(parts, how="vertical")
-    if source is not None:
-        df = df.filter(pl.col("source").is_in(fr._as_list(source) or []))
+    sources = fr._as_list(source)
+    if sources is not None:
+        df = df.filter(pl.col("source").is_in(sources))
     if f.since is not None:
         df = df.filter(pl.col("timestamp") >= f.since)
     if f.until is not None:
@@ -110,10 +114,9 @@ def _blocks(df: Any) -> Any:
     import polars as pl
 
     span = timedelta(hours=BLOCK_HOURS)
-    starts: list[datetime] = []
+    starts: list[datetime | None] = []
     start: datetime | None = None
     last: datetime | None = None
-    ts: datetime
     for ts in df["timestamp"].to_list():
         if start is None or last is None or ts - start >= span or ts - last >= span:
             start = ts.replace(minute=0, second=0, microsecond=0)
@@ -129,7 +132,7 @@ def usage(store: Any = None, *, by: UsageBy | str = "day", since: Any = None, un
 
     Columns: the key (``day`` / ``week`` / ``month`` as the UTC start of the period, a tz-aware
     datetime; ``session_id``; ``project``; ``model``; for blocks ``block_start, block_end,
-    first_record, last_record, active``), then ``records, sessions, models`` (comma-separated,
+    first_record, last_record, active``), then ``records`` (model calls), ``sessions, models`` (comma-separated,
     except by model), ``input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,
     total_tokens`` (all four counters), ``cost_usd`` (sum of the priced records; null when none
     is) and ``unpriced_records``. ``since`` / ``until`` bound the record times; ``source`` keeps
@@ -151,7 +154,7 @@ def usage(store: Any = None, *, by: UsageBy | str = "day", since: Any = None, un
     if by in ("day", "week", "month"):
         every = {"day": "1d", "week": "1w", "month": "1mo"}[by]
         df = df.with_columns(pl.col("timestamp").dt.truncate(every).alias(key))
-    aggs = [pl.len().cast(pl.Int64).alias("records"), pl.col("session_id").n_unique().cast(pl.Int64).alias("sessions")]
+    aggs = [pl.col("call").sum().cast(pl.Int64).alias("records"), pl.col("session_id").n_unique().cast(pl.Int64).alias("sessions")]
     if by != "model":
         aggs.append(pl.col("model").drop_nulls().unique().sort().str.join(", ").alias("models"))
     aggs += [pl.col(k).sum().cast(pl.Int64).alias(k) for k in TOKEN_KEYS]

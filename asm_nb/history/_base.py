@@ -129,11 +129,12 @@ class _Pricer:
             found = lookup_price(provider, model, self.info.table)
             hit = (found[0], found[1] if found[0] is not None else None)
             self._cache[key] = hit
-        if hit[0] is None or hit[1] is None:
+        key_found, rates = hit
+        if key_found is None or rates is None:
             return None, None
         from ..cost.calculator import tokens_cost
 
-        return tokens_cost(usage, hit[1]), hit[0]
+        return tokens_cost(usage, rates), key_found
 
 
 def _new_run_state(run_id: str, started: datetime | None, prompt: str | None, line: int) -> dict:
@@ -149,7 +150,7 @@ class SessionBuilder:
     :meth:`tool_finished`, :meth:`usage`, :meth:`error` and set :attr:`meta` keys; the builder
     keeps the incremental state."""
 
-    def __init__(self, job: "FileJob", state: Mapping | None, seen: set[str], pricer: _Pricer,
+    def __init__(self, job: "FileJob", state: Mapping | None, seen: dict[str, Any], pricer: _Pricer,
                  report: ImportReport, since: datetime | None) -> None:
         from ..persistence.redaction import RedactionConfig, emit_redacted, redact_payload
 
@@ -157,7 +158,7 @@ class SessionBuilder:
         self.source = job.source
         self.provider = job.provider
         self.sid = job.session_id
-        self.seen = seen  # usage keys counted anywhere in this store (shared across files)
+        self.seen = seen  # usage key -> counters counted for it anywhere in this store (shared across files)
         self.pricer = pricer
         self.report = report
         self.since = since
@@ -166,7 +167,7 @@ class SessionBuilder:
         self.run: dict | None = st.get("run")
         self.tools: dict[str, str] = dict(st.get("tools") or {})
         self.extra: dict[str, Any] = dict(st.get("extra") or {})  # the source's own counters
-        self.keys: list[str] = list(st.get("keys") or [])
+        self.keys: dict[str, Any] = _keys(st.get("keys"))
         self.first_ts: datetime | None = parse_ts(st.get("first_ts"))
         self.last_ts: datetime | None = parse_ts(st.get("last_ts"))
         self.line_no: int = int(st.get("line_no") or 0)
@@ -187,8 +188,9 @@ class SessionBuilder:
         return {"version": STATE_VERSION, "source": self.source, "path": str(self.job.path), "offset": offset,
                 "size": size, "mtime_ns": mtime_ns,
                 "meta": {k: (self._redacted(v) if k in ("title", "summary") else v) for k, v in self.meta.items()},
-                "run": {k: (self._redacted(v) if k == "error" else v)
-                        for k, v in self.run.items() if not k.startswith("_")} if self.run else None, "tools": self.tools,
+                "run": {**{k: (self._redacted(v) if k == "error" else v)
+                           for k, v in self.run.items() if not k.startswith("_")},
+                        "ended": _iso(_ended(self.run))} if self.run else None, "tools": self.tools,
                 "extra": self.extra, "keys": self.keys, "first_ts": _iso(self.first_ts), "last_ts": _iso(self.last_ts),
                 "line_no": self.line_no, "run_count": self.run_count}
 
@@ -225,12 +227,12 @@ class SessionBuilder:
     def _current(self) -> dict:
         """The open run; records before the first prompt get a run without one."""
         if self.run is None:
-            self.start_run(None, anonymous=True)
+            self.start_run(None)
         assert self.run is not None
         self.touched[self.run["id"]] = self.run
         return self.run
 
-    def start_run(self, prompt: str | None, *, anonymous: bool = False, run_key: str | None = None) -> None:
+    def start_run(self, prompt: str | None) -> None:
         """A new user turn: the previous run ends, a run starts with ``prompt``."""
         self.end_run()
         self.run_count += 1
@@ -238,11 +240,10 @@ class SessionBuilder:
         rid = f"run_{self.job.id_prefix}{self.job.key}_{self.run_count:05d}"
         self.run = _new_run_state(rid, self.ts, prompt, self.line_no)
         self.touched[rid] = self.run
-        started = self._emit("run_started", {"prompt": prompt} if prompt is not None else {}, rid)
-        self.run["prompt"] = started.get("prompt")  # the redacted text: runs keep what events keep
-        self.run["redacted"] = True
-        if prompt is not None and not anonymous:
-            self._emit("message_sent", {"role": "user", "content": prompt}, rid)
+        self._emit("run_started", {"imported_from": self.source}, rid)
+        if prompt is not None:
+            sent = self._emit("message_sent", {"role": "user", "content": prompt}, rid)
+            self.run["prompt"] = sent.get("content")  # the redacted text: runs keep what events keep
 
     def end_run(self) -> None:
         """Close the open run (its ``run_completed`` / ``run_cancelled`` event is written)."""
@@ -254,16 +255,15 @@ class SessionBuilder:
         data: dict[str, Any] = {"status": run["status"]}
         if run.get("error"):
             data["error_message"] = run["error"]
-        ts, self.ts = self.ts, parse_ts(run["ended"]) or self.ts
+        ts, self.ts = self.ts, _ended(run) or self.ts
         self._emit(etype, data, run["id"])
         self.ts = ts
         run["closed"] = True
         self.run = None
 
     def _touch(self, run: dict) -> None:
-        if self.ts is not None and self.ts is not run.get("_ended_dt"):
-            run["_ended_dt"] = self.ts
-            run["ended"] = self.ts.isoformat()
+        if self.ts is not None:
+            run["_ended_dt"] = self.ts  # formatted when saved (to_state, runs)
 
     def message(self, role: str, content: str, **extra: Any) -> None:
         run = self._current()
@@ -312,13 +312,27 @@ class SessionBuilder:
         """One model call's tokens. ``key`` (e.g. message id + request id) dedupes across the
         whole store; returns False when it was already counted."""
         if key is not None:
-            if key in self.seen:
-                return False
-            self.seen.add(key)
-            self.keys.append(key)
+            now = [getattr(usage, k) for k in TOKEN_KEYS]
+            prev = self.seen.get(key, _ABSENT)
+            if prev is _ABSENT:
+                self.seen[key] = self.keys[key] = now
+            else:
+                # a repeat: a streamed message's later snapshot (Claude Code writes output_tokens
+                # as they grow, the last line has the final count) or a resumed session's copy.
+                # Only the growth is counted, so the total is the final figure, counted once.
+                if prev is None:
+                    return False
+                delta = [max(a - b, 0) for a, b in zip(now, prev)]
+                if not any(delta):
+                    return False
+                self.seen[key] = self.keys[key] = [max(a, b) for a, b in zip(now, prev)]
+                usage = TokenUsage(*delta)
+                reported_cost = None
+                extra["update"] = True
         run = self._current()
         self._touch(run)
-        u = usage.to_dict()
+        u = dict(zip(TOKEN_KEYS, (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens,
+                                  usage.cache_creation_tokens)))
         cost, price_key = self.pricer.cost(self.provider, model, u)
         source = "computed"
         if isinstance(reported_cost, (int, float)) and not isinstance(reported_cost, bool) and reported_cost > 0:
@@ -344,6 +358,8 @@ class SessionBuilder:
         run["usage_records"] += 1
         self.report.usage_records += 1
         data = {**u, "model": model, "cost_usd": cost, "cost_source": source if cost is not None else None, **extra}
+        if usage.reasoning_output_tokens is not None:
+            data["reasoning_output_tokens"] = usage.reasoning_output_tokens
         self._emit("token_usage_updated", data, run["id"])
         return True
 
@@ -383,7 +399,7 @@ class SessionBuilder:
         pv = self.pricer.info
         for st in self.touched.values():
             started = parse_ts(st["started"]) or self.first_ts or _now()
-            ended = parse_ts(st["ended"]) or started
+            ended = _ended(st) or started
             open_ = not st.get("closed")
             status = RunStatus(st["status"])
             usage = dict(st["usage"])
@@ -418,6 +434,12 @@ class SessionBuilder:
                            cost_usd=cost, started_at=started, ended_at=ended, provider=self.provider,
                            provider_metadata={k: v for k, v in pm.items() if v is not None}))
         return out
+
+
+def _ended(run: Mapping) -> datetime | None:
+    """When a run state's last record was (the in-memory datetime, else the saved ISO text)."""
+    dt = run.get("_ended_dt")
+    return dt if isinstance(dt, datetime) else parse_ts(run.get("ended"))
 
 
 def _now() -> datetime:
@@ -473,12 +495,14 @@ def run_import(source: str, jobs: Iterable[FileJob], handler: LineHandler, *, st
     jobs = list(jobs)
     report.files_seen = len(jobs)
     existing: dict[str, Session] = {}
-    seen: set[str] = set()
+    seen: dict[str, Any] = {}
     for s in store.list_sessions():
         st = s.context.get(STATE_KEY) if isinstance(s.context, Mapping) else None
         if isinstance(st, Mapping) and st.get("source") == source:
             existing[s.id] = s
-            seen.update(st.get("keys") or ())
+            for k, v in _keys(st.get("keys")).items():  # a key counted in two sessions: the larger figures
+                old = seen.get(k)
+                seen[k] = v if old is None or v is None else [max(a, b) for a, b in zip(old, v)]
     pricer = _Pricer()
     loads = _loads()
     bar = _progress(progress, sum(_size(j.path) for j in jobs), source)
@@ -575,6 +599,19 @@ def _write(store: Any, b: SessionBuilder, prev: Session | None, end: int, st: os
         report.sessions_new += 1
     else:
         report.sessions_updated += 1
+
+
+_ABSENT = object()
+
+
+def _keys(value: Any) -> dict[str, Any]:
+    """The saved usage keys: ``{key: [input, output, cache_read, cache_creation]}`` (a list of
+    keys from an earlier layout: counted, with no figures to grow from)."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, (list, tuple)):
+        return dict.fromkeys((k for k in value if isinstance(k, str)), None)
+    return {}
 
 
 def _size(p: Path) -> int:

@@ -15,9 +15,11 @@ One JSON object per line, ``type``:
 - ``assistant``: ``message`` is an Anthropic message (``id``, ``model``, ``content`` blocks
   ``text`` / ``thinking`` / ``tool_use``, ``usage`` with ``input_tokens``, ``output_tokens``,
   ``cache_creation_input_tokens``, ``cache_read_input_tokens``) plus ``requestId``. A streamed
-  message is written as several lines (one per content block) that all repeat its usage: usage is
-  counted once per ``message.id`` + ``requestId`` across the whole store (as ccusage does), which
-  also skips the earlier messages a resumed session copies into its new file. Old versions also
+  message is written as several lines (one per content block) that all repeat its usage, with
+  ``output_tokens`` growing to the final count on the last one: usage is counted once per
+  ``message.id`` (+ ``requestId`` when present) across the whole store, taking the final (largest)
+  figures — a later snapshot adds only its growth — which also skips the earlier messages a
+  resumed session copies into its new file. Old versions also
   carry ``costUSD`` per line: that figure is kept as a reported cost. ``model: "<synthetic>"``
   lines (local notices, API errors with ``isApiErrorMessage``) have no billable usage.
 - ``summary`` (``summary``, ``leafUuid``): the session's title.
@@ -229,7 +231,9 @@ def _assistant(obj: Mapping, b: SessionBuilder) -> None:
     usage = msg.get("usage")
     if type(usage) is dict and not synthetic:
         mid, rid = msg.get("id"), obj.get("requestId")
-        key = f"cc:{mid}:{rid}" if isinstance(mid, str) and isinstance(rid, str) else None
+        # message.id is unique per API response; requestId is absent on some versions and gateways
+        key = (f"cc:{mid}:{rid}" if isinstance(rid, str) and rid else f"cc:{mid}") if isinstance(mid, str) and mid \
+            else None
         u = TokenUsage.from_anthropic(usage)
         if u or obj.get("costUSD"):
             b.usage(model, u, key=key, reported_cost=obj.get("costUSD"), message_id=mid, request_id=rid)

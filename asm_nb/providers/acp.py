@@ -38,10 +38,11 @@ import asyncio
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..core.capabilities import Capability, CapabilityType
+from ..core.capabilities import Capability
 from ..core.errors import AsmError
 from ..core.permission import PermissionMode
 from ._base import ActiveRun, BaseAdapter
@@ -54,10 +55,11 @@ log = logging.getLogger(__name__)
 __all__ = ["AcpAdapter"]
 
 _OPTIONS = frozenset({"command", "cwd", "working_directory", "env", "permission_mode", "approval_callback", "model",
+                      "resume",
                       "mode", "mcp_servers", "kill_grace_ms", "cancel_grace_ms", "startup_timeout_ms", "fs",
                       "terminal", "name"})
 #: options one ``execute`` call may override
-_OVERRIDES = frozenset({"permission_mode", "approval_callback", "model", "mode", "env", "cancel_grace_ms"})
+_OVERRIDES = frozenset({"permission_mode", "approval_callback", "model", "mode", "env", "cancel_grace_ms", "resume"})
 DEFAULT_CANCEL_GRACE_MS = 3000
 DEFAULT_STARTUP_TIMEOUT_MS = 60_000
 DEFAULT_KILL_GRACE_MS = 600
@@ -202,11 +204,14 @@ class _Terminal:
                 self.truncated = True
         self.result = await self.proc.wait()
 
-    def exit_status(self) -> dict[str, Any] | None:
+    def exit_status(self) -> Any:
+        """The ACP ``TerminalExitStatus`` once the command ended, else None."""
+        from acp.schema import TerminalExitStatus
+
         r = self.result
         if r is None:
             return None
-        return {"exitCode": r.exit_code, "signal": r.signal_name}
+        return TerminalExitStatus(exit_code=r.exit_code, signal=r.signal_name)
 
 
 class _Client:
@@ -227,6 +232,7 @@ class _Client:
         self.context_usage: dict[str, Any] | None = None
         self.terminals: dict[str, _Terminal] = {}
         self.violations = 0
+        self.loading = False
         self._next_terminal = 0
         self.pump = asyncio.ensure_future(self._pump())
 
@@ -257,6 +263,8 @@ class _Client:
 
     # -- session/update ---------------------------------------------------------------------------
     async def session_update(self, session_id: str, update: Any, **kwargs: Any) -> None:
+        if self.loading:
+            return
         kind = getattr(update, "session_update", None)
         if kind == "agent_message_chunk":
             text = _text_of(update.content)
@@ -357,9 +365,9 @@ class _Client:
         if self.active.cancelled:
             return RequestPermissionResponse(outcome=DeniedOutcome(outcome="cancelled"))
         mode = self.mode
-        if mode is not None and (mode in (PermissionMode.FULL_AUTO, PermissionMode.DANGEROUSLY_SKIP_PERMISSIONS) or (
-                mode is PermissionMode.ACCEPT_EDITS and entry["kind"] in _EDIT_KINDS)):
-            self.put("tool_approval_granted", {**req, "reason": f"permission_mode:{mode.value}"})
+        if mode in (PermissionMode.FULL_AUTO, PermissionMode.DANGEROUSLY_SKIP_PERMISSIONS) or (
+                mode is PermissionMode.ACCEPT_EDITS and entry["kind"] in _EDIT_KINDS):
+            self.put("tool_approval_granted", {**req, "reason": f"permission_mode:{mode.value if mode else ''}"})
             return pick("allow_once", "allow_always")
         if mode is PermissionMode.PLAN:
             return deny("plan_mode")
@@ -481,22 +489,21 @@ class _Client:
         return term
 
     async def terminal_output(self, session_id: str, terminal_id: str, **kwargs: Any) -> Any:
-        from acp.schema import TerminalExitStatus, TerminalOutputResponse
+        from acp.schema import TerminalOutputResponse
 
         term = self._terminal(terminal_id)
         if term.result is None and not term.proc.running:
             await asyncio.wait({term.reader}, timeout=1.0)  # exited: let the reader finish
         return TerminalOutputResponse(output=term.buf.decode("utf-8", errors="replace"), truncated=term.truncated,
-                                      exit_status=None if (st := term.exit_status()) is None
-                                      else TerminalExitStatus.model_validate(st))
+                                      exit_status=term.exit_status())
 
     async def wait_for_terminal_exit(self, session_id: str, terminal_id: str, **kwargs: Any) -> Any:
         from acp.schema import WaitForTerminalExitResponse
 
         term = self._terminal(terminal_id)
         await asyncio.shield(term.reader)
-        st = term.exit_status() or {}
-        return WaitForTerminalExitResponse(exit_code=st.get("exitCode"), signal=st.get("signal"))
+        st = term.exit_status()
+        return WaitForTerminalExitResponse(exit_code=st.exit_code if st else None, signal=st.signal if st else None)
 
     async def kill_terminal(self, session_id: str, terminal_id: str, **kwargs: Any) -> Any:
         from acp.schema import KillTerminalResponse
@@ -540,7 +547,9 @@ class AcpAdapter(BaseAdapter):
     agents choose their own model), ``mcp_servers`` (ACP ``McpServer`` dicts passed to
     ``session/new``), ``fs`` / ``terminal`` (offer those client capabilities; default True),
     ``cancel_grace_ms`` (3000), ``startup_timeout_ms`` (60000: initialize + session/new),
-    ``kill_grace_ms``, ``name`` (the agent's display name; default its ``agentInfo`` name).
+    ``kill_grace_ms``, ``name`` (the agent's display name; default its ``agentInfo`` name),
+    ``resume`` (an ACP session id: continued with ``session/load`` when the agent advertises
+    ``loadSession``, and only the new message is sent).
 
     >>> AcpAdapter(command=["my-agent"]).name
     'acp'
@@ -580,6 +589,9 @@ class AcpAdapter(BaseAdapter):
         check_str(opts, "model")
         check_str(opts, "mode")
         check_str(opts, "name")
+        r = opts.get("resume")
+        if r is not None and r is not False and not (isinstance(r, str) and r):
+            raise AsmError("validation_error", f"resume must be an ACP session id string (or None / False), got {r!r}")
         for k in ("kill_grace_ms", "cancel_grace_ms", "startup_timeout_ms"):
             check_positive_int(opts, k)
         servers = opts.get("mcp_servers")
@@ -590,12 +602,14 @@ class AcpAdapter(BaseAdapter):
                 raise AsmError("validation_error", f"{k} must be True or False")
 
     async def capabilities(self) -> list[Capability]:
-        return [Capability("streaming", CapabilityType.SAMPLING, True, "Real-time streaming of responses"),
-                Capability("tool_use", CapabilityType.TOOL, True, "Tool calls reported by the agent"),
-                Capability("interrupt", CapabilityType.SAMPLING, True, "Cancel through session/cancel"),
-                Capability("file_operations", CapabilityType.TOOL, True, "fs/read_text_file and fs/write_text_file, confined to cwd"),
-                Capability("bash", CapabilityType.TOOL, True, "terminal/* commands, run in cwd"),
-                Capability("approvals", CapabilityType.TOOL, True, "session/request_permission routed to the approval flow")]
+        return [Capability.new("streaming", "sampling", description="Real-time streaming of responses"),
+                Capability.new("tool_use", "tool", description="Tool calls reported by the agent"),
+                Capability.new("interrupt", "sampling", description="Cancel through session/cancel"),
+                Capability.new("file_operations", "tool",
+                               description="fs/read_text_file and fs/write_text_file, confined to cwd"),
+                Capability.new("bash", "tool", description="terminal/* commands, run in cwd"),
+                Capability.new("approvals", "tool",
+                               description="session/request_permission routed to the approval flow")]
 
     def validate_config(self, config: Mapping[str, Any]) -> None:
         if not isinstance(config, Mapping):
@@ -619,7 +633,9 @@ class AcpAdapter(BaseAdapter):
         root = Path(self.cwd).expanduser().resolve()
         if not root.is_dir():
             raise AsmError("validation_error", f"cwd {self.cwd!r} is not a directory")
-        prompt = line_prompt(active.run.input, active.session)
+        # resume=<ACP session id>: session/load continues it, so only the new message is sent;
+        # otherwise a continued asm session replays its transcript into a new ACP session
+        prompt = line_prompt(active.run.input, active.session, replay=not opts.get("resume"))
         if not prompt.strip():
             raise AsmError("validation_error", "acp needs a non-empty prompt")
         try:
@@ -643,11 +659,11 @@ class AcpAdapter(BaseAdapter):
                         await asyncio.wait_for(conn.cancel(session_id=sid), timeout=1.0)
                     except Exception:  # noqa: BLE001 - the kill below still stops it
                         log.debug("acp: session/cancel could not be sent", exc_info=True)
-                    grace = (opts.get("cancel_grace_ms") or DEFAULT_CANCEL_GRACE_MS) / 1000
-                    try:
-                        await asyncio.wait_for(proc.wait(), timeout=grace)
-                    except asyncio.TimeoutError:
-                        pass
+                    # wait for the agent to answer the prompt (not proc.wait(): that would drain
+                    # stdout, the messages the connection still has to read)
+                    deadline = time.monotonic() + (opts.get("cancel_grace_ms") or DEFAULT_CANCEL_GRACE_MS) / 1000
+                    while not state.get("done") and proc.running and time.monotonic() < deadline:
+                        await asyncio.sleep(0.05)
                     if not state.get("done"):
                         proc.request_terminate("cancelled")
                 else:
@@ -729,8 +745,22 @@ class AcpAdapter(BaseAdapter):
         info = getattr(init, "agent_info", None)
         agent_name = opts.get("name") or getattr(info, "name", None) or Path(self.command[0]).name
         servers = [dict(s) for s in opts.get("mcp_servers") or []]
-        new = await call("session/new", conn.new_session(cwd=str(root), mcp_servers=servers), startup)
-        state["session_id"] = sid = new.session_id
+        resume = opts.get("resume")
+        if resume:
+            if not getattr(getattr(init, "agent_capabilities", None), "load_session", False):
+                raise AsmError("capability_not_supported",
+                               f"the ACP agent {agent_name} cannot load a session (it does not advertise loadSession); "
+                               "run without resume= to start a new one")
+            client.loading = True  # the history the agent replays is not this run's output
+            try:
+                await call("session/load", conn.load_session(cwd=str(root), session_id=resume, mcp_servers=servers),
+                           startup)
+            finally:
+                client.loading = False
+            state["session_id"] = sid = resume
+        else:
+            new = await call("session/new", conn.new_session(cwd=str(root), mcp_servers=servers), startup)
+            state["session_id"] = sid = new.session_id
         if opts.get("mode"):
             await call("session/set_mode", conn.set_session_mode(session_id=sid, mode_id=opts["mode"]), startup)
         started = {"provider_session_id": sid, "agent_name": agent_name, "cwd": str(root), "command": list(self.command),

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import exc as sa_exc
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from .search import (FTS_SCHEMA, MAX_TEXT_CHARS, SearchHit, _fts_error, _hit, fts5_query, fts5_select_sql,
                      python_snippet)
@@ -192,10 +192,8 @@ def sql_search(store: Any, query: str, kinds: list[str] | None, session_id: str 
 
     try:
         rows = store._read(run)
-    except sa_exc.OperationalError as exc:
-        raise _fts_error(exc.orig if exc.orig is not None else exc, query) from None
-    except sa_exc.ProgrammingError as exc:
-        raise _fts_error(exc.orig if exc.orig is not None else exc, query) from None
+    except (OperationalError, ProgrammingError) as exc:
+        raise _fts_error(exc.orig if isinstance(exc.orig, Exception) else exc, query) from None
     if store._engine.dialect.name == "postgresql":
         return [_hit((*r[:7], python_snippet(r[7], query))) for r in rows]
     return [_hit(tuple(r)) for r in rows]

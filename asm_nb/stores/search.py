@@ -154,6 +154,9 @@ def _check_args(query: Any, kinds: Any, limit: Any) -> tuple[str, list[str] | No
 
 def _fts_error(exc: Exception, query: str) -> AsmError:
     msg = str(exc)
+    if "no such table: asm_search" in msg or ('"asm_search_docs" does not exist' in msg):
+        return AsmError("migration_required", "this database has no search index yet (schema before migration 3); "
+                                              "run asm_nb.stores.sql.migrate(url) or open it with migrate='auto'")
     if "fts5" in msg or "syntax error" in msg or "unterminated" in msg or "no such column" in msg:
         return AsmError("validation_error", f"search query {query!r} is not valid full-text syntax ({msg}); "
                                             "quote words with special characters, e.g. \"foo.py\"")
@@ -295,6 +298,10 @@ class LocalSearchIndex:
         row = conn.execute("SELECT value FROM asm_search_meta WHERE key = 'version'").fetchone()
         if row is None or row[0] != self.VERSION:  # none yet, or written by another version: rebuild
             conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute("SELECT value FROM asm_search_meta WHERE key = 'version'").fetchone()
+            if row is not None and row[0] == self.VERSION:  # another process rebuilt it meanwhile
+                conn.execute("COMMIT")
+                return conn
             for t in ("asm_search_fts", "asm_search_docs", "asm_search_logs"):
                 conn.execute(f"DROP TABLE IF EXISTS {t}")
             for stmt in FTS_SCHEMA:

@@ -31,9 +31,10 @@ def _runs(store, sid):
 
 
 def _reference_claude_usage(root: Path) -> dict:
-    """Independent sum over the fixture files: distinct (message.id, requestId), no synthetic."""
-    seen, tot = set(), dict.fromkeys(("input_tokens", "output_tokens", "cache_read_tokens",
-                                      "cache_creation_tokens"), 0)
+    """Independent sum over the fixture files: per (message.id, requestId) the last (final)
+    snapshot, no synthetic messages."""
+    final: dict = {}
+    anon = []
     for f in sorted(root.rglob("*.jsonl")):
         for line in f.read_text().splitlines():
             try:
@@ -43,16 +44,16 @@ def _reference_claude_usage(root: Path) -> dict:
             m = d.get("message") if d.get("type") == "assistant" else None
             if not m or m.get("model") == "<synthetic>" or "usage" not in m:
                 continue
-            key = (m.get("id"), d.get("requestId"))
-            if key[0] and key[1]:
-                if key in seen:
-                    continue
-                seen.add(key)
-            u = m["usage"]
-            tot["input_tokens"] += u["input_tokens"]
-            tot["output_tokens"] += u["output_tokens"]
-            tot["cache_read_tokens"] += u["cache_read_input_tokens"]
-            tot["cache_creation_tokens"] += u["cache_creation_input_tokens"]
+            if m.get("id"):
+                final[(m["id"], d.get("requestId"))] = m["usage"]
+            else:
+                anon.append(m["usage"])
+    tot = {"input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0, "cache_creation_tokens": 0}
+    for u in [*final.values(), *anon]:
+        tot["input_tokens"] += u["input_tokens"]
+        tot["output_tokens"] += u["output_tokens"]
+        tot["cache_read_tokens"] += u["cache_read_input_tokens"]
+        tot["cache_creation_tokens"] += u["cache_creation_input_tokens"]
     return tot
 
 
@@ -69,7 +70,8 @@ def test_claude_code_sessions_runs_and_events():
     r1, r2 = _runs(st, S1)
     assert r1.input == "The date parser tests fail. Fix them." and r1.status.value == "completed"
     assert r2.input == "Now add a test for time zones." and r2.status.value == "cancelled"  # interrupted
-    # the streamed message (two lines, one usage) counts once: 4+6+5 input tokens
+    # the streamed message (two lines repeating one usage, output_tokens growing 3 -> 120) counts
+    # once with its final figures: 4+6+5 input tokens, 120+210+40 output tokens
     assert r1.token_usage == {"input_tokens": 15, "output_tokens": 370, "cache_read_tokens": 34300,
                               "cache_creation_tokens": 2400}
     assert r1.output == {"content": "Fixed: the parser now accepts a time part. Tests pass."}
@@ -79,8 +81,11 @@ def test_claude_code_sessions_runs_and_events():
     assert r1.metadata["pricing_version"] and r1.metadata["pricing_source"]
     types = [e.type.value for e in st.get_events(S1, run_id=r1.id)]
     assert types == ["run_started", "message_sent", "message_received", "token_usage_updated", "tool_call_started",
-                     "tool_call_failed", "tool_call_started", "token_usage_updated", "tool_call_completed",
+                     "token_usage_updated", "tool_call_failed", "tool_call_started", "token_usage_updated", "tool_call_completed",
                      "message_received", "token_usage_updated", "run_completed"]
+    grow = [e.data for e in st.get_events(S1, run_id=r1.id) if e.type.value == "token_usage_updated"][:2]
+    assert (grow[0]["output_tokens"], grow[1]["output_tokens"], grow[1]["input_tokens"]) == (3, 117, 0)
+    assert grow[1]["update"] is True and grow[1]["message_id"] == "msg_01AAA"
     tools = [e.data for e in st.get_events(S1, run_id=r1.id) if e.type.value.startswith("tool_call_")]
     assert tools[0]["tool_name"] == "Bash" and tools[0]["tool_input"]["command"].startswith("pytest")
     assert tools[1]["tool_name"] == "Bash" and "FAILED" in tools[1]["tool_output"]

@@ -8,11 +8,15 @@ The first word of the prompt's last line picks the scenario:
 - ``edit``: asks permission for an ``edit`` tool call; if allowed writes ``out.txt`` through
   ``fs/write_text_file``; reports ``allowed`` / ``rejected`` in its reply.
 - ``escape PATH``: tries to read PATH through the client; replies ``refused: <error>`` or the text.
+- ``write PATH``: tries to write PATH through the client; replies ``wrote`` or ``refused: <error>``.
 - ``terminal``: runs ``echo from-terminal`` through ``terminal/*`` and replies with its output.
+- ``bigterm``: a terminal command printing 104 bytes with ``outputByteLimit=10``.
 - ``hang``: one chunk, then waits for ``session/cancel`` and answers ``stopReason=cancelled``.
 - ``deaf``: one chunk, then ignores ``session/cancel`` (the client must kill it).
 - ``crash``: one chunk, a line on stderr, then exits with status 3 mid-prompt.
 - ``history``: replies with the whole prompt text (to check transcript replay).
+- ``remember ...``: appends the prompt to ``.fake-acp-<session>`` in cwd; ``session/load`` of that
+  session replays it as history updates (``loadSession`` is advertised).
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ import os
 import sys
 from typing import Any
 
-from acp import (PROTOCOL_VERSION, Agent, InitializeResponse, NewSessionResponse, PromptResponse, RequestError,
-                 run_agent, start_tool_call, update_agent_message_text, update_agent_thought_text,
+from acp import (PROTOCOL_VERSION, Agent, InitializeResponse, LoadSessionResponse, NewSessionResponse, PromptResponse,
+                 RequestError, run_agent, start_tool_call, update_agent_message_text, update_agent_thought_text,
+                 update_user_message_text,
                  update_plan, plan_entry, update_tool_call)
 from acp.interfaces import Client
 from acp.schema import (AgentCapabilities, Cost, Implementation, PermissionOption, ToolCallUpdate, Usage,
@@ -43,7 +48,8 @@ class FakeAgent(Agent):
     async def initialize(self, protocol_version: int, client_capabilities: Any = None, client_info: Any = None,
                          **kwargs: Any) -> InitializeResponse:
         self.client_caps = client_capabilities
-        return InitializeResponse(protocol_version=PROTOCOL_VERSION, agent_capabilities=AgentCapabilities(),
+        return InitializeResponse(protocol_version=PROTOCOL_VERSION,
+                                  agent_capabilities=AgentCapabilities(load_session="--no-load" not in sys.argv),
                                   agent_info=Implementation(name="fake-acp", title="Fake ACP agent", version="1.2.3"))
 
     async def new_session(self, cwd: str, mcp_servers: Any = None, **kwargs: Any) -> NewSessionResponse:
@@ -51,6 +57,21 @@ class FakeAgent(Agent):
         sid = f"sess-{os.getpid()}"
         self.cancelled[sid] = asyncio.Event()
         return NewSessionResponse(session_id=sid)
+
+    async def load_session(self, cwd: str, session_id: str, mcp_servers: Any = None, **kwargs: Any) -> Any:
+        """Sessions "persist" in ``.fake-acp-<id>`` files in cwd: loading replays the saved text
+        as history updates, as the protocol asks."""
+        path = os.path.join(cwd, f".fake-acp-{session_id}")
+        if not os.path.exists(path):
+            raise RequestError.resource_not_found(session_id)
+        self.cwd = cwd
+        self.cancelled[session_id] = asyncio.Event()
+        with open(path) as f:
+            for line in f.read().splitlines():
+                await self._conn.session_update(session_id, update_user_message_text(line))
+                await self.say(session_id, f"(history) {line}")
+        self.loaded = session_id
+        return LoadSessionResponse()
 
     async def cancel(self, session_id: str, **kwargs: Any) -> None:
         self.cancelled.setdefault(session_id, asyncio.Event()).set()
@@ -109,6 +130,20 @@ class FakeAgent(Agent):
             except RequestError as exc:
                 await self.say(sid, f"refused: {exc}")
             return PromptResponse(stop_reason="end_turn")
+        if word == "write":
+            try:
+                await self._conn.write_text_file(session_id=sid, path=arg, content="pwned")
+                await self.say(sid, "wrote")
+            except RequestError as exc:
+                await self.say(sid, f"refused: {exc}")
+            return PromptResponse(stop_reason="end_turn")
+        if word == "bigterm":
+            term = await self._conn.create_terminal(session_id=sid, command=sys.executable,
+                                                    args=["-c", "print('x' * 100 + 'END')"], output_byte_limit=10)
+            await self._conn.wait_for_terminal_exit(session_id=sid, terminal_id=term.terminal_id)
+            out = await self._conn.terminal_output(session_id=sid, terminal_id=term.terminal_id)
+            await self.say(sid, f"{out.output!r} truncated={out.truncated}")
+            return PromptResponse(stop_reason="end_turn")
         if word == "terminal":
             term = await self._conn.create_terminal(session_id=sid, command="echo", args=["from-terminal"])
             await self._conn.wait_for_terminal_exit(session_id=sid, terminal_id=term.terminal_id)
@@ -131,6 +166,11 @@ class FakeAgent(Agent):
             os._exit(3)
         if word == "history":
             await self.say(sid, text)
+            return PromptResponse(stop_reason="end_turn")
+        if word == "remember":  # save the prompt for a later session/load
+            with open(os.path.join(self.cwd, f".fake-acp-{sid}"), "a") as f:
+                f.write(text + "\n")
+            await self.say(sid, f"saved in {sid}; loaded={getattr(self, 'loaded', None)}")
             return PromptResponse(stop_reason="end_turn")
         await self.say(sid, f"unknown scenario {word!r}")
         return PromptResponse(stop_reason="end_turn")

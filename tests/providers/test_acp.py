@@ -155,6 +155,24 @@ def test_fs_outside_cwd_is_refused(work, tmp_path_factory, target):
     assert v["rule"] == "cwd_confinement" and v["path"] == path
 
 
+@pytest.mark.parametrize("target", ["../escaped.txt", "link/escaped.txt"])
+def test_fs_write_outside_cwd_is_refused(work, tmp_path_factory, target):
+    outside = tmp_path_factory.mktemp("outside")
+    (work / "link").symlink_to(outside)
+    res, events = _run(AcpAdapter(command=AGENT, cwd=str(work), permission_mode="full_auto"),
+                       f"write {work / target}")
+    assert res.output["content"].startswith("refused: fs/write_text_file:")
+    assert not (work.parent / "escaped.txt").exists() and not (outside / "escaped.txt").exists()
+    assert any(e["type"] == "policy_violation" for e in events)
+    res, _ = _run(AcpAdapter(command=AGENT, cwd=str(work)), f"write {work / 'sub' / 'ok.txt'}")
+    assert res.output["content"] == "wrote" and (work / "sub" / "ok.txt").read_text() == "pwned"
+
+
+def test_terminal_output_limit_keeps_the_end(work):
+    res, _ = _run(AcpAdapter(command=AGENT, cwd=str(work)), "bigterm")
+    assert res.output["content"] == "'xxxxxxEND\\n' truncated=True"
+
+
 def test_fs_inside_cwd_is_served(work):
     res, _ = _run(AcpAdapter(command=AGENT, cwd=str(work)), f"escape {work / 'notes.txt'}")
     assert res.output["content"] == "read: remember the milk\n"
@@ -170,6 +188,10 @@ def test_terminal_runs_in_cwd_and_is_refused_in_plan_mode(work):
 
 
 def _cancel_after_first_chunk(adapter, prompt):
+    return _cancel_after_first_chunk_of(adapter, prompt, "message_streamed")
+
+
+def _cancel_after_first_chunk_of(adapter, prompt, etype):
     session = Session.new({"agent_id": "t"})
     run = Run.new({"session_id": session.id, "input": prompt})
     events: list[dict] = []
@@ -179,7 +201,7 @@ def _cancel_after_first_chunk(adapter, prompt):
 
         def cb(ev):
             events.append(ev)
-            if ev["type"] == "message_streamed":
+            if ev["type"] == etype:
                 seen.set()
 
         task = asyncio.ensure_future(adapter.execute(run, session, event_callback=cb))
@@ -203,6 +225,21 @@ def test_cancel_goes_through_session_cancel(work):
     assert took < 10
     turn = next(e["data"] for e in events if e["type"] == "turn_completed")
     assert turn["stop_reason"] == "cancelled"
+
+
+def test_cancel_while_a_permission_is_pending_answers_it_cancelled(work):
+    async def never(name, tool_input):
+        await asyncio.Event().wait()
+
+    err, took, events = _cancel_after_first_chunk_of(
+        AcpAdapter(command=AGENT, cwd=str(work), approval_callback=never, cancel_grace_ms=20_000), "edit",
+        "tool_approval_requested")
+    assert err.code == "cancelled" and took < 10
+    assert _types(events)[-1] == "run_cancelled"
+    # the protocol: a pending permission request is answered "cancelled" after session/cancel
+    assert any(e["type"] == "message_streamed" and e["data"]["delta"] == "rejected (cancelled)" for e in events), \
+        [(e["type"], e["data"].get("delta")) for e in events]
+    assert not (work / "out.txt").exists()
 
 
 def test_cancel_kills_an_agent_that_ignores_it(work):
@@ -251,6 +288,22 @@ def test_run_once_through_the_store(work, tmp_path_factory):
     r3 = run_once("history", provider="acp", store=store, cwd=str(work), options={"command": AGENT},
                   session="s1")
     assert r3.output.count("history") >= 2  # the earlier turn is replayed to the new agent process
+
+
+def test_resume_loads_the_acp_session_and_ignores_its_replayed_history(work):
+    res, _ = _run(AcpAdapter(command=AGENT, cwd=str(work)), "remember the first thing")
+    sid = res.output["provider_session_id"]
+    assert res.output["content"] == f"saved in {sid}; loaded=None"
+    res2, events = _run(AcpAdapter(command=AGENT, cwd=str(work), resume=sid), "remember more")
+    assert res2.output["content"] == f"saved in {sid}; loaded={sid}"  # only the new turn's reply
+    assert "(history)" not in str(events)
+    assert res2.output["provider_session_id"] == sid
+    err, _ = _run(AcpAdapter(command=AGENT, cwd=str(work), resume="sess-unknown"), "remember")
+    assert err.code == "provider_error" and "session/load" in err.message
+    err, _ = _run(AcpAdapter(command=[*AGENT, "--no-load"], cwd=str(work), resume=sid), "remember")
+    assert err.code == "capability_not_supported" and "loadSession" in err.message
+    with pytest.raises(AsmError, match="resume must be"):
+        AcpAdapter(command=AGENT, resume=3)
 
 
 def test_env_var_names_the_default_command(work, monkeypatch):
