@@ -139,7 +139,7 @@ def _vacuum(store: Any, report: dict[str, Any], *, dry_run: bool) -> int | None:
         arts = artifact_store_for(store)
     except Exception:  # noqa: BLE001 - no artifact storage: nothing to vacuum
         return None
-    vacuum = getattr(arts, "vacuum", None)
+    vacuum: Callable[..., Any] | None = getattr(arts, "vacuum", None)
     if not callable(vacuum):
         return None
     try:

@@ -678,7 +678,7 @@ class _busy_while_awaiting:
     def __enter__(self) -> "_busy_while_awaiting":
         self.kernel = None
         try:
-            from IPython import get_ipython
+            from IPython.core.getipython import get_ipython
 
             kernel = getattr(get_ipython(), "kernel", None)
         except Exception:  # pragma: no cover - no IPython

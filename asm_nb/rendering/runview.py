@@ -816,12 +816,12 @@ class RunState:
     def tool_line(self, row: ToolRow, deterministic: bool = False, measured: bool = True) -> tuple[str, str, str]:
         """``(icon, css class, text)`` of a tool row (see ``tool_line``), redacted. ``deterministic``:
         no duration at all; ``measured=False``: only the duration the provider reported."""
-        measured = None if deterministic or not measured else row.measured_ms
+        measured_ms = None if deterministic or not measured else row.measured_ms
         info = row.info()
         if deterministic:  # no wall-clock time at all, measured or reported by the provider
             info["duration_ms"] = None
         icon, cls, text = tool_line(info, approval=row.approval, reason=row.reason,
-                                    run_status=self.status, measured_ms=measured)
+                                    run_status=self.status, measured_ms=measured_ms)
         return icon, cls, self.redact(text)
 
     def tool_html(self, row: ToolRow, deterministic: bool = False) -> str:
