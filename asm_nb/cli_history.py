@@ -13,13 +13,14 @@ import json
 import sys
 from typing import Any
 
+from .core.usage import TOKEN_KEYS
+
 __all__ = ["add_history_subcommands", "cmd_import", "cmd_usage"]
 
+_TOKENS = [*TOKEN_KEYS, "total_tokens", "cost_usd"]
 _USAGE_COLUMNS = {
-    "block": ["block_start", "block_end", "active", "records", "models", "input_tokens", "output_tokens",
-              "cache_read_tokens", "cache_creation_tokens", "total_tokens", "cost_usd"],
-    "model": ["model", "records", "sessions", "input_tokens", "output_tokens", "cache_read_tokens",
-              "cache_creation_tokens", "total_tokens", "cost_usd"],
+    "block": ["block_start", "block_end", "active", "records", "models", *_TOKENS],
+    "model": ["model", "records", "sessions", *_TOKENS],
 }
 _SHOWN_WARNINGS = 10
 _KEY = {"day": "day", "week": "week", "month": "month", "session": "session_id", "project": "project"}
@@ -76,9 +77,7 @@ def cmd_usage(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"by": args.by, "rows": rows, "total": total}, ensure_ascii=False, default=str))
         return 0
-    cols = _USAGE_COLUMNS.get(args.by) or [_KEY[args.by], "records", "sessions", "models", "input_tokens",
-                                           "output_tokens", "cache_read_tokens", "cache_creation_tokens",
-                                           "total_tokens", "cost_usd"]
+    cols = _USAGE_COLUMNS.get(args.by) or [_KEY[args.by], "records", "sessions", "models", *_TOKENS]
     shown = [{c: _fmt(r.get(c), c) for c in cols} for r in rows]
     shown.append({cols[0]: "total", **{c: _fmt(total.get(c), c) for c in cols[1:] if c in total}})
     print(_table(shown, cols))
