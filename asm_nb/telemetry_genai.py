@@ -28,9 +28,10 @@ import json
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping, TypeGuard
+from typing import Any, Iterable, Mapping
 
-from .core.usage import CACHE_CREATION_TOKENS, CACHE_READ_TOKENS
+from .core.usage import (CACHE_CREATION_TOKENS, CACHE_READ_TOKENS, INPUT_TOKENS, OUTPUT_TOKENS,
+                         REASONING_OUTPUT_TOKENS)
 
 __all__ = ["GenAISpans", "PROVIDER_NAMES", "provider_name", "redact_text", "export_events"]
 
@@ -40,10 +41,10 @@ PROVIDER_NAMES = {"claude": "anthropic", "claude_code": "anthropic", "codex": "o
 NOT_MODELS = frozenset({"shell"})
 MAX_CONTENT_CHARS = 4096
 _MODEL_EVENTS = frozenset({"message_streamed", "message_received", "token_usage_updated"})
-_USAGE_ATTRS = (("input_tokens", "gen_ai.usage.input_tokens"), ("output_tokens", "gen_ai.usage.output_tokens"),
+_USAGE_ATTRS = ((INPUT_TOKENS, "gen_ai.usage.input_tokens"), (OUTPUT_TOKENS, "gen_ai.usage.output_tokens"),
                 (CACHE_READ_TOKENS, "gen_ai.usage.cache_read.input_tokens"),
                 (CACHE_CREATION_TOKENS, "gen_ai.usage.cache_creation.input_tokens"),
-                ("reasoning_output_tokens", "gen_ai.usage.reasoning.output_tokens"))
+                (REASONING_OUTPUT_TOKENS, "gen_ai.usage.reasoning.output_tokens"))
 
 
 def provider_name(provider: Any) -> str:
@@ -78,7 +79,7 @@ def _content(value: Any) -> str:
     return s if len(s) <= MAX_CONTENT_CHARS else s[:MAX_CONTENT_CHARS] + "…"
 
 
-def _num(v: Any) -> TypeGuard[int | float]:
+def _num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
