@@ -41,7 +41,7 @@ from urllib.parse import unquote
 
 from .. import config
 from ..core.errors import AsmError
-from ..core.events import Event
+from ..core.events import Event, EventType
 from ..core.run import Run
 from ..core.session import Session
 from . import _codec
@@ -505,7 +505,7 @@ class LocalStore(StoreBase):
     def _schedule(self, slog: _SessionLog) -> None:
         with self._timer_cond:
             self._owned.add(slog)
-            start_flusher(self, f"asm-localstore-flush:{self.root.name}")
+            start_flusher(self, f"asm-localstore-flush:{self.root.name}", slog.owned_since + self.flush_interval_s)
 
     def _due(self) -> tuple[list[_SessionLog], float | None]:
         """(sessions whose buffer is due now, seconds until the next one). Caller holds timer lock."""
@@ -549,20 +549,23 @@ class LocalStore(StoreBase):
 
     # -- sessions ---------------------------------------------------------------------------------
     @contextmanager
-    def _db(self):
-        """A write of the document tables: ``db.lock`` held, both tables caught up (torn tails cut)."""
+    def _db(self, sessions: bool = True, runs: bool = True):
+        """A write of the document tables: ``db.lock`` held, the tables it touches caught up (torn
+        tails cut)."""
         with self._tables.lock:
             self._tables.file_lock.acquire()
             try:
-                self._sessions.sync(owner=True)
-                self._runs.sync(owner=True)
+                if sessions:
+                    self._sessions.sync(owner=True)
+                if runs:
+                    self._runs.sync(owner=True)
                 yield
             finally:
                 self._tables.file_lock.release()
 
-    def _dtx(self, fn, what: str) -> Any:
+    def _dtx(self, fn, what: str, sessions: bool = True, runs: bool = True) -> Any:
         try:
-            with self._db():
+            with self._db(sessions, runs):
                 return fn()
         except AsmError:
             raise
@@ -574,7 +577,7 @@ class LocalStore(StoreBase):
         check_session(session)
         self._check_open()
         doc = session.to_dict()
-        self._dtx(lambda: self._sessions.append([doc]), "save_session")
+        self._dtx(lambda: self._sessions.append([doc]), "save_session", runs=False)
 
     def get_session(self, session_id: str) -> Session:
         s = None
@@ -600,7 +603,7 @@ class LocalStore(StoreBase):
             self._sessions.append([session.to_dict()])
             return session, True
 
-        return self._dtx(run, "get_or_create_named_session")
+        return self._dtx(run, "get_or_create_named_session", runs=False)
 
     def list_sessions(self, *, status: Any = None, agent_id: str | None = None, limit: int | None = None,
                       offset: int = 0) -> list[Session]:
@@ -791,7 +794,7 @@ class LocalStore(StoreBase):
         if run.status.value in _TERMINAL_RUN:
             self._write_session_buffer(run.session_id)
         doc = stamp_owner(run.to_dict())
-        self._dtx(lambda: self._runs.append([doc]), "save_run")
+        self._dtx(lambda: self._runs.append([doc]), "save_run", sessions=False)
 
     def _write_session_buffer(self, session_id: str) -> None:
         slog = self._logs.get(session_id)
@@ -813,7 +816,7 @@ class LocalStore(StoreBase):
             self._write_session_buffer(sid)
         docs = [stamp_owner(r.to_dict()) for r in runs]
         if docs:
-            self._dtx(lambda: self._runs.append(docs), "save_runs")
+            self._dtx(lambda: self._runs.append(docs), "save_runs", sessions=False)
 
     def get_run(self, run_id: str) -> Run:
         r = None
@@ -901,8 +904,9 @@ class LocalStore(StoreBase):
             for slog in slogs:
                 slog.ensure_owned()
             out = self._stage(events, parts, slogs, in_place)
+            ending = {e.session_id for e in events if e.type in _SESSION_END}
             for slog in slogs:
-                if slog.buf_bytes >= self.max_buffer_bytes:
+                if slog.buf_bytes >= self.max_buffer_bytes or slog.sid in ending:
                     self._release(slog)
         except AsmError:
             raise
@@ -946,7 +950,7 @@ class LocalStore(StoreBase):
                     raise AsmError("storage_error",
                                    f"Failed to append {'event' if single else 'events'}: {exc!r}") from exc
             stored = _stage_one(slog, e, before, after, in_place)
-            if slog.buf_bytes >= self.max_buffer_bytes:
+            if slog.buf_bytes >= self.max_buffer_bytes or e.type in _SESSION_END:
                 self._release(slog)
         if self._waiters:
             self._notify()
@@ -1126,6 +1130,9 @@ def _write_atomic(path: Path, data: bytes, fsync: bool = False) -> None:
 
 
 _TERMINAL_RUN = frozenset({"completed", "failed", "cancelled"})
+# a session's last event: written at once and the session lock released (a one-shot run leaves
+# nothing buffered and no flush pending once its session is closed)
+_SESSION_END = frozenset({EventType.SESSION_COMPLETED, EventType.SESSION_FAILED, EventType.SESSION_CANCELLED})
 
 
 def _session_meta(doc: dict) -> tuple:
