@@ -78,6 +78,8 @@ _LAZY: dict[str, str] = {
     "scorer": "asm_nb.evaluation.scorers:scorer",
     "scorers": "asm_nb.evaluation.scorers:",
     "diff_runs": "asm_nb.evaluation.rundiff:diff_runs",
+    "import_history": "asm_nb.history:import_history",
+    "history": "asm_nb.history:",
 }
 
 __all__ = [
@@ -86,7 +88,7 @@ __all__ = [
     "NotFoundError", "Policy", "PolicyViolation", "ProviderError", "Run", "RunResult", "RunStatus", "RunTimeout",
     "Session", "SessionRuntime", "SessionServer", "SessionStatus", "StateError", "StoreError", "Tool", "ToolError",
     "ValidationError", "__version__", "arun_once", "batch", "compare", "config", "copy_store", "dashboard",
-    "diff_runs", "evaluate", "evaluation", "frames", "interrupt", "load_eval", "load_ipython_extension",
+    "diff_runs", "evaluate", "evaluation", "frames", "history", "import_history", "interrupt", "load_eval", "load_ipython_extension",
     "maintenance", "open_store", "pause", "plots", "providers", "pubsub", "query", "rendering", "resume",
     "run_once", "scorer", "scorers", "stream", "telemetry", "testing", "tool", "workflow",
 ]
@@ -118,6 +120,8 @@ if TYPE_CHECKING:  # pragma: no cover - what a type checker sees for each lazy n
     )
     from .core.events import Event, EventType
     from .core.run import Run, RunStatus
+    from . import history
+    from .history import import_history
     from .core.session import Session, SessionStatus
     from .notebook.compare import compare
     from .notebook.dashboard import dashboard

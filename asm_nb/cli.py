@@ -2,10 +2,12 @@
 
     asm run -p shell "echo hi"      asm sessions      asm runs      asm events RUN_ID
     asm replay CASSETTE             asm cost        asm export --format parquet|csv|jsonl OUT
+    asm export --format sqlite OUT.db  (tables + views for Datasette / any SQL tool)
     asm gc [--max-age-days N] [--keep-failed] [--dry-run]
     asm providers [--capability NAME]      asm audit [--run RUN_ID] [--session ID]
     asm run --renderer studio|compact|verbose|passthrough --log FILE --jsonl FILE ...
     asm eval SPEC.toml|yaml         (exit 1 when a threshold fails)
+    asm import claude-code|codex [--since D] [--project P]     asm usage [--by day|model|block|...]
                                     (every command takes --store PATH|URL and --json)
 
 Bad input prints one line ``asm: error: …`` and exits with status 2; a failed run exits 1.
@@ -274,7 +276,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
     else:
         print("dry run: nothing was changed" if report["dry_run"] else "maintenance report")
         for key in ("sessions_soft_deleted", "sessions_hard_deleted", "events_pruned", "artifacts_cleaned",
-                    "orphaned_sequences_cleaned", "duration_ms"):
+                    "artifact_blobs_vacuumed", "orphaned_sequences_cleaned", "duration_ms"):
             v = report.get(key)
             print(f"  {key:<28} {'n/a' if v is None else v}")
         for key in ("soft_delete_session_ids", "hard_delete_session_ids"):
@@ -405,9 +407,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--until", help="ISO date/time (exclusive)")
     c.set_defaults(fn=cmd_cost)
 
-    x = sub.add_parser("export", parents=[common], help="write sessions/runs/events/tool_calls to files")
-    x.add_argument("out", help="output directory (one file per table)")
-    x.add_argument("--format", choices=["parquet", "csv", "jsonl"], default="parquet")
+    x = sub.add_parser("export", parents=[common], help="write sessions/runs/events/tool_calls to files, or one "
+                                                         "SQLite file with views (--format sqlite)")
+    x.add_argument("out", help="output directory (one file per table); for --format sqlite the .db file")
+    x.add_argument("--format", choices=["parquet", "csv", "jsonl", "sqlite"], default="parquet")
     x.add_argument("--tables", help="comma-separated subset of sessions,runs,events,tool_calls")
     x.add_argument("--overwrite", action="store_true", help="replace existing files")
     x.add_argument("--session")
@@ -437,6 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
     cp.set_defaults(fn=cmd_copy)
 
     add_subcommands(sub, common)  # providers, audit
+    from .cli_history import add_history_subcommands
+
+    add_history_subcommands(sub, common)  # import, usage
     return p
 
 

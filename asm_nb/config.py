@@ -76,6 +76,11 @@ DEFAULTS: dict[str, Any] = {
     "default_model": None,
     "default_store": None,
     "default_renderer": "auto",
+    # figures of asm_nb.plots (and the dashboard's charts) also carry a static image/png (kaleido)
+    "chart_images": False,
+    # saved outputs without ids and wall-clock timings (the committed notebooks, nbval):
+    # %%asm --renderer card and the dashboard's static snapshot
+    "deterministic_display": False,
     "local_flush_interval_ms": 50,
 }
 

@@ -17,6 +17,11 @@ cookie — through ``@tornado.web.authenticated``; JSON answers):
 - ``GET asm-nb/runs/<run_id>`` → the run's ``application/vnd.asm.run+json`` payload
   (``asm_nb.rendering.mime.run_summary`` over the run and its stored events), which the
   extension's MIME renderer shows; 404 with ``{"code": "not_found"}`` for an unknown run.
+- ``GET asm-nb/search?q=TEXT[&kind=output][&limit=20]`` → ``{"store", "exists", "hits": [...]}``,
+  best first; each hit ``{"rank", "score", "kind", "session_id", "run_id", "sequence_number",
+  "timestamp", "event_id", "parts": [[text, highlighted], ...]}`` (the snippet split at its
+  matches, so the page styles them without HTML). A bad query → 400 with ``{"code":
+  "validation_error", "message"}`` (docs/search.md).
 
 The store read is the LocalStore at ``$ASM_HOME`` when set, else ``<server root dir>/.asm``
 (``asm_nb.open_store(path)``), opened per request and closed after it, in a worker thread so
@@ -31,7 +36,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-__all__ = ["store_path", "list_sessions", "run_bundle", "_jupyter_server_extension_points",
+__all__ = ["store_path", "list_sessions", "run_bundle", "search", "_jupyter_server_extension_points",
            "_load_jupyter_server_extension"]
 
 #: URL prefix of the endpoints, below the server's base URL.
@@ -176,6 +181,31 @@ def run_bundle(path: str | os.PathLike, run_id: str) -> dict | None:
     return bundle
 
 
+def search(path: str | os.PathLike, text: str, *, kind: Any = None, limit: int = 20) -> dict:
+    """The ``GET asm-nb/search`` answer for the LocalStore at ``path`` (``AsmError`` for a bad
+    query or argument)."""
+    from .analytics.search import search_rows, split_marks
+    from .stores import open_store
+    from .stores.existing import is_local_store
+
+    path = Path(path)
+    if not path.is_dir() or not is_local_store(path):
+        search_rows("memory://", text, kind=kind, limit=limit, mark=None)  # a bad query is an error all the same
+        return {"store": str(path), "exists": False, "hits": []}
+    store = open_store(path)
+    try:
+        rows = search_rows(store, text, kind=kind, limit=limit, mark=None)
+    finally:
+        store.close()
+    hits = []
+    for r in rows:
+        snippet = r.pop("snippet")
+        row = _plain(r)
+        row["parts"] = [[t, h] for t, h in split_marks(snippet)]
+        hits.append(row)
+    return {"store": str(path), "exists": True, "hits": hits}
+
+
 def _handlers() -> list:
     """The tornado handlers (imported lazily: ``import asm_nb.server_ext`` needs no server)."""
     import tornado.web
@@ -208,8 +238,30 @@ def _handlers() -> list:
             else:
                 self.send_json(bundle)
 
+    class SearchHandler(_Base):
+        @tornado.web.authenticated
+        async def get(self) -> None:
+            from tornado.ioloop import IOLoop
+
+            from .core.errors import AsmError
+
+            text = self.get_query_argument("q", "")
+            kind = self.get_query_argument("kind", None) or None
+            limit_text = self.get_query_argument("limit", "20")
+            try:
+                if not limit_text.isdigit():
+                    raise AsmError("validation_error", f"limit must be a positive integer, got {limit_text!r}")
+                limit = int(limit_text)
+                result = await IOLoop.current().run_in_executor(
+                    None, lambda: search(self.store_dir(), text, kind=kind, limit=limit))
+            except AsmError as err:
+                self.send_json({"code": err.code, "message": err.message}, 400)
+                return
+            self.send_json(result)
+
     return [(rf"{URL_PREFIX}/sessions/?", SessionsHandler),
-            (rf"{URL_PREFIX}/runs/(run_[A-Za-z0-9_-]+)/?", RunHandler)]
+            (rf"{URL_PREFIX}/runs/(run_[A-Za-z0-9_-]+)/?", RunHandler),
+            (rf"{URL_PREFIX}/search/?", SearchHandler)]
 
 
 def _jupyter_server_extension_points() -> list[dict]:

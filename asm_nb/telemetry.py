@@ -369,14 +369,20 @@ async def aspan_call(run: Any, session: Any, fn: Callable[[], Awaitable[Any]]) -
     return _span_result(run, session, result, started)
 
 
-def attach_otel(tracer_provider: Any = None, meter_provider: Any = None) -> Any:
+def attach_otel(tracer_provider: Any = None, meter_provider: Any = None, *, genai: bool = False,
+                capture_content: bool = False) -> Any:
     """Export the bus to OpenTelemetry (``pip install asm_nb[otel]``): one ``asm.run`` span per run,
     adapter events as span events, run/token/cost metrics. Providers default to the global
     OpenTelemetry ones, so an application that configured an OTLP exporter gets asm runs in its
     traces. Returns the exporter (``.uninstall()`` stops it). See ``asm_nb.telemetry_otel``.
 
-    >>> exporter = attach_otel()      # doctest: +SKIP
+    ``genai=True``: the OpenTelemetry GenAI conventions instead (``invoke_agent`` run span with
+    ``gen_ai.*`` attributes, ``chat`` and ``execute_tool`` children, live; see
+    ``asm_nb.telemetry_genai``); ``capture_content=True`` adds redacted tool arguments/results.
+
+    >>> exporter = attach_otel(genai=True)      # doctest: +SKIP
     """
     from .telemetry_otel import install
 
-    return install(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    return install(tracer_provider=tracer_provider, meter_provider=meter_provider, genai=genai,
+                   capture_content=capture_content)

@@ -16,6 +16,12 @@ OpenTelemetry data:
 Providers default to the global OpenTelemetry ones, so an application that configured an OTLP
 exporter gets asm runs in its traces without more code.
 
+With ``genai=True`` the run span follows the OpenTelemetry GenAI conventions instead
+(``asm_nb.telemetry_genai``): it is named ``invoke_agent {agent}``, carries the ``gen_ai.*``
+attributes next to the ``asm.*`` ones, and gets ``chat {model}`` and ``execute_tool {tool}``
+children, live as the run streams (``capture_content=True`` adds redacted tool arguments and
+results).
+
 >>> exporter = install()          # doctest: +SKIP
 >>> exporter.uninstall()          # doctest: +SKIP
 """
@@ -80,7 +86,7 @@ class OtelExporter:
     """Bridges the asm telemetry bus to an OpenTelemetry tracer and meter."""
 
     def __init__(self, tracer_provider: Any = None, meter_provider: Any = None, *,
-                 handler_id: str = HANDLER_ID) -> None:
+                 handler_id: str = HANDLER_ID, genai: bool = False, capture_content: bool = False) -> None:
         _require()
         self.handler_id = handler_id
         self.tracer = (tracer_provider.get_tracer("asm_nb") if tracer_provider is not None
@@ -97,6 +103,11 @@ class OtelExporter:
         self._spans: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._attached = False
+        self.genai: Any = None
+        if genai:
+            from .telemetry_genai import GenAISpans
+
+            self.genai = GenAISpans(self.tracer, capture_content=capture_content)
 
     # -- wiring --------------------------------------------------------------------------------
     def names(self) -> list[tuple]:
@@ -122,6 +133,9 @@ class OtelExporter:
         self._attached = False
         with self._lock:
             spans, self._spans = self._spans, {}
+        if self.genai is not None:
+            self.genai.abandon()
+            return
         for span in spans.values():
             span.end()
 
@@ -133,6 +147,10 @@ class OtelExporter:
         elif kind in (("run", "stop"), ("run", "exception")):
             self._run_end(kind[1], measurements, metadata)
         elif kind[0] == "adapter":
+            if self.genai is not None:
+                self.genai.event(metadata.get("run_id"), kind[1], metadata.get("event_data") or {},
+                                 measurements.get("system_time") if _num(measurements.get("system_time")) else None,
+                                 provider=metadata.get("provider"))
             self._span_event(metadata.get("run_id"), kind[1], {
                 **{k: v for k, v in measurements.items() if _num(v) and k != "system_time"},
                 **({"tool_name": metadata["tool_name"]} if metadata.get("tool_name") is not None else {})})
@@ -159,8 +177,13 @@ class OtelExporter:
                         "asm.agent_id": md.get("agent_id"),
                         "asm.provider": _get(run, "provider") or (_get(run, "metadata") or {}).get("provider")})
         start = m.get("system_time") if _num(m.get("system_time")) else None
-        span = self.tracer.start_span("asm.run", attributes=attrs, start_time=start)
-        run_id = md.get("run_id")
+        run_id = str(md.get("run_id"))
+        if self.genai is not None:
+            session = md.get("session")
+            span = self.genai.start_run(run_id, session_id=md.get("session_id"), provider=attrs.get("asm.provider"),
+                                        agent_name=_get(session, "agent_id"), start_ns=start, attributes=attrs)
+        else:
+            span = self.tracer.start_span("asm.run", attributes=attrs, start_time=start)
         with self._lock:
             old = self._spans.pop(run_id, None)
             self._spans[run_id] = span
@@ -168,7 +191,7 @@ class OtelExporter:
             old.end()
 
     def _run_end(self, how: str, m: Mapping[str, Any], md: Mapping[str, Any]) -> None:
-        run_id = md.get("run_id")
+        run_id = str(md.get("run_id"))
         with self._lock:
             span = self._spans.pop(run_id, None)
         run = md.get("run")
@@ -193,6 +216,19 @@ class OtelExporter:
         if span is None:
             return
         span.set_attributes(_clean(attrs))
+        if self.genai is not None:
+            end = m.get("system_time") if _num(m.get("system_time")) else None
+            if how == "exception":
+                span.set_attribute("asm.error_code", str(md.get("error_code")))
+            err = _get(run, "error") or {}
+            err = err if isinstance(err, Mapping) else {}
+            self.genai.end_run(run_id, status=status, usage={k: m[k] for k in ("input_tokens", "output_tokens")
+                                                              if _num(m.get(k))},
+                               cost_usd=m.get("cost_usd"), model=model,
+                               error_code=md.get("error_code") or err.get("code") or err.get("error_code"),
+                               error_message=md.get("error_message") or err.get("message") or err.get("error_message"),
+                               end_ns=end)
+            return
         if how == "exception":
             span.set_attributes(_clean({"asm.error_code": md.get("error_code"),
                                         "asm.error_message": md.get("error_message")}))
@@ -212,13 +248,15 @@ class OtelExporter:
 _installed: OtelExporter | None = None
 
 
-def install(tracer_provider: Any = None, meter_provider: Any = None) -> OtelExporter:
-    """Attach the OpenTelemetry exporter (replacing one installed before); returns it."""
+def install(tracer_provider: Any = None, meter_provider: Any = None, *, genai: bool = False,
+            capture_content: bool = False) -> OtelExporter:
+    """Attach the OpenTelemetry exporter (replacing one installed before); returns it.
+    ``genai=True``: GenAI-convention spans (see the module doc)."""
     global _installed
     _require()
     if _installed is not None:
         _installed.uninstall()
-    _installed = OtelExporter(tracer_provider, meter_provider).attach()
+    _installed = OtelExporter(tracer_provider, meter_provider, genai=genai, capture_content=capture_content).attach()
     return _installed
 
 

@@ -1,5 +1,9 @@
 """Build (and execute) the notebooks from their cell sources, so outputs in git are the
-deterministic text renderings that nbval checks.
+deterministic rich outputs that nbval checks: each ``%%asm`` run as its card (the static bundle
+a live run ends as: ``--renderer card``, ids and timings left out by ``deterministic_display``),
+charts with a static PNG (``chart_images``, kaleido) for nbconvert / nbviewer / GitHub, the
+dashboard as its snapshot. scripts/test.sh runs nbval with the same settings (no PNGs: nbval
+does not compare images).
 
     python notebooks/_build.py            # rebuild every notebook, executing it
     python notebooks/_build.py 01         # only notebooks whose name starts with 01
@@ -8,7 +12,6 @@ deterministic text renderings that nbval checks.
 
 from __future__ import annotations
 
-import configparser
 import os
 import pathlib
 import re
@@ -52,8 +55,9 @@ store_dir = tempfile.mkdtemp(prefix="asm-quickstart-")
 ## A first run
 
 The cell body is the prompt; for the `shell` provider it is the command. In JupyterLab the run
-shows as a live widget (text, tool calls with spinners, tokens, cost and a Cancel button); in a
-terminal, nbconvert or CI it renders as plain text, as below.
+shows as a live widget (text, tool calls with spinners, tokens, cost and a Cancel button) that
+becomes the run's card when it ends: what this saved notebook shows below. In a terminal it
+renders as plain text.
 """),
     code("""
 %%asm -p shell --out first
@@ -581,8 +585,10 @@ front-end install): filters (provider, model, status, dates), KPI tiles (runs, s
 tokens, cost), the `asm_nb.plots` charts, and a run table whose picked run shows its header,
 transcript, tool calls and tool timeline. `%asm dashboard` opens it on the notebook's store.
 
-In JupyterLab the cells below show the live app. Without a widget front end (nbconvert, nbval,
-a terminal) the dashboard prints as text: filters, KPIs and the run table, as saved here.
+In JupyterLab the cell below shows the live app. Saved, it keeps a snapshot: KPI tiles and the
+run table, which JupyterLab draws as a grid sortable by any column when the kernel that made the
+widget is gone (as in this saved notebook), and nbconvert / GitHub show as an HTML table. In a
+terminal it prints as text.
 """),
     code("""
 import tempfile, asm_nb
@@ -804,11 +810,105 @@ expect(run).succeeded().called("bash").never_called("edit_file").max_tool_calls(
 ]
 
 
+NOTEBOOKS["07_history.ipynb"] = [
+    md("""
+# Your agent history as data
+
+Claude Code and Codex keep every session on disk as JSON lines (`~/.claude/projects/…` and
+`~/.codex/sessions/…`). `asm_nb.import_history` (or `asm import claude-code|codex` in a terminal)
+loads them into a store: one session per log file, one run per prompt, normalized events
+(messages, tool calls, one `token_usage_updated` per billed model call) and the cost of each run,
+priced with the pricing table whose version is recorded on the run. Importing again reads only
+what the CLIs appended since.
+
+This notebook runs **offline** on sample logs written in the real formats by
+`asm_nb.testing.history_logs`. On your machine, leave out `path=` to read your own history.
+"""),
+    code("""
+import pathlib, tempfile
+import asm_nb
+from asm_nb.testing.history_logs import write_claude_code_logs, write_codex_logs
+
+work = pathlib.Path(tempfile.mkdtemp(prefix="asm-history-"))
+claude_logs = write_claude_code_logs(work / "claude", lines=2000, sessions=12, projects=3, seed=7)
+codex_logs = write_codex_logs(work / "codex", lines=800, sessions=4, seed=7)
+claude_logs["lines"], codex_logs["lines"]
+"""),
+    md("""
+## Import
+
+`import_history(source, store, since=..., project=..., path=...)` returns a report; lines it
+cannot read (a torn last line, a record type it does not know) are skipped with a warning and
+listed in `report.warnings`, never fatal.
+"""),
+    code("""
+store = asm_nb.open_store(str(work / "store"))
+claude = asm_nb.import_history("claude-code", store, path=work / "claude")
+codex = asm_nb.import_history("codex", store, path=work / "codex")
+{k: (claude.to_dict()[k], codex.to_dict()[k]) for k in ("files_read", "lines_read", "sessions_new", "runs",
+                                                         "events", "usage_records", "warning_count")}
+"""),
+    md("""
+Importing again adds nothing: each file's position is kept with its session in the store, and
+an unchanged file is not even opened.
+"""),
+    code("""
+again = asm_nb.import_history("claude-code", store, path=work / "claude")
+again.files_unchanged, again.events
+"""),
+    md("""
+## Usage by day and by model
+
+`asm_nb.frames.usage(store, by=...)` sums the per-call records by `day`, `week`, `month`,
+`session`, `project`, `model` or `block`. Its totals are the sums of the imported per-message
+usage.
+"""),
+    code("""
+by_day = asm_nb.frames.usage(store, by="day")
+by_day.assign(day=by_day["day"].dt.date, cost_usd=by_day["cost_usd"].round(4))[
+    ["day", "records", "models", "input_tokens", "output_tokens", "cache_read_tokens", "cost_usd"]]
+"""),
+    code("""
+by_model = asm_nb.frames.usage(store, by="model")
+by_model.assign(cost_usd=by_model["cost_usd"].round(4))[
+    ["model", "records", "sessions", "input_tokens", "output_tokens", "cache_read_tokens",
+     "cache_creation_tokens", "cost_usd"]]
+"""),
+    code("""
+# the same totals as the runs the import made (and as the logs themselves)
+runs = asm_nb.frames.runs(store)
+int(by_model["output_tokens"].sum()), int(runs["output_tokens"].sum()), \\
+    claude_logs["usage"]["output_tokens"] + codex_logs["usage"]["output_tokens"]
+"""),
+    md("""
+## Five-hour windows
+
+Claude plans meter usage in rolling 5-hour windows. `by="block"` cuts the records the same way
+(as ccusage's `blocks`): a window starts at the hour of its first message and lasts five hours.
+"""),
+    code("""
+blocks = asm_nb.frames.usage(store, by="block", source="claude-code")
+len(blocks), int(blocks["records"].sum()), round(float(blocks["cost_usd"].max()), 4)
+"""),
+    md("""
+## Everything else works on it too
+
+The imported sessions are ordinary sessions: `frames.runs`, `frames.tool_calls`,
+`frames.transcript`, the dashboard (`asm_nb.dashboard(store)`) and `asm usage` in a terminal
+read them like the runs made here.
+"""),
+    code("""
+tools = asm_nb.frames.tool_calls(store)
+tools.groupby("tool_name", observed=True).size().sort_values(ascending=False)
+"""),
+]
+
+
 def _sanitize_rules() -> list[tuple[re.Pattern, str]]:
-    """The regex replacements of sanitize.cfg (nbval's file), in order."""
-    cfg = configparser.ConfigParser(interpolation=None)
-    cfg.read(HERE / "sanitize.cfg")
-    return [(re.compile(cfg[s]["regex"]), cfg[s]["replace"]) for s in cfg.sections()]
+    """The regex replacements of sanitize.cfg, in order, read as nbval reads them (the text after
+    ``replace: `` verbatim: configparser would strip a leading space nbval keeps)."""
+    text = (HERE / "sanitize.cfg").read_text()
+    return [(re.compile(rx), rep) for rx, rep in re.findall(r"^regex: (.*)$\n^replace: (.*)$", text, re.MULTILINE)]
 
 
 def _sanitize(value, rules):
@@ -838,7 +938,7 @@ def build(name: str, cells: list[tuple[str, str]], execute: bool = True) -> None
                 cell.metadata["tags"] = ["nbval-ignore-output"]
             nb.cells.append(cell)
     if execute:
-        os.environ["ASM_DEFAULT_RENDERER"] = "studio"
+        os.environ.update(ASM_DEFAULT_RENDERER="card", ASM_DETERMINISTIC_DISPLAY="1", ASM_CHART_IMAGES="1")
         # the temporary stores and repositories the notebook makes go to one scratch folder,
         # removed afterwards (sanitize.cfg maps its paths to <STORE>)
         scratch = tempfile.mkdtemp(prefix="asm-build-")

@@ -1,10 +1,11 @@
 """The public run functions spell out their options; bad ones are caller mistakes with a name.
 
-``timeout`` is seconds; adapter options go in ``options=``; a misspelt keyword or a bad value is
-``AsmError("validation_error")`` naming the option (and the closest valid one)."""
+``timeout`` is seconds; adapter options go in ``options=``; an unknown keyword (misspelt or an adapter
+option) or a bad value is ``AsmError("validation_error")`` naming the option and a suggestion."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import math
 import warnings
@@ -53,12 +54,25 @@ def test_timeout_is_seconds():
     assert ok.ok and ok.output == "hi\n"
 
 
-def test_adapter_options_go_in_options_and_the_old_keywords_warn():
+def test_adapter_options_go_in_options_and_unknown_keywords_are_refused():
     r = asm_nb.run_once("echo hi", provider="shell", store="memory://", options={"stream_output": False})
     assert r.ok
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        r = asm_nb.run_once("echo hi", provider="shell", store="memory://", stream_output=False)
-    assert r.ok and any(issubclass(w.category, DeprecationWarning) and "options=" in str(w.message) for w in caught)
+    # an adapter option passed as a keyword is an error naming it and saying where it goes
+    for call in (lambda: asm_nb.run_once("echo hi", provider="shell", store="memory://", stream_output=False),
+                 lambda: asm_nb.stream("echo hi", provider="shell", store="memory://", stream_output=False),
+                 lambda: asm_nb.batch(["echo hi"], provider="shell", store="memory://", stream_output=False),
+                 lambda: asm_nb.compare("echo hi", providers=["shell"], store="memory://", stream_output=False)):
+        with pytest.raises(asm_nb.ValidationError) as exc:
+            call()
+        assert exc.value.code == "validation_error"
+        assert "unknown option 'stream_output'" in exc.value.message
+        assert "options={'stream_output': ...}" in exc.value.message
+        assert exc.value.details["option"] == "stream_output"
+    with pytest.raises(asm_nb.ValidationError, match="unknown option 'cassette'"):
+        asyncio.run(asm_nb.arun_once("hi", provider="replay", store="memory://", cassette="x.jsonl"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # refused, not warned about and run
+        with pytest.raises(asm_nb.ValidationError):
+            asm_nb.run_once("echo hi", provider="shell", store="memory://", stream_output=False)
     with pytest.raises(asm_nb.ValidationError, match="run option"):
         asm_nb.run_once("echo hi", provider="shell", store="memory://", options={"model": "x"})

@@ -27,8 +27,8 @@ def store_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("cli") / "store"
     store = asm_nb.open_store(path)
     for name in ("hello", "tools", "failure"):
-        asm_nb.run_once(f"replay {name}", provider="replay", cassette=asm_nb.testing.example_cassette(name),
-                        store=store)
+        asm_nb.run_once(f"replay {name}", provider="replay", store=store,
+                        options={"cassette": asm_nb.testing.example_cassette(name)})
     asm_nb.run_once("echo cli", provider="shell", store=store)
     store.close()
     return path

@@ -20,7 +20,7 @@ else:  # pragma: no cover
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 EXTRAS = PROJECT["optional-dependencies"]
-USER_EXTRAS = {"notebook", "claude", "sql", "s3", "dask", "otel", "lab", "eval"}
+USER_EXTRAS = {"notebook", "claude", "sql", "s3", "dask", "otel", "lab", "eval", "acp", "images"}
 
 
 def _name(req: str) -> str:

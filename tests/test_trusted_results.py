@@ -23,7 +23,7 @@ pytest.importorskip("anthropic")  # imported up front: its first import would ea
 
 def _claude_code(tmp_path, stdout: str, **kw):
     exe = install_fake_cli(tmp_path / "bin", "claude", None, stdout=stdout, exit_code=0, **kw)
-    return {"provider": "claude_code", "cwd": str(tmp_path), "cli_path": str(exe)}
+    return {"provider": "claude_code", "cwd": str(tmp_path), "options": {"cli_path": str(exe)}}
 
 
 def _stored_tool_ends(store, r):
@@ -111,7 +111,8 @@ def test_policy_stop_keeps_partial_output_and_says_why():
         server.enqueue(StreamBuilder().text("warm up").end().build())
         server.enqueue(StreamBuilder(delay=0.3).text(["Paris ", "is ", "the ", "capital ", "of ", "France."])
                        .end("end_turn").build())
-        common = dict(provider="claude", store="memory://", api_key="k", base_url=server.base_url, max_retries=0)
+        common = dict(provider="claude", store="memory://",
+                      options={"api_key": "k", "base_url": server.base_url, "max_retries": 0})
         assert asm_nb.run_once("warm up the client", **common).ok  # the first client creation is slow
         r = asm_nb.run_once("capital?", policy={"name": "quick", "limits": [["max_duration_ms", 2500]]}, **common)
     assert r.status == "failed" and r.error.code == "policy_violation"
@@ -145,11 +146,60 @@ def test_cancel_keeps_partial_output():
     assert r.partial and r.output.startswith("one ")
 
 
+@pytest.mark.parametrize("stop", ["cancel", "task_cancel", "policy"])
+def test_a_stopped_claude_api_run_counts_the_usage_its_request_was_billed(tmp_path, stop):
+    """A request cut after ``message_start`` was billed for its input (and cache reads): the run's
+    usage, its cost, the stored events and ``frames.costs`` count it, whatever stopped the run:
+    ``cancel``, a cancelled task (Ctrl-C in a kernel, the execute deadline) or a policy stop."""
+    import asyncio
+
+    from asm_nb.runtime import loop, manager
+
+    store = asm_nb.open_store(f"{tmp_path}/store")
+    with FakeAnthropicServer() as server:
+        server.enqueue(StreamBuilder().text("warm up").end().build())
+        server.enqueue(StreamBuilder(delay=0.4, input_tokens=1200, cache_read_tokens=3000, output_tokens=1)
+                       .text(["one ", "two ", "three ", "four ", "five ", "six ", "seven"]).end("end_turn").build())
+        opts = {"api_key": "k", "base_url": server.base_url, "max_retries": 0}
+        assert asm_nb.run_once("warm up the client", provider="claude", store="memory://", options=opts).ok
+        state: dict = {}
+        seen: list = []
+        policy = {"limits": [["max_duration_ms", 1500]]} if stop == "policy" else None
+
+        async def go():
+            task = asyncio.ensure_future(arun_tracked("count", "claude", state, store=store, policy=policy,
+                                                      on_event=seen.append, **opts))
+            if stop == "policy":
+                return await task
+            while not any(e["type"] == "message_streamed" for e in seen):
+                await asyncio.sleep(0.05)
+            if stop == "cancel":
+                await manager.acancel_run(state["store"], state["adapter"], state["run_id"])
+                return await task
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        loop.run_sync(go())
+    run = store.get_run(state["run_id"])
+    assert run.status.value == ("failed" if stop == "policy" else "cancelled")
+    if stop == "policy":
+        assert run.error["code"] == "policy_violation"
+    assert (run.token_usage["input_tokens"], run.token_usage["cache_read_tokens"]) == (1200, 3000)
+    assert run.cost_usd is not None and run.cost_usd > 0
+    usage_events = [e.data for e in store.get_events(run.session_id, run_id=run.id)
+                    if e.type.value == "token_usage_updated"]
+    assert [d.get("partial") for d in usage_events] == [True]
+    assert sum(d["input_tokens"] for d in usage_events) == run.token_usage["input_tokens"]
+    costs = frames.costs(store, backend="polars").filter(frames.costs(store, backend="polars")["run_id"] == run.id)
+    assert costs["cost_usd"][0] == pytest.approx(run.cost_usd)
+
+
 def test_refusal_is_visible():
     with FakeAnthropicServer() as server:
         server.enqueue(StreamBuilder().text(["I can't help with that."]).end("refusal").build())
-        r = asm_nb.run_once("bad", provider="claude", store="memory://", api_key="k", base_url=server.base_url,
-                            max_retries=0)
+        r = asm_nb.run_once("bad", provider="claude", store="memory://",
+                            options={"api_key": "k", "base_url": server.base_url, "max_retries": 0})
     assert r.stop_reason == "refusal" and r.refused
     assert "refused" in repr(r)
     bundle = run_result_mimebundle(r)
@@ -160,8 +210,9 @@ def test_a_denied_tool_stop_names_the_tool_and_the_views_close_its_row(tmp_path)
     exe = install_fixture_cli(tmp_path, "claude", "claude_code", "multi_tool.jsonl", {"line_delay_ms": 30})
     store = asm_nb.open_store(f"{tmp_path}/store")
     seen: list = []
-    r = asm_nb.run_once("fix the tests", provider="claude_code", store=store, cwd=str(tmp_path), cli_path=str(exe),
-                        policy={"name": "options", "tool_rules": [["deny", ["Bash"]]]}, on_event=seen.append)
+    r = asm_nb.run_once("fix the tests", provider="claude_code", store=store, cwd=str(tmp_path),
+                        policy={"name": "options", "tool_rules": [["deny", ["Bash"]]]}, on_event=seen.append,
+                        options={"cli_path": str(exe)})
     assert r.status == "failed" and r.error.code == "policy_violation"
     assert "tool Bash denied by the deny list (--deny-tools)" in r.error.message
     # the row is closed, not left running
@@ -183,7 +234,8 @@ def test_a_denied_tool_stop_names_the_tool_and_the_views_close_its_row(tmp_path)
 def test_claude_code_tokens_count_every_model(tmp_path):
     exe = install_fixture_cli(tmp_path, "claude", "claude_code", "large_usage.jsonl", {})
     store = asm_nb.open_store(f"{tmp_path}/store")
-    r = asm_nb.run_once("review", provider="claude_code", store=store, cwd=str(tmp_path), cli_path=str(exe))
+    r = asm_nb.run_once("review", provider="claude_code", store=store, cwd=str(tmp_path),
+                        options={"cli_path": str(exe)})
     assert r.ok, r.error
     # sonnet main loop + the haiku subagent (result.usage alone has 1750 output tokens)
     assert r.token_usage["output_tokens"] == 1750 + 495 and r.token_usage["input_tokens"] == 6 + 1751
@@ -201,8 +253,9 @@ def test_claude_code_tokens_count_every_model(tmp_path):
 
 def test_token_budgets_use_the_all_model_total(tmp_path):
     exe = install_fixture_cli(tmp_path, "claude", "claude_code", "large_usage.jsonl", {})
-    r = asm_nb.run_once("review", provider="claude_code", store="memory://", cwd=str(tmp_path), cli_path=str(exe),
-                        policy={"name": "tokens", "limits": [["max_total_tokens", 3000]]})
+    r = asm_nb.run_once("review", provider="claude_code", store="memory://", cwd=str(tmp_path),
+                        policy={"name": "tokens", "limits": [["max_total_tokens", 3000]]},
+                        options={"cli_path": str(exe)})
     # main loop alone: 6 + 1750 = 1756 tokens (under the limit); all models: 4002
     assert r.error is not None and r.error.code == "policy_violation"
     assert "max_total_tokens 3000 exceeded at 4002" in r.error.message
@@ -244,7 +297,7 @@ def test_frames_and_widget_agree_with_the_stored_events(tmp_path, monkeypatch):
 
     with pytest.warns(UnpricedModelWarning):
         results.append(asm_nb.run_once("capital?", provider="codex", store=store, cwd=str(tmp_path),
-                                       cli_path=str(codex)))
+                                       options={"cli_path": str(codex)}))
     with FakeAnthropicServer() as server:  # a cancelled run with partial output
         server.enqueue(StreamBuilder(delay=0.4).text(["one ", "two ", "three"]).end("end_turn").build())
         state: dict = {}

@@ -1,5 +1,6 @@
 """``asm export`` / :func:`export`: the sessions / runs / events / tool_calls frames written to
-Parquet (via pyarrow), CSV or JSON-lines files, one file per table."""
+Parquet (via pyarrow), CSV or JSON-lines files, one file per table, or (``format="sqlite"``) one
+SQLite file with tables and views (``sql_export.py``, docs/sql-export.md)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from typing import Any, Iterable, Mapping
 
 from ..core.errors import AsmError
 
-__all__ = ["export", "EXPORT_TABLES", "EXPORT_FORMATS"]
+__all__ = ["export", "EXPORT_TABLES", "EXPORT_FORMATS", "ALL_FORMATS"]
 
 #: Tables :func:`export` writes, in order.
 EXPORT_TABLES = ("sessions", "runs", "events", "tool_calls")
 #: Formats :func:`export` writes → file extension.
 EXPORT_FORMATS = {"parquet": "parquet", "csv": "csv", "jsonl": "jsonl"}
+#: Every format :func:`export` writes (``sqlite``: one file, ``out`` is its path).
+ALL_FORMATS = (*EXPORT_FORMATS, "sqlite")
 
 
 def _store(store: Any) -> Any:
@@ -90,10 +93,20 @@ def export(store: Any, out: Any, *, format: str = "parquet", tables: Iterable[st
     range applies to ``created_at`` for sessions, ``started_at`` for runs and tool calls and
     ``timestamp`` for events. An existing file is an error unless ``overwrite=True``.
 
+    ``format="sqlite"`` writes one SQLite file at ``out`` instead: the four tables, ``costs`` and
+    views (``runs_v``, ``costs_by_day``, ...; docs/sql-export.md); ``tables`` is not taken.
+
     Returns ``{table: {"path": str, "rows": int}}``.
     """
+    if format == "sqlite":
+        if tables is not None:
+            raise AsmError("validation_error", "the sqlite export writes every table; leave out tables / --tables")
+        from .sql_export import export_sqlite
+
+        return export_sqlite(store, out, overwrite=overwrite, session_id=session_id, provider=provider, since=since,
+                             until=until)
     if format not in EXPORT_FORMATS:
-        raise AsmError("validation_error", f"format must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}")
+        raise AsmError("validation_error", f"format must be one of {', '.join(ALL_FORMATS)}, got {format!r}")
     names = list(EXPORT_TABLES if tables is None else tables)
     for t in names:
         if t not in EXPORT_TABLES:

@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["sessions", "runs", "events", "audit", "messages", "tool_calls", "costs", "usage", "transcript", "diffs",
            "diff_summaries", "evals", "scores",
-           "EVENT_COLUMNS"]
+           "search", "EVENT_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
@@ -976,9 +976,14 @@ def costs(store: Any = None, *, session_id: Any = None, run_id: Any = None, prov
     return _finish(df, backend)
 
 
-def usage(store: Any = None, **kwargs: Any) -> Any:
-    """Alias of :func:`costs` (tokens and USD per run / per ``by`` group)."""
-    return costs(store, **kwargs)
+def usage(store: Any = None, *, by: str = "day", since: Any = None, until: Any = None, source: Any = None,
+          backend: Backend = "pandas") -> Any:
+    """Tokens and USD per model call summed ``by`` ``"day"``, ``"week"``, ``"month"``,
+    ``"session"``, ``"project"``, ``"model"`` or ``"block"`` (5-hour billing windows), over
+    imported history and runs made here alike (``asm_nb.analytics.usage``, docs/history.md)."""
+    from .usage import usage as _usage
+
+    return _usage(store, by=by, since=since, until=until, source=source, backend=backend)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1060,3 +1065,17 @@ def scores(store: Any = None, *, eval: Any = None, backend: Backend = "pandas") 
     from ..evaluation.frames import scores_frame
 
     return scores_frame(store, eval=eval, backend=backend)
+
+
+# --------------------------------------------------------------------------------------------
+# search
+
+
+def search(store: Any = None, text: str = "", *, kind: Any = None, session_id: str | None = None, limit: int = 20,
+           mark: tuple[str, str] = ("**", "**"), backend: Backend = "pandas") -> Any:
+    """Full-text search over prompts, outputs, tool inputs and outputs, best first: ``rank, score,
+    kind, session_id, run_id, sequence_number, timestamp, snippet`` (matches between ``mark``),
+    ``event_id``. See :func:`asm_nb.analytics.search.search` and docs/search.md."""
+    from .search import search as _search
+
+    return _search(store, text, kind=kind, session_id=session_id, limit=limit, mark=mark, backend=backend)

@@ -13,6 +13,18 @@ and the usual frame filters may be passed as keywords) or a frame from
 
 Empty data gives an empty figure with a "No data" note, never an exception. plotly and pandas
 are imported inside the functions.
+
+**Theme.** The figures have transparent backgrounds, translucent grey grid lines and a neutral
+font, so they read on light and dark pages; inside JupyterLab the asm_nb extension's CSS also
+paints their text and grid lines with the theme's colours (light and dark).
+
+**Static fallback.** With ``asm_nb.config.set("chart_images", True)`` (or ``ASM_CHART_IMAGES=1``;
+the committed notebooks are built that way) a figure displayed in a notebook also carries an
+``image/png`` rendered by kaleido (``pip install kaleido``; it drives a local Chrome/Chromium),
+which nbconvert, nbviewer and GitHub show. JupyterLab's plotly renderer shows a saved image
+instead of redrawing the chart (it also saves one itself when a notebook is saved from Lab), so
+leave the setting off for interactive work. Without kaleido or a browser the figure shows as
+before, with no image (:func:`static_png` returns None).
 """
 
 from __future__ import annotations
@@ -36,6 +48,101 @@ def _plotly():
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise AsmError("dependency_not_available", "asm_nb.plots needs plotly: pip install 'asm_nb[notebook]'") from exc
     return go
+
+
+#: The shared look: transparent backgrounds and translucent grey lines (readable on light and
+#: dark pages); JupyterLab's theme colours are applied on top by the extension's CSS.
+_GRID = "rgba(128,128,128,0.25)"
+_LINE = "rgba(128,128,128,0.5)"
+THEME_LAYOUT: dict[str, Any] = {
+    "template": "plotly_white", "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "rgba(0,0,0,0)",
+    "font": {"color": "#6b6b6b"}, "legend": {"bgcolor": "rgba(0,0,0,0)"},
+    "xaxis": {"gridcolor": _GRID, "zerolinecolor": _LINE, "linecolor": _LINE},
+    "yaxis": {"gridcolor": _GRID, "zerolinecolor": _LINE, "linecolor": _LINE},
+}
+_FIGURE_CLASS: Any = None
+
+
+def _figure_class() -> Any:
+    """``go.Figure`` whose notebook display adds the static ``image/png`` (see the module doc)."""
+    global _FIGURE_CLASS
+    if _FIGURE_CLASS is None:
+        go = _plotly()
+
+        class Figure(go.Figure):  # type: ignore[misc, valid-type]
+            """A plotly figure from :mod:`asm_nb.plots` (themed; static image when enabled)."""
+
+            def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, validate: bool = True,
+                                  **kwargs: Any) -> Any:
+                bundle = super()._repr_mimebundle_(include, exclude, validate, **kwargs)
+                png = static_png(self) if chart_images_enabled() else None
+                if png is not None and isinstance(bundle, dict):
+                    bundle = {**bundle, "image/png": png}
+                return bundle
+
+            def _ipython_display_(self) -> None:  # IPython prefers this to _repr_mimebundle_
+                if not chart_images_enabled():
+                    return super()._ipython_display_()
+                from IPython.display import display
+
+                bundle = self._repr_mimebundle_()
+                if bundle:
+                    display(bundle, raw=True)
+                else:  # no renderer for this front end: plotly's own behaviour
+                    super()._ipython_display_()
+
+        _FIGURE_CLASS = Figure
+    return _FIGURE_CLASS
+
+
+def new_figure() -> Any:
+    """An empty themed figure (the class every :mod:`asm_nb.plots` function returns)."""
+    fig = _figure_class()()
+    fig.update_layout(**THEME_LAYOUT)
+    return fig
+
+
+def chart_images_enabled() -> bool:
+    """True when figures should carry a static PNG (``chart_images`` setting)."""
+    from .. import config
+
+    value = config.get("chart_images")
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+_KALEIDO: dict[str, Any] = {"state": None}
+
+
+def static_png(fig: Any, *, width: int = 900, height: int | None = None) -> str | None:
+    """The figure as a base64 PNG (transparent background, grey text: readable on light and dark
+    pages), or None when kaleido or a browser for it is missing (logged once, never raised)."""
+    import base64
+    import logging
+    import warnings
+
+    if _KALEIDO["state"] == "broken":
+        return None
+    try:
+        import kaleido
+        import plotly.io as pio
+
+        if _KALEIDO["state"] is None:
+            import atexit
+
+            kaleido.start_sync_server(silence_warnings=True)  # one browser for every image
+            atexit.register(lambda: kaleido.stop_sync_server(silence_warnings=True))
+            _KALEIDO["state"] = "ok"
+        h = height or fig.layout.height or 420
+        with warnings.catch_warnings():  # "kopts ... ignored if using a server": expected here
+            warnings.simplefilter("ignore", UserWarning)
+            raw = pio.to_image(fig, format="png", width=width, height=int(h), validate=False)
+    except Exception as exc:  # no kaleido, no browser, a browser that failed: no image
+        _KALEIDO["state"] = "broken"
+        logging.getLogger(__name__).warning("chart images off: %s: %s", type(exc).__name__, exc)
+        return None
+    return base64.b64encode(raw).decode("ascii")
 
 
 def _is_store(obj: Any) -> bool:
@@ -73,8 +180,7 @@ def _frame(data: Any, builder: Callable[..., Any], required: Sequence[str], filt
 
 
 def _empty(title: str) -> Any:
-    go = _plotly()
-    fig = go.Figure()
+    fig = new_figure()
     fig.update_layout(title=title, xaxis={"visible": False}, yaxis={"visible": False},
                       annotations=[{"text": "No data", "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5,
                                     "showarrow": False, "font": {"size": 16}}])
@@ -114,7 +220,7 @@ def cost_over_time(data: Any = None, *, by: str = "model", freq: str = "day", ti
            .group_by("bucket", "key").agg(cost_usd=pl.col("cost_usd").sum(), runs=pl.len())
            .sort("bucket", "key"))
     go = _plotly()
-    fig = go.Figure()
+    fig = new_figure()
     for key in sorted(agg["key"].unique().to_list()):
         part = agg.filter(pl.col("key") == key)
         fig.add_trace(go.Bar(x=part["bucket"].to_list(), y=part["cost_usd"].to_list(), name=key,
@@ -147,7 +253,7 @@ def tokens_per_run(data: Any = None, *, limit: int | None = 50, title: str | Non
             if label_cols else pl.lit("")))
         .alias("label"))["label"].to_list()
     go = _plotly()
-    fig = go.Figure()
+    fig = new_figure()
     for col, name in _TOKEN_PARTS:
         fig.add_trace(go.Bar(x=labels, y=df[col].fill_null(0).to_list(), name=name,
                              hovertemplate="%{x}<br>" + name + ": %{y:,}<extra></extra>"))
@@ -187,7 +293,7 @@ def tool_timeline(data: Any = None, run_id: str | None = None, *, title: str | N
     df = df.with_columns(end=pl.when(pl.col("end") <= pl.col("started_at"))
                          .then(pl.col("started_at") + pl.duration(milliseconds=1)).otherwise(pl.col("end")))
     go = _plotly()
-    fig = go.Figure()
+    fig = new_figure()
     for status in [s for s in ("completed", "failed", "running") if s in set(df["status"].cast(pl.String).to_list())]:
         part = df.filter(pl.col("status").cast(pl.String) == status)
         starts = part["started_at"].to_list()
@@ -222,7 +328,7 @@ def run_durations(data: Any = None, *, color: str = "provider", nbins: int | Non
     if df.height == 0:
         return _empty(title)
     go = _plotly()
-    fig = go.Figure()
+    fig = new_figure()
     df = df.with_columns(key=_str(df, color, "unknown"))
     for key in sorted(df["key"].unique().to_list()):
         part = df.filter(pl.col("key") == key)
@@ -254,7 +360,7 @@ def outcomes_by_provider(data: Any = None, *, normalize: bool = False, title: st
     order = ["completed", "failed", "cancelled", "timeout", "running", "pending"]
     statuses = sorted(counts["status"].unique().to_list(), key=lambda s: (order.index(s) if s in order else 99, s))
     go = _plotly()
-    fig = go.Figure()
+    fig = new_figure()
     value = "share" if normalize else "runs"
     for status in statuses:
         part = counts.filter(pl.col("status") == status)

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 from ._settings import setting
 
-PROVIDERS = ("codex", "amp", "claude", "gemini")
+PROVIDERS = ("codex", "amp", "claude", "gemini", "acp")
 KINDS = frozenset({
     "transport_exit", "process_error", "parse_error", "protocol_error", "cli_not_found", "timeout", "unknown",
     "rate_limit", "authentication", "invalid_request", "overloaded", "server_error", "connection_error", "quota",

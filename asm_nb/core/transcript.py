@@ -253,7 +253,7 @@ class _Builder:
     def add(self, e: _Ev) -> None:
         t, data = e.type, e.data
         if t is EventType.MESSAGE_STREAMED:
-            if data.get("kind") == "reasoning":  # thinking is not part of the reply text
+            if data.get("kind") in ("reasoning", "plan"):  # thinking and plans are not the reply text
                 return
             chunk = _text(first_set(data.get("delta"), data.get("content")))
             if chunk == "":

@@ -32,7 +32,7 @@ from . import pricing as _pricing
 __all__ = [
     "Rates", "NoRatesError", "UnpricedModelWarning", "resolve_rates", "try_resolve_rates", "resolve_rate_key",
     "calculate", "try_calculate", "calculate_run_cost", "normalize_legacy_rates", "default_pricing_table",
-    "price_run", "apply_price", "session_cost", "TOKEN_KEYS",
+    "price_run", "apply_price", "session_cost", "lookup_price", "tokens_cost", "TOKEN_KEYS",
 ]
 
 
@@ -335,6 +335,20 @@ def _lookup(provider: Any, model: Any, table: Mapping) -> tuple[str, Rates] | tu
         return resolve_rate_key(prov, cm, table)
     except NoRatesError as exc:
         return None, exc.reason
+
+
+def lookup_price(provider: Any, model: Any, table: Mapping | None = None) -> tuple[str, Rates] | tuple[None, str]:
+    """``(price_key, rates)`` for one model, with the aliases and family matching of
+    :func:`price_run` (``claude_code`` running ``claude-sonnet-4-20250514`` → the Claude row), or
+    ``(None, reason)``. ``table`` None → the active table. Per-message pricing (history import)
+    calls this once per model and applies the rates with :func:`tokens_cost`."""
+    tbl = _pricing.active_pricing().table if table is None else table
+    return _lookup(provider, model, tbl)
+
+
+def tokens_cost(tokens: Mapping, rates: Rates) -> float:
+    """USD for ``tokens`` (the four normalized counters) at ``rates``."""
+    return _apply(tokens, rates)
 
 
 def _is_placeholder(provider: Any, table: Mapping) -> bool:

@@ -830,7 +830,7 @@ def compare_cell(magics: Any, args: Any, prompt: str, *, _async: bool = False) -
                 column.widget.on_approval(bridges[t.label].decide)
             t.run_options["policy"] = guard.cell_policy(args, column)  # kernel budget + policy options
     else:
-        view = _CompareTextView(labels, "studio" if renderer in ("auto", "widget") else renderer,
+        view = _CompareTextView(labels, "studio" if renderer in ("auto", "widget", "card") else renderer,
                                 budget=guard.BUDGET)
         for t in cmp.targets:
             t.run_options["policy"] = guard.cell_policy(args, None)

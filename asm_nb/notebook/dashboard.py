@@ -21,8 +21,13 @@ and a ``text/html`` fallback: a ``<div>`` plus a small script that draws it with
 once ``window.Plotly`` exists. plotly.js itself is inlined **once** per dashboard (a hidden
 loader output holding ``plotly.offline.get_plotlyjs()``), never loaded from a CDN.
 
-Without a widget front end (nbconvert, nbval, a terminal) the dashboard shows as text: the
-filters, the KPIs and the run table (:meth:`Dashboard.text`).
+**Saved notebooks.** Next to the widget the output carries a static snapshot (:meth:`Dashboard.snapshot`):
+``application/vnd.asm.dashboard+json`` (KPIs and the run grid as data), ``text/html`` (KPI tiles and
+the run table; what nbconvert, nbviewer and GitHub show) and ``text/plain``
+(:meth:`Dashboard.text`). In JupyterLab the asm_nb extension draws the snapshot as a sortable grid
+whenever the widget's kernel is gone (a reopened notebook: never "model not found"), and the
+live widget while its kernel still holds it. With the ``deterministic_display`` setting the
+snapshot leaves out the widget id and wall-clock durations (the committed notebooks).
 
 ipywidgets, plotly and polars are imported when a dashboard is built, never at module import.
 """
@@ -37,9 +42,16 @@ from typing import Any, Iterable
 
 from ..core.errors import AsmError
 
-__all__ = ["Dashboard", "dashboard", "CHARTS", "figure_html", "plotlyjs_html"]
+__all__ = ["Dashboard", "dashboard", "CHARTS", "DASHBOARD_MIME", "figure_html", "plotlyjs_html"]
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+DASHBOARD_MIME = "application/vnd.asm.dashboard+json"
+#: The run grid's columns in the static snapshot: key, label, kind (how the grid sorts/formats it).
+GRID_COLUMNS: list[tuple[str, str, str]] = [
+    ("started_at", "Started (UTC)", "time"), ("status", "Status", "text"), ("provider", "Provider", "text"),
+    ("model", "Model", "text"), ("total_tokens", "Tokens", "int"), ("cost_usd", "Cost", "usd"),
+    ("duration_s", "Duration", "seconds"), ("run_id", "Run", "text"),
+]
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 
 #: Chart name → (asm_nb.plots function name, keyword arguments).
@@ -163,6 +175,40 @@ def _day_start(d: Any, name: str) -> datetime | None:
 def _tile(label: str, value: str, note: str = "") -> str:
     return (f'<div class="asm-kpi-label">{_esc(label)}</div><div class="asm-kpi-value">{_esc(value)}</div>'
             f'<div class="asm-kpi-note">{_esc(note) or "&nbsp;"}</div>')
+
+
+def _grid_text(v: Any, kind: str) -> str:
+    """A grid cell as text (the static HTML table; the extension formats the same way)."""
+    if v is None:
+        return "-" if kind != "text" else ""
+    if kind == "time":
+        return str(v).replace("T", " ")[:16]
+    if kind == "int":
+        return f"{int(v):,}"
+    if kind == "usd":
+        return f"${float(v):,.4f}"
+    if kind == "seconds":
+        return _fmt_duration(float(v))
+    return str(v)
+
+
+_STATIC_CSS = """<style>
+.asm-dash-static {font-family: var(--jp-ui-font-family, sans-serif); color: var(--jp-ui-font-color1, #222);}
+.asm-dash-static .asm-dash-title {font-weight: 600; margin: 4px 0 8px;}
+.asm-dash-static .asm-kpis {display: flex; flex-wrap: wrap;}
+.asm-dash-static .asm-kpi {border: 1px solid var(--jp-border-color2, #ddd); border-radius: 6px; padding: 4px 12px;
+  min-width: 140px; margin: 0 8px 8px 0;}
+.asm-dash-static .asm-kpi-value {font-size: 20px; font-weight: 600;}
+.asm-dash-static .asm-kpi-label, .asm-dash-static .asm-kpi-note, .asm-dash-static .asm-dash-note
+  {color: var(--jp-ui-font-color2, #666); font-size: 12px;}
+.asm-dash-static table.asm-grid {border-collapse: collapse; font-size: 12px; width: 100%;}
+.asm-dash-static table.asm-grid th {text-align: left; border-bottom: 2px solid var(--jp-border-color1, #bbb);
+  padding: 3px 8px; white-space: nowrap;}
+.asm-dash-static table.asm-grid td {border-bottom: 1px solid var(--jp-border-color2, #e5e5e5); padding: 2px 8px;
+  white-space: nowrap;}
+.asm-dash-static td.asm-int, .asm-dash-static td.asm-usd, .asm-dash-static td.asm-seconds {text-align: right;
+  font-variant-numeric: tabular-nums;}
+</style>"""
 
 
 # --------------------------------------------------------------------------------------------
@@ -550,9 +596,85 @@ class Dashboard:
         lines += [label for label, _ in self.run_table.options]
         return "\n".join(lines)
 
+    def snapshot(self, *, deterministic: bool | None = None) -> dict:
+        """The ``application/vnd.asm.dashboard+json`` payload: the KPIs and the filtered runs
+        (newest first, at most ``run_limit``) as the run grid's rows::
+
+            {"schema": "asm.dashboard", "version": 1, "model_id": str|null, "filters": {...},
+             "kpis": [{"name", "label", "value", "note"}], "columns": [{"key", "label", "kind"}],
+             "rows": [{"started_at": ISO str|null, "status", "provider", "model", "total_tokens",
+                       "cost_usd", "duration_s", "run_id"}], "total": int}
+
+        ``deterministic`` (default: the ``deterministic_display`` setting): no widget id, no
+        durations."""
+        from .. import config
+
+        if deterministic is None:
+            deterministic = bool(config.get("deterministic_display"))
+        k = self.kpi_values
+        rate = k.get("success_rate")
+        kpis = [
+            {"name": "runs", "label": "Runs", "value": f"{k.get('runs', 0):,}",
+             "note": f"{k.get('runs', 0) - k.get('finished', 0)} not finished" if k.get("runs", 0) - k.get("finished", 0)
+             else ""},
+            {"name": "success_rate", "label": "Success rate", "value": "n/a" if rate is None else f"{rate:.0%}",
+             "note": f"{k.get('completed', 0)} of {k.get('finished', 0)} finished" if k.get("finished") else ""},
+            {"name": "tokens", "label": "Tokens", "value": f"{k.get('tokens', 0):,}", "note": ""},
+            {"name": "cost", "label": "Cost", "value": _fmt_cost(k.get("cost")),
+             "note": f"{k.get('unpriced')} unpriced run(s)" if k.get("unpriced") else ""},
+        ]
+        rows = []
+        df = self.runs
+        if df is not None:
+            for r in df.head(self.run_limit).iter_rows(named=True):
+                started = r.get("started_at")
+                rows.append({
+                    "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ") if isinstance(started, datetime) else None,
+                    "status": None if r.get("status") is None else str(r["status"]),
+                    "provider": None if r.get("provider") is None else str(r["provider"]),
+                    "model": None if r.get("model") is None else str(r["model"]),
+                    "total_tokens": int(r.get("total_tokens") or 0),
+                    "cost_usd": None if r.get("cost_usd") is None else round(float(r["cost_usd"]), 6),
+                    "duration_s": None if deterministic or r.get("duration_s") is None else round(float(r["duration_s"]), 3),
+                    "run_id": r.get("run_id")})
+        f = self.filters()
+        filters = {n: list(map(str, v)) for n, v in f.items() if n in ("provider", "model", "status") and v}
+        for n in ("since", "until"):
+            if f[n] is not None:
+                filters[n] = str(f[n])
+        return {"schema": "asm.dashboard", "version": 1,
+                "model_id": None if deterministic else self.widget.model_id, "filters": filters, "kpis": kpis,
+                "columns": [{"key": key, "label": label, "kind": kind} for key, label, kind in GRID_COLUMNS],
+                "rows": rows, "total": 0 if df is None else df.height}
+
+    def static_html(self, *, deterministic: bool | None = None) -> str:
+        """The snapshot as self-contained HTML (KPI tiles and the run table, newest first):
+        what nbconvert, nbviewer and GitHub show."""
+        snap = self.snapshot(deterministic=deterministic)
+        tiles = "".join(f'<div class="asm-kpi">{_tile(t["label"], t["value"], t["note"])}</div>' for t in snap["kpis"])
+        head = "".join(f'<th data-kind="{c["kind"]}">{_esc(c["label"])}</th>' for c in snap["columns"])
+        body = []
+        for r in snap["rows"]:
+            cells = []
+            for c in snap["columns"]:
+                v = r.get(c["key"])
+                cells.append(f'<td class="asm-{c["kind"]}">{_esc(_grid_text(v, c["kind"]))}</td>')
+            body.append("<tr>" + "".join(cells) + "</tr>")
+        more = (f'<div class="asm-dash-note">showing {len(snap["rows"])} of {snap["total"]} runs</div>'
+                if snap["total"] > len(snap["rows"]) else "")
+        active = ", ".join(f"{k}: {', '.join(v) if isinstance(v, list) else v}" for k, v in snap["filters"].items())
+        return (_STATIC_CSS + '<div class="asm-dash asm-dash-static">'
+                f'<div class="asm-dash-title">Agent runs dashboard{" — " + _esc(active) if active else ""}</div>'
+                f'<div class="asm-kpis">{tiles}</div>'
+                f'<table class="asm-grid"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+                f"{more}</div>")
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict:
-        return {"text/plain": self.text(),
-                WIDGET_MIME: {"version_major": 2, "version_minor": 0, "model_id": self.widget.model_id}}
+        snap = self.snapshot()
+        data = {"text/plain": self.text(), "text/html": self.static_html(), DASHBOARD_MIME: snap}
+        if snap["model_id"]:
+            data[WIDGET_MIME] = {"version_major": 2, "version_minor": 0, "model_id": self.widget.model_id}
+        return data
 
     def __repr__(self) -> str:
         return f"<Dashboard {type(self.store).__name__}: {self.kpi_values.get('runs', 0)} runs shown>"

@@ -5,7 +5,10 @@ provider: the command); ``{name}`` interpolates notebook variables (``{{`` escap
 the interpolated prompt is what gets stored. ``%%asm?`` shows every option.
 
 Display: ``--renderer widget`` (the live widget), ``studio`` / ``compact`` / ``verbose`` (plain
-text, deterministic: no timestamps or ids, so nbval can check it), or ``none``. The default
+text, deterministic: no timestamps or ids, so nbval can check it), ``card`` (nothing while it
+runs, then the finished run's card: the static bundle a live widget ends as; with the
+``deterministic_display`` setting its ids and timings are left out, as in the committed
+notebooks), or ``none``. The default
 ``auto`` picks the widget inside a Jupyter kernel with ipywidgets, plain text elsewhere; set
 ``%asm config renderer=studio`` (or ``ASM_DEFAULT_RENDERER=studio``) to force text.
 """
@@ -31,7 +34,7 @@ from ..policy.options import positive_int as _positive_int
 from ..policy.options import positive_seconds as _positive_seconds
 
 _KERNEL_DEFAULTS: dict[str, Any] = {}
-RENDERERS = ("auto", "widget", "studio", "compact", "verbose", "none")
+RENDERERS = ("auto", "widget", "card", "studio", "compact", "verbose", "none")
 
 
 class UsageError(Exception):
@@ -88,7 +91,7 @@ class AsmMagics(Magics):
     """The ``%%asm`` cell magic and ``%asm`` line magic."""
 
     @magic_arguments()
-    @argument("-p", "--provider", help="provider name (shell, replay, claude, claude_code, codex, amp), "
+    @argument("-p", "--provider", help="provider name (shell, replay, claude, claude_code, codex, amp, acp), "
                                        "or several separated by commas (routed in order)")
     @argument("-m", "--model", help="model id or alias")
     @argument("--session", help="continue (or start) the named session")
@@ -97,6 +100,7 @@ class AsmMagics(Magics):
     @argument("--permission-mode", choices=["default", "accept_edits", "plan", "full_auto",
                                             "dangerously_skip_permissions"])
     @argument("--cwd", help="working directory of the run")
+    @argument("--agent-command", metavar="CMD", help="-p acp: the ACP agent to start (default $ASM_ACP_COMMAND)")
     @argument("--out", help="also bind the RunResult to this variable (_ always holds it)")
     @argument("--renderer", choices=RENDERERS, help="how to show the run (default: auto)")
     @argument("--background", action="store_true", help="return at once; the result is bound when done")
@@ -131,7 +135,7 @@ class AsmMagics(Magics):
 
         Line magic: ``%asm sessions | runs [--live] | events RUN | show RUN | cancel RUN |
         pause RUN | resume RUN | audit [RUN] | providers |
-        diff RUN [RUN_B] | cost | dashboard | budget [USD|off] | policy | health |
+        diff RUN [RUN_B] | eval SPEC | cost | dashboard | budget [USD|off] | policy | health |
         config [key=value ...] | store PATH|URL``.
         """
         try:
@@ -199,6 +203,13 @@ class AsmMagics(Magics):
             _note_replay_prompt(args.replay, prompt)
         elif provider == "replay":
             raise UsageError("-p replay needs a cassette: %%asm --replay FILE (record one with --record FILE)")
+        if args.agent_command:
+            if provider != "acp":
+                raise UsageError("--agent-command goes with -p acp")
+            cmd = args.agent_command.strip()
+            if len(cmd) > 1 and cmd[0] == cmd[-1] and cmd[0] in "'\"":  # IPython keeps the quotes
+                cmd = cmd[1:-1]
+            options["command"] = cmd
         if args.rollback_on_failure and not args.snapshot:
             raise UsageError("--rollback-on-failure needs --snapshot")
         if args.allow_tools and args.deny_tools:
@@ -255,7 +266,7 @@ class AsmMagics(Magics):
         if err is not None and getattr(result, "status", None) != "completed":
             # every failed cell shows its error, whatever the renderer shows
             print(_one_line(f"asm: [{err.code}] {err.message}"), file=sys.stderr)
-        if isinstance(view, _TextView):
+        if isinstance(view, _TextView) and not isinstance(view, _CardView):
             _publish_ids(result)
         shown = view.result_display(result)
         if shown is not None:
@@ -413,11 +424,11 @@ def _cancel_state(state: dict[str, Any]) -> None:
         loop.submit(manager.acancel_run(state["store"], state["adapter"], state["run_id"]))
 
 
-APPROVAL_PROVIDERS = ("claude",)
+APPROVAL_PROVIDERS = ("claude", "acp")
 
 
 class ApprovalBridge:
-    """The Claude adapter's ``approval_callback`` answered by the widget's Approve / Deny buttons
+    """The Claude and ACP adapters' ``approval_callback`` answered by the widget's Approve / Deny buttons
     (a click that arrives before the adapter asks is kept for the next question)."""
 
     def __init__(self) -> None:
@@ -571,7 +582,34 @@ def _redacted(event: dict) -> dict:
     return ev
 
 
+class _CardView(_TextView):
+    """``--renderer card``: no live output; the finished run shows as its card (the static run
+    bundle: ``application/vnd.asm.run+json`` + ``text/html`` + ``text/plain``)."""
+
+    def __init__(self) -> None:
+        super().__init__("none")
+
+    def result_display(self, result: Any) -> Any:
+        return _Card(result)
+
+
+class _Card:
+    def __init__(self, result: Any) -> None:
+        self.result = result
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> Any:
+        from ..rendering.mime import run_result_mimebundle
+
+        deterministic = bool(config.get("deterministic_display"))
+        data = run_result_mimebundle(self.result, deterministic=deterministic)
+        ids = {k: getattr(self.result, k, None) for k in ("run_id", "session_id")}
+        ids = {k: v for k, v in ids.items() if v}
+        return (data, {"asm": ids}) if ids else data  # metadata: links the output to the store
+
+
 def _make_view(renderer: str, *, provider: str, model: str | None) -> Any:
+    if renderer == "card":
+        return _CardView()
     if _want_widget(renderer):
         from .widgets import make_live_view
 
@@ -597,6 +635,14 @@ class _ForegroundPlan:
         fut = loop.submit(arun_tracked(self.prompt, self.adapter, state, **self.run_kwargs))
         self.view.attach_cancel(lambda: _cancel_state(state))
         afut = asyncio.wrap_future(fut)
+        await self._wait(afut, state)
+        result = afut.result()
+        self.magics._complete(result, self.view, self.out)
+        return None
+
+    async def _wait(self, afut: Any, state: dict[str, Any]) -> None:
+        import asyncio
+
         interrupted = False
         while True:
             try:
@@ -611,9 +657,39 @@ class _ForegroundPlan:
                 continue
             if afut.done():
                 break
-        result = afut.result()
-        self.magics._complete(result, self.view, self.out)
-        return None
+
+
+class _busy_while_awaiting:
+    """While an awaited ``%%asm`` cell runs, the kernel's status stays "busy" for the front end.
+
+    The awaiting cell leaves the kernel free to answer other messages, and each control-channel
+    request (``kernel_info_request``, the debugger's ``debug_request``...) ends with an "idle"
+    status, which JupyterLab shows as the kernel's state although the cell still runs. Inside
+    this context such an "idle" is published as "busy"; the cell's own "idle" comes after it.
+    """
+
+    def __enter__(self) -> "_busy_while_awaiting":
+        self.kernel = None
+        try:
+            from IPython import get_ipython
+
+            kernel = getattr(get_ipython(), "kernel", None)
+        except Exception:  # pragma: no cover - no IPython
+            kernel = None
+        publish = getattr(kernel, "_publish_status", None)
+        if kernel is None or publish is None or "_publish_status" in vars(kernel):
+            return self  # not an ipykernel, or already wrapped (a nested run)
+
+        def _publish_status(status: str, channel: str, parent: Any = None) -> Any:
+            return publish("busy" if status == "idle" else status, channel, parent)
+
+        kernel._publish_status = _publish_status
+        self.kernel = kernel
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.kernel is not None:
+            del self.kernel._publish_status
 
 
 async def arun_cell_magic(ip: Any, magic_name: str, line: str, cell: str) -> Any:
@@ -624,7 +700,8 @@ async def arun_cell_magic(ip: Any, magic_name: str, line: str, cell: str) -> Any
     try:
         plan = magics._cell(line, cell, _async=True)
         if isinstance(plan, _ForegroundPlan) or getattr(plan, "foreground_plan", False):
-            return await plan.run()
+            with _busy_while_awaiting():  # the status bar says Busy until the cell ends
+                return await plan.run()
         return plan
     except UsageError as exc:
         print(f"UsageError: {exc}", file=sys.stderr)
@@ -674,6 +751,7 @@ def load_ipython_extension(ipython: Any) -> None:
     _guard()
     from . import diffview  # noqa: F401  (registers %asm diff)
     from . import control_magics  # noqa: F401  (registers %asm pause / resume / audit / providers)
+    from . import evalview  # noqa: F401  (registers %asm eval)
     if _kernel_can_await(ipython) and _async_cell_transformer not in ipython.input_transformers_post:
         ipython.input_transformers_post.append(_async_cell_transformer)
 

@@ -367,12 +367,21 @@ class ManagedProcess:
         self._on_stderr = on_stderr
         want_stdin = stdin_text is not None or keep_stdin_open
         try:
-            proc = await asyncio.create_subprocess_exec(
+            # The child runs before create_subprocess_exec returns (it still connects the pipes).
+            # A cancel landing in that window makes asyncio SIGKILL the leader alone, so its
+            # background children would outlive the cancel: shield the start, and on cancel let
+            # it finish and kill the whole new group ourselves.
+            creating = asyncio.ensure_future(asyncio.create_subprocess_exec(
                 exe, *argv[1:], cwd=cwd, env=child_env,
                 stdin=asyncio.subprocess.PIPE if want_stdin else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT if merge_stderr else asyncio.subprocess.PIPE,
-                start_new_session=True)
+                start_new_session=True))
+            try:
+                proc = await asyncio.shield(creating)
+            except asyncio.CancelledError:
+                await _kill_when_started(creating)
+                raise
         except FileNotFoundError:  # vanished between lookup and exec, or a bad #! interpreter
             raise command_not_found_error(argv[0], provider=provider, install_hint=install_hint,
                                           label=label) from None
@@ -712,6 +721,26 @@ class ManagedProcess:
                 if not t.done():
                     t.cancel()
         return res
+
+
+async def _kill_when_started(creating: "asyncio.Future[asyncio.subprocess.Process]") -> None:
+    """A start was cancelled: wait for the child to exist, SIGKILL its group and reap it."""
+    try:
+        proc = await asyncio.wait_for(asyncio.shield(creating), timeout=5)
+    except BaseException:  # noqa: BLE001 - it did not start (or we are cancelled again): nothing to kill
+        creating.add_done_callback(_kill_group_of)
+        return
+    _kill_group_of(creating)
+    try:
+        await asyncio.wait_for(proc.wait(), timeout=1)
+    except BaseException:  # noqa: BLE001 - best effort: the group is already SIGKILLed
+        pass
+
+
+def _kill_group_of(creating: "asyncio.Future[asyncio.subprocess.Process]") -> None:
+    if creating.cancelled() or creating.exception() is not None:
+        return
+    _killpg(creating.result().pid, _signal.SIGKILL)
 
 
 class EscapedProcessWarning(RuntimeWarning):

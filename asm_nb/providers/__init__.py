@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # the classes load lazily (module __getattr__ below); type ch
     from ..core.events import normalize as normalize_event
     from ..core.events import normalize_batch as normalize_events
     from ._base import ActiveRun, BaseAdapter
+    from .acp import AcpAdapter
     from .amp import AmpAdapter
     from .claude import ClaudeAdapter
     from .claude_code import ClaudeCodeAdapter
@@ -31,6 +32,7 @@ _BUILTINS: dict[str, str] = {
     "claude_code": "asm_nb.providers.claude_code:ClaudeCodeAdapter",
     "codex": "asm_nb.providers.codex:CodexAdapter",
     "amp": "asm_nb.providers.amp:AmpAdapter",
+    "acp": "asm_nb.providers.acp:AcpAdapter",
     "mock": "asm_nb.testing.mock:MockAdapter",
 }
 _registry: dict[str, Any] = {}
@@ -96,7 +98,8 @@ def create_adapter(name: str, **options: Any) -> Any:
     return get_provider_factory(name)(**options)
 
 
-_MANIFEST_OPTS: dict[str, dict[str, Any]] = {"codex": {"cwd": "."}, "amp": {"cwd": "."}}
+_MANIFEST_OPTS: dict[str, dict[str, Any]] = {"codex": {"cwd": "."}, "amp": {"cwd": "."},
+                                             "acp": {"command": ["<agent>"]}}
 
 
 def _run_coroutine(coro: Any) -> Any:
@@ -165,7 +168,7 @@ def provider_registry() -> Any:
 # Adapter classes, importable from here (``from asm_nb.providers import ClaudeAdapter``) without
 # importing any SDK until the name is used.
 _CLASSES = {"ShellAdapter": "shell", "ReplayProvider": "replay", "ClaudeAdapter": "claude",
-            "ClaudeCodeAdapter": "claude_code", "CodexAdapter": "codex", "AmpAdapter": "amp"}
+            "ClaudeCodeAdapter": "claude_code", "CodexAdapter": "codex", "AmpAdapter": "amp", "AcpAdapter": "acp"}
 _OTHER = {"BaseAdapter": "asm_nb.providers._base:BaseAdapter", "ActiveRun": "asm_nb.providers._base:ActiveRun",
           "normalize_event": "asm_nb.core.events:normalize", "normalize_events": "asm_nb.core.events:normalize_batch"}
 
@@ -181,5 +184,5 @@ def __getattr__(name: str) -> Any:
 __all__ = ["register_provider", "available_providers", "get_provider_factory", "create_adapter",
            "provider_manifest", "provider_registry", "BaseAdapter", "ActiveRun", "normalize_event",
            "normalize_events", "ShellAdapter", "ReplayProvider", "ClaudeAdapter", "ClaudeCodeAdapter",
-           "CodexAdapter", "AmpAdapter"]
+           "CodexAdapter", "AmpAdapter", "AcpAdapter"]
 assert set(_CLASSES) <= set(__all__)

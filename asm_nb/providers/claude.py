@@ -675,10 +675,13 @@ class ClaudeAdapter(BaseAdapter):
         waiter = asyncio.ensure_future(active.cancel_event.wait())
         try:
             await asyncio.wait((consumer, waiter), return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:  # port deadline: close the stream, emit nothing
+        except asyncio.CancelledError:  # port deadline or task cancel: close the stream, no terminal event
             consumer.cancel()
             waiter.cancel()
             await _close_stream(stream)
+            # ... but the request was billed for what message_start reported: say so, so the
+            # run's usage and cost (finalized by the manager) count it
+            await _partial_usage(active, rs, turn)
             raise
         if not consumer.done():
             # cancel(): interrupt a pending read now; a callback in progress finishes first

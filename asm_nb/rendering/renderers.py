@@ -172,7 +172,13 @@ class CompactRenderer:
 
     def finish(self) -> str:
         """Close an open stream and print the ``<n> events, <m> tools`` footer."""
-        return self._close() + "\n" + self._c(DIM, f"{self.event_count} events, {self.tool_count} tools\n")
+        counts = f"{_count(self.event_count, 'event')}, {_count(self.tool_count, 'tool')}"
+        return self._close() + "\n" + self._c(DIM, counts + "\n")
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 tool``, ``0 tools``, ``3 tools``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _enum_value(v: Any) -> Any:
@@ -262,7 +268,8 @@ class VerboseRenderer:
     def finish(self) -> str:
         """The ``--- <n> events, <m> tools ---`` footer (after closing open text)."""
         closing = "\n" if self.in_text else ""
-        return closing + self._c(DIM, f"--- {self.event_count} events, {self.tool_count} tools ---\n")
+        counts = f"{_count(self.event_count, 'event')}, {_count(self.tool_count, 'tool')}"
+        return closing + self._c(DIM, f"--- {counts} ---\n")
 
 
 _TOOL_OUTPUT_MODES = ("summary", "preview", "full")
@@ -415,10 +422,11 @@ class StudioRenderer:
             self.phase = "idle"
             if d.get("stop_reason") == "refusal":
                 return (closing + "\n" + i + studio.red("✗", col)
-                        + f" Session refused (the model declined) — {tin}/{tout} tokens, {self.tool_count} tools\n")
+                        + f" Session refused (the model declined) — {tin}/{tout} tokens, "
+                        + f"{_count(self.tool_count, 'tool')}\n")
             return (closing + "\n" + i + studio.blue("●", col)
                     + f" Session complete ({first_set(d.get('stop_reason'), 'unknown')}) — {tin}/{tout} tokens, "
-                    + f"{self.tool_count} tools\n")
+                    + f"{_count(self.tool_count, 'tool')}\n")
         if t == "run_failed":
             closing = self._close_text()
             msg = str(first_set(d.get("error_message"), "unknown error"))

@@ -661,9 +661,10 @@ def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | N
     correlation_id = session.metadata.get("correlation_id")
 
     async def callback(event: Mapping[str, Any]) -> None:
-        if tracker.policy_stopped:
+        if tracker.policy_stopped and _type_name(event.get("type")) != "token_usage_updated":
             # after a policy stopped the run nothing more is recorded (not even the adapter's
-            # terminal event: finalization persists the single run_failed with the violation)
+            # terminal event: finalization persists the single run_failed with the violation),
+            # except usage: a request cut by the stop was still billed (e.g. its message_start)
             log.debug("dropping %s of run %s after the policy stopped it", event.get("type"), run.id)
             return
         ev = dict(event)
@@ -701,7 +702,7 @@ def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | N
         tracker.events.append(ev)
         tracker.observe(etype, data)
         tracker.capture_route(data)
-        if tracker.policy_runtime is not None and etype not in TERMINAL_TYPES:
+        if tracker.policy_runtime is not None and etype not in TERMINAL_TYPES and not tracker.policy_stopped:
             await _apply_policy(store, tracker, ev, user_callback)
         if user_callback is not None:
             try:
@@ -713,6 +714,11 @@ def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | N
         _telemetry("emit_adapter_event", ev, tracker.run, tracker.session)
 
     return callback
+
+
+def _type_name(t: Any) -> Any:
+    """An event's type as its string value (``EventType`` members and strings alike)."""
+    return getattr(t, "value", t)
 
 
 _POLICY_STOP_GRACE_S = 5.0

@@ -11,14 +11,13 @@ import difflib
 import functools
 import inspect
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, TypeVar
 
 from ..core.errors import AsmError
 from ..core.permission import PermissionMode
 
-__all__ = ["check_run_options", "timeout_ms", "public_options", "closest"]
+__all__ = ["check_run_options", "timeout_ms", "public_options", "closest", "unknown_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -79,12 +78,24 @@ def check_run_options(*, timeout: Any = None, max_turns: Any = None, permission_
     return out
 
 
-def public_options(fn: F) -> F:
-    """Give ``fn`` (whose signature spells out every option) friendly errors for unknown ones.
+def unknown_option(fn_name: str, unknown: Sequence[str], valid: Sequence[str]) -> AsmError:
+    """The error for keywords ``fn_name`` does not take: the first one named, with a suggestion."""
+    k = unknown[0]
+    others = f" (and {', '.join(map(repr, unknown[1:]))})" if len(unknown) > 1 else ""
+    match = difflib.get_close_matches(k, list(valid), n=1, cutoff=0.8)
+    hint = (f"did you mean {match[0]!r}?" if match else
+            f"an adapter option goes in options={{{k!r}: ...}}")
+    return AsmError("validation_error", f"{fn_name}: unknown option {k!r}{others}; {hint}",
+                    details={"option": k, "unknown": list(unknown),
+                             "suggestion": match[0] if match else f"options={{{k!r}: ...}}"})
 
-    A keyword ``fn`` does not take is a misspelt option when it is close to one of its parameters
-    (``modle=`` → ``validation_error``: did you mean 'model'?). Any other unknown keyword is an
-    adapter option passed the old way: it is moved into ``options=`` with a ``DeprecationWarning``.
+
+def public_options(fn: F) -> F:
+    """Give ``fn`` (whose signature spells out every option) one clear error for unknown ones.
+
+    A keyword ``fn`` does not take raises ``AsmError("validation_error")`` naming it, with the
+    closest of ``fn``'s own options (``modle=`` -> did you mean 'model'?) or, when none is close,
+    the way adapter options go in: ``options={...}``. Nothing is silently ignored or moved.
     Type checkers and ``inspect.signature`` see ``fn``'s own signature.
     """
     sig = inspect.signature(fn)
@@ -94,23 +105,7 @@ def public_options(fn: F) -> F:
         unknown = [k for k in kwargs if k not in names]
         if not unknown:
             return kwargs
-        for k in unknown:
-            # a near-certain typo of one of fn's own options (modle, timeuot); anything less
-            # close may be a real adapter option (max_retries is Claude's, not max_turns)
-            match = difflib.get_close_matches(k, names, n=1, cutoff=0.8)
-            hint = f"; did you mean {match[0]!r}?" if match else ""
-            if hint:
-                raise AsmError("validation_error", f"unknown option {k!r}{hint}", details={"option": k})
-        extra = {k: kwargs.pop(k) for k in unknown}
-        warnings.warn(f"{fn.__name__}: pass adapter options as options={{...}} (got {', '.join(sorted(extra))} "
-                      "as keywords)", DeprecationWarning, stacklevel=3)
-        merged = dict(kwargs.get("options") or {})
-        clash = sorted(set(merged) & set(extra))
-        if clash:
-            raise AsmError("validation_error", f"adapter option {clash[0]!r} given twice (keyword and options=)")
-        merged.update(extra)
-        kwargs["options"] = merged
-        return kwargs
+        raise unknown_option(fn.__name__, unknown, names)
 
     if inspect.iscoroutinefunction(fn):
         @functools.wraps(fn)

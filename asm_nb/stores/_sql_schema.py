@@ -194,9 +194,16 @@ def _create_artifact_blobs(conn: sa.Connection) -> None:
     artifact_blobs.create(conn, checkfirst=True)
 
 
+def _create_search_index(conn: sa.Connection) -> None:
+    from ._sql_search import create_search_index
+
+    create_search_index(conn)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "create_asm_tables", _create_tables),
     Migration(2, "create_asm_artifact_blobs", _create_artifact_blobs),
+    Migration(3, "create_asm_search_index", _create_search_index),
 ]
 
 
@@ -264,6 +271,9 @@ def check_schema(engine: sa.Engine, url: str, migrations: list[Migration] | None
 
 def drop_all(engine: sa.Engine) -> None:
     """The reference ``down()``: drop the five tables (and our migrations table) if they exist."""
+    from ._sql_search import drop_search_index
+
     with engine.begin() as conn:
+        drop_search_index(conn)
         for t in (artifact_blobs, artifacts, sequences, events, runs, sessions, schema_migrations):
             t.drop(conn, checkfirst=True)

@@ -151,7 +151,10 @@ class GitBackend:
         with tempfile.TemporaryDirectory(prefix="asm-git-index-") as tmp:
             tmp_index = os.path.join(tmp, "index")
             if repo.index.exists():
-                shutil.copyfile(repo.index, tmp_index)
+                # copy2 keeps the index's mtime: git re-reads entries not older than it ("racily
+                # clean": rewritten in the second their stat was recorded). A copy stamped "now"
+                # made such same-size edits invisible to the snapshot.
+                shutil.copy2(repo.index, tmp_index)
             elif repo.head is not None:
                 git(["read-tree", repo.head], repo.toplevel, index_file=tmp_index)
             index_tree = None

@@ -16,6 +16,16 @@ export {
   stopReasonWords,
   toolIcon
 } from './renderer';
+export {
+  DashboardRenderer,
+  dashboardRendererFactory,
+  compareCells,
+  gridText,
+  isDashboardSnapshot,
+  DASHBOARD_MIME
+} from './dashboard';
 export { SessionsPanel, relativeTime, runMatches, sessionTitle, shortPath, sidebarCost } from './sidebar';
 export { requestAPI, fetchRun, fetchSessions } from './handler';
+export { SearchResults, fetchSearch, snippetNode } from './search';
+export type { ISearchHit, ISearchResult } from './search';
 export * from './types';

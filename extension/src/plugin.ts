@@ -10,6 +10,7 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
+import { dashboardRendererFactory } from './dashboard';
 import { fetchRun } from './handler';
 import { SessionsPanel } from './sidebar';
 import { RUN_MIME } from './types';
@@ -81,6 +82,23 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
       }
     });
+
+    // the dashboard snapshot: the live widget while its kernel holds it, else a sortable grid
+    rendermime.addFactory(
+      dashboardRendererFactory({
+        lookup: modelId => {
+          for (const w of Array.from(app.shell.widgets('main'))) {
+            const doc = w as any;
+            const kernel = doc.sessionContext?.session?.kernel;
+            if (kernel && typeof kernel.hasComm === 'function' && kernel.hasComm(modelId) && doc.content?.rendermime) {
+              return doc.content.rendermime as IRenderMimeRegistry;
+            }
+          }
+          return null;
+        },
+        openRun: runId => void app.commands.execute(CommandIDs.openRun, { runId })
+      })
+    );
 
     const panel = new SessionsPanel({
       openRun: runId => void app.commands.execute(CommandIDs.openRun, { runId })

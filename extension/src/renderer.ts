@@ -280,7 +280,15 @@ export class RunRenderer extends Widget implements IRenderMime.IRenderer {
     }
     const details = el(parent, 'details', `jp-asm-tool jp-asm-tool-${status.replace(/[^a-z_]/g, '')}`);
     const summary = el(details, 'summary', 'jp-asm-tool-summary');
-    el(summary, 'span', 'jp-asm-tool-icon', toolIcon(status, call?.icon));
+    const glyph = toolIcon(status, call?.icon);
+    if (glyph === '\u23f8') {
+      // few fonts have ⏸ (U+23F8): two CSS bars instead
+      const icon = el(summary, 'span', 'jp-asm-tool-icon jp-asm-icon-pause');
+      icon.setAttribute('role', 'img');
+      icon.setAttribute('aria-label', 'paused');
+    } else {
+      el(summary, 'span', 'jp-asm-tool-icon', glyph);
+    }
     const name = call?.name || entry?.tool_name || 'tool';
     if (call?.summary) {
       // the plain-language row ("Read notes.txt · 17 B · 0.2 s"); the name stays for search

@@ -2,7 +2,8 @@
  * The "Agent sessions" sidebar: the store's sessions (from the server extension's
  * `asm-nb/sessions` endpoint), each a group of its runs. A run row leads with its prompt, then a
  * status dot, a relative time ("3 min ago"), the model, tokens and cost; a search box filters
- * rows by prompt, model, provider or status; clicking a run opens its transcript. Refreshed with
+ * rows by prompt, model, provider or status, and Enter in it searches the full text of the store
+ * (`./search`); clicking a run opens its transcript. Refreshed with
  * a `@lumino/polling` `Poll` while visible (interval from the settings).
  */
 
@@ -11,6 +12,7 @@ import { Widget } from '@lumino/widgets';
 
 import { fetchSessions } from './handler';
 import { formatInt } from './renderer';
+import { ISearchResult, SearchResults } from './search';
 import { IRunRow, ISessionListing, ISessionRow } from './types';
 
 function el<K extends keyof HTMLElementTagNameMap>(
@@ -105,6 +107,8 @@ export interface ISessionsPanelOptions {
   pollMs?: number;
   /** Where the listing comes from (default: the server extension). */
   fetch?: () => Promise<ISessionListing>;
+  /** Where full-text search hits come from (default: the server extension). */
+  search?: (query: string) => Promise<ISearchResult>;
 }
 
 /** The sidebar widget. */
@@ -124,8 +128,15 @@ export class SessionsPanel extends Widget {
     this._storeNode = el(this.node, 'div', 'jp-asm-sessions-store');
     this._search = el(this.node, 'input', 'jp-asm-sessions-search jp-InputGroup');
     this._search.type = 'search';
-    this._search.placeholder = 'Search prompts, models, status…';
+    this._search.placeholder = 'Filter runs · Enter searches all text';
     this._search.addEventListener('input', () => this._applyFilter());
+    const results = new SearchResults({
+      input: this._search,
+      openRun: this._openRun,
+      search: options.search,
+      when: iso => relativeTime(iso)
+    });
+    this.node.appendChild(results.node);
     this._list = el(this.node, 'div', 'jp-asm-sessions-list');
     this._poll = new Poll({
       factory: () => this.refresh(),

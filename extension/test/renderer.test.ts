@@ -137,6 +137,21 @@ describe('RunRenderer', () => {
     expect(rows[1].classList.contains('jp-asm-tool-denied')).toBe(true);
   });
 
+  it('draws the pause icon with CSS, not the U+23F8 glyph few fonts have', async () => {
+    const b = bundle({
+      transcript: [],
+      tool_calls: [
+        { ...bundle().tool_calls[0], status: 'running', icon: '\u23f8', summary: 'Waiting for approval: bash ls' }
+      ]
+    });
+    const r = renderer();
+    await r.renderModel({ data: { [RUN_MIME]: b as any }, trusted: false, metadata: {} } as any);
+    const icon = r.node.querySelector('.jp-asm-tool-icon') as HTMLElement;
+    expect(icon.classList.contains('jp-asm-icon-pause')).toBe(true);
+    expect(icon.textContent).toBe('');
+    expect(icon.getAttribute('aria-label')).toBe('paused');
+  });
+
   it('says so for a payload it cannot draw', async () => {
     const r = renderer();
     await r.renderModel({ data: { [RUN_MIME]: { schema: 'x' } as any }, trusted: true, metadata: {} } as any);

@@ -140,3 +140,70 @@ def test_filters_pass_through_with_a_store(filled):
     fig = plots.outcomes_by_provider(store, provider="codex")
     assert list(fig.data[0].x) == ["codex"]
     fig.to_dict()  # serialisable
+
+
+@pytest.mark.parametrize("fn", ["cost_over_time", "tokens_per_run", "run_durations", "outcomes_by_provider"])
+def test_figures_are_themed_for_light_and_dark_pages(filled, fn):
+    """Transparent backgrounds (the page's colour shows through) and translucent grid lines:
+    the plotly default (white paper, #E5ECF6 plot area) is a white box in a dark theme."""
+    fig = getattr(plots, fn)(filled[0])
+    lay = fig.layout
+    assert lay.paper_bgcolor == "rgba(0,0,0,0)" and lay.plot_bgcolor == "rgba(0,0,0,0)"
+    assert lay.xaxis.gridcolor.startswith("rgba(128,128,128") and lay.yaxis.gridcolor.startswith("rgba(128,128,128")
+    assert lay.legend.bgcolor == "rgba(0,0,0,0)"
+    assert isinstance(fig, go.Figure)
+    assert plots._empty("x").layout.paper_bgcolor == "rgba(0,0,0,0)"
+
+
+def test_static_image_only_when_enabled(filled, monkeypatch):
+    """``chart_images`` on: the displayed bundle carries an image/png next to the plotly JSON
+    (what nbconvert / GitHub show); off (the default): no image, no browser started."""
+    import plotly.io as pio
+
+    from asm_nb import config
+
+    monkeypatch.setattr(pio.renderers, "default", "plotly_mimetype")  # what a notebook kernel uses
+    fig = plots.outcomes_by_provider(filled[0])
+    calls = []
+    monkeypatch.setattr(plots, "static_png", lambda f, **k: calls.append(f) or "iVBORw0KGgo=")
+    bundle = fig._repr_mimebundle_()
+    assert "image/png" not in bundle and calls == []
+    with config.override(chart_images=True):
+        bundle = fig._repr_mimebundle_()
+    assert bundle["image/png"] == "iVBORw0KGgo=" and calls == [fig]
+    assert "application/vnd.plotly.v1+json" in bundle
+
+
+def test_static_png_renders_with_kaleido_or_says_none(filled):
+    """A real PNG when kaleido and a browser are here; None otherwise (never an exception)."""
+    import base64
+
+    png = plots.static_png(plots.outcomes_by_provider(filled[0]), width=500, height=300)
+    try:
+        import kaleido  # noqa: F401
+    except ImportError:
+        assert png is None
+        return
+    if png is None:  # kaleido without a usable browser
+        assert plots._KALEIDO["state"] == "broken"
+        return
+    raw = base64.b64decode(png)
+    assert raw[:8] == b"\x89PNG\r\n\x1a\n" and len(raw) > 2000
+
+
+def test_ipython_display_carries_the_image(filled, monkeypatch):
+    """IPython displays a plotly figure through ``_ipython_display_``: with ``chart_images`` the
+    published bundle has the PNG too."""
+    import IPython.display
+    import plotly.io as pio
+
+    from asm_nb import config
+
+    monkeypatch.setattr(pio.renderers, "default", "plotly_mimetype")
+    monkeypatch.setattr(plots, "static_png", lambda f, **k: "iVBORw0KGgo=")
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: shown.append((obj, raw)))
+    with config.override(chart_images=True):
+        plots.outcomes_by_provider(filled[0])._ipython_display_()
+    (bundle, raw), = shown
+    assert raw and bundle["image/png"] == "iVBORw0KGgo=" and "application/vnd.plotly.v1+json" in bundle

@@ -61,7 +61,7 @@ def run_batch(prompts: list[str], pa: str, pb: str) -> float:
     home = fresh_home()
     t0 = time.perf_counter()
     for cas in (pa, pb):
-        df = asm_nb.batch(prompts, provider="replay", cassette=cas, concurrency=8, progress=False)
+        df = asm_nb.batch(prompts, provider="replay", concurrency=8, progress=False, options={"cassette": cas})
         assert (df["status"] == "completed").all()
     api.default_store().flush()
     elapsed = time.perf_counter() - t0

@@ -171,8 +171,9 @@ def claude_row(n: int, rounds: int) -> dict:
 
         def ours() -> float:
             t0 = time.perf_counter()
-            r = asm_nb.run_once("go", provider="claude", store=store, model="claude-haiku-4-5", api_key="bench",
-                                base_url=srv.base_url, max_retries=0, builtin_tools=False)
+            r = asm_nb.run_once("go", provider="claude", store=store, model="claude-haiku-4-5",
+                                options={"api_key": "bench", "base_url": srv.base_url, "max_retries": 0,
+                                         "builtin_tools": False})
             dt = time.perf_counter() - t0
             assert r.status == "completed", r
             return dt

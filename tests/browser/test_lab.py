@@ -82,13 +82,14 @@ def _write_notebooks(root: Path) -> None:
     from asm_nb.rendering.mime import run_result_mimebundle
 
     result = asm_nb.run_once("Summarise the notes", provider="replay", store="memory://",
-                             cassette=asm_nb.testing.example_cassette("hello"))
+                             options={"cassette": asm_nb.testing.example_cassette("hello")})
     bundle = run_result_mimebundle(result, deterministic=True)
     cell = _code("answer  # saved output: rendered from the notebook file alone")
     cell["execution_count"] = 1
     cell["outputs"] = [{"output_type": "execute_result", "execution_count": 1, "metadata": {}, "data": bundle}]
     (root / "saved.ipynb").write_text(json.dumps(_notebook([cell]), indent=1))
     (root / "live.ipynb").write_text(json.dumps(_notebook([_code(c) for c in LIVE_CELLS]), indent=1))
+    (root / "dash.ipynb").write_text(json.dumps(_notebook([_code(c) for c in DASH_CELLS]), indent=1))
 
 
 # Agent text with HTML/JS payloads: the renderer must show them as text, never run them, even in
@@ -121,6 +122,20 @@ LIVE_CELLS = [
 ]
 
 
+DASH_CELLS = [
+    "import asm_nb\n"
+    "from asm_nb.testing import example_cassette\n"
+    "store = 'dash-store'\n"
+    "for name in ('hello', 'tools', 'failure'):\n"
+    "    asm_nb.run_once(f'replay {name}', provider='replay', store=store,\n"
+    "                    options={'cassette': str(example_cassette(name))})\n"
+    "asm_nb.run_once('echo dash', provider='shell', store=store)\n"
+    "asm_nb.run_once('exit 3', provider='shell', store=store);",
+    "dash = asm_nb.dashboard(store)\ndash",
+    "asm_nb.plots.outcomes_by_provider(store)",
+]
+
+
 class LabServer:
     """A ``jupyter lab`` subprocess on 127.0.0.1 with its own config/data/runtime folders."""
 
@@ -140,8 +155,10 @@ class LabServer:
         shutil.copy(REPO / "jupyter-config" / "jupyter_server_config.d" / "asm_nb.json",
                     cfg / "jupyter_server_config.d" / "asm_nb.json")
         # no news/update pop-ups over the page
+        # and no language-server pop-ups ("Message from basedpyright") over the page
         (cfg / "labconfig" / "page_config.json").write_text(json.dumps(
-            {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
+            {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True,
+                                    "@jupyterlab/lsp-extension": True}}))
         # the work tree's build as the user-level copy: the first in JupyterLab's search path, so
         # the page and the static file handler agree on it whatever copy the prefix holds
         # (``extra_labextensions_path`` alone can list one copy and serve the other's files)
@@ -177,12 +194,16 @@ class LabServer:
         raise RuntimeError(f"jupyter lab did not answer within {START_TIMEOUT_S}s:\n{self.log()}")
 
     def get_json(self, path: str, token: bool = True) -> tuple[int, object]:
-        url = f"{self.url}/{path}" + (f"?token={self.token}" if token else "")
+        sep = "&" if "?" in path else "?"
+        url = f"{self.url}/{path}" + (f"{sep}token={self.token}" if token else "")
         try:
             with urllib.request.urlopen(url, timeout=10) as r:
                 return r.status, json.loads(r.read() or b"null")
         except urllib.error.HTTPError as e:
-            return e.code, None
+            try:
+                return e.code, json.loads(e.read() or b"null")
+            except ValueError:
+                return e.code, None
 
     def log(self) -> str:
         try:
@@ -282,6 +303,11 @@ def test_extension_is_served_and_endpoints_need_auth(lab):
     status, listing = lab.get_json("asm-nb/sessions")
     assert status == 200 and listing["store"] == str(lab.root / ".asm")
     assert lab.get_json("asm-nb/runs/run_" + "0" * 32)[0] == 404
+    assert lab.get_json("asm-nb/search?q=echo", token=False)[0] == 403
+    status, found = lab.get_json("asm-nb/search?q=echo")
+    assert status == 200 and found["store"] == str(lab.root / ".asm") and isinstance(found["hits"], list)
+    status, err = lab.get_json("asm-nb/search?q=%22echo")  # an unterminated phrase: one clear message
+    assert status == 400 and err["code"] == "validation_error" and "full-text syntax" in err["message"]
 
 
 def test_notebook_renders_run_bundle_widget_and_sidebar(lab, page):
@@ -331,6 +357,17 @@ def test_notebook_renders_run_bundle_widget_and_sidebar(lab, page):
     expect(rows.filter(visible=True)).to_have_count(1)
     page.locator("#asm-nb-sessions .jp-asm-sessions-search").fill("")
     expect(rows.filter(visible=True)).to_have_count(2)
+    # Enter searches the full text (asm-nb/search): prompt, output and tool call of the shell run
+    box = page.locator("#asm-nb-sessions .jp-asm-sessions-search")
+    box.fill("live-widget-run")
+    box.press("Enter")
+    hits = page.locator("#asm-nb-sessions .jp-asm-search-hit")
+    expect(hits.first).to_be_visible()
+    assert hits.count() >= 3
+    expect(hits.first.locator("mark").first).to_have_text(re.compile("live"))
+    box.press("Escape")
+    expect(hits).to_have_count(0)
+    box.fill("")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     rendered.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "lab-notebook-and-sidebar.png"))
@@ -400,17 +437,34 @@ def test_live_run_saves_as_static_card_and_reopens(lab, page, browser):
     expect(approve).to_be_visible()
     waiting = page.locator(".jp-OutputArea .asm-run .asm-tool", has_text="Waiting for approval")
     expect(waiting).to_contain_text("bash sleep 1")
+    # Approve / Deny sit on the waiting tool row itself, on its line
+    row = page.locator(".jp-OutputArea .asm-run .asm-approval-row")
+    expect(row).to_have_count(1)
+    expect(row.locator(".asm-tool")).to_contain_text("Waiting for approval: bash sleep 1")
+    expect(row.locator("button", has_text="Approve")).to_be_visible()
+    expect(row.locator("button", has_text="Deny")).to_be_visible()
+    assert "Busy" in page.locator(".jp-StatusBar-Widget", has_text="ipykernel").first.inner_text()
+    assert page.evaluate("window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status") == "busy"
+    row_box, btn_box = row.locator(".asm-tool").bounding_box(), approve.bounding_box()
+    assert btn_box["y"] < row_box["y"] + row_box["height"] and btn_box["x"] > row_box["x"], (row_box, btn_box)
+    # the pause icon is drawn (two CSS bars), not a missing glyph
+    icon = row.locator(".asm-tool-icon.asm-pause")
+    assert icon.evaluate("e => getComputedStyle(e, '::before').borderLeftWidth") != "0px"
     page.screenshot(path=str(ARTIFACTS / "live-approval-light.png"))
     _set_theme(page, "JupyterLab Dark")  # the live widget themed too (banners, rows, buttons)
     page.screenshot(path=str(ARTIFACTS / "live-approval-dark.png"))
     _set_theme(page, "JupyterLab Light")
     approve.click()
+    # a button click (a comm message) does not flip the kernel to Idle while the cell still runs
+    page.wait_for_timeout(500)
+    assert page.evaluate("window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status") == "busy"
 
     # the next cell runs `sleep 60`: cancel it from its widget
     cancel = page.locator(".jp-OutputArea .asm-run", has_text="sleep 60").locator("button", has_text="Cancel")
     expect(cancel).to_be_visible()
     cancel.click()
     _kernel_idle_with_all_cells_run(page)
+    expect(page.locator(".jp-StatusBar-Widget", has_text="ipykernel").first).to_contain_text("Idle")
     last = page.locator(".jp-Cell").last.locator(".jp-OutputArea-output")
     expect(last).to_contain_text("completed cancelled completed ['shell', 'mock']")
 
@@ -468,3 +522,89 @@ def test_live_run_saves_as_static_card_and_reopens(lab, page, browser):
     finally:
         ctx.close()
     assert page.evaluate("() => window.__asm_xss") is None  # the live page either
+
+
+def _grid_ids(page) -> list[str]:
+    return page.locator(".jp-asm-dashboard-grid tbody tr").evaluate_all("rows => rows.map(r => r.dataset.runId)")
+
+
+@pytest.mark.timeout(600)
+def test_dashboard_live_then_static_sortable_grid_after_reopen(lab, page, browser):
+    """The dashboard is the live widget while its kernel runs; saved and reopened with a new
+    kernel it is the snapshot: KPI tiles and a grid sortable by any column, never "Error
+    displaying widget"; the plotly chart is redrawn from the saved JSON, its text themed."""
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    _open_notebook(page, lab, "dash.ipynb", workspace="dash-live")
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    _kernel_idle_with_all_cells_run(page)
+    live = page.locator(".jp-OutputArea .jp-asm-dashboard.jp-asm-dashboard-live")
+    expect(live).to_have_count(1)
+    expect(live.locator(".asm-dash .asm-kpi").first).to_be_visible()  # the ipywidgets app
+    expect(live.locator(".asm-runs select option")).to_have_count(5)  # its run table
+    assert page.get_by_text("Error displaying widget").count() == 0
+    page.screenshot(path=str(ARTIFACTS / "dashboard-live-light.png"), full_page=True)
+    # asm_nb's figures: transparent background; the extension paints their text with the theme
+    chart = page.locator(".jp-CodeCell").nth(2).locator(".jp-OutputArea .js-plotly-plot")
+    expect(chart).to_have_count(1)
+    chart.scroll_into_view_if_needed()
+    bg = chart.locator("svg.main-svg").first.evaluate("e => getComputedStyle(e).backgroundColor")
+    assert bg in ("rgba(0, 0, 0, 0)", "transparent"), bg
+    font_color = ("() => { const d = document.createElement('div'); d.style.color = 'var(--jp-ui-font-color1)';"
+                  " document.body.appendChild(d); const c = getComputedStyle(d).color; d.remove(); return c; }")
+    tick = chart.locator(".xtick text").first
+    assert tick.evaluate("e => getComputedStyle(e).fill") == page.evaluate(font_color)
+    chart.screenshot(path=str(ARTIFACTS / "chart-light.png"))
+    light_fill = tick.evaluate("e => getComputedStyle(e).fill")
+    _set_theme(page, "JupyterLab Dark")
+    chart.screenshot(path=str(ARTIFACTS / "chart-dark.png"))
+    dark_fill = tick.evaluate("e => getComputedStyle(e).fill")
+    assert dark_fill == page.evaluate(font_color) and dark_fill != light_fill, (light_fill, dark_fill)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-live-dark.png"), full_page=True)
+    _set_theme(page, "JupyterLab Light")
+    page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
+    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty")
+
+    saved = _saved_outputs(lab.root / "dash.ipynb")[1]
+    assert "application/vnd.asm.dashboard+json" in saved[0]["data"]
+    assert "text/html" in saved[0]["data"]
+
+    status, sessions = lab.get_json("api/sessions")
+    for sess in sessions or []:
+        req = urllib.request.Request(f"{lab.url}/api/sessions/{sess['id']}?token={lab.token}", method="DELETE")
+        urllib.request.urlopen(req, timeout=10).close()
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1400})
+    fresh = ctx.new_page()
+    fresh.set_default_timeout(UI_TIMEOUT_MS)
+    try:
+        _open_notebook(fresh, lab, "dash.ipynb", workspace="dash-reopened")
+        static = fresh.locator(".jp-OutputArea .jp-asm-dashboard:not(.jp-asm-dashboard-live)")
+        expect(static).to_have_count(1)
+        expect(static.locator(".jp-asm-dashboard-kpi")).to_have_count(4)
+        expect(static.locator(".jp-asm-dashboard-kpi[data-kpi=runs] .jp-asm-dashboard-kpi-value")).to_have_text("5")
+        rows = static.locator(".jp-asm-dashboard-grid tbody tr")
+        expect(rows).to_have_count(5)
+        assert fresh.get_by_text("Error displaying widget").count() == 0
+        assert "model not found" not in fresh.locator("body").inner_text()
+        newest_first = _grid_ids(fresh)
+        static.locator("th[data-key=total_tokens]").click()  # ascending tokens
+        expect(static.locator("th[data-key=total_tokens]")).to_have_attribute("aria-sort", "ascending")
+        tokens = static.locator("tbody td.jp-asm-dashboard-int").all_inner_texts()
+        values = [int(t.replace(",", "")) for t in tokens]
+        assert values == sorted(values) and _grid_ids(fresh) != newest_first
+        static.locator("th[data-key=started_at]").click()  # back to newest first
+        expect(static.locator("th[data-key=started_at]")).to_have_attribute("aria-sort", "descending")
+        assert _grid_ids(fresh) == newest_first
+        # the chart: jupyterlab-plotly shows the PNG it saved with the notebook (no kernel needed)
+        expect(fresh.locator(".jp-OutputArea .jp-RenderedPlotly img.plot-img")).to_be_visible()
+        static.screenshot(path=str(ARTIFACTS / "dashboard-static-light.png"))
+        _set_theme(fresh, "JupyterLab Dark")
+        static.screenshot(path=str(ARTIFACTS / "dashboard-static-dark.png"))
+        fresh.screenshot(path=str(ARTIFACTS / "dashboard-reopened-dark.png"), full_page=True)
+        _set_theme(fresh, "JupyterLab Light")
+    finally:
+        try:
+            fresh.screenshot(path=str(ARTIFACTS / "dashboard-reopened-last.png"), full_page=True)
+        finally:
+            ctx.close()

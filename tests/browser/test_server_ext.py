@@ -19,8 +19,8 @@ def store_dir(tmp_path):
     writer = asm_nb.open_store(d)  # like a kernel's store; closed (flushed) before the server reads
     asm_nb.run_once("echo one", provider="shell", store=writer, session="chores")
     asm_nb.run_once("echo two", provider="shell", store=writer, session="chores")
-    asm_nb.run_once("What does this repository do?", provider="replay", cassette=example_cassette("tools"),
-                    store=writer)
+    asm_nb.run_once("What does this repository do?", provider="replay", store=writer,
+                    options={"cassette": example_cassette("tools")})
     asm_nb.run_once("exit 3", provider="shell", store=writer)
     writer.close()
     return d
@@ -95,4 +95,4 @@ def test_extension_points():
     assert server_ext._jupyter_server_extension_points() == [{"module": "asm_nb.server_ext"}]
     pytest.importorskip("jupyter_server")
     patterns = [p for p, _ in server_ext._handlers()]
-    assert patterns == ["asm-nb/sessions/?", "asm-nb/runs/(run_[A-Za-z0-9_-]+)/?"]
+    assert patterns == ["asm-nb/sessions/?", "asm-nb/runs/(run_[A-Za-z0-9_-]+)/?", "asm-nb/search/?"]

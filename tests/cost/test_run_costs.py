@@ -30,10 +30,10 @@ def _fresh(monkeypatch, tmp_path):
     calc._reset_warnings()
 
 
-def _codex(tmp_path, store, **kw):
+def _codex(tmp_path, store, sdk_opts=None, **kw):
     exe = install_fixture_cli(tmp_path, "codex", "codex", "simple_text.jsonl", {})
-    return asm_nb.run_once("capital of France?", provider="codex", store=store, cwd=str(tmp_path),
-                           cli_path=str(exe), **kw)
+    opts = {"cli_path": str(exe), **({} if sdk_opts is None else {"sdk_opts": sdk_opts})}
+    return asm_nb.run_once("capital of France?", provider="codex", store=store, cwd=str(tmp_path), **kw, options=opts)
 
 
 def _usage():
@@ -105,10 +105,10 @@ def test_amp_without_a_model_is_unpriced_and_with_one_uses_its_family_rates(tmp_
     exe = install_fixture_cli(tmp_path, "amp", "amp", "large_usage.jsonl", {})
     store = asm_nb.open_store(f"{tmp_path}/store")
     with pytest.warns(UnpricedModelWarning):
-        r = asm_nb.run_once("review", provider="amp", store=store, cwd=str(tmp_path), cli_path=str(exe))
+        r = asm_nb.run_once("review", provider="amp", store=store, cwd=str(tmp_path), options={"cli_path": str(exe)})
     assert r.ok and r.cost_usd is None and r.token_usage["cache_read_tokens"] > 0
-    r2 = asm_nb.run_once("review", provider="amp", store=store, cwd=str(tmp_path), cli_path=str(exe),
-                         model="claude-sonnet-4-5")
+    r2 = asm_nb.run_once("review", provider="amp", store=store, cwd=str(tmp_path), model="claude-sonnet-4-5",
+                         options={"cli_path": str(exe)})
     u = r2.token_usage
     expected = (u["input_tokens"] * 3 + u["output_tokens"] * 15 + u["cache_read_tokens"] * 0.30
                 + u["cache_creation_tokens"] * 3.75) / 1e6

@@ -25,7 +25,7 @@ def test_alignment_marks_same_changed_inserted_and_removed():
 
 
 def _replay(store, cassette, prompt="go"):
-    return asm_nb.run_once(prompt, provider="replay", cassette=cassette, store=store)
+    return asm_nb.run_once(prompt, provider="replay", store=store, options={"cassette": cassette})
 
 
 def test_diff_runs_from_the_store(tmp_path):
@@ -75,7 +75,7 @@ def test_asm_diff_magic_with_two_runs(tmp_path, capsys):
 
 
 def test_expect_passes_and_fails_with_the_trajectory_in_the_message():
-    run = asm_nb.run_once("fix", provider="replay", cassette=example_cassette("tools"), store="memory://")
+    run = asm_nb.run_once("fix", provider="replay", store="memory://", options={"cassette": example_cassette("tools")})
     (expect(run).succeeded().called("bash", command=re.compile("pytest")).then("read_file").then("edit_file")
      .then("bash").never_called("write_file").max_tool_calls(5).cost_below(0.10).duration_below(60)
      .output_contains(run.output[:10]))

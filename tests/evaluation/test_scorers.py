@@ -22,7 +22,8 @@ def sample(output, expected=None, result=None):
 
 @pytest.fixture(scope="module")
 def tools_run():
-    return asm_nb.run_once("fix it", provider="replay", cassette=example_cassette("tools"), store="memory://")
+    return asm_nb.run_once("fix it", provider="replay", store="memory://",
+                           options={"cassette": example_cassette("tools")})
 
 
 def test_text_scorers_pass_and_fail_with_explanations():

@@ -22,8 +22,8 @@ def filled(tmp_path_factory):
     path = tmp_path_factory.mktemp("cost") / "store"
     store = asm_nb.open_store(path)
     for name in ("hello", "tools", "failure", "tools"):
-        asm_nb.run_once(f"replay {name}", provider="replay", cassette=asm_nb.testing.example_cassette(name),
-                        store=store)
+        asm_nb.run_once(f"replay {name}", provider="replay", store=store,
+                        options={"cassette": asm_nb.testing.example_cassette(name)})
     asm_nb.run_once("echo cost", provider="shell", store=store)
     yield store, path
     store.close()
@@ -130,6 +130,18 @@ def test_percent_asm_dashboard_returns_the_dashboard(ip, filled):
     d = ip.run_line_magic("asm", "dashboard")
     assert isinstance(d, Dashboard) and d.kpi_values["runs"] == 5
     d.close()
+
+
+def test_percent_asm_search_returns_the_hits(ip, filled, capsys):
+    df = ip.run_line_magic("asm", 'search "echo cost" --kind prompt')
+    assert list(df["kind"].astype(str)) == ["prompt"] and "**echo** **cost**" in df["snippet"].iloc[0]
+    assert len(ip.run_line_magic("asm", "search cost --limit 1")) == 1
+    capsys.readouterr()
+    ip.run_line_magic("asm", "search 'cost AND'")
+    err = capsys.readouterr().err
+    assert "not valid full-text syntax" in err and err.strip().count("\n") == 0
+    ip.run_line_magic("asm", "search x --kind nope")
+    assert "invalid choice" in capsys.readouterr().err
 
 
 def test_query_and_maintenance_helpers(filled):

@@ -27,7 +27,7 @@ def filled(tmp_path_factory):
     results = {}
     for name in ("hello", "tools", "failure"):
         results[name] = asm_nb.run_once(f"replay the {name} cassette", provider="replay",
-                                        cassette=asm_nb.testing.example_cassette(name), store=store)
+                                        store=store, options={"cassette": asm_nb.testing.example_cassette(name)})
     results["shell"] = asm_nb.run_once("echo dashboard-shell", provider="shell", store=store)
     results["shell_fail"] = asm_nb.run_once("echo oops; exit 3", provider="shell", store=store)
     old = store.get_run(results["shell"].run_id)
@@ -228,3 +228,35 @@ def test_empty_store_and_bad_arguments(tmp_path):
         Dashboard(store, charts=["pie"])
     with pytest.raises(AsmError, match="never a CDN"):
         Dashboard(store, plotlyjs="cdn")
+
+
+def test_output_carries_a_static_snapshot_for_saved_notebooks(dash, filled):
+    """The displayed bundle: the widget (live) plus the static snapshot a reopened notebook
+    shows without the kernel (the grid's data, the HTML table, the text)."""
+    from asm_nb import config
+    from asm_nb.notebook.dashboard import DASHBOARD_MIME
+
+    _, results = filled
+    bundle = dash._repr_mimebundle_()
+    assert bundle[WIDGET_MIME]["model_id"] == dash.widget.model_id
+    snap = bundle[DASHBOARD_MIME]
+    assert snap["schema"] == "asm.dashboard" and snap["model_id"] == dash.widget.model_id
+    assert [r["run_id"] for r in snap["rows"]] == dash.run_ids  # newest first, as the table
+    assert snap["total"] == len(results) and [c["key"] for c in snap["columns"]][-1] == "run_id"
+    by_id = {r["run_id"]: r for r in snap["rows"]}
+    fail = by_id[results["shell_fail"].run_id]
+    assert fail["status"] == "failed" and fail["provider"] == "shell" and fail["duration_s"] is not None
+    assert {k["name"]: k["value"] for k in snap["kpis"]}["runs"] == str(len(results))
+    page = bundle["text/html"]
+    assert page.count("<tr>") == len(results) + 1 and results["hello"].run_id in page
+    assert "<script" not in page and "widget" not in page.lower()
+    # filtered: the snapshot follows the filters
+    dash.set_filters(status=["failed"])
+    snap = dash.snapshot()
+    assert snap["filters"] == {"status": ["failed"]} and {r["status"] for r in snap["rows"]} == {"failed"}
+    # deterministic (committed notebooks): no widget id, no durations, so no widget MIME type
+    with config.override(deterministic_display=True):
+        bundle = dash._repr_mimebundle_()
+    assert WIDGET_MIME not in bundle and bundle[DASHBOARD_MIME]["model_id"] is None
+    assert all(r["duration_s"] is None for r in bundle[DASHBOARD_MIME]["rows"])
+    dash.clear_filters()

@@ -168,8 +168,9 @@ def widget_run(tmp_path):
     cas = c.build_cassette(spend_events(), provider="claude", model="claude-sonnet-4-5").write(tmp_path / "w.jsonl")
 
     def run(view, policy, on_event=None):
-        return asm_nb.run_once("go", provider="replay", cassette=str(cas), impersonate=True, store="memory://",
-                               policy=policy, on_event=on_event or view.on_event)
+        return asm_nb.run_once("go", provider="replay", store="memory://",
+                               policy=policy, on_event=on_event or view.on_event,
+                               options={"cassette": str(cas), "impersonate": True})
 
     yield make_live_view, run
     guard.BUDGET.budget_usd, guard.BUDGET.spent_usd, guard.BUDGET.runs = None, 0.0, 0

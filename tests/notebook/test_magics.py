@@ -109,3 +109,18 @@ def test_background_run_binds_when_done(ip, cell):
     while "bg" not in ip.user_ns and time.monotonic() < deadline:
         time.sleep(0.02)
     assert ip.user_ns["bg"].output == "later\n"
+
+
+def test_acp_agent_command_option(ip, cell, tmp_path):
+    pytest.importorskip("acp")
+    import pathlib
+    import shlex
+    import sys
+
+    agent = pathlib.Path(__file__).parents[1] / "providers" / "fake_acp_agent.py"
+    cmd = shlex.join([sys.executable, str(agent)])
+    out = cell(f"-p acp --agent-command '{cmd}' --cwd {tmp_path} --out res", "hello")
+    assert "Hello world" in out.out
+    assert ip.user_ns["res"].status == "completed" and ip.user_ns["res"].output == "Hello world"
+    err = cell("-p shell --agent-command x", "echo hi")
+    assert "--agent-command goes with -p acp" in err.err

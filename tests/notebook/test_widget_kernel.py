@@ -63,7 +63,7 @@ def test_widget_in_a_kernel(tmp_path):
     assert counts["display_data"] == 1
     assert 1 <= counts["update"] < 60, counts
     assert final is not None
-    assert final["text/plain"].endswith("  ● Session complete (end_turn) — 0/0 tokens, 1 tools\n")
+    assert final["text/plain"].endswith("  ● Session complete (end_turn) — 0/0 tokens, 1 tool\n")
     assert "w2999" in final["text/plain"] and "Read a.py · 4 B" in final["text/html"]
     # the finished output is the static run bundle (the card), never the widget: a saved
     # notebook reopens without "model not found"; the widget models are closed

@@ -32,8 +32,9 @@ def spend_cassette(tmp_path):
     ])
 
 
-def run(cassette, **kw):
-    return asm_nb.run_once("hi", provider="replay", cassette=cassette, impersonate=True, store="memory://", **kw)
+def run(cassette, speed=None, **kw):
+    opts = {"cassette": cassette, "impersonate": True, **({} if speed is None else {"speed": speed})}
+    return asm_nb.run_once("hi", provider="replay", store="memory://", **kw, options=opts)
 
 
 def types(result):

@@ -627,7 +627,7 @@ def test_cancel_during_a_tool_closes_it(server):
     assert events[-1]["type"] == "run_cancelled"
 
 
-def test_task_cancellation_emits_nothing_and_closes_stream(server):
+def test_task_cancellation_emits_no_terminal_event_and_closes_stream(server):
     server.enqueue(StreamBuilder().text("x").hang())
     adapter = make_adapter(server)
     run, session = new_run()
@@ -644,6 +644,9 @@ def test_task_cancellation_emits_nothing_and_closes_stream(server):
     asyncio.run(asyncio.wait_for(go(), 10))
     assert not {"run_cancelled", "run_failed", "run_completed"} & {e["type"] for e in events}
     assert server.wait_for_disconnects(1, timeout=5)
+    # the cut request was billed for its message_start usage: reported, marked partial
+    usage = [e["data"] for e in events if e["type"] == "token_usage_updated"]
+    assert [(u["input_tokens"], u["partial"]) for u in usage] == [(10, True)]
 
 
 def test_cancel_unknown_run():
@@ -810,7 +813,7 @@ def test_run_once_end_to_end_with_local_store(server, tmp_path):
                    tool_use_stream("edit_file", {"path": "a.txt", "old_str": "old", "new_str": "new"}),
                    text_stream("Fixed a.txt."), text_stream("You asked me to fix a.txt."))
     opts = dict(provider="claude", store=str(tmp_path / "store"), cwd=str(ws), permission_mode="accept_edits",
-                api_key="k", base_url=server.base_url, max_retries=0, session="chat")
+                options={"api_key": "k", "base_url": server.base_url, "max_retries": 0}, session="chat")
     r = run_once("Fix a.txt", system="Be careful.", **opts)
     assert r.status == "completed" and r.error is None, r.error
     assert r.output == "Fixed a.txt."

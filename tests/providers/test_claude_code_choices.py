@@ -20,13 +20,14 @@ def _fake(tmp_path):
 
 def test_no_model_flag_unless_the_user_gives_one(tmp_path):
     exe = _fake(tmp_path)
-    r = asm_nb.run_once("hi", provider="claude_code", store="memory://", cwd=str(tmp_path), cli_path=str(exe))
+    r = asm_nb.run_once("hi", provider="claude_code", store="memory://", cwd=str(tmp_path),
+                        options={"cli_path": str(exe)})
     assert r.ok, r.error
     argv = fake_cli_calls(exe)[0]["argv"]
     assert "--model" not in argv  # the CLI keeps the user's own model (settings, /model, ANTHROPIC_MODEL)
     assert r.model == "claude-sonnet-4-5-20250929"  # what the CLI said it used (init line)
-    r2 = asm_nb.run_once("hi", provider="claude_code", store="memory://", cwd=str(tmp_path), cli_path=str(exe),
-                         model="opus")
+    r2 = asm_nb.run_once("hi", provider="claude_code", store="memory://", cwd=str(tmp_path), model="opus",
+                         options={"cli_path": str(exe)})
     argv2 = fake_cli_calls(exe)[1]["argv"]
     assert argv2[argv2.index("--model") + 1] == "opus" and r2.ok
 
@@ -52,8 +53,9 @@ def test_empty_tool_list_means_no_tools():
 def test_deny_all_policy_reaches_the_cli_as_no_tools(tmp_path):
     exe = _fake(tmp_path)
     # the adapter offers Read, the policy allows only Bash: nothing is left
-    r = asm_nb.run_once("hi", provider="claude_code", store="memory://", cwd=str(tmp_path), cli_path=str(exe),
-                        tools=["Read"], policy={"name": "only-bash", "tool_rules": [["allow", ["Bash"]]]})
+    r = asm_nb.run_once("hi", provider="claude_code", store="memory://", cwd=str(tmp_path),
+                        policy={"name": "only-bash", "tool_rules": [["allow", ["Bash"]]]},
+                        options={"cli_path": str(exe), "tools": ["Read"]})
     assert r.ok, r.error
     argv = fake_cli_calls(exe)[0]["argv"]
     assert argv[argv.index("--tools") + 1] == "" and "--allowedTools" not in argv

@@ -21,7 +21,7 @@ def test_complete_message_without_message_stop_completes_with_a_warning(fixtures
     with FakeAnthropicServer() as server:
         server.enqueue(_without_message_stop(anth, cut=cut))
         r = asm_nb.run_once("What is the capital of France?", provider="claude", store="memory://",
-                            api_key="test-key", base_url=server.base_url, max_retries=0)
+                            options={"api_key": "test-key", "base_url": server.base_url, "max_retries": 0})
     assert r.ok, r.error
     assert r.output.startswith("The capital of France is **Paris**")
     warnings = [e for e in r.events if e.type.value == "error_occurred"]
@@ -37,6 +37,6 @@ def test_a_message_without_stop_reason_still_fails(fixtures_dir):
     frames = [f for f in full.frames if b"message_delta" not in f and b"message_stop" not in f]
     with FakeAnthropicServer() as server:
         server.enqueue(SSEResponse(frames=frames))
-        r = asm_nb.run_once("hi", provider="claude", store="memory://", api_key="test-key",
-                            base_url=server.base_url, max_retries=0)
+        r = asm_nb.run_once("hi", provider="claude", store="memory://",
+                            options={"api_key": "test-key", "base_url": server.base_url, "max_retries": 0})
     assert r.status == "failed" and "message_stop" in r.error.message

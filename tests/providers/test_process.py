@@ -216,6 +216,50 @@ def test_task_cancellation_inside_async_with_kills_group():
     assert run(main())
 
 
+def test_cancel_while_the_child_starts_kills_its_group(tmp_path, monkeypatch):
+    """The child runs before ``create_subprocess_exec`` returns (asyncio still connects its
+    pipes). A cancel in that window made asyncio SIGKILL the leader alone, and a background
+    child it had already started survived (the flaky bash-cancel test). Here the window is
+    widened the way asyncio behaves on cancel: kill the leader only, then re-raise."""
+    marker = tmp_path / "pid"
+    real = asyncio.create_subprocess_exec
+
+    async def slow_start(*args, **kwargs):
+        proc = await real(*args, **kwargs)
+        try:
+            await asyncio.sleep(1.0)  # "connecting the pipes"
+        except asyncio.CancelledError:
+            transport = proc._transport  # what asyncio does on a cancelled start: close the
+            transport.close()  # transport (SIGKILL to the leader alone, pipes closed) and reap it
+            await transport._wait()
+            raise
+        return proc
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", slow_start)
+
+    async def main():
+        task = asyncio.ensure_future(ManagedProcess.spawn(
+            argv=["sh", "-c", f"sleep 30 & echo $! > {marker}; wait"]))
+        assert await wait_until(lambda: marker.exists() and marker.read_text().strip())
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        pid = int(marker.read_text())
+        return pid, await wait_until(lambda: not _running(pid), timeout=3.0)
+
+    pid, gone = run(main())
+    assert gone, f"background child {pid} survived a cancel during start"
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2:].split()[0] not in ("Z", "X")
+
+
 def test_descendant_holding_stdout_does_not_hang_reader():
     async def main():
         async with ManagedProcess.start(["sh", "-c", "sleep 30 & echo hi"], exit_drain_ms=200) as proc:

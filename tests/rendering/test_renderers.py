@@ -234,7 +234,7 @@ def test_studio_usage_is_silent_and_feeds_the_footer():
     assert r.render_event(ev("token_usage_updated", {"input_tokens": 847, "output_tokens": 312})) == ""
     assert (r.total_input_tokens, r.total_output_tokens) == (847, 312)
     done = r.render_event(ev("run_completed", {"stop_reason": "end_turn"}))
-    assert "Session complete (end_turn)" in done and "847/312 tokens, 1 tools" in done
+    assert "Session complete (end_turn)" in done and "847/312 tokens, 1 tool" in done
 
 
 def test_studio_text_tool_text():
@@ -267,3 +267,21 @@ def test_renderer_for():
     with pytest.raises(AsmError) as exc:
         renderer_for("nope")
     assert exc.value.code == "validation_error"
+
+
+def test_footers_count_in_words_singular_and_plural():
+    """"1 tool" / "1 event", never "1 tools" (the footers of compact, verbose and studio)."""
+    from asm_nb.rendering.renderers import VerboseRenderer
+
+    c = CompactRenderer(color=False)
+    c.render_event(ev("tool_call_started", {"tool_name": "Read", "tool_call_id": "t1"}))
+    assert c.finish() == "\n1 event, 1 tool\n"
+    v = VerboseRenderer(color=False)
+    assert v.finish().endswith("--- 0 events, 0 tools ---\n")
+    s = studio()
+    s.render_event(ev("tool_call_started", {"tool_name": "Read", "tool_call_id": "t1"}))
+    s.render_event(ev("tool_call_completed", {"tool_name": "Read", "tool_call_id": "t1"}))
+    done = s.render_event(ev("run_completed", {"stop_reason": "end_turn"}))
+    assert done.rstrip().endswith("tokens, 1 tool") and "1 tools" not in done
+    s.render_event(ev("tool_call_started", {"tool_name": "Bash", "tool_call_id": "t2"}))
+    assert s.render_event(ev("run_completed", {"stop_reason": "refusal"})).rstrip().endswith("2 tools")

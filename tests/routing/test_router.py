@@ -233,8 +233,9 @@ def test_failover_from_the_fake_anthropic_529_to_a_second_provider(tmp_path):
     try:
         with FakeAnthropicServer() as server:
             server.enqueue(http_error("overloaded_529"))
-            res = asm_nb.run_once("hi", provider=["claude", "replay"], store="memory://", api_key="test-key",
-                                  base_url=server.base_url, max_retries=0, cassette=str(example_cassette("hello")))
+            res = asm_nb.run_once("hi", provider=["claude", "replay"], store="memory://",
+                                  options={"api_key": "test-key", "base_url": server.base_url, "max_retries": 0,
+                                           "cassette": str(example_cassette("hello"))})
             assert len(server.requests) == 1
         assert res.ok and "demo-project" in res.output
         attempts = {e.data.get("routing_attempt") for e in res.events if "routing_attempt" in e.data}

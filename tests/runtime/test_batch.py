@@ -48,9 +48,10 @@ def test_200_replayed_prompts_at_concurrency_8_with_one_forced_failure():
     prompts = [f"question {i}" for i in range(200)]
     seen = []
     t0 = time.perf_counter()
-    df = asm_nb.batch(prompts, provider="replay", cassette=HELLO, store=store, concurrency=8, limiter=lim,
+    df = asm_nb.batch(prompts, provider="replay", store=store, concurrency=8, limiter=lim,
                       progress=False, on_result=seen.append,
-                      row_options=lambda row: {"cassette": FAILURE} if row["prompt"] == "question 117" else {})
+                      row_options=lambda row: {"cassette": FAILURE} if row["prompt"] == "question 117" else {},
+                      options={"cassette": HELLO})
     elapsed = time.perf_counter() - t0
     assert len(df) == 200 and list(df["prompt"]) == prompts
     assert (df["status"] == "completed").sum() == 199
@@ -156,8 +157,8 @@ def test_run_batch_item_is_picklable_and_opens_the_store_by_path(tmp_path):
 def test_executor_path_with_a_thread_pool(tmp_path):
     store_path = str(tmp_path / "shared")
     with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
-        df = asm_nb.batch([f"q{i}" for i in range(6)], provider="replay", cassette=HELLO, store=store_path,
-                          executor=pool, progress=False)
+        df = asm_nb.batch([f"q{i}" for i in range(6)], provider="replay", store=store_path,
+                          executor=pool, progress=False, options={"cassette": HELLO})
     assert list(df["status"]) == ["completed"] * 6 and df["session_id"].nunique() == 1
     store = open_store(store_path)
     assert len(store.list_runs(df["session_id"][0])) == 6

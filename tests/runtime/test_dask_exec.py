@@ -49,8 +49,8 @@ def pg_url():
 def test_batch_of_100_on_three_workers(client, pg_url):
     assert is_dask_client(client) and len(client.scheduler_info()["workers"]) == 3
     prompts = [f"prompt {i}" for i in range(100)]
-    df = asm_nb.batch(prompts, provider="replay", cassette=str(example_cassette("hello")), store=pg_url,
-                      executor=client, progress=False)
+    df = asm_nb.batch(prompts, provider="replay", store=pg_url,
+                      executor=client, progress=False, options={"cassette": str(example_cassette("hello"))})
     assert len(df) == 100 and list(df["prompt"]) == prompts
     assert set(df["status"]) == {"completed"}, df[df["status"] != "completed"][["error_code", "error_message"]]
     with SqlStore(pg_url) as st:

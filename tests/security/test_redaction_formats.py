@@ -1,4 +1,4 @@
-"""Issue 18 item 5: redaction covers the secret formats people leak (74 formats from the gitleaks,
+"""Issue 18 item 5: redaction covers the secret formats people leak (the formats of the gitleaks,
 trufflehog and detect-secrets rule sets, see ``secret_formats``), in every channel that reaches
 disk: a command's stdout and stderr, the prompt, tool input and output, the run record, plus
 session name, metadata and tags (item 6); and ordinary text is left alone (items 5 and 7)."""
@@ -30,6 +30,10 @@ def test_each_format_is_redacted_in_text(name, text, secret):
     assert n >= 1 and secret not in out, out
     for line in secret.splitlines():
         assert line not in out
+        # all of it: no 12-character piece survives (a pattern cut short by a character it does
+        # not know, with a generic pattern catching the rest, leaves pieces)
+        pieces = [line[i:i + 12] for i in range(0, max(len(line) - 11, 1))]
+        assert not [p for p in pieces if p in out], out
 
 
 @pytest.mark.parametrize("text", BENIGN)
@@ -44,6 +48,17 @@ def test_every_default_pattern_has_a_real_format():
         hit.update(part.split("]")[0] for part in out.split("[REDACTED:")[1:])
     missing = {c for c, _ in default_patterns()} - hit
     assert not missing, missing
+
+
+def test_docs_name_the_source_of_every_default_pattern():
+    root = Path(__file__).resolve().parents[2]
+    doc = (root / "docs" / "event-model.md").read_text()
+    section = doc.split("#### Where the default patterns come from", 1)[1].split("\n### ", 1)[0]
+    cats = [c for c, _ in default_patterns()]
+    listed = {c for c in cats if f"`{c}`" in section or (c.startswith("github_") and "`github_*`" in section)}
+    assert set(cats) - listed == set()
+    count = f"{len(cats)} patterns"
+    assert count in doc and count in (root / "README.md").read_text()
 
 
 # -- channels --------------------------------------------------------------------------------------

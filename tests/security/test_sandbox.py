@@ -116,7 +116,7 @@ def test_network_allowed_in_bwrap_and_cut_in_bwrap_no_network(tmp_path):
 
 def test_shell_provider_sandbox_option(tmp_path, outside):
     r = run_once(f"echo ok > here.txt; echo x > {outside}/keep.txt", provider="shell", store="memory://",
-                 cwd=str(tmp_path), sandbox="bwrap")
+                 cwd=str(tmp_path), options={"sandbox": "bwrap"})
     assert r.status == "failed"  # the write outside fails, so the command does
     assert (tmp_path / "here.txt").read_text() == "ok\n"
     assert (outside / "keep.txt").read_text() == "original"
@@ -127,7 +127,7 @@ def test_sandbox_values_are_checked(tmp_path):
     with pytest.raises(AsmError, match="did you mean 'bwrap'"):
         check_sandbox("bwarp")
     with pytest.raises(AsmError, match="sandbox must be one of"):
-        run_once("true", provider="shell", store="memory://", sandbox="docker")
+        run_once("true", provider="shell", store="memory://", options={"sandbox": "docker"})
     assert sandboxed_argv(["true"], tmp_path, "none") == ["true"]
 
 

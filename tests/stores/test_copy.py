@@ -18,8 +18,9 @@ def _fill(root: Path, n_runs: int = 4) -> None:
     store = LocalStore(root)
     try:
         for i in range(n_runs):
-            r = asm_nb.run_once(f"hello {i}", provider="replay", cassette=example_cassette("hello"), store=store,
-                                session="shared" if i % 2 else None, continuation=False)
+            r = asm_nb.run_once(f"hello {i}", provider="replay", store=store,
+                                session="shared" if i % 2 else None, continuation=False,
+                                options={"cassette": example_cassette("hello")})
             assert r.status == "completed"
     finally:
         store.close()

@@ -73,7 +73,7 @@ def test_never_migrate_checks_columns(tmp_path):
         SqlStore(url, migrate="never")
     assert ei.value.code == "migration_required"
     assert ei.value.details == {"missing_column": "asm_sessions.deleted_at"}
-    assert migrate(url) == ["create_asm_tables", "create_asm_artifact_blobs"] and migrate(url) == []
+    assert migrate(url) == ["create_asm_tables", "create_asm_artifact_blobs", "create_asm_search_index"] and migrate(url) == []
     SqlStore(url, migrate="never").close()
     downgrade(url)
     eng = sa.create_engine(url)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 
 import pytest
 
@@ -265,3 +266,25 @@ def test_errors(git_repo, plain_dir):
     with pytest.raises(AsmError) as e:
         be.rollback(h)
     assert (e.value.code, e.value.message) == ("validation_error", "Git rollback requires git snapshot")
+
+
+def test_same_second_same_size_edit_is_seen(git_repo):
+    """A file rewritten (same size) in the same second git recorded its stat is "racily clean":
+    git re-reads it because its mtime is not older than the index file's. A snapshot works on a
+    copy of the index; a copy stamped with the copy time hid such edits (seen as a run whose diff
+    missed a file when the machine was slow enough for the snapshot to land a second later)."""
+    run_git(git_repo, "config", "core.trustctime", "false")  # the ctime cannot be set back below
+    f = git_repo / "file.txt"
+    old = time.time_ns() - 10_000_000_000  # seconds ago, so the copy's own stamp is later
+    os.utime(f, ns=(old, old))
+    run_git(git_repo, "add", "file.txt")  # the index records that stat
+    st = f.stat()
+    index = git_repo / ".git" / "index"
+    os.utime(index, ns=(old, old))  # ... and was written in the file's second
+    before = take_snapshot(git_repo)
+    f.write_bytes(b"BASE\n")  # same size, same inode
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))  # ... and the same mtime
+    os.utime(index, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = take_snapshot(git_repo)
+    assert diff(before, after).changed_paths == ["file.txt"]
+    assert run_git(git_repo, "status", "--porcelain") == " M file.txt\n"  # git itself agrees

@@ -1,0 +1,266 @@
+"""Claude Code session logs: ``<config>/projects/<project-slug>/<session-id>.jsonl``.
+
+Where: every folder of ``$CLAUDE_CONFIG_DIR`` (comma-separated; each a config folder holding
+``projects/`` or the ``projects/`` folder itself), else ``$XDG_CONFIG_HOME/claude`` (default
+``~/.config/claude``) and ``~/.claude``. Sub-agent transcripts are ``agent-<id>.jsonl`` beside the
+sessions (2.0.x) or ``<session-id>/subagents/agent-<id>.jsonl`` (later); each becomes its own
+session whose parent is the session that started it.
+
+One JSON object per line, ``type``:
+
+- ``user``: ``message.content`` a string or content blocks. A prompt starts a turn (one asm run);
+  ``tool_result`` blocks (``tool_use_id``, ``content``, ``is_error``) finish tool calls;
+  ``isMeta`` lines (command caveats), ``isCompactSummary`` and local command output are context,
+  not prompts; ``[Request interrupted by user…]`` marks the turn cancelled.
+- ``assistant``: ``message`` is an Anthropic message (``id``, ``model``, ``content`` blocks
+  ``text`` / ``thinking`` / ``tool_use``, ``usage`` with ``input_tokens``, ``output_tokens``,
+  ``cache_creation_input_tokens``, ``cache_read_input_tokens``) plus ``requestId``. A streamed
+  message is written as several lines (one per content block) that all repeat its usage, with
+  ``output_tokens`` growing to the final count on the last one: usage is counted once per
+  ``message.id`` (+ ``requestId`` when present) across the whole store, taking the final (largest)
+  figures — a later snapshot adds only its growth — which also skips the earlier messages a
+  resumed session copies into its new file. Old versions also
+  carry ``costUSD`` per line: that figure is kept as a reported cost. ``model: "<synthetic>"``
+  lines (local notices, API errors with ``isApiErrorMessage``) have no billable usage.
+- ``summary`` (``summary``, ``leafUuid``): the session's title.
+- ``system`` (``subtype`` e.g. ``compact_boundary``, ``level``): an ``error`` level becomes an
+  ``error_occurred`` event; others are context.
+- ``file-history-snapshot``, ``queue-operation`` and other bookkeeping records are skipped quietly;
+  a record type never seen before is skipped with a warning.
+
+Common fields: ``uuid``, ``parentUuid``, ``sessionId``, ``timestamp``, ``cwd``, ``gitBranch``,
+``version``, ``isSidechain``, ``userType``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..core.errors import AsmError
+from ..core.usage import TokenUsage
+from ._base import FileJob, SessionBuilder, parse_ts
+
+__all__ = ["config_dirs", "discover", "handle_line"]
+
+SOURCE = "claude-code"
+PROVIDER = "claude_code"
+_QUIET = frozenset({"file-history-snapshot", "queue-operation", "progress", "custom-title", "tag", "agent-name",
+                    "last-prompt", "pr-link", "attachment", "result"})
+_INTERRUPTED = "[Request interrupted by user"
+_TOOL_OUTPUT_MAX = 20_000
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def config_dirs(env: Mapping[str, str] | None = None) -> list[Path]:
+    """The Claude Code config folders to read (each has ``projects/``)."""
+    env = os.environ if env is None else env
+    raw = env.get("CLAUDE_CONFIG_DIR")
+    if raw:
+        out = []
+        for part in (p.strip() for p in raw.split(",")):
+            if not part:
+                continue
+            p = Path(part).expanduser()
+            if p.name == "projects" and p.is_dir():
+                p = p.parent
+            if (p / "projects").is_dir() and p not in out:
+                out.append(p)
+        if not out:
+            raise AsmError("not_found", f"CLAUDE_CONFIG_DIR={raw!r}: no folder there holds a projects/ folder")
+        return out
+    home = Path(env.get("HOME") or Path.home())
+    xdg = Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") else home / ".config"
+    return [p for p in (xdg / "claude", home / ".claude") if (p / "projects").is_dir()]
+
+
+def _key(text: str) -> str:
+    return _SAFE.sub("_", text)[:120]
+
+
+def _job(path: Path, slug: str) -> FileJob:
+    parent = None
+    if path.parent.name == "subagents":  # <slug>/<session>/subagents/agent-x.jsonl
+        sess = path.parent.parent.name
+        key = f"{_key(sess)}_{_key(path.stem)}"
+        parent = f"ses_cc_{_key(sess)}"
+    else:
+        key = _key(path.stem)
+    return FileJob(path=path, source=SOURCE, provider=PROVIDER, agent_id=PROVIDER, key=key, id_prefix="cc_",
+                   project=slug, parent_session_id=parent)
+
+
+def _project_files(project_dir: Path) -> list[Path]:
+    files = sorted(project_dir.glob("*.jsonl"))
+    files += sorted(project_dir.glob("*/subagents/*.jsonl"))
+    return files
+
+
+def _matches(project: str | None, slug: str) -> bool:
+    if not project:
+        return True
+    p = project.lower()
+    s = slug.lower()
+    return p in s or p.replace("/", "-").replace("\\", "-").replace("_", "-") in s
+
+
+def discover(path: str | os.PathLike | None = None, project: str | None = None,
+             env: Mapping[str, str] | None = None) -> list[FileJob]:
+    """The session files to import: under ``path`` (a config folder, its ``projects/``, one
+    project folder or one ``.jsonl`` file) or the default folders; ``project`` keeps the projects
+    whose folder name (the slugged path) contains it."""
+    roots: list[Path]
+    if path is not None:
+        p = Path(path).expanduser()
+        if not p.exists():
+            raise AsmError("not_found", f"no such file or folder: {p}")
+        if p.is_file():
+            slug = p.parent.parent.parent.name if p.parent.name == "subagents" else p.parent.name
+            return [_job(p, slug)] if _matches(project, slug) else []
+        if (p / "projects").is_dir():
+            roots = [p / "projects"]
+        elif p.name == "projects" or any(c.is_dir() and any(c.glob("*.jsonl")) for c in p.iterdir()):
+            roots = [p]
+        else:
+            return [_job(f, p.name) for f in _project_files(p) if _matches(project, p.name)]
+    else:
+        roots = [d / "projects" for d in config_dirs(env)]
+    jobs = []
+    for root in roots:
+        for proj in sorted(c for c in root.iterdir() if c.is_dir()):
+            if _matches(project, proj.name):
+                jobs.extend(_job(f, proj.name) for f in _project_files(proj))
+    return jobs
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for b in content:
+            if type(b) is dict:
+                if b.get("type") == "text" and isinstance(b.get("text"), str):
+                    parts.append(b["text"])
+                elif b.get("type") == "image":
+                    parts.append("[image]")
+            elif isinstance(b, str):
+                parts.append(b)
+        return "\n".join(parts)
+    return ""
+
+
+def _cap(text: str) -> Any:
+    if len(text) <= _TOOL_OUTPUT_MAX:
+        return text
+    return text[:_TOOL_OUTPUT_MAX] + f"\n… [{len(text) - _TOOL_OUTPUT_MAX} more characters not imported]"
+
+
+def _meta(obj: Mapping, b: SessionBuilder) -> None:
+    m = b.meta
+    for src, dst in (("cwd", "cwd"), ("gitBranch", "git_branch"), ("version", "cli_version"),
+                     ("sessionId", "external_id")):
+        v = obj.get(src)
+        if isinstance(v, str) and v and m.get(dst) != v:
+            if dst == "external_id" and m.get(dst):
+                continue  # the first one names the session
+            m[dst] = v
+    if b.job.key.startswith("agent-") and b.job.parent_session_id is None:
+        sid = obj.get("sessionId")
+        if isinstance(sid, str) and sid and sid != b.job.key:
+            b.job.parent_session_id = f"ses_cc_{_key(sid)}"
+
+
+def _user(obj: Mapping, b: SessionBuilder) -> None:
+    msg = obj.get("message")
+    content = msg.get("content") if type(msg) is dict else None
+    if isinstance(content, list) and any(type(x) is dict and x.get("type") == "tool_result" for x in content):
+        for block in content:
+            if type(block) is not dict:
+                continue
+            if block.get("type") == "tool_result":
+                out = _text(block.get("content"))
+                b.tool_finished(block.get("tool_use_id"), _cap(out), failed=block.get("is_error") is True)
+            elif block.get("type") == "text" and str(block.get("text", "")).startswith(_INTERRUPTED):
+                b.set_status("cancelled")
+        return
+    text = _text(content)
+    if text.startswith(_INTERRUPTED):
+        b.set_status("cancelled")
+        return
+    if obj.get("isMeta") or obj.get("isCompactSummary") or text.startswith("<local-command-stdout>") \
+            or text.startswith("<local-command-stderr>") or text.startswith("Caveat:"):
+        return
+    if obj.get("isSidechain"):  # a sub-agent's task prompt inside the parent's turn
+        if b.job.key.startswith("agent-") or "_agent-" in b.job.key:
+            b.start_run(text)
+        else:
+            b.message("user", text, sidechain=True)
+        return
+    if not text.strip():
+        return
+    b.start_run(text)
+    if not b.meta.get("title") and b.run and b.run.get("prompt"):
+        b.meta["title"] = b.run["prompt"].strip().splitlines()[0][:100]
+
+
+def _assistant(obj: Mapping, b: SessionBuilder) -> None:
+    msg = obj.get("message")
+    if type(msg) is not dict:
+        b.warn("assistant record without a message; skipped")
+        return
+    model = msg.get("model") if isinstance(msg.get("model"), str) else None
+    synthetic = model == "<synthetic>"
+    content = msg.get("content")
+    blocks = content if isinstance(content, list) else ([{"type": "text", "text": content}]
+                                                         if isinstance(content, str) else [])
+    for block in blocks:
+        if type(block) is not dict:
+            continue
+        bt = block.get("type")
+        if bt == "text" and isinstance(block.get("text"), str) and block["text"]:
+            if obj.get("isApiErrorMessage"):
+                b.error(block["text"])
+                b.set_status("failed", block["text"])
+            else:
+                b.message("assistant", block["text"], **({"sidechain": True} if obj.get("isSidechain") else {}))
+        elif bt == "tool_use":
+            b.tool_started(block.get("id"), str(block.get("name") or "tool"), block.get("input"))
+    usage = msg.get("usage")
+    if type(usage) is dict and not synthetic:
+        mid, rid = msg.get("id"), obj.get("requestId")
+        # message.id is unique per API response; requestId is absent on some versions and gateways
+        key = (f"cc:{mid}:{rid}" if isinstance(rid, str) and rid else f"cc:{mid}") if isinstance(mid, str) and mid \
+            else None
+        u = TokenUsage.from_anthropic(usage)
+        if u or obj.get("costUSD"):
+            b.usage(model, u, key=key, reported_cost=obj.get("costUSD"), message_id=mid, request_id=rid)
+
+
+def handle_line(obj: dict, b: SessionBuilder) -> None:
+    """Map one Claude Code record to builder calls."""
+    t = obj.get("type")
+    if t == "summary":
+        if isinstance(obj.get("summary"), str):
+            b.meta["title"] = obj["summary"]
+            b.meta["summary"] = obj["summary"]
+        return
+    if t in _QUIET:
+        return
+    if t not in ("user", "assistant", "system"):
+        unknown = b.extra.setdefault("unknown_types", [])
+        if t not in unknown:
+            unknown.append(t)
+            b.warn(f"unknown record type {t!r} skipped (further ones in this file are skipped silently)")
+        return
+    if not b.at(parse_ts(obj.get("timestamp"))):
+        return
+    _meta(obj, b)
+    if t == "user":
+        _user(obj, b)
+    elif t == "assistant":
+        _assistant(obj, b)
+    elif obj.get("level") == "error" and isinstance(obj.get("content"), str):
+        b.error(obj["content"])

@@ -1,0 +1,286 @@
+"""Codex rollout files: ``$CODEX_HOME/sessions/YYYY/MM/DD/rollout-<time>-<id>.jsonl``
+(``CODEX_HOME`` default ``~/.codex``).
+
+Current format (0.3x and later): every line is ``{"timestamp", "type", "payload"}`` with ``type``
+
+- ``session_meta``: ``payload.id`` (the session), ``cwd``, ``cli_version``, ``originator``,
+  ``source``, ``model_provider``, ``git`` (``branch``, ``commit_hash``, ``repository_url``);
+- ``turn_context``: ``model``, ``cwd``, ``approval_policy``, ``sandbox_policy``, ``effort``: the
+  model every later usage is billed to;
+- ``response_item``: a Responses-API item: ``message`` (``role`` user / assistant / developer,
+  ``content`` ``input_text`` / ``output_text`` blocks), ``function_call`` (``name``,
+  ``arguments`` as a JSON string, ``call_id``), ``function_call_output`` (``call_id``, ``output``
+  a string, often JSON with ``metadata.exit_code``), ``custom_tool_call`` / ``_output``,
+  ``local_shell_call`` (``action``), ``web_search_call``, ``reasoning`` (summaries, encrypted
+  content: not imported);
+- ``event_msg``: ``user_message`` (the prompt: starts a turn), ``agent_message``,
+  ``token_count`` (``info.last_token_usage`` and ``info.total_token_usage`` with
+  ``input_tokens`` (cached included), ``cached_input_tokens``, ``output_tokens``,
+  ``reasoning_output_tokens``, ``total_tokens``; ``info`` is null before the first call),
+  ``turn_aborted``, ``error``, ``task_started`` / ``task_complete`` …;
+- ``compacted``: a compaction summary (context, skipped).
+
+Usage per model call is ``last_token_usage``, else the growth of ``total_token_usage`` since the
+previous report; a report whose total did not change is a repeat and counts nothing.
+
+Older rollouts (before the envelope) start with ``{"id", "timestamp", "instructions"}`` and then
+hold bare response items plus ``{"record_type": "state"}`` lines; they carry no token counts, so
+their runs have no usage and no cost (rather than a cost of 0).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..core.errors import AsmError
+from ..core.usage import TokenUsage
+from ._base import FileJob, SessionBuilder, parse_ts
+
+__all__ = ["codex_home", "discover", "handle_line", "first_line"]
+
+SOURCE = "codex"
+PROVIDER = "codex"
+_ENVELOPE = frozenset({"session_meta", "turn_context", "response_item", "event_msg", "compacted"})
+_ITEMS = frozenset({"message", "function_call", "function_call_output", "custom_tool_call",
+                    "custom_tool_call_output", "local_shell_call", "web_search_call", "reasoning"})
+_BOILERPLATE = ("<environment_context>", "<user_instructions>", "# AGENTS.md instructions", "<permissions",
+                "<user_shell_command>")
+_UUID = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$", re.I)
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+_TOOL_OUTPUT_MAX = 20_000
+
+
+def codex_home(env: Mapping[str, str] | None = None) -> Path:
+    """``$CODEX_HOME`` or ``~/.codex``."""
+    env = os.environ if env is None else env
+    home = env.get("CODEX_HOME")
+    return Path(home).expanduser() if home else Path(env.get("HOME") or Path.home()) / ".codex"
+
+
+def _first_cwd(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            line = f.readline(1 << 20)
+        obj = json.loads(line)
+    except (OSError, ValueError):
+        return None
+    payload = obj.get("payload") if isinstance(obj, dict) else None
+    cwd = payload.get("cwd") if isinstance(payload, dict) else None
+    return cwd if isinstance(cwd, str) else None
+
+
+def _job(path: Path) -> FileJob:
+    m = _UUID.search(path.stem)
+    key = m.group(1).lower() if m else _SAFE.sub("_", path.stem)[:120]
+    return FileJob(path=path, source=SOURCE, provider=PROVIDER, agent_id=PROVIDER, key=key, id_prefix="cx_")
+
+
+def discover(path: str | os.PathLike | None = None, project: str | None = None,
+             env: Mapping[str, str] | None = None) -> list[FileJob]:
+    """The rollout files under ``path`` (a Codex home, its ``sessions/``, any folder below, or one
+    file) or ``$CODEX_HOME/sessions``; ``project`` keeps sessions whose ``cwd`` contains it."""
+    if path is not None:
+        p = Path(path).expanduser()
+        if not p.exists():
+            raise AsmError("not_found", f"no such file or folder: {p}")
+        files = [p] if p.is_file() else sorted((p / "sessions" if (p / "sessions").is_dir() else p).rglob("*.jsonl"))
+    else:
+        root = codex_home(env) / "sessions"
+        files = sorted(root.rglob("rollout-*.jsonl")) if root.is_dir() else []
+    jobs = []
+    for f in files:
+        if project:
+            cwd = _first_cwd(f)
+            if cwd is None or project.lower() not in cwd.lower():
+                continue
+        jobs.append(_job(f))
+    return jobs
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    parts = []
+    if isinstance(content, list):
+        for c in content:
+            if type(c) is dict and isinstance(c.get("text"), str):
+                parts.append(c["text"])
+    return "\n".join(parts)
+
+
+def _cap(v: Any) -> Any:
+    if isinstance(v, str) and len(v) > _TOOL_OUTPUT_MAX:
+        return v[:_TOOL_OUTPUT_MAX] + f"\n… [{len(v) - _TOOL_OUTPUT_MAX} more characters not imported]"
+    return v
+
+
+def _prompt(text: str, b: SessionBuilder, via: str) -> None:
+    """A user prompt: both ``response_item`` and ``event_msg`` record it; the second of the
+    pair is the same turn, not a new one."""
+    run = b.run
+    if run is not None and run.get("_raw", run.get("prompt")) == text and run.get("via") not in (None, via) \
+            and not run["messages"] and not run["tool_calls"]:
+        return
+    b.start_run(text)
+    assert b.run is not None
+    b.run["via"] = via
+    b.run["_raw"] = text  # in memory only (the state keeps the redacted prompt)
+    if not b.meta.get("title") and b.run.get("prompt", "").strip():
+        b.meta["title"] = b.run["prompt"].strip().splitlines()[0][:100]
+
+
+def _tool_output(raw: Any) -> tuple[Any, bool]:
+    """(output, failed) from a ``function_call_output.output`` (a string, often JSON)."""
+    failed = False
+    out = raw
+    if isinstance(raw, Mapping):  # {"content": ..., "success": bool}
+        failed = raw.get("success") is False
+        out = raw.get("content", raw)
+    if isinstance(out, str) and out.startswith("{"):
+        try:
+            doc = json.loads(out)
+        except ValueError:
+            doc = None
+        if isinstance(doc, Mapping):
+            md = doc.get("metadata")
+            code = md.get("exit_code") if isinstance(md, Mapping) else None
+            if isinstance(code, int) and code != 0:
+                failed = True
+            if "output" in doc:
+                out = doc["output"]
+    return _cap(out), failed
+
+
+def _item(p: Mapping, b: SessionBuilder) -> None:
+    t = p.get("type")
+    if t == "message":
+        role = p.get("role")
+        text = _text(p.get("content"))
+        if role == "user":
+            if text.strip() and not text.lstrip().startswith(_BOILERPLATE):
+                _prompt(text, b, "item")
+        elif role == "assistant" and text:
+            b.message("assistant", text)
+    elif t == "function_call":
+        args = p.get("arguments")
+        if isinstance(args, str):
+            try:
+                args = json.loads(args)
+            except ValueError:
+                pass
+        b.tool_started(p.get("call_id") or p.get("id"), str(p.get("name") or "function"), args)
+    elif t == "custom_tool_call":
+        b.tool_started(p.get("call_id") or p.get("id"), str(p.get("name") or "tool"), p.get("input"))
+    elif t == "local_shell_call":
+        b.tool_started(p.get("call_id") or p.get("id"), "shell", p.get("action"))
+    elif t == "web_search_call":
+        cid = p.get("id") or p.get("call_id")
+        b.tool_started(cid, "web_search", p.get("action"))
+        b.tool_finished(cid, p.get("status"))
+    elif t in ("function_call_output", "custom_tool_call_output"):
+        out, failed = _tool_output(p.get("output"))
+        b.tool_finished(p.get("call_id"), out, failed=failed)
+
+
+def _counts(u: Any) -> dict | None:
+    return dict(u) if isinstance(u, Mapping) else None
+
+
+def _token_count(p: Mapping, b: SessionBuilder) -> None:
+    info = p.get("info")
+    if isinstance(info, Mapping):
+        total, last = _counts(info.get("total_token_usage")), _counts(info.get("last_token_usage"))
+    elif "input_tokens" in p:  # early envelope versions: the counters on the payload itself
+        total, last = None, _counts(p)
+    else:
+        return  # info null: no model call yet (rate-limit only report)
+    prev = b.extra.get("total")
+    if total is not None:
+        if total == prev:
+            return  # the same report again
+        b.extra["total"] = total
+    if last is not None:
+        raw = last
+    elif total is not None:
+        raw = {k: max((total.get(k) or 0) - ((prev or {}).get(k) or 0), 0) for k in total
+               if isinstance(total.get(k), int)}
+    else:
+        return
+    u = TokenUsage.from_openai(raw)
+    if not u:
+        return
+    model = (info.get("model") if isinstance(info, Mapping) else None) or p.get("model") or b.extra.get("model")
+    b.usage(model if isinstance(model, str) else None, u)
+
+
+def _event(p: Mapping, b: SessionBuilder) -> None:
+    t = p.get("type")
+    if t == "user_message":
+        msg = p.get("message")
+        if isinstance(msg, str) and msg.strip():
+            _prompt(msg, b, "event")
+    elif t == "token_count":
+        _token_count(p, b)
+    elif t == "turn_aborted":
+        b.set_status("cancelled", None)
+    elif t in ("error", "stream_error"):
+        msg = p.get("message")
+        b.error(str(msg) if msg is not None else t)
+
+
+def first_line(obj: dict, b: SessionBuilder) -> bool:
+    """The legacy first line ``{"id", "timestamp", "instructions"}`` (no ``type``)."""
+    if "type" in obj or "id" not in obj:
+        return False
+    b.extra["no_usage_in_log"] = True
+    b.at(parse_ts(obj.get("timestamp")))
+    b.meta["external_id"] = obj.get("id")
+    b.meta["format"] = "legacy"
+    git = obj.get("git")
+    if isinstance(git, Mapping) and isinstance(git.get("branch"), str):
+        b.meta["git_branch"] = git["branch"]
+    return True
+
+
+def handle_line(obj: dict, b: SessionBuilder) -> None:
+    """Map one rollout line to builder calls."""
+    t = obj.get("type")
+    payload = obj.get("payload")
+    if t in _ENVELOPE and type(payload) is dict:
+        if not b.at(parse_ts(obj.get("timestamp"))):
+            return
+        if t == "session_meta":
+            m = b.meta
+            m["external_id"] = payload.get("id") or m.get("external_id")
+            for k in ("cwd", "cli_version", "originator", "source", "model_provider"):
+                if isinstance(payload.get(k), (str, int)):
+                    m[k] = payload[k]
+            git = payload.get("git")
+            if isinstance(git, Mapping) and isinstance(git.get("branch"), str):
+                m["git_branch"] = git["branch"]
+        elif t == "turn_context":
+            if isinstance(payload.get("model"), str):
+                b.extra["model"] = payload["model"]
+                b.meta["model"] = payload["model"]
+            if isinstance(payload.get("cwd"), str) and not b.meta.get("cwd"):
+                b.meta["cwd"] = payload["cwd"]
+        elif t == "response_item":
+            _item(payload, b)
+        elif t == "event_msg":
+            _event(payload, b)
+        return
+    if obj.get("record_type") == "state":
+        return
+    if t in _ITEMS:  # legacy: a bare response item
+        b.extra["no_usage_in_log"] = True
+        b.at(None)
+        _item(obj, b)
+        return
+    unknown = b.extra.setdefault("unknown_types", [])
+    if str(t) not in unknown:
+        unknown.append(str(t))
+        b.warn(f"unknown record type {t!r} skipped (further ones in this file are skipped silently)")

@@ -1,0 +1,117 @@
+"""Benchmark: ``asm import`` of agent CLI session logs into the default store, against reading
+the same files with a bare ``json.loads`` loop, in one run.
+
+Run:  python tests/bench/import_history.py [--lines N] [--source claude-code|codex|both]
+
+Target (issue: history import): importing N = 100,000 log lines at >= 0.3x the rate of the bare
+``json.loads`` loop over the same files. The logs are synthetic but in the real formats
+(``asm_nb.testing.history_logs``: streamed assistant messages split over lines, tool calls and
+results, token counts). The import goes through everything a user's import does: the default
+store (a LocalStore in a fresh ``ASM_HOME``), redaction of every event, per-message pricing, runs
+and the per-file incremental state. A second import of the unchanged files is timed too (it must
+add nothing). Prints a table, then (last line) one JSON object with the figures.
+
+Not collected by pytest (no ``test_`` prefix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+TARGET_RATIO = 0.3
+
+
+def json_loop(files: list[Path]) -> tuple[float, int]:
+    """The baseline: every line of every file through ``json.loads``."""
+    t0 = time.perf_counter()
+    n = 0
+    loads = json.loads
+    for f in files:
+        with open(f, "rb") as fh:
+            for line in fh:
+                loads(line)
+                n += 1
+    return time.perf_counter() - t0, n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lines", type=int, default=100_000)
+    ap.add_argument("--source", choices=("claude-code", "codex", "both"), default="both")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="asm-bench-hist-") as tmp:
+        tmp_p = Path(tmp)
+        os.environ["ASM_HOME"] = str(tmp_p / "asm-home")  # the default store, fresh
+        from asm_nb.history import HistoryWarning, import_history
+        from asm_nb.stores import resolve_store
+        from asm_nb.testing.history_logs import write_claude_code_logs, write_codex_logs
+
+        sources = ["claude-code", "codex"] if args.source == "both" else [args.source]
+        share = args.lines // len(sources)
+        gen = {}
+        for src in sources:
+            if src == "claude-code":
+                gen[src] = write_claude_code_logs(tmp_p / "claude", lines=share, sessions=max(share // 500, 1))
+            else:
+                gen[src] = write_codex_logs(tmp_p / "codex", lines=share, sessions=max(share // 500, 1))
+        files = [f for g in gen.values() for f in g["files"]]
+        n_lines = sum(g["lines"] for g in gen.values())
+        size_mb = sum(f.stat().st_size for f in files) / 1e6
+
+        # warm both paths' imports outside the timings (module import is not the rate)
+        import asm_nb.history._base  # noqa: F401
+        import asm_nb.persistence.redaction  # noqa: F401
+        import asm_nb.stores.local  # noqa: F401
+
+        t_json, n_read = json_loop(files)
+        store = resolve_store(None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", HistoryWarning)  # a synthetic line that fails is a bug
+            t0 = time.perf_counter()
+            reports = [import_history(src, None, path=gen[src]["root"]) for src in sources]
+            store.flush()
+            t_import = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            again = [import_history(src, None, path=gen[src]["root"]) for src in sources]
+            t_again = time.perf_counter() - t0
+        events = sum(r.events for r in reports)
+        assert n_read == n_lines, (n_read, n_lines)
+        assert sum(r.lines_read for r in reports) == n_lines
+        assert all(r.events == 0 for r in again), "the second import added events"
+        runs = store.list_runs(None)
+        for key in ("input_tokens", "output_tokens", "cache_read_tokens"):
+            assert sum(r.token_usage.get(key, 0) for r in runs) == sum(g["usage"][key] for g in gen.values())
+        store.close()
+
+    rate_json = n_lines / t_json
+    rate_import = n_lines / t_import
+    ratio = rate_import / rate_json
+    rows = [
+        ("log lines", f"{n_lines:,}", f"{size_mb:.1f} MB in {len(files)} files"),
+        ("json.loads loop", f"{t_json:.2f} s", f"{rate_json:,.0f} lines/s"),
+        ("asm import (default store)", f"{t_import:.2f} s", f"{rate_import:,.0f} lines/s, {events:,} events"),
+        ("second import (unchanged)", f"{t_again:.3f} s", "0 events added"),
+        ("ratio import / json.loads", f"{ratio:.3f}", f"target >= {TARGET_RATIO} {'met' if ratio >= TARGET_RATIO else 'MISSED'}"),
+    ]
+    w = max(len(r[0]) for r in rows)
+    for name, value, note in rows:
+        print(f"{name:<{w}}  {value:>10}  {note}")
+    print(json.dumps({"bench": "import_history", "lines": n_lines, "bytes_mb": round(size_mb, 1),
+                      "files": len(files), "sources": sources, "events": events,
+                      "json_loads_s": round(t_json, 3), "import_s": round(t_import, 3),
+                      "reimport_s": round(t_again, 3), "json_lines_per_s": round(rate_json),
+                      "import_lines_per_s": round(rate_import), "ratio": round(ratio, 3),
+                      "target_ratio": TARGET_RATIO, "met": ratio >= TARGET_RATIO,
+                      "python": sys.version.split()[0]}))
+
+
+if __name__ == "__main__":
+    main()
