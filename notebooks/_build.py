@@ -8,7 +8,6 @@ deterministic text renderings that nbval checks.
 
 from __future__ import annotations
 
-import configparser
 import os
 import pathlib
 import re
@@ -899,10 +898,12 @@ tools.groupby("tool_name", observed=True).size().sort_values(ascending=False)
 
 
 def _sanitize_rules() -> list[tuple[re.Pattern, str]]:
-    """The regex replacements of sanitize.cfg (nbval's file), in order."""
-    cfg = configparser.ConfigParser(interpolation=None)
-    cfg.read(HERE / "sanitize.cfg")
-    return [(re.compile(cfg[s]["regex"]), cfg[s]["replace"]) for s in cfg.sections()]
+    """The regex replacements of sanitize.cfg (nbval's file), in order, read exactly as nbval
+    reads them (``^regex: (.*)$`` then ``^replace: (.*)$``: a replacement keeps its leading
+    space, which configparser would strip, and the written outputs would then differ from what
+    nbval makes of a fresh run)."""
+    text = (HERE / "sanitize.cfg").read_text()
+    return [(re.compile(rx), rep) for rx, rep in re.findall(r"^regex: (.*)$\n^replace: (.*)$", text, flags=re.M)]
 
 
 def _sanitize(value, rules):
