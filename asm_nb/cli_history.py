@@ -23,6 +23,8 @@ _USAGE_COLUMNS = {
     "model": ["model", "records", "sessions", *_TOKENS],
 }
 _SHOWN_WARNINGS = 10
+_WHERE = {"claude-code": "$CLAUDE_CONFIG_DIR, ~/.config/claude/projects or ~/.claude/projects",
+          "codex": "$CODEX_HOME/sessions or ~/.codex/sessions"}
 _KEY = {"day": "day", "week": "week", "month": "month", "session": "session_id", "project": "project"}
 
 
@@ -45,6 +47,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     if report.warning_count > _SHOWN_WARNINGS:
         print(f"asm: warning: {report.warning_count - _SHOWN_WARNINGS} more line(s) skipped (--json lists the first "
               f"{len(report.warnings)})", file=sys.stderr)
+    if report.files_seen == 0:
+        where = args.path or _WHERE[args.source]
+        print(f"asm: warning: no {args.source} session logs found in {where}", file=sys.stderr)
     if args.json:
         print(json.dumps(d, ensure_ascii=False, default=str))
         return 0

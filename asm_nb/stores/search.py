@@ -431,6 +431,14 @@ def _safe_snippet(snippet: str) -> str:
     return snippet if red == plain else red
 
 
+def _is_sql(store: Any) -> bool:
+    """A SqlStore? (without importing SQLAlchemy: if ``stores.sql`` is not loaded, it is not one)"""
+    import sys
+
+    mod = sys.modules.get(__name__.rsplit(".", 1)[0] + ".sql")
+    return mod is not None and isinstance(store, mod.SqlStore)
+
+
 def _inner(store: Any) -> Any:
     """The store holding the events (a CompositeSessionStore keeps them in its session store)."""
     for attr in ("session_store", "_sessions_store", "sessions"):
@@ -447,12 +455,10 @@ def search_events(store: Any, query: str, *, kind: Any = None, session_id: str |
     query, kinds, limit = _check_args(query, kind, limit)
     if session_id is not None and (not isinstance(session_id, str) or not session_id):
         raise AsmError("validation_error", "session_id must be a non-empty string")
-    from .sql import SqlStore
-
     st = store
-    if not isinstance(st, SqlStore) and not callable(getattr(st, "event_log_paths", None)):
+    if not _is_sql(st) and not callable(getattr(st, "event_log_paths", None)):
         st = _inner(st)
-    if isinstance(st, SqlStore):
+    if _is_sql(st):
         from ._sql_search import sql_search
 
         hits = sql_search(st, query, kinds, session_id, limit)
