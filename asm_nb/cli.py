@@ -276,7 +276,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
     else:
         print("dry run: nothing was changed" if report["dry_run"] else "maintenance report")
         for key in ("sessions_soft_deleted", "sessions_hard_deleted", "events_pruned", "artifacts_cleaned",
-                    "orphaned_sequences_cleaned", "duration_ms"):
+                    "artifact_blobs_vacuumed", "orphaned_sequences_cleaned", "duration_ms"):
             v = report.get(key)
             print(f"  {key:<28} {'n/a' if v is None else v}")
         for key in ("soft_delete_session_ids", "hard_delete_session_ids"):

@@ -13,15 +13,18 @@ import json
 import sys
 from typing import Any
 
+from .core.usage import TOKEN_KEYS
+
 __all__ = ["add_history_subcommands", "cmd_import", "cmd_usage"]
 
+_TOKENS = [*TOKEN_KEYS, "total_tokens", "cost_usd"]
 _USAGE_COLUMNS = {
-    "block": ["block_start", "block_end", "active", "records", "models", "input_tokens", "output_tokens",
-              "cache_read_tokens", "cache_creation_tokens", "total_tokens", "cost_usd"],
-    "model": ["model", "records", "sessions", "input_tokens", "output_tokens", "cache_read_tokens",
-              "cache_creation_tokens", "total_tokens", "cost_usd"],
+    "block": ["block_start", "block_end", "active", "records", "models", *_TOKENS],
+    "model": ["model", "records", "sessions", *_TOKENS],
 }
 _SHOWN_WARNINGS = 10
+_WHERE = {"claude-code": "$CLAUDE_CONFIG_DIR, ~/.config/claude/projects or ~/.claude/projects",
+          "codex": "$CODEX_HOME/sessions or ~/.codex/sessions"}
 _KEY = {"day": "day", "week": "week", "month": "month", "session": "session_id", "project": "project"}
 
 
@@ -44,6 +47,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     if report.warning_count > _SHOWN_WARNINGS:
         print(f"asm: warning: {report.warning_count - _SHOWN_WARNINGS} more line(s) skipped (--json lists the first "
               f"{len(report.warnings)})", file=sys.stderr)
+    if report.files_seen == 0:
+        where = args.path or _WHERE[args.source]
+        print(f"asm: warning: no {args.source} session logs found in {where}", file=sys.stderr)
     if args.json:
         print(json.dumps(d, ensure_ascii=False, default=str))
         return 0
@@ -76,9 +82,7 @@ def cmd_usage(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"by": args.by, "rows": rows, "total": total}, ensure_ascii=False, default=str))
         return 0
-    cols = _USAGE_COLUMNS.get(args.by) or [_KEY[args.by], "records", "sessions", "models", "input_tokens",
-                                           "output_tokens", "cache_read_tokens", "cache_creation_tokens",
-                                           "total_tokens", "cost_usd"]
+    cols = _USAGE_COLUMNS.get(args.by) or [_KEY[args.by], "records", "sessions", "models", *_TOKENS]
     shown = [{c: _fmt(r.get(c), c) for c in cols} for r in rows]
     shown.append({cols[0]: "total", **{c: _fmt(total.get(c), c) for c in cols[1:] if c in total}})
     print(_table(shown, cols))

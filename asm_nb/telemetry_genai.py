@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
-from .core import usage as U
+from .core.usage import (CACHE_CREATION_TOKENS, CACHE_READ_TOKENS, INPUT_TOKENS, OUTPUT_TOKENS,
+                         REASONING_OUTPUT_TOKENS)
 
 __all__ = ["GenAISpans", "PROVIDER_NAMES", "provider_name", "redact_text", "export_events"]
 
@@ -41,10 +42,10 @@ PROVIDER_NAMES = {"claude": "anthropic", "claude_code": "anthropic", "codex": "o
 NOT_MODELS = frozenset({"shell"})
 MAX_CONTENT_CHARS = 4096
 _MODEL_EVENTS = frozenset({"message_streamed", "message_received", "token_usage_updated"})
-_USAGE_ATTRS = ((U.INPUT_TOKENS, "gen_ai.usage.input_tokens"), (U.OUTPUT_TOKENS, "gen_ai.usage.output_tokens"),
-                (U.CACHE_READ_TOKENS, "gen_ai.usage.cache_read.input_tokens"),
-                (U.CACHE_CREATION_TOKENS, "gen_ai.usage.cache_creation.input_tokens"),
-                (U.REASONING_OUTPUT_TOKENS, "gen_ai.usage.reasoning.output_tokens"))
+_USAGE_ATTRS = ((INPUT_TOKENS, "gen_ai.usage.input_tokens"), (OUTPUT_TOKENS, "gen_ai.usage.output_tokens"),
+                (CACHE_READ_TOKENS, "gen_ai.usage.cache_read.input_tokens"),
+                (CACHE_CREATION_TOKENS, "gen_ai.usage.cache_creation.input_tokens"),
+                (REASONING_OUTPUT_TOKENS, "gen_ai.usage.reasoning.output_tokens"))
 
 
 def provider_name(provider: Any) -> str:

@@ -1,5 +1,9 @@
 """Build (and execute) the notebooks from their cell sources, so outputs in git are the
-deterministic text renderings that nbval checks.
+deterministic rich outputs that nbval checks: each ``%%asm`` run as its card (the static bundle
+a live run ends as: ``--renderer card``, ids and timings left out by ``deterministic_display``),
+charts with a static PNG (``chart_images``, kaleido) for nbconvert / nbviewer / GitHub, the
+dashboard as its snapshot. scripts/test.sh runs nbval with the same settings (no PNGs: nbval
+does not compare images).
 
     python notebooks/_build.py            # rebuild every notebook, executing it
     python notebooks/_build.py 01         # only notebooks whose name starts with 01
@@ -8,7 +12,6 @@ deterministic text renderings that nbval checks.
 
 from __future__ import annotations
 
-import configparser
 import os
 import pathlib
 import re
@@ -52,8 +55,9 @@ store_dir = tempfile.mkdtemp(prefix="asm-quickstart-")
 ## A first run
 
 The cell body is the prompt; for the `shell` provider it is the command. In JupyterLab the run
-shows as a live widget (text, tool calls with spinners, tokens, cost and a Cancel button); in a
-terminal, nbconvert or CI it renders as plain text, as below.
+shows as a live widget (text, tool calls with spinners, tokens, cost and a Cancel button) that
+becomes the run's card when it ends: what this saved notebook shows below. In a terminal it
+renders as plain text.
 """),
     code("""
 %%asm -p shell --out first
@@ -581,8 +585,10 @@ front-end install): filters (provider, model, status, dates), KPI tiles (runs, s
 tokens, cost), the `asm_nb.plots` charts, and a run table whose picked run shows its header,
 transcript, tool calls and tool timeline. `%asm dashboard` opens it on the notebook's store.
 
-In JupyterLab the cells below show the live app. Without a widget front end (nbconvert, nbval,
-a terminal) the dashboard prints as text: filters, KPIs and the run table, as saved here.
+In JupyterLab the cell below shows the live app. Saved, it keeps a snapshot: KPI tiles and the
+run table, which JupyterLab draws as a grid sortable by any column when the kernel that made the
+widget is gone (as in this saved notebook), and nbconvert / GitHub show as an HTML table. In a
+terminal it prints as text.
 """),
     code("""
 import tempfile, asm_nb
@@ -899,10 +905,10 @@ tools.groupby("tool_name", observed=True).size().sort_values(ascending=False)
 
 
 def _sanitize_rules() -> list[tuple[re.Pattern, str]]:
-    """The regex replacements of sanitize.cfg (nbval's file), in order."""
-    cfg = configparser.ConfigParser(interpolation=None)
-    cfg.read(HERE / "sanitize.cfg")
-    return [(re.compile(cfg[s]["regex"]), cfg[s]["replace"]) for s in cfg.sections()]
+    """The regex replacements of sanitize.cfg, in order, read as nbval reads them (the text after
+    ``replace: `` verbatim: configparser would strip a leading space nbval keeps)."""
+    text = (HERE / "sanitize.cfg").read_text()
+    return [(re.compile(rx), rep) for rx, rep in re.findall(r"^regex: (.*)$\n^replace: (.*)$", text, re.MULTILINE)]
 
 
 def _sanitize(value, rules):
@@ -932,7 +938,7 @@ def build(name: str, cells: list[tuple[str, str]], execute: bool = True) -> None
                 cell.metadata["tags"] = ["nbval-ignore-output"]
             nb.cells.append(cell)
     if execute:
-        os.environ["ASM_DEFAULT_RENDERER"] = "studio"
+        os.environ.update(ASM_DEFAULT_RENDERER="card", ASM_DETERMINISTIC_DISPLAY="1", ASM_CHART_IMAGES="1")
         # the temporary stores and repositories the notebook makes go to one scratch folder,
         # removed afterwards (sanitize.cfg maps its paths to <STORE>)
         scratch = tempfile.mkdtemp(prefix="asm-build-")

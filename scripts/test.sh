@@ -5,7 +5,7 @@
 #      a module never imports a higher layer);
 #   1. the unit/integration suite, two workers;
 #   2. the notebooks under notebooks/, executed and compared cell by cell with nbval
-#      (text renderer, ids/paths/times sanitized).
+#      (runs as their cards, deterministic: ids/timings left out; paths/times sanitized).
 # Temporary folders the notebooks make go to one scratch folder that is removed afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,7 @@ lint-imports --no-cache
 "$PY" -m pytest -n 2 -q -p no:cacheprovider tests "$@"
 scratch=$(mktemp -d /tmp/asm-nbval-XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
-TMPDIR=$scratch ASM_DEFAULT_RENDERER=studio "$PY" -m pytest -q -p no:cacheprovider --nbval notebooks \
+TMPDIR=$scratch ASM_DEFAULT_RENDERER=card ASM_DETERMINISTIC_DISPLAY=1 "$PY" -m pytest -q -p no:cacheprovider --nbval notebooks \
   --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 # 3. the JupyterLab extension's lint (ESLint + Prettier) and unit tests (Vitest, jsdom, offline,
 #    ~15 s); needs extension/node_modules (scripts/build_extension.sh installs it)

@@ -80,6 +80,17 @@ def _figure_class() -> Any:
                     bundle = {**bundle, "image/png": png}
                 return bundle
 
+            def _ipython_display_(self) -> None:  # IPython prefers this to _repr_mimebundle_
+                if not chart_images_enabled():
+                    return super()._ipython_display_()
+                from IPython.display import display
+
+                bundle = self._repr_mimebundle_()
+                if bundle:
+                    display(bundle, raw=True)
+                else:  # no renderer for this front end: plotly's own behaviour
+                    super()._ipython_display_()
+
         _FIGURE_CLASS = Figure
     return _FIGURE_CLASS
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..core.errors import AsmError
+from ..core.usage import TOKEN_KEYS, TOTAL_TOKENS
 
 __all__ = ["export_sqlite", "SQLITE_TABLES", "SQLITE_VIEWS", "SQLITE_EXPORT_VERSION"]
 
@@ -34,7 +35,7 @@ SQLITE_TABLES: dict[str, dict[str, Any]] = {
     "costs": {"key": ["run_id"], "index": ["day", "model"]},
 }
 
-_TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens", "total_tokens")
+_TOKENS = (*TOKEN_KEYS, TOTAL_TOKENS)
 
 
 def _cost_view(name: str, keys: str) -> str:

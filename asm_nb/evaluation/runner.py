@@ -102,10 +102,12 @@ class _EvalAdapter:
     """The session server's adapter for one agent: per run, the agent's adapter working in the
     run's workspace copy; replays / records cassettes (workspace changes included)."""
 
-    def __init__(self, agent: Agent, *, cassettes: str | None, record: str) -> None:
+    def __init__(self, agent: Agent, *, cassettes: str | None, record: str,
+                 meta: Mapping[str, Any] | None = None) -> None:
         from .. import api
 
         self.agent = agent
+        self._meta = dict(meta or {})  # an executor worker's one run (its record has no eval metadata yet)
         self.cassettes = cassettes
         self.record = record
         self._probe = self._build(None) if isinstance(agent.provider, str) else agent.provider
@@ -143,7 +145,7 @@ class _EvalAdapter:
 
     async def execute(self, run: Any, session: Any, *, event_callback: Any = None, timeout: Any = None,
                       **opts: Any) -> Any:
-        meta = (run.metadata or {}).get("eval") or {}
+        meta = (run.metadata or {}).get("eval") or self._meta
         ws = meta.get("workspace")
         path = self.cassette_path(meta)
         if path is not None and self.record != "all" and os.path.exists(path):
@@ -164,10 +166,9 @@ class _EvalAdapter:
             raise AsmError("not_found", f"no recorded cassette for this item at {path} (record='none')")
         if isinstance(self.agent.provider, str):
             inner = self._build(ws) if ws else self._probe
-        else:
+        else:  # an adapter instance: the agent's settings and the workspace go in per run
             inner = self.agent.provider
-            if ws:
-                opts = {"cwd": ws, **opts}
+            opts = {**instance_options(self.agent, cwd=ws), **opts}
         if path is not None:
             from ..providers.replay import Recorder
 
@@ -196,6 +197,43 @@ class _EvalAdapter:
             await self._probe.aclose()
         except Exception:
             pass
+
+
+def instance_options(agent: Agent, *, cwd: str | None = None) -> dict[str, Any]:
+    """The execute options an adapter-instance agent gets per run: its ``options``, ``model``,
+    ``system`` (as ``system_prompt`` for adapters that name it so) and the run's workspace as
+    ``cwd``."""
+    inst = agent.provider
+    out = dict(agent.options)
+    if agent.model is not None:
+        out["model"] = agent.model
+    if agent.system is not None:
+        accepted = getattr(inst, "execute_overrides", None)
+        key = "system_prompt" if isinstance(accepted, frozenset) and "system_prompt" in accepted else "system"
+        out[key] = agent.system
+    if cwd:
+        out["cwd"] = cwd
+    return out
+
+
+def check_instance_agent(agent: Agent, *, needs_cwd: bool) -> None:
+    """Refuse, before anything runs, an adapter-instance agent whose settings its adapter would
+    silently drop at execute time (adapters that list what a run may override, in
+    ``execute_overrides``), above all a workspace it would not work in."""
+    inst = agent.provider
+    accepted = getattr(inst, "execute_overrides", None)
+    if isinstance(agent.provider, str) or not isinstance(accepted, frozenset):
+        return  # a registered name (built per run), or an adapter taking any execute option
+    wanted = set(instance_options(agent, cwd="x" if needs_cwd else None))
+    dropped = sorted(wanted - accepted)
+    if dropped:
+        what = ("the item workspaces (cwd)" if dropped == ["cwd"] else
+                f"option(s) {dropped}" + (" and the item workspaces" if "cwd" in dropped else ""))
+        raise AsmError("validation_error",
+                       f"agent {agent.name!r}: a {getattr(inst, 'name', type(inst).__name__)} adapter instance "
+                       f"cannot take {what} per run (it takes {sorted(accepted) or 'none'}); name the "
+                       f"provider instead: Agent({agent.name!r}, provider={getattr(inst, 'name', '...')!r}, "
+                       "options={...}) builds one adapter per run in its workspace")
 
 
 def _add_files_to_cassette(path: str, fixture: str, ws: str) -> None:
@@ -525,7 +563,8 @@ async def _run_tasks(handle: EvalRun, todo: list[_Task], *, store: Any, concurre
                 else:
                     payload = {"store": str(store_url), "session_id": sessions[t.agent.name],
                                "agent": t.agent.to_dict() | {"policy": t.agent.policy}, "input": t.item.input,
-                               "workspace": ws, "metadata": {"eval": meta}, "timeout": timeout}
+                               "workspace": ws, "metadata": {"eval": meta}, "timeout": timeout,
+                               "cassettes": cassettes, "record": record}
                     fut = executor.submit(run_eval_item, payload)
                     out = await asyncio.to_thread(fut.result)
                     run_id = out.get("run_id")
@@ -598,8 +637,10 @@ async def _run_tasks(handle: EvalRun, todo: list[_Task], *, store: Any, concurre
 
 def run_eval_item(payload: Mapping[str, Any]) -> dict[str, Any]:
     """One eval run in an executor worker (picklable): opens the store by URL, runs the agent in
-    the item's workspace copy with a snapshot, returns ``{"run_id", "error"}``. Scoring happens
-    back in the caller's process."""
+    the item's workspace copy with a snapshot, returns ``{"run_id", "error"}``. With
+    ``payload["cassettes"]`` the run replays its cassette or records it (``record``), workspace
+    files included, exactly as the local runner does. Scoring happens back in the caller's
+    process."""
     from .. import api
 
     a = payload["agent"]
@@ -607,19 +648,41 @@ def run_eval_item(payload: Mapping[str, Any]) -> dict[str, Any]:
                               "continuation": False, "metadata": payload.get("metadata")}
     ws = payload.get("workspace")
     if ws:
-        kwargs["cwd"] = ws
         kwargs["snapshot"] = {"path": ws}
     if a.get("policy") is not None:
         kwargs["policy"] = a["policy"]
     if payload.get("timeout") is not None:
         kwargs["timeout"] = payload["timeout"]
     try:
-        res = api.run_once(payload["input"], provider=a["provider"], model=a.get("model"), system=a.get("system"),
-                           **kwargs, options=a.get("options") or None)
+        if payload.get("cassettes"):
+            # the local runner's adapter: replays / records, builds the agent's adapter in ``ws``
+            agent = Agent(name=a["name"], provider=a["provider"], model=a.get("model"),
+                          options=dict(a.get("options") or {}), system=a.get("system"), policy=a.get("policy"))
+            adapter = _EvalAdapter(agent, cassettes=payload["cassettes"], record=payload.get("record") or "once",
+                                   meta=(payload.get("metadata") or {}).get("eval"))
+            try:
+                res = api.run_once(payload["input"], provider=adapter, **kwargs)
+            finally:
+                _close_adapter(adapter)
+        else:
+            if ws:
+                kwargs["cwd"] = ws
+            res = api.run_once(payload["input"], provider=a["provider"], model=a.get("model"),
+                               system=a.get("system"), **kwargs, options=a.get("options") or None)
         kwargs["store"].flush()
         return {"run_id": res.run_id, "error": None}
     except AsmError as err:
         return {"run_id": None, "error": {"code": err.code, "message": err.message}}
+
+
+def _close_adapter(adapter: Any) -> None:
+    """Close an adapter from synchronous code (a worker), on the package's event loop."""
+    from ..runtime import loop
+
+    try:
+        loop.run_sync(adapter.aclose())
+    except Exception:  # noqa: BLE001 - closing a finished adapter is best effort
+        pass
 
 
 def evaluate(dataset: Any, agents: Any = None, scorers: Any = None, *, repeats: int = 1, concurrency: int = 4,
@@ -665,6 +728,9 @@ def evaluate(dataset: Any, agents: Any = None, scorers: Any = None, *, repeats: 
         raise AsmError("validation_error", f"record must be once, none or all, got {record!r}")
     ds = as_dataset(dataset, **dataset_options)
     agent_list = as_agents(agents)
+    needs_cwd = any(item.workspace for item in ds)
+    for a in agent_list:
+        check_instance_agent(a, needs_cwd=needs_cwd)
     scorer_list = as_scorers(scorers)
     if name is None:
         name = "eval-" + canonical_hash({"dataset": ds.hash, "agents": [a.hash for a in agent_list],
@@ -674,8 +740,6 @@ def evaluate(dataset: Any, agents: Any = None, scorers: Any = None, *, repeats: 
             raise AsmError("validation_error", "with an executor, store must be a path or URL the workers can open")
         if any(not isinstance(a.provider, str) for a in agent_list):
             raise AsmError("validation_error", "with an executor, agents must name a registered provider")
-        if cassettes is not None:
-            raise AsmError("validation_error", "cassettes are recorded by the local runner; drop executor= to record")
     the_store = api.resolve_store(store)
     tasks = [_Task(item, agent, r) for item in ds for r in range(repeats) for agent in agent_list]
     handle = EvalRun(name=name, tasks=tasks, scorers=scorer_list, agents=agent_list, dataset=ds, store=the_store)

@@ -188,8 +188,9 @@ class SessionBuilder:
         return {"version": STATE_VERSION, "source": self.source, "path": str(self.job.path), "offset": offset,
                 "size": size, "mtime_ns": mtime_ns,
                 "meta": {k: (self._redacted(v) if k in ("title", "summary") else v) for k, v in self.meta.items()},
-                "run": {k: (self._redacted(v) if k == "error" else v)
-                        for k, v in self.run.items() if not k.startswith("_")} if self.run else None, "tools": self.tools,
+                "run": {**{k: (self._redacted(v) if k == "error" else v)
+                           for k, v in self.run.items() if not k.startswith("_")},
+                        "ended": _iso(_ended(self.run))} if self.run else None, "tools": self.tools,
                 "extra": self.extra, "keys": self.keys, "first_ts": _iso(self.first_ts), "last_ts": _iso(self.last_ts),
                 "line_no": self.line_no, "run_count": self.run_count}
 
@@ -226,12 +227,12 @@ class SessionBuilder:
     def _current(self) -> dict:
         """The open run; records before the first prompt get a run without one."""
         if self.run is None:
-            self.start_run(None, anonymous=True)
+            self.start_run(None)
         assert self.run is not None
         self.touched[self.run["id"]] = self.run
         return self.run
 
-    def start_run(self, prompt: str | None, *, anonymous: bool = False, run_key: str | None = None) -> None:
+    def start_run(self, prompt: str | None) -> None:
         """A new user turn: the previous run ends, a run starts with ``prompt``."""
         self.end_run()
         self.run_count += 1
@@ -239,11 +240,10 @@ class SessionBuilder:
         rid = f"run_{self.job.id_prefix}{self.job.key}_{self.run_count:05d}"
         self.run = _new_run_state(rid, self.ts, prompt, self.line_no)
         self.touched[rid] = self.run
-        started = self._emit("run_started", {"prompt": prompt} if prompt is not None else {}, rid)
-        self.run["prompt"] = started.get("prompt")  # the redacted text: runs keep what events keep
-        self.run["redacted"] = True
-        if prompt is not None and not anonymous:
-            self._emit("message_sent", {"role": "user", "content": prompt}, rid)
+        self._emit("run_started", {"imported_from": self.source}, rid)
+        if prompt is not None:
+            sent = self._emit("message_sent", {"role": "user", "content": prompt}, rid)
+            self.run["prompt"] = sent.get("content")  # the redacted text: runs keep what events keep
 
     def end_run(self) -> None:
         """Close the open run (its ``run_completed`` / ``run_cancelled`` event is written)."""
@@ -255,16 +255,15 @@ class SessionBuilder:
         data: dict[str, Any] = {"status": run["status"]}
         if run.get("error"):
             data["error_message"] = run["error"]
-        ts, self.ts = self.ts, parse_ts(run["ended"]) or self.ts
+        ts, self.ts = self.ts, _ended(run) or self.ts
         self._emit(etype, data, run["id"])
         self.ts = ts
         run["closed"] = True
         self.run = None
 
     def _touch(self, run: dict) -> None:
-        if self.ts is not None and self.ts is not run.get("_ended_dt"):
-            run["_ended_dt"] = self.ts
-            run["ended"] = self.ts.isoformat()
+        if self.ts is not None:
+            run["_ended_dt"] = self.ts  # formatted when saved (to_state, runs)
 
     def message(self, role: str, content: str, **extra: Any) -> None:
         run = self._current()
@@ -332,7 +331,8 @@ class SessionBuilder:
                 extra["update"] = True
         run = self._current()
         self._touch(run)
-        u = usage.to_dict()
+        u = dict(zip(TOKEN_KEYS, (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens,
+                                  usage.cache_creation_tokens)))
         cost, price_key = self.pricer.cost(self.provider, model, u)
         source = "computed"
         if isinstance(reported_cost, (int, float)) and not isinstance(reported_cost, bool) and reported_cost > 0:
@@ -358,6 +358,8 @@ class SessionBuilder:
         run["usage_records"] += 1
         self.report.usage_records += 1
         data = {**u, "model": model, "cost_usd": cost, "cost_source": source if cost is not None else None, **extra}
+        if usage.reasoning_output_tokens is not None:
+            data["reasoning_output_tokens"] = usage.reasoning_output_tokens
         self._emit("token_usage_updated", data, run["id"])
         return True
 
@@ -397,7 +399,7 @@ class SessionBuilder:
         pv = self.pricer.info
         for st in self.touched.values():
             started = parse_ts(st["started"]) or self.first_ts or _now()
-            ended = parse_ts(st["ended"]) or started
+            ended = _ended(st) or started
             open_ = not st.get("closed")
             status = RunStatus(st["status"])
             usage = dict(st["usage"])
@@ -432,6 +434,12 @@ class SessionBuilder:
                            cost_usd=cost, started_at=started, ended_at=ended, provider=self.provider,
                            provider_metadata={k: v for k, v in pm.items() if v is not None}))
         return out
+
+
+def _ended(run: Mapping) -> datetime | None:
+    """When a run state's last record was (the in-memory datetime, else the saved ISO text)."""
+    dt = run.get("_ended_dt")
+    return dt if isinstance(dt, datetime) else parse_ts(run.get("ended"))
 
 
 def _now() -> datetime:

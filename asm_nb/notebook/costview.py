@@ -1,4 +1,4 @@
-"""The ``%asm cost`` and ``%asm dashboard`` line commands.
+"""The ``%asm cost``, ``%asm dashboard`` and ``%asm search`` line commands.
 
 Importing this module registers them with :mod:`asm_nb.notebook.magics` (the extension imports
 it on ``%load_ext asm_nb``). The table itself is :func:`asm_nb.analytics.cost.cost_table`,
@@ -7,6 +7,7 @@ shared with ``asm cost``.
     %asm cost                              # by provider and model, with a TOTAL line
     %asm cost --by day --since 2026-03-01  # per UTC day
     %asm dashboard                         # filters, KPIs, charts, runs, transcript
+    %asm search "connection refused" --kind tool_output   # full-text search (docs/search.md)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from ..analytics.cost import COST_GROUPS, cost_rows
 from ..rendering.tables import format_cost_table
 
-__all__ = ["cost_command", "dashboard_command"]
+__all__ = ["cost_command", "dashboard_command", "search_command"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -91,11 +92,32 @@ def dashboard_command(magics: Any, args: list[str]) -> Any:
     return dashboard(_magic_store(magics, ns.store))
 
 
+def search_command(magics: Any, args: list[str]) -> Any:
+    """``%asm search TEXT [--kind K] [--session ID] [--limit N] [--store PATH|URL]``: the ranked
+    hits as a DataFrame (``asm_nb.frames.search``), the matches between ``**``."""
+    p = _Parser(prog="%asm search", description="Full-text search over prompts, outputs, tool inputs and outputs.")
+    p.add_argument("text", nargs="+", help='words (all must match), or FTS5 syntax: "a phrase", a OR b, pre*')
+    p.add_argument("--kind", action="append", choices=("prompt", "output", "tool_input", "tool_output"))
+    p.add_argument("--session")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--store", help="store path or URL (default: the kernel's store)")
+    try:
+        ns = p.parse_args(args)
+    except _HelpShown:
+        print(p.format_help())
+        return None
+    from ..analytics.search import search
+
+    return search(_magic_store(magics, ns.store), " ".join(ns.text), kind=ns.kind, session_id=ns.session,
+                  limit=ns.limit)
+
+
 def _register() -> None:
     from .magics import register_line_command
 
     register_line_command("cost", cost_command)
     register_line_command("dashboard", dashboard_command)
+    register_line_command("search", search_command)
 
 
 _register()

@@ -205,9 +205,9 @@ _STATIC_CSS = """<style>
 .asm-dash-static table.asm-grid th {text-align: left; border-bottom: 2px solid var(--jp-border-color1, #bbb);
   padding: 3px 8px; white-space: nowrap;}
 .asm-dash-static table.asm-grid td {border-bottom: 1px solid var(--jp-border-color2, #e5e5e5); padding: 2px 8px;
-  white-space: nowrap;}
-.asm-dash-static td.asm-int, .asm-dash-static td.asm-usd, .asm-dash-static td.asm-seconds {text-align: right;
-  font-variant-numeric: tabular-nums;}
+  white-space: nowrap; text-align: left;}
+.asm-dash-static table.asm-grid .asm-int, .asm-dash-static table.asm-grid .asm-usd,
+.asm-dash-static table.asm-grid .asm-seconds {text-align: right; font-variant-numeric: tabular-nums;}
 </style>"""
 
 
@@ -650,13 +650,20 @@ class Dashboard:
     def static_html(self, *, deterministic: bool | None = None) -> str:
         """The snapshot as self-contained HTML (KPI tiles and the run table, newest first):
         what nbconvert, nbviewer and GitHub show."""
+        from .. import config
+
         snap = self.snapshot(deterministic=deterministic)
+        if deterministic is None:
+            deterministic = bool(config.get("deterministic_display"))
+        columns = snap["columns"]
+        if deterministic:  # times and ids change on every build: left out of the saved table
+            columns = [c for c in columns if c["key"] not in ("started_at", "run_id", "duration_s")]
         tiles = "".join(f'<div class="asm-kpi">{_tile(t["label"], t["value"], t["note"])}</div>' for t in snap["kpis"])
-        head = "".join(f'<th data-kind="{c["kind"]}">{_esc(c["label"])}</th>' for c in snap["columns"])
+        head = "".join(f'<th class="asm-{c["kind"]}">{_esc(c["label"])}</th>' for c in columns)
         body = []
         for r in snap["rows"]:
             cells = []
-            for c in snap["columns"]:
+            for c in columns:
                 v = r.get(c["key"])
                 cells.append(f'<td class="asm-{c["kind"]}">{_esc(_grid_text(v, c["kind"]))}</td>')
             body.append("<tr>" + "".join(cells) + "</tr>")

@@ -241,3 +241,60 @@ def run_diff_command(run_a: str, run_b: str, store: Any, *, text: bool = False) 
         print(view._repr_mimebundle_()["text/plain"], end="")
         return None
     return view
+
+
+def eval_command(magics: Any, args: list[str]) -> Any:
+    """``%asm eval SPEC [--store PATH|URL] [--name NAME] [--concurrency N] [--disagreements]
+    [--text]``: run an eval spec (the TOML/YAML file ``asm eval`` takes), print the failed
+    thresholds and show the matrix (``--text``: the summary and matrix as text). A re-run
+    resumes: finished runs are not run again. The store is ``--store``, else the spec's
+    ``store``, else the kernel's (``%asm store``). The result is ``view.result`` (an
+    ``EvalResult``) of the returned view."""
+    import argparse
+
+    from ..core.errors import AsmError
+    from .magics import UsageError, _default
+
+    class _P(argparse.ArgumentParser):
+        def error(self, message: str) -> Any:  # one line, no SystemExit
+            raise UsageError(f"{self.format_usage().strip()}\n{self.prog}: {message}")
+
+    p = _P(prog="%asm eval", add_help=False, description="Run an eval spec and show its matrix.")
+    p.add_argument("spec")
+    p.add_argument("--store", default=None)
+    p.add_argument("--name", default=None)
+    p.add_argument("--concurrency", type=int, default=None)
+    p.add_argument("--disagreements", action="store_true", help="only items where the agents disagree")
+    p.add_argument("--text", action="store_true")
+    ns = p.parse_args(args)
+    if ns.concurrency is not None and ns.concurrency < 1:
+        raise UsageError("%asm eval: --concurrency must be a positive integer")
+    from ..evaluation.spec import load_spec, run_spec
+
+    try:
+        store = ns.store
+        if store is None and not load_spec(ns.spec).get("store"):
+            store = _default("store")
+        result, failures = run_spec(ns.spec, store=store, name=ns.name, concurrency=ns.concurrency,
+                                    progress=not ns.text)
+    except AsmError as err:
+        raise UsageError(f"%asm eval: {err.message}") from None
+    for f in failures:
+        print(f"FAIL {f}")
+    print("thresholds: " + ("failed" if failures else "met"))
+    view = MatrixView(result, only_disagreements=ns.disagreements)
+    if ns.text:
+        cols = ["agent", "runs", "mean_score", "pass_rate", "errors", "cost_usd"]
+        print(result.summary[cols].to_string(index=False))
+        print(view.text(), end="")
+        return None
+    return view
+
+
+def _register() -> None:
+    from .magics import register_line_command
+
+    register_line_command("eval", eval_command)
+
+
+_register()

@@ -135,7 +135,7 @@ class AsmMagics(Magics):
 
         Line magic: ``%asm sessions | runs [--live] | events RUN | show RUN | cancel RUN |
         pause RUN | resume RUN | audit [RUN] | providers |
-        diff RUN [RUN_B] | cost | dashboard | budget [USD|off] | policy | health |
+        diff RUN [RUN_B] | eval SPEC | cost | dashboard | budget [USD|off] | policy | health |
         config [key=value ...] | store PATH|URL``.
         """
         try:
@@ -635,6 +635,14 @@ class _ForegroundPlan:
         fut = loop.submit(arun_tracked(self.prompt, self.adapter, state, **self.run_kwargs))
         self.view.attach_cancel(lambda: _cancel_state(state))
         afut = asyncio.wrap_future(fut)
+        await self._wait(afut, state)
+        result = afut.result()
+        self.magics._complete(result, self.view, self.out)
+        return None
+
+    async def _wait(self, afut: Any, state: dict[str, Any]) -> None:
+        import asyncio
+
         interrupted = False
         while True:
             try:
@@ -649,9 +657,39 @@ class _ForegroundPlan:
                 continue
             if afut.done():
                 break
-        result = afut.result()
-        self.magics._complete(result, self.view, self.out)
-        return None
+
+
+class _busy_while_awaiting:
+    """While an awaited ``%%asm`` cell runs, the kernel's status stays "busy" for the front end.
+
+    The awaiting cell leaves the kernel free to answer other messages, and each control-channel
+    request (``kernel_info_request``, the debugger's ``debug_request``...) ends with an "idle"
+    status, which JupyterLab shows as the kernel's state although the cell still runs. Inside
+    this context such an "idle" is published as "busy"; the cell's own "idle" comes after it.
+    """
+
+    def __enter__(self) -> "_busy_while_awaiting":
+        self.kernel = None
+        try:
+            from IPython import get_ipython
+
+            kernel = getattr(get_ipython(), "kernel", None)
+        except Exception:  # pragma: no cover - no IPython
+            kernel = None
+        publish = getattr(kernel, "_publish_status", None)
+        if kernel is None or publish is None or "_publish_status" in vars(kernel):
+            return self  # not an ipykernel, or already wrapped (a nested run)
+
+        def _publish_status(status: str, channel: str, parent: Any = None) -> Any:
+            return publish("busy" if status == "idle" else status, channel, parent)
+
+        kernel._publish_status = _publish_status
+        self.kernel = kernel
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.kernel is not None:
+            del self.kernel._publish_status
 
 
 async def arun_cell_magic(ip: Any, magic_name: str, line: str, cell: str) -> Any:
@@ -662,7 +700,8 @@ async def arun_cell_magic(ip: Any, magic_name: str, line: str, cell: str) -> Any
     try:
         plan = magics._cell(line, cell, _async=True)
         if isinstance(plan, _ForegroundPlan) or getattr(plan, "foreground_plan", False):
-            return await plan.run()
+            with _busy_while_awaiting():  # the status bar says Busy until the cell ends
+                return await plan.run()
         return plan
     except UsageError as exc:
         print(f"UsageError: {exc}", file=sys.stderr)
@@ -712,6 +751,7 @@ def load_ipython_extension(ipython: Any) -> None:
     _guard()
     from . import diffview  # noqa: F401  (registers %asm diff)
     from . import control_magics  # noqa: F401  (registers %asm pause / resume / audit / providers)
+    from . import evalview  # noqa: F401  (registers %asm eval)
     if _kernel_can_await(ipython) and _async_cell_transformer not in ipython.input_transformers_post:
         ipython.input_transformers_post.append(_async_cell_transformer)
 

@@ -42,6 +42,7 @@ timings). After ``finish()`` the bundle also carries ``text/html`` = ``static_ht
 
 from __future__ import annotations
 
+import html
 import logging
 import math
 import threading
@@ -103,6 +104,12 @@ class RunWidget:
         self._deny_btn = W.Button(description="Deny", button_style="warning", icon="times")
         self._approval_box = W.HBox([self._approval_html, self._approve_btn, self._deny_btn],
                                     layout=W.Layout(display="none", align_items="center"))
+        # Approve / Deny on the waiting tool row itself: the row's HTML, the buttons and the policy
+        # that asked (if any) on one line, in the row's place in the transcript
+        self._approval_note = W.HTML(value="", style=self._row_style)
+        self._approval_row = W.HBox([], layout=W.Layout(align_items="center", width="100%"))
+        self._approval_row.add_class("asm-approval-row")
+        self._approval_on_row: int | None = None
         self._counters = W.HTML(value="", style=self._row_style)
         self._cancel_btn = W.Button(description="Cancel", button_style="danger", icon="stop",
                                     layout=W.Layout(width="auto"))
@@ -110,7 +117,7 @@ class RunWidget:
         self.root = W.VBox([self._header, self._body, self._approval_box, self._footer])
         self.root.add_class("asm-run")
         self._widgets = [self._header, self._body, self._approval_html, self._approve_btn, self._deny_btn,
-                         self._approval_box, self._counters, self._cancel_btn, self._footer, self.root,
+                         self._approval_box, self._approval_note, self._approval_row, self._counters, self._cancel_btn, self._footer, self.root,
                          self._row_layout, self._row_style]
         self._cancel_btn.on_click(lambda _b: self.cancel())
         self._approve_btn.on_click(lambda _b: self._decide("approve"))
@@ -157,6 +164,7 @@ class RunWidget:
             self.state.finish(result)
             self._result = result
             self._frozen = True
+            self.state.approval_dirty = True  # a row still waiting goes back to a plain row
             self._flush_locked(self.clock())
             self._cancel_btn.layout.display = "none"
             self._approval_box.layout.display = "none"
@@ -315,6 +323,16 @@ class RunWidget:
             except Exception:
                 log.exception("on_approval callback raised")
 
+    def _waiting_row_index(self) -> int | None:
+        """The transcript index of the tool row waiting for approval (None: no such row)."""
+        tcid = (self.state.approval or {}).get("tool_call_id")
+        if tcid is None:
+            return None
+        for i, seg in enumerate(self.state.segments):
+            if seg.kind == "tool" and seg.tool_id == str(tcid):
+                return i if i < len(self._seg_widgets) else None
+        return None
+
     def _maybe_flush(self) -> None:
         now = self.clock()
         wait = self.interval - (now - self._last_flush)
@@ -362,22 +380,41 @@ class RunWidget:
                                                     layout=self._row_layout, style=self._row_style))
                 self._seg_widgets.append(W.HTML(value=value, layout=self._row_layout, style=self._row_style))
                 added = True
-        if added:
-            self._body.children = tuple(self._seg_widgets)
+        approval_changed = s.approval_dirty
+        if s.approval_dirty:
+            s.approval_dirty = False
+            pending = s.approval is not None and not self._frozen
+            self._approval_on_row = self._waiting_row_index() if pending else None
+            on_row = self._approval_on_row is not None
+            value = s.approval_html() if pending and not on_row else ""
+            if self._approval_html.value != value:
+                self._approval_html.value = value
+            display = "flex" if pending and not on_row else "none"
+            if self._approval_box.layout.display != display:
+                self._approval_box.layout.display = display
+            # one view of each button: on the row, or in the bar
+            bar = (self._approval_html,) if on_row else (self._approval_html, self._approve_btn, self._deny_btn)
+            if tuple(self._approval_box.children) != bar:
+                self._approval_box.children = bar
+        if added or approval_changed:
+            children = list(self._seg_widgets)
+            i = self._approval_on_row
+            if i is not None and i < len(children):
+                policy = (s.approval or {}).get("policy_name")
+                self._approval_note.value = (f'<span class="asm-muted">policy <code>{html.escape(str(policy))}'
+                                             "</code></span>" if policy else "")
+                row = (children[i], self._approve_btn, self._deny_btn)
+                self._approval_row.children = row + ((self._approval_note,) if policy else ())
+                children[i] = self._approval_row
+            elif self._approval_row.children:
+                self._approval_row.children = ()
+            if tuple(children) != tuple(self._body.children):
+                self._body.children = tuple(children)
         if s.counters_dirty:
             s.counters_dirty = False
             value = s.counters_html(deterministic=False)
             if self._counters.value != value:
                 self._counters.value = value
-        if s.approval_dirty:
-            s.approval_dirty = False
-            pending = s.approval is not None and not self._frozen
-            value = s.approval_html() if pending else ""
-            if self._approval_html.value != value:
-                self._approval_html.value = value
-            display = "flex" if pending else "none"
-            if self._approval_box.layout.display != display:
-                self._approval_box.layout.display = display
 
 
 class WidgetSink:

@@ -113,6 +113,8 @@ class ShellAdapter(BaseAdapter):
 
     name = "shell"
     emits_input_messages = True
+    #: what ``execute(**opts)`` may override per run (the rest is fixed at construction)
+    execute_overrides = frozenset({"timeout_ms"})
 
     def __init__(self, *, cwd: Any = None, timeout_ms: int | None = None, max_output_bytes: int | None = None,
                  env: Any = None, shell: str | None = None, allowed_commands: Any = None,

@@ -34,8 +34,8 @@ snapshot. Every string is redacted with the effective redaction config.
     }
 
 With ``deterministic=True`` the ids (``run_id``, ``session_id``, ``tool_calls[].id``,
-``transcript[].tool_call_id``) are null and ``duration_ms`` values null, so a replayed run
-gives byte-identical outputs.
+``transcript[].tool_call_id``) are null, ``duration_ms`` values null (also inside tool outputs,
+and no durations in the rows' text), so a replayed run gives byte-identical outputs.
 
 Imports ``asm_nb.core`` and the rest of ``asm_nb.rendering`` (``runview``); no ipywidgets, so
 the API, the Lab server extension and the notebook all render runs through it.
@@ -115,9 +115,12 @@ def run_summary(result: Any, *, deterministic: bool = False, redact: Any = None)
             error = {"code": getattr(err, "code", None), "message": str(getattr(err, "message", err))}
     tool_calls = []
     for row in st.tools.values():
-        icon, _cls, line = st.tool_line(row, deterministic=True)
+        icon, _cls, line = st.tool_line(row, deterministic=deterministic, measured=False)
+        output = row.output
+        if deterministic and isinstance(output, Mapping) and "duration_ms" in output:
+            output = {k: v for k, v in output.items() if k != "duration_ms"}
         tool_calls.append({"id": None if deterministic or row.id.startswith("_anon") else row.id, "name": row.name,
-                           "input": row.input, "output": row.output, "status": row.status,
+                           "input": row.input, "output": output, "status": row.status,
                            "exit_code": row.exit_code if is_number(row.exit_code) else None,
                            "duration_ms": None if deterministic else row.duration_ms, "summary": line,
                            "icon": icon, "approval": row.approval})

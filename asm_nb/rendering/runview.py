@@ -61,6 +61,10 @@ STYLE = (
     # ⏸ (U+23F8) is in few fonts (none of DejaVu's): the pause icon is drawn with two bars
     ".asm-pause::before{content:'';display:inline-block;box-sizing:border-box;width:.6em;height:.75em;"
     "border-left:.22em solid currentColor;border-right:.22em solid currentColor;vertical-align:-.05em}"
+    # Approve / Deny on the waiting tool row (the live widget): the row text, then the buttons
+    ".asm-approval-row>.widget-html{flex:1 1 auto;width:auto;min-width:0}"
+    ".asm-approval-row>.widget-button{flex:0 0 auto;width:auto;margin-left:6px}"
+    ".asm-run .widget-hbox>.widget-html+.widget-button{margin-left:10px}"  # counters, then Cancel
     ".asm-reasoning{color:var(--jp-ui-font-color2,#6e7781);font-style:italic}"
     ".asm-text p{margin:.25em 0}.asm-text ul,.asm-text ol{margin:.25em 0;padding-left:1.6em}"
     ".asm-text h3,.asm-text h4,.asm-text h5,.asm-text h6{margin:.4em 0 .2em}"
@@ -471,6 +475,9 @@ class RunState:
         """Fold one normalized event into the state."""
         t, d, ev = event_view(event)
         self.event_count += 1
+        if t == "run_started" and not d.get("model") and (ev.get("provider") or self.provider):
+            # "● shell session started", not "● unknown session started" (as the text view)
+            event = {**ev, "data": {**d, "model": ev.get("provider") or self.provider}}
         self._plain.append(self._studio.render_event(event))
         if self.started_at is None:
             self.started_at = self.clock()
@@ -806,10 +813,14 @@ class RunState:
         cls = "asm-text asm-reasoning" if seg.kind == "reasoning" else "asm-text"
         return f'<div class="{cls}">{markdown_html(self.redact(seg.raw), seg.in_fence)}</div>'
 
-    def tool_line(self, row: ToolRow, deterministic: bool = False) -> tuple[str, str, str]:
-        """``(icon, css class, text)`` of a tool row (see ``tool_line``), redacted."""
-        measured = None if deterministic else row.measured_ms
-        icon, cls, text = tool_line(row.info(), approval=row.approval, reason=row.reason,
+    def tool_line(self, row: ToolRow, deterministic: bool = False, measured: bool = True) -> tuple[str, str, str]:
+        """``(icon, css class, text)`` of a tool row (see ``tool_line``), redacted. ``deterministic``:
+        no duration at all; ``measured=False``: only the duration the provider reported."""
+        measured = None if deterministic or not measured else row.measured_ms
+        info = row.info()
+        if deterministic:  # no wall-clock time at all, measured or reported by the provider
+            info["duration_ms"] = None
+        icon, cls, text = tool_line(info, approval=row.approval, reason=row.reason,
                                     run_status=self.status, measured_ms=measured)
         return icon, cls, self.redact(text)
 

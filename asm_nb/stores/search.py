@@ -154,6 +154,9 @@ def _check_args(query: Any, kinds: Any, limit: Any) -> tuple[str, list[str] | No
 
 def _fts_error(exc: Exception, query: str) -> AsmError:
     msg = str(exc)
+    if "no such table: asm_search" in msg or ('"asm_search_docs" does not exist' in msg):
+        return AsmError("migration_required", "this database has no search index yet (schema before migration 3); "
+                                              "run asm_nb.stores.sql.migrate(url) or open it with migrate='auto'")
     if "fts5" in msg or "syntax error" in msg or "unterminated" in msg or "no such column" in msg:
         return AsmError("validation_error", f"search query {query!r} is not valid full-text syntax ({msg}); "
                                             "quote words with special characters, e.g. \"foo.py\"")
@@ -295,6 +298,10 @@ class LocalSearchIndex:
         row = conn.execute("SELECT value FROM asm_search_meta WHERE key = 'version'").fetchone()
         if row is None or row[0] != self.VERSION:  # none yet, or written by another version: rebuild
             conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute("SELECT value FROM asm_search_meta WHERE key = 'version'").fetchone()
+            if row is not None and row[0] == self.VERSION:  # another process rebuilt it meanwhile
+                conn.execute("COMMIT")
+                return conn
             for t in ("asm_search_fts", "asm_search_docs", "asm_search_logs"):
                 conn.execute(f"DROP TABLE IF EXISTS {t}")
             for stmt in FTS_SCHEMA:
@@ -424,6 +431,14 @@ def _safe_snippet(snippet: str) -> str:
     return snippet if red == plain else red
 
 
+def _is_sql(store: Any) -> bool:
+    """A SqlStore? (without importing SQLAlchemy: if ``stores.sql`` is not loaded, it is not one)"""
+    import sys
+
+    mod = sys.modules.get(__name__.rsplit(".", 1)[0] + ".sql")
+    return mod is not None and isinstance(store, mod.SqlStore)
+
+
 def _inner(store: Any) -> Any:
     """The store holding the events (a CompositeSessionStore keeps them in its session store)."""
     for attr in ("session_store", "_sessions_store", "sessions"):
@@ -440,12 +455,10 @@ def search_events(store: Any, query: str, *, kind: Any = None, session_id: str |
     query, kinds, limit = _check_args(query, kind, limit)
     if session_id is not None and (not isinstance(session_id, str) or not session_id):
         raise AsmError("validation_error", "session_id must be a non-empty string")
-    from .sql import SqlStore
-
     st = store
-    if not isinstance(st, SqlStore) and not callable(getattr(st, "event_log_paths", None)):
+    if not _is_sql(st) and not callable(getattr(st, "event_log_paths", None)):
         st = _inner(st)
-    if isinstance(st, SqlStore):
+    if _is_sql(st):
         from ._sql_search import sql_search
 
         hits = sql_search(st, query, kinds, session_id, limit)

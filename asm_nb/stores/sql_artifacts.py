@@ -102,14 +102,19 @@ class SqlArtifactStore:
     def exists(self, key: str) -> bool:
         return self._record(_check_key(key)) is not None
 
-    def vacuum(self) -> int:
-        """Remove blobs no live record points at; returns how many."""
+    def vacuum(self, *, dry_run: bool = False) -> int:
+        """Remove blobs no live record points at; returns how many (``dry_run``: only count them).
+        ``asm gc`` / ``asm_nb.gc`` call it after the retention pass."""
         t, b = S.artifacts, S.artifact_blobs
         live = sa.select(t.c.checksum_sha256).where(t.c.deleted_at.is_(None))
+        dead = b.c.checksum_sha256.not_in(live)
+        if dry_run:
+            return int(self.store._read(lambda c: c.execute(sa.select(sa.func.count()).select_from(b)
+                                                            .where(dead)).scalar()) or 0)
         box: list[int] = []
 
         def go(conn: sa.Connection) -> None:
-            box.append(conn.execute(sa.delete(b).where(b.c.checksum_sha256.not_in(live))).rowcount or 0)
+            box.append(conn.execute(sa.delete(b).where(dead)).rowcount or 0)
 
         self.store._write(go, "artifact vacuum")
         return box[0] if box else 0

@@ -16,6 +16,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from ..core.usage import TOKEN_KEYS
+
 __all__ = ["write_claude_code_logs", "write_codex_logs"]
 
 _WORDS = ("the", "agent", "reads", "README.md", "and", "runs", "tests", "fix", "parser", "dates", "cli", "module",
@@ -42,7 +44,7 @@ def write_claude_code_logs(root: str | Path, *, lines: int = 1000, sessions: int
     root = Path(root)
     t = start or datetime(2025, 9, 1, 8, 0, tzinfo=timezone.utc)
     per_session = max(lines // sessions, 4)
-    total = {"input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0, "cache_creation_tokens": 0}
+    total = dict.fromkeys(TOKEN_KEYS, 0)
     files, written, n_msg = [], 0, 0
     for s in range(sessions):
         slug = f"-home-dev-project-{s % projects}"
@@ -68,9 +70,8 @@ def write_claude_code_logs(root: str | Path, *, lines: int = 1000, sessions: int
                 usage = {"input_tokens": rng.randint(1, 50), "cache_creation_input_tokens": rng.randint(0, 5000),
                          "cache_read_input_tokens": rng.randint(0, 60000), "output_tokens": rng.randint(5, 900),
                          "service_tier": "standard"}
-                for key, src in (("input_tokens", "input_tokens"), ("output_tokens", "output_tokens"),
-                                 ("cache_read_tokens", "cache_read_input_tokens"),
-                                 ("cache_creation_tokens", "cache_creation_input_tokens")):
+                for key, src in zip(TOKEN_KEYS, ("input_tokens", "output_tokens", "cache_read_input_tokens",
+                                                 "cache_creation_input_tokens")):
                     total[key] += usage[src]
                 msg = {"id": f"msg_{seed:x}{n_msg:08d}", "type": "message", "role": "assistant", "model": model,
                        "stop_reason": None, "stop_sequence": None, "usage": usage}
@@ -117,7 +118,7 @@ def write_codex_logs(root: str | Path, *, lines: int = 1000, sessions: int = 10,
     root = Path(root)
     t = start or datetime(2025, 10, 1, 8, 0, tzinfo=timezone.utc)
     per_session = max(lines // sessions, 6)
-    total = {"input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0, "cache_creation_tokens": 0}
+    total = dict.fromkeys(TOKEN_KEYS, 0)
     files, written = [], 0
     for s in range(sessions):
         sid = f"0199{seed:04x}-{s:04x}-7000-8000-{s:012x}"

@@ -189,3 +189,21 @@ def test_static_png_renders_with_kaleido_or_says_none(filled):
         return
     raw = base64.b64decode(png)
     assert raw[:8] == b"\x89PNG\r\n\x1a\n" and len(raw) > 2000
+
+
+def test_ipython_display_carries_the_image(filled, monkeypatch):
+    """IPython displays a plotly figure through ``_ipython_display_``: with ``chart_images`` the
+    published bundle has the PNG too."""
+    import IPython.display
+    import plotly.io as pio
+
+    from asm_nb import config
+
+    monkeypatch.setattr(pio.renderers, "default", "plotly_mimetype")
+    monkeypatch.setattr(plots, "static_png", lambda f, **k: "iVBORw0KGgo=")
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: shown.append((obj, raw)))
+    with config.override(chart_images=True):
+        plots.outcomes_by_provider(filled[0])._ipython_display_()
+    (bundle, raw), = shown
+    assert raw and bundle["image/png"] == "iVBORw0KGgo=" and "application/vnd.plotly.v1+json" in bundle

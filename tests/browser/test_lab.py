@@ -437,17 +437,34 @@ def test_live_run_saves_as_static_card_and_reopens(lab, page, browser):
     expect(approve).to_be_visible()
     waiting = page.locator(".jp-OutputArea .asm-run .asm-tool", has_text="Waiting for approval")
     expect(waiting).to_contain_text("bash sleep 1")
+    # Approve / Deny sit on the waiting tool row itself, on its line
+    row = page.locator(".jp-OutputArea .asm-run .asm-approval-row")
+    expect(row).to_have_count(1)
+    expect(row.locator(".asm-tool")).to_contain_text("Waiting for approval: bash sleep 1")
+    expect(row.locator("button", has_text="Approve")).to_be_visible()
+    expect(row.locator("button", has_text="Deny")).to_be_visible()
+    assert "Busy" in page.locator(".jp-StatusBar-Widget", has_text="ipykernel").first.inner_text()
+    assert page.evaluate("window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status") == "busy"
+    row_box, btn_box = row.locator(".asm-tool").bounding_box(), approve.bounding_box()
+    assert btn_box["y"] < row_box["y"] + row_box["height"] and btn_box["x"] > row_box["x"], (row_box, btn_box)
+    # the pause icon is drawn (two CSS bars), not a missing glyph
+    icon = row.locator(".asm-tool-icon.asm-pause")
+    assert icon.evaluate("e => getComputedStyle(e, '::before').borderLeftWidth") != "0px"
     page.screenshot(path=str(ARTIFACTS / "live-approval-light.png"))
     _set_theme(page, "JupyterLab Dark")  # the live widget themed too (banners, rows, buttons)
     page.screenshot(path=str(ARTIFACTS / "live-approval-dark.png"))
     _set_theme(page, "JupyterLab Light")
     approve.click()
+    # a button click (a comm message) does not flip the kernel to Idle while the cell still runs
+    page.wait_for_timeout(500)
+    assert page.evaluate("window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status") == "busy"
 
     # the next cell runs `sleep 60`: cancel it from its widget
     cancel = page.locator(".jp-OutputArea .asm-run", has_text="sleep 60").locator("button", has_text="Cancel")
     expect(cancel).to_be_visible()
     cancel.click()
     _kernel_idle_with_all_cells_run(page)
+    expect(page.locator(".jp-StatusBar-Widget", has_text="ipykernel").first).to_contain_text("Idle")
     last = page.locator(".jp-Cell").last.locator(".jp-OutputArea-output")
     expect(last).to_contain_text("completed cancelled completed ['shell', 'mock']")
 

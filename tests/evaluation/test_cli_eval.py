@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -91,3 +92,37 @@ def test_bad_specs_exit_2_with_one_line(tmp_path):
         assert p.returncode == 2, (f, p.stdout, p.stderr)
         lines = p.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("asm: error:") and needle in lines[0], (f, p.stderr)
+
+
+def test_asm_eval_magic_runs_the_spec_resumes_and_shows_the_matrix(tmp_path, capsys, monkeypatch):
+    """``%asm eval SPEC`` in a real IPython shell: the thresholds line, the matrix (an HTML view
+    whose ``result`` is the EvalResult), a resumed second run, one-line errors."""
+    from IPython import get_ipython
+    from IPython.testing.globalipapp import start_ipython
+
+    from asm_nb.notebook.evalview import MatrixView
+
+    write_project(tmp_path, 0.9)
+    monkeypatch.chdir(tmp_path)
+    ip = start_ipython() or get_ipython()
+    ip.run_line_magic("load_ext", "asm_nb")
+    capsys.readouterr()
+    view = ip.run_line_magic("asm", "eval eval.toml")
+    out = capsys.readouterr().out
+    assert "FAIL lazy: pass_rate 0.000 < 0.9" in out and "thresholds: failed" in out
+    assert isinstance(view, MatrixView) and "asm-evm" in view._repr_mimebundle_()["text/html"]
+    result = view.result
+    assert {r["agent"]: r["passed"] for r in result.rows} == {"fixer": True, "lazy": False}
+    assert str(result.store.root) == str(tmp_path / "evalstore")  # the spec's store
+    ip.run_line_magic("asm", "eval eval.toml --text --disagreements")
+    text = capsys.readouterr().out
+    assert "2 item(s) x 2 agent(s), 2 disagreement(s)" in text and "FAIL" in text
+    again = ip.run_line_magic("asm", "eval eval.toml")
+    assert all(r["resumed"] for r in again.result.rows)  # nothing ran twice
+    capsys.readouterr()
+    assert ip.run_line_magic("asm", "eval missing.toml") is None
+    err = capsys.readouterr().err
+    assert err.startswith("UsageError: %asm eval: eval spec not found") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    ip.run_line_magic("asm", "eval eval.toml --concurrency 0")
+    assert "--concurrency must be a positive integer" in capsys.readouterr().err

@@ -203,6 +203,80 @@ def test_executor_hook_runs_items_in_workers(tmp_path, fixture_dir):
     assert f["run_id"].nunique() == 4
 
 
+def test_executor_records_cassettes_then_replays_them_offline(tmp_path, fixture_dir):
+    """cassettes= and executor= together: the workers record each run (workspace files included)
+    and a later eval replays them, in workers too, without calling the provider."""
+    marker = tmp_path / "provider_calls.log"
+    items = [{"id": f"w{n}", "input": f"echo call >> {marker}; echo w{n} > answer.txt; echo wrote w{n}",
+              "workspace": str(fixture_dir)} for n in range(3)]
+    scorers = [sc.contains("wrote"), sc.files_changed("answer.txt"), sc.command("grep -q w answer.txt")]
+    cas = tmp_path / "cassettes"
+    with ThreadPoolExecutor(2) as pool:
+        r1 = asm_nb.evaluate(items, agents=["shell"], scorers=scorers, store=str(tmp_path / "a"), name="xrec",
+                             cassettes=str(cas), executor=pool, progress=False)
+    assert r1.frame["passed"].all(), r1.frame.filter(like="why_")
+    assert marker.read_text().count("call") == 3
+    recorded = sorted((cas / "shell").glob("*.jsonl"))
+    assert len(recorded) == 3
+    assert json.loads(recorded[0].read_text().splitlines()[0])["workspace_files"] == {"answer.txt": {"text": "w0\n"}}
+    with ThreadPoolExecutor(2) as pool:
+        r2 = asm_nb.evaluate(items, agents=["shell"], scorers=scorers, store=str(tmp_path / "b"), name="xrec",
+                             cassettes=str(cas), record="none", executor=pool, progress=False)
+    assert r2.frame["passed"].all(), r2.frame.filter(like="why_")
+    assert marker.read_text().count("call") == 3  # replayed: the provider was not called again
+    assert sorted(r2.frame["output"]) == ["wrote w0\n", "wrote w1\n", "wrote w2\n"]
+    assert list(r2.frame["files_changed"]) == [1, 1, 1]
+
+
+def test_adapter_instance_agents_get_their_options_model_system_and_workspace(tmp_path, fixture_dir):
+    """An adapter *instance* as an agent: its model, system prompt and options reach every run
+    (not only the workspace as cwd), and each run works in its own workspace copy."""
+    pytest.importorskip("anthropic")
+    from asm_nb.providers.claude import ClaudeAdapter
+    from asm_nb.testing.fake_anthropic import FakeAnthropicServer, text_stream
+
+    with FakeAnthropicServer() as server:
+        server.default = text_stream("ok")
+        adapter = ClaudeAdapter(api_key="k", base_url=server.base_url, max_retries=0, builtin_tools=False)
+        agent = asm_nb.Agent("api", provider=adapter, model="claude-sonnet-4-5", system="Answer tersely.",
+                             options={"max_tokens": 77})
+        items = [{"id": f"q{n}", "input": f"question {n}", "workspace": str(fixture_dir)} for n in range(2)]
+        r = asm_nb.evaluate(items, agents=[agent], scorers=[sc.contains("ok")], store=str(tmp_path / "st"),
+                            name="inst", workdir=str(tmp_path / "work"), keep_workspaces=True, progress=False)
+        bodies = [req.body for req in server.requests]
+    assert r.frame["passed"].all(), r.frame.filter(like="why_")
+    assert len(bodies) == 2
+    assert {b["model"] for b in bodies} == {"claude-sonnet-4-5"}
+    assert {b["max_tokens"] for b in bodies} == {77}
+    assert all("Answer tersely." in json.dumps(b.get("system")) for b in bodies)
+    store = asm_nb.open_store(str(tmp_path / "st"))
+    cwds = {}
+    for row in r.frame.itertuples():
+        run = store.get_run(row.run_id)
+        started = [e for e in store.get_events(run.session_id, run_id=run.id) if e.type.value == "run_started"
+                   and "cwd" in e.data]
+        cwds[row.item_id] = started[0].data["cwd"]
+    assert cwds == {row.item_id: os.path.realpath(row.workspace) for row in r.frame.itertuples()}
+
+
+def test_adapter_instance_settings_it_would_drop_are_refused_up_front(tmp_path, fixture_dir):
+    from asm_nb.providers.shell import ShellAdapter
+
+    ws_items = [{"input": "echo hi", "workspace": str(fixture_dir)}]
+    with pytest.raises(AsmError) as e:  # a shell instance keeps the folder it was built with
+        asm_nb.evaluate(ws_items, agents=[asm_nb.Agent("sh", provider=ShellAdapter())], scorers=[sc.contains()],
+                        store="memory://", progress=False)
+    assert e.value.code == "validation_error" and "cannot take the item workspaces (cwd)" in e.value.message
+    assert "provider='shell'" in e.value.message
+    with pytest.raises(AsmError, match=r"cannot take option\(s\) \['env'\]"):
+        asm_nb.evaluate(["echo hi"], agents=[asm_nb.Agent("sh", provider=ShellAdapter(), options={"env": {"A": "1"}})],
+                        scorers=[sc.contains()], store="memory://", progress=False)
+    ok = asm_nb.evaluate(["sleep 0.01; echo hi"], agents=[asm_nb.Agent("sh", provider=ShellAdapter(),
+                                                                     options={"timeout_ms": 5000})],
+                         scorers=[sc.contains("hi")], store="memory://", progress=False)
+    assert ok.frame["passed"].all()
+
+
 def test_summary_compare_and_frames(tmp_path):
     items = [{"id": "a", "input": "echo yes", "expected": "yes"}, {"id": "b", "input": "echo no", "expected": "yes"}]
     store = str(tmp_path / "st")

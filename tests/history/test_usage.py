@@ -137,6 +137,11 @@ def test_cli_import_and_usage(tmp_path, capsys):
     assert main(["import", "codex", "--store", st, "--path", str(tmp_path / "none")]) == 2
     assert capsys.readouterr().err.startswith("asm: error: [not_found]")
     assert main(["usage", "--store", str(tmp_path / "absent")]) == 2
+    capsys.readouterr()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["import", "codex", "--store", st, "--path", str(empty)]) == 0
+    assert "asm: warning: no codex session logs found in" in capsys.readouterr().err
 
 
 def test_dashboard_on_imported_history(store):

@@ -132,6 +132,18 @@ def test_percent_asm_dashboard_returns_the_dashboard(ip, filled):
     d.close()
 
 
+def test_percent_asm_search_returns_the_hits(ip, filled, capsys):
+    df = ip.run_line_magic("asm", 'search "echo cost" --kind prompt')
+    assert list(df["kind"].astype(str)) == ["prompt"] and "**echo** **cost**" in df["snippet"].iloc[0]
+    assert len(ip.run_line_magic("asm", "search cost --limit 1")) == 1
+    capsys.readouterr()
+    ip.run_line_magic("asm", "search 'cost AND'")
+    err = capsys.readouterr().err
+    assert "not valid full-text syntax" in err and err.strip().count("\n") == 0
+    ip.run_line_magic("asm", "search x --kind nope")
+    assert "invalid choice" in capsys.readouterr().err
+
+
 def test_query_and_maintenance_helpers(filled):
     store, _ = filled
     q = asm_nb.query(store)

@@ -259,4 +259,7 @@ def test_output_carries_a_static_snapshot_for_saved_notebooks(dash, filled):
         bundle = dash._repr_mimebundle_()
     assert WIDGET_MIME not in bundle and bundle[DASHBOARD_MIME]["model_id"] is None
     assert all(r["duration_s"] is None for r in bundle[DASHBOARD_MIME]["rows"])
+    # ...and the saved HTML table has no run ids or times (they would be sanitized into tags)
+    assert results["hello"].run_id not in bundle["text/html"] and "Started" not in bundle["text/html"]
+    assert bundle["text/html"].count("<tr>") == len(dash.run_ids) + 1  # the failed runs, as filtered
     dash.clear_filters()

@@ -133,3 +133,35 @@ def test_cell_output_metadata_names_the_run(kernel):
     _, out, _ = execute(kc, "print(r.run_id, r.session_id)")
     run_id, session_id = out.split()
     assert {"asm": {"run_id": run_id, "session_id": session_id}} in metas
+
+
+def test_kernel_status_stays_busy_while_an_awaited_run_waits(kernel):
+    """JupyterLab shows the last status message as the kernel's state. A control request during
+    an awaited %%asm (JupyterLab's kernel_info / debugger requests) used to end with "idle"
+    while the cell still ran; now every status until the cell's own end says "busy", and the
+    kernel is "idle" after the run."""
+    km, kc = kernel
+    content, _, err = execute(kc, "%load_ext asm_nb")
+    assert content["status"] == "ok", err
+    msg_id = kc.execute("%%asm -p shell --renderer widget\nsleep 2")
+    statuses, sent = [], False
+    deadline = time.monotonic() + 60
+    while True:
+        msg = kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+        if msg["msg_type"] == "display_data" and not sent:  # the run is streaming: ask on control
+            sent = True
+            kc.control_channel.send(kc.session.msg("kernel_info_request", {}))
+        if msg["msg_type"] == "status":
+            statuses.append((msg["content"]["execution_state"], msg["parent_header"].get("msg_type")))
+            if msg["content"]["execution_state"] == "idle" and msg["parent_header"].get("msg_id") == msg_id:
+                break
+    assert sent and ("busy", "kernel_info_request") in statuses, statuses
+    assert statuses.count(("idle", "execute_request")) == 1 and statuses[-1] == ("idle", "execute_request")
+    assert all(state == "busy" for state, _ in statuses[:-1]), statuses
+    # after the run, control requests are idle again
+    kc.control_channel.send(kc.session.msg("kernel_info_request", {}))
+    while True:
+        msg = kc.get_iopub_msg(timeout=30)
+        if msg["msg_type"] == "status" and msg["parent_header"].get("msg_type") == "kernel_info_request" \
+                and msg["content"]["execution_state"] == "idle":
+            break

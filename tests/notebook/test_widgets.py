@@ -226,12 +226,18 @@ def test_approval_buttons(comms):
     w.handle_event(ev("tool_approval_requested", {"tool_call_id": "t1", "tool_name": "Bash",
                                                   "tool_input": {"command": "rm -rf /tmp/x"}, "policy_name": "safe"}))
     w.flush()
-    assert w._approval_box.layout.display == "flex"
-    assert "Bash" in w._approval_html.value and "safe" in w._approval_html.value
+    # the buttons sit on the waiting tool row itself, in the row's place in the transcript
+    assert w._approval_box.layout.display == "none"
+    assert w._body.children[0] is w._approval_row
+    assert w._approve_btn not in w._approval_box.children  # one view of each button
+    row_html, approve, deny, note = w._approval_row.children
+    assert (approve, deny) == (w._approve_btn, w._deny_btn) and row_html is w._seg_widgets[0]
+    assert "Waiting for approval" in row_html.value and "safe" in note.value
     assert "awaiting approval" in w._header.value
     w._approve_btn.click()
     assert decisions == [("approve", "Bash")]
     assert w._approval_box.layout.display == "none"
+    assert w._body.children == (w._seg_widgets[0],) and w._approval_row.children == ()
     assert w.tool_rows()[0]["approval"] == "granted"
     w.handle_event(ev("tool_approval_requested", {"tool_call_id": "t1", "tool_name": "Bash"}))
     w.flush()
@@ -239,6 +245,16 @@ def test_approval_buttons(comms):
     w._deny_btn.click()  # nothing pending any more
     assert decisions == [("approve", "Bash"), ("deny", "Bash")]
     assert w.tool_rows()[0]["approval"] == "denied"
+
+
+def test_approval_without_a_tool_row_uses_the_bar(comms):
+    """A request naming no known tool row (a policy asking before any call): the bar below."""
+    w = RunWidget()
+    w.handle_event(ev("tool_approval_requested", {"tool_name": "Bash", "tool_input": {"command": "ls"}}))
+    w.flush()
+    assert w._approval_box.layout.display == "flex" and "Bash" in w._approval_html.value
+    assert w._approve_btn in w._approval_box.children and w._deny_btn in w._approval_box.children
+    assert w._approval_row not in w._body.children
 
 
 def test_text_fallback_is_deterministic_and_bundle_complete(comms):

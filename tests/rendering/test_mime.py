@@ -103,3 +103,23 @@ def test_bundle_is_redacted():
     with config.override(redaction_enabled=True):
         b = run_result_mimebundle(r)
     assert secret not in json.dumps(b, ensure_ascii=False)
+
+
+def test_deterministic_mode_leaves_out_reported_tool_durations():
+    """A shell run reports its command's duration in the event and the tool output: two runs of
+    the same command must still give the same deterministic card (the committed notebooks)."""
+    def shell_run(ms):
+        return {"status": "completed", "provider": "shell", "events": [
+            ev("run_started", {}),
+            ev("tool_call_started", {"tool_call_id": "t1", "tool_name": "bash", "tool_input": {"command": "echo hi"}}),
+            ev("tool_call_completed", {"tool_call_id": "t1", "tool_name": "bash", "duration_ms": ms,
+                                       "tool_output": {"output": "hi\n", "exit_code": 0, "duration_ms": ms}}),
+            ev("run_completed", {"stop_reason": "exit_code_0"})]}
+
+    a, b = (run_result_mimebundle(shell_run(ms), deterministic=True) for ms in (8, 1234))
+    assert a == b
+    call = a[RUN_MIME]["tool_calls"][0]
+    assert "ms" not in call["summary"] and " s" not in call["summary"].split("·")[-1]
+    assert "duration_ms" not in call["output"] and call["output"]["exit_code"] == 0
+    live = run_result_mimebundle(shell_run(1234))
+    assert live[RUN_MIME]["tool_calls"][0]["summary"].endswith("1.2 s")  # shown when not deterministic

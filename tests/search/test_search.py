@@ -334,3 +334,16 @@ def test_server_search_endpoint_data(tmp_path):
             server_ext.search(where, '"quokka')
         assert ei.value.code == "validation_error"
     assert not (tmp_path / "nope").exists()
+
+
+def test_sql_database_before_migration_3_says_so(tmp_path):
+    """A database opened without migrating (``migrate="never"``) that predates the search index:
+    one ``migration_required`` error naming the fix."""
+    from asm_nb.stores.sql import SqlStore
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    _old_sql_store_with_events(url)
+    with SqlStore(url, migrate="never") as st:
+        with pytest.raises(AsmError) as ei:
+            search_events(st, "pangolin")
+        assert ei.value.code == "migration_required" and "migrate" in str(ei.value)

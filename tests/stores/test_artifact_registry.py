@@ -148,3 +148,58 @@ def test_open_store_with_s3_artifacts_puts_patches_in_the_bucket(tmp_path, s3_en
     store.delete(key)
     assert ArtifactRegistry(store).get_by_key(key) is None
     store.close()
+
+
+def test_gc_vacuums_sql_artifact_bytes_after_the_retention_pass(tmp_path):
+    """``asm gc`` (and ``asm_nb.gc``) end with the artifact vacuum: the bytes of a deleted patch
+    go, a live one stays; the dry run counts without deleting; a LocalStore says n/a."""
+    pytest.importorskip("sqlalchemy")
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from asm_nb.analytics.gc import gc
+
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    store = asm_nb.open_store(url)
+    keys = []
+    for n in ("one", "two"):  # two different patches (content-addressed bytes are shared otherwise)
+        work = tmp_path / n
+        work.mkdir()
+        (work / "a.txt").write_text(f"{n}\n")
+        r = asm_nb.run_once(f"echo {n}-more >> a.txt", provider="shell", cwd=str(work), snapshot=True, store=store)
+        assert r.ok, r.error
+        keys.append(store.get_run(r.run_id).metadata["workspace"]["patch_ref"])
+    gone_key, live_key = keys
+    arts = artifact_store_for(store)
+    live_patch = arts.get(live_key)
+    arts.delete(gone_key)
+    assert arts.vacuum(dry_run=True) == 1
+    store.close()
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "PYTHONPATH": root, "ASM_HOME": str(tmp_path / "home")}
+
+    def asm(*args):
+        return subprocess.run([sys.executable, "-m", "asm_nb.cli", *args, "--store", url], capture_output=True,
+                              text=True, env=env, timeout=120)
+
+    dry = asm("gc", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["artifact_blobs_vacuumed"] == 1
+    p = asm("gc")
+    assert p.returncode == 0, p.stderr
+    assert "artifact_blobs_vacuumed      1" in p.stdout
+    store = asm_nb.open_store(url)
+    try:
+        arts = artifact_store_for(store)
+        assert arts.vacuum(dry_run=True) == 0  # gone: nothing left to vacuum
+        assert arts.get(live_key) == live_patch  # the live patch is untouched
+        assert gc(store)["artifact_blobs_vacuumed"] == 0
+    finally:
+        store.close()
+    local = asm_nb.open_store(str(tmp_path / "local"))
+    try:
+        assert gc(local)["artifact_blobs_vacuumed"] is None
+    finally:
+        local.close()

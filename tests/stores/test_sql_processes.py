@@ -55,7 +55,7 @@ RUNNER = textwrap.dedent("""
         time.sleep(0.002)
     out = {}
     for i in range(n):
-        r = asm_nb.run_once("hi", provider="replay", cassette=cassette, store=store,
+        r = asm_nb.run_once("hi", provider="replay", options={"cassette": cassette}, store=store,
                             session=sessions[i % len(sessions)], continuation=False)
         assert r.status == "completed", r.error
         out[r.run_id] = len(r.events)
