@@ -16,8 +16,9 @@ One run gives one trace:
   ``gen_ai.tool.type``; approvals are span events on it.
 
 Prompts, outputs and tool arguments stay out of spans unless ``capture_content=True``
-(``gen_ai.tool.call.arguments`` / ``gen_ai.tool.call.result``); whatever text goes in (those, and
-error messages) passes through the project's redaction first, enabled even when the store's is
+(``gen_ai.input.messages`` on the run and first ``chat`` span, ``gen_ai.output.messages`` on each
+``chat`` span, ``gen_ai.tool.call.arguments`` / ``gen_ai.tool.call.result``); whatever text goes
+in (those, and error messages) passes through the project's redaction first, enabled even when the store's is
 off. Live: ``asm_nb.telemetry.attach_otel(genai=True)``. Stored runs: ``export_runs`` (and
 ``asm otel export``).
 """
@@ -77,6 +78,15 @@ def _content(value: Any) -> str:
     else:
         s = redact_text(value)
     return s if len(s) <= MAX_CONTENT_CHARS else s[:MAX_CONTENT_CHARS] + "…"
+
+
+def _content_json(messages: list) -> str:
+    """GenAI ``input/output.messages`` JSON with every text redacted and cut to the limit."""
+    from .persistence.redaction import redact_map
+
+    red = redact_map({"m": messages}, _redaction())["m"]
+    s = json.dumps(red, ensure_ascii=False, default=str)
+    return s if len(s) <= 4 * MAX_CONTENT_CHARS else s[:4 * MAX_CONTENT_CHARS] + "…"
 
 
 def _num(v: Any) -> bool:
@@ -146,6 +156,8 @@ class _Run:
     turns: int = 0
     tools: dict = field(default_factory=dict)
     finish_reasons: list = field(default_factory=list)
+    inputs: list = field(default_factory=list)  # user messages (capture_content)
+    chat_text: list = field(default_factory=list)  # the open turn's streamed text (capture_content)
 
 
 class GenAISpans:
@@ -260,8 +272,19 @@ class GenAISpans:
                 st.named = True
             if d.get("provider_session_id"):
                 st.root.set_attribute("asm.provider_session_id", str(d["provider_session_id"]))
+        elif etype == "message_sent":
+            if self.capture_content and isinstance(d.get("content"), str):
+                st.inputs.append({"role": str(d.get("role") or "user"),
+                                  "parts": [{"type": "text", "content": d["content"]}]})
+                st.root.set_attribute("gen_ai.input.messages", _content_json(st.inputs))
         elif etype in _MODEL_EVENTS:
             self._chat(st, ts_ns)
+            if self.capture_content and etype == "message_streamed" and d.get("kind") not in ("reasoning", "plan"):
+                piece = d.get("delta") if d.get("delta") is not None else d.get("content")
+                if isinstance(piece, str):
+                    st.chat_text.append(piece)
+            elif self.capture_content and etype == "message_received" and isinstance(d.get("content"), str):
+                st.chat_text = [d["content"]]
             if etype == "token_usage_updated":
                 for key, _ in _USAGE_ATTRS:
                     if _num(d.get(key)):
@@ -312,6 +335,15 @@ class GenAISpans:
         if stop:
             attrs["gen_ai.response.finish_reasons"] = [str(stop)]
             st.finish_reasons.append(str(stop))
+        if self.capture_content:
+            if st.turns == 1 and st.inputs:
+                attrs["gen_ai.input.messages"] = _content_json(st.inputs)
+            if st.chat_text:
+                out = {"role": "assistant", "parts": [{"type": "text", "content": "".join(st.chat_text)}]}
+                if stop:
+                    out["finish_reason"] = str(stop)
+                attrs["gen_ai.output.messages"] = _content_json([out])
+        st.chat_text = []
         st.chat.set_attributes(_clean(attrs))
         st.chat.end(end_time=ts_ns)
         st.chat, st.chat_usage = None, {}

@@ -79,6 +79,7 @@ def test_ctrl_c_cancels_the_run_and_persists_run_cancelled(tmp_path):
     home = tmp_path / "home"
     script = textwrap.dedent(f"""
         import sys, asm_nb
+        from asm_nb.core.events import without_audit
         try:
             asm_nb.run_once("echo started; sleep 30", provider="shell", store={str(home)!r})
         except KeyboardInterrupt:
@@ -86,7 +87,10 @@ def test_ctrl_c_cancels_the_run_and_persists_run_cancelled(tmp_path):
         store = asm_nb.open_store({str(home)!r})
         [run] = store.list_runs(None)
         print("STATUS", run.status.value, flush=True)
-        print("TYPES", ",".join(e.type.value for e in store.get_events(run.session_id, run_id=run.id)), flush=True)
+        # the run's own events; its audit records (which repeat run_started / run_cancelled) apart
+        events = store.get_events(run.session_id, run_id=run.id)
+        print("TYPES", ",".join(e.type.value for e in without_audit(events)), flush=True)
+        print("AUDIT", ",".join(e.type.value for e in events if e not in without_audit(events)), flush=True)
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=tmp_path)
@@ -106,8 +110,10 @@ def test_ctrl_c_cancels_the_run_and_persists_run_cancelled(tmp_path):
     assert time.monotonic() - t0 < 10
     assert "INTERRUPTED" in out, err
     assert "STATUS cancelled" in out
-    types = out.split("TYPES ")[1].strip().split(",")
+    types = out.split("TYPES ")[1].split("\n")[0].strip().split(",")
     assert types.count("run_cancelled") == 1 and types[-1] == "run_cancelled"
+    # the cancelled one-shot session was closed: its audit records are on disk too
+    assert out.split("AUDIT ")[1].split("\n")[0].strip().split(",") == ["run_started", "run_cancelled"]
 
 
 def test_run_result_events_load_from_the_store_when_asked(tmp_path):

@@ -73,6 +73,13 @@ def test_live_acp_run_gives_invoke_agent_chat_and_execute_tool(genai, tmp_path):
     assert tool.attributes[G.GEN_AI_OPERATION_NAME] == "execute_tool"
     assert tool.attributes[G.GEN_AI_TOOL_NAME] == "Read notes.txt" and tool.attributes[G.GEN_AI_TOOL_CALL_ID] == "t1"
     assert "remember the milk" in tool.attributes[G.GEN_AI_TOOL_CALL_RESULT]  # capture_content=True
+    import json
+
+    assert json.loads(root.attributes["gen_ai.input.messages"]) == [
+        {"role": "user", "parts": [{"type": "text", "content": "read"}]}]
+    assert json.loads(chat.attributes["gen_ai.output.messages"]) == [
+        {"role": "assistant", "parts": [{"type": "text", "content": "notes say: remember the milk"}],
+         "finish_reason": "end_turn"}]
     for child in (chat, tool):
         assert child.parent.span_id == root.context.span_id
         assert child.context.trace_id == root.context.trace_id

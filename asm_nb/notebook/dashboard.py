@@ -63,6 +63,15 @@ CHARTS: dict[str, tuple[str, dict]] = {
 }
 
 NO_MODEL = "(no model)"
+#: The live run table's orders: choice → (column, descending).
+SORTS: dict[str, tuple[str, bool]] = {
+    "newest": ("started_at", True), "oldest": ("started_at", False), "cost": ("cost_usd", True),
+    "tokens": ("total_tokens", True), "duration": ("duration_s", True), "status": ("status", False),
+    "provider": ("provider", False),
+}
+SORT_CHOICES = [("newest first", "newest"), ("oldest first", "oldest"), ("cost, highest first", "cost"),
+                ("tokens, most first", "tokens"), ("duration, longest first", "duration"), ("status", "status"),
+                ("provider", "provider")]
 _FINISHED = ("completed", "failed", "cancelled", "timeout")
 _STATUS_ORDER = ["completed", "failed", "cancelled", "timeout", "running", "pending"]
 _MAX_MESSAGE_CHARS = 4000
@@ -230,8 +239,9 @@ class Dashboard:
     Attributes tests and users rely on: ``widget`` (the root ``VBox``), ``provider`` /
     ``model`` / ``status`` (``SelectMultiple``), ``since`` / ``until`` (``DatePicker``),
     ``refresh_button``, ``kpis`` (name → ``HTML`` tile), ``kpi_values`` (name → number),
-    ``charts`` (name → ``Output``), ``run_table`` (``Select``: value = run id), ``run_ids``
-    (the filtered runs, newest first), ``runs`` (the filtered polars frame), ``detail_header``,
+    ``charts`` (name → ``Output``), ``run_table`` (``Select``: value = run id), ``sort_by``
+    (``Dropdown``: the run table's order, a key of :data:`SORTS`), ``run_ids`` (the filtered runs
+    in the table's order, newest first by default), ``runs`` (the filtered polars frame), ``detail_header``,
     ``transcript`` and ``tool_calls`` (``HTML``), ``timeline`` (``Output``), ``selected_run``.
 
     ``charts``: names from :data:`CHARTS` (``()`` = no charts); ``run_limit``: rows shown in the
@@ -279,6 +289,8 @@ class Dashboard:
         self.until = W.DatePicker(description="To")
         self.refresh_button = W.Button(description="Refresh", icon="refresh", tooltip="re-read the store")
         self.clear_button = W.Button(description="Clear filters", tooltip="show every run")
+        self.sort_by = W.Dropdown(options=SORT_CHOICES, value="newest", description="Sort by",
+                                  layout=W.Layout(width="260px"), style={"description_width": "60px"})
         self.message = W.HTML()
         self.kpis = {k: W.HTML().add_class("asm-kpi") for k in ("runs", "success_rate", "tokens", "cost")}
         self.charts = {n: W.Output(layout=W.Layout(min_height=f"{chart_height}px")) for n in names}
@@ -302,9 +314,11 @@ class Dashboard:
         self.detail = W.VBox([self.detail_header, W.HTML("<b>Transcript</b>"), self.transcript,
                               W.HTML("<b>Tool calls</b>"), self.tool_calls, self.timeline])
         self.widget = W.VBox([W.HTML(_CSS), self._loader, filters, W.HBox(list(self.kpis.values())),
-                              chart_grid, W.HTML("<b>Runs</b> (newest first; pick one to see its transcript)"),
+                              chart_grid, W.HBox([W.HTML("<b>Runs</b> (pick one to see its transcript)"), self.sort_by],
+                                     layout=W.Layout(align_items="center", justify_content="space-between")),
                               self.runs_head, self.run_table, self.detail]).add_class("asm-dash")
 
+        self.sort_by.observe(self._on_filter, names="value")
         for w in (self.provider, self.model, self.status, self.since, self.until):
             w.observe(self._on_filter, names="value")
         self.run_table.observe(self._on_pick, names="value")
@@ -438,6 +452,8 @@ class Dashboard:
         self._draw_kpis(df)
         for name in self.chart_names:
             self._draw_chart(name, df)
+        df = self._sorted(df)
+        self.runs = df
         self.run_ids = df["run_id"].to_list()
         shown = df.head(self.run_limit)
         options = [(self._label(r), r["run_id"]) for r in shown.iter_rows(named=True)]
@@ -452,6 +468,16 @@ class Dashboard:
             self._updating = False
         if keep is None:
             self._show_run(None)
+
+    def _sorted(self, df: Any) -> Any:
+        """The runs in the ``sort_by`` order (empty values last; ties newest first)."""
+        import polars as pl
+
+        column, descending = SORTS[self.sort_by.value]
+        if column == "started_at" and descending:
+            return df  # already newest first
+        key = pl.col(column).cast(pl.String) if column in ("status", "provider") else pl.col(column)
+        return df.sort([key, pl.col("started_at")], descending=[descending, True], nulls_last=True)
 
     def _draw_kpis(self, df: Any) -> None:
         import polars as pl

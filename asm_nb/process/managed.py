@@ -350,7 +350,9 @@ class ManagedProcess:
             raise AsmError("validation_error", "cwd must be a non-empty string")
         if not os.path.isdir(cwd):
             raise AsmError("validation_error", f"cwd does not exist: {cwd}")
-        child_env = build_env(env, inherit=inherit_env)
+        # nothing to add: the child inherits this process's environment as it is (no copy of
+        # os.environ to build and convert per command)
+        child_env = None if inherit_env and not env else build_env(env, inherit=inherit_env)
         exe = resolve_executable(argv[0], child_env)
         if exe is None:
             raise command_not_found_error(argv[0], provider=provider, install_hint=install_hint, label=label)

@@ -90,9 +90,11 @@ async def resolve_session(store: Any, adapter: Any, session: Any, *, agent_id, m
         if err.code != "session_not_found":
             raise
         existing = None
-        named = [s for s in store.list_sessions() if s.metadata.get("name") == session]
-        if named:
-            existing = max(named, key=lambda s: (s.created_at, s.id))
+        if not callable(getattr(store, "get_or_create_named_session", None)):
+            # a store without the atomic lookup below: scan (its other stores find the name by index)
+            named = [s for s in store.list_sessions() if s.metadata.get("name") == session]
+            if named:
+                existing = max(named, key=lambda s: (s.created_at, s.id))
     if existing is None:
         attrs = {"agent_id": agent_id, "metadata": {**(metadata or {}), "name": session}, "tags": tags,
                  "context": context}

@@ -428,8 +428,11 @@ def flusher_loop(store_ref: "weakref.ref[Any]", cond: threading.Condition) -> No
         with cond:
             due, wait = store._due()
             if not due:
+                wait = 1.0 if wait is None else wait
+                # read by start_flusher (under cond): a new deadline after this one needs no wake-up
+                store._flusher_wake_at = time.monotonic() + wait
                 del store
-                cond.wait(1.0 if wait is None else wait)
+                cond.wait(wait)
                 continue
         retry = store._flush_due(due)
         store._notify()
@@ -438,14 +441,20 @@ def flusher_loop(store_ref: "weakref.ref[Any]", cond: threading.Condition) -> No
             time.sleep(0.001)
 
 
-def start_flusher(store: Any, name: str) -> None:
+def start_flusher(store: Any, name: str, due_at: float | None = None) -> None:
     """Start ``store``'s flusher thread if it is not running, else wake it (something new is
-    scheduled). The caller holds ``store._timer_cond``."""
+    scheduled) unless it already sleeps until ``due_at`` (monotonic) or earlier: a wake-up
+    costs a thread switch per scheduled write, and the flusher re-reads every deadline whenever
+    it wakes. The caller holds ``store._timer_cond``."""
     if store._flusher is None or not store._flusher.is_alive():
+        store._flusher_wake_at = None
         store._flusher = threading.Thread(target=flusher_loop, args=(weakref.ref(store), store._timer_cond),
                                           name=name, daemon=True)
         store._flusher.start()
     else:
+        wake_at = getattr(store, "_flusher_wake_at", None)
+        if due_at is not None and wake_at is not None and wake_at <= due_at:
+            return
         store._timer_cond.notify()
 
 

@@ -37,6 +37,17 @@ _CACHE_OBJECTS = 4096
 _COMPACT_MARGIN = 2048
 
 
+class _Line:
+    """A cache entry holding the line this process just wrote for a document, parsed when first
+    read: a save followed by a get costs no ``pread``, and returns exactly what a reader of the
+    file gets."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+
+
 class DocLog:
     """One table. ``parse(doc) -> object``; ``meta(doc) -> tuple`` whose first item groups ids
     (``groups[meta[0]]``: a run's session id, a session's name)."""
@@ -62,14 +73,17 @@ class DocLog:
         self.generation = 0
         self._close_fd()
         self._fd: int | None = None
+        self._wfd: int | None = None
         self._warned = False
 
     def _close_fd(self) -> None:
-        fd = getattr(self, "_fd", None)
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._fd = None
+        """Close the read descriptor (``pread``) and the append descriptor."""
+        for name in ("_fd", "_wfd"):
+            fd = getattr(self, name, None)
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            setattr(self, name, None)
 
     # -- reading --------------------------------------------------------------------------------
     def sync(self, owner: bool = False) -> None:
@@ -106,40 +120,54 @@ class DocLog:
                 self.offset += end
                 self.generation += 1
 
-    def _apply(self, chunk: bytes, base: int) -> None:
-        index, groups, cache, meta = self.index, self.groups, self.cache, self.meta
+    def _apply(self, chunk: bytes, base: int, docs: list[dict] | None = None) -> None:
+        """Index the lines of ``chunk`` (at file offset ``base``). ``docs``: the documents those
+        lines encode, one per line (a writer's own append: nothing is parsed again)."""
         pos = 0
         n = len(chunk)
+        k = 0
         while pos < n:
             nl = chunk.index(b"\n", pos)
-            line = chunk[pos:nl]
             off = base + pos
+            length = nl - pos
             pos = nl + 1
-            if not line.strip():
-                continue
-            self.lines += 1
             try:
+                if docs is not None:  # our own lines: one per document, none blank
+                    self.lines += 1
+                    k += 1
+                    self._index(docs[k - 1], off, length)
+                    continue
+                line = chunk[off - base:nl]
+                if not line.strip():
+                    continue
+                self.lines += 1
                 doc = loads(line)
-                doc_id = doc["id"]
-                if not isinstance(doc_id, str):
-                    raise ValueError("id is not a string")
-                m = None if doc.get("_deleted") else meta(doc)
+                if not isinstance(doc, dict):
+                    raise ValueError("not a JSON object")
+                self._index(doc, off, length)
             except Exception as exc:  # a bad line never makes the table unreadable
                 if not self._warned:
                     self._warned = True
                     self.warn(f"LocalStore: skipped an unreadable line in {self.path}: {exc!r}")
                 continue
-            old = index.pop(doc_id, None)
-            if old is not None:
-                ids = groups.get(old[2][0])
-                if ids is not None:
-                    ids.discard(doc_id)
-                    if not ids:
-                        del groups[old[2][0]]
-            cache.pop(doc_id, None)
-            if m is not None:
-                index[doc_id] = (off, len(line), m)
-                groups.setdefault(m[0], set()).add(doc_id)
+
+    def _index(self, doc: dict, off: int, length: int) -> None:
+        doc_id = doc["id"]
+        if not isinstance(doc_id, str):
+            raise ValueError("id is not a string")
+        m = None if doc.get("_deleted") else self.meta(doc)
+        index, groups = self.index, self.groups
+        old = index.pop(doc_id, None)
+        if old is not None:
+            ids = groups.get(old[2][0])
+            if ids is not None:
+                ids.discard(doc_id)
+                if not ids:
+                    del groups[old[2][0]]
+        self.cache.pop(doc_id, None)
+        if m is not None:
+            index[doc_id] = (off, length, m)
+            groups.setdefault(m[0], set()).add(doc_id)
 
     def _read_at(self, off: int, length: int) -> bytes:
         if self._fd is None:
@@ -156,6 +184,10 @@ class DocLog:
             obj = self.cache.get(doc_id)
             if obj is not None:
                 self.cache.move_to_end(doc_id)
+                if type(obj) is _Line:
+                    obj = self.cache[doc_id] = parse_row(loads(obj.raw), self.parse, what=self.what, where=self.path)
+                    if obj is None:
+                        del self.cache[doc_id]
                 return obj
             entry = self.index.get(doc_id)
             if entry is None:
@@ -197,7 +229,11 @@ class DocLog:
             out = []
             for doc_id, (off, length, _m) in self.index.items():
                 obj = cache.get(doc_id)
-                if obj is None:
+                if type(obj) is _Line:
+                    obj = parse_row(loads(obj.raw), parse, what=self.what, where=self.path)
+                    if obj is None:
+                        continue
+                elif obj is None:
                     obj = parse_row(loads(data[off:off + length]), parse, what=self.what, where=self.path)
                     if obj is None:  # a bad record: skipped with a warning naming the file and row
                         continue
@@ -206,32 +242,45 @@ class DocLog:
 
     # -- writing (caller holds db.lock and called sync(owner=True)) -------------------------------
     def append(self, docs: list[dict]) -> None:
-        """Append documents (``{"id": ..., "_deleted": True}`` removes one)."""
+        """Append documents (``{"id": ..., "_deleted": True}`` removes one). Their lines stay in
+        the cache (parsed when first read). The append descriptor stays open between writes (one
+        per table, not per write); ``sync`` closes it when another process replaced the file."""
         if not docs:
             return
         lines = [dumps(d) + b"\n" for d in docs]
         data = b"".join(lines)
         with self.lock:
             start = self.offset
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
+            fd = self._wfd
+            if fd is None:
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                ino = os.fstat(fd).st_ino
                 if self.ino is None:
-                    self.ino = os.fstat(fd).st_ino
-                view = memoryview(data)
-                try:
-                    while view:
-                        view = view[os.write(fd, view):]
-                    if self.fsync:
-                        os.fsync(fd)
-                except OSError:
-                    with contextlib.suppress(OSError):
-                        os.ftruncate(fd, start)
-                    raise
-            finally:
-                os.close(fd)
-            self._apply(data, start)
+                    self.ino = ino
+                elif ino != self.ino:  # pragma: no cover - replaced without db.lock: never by asm_nb
+                    os.close(fd)
+                    raise OSError(f"{self.path} was replaced while db.lock was held")
+                self._wfd = fd
+            view = memoryview(data)
+            try:
+                while view:
+                    view = view[os.write(fd, view):]
+                if self.fsync:
+                    os.fsync(fd)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, start)
+                self._close_fd()
+                raise
+            self._apply(data, start, docs)
             self.offset = start + len(data)
             self.generation += 1
+            cache = self.cache
+            for d, line in zip(docs, lines):
+                if not d.get("_deleted") and d["id"] in self.index:
+                    cache[d["id"]] = _Line(line)
+            while len(cache) > _CACHE_OBJECTS:
+                cache.popitem(last=False)
             if self.lines - len(self.index) > len(self.index) + _COMPACT_MARGIN:
                 self.compact()
 

@@ -44,8 +44,12 @@ class FileLock:
 
     def _open(self) -> int:
         if self._fd is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            flags = os.O_RDWR | os.O_CREAT
+            try:
+                self._fd = os.open(self.path, flags, 0o644)
+            except FileNotFoundError:  # the folder is made on first use only
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(self.path, flags, 0o644)
         return self._fd
 
     def acquire(self) -> None:

@@ -41,7 +41,7 @@ from urllib.parse import unquote
 
 from .. import config
 from ..core.errors import AsmError
-from ..core.events import Event
+from ..core.events import Event, EventType
 from ..core.run import Run
 from ..core.session import Session
 from . import _codec
@@ -62,6 +62,7 @@ STORE_VERSION = 2
 MAX_CACHE_BYTES = 64 * 1024 * 1024  # parsed event logs kept per store (least recently used first out)
 _MEM_PER_LINE_BYTE = 4  # a parsed Event takes ~4x the bytes of its JSON line
 MAX_BUFFER_BYTES = 4 * 1024 * 1024
+_MAX_LOGS = 1024  # parsed session logs kept per store
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 
 
@@ -94,7 +95,7 @@ class _SessionLog:
 
     __slots__ = ("sid", "path", "meta_path", "flock", "lock", "owned", "owned_since", "ino", "offset",
                  "events", "ids", "last_seq", "meta_seq", "n_flushed", "buf", "buf_bytes", "warned", "store_ref",
-                 "fsync", "complete", "base_seq", "cached_bytes")
+                 "fsync", "complete", "base_seq", "cached_bytes", "counter", "trim_ts")
 
     def __init__(self, store: "LocalStore", sid: str) -> None:
         name = encode_session_id(sid)
@@ -107,8 +108,15 @@ class _SessionLog:
         self.lock = threading.Lock()
         self.owned = False
         self.owned_since = 0.0
+        self.counter = store._cache_counter  # the store's running total of cached bytes
+        self.cached_bytes = 0
         self._reset()
         self.warned = False
+
+    def forget_bytes(self) -> None:
+        """Take this log's parsed bytes out of the store's running total (it is being let go)."""
+        self.counter[0] -= self.cached_bytes
+        self.cached_bytes = 0
 
     def _reset(self) -> None:
         self.ino: int | None = None
@@ -124,17 +132,27 @@ class _SessionLog:
         # numbered above ``base_seq`` (the rest is read from the file when a query needs it)
         self.complete = True
         self.base_seq = 0
-        self.cached_bytes = 0
+        self.trim_ts = None  # newest timestamp among the trimmed events (see ``may_hold``)
+        self.forget_bytes()
+
+    def may_hold(self, e: Event) -> bool:
+        """Whether the trimmed part of the log may hold ``e``'s id: a stored copy of an event
+        carries its timestamp, so an event newer than every trimmed one (any event made now) is
+        not there and no file scan is needed to prove it."""
+        return self.trim_ts is None or e.timestamp <= self.trim_ts
 
     def trim(self) -> None:
         """Forget the parsed events (all written: caller checked ``buf`` is empty); numbering and
         the file position stay, so appends go on without re-reading the log."""
+        if self.events:
+            newest = max(e.timestamp for e in self.events)
+            self.trim_ts = newest if self.trim_ts is None or newest > self.trim_ts else self.trim_ts
         self.events = []
         self.ids = {}
         self.n_flushed = 0
         self.base_seq = self.last_seq
         self.complete = False
-        self.cached_bytes = 0
+        self.forget_bytes()
 
     def ensure_complete(self, owner: bool) -> None:
         """Parse the whole log again after a ``trim`` (maintenance needs every event)."""
@@ -146,6 +164,7 @@ class _SessionLog:
         """Every event in the file, parsed now and not kept (queries reaching before ``base_seq``)."""
         tmp = _SessionLog.__new__(_SessionLog)
         tmp.path, tmp.meta_path, tmp.warned = self.path, self.meta_path, True
+        tmp.counter, tmp.cached_bytes = [0], 0  # not cached: outside the store's total
         tmp._reset()
         try:
             with open(self.path, "rb") as f:
@@ -229,6 +248,7 @@ class _SessionLog:
         events, ids = self.events, self.ids
         last = self.last_seq
         self.cached_bytes += len(chunk)
+        self.counter[0] += len(chunk)
         for line in chunk.split(b"\n"):
             if not line:
                 continue
@@ -390,6 +410,7 @@ class LocalStore(StoreBase):
     def _init_runtime(self) -> None:
         self._closed = False
         self._logs: "OrderedDict[str, _SessionLog]" = OrderedDict()
+        self._cache_counter = [0]  # sum of the logs' cached_bytes (kept by the logs themselves)
         self._reaped_at = 0.0
         self._logs_lock = threading.Lock()
         self._cond = threading.Condition(threading.Lock())
@@ -439,17 +460,23 @@ class LocalStore(StoreBase):
                 slog = self._logs.get(session_id)
                 if slog is None:
                     slog = self._logs[session_id] = _SessionLog(self, session_id)
-                    if len(self._logs) > 8:
+                    # a pass walks every cached log: it runs only when a bound is crossed, and
+                    # evicts below it with a margin, so a run's cost does not grow with the cache
+                    if len(self._logs) > _MAX_LOGS or \
+                            self._cache_counter[0] * _MEM_PER_LINE_BYTE > self.max_cache_bytes:
                         self._evict_logs()
         return slog
 
     def _evict_logs(self) -> None:
-        """Keep the parsed logs of this process under ``MAX_CACHE_BYTES`` and 1,024 sessions:
-        forget the oldest ones that hold no buffer and no lock (caller holds ``_logs_lock``).
-        A forgotten log is re-read from its file when next used."""
+        """Keep the parsed logs of this process under ``max_cache_bytes`` and 1,024 sessions:
+        forget the oldest ones that hold no buffer and no lock (caller holds ``_logs_lock``), down
+        to 7/8 of the bytes and 64 sessions under the count, so the next pass is not the next new
+        log. A forgotten log is re-read from its file when next used."""
         total = sum(sl.cached_bytes for sl in self._logs.values()) * _MEM_PER_LINE_BYTE
+        max_logs = _MAX_LOGS - 64 if len(self._logs) > _MAX_LOGS else _MAX_LOGS
+        max_bytes = self.max_cache_bytes * 7 // 8 if total > self.max_cache_bytes else self.max_cache_bytes
         for sid in list(self._logs):
-            if total <= self.max_cache_bytes and len(self._logs) <= 1024:
+            if total <= max_bytes and len(self._logs) <= max_logs:
                 break
             sl = self._logs[sid]
             if sl.owned or sl.buf or not sl.lock.acquire(blocking=False):
@@ -459,9 +486,11 @@ class LocalStore(StoreBase):
                     continue
                 del self._logs[sid]
                 total -= sl.cached_bytes * _MEM_PER_LINE_BYTE
+                sl.forget_bytes()
                 sl.flock.close()
             finally:
                 sl.lock.release()
+        self._cache_counter[0] = sum(sl.cached_bytes for sl in self._logs.values())  # exact again
 
     def _upgrade_v1(self) -> None:
         """Version 1 → 2 in place, under ``db.lock``: the TinyDB ``db/sessions.json`` and
@@ -505,7 +534,7 @@ class LocalStore(StoreBase):
     def _schedule(self, slog: _SessionLog) -> None:
         with self._timer_cond:
             self._owned.add(slog)
-            start_flusher(self, f"asm-localstore-flush:{self.root.name}")
+            start_flusher(self, f"asm-localstore-flush:{self.root.name}", slog.owned_since + self.flush_interval_s)
 
     def _due(self) -> tuple[list[_SessionLog], float | None]:
         """(sessions whose buffer is due now, seconds until the next one). Caller holds timer lock."""
@@ -517,8 +546,8 @@ class LocalStore(StoreBase):
                 due.append(slog)
             elif wait is None or left < wait:
                 wait = left
-        for slog in due:
-            self._owned.discard(slog)
+        # a due log stays in ``_owned`` until it is released: ``flush()`` run meanwhile still
+        # finds it and waits for the write (taking it out here let flush() return before it)
         return due, wait
 
     def _flush_due(self, due: list[_SessionLog]) -> bool:
@@ -526,10 +555,9 @@ class LocalStore(StoreBase):
         for slog in due:
             with slog.lock:
                 try:
-                    slog.release()
+                    self._release(slog)  # also takes it out of ``_owned``, even when the write fails
                 except Exception as exc:  # nobody to raise to: log, keep the timer alive
                     log.error("LocalStore: background flush of session %s failed: %s", slog.sid, exc)
-                self._maybe_trim(slog)
         return False
 
     def _maybe_trim(self, slog: _SessionLog) -> None:
@@ -549,20 +577,23 @@ class LocalStore(StoreBase):
 
     # -- sessions ---------------------------------------------------------------------------------
     @contextmanager
-    def _db(self):
-        """A write of the document tables: ``db.lock`` held, both tables caught up (torn tails cut)."""
+    def _db(self, sessions: bool = True, runs: bool = True):
+        """A write of the document tables: ``db.lock`` held, the tables it touches caught up (torn
+        tails cut)."""
         with self._tables.lock:
             self._tables.file_lock.acquire()
             try:
-                self._sessions.sync(owner=True)
-                self._runs.sync(owner=True)
+                if sessions:
+                    self._sessions.sync(owner=True)
+                if runs:
+                    self._runs.sync(owner=True)
                 yield
             finally:
                 self._tables.file_lock.release()
 
-    def _dtx(self, fn, what: str) -> Any:
+    def _dtx(self, fn, what: str, sessions: bool = True, runs: bool = True) -> Any:
         try:
-            with self._db():
+            with self._db(sessions, runs):
                 return fn()
         except AsmError:
             raise
@@ -574,7 +605,7 @@ class LocalStore(StoreBase):
         check_session(session)
         self._check_open()
         doc = session.to_dict()
-        self._dtx(lambda: self._sessions.append([doc]), "save_session")
+        self._dtx(lambda: self._sessions.append([doc]), "save_session", runs=False)
 
     def get_session(self, session_id: str) -> Session:
         s = None
@@ -600,7 +631,7 @@ class LocalStore(StoreBase):
             self._sessions.append([session.to_dict()])
             return session, True
 
-        return self._dtx(run, "get_or_create_named_session")
+        return self._dtx(run, "get_or_create_named_session", runs=False)
 
     def list_sessions(self, *, status: Any = None, agent_id: str | None = None, limit: int | None = None,
                       offset: int = 0) -> list[Session]:
@@ -791,7 +822,7 @@ class LocalStore(StoreBase):
         if run.status.value in _TERMINAL_RUN:
             self._write_session_buffer(run.session_id)
         doc = stamp_owner(run.to_dict())
-        self._dtx(lambda: self._runs.append([doc]), "save_run")
+        self._dtx(lambda: self._runs.append([doc]), "save_run", sessions=False)
 
     def _write_session_buffer(self, session_id: str) -> None:
         slog = self._logs.get(session_id)
@@ -813,7 +844,7 @@ class LocalStore(StoreBase):
             self._write_session_buffer(sid)
         docs = [stamp_owner(r.to_dict()) for r in runs]
         if docs:
-            self._dtx(lambda: self._runs.append(docs), "save_runs")
+            self._dtx(lambda: self._runs.append(docs), "save_runs", sessions=False)
 
     def get_run(self, run_id: str) -> Run:
         r = None
@@ -901,8 +932,9 @@ class LocalStore(StoreBase):
             for slog in slogs:
                 slog.ensure_owned()
             out = self._stage(events, parts, slogs, in_place)
+            ending = {e.session_id for e in events if e.type in _SESSION_END}
             for slog in slogs:
-                if slog.buf_bytes >= self.max_buffer_bytes:
+                if slog.buf_bytes >= self.max_buffer_bytes or slog.sid in ending:
                     self._release(slog)
         except AsmError:
             raise
@@ -946,7 +978,7 @@ class LocalStore(StoreBase):
                     raise AsmError("storage_error",
                                    f"Failed to append {'event' if single else 'events'}: {exc!r}") from exc
             stored = _stage_one(slog, e, before, after, in_place)
-            if slog.buf_bytes >= self.max_buffer_bytes:
+            if slog.buf_bytes >= self.max_buffer_bytes or e.type in _SESSION_END:
                 self._release(slog)
         if self._waiters:
             self._notify()
@@ -1057,6 +1089,7 @@ class LocalStore(StoreBase):
                 slog.flock.close()
         with self._logs_lock:
             self._logs.clear()  # free the event caches; reads after close re-read the files
+            self._cache_counter[0] = 0
         with self._timer_cond:
             self._timer_cond.notify_all()
             self._owned.clear()
@@ -1087,7 +1120,7 @@ def _stage_one(slog: _SessionLog, e: Event, before: bytes, after: bytes, in_plac
     """Number and buffer one event (or resolve its id to the stored one); caller owns ``slog``.
     ``in_place``: ``e`` is unshared and is numbered itself rather than copied."""
     stored = slog.ids.get(e.id)
-    if stored is None and not slog.complete and not in_place:
+    if stored is None and not slog.complete and not in_place and slog.may_hold(e):
         stored = slog.find_stored(e.id)  # trimmed cache: the id may be in the written part
     if stored is None:
         last = slog.last_seq
@@ -1105,6 +1138,7 @@ def _stage_one(slog: _SessionLog, e: Event, before: bytes, after: bytes, in_plac
         slog.buf.append(line)
         slog.buf_bytes += len(line)
         slog.cached_bytes += len(line)
+        slog.counter[0] += len(line)
     return stored
 
 
@@ -1126,6 +1160,9 @@ def _write_atomic(path: Path, data: bytes, fsync: bool = False) -> None:
 
 
 _TERMINAL_RUN = frozenset({"completed", "failed", "cancelled"})
+# a session's last event: written at once and the session lock released (a one-shot run leaves
+# nothing buffered and no flush pending once its session is closed)
+_SESSION_END = frozenset({EventType.SESSION_COMPLETED, EventType.SESSION_FAILED, EventType.SESSION_CANCELLED})
 
 
 def _session_meta(doc: dict) -> tuple:

@@ -565,7 +565,7 @@ class SqlStore(StoreBase):
     def _schedule(self, burst: _Burst) -> None:
         with self._timer_cond:
             self._open_bursts.add(burst)
-            start_flusher(self, "asm-sqlstore-flush")
+            start_flusher(self, "asm-sqlstore-flush", burst.opened + self.flush_interval_s)
 
     def _unschedule(self, burst: _Burst) -> None:
         with self._timer_cond:

@@ -13,6 +13,10 @@ machine is noisy):
 
 The figure of interest is the server's own scheduling overhead: ``server − manager`` per run.
 
+Then the same server on the default store (a LocalStore in a temporary folder), all runs in its
+one session: the per-run time of the first 100 runs against the last 100 (target: <= 1.2x, the
+cost of a run does not grow with the session; it used to, tenfold by run 1,000).
+
     python tests/bench/server_overhead.py [--runs 1000] [--rounds 3]
 
 Prints a table, then one JSON line of figures (last line).
@@ -87,6 +91,28 @@ async def via_server_concurrent(adapter, n: int) -> float:
     return dt
 
 
+async def server_local_growth(adapter, n: int) -> dict:
+    """SessionServer into a LocalStore: mean ms per run over the first and the last 100 runs."""
+    import tempfile
+
+    from asm_nb.stores.local import LocalStore
+
+    with tempfile.TemporaryDirectory(prefix="asm-bench-server-") as tmp:
+        store = LocalStore(tmp)
+        server = await SessionServer.start(store=store, adapter=adapter, session_opts={}, max_queued_runs=n,
+                                           limiter=ConcurrencyLimiter(max_parallel_runs=8))
+        times = []
+        for i in range(n):
+            t0 = time.perf_counter()
+            await server.await_run(await server.submit_run(f"q{i}"))
+            times.append(time.perf_counter() - t0)
+        await server.aclose()
+        store.close()
+    k = min(100, n // 2)
+    first, last = statistics.mean(times[:k]) * 1e3, statistics.mean(times[-k:]) * 1e3
+    return {"runs": n, "first_ms": round(first, 2), "last_ms": round(last, 2), "growth": round(last / first, 2)}
+
+
 async def main_async(runs: int, rounds: int) -> dict:
     adapter = ReplayProvider(cassette=cassette())
     ways = {"direct": direct, "manager": via_manager, "server": via_server, "server_c8": via_server_concurrent}
@@ -107,6 +133,7 @@ def main() -> None:
     warnings.simplefilter("ignore")
     logging.disable(logging.WARNING)
     med = asyncio.run(main_async(args.runs, args.rounds))
+    local = asyncio.run(server_local_growth(ReplayProvider(cassette=cassette()), args.runs))
     per = {k: v / args.runs * 1e6 for k, v in med.items()}  # µs per run
     print(f"{args.runs} replayed runs, median of {args.rounds} rounds (InMemoryStore)\n")
     print(f"{'way':<11} {'total s':>9} {'µs/run':>9} {'vs direct':>10}")
@@ -115,7 +142,11 @@ def main() -> None:
     overhead = per["server"] - per["manager"]
     print(f"\nserver scheduling overhead: {overhead:.1f} µs/run "
           f"({overhead / per['manager'] * 100:.1f}% of a managed run)")
-    print(json.dumps({"bench": "server_overhead", "runs": args.runs, "rounds": args.rounds,
+    ok = local["growth"] <= 1.2
+    print(f"SessionServer -> LocalStore, one session: first 100 runs {local['first_ms']} ms/run, last 100 "
+          f"{local['last_ms']} ms/run: {local['growth']}x (target <= 1.2x) {'ok' if ok else 'MISS'}")
+    print(json.dumps({"bench": "server_overhead", "runs": args.runs, "rounds": args.rounds, "local_store": local,
+                      "local_growth_ok": ok,
                       "direct_us_per_run": round(per["direct"], 1), "manager_us_per_run": round(per["manager"], 1),
                       "server_us_per_run": round(per["server"], 1),
                       "server_c8_us_per_run": round(per["server_c8"], 1),

@@ -263,3 +263,23 @@ def test_output_carries_a_static_snapshot_for_saved_notebooks(dash, filled):
     assert results["hello"].run_id not in bundle["text/html"] and "Started" not in bundle["text/html"]
     assert bundle["text/html"].count("<tr>") == len(dash.run_ids) + 1  # the failed runs, as filtered
     dash.clear_filters()
+
+
+def test_run_table_sorts_by_any_column(dash, filled):
+    """The live run table's "Sort by": cost / tokens highest first, status A-Z, back to newest."""
+    newest = list(dash.run_ids)
+    rows = {r["run_id"]: r for r in dash.runs.iter_rows(named=True)}
+    dash.sort_by.value = "tokens"
+    tokens = [rows[i]["total_tokens"] or 0 for i in dash.run_ids]
+    assert tokens == sorted(tokens, reverse=True) and dash.run_ids != newest
+    assert [v for _, v in dash.run_table.options] == dash.run_ids  # the table follows
+    dash.sort_by.value = "cost"
+    costs = [rows[i]["cost_usd"] for i in dash.run_ids]
+    priced = [c for c in costs if c is not None]
+    assert priced == sorted(priced, reverse=True) and costs[:len(priced)] == priced  # unpriced last
+    dash.sort_by.value = "status"
+    statuses = [str(rows[i]["status"]) for i in dash.run_ids]
+    assert statuses == sorted(statuses)
+    assert dash.snapshot()["rows"][0]["run_id"] == dash.run_ids[0]
+    dash.sort_by.value = "newest"
+    assert dash.run_ids == newest

@@ -560,7 +560,7 @@ def test_a_save_touches_one_line_whatever_the_store_holds(local_root):
     size = path.stat().st_size
     parsed: list[int] = []
     real = _doclog.DocLog._apply
-    _doclog.DocLog._apply = lambda self, chunk, base: parsed.append(len(chunk)) or real(self, chunk, base)
+    _doclog.DocLog._apply = lambda self, chunk, base, *a: parsed.append(len(chunk)) or real(self, chunk, base, *a)
     try:
         st.save_run(runs[7].with_status("running"))
         assert st.get_run(runs[7].id).status.value == "running"

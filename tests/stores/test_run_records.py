@@ -28,7 +28,8 @@ def _spawn(code: str, *args: str, **kw) -> subprocess.Popen:
 
 
 def _terminal_events(store, run) -> list[str]:
-    return [e.type.value for e in store.get_events(run.session_id, run_id=run.id)
+    """The run's terminal events (its audit records, which repeat the type, left out)."""
+    return [e.type.value for e in without_audit(store.get_events(run.session_id, run_id=run.id))
             if e.type.value in ("run_completed", "run_failed", "run_cancelled")]
 
 
@@ -45,6 +46,11 @@ def test_second_reader_sees_a_finished_run_with_all_its_events(tmp_path, command
     assert run.status.value == r.status
     seen = [e.id for e in without_audit(other.get_events(r.session_id, run_id=r.run_id))]
     assert seen == [e.id for e in r.events] and len(_terminal_events(other, run)) == 1
+    # the one-shot session is closed: its last events (audit record, session_completed) are on
+    # disk too, not waiting for the 60 s timer
+    tail = [(e.type.value, e.metadata.get("source")) for e in other.get_events(r.session_id)][-2:]
+    assert tail == [(r.status == "completed" and "run_completed" or "run_failed", "audit"),
+                    ("session_completed" if r.status == "completed" else "session_failed", None)]
     other.close()
     store.close()
 

@@ -1,0 +1,65 @@
+"""The runtime loop reaps its child processes without a thread per child (a pidfd on the loop on
+Linux, as Python 3.12+ does by default): a command started through ``run_once`` costs no thread
+start and no extra thread switches, and exit codes, timeouts and cancellation still work."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+import pytest
+
+from asm_nb.process import exec as wexec
+from asm_nb.runtime import loop
+
+linux_pidfd = pytest.mark.skipif(sys.platform != "linux" or not hasattr(os, "pidfd_open"),
+                                 reason="pidfd child watching is Linux-only")
+
+
+@linux_pidfd
+def test_commands_on_the_runtime_loop_start_no_thread(monkeypatch):
+    loop.get_loop()
+    started: list[str] = []
+    real_start = threading.Thread.start
+
+    def counting_start(self, *a, **kw):
+        started.append(self.name)
+        return real_start(self, *a, **kw)
+
+    monkeypatch.setattr(threading.Thread, "start", counting_start)
+    codes = [loop.run_sync(wexec.run("/bin/sh", ["-c", f"exit {i % 4}"])).exit_code for i in range(20)]
+    assert codes == [i % 4 for i in range(20)]
+    assert started == []  # asyncio's default on Python < 3.12 starts one waiter thread per child
+
+
+@linux_pidfd
+def test_timeout_and_cancel_still_reap_the_child():
+    res = loop.run_sync(wexec.run("/bin/sh", ["-c", "sleep 30"], timeout_ms=200))
+    assert res.timed_out and res.exit_code == wexec.TIMEOUT_EXIT_CODE
+
+    async def cancelled():
+        import asyncio
+
+        task = asyncio.ensure_future(wexec.run("/bin/sh", ["-c", "echo $$; sleep 30"]))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            return True
+        return False
+
+    t0 = time.monotonic()
+    assert loop.run_sync(cancelled()) is True
+    assert time.monotonic() - t0 < 10
+
+
+def test_run_once_completes_through_the_runtime_loop(tmp_path):
+    import asm_nb
+
+    r = asm_nb.run_once("echo hi; exit 0", provider="shell", store="memory://")
+    assert (r.status, r.output) == ("completed", "hi\n")
+    r = asm_nb.run_once("exit 5", provider="shell", store="memory://")
+    assert r.status == "failed" and r.error.code == "command_failed"
