@@ -473,7 +473,7 @@ class Dashboard:
         """The runs in the ``sort_by`` order (empty values last; ties newest first)."""
         import polars as pl
 
-        column, descending = SORTS[self.sort_by.value]
+        column, descending = SORTS[str(self.sort_by.value)]
         if column == "started_at" and descending:
             return df  # already newest first
         key = pl.col(column).cast(pl.String) if column in ("status", "provider") else pl.col(column)

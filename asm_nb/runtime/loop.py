@@ -34,7 +34,8 @@ def _pidfd_usable() -> bool:
     except OSError:
         return False
     try:
-        from asyncio.unix_events import _UnixSubprocessTransport  # noqa: F401
+        # CPython's private transport; typeshed does not list it
+        from asyncio.unix_events import _UnixSubprocessTransport  # noqa: F401  # pyright: ignore[reportAttributeAccessIssue]
     except ImportError:  # pragma: no cover - CPython internals moved
         return False
     return True
@@ -67,7 +68,7 @@ if sys.platform == "linux" and sys.version_info < (3, 12):
 
         async def _make_subprocess_transport(self, protocol, args, shell, stdin, stdout, stderr, bufsize,
                                              extra=None, **kwargs):
-            from asyncio.unix_events import _UnixSubprocessTransport
+            from asyncio.unix_events import _UnixSubprocessTransport  # pyright: ignore[reportAttributeAccessIssue]  # private, not in typeshed
 
             waiter = self.create_future()
             transp = _UnixSubprocessTransport(self, protocol, args, shell, stdin, stdout, stderr, bufsize,
