@@ -204,7 +204,18 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 def _sort(events: list[_Ev]) -> list[_Ev]:
     """Sequenced events first by sequence; ties and unsequenced ones by timestamp (None last),
-    then id (None as ""), then input position."""
+    then id (None as ""), then input position. Events already in strictly increasing sequence
+    (what a store returns) are that order as they are: no sort (a long session's first turn
+    after a restart builds its transcript from every event)."""
+    prev = 0
+    for e in events:
+        seq = e.sequence_number
+        if not _is_int(seq) or seq <= prev:
+            break
+        prev = seq
+    else:
+        return list(events)
+
     def key(item: tuple[int, _Ev]):
         idx, e = item
         seq = e.sequence_number

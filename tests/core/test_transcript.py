@@ -399,3 +399,22 @@ def test_builder_namespace():
     assert TranscriptBuilder.from_events is from_events
     assert TranscriptBuilder.from_store is tr.from_store
     assert TranscriptBuilder.aupdate_from_store is tr.aupdate_from_store
+
+
+def test_events_already_in_sequence_are_not_sorted_again(monkeypatch):
+    """A store returns a session's events in ascending sequence: building the transcript of a
+    long session (the first turn after a restart) takes them as they are; any other order is
+    still sorted."""
+    import builtins
+
+    from asm_nb.core import transcript as tmod
+
+    calls: list[int] = []
+    monkeypatch.setattr(tmod, "sorted", lambda it, **kw: calls.append(1) or builtins.sorted(it, **kw),
+                        raising=False)
+    evs = [Event.new("message_sent" if i % 2 == 0 else "message_received", "ses_1",
+                     data={"content": f"m{i}"}, sequence_number=i + 1) for i in range(200)]
+    t = tmod.from_events(evs)
+    assert calls == [] and [m.content for m in t.messages] == [f"m{i}" for i in range(200)]
+    t2 = tmod.from_events(list(reversed(evs)))
+    assert calls == [1] and [m.content for m in t2.messages] == [f"m{i}" for i in range(200)]
