@@ -264,128 +264,185 @@ class ProviderRouter:
                       routing: Any = None, policy_hints: Any = None, **adapter_opts: Any) -> AdapterResult:
         """Run on the best allowed adapter, failing over on retryable errors (docs/runtime.md, routing and failover)."""
         ropts = _routing_opts(routing)
-        reqs = ropts.get("required_capabilities") or []
-        if not isinstance(reqs, list):
-            reqs = list(reqs) if isinstance(reqs, tuple) else [reqs]
+        policy = self._run_policy(ropts)
+        sticky_id = ropts.get("sticky_session_id")
+        sticky = self._sticky_adapter(sticky_id)
+        candidates = await self._candidates(policy, _required_capabilities(ropts))
+        limit = attempt_limit(policy, len(candidates))
+        _move_first(candidates, sticky)
+        if limit == 0:
+            raise AsmError("provider_unavailable", "No eligible providers for this run",
+                           details={"registered": list(self.adapters)})
+        ids = [c["id"] for c in candidates]
+        stream = _RoutedStream(event_callback, own_inputs=self.emits_input_messages)
+        failover: dict | None = None
+        for k in range(1, limit + 1):
+            aid = candidates[k - 1]["id"]
+            bound = self.adapters.get(aid)
+            if bound is None:
+                raise AsmError("provider_unavailable", f"Unknown adapter: {aid}")
+            route = {"routed_provider": aid, "routing_attempt": k, "routing_candidates": list(ids)}
+            if failover is not None:
+                route.update(failover_from=failover["from"], failover_reason=failover["reason"])
+            held: list[dict] = []
+            result, error = await self._attempt(run, session, aid, bound, stream.callback(route, held), route,
+                                                timeout=timeout, policy_hints=policy_hints, adapter_opts=adapter_opts)
+            if error is None:
+                await stream.forward_all(held)  # an adapter that reported failure but returned (shell exit codes)
+                self._stick(sticky_id, aid)
+                return stream.result(result, route)
+            if is_retryable(error.code) and k < limit:
+                await stream.forward(_failover_event(run, session, bound["adapter"], aid, error, route,
+                                                     to=candidates[k]["id"]))
+                failover = {"from": aid, "reason": str(error.code)}
+                continue
+            await stream.forward_all(held)
+            raise error
+        raise AsmError("provider_unavailable", "No more providers available for failover")
+
+    def _run_policy(self, ropts: Mapping[str, Any]) -> RoutingPolicy:
+        """The router's policy with this run's overrides (routing fields, or a whole ``policy``)."""
         overrides = {k: ropts[k] for k in FIELDS if k in ropts}
         if isinstance(ropts.get("policy"), (Mapping, RoutingPolicy)):
             p = ropts["policy"]
             overrides.update(p.to_dict() if isinstance(p, RoutingPolicy) else {k: v for k, v in p.items()
                                                                                if k in FIELDS})
-        policy = merge(self.policy, overrides)
-        sticky_id = ropts.get("sticky_session_id")
-        sticky = None
+        return merge(self.policy, overrides)
+
+    def _sticky_adapter(self, sticky_id: Any) -> str | None:
+        """The adapter a sticky session is bound to, while its binding has not expired."""
         entry = self.state.sticky_sessions.get(sticky_id) if sticky_id is not None else None
         if entry and self.clock() < entry["expires_at_ms"]:
-            sticky = entry["adapter_id"]
+            return entry["adapter_id"]
+        return None
 
-        candidates = await self._candidates(policy, reqs)
-        limit = attempt_limit(policy, len(candidates))
-        if sticky is not None:
-            for i, c in enumerate(candidates):
-                if c["id"] == sticky:
-                    candidates.insert(0, candidates.pop(i))
-                    break
-        if limit == 0:
-            raise AsmError("provider_unavailable", "No eligible providers for this run",
-                           details={"registered": list(self.adapters)})
-        ids = [c["id"] for c in candidates]
-        forwarded: list[dict] = []
-        inputs_sent = False
-        failover: dict | None = None
-        own_inputs = self.emits_input_messages
+    def _stick(self, sticky_id: Any, aid: str) -> None:
+        if sticky_id is not None:
+            self.state.sticky_sessions[sticky_id] = {"adapter_id": aid,
+                                                     "expires_at_ms": self.clock() + self.sticky_ttl_ms}
 
-        async def forward(ev: dict) -> None:
-            forwarded.append(ev)
-            if event_callback is not None:
-                res = event_callback(ev)
-                if inspect.isawaitable(res):
-                    await res
+    async def _attempt(self, run: Any, session: Any, aid: str, bound: Mapping[str, Any], callback: Callable,
+                       route: Mapping[str, Any], *, timeout: Any, policy_hints: Any,
+                       adapter_opts: Mapping[str, Any]) -> tuple[Any, AsmError | None]:
+        """One attempt on adapter ``aid``: ``(result, None)`` or ``(None, error)``; health, breaker
+        and telemetry recorded. Task cancellation propagates (the run is unbound first)."""
+        adapter = bound["adapter"]
+        self.active_runs[run.id] = {"adapter_id": aid, "adapter": adapter}
+        b = self.state.circuit_breakers.get(aid) if self.circuit_breaker_enabled else None
+        if b is not None and b.state == HALF_OPEN:
+            self.state.circuit_breakers[aid] = b.record_probe()
+        meta = {"session_id": getattr(session, "id", None), "run_id": run.id, "adapter_id": aid,
+                "attempt": route["routing_attempt"], "candidate_ids": list(route["routing_candidates"])}
+        self._telemetry("start", {"system_time": time.time_ns()}, meta)
+        t0 = time.monotonic_ns()
+        opts = {**bound["opts"], **adapter_opts}
+        if policy_hints is not None:
+            from ..policy.compiler import compile_for_adapter
 
-        for k in range(1, limit + 1):
-            cand = candidates[k - 1]
-            aid = cand["id"]
-            bound = self.adapters.get(aid)
-            if bound is None:
-                raise AsmError("provider_unavailable", f"Unknown adapter: {aid}")
-            adapter = bound["adapter"]
-            self.active_runs[run.id] = {"adapter_id": aid, "adapter": adapter}
-            b = self.state.circuit_breakers.get(aid) if self.circuit_breaker_enabled else None
-            if b is not None and b.state == HALF_OPEN:
-                self.state.circuit_breakers[aid] = b.record_probe()
-            route = {"routed_provider": aid, "routing_attempt": k, "routing_candidates": list(ids)}
-            if failover is not None:
-                route.update(failover_from=failover["from"], failover_reason=failover["reason"])
-            held: list[dict] = []
-
-            async def callback(ev: Mapping[str, Any], _route: dict = route, _held: list = held) -> None:
-                nonlocal inputs_sent
-                e = dict(ev)
-                e["data"] = {**dict(e.get("data") or {}), **_route}
-                etype = getattr(e.get("type"), "value", e.get("type"))
-                if etype == "message_sent":
-                    if not own_inputs or (inputs_sent and _route["routing_attempt"] > 1):
-                        return  # the run's input is recorded once
-                    inputs_sent = True
-                if etype == "run_failed":
-                    _held.append(e)  # passed on only if no other attempt follows
-                    return
-                await forward(e)
-
-            meta = {"session_id": getattr(session, "id", None), "run_id": run.id, "adapter_id": aid, "attempt": k,
-                    "candidate_ids": list(ids)}
-            self._telemetry("start", {"system_time": time.time_ns()}, meta)
-            t0 = time.monotonic_ns()
-            opts = {**bound["opts"], **adapter_opts}
-            if policy_hints is not None:
-                from ..policy.compiler import compile_for_adapter
-
-                opts.update(compile_for_adapter(policy_hints, adapter))
-            error: AsmError | None = None
-            result: Any = None
-            try:
-                result = await adapter.execute(run, session, event_callback=callback, timeout=timeout, **opts)
-            except AsmError as err:
-                error = err
-            except BaseException as exc:
-                if not isinstance(exc, Exception):  # task cancellation: unbind and propagate
-                    self.active_runs.pop(run.id, None)
-                    raise
-                code, message = getattr(exc, "code", None), getattr(exc, "message", None)
-                if isinstance(code, str) and isinstance(message, str):
-                    try:
-                        error = AsmError(code, message)
-                    except Exception:
-                        error = None
-                if error is None:
-                    error = AsmError("provider_error", str(exc) or repr(exc),
-                                     details={"original_exception": repr(exc)})
-            duration = time.monotonic_ns() - t0
-            self.active_runs.pop(run.id, None)
-            self._record(aid, error)
-            if error is None:
-                self._telemetry("stop", {"duration": duration}, meta)
-                for e in held:  # an adapter that reported failure but returned (shell exit codes)
-                    await forward(e)
-                if sticky_id is not None:
-                    self.state.sticky_sessions[sticky_id] = {"adapter_id": aid,
-                                                             "expires_at_ms": self.clock() + self.sticky_ttl_ms}
-                if not isinstance(result, AdapterResult):
-                    result = AdapterResult(**result) if isinstance(result, Mapping) else AdapterResult()
-                return AdapterResult(output=dict(result.output), token_usage={**empty_usage(), **result.token_usage},
-                                 events=list(forwarded), routing=dict(route), policy=result.policy)
+            opts.update(compile_for_adapter(policy_hints, adapter))
+        error: AsmError | None = None
+        result: Any = None
+        try:
+            result = await adapter.execute(run, session, event_callback=callback, timeout=timeout, **opts)
+        except AsmError as err:
+            error = err
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # task cancellation: unbind and propagate
+                self.active_runs.pop(run.id, None)
+                raise
+            error = _as_asm_error(exc)
+        duration = time.monotonic_ns() - t0
+        self.active_runs.pop(run.id, None)
+        self._record(aid, error)
+        if error is None:
+            self._telemetry("stop", {"duration": duration}, meta)
+        else:
             self._telemetry("exception", {"duration": duration}, {**meta, "error_code": str(error.code)})
-            if is_retryable(error.code) and k < limit:
-                nxt = candidates[k]["id"]
-                data = {"error_code": str(error.code), "error_message": error.message, "recoverable": True,
-                        "failover_to": nxt, **route}
-                if error.provider_error is not None:
-                    data["provider_error"] = error.provider_error
-                await forward({"type": "error_occurred", "timestamp": utc_now(), "session_id": session.id,
-                               "run_id": run.id, "data": data, "provider": getattr(adapter, "name", aid)})
-                failover = {"from": aid, "reason": str(error.code)}
-                continue
-            for e in held:
-                await forward(e)
-            raise error
-        raise AsmError("provider_unavailable", "No more providers available for failover")
+        return result, error
+
+
+class _RoutedStream:
+    """The events one routed run passes on to the caller: each attempt's events carry its route;
+    the input is recorded once; an attempt's ``run_failed`` is held back (passed on only if no
+    other attempt follows, so the run keeps exactly one terminal event)."""
+
+    def __init__(self, event_callback: Callable | None, *, own_inputs: bool) -> None:
+        self.event_callback = event_callback
+        self.own_inputs = own_inputs
+        self.forwarded: list[dict] = []
+        self.inputs_sent = False
+
+    async def forward(self, ev: dict) -> None:
+        self.forwarded.append(ev)
+        if self.event_callback is not None:
+            res = self.event_callback(ev)
+            if inspect.isawaitable(res):
+                await res
+
+    async def forward_all(self, events: list[dict]) -> None:
+        for e in events:
+            await self.forward(e)
+
+    def callback(self, route: dict, held: list[dict]) -> Callable:
+        """The event callback given to one attempt's adapter."""
+
+        async def callback(ev: Mapping[str, Any]) -> None:
+            e = dict(ev)
+            e["data"] = {**dict(e.get("data") or {}), **route}
+            etype = getattr(e.get("type"), "value", e.get("type"))
+            if etype == "message_sent":
+                if not self.own_inputs or (self.inputs_sent and route["routing_attempt"] > 1):
+                    return  # the run's input is recorded once
+                self.inputs_sent = True
+            if etype == "run_failed":
+                held.append(e)  # passed on only if no other attempt follows
+                return
+            await self.forward(e)
+
+        return callback
+
+    def result(self, result: Any, route: Mapping[str, Any]) -> AdapterResult:
+        """The router's result: the serving adapter's output and usage, every forwarded event."""
+        if not isinstance(result, AdapterResult):
+            result = AdapterResult(**result) if isinstance(result, Mapping) else AdapterResult()
+        return AdapterResult(output=dict(result.output), token_usage={**empty_usage(), **result.token_usage},
+                             events=list(self.forwarded), routing=dict(route), policy=result.policy)
+
+
+def _required_capabilities(ropts: Mapping[str, Any]) -> list:
+    reqs = ropts.get("required_capabilities") or []
+    if not isinstance(reqs, list):
+        reqs = list(reqs) if isinstance(reqs, tuple) else [reqs]
+    return reqs
+
+
+def _move_first(candidates: list[dict], aid: str | None) -> None:
+    """Put the sticky session's adapter first, when it is a candidate."""
+    if aid is None:
+        return
+    for i, c in enumerate(candidates):
+        if c["id"] == aid:
+            candidates.insert(0, candidates.pop(i))
+            break
+
+
+def _as_asm_error(exc: Exception) -> AsmError:
+    """An adapter's non-``AsmError`` exception as an ``AsmError`` (its own code/message if it has them)."""
+    code, message = getattr(exc, "code", None), getattr(exc, "message", None)
+    if isinstance(code, str) and isinstance(message, str):
+        try:
+            return AsmError(code, message)
+        except Exception:
+            pass
+    return AsmError("provider_error", str(exc) or repr(exc), details={"original_exception": repr(exc)})
+
+
+def _failover_event(run: Any, session: Any, adapter: Any, aid: str, error: AsmError, route: Mapping[str, Any], *,
+                    to: str) -> dict:
+    """The recoverable ``error_occurred`` event that replaces a failed attempt followed by another."""
+    data = {"error_code": str(error.code), "error_message": error.message, "recoverable": True,
+            "failover_to": to, **route}
+    if error.provider_error is not None:
+        data["provider_error"] = error.provider_error
+    return {"type": "error_occurred", "timestamp": utc_now(), "session_id": session.id,
+            "run_id": run.id, "data": data, "provider": getattr(adapter, "name", aid)}

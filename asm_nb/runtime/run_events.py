@@ -1,0 +1,296 @@
+"""One executing run's state (``_RunTracker``, in flight in ``_INFLIGHT``) and the manager
+callback the adapter streams into: each event goes through persistence, policy observation
+(``_apply_policy``, ``_policy_watchdog``), the user callback and telemetry; tool calls left open
+are closed before the terminal event (``_close_open_tools``)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from ..core.errors import AsmError
+from ..core.events import resolve_type
+from ..core.run import Run
+from ..core.serialization import utc_now
+from ..core.session import Session
+from ..core.usage import TokenUsage
+from .manager_io import _internal_event, _persist, _telemetry
+
+log = logging.getLogger("asm_nb.runtime.manager")
+
+TERMINAL_TYPES = frozenset({"run_completed", "run_failed", "run_cancelled", "run_timeout"})
+
+
+_INFLIGHT: dict[str, "_RunTracker"] = {}
+
+
+@dataclass
+class _RunTracker:
+    """Per-execute state owned by ``aexecute_run`` (the manager callback writes into it)."""
+
+    run: Run
+    session: Session
+    adapter: Any
+    events: list = field(default_factory=list)
+    persistence_failures: int = 0
+    terminal_seen: str | None = None
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    provider_meta: dict = field(default_factory=dict)
+    reported_cost: float | None = None
+    policy_runtime: Any = None
+    cancel_requested: bool = False
+    policy_stopped: bool = False  # a policy stopped the run: later adapter events are dropped
+    task: asyncio.Task | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    user_callback: Callable | None = None
+    open_tools: dict = field(default_factory=dict)  # tool_call_id -> (tool_name, tool_input)
+    streamed_text: list = field(default_factory=list)  # text deltas, for the partial output of a stopped run
+    received_text: list = field(default_factory=list)  # message_received contents (adapters that do not stream)
+    model_usage: dict = field(default_factory=dict)  # model -> usage, when the provider reports it per model
+
+    def observe(self, etype: str, data: Mapping[str, Any]) -> None:
+        """Keep what finalization needs from one event: open tool calls and the text so far."""
+        if etype == "tool_call_started":
+            self.open_tools[data.get("tool_call_id")] = (data.get("tool_name"), data.get("tool_input"))
+        elif etype in ("tool_call_completed", "tool_call_failed"):
+            self.open_tools.pop(data.get("tool_call_id"), None)
+        elif etype == "message_streamed" and data.get("kind") in (None, "text"):
+            if isinstance(data.get("delta"), str):
+                self.streamed_text.append(data["delta"])
+        elif etype == "message_received" and isinstance(data.get("content"), str):
+            self.received_text.append(data["content"])
+
+    def partial_text(self) -> str:
+        """The answer text a stopped run had produced so far."""
+        if self.streamed_text:
+            return "".join(self.streamed_text)
+        return "\n\n".join(t for t in self.received_text if t)
+
+    def add_model_usage(self, per_model: Mapping[str, Any]) -> None:
+        """Per-model usage a provider reported (Claude Code ``modelUsage``), summed per model."""
+        for model, u in per_model.items():
+            if not isinstance(u, Mapping):
+                continue
+            row = self.model_usage.setdefault(str(model), {})
+            for k, v in u.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    row[k] = row.get(k, 0) + v
+
+    def add_usage(self, data: Mapping[str, Any]) -> None:
+        self.usage = self.usage + TokenUsage.of(data)
+
+    def capture_meta(self, data: Mapping[str, Any]) -> None:
+        psid = data.get("provider_session_id") or data.get("session_id") or data.get("thread_id")
+        for key, val in (("provider_session_id", psid), ("model", data.get("model")), ("tools", data.get("tools"))):
+            if val is not None:
+                self.provider_meta[key] = val
+        self.capture_model(data)
+
+    def capture_route(self, data: Mapping[str, Any]) -> None:
+        """A router's run is priced as the provider that served it."""
+        if isinstance(data.get("routed_provider"), str):
+            self.provider_meta["routed_provider"] = data["routed_provider"]
+
+    def capture_model(self, data: Mapping[str, Any]) -> None:
+        """The model a run used and where that is known from (``model_source``); a later, surer
+        statement (the terminal event's, from a session file) replaces an earlier one."""
+        if isinstance(data.get("model"), str) and data["model"]:
+            self.provider_meta["model"] = data["model"]
+            self.provider_meta["model_source"] = data.get("model_source") or "adapter"
+
+
+async def _record(store: Any, tracker: _RunTracker, type_: str, data: Mapping[str, Any]) -> None:
+    """Persist an event the manager adds to a run and show it to the user callback (live views)."""
+    try:
+        stored = await _internal_event(store, tracker.session, type_, data, run_id=tracker.run.id,
+                                       provider=tracker.adapter.name)
+    except AsmError as err:
+        tracker.persistence_failures += 1
+        log.warning("Event persistence failed for run %s: [%s] %s", tracker.run.id, err.code, err.message)
+        stored = None
+    shown = {"type": type_, "data": dict(data), "session_id": tracker.session.id, "run_id": tracker.run.id,
+             "provider": tracker.adapter.name, "timestamp": utc_now(),
+             "sequence_number": getattr(stored, "sequence_number", None)}
+    if stored is not None:
+        shown["id"] = getattr(stored, "id", None)
+    tracker.events.append(shown)
+    tracker.observe(type_, data)
+    if tracker.user_callback is not None:
+        try:
+            res = tracker.user_callback(shown)
+            if inspect.isawaitable(res):
+                await res
+        except Exception:
+            log.exception("event_callback raised for run %s (ignored)", tracker.run.id)
+
+
+#: why a tool call was left without a result, by the run's terminal event
+_UNFINISHED_REASON = {"run_completed": "unfinished", "run_cancelled": "cancelled", "run_failed": "unfinished",
+                      "run_timeout": "unfinished"}
+
+
+async def _close_open_tools(store: Any, tracker: _RunTracker, terminal: str, why: str | None = None,
+                            error: AsmError | None = None) -> None:
+    """Close the tool calls that never got a result before the run's terminal event: each gets a
+    ``tool_call_failed`` with ``status: "unfinished"`` (no tool call stays running in an ended run).
+    The call a tool policy stopped the run for is ``failed`` with reason ``policy_denied``."""
+    details = error.details if error is not None and isinstance(error.details, Mapping) else {}
+    for tcid, (name, tinput) in list(tracker.open_tools.items()):
+        if error is not None and error.code == "policy_violation" and details.get("limit") == "tool_rules" \
+                and details.get("tool_name") == name:
+            await _record(store, tracker, "tool_call_failed", {
+                "tool_call_id": tcid, "tool_name": name, "tool_input": tinput if tinput is not None else {},
+                "tool_output": None, "is_error": True, "reason": "policy_denied", "error_message": why})
+            tracker.open_tools.pop(tcid, None)
+            continue
+        ended = {"run_completed": "completed", "run_cancelled": "was cancelled", "run_failed": "failed",
+                 "run_timeout": "timed out"}.get(terminal, "ended")
+        message = f"no result: the run {ended} before {name or 'the tool'} returned" + (f" ({why})" if why else "")
+        await _record(store, tracker, "tool_call_failed", {
+            "tool_call_id": tcid, "tool_name": name, "tool_input": tinput if tinput is not None else {},
+            "tool_output": None, "is_error": True, "status": "unfinished",
+            "reason": _UNFINISHED_REASON.get(terminal, "unfinished"), "error_message": message})
+        tracker.open_tools.pop(tcid, None)
+
+
+def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | None) -> Callable:
+    session, run, adapter = tracker.session, tracker.run, tracker.adapter
+    correlation_id = session.metadata.get("correlation_id")
+
+    async def callback(event: Mapping[str, Any]) -> None:
+        if tracker.policy_stopped and _type_name(event.get("type")) != "token_usage_updated":
+            # after a policy stopped the run nothing more is recorded (not even the adapter's
+            # terminal event: finalization persists the single run_failed with the violation),
+            # except usage: a request cut by the stop was still billed (e.g. its message_start)
+            log.debug("dropping %s of run %s after the policy stopped it", event.get("type"), run.id)
+            return
+        ev = dict(event)
+        etype = resolve_type(ev.get("type")).value
+        ev["type"] = etype
+        raw = ev.get("data")
+        data: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+        if etype in TERMINAL_TYPES:
+            if tracker.open_tools:
+                why = data.get("error_message") if etype == "run_failed" else None
+                await _close_open_tools(store, tracker, etype, why if isinstance(why, str) else None)
+            tracker.terminal_seen = etype
+            tracker.capture_model(data)
+        elif etype == "token_usage_updated":
+            tracker.add_usage(data)
+            model_usage = data.get("model_usage")
+            if isinstance(model_usage, Mapping):
+                tracker.add_model_usage(model_usage)
+        elif etype == "run_started":
+            tracker.capture_meta(data)
+        reported = data.get("total_cost_usd")
+        if etype == "run_completed" and isinstance(reported, (int, float)) and not isinstance(reported, bool) \
+                and reported > 0:
+            if tracker.reported_cost is None:
+                tracker.reported_cost = float(reported)
+        try:
+            stored = await _persist(store, ev, session_id=session.id, run_id=run.id, provider=adapter.name,
+                                    correlation_id=correlation_id)
+            ev["sequence_number"] = stored.sequence_number
+            ev["id"] = stored.id
+        except AsmError as err:
+            tracker.persistence_failures += 1
+            log.warning("Event persistence failed for run %s in session %s: [%s] %s", run.id, session.id,
+                        err.code, err.message)
+        except Exception as exc:
+            tracker.persistence_failures += 1
+            log.warning("Event persistence failed because the SessionStore became unavailable: %r", exc)
+        tracker.events.append(ev)
+        tracker.observe(etype, data)
+        tracker.capture_route(data)
+        if tracker.policy_runtime is not None and etype not in TERMINAL_TYPES and not tracker.policy_stopped:
+            await _apply_policy(store, tracker, ev, user_callback)
+        if user_callback is not None:
+            try:
+                res = user_callback(ev)
+                if inspect.isawaitable(res):
+                    await res
+            except Exception:
+                log.exception("event_callback raised for run %s (ignored)", run.id)
+        _telemetry("emit_adapter_event", ev, tracker.run, tracker.session)
+
+    return callback
+
+
+def _type_name(t: Any) -> Any:
+    """An event's type as its string value (``EventType`` members and strings alike)."""
+    return getattr(t, "value", t)
+
+
+_POLICY_STOP_GRACE_S = 5.0
+
+
+async def _apply_policy(store: Any, tracker: _RunTracker, ev: Mapping[str, Any],
+                        user_callback: Callable | None = None) -> None:
+    """Policy observation (docs/runtime.md, the session manager, step 6); the runtime object decides.
+    Policy events are persisted and shown to the user callback too (live views)."""
+    rt = tracker.policy_runtime
+    outcome = rt.observe(ev)
+    cancel = bool(outcome.get("cancel"))
+    if cancel:
+        tracker.policy_stopped = True  # before any await: events arriving meanwhile are dropped
+
+    async def record(type_: str, data: Mapping[str, Any]) -> None:
+        try:
+            stored = await _internal_event(store, tracker.session, type_, data, run_id=tracker.run.id,
+                                           provider=tracker.adapter.name)
+        except AsmError as err:
+            tracker.persistence_failures += 1
+            log.warning("Event persistence failed for run %s: [%s] %s", tracker.run.id, err.code, err.message)
+            stored = None
+        if user_callback is not None:
+            shown = {"type": type_, "data": dict(data), "session_id": tracker.session.id, "run_id": tracker.run.id,
+                     "provider": tracker.adapter.name, "timestamp": utc_now(),
+                     "sequence_number": getattr(stored, "sequence_number", None)}
+            try:
+                res = user_callback(shown)
+                if inspect.isawaitable(res):
+                    await res
+            except Exception:
+                log.exception("event_callback raised for run %s (ignored)", tracker.run.id)
+
+    for violation in outcome.get("violations", ()):
+        await record("policy_violation", violation)
+    approval = outcome.get("approval")
+    if approval:
+        await record("tool_approval_requested", approval)
+        ask = getattr(rt, "await_approval", None)
+        decision = await ask(approval) if ask is not None else None
+        if decision is not None:
+            await record("tool_approval_granted" if decision == "approve" else "tool_approval_denied",
+                         {**approval, "decision": decision})
+            if decision != "approve":
+                tracker.policy_stopped = cancel = True
+    if cancel and not tracker.cancel_requested:
+        tracker.cancel_requested = True
+        try:
+            await tracker.adapter.cancel(tracker.run.id)
+        except AsmError as err:
+            log.debug("policy cancel of %s: %s", tracker.run.id, err)
+
+        def force_stop() -> None:  # an adapter that ignores cancel: stop its task outright
+            if not tracker.done.is_set() and tracker.task is not None and not tracker.task.done():
+                tracker.task.cancel()
+
+        asyncio.get_running_loop().call_later(_POLICY_STOP_GRACE_S, force_stop)
+
+
+async def _policy_watchdog(store: Any, tracker: _RunTracker, user_callback: Callable | None) -> None:
+    """Check the policy when its duration limit comes due, even if the provider is silent."""
+    rt = tracker.policy_runtime
+    while not tracker.policy_stopped and not tracker.done.is_set():
+        delay = rt.deadline_s()
+        if delay is None:
+            return
+        await asyncio.sleep(max(delay, 0.001))
+        if tracker.done.is_set() or tracker.policy_stopped:
+            return
+        await _apply_policy(store, tracker, {"type": "policy_timer", "data": {}, "run_id": tracker.run.id},
+                            user_callback)
