@@ -545,19 +545,45 @@ class _Compiled:
         return s, count
 
 
+# Characters from common to rare in prompts, prose and code (an unknown character counts as
+# rarest). Only speed depends on this order, never a result.
+_CHAR_RANK = {c: i for i, c in enumerate(" etaoinsrhldcum.fpgwyb/_-vk01:=23456789xjqz~+")}
+
+
+def _rarest_char(kw: str, known: tuple[str, ...]) -> str:
+    """The character of ``kw`` least likely to occur in text (not one of ``known``, which the
+    group guard already found)."""
+    chars = [c for c in kw if c not in known] or list(kw)
+    return max(chars, key=lambda c: _CHAR_RANK.get(c, len(_CHAR_RANK)))
+
+
 def _unrolled_candidates(groups: tuple, always: int) -> Any:
     """``_candidates_loop`` as straight-line code (one ``in`` test per line, no loop or tuple
     unpacking: about twice as fast on the every-string path). Literals are embedded with
-    ``repr``; the masks are ints."""
+    ``repr``; the masks are ints.
+
+    Within a group, triggers are nested under their rarest character, and each is searched only
+    after its next two rarest characters are found: a trigger occurs only if each of its
+    characters does, and a one-character ``in`` is a ``memchr`` (~0.04 µs on 1 KB) where a
+    failing multi-character search costs 0.5-1.5 µs, so ordinary text skips most triggers for
+    the price of a few character checks (the result is the loop's, tested)."""
     lines = ["def candidates(low):", f"    bits = {always!r}"]
     for guard, triggers in groups:
         indent = "    "
         if guard:
             lines.append("    if " + " or ".join(f"{g!r} in low" for g in guard) + ":")
             indent = "        "
+        by_char: dict[str, list[tuple[str, int]]] = {}
         for kw, mask in triggers:
-            lines.append(f"{indent}if {kw!r} in low:")
-            lines.append(f"{indent}    bits |= {mask!r}")
+            by_char.setdefault(_rarest_char(kw, guard), []).append((kw, mask))
+        for ch, items in by_char.items():
+            lines.append(f"{indent}if {ch!r} in low:")
+            for kw, mask in items:
+                others = sorted({c for c in kw if c != ch and c not in guard},
+                                key=lambda c: -_CHAR_RANK.get(c, len(_CHAR_RANK)))[:2]
+                cond = " and ".join([f"{c!r} in low" for c in others] + [f"{kw!r} in low"])
+                lines.append(f"{indent}    if {cond}:")
+                lines.append(f"{indent}        bits |= {mask!r}")
         if guard and not triggers:  # pragma: no cover - groups always hold triggers
             lines.append(f"{indent}pass")
     lines.append("    return bits")

@@ -118,3 +118,49 @@ def test_every_format_scans_as_every_pattern_in_order(text):
 def test_ascii_lower_only_folds_ascii():
     assert redaction._ascii_lower("AbC \u212a \u0130 É") == "abc \u212a \u0130 É"
     assert redaction._ascii_lower("X\ud800Y") == "x\ud800y"
+
+
+# -- the candidate check: triggers nested under their rarest characters ---------------------------
+
+
+def _reference_bits(low: str) -> tuple[int, int]:
+    """From the gates themselves, no grouping: (rules whose trigger and ``any_of`` gate pass,
+    rules whose trigger passes). The fast check must return a superset of the first (else a
+    pattern that could match is never run) within the second."""
+    strict = loose = 0
+    for i, (_, pat) in enumerate(default_patterns()):
+        triggers, _all_of, any_of = redaction._GATES[(pat.pattern, pat.flags)]
+        if not triggers or any(t in low for t in triggers):
+            loose |= 1 << i
+            if not any_of or any(k in low for k in any_of):
+                strict |= 1 << i
+    return strict, loose
+
+
+def _check_candidates(text: str) -> None:
+    low = redaction._ascii_lower(text)
+    bits = redaction._compiled(RedactionConfig(True))._candidates(low)
+    strict, loose = _reference_bits(low)
+    assert bits & strict == strict and bits & ~loose == 0, text
+
+
+@pytest.mark.parametrize("text", _all_texts())
+def test_candidates_cover_every_secret_format(text):
+    for variant in (text, text.upper(), f"see: {text}\n", text[: len(text) // 2]):
+        _check_candidates(variant)
+
+
+_TRIGGERS = sorted({t for g in redaction._GATES.values() for part in g for t in part})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.lists(st.sampled_from(_TRIGGERS) | st.sampled_from(list("akqzx3~.-_:= ")) | st.text(max_size=5),
+                     max_size=8).map("".join))
+def test_candidates_equal_the_gates_on_generated_text(text):
+    _check_candidates(text)
+
+
+def test_every_trigger_alone_sets_its_rules():
+    for t in _TRIGGERS:
+        _check_candidates(t)
+        _check_candidates("x" * 300 + t + "y" * 300)
