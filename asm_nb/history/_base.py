@@ -580,8 +580,13 @@ def _write(store: Any, b: SessionBuilder, prev: Session | None, end: int, st: os
     if prev is None:
         store.save_session(session)
     events = b.events
+    # the builder's events are fresh and held by nobody else: numbered in place instead of copied
+    # (as the event pipeline does); a store without the hook gets the public method
+    from ..persistence.pipeline import _unshared_appender
+
+    append = _unshared_appender(store, "_append_events_unshared", "append_events") or store.append_events
     for i in range(0, len(events), 5000):
-        store.append_events(events[i:i + 5000])
+        append(events[i:i + 5000])
     saver = getattr(store, "save_runs", None)
     if callable(saver):
         saver(runs)

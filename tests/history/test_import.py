@@ -260,3 +260,41 @@ def test_secrets_in_logs_are_redacted(tmp_path):
     raw = b"".join(p.read_bytes() for p in (tmp_path / "store").rglob("*") if p.is_file())
     assert key.encode() not in raw
     st.close()
+
+
+def test_events_numbered_in_place_on_disk_and_through_an_override(tmp_path):
+    """The import appends its fresh events through the store's unshared (number-in-place) path:
+    on disk, after an incremental append and a reopen, every session's events are numbered 1..n
+    once each; a store subclass that overrides ``append_events`` is still called through it."""
+    from asm_nb.stores.local import LocalStore
+
+    root = tmp_path / "projects" / "-home-ada-proj-alpha"
+    root.mkdir(parents=True)
+    src = CC / "projects" / "-home-ada-proj-alpha" / "0b6f0c1e-5a3c-4d47-9d3e-1f2a3b4c5d01.jsonl"
+    lines = src.read_text().splitlines(keepends=True)
+    f = root / src.name
+    f.write_text("".join(lines[:5]))
+    st = open_store(tmp_path / "store")
+    first = _import("claude-code", st, tmp_path)
+    f.write_text("".join(lines))
+    second = _import("claude-code", st, tmp_path)
+    st.close()
+    st = open_store(tmp_path / "store")
+    evs = st.get_events(S1)
+    assert len(evs) == first.events + second.events
+    assert [e.sequence_number for e in evs] == list(range(1, len(evs) + 1))
+    assert len({e.id for e in evs}) == len(evs)
+    st.close()
+
+    seen = []
+
+    class Counting(LocalStore):
+        def append_events(self, events):
+            seen.append(len(events))
+            return super().append_events(events)
+
+    st2 = Counting(tmp_path / "store2")
+    rep = _import("claude-code", st2, tmp_path)
+    assert sum(seen) == rep.events > 0
+    assert [e.sequence_number for e in st2.get_events(S1)] == list(range(1, rep.events + 1))
+    st2.close()
