@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = ["TokenUsage", "TOKEN_KEYS", "INPUT_TOKENS", "OUTPUT_TOKENS", "CACHE_READ_TOKENS",
            "CACHE_CREATION_TOKENS", "REASONING_OUTPUT_TOKENS", "TOTAL_TOKENS", "token_count", "empty_usage"]

@@ -34,7 +34,8 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..core.errors import AsmError
 from ..core.usage import TokenUsage
