@@ -17,8 +17,11 @@ delta). A pattern runs only on text that passes its gate; after a replacement th
 re-evaluated on the new text, so counts and results are exactly those of running every pattern
 in order. (The spec suggests one combined alternation as the prefilter; with 22 alternatives
 and case-insensitive branches Python's ``re`` needs ~13 µs for 80 characters, the literal
-gates ~0.6 µs.) Custom patterns are never gated. Compiled configurations are cached, keyed on
-their values.
+gates ~0.6 µs.) Each trigger is searched only after its rarest characters are found (one-character
+``in`` is a ``memchr``); text is lower-cased ASCII-only for the gates (the gated patterns are
+``re.ASCII``); the two rules without a narrowing literal (the bare AWS secret key, the Discord
+token) first pass a character-run precheck that every match needs (``_PRECHECKS``). Custom
+patterns are never gated. Compiled configurations are cached, keyed on their values.
 
 Imports ``core``, ``config`` and ``telemetry``.
 """
