@@ -79,6 +79,23 @@ class ImportReport:
 
 def parse_ts(value: Any) -> datetime | None:
     """A log timestamp (ISO-8601, ``Z`` or offset; naive = UTC) as an aware UTC datetime, or None."""
+    if type(value) is str:
+        hit = _ts_cache.get(value)
+        if hit is not None:
+            return hit
+        dt = _parse_ts(value)
+        if dt is not None:
+            if len(_ts_cache) >= 4096:  # consecutive records often share a timestamp
+                _ts_cache.clear()
+            _ts_cache[value] = dt
+        return dt
+    return _parse_ts(value)
+
+
+_ts_cache: dict[str, datetime] = {}
+
+
+def _parse_ts(value: Any) -> datetime | None:
     if not isinstance(value, str) or len(value) < 10:
         return None
     s = value[:-1] + "+00:00" if value[-1] in "Zz" else value
@@ -116,8 +133,10 @@ class _Pricer:
     """Per-message USD from the active pricing table, one lookup per (provider, model)."""
 
     def __init__(self) -> None:
+        from ..cost.calculator import tokens_cost
         from ..cost.pricing import active_pricing
 
+        self._tokens_cost = tokens_cost
         self.info = active_pricing()
         self._cache: dict[tuple[str, str | None], tuple[str | None, Any]] = {}
 
@@ -133,9 +152,7 @@ class _Pricer:
         key_found, rates = hit
         if key_found is None or rates is None:
             return None, None
-        from ..cost.calculator import tokens_cost
-
-        return tokens_cost(usage, rates), key_found
+        return self._tokens_cost(usage, rates), key_found
 
 
 def _new_run_state(run_id: str, started: datetime | None, prompt: str | None, line: int) -> dict:
@@ -180,6 +197,7 @@ class SessionBuilder:
         self._redaction = RedactionConfig.from_config()
         self._redact = redact_payload if self._redaction.enabled else None
         self._emit_redacted = emit_redacted
+        self._clean: set[tuple] = set()  # fixed payloads the redactor leaves unchanged
         self._md = {"imported_from": self.source}
         self.ts: datetime | None = None  # timestamp of the line being handled
         self.skipping = False  # the current line is before ``since``
@@ -213,14 +231,19 @@ class SessionBuilder:
         self.report.warn(f"{self.job.path}:{self.line_no}: {reason}")
 
     # -- events -------------------------------------------------------------------------------------
-    def _emit(self, etype: str, data: dict, run_id: str | None) -> dict:
-        """Append one event; returns its (redacted) data."""
+    def _emit(self, etype: str, data: dict, run_id: str | None, const: bool = False) -> dict:
+        """Append one event; returns its (redacted) data. ``const``: ``data`` is one of a few
+        fixed payloads (``{"status": "completed"}``): it is redacted once per builder."""
         et = _TYPES[etype]
         md = self._md
         if self._redact is not None:
-            data, md, n, fields = self._redact(et, data, md, self._redaction)
-            if n:
-                self._emit_redacted(self.sid, run_id, et, n, fields)
+            key = (et, *data.items()) if const else None
+            if key is None or key not in self._clean:
+                data, md, n, fields = self._redact(et, data, md, self._redaction)
+                if n:
+                    self._emit_redacted(self.sid, run_id, et, n, fields)
+                elif key is not None:
+                    self._clean.add(key)  # the redactor leaves it as it is
         self.events.append(Event(new_id("evt_"), et, self.ts or _now(), self.sid, run_id, data, dict(md),
                                  None, 1, self.provider, None))
         return data
@@ -241,7 +264,7 @@ class SessionBuilder:
         rid = f"run_{self.job.id_prefix}{self.job.key}_{self.run_count:05d}"
         self.run = _new_run_state(rid, self.ts, prompt, self.line_no)
         self.touched[rid] = self.run
-        self._emit("run_started", {"imported_from": self.source}, rid)
+        self._emit("run_started", {"imported_from": self.source}, rid, const=True)
         if prompt is not None:
             sent = self._emit("message_sent", {"role": "user", "content": prompt}, rid)
             self.run["prompt"] = sent.get("content")  # the redacted text: runs keep what events keep
@@ -257,7 +280,7 @@ class SessionBuilder:
         if run.get("error"):
             data["error_message"] = run["error"]
         ts, self.ts = self.ts, _ended(run) or self.ts
-        self._emit(etype, data, run["id"])
+        self._emit(etype, data, run["id"], const=len(data) == 1)
         self.ts = ts
         run["closed"] = True
         self.run = None
@@ -531,14 +554,16 @@ def run_import(source: str, jobs: Iterable[FileJob], handler: LineHandler, *, st
             b = SessionBuilder(job, pstate.get("builder") if isinstance(pstate, Mapping) else None, seen, pricer,
                                report, since)
             report.files_read += 1
-            end = offset
+            end = shown = offset
+            lines_before = b.line_no
             with open(job.path, "rb") as f:
                 for pos, raw in _lines(f, offset):
                     end = pos
                     b.line_no += 1
-                    report.lines_read += 1
-                    bar.update(len(raw) + 1)
-                    if not raw.strip():
+                    if pos - shown >= 1 << 16:  # the bar moves per 64 KiB read, not per line
+                        bar.update(pos - shown)
+                        shown = pos
+                    if not raw or raw.isspace():  # (``strip`` would copy every line)
                         continue
                     try:
                         obj = loads(raw)
@@ -554,6 +579,8 @@ def run_import(source: str, jobs: Iterable[FileJob], handler: LineHandler, *, st
                         handler(obj, b)
                     except (KeyError, TypeError, ValueError, AttributeError) as exc:
                         b.warn(f"line skipped: {type(exc).__name__}: {exc}")
+            report.lines_read += b.line_no - lines_before
+            bar.update(end - shown)
             if finish is not None:
                 finish(b)
             _write(store, b, prev, end, st, report)
