@@ -90,7 +90,7 @@ def main() -> None:
         size_mb = sum(f.stat().st_size for f in files) / 1e6
 
         # warm both paths' imports outside the timings (module import is not the rate)
-        import asm_nb.history._base  # noqa: F401
+        import asm_nb.history._driver  # noqa: F401
         import asm_nb.persistence.redaction  # noqa: F401
         import asm_nb.stores.local  # noqa: F401
 
