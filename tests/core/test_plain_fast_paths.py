@@ -17,7 +17,7 @@ class S(str, enum.Enum):
     A = "a"
 
 
-class I(enum.IntEnum):
+class Num(enum.IntEnum):
     ONE = 1
 
 
@@ -30,12 +30,12 @@ def test_token_usage_truth_is_any_field():
 def test_token_count_plain_ints_and_the_rest():
     assert [token_count(v) for v in (5, 0, -3, True, False, 2.9, -1.0, float("nan"), "7", None)] == \
         [5, 0, 0, 0, 0, 2, 0, 0, 0, 0]
-    assert token_count(I.ONE) == 1  # an int subclass takes the general path, same answer
+    assert token_count(Num.ONE) == 1  # an int subclass takes the general path, same answer
 
 
 def test_to_jsonable_plain_trees_and_enum_members():
     ts = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
-    value = {"s": S.A, S.A: [I.ONE, True, 1.5, None, ("t", S.A)], 3: {"d": ts},
+    value = {"s": S.A, S.A: [Num.ONE, True, 1.5, None, ("t", S.A)], 3: {"d": ts},
              "o": OrderedDict(x=S.A), "n": [[{"k": "v"}]]}
     out = to_jsonable(value)
     assert out == {"s": "a", "a": [1, True, 1.5, None, ["t", "a"]], "3": {"d": "2025-01-02T03:04:05.000000Z"},
