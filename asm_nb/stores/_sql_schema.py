@@ -6,7 +6,7 @@ table ``asm_schema_migrations (version, name, applied_at)``; opening a store app
 ones (PostgreSQL: under an advisory lock; SQLite: inside ``BEGIN IMMEDIATE``) and refuses a
 database that records a version this code does not know (``migration_required``).
 
-Imported only by ``stores/sql.py`` (SQLAlchemy is loaded here, never by ``import asm_nb``).
+Imported only by the SqlStore modules (``stores/sql.py`` and its ``_sql_*`` parts; SQLAlchemy is loaded here, never by ``import asm_nb``).
 """
 
 from __future__ import annotations

@@ -26,7 +26,9 @@ gap-free across processes. In-process readers see buffered events at once.
 The schema is versioned (``_sql_schema.MIGRATIONS``, recorded in ``asm_schema_migrations``) and
 migrated on open; a database newer than this code → ``migration_required``. ``store.query``
 and ``store.maintenance`` answer the QueryAPI and Maintenance protocols with SQL
-(``_sql_query.py``). ``inline_safe = False``: the async runtime calls it from worker threads.
+(``_sql_query.py``). Connections, migrations and the LISTEN loop are in ``_sql_conn.py``, row
+conversions in ``_sql_rows.py``, the write-behind bursts in ``_sql_writes.py`` (``SqlWriteBehind``,
+this class's base). ``inline_safe = False``: the async runtime calls it from worker threads.
 """
 
 from __future__ import annotations
@@ -37,199 +39,36 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
-from sqlalchemy import event as sa_event
-from sqlalchemy.exc import IntegrityError, OperationalError
 
-from .. import config
 from ..core.errors import AsmError
-from ..core.events import Event, EventType
+from ..core.events import Event
 from ..core.run import Run, RunStatus
 from ..core.serialization import format_datetime
 from ..core.session import Session, SessionStatus
-from . import _codec
 from . import _sql_schema as S
 from ._tolerant import parse_rows
-from ._base import (EventQuery, StoreBase, check_event, check_limit, check_offset, check_run, check_session, check_session_id,
-                    check_status, interrupted_runs, merge_session, parse_payload, start_flusher, track_open_stores,
-                    with_owner, with_sequence)
+from ._base import (EventQuery, check_event, check_limit, check_offset, check_run, check_session, check_session_id,
+                    check_status, interrupted_runs, merge_session, parse_payload, track_open_stores, with_owner,
+                    with_sequence)
+# the connections, rows and write-behind layer live in _sql_conn/_sql_rows/_sql_writes; the
+# names other modules and tests import from here are re-exported
+from ._sql_conn import NOTIFY_CHANNEL, _listen_loop, _make_engine, downgrade, migrate, normalize_url
+from ._sql_rows import _UTC, _upsert, event_from_row, run_from_row, run_values, session_from_row, session_values
+from ._sql_writes import _Burst, _Known, SqlWriteBehind
 
 __all__ = ["SqlStore", "migrate", "downgrade", "normalize_url", "NOTIFY_CHANNEL"]
 
 log = logging.getLogger(__name__)
 
-NOTIFY_CHANNEL = "asm_events"
 DEFAULT_FLUSH_INTERVAL_MS = 50
 DEFAULT_MAX_BUFFER_EVENTS = 5_000
-_KNOWN_SESSIONS = 256  # id caches kept per process (LRU)
-_BY_VALUE = {t.value: t for t in EventType}
-_UTC = timezone.utc
-_EVENT_COLS = ("id", "type", "timestamp", "session_id", "run_id", "sequence_number", "data", "metadata",
-               "schema_version", "provider", "correlation_id")
 
 
-def normalize_url(url: str) -> str:
-    """``postgresql://`` / ``postgres://`` → ``postgresql+psycopg://`` (psycopg 3); others unchanged."""
-    if not isinstance(url, str) or not url.strip():
-        raise AsmError("validation_error", f"SqlStore needs a URL, got: {url!r}")
-    url = url.strip()
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
-    if url.startswith("postgres+"):
-        return "postgresql+" + url[len("postgres+"):]
-    return url
-
-
-def _json_text(value: Any) -> str:
-    return _codec.dumps(value).decode("utf-8")
-
-
-def _ts_text(dt: datetime) -> str:
-    if dt.tzinfo is _UTC:
-        return dt.isoformat(timespec="microseconds")[:-6] + "Z"
-    return format_datetime(dt)
-
-
-def _is_busy(exc: BaseException) -> bool:
-    text = str(getattr(exc, "orig", exc)).lower()
-    return "database is locked" in text or "database is busy" in text or "database table is locked" in text
-
-
-def _make_engine(url: str, pool_size: int, connect_args: dict | None, echo: bool) -> tuple[sa.Engine, sa.Engine]:
-    """(write engine, read engine). Same engine on PostgreSQL; on SQLite the write engine opens
-    transactions with ``BEGIN IMMEDIATE`` and the read engine runs in autocommit."""
-    common = dict(json_serializer=_json_text, json_deserializer=_codec.loads, echo=echo)
-    u = sa.make_url(url)
-    if u.get_backend_name() == "postgresql":
-        args = {"options": "-c TimeZone=UTC", **(connect_args or {})}
-        eng = sa.create_engine(u, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True,
-                               connect_args=args, **common)
-        return eng, eng
-    if u.get_backend_name() != "sqlite":
-        raise AsmError("validation_error", f"SqlStore supports sqlite:// and postgresql:// URLs, got {url!r}")
-    db = u.database or ""
-    if db in ("", ":memory:") or db.startswith("file::memory:"):
-        raise AsmError("validation_error", "SqlStore needs a SQLite file ('sqlite:///path.db'); "
-                                           "for an in-memory store use 'memory://'")
-    busy_ms = max(5_000, int(config.get("sqlite_busy_retry_attempts")) * int(config.get("sqlite_busy_retry_sleep_ms")))
-    args = {"check_same_thread": False, "timeout": busy_ms / 1000.0, **(connect_args or {})}
-
-    def on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-        cur = dbapi_conn.cursor()
-        try:
-            cur.execute(f"PRAGMA busy_timeout = {busy_ms}")
-            cur.execute("PRAGMA journal_mode = WAL")
-            cur.execute("PRAGMA synchronous = NORMAL")
-        finally:
-            cur.close()
-
-    writer = sa.create_engine(u, connect_args=args, pool_size=pool_size, max_overflow=pool_size, **common)
-    reader = sa.create_engine(u, connect_args=args, pool_size=pool_size, max_overflow=pool_size * 2, **common)
-    sa_event.listen(writer, "connect", on_connect)
-    sa_event.listen(reader, "connect", on_connect)
-    sa_event.listen(writer, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
-    sa_event.listen(reader, "begin", lambda conn: None)  # autocommit reads (WAL snapshot per statement)
-    return writer, reader
-
-
-# --------------------------------------------------------------------------------------------
-# row conversions (docs/stores.md, SqlStore)
-
-
-def _dict(v: Any) -> dict:
-    return v if isinstance(v, dict) else {}
-
-
-def event_from_row(r: Any) -> Event:
-    """An ``Event`` from an ``asm_events`` row (mapping)."""
-    return Event(r["id"], _BY_VALUE[r["type"]], r["timestamp"], r["session_id"], r["run_id"], _dict(r["data"]),
-                 _dict(r["metadata"]), r["sequence_number"], r["schema_version"] or 1, r["provider"],
-                 r["correlation_id"])
-
-
-def session_from_row(r: Any) -> Session:
-    """A ``Session`` from an ``asm_sessions`` row."""
-    return Session(id=r["id"], agent_id=r["agent_id"], status=SessionStatus(r["status"]),
-                   parent_session_id=r["parent_session_id"], metadata=_dict(r["metadata"]),
-                   context=_dict(r["context"]), tags=list(r["tags"] or []), created_at=r["created_at"],
-                   updated_at=r["updated_at"], deleted_at=r["deleted_at"])
-
-
-def run_from_row(r: Any) -> Run:
-    """A ``Run`` from an ``asm_runs`` row."""
-    cost = r["cost_usd"]
-    return Run(id=r["id"], session_id=r["session_id"], status=RunStatus(r["status"]), input=r["input"],
-               output=r["output"], error=r["error"], metadata=_dict(r["metadata"]),
-               turn_count=r["turn_count"] or 0, token_usage=_dict(r["token_usage"]),
-               cost_usd=None if cost is None else float(cost), started_at=r["started_at"],
-               ended_at=r["ended_at"], provider=r["provider"], provider_metadata=_dict(r["provider_metadata"]))
-
-
-def session_values(s: Session) -> dict[str, Any]:
-    d = s.to_dict()
-    return {"id": s.id, "agent_id": s.agent_id, "status": s.status.value, "parent_session_id": s.parent_session_id,
-            "metadata": d["metadata"] or {}, "context": d["context"] or {}, "tags": d["tags"] or [],
-            "created_at": s.created_at, "updated_at": s.updated_at, "deleted_at": s.deleted_at}
-
-
-def run_values(r: Run) -> dict[str, Any]:
-    d = r.to_dict()
-    return {"id": r.id, "session_id": r.session_id, "status": r.status.value, "input": d["input"],
-            "output": d["output"], "error": d["error"], "metadata": d["metadata"] or {},
-            "turn_count": r.turn_count if r.turn_count is not None else 0, "token_usage": d["token_usage"] or {},
-            "started_at": r.started_at, "ended_at": r.ended_at, "provider": r.provider,
-            "provider_metadata": d["provider_metadata"] or {}, "cost_usd": r.cost_usd}
-
-
-def _upsert(conn: sa.Connection, table: sa.Table, values: dict[str, Any]) -> None:
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(table).values(**values)
-    conn.execute(stmt.on_conflict_do_update(index_elements=["id"],
-                                            set_={k: stmt.excluded[k] for k in values if k != "id"}))
-
-
-# --------------------------------------------------------------------------------------------
-# write-behind bursts
-
-
-class _Burst:
-    """One open write transaction and the events buffered in it (all under ``lock``)."""
-
-    __slots__ = ("lock", "conn", "opened", "seq", "pending", "by_session", "ids", "dirty", "__weakref__")
-
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self._reset()
-
-    def _reset(self) -> None:
-        self.conn: sa.Connection | None = None
-        self.opened = 0.0
-        self.seq: dict[str, int] = {}          # session → last number handed out (counter row locked)
-        self.pending: list[Event] = []         # buffered events, append order
-        self.by_session: dict[str, list[Event]] = {}
-        self.ids: dict[str, Event] = {}        # buffered id → stored event
-        self.dirty = False                     # statements other than events ran in the transaction
-
-
-class _Known:
-    """Ids of a session's committed events known to this process, up to sequence ``upto``."""
-
-    __slots__ = ("ids", "upto")
-
-    def __init__(self) -> None:
-        self.ids: set[str] = set()
-        self.upto = 0
-
-
-class SqlStore(StoreBase):
+class SqlStore(SqlWriteBehind):
     """A SessionStore in a SQL database (SQLite file or PostgreSQL).
 
     >>> store = SqlStore("sqlite:////tmp/asm-doc.db")                    # doctest: +SKIP
@@ -315,289 +154,9 @@ class SqlStore(StoreBase):
         if self._reader is not self._engine:
             self._reader.dispose()
 
-    # -- plumbing ----------------------------------------------------------------------------
-    def _retry(self, fn: Callable[[], Any]) -> Any:
-        """Run ``fn``; on SQLite retry "database is locked/busy" errors (config attempts/sleep)."""
-        if self._pg:
-            return fn()
-        try:
-            return fn()
-        except OperationalError as exc:
-            if not _is_busy(exc):
-                raise
-        attempts = max(1, int(config.get("sqlite_busy_retry_attempts")))
-        sleep_s = int(config.get("sqlite_busy_retry_sleep_ms")) / 1000.0
-        for i in range(1, attempts):
-            time.sleep(sleep_s)
-            try:
-                return fn()
-            except OperationalError as exc:
-                if not _is_busy(exc) or i == attempts - 1:
-                    raise
-        return fn()
-
-    def _ts(self, dt: datetime) -> Any:
-        return dt if self._pg else _ts_text(dt)
-
-    def _insert_sql(self) -> str:
-        cols = ", ".join(_EVENT_COLS)
-        if self._pg:
-            marks = "%s, %s, %s, %s, %s, %s, %s::json, %s::json, %s, %s, %s"
-        else:
-            marks = ", ".join("?" * len(_EVENT_COLS))
-        return f"INSERT INTO asm_events ({cols}) VALUES ({marks})"
-
-    def _insert_rows(self, conn: sa.Connection, rows: list[tuple]) -> None:
-        """PostgreSQL: ``executemany``. SQLite: multi-row ``INSERT … VALUES (…), (…)`` in chunks
-        of ``sqlite_max_bind_params // 11`` rows (at most 2 000), checking the inserted count."""
-        if self._pg:  # psycopg's executemany (pipeline mode) beats a huge VALUES list here
-            conn.exec_driver_sql(self._ins_sql, rows)
-            return
-        ncol = len(_EVENT_COLS)
-        max_params = int(config.get("sqlite_max_bind_params"))
-        per = max(1, min(max_params // ncol, 2_000))
-        for i in range(0, len(rows), per):
-            chunk = rows[i:i + per]
-            sql = self._multi_sql.get(len(chunk))
-            if sql is None:
-                sql = self._multi_sql[len(chunk)] = self._ins_sql + (", " + self._ins_sql[self._ins_sql.index(
-                    "VALUES (") + 7:]) * (len(chunk) - 1)
-            res = conn.exec_driver_sql(sql, tuple(v for r in chunk for v in r))
-            if res.rowcount is not None and res.rowcount >= 0 and res.rowcount != len(chunk):
-                sid = chunk[0][3]
-                raise AsmError("storage_error", f"batch insert count mismatch for session {sid}: expected "
-                                                f"{len(chunk)}, got {res.rowcount}")
-
-    def _row(self, e: Event) -> tuple:
-        ts = e.timestamp
-        meta = e.metadata
-        return (e.id, e.type._value_, ts if self._pg else _ts_text(ts), e.session_id, e.run_id, e.sequence_number,
-                _json_text(e.data), _json_text(meta) if meta else "{}", e.schema_version or 1, e.provider,
-                e.correlation_id)
-
     def _read(self, fn: Callable[[sa.Connection], Any]) -> Any:
         with self._reader.connect() as conn:
             return fn(conn)
-
-    # -- bursts ------------------------------------------------------------------------------
-    def _burst_for(self, session_id: str) -> _Burst:
-        if self._global is not None:
-            return self._global
-        b = self._bursts.get(session_id)
-        if b is None:
-            with self._bursts_lock:
-                b = self._bursts.get(session_id)
-                if b is None:
-                    b = self._bursts[session_id] = _Burst()
-        return b
-
-    def _begin(self, burst: _Burst) -> sa.Connection:
-        """The burst's connection with an open write transaction (opened if needed)."""
-        if burst.conn is None:
-            def open_tx() -> sa.Connection:
-                conn = self._engine.connect()
-                try:
-                    conn.begin()
-                except BaseException:
-                    conn.close()
-                    raise
-                return conn
-
-            conn = burst.conn = self._retry(open_tx)
-            burst.opened = time.monotonic()
-            self._schedule(burst)
-            return conn
-        return burst.conn
-
-    def _known_for(self, session_id: str) -> _Known:
-        with self._known_lock:
-            k = self._known.get(session_id)
-            if k is None:
-                k = self._known[session_id] = _Known()
-                while len(self._known) > _KNOWN_SESSIONS:
-                    self._known.popitem(last=False)
-            else:
-                self._known.move_to_end(session_id)
-            return k
-
-    def _lock_session(self, burst: _Burst, session_id: str) -> None:
-        """Lock the session's counter row in the burst's transaction and catch up with the ids
-        other processes committed since this process last looked."""
-        conn = self._begin(burst)
-        base = conn.execute(sa.text(
-            "INSERT INTO asm_session_sequences (session_id, last_sequence, updated_at) VALUES (:sid, 0, :now) "
-            "ON CONFLICT (session_id) DO UPDATE SET last_sequence = asm_session_sequences.last_sequence "
-            "RETURNING last_sequence"), {"sid": session_id, "now": self._ts(datetime.now(_UTC))}).scalar_one()
-        known = self._known_for(session_id)
-        if base < known.upto:  # deleted and restarted elsewhere: forget what we knew
-            known.ids.clear()
-            known.upto = 0
-        if base > known.upto:
-            rows = conn.execute(sa.text("SELECT id FROM asm_events WHERE session_id = :sid AND sequence_number > :n"),
-                                {"sid": session_id, "n": known.upto}).scalars()
-            known.ids.update(rows)
-            known.upto = base
-        burst.seq[session_id] = base
-
-    def _stored_event(self, conn: sa.Connection, event_id: str) -> Event | None:
-        row = conn.execute(sa.select(S.events).where(S.events.c.id == event_id)).mappings().first()
-        return None if row is None else event_from_row(row)
-
-    def _stage(self, burst: _Burst, events: Sequence[Event]) -> list[Event]:
-        """Number and buffer events (or resolve ids already stored); caller holds ``burst.lock``."""
-        for sid in dict.fromkeys(e.session_id for e in events):
-            if sid not in burst.seq:
-                self._lock_session(burst, sid)
-        out: list[Event] = []
-        ids, seq, pending, by_session = burst.ids, burst.seq, burst.pending, burst.by_session
-        for e in events:
-            stored = ids.get(e.id)
-            if stored is None:
-                sid = e.session_id
-                known = self._known.get(sid)
-                if known is not None and e.id in known.ids:
-                    stored = self._stored_event(self._begin(burst), e.id)
-                    if stored is None:
-                        known.ids.discard(e.id)  # pruned or deleted since: store it again
-                if stored is None:
-                    n = seq[sid] + 1
-                    seq[sid] = n
-                    stored = with_sequence(e, n)
-                    ids[e.id] = stored
-                    pending.append(stored)
-                    lst = by_session.get(sid)
-                    if lst is None:
-                        by_session[sid] = [stored]
-                    else:
-                        lst.append(stored)
-            out.append(stored)
-        return out
-
-    def _commit(self, burst: _Burst, extra: Callable[[sa.Connection], object] | None = None) -> None:
-        """Insert the buffer, update the counters, run ``extra`` and commit (caller holds the
-        lock). Any failure rolls back the whole transaction and raises ``storage_error``."""
-        conn = burst.conn
-        if conn is None:
-            if extra is None:
-                return
-            conn = self._begin(burst)
-        pending = burst.pending
-        try:
-            try:
-                self._write_pending(conn, burst)
-            except IntegrityError:
-                self._resolve_conflicts(conn, burst)
-                self._write_pending(conn, burst)
-            if extra is not None:
-                extra(conn)
-            conn.commit()
-        except BaseException as exc:
-            try:
-                conn.rollback()
-            except Exception:  # noqa: BLE001
-                pass
-            conn.close()
-            lost = len(pending)
-            burst._reset()
-            self._unschedule(burst)
-            if isinstance(exc, AsmError):
-                raise
-            if isinstance(exc, Exception):
-                raise AsmError("storage_error", f"Failed to write {lost} buffered event(s): {exc!r}") from exc
-            raise
-        conn.close()
-        for sid, n in burst.seq.items():
-            known = self._known.get(sid)
-            if known is not None:
-                known.upto = n
-        for e in pending:
-            known = self._known.get(e.session_id)
-            if known is not None:
-                known.ids.add(e.id)
-        burst._reset()
-        self._unschedule(burst)
-
-    def _write_pending(self, conn: sa.Connection, burst: _Burst) -> None:
-        if not burst.pending:
-            return
-        # a savepoint lets a primary-key clash (the id is stored under another session) be undone
-        # without losing the counter locks
-        nested = conn.begin_nested()
-        try:
-            self._insert_rows(conn, [self._row(e) for e in burst.pending])
-        except BaseException:
-            nested.rollback()
-            raise
-        nested.commit()
-        now = self._ts(datetime.now(_UTC))
-        touched = [{"sid": sid, "n": n, "now": now} for sid, n in burst.seq.items() if sid in burst.by_session]
-        conn.execute(sa.text("UPDATE asm_session_sequences SET last_sequence = :n, updated_at = :now "
-                             "WHERE session_id = :sid"), touched)
-        if self._pg:
-            for t in touched:
-                conn.execute(sa.text("SELECT pg_notify(:ch, :sid)"), {"ch": NOTIFY_CHANNEL, "sid": t["sid"]})
-
-    def _resolve_conflicts(self, conn: sa.Connection, burst: _Burst) -> None:
-        """Some buffered ids are already stored under another session (ids are global primary
-        keys): drop those and renumber the rest from the locked counters."""
-        ids = [e.id for e in burst.pending]
-        taken: set[str] = set()
-        for i in range(0, len(ids), 500):
-            taken.update(conn.execute(sa.select(S.events.c.id).where(S.events.c.id.in_(ids[i:i + 500]))).scalars())
-        if not taken:
-            raise AsmError("storage_error", "Failed to append events: unique constraint violated")
-        log.warning("SqlStore: %d buffered event id(s) already stored under another session; "
-                    "dropped them and renumbered the rest of the buffer", len(taken))
-        base = {sid: n - len(lst) for sid, lst in burst.by_session.items() for n in (burst.seq[sid],)}
-        kept = [e for e in burst.pending if e.id not in taken]
-        burst.pending, burst.by_session, burst.ids = [], {}, {}
-        for sid, b in base.items():
-            burst.seq[sid] = b
-        for e in kept:
-            n = burst.seq[e.session_id] + 1
-            burst.seq[e.session_id] = n
-            e2 = with_sequence(e, n)
-            burst.pending.append(e2)
-            burst.by_session.setdefault(e.session_id, []).append(e2)
-            burst.ids[e.id] = e2
-
-    # -- write-behind timer --------------------------------------------------------------------
-    def _schedule(self, burst: _Burst) -> None:
-        with self._timer_cond:
-            self._open_bursts.add(burst)
-            start_flusher(self, "asm-sqlstore-flush", burst.opened + self.flush_interval_s)
-
-    def _unschedule(self, burst: _Burst) -> None:
-        with self._timer_cond:
-            self._open_bursts.discard(burst)
-
-    def _due(self) -> tuple[list[_Burst], float | None]:
-        now = time.monotonic()
-        due, wait = [], None
-        for b in self._open_bursts:
-            left = b.opened + self.flush_interval_s - now
-            if left <= 0:
-                due.append(b)
-            elif wait is None or left < wait:
-                wait = left
-        return due, wait
-
-    def _flush_due(self, due: list[_Burst]) -> bool:
-        """Commit the due bursts (flusher thread; see ``_base.flusher_loop``). True when one was
-        busy (locked by a writer): the flusher tries again shortly."""
-        retry = False
-        for b in due:
-            if not b.lock.acquire(timeout=0.005):  # busy: try again shortly
-                retry = True
-                continue
-            try:
-                if b.conn is not None and time.monotonic() - b.opened >= self.flush_interval_s:
-                    self._retry(lambda: self._commit(b))
-            except Exception as exc:  # nobody to raise to: log, keep the timer alive
-                log.error("SqlStore: background flush failed: %s", exc)
-            finally:
-                b.lock.release()
-        return retry
 
     # -- sessions ---------------------------------------------------------------------------
     def _write(self, fn: Callable[[sa.Connection], object], what: str, session_id: str | None = None) -> None:
@@ -895,54 +454,6 @@ class SqlStore(StoreBase):
         self._notify()
         return out
 
-    def _stage_all_or_nothing(self, burst: _Burst, events: Sequence[Event]) -> list[Event]:
-        """``_stage`` that leaves the buffer untouched when it fails part-way (e.g. while locking a
-        second session's counter)."""
-        mark = (len(burst.pending), dict(burst.seq), {k: len(v) for k, v in burst.by_session.items()})
-        try:
-            return self._stage(burst, events)
-        except BaseException:
-            n, seq, lens = mark
-            for e in burst.pending[n:]:
-                burst.ids.pop(e.id, None)
-            del burst.pending[n:]
-            for sid in list(burst.by_session):
-                if sid in lens:
-                    del burst.by_session[sid][lens[sid]:]
-                else:
-                    del burst.by_session[sid]
-            # counters locked for nothing stay locked until the commit (which skips them)
-            raise
-
-    def _append_multi(self, sids: list[str], fn: Callable[[_Burst], Any],
-                      extra: Callable[[sa.Connection], None] | None = None) -> Any:
-        """PostgreSQL, several sessions at once: flush their bursts, lock every counter (sorted
-        order: no deadlock) in the first burst's transaction, stage and commit at once."""
-        bursts = [self._burst_for(s) for s in sorted(sids)]
-        for b in bursts:
-            b.lock.acquire()
-        try:
-            self._check_open()
-            for b in bursts:
-                self._commit(b)
-            main = bursts[0]
-            for sid in sorted(sids):
-                self._lock_session(main, sid)
-            try:
-                out = fn(main)
-            except BaseException:
-                if main.conn is not None:
-                    main.conn.rollback()
-                    main.conn.close()
-                main._reset()
-                self._unschedule(main)
-                raise
-            self._commit(main, extra)
-            return out
-        finally:
-            for b in reversed(bursts):
-                b.lock.release()
-
     def _select_events(self, session_id: str, query: EventQuery, limit: int | None) -> list[Event]:
         t = S.events
         q = sa.select(t).where(t.c.session_id == session_id)
@@ -1039,21 +550,6 @@ class SqlStore(StoreBase):
             raise AsmError("storage_error", f"flush failed: {exc!r}") from exc
         self._notify()
 
-    def _flush_all(self) -> None:
-        with self._timer_cond:
-            bursts = list(self._open_bursts)
-        errors = []
-        for b in bursts:
-            with b.lock:
-                try:
-                    self._retry(lambda: self._commit(b))
-                except AsmError as exc:
-                    errors.append(exc)
-        if bursts:
-            self._notify()
-        if errors:
-            raise errors[0]
-
     # -- LISTEN/NOTIFY (PostgreSQL) ---------------------------------------------------------------
     def _ensure_listener(self) -> None:
         if self._listener is not None and self._listener.is_alive():
@@ -1130,56 +626,6 @@ class SqlStore(StoreBase):
         self._listen_conn = None
         self._cond = threading.Condition(threading.Lock())
         self._known_lock = threading.Lock()
-
-
-# --------------------------------------------------------------------------------------------
-# module functions and background loops
-
-
-def migrate(url: str, *, migrations: list[S.Migration] | None = None) -> list[str]:
-    """Create or upgrade the schema at ``url`` (docs/stores.md, SqlStore); returns the migration names applied."""
-    eng, reader = _make_engine(normalize_url(url), 1, None, False)
-    try:
-        return S.apply_migrations(eng, url, migrations)
-    finally:
-        eng.dispose()
-        if reader is not eng:
-            reader.dispose()
-
-
-def downgrade(url: str) -> None:
-    """Drop the SqlStore tables at ``url`` (the reference ``down()``), if they exist."""
-    eng, reader = _make_engine(normalize_url(url), 1, None, False)
-    try:
-        S.drop_all(eng)
-    finally:
-        eng.dispose()
-        if reader is not eng:
-            reader.dispose()
-
-
-def _listen_loop(store_ref: "weakref.ref[SqlStore]", pgconn: Any) -> None:
-    """Wake long-poll waiters on every ``asm_events`` notification."""
-    while True:
-        store = store_ref()
-        if store is None or store._closed:
-            return
-        del store
-        try:
-            got = False
-            for _n in pgconn.notifies(timeout=0.25, stop_after=64):
-                got = True
-            if got:
-                store = store_ref()
-                if store is not None:
-                    store._notify_all()
-                del store
-        except Exception as exc:  # noqa: BLE001
-            store = store_ref()
-            if store is not None and not store._closed:
-                log.warning("SqlStore: LISTEN connection failed (%r); falling back to polling", exc)
-                store._poll_s = 0.05
-            return
 
 
 _OPEN_STORES: "weakref.WeakSet[SqlStore]" = track_open_stores(log, "SqlStore", repr)
