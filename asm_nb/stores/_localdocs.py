@@ -40,6 +40,7 @@ class LocalDocuments(StoreBase):
     _tables: TinyTables
     _sessions: DocLog
     _runs: DocLog
+    _reap_due: bool  # runs of dead owners not yet marked since the store was opened
 
     # -- layout -------------------------------------------------------------------------------
     def _open_layout(self) -> None:
@@ -203,6 +204,8 @@ class LocalDocuments(StoreBase):
 
     # -- runs -------------------------------------------------------------------------------------
     def get_run(self, run_id: str) -> Run:
+        if self._reap_due:
+            self._reap_interrupted(force=True)
         r = None
         if isinstance(run_id, str):
             self._runs.sync()
@@ -223,6 +226,8 @@ class LocalDocuments(StoreBase):
         return filter_runs(rows, status=status, limit=limit)
 
     def get_active_run(self, session_id: str) -> Run | None:
+        if self._reap_due:
+            self._reap_interrupted(force=True)
         self._runs.sync()
         with self._runs.lock:
             ids = [rid for rid in self._runs.groups.get(session_id, ())
@@ -233,14 +238,68 @@ class LocalDocuments(StoreBase):
         """Mark runs whose owner process is gone as failed (``interrupted``); at most once a second
         unless ``force``."""
         now = time.monotonic()
+        if self._reap_due:
+            force = True
         if self._closed or (not force and now - self._reaped_at < 1.0):
             return
         self._reaped_at = now
+        self._reap_due = False
         self._runs.sync()
         candidates = [rid for rid, (_o, _l, m) in list(self._runs.index.items()) if m[1] in ("pending", "running")]
         if not candidates:
             return
         interrupted_runs(self, self._runs.get_many(candidates))
+
+    # -- run summaries (frames read these instead of the run documents) ------------------------------
+    def run_summaries(self) -> tuple[bytes, list[bytes]] | None:
+        """Summary lines of every run document line, in order (docs/store-format.md, run
+        summaries): ``(lines of db/runs.summary.jsonl after its header, lines for the document
+        lines it does not cover yet)``. The last line of an id wins; ``"deleted": true`` removes
+        it. A missing or stale summary is rebuilt first (under ``db.lock``); None when that is not
+        possible (a closed store), and the caller lists the runs instead. Runs of dead owners
+        are not marked here: a caller seeing ``pending``/``running`` rows lists the runs."""
+        summary = self._runs.summary
+        if summary is None:
+            return None
+        snap = summary.read()
+        if snap is None and not self._closed:
+            try:
+                with self._db(sessions=False):
+                    if self._runs.ino is None:  # no run was ever written
+                        return b"", []
+                    summary.append(self._runs.ino, self._runs.offset, [], None, [])
+            except OSError:
+                return None
+            snap = summary.read()
+        return snap
+
+    def runs_at(self, places: list[tuple[str, int, int]]) -> dict[str, Run]:
+        """``{id: Run}`` for ``(id, offset, length)`` places named by run summaries (``o``, ``n``):
+        each document is read at its place (no index of the table is built); one that is not there
+        any more (the table was compacted meanwhile) is looked up by id."""
+        out: dict[str, Run] = {}
+        missed: list[str] = []
+        try:
+            with open(self._runs.path, "rb") as f:
+                fd = f.fileno()
+                for rid, off, length in places:
+                    try:
+                        doc = _codec.loads(os.pread(fd, length, off))
+                        run = Run.from_dict(doc) if isinstance(doc, dict) and doc.get("id") == rid else None
+                    except (ValueError, AsmError, TypeError):
+                        run = None
+                    if run is None:
+                        missed.append(rid)
+                    else:
+                        out[rid] = run
+        except FileNotFoundError:
+            missed = [rid for rid, _o, _n in places]
+        for rid in missed:
+            try:
+                out[rid] = self.get_run(rid)
+            except AsmError:
+                pass
+        return out
 
     def _tx(self, fn, what: str) -> Any:
         try:

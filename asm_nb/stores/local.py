@@ -44,6 +44,7 @@ from .. import config
 from ..core.errors import AsmError
 from ..core.events import Event
 from ..core.run import Run
+from ..core.run_summary import summary_row
 from ..core.session import Session
 from . import _codec, _localprune
 from ._base import (EventQuery, check_event, check_events, check_run, check_session_id, merge_session,
@@ -116,7 +117,8 @@ class LocalStore(LocalDocuments):
         self._tables = TinyTables(self.root, {"artifacts": dict}, fsync=fsync)
         self._sessions = DocLog(self.root / "db" / "sessions.jsonl", Session.from_dict, _session_meta, fsync=fsync,
                                 warn=_warn)
-        self._runs = DocLog(self.root / "db" / "runs.jsonl", Run.from_dict, _run_meta, fsync=fsync, warn=_warn)
+        self._runs = DocLog(self.root / "db" / "runs.jsonl", Run.from_dict, _run_meta, fsync=fsync, warn=_warn,
+                            summary=summary_row)
         self._init_runtime()
         try:
             if self._legacy:
@@ -124,7 +126,9 @@ class LocalStore(LocalDocuments):
         except OSError as exc:
             raise AsmError("storage_error", f"cannot upgrade LocalStore at {self.root}: {exc}") from exc
         _OPEN_STORES.add(self)
-        self._reap_interrupted(force=True)
+        # runs whose owner died are marked on the first read of runs or events, not here: opening
+        # a store reads no table that grows with it (a cold frame reads only the run summaries)
+        self._reap_due = True
 
     def _init_runtime(self) -> None:
         self._closed = False
@@ -313,7 +317,7 @@ class LocalStore(LocalDocuments):
         if run.status.value in _TERMINAL_RUN:
             self._write_session_buffer(run.session_id)
         doc = stamp_owner(run.to_dict())
-        self._dtx(lambda: self._runs.append([doc]), "save_run", sessions=False)
+        self._dtx(lambda: self._runs.append([doc], [run]), "save_run", sessions=False)
 
     def _write_session_buffer(self, session_id: str) -> None:
         slog = self._logs.get(session_id)
@@ -335,7 +339,7 @@ class LocalStore(LocalDocuments):
             self._write_session_buffer(sid)
         docs = [stamp_owner(r.to_dict()) for r in runs]
         if docs:
-            self._dtx(lambda: self._runs.append(docs), "save_runs", sessions=False)
+            self._dtx(lambda: self._runs.append(docs, runs), "save_runs", sessions=False)
 
     # -- events -----------------------------------------------------------------------------------
     def _prepare(self, events: list[Event], single: bool) -> list[tuple[bytes, bytes]]:
@@ -427,6 +431,8 @@ class LocalStore(LocalDocuments):
         return stored
 
     def _query(self, session_id: str, query: EventQuery) -> list[Event]:
+        if self._reap_due:
+            self._reap_interrupted(force=True)
         slog = self._log(session_id)
         with slog.lock:
             if not slog.owned:
@@ -477,7 +483,7 @@ class LocalStore(LocalDocuments):
                 with self._db():
                     stored = self._sessions.get(session.id)
                     self._sessions.append([merge_session(stored, session).to_dict()])
-                    self._runs.append([stamp_owner(run.to_dict())])
+                    self._runs.append([stamp_owner(run.to_dict())], [run])
             except BaseException as exc:
                 for slog, n, offset in marks:  # undo: nothing of the payload stays
                     try:
