@@ -30,25 +30,41 @@ group with ``cwd`` inside the working directory (what the command does is not sa
 Cancel sends ``session/cancel``; an agent that has not answered the prompt within
 ``cancel_grace_ms`` is stopped with its process group (SIGINT -> SIGTERM -> SIGKILL). An agent
 that exits or breaks the protocol fails the run with one clear ``provider_error``.
+
+Split by side of the protocol: ``_acp_client`` (session updates -> events, permission requests)
+and ``_acp_host`` (fs, terminals, the stdio transport); this module keeps the adapter (options,
+process, the conversation) and re-exports their names.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..core.capabilities import Capability
 from ..core.errors import AsmError
 from ..core.permission import PermissionMode
+from ._acp_client import _APPROVE as _APPROVE
+from ._acp_client import _EDIT_KINDS as _EDIT_KINDS
+from ._acp_client import _approved as _approved
+from ._acp_client import _Client as _Client
+from ._acp_client import _jsonable as _jsonable
+from ._acp_client import _RunCancelled as _RunCancelled
+from ._acp_client import _text_of as _text_of
+from ._acp_client import _tool_output as _tool_output
+from ._acp_host import DEFAULT_TERMINAL_BYTES as DEFAULT_TERMINAL_BYTES
+from ._acp_host import _HostServices as _HostServices
+from ._acp_host import _ProcessTransport as _ProcessTransport
+from ._acp_host import _Terminal as _Terminal
 from ._base import ActiveRun, BaseAdapter
 from ._cli import (check_known, check_mapping, check_positive_int, check_str, explicit_timeout_ms, line_prompt,
                    sent_messages)
-from ._confine import inside
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +79,6 @@ _OVERRIDES = frozenset({"permission_mode", "approval_callback", "model", "mode",
 DEFAULT_CANCEL_GRACE_MS = 3000
 DEFAULT_STARTUP_TIMEOUT_MS = 60_000
 DEFAULT_KILL_GRACE_MS = 600
-#: tool kinds ``accept_edits`` allows without asking
-_EDIT_KINDS = frozenset({"read", "edit", "search", "think", "move", "delete", "switch_mode"})
-_APPROVE = {"approve", "approved", "allow", "allowed", "yes", "y", "grant", "granted", "ok", "continue"}
-#: terminal output kept per terminal when the agent gives no ``outputByteLimit``
-DEFAULT_TERMINAL_BYTES = 1_000_000
 
 
 def _require_acp() -> Any:
@@ -89,449 +100,6 @@ def _check_command(v: Any) -> list[str]:
         raise AsmError("validation_error",
                        "acp needs command=[program, *args]: the agent to start, e.g. command=['my-agent', '--acp']")
     return list(v)
-
-
-def _approved(res: Any) -> bool:
-    if isinstance(res, str):
-        return res.strip().lower() in _APPROVE
-    return bool(res)
-
-
-def _text_of(content: Any) -> str:
-    """The text of an ACP content block (text; a resource link or embedded resource by its uri)."""
-    t = getattr(content, "type", None)
-    if t == "text":
-        return getattr(content, "text", "") or ""
-    if t == "resource_link":
-        return f"[{getattr(content, 'name', None) or getattr(content, 'uri', '')}]"
-    if t == "resource":
-        res = getattr(content, "resource", None)
-        return getattr(res, "text", None) or f"[{getattr(res, 'uri', 'resource')}]"
-    if t in ("image", "audio"):
-        return f"[{t}]"
-    return ""
-
-
-def _jsonable(v: Any) -> Any:
-    if hasattr(v, "model_dump"):
-        return v.model_dump(mode="json", by_alias=True, exclude_none=True)
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, Mapping):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    return v
-
-
-def _tool_output(update: Any) -> Any:
-    """What a finished tool call returned: ``rawOutput`` if given, else its content as text
-    (diffs as ``{path, old_text, new_text}``, terminals by id)."""
-    raw = getattr(update, "raw_output", None)
-    if raw is not None:
-        return _jsonable(raw)
-    parts: list[Any] = []
-    for c in getattr(update, "content", None) or []:
-        t = getattr(c, "type", None)
-        if t == "content":
-            parts.append(_text_of(getattr(c, "content", None)))
-        elif t == "diff":
-            parts.append({"path": c.path, "old_text": c.old_text, "new_text": c.new_text})
-        elif t == "terminal":
-            parts.append({"terminal_id": c.terminal_id})
-    if not parts:
-        return None
-    if all(isinstance(p, str) for p in parts):
-        return "\n".join(parts)
-    return parts
-
-
-class _ProcessTransport:
-    """The SDK's ``Transport`` (JSON-RPC messages as dicts) over a ``ManagedProcess``'s stdio:
-    one JSON object per line. Lines that are not JSON objects (an agent's stray prints) are
-    counted and skipped."""
-
-    def __init__(self, proc: Any) -> None:
-        self.proc = proc
-        self._lines = proc.lines().__aiter__()
-        self.skipped = 0
-        self._closed = False
-
-    async def send(self, message: dict[str, Any]) -> None:
-        if self._closed or not self.proc.running:
-            raise ConnectionError("the ACP agent's stdin is closed")
-        await self.proc.write_stdin(json.dumps(message, ensure_ascii=False, separators=(",", ":")) + "\n")
-
-    async def receive(self) -> dict[str, Any] | None:
-        while True:
-            try:
-                line = await self._lines.__anext__()
-            except StopAsyncIteration:
-                return None
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                msg = json.loads(line)
-            except ValueError:
-                msg = None
-            if isinstance(msg, dict):
-                return msg
-            self.skipped += 1
-            log.debug("acp: skipped a non-JSON-RPC line from the agent: %.200s", line)
-
-    async def close(self) -> None:
-        self._closed = True
-        self.proc.close_stdin()
-
-
-class _Terminal:
-    """One ``terminal/create`` command: its process and its output (bounded, cut from the start)."""
-
-    def __init__(self, proc: Any, limit: int) -> None:
-        self.proc = proc
-        self.limit = limit
-        self.buf = bytearray()
-        self.truncated = False
-        self.result: Any = None
-        self.reader = asyncio.ensure_future(self._read())
-
-    async def _read(self) -> None:
-        async for chunk in self.proc.byte_chunks():
-            self.buf += chunk
-            if len(self.buf) > self.limit:
-                del self.buf[:len(self.buf) - self.limit]
-                while self.buf and (self.buf[0] & 0xC0) == 0x80:  # never start mid-character
-                    del self.buf[0]
-                self.truncated = True
-        self.result = await self.proc.wait()
-
-    def exit_status(self) -> Any:
-        """The ACP ``TerminalExitStatus`` once the command ended, else None."""
-        from acp.schema import TerminalExitStatus
-
-        r = self.result
-        if r is None:
-            return None
-        return TerminalExitStatus(exit_code=r.exit_code, signal=r.signal_name)
-
-
-class _Client:
-    """The client half of ACP for one run: session updates -> asm events (emitted in arrival order
-    by one queue), permission requests -> the approval flow, fs and terminals confined to ``cwd``."""
-
-    def __init__(self, adapter: "AcpAdapter", active: ActiveRun, opts: Mapping[str, Any], root: Path) -> None:
-        self.adapter = adapter
-        self.active = active
-        self.opts = opts
-        self.root = root
-        self.mode = PermissionMode.normalize(opts.get("permission_mode"))
-        self.queue: asyncio.Queue = asyncio.Queue()
-        self.text: list[str] = []
-        self.tools: dict[str, dict[str, Any]] = {}  # tool_call_id -> {name, kind, input, done}
-        self.tool_calls: list[dict[str, Any]] = []
-        self.plan: list[dict[str, Any]] | None = None
-        self.context_usage: dict[str, Any] | None = None
-        self.terminals: dict[str, _Terminal] = {}
-        self.violations = 0
-        self.loading = False
-        self._next_terminal = 0
-        self.pump = asyncio.ensure_future(self._pump())
-
-    # -- ordered emission ------------------------------------------------------------------------
-    def put(self, etype: str, data: Mapping[str, Any]) -> None:
-        self.queue.put_nowait((etype, dict(data)))
-
-    async def _pump(self) -> None:
-        while True:
-            etype, data = await self.queue.get()
-            try:
-                await self.active.emit(etype, data)
-            except Exception:  # the callback failing must not wedge the queue
-                log.exception("acp: emitting %s failed", etype)
-            finally:
-                self.queue.task_done()
-
-    async def drain(self) -> None:
-        await self.queue.join()
-
-    async def close(self) -> None:
-        await self.drain()
-        self.pump.cancel()
-        for term in list(self.terminals.values()):
-            await term.proc.aclose("run ended")
-            term.reader.cancel()
-        self.terminals.clear()
-
-    # -- session/update ---------------------------------------------------------------------------
-    async def session_update(self, session_id: str, update: Any, **kwargs: Any) -> None:
-        if self.loading:
-            return
-        kind = getattr(update, "session_update", None)
-        if kind == "agent_message_chunk":
-            text = _text_of(update.content)
-            if text:
-                self.text.append(text)
-                self.put("message_streamed", {"content": text, "delta": text})
-        elif kind == "agent_thought_chunk":
-            text = _text_of(update.content)
-            if text:
-                self.put("message_streamed", {"content": text, "delta": text, "kind": "reasoning"})
-        elif kind == "plan":
-            entries = [{"content": e.content, "priority": e.priority, "status": e.status} for e in update.entries]
-            self.plan = entries
-            marks = {"completed": "[x]", "in_progress": "[~]"}
-            text = "\n".join(f"{marks.get(e['status'], '[ ]')} {e['content']}" for e in entries)
-            self.put("message_streamed", {"content": text, "delta": text, "kind": "plan", "entries": entries})
-        elif kind == "tool_call":
-            self._tool_start(update)
-            self._tool_progress(update)
-        elif kind == "tool_call_update":
-            if update.tool_call_id not in self.tools:
-                self._tool_start(update)
-            self._tool_progress(update)
-        elif kind == "usage_update":
-            self.context_usage = {"used": update.used, "size": update.size}
-            if update.cost is not None:
-                self.context_usage["cost"] = {"amount": update.cost.amount, "currency": update.cost.currency}
-        # user_message_chunk, available_commands_update, current_mode_update, config_option_update,
-        # session_info_update: nothing to record per run
-
-    def _tool_start(self, tc: Any) -> dict[str, Any]:
-        tcid = tc.tool_call_id
-        raw = getattr(tc, "raw_input", None)
-        entry = {"name": getattr(tc, "title", None) or getattr(tc, "kind", None) or "tool",
-                 "kind": getattr(tc, "kind", None), "input": _jsonable(raw) if isinstance(raw, Mapping)
-                 else ({} if raw is None else {"value": _jsonable(raw)}), "done": False}
-        self.tools[tcid] = entry
-        data = {"tool_call_id": tcid, "tool_name": entry["name"], "tool_input": entry["input"]}
-        if entry["kind"]:
-            data["kind"] = entry["kind"]
-        locs = getattr(tc, "locations", None)
-        if locs:
-            data["locations"] = [_jsonable(x) for x in locs]
-        self.put("tool_call_started", data)
-        return entry
-
-    def _tool_progress(self, u: Any) -> None:
-        entry = self.tools[u.tool_call_id]
-        raw = getattr(u, "raw_input", None)
-        if isinstance(raw, Mapping):
-            entry["input"] = _jsonable(raw)
-        if getattr(u, "title", None):
-            entry["title"] = u.title
-        status = getattr(u, "status", None)
-        if status not in ("completed", "failed") or entry["done"]:
-            return
-        entry["done"] = True
-        out = _tool_output(u)
-        data = {"tool_call_id": u.tool_call_id, "tool_name": entry["name"], "tool_input": entry["input"],
-                "tool_output": out}
-        if entry["kind"]:
-            data["kind"] = entry["kind"]
-        if status == "failed":
-            data["is_error"] = True
-            if entry.get("declined"):
-                data["reason"] = "declined"
-        self.tool_calls.append({"id": u.tool_call_id, "name": entry["name"], "input": entry["input"],
-                                "output": out, "is_error": status == "failed"})
-        self.put("tool_call_failed" if status == "failed" else "tool_call_completed", data)
-
-    # -- session/request_permission ---------------------------------------------------------------
-    async def request_permission(self, session_id: str, tool_call: Any, options: list, **kwargs: Any) -> Any:
-        from acp.schema import AllowedOutcome, DeniedOutcome, RequestPermissionResponse
-
-        entry = self.tools.get(tool_call.tool_call_id)
-        if entry is None:
-            entry = self._tool_start(tool_call)
-        else:
-            self._tool_progress(tool_call)
-        name, tin = entry["name"], entry["input"]
-        req = {"tool_call_id": tool_call.tool_call_id, "tool_name": name, "tool_input": tin, "kind": entry["kind"],
-               "permission_mode": self.mode.value if self.mode else None,
-               "options": [{"option_id": o.option_id, "name": o.name, "kind": o.kind} for o in options]}
-
-        def pick(*kinds: str) -> Any:
-            for k in kinds:
-                for o in options:
-                    if o.kind == k:
-                        return RequestPermissionResponse(outcome=AllowedOutcome(outcome="selected",
-                                                                                option_id=o.option_id))
-            return RequestPermissionResponse(outcome=DeniedOutcome(outcome="cancelled"))
-
-        def deny(reason: str) -> Any:
-            entry["declined"] = True
-            self.put("tool_approval_denied", {**req, "reason": reason})
-            return pick("reject_once", "reject_always")
-
-        if self.active.cancelled:
-            return RequestPermissionResponse(outcome=DeniedOutcome(outcome="cancelled"))
-        mode = self.mode
-        if mode in (PermissionMode.FULL_AUTO, PermissionMode.DANGEROUSLY_SKIP_PERMISSIONS) or (
-                mode is PermissionMode.ACCEPT_EDITS and entry["kind"] in _EDIT_KINDS):
-            self.put("tool_approval_granted", {**req, "reason": f"permission_mode:{mode.value if mode else ''}"})
-            return pick("allow_once", "allow_always")
-        if mode is PermissionMode.PLAN:
-            return deny("plan_mode")
-        callback = self.opts.get("approval_callback")
-        if callback is None:
-            return deny("no_approval_callback")
-        self.put("tool_approval_requested", req)
-        reason = "denied_by_callback"
-        try:
-            res = callback(name, dict(tin))
-            if asyncio.iscoroutine(res) or asyncio.isfuture(res) or hasattr(res, "__await__"):
-                res = await self._unless_cancelled(res)
-            ok = _approved(res)
-        except _RunCancelled:
-            return RequestPermissionResponse(outcome=DeniedOutcome(outcome="cancelled"))
-        except Exception as exc:  # a broken callback declines, it does not crash the run
-            ok, reason = False, f"approval_callback raised {type(exc).__name__}: {exc}"
-        if not ok:
-            return deny(reason)
-        self.put("tool_approval_granted", req)
-        return pick("allow_once", "allow_always")
-
-    async def _unless_cancelled(self, aw: Any) -> Any:
-        task = asyncio.ensure_future(aw)
-        stop = asyncio.ensure_future(self.active.cancel_event.wait())
-        try:
-            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-        if not task.done():
-            task.cancel()
-            raise _RunCancelled()
-        return task.result()
-
-    # -- fs/* -------------------------------------------------------------------------------------
-    def _confined(self, path: Any, operation: str) -> Path:
-        from acp import RequestError
-
-        p = Path(str(path)).expanduser()
-        if not p.is_absolute():
-            p = self.root / p
-        if not inside(self.root, p):
-            msg = f"{operation}: {path} is outside the working directory {self.root}"
-            self.violations += 1
-            self.put("policy_violation", {"rule": "cwd_confinement", "operation": operation, "path": str(path),
-                                          "message": msg, "action": "refused"})
-            raise RequestError(-32602, msg, {"path": str(path), "cwd": str(self.root)})
-        return p
-
-    def _no_writes(self, operation: str) -> None:
-        from acp import RequestError
-
-        if self.mode is PermissionMode.PLAN:
-            raise RequestError(-32602, f"{operation} is not allowed in permission mode 'plan' (read-only)")
-
-    async def read_text_file(self, session_id: str, path: str, line: int | None = None, limit: int | None = None,
-                             **kwargs: Any) -> Any:
-        from acp import RequestError
-        from acp.schema import ReadTextFileResponse
-
-        p = self._confined(path, "fs/read_text_file")
-        try:
-            text = p.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            raise RequestError.resource_not_found(str(path)) from None
-        except OSError as exc:
-            raise RequestError(-32603, f"fs/read_text_file: {path}: {exc.strerror or exc}") from None
-        if line is not None or limit is not None:
-            lines = text.splitlines(keepends=True)
-            start = max(0, (line or 1) - 1)
-            text = "".join(lines[start:start + limit] if limit is not None else lines[start:])
-        return ReadTextFileResponse(content=text)
-
-    async def write_text_file(self, session_id: str, path: str, content: str, **kwargs: Any) -> Any:
-        from acp import RequestError
-        from acp.schema import WriteTextFileResponse
-
-        self._no_writes("fs/write_text_file")
-        p = self._confined(path, "fs/write_text_file")
-        try:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            if not inside(self.root, p.parent):  # a directory created through a symlink
-                raise RequestError(-32602, f"fs/write_text_file: {path} is outside the working directory")
-            p.write_text(content, encoding="utf-8")
-        except OSError as exc:
-            raise RequestError(-32603, f"fs/write_text_file: {path}: {exc.strerror or exc}") from None
-        return WriteTextFileResponse()
-
-    # -- terminal/* --------------------------------------------------------------------------------
-    async def create_terminal(self, session_id: str, command: str, args: list[str] | None = None,
-                              env: list | None = None, cwd: str | None = None, output_byte_limit: int | None = None,
-                              **kwargs: Any) -> Any:
-        from acp import RequestError
-        from acp.schema import CreateTerminalResponse
-
-        from ..process.managed import ManagedProcess
-
-        self._no_writes("terminal/create")
-        wd = self._confined(cwd, "terminal/create") if cwd else self.root
-        extra = {e.name: e.value for e in env or []}
-        try:
-            proc = await ManagedProcess.spawn(argv=[command, *(args or [])], cwd=str(wd),
-                                              env={**(self.opts.get("env") or {}), **extra}, merge_stderr=True,
-                                              label=command)
-        except AsmError as exc:
-            raise RequestError(-32603, f"terminal/create: {exc.message}") from None
-        self._next_terminal += 1
-        tid = f"term_{self._next_terminal}"
-        limit = output_byte_limit if output_byte_limit and output_byte_limit > 0 else DEFAULT_TERMINAL_BYTES
-        self.terminals[tid] = _Terminal(proc, limit)
-        return CreateTerminalResponse(terminal_id=tid)
-
-    def _terminal(self, tid: str) -> _Terminal:
-        from acp import RequestError
-
-        term = self.terminals.get(tid)
-        if term is None:
-            raise RequestError(-32602, f"unknown terminal {tid!r}")
-        return term
-
-    async def terminal_output(self, session_id: str, terminal_id: str, **kwargs: Any) -> Any:
-        from acp.schema import TerminalOutputResponse
-
-        term = self._terminal(terminal_id)
-        if term.result is None and not term.proc.running:
-            await asyncio.wait({term.reader}, timeout=1.0)  # exited: let the reader finish
-        return TerminalOutputResponse(output=term.buf.decode("utf-8", errors="replace"), truncated=term.truncated,
-                                      exit_status=term.exit_status())
-
-    async def wait_for_terminal_exit(self, session_id: str, terminal_id: str, **kwargs: Any) -> Any:
-        from acp.schema import WaitForTerminalExitResponse
-
-        term = self._terminal(terminal_id)
-        await asyncio.shield(term.reader)
-        st = term.exit_status()
-        return WaitForTerminalExitResponse(exit_code=st.exit_code if st else None, signal=st.signal if st else None)
-
-    async def kill_terminal(self, session_id: str, terminal_id: str, **kwargs: Any) -> Any:
-        from acp.schema import KillTerminalResponse
-
-        term = self._terminal(terminal_id)
-        await term.proc.terminate("killed by the agent")
-        return KillTerminalResponse()
-
-    async def release_terminal(self, session_id: str, terminal_id: str, **kwargs: Any) -> Any:
-        from acp.schema import ReleaseTerminalResponse
-
-        term = self.terminals.pop(terminal_id, None)
-        if term is not None:
-            await term.proc.aclose("released")
-            term.reader.cancel()
-        return ReleaseTerminalResponse()
-
-    async def ext_method(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        from acp import RequestError
-
-        raise RequestError.method_not_found(method)
-
-    async def ext_notification(self, method: str, params: dict[str, Any]) -> None:
-        return None
-
-
-class _RunCancelled(Exception):
-    pass
 
 
 class AcpAdapter(BaseAdapter):
@@ -650,28 +218,7 @@ class AcpAdapter(BaseAdapter):
         conn = acp.connect_to_agent(client, transport)
         state: dict[str, Any] = {"session_id": None, "cancel_sent": False}
 
-        def on_cancel() -> None:
-            async def go() -> None:
-                sid = state["session_id"]
-                if sid is not None and proc.running:
-                    state["cancel_sent"] = True
-                    try:
-                        await asyncio.wait_for(conn.cancel(session_id=sid), timeout=1.0)
-                    except Exception:  # noqa: BLE001 - the kill below still stops it
-                        log.debug("acp: session/cancel could not be sent", exc_info=True)
-                    # wait for the agent to answer the prompt (not proc.wait(): that would drain
-                    # stdout, the messages the connection still has to read)
-                    deadline = time.monotonic() + (opts.get("cancel_grace_ms") or DEFAULT_CANCEL_GRACE_MS) / 1000
-                    while not state.get("done") and proc.running and time.monotonic() < deadline:
-                        await asyncio.sleep(0.05)
-                    if not state.get("done"):
-                        proc.request_terminate("cancelled")
-                else:
-                    proc.request_terminate("cancelled")
-
-            state["cancel_task"] = asyncio.ensure_future(go())
-
-        active.on_cancel.append(on_cancel)
+        active.on_cancel.append(self._cancel_hook(proc, conn, opts, state))
         try:
             try:
                 out = await self._converse(active, conn, client, proc, opts, root, prompt, state, acp,
@@ -695,50 +242,103 @@ class AcpAdapter(BaseAdapter):
             raise
         return out
 
+    @staticmethod
+    def _cancel_hook(proc: Any, conn: Any, opts: Mapping[str, Any], state: dict[str, Any]) -> Callable[[], None]:
+        """What ``cancel()`` runs: send ``session/cancel`` and give the agent ``cancel_grace_ms`` to answer
+        the prompt, then stop its process group (at once when no ACP session exists yet)."""
+
+        def on_cancel() -> None:
+            async def go() -> None:
+                sid = state["session_id"]
+                if sid is not None and proc.running:
+                    state["cancel_sent"] = True
+                    try:
+                        await asyncio.wait_for(conn.cancel(session_id=sid), timeout=1.0)
+                    except Exception:  # noqa: BLE001 - the kill below still stops it
+                        log.debug("acp: session/cancel could not be sent", exc_info=True)
+                    # wait for the agent to answer the prompt (not proc.wait(): that would drain
+                    # stdout, the messages the connection still has to read)
+                    deadline = time.monotonic() + (opts.get("cancel_grace_ms") or DEFAULT_CANCEL_GRACE_MS) / 1000
+                    while not state.get("done") and proc.running and time.monotonic() < deadline:
+                        await asyncio.sleep(0.05)
+                    if not state.get("done"):
+                        proc.request_terminate("cancelled")
+                else:
+                    proc.request_terminate("cancelled")
+
+            state["cancel_task"] = asyncio.ensure_future(go())
+
+        return on_cancel
+
     async def _converse(self, active: ActiveRun, conn: Any, client: _Client, proc: Any, opts: Mapping[str, Any],
                         root: Path, prompt: str, state: dict, acp: Any, ClientCapabilities: Any,
                         FileSystemCapabilities: Any, Implementation: Any) -> Mapping[str, Any]:
-        import sys
-
+        """initialize + session/new (or session/load), run_started, session/prompt, the terminal events."""
         from acp.schema import TextContentBlock
+
+        call = functools.partial(self._call, active, proc, acp)
+        init, sid, agent_name = await self._open_session(call, conn, client, opts, root, state, acp,
+                                                         ClientCapabilities, FileSystemCapabilities, Implementation)
+        info = getattr(init, "agent_info", None)
+        started = {"provider_session_id": sid, "agent_name": agent_name, "cwd": str(root), "command": list(self.command),
+                   "protocol_version": init.protocol_version}
+        if info is not None and getattr(info, "version", None):
+            started["agent_version"] = info.version
+        if opts.get("model"):
+            started["model"] = opts["model"]
+            started["model_source"] = "configured"
+        client.put("run_started", started)
+        for m in sent_messages(active.run.input):
+            client.put("message_sent", m)
+        if active.cancelled:
+            raise AsmError("cancelled", "Run was cancelled")
+        resp = await call("session/prompt", conn.prompt(session_id=sid, prompt=[TextContentBlock(type="text",
+                                                                                                  text=prompt)]), None)
+        return await self._complete(active, client, resp, sid, agent_name, opts)
+
+    async def _call(self, active: ActiveRun, proc: Any, acp: Any, what: str, aw: Any, limit: float | None) -> Any:
+        """Await one request, turning a dead agent, a protocol error or a stall into one AsmError."""
+        task = asyncio.ensure_future(aw)
+        cancelled = asyncio.ensure_future(active.cancel_event.wait()) if what != "session/prompt" else None
+        try:
+            waiters = {task} | ({cancelled} if cancelled else set())
+            done, _ = await asyncio.wait(waiters, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if cancelled is not None:
+                cancelled.cancel()
+        if task not in done:
+            task.cancel()
+            if active.cancelled:
+                raise AsmError("cancelled", "Run was cancelled")
+            raise await self._failure(proc, "timeout", f"the ACP agent did not answer {what} within {limit:g} s",
+                                      code="provider_timeout")
+        try:
+            return task.result()
+        except ConnectionError:
+            if active.cancelled:
+                raise AsmError("cancelled", "Run was cancelled") from None
+            raise await self._failure(proc, "transport_exit", None) from None
+        except acp.RequestError as exc:
+            data = exc.data if exc.data is not None else None
+            raise await self._failure(proc, "protocol_error", f"the ACP agent answered {what} with an error "
+                                      f"({exc.code}): {exc}" + (f" {json.dumps(data)}" if data else ""),
+                                      details={"rpc_code": exc.code, "method": what}) from None
+        except Exception as exc:  # a malformed answer (pydantic validation)
+            raise await self._failure(proc, "protocol_error",
+                                      f"the ACP agent sent an invalid {what} answer: {exc}") from None
+
+    async def _open_session(self, call: Any, conn: Any, client: _Client, opts: Mapping[str, Any], root: Path,
+                            state: dict, acp: Any, ClientCapabilities: Any, FileSystemCapabilities: Any,
+                            Implementation: Any) -> tuple[Any, str, str]:
+        """initialize, then session/load (``resume``) or session/new, then session/set_mode:
+        (the initialize answer, the ACP session id, the agent's name)."""
+        import sys
 
         version = getattr(sys.modules.get("asm_nb"), "__version__", "0")
         fs_on = opts.get("fs") is not False
         caps = ClientCapabilities(fs=FileSystemCapabilities(read_text_file=fs_on, write_text_file=fs_on),
                                   terminal=opts.get("terminal") is not False)
         startup = (opts.get("startup_timeout_ms") or DEFAULT_STARTUP_TIMEOUT_MS) / 1000
-
-        async def call(what: str, aw: Any, limit: float | None) -> Any:
-            """Await one request, turning a dead agent, a protocol error or a stall into one AsmError."""
-            task = asyncio.ensure_future(aw)
-            cancelled = asyncio.ensure_future(active.cancel_event.wait()) if what != "session/prompt" else None
-            try:
-                waiters = {task} | ({cancelled} if cancelled else set())
-                done, _ = await asyncio.wait(waiters, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                if cancelled is not None:
-                    cancelled.cancel()
-            if task not in done:
-                task.cancel()
-                if active.cancelled:
-                    raise AsmError("cancelled", "Run was cancelled")
-                raise await self._failure(proc, "timeout", f"the ACP agent did not answer {what} within {limit:g} s",
-                                          code="provider_timeout")
-            try:
-                return task.result()
-            except ConnectionError:
-                if active.cancelled:
-                    raise AsmError("cancelled", "Run was cancelled") from None
-                raise await self._failure(proc, "transport_exit", None) from None
-            except acp.RequestError as exc:
-                data = exc.data if exc.data is not None else None
-                raise await self._failure(proc, "protocol_error", f"the ACP agent answered {what} with an error "
-                                          f"({exc.code}): {exc}" + (f" {json.dumps(data)}" if data else ""),
-                                          details={"rpc_code": exc.code, "method": what}) from None
-            except Exception as exc:  # a malformed answer (pydantic validation)
-                raise await self._failure(proc, "protocol_error",
-                                          f"the ACP agent sent an invalid {what} answer: {exc}") from None
-
         init = await call("initialize", conn.initialize(protocol_version=acp.PROTOCOL_VERSION, client_capabilities=caps,
                                                         client_info=Implementation(name="asm_nb", version=version)),
                           startup)
@@ -763,20 +363,11 @@ class AcpAdapter(BaseAdapter):
             state["session_id"] = sid = new.session_id
         if opts.get("mode"):
             await call("session/set_mode", conn.set_session_mode(session_id=sid, mode_id=opts["mode"]), startup)
-        started = {"provider_session_id": sid, "agent_name": agent_name, "cwd": str(root), "command": list(self.command),
-                   "protocol_version": init.protocol_version}
-        if info is not None and getattr(info, "version", None):
-            started["agent_version"] = info.version
-        if opts.get("model"):
-            started["model"] = opts["model"]
-            started["model_source"] = "configured"
-        client.put("run_started", started)
-        for m in sent_messages(active.run.input):
-            client.put("message_sent", m)
-        if active.cancelled:
-            raise AsmError("cancelled", "Run was cancelled")
-        resp = await call("session/prompt", conn.prompt(session_id=sid, prompt=[TextContentBlock(type="text",
-                                                                                                  text=prompt)]), None)
+        return init, sid, agent_name
+
+    async def _complete(self, active: ActiveRun, client: _Client, resp: Any, sid: str, agent_name: str,
+                        opts: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The prompt answered: message_received, token_usage_updated, turn_completed, run_completed."""
         await client.drain()
         stop = resp.stop_reason
         text = "".join(client.text)

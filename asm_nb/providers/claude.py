@@ -25,6 +25,11 @@ Permission modes (``core.permission.PermissionMode``) gate tools by their ``acce
 "ask" with no ``approval_callback`` declines the call; a declined call is reported to the model as an
 ``is_error`` tool result and shows as ``tool_call_failed`` with ``reason="declined"``; the run goes on.
 
+Split along its seams: request building (``_claude_input``: input messages, transcript, the
+``messages.create`` parameters), stream mapping (``_claude_stream``: the per-request ``_Turn``, the
+run state, cancellation helpers) and error mapping (``_claude_errors``); this module keeps the
+adapter, its tool loop and the permission gate, and re-exports those modules' names.
+
 The SDK is imported lazily: ``ClaudeAdapter.name`` works without it, constructing an adapter
 without it raises ``AsmError("dependency_not_available")``. Imports ``core``, ``config``, ``ports``
 and ``providers`` only.
@@ -34,10 +39,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import json
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -45,9 +48,30 @@ from .. import config
 from ..core.capabilities import Capability, CapabilityType
 from ..core.errors import AsmError
 from ..core.permission import PermissionMode
-from ..core.usage import TokenUsage, empty_usage
 from ..ports import resolve_execute_timeout_base
 from ._base import ActiveRun, BaseAdapter
+from ._claude_errors import _by_error_type as _by_error_type
+from ._claude_errors import _classify as _classify
+from ._claude_errors import _names as _names
+from ._claude_input import _OWN_PARAMS as _OWN_PARAMS
+from ._claude_input import DEFAULT_MAX_TOKENS as DEFAULT_MAX_TOKENS
+from ._claude_input import SDK_PASSTHROUGH as SDK_PASSTHROUGH
+from ._claude_input import _create_params as _create_params
+from ._claude_input import input_messages as input_messages
+from ._claude_input import request_params
+from ._claude_input import to_api_messages as to_api_messages
+from ._claude_input import transcript_messages as transcript_messages
+from ._claude_stream import _INCOMPLETE as _INCOMPLETE
+from ._claude_stream import _Block as _Block
+from ._claude_stream import _Cancelled as _Cancelled
+from ._claude_stream import _close_stream as _close_stream
+from ._claude_stream import _dump as _dump
+from ._claude_stream import _interruptible as _interruptible
+from ._claude_stream import _partial_usage as _partial_usage
+from ._claude_stream import _RunState as _RunState
+from ._claude_stream import _StreamError as _StreamError
+from ._claude_stream import _Turn as _Turn
+from ._claude_stream import normalize_usage as normalize_usage
 from .tools import READ, WRITE, Tool, ToolContext, ToolOutput, as_tools
 from .workspace_tools import builtin_tools
 
@@ -62,11 +86,7 @@ MODEL_ALIASES: dict[str, str] = {
     "sonnet": "claude-sonnet-4-6",
     "opus": "claude-opus-4-6",
 }
-DEFAULT_MAX_TOKENS = 4096
 DEFAULT_MAX_RETRIES = 2
-# sdk_opts keys allowed into messages.create(...) (docs/providers.md, Claude).
-SDK_PASSTHROUGH = ("temperature", "top_p", "top_k", "stop_sequences", "thinking", "metadata", "service_tier",
-                   "tool_choice", "extra_headers", "extra_body")
 # Options this adapter understands (anything else in the merged options is ignored silently: the runtime
 # passes its own keys through adapter options).
 _CLIENT_KEYS = ("api_key", "base_url", "max_retries", "default_headers")
@@ -81,315 +101,12 @@ def resolve_model(model: Any = None) -> str:
     return MODEL_ALIASES.get(m.lower(), m)
 
 
-_OWN_PARAMS = frozenset({"model", "max_tokens", "messages", "stream", "system", "tools", "timeout", "self"})
-_create_params_cache: frozenset | None = None
-
-
-def _create_params() -> frozenset:
-    """Keyword arguments ``AsyncMessages.create`` accepts in the installed SDK (empty if unknown)."""
-    global _create_params_cache
-    if _create_params_cache is None:
-        try:
-            import inspect
-
-            from anthropic.resources.messages import AsyncMessages
-
-            _create_params_cache = frozenset(inspect.signature(AsyncMessages.create).parameters)
-        except Exception:
-            _create_params_cache = frozenset()
-    return _create_params_cache
-
-
 def _require_anthropic(operation: str) -> None:
     if importlib.util.find_spec("anthropic") is None:
         raise AsmError("dependency_not_available", "Optional dependency anthropic is required for ClaudeAdapter "
                        "(pip install 'asm_nb[claude]')",
                        details={"dependency": "anthropic", "module": "asm_nb.providers.claude",
                                 "operation": operation})
-
-
-class _Cancelled(Exception):
-    """Internal: the run was cancelled through ``cancel()``."""
-
-
-class _StreamError(Exception):
-    """Internal: wraps an exception raised while reading the SDK stream."""
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-@dataclass
-class _Block:
-    type: str
-    text: list = field(default_factory=list)  # text / thinking pieces
-    json_parts: list = field(default_factory=list)
-    id: str | None = None
-    name: str | None = None
-    signature: str = ""
-    data: Any = None  # redacted_thinking payload / unknown block dump
-    input: Any = None  # parsed tool input (None until parsed; _INCOMPLETE when unparsable)
-    stopped: bool = False
-
-
-_INCOMPLETE = object()
-
-
-@dataclass
-class _RunState:
-    model: str
-    tools_offered: list[str]
-    cwd: Path
-    input_messages: list[dict]
-    started: bool = False
-    usage: dict = field(default_factory=empty_usage)
-    tool_calls: list = field(default_factory=list)
-    confirmed_model: str | None = None
-    message_ids: list = field(default_factory=list)
-
-
-class _Turn:
-    """One streamed request: folds raw events into blocks and emits the streaming events."""
-
-    __slots__ = ("active", "rs", "blocks", "text_parts", "usage", "stop_reason", "message_id", "saw_stop",
-                 "reading", "k")
-
-    def __init__(self, active: ActiveRun, rs: _RunState, k: int) -> None:
-        self.active = active
-        self.rs = rs
-        self.k = k
-        self.blocks: dict[int, _Block] = {}
-        self.text_parts: list[str] = []
-        self.usage: dict[str, Any] = {}
-        self.stop_reason: str | None = None
-        self.message_id: str | None = None
-        self.saw_stop = False
-        self.reading = False
-
-    async def handle(self, ev: Any) -> None:
-        t = ev.type
-        if t == "content_block_delta":
-            d = ev.delta
-            dt = d.type
-            if dt == "text_delta":
-                text = d.text
-                if text:
-                    self.text_parts.append(text)
-                    b = self.blocks.get(ev.index)
-                    if b is not None:
-                        b.text.append(text)
-                    await self.active.emit("message_streamed", {"content": text, "delta": text})
-            elif dt == "input_json_delta":
-                b = self.blocks.get(ev.index)
-                if b is not None:
-                    b.json_parts.append(d.partial_json or "")
-            elif dt == "thinking_delta":
-                text = d.thinking
-                b = self.blocks.get(ev.index)
-                if b is not None:
-                    b.text.append(text)
-                if text:
-                    await self.active.emit("message_streamed", {"content": text, "delta": text, "kind": "reasoning"})
-            elif dt == "signature_delta":
-                b = self.blocks.get(ev.index)
-                if b is not None:
-                    b.signature += d.signature or ""
-            # citations_delta and future delta types: ignored
-        elif t == "content_block_start":
-            cb = ev.content_block
-            bt = cb.type
-            b = _Block(type=bt)
-            if bt == "text":
-                if cb.text:
-                    b.text.append(cb.text)
-                    self.text_parts.append(cb.text)
-                    await self.active.emit("message_streamed", {"content": cb.text, "delta": cb.text})
-            elif bt == "tool_use":
-                b.id, b.name = cb.id, cb.name
-            elif bt == "thinking":
-                if cb.thinking:
-                    b.text.append(cb.thinking)
-                b.signature = getattr(cb, "signature", "") or ""
-            elif bt == "redacted_thinking":
-                b.data = getattr(cb, "data", None)
-            else:
-                b.data = _dump(cb)
-            self.blocks[ev.index] = b
-        elif t == "content_block_stop":
-            b = self.blocks.get(ev.index)
-            if b is None or b.stopped:
-                return
-            b.stopped = True
-            if b.type == "tool_use":
-                raw = "".join(b.json_parts)
-                try:
-                    parsed = json.loads(raw) if raw.strip() else {}
-                    b.input = parsed if isinstance(parsed, dict) else {"value": parsed}
-                    shown = b.input
-                except ValueError:
-                    b.input = _INCOMPLETE
-                    shown = {}
-                await self.active.emit("tool_call_started", {"tool_call_id": b.id, "tool_name": b.name,
-                                                             "tool_input": shown})
-        elif t == "message_start":
-            msg = ev.message
-            self.message_id = msg.id
-            self.usage = _dump(msg.usage)
-            self.rs.message_ids.append(msg.id)
-            if not self.rs.started:
-                self.rs.started = True
-                self.rs.confirmed_model = msg.model
-                await self.active.emit("run_started", {
-                    "model": msg.model, "model_source": "stream", "configured_model": self.rs.model, "backend": "api",
-                    "message_id": msg.id, "cwd": str(self.rs.cwd), "tools": list(self.rs.tools_offered)})
-                for m in self.rs.input_messages:
-                    await self.active.emit("message_sent", m)
-        elif t == "message_delta":
-            self.stop_reason = getattr(ev.delta, "stop_reason", None) or self.stop_reason
-            u = getattr(ev, "usage", None)
-            if u is not None:
-                self.usage.update(_dump(u))  # cumulative for this request: later fields win
-        elif t == "message_stop":
-            self.saw_stop = True
-
-    @property
-    def text(self) -> str:
-        return "".join(self.text_parts)
-
-    def assistant_content(self) -> list[dict]:
-        """The assistant message to send back before tool results (thinking blocks included)."""
-        out = []
-        for i in sorted(self.blocks):
-            b = self.blocks[i]
-            if b.type == "text":
-                txt = "".join(b.text)
-                if txt:
-                    out.append({"type": "text", "text": txt})
-            elif b.type == "thinking":
-                out.append({"type": "thinking", "thinking": "".join(b.text), "signature": b.signature})
-            elif b.type == "redacted_thinking":
-                out.append({"type": "redacted_thinking", "data": b.data})
-            elif b.type == "tool_use":
-                out.append({"type": "tool_use", "id": b.id, "name": b.name,
-                            "input": b.input if isinstance(b.input, dict) else {}})
-            elif isinstance(b.data, dict) and b.data.get("type"):
-                out.append(b.data)  # server tool blocks etc.: echo as received
-        return out
-
-    def tool_blocks(self) -> list[_Block]:
-        return [self.blocks[i] for i in sorted(self.blocks) if self.blocks[i].type == "tool_use"]
-
-
-def _dump(obj: Any) -> dict[str, Any]:
-    if obj is None:
-        return {}
-    if isinstance(obj, Mapping):
-        return {k: v for k, v in obj.items() if v is not None}
-    dump = getattr(obj, "model_dump", None)
-    if dump is not None:
-        return dump(exclude_none=True)
-    return {k: v for k, v in vars(obj).items() if v is not None}
-
-
-def normalize_usage(raw: Mapping[str, Any]) -> dict[str, int]:
-    """Anthropic usage → the four normalized counters (``input_tokens`` excludes cache, docs/providers.md, token
-    usage)."""
-    return TokenUsage.from_anthropic(raw).to_dict()
-
-
-# ---------------------------------------------------------------------------------------------
-# Input preparation (docs/providers.md, input preparation)
-# ---------------------------------------------------------------------------------------------
-
-_ROLES = ("system", "user", "assistant", "tool")
-
-
-def _role(r: Any) -> str:
-    r = getattr(r, "value", r)
-    r = str(r).lower() if r is not None else ""
-    return r if r in _ROLES else "assistant"
-
-
-def _get(m: Any, key: str) -> Any:
-    return m.get(key) if isinstance(m, Mapping) else getattr(m, key, None)
-
-
-def _compact(v: Any) -> str:
-    return json.dumps(v, ensure_ascii=False, default=str, separators=(",", ":"))
-
-
-def transcript_messages(session: Any) -> list[dict[str, Any]]:
-    """Prior conversation from ``session.context["transcript"]`` as ``{role, content}`` dicts
-    (roles ``system|user|assistant|tool``; tool calls/results rendered as text)."""
-    ctx = getattr(session, "context", None)
-    tr = ctx.get("transcript") if isinstance(ctx, Mapping) else None
-    if tr is None:
-        return []
-    msgs = tr if isinstance(tr, list) else _get(tr, "messages")
-    out = []
-    for m in msgs or []:
-        role = _role(_get(m, "role"))
-        name = _get(m, "tool_name")
-        tcid = _get(m, "tool_call_id") or "unknown"
-        content = _get(m, "content")
-        if isinstance(name, str) and role == "tool":
-            output = _get(m, "tool_output")
-            out.append({"role": "tool", "content": f"tool_result({tcid}): {name} "
-                                                   f"{_compact(output if output is not None else '')}"})
-        elif isinstance(name, str) and role == "assistant":
-            tin = _get(m, "tool_input")
-            out.append({"role": "assistant", "content": f"tool_call({tcid}): {name} "
-                                                        f"{_compact(tin if tin is not None else {})}"})
-        elif isinstance(content, str) and content:
-            out.append({"role": role, "content": content})
-    return out
-
-
-def input_messages(run_input: Any) -> list[dict[str, Any]]:
-    """The run input as ``{role, content}`` messages (``str``, ``{"prompt": s}`` or ``{"messages": [...]}``)."""
-    if isinstance(run_input, str):
-        return [{"role": "user", "content": run_input}]
-    if isinstance(run_input, Mapping):
-        msgs = run_input.get("messages")
-        if isinstance(msgs, list):
-            out = []
-            for m in msgs:
-                if isinstance(m, Mapping):
-                    out.append({"role": _role(m.get("role", "user")), "content": m.get("content", "")})
-                elif isinstance(m, str):
-                    out.append({"role": "user", "content": m})
-            return out
-        p = run_input.get("prompt")
-        if isinstance(p, str):
-            return [{"role": "user", "content": p}]
-    if run_input is None:
-        return []
-    return [{"role": "user", "content": str(run_input)}]
-
-
-def to_api_messages(msgs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
-    """Normalized messages → Messages API ``messages`` + extra system text. The API only knows
-    ``user``/``assistant``: ``system`` messages join the system prompt, ``tool`` ones are sent as
-    user text; consecutive same-role messages are merged (the API wants alternation)."""
-    api: list[dict[str, Any]] = []
-    system: list[str] = []
-    for m in msgs:
-        role, content = m["role"], m.get("content")
-        if role == "system":
-            if isinstance(content, str) and content:
-                system.append(content)
-            continue
-        role = "user" if role == "tool" else role
-        if content is None or content == "" or content == []:
-            continue
-        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
-        if api and api[-1]["role"] == role:
-            prev = api[-1]["content"]
-            api[-1]["content"] = (prev if isinstance(prev, list) else [{"type": "text", "text": prev}]) + blocks
-        else:
-            api.append({"role": role, "content": content if isinstance(content, str) else list(content)})
-    return api, system
 
 
 # ---------------------------------------------------------------------------------------------
@@ -471,27 +188,7 @@ class ClaudeAdapter(BaseAdapter):
         return known, offered
 
     def _request_params(self, o: Mapping[str, Any], model: str) -> dict[str, Any]:
-        params: dict[str, Any] = {}
-        sdk = dict(o.get("sdk_opts") or {})
-        accepted = _create_params()
-        for k, v in sdk.items():
-            if k in SDK_PASSTHROUGH or (k in accepted and k not in _OWN_PARAMS):
-                params[k] = v
-            elif k not in self._warned_sdk_keys:
-                self._warned_sdk_keys.add(k)
-                log.warning("ClaudeAdapter ignores sdk_opts key %r (allowed: %s)", k, ", ".join(SDK_PASSTHROUGH))
-        for k in SDK_PASSTHROUGH:  # top-level options of the same names win over sdk_opts
-            if o.get(k) is not None:
-                params[k] = o[k]
-        params["model"] = model
-        params["max_tokens"] = int(o.get("max_tokens") or DEFAULT_MAX_TOKENS)
-        # SDK versions differ in which body fields are keyword arguments of create() (2.13 has no
-        # `temperature`/`top_k`): send the others through extra_body so the request still carries them.
-        extra = {k: params.pop(k) for k in list(params)
-                 if accepted and k not in accepted and k not in ("extra_headers", "extra_body")}
-        if extra:
-            params["extra_body"] = {**extra, **dict(params.get("extra_body") or {})}
-        return params
+        return request_params(o, model, self._warned_sdk_keys)
 
     def _client(self, o: Mapping[str, Any], timeout: Any) -> tuple[Any, bool]:
         if o.get("client") is not None:
@@ -689,6 +386,12 @@ class ClaudeAdapter(BaseAdapter):
                 consumer.cancel()
             await asyncio.wait((consumer,))
         waiter.cancel()
+        return await self._settle_turn(active, stream, consumer, rs, turn)
+
+    async def _settle_turn(self, active: ActiveRun, stream: Any, consumer: asyncio.Future, rs: _RunState,
+                           turn: _Turn) -> _Turn:
+        """After the read ended: cancelled, failed (mapped error, partial usage reported), cut after a
+        complete message (kept, with a warning event) or complete."""
         if active.cancelled:
             await _close_stream(stream)
             await _partial_usage(active, rs, turn)
@@ -749,31 +452,10 @@ class ClaudeAdapter(BaseAdapter):
             why = ("is not available in plan mode (read-only tools only)" if mode is PermissionMode.PLAN
                    else "is not allowed for this run")
             return await fail(f"Permission denied: {b.name} {why}.", "declined")
-        decision = _decide(mode, t)
-        if decision == "ask":
-            callback = o.get("approval_callback")
-            approval = {**base, "access": t.access, "permission_mode": mode.value if mode else None}
-            if callback is None:
-                await active.emit("tool_approval_denied", {**approval, "reason": "no_approval_callback"})
-                return await fail(
-                    f"Permission denied: {b.name} needs approval in permission mode "
-                    f"'{mode.value if mode else 'default'}' and no approval_callback was given. "
-                    "Do not retry it; continue without it or explain what you would have done.", "declined")
-            await active.emit("tool_approval_requested", approval)
-            reason = "denied_by_callback"
-            try:
-                res = callback(b.name, dict(tin))
-                if asyncio.iscoroutine(res) or asyncio.isfuture(res) or hasattr(res, "__await__"):
-                    res = await _interruptible(active, res)
-                ok = bool(res)
-            except (_Cancelled, asyncio.CancelledError):
-                raise
-            except Exception as exc:
-                ok, reason = False, f"approval_callback raised {type(exc).__name__}: {exc}"
-            if not ok:
-                await active.emit("tool_approval_denied", {**approval, "reason": reason})
-                return await fail(f"Permission denied: the user declined {b.name}.", "declined")
-            await active.emit("tool_approval_granted", approval)
+        if _decide(mode, t) == "ask":
+            refusal = await self._approve(active, b, t, mode, base, o.get("approval_callback"))
+            if refusal is not None:
+                return await fail(refusal, "declined")
         ctx = ToolContext(cwd=rs.cwd, run_id=active.run.id, session_id=active.session.id, tool_call_id=b.id)
         out = await _interruptible(active, t.run(tin, ctx))
         if out.is_error:
@@ -784,6 +466,33 @@ class ClaudeAdapter(BaseAdapter):
         await active.emit("tool_call_completed", data)
         rs.tool_calls.append({"id": b.id, "name": b.name, "input": tin, "output": out.content, "is_error": False})
         return out
+
+    async def _approve(self, active: ActiveRun, b: _Block, t: Tool, mode: PermissionMode | None,
+                       base: dict[str, Any], callback: Any) -> str | None:
+        """Ask ``approval_callback`` for a tool the permission mode does not run on its own: None when
+        granted, else the message reported to the model (no callback, declined, or the callback raised)."""
+        approval = {**base, "access": t.access, "permission_mode": mode.value if mode else None}
+        if callback is None:
+            await active.emit("tool_approval_denied", {**approval, "reason": "no_approval_callback"})
+            return (f"Permission denied: {b.name} needs approval in permission mode "
+                    f"'{mode.value if mode else 'default'}' and no approval_callback was given. "
+                    "Do not retry it; continue without it or explain what you would have done.")
+        await active.emit("tool_approval_requested", approval)
+        reason = "denied_by_callback"
+        try:
+            res = callback(b.name, dict(base["tool_input"]))
+            if asyncio.iscoroutine(res) or asyncio.isfuture(res) or hasattr(res, "__await__"):
+                res = await _interruptible(active, res)
+            ok = bool(res)
+        except (_Cancelled, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            ok, reason = False, f"approval_callback raised {type(exc).__name__}: {exc}"
+        if not ok:
+            await active.emit("tool_approval_denied", {**approval, "reason": reason})
+            return f"Permission denied: the user declined {b.name}."
+        await active.emit("tool_approval_granted", approval)
+        return None
 
     # -- errors ------------------------------------------------------------------------------
     def _map_error(self, exc: BaseException, turn: _Turn) -> AsmError:
@@ -797,19 +506,6 @@ class ClaudeAdapter(BaseAdapter):
         return self.provider_failure(code, {"kind": kind, "message": message, "details": details})
 
 
-async def _partial_usage(active: ActiveRun, rs: _RunState, turn: _Turn) -> None:
-    """A request that broke off after ``message_start`` was still billed for its input: report what
-    is known (``partial: True``) so usage summed from events stays honest."""
-    if not turn.usage or active.terminal_emitted:
-        return
-    incr = normalize_usage(turn.usage)
-    for key, v in incr.items():
-        rs.usage[key] += v
-    await active.emit("token_usage_updated", {
-        **incr, "total_tokens": rs.usage["input_tokens"] + rs.usage["output_tokens"], "raw_usage": dict(turn.usage),
-        "request_index": turn.k, "message_id": turn.message_id, "partial": True})
-
-
 def _decide(mode: PermissionMode | None, t: Tool) -> str:
     if mode in (PermissionMode.FULL_AUTO, PermissionMode.DANGEROUSLY_SKIP_PERMISSIONS):
         return "run"
@@ -819,112 +515,3 @@ def _decide(mode: PermissionMode | None, t: Tool) -> str:
         return "run"
     return "ask"
 
-
-async def _interruptible(active: ActiveRun, aw: Any) -> Any:
-    """Await ``aw`` unless the run is cancelled first (then cancel it and raise ``_Cancelled``)."""
-    task = asyncio.ensure_future(aw)
-    if active.cancelled:
-        task.cancel()
-        raise _Cancelled()
-    waiter = asyncio.ensure_future(active.cancel_event.wait())
-    try:
-        await asyncio.wait((task, waiter), return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
-        task.cancel()
-        waiter.cancel()
-        raise
-    if task.done():
-        waiter.cancel()
-        return task.result()
-    task.cancel()
-    await asyncio.wait((task,), timeout=5)
-    raise _Cancelled()
-
-
-async def _close_stream(stream: Any) -> None:
-    try:
-        await asyncio.wait_for(stream.close(), 2.0)
-    except BaseException:  # best effort: the connection is being dropped anyway
-        pass
-
-
-def _names(exc: BaseException) -> set[str]:
-    return {c.__name__ for c in type(exc).__mro__}
-
-
-def _classify(exc: BaseException) -> tuple[str, str, str, dict[str, Any]]:
-    """(code, kind, message, details) for an exception raised by the SDK or its transport."""
-    import anthropic
-
-    details: dict[str, Any] = {"exception": type(exc).__name__}
-    if isinstance(exc, anthropic.APIStatusError):
-        status = getattr(exc, "status_code", None)
-        body = getattr(exc, "body", None)
-        inner = body.get("error") if isinstance(body, Mapping) else None
-        err: Mapping[str, Any] = inner if isinstance(inner, Mapping) else {}
-        etype = err.get("type")
-        given = err.get("message")
-        message = given if isinstance(given, str) and given else str(exc)
-        headers = getattr(getattr(exc, "response", None), "headers", None) or {}
-        retry_after = headers.get("retry-after-ms") and f"{headers.get('retry-after-ms')}ms" or headers.get("retry-after")
-        raw_details = err.get("details")
-        edetails: Mapping[str, Any] = raw_details if isinstance(raw_details, Mapping) else {}
-        details.update({"status_code": status, "request_id": getattr(exc, "request_id", None) or headers.get("request-id"),
-                        "error_type": etype, "retry_after": retry_after})
-        if status == 200 or status is None:  # in-band `event: error` after the stream started
-            details["mid_stream"] = True
-            code, kind = _by_error_type(etype)
-        elif status == 429:
-            if edetails.get("error_code") == "enforced_spend_limit_reached" or "SpendLimit" in type(exc).__name__:
-                code, kind = "provider_quota_exceeded", "quota"
-            else:
-                code, kind = "provider_rate_limited", "rate_limit"
-        elif status in (401, 403):
-            code, kind = "provider_authentication_failed", "authentication"
-        elif status == 402:
-            code, kind = "provider_quota_exceeded", "quota"
-        elif status in (408, 504):
-            code, kind = "provider_timeout", "timeout"
-        elif status == 529:
-            code, kind = "provider_unavailable", "overloaded"
-        elif status >= 500:
-            code, kind = "provider_unavailable", "server_error"
-        elif status in (400, 404, 413, 422):
-            code, kind = "provider_error", "invalid_request"
-        else:
-            code, kind = _by_error_type(etype)
-        return code, kind, message, details
-    names = _names(exc)
-    if isinstance(exc, anthropic.APITimeoutError) or "TimeoutException" in names or isinstance(exc, TimeoutError):
-        return "provider_timeout", "timeout", f"Request to the Anthropic API timed out: {exc}".rstrip(": "), details
-    if isinstance(exc, anthropic.APIConnectionError):
-        return "provider_unavailable", "connection_error", f"Connection to the Anthropic API failed: {exc}", details
-    if "RemoteProtocolError" in names or "ProtocolError" in names:
-        return "provider_error", "protocol_error", f"Stream broken: {exc}", details
-    if "TransportError" in names:
-        return "provider_unavailable", "connection_error", f"Connection to the Anthropic API failed: {exc}", details
-    if isinstance(exc, json.JSONDecodeError):
-        return "provider_error", "parse_error", f"Invalid JSON in the event stream: {exc}", details
-    if isinstance(exc, anthropic.AnthropicError):
-        text = str(exc)
-        if "auth" in text.lower() or "api_key" in text.lower() or "api key" in text.lower():
-            return "provider_authentication_failed", "authentication", text, details
-        return "provider_error", "unknown", text or type(exc).__name__, details
-    if isinstance(exc, ValueError):  # e.g. the SDK's pydantic validation of an event
-        return "provider_error", "parse_error", f"Could not read a stream event: {exc}", details
-    return "provider_error", "unknown", f"{type(exc).__name__}: {exc}", details
-
-
-def _by_error_type(etype: Any) -> tuple[str, str]:
-    return {
-        "overloaded_error": ("provider_unavailable", "overloaded"),
-        "api_error": ("provider_unavailable", "server_error"),
-        "rate_limit_error": ("provider_rate_limited", "rate_limit"),
-        "timeout_error": ("provider_timeout", "timeout"),
-        "authentication_error": ("provider_authentication_failed", "authentication"),
-        "permission_error": ("provider_authentication_failed", "authentication"),
-        "billing_error": ("provider_quota_exceeded", "quota"),
-        "invalid_request_error": ("provider_error", "invalid_request"),
-        "not_found_error": ("provider_error", "invalid_request"),
-        "request_too_large": ("provider_error", "invalid_request"),
-    }.get(etype if isinstance(etype, str) else "", ("provider_error", "unknown"))

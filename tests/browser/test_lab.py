@@ -526,6 +526,79 @@ def test_live_run_saves_as_static_card_and_reopens(lab, page, browser):
     assert page.evaluate("() => window.__asm_xss") is None  # the live page either
 
 
+def _css_color(page, prop: str, value: str) -> str:
+    """The computed colour of ``value`` (e.g. a theme variable) for a CSS property."""
+    return page.evaluate("([p, v]) => { const d = document.createElement('div'); d.style[p] = v;"
+                         " document.body.appendChild(d); const c = getComputedStyle(d)[p === 'background' ?"
+                         " 'backgroundColor' : p]; d.remove(); return c; }", [prop, value])
+
+
+def _live_grid_sort_pick_and_detail(page, live) -> None:
+    """The live dashboard's run grid: a header click sorts (arrow, aria-sort, order), a second
+    click flips it; a row click picks the run (highlighted, aria-selected) and its detail shows
+    beside the grid, then below it in a narrow window; the keyboard picks too."""
+    from playwright.sync_api import expect
+
+    grid = live.locator(".asm-rungrid")
+    rows = grid.locator("tbody tr")
+    expect(rows).to_have_count(5)
+    ids = lambda: rows.evaluate_all("rs => rs.map(r => r.dataset.runId)")  # noqa: E731
+    newest_first = ids()
+    assert grid.locator("th[data-key=started_at]").get_attribute("aria-sort") == "descending"
+    expect(grid.locator("th[data-key=started_at] .asm-rungrid-arrow")).to_have_text("▼")
+
+    tokens_th = grid.locator("th[data-key=total_tokens]")
+    tokens_th.locator("button").click()  # ascending tokens
+    expect(tokens_th).to_have_attribute("aria-sort", "ascending")
+    expect(tokens_th.locator(".asm-rungrid-arrow")).to_have_text("▲")
+    expect(grid.locator("th[data-key=started_at]")).to_have_attribute("aria-sort", "none")
+    values = [int(t.replace(",", "")) for t in grid.locator("tbody td.asm-rungrid-int").all_inner_texts()]
+    assert values == sorted(values) and ids() != newest_first, values
+    tokens_th.locator("button").click()  # descending
+    expect(tokens_th).to_have_attribute("aria-sort", "descending")
+    expect(tokens_th.locator(".asm-rungrid-arrow")).to_have_text("▼")
+    values = [int(t.replace(",", "")) for t in grid.locator("tbody td.asm-rungrid-int").all_inner_texts()]
+    assert values == sorted(values, reverse=True), values
+
+    # a click on the row with the most tokens (the replayed 'tools' run) picks it
+    top = rows.first
+    run_id = top.get_attribute("data-run-id")
+    assert top.locator("td.asm-rungrid-text").first.inner_text() == "replay tools"
+    top.click()
+    expect(top).to_have_class(re.compile(r"\basm-picked\b"))
+    expect(top).to_have_attribute("aria-selected", "true")
+    detail = live.locator(".asm-dash-detail")
+    expect(detail.locator(".asm-dash-ids")).to_contain_text(run_id)
+    expect(detail.locator(".asm-dash-prompt")).to_have_text("replay tools")
+    expect(detail.locator(".asm-run details.asm-tool")).to_have_count(5)  # the run card, its tool rows
+    expect(detail.locator(".asm-run")).to_contain_text("now returns an empty list")
+    g, d = grid.bounding_box(), detail.bounding_box()
+    assert g and d and d["x"] >= g["x"] + g["width"] and abs(d["y"] - g["y"]) < 60, (g, d)  # beside
+
+    # keyboard: the picked row holds the focus stop; ArrowDown then Enter picks the next row
+    top.focus()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    second = rows.nth(1)
+    expect(second).to_have_class(re.compile(r"\basm-picked\b"))
+    expect(detail.locator(".asm-dash-ids")).to_contain_text(second.get_attribute("data-run-id") or "?")
+    assert rows.evaluate_all("rs => rs.filter(r => r.classList.contains('asm-picked')).length") == 1
+    second.click()  # (the same run again)
+    top.click()
+    expect(detail.locator(".asm-dash-ids")).to_contain_text(run_id)
+
+    # a narrow notebook: the detail moves below the grid
+    page.set_viewport_size({"width": 900, "height": 1000})
+    page.wait_for_timeout(300)
+    g, d = grid.bounding_box(), detail.bounding_box()
+    assert g and d and d["y"] >= g["y"] + g["height"] - 1, (g, d)  # stacked
+    live.locator(".asm-dash-split").screenshot(path=str(ARTIFACTS / "dashboard-grid-narrow-light.png"))
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.wait_for_timeout(300)
+    live.locator(".asm-dash-split").scroll_into_view_if_needed()
+    live.locator(".asm-dash-split").screenshot(path=str(ARTIFACTS / "dashboard-grid-light.png"))
+
+
 def _grid_ids(page) -> list[str]:
     return page.locator(".jp-asm-dashboard-grid tbody tr").evaluate_all("rows => rows.map(r => r.dataset.runId)")
 
@@ -544,8 +617,8 @@ def test_dashboard_live_then_static_sortable_grid_after_reopen(lab, page, browse
     live = page.locator(".jp-OutputArea .jp-asm-dashboard.jp-asm-dashboard-live")
     expect(live).to_have_count(1)
     expect(live.locator(".asm-dash .asm-kpi").first).to_be_visible()  # the ipywidgets app
-    expect(live.locator(".asm-runs select option")).to_have_count(5)  # its run table
     assert page.get_by_text("Error displaying widget").count() == 0
+    _live_grid_sort_pick_and_detail(page, live)
     page.screenshot(path=str(ARTIFACTS / "dashboard-live-light.png"), full_page=True)
     # asm_nb's figures: transparent background; the extension paints their text with the theme
     chart = page.locator(".jp-CodeCell").nth(2).locator(".jp-OutputArea .js-plotly-plot")
@@ -564,6 +637,18 @@ def test_dashboard_live_then_static_sortable_grid_after_reopen(lab, page, browse
     dark_fill = tick.evaluate("e => getComputedStyle(e).fill")
     assert dark_fill == page.evaluate(font_color) and dark_fill != light_fill, (light_fill, dark_fill)
     page.screenshot(path=str(ARTIFACTS / "dashboard-live-dark.png"), full_page=True)
+    split = live.locator(".asm-dash-split")
+    split.scroll_into_view_if_needed()
+    split.screenshot(path=str(ARTIFACTS / "dashboard-grid-dark.png"))
+    # themed: the picked row and the detail follow the dark theme's variables
+    picked = live.locator(".asm-rungrid tbody tr.asm-picked")
+    other = live.locator(".asm-rungrid tbody tr:not(.asm-picked)").first
+    picked_bg = picked.evaluate("e => getComputedStyle(e).backgroundColor")
+    assert picked_bg not in ("rgba(0, 0, 0, 0)", other.evaluate("e => getComputedStyle(e).backgroundColor"))
+    cell_color = picked.locator("td.asm-rungrid-text").first.evaluate("e => getComputedStyle(e).color")
+    assert cell_color == _css_color(page, "color", "var(--jp-ui-font-color1)"), cell_color
+    detail_color = live.locator(".asm-dash-detail .asm-dash-prompt").evaluate("e => getComputedStyle(e).color")
+    assert detail_color == _css_color(page, "color", "var(--jp-content-font-color1)"), detail_color
     _set_theme(page, "JupyterLab Light")
     page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
     page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty")

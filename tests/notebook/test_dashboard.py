@@ -1,5 +1,9 @@
 """The analytics dashboard, built without a browser on a store filled by replayed and shell runs:
-the widget tree, KPIs against the runs, filters, the run table, picking a run, offline charts."""
+the widget tree, KPIs against the runs, filters, the run grid (header clicks sort, row clicks
+pick, pages), the picked run's detail beside the grid, offline charts, the saved snapshot.
+
+The grid's front end sends its clicks as custom widget messages; ``_front`` delivers one through
+ipywidgets' own message handler, as the comm would."""
 
 from __future__ import annotations
 
@@ -49,6 +53,16 @@ def _walk(w):
     yield w
     for c in getattr(w, "children", ()):
         yield from _walk(c)
+
+
+def _page_ids(d: Dashboard) -> list[str]:
+    return [r["run_id"] for r in d.grid.rows]
+
+
+def _front(grid, **content) -> None:
+    """A message from the grid's front end (a header, row or pager click), through ipywidgets'
+    comm message handler."""
+    grid._handle_msg({"content": {"data": {"method": "custom", "content": content}}, "buffers": []})
 
 
 def _all_output_text(d: Dashboard) -> str:
@@ -105,9 +119,9 @@ def test_kpis_match_the_runs(dash, filled):
     assert f"{exp['rate']:.0%}" in dash.kpis["success_rate"].value
     assert f"{exp['tokens']:,}" in dash.kpis["tokens"].value
     assert f"${exp['cost']:,.4f}" in dash.kpis["cost"].value
-    # the run table: one option per run, newest first, value = run id
-    values = [v for _, v in dash.run_table.options]
-    assert set(values) == exp["ids"]
+    # the run grid: one row per run (one page), newest first
+    values = _page_ids(dash)
+    assert set(values) == exp["ids"] and values == dash.run_ids
     starts = [store.get_run(v).started_at for v in values]
     assert starts == sorted(starts, reverse=True)
 
@@ -117,20 +131,20 @@ def test_filter_changes_update_kpis_and_run_table(dash, filled):
     dash.provider.value = ("shell",)  # as the front end would set it
     exp = _expected(store, lambda r: r.provider == "shell")
     assert dash.kpi_values["runs"] == exp["runs"] == 2
-    assert {v for _, v in dash.run_table.options} == exp["ids"]
+    assert set(_page_ids(dash)) == exp["ids"] and dash.grid.total == 2
     assert dash.kpi_values["success_rate"] == pytest.approx(0.5)
     assert "50%" in dash.kpis["success_rate"].value
 
     dash.status.value = ("failed",)
-    assert [v for _, v in dash.run_table.options] == [results["shell_fail"].run_id]
+    assert _page_ids(dash) == [results["shell_fail"].run_id]
     assert dash.kpi_values["success_rate"] == 0 and "0%" in dash.kpis["success_rate"].value
 
     dash.clear_filters()
     dash.model.value = (NO_MODEL,)
-    assert {v for _, v in dash.run_table.options} == _expected(store, lambda r: r.provider == "shell")["ids"]
+    assert set(_page_ids(dash)) == _expected(store, lambda r: r.provider == "shell")["ids"]
     replay_model = store.get_run(results["tools"].run_id).provider_metadata["model"]
     dash.model.value = (replay_model,)
-    assert {v for _, v in dash.run_table.options} == _expected(
+    assert set(_page_ids(dash)) == _expected(
         store, lambda r: (r.provider_metadata or {}).get("model") == replay_model)["ids"]
 
     # date range (inclusive 'To'): the shell run moved 10 days back is outside "today"
@@ -143,40 +157,62 @@ def test_filter_changes_update_kpis_and_run_table(dash, filled):
     dash.set_filters(until=today - timedelta(days=1))
     assert dash.run_ids == [results["shell"].run_id]
     dash.set_filters(since=today + timedelta(days=1))
-    assert dash.kpi_values["runs"] == 0 and dash.run_table.options == ()
+    assert dash.kpi_values["runs"] == 0 and dash.grid.rows == [] and dash.grid.total == 0
     assert dash.kpi_values["success_rate"] is None and "n/a" in dash.kpis["success_rate"].value
 
 
-def test_picking_a_run_shows_transcript_and_tool_calls(dash, filled):
+def test_picking_a_run_shows_its_detail_beside_the_grid(dash, filled):
+    """A row click picks the run: the grid marks it (``value``) and the detail beside the grid
+    shows its header (status, prompt, ids), the run card (the same view as a finished ``%%asm``
+    output), the tool calls and the tool timeline."""
+    from asm_nb.core.events import without_audit
+    from asm_nb.notebook.dashdetail import run_card_html, stored_run_fields
+
     store, results = filled
     tools = results["tools"]
-    dash.run_table.value = tools.run_id  # a click in the front end
-    assert dash.selected_run == tools.run_id
-    assert tools.run_id in dash.detail_header.value and "completed" in dash.detail_header.value
-    events = store.get_events(tools.session_id, run_id=tools.run_id)
-    (sent,) = [e.data["content"] for e in events if e.type.value == "message_sent"]
-    assert html.escape(sent) in dash.transcript.value
-    final = tools.output.strip()
-    assert final and html.escape(final) in dash.transcript.value
-    assert dash.transcript.value.index(html.escape(sent)) < dash.transcript.value.index(html.escape(final))
+    # the layout: grid and detail side by side in one wrapping flex row
+    gridcol, detail = dash.split.children
+    assert dash.grid in gridcol.children and detail is dash.detail.box
+    assert "asm-dash-split" in dash.split._dom_classes and "asm-dash-detail" in detail._dom_classes
+    assert "Pick a run" in dash.detail_header.value and dash.transcript.value == ""
+
+    _front(dash.grid, event="pick", run_id=tools.run_id)  # a click on its row
+    assert dash.grid.value == dash.selected_run == tools.run_id
+    head = dash.detail_header.value
+    assert tools.run_id in head and tools.session_id in head and ">completed<" in head
+    assert html.escape(store.get_run(tools.run_id).input) in head  # the prompt
+    # the run card: RunState's HTML rebuilt from the stored events, as the saved card
+    card = dash.transcript.value
+    assert card.startswith('<div class="asm-run">') and card == run_card_html(stored_run_fields(store, tools.run_id))
+    assert "now returns an empty list for an empty file" in card and "<code>convert()</code>" in card
+    events = without_audit(store.get_events(tools.session_id, run_id=tools.run_id))
     called = [e.data["tool_name"] for e in events if e.type.value == "tool_call_started"]
-    assert called and all(name in dash.tool_calls.value for name in called)
+    assert called and card.count('<details class="asm-tool">') == len(called)
+    assert "Edited src/demo/convert.py" in card and "Ran pytest -q tests/test_convert.py" in card  # plain words
+    assert all(name in dash.tool_calls.value for name in called)
     assert dash.tool_calls.value.count("<tr>") == len(called) + 1  # header + one row per call
     (timeline,) = dash.timeline.outputs
     assert PLOTLY_MIME in timeline["data"] and "Plotly.newPlot" in timeline["data"]["text/html"]
 
     fail = results["failure"]
     dash.select_run(fail.run_id)
-    assert fail.error.code in dash.detail_header.value and "failed" in dash.detail_header.value
+    assert dash.grid.value == fail.run_id
+    assert fail.error.code in dash.detail_header.value and ">failed<" in dash.detail_header.value
+    assert 'class="asm-banner"' in dash.detail_header.value
     assert "No tool calls" in dash.tool_calls.value and dash.timeline.outputs == ()
 
+    # a click on a row no longer on the page (a stale view) changes nothing
+    _front(dash.grid, event="pick", run_id="run_not_there")
+    assert dash.grid.value == fail.run_id and dash.selected_run == fail.run_id
     # a filter that hides the picked run clears the detail panel; one that keeps it keeps it
     dash.set_filters(provider="replay")
     assert dash.selected_run == fail.run_id and dash.run_table.value == fail.run_id
     dash.set_filters(provider="shell")
-    assert dash.selected_run is None and dash.transcript.value == "" and "Pick a run" in dash.detail_header.value
+    assert dash.selected_run is None and dash.grid.value is None
+    assert dash.transcript.value == "" and "Pick a run" in dash.detail_header.value
     with pytest.raises(AsmError, match="not in the run table"):
         dash.select_run(fail.run_id)
+    dash.clear_filters()
 
 
 def test_charts_render_offline(dash):
@@ -208,7 +244,7 @@ def test_charts_render_offline(dash):
 def test_refresh_reads_new_runs(filled, tmp_path):
     store = asm_nb.open_store(tmp_path / "own")
     d = asm_nb.dashboard(store, charts=())
-    assert d.kpi_values["runs"] == 0 and d.kpi_values["cost"] == 0 and d.run_table.options == ()
+    assert d.kpi_values["runs"] == 0 and d.kpi_values["cost"] == 0 and d.grid.rows == []
     assert d._loader.outputs == ()  # no charts, no plotly.js
     asm_nb.run_once("echo one", provider="shell", store=store)
     assert d.kpi_values["runs"] == 0  # nothing moves until Refresh
@@ -265,21 +301,169 @@ def test_output_carries_a_static_snapshot_for_saved_notebooks(dash, filled):
     dash.clear_filters()
 
 
-def test_run_table_sorts_by_any_column(dash, filled):
-    """The live run table's "Sort by": cost / tokens highest first, status A-Z, back to newest."""
+def test_header_clicks_sort_the_grid(dash, filled):
+    """A header click sorts by that column (ascending; *Started* newest first); a second click on
+    the same header flips the direction. Empty values sort last both ways; the snapshot and the
+    text view follow the grid's order."""
     newest = list(dash.run_ids)
+    assert dash.grid.sort == "-started_at"
     rows = {r["run_id"]: r for r in dash.runs.iter_rows(named=True)}
-    dash.sort_by.value = "tokens"
-    tokens = [rows[i]["total_tokens"] or 0 for i in dash.run_ids]
-    assert tokens == sorted(tokens, reverse=True) and dash.run_ids != newest
-    assert [v for _, v in dash.run_table.options] == dash.run_ids  # the table follows
-    dash.sort_by.value = "cost"
-    costs = [rows[i]["cost_usd"] for i in dash.run_ids]
-    priced = [c for c in costs if c is not None]
-    assert priced == sorted(priced, reverse=True) and costs[:len(priced)] == priced  # unpriced last
-    dash.sort_by.value = "status"
+
+    _front(dash.grid, event="sort", key="total_tokens")
+    assert dash.grid.sort == "total_tokens"
+    tokens = [rows[i]["total_tokens"] for i in dash.run_ids]
+    assert tokens == sorted(tokens) and dash.run_ids != newest
+    assert _page_ids(dash) == dash.run_ids  # the page shown follows
+    assert [r["cells"]["total_tokens"] for r in dash.grid.rows] == [f"{t:,}" for t in tokens]
+    _front(dash.grid, event="sort", key="total_tokens")  # again: the other way
+    assert dash.grid.sort == "-total_tokens"
+    assert [rows[i]["total_tokens"] for i in dash.run_ids] == sorted(tokens, reverse=True)
+
+    dash.grid.click_header("prompt")
+    prompts = [rows[i]["prompt"].lower() for i in dash.run_ids]
+    assert prompts == sorted(prompts) and dash.grid.rows[0]["cells"]["prompt"] == rows[dash.run_ids[0]]["prompt"]
+    dash.grid.click_header("provider_model")
+    pm = [(rows[i]["provider"], rows[i]["model"] or "") for i in dash.run_ids]
+    assert [p for p, _ in pm] == sorted(p for p, _ in pm)
+    dash.grid.click_header("status")
     statuses = [str(rows[i]["status"]) for i in dash.run_ids]
     assert statuses == sorted(statuses)
     assert dash.snapshot()["rows"][0]["run_id"] == dash.run_ids[0]
+    assert dash.text().splitlines()[3].endswith(dash.run_ids[0])
+
+    dash.grid.click_header("started_at")  # a new column: Started starts newest first
+    assert dash.grid.sort == "-started_at" and dash.run_ids == newest
+    dash.grid.click_header("started_at")
+    assert dash.run_ids == newest[::-1]
+    _front(dash.grid, event="sort", key="no_such_column")  # ignored, the grid redrawn as it is
+    assert dash.grid.sort == "started_at"
+    with pytest.raises(AsmError, match="cannot sort the runs by 'nope'"):
+        dash.grid.sort = "nope"
+
+
+def test_sort_by_names_and_unpriced_last(dash, filled):
+    """``dash.sort_by``: the named orders of the old "Sort by" control still work."""
+    newest = list(dash.run_ids)
+    rows = {r["run_id"]: r for r in dash.runs.iter_rows(named=True)}
+    dash.sort_by.value = "tokens"
+    assert dash.grid.sort == "-total_tokens" and dash.sort_by.value == "tokens"
+    tokens = [rows[i]["total_tokens"] or 0 for i in dash.run_ids]
+    assert tokens == sorted(tokens, reverse=True) and dash.run_ids != newest
+    dash.sort_by("cost_usd", descending=True)
+    assert dash.sort_by.value == "cost"
+    costs = [rows[i]["cost_usd"] for i in dash.run_ids]
+    priced = [c for c in costs if c is not None]
+    assert priced == sorted(priced, reverse=True) and costs[:len(priced)] == priced  # unpriced last
+    with pytest.raises(AsmError, match="unknown order"):
+        dash.sort_by.value = "random"
     dash.sort_by.value = "newest"
     assert dash.run_ids == newest
+
+
+def test_pages(filled):
+    """``page_size`` runs per page; the pager turns pages; picking a run from code turns to its
+    page; a sort or a filter goes back to the first page."""
+    store, results = filled
+    d = asm_nb.dashboard(store, charts=(), page_size=2)
+    try:
+        assert (d.grid.total, d.grid.pages, d.grid.page) == (5, 3, 0)
+        assert _page_ids(d) == d.run_ids[:2]
+        _front(d.grid, event="page", page=2)
+        assert d.grid.page == 2 and _page_ids(d) == d.run_ids[4:]
+        d.grid.show_page(1)
+        assert _page_ids(d) == d.run_ids[2:4]
+        d.grid.show_page(99)  # clamped
+        assert d.grid.page == 2
+        last = d.run_ids[-1]
+        d.grid.show_page(0)
+        d.select_run(last)
+        assert d.grid.page == 2 and d.grid.value == last and last in _page_ids(d)
+        with pytest.raises(AsmError, match="not on the grid's page"):
+            d.grid.click_row(d.run_ids[0])
+        d.grid.click_header("cost_usd")
+        assert d.grid.page == 0 and d.grid.value == last  # still picked, on another page
+        d.set_filters(provider="shell")
+        assert (d.grid.total, d.grid.pages, d.grid.page) == (2, 1, 0)
+        with pytest.raises(AsmError, match="page_size"):
+            asm_nb.dashboard(store, charts=(), page_size=0)
+    finally:
+        d.close()
+
+
+def test_5000_runs_stay_one_page(filled):
+    """5,000 runs: the grid syncs one page of rows, and sorting, paging and re-filtering take
+    milliseconds (a polars sort and 25 row dicts), not seconds."""
+    import json
+    import time
+    from datetime import datetime, timezone
+
+    import polars as pl
+
+    from asm_nb.notebook.dashgrid import RunGrid
+
+    n = 5000
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    df = pl.DataFrame({
+        "run_id": [f"run_{i:05d}" for i in range(n)], "session_id": ["ses_1"] * n,
+        "status": ["completed" if i % 7 else "failed" for i in range(n)],
+        "provider": ["claude" if i % 2 else "codex" for i in range(n)],
+        "model": [None if i % 5 == 0 else f"model-{i % 3}" for i in range(n)],
+        "started_at": [t0 + timedelta(minutes=i) for i in range(n)],
+        "duration_s": [None if i % 11 == 0 else (i % 97) / 3 for i in range(n)],
+        "total_tokens": [(i * 37) % 5003 for i in range(n)],
+        "cost_usd": [None if i % 13 == 0 else ((i * 37) % 5003) / 1e5 for i in range(n)],
+        "prompt": [f"task {(i * 7919) % n}: fix the build" for i in range(n)],
+        "error_code": [None] * n, "error_message": [None] * n,
+    })
+    grid = RunGrid()
+    try:
+        start = time.perf_counter()
+        grid.set_frame(df)
+        for key in ("cost_usd", "cost_usd", "prompt", "duration_s", "provider_model", "started_at"):
+            grid.click_header(key)
+        grid.show_page(150)
+        grid.set_frame(df.filter(pl.col("status") == "failed"))
+        elapsed = time.perf_counter() - start
+        assert elapsed < 1.0, f"{elapsed:.2f}s for 5,000 runs"
+        grid.set_frame(df)
+        assert (grid.total, grid.pages, len(grid.rows)) == (n, 200, 25)
+        assert grid.rows[0]["run_id"] == "run_04999"  # newest first
+        assert len(json.dumps(grid.get_state()["rows"])) < 20_000  # one page goes to the browser
+        grid.click_header("cost_usd")
+        grid.click_header("cost_usd")
+        costs = grid.frame["cost_usd"].to_list()
+        assert costs[-1] is None and costs[0] == max(c for c in costs if c is not None)
+    finally:
+        grid.close()
+
+
+def test_grid_front_end_is_inlined():
+    """The grid's JavaScript and CSS are part of the widget's state (nothing fetched), the
+    sort and pick are sent as messages the Python side handles, and the header has a sort
+    arrow, focusable buttons and aria-sort."""
+    from asm_nb.notebook.dashgrid import LIVE_COLUMNS, RunGrid
+
+    grid = RunGrid()
+    try:
+        state = grid.get_state()
+        esm, css = state["_esm"], state["_css"]
+        assert "export default" in esm and "import " not in esm and "http" not in esm
+        for part in ('event: "sort"', 'event: "pick"', 'event: "page"', "aria-sort", "ArrowDown", "PageDown",
+                     '"▼"', '"▲"', "asm-picked", "tabIndex"):
+            assert part in esm, part
+        assert "var(--jp-brand-color1" in css and "@import" not in css and "url(" not in css
+        assert [c["key"] for c in state["columns"]] == [c["key"] for c in LIVE_COLUMNS] == [
+            "status", "prompt", "provider_model", "started_at", "duration_s", "total_tokens", "cost_usd"]
+    finally:
+        grid.close()
+
+
+def test_relative_times():
+    from datetime import datetime, timezone
+
+    from asm_nb.notebook.dashgrid import relative_time
+
+    now = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
+    assert [relative_time(now - timedelta(seconds=s), now) for s in (5, 300, 7200, 3 * 86400, 30 * 86400)] == [
+        "just now", "5 min ago", "2 h ago", "3 d ago", "2026-02-08"]
+    assert relative_time(None, now) == "-"
