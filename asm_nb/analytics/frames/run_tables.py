@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, cast
 
 from ...core.errors import AsmError
 from ._common import (
@@ -79,7 +79,7 @@ def _summary_rows(store: Any) -> "pl.DataFrame | None":
     import io
 
     pl = _polars()
-    lines, tail = snap
+    lines, tail = cast("tuple[bytes, list[bytes]]", snap)  # LocalStore.run_summaries
     schema = _summary_schema(pl, True)
     parts = []
     if lines:
