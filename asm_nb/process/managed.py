@@ -2,8 +2,11 @@
 bound its stderr, time it out, and kill the whole group on cancel.
 
 Used by ``process/exec.py`` (workspace commands), the shell adapter and the Claude Code, Codex and Amp CLI
-adapters, so process handling (and its bugs) live in one place. Imports only ``core``,
-``config`` and ``core``: both the adapters and ``workspace`` build on it.
+adapters, so process handling (and its bugs) live in one place. Imports only ``core`` and
+``config``: both the adapters and ``workspace`` build on it. The launch steps (environment,
+executable lookup, the shielded spawn) are in ``launch.py``, process-group signalling and escaped
+descendants in ``groups.py``, ``ProcessResult`` in ``result.py``; their public names are
+re-exported here.
 
 Usage::
 
@@ -47,19 +50,26 @@ What it guarantees:
 from __future__ import annotations
 
 import asyncio
-import atexit
 import codecs
 import os
-import shutil
 import signal as _signal
 import time
-import weakref
-from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, Mapping, Sequence
+from typing import Any, AsyncIterator, Callable, Sequence
 
 from .. import config
 from ..core.errors import AsmError
-from ..core.provider_errors import normalize_provider_error, truncate_text
+from ..core.provider_errors import truncate_text
+# the result type, process-group handling and the launch steps live in result / groups / launch;
+# the names other modules and tests use are re-exported here (``process.managed`` stays the path)
+from .groups import EscapedProcessWarning as EscapedProcessWarning
+from .groups import _LIVE, _killpg, _pipe_holders, _pipe_inodes
+from .launch import EnvSpec as EnvSpec
+from .launch import _create_process, _resolve_launch
+from .launch import build_env as build_env
+from .launch import command_not_found_error as command_not_found_error
+from .launch import resolve_executable as resolve_executable
+from .result import ProcessResult as ProcessResult
+from .result import signal_name as signal_name
 
 __all__ = [
     "ManagedProcess",
@@ -78,160 +88,6 @@ DEFAULT_GRACE_MS = 500
 DEFAULT_EXIT_DRAIN_MS = 1_000
 _READ_SIZE = 65_536
 _QUEUE_CHUNKS = 32  # backpressure: the pump stops reading when ~2 MiB are waiting
-
-EnvSpec = Mapping[str, Any] | Sequence[tuple[Any, Any]] | None
-
-
-def signal_name(signum: int | None) -> str | None:
-    """``15`` → ``"SIGTERM"``; None → None."""
-    if signum is None:
-        return None
-    try:
-        return _signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
-
-
-@dataclass(frozen=True)
-class ProcessResult:
-    """How a child ended.
-
-    ``exit_code`` is set when it exited normally, ``signal`` when a signal killed it.
-    ``signalled_by_us`` is True when this layer sent it a signal (cancel, timeout), so callers
-    can tell a cancel (exit 130/143 or SIGINT/SIGTERM death after our signal) from a crash.
-    """
-
-    argv: list[str]
-    pid: int
-    exit_code: int | None
-    signal: int | None
-    signalled_by_us: bool
-    reason: str | None  # why we signalled it: "cancelled", "timeout", "idle_timeout", or the caller's
-    timed_out: bool
-    duration_ms: int
-    stderr: str
-    stderr_truncated: bool
-    signals_sent: tuple[str, ...] = field(default_factory=tuple)
-    #: pids of descendants that left the process group (``setsid``) and still held its output
-    #: open when it ended: not killed (they escaped on purpose), reported with a warning
-    survivors: tuple[int, ...] = field(default_factory=tuple)
-
-    @property
-    def signal_name(self) -> str | None:
-        return signal_name(self.signal)
-
-    @property
-    def returncode(self) -> int:
-        """Shell convention: the exit code, or 128 + signal number."""
-        return self.exit_code if self.exit_code is not None else 128 + int(self.signal or 0)
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0
-
-    def describe(self) -> str:
-        """``"exited with status 2"`` / ``"killed by SIGTERM (sent by asm_nb: cancelled)"``."""
-        if self.exit_code is not None:
-            text = f"exited with status {self.exit_code}"
-        else:
-            text = f"killed by {self.signal_name}"
-        if self.signalled_by_us:
-            text += f" (after asm_nb sent {'/'.join(self.signals_sent) or 'a signal'}: {self.reason})"
-        return text
-
-    def error_attrs(self, kind: str, message: str | None = None, **details: Any) -> dict[str, Any]:
-        """Attrs for ``normalize_provider_error``: kind, message, exit code, stderr, truncated."""
-        attrs: dict[str, Any] = {"kind": kind, "exit_code": self.exit_code, "stderr": self.stderr or None,
-                                 "truncated": True if self.stderr_truncated else None}
-        if message:
-            attrs["message"] = message
-        d = {k: v for k, v in details.items() if v is not None}
-        if self.signal is not None:
-            d.setdefault("signal", self.signal_name)
-        if d:
-            attrs["details"] = d
-        return attrs
-
-
-# ------------------------------------------------------------------------------------------
-# helpers
-
-
-def build_env(env: EnvSpec = None, *, inherit: bool = True) -> dict[str, str]:
-    """The child's environment: ``os.environ`` (when ``inherit``) plus ``env``.
-
-    ``env`` is a mapping or ``(key, value)`` pairs; keys and values are stringified, a value of
-    None removes the key; malformed pairs are dropped.
-    """
-    out: dict[str, str] = dict(os.environ) if inherit else {}
-    if env is None:
-        return out
-    items: Any = env.items() if isinstance(env, Mapping) else env
-    for item in items:
-        try:
-            k, v = item
-        except (TypeError, ValueError):
-            continue
-        if k is None or k == "":
-            continue
-        if v is None:
-            out.pop(str(k), None)
-        else:
-            out[str(k)] = str(v)
-    return out
-
-
-def resolve_executable(binary: str, env: Mapping[str, str] | None = None) -> str | None:
-    """Absolute path of ``binary`` (looked up on the child's ``PATH`` unless it has a ``/``);
-    None when it is missing or not executable."""
-    if not binary:
-        return None
-    if os.sep in binary:
-        return os.path.abspath(binary) if os.path.isfile(binary) and os.access(binary, os.X_OK) else None
-    path = (env or os.environ).get("PATH", os.defpath)
-    return shutil.which(binary, path=path)
-
-
-def command_not_found_error(binary: str, *, provider: str | None = None, install_hint: str | None = None,
-                            label: str | None = None) -> AsmError:
-    """The error for a missing binary.
-
-    Without ``provider``: ``AsmError("command_not_found", "Command not found: <binary>")``.
-    With ``provider`` (CLI adapters): ``AsmError("provider_error", "<label> CLI not found: <binary>")``
-    carrying ``provider_error.kind == "cli_not_found"``. The install hint is appended to the
-    message and kept in ``details["install_hint"]``.
-    """
-    hint = f". Install it with: {install_hint}" if install_hint else ""
-    details = {"binary": binary, "install_hint": install_hint} if install_hint else {"binary": binary}
-    if provider is None:
-        return AsmError("command_not_found", f"Command not found: {binary}{hint}", details=details)
-    msg = f"{label or provider} CLI not found: {binary}{hint}"
-    pe, extra = normalize_provider_error(provider, {"kind": "cli_not_found", "message": msg, "details": details})
-    return AsmError("provider_error", msg, provider_error=pe, details=extra)
-
-
-def _killpg(pgid: int, sig: int) -> bool:
-    """Signal a process group; False when it no longer exists."""
-    try:
-        os.killpg(pgid, sig)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # pgid reused by someone else's group: not ours any more
-        return False
-
-
-# live groups, killed at interpreter exit so a restarted kernel leaves no orphans
-_LIVE: "weakref.WeakSet[ManagedProcess]" = weakref.WeakSet()
-
-
-@atexit.register
-def _kill_live_groups() -> None:  # pragma: no cover - runs at interpreter exit
-    for mp in list(_LIVE):
-        mp.kill()
-
-
-# ------------------------------------------------------------------------------------------
 
 
 class _Starter:
@@ -340,23 +196,8 @@ class ManagedProcess:
                     provider: str | None = None, install_hint: str | None = None,
                     label: str | None = None) -> "ManagedProcess":
         """Keyword form of ``start`` that returns the started process (see ``start``)."""
-        argv = [os.fspath(a) if isinstance(a, os.PathLike) else str(a) for a in (argv or [])]
-        if not argv or not argv[0]:
-            raise AsmError("validation_error", "argv must name a program")
-        if cwd is None:
-            cwd = os.getcwd()
-        cwd = os.fspath(cwd)
-        if not isinstance(cwd, str) or not cwd:
-            raise AsmError("validation_error", "cwd must be a non-empty string")
-        if not os.path.isdir(cwd):
-            raise AsmError("validation_error", f"cwd does not exist: {cwd}")
-        # nothing to add: the child inherits this process's environment as it is (no copy of
-        # os.environ to build and convert per command)
-        child_env = None if inherit_env and not env else build_env(env, inherit=inherit_env)
-        exe = resolve_executable(argv[0], child_env)
-        if exe is None:
-            raise command_not_found_error(argv[0], provider=provider, install_hint=install_hint, label=label)
-
+        argv, cwd, child_env, exe = _resolve_launch(argv, cwd, env, inherit_env, provider=provider,
+                                                    install_hint=install_hint, label=label)
         self = cls()
         self.argv = argv
         self._signals = tuple(signals) if signals else DEFAULT_SIGNALS
@@ -366,52 +207,35 @@ class ManagedProcess:
         self._stderr_max_lines = int(stderr_max_lines or config.get("error_text_max_lines") or 0)
         self._on_stderr = on_stderr
         want_stdin = stdin_text is not None or keep_stdin_open
-        try:
-            # The child runs before create_subprocess_exec returns (it still connects the pipes).
-            # A cancel landing in that window makes asyncio SIGKILL the leader alone, so its
-            # background children would outlive the cancel: shield the start, and on cancel let
-            # it finish and kill the whole new group ourselves.
-            creating = asyncio.ensure_future(asyncio.create_subprocess_exec(
-                exe, *argv[1:], cwd=cwd, env=child_env,
-                stdin=asyncio.subprocess.PIPE if want_stdin else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT if merge_stderr else asyncio.subprocess.PIPE,
-                start_new_session=True))
-            try:
-                proc = await asyncio.shield(creating)
-            except asyncio.CancelledError:
-                await _kill_when_started(creating)
-                raise
-        except FileNotFoundError:  # vanished between lookup and exec, or a bad #! interpreter
-            raise command_not_found_error(argv[0], provider=provider, install_hint=install_hint,
-                                          label=label) from None
-        except OSError as exc:
-            msg = f"Could not start {argv[0]}: {exc.strerror or exc}"
-            if provider is not None:
-                pe, det = normalize_provider_error(provider, {"kind": "process_error", "message": msg,
-                                                              "details": {"binary": exe, "errno": exc.errno}})
-                raise AsmError("provider_error", msg, provider_error=pe, details=det) from exc
-            raise AsmError("internal_error", msg, details={"binary": exe, "errno": exc.errno}) from exc
+        proc = await _create_process(exe, argv, cwd, child_env, want_stdin=want_stdin, merge_stderr=merge_stderr,
+                                     provider=provider, install_hint=install_hint, label=label)
         self._proc = proc
         self.pid = proc.pid
         self._label = label
         self._pipe_inodes = _pipe_inodes(proc)
         self._t0 = self._last_activity = time.monotonic()
         _LIVE.add(self)
+        self._start_tasks(stdin_text, keep_stdin_open=keep_stdin_open, merge_stderr=merge_stderr,
+                          timeout_ms=timeout_ms, idle_timeout_ms=idle_timeout_ms)
+        return self
+
+    def _start_tasks(self, stdin_text: str | bytes | None, *, keep_stdin_open: bool, merge_stderr: bool,
+                     timeout_ms: int | None, idle_timeout_ms: int | None) -> None:
+        """The background tasks of a started child: stdout/stderr pumps, stdin feed, exit watch
+        and (with a deadline) the watchdog."""
         loop = asyncio.get_running_loop()
         self._stdout_task = loop.create_task(self._pump_stdout())
         if not merge_stderr:
             self._stderr_task = loop.create_task(self._pump_stderr())
-        if want_stdin:
-            if stdin_text is not None:
-                self._stdin_task = loop.create_task(self._feed_stdin(stdin_text, close=not keep_stdin_open))
+        if stdin_text is not None:
+            self._stdin_task = loop.create_task(self._feed_stdin(stdin_text, close=not keep_stdin_open))
         self._tasks = [t for t in (self._stdout_task, self._stderr_task, self._stdin_task) if t is not None]
         self._tasks.append(loop.create_task(self._watch_exit()))
         t = timeout_ms if isinstance(timeout_ms, (int, float)) and timeout_ms > 0 else None
         i = idle_timeout_ms if isinstance(idle_timeout_ms, (int, float)) and idle_timeout_ms > 0 else None
         if t or i:
             self._tasks.append(loop.create_task(self._watchdog(t, i)))
-        return self
+
 
     # -- background tasks --------------------------------------------------------------
     async def _pump_stdout(self) -> None:
@@ -721,66 +545,6 @@ class ManagedProcess:
                 if not t.done():
                     t.cancel()
         return res
-
-
-async def _kill_when_started(creating: "asyncio.Future[asyncio.subprocess.Process]") -> None:
-    """A start was cancelled: wait for the child to exist, SIGKILL its group and reap it."""
-    try:
-        proc = await asyncio.wait_for(asyncio.shield(creating), timeout=5)
-    except BaseException:  # noqa: BLE001 - it did not start (or we are cancelled again): nothing to kill
-        creating.add_done_callback(_kill_group_of)
-        return
-    _kill_group_of(creating)
-    try:
-        await asyncio.wait_for(proc.wait(), timeout=1)
-    except BaseException:  # noqa: BLE001 - best effort: the group is already SIGKILLed
-        pass
-
-
-def _kill_group_of(creating: "asyncio.Future[asyncio.subprocess.Process]") -> None:
-    if creating.cancelled() or creating.exception() is not None:
-        return
-    _killpg(creating.result().pid, _signal.SIGKILL)
-
-
-class EscapedProcessWarning(RuntimeWarning):
-    """A descendant left the process group (``setsid``) and outlived a command or its cancel."""
-
-
-def _pipe_inodes(proc: Any) -> frozenset[int]:
-    """The inodes of a child's stdout/stderr pipes (our read ends), for ``_pipe_holders``."""
-    out = set()
-    for stream in (getattr(proc, "stdout", None), getattr(proc, "stderr", None)):
-        try:
-            fd = stream._transport.get_extra_info("pipe").fileno()  # type: ignore[union-attr]
-            out.add(os.fstat(fd).st_ino)
-        except Exception:  # noqa: BLE001 - no pipe (merged stderr) or not a pipe transport
-            pass
-    return frozenset(out)
-
-
-def _pipe_holders(inodes: frozenset[int]) -> list[int]:
-    """Pids (other than ours) with an fd on one of the pipes ``inodes`` (Linux ``/proc``)."""
-    if not inodes or not os.path.isdir("/proc"):
-        return []
-    wanted = {f"pipe:[{i}]" for i in inodes}
-    me = os.getpid()
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
-            continue
-        try:
-            fds = os.listdir(f"/proc/{entry}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                if os.readlink(f"/proc/{entry}/fd/{fd}") in wanted:
-                    pids.append(int(entry))
-                    break
-            except OSError:
-                continue
-    return sorted(pids)
 
 
 def _decode_line(raw: bytes) -> str:
