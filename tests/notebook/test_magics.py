@@ -62,6 +62,20 @@ def test_undefined_name_is_a_one_line_error(ip, cell):
     assert "not_defined_anywhere" in out.err and "Traceback" not in out.err
 
 
+def test_magics_are_split_by_domain_and_usage_error_is_ipythons():
+    """AsmMagics mixes the cell and the line commands; the one-line UsageError is IPython's own
+    (a caller catching IPython's UsageError also catches ours), still printed as one line."""
+    from IPython.core.error import UsageError as IPythonUsageError
+
+    from asm_nb.notebook import magics
+    from asm_nb.notebook.cell_magic import CellCommands
+    from asm_nb.notebook.line_magic import LineCommands
+
+    assert issubclass(magics.AsmMagics, CellCommands) and issubclass(magics.AsmMagics, LineCommands)
+    assert issubclass(magics.UsageError, IPythonUsageError)
+    assert magics.AsmMagics.magics == {"line": {"asm": "asm"}, "cell": {"asm": "asm"}}
+
+
 def test_bad_option_is_a_one_line_error(cell):
     out = cell("--no-such-option", "echo x")
     assert "UsageError" in out.err and "Traceback" not in out.err
