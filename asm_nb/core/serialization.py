@@ -89,6 +89,13 @@ def ensure_aware(dt: datetime) -> datetime:
 
 def to_jsonable(value: Any) -> Any:
     """Convert ``value`` into plain JSON types (keys → str, enums → value, datetimes → ISO…)."""
+    t = type(value)  # the plain JSON types first (exact types: a str-enum member is not one)
+    if t is str or t is int or t is float or t is bool or value is None:
+        return value
+    if t is dict:
+        return {k if type(k) is str else _json_key(k): to_jsonable(v) for k, v in value.items()}
+    if t is list:
+        return [to_jsonable(v) for v in value]
     # Enum before str/int: a ``str``-enum member is a str but must serialize as its plain value
     if isinstance(value, Enum):
         return to_jsonable(value.value)

@@ -47,7 +47,8 @@ def import_history(source: Source | str, store: Any = None, *, since: datetime |
     Raises ``AsmError`` (``validation_error``) for an unknown source or a bad ``since``, and
     (``not_found``) for a ``path`` that does not exist.
     """
-    from ._base import run_import, to_utc
+    from ._base import to_utc
+    from ._driver import run_import
 
     if not isinstance(source, str) or source not in _ALIASES:
         raise AsmError("validation_error", f"unknown history source {source!r} (choose from {', '.join(SOURCES)})")

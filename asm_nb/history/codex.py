@@ -39,7 +39,8 @@ from typing import Any
 
 from ..core.errors import AsmError
 from ..core.usage import TokenUsage
-from ._base import FileJob, SessionBuilder, parse_ts
+from ._base import FileJob, parse_ts
+from ._builder import SessionBuilder
 
 __all__ = ["codex_home", "discover", "handle_line", "first_line"]
 

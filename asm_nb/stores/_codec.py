@@ -79,8 +79,7 @@ def _line_parts(e: Event) -> tuple[bytes, bytes]:
 # Byte for byte the line ``_line_parts`` writes, assembled from pieces: the per-type and
 # per-session parts (``"type"``, ``session_id``/``run_id``, ``schema_version``/``provider``/
 # ``correlation_id``) are encoded once and cached, the timestamp is formatted by orjson (a fifth
-# of the cost of ``isoformat``; it drops a zero fraction, so ``microsecond == 0`` takes the
-# general path), and ``id``, ``data`` and ``metadata`` are encoded by orjson with the same options
+# of the cost of ``isoformat``; it drops a zero fraction, which is put back), and ``id``, ``data`` and ``metadata`` are encoded by orjson with the same options
 # but no ``default``: a value that needs ``to_jsonable`` raises and takes the general path.
 
 _TYPE_PART = {t: b',"type":' + _orjson.dumps(t._value_) + b',"timestamp":' for t in EventType} \
@@ -126,20 +125,24 @@ _join = b"".join
 _o_dumps = _orjson.dumps if _orjson is not None else None
 
 
-def event_line_parts(e: Event) -> tuple[bytes, bytes]:
+def event_line_parts(e: Event, data_json: bytes | None = None) -> tuple[bytes, bytes]:
     """``(before, after)``: the event's JSON line is ``before + str(seq) + after`` (``after`` ends
-    with ``\\n``). Raises ``TypeError``/``ValueError`` when the event cannot be serialized."""
+    with ``\\n``). Raises ``TypeError``/``ValueError`` when the event cannot be serialized.
+    ``data_json``: ``e.data`` already encoded by the caller as ``dumps`` would (orjson, compact,
+    no ``default`` needed), used as is."""
     ts = e.timestamp
     ev_id = e.id
-    if _o_dumps is not None and type(ts) is datetime and ts.tzinfo is _UTC and ts.microsecond \
-            and type(ev_id) is str:
+    if _o_dumps is not None and type(ts) is datetime and ts.tzinfo is _UTC and type(ev_id) is str:
         o_dumps = _o_dumps
         meta = e.metadata
         try:
+            # orjson drops a zero fraction: put back the ".000000" format_datetime writes
+            ts_part = o_dumps(ts, option=_UTC_Z) if ts.microsecond else o_dumps(ts)[:-7] + b'.000000Z"'
             return (
-                _join((b'{"id":', o_dumps(ev_id), _TYPE_PART[e.type], o_dumps(ts, option=_UTC_Z),
+                _join((b'{"id":', o_dumps(ev_id), _TYPE_PART[e.type], ts_part,
                        _session_part(e.session_id, e.run_id))),
-                _join((b',"data":', o_dumps(e.data, option=_OPTS), b',"metadata":',
+                _join((b',"data":', o_dumps(e.data, option=_OPTS) if data_json is None else data_json,
+                       b',"metadata":',
                        _EMPTY if type(meta) is dict and not meta else o_dumps(meta, option=_OPTS),
                        _tail_part(e.schema_version, e.provider, e.correlation_id))),
             )

@@ -144,3 +144,20 @@ def test_part_caches_stay_bounded():
         _codec.event_line_parts(_event(session_id=f"ses_{i}", provider=f"p{i}"))
     assert len(_codec._session_parts) <= _codec._CACHE_MAX
     assert len(_codec._tail_parts) <= _codec._CACHE_MAX
+
+
+def test_whole_second_timestamps_take_the_fast_path(monkeypatch):
+    # log imports carry whole-second times ("...T07:46:07.000Z"): orjson drops the zero fraction,
+    # the fast path puts ".000000" back instead of falling to the general path
+    whole = [TS.replace(microsecond=0), datetime(1999, 12, 31, 23, 59, 59, tzinfo=UTC),
+             datetime(2, 1, 1, tzinfo=UTC)]
+    expected = [_codec._line_parts(_event(timestamp=ts)) for ts in whole]
+
+    def general(e):
+        raise AssertionError("general path taken")
+
+    monkeypatch.setattr(_codec, "_line_parts", general)
+    for ts, want in zip(whole, expected):
+        got = _codec.event_line_parts(_event(timestamp=ts))
+        assert got == want
+        assert b'"timestamp":"' + ts.replace(tzinfo=None).isoformat(timespec="microseconds").encode() + b'Z"' in got[0]

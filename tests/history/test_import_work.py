@@ -1,0 +1,142 @@
+"""How much work ``asm import`` does per line, event and session (counted, not timed): the
+progress bar moves per 64 KiB read, a fixed payload (``run_started``, ``run_completed``) goes
+through the redactor once per file unless the redactor changes it, timestamps are parsed once,
+and each imported session is written with one event-log write and a bounded number of table
+appends."""
+
+from __future__ import annotations
+
+import collections
+import math
+import warnings
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from asm_nb import config
+from asm_nb.history import HistoryWarning, import_history
+from asm_nb.history import _base, _driver
+from asm_nb.persistence import redaction
+from asm_nb.stores import open_store
+from asm_nb.testing.history_logs import write_claude_code_logs, write_codex_logs
+
+
+def _import(source, store, path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", HistoryWarning)  # generated logs import without a warning
+        return import_history(source, store, path=path)
+
+
+class _Bar:
+    def __init__(self) -> None:
+        self.updates: list[int] = []
+
+    def update(self, n: int) -> None:
+        self.updates.append(n)
+
+    def close(self) -> None:
+        pass
+
+
+def test_progress_moves_per_64k_read_not_per_line(tmp_path, monkeypatch):
+    gen = write_claude_code_logs(tmp_path / "claude", lines=3000, sessions=3)
+    bar = _Bar()
+    monkeypatch.setattr(_driver, "_progress", lambda enabled, total, source: bar)
+    st = open_store(tmp_path / "store")
+    rep = _import("claude-code", st, gen["root"])
+    st.close()
+    sizes = [f.stat().st_size for f in gen["files"]]
+    assert rep.lines_read == gen["lines"] > 2000
+    assert sum(bar.updates) == sum(sizes)  # every byte read is shown
+    assert len(bar.updates) <= sum(math.ceil(s / 65536) + 1 for s in sizes) < gen["lines"] // 10
+
+
+def test_fixed_payloads_go_through_the_redactor_once_per_file(tmp_path, monkeypatch):
+    gen = write_codex_logs(tmp_path / "codex", lines=2000, sessions=4)
+    calls: collections.Counter = collections.Counter()
+    real = redaction.redact_payload
+
+    def counting(etype, data, metadata, cfg):
+        calls[etype.value] += 1
+        return real(etype, data, metadata, cfg)
+
+    monkeypatch.setattr(redaction, "redact_payload", counting)
+    st = open_store(tmp_path / "store")
+    _import("codex", st, gen["root"])
+    events = collections.Counter(e.type.value for s in st.list_sessions() for e in st.get_events(s.id))
+    st.close()
+    files = len(gen["files"])
+    assert events["run_started"] > 4 * files  # several runs per file...
+    assert calls["run_started"] == files       # ...one redaction of {"imported_from": "codex"} each
+    assert calls["run_completed"] <= files
+    for etype in ("message_sent", "message_received", "tool_call_started", "tool_call_completed"):
+        assert calls[etype] == events[etype] > 0  # texts from the log: every one scanned
+
+
+def test_a_fixed_payload_the_redactor_changes_is_redacted_every_time(tmp_path):
+    # a custom pattern that hits the fixed text: nothing is remembered as clean
+    gen = write_claude_code_logs(tmp_path / "claude", lines=600, sessions=2)
+    st = open_store(tmp_path / "store")
+    with config.override(redaction_patterns=[r"claude-code"]):
+        _import("claude-code", st, gen["root"])
+    started = [e for s in st.list_sessions() for e in st.get_events(s.id) if e.type.value == "run_started"]
+    st.close()
+    assert len(started) > 4
+    assert {e.data["imported_from"] for e in started} == {"[REDACTED]"}
+
+
+def test_parse_ts_cache_returns_what_parsing_returns():
+    base = datetime(2025, 9, 1, 7, 46, 7, tzinfo=timezone.utc)
+    texts = ["2025-09-01T07:46:07.000Z", "2025-09-01T07:46:07Z", "2025-09-01T09:46:07+02:00",
+             "2025-09-01T07:46:07", "2025-09-01T07:46:07.123456z", "not a time", "2025-13-01T00:00:00Z", ""]
+    for _ in range(2):  # the second round comes from the cache
+        for t in texts:
+            assert _base.parse_ts(t) == _base._parse_ts(t)
+    assert _base.parse_ts("2025-09-01T07:46:07.000Z") == base
+    for i in range(5000):  # bounded
+        _base.parse_ts((base + timedelta(seconds=i)).isoformat())
+    assert len(_base._ts_cache) <= 4096
+    assert _base.parse_ts(None) is None and _base.parse_ts(12) is None
+
+
+@pytest.mark.parametrize("source", ["claude-code", "codex"])
+def test_each_imported_session_is_one_event_log_write(tmp_path, monkeypatch, source):
+    """A regression guard on the store path (the import already batched this before the
+    2026-12 speed work): per imported file one event-log lock and one ``os.write`` of all its
+    events, and at most three appends to the session/run tables (new session, runs, state)."""
+    from asm_nb.stores import _doclog, local
+
+    gen = (write_claude_code_logs if source == "claude-code" else write_codex_logs)(
+        tmp_path / "logs", lines=1500, sessions=3)
+    writes: collections.Counter = collections.Counter()
+    owned: collections.Counter = collections.Counter()
+    appends: collections.Counter = collections.Counter()
+    real_write, real_owned, real_append = (local._SessionLog.write_buffer, local._SessionLog.ensure_owned,
+                                           _doclog.DocLog.append)
+
+    def write_buffer(self):
+        if self.buf:
+            writes[self.sid] += 1
+        return real_write(self)
+
+    def ensure_owned(self):
+        if not self.owned:
+            owned[self.sid] += 1
+        return real_owned(self)
+
+    def append(self, docs):
+        appends[self.path.name] += 1
+        return real_append(self, docs)
+
+    monkeypatch.setattr(local._SessionLog, "write_buffer", write_buffer)
+    monkeypatch.setattr(local._SessionLog, "ensure_owned", ensure_owned)
+    monkeypatch.setattr(_doclog.DocLog, "append", append)
+    st = open_store(tmp_path / "store")
+    rep = _import(source, st, gen["root"])
+    st.flush()
+    files = len(gen["files"])
+    assert rep.sessions_new == files and rep.events > 1000
+    assert set(writes.values()) == {1} and len(writes) == files
+    assert set(owned.values()) == {1} and len(owned) == files
+    assert appends["sessions.jsonl"] == 2 * files and appends["runs.jsonl"] == files
+    st.close()
