@@ -34,22 +34,37 @@ Requests whose body lacks ``"stream": true`` get the scripted stream folded into
 
 The server runs in a background thread on ``127.0.0.1`` with a free port. It is standard library
 only (``http.server``), so it can be used without ``anthropic`` installed (e.g. from ``httpx``).
+
+Split: the responses (stream builder, SSE and JSON bodies, the fold) are in ``_anthropic_sse.py``,
+the recorded errors in ``_anthropic_errors.py``; this module keeps the server and the request log
+and re-exports every public name.
 """
 
 from __future__ import annotations
 
-import copy
-import itertools
 import json
 import os
 import select
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence, Union
+from typing import Any, Callable, Iterable, Union
+
+from ._anthropic_errors import _STATUS_ERROR_TYPES as _STATUS_ERROR_TYPES
+from ._anthropic_errors import HTTP_ERRORS as HTTP_ERRORS
+from ._anthropic_errors import _recorded_error as _recorded_error
+from ._anthropic_errors import http_error as http_error
+from ._anthropic_sse import JSONResponse as JSONResponse
+from ._anthropic_sse import SSEResponse as SSEResponse
+from ._anthropic_sse import StreamBuilder as StreamBuilder
+from ._anthropic_sse import _chunks as _chunks
+from ._anthropic_sse import _fake_id as _fake_id
+from ._anthropic_sse import fold_stream as fold_stream
+from ._anthropic_sse import sse_event as sse_event
+from ._anthropic_sse import text_stream as text_stream
+from ._anthropic_sse import tool_use_stream as tool_use_stream
 
 __all__ = [
     "FakeAnthropicServer",
@@ -63,58 +78,6 @@ __all__ = [
     "tool_use_stream",
     "HTTP_ERRORS",
 ]
-
-def _recorded_error(status: int, request_id: str, error_type: str, message: str, *, retry: bool,
-                    retry_after: str | None = None, ratelimit: Mapping[str, str] | None = None,
-                    details: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """One recorded API error response: ``{"status", "headers", "body"}``."""
-    headers = {"content-type": "application/json", "request-id": request_id}
-    if retry_after is not None:
-        headers["retry-after"] = retry_after
-    headers["x-should-retry"] = "true" if retry else "false"
-    headers.update(ratelimit or {})
-    error: dict[str, Any] = {"type": error_type, "message": message}
-    if details is not None:
-        error["details"] = dict(details)
-    return {"status": status, "headers": headers, "body": {"type": "error", "error": error, "request_id": request_id}}
-
-
-# Recorded API error responses (same content as fixtures/providers/anthropic/http_errors.json).
-# ``x-should-retry`` is explicit so SDK retry behaviour is deterministic.
-HTTP_ERRORS: dict[str, dict[str, Any]] = {
-    "overloaded_529": _recorded_error(529, "req_011Cf6ynFvWiA22xme6yzKBp", "overloaded_error", "Overloaded", retry=True),
-    "rate_limit_429": _recorded_error(
-        429, "req_011CEXZdzUJseJKDsHgK3dFB", "rate_limit_error",
-        "This request would exceed the rate limit for your organization of 50 requests per minute. "
-        "For details, refer to: https://docs.claude.com/en/api/rate-limits. You can see the response "
-        "headers for current usage. Please reduce the prompt length or the maximum tokens requested, "
-        "or try again later.", retry=True,
-        retry_after="3",
-        ratelimit={"anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-requests-remaining": "0",
-                   "anthropic-ratelimit-requests-reset": "2025-11-24T07:00:03Z",
-                   "anthropic-ratelimit-output-tokens-limit": "8000",
-                   "anthropic-ratelimit-output-tokens-remaining": "0",
-                   "anthropic-ratelimit-output-tokens-reset": "2025-11-24T07:00:03Z"}),
-    "invalid_request_400": _recorded_error(400, "req_011Cqnudn1KA83EmdJ7NWVed", "invalid_request_error",
-                                           "messages.1.content.0.tool_use.id: Field required", retry=False),
-    "authentication_401": _recorded_error(401, "req_011CNFYhhJVrnNRPYMyoAhIk", "authentication_error",
-                                          "invalid x-api-key", retry=False),
-    "not_found_404": _recorded_error(404, "req_011CUfULlbxVUEcfSPwD6MuU", "not_found_error",
-                                     "model: claude-sonnet-9", retry=False),
-    "request_too_large_413": _recorded_error(413, "req_011C9eDOBuYJ1mJSbctN61KW", "request_too_large",
-                                             "Request exceeds the maximum allowed number of bytes.", retry=False),
-    "api_error_500": _recorded_error(500, "req_011COyxFa8hiGou62VpMGi70", "api_error", "Internal server error",
-                                     retry=True),
-    "spend_limit_429": _recorded_error(
-        429, "req_011CcJNCiAdgKQH7ozix6ETH", "rate_limit_error",
-        "You have reached your specified API usage limits. You will regain access on 2025-12-01 at 00:00 UTC.",
-        retry=False, details={"error_code": "enforced_spend_limit_reached"}),
-}
-
-_STATUS_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
-                       403: "permission_error", 404: "not_found_error", 413: "request_too_large",
-                       429: "rate_limit_error", 500: "api_error", 504: "timeout_error", 529: "overloaded_error"}
-
 
 # ---------------------------------------------------------------------------------------------
 # Recorded requests
@@ -145,322 +108,6 @@ class RecordedRequest:
             if isinstance(content, list):
                 out.extend(b for b in content if isinstance(b, dict) and b.get("type") == "tool_result")
         return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Responses
-# ---------------------------------------------------------------------------------------------
-
-def sse_event(name: str, data: Any) -> bytes:
-    """One SSE frame: ``event: <name>\\ndata: <json>\\n\\n`` (compact JSON like the API)."""
-    payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    return f"event: {name}\ndata: {payload}\n\n".encode("utf-8")
-
-
-@dataclass
-class SSEResponse:
-    """A ``text/event-stream`` response body, sent as one HTTP chunk per frame.
-
-    - ``delay``: seconds to wait before each frame (for cancellation and live-view tests);
-    - ``cut``: close the connection without the chunked terminator after the last frame (the
-      client sees ``RemoteProtocolError``), instead of ending the body cleanly;
-    - ``hang``: after the last frame keep the connection open until the client disconnects or the
-      server stops (the server's ``disconnects`` counter records a client that went away);
-    - ``chunked=False``: send the whole body at once with a ``Content-Length`` (fastest).
-    """
-
-    frames: list[bytes]
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    cut: bool = False
-    hang: bool = False
-    chunked: bool = True
-
-    @classmethod
-    def from_bytes(cls, body: bytes, **kw: Any) -> "SSEResponse":
-        """Split a raw SSE body into frames (at blank lines); a torn final frame is kept as is."""
-        body = body.replace(b"\r\n", b"\n")
-        parts = body.split(b"\n\n")
-        frames = [p + b"\n\n" for p in parts[:-1] if p.strip()]
-        if parts[-1]:
-            frames.append(parts[-1])  # no trailing blank line: a torn event, served verbatim
-        return cls(frames=frames, **kw)
-
-    @classmethod
-    def from_file(cls, path: str | os.PathLike, **kw: Any) -> "SSEResponse":
-        """Serve a recorded ``.sse`` file byte for byte."""
-        return cls.from_bytes(Path(path).read_bytes(), **kw)
-
-    def body(self) -> bytes:
-        return b"".join(self.frames)
-
-    def events(self) -> list[tuple[str | None, Any]]:
-        """The frames decoded as ``(event_name, json_data)``; undecodable data stays a string."""
-        out = []
-        for frame in self.frames:
-            name, data_lines = None, []
-            for line in frame.decode("utf-8", errors="replace").split("\n"):
-                if line.startswith("event:"):
-                    name = line[6:].strip()
-                elif line.startswith("data:"):
-                    data_lines.append(line[5:].lstrip())
-            data: Any = "\n".join(data_lines)
-            try:
-                data = json.loads(data)
-            except ValueError:
-                pass
-            out.append((name, data))
-        return out
-
-    def to_message(self) -> dict[str, Any]:
-        """Fold the stream into the ``Message`` object a non-streaming request would return."""
-        return fold_stream(self.events())
-
-
-@dataclass
-class JSONResponse:
-    """Any JSON response (status, headers, body)."""
-
-    body: Any
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-def http_error(name: str | None = None, *, status: int | None = None, error_type: str | None = None,
-               message: str | None = None, headers: Mapping[str, str] | None = None,
-               retry_after_ms: int | None = None, should_retry: bool | None = None) -> JSONResponse:
-    """An API error response: a recorded one by ``name`` (keys of ``HTTP_ERRORS``), or built from
-    ``status`` / ``error_type`` / ``message``. ``retry_after_ms`` sets ``retry-after-ms`` (and drops
-    ``retry-after``) so SDK retries stay fast; ``should_retry`` sets ``x-should-retry``."""
-    if name is not None:
-        if name not in HTTP_ERRORS:
-            raise KeyError(f"unknown recorded error {name!r}; known: {sorted(HTTP_ERRORS)}")
-        tpl = copy.deepcopy(HTTP_ERRORS[name])
-        st, hdrs, body = tpl["status"], tpl["headers"], tpl["body"]
-        if error_type:
-            body["error"]["type"] = error_type
-        if message:
-            body["error"]["message"] = message
-    else:
-        st = int(status or 500)
-        rid = f"req_fake_{st}"
-        hdrs = {"content-type": "application/json", "request-id": rid}
-        body = {"type": "error", "error": {"type": error_type or _STATUS_ERROR_TYPES.get(st, "api_error"),
-                                           "message": message or f"Fake error {st}"}, "request_id": rid}
-    if retry_after_ms is not None:
-        hdrs.pop("retry-after", None)
-        hdrs["retry-after-ms"] = str(int(retry_after_ms))
-    if should_retry is not None:
-        hdrs["x-should-retry"] = "true" if should_retry else "false"
-    hdrs.update(dict(headers or {}))
-    return JSONResponse(body=body, status=st, headers=hdrs)
-
-
-_ids = itertools.count(1)
-
-
-def _fake_id(prefix: str) -> str:
-    return f"{prefix}_fake{next(_ids):08d}"
-
-
-class StreamBuilder:
-    """Build a Messages API event stream for one request.
-
-    Call ``thinking`` / ``text`` / ``tool_use`` for content blocks, then exactly one of ``end``
-    (``message_delta`` + ``message_stop``), ``error`` (an in-band ``event: error``), ``cut``
-    (connection dropped) or ``stop_without_message_stop`` (clean EOF, no ``message_stop``).
-    ``hang()`` keeps the connection open after the last frame (cancellation tests).
-
-    >>> s = StreamBuilder(input_tokens=10).text("Hello").end(output_tokens=3)
-    >>> [name for name, _ in s.build().events()][:2]
-    ['message_start', 'content_block_start']
-    """
-
-    def __init__(self, *, model: str = "claude-haiku-4-5-20251001", message_id: str | None = None,
-                 input_tokens: int = 10, output_tokens: int = 1, cache_read_tokens: int = 0,
-                 cache_creation_tokens: int = 0, cache_1h_tokens: int = 0, ping: bool = True,
-                 delay: float = 0.0, chunked: bool = True) -> None:
-        self.model = model
-        self.message_id = message_id or _fake_id("msg")
-        self.usage = {"input_tokens": int(input_tokens), "cache_creation_input_tokens": int(cache_creation_tokens),
-                      "cache_read_input_tokens": int(cache_read_tokens),
-                      "cache_creation": {"ephemeral_5m_input_tokens": int(cache_creation_tokens) - int(cache_1h_tokens),
-                                         "ephemeral_1h_input_tokens": int(cache_1h_tokens)},
-                      "output_tokens": int(output_tokens), "service_tier": "standard"}
-        self._frames: list[bytes] = [sse_event("message_start", {
-            "type": "message_start",
-            "message": {"model": model, "id": self.message_id, "type": "message", "role": "assistant",
-                        "content": [], "stop_reason": None, "stop_sequence": None, "usage": self.usage}})]
-        self._index = 0
-        self._ping = ping
-        self._closed = False
-        self._cut = False
-        self._hang = False
-        self._delay = delay
-        self._chunked = chunked
-        self._headers: dict[str, str] = {}
-
-    # -- content blocks -----------------------------------------------------------------
-    def _block(self, start: dict, deltas: Iterable[dict]) -> "StreamBuilder":
-        i = self._index
-        self._index += 1
-        self._frames.append(sse_event("content_block_start",
-                                      {"type": "content_block_start", "index": i, "content_block": start}))
-        if self._ping and i == 0:
-            self._frames.append(sse_event("ping", '{"type": "ping"}'))
-        for d in deltas:
-            self._frames.append(sse_event("content_block_delta", {"type": "content_block_delta", "index": i,
-                                                                  "delta": d}))
-        self._frames.append(sse_event("content_block_stop", {"type": "content_block_stop", "index": i}))
-        return self
-
-    def text(self, text: str | Sequence[str], *, chunk_size: int | None = None) -> "StreamBuilder":
-        """A text block; ``text`` as a list gives the exact deltas, else ``chunk_size`` splits it
-        (default: one delta per word)."""
-        return self._block({"type": "text", "text": ""},
-                           [{"type": "text_delta", "text": c} for c in _chunks(text, chunk_size)])
-
-    def thinking(self, thinking: str | Sequence[str], *, signature: str = "fake-signature",
-                 chunk_size: int | None = None) -> "StreamBuilder":
-        """A thinking block (``thinking_delta``s then one ``signature_delta``)."""
-        deltas = [{"type": "thinking_delta", "thinking": c} for c in _chunks(thinking, chunk_size)]
-        deltas.append({"type": "signature_delta", "signature": signature})
-        return self._block({"type": "thinking", "thinking": "", "signature": ""}, deltas)
-
-    def tool_use(self, name: str, input: Any = None, *, id: str | None = None, chunks: int = 3,
-                 raw_json: str | None = None) -> "StreamBuilder":
-        """A ``tool_use`` block whose input arrives as ``input_json_delta`` pieces (the first one
-        empty, as the API does). ``raw_json`` sends that text instead (e.g. a truncated object)."""
-        text = raw_json if raw_json is not None else json.dumps(input if input is not None else {})
-        n = max(1, int(chunks))
-        step = max(1, -(-len(text) // n))
-        parts = [""] + [text[i:i + step] for i in range(0, len(text), step)]
-        return self._block({"type": "tool_use", "id": id or _fake_id("toolu"), "name": name, "input": {}},
-                           [{"type": "input_json_delta", "partial_json": p} for p in parts])
-
-    def raw(self, name: str, data: Any) -> "StreamBuilder":
-        """Append any frame (``data`` as a str is sent verbatim, e.g. malformed JSON)."""
-        self._frames.append(sse_event(name, data))
-        return self
-
-    # -- endings ---------------------------------------------------------------------------
-    def end(self, stop_reason: str = "end_turn", *, output_tokens: int | None = None,
-            usage: Mapping[str, Any] | None = None, repeat_input_usage: bool = True) -> "StreamBuilder":
-        """``message_delta`` (stop reason + cumulative usage) and ``message_stop``."""
-        u: dict[str, Any] = {}
-        if repeat_input_usage:
-            u.update({k: self.usage[k] for k in ("input_tokens", "cache_creation_input_tokens",
-                                                 "cache_read_input_tokens")})
-        u["output_tokens"] = int(output_tokens if output_tokens is not None else max(1, 5 * self._index))
-        u.update(dict(usage or {}))
-        self._frames.append(sse_event("message_delta", {"type": "message_delta", "delta": {
-            "stop_reason": stop_reason, "stop_sequence": None}, "usage": u}))
-        self._frames.append(sse_event("message_stop", {"type": "message_stop"}))
-        self._closed = True
-        return self
-
-    def error(self, error_type: str = "overloaded_error", message: str = "Overloaded") -> "StreamBuilder":
-        """An in-band ``event: error`` (the stream ends after it)."""
-        self._frames.append(sse_event("error", json.dumps({"type": "error", "error": {
-            "type": error_type, "message": message}})))
-        self._closed = True
-        return self
-
-    def cut(self) -> "StreamBuilder":
-        """Drop the connection here (no ``message_stop``, no chunked terminator)."""
-        self._cut = True
-        self._closed = True
-        return self
-
-    def stop_without_message_stop(self) -> "StreamBuilder":
-        """End the body cleanly here, without ``message_delta`` / ``message_stop``."""
-        self._closed = True
-        return self
-
-    def hang(self) -> "StreamBuilder":
-        """Keep the connection open after the frames so far, until the client goes away."""
-        self._hang = True
-        self._closed = True
-        return self
-
-    def headers(self, **headers: str) -> "StreamBuilder":
-        self._headers.update({k.replace("_", "-"): v for k, v in headers.items()})
-        return self
-
-    def build(self) -> SSEResponse:
-        return SSEResponse(frames=list(self._frames), headers=dict(self._headers), delay=self._delay,
-                           cut=self._cut, hang=self._hang, chunked=self._chunked)
-
-
-def _chunks(text: str | Sequence[str], size: int | None) -> list[str]:
-    if not isinstance(text, str):
-        return [str(t) for t in text]
-    if size:
-        return [text[i:i + size] for i in range(0, len(text), size)] or [""]
-    out, cur = [], ""
-    for ch in text:
-        cur += ch
-        if ch == " ":
-            out.append(cur)
-            cur = ""
-    if cur or not out:
-        out.append(cur)
-    return out
-
-
-def text_stream(text: str, **kw: Any) -> StreamBuilder:
-    """A complete one-text-block answer (``end_turn``)."""
-    stop = kw.pop("stop_reason", "end_turn")
-    return StreamBuilder(**kw).text(text).end(stop)
-
-
-def tool_use_stream(name: str, input: Any, *, text: str | None = None, id: str | None = None,
-                    **kw: Any) -> StreamBuilder:
-    """Optional text, then one ``tool_use`` block; ``stop_reason == "tool_use"``."""
-    s = StreamBuilder(**kw)
-    if text:
-        s.text(text)
-    return s.tool_use(name, input, id=id).end("tool_use")
-
-
-def fold_stream(events: Iterable[tuple[str | None, Any]]) -> dict[str, Any]:
-    """Accumulate stream events into a ``Message`` dict (what a non-streaming call returns)."""
-    msg: dict[str, Any] = {}
-    partial: dict[int, str] = {}
-    for name, data in events:
-        if not isinstance(data, dict):
-            continue
-        t = data.get("type", name)
-        if t == "message_start":
-            msg = copy.deepcopy(data.get("message") or {})
-            msg.setdefault("content", [])
-        elif t == "content_block_start":
-            msg.setdefault("content", []).append(copy.deepcopy(data.get("content_block") or {}))
-        elif t == "content_block_delta":
-            block = msg["content"][-1]
-            d = data.get("delta") or {}
-            if d.get("type") == "text_delta":
-                block["text"] = block.get("text", "") + d.get("text", "")
-            elif d.get("type") == "thinking_delta":
-                block["thinking"] = block.get("thinking", "") + d.get("thinking", "")
-            elif d.get("type") == "signature_delta":
-                block["signature"] = d.get("signature", "")
-            elif d.get("type") == "input_json_delta":
-                partial[data.get("index", len(msg["content"]) - 1)] = (
-                    partial.get(data.get("index", 0), "") + d.get("partial_json", ""))
-        elif t == "content_block_stop":
-            i = data.get("index", 0)
-            if i in partial and i < len(msg.get("content", [])):
-                try:
-                    msg["content"][i]["input"] = json.loads(partial[i] or "{}")
-                except ValueError:
-                    pass
-        elif t == "message_delta":
-            msg.update({k: v for k, v in (data.get("delta") or {}).items()})
-            msg.setdefault("usage", {}).update({k: v for k, v in (data.get("usage") or {}).items()
-                                                 if v is not None})
-    return msg
 
 
 Response = Union[StreamBuilder, SSEResponse, JSONResponse, Callable[[RecordedRequest], Any]]
