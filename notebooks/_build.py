@@ -580,10 +580,14 @@ NOTEBOOKS["05_dashboard.ipynb"] = [
     md("""
 # The dashboard
 
-`asm_nb.dashboard(store)` is a small app over a store, made of standard ipywidgets (no extra
-front-end install): filters (provider, model, status, dates), KPI tiles (runs, success rate,
-tokens, cost), the `asm_nb.plots` charts, and a run table whose picked run shows its header,
-transcript, tool calls and tool timeline. `%asm dashboard` opens it on the notebook's store.
+`asm_nb.dashboard(store)` is a small app over a store (ipywidgets, and anywidget for the run
+grid; both come with `asm_nb[notebook]`, no front-end build): filters (provider, model, status,
+dates), KPI tiles (runs, success rate, tokens, cost), the `asm_nb.plots` charts, and a grid of
+runs (status, prompt, provider / model, when it started, duration, tokens, cost). Click a header
+to sort by it (again for the other direction), click a row (or use the arrow keys and Enter) to
+see that run **beside the grid**: its prompt, the run card (transcript and tool calls in plain
+words, as a finished `%%asm` cell shows it) and a tool timeline. The grid shows 25 runs a page.
+`%asm dashboard` opens it on the notebook's store.
 
 In JupyterLab the cell below shows the live app. Saved, it keeps a snapshot: KPI tiles and the
 run table, which JupyterLab draws as a grid sortable by any column when the kernel that made the
@@ -624,6 +628,19 @@ dash.filters()
     code("""
 dash.clear_filters()
 print(dash.text())
+"""),
+    md("""
+## Sorting and picking from code
+
+What a header click and a row click do are methods too: `dash.grid.click_header(column)`,
+`dash.select_run(run_id)` (or `dash.sort_by.value = "cost"` for a named order). The grid's page
+holds the rows as they are drawn.
+"""),
+    code("""
+dash.grid.click_header("total_tokens")   # ascending; click again for descending
+dash.grid.click_header("total_tokens")
+dash.select_run(dash.run_ids[0])          # the run with the most tokens, shown beside the grid
+[(row["cells"]["prompt"], row["cells"]["provider_model"], row["cells"]["total_tokens"]) for row in dash.grid.rows]
 """),
 ]
 

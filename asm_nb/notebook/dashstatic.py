@@ -27,9 +27,11 @@ __all__ = ["DASHBOARD_MIME", "PLOTLY_MIME", "WIDGET_MIME", "GRID_COLUMNS", "figu
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 DASHBOARD_MIME = "application/vnd.asm.dashboard+json"
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
+_SNAPSHOT_PROMPT_CHARS = 80
 #: The run grid's columns in the static snapshot: key, label, kind (how the grid sorts/formats it).
 GRID_COLUMNS: list[tuple[str, str, str]] = [
-    ("started_at", "Started (UTC)", "time"), ("status", "Status", "text"), ("provider", "Provider", "text"),
+    ("started_at", "Started (UTC)", "time"), ("status", "Status", "text"), ("prompt", "Prompt", "text"),
+    ("provider", "Provider", "text"),
     ("model", "Model", "text"), ("total_tokens", "Tokens", "int"), ("cost_usd", "Cost", "usd"),
     ("duration_s", "Duration", "seconds"), ("run_id", "Run", "text"),
 ]
@@ -114,6 +116,14 @@ def _fmt_duration(s: Any) -> str:
     return f"{s * 1000:.0f} ms" if s < 1 else f"{s:.1f} s"
 
 
+def _short_prompt(text: Any, limit: int = _SNAPSHOT_PROMPT_CHARS) -> str | None:
+    """A prompt on one line, cut to ``limit`` characters (None stays None)."""
+    if text is None:
+        return None
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 def _tile(label: str, value: str, note: str = "") -> str:
     return (f'<div class="asm-kpi-label">{_esc(label)}</div><div class="asm-kpi-value">{_esc(value)}</div>'
             f'<div class="asm-kpi-note">{_esc(note) or "&nbsp;"}</div>')
@@ -163,8 +173,9 @@ def snapshot(dash: Any, *, deterministic: bool | None = None) -> dict:
 
         {"schema": "asm.dashboard", "version": 1, "model_id": str|null, "filters": {...},
          "kpis": [{"name", "label", "value", "note"}], "columns": [{"key", "label", "kind"}],
-         "rows": [{"started_at": ISO str|null, "status", "provider", "model", "total_tokens",
-                   "cost_usd", "duration_s", "run_id"}], "total": int}
+         "rows": [{"started_at": ISO str|null, "status", "prompt" (one line, at most 80 characters,
+                   redacted), "provider", "model", "total_tokens", "cost_usd", "duration_s", "run_id"}],
+         "total": int}
 
     ``deterministic`` (default: the ``deterministic_display`` setting): no widget id, no
     durations."""
@@ -192,6 +203,7 @@ def snapshot(dash: Any, *, deterministic: bool | None = None) -> dict:
             rows.append({
                 "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ") if isinstance(started, datetime) else None,
                 "status": None if r.get("status") is None else str(r["status"]),
+                "prompt": _short_prompt(r.get("prompt")),
                 "provider": None if r.get("provider") is None else str(r["provider"]),
                 "model": None if r.get("model") is None else str(r["model"]),
                 "total_tokens": int(r.get("total_tokens") or 0),

@@ -533,6 +533,12 @@ def _css_color(page, prop: str, value: str) -> str:
                          " 'backgroundColor' : p]; d.remove(); return c; }", [prop, value])
 
 
+def _clipped_headers(grid) -> list[str]:
+    """The grid's visible header labels cut by their column (an ellipsis instead of the text)."""
+    return grid.locator("th .asm-rungrid-label").evaluate_all(
+        "ls => ls.filter(l => l.offsetParent && l.scrollWidth > l.clientWidth + 1).map(l => l.textContent)")
+
+
 def _live_grid_sort_pick_and_detail(page, live) -> None:
     """The live dashboard's run grid: a header click sorts (arrow, aria-sort, order), a second
     click flips it; a row click picks the run (highlighted, aria-selected) and its detail shows
@@ -574,6 +580,7 @@ def _live_grid_sort_pick_and_detail(page, live) -> None:
     expect(detail.locator(".asm-run")).to_contain_text("now returns an empty list")
     g, d = grid.bounding_box(), detail.bounding_box()
     assert g and d and d["x"] >= g["x"] + g["width"] and abs(d["y"] - g["y"]) < 60, (g, d)  # beside
+    assert _clipped_headers(grid) == []  # every header label fits its column
 
     # keyboard: the picked row holds the focus stop; ArrowDown then Enter picks the next row
     top.focus()
@@ -597,6 +604,16 @@ def _live_grid_sort_pick_and_detail(page, live) -> None:
     page.wait_for_timeout(300)
     live.locator(".asm-dash-split").scroll_into_view_if_needed()
     live.locator(".asm-dash-split").screenshot(path=str(ARTIFACTS / "dashboard-grid-light.png"))
+    # the notebook at full width (file browser closed): every column, the duration too
+    page.evaluate("window.jupyterapp.commands.execute('application:toggle-left-area')")
+    page.wait_for_timeout(400)
+    expect(grid.locator("th[data-key=duration_s]")).to_be_visible()
+    assert _clipped_headers(grid) == []
+    g, d = grid.bounding_box(), detail.bounding_box()
+    assert g and d and d["x"] >= g["x"] + g["width"], (g, d)
+    live.locator(".asm-dash-split").screenshot(path=str(ARTIFACTS / "dashboard-grid-wide-light.png"))
+    page.evaluate("window.jupyterapp.commands.execute('application:toggle-left-area')")
+    page.wait_for_timeout(400)
 
 
 def _grid_ids(page) -> list[str]:

@@ -282,10 +282,12 @@ def test_output_carries_a_static_snapshot_for_saved_notebooks(dash, filled):
     by_id = {r["run_id"]: r for r in snap["rows"]}
     fail = by_id[results["shell_fail"].run_id]
     assert fail["status"] == "failed" and fail["provider"] == "shell" and fail["duration_s"] is not None
+    assert fail["prompt"] == "echo oops; exit 3"  # the prompt, as in the live grid
     assert {k["name"]: k["value"] for k in snap["kpis"]}["runs"] == str(len(results))
     page = bundle["text/html"]
     assert page.count("<tr>") == len(results) + 1 and results["hello"].run_id in page
     assert "<script" not in page and "widget" not in page.lower()
+    assert "<td class=\"asm-text\">echo oops; exit 3</td>" in page
     # filtered: the snapshot follows the filters
     dash.set_filters(status=["failed"])
     snap = dash.snapshot()
