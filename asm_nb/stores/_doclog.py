@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ._codec import dumps, loads
+from ._runsummary import RunSummaryFile
 from ._tolerant import parse_row
 
 __all__ = ["DocLog"]
@@ -53,8 +54,11 @@ class DocLog:
     (``groups[meta[0]]``: a run's session id, a session's name)."""
 
     def __init__(self, path: Path, parse: Callable[[dict], Any], meta: Callable[[dict], tuple], *,
-                 fsync: bool = False, warn: Callable[[str], None] | None = None) -> None:
+                 fsync: bool = False, warn: Callable[[str], None] | None = None,
+                 summary: Callable[[Any], dict] | None = None) -> None:
         self.path = Path(path)
+        # ``summary(obj) -> row``: keep ``<stem>.summary.jsonl`` beside the table (``_runsummary.py``)
+        self.summary = RunSummaryFile(self.path, parse, summary, fsync=fsync) if summary is not None else None
         self.parse = parse
         self.meta = meta
         self.fsync = fsync
@@ -241,10 +245,11 @@ class DocLog:
             return out
 
     # -- writing (caller holds db.lock and called sync(owner=True)) -------------------------------
-    def append(self, docs: list[dict]) -> None:
+    def append(self, docs: list[dict], objs: list[Any] | None = None) -> None:
         """Append documents (``{"id": ..., "_deleted": True}`` removes one). Their lines stay in
         the cache (parsed when first read). The append descriptor stays open between writes (one
-        per table, not per write); ``sync`` closes it when another process replaced the file."""
+        per table, not per write); ``sync`` closes it when another process replaced the file.
+        ``objs``: the parsed objects of ``docs`` (None for a deletion), for the summary file."""
         if not docs:
             return
         lines = [dumps(d) + b"\n" for d in docs]
@@ -275,6 +280,8 @@ class DocLog:
             self._apply(data, start, docs)
             self.offset = start + len(data)
             self.generation += 1
+            if self.summary is not None and self.ino is not None:
+                self.summary.append(self.ino, start, docs, objs, [len(line) - 1 for line in lines])
             cache = self.cache
             for d, line in zip(docs, lines):
                 if not d.get("_deleted") and d["id"] in self.index:
@@ -311,10 +318,14 @@ class DocLog:
             for k, v in cache.items():
                 if k in self.index:
                     self.cache[k] = v
+            if self.summary is not None and self.ino is not None:
+                self.summary.after_compaction(self.ino, self.offset)
 
     def close(self) -> None:
         with self.lock:
             self._close_fd()
+            if self.summary is not None:
+                self.summary.close()
 
     def after_fork(self) -> None:
         self.lock = threading.RLock()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, cast
 
 from ...core.errors import AsmError
 from ._common import (
@@ -49,54 +49,96 @@ def _all_runs(store: Any) -> list:
         raise AsmError("query_error", f"store {type(store).__name__} cannot list all runs: {exc}") from exc
 
 
-def _runs_frame(store: Any, run_objs: list | None = None) -> "pl.DataFrame":
-    """Every run of the store as a typed polars frame (no filters)."""
+_STR_COLS = ("session_id", "status", "provider", "model", "cost_source", "price_key", "pricing_version",
+             "error_code", "error_message", "stop_reason")
+_FLOAT_COLS = ("cost_usd", "reported_cost_usd", "computed_cost_usd")
+_IN_FLIGHT = ("pending", "running")
+
+
+def _summary_schema(pl, places: bool) -> dict:
+    """polars schema of ``core.run_summary.summary_row`` rows (plus the summary file's ``o``, ``n``,
+    ``deleted`` with ``places``)."""
+    from ...core.run_summary import SUMMARY_COLUMNS
+
+    schema = {"o": pl.Int64, "n": pl.Int64, "id": pl.String, "deleted": pl.Boolean} if places else {"id": pl.String}
+    for c in SUMMARY_COLUMNS:
+        schema[c] = pl.String if c in _STR_COLS else pl.Float64 if c in _FLOAT_COLS else pl.Int64
+    return schema
+
+
+def _summary_rows(store: Any) -> "pl.DataFrame | None":
+    """The current summary row of every run, read from the store's run summaries (LocalStore:
+    ``db/runs.summary.jsonl``, parsed by polars, no run document parsed), or None when the store
+    keeps none or a run is pending/running (its owner may be gone: listing the runs marks it)."""
+    get = getattr(store, "run_summaries", None)
+    if not callable(get):
+        return None
+    snap = get()
+    if snap is None:
+        return None
+    import io
+
     pl = _polars()
-    rows = run_objs if run_objs is not None else _all_runs(store)
-    cols: dict[str, list] = {k: [] for k in (
-        "run_id", "session_id", "status", "provider", "model", "started_at", "ended_at", "turn_count",
-        *_TOKEN_KEYS, "reasoning_output_tokens", "cost_usd", "reported_cost_usd", "computed_cost_usd",
-        "cost_source", "price_key", "pricing_version", "error_code", "error_message", "stop_reason")}
-    for r in rows:
-        tu = r.token_usage if isinstance(r.token_usage, Mapping) else {}
-        md = r.metadata if isinstance(r.metadata, Mapping) else {}
-        err = r.error if isinstance(r.error, Mapping) else {}
-        out = r.output if isinstance(r.output, Mapping) else {}
-        cols["run_id"].append(r.id)
-        cols["session_id"].append(r.session_id)
-        cols["status"].append(getattr(r.status, "value", r.status))
-        cols["provider"].append(r.provider if r.provider is not None else md.get("provider"))
-        model = _model_of(r)
-        cols["model"].append(model if isinstance(model, str) else None)
-        cols["started_at"].append(r.started_at)
-        cols["ended_at"].append(r.ended_at)
-        cols["turn_count"].append(_int_or_none(r.turn_count))
-        for k in (*_TOKEN_KEYS, "reasoning_output_tokens"):
-            cols[k].append(_int_or_none(tu.get(k)))
-        cols["cost_usd"].append(_float_or_none(r.cost_usd))
-        cols["reported_cost_usd"].append(_float_or_none(md.get("reported_cost_usd")))
-        cols["computed_cost_usd"].append(_float_or_none(md.get("computed_cost_usd")))
-        src = md.get("cost_source")
-        cols["cost_source"].append(src if isinstance(src, str) else ("stored" if r.cost_usd is not None else None))
-        cols["price_key"].append(md.get("price_key") if isinstance(md.get("price_key"), str) else None)
-        ver = md.get("pricing_version")
-        cols["pricing_version"].append(ver if isinstance(ver, str) else None)
-        code = err.get("code")
-        cols["error_code"].append(str(code) if code is not None else None)
-        msg = err.get("message")
-        cols["error_message"].append(str(msg) if msg is not None else None)
-        sr = out.get("stop_reason")
-        cols["stop_reason"].append(sr if isinstance(sr, str) else None)
-    utc = _utc(pl)
-    schema = {"run_id": pl.String, "session_id": pl.String, "status": _run_status_dtype(pl),
-              "provider": pl.Categorical, "model": pl.Categorical, "started_at": utc, "ended_at": utc,
-              "turn_count": pl.Int64, **{k: pl.Int64 for k in (*_TOKEN_KEYS, "reasoning_output_tokens")},
-              "cost_usd": pl.Float64, "reported_cost_usd": pl.Float64, "computed_cost_usd": pl.Float64,
-              "cost_source": pl.Categorical, "price_key": pl.Categorical, "pricing_version": pl.Categorical,
-              "error_code": pl.Categorical, "error_message": pl.String, "stop_reason": pl.Categorical}
-    df = pl.DataFrame(cols, schema={k: (pl.String if v in (pl.Categorical,) or isinstance(v, pl.Enum) else v)
-                                    for k, v in schema.items()})
-    df = df.with_columns([pl.col(k).cast(v) for k, v in schema.items() if v is pl.Categorical or isinstance(v, pl.Enum)])
+    lines, tail = cast("tuple[bytes, list[bytes]]", snap)  # LocalStore.run_summaries
+    schema = _summary_schema(pl, True)
+    parts = []
+    if lines:
+        parts.append(pl.read_ndjson(io.BytesIO(lines), schema=schema))
+    if tail:
+        parts.append(pl.read_ndjson(io.BytesIO(b"".join(tail)), schema=schema))
+    if not parts:
+        return pl.DataFrame(schema=schema)
+    df = pl.concat(parts) if len(parts) > 1 else parts[0]
+    df = df.unique(subset="id", keep="last", maintain_order=True).filter(pl.col("deleted").is_null())
+    if df.filter(pl.col("status").is_in(_IN_FLIGHT)).height:
+        return None
+    return df
+
+
+def _run_source(store: Any) -> "tuple[pl.DataFrame, Callable[[list[str]], dict[str, Any]]]":
+    """(the runs frame, ``load(run_ids) -> {id: Run}`` for the few runs a caller needs whole)."""
+    df = _summary_rows(store)
+    if df is not None:
+        places = df.select("id", "o", "n")
+
+        def load(ids: list[str]) -> dict[str, Any]:
+            pl = _polars()
+            want = places.filter(pl.col("id").is_in(ids))
+            return store.runs_at(list(zip(want["id"].to_list(), want["o"].to_list(), want["n"].to_list())))
+
+        return _shape_runs(df), load
+    run_objs = _all_runs(store)
+    by_id = {r.id: r for r in run_objs}
+    return _runs_frame(store, run_objs), lambda ids: {i: by_id[i] for i in ids if i in by_id}
+
+
+def _runs_frame(store: Any, run_objs: list | None = None) -> "pl.DataFrame":
+    """Every run of the store as a typed polars frame (no filters). Without ``run_objs``, from the
+    store's run summaries when it keeps them."""
+    pl = _polars()
+    if run_objs is None:
+        df = _summary_rows(store)
+        if df is not None:
+            return _shape_runs(df)
+        run_objs = _all_runs(store)
+    from ...core.run_summary import summary_row
+
+    schema = _summary_schema(pl, False)
+    rows = [summary_row(r) for r in run_objs]
+    return _shape_runs(pl.from_dicts(rows, schema=schema) if rows else pl.DataFrame(schema=schema))
+
+
+def _shape_runs(df: "pl.DataFrame") -> "pl.DataFrame":
+    """Summary rows (``core.run_summary``) as the runs frame: typed, derived columns added."""
+    pl = _polars()
+    cat = pl.Categorical
+    df = df.select(
+        pl.col("id").alias("run_id"), "session_id", pl.col("status").cast(_run_status_dtype(pl)),
+        pl.col("provider").cast(cat), pl.col("model").cast(cat),
+        *[pl.col(c).cast(pl.Datetime("us")).dt.replace_time_zone("UTC") for c in ("started_at", "ended_at")],
+        "turn_count", *_TOKEN_KEYS, "reasoning_output_tokens", *_FLOAT_COLS,
+        *[pl.col(c).cast(cat) for c in ("cost_source", "price_key", "pricing_version", "error_code")],
+        "error_message", pl.col("stop_reason").cast(cat))
     terminal = pl.col("status").is_in(["completed", "failed", "cancelled", "timeout"])
     return df.with_columns(
         total_tokens=(pl.col("input_tokens").fill_null(0) + pl.col("output_tokens").fill_null(0)),

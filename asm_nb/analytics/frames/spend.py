@@ -8,7 +8,7 @@ from ...core.errors import AsmError
 from ._common import (
     _as_list, _check_backend, _check_statuses, _Filters, _finish, _polars, _resolve_store, _TOKEN_KEYS, Backend,
 )
-from .run_tables import _all_runs, _filter_runs, _runs_frame
+from .run_tables import _all_runs, _filter_runs, _run_source, _runs_frame
 
 
 # --------------------------------------------------------------------------------------------
@@ -52,13 +52,18 @@ def costs(store: Any = None, *, session_id: Any = None, run_id: Any = None, prov
     f = _Filters.of(session_id, run_id, provider, model, status, since, until)
     _check_statuses(f.status, RunStatus, "status")
     st = _resolve_store(store)
-    run_objs = _all_runs(st)
-    rdf = _filter_runs(_runs_frame(st, run_objs), f)
-
     info = resolve_pricing(pricing_table) if pricing_table is not None else None
+    if info is None:  # the stored costs: the run summaries suffice (whole runs only for the unpriced)
+        frame, load = _run_source(st)
+    else:  # every run is re-priced
+        run_objs = _all_runs(st)
+        by_id = {r.id: r for r in run_objs}
+        frame, load = _runs_frame(st, run_objs), (lambda ids: {i: by_id[i] for i in ids if i in by_id})
+    rdf = _filter_runs(frame, f)
+
     need = rdf.filter(pl.col("unpriced")) if info is None else rdf
     if need.height:
-        by_id = {r.id: r for r in run_objs}
+        by_id = load(need["run_id"].to_list())
         upd = {"run_id": [], "cost_usd": [], "computed_cost_usd": [], "cost_source": [], "price_key": [],
                "pricing_version": []}
         for rid, rep in zip(need["run_id"].to_list(), need["reported_cost_usd"].to_list()):
