@@ -15,7 +15,7 @@ from ..core.usage import CACHE_CREATION_TOKENS, CACHE_READ_TOKENS, TOKEN_KEYS
 
 #: Columns of ``CompareResult.frame``, in order.
 FRAME_COLUMNS = ["provider", "status", "output", "tool_calls", "input_tokens", "output_tokens",
-                 "cache_read_tokens", "cache_creation_tokens", "cost_usd", "duration_ms", "error",
+                 CACHE_READ_TOKENS, CACHE_CREATION_TOKENS, "cost_usd", "duration_ms", "error",
                  "model", "run_id"]
 #: ``output`` in the frame is cut to this many characters (the full text is in ``.results``).
 OUTPUT_CHARS = 200
@@ -203,7 +203,7 @@ def summary_html(rows: list[dict[str, Any]]) -> str:
         cells = [f"<b>{html.escape(str(r['provider']))}</b>", html.escape(str(r.get("model") or "")),
                  f'<span class="{cls}">{html.escape(str(r["status"]))}</span>', str(r["tool_calls"]),
                  f"{r['input_tokens']:,}", f"{r['output_tokens']:,}",
-                 f"{r['cache_read_tokens'] + r['cache_creation_tokens']:,}", cost, dur,
+                 f"{r[CACHE_READ_TOKENS] + r[CACHE_CREATION_TOKENS]:,}", cost, dur,
                  html.escape(redact(r["error"] or ""))]
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return ('<table class="asm-compare-summary"><thead><tr>' + "".join(f"<th>{h}</th>" for h in head)

@@ -125,6 +125,26 @@ def _prompt_text(value: Any) -> str | None:
     return text[:_PROMPT_CHARS] or None
 
 
+class _RunsReadOnce:
+    """The store seen through one read of its run list: ``frames.runs``, ``frames.costs`` and the
+    prompts all ask for every run; one refresh reads them once (a LocalStore parses every run
+    record per ``list_runs``). Everything else goes to the store."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self._runs: list | None = None
+
+    def list_runs(self, session_id: Any = None, *args: Any, **kwargs: Any) -> list:
+        if session_id is not None or args or kwargs:
+            return self._store.list_runs(session_id, *args, **kwargs)
+        if self._runs is None:
+            self._runs = list(self._store.list_runs(None))
+        return list(self._runs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
 class SortBy:
     """The run grid's order by name (``dash.sort_by.value = "cost"``, see :data:`SORTS`), or by
     column (``dash.sort_by("total_tokens", descending=True)``); a header click does the same."""
@@ -271,13 +291,14 @@ class Dashboard:
         from ..analytics import frames
         from ..rendering.runview import make_redactor
 
-        runs = frames.runs(self.store, backend="polars")
-        costs = frames.costs(self.store, backend="polars").select(
+        store = _RunsReadOnce(self.store)
+        runs = frames.runs(store, backend="polars")
+        costs = frames.costs(store, backend="polars").select(
             "run_id", pl.col("cost_usd").alias("_cost"), pl.col("unpriced").alias("_unpriced"),
             pl.col("cost_source").alias("_cost_source"))
         redact = make_redactor(None)
         prompts = {}
-        for r in self.store.list_runs(None):
+        for r in store.list_runs(None):
             text = _prompt_text(r.input)
             prompts[r.id] = None if text is None else str(redact(text))
         df = runs.join(costs, on="run_id", how="left").with_columns(

@@ -14,6 +14,9 @@ picklable top-level ``run_batch_item(item_dict) -> row_dict``, which opens the s
 URL/path in the worker, so the store must be shared (a LocalStore folder on a shared disk, or
 an SQL URL).
 
+The rows (input rows → items, a finished run → a result row, the frame join) are in
+``batch_rows.py``; where a batch runs (a local session server, an executor) in ``batch_exec.py``.
+
 >>> df = batch(["echo a", "echo b"], provider="shell", store="memory://", progress=False)  # doctest: +SKIP
 >>> list(df["output"])                                                                      # doctest: +SKIP
 ['a\\n', 'b\\n']
@@ -22,24 +25,30 @@ an SQL URL).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
-import string
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 from ..core.errors import AsmError
 from .options import check_run_options, public_options
-from ..core.serialization import new_id
+# the rows (items in, result rows out) and where a batch runs (local server, executor) live in
+# batch_rows / batch_exec; the names other modules and tests use are re-exported here
+from .batch_exec import _deliver as _deliver
+from .batch_exec import _record_row as _record_row
+from .batch_exec import _run_executor as _run_executor
+from .batch_exec import _start_local, _start_on_executor
+from .batch_rows import RESULT_COLUMNS as RESULT_COLUMNS
+from .batch_rows import _join, _rows
+from .batch_rows import _row_error as _row_error
+from .batch_rows import build_items as build_items
+from .batch_rows import run_batch_item as run_batch_item
 
 log = logging.getLogger(__name__)
 
 __all__ = ["batch", "abatch", "BatchRun", "run_batch_item", "build_items", "RESULT_COLUMNS", "default_limiter"]
-
-RESULT_COLUMNS = ["prompt", "run_id", "session_id", "status", "output", "error_code", "error_message",
-                  "input_tokens", "output_tokens", "cost_usd", "duration_ms", "provider", "model"]
 
 _default_limiter = None
 _default_limiter_lock = threading.Lock()
@@ -54,140 +63,6 @@ def default_limiter() -> Any:
 
             _default_limiter = ConcurrencyLimiter()
         return _default_limiter
-
-
-# ------------------------------------------------------------------------------------------
-# input rows → items
-
-
-def _rows(prompts_or_rows: Any) -> tuple[list[dict[str, Any]], Any, str]:
-    """(row dicts, the original frame or None, kind) for a list / pandas / polars input."""
-    mod = type(prompts_or_rows).__module__
-    if mod.startswith("pandas"):
-        import pandas as pd
-
-        if isinstance(prompts_or_rows, pd.Series):
-            return [{"prompt": v} for v in prompts_or_rows.tolist()], prompts_or_rows.to_frame("prompt"), "pandas"
-        return [dict(r) for r in prompts_or_rows.to_dict("records")], prompts_or_rows, "pandas"
-    if mod.startswith("polars"):
-        import polars as pl
-
-        if isinstance(prompts_or_rows, pl.Series):
-            return [{"prompt": v} for v in prompts_or_rows.to_list()], prompts_or_rows.to_frame("prompt"), "polars"
-        return prompts_or_rows.to_dicts(), prompts_or_rows, "polars"
-    if isinstance(prompts_or_rows, (str, bytes)) or not isinstance(prompts_or_rows, Iterable):
-        raise AsmError("validation_error", "batch needs a list of prompts, a list of dicts or a DataFrame, "
-                                           f"got {type(prompts_or_rows).__name__}")
-    out = []
-    for x in prompts_or_rows:
-        if isinstance(x, Mapping):
-            out.append(dict(x))
-        elif isinstance(x, str):
-            out.append({"prompt": x})
-        else:
-            raise AsmError("validation_error", f"batch items must be prompts (str) or dicts, got {x!r}")
-    return out, None, "list"
-
-
-def _prompt_of(row: Mapping[str, Any], prompt: Any) -> Any:
-    if callable(prompt):
-        return prompt(row)
-    if isinstance(prompt, str) and "{" in prompt:
-        fields = [f for _, f, _, _ in string.Formatter().parse(prompt) if f]
-        missing = [f for f in fields if f.split(".")[0].split("[")[0] not in row]
-        if missing:
-            raise AsmError("validation_error", f"prompt template refers to missing column(s) {missing}; "
-                                               f"row has {sorted(row)}")
-        return prompt.format_map(row)
-    if isinstance(prompt, str):
-        if prompt not in row:
-            raise AsmError("validation_error", f"prompt column {prompt!r} not in row {sorted(row)}")
-        return row[prompt]
-    if "prompt" in row:
-        return row["prompt"]
-    if len(row) == 1:
-        return next(iter(row.values()))
-    raise AsmError("validation_error", "say which column holds the prompt: prompt='column' or a '{column}' template")
-
-
-def build_items(prompts_or_rows: Any, *, prompt: Any = None,
-                row_options: Callable[[Any], Mapping[str, Any] | None] | str | None = None,
-                base: Mapping[str, Any] | None = None) -> tuple[list[dict[str, Any]], Any, str]:
-    """The picklable item dicts of a batch: ``{index, prompt, options, **base}``."""
-    rows, frame, kind = _rows(prompts_or_rows)
-    items = []
-    for i, row in enumerate(rows):
-        p = _prompt_of(row, prompt)
-        if p is None or (isinstance(p, str) and not p.strip()):
-            raise AsmError("validation_error", f"row {i} has an empty prompt")
-        if callable(row_options):
-            opts = dict(row_options(row) or {})
-        elif isinstance(row_options, str):
-            opts = dict(row.get(row_options) or {})
-        elif row_options is None:
-            opts = {}
-        else:
-            raise AsmError("validation_error", "row_options must be a callable(row) -> dict or a column name")
-        items.append({**(base or {}), "index": i, "prompt": p, "options": opts})
-    return items, frame, kind
-
-
-# ------------------------------------------------------------------------------------------
-# one item → one row
-
-
-def _row_from_run(run: Any, prompt: Any, error: AsmError | None = None) -> dict[str, Any]:
-    out = run.output or {}
-    content = out.get("content")
-    if content is not None and not isinstance(content, str):
-        content = str(content)
-    err = run.error or {}
-    if error is not None and not err:
-        err = {"code": error.code, "message": error.message}
-    usage = run.token_usage or {}
-    return {"prompt": prompt, "run_id": run.id, "session_id": run.session_id, "status": run.status.value,
-            "output": content, "error_code": err.get("code"), "error_message": err.get("message"),
-            "input_tokens": usage.get("input_tokens"), "output_tokens": usage.get("output_tokens"),
-            "cost_usd": run.cost_usd, "duration_ms": run.duration_ms, "provider": run.provider,
-            "model": (run.provider_metadata or {}).get("model")}
-
-
-def _row_error(prompt: Any, error: BaseException, **ids: Any) -> dict[str, Any]:
-    err = error if isinstance(error, AsmError) else AsmError.from_exception(error)
-    row: dict[str, Any] = {c: None for c in RESULT_COLUMNS}
-    row.update(prompt=prompt, status="cancelled" if err.code == "cancelled" else "failed", error_code=err.code,
-               error_message=err.message, **ids)
-    return row
-
-
-def run_batch_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    """Run one batch item and return its result row (the unit of work an executor ships).
-
-    ``item``: ``index``, ``prompt``, ``provider`` (a registered name), ``adapter_options``,
-    ``options`` (per-row adapter options), ``store`` (a path or URL: opened here, in the
-    worker), ``session_id`` (the batch session), ``policy``, ``timeout``. Never raises for a
-    failed run: the row says ``status`` failed with the error.
-    """
-    from ..stores import resolve_store
-    from .oneshot import run_once
-
-    prompt = item.get("prompt")
-    try:
-        store = resolve_store(item["store"])
-        opts = {**(item.get("adapter_options") or {}), **(item.get("options") or {})}
-        kwargs: dict[str, Any] = {"store": store, "continuation": False}
-        if item.get("session_id"):
-            kwargs["session"] = item["session_id"]
-        if item.get("policy") is not None:
-            kwargs["policy"] = item["policy"]
-        if item.get("timeout") is not None:
-            kwargs["timeout"] = item["timeout"]
-        result = run_once(prompt, provider=item.get("provider"), **kwargs, options=opts)
-        row = _row_from_run(store.get_run(result.run_id), prompt, result.error)
-    except Exception as exc:  # a caller mistake or a broken store: reported in the row
-        row = _row_error(prompt, exc, session_id=item.get("session_id"))
-    row["index"] = item.get("index")
-    return row
 
 
 # ------------------------------------------------------------------------------------------
@@ -307,177 +182,6 @@ class BatchRun:
         return _join(self.frame, self.kind, rows, self.backend, self.items)
 
 
-def _join(frame: Any, kind: str, rows: list[dict[str, Any]], backend: str, items: list[dict]) -> Any:
-    if backend == "records":
-        return rows
-    import pandas as pd
-
-    results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-    if kind == "pandas":
-        base = frame.reset_index(drop=True) if not frame.index.equals(pd.RangeIndex(len(frame))) else frame
-        results.index = base.index
-        if "prompt" in base.columns:
-            results = results.drop(columns=["prompt"])
-        out = base.join(results, rsuffix="_result")
-        if base is not frame:
-            out.index = frame.index
-    elif kind == "polars":
-        base = frame.to_pandas()
-        out = base.join(results.drop(columns=["prompt"]) if "prompt" in base.columns else results, rsuffix="_result")
-    else:
-        inputs = pd.DataFrame([{k: v for k, v in _original(it).items()} for it in items])
-        if "prompt" in inputs.columns:
-            inputs = inputs.drop(columns=["prompt"])
-        out = inputs.join(results, rsuffix="_result") if len(inputs.columns) else results
-    if backend == "polars":
-        import polars as pl
-
-        return pl.from_pandas(out)
-    return out
-
-
-def _original(item: Mapping[str, Any]) -> dict[str, Any]:
-    return dict(item.get("row") or {})
-
-
-async def _run_local(handle: BatchRun, *, store: Any, adapter: Any, concurrency: int, limiter: Any,
-                     session: Any, policy: Any, timeout: Any, agent_id: str | None, progress: _Progress,
-                     on_result: Callable | None) -> None:
-    from .server import SessionServer
-
-    items = handle.items
-    index_of: dict[str, int] = {}
-
-    def on_event(ev: Mapping[str, Any]) -> None:
-        if ev.get("type") == "run_started":
-            i = index_of.get(ev.get("run_id"))  # type: ignore[arg-type]
-            if i is not None and handle.states.get(i) == "queued":
-                handle.states[i] = "running"
-                progress.started()
-
-    session_opts = None
-    session_id = None
-    if isinstance(session, str) and session:
-        from .oneshot import resolve_session
-
-        s, _ = await resolve_session(store, adapter, session, agent_id=agent_id, metadata={"batch": True},
-                                      tags=None, context=None)
-        session_id = s.id
-    else:
-        session_opts = {"agent_id": agent_id or adapter.name,
-                        "metadata": {"name": f"batch-{new_id('b')[2:10]}", "batch": True, "batch_size": len(items)}}
-    default_opts: dict[str, Any] = {"continuation": False, "event_callback": on_event}
-    if policy is not None:
-        default_opts["policy"] = policy
-    if timeout is not None:
-        from .options import timeout_ms
-
-        default_opts["timeout"] = timeout_ms(timeout)
-    server = await SessionServer.start(store=store, adapter=adapter, session_id=session_id, session_opts=session_opts,
-                                       max_concurrent_runs=concurrency, max_queued_runs=max(len(items), 1),
-                                       limiter=limiter, limiter_wait=True, default_execute_opts=default_opts)
-    handle.server, handle.session_id = server, server.session_id
-    try:
-        from .oneshot import close_session as _close_session
-
-        async def one(item: dict[str, Any]) -> None:
-            i = item["index"]
-            if handle._cancelled or server.closed:
-                handle.states[i] = "cancelled"
-                handle.rows[i] = _row_error(item["prompt"], AsmError("cancelled", "Batch cancelled"),
-                                            session_id=server.session_id)
-                progress.finished("cancelled", was_running=False)
-                return
-            opts = {"adapter_opts": item["options"]} if item["options"] else {}
-            run_id = await server.submit_run(item["prompt"], **opts)
-            index_of[run_id] = i
-            handle.run_ids[i] = run_id
-            try:
-                await server.await_run(run_id, timeout_ms=10 ** 12)
-                err = None
-            except AsmError as e:
-                err = e
-            run = await _get_run(store, run_id)
-            row = _row_from_run(run, item["prompt"], err)
-            if err is not None and err.code == "cancelled":
-                row["status"] = "cancelled"
-            handle.rows[i] = row
-            was_running = handle.states.get(i) == "running"
-            handle.states[i] = row["status"]
-            progress.finished(row["status"], was_running=was_running)
-            _deliver(on_result, row)
-
-        # submit in input order (FIFO start order = input order); await them together
-        tasks = []
-        for item in items:
-            tasks.append(asyncio.ensure_future(one(item)))
-            await asyncio.sleep(0)
-        await asyncio.gather(*tasks, return_exceptions=False)
-        if session_opts is not None:
-            await _close_session(store, server.session_id, None)
-    finally:
-        await server.aclose(cancel_in_flight=True)
-
-
-async def _get_run(store: Any, run_id: str) -> Any:
-    from ..persistence.store_call import call_store as _store
-
-    return await _store(store, "get_run", run_id)
-
-
-def _is_dask_client(executor: Any) -> bool:
-    return type(executor).__name__ == "Client" and type(executor).__module__.startswith("distributed")
-
-
-def _run_executor(handle: BatchRun, executor: Any, progress: _Progress, on_result: Callable | None) -> None:
-    kw = {"pure": False} if _is_dask_client(executor) else {}
-    futures = []
-    for item in handle.items:
-        f = executor.submit(run_batch_item, item, **kw)
-        futures.append((item, f))
-        handle.states[item["index"]] = "running"
-        progress.started()
-    handle._executor_futures = [f for _, f in futures]
-    pending = dict(enumerate(futures))
-    while pending:
-        progressed = False
-        for k, (item, f) in list(pending.items()):
-            if not f.done():
-                continue
-            progressed = True
-            del pending[k]
-            try:
-                row = f.result()
-            except BaseException as exc:  # cancelled future or worker crash
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
-                row = _row_error(item["prompt"], AsmError("cancelled", "Batch cancelled")
-                                 if handle._cancelled else exc, session_id=handle.session_id)
-                row["index"] = item["index"]
-            _record_row(handle, item["index"], row, progress, on_result)
-        if not progressed:
-            time.sleep(0.02)
-
-
-def _record_row(handle: BatchRun, i: int, row: dict, progress: _Progress, on_result: Callable | None) -> None:
-    """An executor's finished row ``i``: into ``handle`` (row, run id, state) and ``progress``,
-    then to ``on_result`` (the thread and Dask executor paths)."""
-    handle.rows[i] = row
-    handle.run_ids[i] = row.get("run_id")
-    handle.states[i] = row["status"]
-    progress.finished(row["status"])
-    _deliver(on_result, row)
-
-
-def _deliver(on_result: Callable | None, row: dict) -> None:
-    """Hand a finished row to the caller's ``on_result``; what it raises is logged and ignored."""
-    if on_result is not None:
-        try:
-            on_result(row)
-        except Exception:
-            log.exception("batch on_result raised (ignored)")
-
-
 @public_options
 def batch(prompts_or_rows: Any, provider: Any = None, *, prompt: Any = None, concurrency: int = 8,
           policy: Any = None, store: Any = None, session: str | None = None, executor: Any = None,
@@ -508,10 +212,6 @@ def batch(prompts_or_rows: Any, provider: Any = None, *, prompt: Any = None, con
     A failing run never stops the batch: its row has ``status`` failed and the error. Ctrl-C
     (the notebook's stop button) cancels the whole batch and re-raises.
     """
-    from ..stores import resolve_store
-    from . import loop
-    from .oneshot import resolve_adapter
-
     adapter_options = check_run_options(timeout=timeout, options=options)
     if model is not None:
         adapter_options["model"] = model
@@ -528,73 +228,15 @@ def batch(prompts_or_rows: Any, provider: Any = None, *, prompt: Any = None, con
     for it in items:
         handle.states[it["index"]] = "queued"
     prog = _Progress(len(items), progress and bool(items), desc=f"batch ({provider if isinstance(provider, str) else 'runs'})")
-
     if executor is not None:
-        if not isinstance(store, str) and not hasattr(store, "__fspath__"):
-            raise AsmError("validation_error", "with an executor, store must be a path or URL the workers can open")
-        if not isinstance(provider, str):
-            raise AsmError("validation_error", "with an executor, provider must be a registered provider name")
-        if str(store).strip() in ("memory://", "memory"):
-            raise AsmError("validation_error", "memory:// stores cannot be shared with executor workers")
-        the_store = resolve_store(str(store))
-        adapter = resolve_adapter(provider, **adapter_options)
-        from . import manager
-
-        async def make_session() -> str:
-            if session:
-                from .oneshot import resolve_session
-
-                s, _ = await resolve_session(the_store, adapter, session, agent_id=agent_id,
-                                              metadata={"batch": True}, tags=None, context=None)
-                return s.id
-            s = await manager.astart_session(the_store, adapter, {
-                "agent_id": agent_id or adapter.name,
-                "metadata": {"name": f"batch-{new_id('b')[2:10]}", "batch": True, "batch_size": len(items)}})
-            s = await manager.aactivate_session(the_store, s.id)
-            return s.id
-
-        handle.session_id = loop.run_sync(make_session())
-        the_store.flush()  # workers in other processes read the session from disk
-        for it in items:
-            it.update(provider=provider, adapter_options=dict(adapter_options), store=str(store),
-                      session_id=handle.session_id, policy=policy, timeout=timeout)
-
-        def runner() -> None:
-            try:
-                if _is_dask_client(executor):  # client.map + as_completed, workers' stores flushed
-                    from .dask_exec import run_executor
-
-                    run_executor(handle, executor, prog, on_result)
-                else:
-                    _run_executor(handle, executor, prog, on_result)
-            finally:
-                prog.close()
-
-        fut: concurrent.futures.Future = concurrent.futures.Future()
-
-        def thread_main() -> None:
-            try:
-                runner()
-                fut.set_result(None)
-            except BaseException as exc:
-                fut.set_exception(exc)
-
-        threading.Thread(target=thread_main, name="asm-batch-executor", daemon=True).start()
-        handle._future = fut
+        _start_on_executor(handle, executor, store=store, provider=provider, adapter_options=adapter_options,
+                           session=session, agent_id=agent_id, policy=policy, timeout=timeout, progress=prog,
+                           on_result=on_result)
     else:
-        the_store = resolve_store(store)
-        adapter = resolve_adapter(provider, **adapter_options)
-        lim = limiter if limiter is not None else default_limiter()
-
-        async def main() -> None:
-            try:
-                await _run_local(handle, store=the_store, adapter=adapter, concurrency=concurrency, limiter=lim,
-                                 session=session, policy=policy, timeout=timeout, agent_id=agent_id,
-                                 progress=prog, on_result=on_result)
-            finally:
-                prog.close()
-
-        handle._future = loop.submit(main())
+        _start_local(handle, store=store, provider=provider, adapter_options=adapter_options,
+                     limiter=limiter if limiter is not None else default_limiter(), concurrency=concurrency,
+                     session=session, agent_id=agent_id, policy=policy, timeout=timeout, progress=prog,
+                     on_result=on_result)
     _register(handle)
     if not wait:
         return handle
@@ -614,8 +256,6 @@ async def abatch(prompts_or_rows: Any, provider: Any = None, **kwargs: Any) -> A
 
 
 # batches the live view can show (weakly: finished batches drop out when collected)
-import weakref  # noqa: E402
-
 _ACTIVE: "weakref.WeakSet[BatchRun]" = weakref.WeakSet()
 
 

@@ -469,3 +469,30 @@ def test_relative_times():
     assert [relative_time(now - timedelta(seconds=s), now) for s in (5, 300, 7200, 3 * 86400, 30 * 86400)] == [
         "just now", "5 min ago", "2 h ago", "3 d ago", "2026-02-08"]
     assert relative_time(None, now) == "-"
+
+
+def test_a_refresh_reads_the_run_list_once(filled):
+    """frames.runs, frames.costs and the prompts share one read of the store's runs (a LocalStore
+    parses every run record per ``list_runs``)."""
+    store, _ = filled
+
+    class Counting:
+        def __init__(self, inner):
+            self.inner, self.calls = inner, 0
+
+        def list_runs(self, *args, **kwargs):
+            self.calls += 1
+            return self.inner.list_runs(*args, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    counting = Counting(store)
+    d = asm_nb.dashboard(counting, charts=())
+    try:
+        assert counting.calls == 1 and d.kpi_values["runs"] == 5
+        d.refresh()
+        assert counting.calls == 2
+        assert {r["cells"]["prompt"] for r in d.grid.rows} >= {"echo dashboard-shell", "echo oops; exit 3"}
+    finally:
+        d.close()
