@@ -593,6 +593,19 @@ def _live_grid_sort_pick_and_detail(page, live) -> None:
     second.click()  # (the same run again)
     top.click()
     expect(detail.locator(".asm-dash-ids")).to_contain_text(run_id)
+    # a header from the keyboard: Enter sorts, the redrawn header keeps the focus
+    cost_btn = grid.locator("th[data-key=cost_usd] button")
+    cost_btn.focus()
+    page.keyboard.press("Enter")
+    expect(grid.locator("th[data-key=cost_usd]")).to_have_attribute("aria-sort", "ascending")
+    assert page.evaluate("() => document.activeElement.closest('th') && "
+                         "document.activeElement.closest('th').dataset.key") == "cost_usd"
+    page.keyboard.press("Enter")
+    expect(grid.locator("th[data-key=cost_usd]")).to_have_attribute("aria-sort", "descending")
+    tokens_th.locator("button").click()
+    tokens_th.locator("button").click()
+    expect(tokens_th).to_have_attribute("aria-sort", "descending")
+    expect(rows.first).to_have_class(re.compile(r"\basm-picked\b"))  # still picked after re-sorting
 
     # a narrow notebook: the detail moves below the grid
     page.set_viewport_size({"width": 900, "height": 1000})

@@ -124,9 +124,9 @@ def test_each_imported_session_is_one_event_log_write(tmp_path, monkeypatch, sou
             owned[self.sid] += 1
         return real_owned(self)
 
-    def append(self, docs):
+    def append(self, docs, *args, **kwargs):
         appends[self.path.name] += 1
-        return real_append(self, docs)
+        return real_append(self, docs, *args, **kwargs)
 
     monkeypatch.setattr(local._SessionLog, "write_buffer", write_buffer)
     monkeypatch.setattr(local._SessionLog, "ensure_owned", ensure_owned)
