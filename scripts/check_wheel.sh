@@ -66,6 +66,11 @@ echo "$labext" | grep -E "asm-nb-extension v[0-9.]+ .*enabled.*OK" \
 srvext=$(jupyter server extension list 2>&1)
 echo "$srvext" | grep -E "asm_nb(\.server_ext)? .*enabled" >/dev/null && echo "$srvext" | grep -E "asm_nb(\.server_ext)? .*OK" \
   || { echo "$srvext"; fail "jupyter server extension list does not show asm_nb enabled OK"; }
+python -c "
+from importlib.resources import files
+for name in ('rungrid.js', 'rungrid.css'):  # the dashboard grid's front end, read at import
+    assert (files('asm_nb.notebook') / name).is_file(), name
+" || fail "the wheel lacks the dashboard grid's rungrid.js / rungrid.css"
 python - <<'PY' || fail "%load_ext asm_nb / %%asm in a kernel"
 from jupyter_client.manager import start_new_kernel
 

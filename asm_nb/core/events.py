@@ -1,5 +1,7 @@
-"""Events: the 28 ``EventType``s, the persisted ``Event``, the in-flight ``NormalizedEvent``
-and the ``EventNormalizer`` module functions.
+"""Events: the 28 ``EventType``s, one event model (``Event``, the persisted form, and
+``NormalizedEvent``, the same event in flight: an ``Event`` subclass with the two causal fields
+``parent_event_id`` / ``provider_event_id`` and a required ``run_id``; ``to_event()`` /
+``NormalizedEvent.from_event`` convert) and the ``EventNormalizer`` module functions.
 
 Pure standard library. See docs/event-model.md, event.
 """
@@ -297,20 +299,28 @@ class Event:
 # NormalizedEvent and the normalizer (docs/event-model.md, event)
 
 
-@dataclass(frozen=True, slots=True)
-class NormalizedEvent:
-    """Canonical in-flight form of raw provider data (persisted events are ``Event``)."""
+#: Fields a ``NormalizedEvent`` has beyond ``Event``; ``to_event()`` keeps them in ``metadata``.
+_IN_FLIGHT_FIELDS = ("parent_event_id", "provider_event_id")
 
-    id: str
-    type: EventType
-    timestamp: datetime
-    session_id: str
-    run_id: str
-    sequence_number: int | None = None
+
+@dataclass(frozen=True, slots=True)
+class NormalizedEvent(Event):
+    """An ``Event`` in flight: the canonical form ``normalize()`` makes of raw provider data and
+    what ``EventStream`` buffers. Beyond ``Event`` it carries ``parent_event_id`` (causal order)
+    and ``provider_event_id`` (the native id), its ``run_id`` is required, ids are ``nevt_...`` and
+    ``to_dict()`` has its own 11 keys (no ``schema_version`` / ``correlation_id``).
+
+    The persisted form is ``to_event()``: a plain ``Event`` with the same id, type, timestamp,
+    ids, data, sequence number and provider, the two in-flight fields kept in ``metadata`` under
+    their names when set. ``NormalizedEvent.from_event(e)`` reads them back. Stores refuse a
+    ``NormalizedEvent`` itself (its extra fields would be lost): append ``n.to_event()``.
+
+    >>> n = NormalizedEvent.new("message_streamed", "ses_1", "run_1", provider_event_id="msg_1")
+    >>> isinstance(n, Event), n.to_event().metadata
+    (True, {'provider_event_id': 'msg_1'})
+    """
+
     parent_event_id: str | None = None
-    data: dict = field(default_factory=dict)
-    metadata: dict = field(default_factory=dict)
-    provider: str | None = None
     provider_event_id: str | None = None
 
     @classmethod
@@ -370,6 +380,35 @@ class NormalizedEvent:
             data=dict_or_empty(d.get("data")), metadata=dict_or_empty(d.get("metadata")),
             provider=d.get("provider"), provider_event_id=d.get("provider_event_id"),
         )
+
+    def to_event(self) -> Event:
+        """The persisted form (a plain ``Event``); ``parent_event_id`` / ``provider_event_id``, when
+        set, go into ``metadata`` under those names (a key already there is kept)."""
+        metadata = dict(self.metadata)
+        for name in _IN_FLIGHT_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                metadata.setdefault(name, value)
+        return Event(id=self.id, type=self.type, timestamp=self.timestamp, session_id=self.session_id,
+                     run_id=self.run_id, data=dict(self.data), metadata=metadata,
+                     sequence_number=self.sequence_number, schema_version=self.schema_version,
+                     provider=self.provider, correlation_id=self.correlation_id)
+
+    @classmethod
+    def from_event(cls, event: Event) -> "NormalizedEvent":
+        """An ``Event`` back in flight: ``metadata["parent_event_id"]`` / ``["provider_event_id"]``
+        move back to the fields (inverse of ``to_event``); its ``run_id`` must be set."""
+        if not isinstance(event, Event):
+            raise AsmError("validation_error", "from_event needs an Event")
+        if isinstance(event, NormalizedEvent):
+            return event
+        run_id = require_non_empty(event.run_id, "run_id")
+        metadata = dict(event.metadata)
+        moved = {name: metadata.pop(name) for name in _IN_FLIGHT_FIELDS if isinstance(metadata.get(name), str)}
+        return cls(id=event.id, type=event.type, timestamp=event.timestamp, session_id=event.session_id,
+                   run_id=run_id, data=dict(event.data), metadata=metadata,
+                   sequence_number=event.sequence_number, schema_version=event.schema_version,
+                   provider=event.provider, correlation_id=event.correlation_id, **moved)
 
 
 def same_context(a: NormalizedEvent, b: NormalizedEvent) -> bool:

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping, Sequence, TypeGuard
 
 from ..core.errors import AsmError
-from ..core.events import Event, EventType, to_event_type
+from ..core.events import Event, EventType, NormalizedEvent, to_event_type
 from ..core.run import Run, RunStatus
 from ..core.session import Session, SessionStatus, _status
 
@@ -110,6 +110,8 @@ def check_event(event: Any) -> Event:
         return event
     if not isinstance(event, Event):
         raise AsmError("validation_error", "event must be an Event")
+    if isinstance(event, NormalizedEvent):  # in flight: its parent / provider event ids would be lost
+        raise AsmError("validation_error", "event must be an Event: store a NormalizedEvent as event.to_event()")
     for name in ("id", "session_id"):
         v = getattr(event, name)
         if v is None or v == "":

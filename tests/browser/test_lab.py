@@ -648,6 +648,9 @@ def test_dashboard_live_then_static_sortable_grid_after_reopen(lab, page, browse
     expect(live).to_have_count(1)
     expect(live.locator(".asm-dash .asm-kpi").first).to_be_visible()  # the ipywidgets app
     assert page.get_by_text("Error displaying widget").count() == 0
+    charts = live.locator(".asm-dash .widget-gridbox").first
+    charts.scroll_into_view_if_needed()
+    charts.screenshot(path=str(ARTIFACTS / "dashboard-charts-light.png"))
     _live_grid_sort_pick_and_detail(page, live)
     page.screenshot(path=str(ARTIFACTS / "dashboard-live-light.png"), full_page=True)
     # asm_nb's figures: transparent background; the extension paints their text with the theme

@@ -233,6 +233,31 @@ def test_normalized_event_from_dict_errors(change, code, message):
     with pytest.raises(AsmError, match="Invalid event map"):
         NormalizedEvent.from_dict(3)
 
+
+def test_normalized_event_is_an_event_with_a_documented_conversion():
+    """One event model: a NormalizedEvent is an Event (same fields, category, replace) plus the two
+    in-flight ids; to_event() is the persisted form, from_event() its inverse."""
+    n = NormalizedEvent.new("tool_call_completed", "s", "r", sequence_number=4, parent_event_id="nevt_p",
+                            data={"tool_output": "ok"}, metadata={"model": "m"}, provider="claude",
+                            provider_event_id="msg_1")
+    assert isinstance(n, Event) and n.category == "tool" and n.replace(data={}).data == {}
+    e = n.to_event()
+    assert type(e) is Event and e.id == n.id and e.to_dict()["type"] == "tool_call_completed"
+    assert list(e.to_dict()) == ["id", "type", "timestamp", "session_id", "run_id", "sequence_number", "data",
+                                 "metadata", "schema_version", "provider", "correlation_id"]
+    assert (e.run_id, e.sequence_number, e.provider, e.data) == ("r", 4, "claude", {"tool_output": "ok"})
+    assert e.metadata == {"model": "m", "parent_event_id": "nevt_p", "provider_event_id": "msg_1"}
+    assert Event.from_dict(json.loads(json.dumps(e.to_dict()))) == e  # persists like any Event
+    back = NormalizedEvent.from_event(e)
+    assert back == n and back.metadata == {"model": "m"}
+    assert NormalizedEvent.from_event(n) is n
+    plain = NormalizedEvent.new("run_started", "s", "r").to_event()
+    assert plain.metadata == {} and NormalizedEvent.from_event(plain).parent_event_id is None
+    with pytest.raises(AsmError, match="run_id is required"):
+        NormalizedEvent.from_event(Event.new("run_started", "s"))
+    with pytest.raises(AsmError, match="from_event needs an Event"):
+        NormalizedEvent.from_event({"id": "x"})
+
 # ---------------------------------------------------------------------------------------------
 # normalizer
 

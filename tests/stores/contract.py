@@ -348,6 +348,23 @@ class StoreContract:
             store.append_event({"id": "x"})
         assert ei.value.message == "event must be an Event"
 
+    def test_in_flight_event_is_stored_through_to_event(self, store):
+        """A NormalizedEvent is an Event in flight: the store refuses it as is (its parent /
+        provider event ids would be lost) and keeps them from ``to_event()`` in metadata."""
+        from asm_nb.core.events import NormalizedEvent
+
+        s = sid()
+        n = NormalizedEvent.new("message_received", s, "run_x", provider_event_id="msg_1", data={"content": "hi"})
+        with pytest.raises(AsmError) as ei:
+            store.append_event(n)
+        assert ei.value.code == "validation_error" and "to_event()" in ei.value.message
+        assert store.get_events(s) == []
+        stored = store.append_event_with_sequence(n.to_event())
+        got = store.get_events(s)
+        assert [type(e) for e in got] == [Event] and got[0].id == n.id == stored.id
+        assert got[0].metadata["provider_event_id"] == "msg_1" and got[0].data == {"content": "hi"}
+        assert NormalizedEvent.from_event(got[0]).provider_event_id == "msg_1"
+
     def test_stored_fields_immutable(self, store):
         s = sid()
         e = ev(s, data={"content": "orig", "role": "user"})
