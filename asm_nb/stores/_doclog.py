@@ -26,6 +26,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from . import _docindex
 from ._codec import dumps, loads
 from ._runsummary import RunSummaryFile
 from ._tolerant import parse_row
@@ -65,12 +66,14 @@ class DocLog:
         self.warn = warn or (lambda m: (log.warning(m), warnings.warn(m, stacklevel=3)))
         self.what = path.stem.rstrip("s") or "record"  # "run" for runs.jsonl, in skip warnings
         self.lock = threading.RLock()  # in-process readers and writers of this table
+        self.cp_loaded = self.cp_written = 0  # index checkpoints installed / written (``_docindex``)
         self._reset()
 
     def _reset(self) -> None:
         self.ino: int | None = None
         self.offset = 0
         self.lines = 0
+        self.cp_lines = 0  # ``lines`` at the last index checkpoint loaded or written
         self.index: dict[str, tuple[int, int, tuple]] = {}
         self.groups: dict[Any, set[str]] = {}
         self.cache: OrderedDict[str, Any] = OrderedDict()
@@ -106,6 +109,8 @@ class DocLog:
                 self._reset()
                 self.generation = gen + 1
                 self.ino = st.st_ino
+            if self.offset == 0 and not self.index and st.st_size:
+                _docindex.load(self, st)  # a checkpoint: parse only the lines after it
             if st.st_size == self.offset:
                 return
             with open(self.path, "rb") as f:
@@ -290,6 +295,8 @@ class DocLog:
                 cache.popitem(last=False)
             if self.lines - len(self.index) > len(self.index) + _COMPACT_MARGIN:
                 self.compact()
+            elif _docindex.due(self):
+                _docindex.write(self)
 
     def compact(self) -> None:
         """Rewrite the file with only the live lines (temp file + ``os.replace``)."""
@@ -320,6 +327,7 @@ class DocLog:
                     self.cache[k] = v
             if self.summary is not None and self.ino is not None:
                 self.summary.after_compaction(self.ino, self.offset)
+            _docindex.write(self)
 
     def close(self) -> None:
         with self.lock:

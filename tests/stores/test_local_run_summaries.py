@@ -213,3 +213,87 @@ def test_a_run_whose_owner_died_shows_failed_in_a_cold_frame(local_root):
     df = asm_nb.frames.runs(st, backend="polars")
     assert df["status"].to_list() == ["failed"] and df["error_code"].to_list() == ["interrupted"]
     st.close()
+
+
+# -- index checkpoints (db/<table>.index.json) ----------------------------------------------------
+from asm_nb.stores import _docindex  # noqa: E402
+
+
+def _index_of(root, name: str):
+    """(index, groups) of a table parsed from its file alone (no checkpoint)."""
+    from asm_nb.core.run import Run as _Run
+    from asm_nb.core.session import Session
+    from asm_nb.stores._localdocs import _run_meta, _session_meta
+
+    parse, meta = (_Run.from_dict, _run_meta) if name == "runs" else (Session.from_dict, _session_meta)
+    dl = _doclog.DocLog(root / "db" / f"{name}.jsonl", parse, meta)
+    os.rename(root / "db" / f"{name}.index.json", root / "db" / "hidden.json")
+    try:
+        dl.sync()
+    finally:
+        os.rename(root / "db" / "hidden.json", root / "db" / f"{name}.index.json")
+    return dl.index, dl.groups
+
+
+class _Parsed:
+    """Counts document lines a DocLog parses while indexing (``_apply`` without the writer's docs)."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.lines = 0
+        real = _doclog.DocLog._apply
+
+        def counting(dl, chunk, base, docs=None):
+            if docs is None:
+                self.lines += chunk.count(b"\n")
+            return real(dl, chunk, base, docs)
+
+        monkeypatch.setattr(_doclog.DocLog, "_apply", counting)
+
+
+def test_a_new_process_parses_only_the_lines_after_the_index_checkpoint(local_root, monkeypatch):
+    monkeypatch.setattr(_docindex, "CHECKPOINT_MIN_LINES", 20)
+    st = LocalStore(local_root)
+    _fill(st, 30)  # 30 sessions, 60 run lines: checkpoints written as the tables grow
+    assert st._runs.cp_written >= 1 and st._sessions.cp_written >= 1
+    st.close()
+    parsed = _Parsed(monkeypatch)
+    st = LocalStore(local_root)  # a new kernel
+    st._runs.sync()
+    st._sessions.sync()
+    assert st._runs.cp_loaded == 1 and st._sessions.cp_loaded == 1
+    assert parsed.lines < 20 + 10  # only the lines after each checkpoint (was all 90)
+    for name, dl in (("runs", st._runs), ("sessions", st._sessions)):
+        index, groups = _index_of(local_root, name)
+        assert dl.index == index and dl.groups == groups
+    assert _fast(st).equals(_slow(st))
+    assert [r.id for r in st.list_runs(None)] == [r.id for r in LocalStore(local_root).list_runs(None)]
+    st.close()
+
+
+@pytest.mark.parametrize("damage", ["other_inode", "truncated", "garbage", "wrong_entry"])
+def test_a_checkpoint_that_does_not_describe_the_table_is_ignored(local_root, monkeypatch, damage):
+    monkeypatch.setattr(_docindex, "CHECKPOINT_MIN_LINES", 10)
+    st = LocalStore(local_root)
+    runs = _fill(st, 12)
+    st.close()
+    db = local_root / "db"
+    cp = db / "runs.index.json"
+    assert cp.exists()
+    if damage == "other_inode":  # the table rewritten by an asm_nb that keeps no checkpoint
+        (db / "x.tmp").write_bytes((db / "runs.jsonl").read_bytes())
+        os.replace(db / "x.tmp", db / "runs.jsonl")
+    elif damage == "truncated":
+        os.truncate(db / "runs.jsonl", 10)
+    elif damage == "garbage":
+        cp.write_bytes(b"{not json")
+    else:
+        import json
+        doc = json.loads(cp.read_bytes())
+        doc["ids"][-1] = "run_someone_else"
+        cp.write_text(json.dumps(doc))
+    st = LocalStore(local_root)
+    st._runs.sync()
+    assert st._runs.cp_loaded == 0
+    if damage != "truncated":
+        assert {r.id for r in st.list_runs(None)} == {r.id for r in runs}
+    st.close()
