@@ -64,7 +64,8 @@ def next_sort(current: str, key: str) -> str:
 
 
 def relative_time(when: Any, now: datetime | None = None) -> str:
-    """``"just now"``, ``"5 min ago"``, ``"3 h ago"``, ``"2 d ago"``, then the date; None → ``"-"``."""
+    """``"just now"``, ``"5 min ago"``, ``"3 h ago"``, ``"2 d ago"``, then the date; None → ``"-"``.
+    (``rungrid.js`` has the same rules: it re-words the shown times every 30 s.)"""
     if not isinstance(when, datetime):
         return "-"
     if when.tzinfo is None:
@@ -134,7 +135,10 @@ def _row(r: dict, now: datetime) -> dict:
         "started_at": started.strftime("%Y-%m-%d %H:%M:%S UTC") if isinstance(started, datetime) else "",
         "cost_usd": "" if cost is not None else "no price for this model",
     }
-    return {"run_id": r["run_id"], "status": status, "cells": cells, "titles": {k: v for k, v in titles.items() if v}}
+    return {"run_id": r["run_id"], "status": status, "cells": cells, "titles": {k: v for k, v in titles.items() if v},
+            # the start time for the view, which re-words "5 min ago" as time passes (same rules)
+            "started": started.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            if isinstance(started, datetime) and started.tzinfo else None}
 
 
 def _read(name: str) -> str:

@@ -22,6 +22,20 @@ function parseSort(spec) {
   return spec.startsWith("-") ? { key: spec.slice(1), descending: true } : { key: spec, descending: false };
 }
 
+// "just now", "5 min ago", "3 h ago", "2 d ago", then the date: the rules of dashgrid.relative_time
+function relativeTime(iso, now) {
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return null;
+  const s = (now - t) / 1000;
+  const day = iso.slice(0, 10);
+  if (s < -60) return day;
+  if (s < 45) return "just now";
+  if (s < 3600) return `${Math.max(1, Math.round(s / 60))} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  if (s < 7 * 86400) return `${Math.floor(s / 86400)} d ago`;
+  return day;
+}
+
 function render({ model, el: root }) {
   root.classList.add("asm-rungrid");
   const wrap = el("div", "asm-rungrid-wrap");
@@ -154,8 +168,10 @@ function render({ model, el: root }) {
       tr.dataset.runId = r.run_id;
       tr.dataset.status = r.status || "";
       tr.setAttribute("role", "row");
+      if (r.started) tr.dataset.started = r.started;
       for (const c of cols) {
         const td = el("td", `asm-rungrid-${c.kind}`);
+        td.dataset.key = c.key;
         const text = (r.cells || {})[c.key];
         const title = (r.titles || {})[c.key];
         if (c.kind === "status") {
@@ -208,6 +224,17 @@ function render({ model, el: root }) {
     }
   }
 
+  // the relative start times age while the dashboard stays open
+  function reword() {
+    const now = Date.now();
+    for (const tr of rowsOf()) {
+      const td = tr.querySelector('td[data-key="started_at"]');
+      const text = tr.dataset.started ? relativeTime(tr.dataset.started, now) : null;
+      if (td && text && td.textContent !== text) td.textContent = text;
+    }
+  }
+  const ticker = setInterval(reword, 30000);
+  root.addEventListener("pointerenter", reword);
   const onValue = () => markPicked(model.get("value"));
   model.on("change:columns", drawAll);
   model.on("change:sort", drawAll);
@@ -216,6 +243,7 @@ function render({ model, el: root }) {
   model.on("change:value", onValue);
   drawAll();
   return () => {
+    clearInterval(ticker);
     model.off("change:columns", drawAll);
     model.off("change:sort", drawAll);
     model.off("change:rows", drawRows);

@@ -65,6 +65,7 @@ class SqlWriteBehind(StoreBase):
     """The write-behind machinery of ``SqlStore`` (its ``__init__`` sets the attributes below)."""
 
     _engine: sa.Engine
+    _reader: sa.Engine
     _pg: bool
     flush_interval_s: float
     max_buffer_events: int
@@ -77,6 +78,28 @@ class SqlWriteBehind(StoreBase):
     _open_bursts: set[_Burst]
     _ins_sql: str
     _multi_sql: dict[int, str]
+
+    # -- transactions ------------------------------------------------------------------------
+    def _read(self, fn: Callable[[sa.Connection], Any]) -> Any:
+        with self._reader.connect() as conn:
+            return fn(conn)
+
+    def _write(self, fn: Callable[[sa.Connection], object], what: str, session_id: str | None = None) -> None:
+        """Run ``fn`` in a committed write transaction. SQLite: inside the shared burst (its
+        buffered events commit too). PostgreSQL: on its own connection."""
+        self._check_open()
+        try:
+            if self._global is not None:
+                b = self._global
+                with b.lock:
+                    self._retry(lambda: self._commit(b, fn))
+            else:
+                with self._engine.begin() as conn:
+                    fn(conn)
+        except AsmError:
+            raise
+        except Exception as exc:
+            raise AsmError("storage_error", f"{what} failed: {exc!r}") from exc
 
     # -- plumbing ----------------------------------------------------------------------------
     def _retry(self, fn: Callable[[], Any]) -> Any:

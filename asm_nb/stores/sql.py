@@ -27,8 +27,9 @@ The schema is versioned (``_sql_schema.MIGRATIONS``, recorded in ``asm_schema_mi
 migrated on open; a database newer than this code → ``migration_required``. ``store.query``
 and ``store.maintenance`` answer the QueryAPI and Maintenance protocols with SQL
 (``_sql_query.py``). Connections, migrations and the LISTEN loop are in ``_sql_conn.py``, row
-conversions in ``_sql_rows.py``, the write-behind bursts in ``_sql_writes.py`` (``SqlWriteBehind``,
-this class's base). ``inline_safe = False``: the async runtime calls it from worker threads.
+conversions in ``_sql_rows.py``, the write-behind bursts in ``_sql_writes.py`` (``SqlWriteBehind``)
+and artifact records / maintenance hooks in ``_sql_records.py`` (``SqlRecords``): this class's
+bases. ``inline_safe = False``: the async runtime calls it from worker threads.
 """
 
 from __future__ import annotations
@@ -39,26 +40,25 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from datetime import datetime
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import sqlalchemy as sa
 
 from ..core.errors import AsmError
 from ..core.events import Event
 from ..core.run import Run, RunStatus
-from ..core.serialization import format_datetime
 from ..core.session import Session, SessionStatus
 from . import _sql_schema as S
 from ._tolerant import parse_rows
 from ._base import (EventQuery, check_event, check_limit, check_offset, check_run, check_session, check_session_id,
                     check_status, interrupted_runs, merge_session, parse_payload, track_open_stores, with_owner,
                     with_sequence)
-# the connections, rows and write-behind layer live in _sql_conn/_sql_rows/_sql_writes; the
-# names other modules and tests import from here are re-exported
+# the connections, rows, write-behind layer and records live in _sql_conn / _sql_rows /
+# _sql_writes / _sql_records; the names other modules and tests import from here are re-exported
 from ._sql_conn import NOTIFY_CHANNEL, _listen_loop, _make_engine, downgrade, migrate, normalize_url
-from ._sql_rows import _UTC, _upsert, event_from_row, run_from_row, run_values, session_from_row, session_values
-from ._sql_writes import _Burst, _Known, SqlWriteBehind
+from ._sql_rows import _upsert, event_from_row, run_from_row, run_values, session_from_row, session_values
+from ._sql_records import SqlRecords
+from ._sql_writes import _Burst, _Known
 
 __all__ = ["SqlStore", "migrate", "downgrade", "normalize_url", "NOTIFY_CHANNEL"]
 
@@ -68,7 +68,7 @@ DEFAULT_FLUSH_INTERVAL_MS = 50
 DEFAULT_MAX_BUFFER_EVENTS = 5_000
 
 
-class SqlStore(SqlWriteBehind):
+class SqlStore(SqlRecords):
     """A SessionStore in a SQL database (SQLite file or PostgreSQL).
 
     >>> store = SqlStore("sqlite:////tmp/asm-doc.db")                    # doctest: +SKIP
@@ -154,28 +154,7 @@ class SqlStore(SqlWriteBehind):
         if self._reader is not self._engine:
             self._reader.dispose()
 
-    def _read(self, fn: Callable[[sa.Connection], Any]) -> Any:
-        with self._reader.connect() as conn:
-            return fn(conn)
-
     # -- sessions ---------------------------------------------------------------------------
-    def _write(self, fn: Callable[[sa.Connection], object], what: str, session_id: str | None = None) -> None:
-        """Run ``fn`` in a committed write transaction. SQLite: inside the shared burst (its
-        buffered events commit too). PostgreSQL: on its own connection."""
-        self._check_open()
-        try:
-            if self._global is not None:
-                b = self._global
-                with b.lock:
-                    self._retry(lambda: self._commit(b, fn))
-            else:
-                with self._engine.begin() as conn:
-                    fn(conn)
-        except AsmError:
-            raise
-        except Exception as exc:
-            raise AsmError("storage_error", f"{what} failed: {exc!r}") from exc
-
     def save_session(self, session: Session) -> None:
         """Upsert by id (the whole row is replaced)."""
         check_session(session)
@@ -330,75 +309,6 @@ class SqlStore(SqlWriteBehind):
              .order_by(t.c.started_at.desc(), t.c.id.desc()).limit(1))
         row = self._read(lambda c: c.execute(q).mappings().first())
         return None if row is None else run_from_row(row)
-
-    # -- artifact records (the registry's table; used by Maintenance) ---------------------------
-    def save_artifact_record(self, record: dict) -> None:
-        """Upsert an artifact metadata record (the record fields of docs/stores.md, artifacts; missing required ones get
-        empty defaults: ``byte_size`` 0, ``checksum_sha256``/``storage_*`` "", ``metadata`` {})."""
-        if not isinstance(record, dict) or not isinstance(record.get("id"), str) or not record["id"]:
-            raise AsmError("validation_error", "artifact record must be a dict with a non-empty string id")
-        if not isinstance(record.get("key"), str) or not record["key"]:
-            raise AsmError("validation_error", "missing required artifact field: key")
-        values = {"id": record["id"], "session_id": record.get("session_id"), "run_id": record.get("run_id"),
-                  "key": record["key"], "content_type": record.get("content_type"),
-                  "byte_size": int(record.get("byte_size") or 0),
-                  "checksum_sha256": record.get("checksum_sha256") or "",
-                  "storage_backend": record.get("storage_backend") or "",
-                  "storage_ref": record.get("storage_ref") or "", "metadata": record.get("metadata") or {},
-                  "created_at": record.get("created_at") or datetime.now(_UTC),
-                  "deleted_at": record.get("deleted_at")}
-        self._write(lambda c: _upsert(c, S.artifacts, values), "save_artifact_record")
-
-    def list_artifact_records(self, session_id: str | None = None) -> list[dict]:
-        """Artifact records (all, or of one session; soft-deleted included) by ``created_at``
-        then id, as dicts with ISO timestamps."""
-        t = S.artifacts
-        q = sa.select(t).order_by(t.c.created_at, t.c.id)
-        if session_id is not None:
-            q = q.where(t.c.session_id == session_id)
-        rows = self._read(lambda c: c.execute(q).mappings().all())
-        return [{**dict(r), "created_at": format_datetime(r["created_at"]),
-                 "deleted_at": format_datetime(r["deleted_at"])} for r in rows]
-
-    def delete_artifact_record(self, record_id: str) -> None:
-        """Remove an artifact record (idempotent)."""
-        self._write(lambda c: c.execute(sa.delete(S.artifacts).where(S.artifacts.c.id == record_id)),
-                    "delete_artifact_record")
-
-    # -- maintenance hooks ----------------------------------------------------------------------
-    def delete_events(self, session_id: str, event_ids: Iterable[str]) -> int:
-        """Delete stored events of a session (pruning); the counter is left as is."""
-        ids = list(event_ids)
-        if not ids:
-            return 0
-        burst = self._burst_for(session_id)
-        box = [0]
-
-        def delete(conn: sa.Connection) -> None:
-            for i in range(0, len(ids), 500):
-                res = conn.execute(sa.delete(S.events).where(S.events.c.session_id == session_id,
-                                                             S.events.c.id.in_(ids[i:i + 500])))
-                box[0] += res.rowcount or 0
-
-        with burst.lock:
-            self._retry(lambda: self._commit(burst))
-            self._retry(lambda: self._commit(burst, delete))
-        return box[0]
-
-    def sequence_counters(self) -> dict[str, int]:
-        """``{session_id: last_sequence}`` of every counter row."""
-        self.flush()
-        rows = self._read(lambda c: c.execute(sa.select(S.sequences.c.session_id, S.sequences.c.last_sequence)).all())
-        return {sid: int(n) for sid, n in rows}
-
-    def delete_sequence_counter(self, session_id: str) -> None:
-        """Delete a counter, only when the session has no events."""
-        def delete(conn: sa.Connection) -> None:
-            conn.execute(sa.delete(S.sequences).where(
-                S.sequences.c.session_id == session_id,
-                ~sa.exists().where(S.events.c.session_id == session_id)))
-
-        self._write(delete, "delete_sequence_counter")
 
     # -- events -----------------------------------------------------------------------------
     def append_event_with_sequence(self, event: Event) -> Event:

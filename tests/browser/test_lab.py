@@ -607,6 +607,17 @@ def _live_grid_sort_pick_and_detail(page, live) -> None:
     expect(tokens_th).to_have_attribute("aria-sort", "descending")
     expect(rows.first).to_have_class(re.compile(r"\basm-picked\b"))  # still picked after re-sorting
 
+    # the relative start times age while the page stays open (re-worded every 30 s or on hover)
+    assert set(grid.locator('tbody td[data-key="started_at"]').all_inner_texts()) == {"just now"}
+    page.evaluate("() => { window.__asmRealNow = Date.now; Date.now = () => window.__asmRealNow() + 3 * 3600e3; }")
+    try:
+        page.mouse.move(0, 0)
+        grid.hover()
+        expect(grid.locator('tbody td[data-key="started_at"]').first).to_have_text("3 h ago")
+        assert set(grid.locator('tbody td[data-key="started_at"]').all_inner_texts()) == {"3 h ago"}
+    finally:
+        page.evaluate("() => { Date.now = window.__asmRealNow; }")
+
     # a narrow notebook: the detail moves below the grid
     page.set_viewport_size({"width": 900, "height": 1000})
     page.wait_for_timeout(300)

@@ -430,6 +430,7 @@ def test_5000_runs_stay_one_page(filled):
         grid.set_frame(df)
         assert (grid.total, grid.pages, len(grid.rows)) == (n, 200, 25)
         assert grid.rows[0]["run_id"] == "run_04999"  # newest first
+        assert grid.rows[0]["started"] == "2026-01-04T11:19:00Z"  # the view re-words the age from it
         assert len(json.dumps(grid.get_state()["rows"])) < 20_000  # one page goes to the browser
         grid.click_header("cost_usd")
         grid.click_header("cost_usd")
