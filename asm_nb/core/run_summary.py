@@ -10,7 +10,8 @@ integer, a float or None. Pure standard library.
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .usage import TOKEN_KEYS
 

@@ -59,15 +59,22 @@ _PENDING_INPUTS: dict[str, Any] = {}
 # session lifecycle (docs/runtime.md, the session manager)
 
 
-async def astart_session(store: Any, adapter: Any, attrs: Mapping[str, Any] | None = None) -> Session:
-    """Create a pending session for ``adapter`` and persist ``session_created``."""
+async def astart_session(store: Any, adapter: Any, attrs: Mapping[str, Any] | None = None, *,
+                         active: bool = False) -> Session:
+    """Create a pending session for ``adapter`` and persist ``session_created``. ``active``: the
+    session starts active (``session_created`` then ``session_started``), written once instead of
+    saved pending and then again active (``aactivate_session``)."""
     attrs = dict(attrs or {})
     metadata = {**(attrs.get("metadata") or {}), "provider": adapter.name}
     session = Session.new(attrs.get("agent_id") or adapter.name, id=attrs.get("id"),
                           parent_session_id=attrs.get("parent_session_id"), metadata=metadata,
                           context=attrs.get("context"), tags=attrs.get("tags"))
+    if active:
+        session = session.with_status(SessionStatus.ACTIVE)
     await _store(store, "save_session", session, _operation="start_session")
     await _internal_event(store, session, "session_created", {"provider": adapter.name})
+    if active:
+        await _internal_event(store, session, "session_started", {})
     return session
 
 

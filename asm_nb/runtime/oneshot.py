@@ -79,8 +79,7 @@ async def resolve_session(store: Any, adapter: Any, session: Any, *, agent_id, m
 
     if session is None:
         s = await manager.astart_session(store, adapter, {"agent_id": agent_id, "metadata": metadata,
-                                                          "tags": tags, "context": context})
-        s = await manager.aactivate_session(store, s.id)
+                                                          "tags": tags, "context": context}, active=True)
         return s, True
     if not isinstance(session, str) or not session:
         raise AsmError("validation_error", "session must be a session id or a non-empty session name")

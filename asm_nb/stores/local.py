@@ -482,7 +482,9 @@ class LocalStore(LocalDocuments):
 
                 with self._db():
                     stored = self._sessions.get(session.id)
-                    self._sessions.append([merge_session(stored, session).to_dict()])
+                    merged = merge_session(stored, session).to_dict()
+                    if stored is None or merged != stored.to_dict():  # an unchanged session: no line
+                        self._sessions.append([merged])
                     self._runs.append([stamp_owner(run.to_dict())], [run])
             except BaseException as exc:
                 for slog, n, offset in marks:  # undo: nothing of the payload stays

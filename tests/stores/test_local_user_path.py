@@ -189,3 +189,28 @@ def test_flush_waits_for_a_write_the_timer_has_started(local_root, monkeypatch):
     assert len(other.get_events(s)) == 5
     other.close()
     st.close()
+
+
+def test_a_one_shot_run_writes_its_session_twice(local_root, monkeypatch):
+    """Created active (not pending, then active) and finished; the run's flush adds no session line
+    when the session did not change. Was four session lines per one-shot run."""
+    st = LocalStore(local_root)
+    asm_nb.run_once("true", provider="shell", store=st)
+    lines: list[tuple[str, str]] = []
+    real = _doclog.DocLog.append
+
+    def counting(self, docs, objs=None):
+        lines.extend((self.path.name, d.get("status")) for d in docs)
+        return real(self, docs, objs)
+
+    monkeypatch.setattr(_doclog.DocLog, "append", counting)
+    r = asm_nb.run_once("true", provider="shell", store=st)
+    assert r.status == "completed"
+    assert [s for n, s in lines if n == "sessions.jsonl"] == ["active", "completed"]
+    assert [s for n, s in lines if n == "runs.jsonl"] == ["pending", "running", "completed"]
+    types = [e.type.value for e in st.get_events(r.session_id)]
+    assert types[:2] == ["session_created", "session_started"] and types[-1] == "session_completed"
+    other = LocalStore(local_root)  # what another process reads
+    assert other.get_session(r.session_id).status.value == "completed"
+    other.close()
+    st.close()
