@@ -29,7 +29,7 @@ import threading
 import time
 from datetime import datetime
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from . import config
 from .core.errors import AsmError
@@ -48,6 +48,7 @@ TELEMETRY_PREFIX: tuple[str, ...] = ("asm",)
 
 Handler = Callable[[Any, Mapping[str, Any], Mapping[str, Any], Any], Any]
 EventName = tuple
+_R = TypeVar("_R")
 
 # Copy-on-write registry: ``execute`` reads ``_by_name`` without taking the lock, so the hot
 # path (no handler attached) costs one dict lookup.
@@ -56,7 +57,7 @@ _by_id: dict[str, tuple[tuple[EventName, ...], Handler, Any]] = {}
 _by_name: dict[EventName, tuple[tuple[str, Handler, Any], ...]] = {}
 
 
-def _as_name(name: Any) -> EventName:
+def _as_name(name: object) -> EventName:
     if isinstance(name, tuple) and name and all(isinstance(p, str) for p in name):
         return name
     if isinstance(name, list) and name and all(isinstance(p, str) for p in name):
@@ -83,12 +84,12 @@ def event_name(*parts: str) -> EventName:
     return TELEMETRY_PREFIX + tuple(parts)
 
 
-def attach(handler_id: str, event_name: Any, handler: Handler, config: Any = None) -> None:
+def attach(handler_id: str, event_name: object, handler: Handler, config: object = None) -> None:
     """Attach ``handler`` to one event name. A ``handler_id`` already attached → ``ValueError``."""
     attach_many(handler_id, [event_name], handler, config)
 
 
-def attach_many(handler_id: str, names: Iterable[Any], handler: Handler, config: Any = None) -> None:
+def attach_many(handler_id: str, names: Iterable[object], handler: Handler, config: object = None) -> None:
     """Attach ``handler`` to several event names under one id (detached together).
 
     >>> attach_many("h", [("asm", "run", "start"), ("asm", "run", "stop")], lambda *a: None)
@@ -133,15 +134,14 @@ def has_handlers(name: EventName) -> bool:
     return name in _by_name
 
 
-def execute(name: Any, measurements: Mapping[str, Any] | None = None,
+def execute(name: EventName | list[str], measurements: Mapping[str, Any] | None = None,
             metadata: Mapping[str, Any] | None = None) -> None:
     """Call every handler attached to ``name``. A handler that raises is logged and detached."""
+    if isinstance(name, list):  # a list is not hashable: look it up (and report it) as a tuple
+        name = tuple(name)
     handlers = _by_name.get(name)
     if handlers is None:
-        if isinstance(name, list):
-            handlers = _by_name.get(tuple(name))
-        if handlers is None:
-            return
+        return
     m = measurements if measurements is not None else {}
     md = metadata if metadata is not None else {}
     for hid, handler, cfg in handlers:
@@ -180,7 +180,7 @@ RUN_EXCEPTION = TELEMETRY_PREFIX + ("run", "exception")
 USAGE_REPORT = TELEMETRY_PREFIX + ("usage", "report")
 
 
-def _get(obj: Any, key: str, default: Any = None) -> Any:
+def _get(obj: object, key: str, default: Any = None) -> Any:
     if obj is None:
         return default
     if isinstance(obj, Mapping):
@@ -188,11 +188,11 @@ def _get(obj: Any, key: str, default: Any = None) -> Any:
     return getattr(obj, key, default)
 
 
-def _is_number(v: Any) -> bool:
+def _is_number(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _duration_ns(run: Any) -> int:
+def _duration_ns(run: object) -> int:
     started, ended = _get(run, "started_at"), _get(run, "ended_at")
     if isinstance(started, datetime):
         end = ended if isinstance(ended, datetime) else utc_now()
@@ -204,19 +204,19 @@ def _duration_ns(run: Any) -> int:
     return 0
 
 
-def _run_meta(run: Any, session: Any) -> dict[str, Any]:
+def _run_meta(run: object, session: object) -> dict[str, Any]:
     return {"run_id": _get(run, "id"), "session_id": _get(session, "id", _get(run, "session_id")),
             "agent_id": _get(session, "agent_id")}
 
 
-def emit_run_start(run: Any, session: Any) -> None:
+def emit_run_start(run: object, session: object) -> None:
     """``run.start`` ``{system_time}`` / ``{run_id, session_id, agent_id, run, session}``."""
     if not _active(RUN_START):
         return
     execute(RUN_START, {"system_time": time.time_ns()}, {**_run_meta(run, session), "run": run, "session": session})
 
 
-def emit_run_end(run: Any, session: Any, result: Any = None, *, duration: int | None = None) -> None:
+def emit_run_end(run: object, session: object, result: object = None, *, duration: int | None = None) -> None:
     """``run.stop`` with ``duration`` (ns), ``system_time`` and, when numeric in ``result``,
     ``input_tokens``, ``output_tokens``, ``total_tokens`` (from ``token_usage``) and ``cost_usd``."""
     if not _active(RUN_STOP):
@@ -235,7 +235,7 @@ def emit_run_end(run: Any, session: Any, result: Any = None, *, duration: int | 
     execute(RUN_STOP, m, md)
 
 
-def _error_fields(error: Any) -> tuple[Any, Any]:
+def _error_fields(error: object) -> tuple[object, object]:
     if isinstance(error, AsmError):
         return error.code, error.message
     if isinstance(error, Mapping):
@@ -245,7 +245,7 @@ def _error_fields(error: Any) -> tuple[Any, Any]:
     return _get(error, "code"), _get(error, "message", None if error is None else str(error))
 
 
-def emit_error(run: Any, session: Any, error: Any, *, duration: int | None = None) -> None:
+def emit_error(run: object, session: object, error: object, *, duration: int | None = None) -> None:
     """``run.exception`` ``{duration, system_time}`` / ``{run_id, session_id, agent_id,
     error_code, error_message, run, session, error}``."""
     if not _active(RUN_EXCEPTION):
@@ -257,7 +257,7 @@ def emit_error(run: Any, session: Any, error: Any, *, duration: int | None = Non
     execute(RUN_EXCEPTION, m, md)
 
 
-def emit_usage_metrics(session: Any, metrics: Mapping[str, Any]) -> None:
+def emit_usage_metrics(session: object, metrics: Mapping[str, Any]) -> None:
     """``usage.report``: measurements = ``metrics`` as given; metadata ``{session_id, agent_id, session}``."""
     if not _active(USAGE_REPORT):
         return
@@ -265,7 +265,7 @@ def emit_usage_metrics(session: Any, metrics: Mapping[str, Any]) -> None:
             {"session_id": _get(session, "id"), "agent_id": _get(session, "agent_id"), "session": session})
 
 
-def emit_adapter_event(event: Any, run: Any, session: Any) -> None:
+def emit_adapter_event(event: object, run: object, session: object) -> None:
     """``adapter.<event_type>`` for one adapter event (the manager callback, docs/runtime.md, the session manager).
 
     Measurements: every numeric (non-bool) value of ``event.data`` plus ``system_time``.
@@ -299,12 +299,12 @@ class _Span:
 
     __slots__ = ("run", "session", "result", "started_ns")
 
-    def __init__(self, run: Any, session: Any) -> None:
+    def __init__(self, run: object, session: object) -> None:
         self.run, self.session, self.result = run, session, None
         self.started_ns = time.monotonic_ns()
 
 
-def _ended(run: Any) -> Any:
+def _ended(run: Any) -> object:  # duck-typed: a Run (replace), a mapping or anything else
     if hasattr(run, "replace") and hasattr(run, "ended_at"):
         try:
             return run.replace(ended_at=utc_now())
@@ -316,7 +316,7 @@ def _ended(run: Any) -> Any:
 
 
 @contextlib.contextmanager
-def span(run: Any, session: Any) -> Iterator[_Span]:
+def span(run: object, session: object) -> Iterator[_Span]:
     """Emit ``run.start``; on normal exit ``run.stop`` with the measured monotonic duration
     (``sp.result`` feeds the token/cost measurements); on an exception ``run.exception``
     (non-``AsmError`` exceptions report code ``internal_error``), then re-raise.
@@ -335,7 +335,7 @@ def span(run: Any, session: Any) -> Iterator[_Span]:
     emit_run_end(_ended(run), session, sp.result, duration=time.monotonic_ns() - sp.started_ns)
 
 
-def _span_result(run: Any, session: Any, result: Any, started: int) -> Any:
+def _span_result(run: object, session: object, result: _R, started: int) -> _R:
     """End a span: ``run.stop``, or ``run.exception`` for a returned ``AsmError``; ``result`` unchanged."""
     if isinstance(result, AsmError):
         emit_error(_ended(run), session, result, duration=time.monotonic_ns() - started)
@@ -344,7 +344,7 @@ def _span_result(run: Any, session: Any, result: Any, started: int) -> Any:
     return result
 
 
-def span_call(run: Any, session: Any, fn: Callable[[], Any]) -> Any:
+def span_call(run: object, session: object, fn: Callable[[], _R]) -> _R:
     """Run ``fn()`` inside a span and return its result. A returned ``AsmError`` is reported as
     ``run.exception`` and returned unchanged (the reference's ``{:error, e}`` result)."""
     started = time.monotonic_ns()
@@ -357,7 +357,7 @@ def span_call(run: Any, session: Any, fn: Callable[[], Any]) -> Any:
     return _span_result(run, session, result, started)
 
 
-async def aspan_call(run: Any, session: Any, fn: Callable[[], Awaitable[Any]]) -> Any:
+async def aspan_call(run: object, session: object, fn: Callable[[], Awaitable[_R]]) -> _R:
     """Async twin of ``span_call``: ``fn`` returns an awaitable."""
     started = time.monotonic_ns()
     emit_run_start(run, session)

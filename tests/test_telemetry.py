@@ -304,3 +304,11 @@ def test_attach_detach_while_executing_from_threads():
     firing.join(timeout=30)
     assert errors == []
     assert not [h for h in telemetry.list_handlers(("asm", "churn"))]
+
+
+def test_execute_accepts_a_list_name(capture):
+    """A list event name reaches the handlers of the same tuple name (it used to raise
+    ``TypeError: unhashable type: 'list'`` before the list branch was reached)."""
+    seen = capture(("asm", "list", "name"))
+    telemetry.execute(["asm", "list", "name"], {"n": 1}, {"k": "v"})
+    assert seen == [(("asm", "list", "name"), {"n": 1}, {"k": "v"}, None)]
