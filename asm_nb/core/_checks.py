@@ -21,7 +21,7 @@ def require_str(d: Mapping[str, Any], key: str) -> str:
     return v
 
 
-def require_non_empty(value: Any, key: str) -> str:
+def require_non_empty(value: object, key: str) -> str:
     """Constructor rule: missing/None → "<key> is required", ``""`` → "<key> cannot be empty"."""
     if value is None:
         raise AsmError("validation_error", f"{key} is required")
@@ -65,6 +65,6 @@ def optional_datetime(d: Mapping[str, Any], key: str) -> datetime | None:
     return None
 
 
-def dict_or_empty(v: Any) -> dict:
+def dict_or_empty(v: object) -> dict[str, Any]:
     """A shallow copy of a mapping; anything else (None included) → ``{}``."""
     return dict(v) if isinstance(v, Mapping) else {}

@@ -35,7 +35,7 @@ class CapabilityType(str, Enum):
 _BY_VALUE = {t.value: t for t in CapabilityType}
 
 
-def is_valid_type(x: Any) -> TypeGuard[CapabilityType | str]:
+def is_valid_type(x: object) -> TypeGuard[CapabilityType | str]:
     """True for a ``CapabilityType`` or its exact string value."""
     return isinstance(x, CapabilityType) or (isinstance(x, str) and x in _BY_VALUE)
 
@@ -45,7 +45,7 @@ def all_types() -> list[CapabilityType]:
     return list(CapabilityType)
 
 
-def _cap_type(x: Any) -> CapabilityType:
+def _cap_type(x: object) -> CapabilityType:
     if isinstance(x, CapabilityType):
         return x
     if isinstance(x, str) and x in _BY_VALUE:
@@ -96,7 +96,7 @@ class Capability:
                 "description": self.description, "config": dict(self.config), "permissions": list(self.permissions)}
 
     @classmethod
-    def from_dict(cls, d: Any) -> "Capability":
+    def from_dict(cls, d: object) -> "Capability":
         """Inverse of ``to_dict``; requires ``name`` and ``type`` (``enabled`` defaults True)."""
         if not isinstance(d, Mapping):
             raise AsmError("validation_error", "Invalid capability map")
@@ -158,12 +158,12 @@ def _items(x: Any) -> Iterable[Any]:
     return x
 
 
-def capabilities_of_type(caps: Iterable[Capability], t: Any) -> list[Capability]:
+def capabilities_of_type(caps: Iterable[Capability], t: CapabilityType | str) -> list[Capability]:
     """The enabled capabilities of type ``t`` (order kept)."""
     ct = _cap_type(t)
     return [c for c in caps if c.enabled and c.type is ct]
 
 
-def has_capability_type(caps: Iterable[Capability], t: Any) -> bool:
+def has_capability_type(caps: Iterable[Capability], t: CapabilityType | str) -> bool:
     """True when at least one enabled capability has type ``t``."""
     return bool(capabilities_of_type(caps, t))

@@ -122,13 +122,13 @@ _TAXONOMY = [code for code, _, _ in _TABLE[:45]]
 _RETRYABLE = frozenset(c.value for c in ErrorCode if c.retryable)
 
 
-def _code_str(code: Any) -> str:
+def _code_str(code: object) -> str:
     if isinstance(code, Enum):
         return str(code.value)
     return code if isinstance(code, str) else repr(code)
 
 
-def is_valid_code(code: Any) -> bool:
+def is_valid_code(code: object) -> bool:
     """True for taxonomy codes (enum members or their string values); False otherwise."""
     if isinstance(code, ErrorCode):
         return True
@@ -140,13 +140,13 @@ def all_codes() -> list[str]:
     return [code for code, _, _ in _TABLE]
 
 
-def category(code: Any) -> str:
+def category(code: object) -> str:
     """The category of a code as a string; unknown codes are ``"unknown"``."""
     cat = _CATEGORY.get(_code_str(code))
     return cat.value if cat else ErrorCategory.UNKNOWN.value
 
 
-def is_retryable(code_or_error: Any) -> bool:
+def is_retryable(code_or_error: object) -> bool:
     """True only for the five retryable codes (timeouts, rate limit, unavailable, storage connection)."""
     code = code_or_error.code if isinstance(code_or_error, AsmError) else code_or_error
     return _code_str(code) in _RETRYABLE
@@ -200,7 +200,7 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _check_code(code: Any) -> str:
+def _check_code(code: object) -> str:
     """The code's string value; anything that is not an ``ErrorCode`` → ``validation_error``
     naming the closest valid codes."""
     if code is None:
@@ -346,7 +346,7 @@ class AsmError(Exception):
         }
 
     @classmethod
-    def from_dict(cls, d: Any) -> "AsmError":
+    def from_dict(cls, d: object) -> "AsmError":
         """Build (not raise) an AsmError from ``to_dict`` output; raises on malformed input."""
         from .serialization import parse_datetime
 

@@ -27,13 +27,13 @@ class StreamStatus(str, Enum):
         return self.value
 
 
-def _positive_int(value: Any, key: str) -> int:
+def _positive_int(value: object, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise AsmError("validation_error", f"{key} must be a positive integer")
     return value
 
 
-def _non_negative_int(value: Any, key: str) -> int:
+def _non_negative_int(value: object, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise AsmError("validation_error", f"{key} must be a non-negative integer")
     return value

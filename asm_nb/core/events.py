@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any, Iterable, Mapping, TypeGuard
+from typing import Any, Iterable, Mapping, TypeGuard, TypeVar
 
 from ._checks import dict_or_empty, require_datetime, require_non_empty, require_str
 from .errors import AsmError, BatchNormalizationError
@@ -91,14 +91,14 @@ TERMINAL_RUN_EVENTS = frozenset({EventType.RUN_COMPLETED, EventType.RUN_FAILED, 
                                  EventType.RUN_TIMEOUT})
 
 
-def is_valid_type(x: Any) -> TypeGuard[EventType | str]:
+def is_valid_type(x: object) -> TypeGuard[EventType | str]:
     """True for an ``EventType`` or its exact string value; anything else False."""
     if isinstance(x, EventType):
         return True
     return isinstance(x, str) and x in _BY_VALUE
 
 
-def to_event_type(x: Any) -> EventType:
+def to_event_type(x: object) -> EventType:
     """The ``EventType`` for a member or exact string value; raises ``invalid_event_type``."""
     if isinstance(x, EventType):
         return x
@@ -157,7 +157,7 @@ def approval_events() -> list[EventType]:
     return list(_CATEGORIES["approval"])
 
 
-def _timestamp_attr(ts: Any) -> datetime:
+def _timestamp_attr(ts: object) -> datetime:
     """Constructor timestamps: a datetime (naive = UTC) or an ISO string with offset; None → now."""
     if ts is None:
         return utc_now()
@@ -173,7 +173,7 @@ def _timestamp_attr(ts: Any) -> datetime:
     raise AsmError("validation_error", "timestamp must be a datetime or an ISO-8601 string")
 
 
-def _schema_version_ok(v: Any) -> bool:
+def _schema_version_ok(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 1
 
 
@@ -250,7 +250,7 @@ class Event:
         }
 
     @classmethod
-    def from_dict(cls, d: Any) -> "Event":
+    def from_dict(cls, d: object) -> "Event":
         """Inverse of ``to_dict`` with the validation rules of docs/event-model.md, event."""
         if not isinstance(d, Mapping):
             raise AsmError("validation_error", "Invalid event map")
@@ -358,7 +358,7 @@ class NormalizedEvent(Event):
         }
 
     @classmethod
-    def from_dict(cls, d: Any) -> "NormalizedEvent":
+    def from_dict(cls, d: object) -> "NormalizedEvent":
         """Inverse of ``to_dict`` with the validation rules of docs/event-model.md, event."""
         if not isinstance(d, Mapping):
             raise AsmError("validation_error", "Invalid event map")
@@ -416,7 +416,7 @@ def same_context(a: NormalizedEvent, b: NormalizedEvent) -> bool:
     return a.session_id == b.session_id and a.run_id == b.run_id
 
 
-def resolve_type(x: Any) -> EventType:
+def resolve_type(x: object) -> EventType:
     """Exact canonical names only; anything else (aliases, ``""``, None) → ``error_occurred``."""
     if isinstance(x, EventType):
         return x
@@ -482,7 +482,7 @@ def normalize_batch(raws: Iterable[Any], context: Mapping[str, Any]) -> list[Nor
 AUDIT_SOURCE = "audit"
 
 
-def is_audit(event: Any) -> bool:
+def is_audit(event: object) -> bool:
     """Whether ``event`` is an audit record (``metadata["source"] == "audit"``, written by the
     audit logger beside the adapter's own lifecycle events). Readers that tell a run's story
     (results, transcripts, frames) leave these out; ``frames.audit`` reads only them.
@@ -494,31 +494,35 @@ def is_audit(event: Any) -> bool:
     return isinstance(md, Mapping) and md.get("source") == AUDIT_SOURCE
 
 
-def without_audit(events: Iterable[Any]) -> list[Any]:
+_E = TypeVar("_E", bound=Event)  # Event or NormalizedEvent; the helpers keep the caller's type
+_T = TypeVar("_T")
+
+
+def without_audit(events: Iterable[_T]) -> list[_T]:
     """``events`` without the audit records (see :func:`is_audit`)."""
     return [e for e in events if not is_audit(e)]
 
 
-def sort_events(events: Iterable[Any]) -> list[Any]:
+def sort_events(events: Iterable[_E]) -> list[_E]:
     """By sequence (None last), then timestamp, then id: deterministic for any input order."""
-    def key(e: Any):
+    def key(e: _E) -> tuple[bool, int, datetime, str]:
         seq = e.sequence_number
         return (seq is None, seq if seq is not None else 0, e.timestamp, e.id or "")
 
     return sorted(events, key=key)
 
 
-def filter_by_run(events: Iterable[Any], run_id: str) -> list[Any]:
+def filter_by_run(events: Iterable[_E], run_id: str) -> list[_E]:
     """Events of run ``run_id`` (order kept)."""
     return [e for e in events if e.run_id == run_id]
 
 
-def filter_by_session(events: Iterable[Any], session_id: str) -> list[Any]:
+def filter_by_session(events: Iterable[_E], session_id: str) -> list[_E]:
     """Events of session ``session_id`` (order kept)."""
     return [e for e in events if e.session_id == session_id]
 
 
-def filter_by_type(events: Iterable[Any], types: Any) -> list[Any]:
+def filter_by_type(events: Iterable[_E], types: EventType | str | Iterable[EventType | str]) -> list[_E]:
     """Events whose type is ``types`` (one type) or in ``types`` (many). Exact names only:
     an unknown name matches nothing (it is not mapped to ``error_occurred``)."""
     if isinstance(types, (str, EventType)):

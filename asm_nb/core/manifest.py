@@ -15,7 +15,7 @@ from .errors import AsmError
 from .serialization import to_jsonable
 
 
-def _capability(item: Any) -> Capability:
+def _capability(item: object) -> Capability:
     """A ``Capability`` as is, or one built from an attribute dict (its errors propagate)."""
     if isinstance(item, Capability):
         return item
@@ -24,7 +24,7 @@ def _capability(item: Any) -> Capability:
     raise AsmError("validation_error", "Invalid capability")
 
 
-def _optional_str(value: Any) -> str | None:
+def _optional_str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
@@ -109,7 +109,7 @@ class Manifest:
         }
 
     @classmethod
-    def from_dict(cls, d: Any) -> "Manifest":
+    def from_dict(cls, d: object) -> "Manifest":
         """Inverse of ``to_dict``. Requires ``name`` and ``version`` strings; the first bad
         capability's error wins; not a dict → ``validation_error`` "Invalid manifest map"."""
         if not isinstance(d, Mapping):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
 
 from .errors import AsmError
 
@@ -26,12 +25,12 @@ class PermissionMode(str, Enum):
         return list(cls)
 
     @classmethod
-    def is_valid(cls, x: Any) -> bool:
+    def is_valid(cls, x: object) -> bool:
         """True only for enum members (plain strings are not valid modes)."""
         return isinstance(x, cls)
 
     @classmethod
-    def normalize(cls, x: Any) -> "PermissionMode | None":
+    def normalize(cls, x: object) -> "PermissionMode | None":
         """None → None; a member or its exact string value → the member; else ``validation_error``."""
         if x is None:
             return None

@@ -17,7 +17,7 @@ KINDS = frozenset({
 _TRUTHY = (True, "true", "1")
 
 
-def truncate_text(text: Any, max_bytes: int | None, max_lines: int | None) -> tuple[str | None, bool]:
+def truncate_text(text: object, max_bytes: int | None, max_lines: int | None) -> tuple[str | None, bool]:
     """Cut to ``max_lines`` lines, then to ``max_bytes`` UTF-8 bytes (never mid-character)."""
     if text is None:
         return None, False
@@ -37,7 +37,7 @@ def truncate_text(text: Any, max_bytes: int | None, max_lines: int | None) -> tu
     return text, truncated
 
 
-def normalize_provider_name(provider: Any) -> str:
+def normalize_provider_name(provider: object) -> str:
     return provider if isinstance(provider, str) and provider in PROVIDERS else "unknown"
 
 

@@ -18,7 +18,7 @@ from .manifest import Manifest
 from .serialization import to_jsonable
 
 
-def validate_manifest(manifest: Any) -> None:
+def validate_manifest(manifest: object) -> None:
     """Raise ``validation_error`` unless ``manifest`` has a name, a version and valid capabilities.
 
     Checks the object as it is (a ``Manifest`` built field by field can bypass ``Manifest.new``).
@@ -122,7 +122,7 @@ class Registry:
         return {"manifests": [m.to_dict() for m in self.list()], "metadata": to_jsonable(self.metadata)}
 
     @classmethod
-    def from_dict(cls, d: Any) -> "Registry":
+    def from_dict(cls, d: object) -> "Registry":
         """Inverse of ``to_dict``. The first failing manifest aborts; a repeated name: last wins."""
         if not isinstance(d, Mapping):
             raise AsmError("validation_error", "Invalid registry map")

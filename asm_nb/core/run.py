@@ -38,13 +38,13 @@ _RUN_NEXT = {
 }
 
 
-def can_transition(from_status: Any, to_status: Any) -> bool:
+def can_transition(from_status: object, to_status: object) -> bool:
     """Intended run table: pending → running → one terminal state (pending → cancelled too)."""
     a, b = _status(from_status, RunStatus), _status(to_status, RunStatus)
     return b in _RUN_NEXT.get(a, set())
 
 
-def is_terminal(status: Any) -> bool:
+def is_terminal(status: object) -> bool:
     """True for a terminal status."""
     return _status(status, RunStatus) in RUN_TERMINAL
 
@@ -81,7 +81,7 @@ class Run:
         require_non_empty(session_id, "session_id")
         return cls(id=id or new_id("run_"), session_id=session_id, input=input, metadata=dict(metadata or {}))
 
-    def with_status(self, status: Any) -> "Run":
+    def with_status(self, status: object) -> "Run":
         """A copy with ``status``; a terminal status also sets ``ended_at = now``."""
         s = _status(status, RunStatus)
         ended = utc_now() if s in RUN_TERMINAL else self.ended_at
@@ -138,7 +138,7 @@ class Run:
         }
 
     @classmethod
-    def from_dict(cls, d: Any) -> "Run":
+    def from_dict(cls, d: object) -> "Run":
         """Inverse of ``to_dict`` with the validation rules of docs/event-model.md, run."""
         if not isinstance(d, Mapping):
             raise AsmError("validation_error", "Invalid run map")
@@ -162,5 +162,5 @@ class Run:
                    provider_metadata=dict_or_empty(d.get("provider_metadata")))
 
 
-def _is_num(v: Any) -> TypeGuard[int | float]:
+def _is_num(v: object) -> TypeGuard[int | float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool)

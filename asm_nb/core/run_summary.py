@@ -28,7 +28,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _US = timedelta(microseconds=1)
 
 
-def epoch_us(dt: Any) -> int | None:
+def epoch_us(dt: object) -> int | None:
     """A datetime as integer microseconds since the epoch (a naive one is taken as UTC); else None."""
     if not isinstance(dt, datetime):
         return None
@@ -37,7 +37,7 @@ def epoch_us(dt: Any) -> int | None:
     return (dt - _EPOCH) // _US
 
 
-def _int_or_none(v: Any) -> int | None:
+def _int_or_none(v: object) -> int | None:
     if isinstance(v, bool):
         return None
     if isinstance(v, int):
@@ -47,13 +47,13 @@ def _int_or_none(v: Any) -> int | None:
     return None
 
 
-def _float_or_none(v: Any) -> float | None:
+def _float_or_none(v: object) -> float | None:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return None
     return float(v)
 
 
-def _str_or_none(v: Any) -> str | None:
+def _str_or_none(v: object) -> str | None:
     return v if isinstance(v, str) else None
 
 

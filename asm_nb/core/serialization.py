@@ -122,7 +122,7 @@ def to_jsonable(value: Any) -> Any:
     return repr(value)
 
 
-def _json_key(k: Any) -> str:
+def _json_key(k: object) -> str:
     if isinstance(k, Enum):
         return str(k.value)
     if type(k) is str:

@@ -61,7 +61,7 @@ def _status(value: Any, enum: type[Enum], *, strict_type: bool = False) -> Any:
     raise AsmError("invalid_status", f"Invalid status: {value!r}. Valid statuses: {valid}")
 
 
-def can_transition(from_status: Any, to_status: Any) -> bool:
+def can_transition(from_status: object, to_status: object) -> bool:
     """The intended session status table (the core itself enforces nothing, as the reference)."""
     a, b = _status(from_status, SessionStatus), _status(to_status, SessionStatus)
     return b in _SESSION_NEXT.get(a, set())
@@ -98,7 +98,7 @@ class Session:
                    metadata=dict(metadata or {}), context=dict(context or {}), tags=list(tags or []),
                    created_at=now, updated_at=now)
 
-    def with_status(self, status: Any) -> "Session":
+    def with_status(self, status: object) -> "Session":
         """A copy with ``status`` and ``updated_at = now``; no transition is enforced."""
         return dataclasses.replace(self, status=_status(status, SessionStatus), updated_at=utc_now())
 
@@ -123,7 +123,7 @@ class Session:
         }
 
     @classmethod
-    def from_dict(cls, d: Any) -> "Session":
+    def from_dict(cls, d: object) -> "Session":
         """Inverse of ``to_dict`` with the validation rules of docs/event-model.md, session."""
         if not isinstance(d, Mapping):
             raise AsmError("validation_error", "Invalid session map")

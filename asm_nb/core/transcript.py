@@ -44,7 +44,7 @@ class Role(str, Enum):
 _ROLES = {r.value: r for r in Role}
 
 
-def normalize_role(value: Any, default: Role) -> Role:
+def normalize_role(value: object, default: Role) -> Role:
     """A ``Role`` member as is; a string matched case-insensitively; anything else → ``default``."""
     if isinstance(value, Role):
         return value
@@ -87,7 +87,7 @@ class TranscriptMessage:
         }
 
     @classmethod
-    def from_dict(cls, d: Any) -> "TranscriptMessage":
+    def from_dict(cls, d: object) -> "TranscriptMessage":
         """Inverse of ``to_dict``; ``role`` must be one of the four roles."""
         if isinstance(d, TranscriptMessage):
             return d
@@ -145,7 +145,7 @@ class Transcript:
         }
 
     @classmethod
-    def from_dict(cls, d: Any) -> "Transcript":
+    def from_dict(cls, d: object) -> "Transcript":
         """Inverse of ``to_dict``; not a dict → ``validation_error`` "Invalid transcript map"."""
         if not isinstance(d, Mapping):
             raise AsmError("validation_error", "Invalid transcript map")
@@ -178,7 +178,7 @@ class _Ev(NamedTuple):
     metadata: dict
 
 
-def _view(event: Any) -> _Ev:
+def _view(event: object) -> _Ev:
     get: Callable[..., Any] = (event.get if isinstance(event, Mapping)
                                else lambda key, default=None: getattr(event, key, default))
     raw_type = get("type")
@@ -195,7 +195,7 @@ def _view(event: Any) -> _Ev:
                metadata=dict_or_empty(get("metadata")))
 
 
-def _is_int(v: Any) -> TypeGuard[int]:
+def _is_int(v: object) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
@@ -226,14 +226,14 @@ def _sort(events: list[_Ev]) -> list[_Ev]:
     return [e for _, e in sorted(enumerate(events), key=key)]
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     """``None`` → ``""``; str as is; anything else → ``repr`` (Elixir ``inspect``)."""
     if value is None:
         return ""
     return value if isinstance(value, str) else repr(value)
 
 
-def _name(value: Any) -> str | None:
+def _name(value: object) -> str | None:
     if value is None:
         return None
     return value if isinstance(value, str) else repr(value)
@@ -304,8 +304,8 @@ class _Builder:
         # every other type (run_*, session_*, errors, usage, approvals granted/denied…) is ignored
 
 
-def from_events(events: Iterable[Any], *, session_id: str | None = None, max_messages: Any = None,
-                max_chars: Any = None, max_tokens_approx: Any = None) -> Transcript:
+def from_events(events: Iterable[Any], *, session_id: str | None = None, max_messages: object = None,
+                max_chars: object = None, max_tokens_approx: object = None) -> Transcript:
     """Build a transcript from events (``Event`` objects or event dicts), in any order.
 
     ``session_id`` defaults to the first event's; with none → ``validation_error``
@@ -340,7 +340,7 @@ def from_events(events: Iterable[Any], *, session_id: str | None = None, max_mes
 # truncation
 
 
-def _limit(v: Any) -> int | None:
+def _limit(v: object) -> int | None:
     return v if _is_int(v) and v > 0 else None
 
 
@@ -353,8 +353,8 @@ def _char_count(m: TranscriptMessage) -> int:
     return 0
 
 
-def maybe_truncate(transcript: Transcript, *, max_messages: Any = None, max_chars: Any = None,
-                   max_tokens_approx: Any = None, chars_per_token: Any = None) -> Transcript:
+def maybe_truncate(transcript: Transcript, *, max_messages: object = None, max_chars: object = None,
+                   max_tokens_approx: object = None, chars_per_token: object = None) -> Transcript:
     """Keep the newest messages that fit the limits (order preserved).
 
     1. ``max_messages`` (int > 0): the last N messages.
@@ -367,12 +367,14 @@ def maybe_truncate(transcript: Transcript, *, max_messages: Any = None, max_char
     n = _limit(max_messages)
     if n is not None:
         messages = messages[-n:]
-    budgets = []
-    if _limit(max_chars) is not None:
-        budgets.append(max_chars)
-    if _limit(max_tokens_approx) is not None:
-        cpt = chars_per_token if _limit(chars_per_token) is not None else setting("chars_per_token")
-        budgets.append(max_tokens_approx * cpt)
+    budgets: list[int] = []
+    chars = _limit(max_chars)
+    if chars is not None:
+        budgets.append(chars)
+    tokens = _limit(max_tokens_approx)
+    if tokens is not None:
+        cpt = _limit(chars_per_token)
+        budgets.append(tokens * (cpt if cpt is not None else setting("chars_per_token")))
     if budgets:
         budget, used, keep = min(budgets), 0, 0
         for m in reversed(messages):
