@@ -23,11 +23,37 @@ from __future__ import annotations
 import threading
 import warnings
 from dataclasses import dataclass
-from typing import Any, Mapping, TypeGuard
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, TypedDict, TypeGuard
 
 from ..core.errors import AsmError
 from ..core.usage import CACHE_CREATION_TOKENS, CACHE_READ_TOKENS, TOKEN_KEYS, token_count
 from . import pricing as _pricing
+
+if TYPE_CHECKING:
+    from ..core.run import Run
+
+
+class PriceInfo(TypedDict):
+    """What :func:`price_run` returns: the auditable cost of one run."""
+
+    cost_usd: float | None
+    reported_cost_usd: float | None
+    computed_cost_usd: float | None
+    unpriced: bool
+    price_key: str | None
+    pricing_version: str | None
+    pricing_source: str | None
+    cost_source: str | None
+    model_source: object
+
+
+class SessionCost(TypedDict):
+    """What :func:`session_cost` returns."""
+
+    cost_usd: float | None
+    run_count: int
+    priced_runs: int
+    unpriced_runs: int
 
 __all__ = [
     "Rates", "NoRatesError", "UnpricedModelWarning", "resolve_rates", "try_resolve_rates", "resolve_rate_key",
@@ -59,7 +85,7 @@ class NoRatesError(AsmError):
     """Raised by :func:`resolve_rates` / :func:`calculate` when the table has no usable rates
     for the provider/model."""
 
-    def __init__(self, provider: Any = None, model: Any = None, reason: str = "no rates") -> None:
+    def __init__(self, provider: object = None, model: object = None, reason: str = "no rates") -> None:
         super().__init__("not_found", f"No pricing rates for provider {provider!r}, model {model!r}: {reason}",
                          details={"provider": provider, "model": model, "reason": reason})
         self.provider = provider
@@ -75,7 +101,7 @@ class UnpricedModelWarning(UserWarning):
     provider/model pair per process)."""
 
 
-def _num(v: Any) -> TypeGuard[int | float]:
+def _num(v: object) -> TypeGuard[int | float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
@@ -108,7 +134,7 @@ def normalize_legacy_rates(table: Any) -> Any:
     return out
 
 
-def _rates_from(entry: Any) -> Rates | None:
+def _rates_from(entry: object) -> Rates | None:
     if not isinstance(entry, Mapping):
         return None
     e = _norm_keys(entry)
@@ -119,7 +145,7 @@ def _rates_from(entry: Any) -> Rates | None:
                  float(cc) if _num(cc) else None)
 
 
-def _provider_entry(provider: Any, table: Mapping) -> Mapping | None:
+def _provider_entry(provider: object, table: Mapping) -> Mapping | None:
     if not isinstance(provider, str):
         return None
     tn = _norm_keys(table)
@@ -138,7 +164,7 @@ def _match_model(model: str, models: Mapping) -> str | None:
     return best
 
 
-def resolve_rate_key(provider: Any, model: Any, table: Any) -> tuple[str, Rates]:
+def resolve_rate_key(provider: object, model: object, table: object) -> tuple[str, Rates]:
     """Like :func:`resolve_rates` but also returns which entry applied: ``"<provider>/<key>"``
     (``"claude/claude-sonnet-4-5"``) or ``"<provider>/default"``."""
     table = normalize_legacy_rates(table)
@@ -162,13 +188,13 @@ def resolve_rate_key(provider: Any, model: Any, table: Any) -> tuple[str, Rates]
     return f"{provider}/default", rates
 
 
-def resolve_rates(provider: Any, model: Any, table: Any) -> Rates:
+def resolve_rates(provider: object, model: object, table: object) -> Rates:
     """The rates for ``provider``/``model`` (docs/policies.md, cost): exact model key, else the longest
     key the model starts with, else the provider ``default``. Raises :class:`NoRatesError`."""
     return resolve_rate_key(provider, model, table)[1]
 
 
-def try_resolve_rates(provider: Any, model: Any, table: Any) -> Rates | None:
+def try_resolve_rates(provider: object, model: object, table: object) -> Rates | None:
     """:func:`resolve_rates` returning None instead of raising."""
     try:
         return resolve_rates(provider, model, table)
@@ -188,7 +214,7 @@ def _apply(tokens: Mapping, r: Rates) -> float:
             + cc * (r.cache_creation if r.cache_creation is not None else r.input))
 
 
-def calculate(tokens: Any, provider: Any, model: Any, table: Any) -> float:
+def calculate(tokens: object, provider: object, model: object, table: object) -> float:
     """USD for ``tokens`` (``input_tokens``, ``output_tokens``, ``cache_read_tokens``,
     ``cache_creation_tokens``): ``input*in + output*out + cache_read*(cache_read or in) +
     cache_creation*(cache_creation or in)``. Bad token values count 0. Raises
@@ -204,7 +230,7 @@ def calculate(tokens: Any, provider: Any, model: Any, table: Any) -> float:
     return _apply(tokens, rates)
 
 
-def try_calculate(tokens: Any, provider: Any, model: Any, table: Any) -> float | None:
+def try_calculate(tokens: object, provider: object, model: object, table: object) -> float | None:
     """:func:`calculate` returning None when there are no rates."""
     try:
         return calculate(tokens, provider, model, table)
@@ -212,7 +238,7 @@ def try_calculate(tokens: Any, provider: Any, model: Any, table: Any) -> float |
         return None
 
 
-def _run_model(run: Any) -> Any:
+def _run_model(run: object) -> object:
     pm = getattr(run, "provider_metadata", None) or {}
     model = pm.get("model") if isinstance(pm, Mapping) else None
     if model is None:
@@ -221,7 +247,7 @@ def _run_model(run: Any) -> Any:
     return model
 
 
-def _model_usage(run: Any) -> dict:
+def _model_usage(run: object) -> dict[str, Mapping[str, Any]]:
     """``{model: usage}`` the provider reported per model (kept in the run's metadata), or {}."""
     for attr in ("provider_metadata", "metadata"):
         md = getattr(run, attr, None) or {}
@@ -231,7 +257,7 @@ def _model_usage(run: Any) -> dict:
     return {}
 
 
-def _model_source(run: Any) -> Any:
+def _model_source(run: object) -> object:
     """Where the run's model name came from (``flag``, ``config_file:<path>``, ``session_file``,
     ``stream``…), as the adapter recorded it; None when nobody said."""
     for attr in ("provider_metadata", "metadata"):
@@ -241,7 +267,7 @@ def _model_source(run: Any) -> Any:
     return None
 
 
-def calculate_run_cost(run: Any, table: Any = None) -> float:
+def calculate_run_cost(run: object, table: object = None) -> float:
     """Cost of a ``Run``: provider ``run.provider``, model ``run.provider_metadata["model"]``,
     tokens ``run.token_usage or {}``. ``table`` None → the active table. Raises
     :class:`NoRatesError` (also when ``run.provider`` is None)."""
@@ -263,11 +289,11 @@ def default_pricing_table() -> dict:
 # price_run: the auditable run cost
 
 
-_warned: set[tuple[Any, Any]] = set()
+_warned: set[tuple[object, object]] = set()
 _warned_lock = threading.Lock()
 
 
-def _warn_once(provider: Any, model: Any, reason: str) -> None:
+def _warn_once(provider: object, model: object, reason: str) -> None:
     key = (provider, model)
     with _warned_lock:
         if key in _warned:
@@ -299,7 +325,7 @@ def _family_provider(model: str, table: Mapping) -> str | None:
     return best[1] if best else None
 
 
-def _lookup(provider: Any, model: Any, table: Mapping) -> tuple[str, Rates] | tuple[None, str]:
+def _lookup(provider: object, model: object, table: Mapping) -> tuple[str, Rates] | tuple[None, str]:
     """(price_key, rates) or (None, reason) with aliases and family matching (see module doc)."""
     table = normalize_legacy_rates(table)
     prov = _pricing.canonical_provider(provider, table)
@@ -337,7 +363,7 @@ def _lookup(provider: Any, model: Any, table: Mapping) -> tuple[str, Rates] | tu
         return None, exc.reason
 
 
-def lookup_price(provider: Any, model: Any, table: Mapping | None = None) -> tuple[str, Rates] | tuple[None, str]:
+def lookup_price(provider: object, model: object, table: Mapping | None = None) -> tuple[str, Rates] | tuple[None, str]:
     """``(price_key, rates)`` for one model, with the aliases and family matching of
     :func:`price_run` (``claude_code`` running ``claude-sonnet-4-20250514`` → the Claude row), or
     ``(None, reason)``. ``table`` None → the active table. Per-message pricing (history import)
@@ -351,7 +377,7 @@ def tokens_cost(tokens: Mapping, rates: Rates) -> float:
     return _apply(tokens, rates)
 
 
-def _is_placeholder(provider: Any, table: Mapping) -> bool:
+def _is_placeholder(provider: object, table: Mapping) -> bool:
     entry = _provider_entry(provider, table) or {}
     default = entry.get("default")
     return isinstance(default, Mapping) and _norm_keys(default).get("placeholder") is True
@@ -361,7 +387,7 @@ def _total_tokens(usage: Mapping) -> int:
     return sum(_tok(usage, k) for k in TOKEN_KEYS)
 
 
-def price_run(run: Any, reported_cost_usd: Any = None, *, table: Any = None) -> dict[str, Any]:
+def price_run(run: object, reported_cost_usd: object = None, *, table: object = None) -> PriceInfo:
     """The auditable cost of ``run`` (a ``Run`` or anything with ``provider``,
     ``provider_metadata``/``metadata`` ``model`` and ``token_usage``).
 
@@ -434,7 +460,7 @@ def price_run(run: Any, reported_cost_usd: Any = None, *, table: Any = None) -> 
     }
 
 
-def apply_price(run: Any, reported_cost_usd: Any = None, *, table: Any = None) -> Any:
+def apply_price(run: Run, reported_cost_usd: object = None, *, table: object = None) -> Run:
     """``run`` with ``cost_usd`` set and the other :func:`price_run` keys merged into
     ``run.metadata`` (as the runtime stores them; frames read them from there)."""
     info = price_run(run, reported_cost_usd, table=table)
@@ -442,7 +468,7 @@ def apply_price(run: Any, reported_cost_usd: Any = None, *, table: Any = None) -
     return run.replace(cost_usd=info["cost_usd"], metadata={**(run.metadata or {}), **extra})
 
 
-def session_cost(runs: Any) -> dict[str, Any]:
+def session_cost(runs: Iterable[object]) -> SessionCost:
     """Per-session total over ``runs`` (an iterable of Runs): ``{"cost_usd", "run_count",
     "priced_runs", "unpriced_runs"}``; ``cost_usd`` sums the priced runs (None when none are)."""
     total, priced, unpriced, n = 0.0, 0, 0, 0

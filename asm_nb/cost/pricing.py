@@ -30,10 +30,12 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeVar, overload
 
 from .. import config
 from ..core.errors import AsmError
+
+_T = TypeVar("_T")
 
 __all__ = [
     "PRICING_VERSION", "PRICING_SOURCE", "MODEL_ALIASES", "PROVIDER_ALIASES", "PricingInfo",
@@ -149,7 +151,7 @@ _VENDOR_PREFIXES = ("anthropic/", "openai/", "anthropic.", "openai.")
 _REGION_PREFIXES = ("us.", "eu.", "apac.", "global.")
 
 
-def default_model(provider: Any) -> str | None:
+def default_model(provider: object) -> str | None:
     """``"claude"`` → config ``claude_default_model`` or ``"claude-haiku-4-5-20251001"``;
     every other provider → None (its CLI picks)."""
     if provider == "claude":
@@ -167,7 +169,11 @@ def model_names() -> list[str]:
     return sorted({m for entry in _BUILTIN.values() for m in entry.get("models", {})})
 
 
-def canonical_provider(provider: Any, table: Mapping[str, Any] | None = None) -> Any:
+@overload
+def canonical_provider(provider: str, table: Mapping[str, Any] | None = None) -> str: ...
+@overload
+def canonical_provider(provider: _T, table: Mapping[str, Any] | None = None) -> _T | str: ...
+def canonical_provider(provider: object, table: Mapping[str, Any] | None = None) -> object:
     """``provider`` itself when ``table`` has it (or no table is given and it is built in);
     else its alias target (``claude_code`` → ``claude``); else ``provider`` unchanged."""
     tbl = _BUILTIN if table is None else table
@@ -176,7 +182,11 @@ def canonical_provider(provider: Any, table: Mapping[str, Any] | None = None) ->
     return PROVIDER_ALIASES.get(provider, provider)
 
 
-def canonical_model(model: Any) -> Any:
+@overload
+def canonical_model(model: str) -> str: ...
+@overload
+def canonical_model(model: _T) -> _T | str: ...
+def canonical_model(model: object) -> object:
     """Strip vendor/region prefixes (``us.anthropic.``, ``openai/``), then resolve
     :data:`MODEL_ALIASES`. Non-strings are returned unchanged.
 
@@ -336,7 +346,7 @@ def _builtin_info() -> PricingInfo:
     return _BUILTIN_INFO
 
 
-def resolve_pricing(value: Any) -> PricingInfo:
+def resolve_pricing(value: object) -> PricingInfo:
     """A ``PricingInfo`` for a table dict, pricing document, file path, ``PricingInfo`` or None
     (→ the built-in table)."""
     if value is None:

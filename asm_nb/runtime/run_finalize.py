@@ -52,7 +52,7 @@ def _price(run: Run, reported: float | None, routed: Any = None) -> dict[str, An
         return {"cost_usd": reported}
     try:
         priced = run.replace(provider=routed) if isinstance(routed, str) and routed else run
-        return price_run(priced, reported_cost_usd=reported) or {"cost_usd": reported}
+        return dict(price_run(priced, reported_cost_usd=reported))  # a PriceInfo is never empty
     except Exception:
         log.warning("pricing run %s failed", run.id, exc_info=True)
         return {"cost_usd": reported}
