@@ -12,12 +12,12 @@ streams; see ``policy/runtime.py``.
 from __future__ import annotations
 
 from .compiler import compile, compile_for_adapter
-from .evaluator import evaluate
+from .evaluator import Violation, evaluate
 from .policy import ACTIONS, LIMIT_KINDS, Policy, coerce, merge, stack_merge
 from .options import from_options
 from .preflight import check
 from .runtime import Decision, PolicyRuntime, RunPolicy, start
 
-__all__ = ["Policy", "LIMIT_KINDS", "ACTIONS", "merge", "stack_merge", "coerce", "evaluate", "check", "compile",
+__all__ = ["Policy", "LIMIT_KINDS", "ACTIONS", "merge", "stack_merge", "coerce", "evaluate", "Violation", "check", "compile",
            "compile_for_adapter", "PolicyRuntime", "RunPolicy", "Decision", "start", "from_options"]
 

@@ -46,7 +46,7 @@ def _tool_sets(p: Policy) -> tuple[list[str] | None, list[str]]:
     return sorted(allowed - set(denied)), denied
 
 
-def compile(policy: Any, provider_name: str | None = None) -> dict[str, Any]:  # noqa: A001 - spec name
+def compile(policy: object, provider_name: str | None = None) -> dict[str, Any]:  # noqa: A001 - spec name
     """Provider hints of ``policy`` (docs/policies.md, policies); the provider name does not change the output.
 
     >>> compile(Policy(tool_rules=[("allow", ["search", "read", "write"]), ("allow", ["search", "read"]),
@@ -71,7 +71,7 @@ def compile(policy: Any, provider_name: str | None = None) -> dict[str, Any]:  #
     return out
 
 
-def _kind(adapter: Any) -> str:
+def _kind(adapter: object) -> str:
     cls = type(adapter).__name__
     if cls == "ClaudeCodeAdapter":
         return "claude_code"
@@ -86,7 +86,7 @@ def _kind(adapter: Any) -> str:
     return getattr(adapter, "name", None) or "unknown"
 
 
-def compile_for_adapter(policy: Any, adapter: Any) -> dict[str, Any]:
+def compile_for_adapter(policy: object, adapter: object) -> dict[str, Any]:
     """``compile(policy)`` translated into the options ``adapter`` honours (module docstring).
 
     A router gets ``{"policy_hints": policy}`` and compiles for each adapter it tries.

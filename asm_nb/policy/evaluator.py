@@ -10,7 +10,7 @@ Imports: ``asm_nb.core`` and ``asm_nb.policy.policy`` only.
 
 from __future__ import annotations
 
-from typing import Any, Collection, Mapping
+from typing import Any, Collection, Literal, Mapping, TypedDict
 
 from .policy import LIMIT_KINDS, Policy
 
@@ -18,11 +18,20 @@ __all__ = ["evaluate", "tool_violations", "limit_violations", "STATE_KEYS"]
 
 #: snapshot keys (missing → 0 / 0.0 / False)
 STATE_KEYS = ("tool_calls", "total_tokens", "elapsed_ms", "accumulated_cost_usd", "cost_supported")
+class Violation(TypedDict):
+    """One policy violation: which policy, what kind, the action it asks for, and the figures."""
+
+    policy: str
+    kind: Literal["tool_denied", "budget_exceeded"]
+    action: str
+    details: dict[str, Any]
+
+
 _STATE_FOR_METRIC = {"total_tokens": "total_tokens", "duration_ms": "elapsed_ms", "tool_calls": "tool_calls",
                      "cost_usd": "accumulated_cost_usd"}
 
 
-def _num(v: Any) -> int | float:
+def _num(v: object) -> int | float:
     return v if isinstance(v, (int, float)) and not isinstance(v, bool) else 0
 
 
@@ -36,18 +45,19 @@ def _tool_name(event: Mapping[str, Any]) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def _violation(policy: Policy, kind: str, details: dict) -> dict:
+def _violation(policy: Policy, kind: Literal["tool_denied", "budget_exceeded"],
+               details: dict[str, Any]) -> Violation:
     return {"policy": policy.name, "kind": kind, "action": policy.on_violation, "details": details}
 
 
-def tool_violations(policy: Policy, event: Mapping[str, Any]) -> list[dict]:
+def tool_violations(policy: Policy, event: Mapping[str, Any]) -> list[Violation]:
     """``tool_denied`` violations of ``event``'s tool (``data.tool_name`` or ``data.name``)."""
     if not policy.tool_rules:
         return []
     name = _tool_name(event)
     if name is None:
         return []
-    out = []
+    out: list[Violation] = []
     for action, names in policy.tool_rules:
         if action == "deny" and name in names:
             out.append(_violation(policy, "tool_denied", {"tool_name": name, "rule": "deny",
@@ -58,10 +68,10 @@ def tool_violations(policy: Policy, event: Mapping[str, Any]) -> list[dict]:
     return out
 
 
-def limit_violations(policy: Policy, state: Mapping[str, Any]) -> list[dict]:
+def limit_violations(policy: Policy, state: Mapping[str, Any]) -> list[Violation]:
     """``budget_exceeded`` for every limit whose metric is strictly above it (``max_cost_usd``
     only while ``state["cost_supported"]`` is True)."""
-    out = []
+    out: list[Violation] = []
     for kind, limit in policy.limits:
         if kind == "max_cost_usd" and state.get("cost_supported") is not True:
             continue
@@ -74,7 +84,8 @@ def limit_violations(policy: Policy, state: Mapping[str, Any]) -> list[dict]:
     return out
 
 
-def evaluate(policy: Any, state: Any, event: Any, *, tool_event_types: Collection[str] | None = None) -> list[dict]:
+def evaluate(policy: object, state: object, event: object, *,
+             tool_event_types: Collection[str] | None = None) -> list[Violation]:
     """Violations of ``policy`` shown by ``event`` given the usage ``state`` (docs/policies.md, policies).
 
     ``state``: ``{tool_calls, total_tokens, elapsed_ms, accumulated_cost_usd, cost_supported}``.
@@ -92,7 +103,7 @@ def evaluate(policy: Any, state: Any, event: Any, *, tool_event_types: Collectio
     """
     if not isinstance(policy, Policy) or not isinstance(state, Mapping) or not isinstance(event, Mapping):
         return []
-    out: list[dict] = []
+    out: list[Violation] = []
     etype = getattr(event.get("type"), "value", event.get("type"))
     if tool_event_types is None or etype in tool_event_types:
         out.extend(tool_violations(policy, event))

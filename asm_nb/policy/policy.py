@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence, TypeGuard
 
 from ..core.errors import AsmError
 
@@ -44,11 +44,11 @@ def _invalid(message: str, **details: Any) -> AsmError:
     return AsmError("validation_error", message, details=details or None)
 
 
-def _is_seq(value: Any) -> bool:
+def _is_seq(value: object) -> TypeGuard[list[Any] | tuple[Any, ...]]:
     return isinstance(value, (list, tuple))
 
 
-def _limit(entry: Any) -> tuple[str, int | float]:
+def _limit(entry: object) -> tuple[str, int | float]:
     if not _is_seq(entry) or len(entry) != 2:
         raise _invalid(MSG_LIMIT, limit=repr(entry))
     kind, value = entry
@@ -64,7 +64,7 @@ def _limit(entry: Any) -> tuple[str, int | float]:
     return kind, value
 
 
-def _normalize_limits(limits: Any) -> tuple[tuple[str, int | float], ...]:
+def _normalize_limits(limits: object) -> tuple[tuple[str, int | float], ...]:
     if limits is None:
         return ()
     if isinstance(limits, Mapping):
@@ -74,7 +74,7 @@ def _normalize_limits(limits: Any) -> tuple[tuple[str, int | float], ...]:
     return tuple(_limit(e) for e in limits)
 
 
-def _tool_names(names: Iterable[Any]) -> tuple[str, ...]:
+def _tool_names(names: Iterable[object]) -> tuple[str, ...]:
     out: list[str] = []
     for n in names:
         if isinstance(n, str) and n and n not in out:
@@ -82,7 +82,7 @@ def _tool_names(names: Iterable[Any]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _normalize_rules(rules: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
+def _normalize_rules(rules: object) -> tuple[tuple[str, tuple[str, ...]], ...]:
     if rules is None:
         return ()
     if not _is_seq(rules):
@@ -193,7 +193,7 @@ class Policy:
         return f"{self.name}: {', '.join(parts) or 'no limits'}; on violation {self.on_violation}"
 
 
-def coerce(policy: Any) -> Policy:
+def coerce(policy: object) -> Policy:
     """A ``Policy`` from a Policy, attrs (mapping / pairs) or a list of those (stack-merged)."""
     if isinstance(policy, Policy):
         return policy

@@ -9,7 +9,6 @@ Imports: ``asm_nb.core`` and ``asm_nb.policy.policy`` only.
 
 from __future__ import annotations
 
-from typing import Any
 
 from ..core.errors import AsmError
 from .policy import Policy, coerce
@@ -17,7 +16,7 @@ from .policy import Policy, coerce
 __all__ = ["check"]
 
 
-def check(policy: Any) -> None:
+def check(policy: object) -> None:
     """Raise ``AsmError("policy_violation")`` if ``policy`` cannot work; ``None`` → OK.
 
     >>> check(Policy(tool_rules=[("allow", [])]))
