@@ -24,11 +24,11 @@ def monotonic_ms() -> float:
     return time.monotonic() * 1000
 
 
-def _pos_int(v: Any) -> bool:
+def _pos_int(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
 
-def _nonneg_int(v: Any) -> bool:
+def _nonneg_int(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 

@@ -14,11 +14,11 @@ from typing import Any, Mapping
 __all__ = ["normalize_requirement", "matches_requirement", "matches_all", "CapabilityMatcher"]
 
 
-def _value(x: Any) -> Any:
+def _value(x: object) -> object:
     return getattr(x, "value", x)
 
 
-def normalize_requirement(req: Any) -> dict[str, Any]:
+def normalize_requirement(req: object) -> dict[str, Any]:
     """``{"type", "name"}``; unusable input → type ``"unknown"`` (never matches)."""
     if isinstance(req, Mapping):
         t, name = _value(req.get("type")), req.get("name")
@@ -27,13 +27,13 @@ def normalize_requirement(req: Any) -> dict[str, Any]:
     return {"type": t if isinstance(t, str) else "unknown", "name": None}
 
 
-def _cap(cap: Any) -> tuple[Any, Any, bool]:
+def _cap(cap: object) -> tuple[object, object, bool]:
     if isinstance(cap, Mapping):
         return _value(cap.get("type")), cap.get("name"), cap.get("enabled", True) is True
     return _value(getattr(cap, "type", None)), getattr(cap, "name", None), getattr(cap, "enabled", True) is True
 
 
-def matches_requirement(capabilities: Any, requirement: Any) -> bool:
+def matches_requirement(capabilities: object, requirement: object) -> bool:
     """Some enabled capability has the requirement's type and (when given) its name.
 
     >>> from asm_nb.core.capabilities import Capability
@@ -55,7 +55,7 @@ def matches_requirement(capabilities: Any, requirement: Any) -> bool:
     return False
 
 
-def matches_all(capabilities: Any, requirements: Any) -> bool:
+def matches_all(capabilities: object, requirements: object) -> bool:
     """Every requirement matches; no requirements → True; non-sequence arguments → False."""
     if not isinstance(capabilities, (list, tuple)) or not isinstance(requirements, (list, tuple)):
         return False

@@ -10,14 +10,16 @@ Imports: standard library only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, TypeVar
 
 __all__ = ["RoutingPolicy", "merge", "order_candidates", "score", "attempt_limit", "FIELDS"]
+
+_C = TypeVar("_C")  # a candidate: a mapping or an object with an ``id``
 
 FIELDS = ("prefer", "exclude", "max_attempts", "weights", "strategy")
 
 
-def _ids(v: Any) -> list[str]:
+def _ids(v: object) -> list[str]:
     if not isinstance(v, (list, tuple)):
         return []
     out: list[str] = []
@@ -27,7 +29,7 @@ def _ids(v: Any) -> list[str]:
     return out
 
 
-def _weights(v: Any) -> dict[str, float]:
+def _weights(v: object) -> dict[str, float]:
     if not isinstance(v, Mapping):
         return {}
     out = {}
@@ -86,7 +88,7 @@ def merge(base: RoutingPolicy, overrides: Mapping[str, Any] | RoutingPolicy | No
     return RoutingPolicy.new({**base.to_dict(), **{k: v for k, v in over.items() if k in FIELDS}})
 
 
-def _failures(health: Any, cid: str) -> int:
+def _failures(health: object, cid: str) -> int:
     if not isinstance(health, Mapping):
         return 0
     h = health.get(cid)
@@ -94,16 +96,16 @@ def _failures(health: Any, cid: str) -> int:
     return n if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else 0
 
 
-def score(policy: RoutingPolicy, cid: str, health: Any = None) -> float:
+def score(policy: RoutingPolicy, cid: str, health: object = None) -> float:
     """``weights.get(id, 1.0) − 0.5 × failure_count`` (may go negative)."""
     return policy.weights.get(cid, 1.0) - 0.5 * _failures(health, cid)
 
 
-def _cid(c: Any) -> Any:
+def _cid(c: object) -> Any:
     return c.get("id") if isinstance(c, Mapping) else getattr(c, "id", None)
 
 
-def order_candidates(policy: RoutingPolicy, candidates: Sequence[Any], health: Any = None) -> list:
+def order_candidates(policy: RoutingPolicy, candidates: Sequence[_C], health: object = None) -> list[_C]:
     """Drop excluded / id-less candidates, then order by ``prefer`` or by weighted score.
 
     >>> order_candidates(RoutingPolicy.new(prefer=["amp", "codex"], exclude=["claude"]),

@@ -26,13 +26,17 @@ import inspect
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from .. import config
 from ..core.errors import AsmError, is_retryable
 from ..core.serialization import utc_now
 from ..ports import AdapterResult
 from ..core.usage import empty_usage
+
+if TYPE_CHECKING:
+    from ..core.run import Run
+    from ..core.session import Session
 from .circuit_breaker import HALF_OPEN, CircuitBreaker, monotonic_ms
 from .matcher import matches_all
 from .policy import FIELDS, RoutingPolicy, attempt_limit, merge, order_candidates
@@ -65,11 +69,11 @@ class RouterState:
 SHARED_STATE = RouterState()
 
 
-def _nonneg_int(v: Any) -> bool:
+def _nonneg_int(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
-def _routing_opts(routing: Any) -> dict:
+def _routing_opts(routing: object) -> dict[Any, Any]:
     if isinstance(routing, Mapping):
         return dict(routing)
     if isinstance(routing, (list, tuple)):
@@ -134,7 +138,7 @@ class ProviderRouter:
         return self
 
     # -- registry -----------------------------------------------------------------------------
-    def register_adapter(self, id: Any, adapter: Any, **opts: Any) -> None:
+    def register_adapter(self, id: object, adapter: object, **opts: Any) -> None:
         """Add (or replace) adapter ``id``; health and breaker of a known id are kept."""
         if not isinstance(id, str) or not id:
             return
@@ -260,8 +264,8 @@ class ProviderRouter:
         except Exception:
             log.debug("router telemetry failed", exc_info=True)
 
-    async def execute(self, run: Any, session: Any, *, event_callback: Callable | None = None, timeout: Any = None,
-                      routing: Any = None, policy_hints: Any = None, **adapter_opts: Any) -> AdapterResult:
+    async def execute(self, run: Run, session: Session, *, event_callback: Callable | None = None, timeout: Any = None,
+                      routing: object = None, policy_hints: Any = None, **adapter_opts: Any) -> AdapterResult:
         """Run on the best allowed adapter, failing over on retryable errors (docs/runtime.md, routing and failover)."""
         ropts = _routing_opts(routing)
         policy = self._run_policy(ropts)
@@ -309,19 +313,19 @@ class ProviderRouter:
                                                                                if k in FIELDS})
         return merge(self.policy, overrides)
 
-    def _sticky_adapter(self, sticky_id: Any) -> str | None:
+    def _sticky_adapter(self, sticky_id: object) -> str | None:
         """The adapter a sticky session is bound to, while its binding has not expired."""
         entry = self.state.sticky_sessions.get(sticky_id) if sticky_id is not None else None
         if entry and self.clock() < entry["expires_at_ms"]:
             return entry["adapter_id"]
         return None
 
-    def _stick(self, sticky_id: Any, aid: str) -> None:
+    def _stick(self, sticky_id: object, aid: str) -> None:
         if sticky_id is not None:
             self.state.sticky_sessions[sticky_id] = {"adapter_id": aid,
                                                      "expires_at_ms": self.clock() + self.sticky_ttl_ms}
 
-    async def _attempt(self, run: Any, session: Any, aid: str, bound: Mapping[str, Any], callback: Callable,
+    async def _attempt(self, run: Run, session: Session, aid: str, bound: Mapping[str, Any], callback: Callable,
                        route: Mapping[str, Any], *, timeout: Any, policy_hints: Any,
                        adapter_opts: Mapping[str, Any]) -> tuple[Any, AsmError | None]:
         """One attempt on adapter ``aid``: ``(result, None)`` or ``(None, error)``; health, breaker
@@ -401,7 +405,7 @@ class _RoutedStream:
 
         return callback
 
-    def result(self, result: Any, route: Mapping[str, Any]) -> AdapterResult:
+    def result(self, result: AdapterResult | Mapping[str, Any] | None, route: Mapping[str, Any]) -> AdapterResult:
         """The router's result: the serving adapter's output and usage, every forwarded event."""
         if not isinstance(result, AdapterResult):
             result = AdapterResult(**result) if isinstance(result, Mapping) else AdapterResult()
@@ -437,7 +441,7 @@ def _as_asm_error(exc: Exception) -> AsmError:
     return AsmError("provider_error", str(exc) or repr(exc), details={"original_exception": repr(exc)})
 
 
-def _failover_event(run: Any, session: Any, adapter: Any, aid: str, error: AsmError, route: Mapping[str, Any], *,
+def _failover_event(run: Run, session: Session, adapter: object, aid: str, error: AsmError, route: Mapping[str, Any], *,
                     to: str) -> dict:
     """The recoverable ``error_occurred`` event that replaces a failed attempt followed by another."""
     data = {"error_code": str(error.code), "error_message": error.message, "recoverable": True,
