@@ -61,7 +61,8 @@ def bench_bare(url: str, raws: list[dict], sid: str, batch: int) -> float:
 
     from asm_nb.core.serialization import new_id, utc_now
     from asm_nb.stores import _codec
-    from asm_nb.stores.sql import _ts_text, normalize_url
+    from asm_nb.stores._sql_rows import _ts_text  # the row encoding SqlStore writes
+    from asm_nb.stores.sql import normalize_url
 
     url = normalize_url(url)
     pg = url.startswith("postgresql")
