@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence, runtime_checkable
+from datetime import datetime
+from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol, Sequence, runtime_checkable
 
 from . import config
 from .core.capabilities import Capability
-from .core.events import Event
-from .core.run import Run
-from .core.session import Session
+from .core.events import Event, EventType
+from .core.run import Run, RunStatus
+from .core.session import Session, SessionStatus
 
 EventCallback = Callable[[dict], "None | Awaitable[None]"]
-TimeoutSpec = Any
+#: milliseconds (int), ``inf`` / ``"unbounded"`` for a week, a digit string, or None for the default
+TimeoutSpec = int | float | str | None
 
 ONE_WEEK_MS = 604_800_000
 
@@ -69,18 +71,19 @@ class SessionStore(Protocol):
 
     def save_session(self, session: Session) -> None: ...
     def get_session(self, session_id: str) -> Session: ...
-    def list_sessions(self, *, status: Any = None, agent_id: str | None = None, limit: int | None = None,
+    def list_sessions(self, *, status: SessionStatus | str | None = None, agent_id: str | None = None, limit: int | None = None,
                       offset: int = 0) -> list[Session]: ...
     def delete_session(self, session_id: str) -> None: ...
     def save_run(self, run: Run) -> None: ...
     def get_run(self, run_id: str) -> Run: ...
-    def list_runs(self, session_id: str | None, *, status: Any = None, limit: int | None = None) -> list[Run]: ...
+    def list_runs(self, session_id: str | None, *, status: RunStatus | str | None = None, limit: int | None = None) -> list[Run]: ...
     def get_active_run(self, session_id: str) -> Run | None: ...
     def append_event(self, event: Event) -> None: ...
     def append_event_with_sequence(self, event: Event) -> Event: ...
     def append_events(self, events: Sequence[Event]) -> list[Event]: ...
     def flush(self, payload: Any = None) -> None: ...
-    def get_events(self, session_id: str, *, run_id: str | None = None, type: Any = None, since: Any = None,
+    def get_events(self, session_id: str, *, run_id: str | None = None, type: EventType | str | Iterable[EventType | str] | None = None,
+                   since: datetime | str | None = None,
                    after: int | None = None, before: int | None = None, limit: int | None = None,
                    wait_timeout_ms: int = 0) -> list[Event]: ...
     def get_latest_sequence(self, session_id: str) -> int: ...
@@ -130,7 +133,7 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
-def resolve_execute_timeout_base(timeout: Any) -> int:
+def resolve_execute_timeout_base(timeout: object) -> int:
     """Base execute timeout in ms (docs/providers.md, the adapter contract)."""
     default = int(config.get("execute_timeout_ms"))
     if timeout is None:
@@ -150,6 +153,6 @@ def resolve_execute_timeout_base(timeout: Any) -> int:
     return default
 
 
-def resolve_execute_timeout(timeout: Any) -> int:
+def resolve_execute_timeout(timeout: object) -> int:
     """Base timeout plus ``execute_grace_timeout_ms``."""
     return resolve_execute_timeout_base(timeout) + int(config.get("execute_grace_timeout_ms"))

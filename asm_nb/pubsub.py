@@ -37,7 +37,7 @@ import logging
 import queue as _queue
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Union
 
 __all__ = ["PubSub", "PubSubSubscription", "default_pubsub", "session_topic", "run_topic", "type_topic",
            "build_topic", "event_callback", "subscribe_events", "publish_server_events", "SCOPES"]
@@ -46,34 +46,38 @@ log = logging.getLogger(__name__)
 
 SCOPES = ("session", "run", "type")
 
+#: what ``subscribe`` delivers to: a callable (called with the message), an ``asyncio.Queue`` (also
+#: from another thread: the put goes through the loop that subscribed) or a ``queue.Queue``
+Subscriber = Union[Callable[[Any], object], "asyncio.Queue[Any]", "_queue.Queue[Any]"]
 
-def _s(value: Any) -> str:
+
+def _s(value: object) -> str:
     value = getattr(value, "value", value)
     return "" if value is None else str(value)
 
 
-def session_topic(session_id: Any, prefix: str = "asm") -> str:
+def session_topic(session_id: object, prefix: str = "asm") -> str:
     """``"<prefix>:session:<session_id>"``."""
     return f"{prefix}:session:{_s(session_id)}"
 
 
-def run_topic(session_id: Any, run_id: Any, prefix: str = "asm") -> str:
+def run_topic(session_id: object, run_id: object, prefix: str = "asm") -> str:
     """``"<prefix>:session:<session_id>:run:<run_id>"``."""
     return f"{session_topic(session_id, prefix)}:run:{_s(run_id)}"
 
 
-def type_topic(session_id: Any, type: Any, prefix: str = "asm") -> str:
+def type_topic(session_id: object, type: object, prefix: str = "asm") -> str:
     """``"<prefix>:session:<session_id>:type:<type>"`` (an EventType member → its value)."""
     return f"{session_topic(session_id, prefix)}:type:{_s(type)}"
 
 
-def _field(event: Any, key: str) -> Any:
+def _field(event: object, key: str) -> Any:
     if isinstance(event, Mapping):
         return event.get(key)
     return getattr(event, key, None)
 
 
-def build_topic(event: Any, *, prefix: str = "asm", scope: str = "session") -> str:
+def build_topic(event: object, *, prefix: str = "asm", scope: str = "session") -> str:
     """The topic of ``event`` (a dict or an ``Event``) for ``scope`` session / run / type;
     a missing value interpolates as ``""``."""
     if scope not in SCOPES:
@@ -95,8 +99,8 @@ class PubSubSubscription:
 
     id: int
     topic: str
-    target: Any
-    loop: Any = None
+    target: Subscriber
+    loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def is_pattern(self) -> bool:
@@ -114,7 +118,7 @@ class PubSub:
         self._exact: dict[str, tuple[PubSubSubscription, ...]] = {}
         self._patterns: tuple[PubSubSubscription, ...] = ()
 
-    def subscribe(self, topic: str, handler: Any) -> PubSubSubscription:
+    def subscribe(self, topic: str, handler: Subscriber) -> PubSubSubscription:
         """Deliver the messages of ``topic`` to ``handler`` (callable, asyncio.Queue or queue.Queue)."""
         if not isinstance(topic, str) or not topic:
             raise ValueError("topic must be a non-empty string")
@@ -154,7 +158,7 @@ class PubSub:
     def has_subscribers(self) -> bool:
         return bool(self._exact or self._patterns)
 
-    def broadcast(self, topic: str, message: Any) -> None:
+    def broadcast(self, topic: str, message: object) -> None:
         """Deliver ``message`` to every subscription of ``topic``, in subscription order."""
         subs = self._exact.get(topic, ())  # copy-on-write tuples: no lock on the hot path
         if self._patterns:
@@ -163,7 +167,7 @@ class PubSub:
             self._deliver(sub, message)
 
     @staticmethod
-    def _deliver(sub: PubSubSubscription, message: Any) -> None:
+    def _deliver(sub: PubSubSubscription, message: object) -> None:
         target = sub.target
         try:
             if isinstance(target, asyncio.Queue):
@@ -201,14 +205,14 @@ def default_pubsub() -> PubSub:
 
 
 def event_callback(pubsub: PubSub | None = None, *, prefix: str = "asm", scope: str = "session",
-                   message_wrapper: str = "asm_event", topic: str | None = None) -> Callable[[Any], None]:
+                   message_wrapper: str = "asm_event", topic: str | None = None) -> Callable[[object], None]:
     """An ``event_callback`` that broadcasts each event as ``(wrapper, session_id, event)`` to
     ``topic`` or to ``build_topic(event, prefix, scope)``."""
     if scope not in SCOPES:
         raise ValueError(f"invalid scope {scope!r} (expected session, run, or type)")
     ps = pubsub if pubsub is not None else default_pubsub()
 
-    def callback(event: Any) -> None:
+    def callback(event: object) -> None:
         t = topic if topic is not None else build_topic(event, prefix=prefix, scope=scope)
         ps.broadcast(t, (message_wrapper, _field(event, "session_id"), event))
 
@@ -216,7 +220,7 @@ def event_callback(pubsub: PubSub | None = None, *, prefix: str = "asm", scope: 
 
 
 def subscribe_events(pubsub: PubSub | None = None, *, session_id: str | None = None, run_id: str | None = None,
-                     topic: str | None = None, prefix: str = "asm", handler: Any) -> PubSubSubscription:
+                     topic: str | None = None, prefix: str = "asm", handler: Subscriber) -> PubSubSubscription:
     """Subscribe ``handler`` to an explicit ``topic``, else to the run topic (with ``run_id``)
     or the session topic of ``session_id``."""
     ps = pubsub if pubsub is not None else default_pubsub()

@@ -15,9 +15,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, Mapping, TypeVar
 
 from .core.errors import AsmError, category, is_retryable
+
+if TYPE_CHECKING:
+    from .ports import ProviderAdapter, SessionStore
+
+_R = TypeVar("_R")
 
 __all__ = ["StepResult", "step_result", "step_execute", "astep_execute", "setup_workflow_session",
            "asetup_workflow_session", "complete_workflow_session", "acomplete_workflow_session",
@@ -28,31 +33,31 @@ __all__ = ["StepResult", "step_result", "step_execute", "astep_execute", "setup_
 class StepResult:
     """The outcome of one workflow step (spec defaults)."""
 
-    output: dict = field(default_factory=dict)
+    output: dict[str, Any] = field(default_factory=dict)
     content: str | None = None
-    token_usage: dict = field(default_factory=dict)
+    token_usage: dict[str, Any] = field(default_factory=dict)
     session_id: str | None = None
     run_id: str | None = None
-    events: list = field(default_factory=list)
+    events: list[Any] = field(default_factory=list)
     stop_reason: str | None = None
-    tool_calls: list = field(default_factory=list)
+    tool_calls: list[Any] = field(default_factory=list)
     has_tool_calls: bool = False
     persistence_failures: int = 0
-    workspace: dict | None = None
-    policy: dict | None = None
+    workspace: dict[str, Any] | None = None
+    policy: dict[str, Any] | None = None
     retryable: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-def _get(raw: Any, key: str) -> Any:
+def _get(raw: object, key: str) -> Any:
     if isinstance(raw, Mapping):
         return raw.get(key)
     return getattr(raw, key, None)
 
 
-def step_result(raw: Any, *, session_id: str | None = None, run_id: str | None = None) -> StepResult:
+def step_result(raw: object, *, session_id: str | None = None, run_id: str | None = None) -> StepResult:
     """A ``StepResult`` from an ``ExecutionResult`` or a dict of the same keys."""
     output = _get(raw, "output")
     output = dict(output) if isinstance(output, Mapping) else {}
@@ -78,7 +83,7 @@ def step_result(raw: Any, *, session_id: str | None = None, run_id: str | None =
 _EXEC_KEYS = ("event_callback", "continuation", "continuation_opts", "adapter_opts", "policy", "workspace")
 
 
-async def astep_execute(store: Any, adapter: Any, params: Mapping[str, Any]) -> StepResult:
+async def astep_execute(store: SessionStore, adapter: ProviderAdapter, params: Mapping[str, Any]) -> StepResult:
     """Run one step. ``params``: ``input`` (required), ``session_id`` (→ multi-run: the session is
     not failed on error), ``agent_id``, ``context``, ``metadata``, ``tags``, ``continuation``,
     ``continuation_opts``, ``adapter_opts``, ``policy``, ``workspace``, ``event_callback``.
@@ -105,7 +110,7 @@ async def astep_execute(store: Any, adapter: Any, params: Mapping[str, Any]) -> 
     return step_result(raw)
 
 
-async def asetup_workflow_session(store: Any, adapter: Any, attrs: Mapping[str, Any] | None = None) -> str:
+async def asetup_workflow_session(store: SessionStore, adapter: ProviderAdapter, attrs: Mapping[str, Any] | None = None) -> str:
     """Start and activate a session for a workflow (``agent_id`` default ``"workflow-agent"``)."""
     from .runtime import manager
 
@@ -118,8 +123,8 @@ async def asetup_workflow_session(store: Any, adapter: Any, attrs: Mapping[str, 
     return session.id
 
 
-async def acomplete_workflow_session(store: Any, session_id: str, *, status: str = "completed",
-                                     error: Any = None) -> None:
+async def acomplete_workflow_session(store: SessionStore, session_id: str, *, status: str = "completed",
+                                     error: object = None) -> None:
     """``"failed"`` → fail the session (with ``error`` or ``internal_error`` "Workflow failed");
     any other status → complete it."""
     from .runtime import manager
@@ -130,8 +135,8 @@ async def acomplete_workflow_session(store: Any, session_id: str, *, status: str
         await manager.acomplete_session(store, session_id)
 
 
-def _sync(afn: Any) -> Any:
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+def _sync(afn: Callable[..., Coroutine[Any, Any, _R]]) -> Callable[..., _R]:
+    def wrapper(*args: Any, **kwargs: Any) -> _R:
         from .runtime.loop import run_sync
 
         return run_sync(afn(*args, **kwargs))
@@ -183,7 +188,7 @@ class ErrorClassification:
     recommended_action: str | None = None
 
 
-def classify_error(error: Any) -> ErrorClassification:
+def classify_error(error: object) -> ErrorClassification:
     """Classify a step failure; a non-``AsmError`` is wrapped as ``internal_error`` first."""
     err = error if isinstance(error, AsmError) else AsmError("internal_error", repr(error))
     action = _ACTION_BY_CODE.get(str(err.code), RecommendedAction.ABORT)
