@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import config, telemetry
 from ..core.errors import AsmError
 from ..core.events import Event, EventType
 from .redaction import redact
+
+if TYPE_CHECKING:
+    from ..ports import SessionStore
 
 __all__ = ["HANDLER_ID", "enabled", "set_enabled", "log_run_started", "log_run_completed", "log_run_failed",
            "log_run_cancelled", "log_error", "log_usage_metrics", "get_audit_log", "attach_telemetry_handlers",
@@ -31,7 +34,7 @@ __all__ = ["HANDLER_ID", "enabled", "set_enabled", "log_run_started", "log_run_c
 log = logging.getLogger(__name__)
 
 HANDLER_ID = "asm_audit_logger"
-_store: Any = None
+_store: SessionStore | None = None
 
 
 def enabled() -> bool:
@@ -44,7 +47,7 @@ def set_enabled(value: bool) -> None:
     config.put("audit_logging_enabled", bool(value))
 
 
-def _get(obj: Any, key: str, default: Any = None) -> Any:
+def _get(obj: object, key: str, default: Any = None) -> Any:
     if obj is None:
         return default
     if isinstance(obj, Mapping):
@@ -52,18 +55,19 @@ def _get(obj: Any, key: str, default: Any = None) -> Any:
     return getattr(obj, key, default)
 
 
-def _value(v: Any) -> Any:
+def _value(v: object) -> object:
     return getattr(v, "value", v)  # enums (RunStatus, ErrorCode) as their string value
 
 
-def _provider(run: Any, session: Any) -> Any:
+def _provider(run: object, session: object) -> str | None:
     prov = _get(run, "provider")
     if prov is None:
         prov = _get(_get(session, "metadata"), "provider")
     return prov if isinstance(prov, str) else None
 
 
-def _append(store: Any, etype: EventType, session_id: Any, run_id: Any, data: dict, provider: Any = None) -> None:
+def _append(store: SessionStore, etype: EventType, session_id: object, run_id: object, data: dict[str, Any],
+            provider: str | None = None) -> None:
     if not enabled():
         return
     try:
@@ -75,19 +79,19 @@ def _append(store: Any, etype: EventType, session_id: Any, run_id: Any, data: di
         log.debug("audit log append of %s failed: %r", etype.value, exc)
 
 
-def _session_id(run: Any, session: Any) -> Any:
+def _session_id(run: object, session: object) -> object:
     sid = _get(session, "id")
     return sid if sid is not None else _get(run, "session_id")
 
 
-def log_run_started(store: Any, run: Any, session: Any) -> None:
+def log_run_started(store: SessionStore, run: object, session: object) -> None:
     """Append ``run_started`` ``{agent_id, run_status}``."""
     _append(store, EventType.RUN_STARTED, _session_id(run, session), _get(run, "id"),
             {"agent_id": _get(session, "agent_id"), "run_status": _value(_get(run, "status"))},
             _provider(run, session))
 
 
-def log_run_completed(store: Any, run: Any, session: Any, result: Any = None) -> None:
+def log_run_completed(store: SessionStore, run: object, session: object, result: object = None) -> None:
     """Append ``run_completed`` ``{agent_id, token_usage}`` (``result["token_usage"]``, default ``{}``)."""
     usage = _get(result, "token_usage", {})
     _append(store, EventType.RUN_COMPLETED, _session_id(run, session), _get(run, "id"),
@@ -95,13 +99,13 @@ def log_run_completed(store: Any, run: Any, session: Any, result: Any = None) ->
             _provider(run, session))
 
 
-def _error_fields(error: Any) -> tuple[Any, Any]:
+def _error_fields(error: object) -> tuple[object, object]:
     if isinstance(error, AsmError):
         return _value(error.code), error.message
     return _value(_get(error, "code")), _get(error, "message")
 
 
-def log_run_failed(store: Any, run: Any, session: Any, error: Any) -> None:
+def log_run_failed(store: SessionStore, run: object, session: object, error: object) -> None:
     """Append ``run_failed`` ``{agent_id, error_code, error_message}`` (from ``error.code`` /
     ``.message`` or the dict keys ``code`` / ``message``)."""
     code, message = _error_fields(error)
@@ -110,7 +114,7 @@ def log_run_failed(store: Any, run: Any, session: Any, error: Any) -> None:
             _provider(run, session))
 
 
-def log_run_cancelled(store: Any, run: Any, session: Any, reason: Any = None) -> None:
+def log_run_cancelled(store: SessionStore, run: object, session: object, reason: object = None) -> None:
     """(Python addition) Append ``run_cancelled`` ``{agent_id, reason?}``: a cancelled run is
     neither completed nor failed, and its audit trail still needs an end."""
     data = {"agent_id": _get(session, "agent_id")}
@@ -120,7 +124,7 @@ def log_run_cancelled(store: Any, run: Any, session: Any, reason: Any = None) ->
             _provider(run, session))
 
 
-def log_error(store: Any, run: Any, session: Any, error: Any) -> None:
+def log_error(store: SessionStore, run: object, session: object, error: object) -> None:
     """Append ``error_occurred`` ``{agent_id, error_code, error_message}``."""
     code, message = _error_fields(error)
     _append(store, EventType.ERROR_OCCURRED, _session_id(run, session), _get(run, "id"),
@@ -128,13 +132,13 @@ def log_error(store: Any, run: Any, session: Any, error: Any) -> None:
             _provider(run, session))
 
 
-def log_usage_metrics(store: Any, session: Any, metrics: Mapping[str, Any], run_id: str | None = None) -> None:
+def log_usage_metrics(store: SessionStore, session: object, metrics: Mapping[str, Any], run_id: str | None = None) -> None:
     """Append ``token_usage_updated`` with ``data = metrics``."""
     _append(store, EventType.TOKEN_USAGE_UPDATED, _get(session, "id"), run_id,
             dict(metrics) if isinstance(metrics, Mapping) else {})
 
 
-def get_audit_log(store: Any, session_id: str, **filters: Any) -> list[Event]:
+def get_audit_log(store: SessionStore, session_id: str, **filters: Any) -> list[Event]:
     """``store.get_events(session_id, run_id=?, type=?, since=?)`` in append order; only the
     filters given are passed on."""
     kwargs = {k: filters[k] for k in ("run_id", "type", "since") if filters.get(k) is not None}
@@ -149,7 +153,7 @@ _EVENTS = (telemetry.event_name("run", "start"), telemetry.event_name("run", "st
 _USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens")
 
 
-def _handle(name: tuple, measurements: Mapping[str, Any], metadata: Mapping[str, Any], _cfg: Any) -> None:
+def _handle(name: tuple, measurements: Mapping[str, Any], metadata: Mapping[str, Any], _cfg: object) -> None:
     store = _store
     if store is None:
         return
@@ -172,7 +176,7 @@ def _handle(name: tuple, measurements: Mapping[str, Any], metadata: Mapping[str,
                                              "message": metadata.get("error_message")})
 
 
-def attach_telemetry_handlers(store: Any) -> None:
+def attach_telemetry_handlers(store: SessionStore) -> None:
     """Record run start/stop/exception and usage reports into ``store`` (handler id
     ``"asm_audit_logger"``). Attaching again replaces the store."""
     global _store

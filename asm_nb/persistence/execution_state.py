@@ -30,10 +30,10 @@ class ExecutionPayload:
     session: Any = None
     run: Any = None
     events: list[Event] = field(default_factory=list)
-    provider_metadata: dict = field(default_factory=dict)
+    provider_metadata: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def coerce(cls, payload: Any) -> "ExecutionPayload":
+    def coerce(cls, payload: object) -> "ExecutionPayload":
         """A payload as is; a dict with the four keys (missing ``events``/``provider_metadata``
         → empty) → payload; anything else → ``validation_error``."""
         if isinstance(payload, ExecutionPayload):
@@ -66,11 +66,11 @@ class ExecutionState:
     __slots__ = ("session", "run", "events", "provider_metadata", "sequence_counter")
 
     def __init__(self, session: Any = None, run: Any = None, events: list[Event] | None = None,
-                 provider_metadata: dict | None = None, sequence_counter: int = 0) -> None:
+                 provider_metadata: Mapping[str, Any] | None = None, sequence_counter: int = 0) -> None:
         self.session = session
         self.run = run
         self.events: list[Event] = list(events or [])
-        self.provider_metadata: dict = dict(provider_metadata or {})
+        self.provider_metadata: dict[str, Any] = dict(provider_metadata or {})
         self.sequence_counter = sequence_counter
 
     @classmethod
@@ -84,7 +84,7 @@ class ExecutionState:
         self.sequence_counter += 1
         return self
 
-    def cache_provider_metadata(self, metadata: Any) -> "ExecutionState":
+    def cache_provider_metadata(self, metadata: object) -> "ExecutionState":
         """Shallow-merge ``metadata`` into ``provider_metadata``; non-dict → ``validation_error``."""
         if not isinstance(metadata, Mapping):
             raise AsmError("validation_error", "provider metadata must be a dict")

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from .. import telemetry
 from ..core.errors import AsmError
@@ -36,6 +36,9 @@ from ..core.events import EVENT_SCHEMA_VERSION, Event, EventType, resolve_type
 from ..core.serialization import ensure_aware, new_id, parse_datetime, utc_now
 from .redaction import EVENT_REDACTED, RedactionConfig, emit_redacted, redact_payload
 from .validation import SHAPE_RULES, shape_warnings, validate_structural
+
+if TYPE_CHECKING:
+    from ..ports import SessionStore
 
 
 __all__ = ["PipelineContext", "build_event", "EventPipeline", "EVENT_PERSISTED", "EVENT_VALIDATION_WARNING",
@@ -66,7 +69,7 @@ class PipelineContext:
     redaction: Mapping[str, Any] | None = None
 
     @classmethod
-    def coerce(cls, ctx: Any) -> "PipelineContext":
+    def coerce(cls, ctx: object) -> "PipelineContext":
         """A ``PipelineContext`` as is, or one built from a dict with the same keys."""
         if isinstance(ctx, PipelineContext):
             return ctx
@@ -76,7 +79,7 @@ class PipelineContext:
         raise AsmError("validation_error", f"pipeline context must be a PipelineContext or dict, got: {ctx!r}")
 
 
-def _timestamp(value: Any) -> datetime:
+def _timestamp(value: object) -> datetime:
     if isinstance(value, datetime):
         return ensure_aware(value)
     if isinstance(value, str):
@@ -87,7 +90,7 @@ def _timestamp(value: Any) -> datetime:
     return utc_now()
 
 
-def _session_id(value: Any) -> str:
+def _session_id(value: object) -> str:
     if value is None:
         raise AsmError("validation_error", "session_id is required")
     if not isinstance(value, str):
@@ -97,7 +100,7 @@ def _session_id(value: Any) -> str:
     return value
 
 
-def _as_dict(value: Any) -> dict:
+def _as_dict(value: object) -> dict[str, Any]:
     if type(value) is dict:
         return value.copy()  # shallow: the stored event must not share the caller's dict
     if value is not None and isinstance(value, Mapping):
@@ -105,7 +108,7 @@ def _as_dict(value: Any) -> dict:
     return {}
 
 
-def _override_config(override: Any) -> RedactionConfig:
+def _override_config(override: object) -> RedactionConfig:
     if isinstance(override, RedactionConfig):
         return override
     if isinstance(override, Mapping):
@@ -113,7 +116,7 @@ def _override_config(override: Any) -> RedactionConfig:
     raise AsmError("validation_error", f"redaction override must be a dict, got: {override!r}")
 
 
-def _event_factory() -> Any:
+def _event_factory() -> Callable[..., Event] | None:
     """A constructor for fully validated fields that sets the slots directly.
 
     The generated ``__init__`` of a frozen dataclass goes through ``object.__setattr__`` per
@@ -132,8 +135,9 @@ def _event_factory() -> Any:
         return None
     new = object.__new__
 
-    def make(ev_id: str, etype: EventType, ts: datetime, session_id: str, run_id: Any, data: dict,
-             metadata: dict, provider: Any, correlation_id: Any) -> Event:
+    def make(ev_id: str, etype: EventType, ts: datetime, session_id: str, run_id: str | None,
+             data: dict[str, Any], metadata: dict[str, Any], provider: str | None,
+             correlation_id: str | None) -> Event:
         e = new(Event)
         s_id(e, ev_id)
         s_type(e, etype)
@@ -151,8 +155,9 @@ def _event_factory() -> Any:
     return make
 
 
-def _event_slow(ev_id: str, etype: EventType, ts: datetime, session_id: str, run_id: Any, data: dict,
-                metadata: dict, provider: Any, correlation_id: Any) -> Event:
+def _event_slow(ev_id: str, etype: EventType, ts: datetime, session_id: str, run_id: str | None,
+                data: dict[str, Any], metadata: dict[str, Any], provider: str | None,
+                correlation_id: str | None) -> Event:
     return Event(id=ev_id, type=etype, timestamp=ts, session_id=session_id, run_id=run_id, data=data,
                  metadata=metadata, provider=provider, correlation_id=correlation_id)
 
@@ -214,8 +219,8 @@ def build_event(raw: Mapping[str, Any], ctx: PipelineContext | Mapping[str, Any]
     return event
 
 
-def _unshared_appender(store: Any, hook: str = "_append_unshared",
-                       public: str = "append_event_with_sequence") -> Any:
+def _unshared_appender(store: object, hook: str = "_append_unshared",
+                       public: str = "append_event_with_sequence") -> Callable[..., Any] | None:
     """``store._append_unshared`` (same contract as ``append_event_with_sequence``, but the store
     may number the event in place instead of copying it) when the store's own class defines it and
     no instance attribute replaces ``append_event_with_sequence``. A subclass that overrides the
@@ -239,12 +244,12 @@ class EventPipeline:
     [1, 2]
     """
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: SessionStore) -> None:
         self.store = store
 
     # -- telemetry helpers ----------------------------------------------------------------
     @staticmethod
-    def _rejected(ctx: Any, error: AsmError) -> None:
+    def _rejected(ctx: object, error: AsmError) -> None:
         if telemetry.has_handlers(EVENT_REJECTED) and telemetry.enabled():
             session_id = ctx.session_id if isinstance(ctx, PipelineContext) else (
                 ctx.get("session_id") if isinstance(ctx, Mapping) else None)
@@ -267,7 +272,7 @@ class EventPipeline:
                                "provider": ctx.provider})
 
     # -- API ------------------------------------------------------------------------------
-    def build(self, raw: Any, ctx: Any) -> Event:
+    def build(self, raw: Mapping[str, Any], ctx: PipelineContext | Mapping[str, Any]) -> Event:
         """Steps 1–3 of ``process`` without storing: build (rejected telemetry on failure) and
         report shape warnings."""
         try:
@@ -279,7 +284,7 @@ class EventPipeline:
         self._warned(event)
         return event
 
-    def process(self, raw: Any, ctx: Any) -> Event:
+    def process(self, raw: Mapping[str, Any], ctx: PipelineContext | Mapping[str, Any]) -> Event:
         """Build, store with a sequence number and return the stored event."""
         try:
             if type(ctx) is not PipelineContext:
@@ -303,7 +308,7 @@ class EventPipeline:
             self._persisted(stored, ctx)
         return stored
 
-    def process_batch(self, raws: Sequence[Any], ctx: Any) -> list[Event]:
+    def process_batch(self, raws: Sequence[Mapping[str, Any]], ctx: PipelineContext | Mapping[str, Any]) -> list[Event]:
         """Build every event first (the first failure rejects the whole batch and nothing is
         stored), then one ``store.append_events``. Returns the stored events in input order."""
         if not isinstance(raws, (list, tuple)):

@@ -23,13 +23,13 @@ _LIMIT_FIELDS = ("max_session_age_days", "max_completed_session_age_days", "hard
                  "max_events_per_session", "max_total_events")
 
 
-def _norm_inf(v: Any) -> Any:
+def _norm_inf(v: object) -> object:
     if isinstance(v, str) and v.strip().lower() in ("infinity", "inf"):
         return INFINITY
     return v
 
 
-def _limit_ok(v: Any) -> bool:
+def _limit_ok(v: object) -> bool:
     if v == INFINITY and isinstance(v, float):
         return True
     return isinstance(v, int) and not isinstance(v, bool) and v > 0

@@ -39,13 +39,13 @@ SHAPE_RULES: dict[EventType, tuple[tuple[str, str], ...]] = {
 _RULES_BY_VALUE = {t.value: r for t, r in SHAPE_RULES.items()}
 
 
-def _field(event: Any, name: str) -> Any:
+def _field(event: object, name: str) -> Any:
     if isinstance(event, Mapping):
         return event.get(name)
     return getattr(event, name, None)
 
 
-def validate_structural(event: Any) -> None:
+def validate_structural(event: object) -> None:
     """Raise ``AsmError`` for the first structural problem; return None when the event is sound.
 
     Checks, in order: ``type``, ``session_id``, ``timestamp`` present; ``type`` a valid
@@ -71,7 +71,7 @@ def validate_structural(event: Any) -> None:
         raise AsmError("validation_error", f"data must be a dict, got: {data!r}")
 
 
-def validate_shape(event: Any) -> list[str]:
+def validate_shape(event: object) -> list[str]:
     """Advisory warnings for missing or mistyped payload fields of the types in ``SHAPE_RULES``.
 
     >>> from asm_nb.core.events import Event
@@ -88,13 +88,13 @@ def validate_shape(event: Any) -> list[str]:
     return _check_shape(rules, _field(event, "data"))
 
 
-def shape_warnings(etype: EventType, data: Any) -> list[str]:
+def shape_warnings(etype: EventType, data: object) -> list[str]:
     """``validate_shape`` for a type and payload before the ``Event`` exists (pipeline fast path)."""
     rules = SHAPE_RULES.get(etype)
     return _check_shape(rules, data) if rules else []
 
 
-def _check_shape(rules: tuple[tuple[str, str], ...], data: Any) -> list[str]:
+def _check_shape(rules: tuple[tuple[str, str], ...], data: object) -> list[str]:
     if type(data) is not dict and not isinstance(data, Mapping):
         data = {}
     warnings: list[str] = []
