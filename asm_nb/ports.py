@@ -8,9 +8,10 @@ contract).
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol, Sequence, Union, runtime_checkable
 
 from . import config
 from .core.capabilities import Capability
@@ -156,3 +157,8 @@ def resolve_execute_timeout_base(timeout: object) -> int:
 def resolve_execute_timeout(timeout: object) -> int:
     """Base timeout plus ``execute_grace_timeout_ms``."""
     return resolve_execute_timeout_base(timeout) + int(config.get("execute_grace_timeout_ms"))
+
+
+#: What the functions that read "a store" take: a store object, a path or URL (opened once per
+#: process, ``"memory://"`` fresh each time) or None for the default store (``stores.resolve_store``).
+StoreRef = Union[SessionStore, str, os.PathLike[str], None]

@@ -7,10 +7,13 @@ which ``asm_nb.rendering.tables.format_cost_table`` prints. Polars loads inside 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.errors import AsmError
 from ..rendering.tables import COST_COLUMNS_AFTER_KEYS, COST_NUMBER_COLUMNS
+
+if TYPE_CHECKING:
+    from ..ports import StoreRef
 
 __all__ = ["cost_table", "cost_rows", "COST_GROUPS"]
 
@@ -34,7 +37,7 @@ def _groups(by: Any) -> list[str]:
     return groups
 
 
-def cost_table(store: Any = None, *, by: Any = ("provider", "model"), backend: str = "pandas",
+def cost_table(store: StoreRef = None, *, by: Any = ("provider", "model"), backend: str = "pandas",
                **filters: Any) -> Any:
     """Runs, tokens and USD per group (default: per provider and model), most expensive first.
 
@@ -68,7 +71,7 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def cost_rows(store: Any = None, *, by: Any = ("provider", "model"), **filters: Any) -> tuple[list[dict], dict]:
+def cost_rows(store: StoreRef = None, *, by: Any = ("provider", "model"), **filters: Any) -> tuple[list[dict], dict]:
     """``(rows, total)``: :func:`cost_table` as JSON-ready dicts (days as ``YYYY-MM-DD``) and the
     column sums (``cost_usd`` None when no run is priced)."""
     df = cost_table(store, by=by, backend="polars", **filters)

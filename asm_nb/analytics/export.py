@@ -7,9 +7,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ..core.errors import AsmError
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from ..ports import SessionStore, StoreRef
 
 __all__ = ["export", "EXPORT_TABLES", "EXPORT_FORMATS", "ALL_FORMATS"]
 
@@ -21,13 +26,13 @@ EXPORT_FORMATS = {"parquet": "parquet", "csv": "csv", "jsonl": "jsonl"}
 ALL_FORMATS = (*EXPORT_FORMATS, "sqlite")
 
 
-def _store(store: Any) -> Any:
+def _store(store: StoreRef) -> SessionStore:
     from ..stores import resolve_store
 
     return resolve_store(store)
 
 
-def _redacted_frame(df: Any) -> Any:
+def _redacted_frame(df: pl.DataFrame) -> pl.DataFrame:
     """Every text column through the redactor: an export is a file people share, and a store
     written before a pattern existed may still hold that secret."""
     import polars as pl
@@ -41,7 +46,7 @@ def _redacted_frame(df: Any) -> Any:
                             for c in cols])
 
 
-def _frame(table: str, store: Any, filters: Mapping[str, Any]) -> Any:
+def _frame(table: str, store: SessionStore, filters: Mapping[str, Any]) -> pl.DataFrame:
     from . import frames
 
     f = {k: v for k, v in filters.items() if v is not None}
@@ -56,7 +61,7 @@ def _frame(table: str, store: Any, filters: Mapping[str, Any]) -> Any:
     raise AsmError("validation_error", f"unknown table {table!r}; expected one of {', '.join(EXPORT_TABLES)}")
 
 
-def _flat_for_csv(df: Any) -> Any:
+def _flat_for_csv(df: pl.DataFrame) -> pl.DataFrame:
     """CSV holds no nested values: list / struct columns become JSON text."""
     import polars as pl
 
@@ -68,7 +73,7 @@ def _flat_for_csv(df: Any) -> Any:
     return df.with_columns(exprs) if exprs else df
 
 
-def _write(df: Any, path: Path, fmt: str) -> None:
+def _write(df: pl.DataFrame, path: Path, fmt: str) -> None:
     if fmt == "parquet":
         try:
             import pyarrow.parquet as pq
@@ -81,7 +86,7 @@ def _write(df: Any, path: Path, fmt: str) -> None:
         df.write_ndjson(path)
 
 
-def export(store: Any, out: Any, *, format: str = "parquet", tables: Iterable[str] | None = None,
+def export(store: StoreRef, out: str | os.PathLike[str], *, format: str = "parquet", tables: Iterable[str] | None = None,
            overwrite: bool = False, session_id: Any = None, provider: Any = None, since: Any = None,
            until: Any = None) -> dict[str, dict[str, Any]]:
     """Write the ``sessions``, ``runs``, ``events`` and ``tool_calls`` frames of ``store`` to

@@ -5,10 +5,13 @@ reports what would go without touching the store."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..core.errors import AsmError
 from .query import _store, maintenance
+
+if TYPE_CHECKING:
+    from ..ports import StoreRef
 
 __all__ = ["gc", "retention_policy"]
 
@@ -90,7 +93,7 @@ def _plan(store: Any, policy: Any) -> dict[str, Any]:
             "soft_delete_session_ids": soft, "hard_delete_session_ids": hard}
 
 
-def gc(store: Any = None, *, max_age_days: Any = None, hard_delete_after_days: Any = None,
+def gc(store: StoreRef = None, *, max_age_days: Any = None, hard_delete_after_days: Any = None,
        max_events_per_session: Any = None, keep_failed: bool = False, dry_run: bool = False) -> dict[str, Any]:
     """Apply retention to ``store`` and return the maintenance report: ``sessions_soft_deleted,
     sessions_hard_deleted, events_pruned, artifacts_cleaned, orphaned_sequences_cleaned,

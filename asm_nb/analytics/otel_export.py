@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..core.errors import AsmError
+
+if TYPE_CHECKING:
+    from ..ports import SessionStore
 
 __all__ = ["export_runs", "select_runs", "default_endpoint"]
 
@@ -46,7 +49,7 @@ def _since(value: Any) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
-def select_runs(store: Any, *, run_ids: Sequence[str] | None = None, session_id: str | None = None,
+def select_runs(store: SessionStore, *, run_ids: Sequence[str] | None = None, session_id: str | None = None,
                 since: Any = None) -> list[Any]:
     """The runs to export: the given ids, a session's runs, or every run (started at or after
     ``since`` when given), oldest first."""
@@ -64,7 +67,7 @@ def select_runs(store: Any, *, run_ids: Sequence[str] | None = None, session_id:
     return sorted(runs, key=lambda r: (r.started_at, r.id))
 
 
-def export_runs(store: Any, *, run_ids: Sequence[str] | None = None, session_id: str | None = None,
+def export_runs(store: SessionStore | str | None, *, run_ids: Sequence[str] | None = None, session_id: str | None = None,
                 since: Any = None, endpoint: str | None = None, tracer_provider: Any = None,
                 capture_content: bool = False, headers: dict[str, str] | None = None,
                 timeout_s: float = 10.0) -> dict[str, Any]:

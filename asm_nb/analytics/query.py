@@ -9,18 +9,21 @@ Imports ``core`` and ``stores``; no Jupyter.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..ports import SessionStore, StoreRef
 
 __all__ = ["query", "maintenance"]
 
 
-def _store(store: Any) -> Any:
+def _store(store: StoreRef) -> SessionStore:
     from ..stores import resolve_store
 
     return resolve_store(store)
 
 
-def query(store: Any = None) -> Any:
+def query(store: StoreRef = None) -> Any:
     """The QueryAPI of ``store`` (a store, a path/URL, or None for the default store): the
     store's own ``query`` when it has one (SqlStore answers with SQL), else a
     ``GenericQueryAPI`` scanning its rows.
@@ -34,7 +37,7 @@ def query(store: Any = None) -> Any:
     return query_api(_store(store))
 
 
-def maintenance(store: Any = None) -> Any:
+def maintenance(store: StoreRef = None) -> Any:
     """The Maintenance of ``store`` (its own ``maintenance`` when it has one, else a
     ``GenericMaintenance``): ``execute(policy)``, ``health_check()``, ...
 

@@ -4,9 +4,12 @@ outputs as a ranked DataFrame (docs/search.md). The index itself lives with each
 
 from __future__ import annotations
 
-from typing import Any, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 from ..core.errors import AsmError
+
+if TYPE_CHECKING:
+    from ..ports import StoreRef
 
 __all__ = ["search", "search_rows", "SEARCH_COLUMNS", "split_marks"]
 
@@ -42,7 +45,7 @@ def split_marks(snippet: str) -> list[tuple[str, bool]]:
     return parts
 
 
-def search_rows(store: Any, text: str, *, kind: Any = None, session_id: str | None = None, limit: int = 20,
+def search_rows(store: StoreRef, text: str, *, kind: Any = None, session_id: str | None = None, limit: int = 20,
                 mark: Sequence[str] | None = ("**", "**")) -> list[dict[str, Any]]:
     """The hits of :func:`search` as dicts, best first; ``mark=None`` keeps the raw markers
     (``stores.search.MARK_START`` / ``MARK_END``)."""
@@ -57,7 +60,7 @@ def search_rows(store: Any, text: str, *, kind: Any = None, session_id: str | No
             for i, h in enumerate(hits, 1)]
 
 
-def search(store: Any = None, text: str = "", *, kind: Any = None, session_id: str | None = None, limit: int = 20,
+def search(store: StoreRef = None, text: str = "", *, kind: Any = None, session_id: str | None = None, limit: int = 20,
            mark: Sequence[str] = ("**", "**"), backend: Literal["pandas", "polars"] = "pandas") -> Any:
     """Events whose prompt, output, tool input or tool output matches ``text``, best first.
 

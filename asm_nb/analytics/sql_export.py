@@ -16,10 +16,13 @@ import os
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..core.errors import AsmError
 from ..core.usage import TOKEN_KEYS, TOTAL_TOKENS
+
+if TYPE_CHECKING:
+    from ..ports import StoreRef
 
 __all__ = ["export_sqlite", "SQLITE_TABLES", "SQLITE_VIEWS", "SQLITE_EXPORT_VERSION"]
 
@@ -123,7 +126,7 @@ def _frames(store: Any, filters: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _redacted_frame(v) for k, v in built.items()}
 
 
-def export_sqlite(store: Any, out: Any, *, overwrite: bool = False, session_id: Any = None, provider: Any = None,
+def export_sqlite(store: StoreRef, out: str | os.PathLike[str], *, overwrite: bool = False, session_id: Any = None, provider: Any = None,
                   since: Any = None, until: Any = None) -> dict[str, dict[str, Any]]:
     """Write ``store`` to the SQLite file ``out`` (docs/sql-export.md); returns ``{table: {"path",
     "rows"}}``. The file is written beside ``out`` and moved into place when complete; an existing

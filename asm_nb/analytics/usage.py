@@ -15,10 +15,13 @@ Polars loads inside the functions.
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Mapping
 
 from ..core.errors import AsmError
 from ..core.usage import TOKEN_KEYS
+
+if TYPE_CHECKING:
+    from ..ports import StoreRef
 
 __all__ = ["usage", "usage_records", "usage_rows", "USAGE_GROUPS", "BLOCK_HOURS"]
 
@@ -43,7 +46,7 @@ def _project(run: Any, sessions: Mapping[str, Any]) -> str | None:
     return ctx.get("cwd") if isinstance(ctx.get("cwd"), str) else None
 
 
-def usage_records(store: Any = None, *, since: Any = None, until: Any = None, source: Any = None) -> Any:
+def usage_records(store: StoreRef = None, *, since: Any = None, until: Any = None, source: Any = None) -> Any:
     """One row per usage record (polars): ``timestamp, session_id, run_id, project,
     provider, model, source`` (``claude-code`` / ``codex`` for imported history, ``asm`` for
     runs made here), the four token counts, ``cost_usd`` (null when unpriced) and ``call``
@@ -125,7 +128,7 @@ def _blocks(df: Any) -> Any:
     return df.with_columns(block_start=pl.Series(starts, dtype=df.schema["timestamp"]))
 
 
-def usage(store: Any = None, *, by: UsageBy | str = "day", since: Any = None, until: Any = None,
+def usage(store: StoreRef = None, *, by: UsageBy | str = "day", since: Any = None, until: Any = None,
           source: Any = None, backend: Literal["pandas", "polars"] = "pandas") -> Any:
     """Tokens and USD summed ``by`` ``"day"`` (default), ``"week"``, ``"month"``, ``"session"``,
     ``"project"``, ``"model"`` or ``"block"`` (5-hour billing windows), oldest first.
@@ -185,7 +188,7 @@ def _plain(v: Any, times: bool = False) -> Any:
     return v
 
 
-def usage_rows(store: Any = None, **kwargs: Any) -> tuple[list[dict], dict]:
+def usage_rows(store: StoreRef = None, **kwargs: Any) -> tuple[list[dict], dict]:
     """``(rows, total)``: :func:`usage` as JSON-ready dicts and the column sums (``asm usage``)."""
     df = usage(store, backend="polars", **kwargs)
     times = kwargs.get("by") == "block"
