@@ -7,7 +7,7 @@ which ``asm_nb.rendering.tables.format_cost_table`` prints. Polars loads inside 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from ..core.errors import AsmError
 from ..rendering.tables import COST_COLUMNS_AFTER_KEYS, COST_NUMBER_COLUMNS
@@ -22,7 +22,7 @@ _NUM_COLS = COST_NUMBER_COLUMNS
 _COLUMNS_AFTER_KEYS = COST_COLUMNS_AFTER_KEYS
 
 
-def _groups(by: Any) -> list[str]:
+def _groups(by: str | Iterable[str] | None) -> list[str]:
     if by is None:
         return ["provider", "model"]
     groups = [g.strip() for g in by.split(",")] if isinstance(by, str) else list(by)
@@ -37,7 +37,7 @@ def _groups(by: Any) -> list[str]:
     return groups
 
 
-def cost_table(store: StoreRef = None, *, by: Any = ("provider", "model"), backend: str = "pandas",
+def cost_table(store: StoreRef = None, *, by: str | Iterable[str] | None = ("provider", "model"), backend: str = "pandas",
                **filters: Any) -> Any:
     """Runs, tokens and USD per group (default: per provider and model), most expensive first.
 
@@ -65,13 +65,13 @@ def cost_table(store: StoreRef = None, *, by: Any = ("provider", "model"), backe
     return frames._finish(df, "pandas")
 
 
-def _plain(v: Any) -> Any:
+def _plain(v: object) -> Any:  # a row value: a date string or v itself
     if isinstance(v, datetime):
         return v.date().isoformat() if (v.hour, v.minute, v.second, v.microsecond) == (0, 0, 0, 0) else v.isoformat()
     return v
 
 
-def cost_rows(store: StoreRef = None, *, by: Any = ("provider", "model"), **filters: Any) -> tuple[list[dict], dict]:
+def cost_rows(store: StoreRef = None, *, by: str | Iterable[str] | None = ("provider", "model"), **filters: Any) -> tuple[list[dict], dict]:
     """``(rows, total)``: :func:`cost_table` as JSON-ready dicts (days as ``YYYY-MM-DD``) and the
     column sums (``cost_usd`` None when no run is priced)."""
     df = cost_table(store, by=by, backend="polars", **filters)

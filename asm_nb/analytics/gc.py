@@ -11,13 +11,14 @@ from ..core.errors import AsmError
 from .query import _store, maintenance
 
 if TYPE_CHECKING:
+    from ..persistence.retention import RetentionPolicy
     from ..ports import StoreRef
 
 __all__ = ["gc", "retention_policy"]
 
 
-def retention_policy(*, max_age_days: Any = None, hard_delete_after_days: Any = None,
-                     max_events_per_session: Any = None, keep_failed: bool = False) -> Any:
+def retention_policy(*, max_age_days: object = None, hard_delete_after_days: object = None,
+                     max_events_per_session: object = None, keep_failed: bool = False) -> RetentionPolicy:
     """A ``RetentionPolicy`` from the config defaults with these overrides: ``max_age_days`` →
     ``max_completed_session_age_days`` (sessions not updated for that many days are soft
     deleted), ``hard_delete_after_days``, ``max_events_per_session``; ``keep_failed`` exempts
@@ -43,7 +44,7 @@ def retention_policy(*, max_age_days: Any = None, hard_delete_after_days: Any = 
     return policy
 
 
-def _inf(v: Any) -> bool:
+def _inf(v: object) -> bool:
     return isinstance(v, float) and v == float("inf")
 
 
@@ -93,8 +94,8 @@ def _plan(store: Any, policy: Any) -> dict[str, Any]:
             "soft_delete_session_ids": soft, "hard_delete_session_ids": hard}
 
 
-def gc(store: StoreRef = None, *, max_age_days: Any = None, hard_delete_after_days: Any = None,
-       max_events_per_session: Any = None, keep_failed: bool = False, dry_run: bool = False) -> dict[str, Any]:
+def gc(store: StoreRef = None, *, max_age_days: object = None, hard_delete_after_days: object = None,
+       max_events_per_session: object = None, keep_failed: bool = False, dry_run: bool = False) -> dict[str, Any]:
     """Apply retention to ``store`` and return the maintenance report: ``sessions_soft_deleted,
     sessions_hard_deleted, events_pruned, artifacts_cleaned, orphaned_sequences_cleaned,
     duration_ms, errors`` plus ``dry_run`` and ``policy`` (the limits used).
@@ -153,5 +154,5 @@ def _vacuum(store: Any, report: dict[str, Any], *, dry_run: bool) -> int | None:
         return 0
 
 
-def _jsonable_limit(v: Any) -> Any:
+def _jsonable_limit(v: object) -> object:
     return "infinity" if _inf(v) else v

@@ -18,7 +18,7 @@ SEARCH_COLUMNS = ("rank", "score", "kind", "session_id", "run_id", "sequence_num
                   "event_id")
 
 
-def _check_mark(mark: Any) -> tuple[str, str]:
+def _check_mark(mark: object) -> tuple[str, str]:
     if (not isinstance(mark, (tuple, list)) or len(mark) != 2
             or not all(isinstance(m, str) for m in mark)):
         raise AsmError("validation_error", f"mark must be a pair of strings like ('**', '**'), got {mark!r}")

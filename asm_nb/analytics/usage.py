@@ -21,6 +21,8 @@ from ..core.errors import AsmError
 from ..core.usage import TOKEN_KEYS
 
 if TYPE_CHECKING:
+    from ..core.run import Run
+    from ..core.session import Session
     from ..ports import StoreRef
 
 __all__ = ["usage", "usage_records", "usage_rows", "USAGE_GROUPS", "BLOCK_HOURS"]
@@ -32,7 +34,7 @@ USAGE_GROUPS = ("day", "week", "month", "session", "project", "model", "block")
 BLOCK_HOURS = 5
 
 
-def _project(run: Any, sessions: Mapping[str, Any]) -> str | None:
+def _project(run: Run, sessions: Mapping[str, Session]) -> str | None:
     md = run.metadata if isinstance(run.metadata, Mapping) else {}
     p = md.get("project")
     if isinstance(p, str) and p:
@@ -180,7 +182,7 @@ def usage(store: StoreRef = None, *, by: UsageBy | str = "day", since: Any = Non
     return fr._finish(out.select(cols), backend)
 
 
-def _plain(v: Any, times: bool = False) -> Any:
+def _plain(v: object, times: bool = False) -> Any:  # a row value: a date string or v itself
     if isinstance(v, datetime):
         if not times and (v.hour, v.minute, v.second, v.microsecond) == (0, 0, 0, 0):
             return v.date().isoformat()
