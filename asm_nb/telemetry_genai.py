@@ -29,7 +29,7 @@ import json
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, TypeGuard
 
 from .core.usage import (CACHE_CREATION_TOKENS, CACHE_READ_TOKENS, INPUT_TOKENS, OUTPUT_TOKENS,
                          REASONING_OUTPUT_TOKENS)
@@ -48,7 +48,7 @@ _USAGE_ATTRS = ((INPUT_TOKENS, "gen_ai.usage.input_tokens"), (OUTPUT_TOKENS, "ge
                 (REASONING_OUTPUT_TOKENS, "gen_ai.usage.reasoning.output_tokens"))
 
 
-def provider_name(provider: Any) -> str:
+def provider_name(provider: object) -> str:
     """``gen_ai.provider.name`` for an asm provider name."""
     p = str(getattr(provider, "value", provider) or "_OTHER")
     return PROVIDER_NAMES.get(p, p)
@@ -61,7 +61,7 @@ def _redaction() -> Any:
     return cfg if cfg.enabled else resolve_config({"enabled": True})
 
 
-def redact_text(text: Any) -> str:
+def redact_text(text: object) -> str:
     """``text`` as a str with secrets redacted (the project's patterns; always on here)."""
     from .persistence.redaction import scan_text
 
@@ -69,7 +69,7 @@ def redact_text(text: Any) -> str:
     return scan_text(s, _redaction())[0]
 
 
-def _content(value: Any) -> str:
+def _content(value: object) -> str:
     from .persistence.redaction import redact_map
 
     if isinstance(value, Mapping):
@@ -89,11 +89,11 @@ def _content_json(messages: list) -> str:
     return s if len(s) <= 4 * MAX_CONTENT_CHARS else s[:4 * MAX_CONTENT_CHARS] + "…"
 
 
-def _num(v: Any) -> bool:
+def _num(v: object) -> TypeGuard[int | float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _ns(ts: Any) -> int | None:
+def _ns(ts: object) -> int | None:
     """Nanoseconds since the epoch of a datetime / ISO string / number of ns."""
     if _num(ts):
         return int(ts)
@@ -109,7 +109,7 @@ def _ns(ts: Any) -> int | None:
     return None
 
 
-def _get(obj: Any, key: str, default: Any = None) -> Any:
+def _get(obj: object, key: str, default: Any = None) -> Any:
     if obj is None:
         return default
     if isinstance(obj, Mapping):
@@ -390,7 +390,7 @@ class GenAISpans:
             self._end_chat(st, end_ns, st.chat_usage, None)
 
 
-def export_events(spans: GenAISpans, run: Any, session: Any, events: Iterable[Any]) -> None:
+def export_events(spans: GenAISpans, run: object, session: object, events: Iterable[object]) -> None:
     """Replay one stored run (a ``Run``, its ``Session`` and its events in order) as GenAI spans
     with the events' own times."""
     run_id = _get(run, "id")

@@ -52,11 +52,11 @@ def _require() -> None:
                        ) from None
 
 
-def _num(v: Any) -> TypeGuard[int | float]:
+def _num(v: object) -> TypeGuard[int | float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _attr(v: Any) -> Any:
+def _attr(v: object) -> str | bool | int | float | None:
     """An OpenTelemetry attribute value (str/bool/int/float), or None to skip it."""
     v = getattr(v, "value", v)
     if isinstance(v, (str, bool, int, float)):
@@ -73,7 +73,7 @@ def _clean(attrs: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _get(obj: Any, key: str) -> Any:
+def _get(obj: object, key: str) -> Any:
     if obj is None:
         return None
     if isinstance(obj, Mapping):
