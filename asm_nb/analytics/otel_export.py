@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from ..core.errors import AsmError
 
 if TYPE_CHECKING:
-    from ..ports import SessionStore
+    from ..ports import SessionStore, StoreRef
 
 __all__ = ["export_runs", "select_runs", "default_endpoint"]
 
@@ -67,7 +67,7 @@ def select_runs(store: SessionStore, *, run_ids: Sequence[str] | None = None, se
     return sorted(runs, key=lambda r: (r.started_at, r.id))
 
 
-def export_runs(store: SessionStore | str | None, *, run_ids: Sequence[str] | None = None, session_id: str | None = None,
+def export_runs(store: StoreRef, *, run_ids: Sequence[str] | None = None, session_id: str | None = None,
                 since: Any = None, endpoint: str | None = None, tracer_provider: Any = None,
                 capture_content: bool = False, headers: dict[str, str] | None = None,
                 timeout_s: float = 10.0) -> dict[str, Any]:
@@ -85,7 +85,7 @@ def export_runs(store: SessionStore | str | None, *, run_ids: Sequence[str] | No
     from ..stores import resolve_store
     from ..telemetry_genai import GenAISpans, export_events
 
-    st = resolve_store(store) if isinstance(store, str) or store is None else store
+    st = resolve_store(store)  # a store as is; a path (str or PathLike) / URL opened; None → default
     runs = select_runs(st, run_ids=run_ids, session_id=session_id, since=since)
     memory = None
     provider = tracer_provider
