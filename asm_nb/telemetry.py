@@ -37,7 +37,7 @@ from .core.serialization import utc_now
 
 __all__ = [
     "TELEMETRY_PREFIX", "Handler", "attach", "attach_many", "detach", "execute", "list_handlers",
-    "has_handlers", "enabled", "set_enabled", "event_name", "emit_run_start", "emit_run_end",
+    "has_handlers", "has_any_handlers", "enabled", "set_enabled", "event_name", "emit_run_start", "emit_run_end",
     "emit_error", "emit_usage_metrics", "emit_adapter_event", "span", "span_call", "aspan_call",
     "attach_otel",
 ]
@@ -132,6 +132,11 @@ def list_handlers(prefix: Iterable[str] = ()) -> list[dict[str, Any]]:
 def has_handlers(name: EventName) -> bool:
     """Whether any handler listens to ``name`` (emitters skip building payloads otherwise)."""
     return name in _by_name
+
+
+def has_any_handlers() -> bool:
+    """Whether any handler is attached at all (per-event emitters skip their work otherwise)."""
+    return bool(_by_name)
 
 
 def execute(name: EventName | list[str], measurements: Mapping[str, Any] | None = None,

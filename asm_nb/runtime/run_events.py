@@ -17,7 +17,8 @@ from ..core.run import Run
 from ..core.serialization import utc_now
 from ..core.session import Session
 from ..core.usage import TokenUsage
-from .manager_io import _internal_event, _persist, _telemetry
+from .. import telemetry
+from .manager_io import _internal_event, _persist, _persister, _telemetry
 
 log = logging.getLogger("asm_nb.runtime.manager")
 
@@ -167,6 +168,10 @@ async def _close_open_tools(store: Any, tracker: _RunTracker, terminal: str, why
 def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | None) -> Callable:
     session, run, adapter = tracker.session, tracker.run, tracker.adapter
     correlation_id = session.metadata.get("correlation_id")
+    # resolved once per run (not per event): the pipeline, its context, whether the store is inline
+    process, ctx = _persister(store, session_id=session.id, run_id=run.id, provider=adapter.name,
+                              correlation_id=correlation_id)
+    has_handlers = telemetry.has_any_handlers
 
     async def callback(event: Mapping[str, Any]) -> None:
         if tracker.policy_stopped and _type_name(event.get("type")) != "token_usage_updated":
@@ -199,8 +204,11 @@ def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | N
             if tracker.reported_cost is None:
                 tracker.reported_cost = float(reported)
         try:
-            stored = await _persist(store, ev, session_id=session.id, run_id=run.id, provider=adapter.name,
-                                    correlation_id=correlation_id)
+            if process is not None:  # inline store: the pipeline copies what it keeps, ``ev`` is ours
+                stored = process(ev, ctx)
+            else:
+                stored = await _persist(store, ev, session_id=session.id, run_id=run.id, provider=adapter.name,
+                                        correlation_id=correlation_id)
             ev["sequence_number"] = stored.sequence_number
             ev["id"] = stored.id
         except AsmError as err:
@@ -221,7 +229,8 @@ def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | N
                     await res
             except Exception:
                 log.exception("event_callback raised for run %s (ignored)", run.id)
-        _telemetry("emit_adapter_event", ev, tracker.run, tracker.session)
+        if has_handlers():  # no handler attached anywhere (the usual case): nothing to emit
+            _telemetry("emit_adapter_event", ev, tracker.run, tracker.session)
 
     # this callback persists every event: the adapter need not keep a copy of the stream
     callback.records_events = True  # type: ignore[attr-defined]

@@ -1,0 +1,106 @@
+"""Work done per adapter event on the user path (``run_once`` -> LocalStore), counted, not timed.
+
+Each streamed delta goes through the manager callback: what can be resolved once per run (the
+pipeline, its context, whether the store is called inline, whether any telemetry listens) must
+not be redone per event, and the event dict must not be copied again before the pipeline (which
+copies what it keeps). The guarantees stay: every event stored, gap-free sequence numbers,
+secrets redacted before the store and before the user's callback sees the stored copy, telemetry
+emitted when a handler is attached.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asm_nb
+from asm_nb import telemetry
+from asm_nb.persistence.pipeline import EventPipeline
+from asm_nb.providers._base import BaseAdapter
+from asm_nb.stores.local import LocalStore
+
+N = 40
+
+
+class Deltas(BaseAdapter):
+    """Streams ``n`` text deltas; delta ``secret_at`` carries a credential."""
+
+    name = "work_deltas"
+
+    def __init__(self, n: int, secret_at: int | None = None) -> None:
+        super().__init__()
+        self.n = n
+        self.secret_at = secret_at
+
+    async def _execute(self, active: Any, **opts: Any) -> dict:
+        await active.emit("run_started", {"model": "m"})
+        for i in range(self.n):
+            text = "password=hunter2hunter2 " if i == self.secret_at else f"tok{i} "
+            await active.emit("message_streamed", {"delta": text, "content": text})
+        await active.emit("run_completed", {"stop_reason": "end_turn"})
+        return {"output": {"content": "done"}, "token_usage": {"input_tokens": 1, "output_tokens": self.n}}
+
+
+def _spy_process(monkeypatch: Any) -> list[tuple[Any, Any]]:
+    seen: list[tuple[Any, Any]] = []
+    real = EventPipeline.process
+
+    def process(self: EventPipeline, raw: Any, ctx: Any) -> Any:
+        seen.append((raw, ctx))
+        return real(self, raw, ctx)
+
+    monkeypatch.setattr(EventPipeline, "process", process)
+    return seen
+
+
+def test_an_inline_store_gets_one_pipeline_context_per_run_and_the_event_uncopied(tmp_path: Any, monkeypatch: Any) -> None:
+    seen = _spy_process(monkeypatch)
+    shown: list[dict] = []
+    store = LocalStore(tmp_path)
+    try:
+        r = asm_nb.run_once("go", provider=Deltas(N, secret_at=7), store=store, on_event=shown.append)
+        assert r.status == "completed", r
+        deltas = [(raw, ctx) for raw, ctx in seen if raw.get("type") == "message_streamed"]
+        assert len(deltas) == N
+        # one context object for the whole run (was: a new PipelineContext per event)
+        assert len({id(ctx) for _, ctx in deltas}) == 1
+        # the pipeline gets the callback's own event dict (was: a further dict(raw) copy per event)
+        shown_deltas = [ev for ev in shown if ev.get("type") == "message_streamed"]
+        assert len(shown_deltas) == N
+        assert all(raw is ev for (raw, _), ev in zip(deltas, shown_deltas))
+        # guarantees kept: all stored, gap-free, the secret redacted on disk
+        events = store.get_events(r.session_id, run_id=r.run_id)
+        seqs = [e.sequence_number for e in store.get_events(r.session_id)]
+        assert seqs == list(range(1, len(seqs) + 1))
+        streamed = [e for e in events if e.type.value == "message_streamed"]
+        assert len(streamed) == N
+        assert "hunter2" not in streamed[7].data["delta"] and "[REDACTED]" in streamed[7].data["delta"]
+        assert [ev["sequence_number"] for ev in shown_deltas] == [e.sequence_number for e in streamed]
+    finally:
+        store.close()
+    assert b"hunter2" not in b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+
+
+def test_no_adapter_telemetry_work_per_event_without_a_handler(tmp_path: Any, monkeypatch: Any) -> None:
+    calls: list[Any] = []
+    real = telemetry.emit_adapter_event
+
+    def counting(event: Any, run: Any, session: Any) -> None:
+        calls.append(event)
+        real(event, run, session)
+
+    monkeypatch.setattr(telemetry, "emit_adapter_event", counting)
+    monkeypatch.setattr(telemetry, "_by_name", {})  # no handler attached anywhere
+    r = asm_nb.run_once("go", provider=Deltas(N), store=LocalStore(tmp_path / "a"))
+    assert r.status == "completed", r
+    assert calls == []  # was: one call per adapter event
+
+    got: list[Any] = []
+    name = telemetry.TELEMETRY_PREFIX + ("adapter", "message_streamed")
+    telemetry.attach("work-test", name, lambda n, m, md, cfg: got.append(md["event_data"]))
+    try:
+        r = asm_nb.run_once("go", provider=Deltas(N), store=LocalStore(tmp_path / "b"))
+    finally:
+        telemetry.detach("work-test")
+    assert r.status == "completed", r
+    assert len(got) == N  # with a handler the per-event telemetry is emitted as before
+    assert len(calls) == N + 2  # run_started, N deltas, run_completed
