@@ -191,7 +191,10 @@ def build_event(raw: Mapping[str, Any], ctx: PipelineContext | Mapping[str, Any]
     if etype is _ERROR_OCCURRED and raw_type != "error_occurred":
         metadata["_original_type"] = str(raw_type)
     ts = raw.get("timestamp")
-    ts = _now(_UTC) if ts is None else _timestamp(ts)
+    if ts is None:
+        ts = _now(_UTC)
+    elif type(ts) is not datetime or ts.tzinfo is not _UTC:  # an aware UTC datetime (adapters' utc_now) is kept
+        ts = _timestamp(ts)
     ev_id = raw.get("id")
     if type(ev_id) is not str or not ev_id:
         ev_id = new_id("evt_")

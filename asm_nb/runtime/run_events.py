@@ -9,10 +9,11 @@ import asyncio
 import inspect
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from collections.abc import Mapping
+from typing import Any, Callable
 
 from ..core.errors import AsmError
-from ..core.events import resolve_type
+from ..core.events import EventType, resolve_type
 from ..core.run import Run
 from ..core.serialization import utc_now
 from ..core.session import Session
@@ -23,6 +24,7 @@ from .manager_io import _internal_event, _persist, _persister, _telemetry
 log = logging.getLogger("asm_nb.runtime.manager")
 
 TERMINAL_TYPES = frozenset({"run_completed", "run_failed", "run_cancelled", "run_timeout"})
+_TYPE_VALUES = frozenset(t.value for t in EventType)  # a raw type already canonical needs no resolve_type
 
 
 _INFLIGHT: dict[str, "_RunTracker"] = {}
@@ -181,10 +183,11 @@ def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | N
             log.debug("dropping %s of run %s after the policy stopped it", event.get("type"), run.id)
             return
         ev = dict(event)
-        etype = resolve_type(ev.get("type")).value
-        ev["type"] = etype
+        etype = ev.get("type")
+        if type(etype) is not str or etype not in _TYPE_VALUES:
+            etype = ev["type"] = resolve_type(etype).value
         raw = ev.get("data")
-        data: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+        data: Mapping[str, Any] = raw if type(raw) is dict or isinstance(raw, Mapping) else {}
         if etype in TERMINAL_TYPES:
             if tracker.open_tools:
                 why = data.get("error_message") if etype == "run_failed" else None

@@ -104,3 +104,73 @@ def test_no_adapter_telemetry_work_per_event_without_a_handler(tmp_path: Any, mo
     assert r.status == "completed", r
     assert len(got) == N  # with a handler the per-event telemetry is emitted as before
     assert len(calls) == N + 2  # run_started, N deltas, run_completed
+
+
+def test_canonical_types_dict_payloads_and_utc_timestamps_are_taken_as_they_are(tmp_path: Any, monkeypatch: Any) -> None:
+    """The adapters' usual event (a canonical type string, a dict payload, an aware UTC timestamp)
+    is not re-resolved, ABC-checked or re-parsed per event; odd ones still are."""
+    from collections.abc import Mapping
+
+    from asm_nb.persistence import pipeline
+    from asm_nb.runtime import run_events
+
+    counts = {"resolve_type": 0, "isinstance": 0, "timestamp": 0}
+    real_resolve, real_ts = run_events.resolve_type, pipeline._timestamp
+
+    def resolve(x: Any) -> Any:
+        counts["resolve_type"] += 1
+        return real_resolve(x)
+
+    def stamp(x: Any) -> Any:
+        counts["timestamp"] += 1
+        return real_ts(x)
+
+    class _Meta(type):
+        def __instancecheck__(cls, obj: Any) -> bool:
+            counts["isinstance"] += 1
+            return isinstance(obj, Mapping)
+
+    class CountingMapping(metaclass=_Meta):
+        pass
+
+    monkeypatch.setattr(run_events, "resolve_type", resolve)
+    monkeypatch.setattr(run_events, "Mapping", CountingMapping)
+    monkeypatch.setattr(pipeline, "_timestamp", stamp)
+    store = LocalStore(tmp_path)
+    try:
+        r = asm_nb.run_once("go", provider=Deltas(N), store=store)
+        assert r.status == "completed", r
+        assert counts["resolve_type"] < 3 and counts["isinstance"] < 3 and counts["timestamp"] < 3, counts
+        events = store.get_events(r.session_id, run_id=r.run_id)
+        assert sum(e.type.value == "message_streamed" for e in events) == N
+        assert all(e.timestamp.tzinfo is not None and e.timestamp.utcoffset().total_seconds() == 0 for e in events)
+    finally:
+        store.close()
+
+
+def test_a_non_canonical_type_or_timestamp_is_still_resolved(tmp_path: Any) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    class Odd(BaseAdapter):
+        name = "odd_types"
+
+        async def _execute(self, active: Any, **opts: Any) -> dict:
+            await active.emit("run_started", {"model": "m"})
+            plus2 = datetime(2026, 1, 2, 12, 0, tzinfo=timezone(timedelta(hours=2)))
+            await active.emit("message_streamed", {"delta": "x", "content": "x"}, timestamp=plus2)
+            await active.emit("no_such_type", {"x": 1})
+            await active.emit("run_completed", {"stop_reason": "end_turn"})
+            return {"output": {"content": "x"}}
+
+    seen: list[dict] = []
+    store = LocalStore(tmp_path)
+    try:
+        r = asm_nb.run_once("go", provider=Odd(), store=store, on_event=seen.append)
+        events = store.get_events(r.session_id, run_id=r.run_id)
+    finally:
+        store.close()
+    streamed = next(e for e in events if e.type.value == "message_streamed")
+    assert streamed.timestamp == datetime(2026, 1, 2, 10, 0, tzinfo=timezone.utc)
+    assert streamed.timestamp.tzinfo is timezone.utc
+    assert "no_such_type" not in [ev["type"] for ev in seen]
+    assert any(e.type.value == "error_occurred" and e.data == {"x": 1} for e in events)
