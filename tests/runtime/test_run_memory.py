@@ -75,3 +75,15 @@ def test_the_execution_result_reads_its_events_from_the_store(tmp_path):
         [f"t{i} " for i in range(5)]
     assert res.events[-1]["type"] == "run_completed" and res.events[-1]["sequence_number"] is not None
     store.close()
+
+
+def test_the_partial_text_of_a_long_stream_is_every_delta_in_order():
+    from asm_nb.runtime.run_events import _RunTracker
+
+    tracker = _RunTracker(run=None, session=None, adapter=None)  # type: ignore[arg-type]
+    deltas = [f"d{i}," for i in range(10_000)]
+    for d in deltas:
+        tracker.observe("message_streamed", {"delta": d})
+    tracker.observe("message_streamed", {"delta": "x", "kind": "thinking"})  # not answer text
+    assert tracker.partial_text() == "".join(deltas)
+    assert len(tracker.streamed_text) < 4096 and tracker.event_count == 10_001
