@@ -174,3 +174,31 @@ def test_a_non_canonical_type_or_timestamp_is_still_resolved(tmp_path: Any) -> N
     assert streamed.timestamp.tzinfo is timezone.utc
     assert "no_such_type" not in [ev["type"] for ev in seen]
     assert any(e.type.value == "error_occurred" and e.data == {"x": 1} for e in events)
+
+
+def test_filtering_audit_records_does_no_abc_check_per_event(monkeypatch: Any) -> None:
+    """``without_audit`` (a SqlStore result's events) decides on an ``Event`` with a dict
+    metadata without ``isinstance(..., Mapping)``; dict events and odd metadata still work."""
+    from collections.abc import Mapping
+
+    from asm_nb.core import events as core_events
+    from asm_nb.core.events import Event, is_audit, without_audit
+
+    checks = [0]
+
+    class _Meta(type):
+        def __instancecheck__(cls, obj: Any) -> bool:
+            checks[0] += 1
+            return isinstance(obj, Mapping)
+
+    class CountingMapping(metaclass=_Meta):
+        pass
+
+    evs = [Event.new("message_streamed", "ses_1", data={"delta": "x"}) for _ in range(N)]
+    evs.append(Event.new("run_started", "ses_1", metadata={"source": "audit"}))
+    monkeypatch.setattr(core_events, "Mapping", CountingMapping)
+    kept = without_audit(evs)
+    assert len(kept) == N and checks[0] == 0  # was: two ABC checks per event
+    assert is_audit({"type": "run_started", "metadata": {"source": "audit"}})
+    assert not is_audit({"type": "run_started", "metadata": None})
+    assert not is_audit(object())
