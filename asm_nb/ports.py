@@ -26,6 +26,37 @@ TimeoutSpec = int | float | str | None
 ONE_WEEK_MS = 604_800_000
 
 
+_TERMINAL = frozenset({"run_completed", "run_failed", "run_cancelled", "run_timeout"})
+
+
+class KeptEvents:
+    """What a run keeps of its stream when the callback's owner records it: how many events were
+    emitted, the first ``run_started`` and the terminal events (what the manager reads back from
+    ``AdapterResult.events``). Iterates over the kept events; true once anything was emitted."""
+
+    __slots__ = ("count", "kept", "_started")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.kept: list = []
+        self._started = False
+
+    def append(self, ev: dict) -> None:
+        self.count += 1
+        t = ev.get("type")
+        if t == "run_started" and not self._started:
+            self._started = True
+            self.kept.append(ev)
+        elif t in _TERMINAL:
+            self.kept.append(ev)
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def __iter__(self) -> Any:
+        return iter(self.kept)
+
+
 @dataclass(frozen=True)
 class AdapterResult:
     """What ``ProviderAdapter.execute`` returns (docs/providers.md, the adapter contract).

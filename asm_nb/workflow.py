@@ -14,6 +14,7 @@ stop reason, tool calls, usage and ids, in a flat frozen shape an engine can sto
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, Mapping, TypeVar
 
@@ -73,7 +74,7 @@ def step_result(raw: object, *, session_id: str | None = None, run_id: str | Non
     ws, pol = _get(raw, "workspace"), _get(raw, "policy")
     return StepResult(output=output, content=content, token_usage=dict(usage) if isinstance(usage, Mapping) else {},
                       session_id=session_id or _get(raw, "session_id"), run_id=run_id or _get(raw, "run_id"),
-                      events=list(events) if isinstance(events, list) else [], stop_reason=stop, tool_calls=calls,
+                      events=list(events) if isinstance(events, Sequence) and not isinstance(events, (str, bytes)) else [], stop_reason=stop, tool_calls=calls,
                       has_tool_calls=bool(calls),
                       persistence_failures=pf if isinstance(pf, int) and not isinstance(pf, bool) and pf >= 0 else 0,
                       workspace=dict(ws) if isinstance(ws, Mapping) else None,

@@ -3,6 +3,11 @@
 Tracks in-flight runs (``dict[run_id, ActiveRun]``), builds the event envelope (docs/providers.md), keeps
 ``AdapterResult.events`` equal to what the callback saw, closes open tool calls and
 guarantees exactly one terminal event. Adapters subclass it and implement ``_execute``.
+
+A callback whose owner records the stream itself (the session manager persists every event)
+says so with a true ``records_events`` attribute: the run then keeps only its first
+``run_started`` and its terminal events (``KeptEvents``), not a copy of every delta, and
+``AdapterResult.events`` holds those.
 """
 
 from __future__ import annotations
@@ -18,13 +23,14 @@ from ..core.errors import AsmError
 from ..core.run import Run
 from ..core.serialization import utc_now
 from ..core.session import Session
-from ..ports import EventCallback, AdapterResult
+from ..ports import AdapterResult, EventCallback, KeptEvents
 from ..core.usage import empty_usage
 from ..core.provider_errors import normalize_provider_error
 
 log = logging.getLogger(__name__)
 
 TERMINAL = frozenset({"run_completed", "run_failed", "run_cancelled"})
+
 
 
 @dataclass
@@ -35,7 +41,7 @@ class ActiveRun:
     session: Session
     adapter: "BaseAdapter"
     callback: EventCallback | None
-    events: list = field(default_factory=list)
+    events: list | KeptEvents = field(default_factory=list)  # every event, or KeptEvents (module doc)
     open_tools: dict = field(default_factory=dict)  # tool_call_id -> (tool_name, tool_input)
     started_tools: set = field(default_factory=set)  # every tool_call_id started in this run
     cancelled: bool = False
@@ -48,6 +54,8 @@ class ActiveRun:
 
     def __post_init__(self) -> None:
         self.resumed.set()
+        if getattr(self.callback, "records_events", False) and isinstance(self.events, list) and not self.events:
+            self.events = KeptEvents()
 
     @property
     def pause_requested(self) -> bool:

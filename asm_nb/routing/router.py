@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from .. import config
 from ..core.errors import AsmError, is_retryable
 from ..core.serialization import utc_now
-from ..ports import AdapterResult
+from ..ports import AdapterResult, KeptEvents
 from ..core.usage import empty_usage
 
 if TYPE_CHECKING:
@@ -373,7 +373,9 @@ class _RoutedStream:
     def __init__(self, event_callback: Callable | None, *, own_inputs: bool) -> None:
         self.event_callback = event_callback
         self.own_inputs = own_inputs
-        self.forwarded: list[dict] = []
+        # a caller that records the stream itself (the manager) gets back only the events it reads
+        self.records = bool(getattr(event_callback, "records_events", False))
+        self.forwarded: list[dict] | KeptEvents = KeptEvents() if self.records else []
         self.inputs_sent = False
 
     async def forward(self, ev: dict) -> None:
@@ -403,6 +405,8 @@ class _RoutedStream:
                 return
             await self.forward(e)
 
+        if self.records:
+            callback.records_events = True  # type: ignore[attr-defined]  # the attempt's adapter keeps no copy
         return callback
 
     def result(self, result: AdapterResult | Mapping[str, Any] | None, route: Mapping[str, Any]) -> AdapterResult:

@@ -9,13 +9,14 @@ with the step's stop reason and retry advice).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import AsmError
 from ..core.run import Run, RunStatus
 
-__all__ = ["RunResult", "result_from_store"]
+__all__ = ["RunEvents", "RunResult", "result_from_store"]
 
 
 @dataclass
@@ -186,6 +187,46 @@ class _StoredEvents:
         from ..core.events import without_audit
 
         return list(without_audit(self.store.get_events(self.session_id, run_id=self.run_id)))
+
+
+class RunEvents(Sequence):
+    """A finished run's events as dicts (``Event.to_dict()``, ascending sequence, no audit
+    records), read from the store the first time they are asked for, then kept: what
+    ``ExecutionResult.events`` is, so the manager holds no copy of a run's stream."""
+
+    __slots__ = ("_where", "_loaded")
+
+    def __init__(self, store: Any, session_id: str, run_id: str) -> None:
+        self._where: _StoredEvents | None = _StoredEvents(store, session_id, run_id)
+        self._loaded: list[dict] | None = None
+
+    def _list(self) -> list[dict]:
+        if self._loaded is None:
+            where = self._where
+            self._loaded = [e.to_dict() for e in where.load()] if where is not None else []
+            self._where = None
+        return self._loaded
+
+    def __getitem__(self, i: Any) -> Any:
+        return self._list()[i]
+
+    def __len__(self) -> int:
+        return len(self._list())
+
+    def __iter__(self) -> Iterator[dict]:
+        return iter(self._list())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (RunEvents, list, tuple)):
+            return self._list() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        if self._loaded is None and self._where is not None:
+            return f"RunEvents(run_id={self._where.run_id!r}, not loaded)"
+        return repr(self._loaded)
 
 
 def _get_events(self: RunResult) -> list:

@@ -37,7 +37,8 @@ class _RunTracker:
     run: Run
     session: Session
     adapter: Any
-    events: list = field(default_factory=list)
+    event_count: int = 0  # events recorded (the events themselves are in the store, not here)
+    failed_data: dict | None = None  # data of the last run_failed event
     persistence_failures: int = 0
     terminal_seen: str | None = None
     usage: TokenUsage = field(default_factory=TokenUsage)
@@ -51,11 +52,14 @@ class _RunTracker:
     user_callback: Callable | None = None
     open_tools: dict = field(default_factory=dict)  # tool_call_id -> (tool_name, tool_input)
     streamed_text: list = field(default_factory=list)  # text deltas, for the partial output of a stopped run
+    text_chunks: list = field(default_factory=list)  # earlier deltas joined 4096 at a time
     received_text: list = field(default_factory=list)  # message_received contents (adapters that do not stream)
     model_usage: dict = field(default_factory=dict)  # model -> usage, when the provider reports it per model
 
     def observe(self, etype: str, data: Mapping[str, Any]) -> None:
-        """Keep what finalization needs from one event: open tool calls and the text so far."""
+        """Keep what finalization needs from one event (not the event): its count, open tool calls,
+        the text so far and the last failure."""
+        self.event_count += 1
         if etype == "tool_call_started":
             self.open_tools[data.get("tool_call_id")] = (data.get("tool_name"), data.get("tool_input"))
         elif etype in ("tool_call_completed", "tool_call_failed"):
@@ -63,13 +67,18 @@ class _RunTracker:
         elif etype == "message_streamed" and data.get("kind") in (None, "text"):
             if isinstance(data.get("delta"), str):
                 self.streamed_text.append(data["delta"])
+                if len(self.streamed_text) >= 4096:  # one string per 4096 deltas, not one object each
+                    self.text_chunks.append("".join(self.streamed_text))
+                    self.streamed_text.clear()
         elif etype == "message_received" and isinstance(data.get("content"), str):
             self.received_text.append(data["content"])
+        elif etype == "run_failed":
+            self.failed_data = dict(data)
 
     def partial_text(self) -> str:
         """The answer text a stopped run had produced so far."""
-        if self.streamed_text:
-            return "".join(self.streamed_text)
+        if self.streamed_text or self.text_chunks:
+            return "".join(self.text_chunks) + "".join(self.streamed_text)
         return "\n\n".join(t for t in self.received_text if t)
 
     def add_model_usage(self, per_model: Mapping[str, Any]) -> None:
@@ -119,7 +128,6 @@ async def _record(store: Any, tracker: _RunTracker, type_: str, data: Mapping[st
              "sequence_number": getattr(stored, "sequence_number", None)}
     if stored is not None:
         shown["id"] = getattr(stored, "id", None)
-    tracker.events.append(shown)
     tracker.observe(type_, data)
     if tracker.user_callback is not None:
         try:
@@ -213,7 +221,6 @@ def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | N
         except Exception as exc:
             tracker.persistence_failures += 1
             log.warning("Event persistence failed because the SessionStore became unavailable: %r", exc)
-        tracker.events.append(ev)
         tracker.observe(etype, data)
         tracker.capture_route(data)
         if tracker.policy_runtime is not None and etype not in TERMINAL_TYPES and not tracker.policy_stopped:
@@ -228,6 +235,8 @@ def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | N
         if has_handlers():  # no handler attached anywhere (the usual case): nothing to emit
             _telemetry("emit_adapter_event", ev, tracker.run, tracker.session)
 
+    # this callback persists every event: the adapter need not keep a copy of the stream
+    callback.records_events = True  # type: ignore[attr-defined]
     return callback
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from ..core.errors import AsmError
 from ..core.events import resolve_type
@@ -15,6 +15,7 @@ from ..core.serialization import utc_now
 from ..core.usage import TokenUsage
 from ..ports import AdapterResult
 from .manager_io import _audit, _error_payload, _for_store, _internal_event, _store, _telemetry
+from .result import RunEvents
 from .run_events import TERMINAL_TYPES, _close_open_tools, _RunTracker
 
 log = logging.getLogger("asm_nb.runtime.manager")
@@ -27,7 +28,7 @@ class ExecutionResult:
 
     output: dict = field(default_factory=dict)
     token_usage: dict = field(default_factory=dict)
-    events: list = field(default_factory=list)
+    events: Sequence[dict] = field(default_factory=list)  # a RunEvents: read from the store when asked
     routing: dict | None = None
     policy: dict | None = None
     workspace: dict | None = None
@@ -87,8 +88,7 @@ async def _finalize_success(store: Any, adapter: Any, tracker: _RunTracker, resu
     if tracker.terminal_seen == "run_failed":
         # The adapter reported the run failed but returned a result (shell: non-zero exit, timeout):
         # the command did run, so the output is kept, and the run is recorded as failed.
-        failed = next((e for e in reversed(tracker.events) if e.get("type") == "run_failed"), {})
-        fd = failed.get("data") or {}
+        fd = tracker.failed_data or {}
         err = {"code": fd.get("error_code") or "provider_error",
                "message": fd.get("error_message") or _soft_failure_message(fd, result.output)}
         for k in ("provider_error", "details"):
@@ -125,7 +125,7 @@ async def _finalize_success(store: Any, adapter: Any, tracker: _RunTracker, resu
     else:
         audit_usage = {**usage, "total_tokens": int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))}
         await _audit("log_run_completed", store, run, session, {"token_usage": audit_usage})
-    return ExecutionResult(output=dict(result.output), token_usage=usage, events=list(tracker.events),
+    return ExecutionResult(output=dict(result.output), token_usage=usage, events=RunEvents(store, session.id, run.id),
                            routing=result.routing, policy=policy_info or result.policy,
                            workspace=dict(ws_result) if ws_result is not None else None,
                            cost_usd=run.cost_usd, persistence_failures=tracker.persistence_failures,
