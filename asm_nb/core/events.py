@@ -490,7 +490,12 @@ def is_audit(event: object) -> bool:
     >>> is_audit(Event.new("run_started", "ses_1", metadata={"source": "audit"}))
     True
     """
-    md = event.get("metadata") if isinstance(event, Mapping) else getattr(event, "metadata", None)
+    if type(event) is Event:  # the usual case: no ABC checks (``typing.Mapping`` isinstance is slow)
+        md = event.metadata
+        if type(md) is dict:
+            return md.get("source") == AUDIT_SOURCE
+    else:
+        md = event.get("metadata") if isinstance(event, Mapping) else getattr(event, "metadata", None)
     return isinstance(md, Mapping) and md.get("source") == AUDIT_SOURCE
 
 

@@ -85,6 +85,9 @@ class SqlStore(SqlRecords):
     #: appends stage rows in the write-behind buffer (the I/O happens once per burst and in the
     #: flusher), so the runtime calls them on its loop: no thread hop per event.
     inline_append_safe = True
+    #: reads work after ``close()`` (the engine reconnects): ``run_once``'s ``RunResult.events``
+    #: loads from the database when asked instead of reading every event back at the end of a run
+    lazy_result_events = True
 
     def __init__(self, url: str, *, migrate: str = "auto", flush_interval_ms: int | float = DEFAULT_FLUSH_INTERVAL_MS,
                  max_buffer_events: int = DEFAULT_MAX_BUFFER_EVENTS, pool_size: int = 5,

@@ -174,3 +174,63 @@ def test_a_non_canonical_type_or_timestamp_is_still_resolved(tmp_path: Any) -> N
     assert streamed.timestamp.tzinfo is timezone.utc
     assert "no_such_type" not in [ev["type"] for ev in seen]
     assert any(e.type.value == "error_occurred" and e.data == {"x": 1} for e in events)
+
+
+def test_filtering_audit_records_does_no_abc_check_per_event(monkeypatch: Any) -> None:
+    """``without_audit`` (a SqlStore result's events) decides on an ``Event`` with a dict
+    metadata without ``isinstance(..., Mapping)``; dict events and odd metadata still work."""
+    from collections.abc import Mapping
+
+    from asm_nb.core import events as core_events
+    from asm_nb.core.events import Event, is_audit, without_audit
+
+    checks = [0]
+
+    class _Meta(type):
+        def __instancecheck__(cls, obj: Any) -> bool:
+            checks[0] += 1
+            return isinstance(obj, Mapping)
+
+    class CountingMapping(metaclass=_Meta):
+        pass
+
+    evs = [Event.new("message_streamed", "ses_1", data={"delta": "x"}) for _ in range(N)]
+    evs.append(Event.new("run_started", "ses_1", metadata={"source": "audit"}))
+    monkeypatch.setattr(core_events, "Mapping", CountingMapping)
+    kept = without_audit(evs)
+    assert len(kept) == N and checks[0] == 0  # was: two ABC checks per event
+    assert is_audit({"type": "run_started", "metadata": {"source": "audit"}})
+    assert not is_audit({"type": "run_started", "metadata": None})
+    assert not is_audit(object())
+
+
+def test_a_sqlstore_run_does_not_read_its_events_back_until_asked(tmp_path: Any, monkeypatch: Any) -> None:
+    """``run_once`` into a SqlStore returned a result built by reading every event of the run
+    back (one ``event_from_row`` per event); the events now load when ``RunResult.events`` is
+    read, also after the store is closed."""
+    from asm_nb.stores import sql as sql_mod
+    from asm_nb.stores.sql import SqlStore
+
+    rows = [0]
+    real = sql_mod.event_from_row
+
+    def counting(r: Any) -> Any:
+        rows[0] += 1
+        return real(r)
+
+    monkeypatch.setattr(sql_mod, "event_from_row", counting)
+    store = SqlStore(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        r = asm_nb.run_once("go", provider=Deltas(N, secret_at=3), store=store)
+        assert r.status == "completed", r
+        assert rows[0] == 0  # was: N + 2 (every stored event of the run, read back)
+    finally:
+        store.close()
+    events = r.events  # loads now, from a closed store
+    assert rows[0] >= N + 2
+    assert [e.type.value for e in events][:2] == ["run_started", "message_streamed"]
+    assert sum(e.type.value == "message_streamed" for e in events) == N
+    assert all(e.metadata.get("source") != "audit" for e in events)
+    seqs = [e.sequence_number for e in events]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert "hunter2" not in events[4].data["delta"]
