@@ -47,8 +47,10 @@ class Deltas(BaseAdapter):
 
 
 def test_a_many_delta_run_keeps_no_copy_of_its_stream(tmp_path):
-    # a small store cache: what the store keeps in memory is bounded; the rest must hold nothing
-    store = LocalStore(tmp_path / "st", max_cache_bytes=64 * 1024)
+    # a small store cache and no write buffer, so what the store keeps in memory is a few events
+    # whatever the timing (its buffer is otherwise written every 50 ms or 4 MiB); the rest must
+    # hold nothing
+    store = LocalStore(tmp_path / "st", max_cache_bytes=64 * 1024, max_buffer_bytes=1)
     adapter = Deltas(N)
     r = asm_nb.run_once("go", provider=adapter, store=store)
     assert r.ok and r.output == "done"
