@@ -18,13 +18,12 @@ amortized, a fraction of a microsecond per saved document.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import logging
 import os
-import secrets
 from typing import TYPE_CHECKING
 
+from ._atomic import write_atomic
 from ._codec import dumps, loads
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -112,14 +111,9 @@ def write(dl: "DocLog") -> None:
            "lines": dl.lines, "ids": [k for k, _v in items], "off": [v[0] for _k, v in items],
            "len": [v[1] for _k, v in items], "meta": [[v[2][j] for _k, v in items] for j in range(width)]}
     path = path_of(dl)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        with open(tmp, "wb") as f:
-            f.write(dumps(doc))
-        os.replace(tmp, path)
+        write_atomic(path, dumps(doc))
         dl.cp_lines = dl.lines
         dl.cp_written += 1
     except Exception as exc:  # a cache: the table is complete without it
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         log.warning("LocalStore: could not write %s (%r)", path, exc)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import secrets
 import threading
 import warnings
 from collections import OrderedDict
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from . import _docindex
+from ._atomic import write_atomic
 from ._codec import dumps, loads
 from ._runsummary import RunSummaryFile
 from ._tolerant import parse_row
@@ -305,18 +305,7 @@ class DocLog:
                 data = f.read(self.offset)
             body = b"".join(data[off:off + length] + b"\n"
                             for off, length, _m in sorted(self.index.values(), key=lambda e: e[0]))
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-            try:
-                with open(tmp, "wb") as f:
-                    f.write(body)
-                    if self.fsync:
-                        f.flush()
-                        os.fsync(f.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            write_atomic(self.path, body, fsync=self.fsync)
             cache = self.cache
             gen = self.generation
             self._reset()

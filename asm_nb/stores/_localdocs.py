@@ -19,7 +19,7 @@ from ..core.session import Session
 from . import _codec
 from ._base import StoreBase, check_session, filter_runs, filter_sessions, interrupted_runs, pick_active_run
 from ._doclog import DocLog
-from ._sessionlog import _write_atomic
+from ._atomic import write_atomic as _write_atomic
 from ._tinydb import TinyTables
 
 log = logging.getLogger("asm_nb.stores.local")

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Iterable
 from ..core.errors import AsmError
 from . import _codec
 from ._base import check_session_id
-from ._sessionlog import _write_atomic, decode_session_id
+from ._atomic import write_atomic as _write_atomic
+from ._sessionlog import decode_session_id
 
 if TYPE_CHECKING:  # pragma: no cover
     from .local import LocalStore

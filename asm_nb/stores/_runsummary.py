@@ -24,10 +24,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import secrets
 from pathlib import Path
 from typing import Any, Callable
 
+from ._atomic import write_atomic
 from ._codec import dumps, loads
 from ._tolerant import parse_row
 
@@ -105,18 +105,7 @@ class RunSummaryFile:
         with open(self.runs_path, "rb") as f:
             data = f.read(upto)
         body = self._header(runs_ino) + b"".join(self._lines_of(data, 0))
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(body)
-                if self.fsync:
-                    f.flush()
-                    os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomic(self.path, body, fsync=self.fsync)
         self._close()
         self.sig = (os.stat(self.path).st_ino, len(body))
         self.end = upto

@@ -12,7 +12,6 @@ import threading
 import time
 import warnings
 import weakref
-from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
@@ -340,23 +339,6 @@ def _stage_one(slog: _SessionLog, e: Event, before: bytes, after: bytes, in_plac
         slog.cached_bytes += len(line)
         slog.counter[0] += len(line)
     return stored
-
-
-def _write_atomic(path: Path, data: bytes, fsync: bool = False) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 # a session's last event: written at once and the session lock released (a one-shot run leaves

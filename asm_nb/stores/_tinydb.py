@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -26,6 +25,7 @@ from tinydb.storages import Storage
 from tinydb.table import Table
 
 from ..core.errors import AsmError
+from ._atomic import write_atomic
 from ._codec import dumps, loads
 from ._locks import FileLock
 
@@ -83,18 +83,7 @@ class AtomicJSONStorage(Storage):
     def write(self, data: dict) -> None:
         payload = dumps(data)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(payload)
-                if self.fsync:
-                    f.flush()
-                    os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomic(self.path, payload, fsync=self.fsync)
         self._data, self._raw, self._sig = dict(data), payload, self._stat_sig()
         self.generation += 1
 

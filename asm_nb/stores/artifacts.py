@@ -32,6 +32,7 @@ from typing import Any, Iterable, Mapping
 
 from ..core.errors import AsmError
 from ..core.serialization import format_datetime, utc_now
+from ._atomic import write_atomic
 
 __all__ = ["FileArtifactStore", "InMemoryArtifactStore", "BlobStore", "MemoryBlobStore", "artifact_store_for",
            "to_bytes", "key_file_name", "blob_store_for"]
@@ -68,15 +69,7 @@ def key_file_name(key: str) -> str:
 
 def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, data)
 
 
 # ---------------------------------------------------------------------------------------------- blobs
