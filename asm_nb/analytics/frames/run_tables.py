@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Mapping, cast
 
 from ...core.errors import AsmError
+from ...core.run_summary import _float_or_none as _float_or_none
+from ...core.run_summary import _int_or_none as _int_or_none
 from ._common import (
     _check_backend, _check_statuses, _Filters, _finish, _polars, _resolve_store, _run_status_dtype,
     _session_status_dtype, _TOKEN_KEYS, _utc, Backend,
@@ -22,22 +24,6 @@ def _model_of(run: Any) -> Any:
     pm = run.provider_metadata if isinstance(run.provider_metadata, Mapping) else {}
     md = run.metadata if isinstance(run.metadata, Mapping) else {}
     return pm.get("model") if pm.get("model") is not None else md.get("model")
-
-
-def _int_or_none(v: Any) -> int | None:
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, int):
-        return v
-    if isinstance(v, float) and v == v and abs(v) != float("inf"):
-        return int(v)
-    return None
-
-
-def _float_or_none(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None
-    return float(v)
 
 
 def _all_runs(store: Any) -> list:
