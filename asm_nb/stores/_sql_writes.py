@@ -353,6 +353,14 @@ class SqlWriteBehind(StoreBase):
         with self._timer_cond:
             self._open_bursts.discard(burst)
 
+    def _abandon(self, burst: _Burst) -> None:
+        """Drop a burst whose staging failed: roll back its open transaction, forget its rows."""
+        if burst.conn is not None:
+            burst.conn.rollback()
+            burst.conn.close()
+        burst._reset()
+        self._unschedule(burst)
+
     def _due(self) -> tuple[list[_Burst], float | None]:
         now = time.monotonic()
         due, wait = [], None
@@ -417,11 +425,7 @@ class SqlWriteBehind(StoreBase):
             try:
                 out = fn(main)
             except BaseException:
-                if main.conn is not None:
-                    main.conn.rollback()
-                    main.conn.close()
-                main._reset()
-                self._unschedule(main)
+                self._abandon(main)
                 raise
             self._commit(main, extra)
             return out

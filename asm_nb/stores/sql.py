@@ -446,11 +446,7 @@ class SqlStore(SqlRecords):
                     try:
                         self._retry(lambda: self._stage(burst, events))
                     except BaseException:
-                        if burst.conn is not None:
-                            burst.conn.rollback()
-                            burst.conn.close()
-                        burst._reset()
-                        self._unschedule(burst)
+                        self._abandon(burst)
                         raise
                     self._commit(burst, write_rows)
             else:
