@@ -185,6 +185,10 @@ def _min_run_cached(pat: re.Pattern) -> int:
     return m
 
 
+_MEMO_LEN = 40  # strings up to this long have their scan result remembered (per configuration)
+_MEMO_MAX = 4096  # entries; the memo is emptied when full
+
+
 class _Compiled:
     """Patterns with their replacement strings and gates, ready to scan strings.
 
@@ -193,7 +197,7 @@ class _Compiled:
     and one whose patterns all need one of the same ``any_of`` literals only when one occurs.
     """
 
-    __slots__ = ("rules", "groups", "always", "min_len", "key_repl", "_candidates", "runs", "_levels")
+    __slots__ = ("rules", "groups", "always", "min_len", "key_repl", "_candidates", "runs", "_levels", "_memo")
 
     def __init__(self, patterns: Any, replacement: Any) -> None:
         categorized = replacement == "categorized"
@@ -221,6 +225,8 @@ class _Compiled:
             if mask != (1 << len(rules)) - 1 and (not levels or mask != levels[-1][2]):
                 levels.append((b"a" * n, _unrolled_candidates(*self._grouped(mask)), mask))
         self._levels = tuple((needle, fn) for needle, fn, _ in levels)
+        # short strings recur (tool names, roles, models, statuses): their scan results, by value
+        self._memo: dict[str, tuple[str, int]] = {}
 
     def _grouped(self, mask: int) -> tuple[tuple, int]:
         """``(groups, always)`` of the rules in ``mask`` (bit i = rule i)."""
@@ -286,6 +292,18 @@ class _Compiled:
         """``(new string, number of matches)``; ``s`` itself when nothing matched."""
         if len(s) < self.min_len or not self.rules:
             return s, 0
+        if len(s) <= _MEMO_LEN:
+            hit = self._memo.get(s)
+            if hit is None:
+                hit = self._scan(s)
+                memo = self._memo
+                if len(memo) >= _MEMO_MAX:
+                    memo.clear()
+                memo[s] = hit
+            return hit if hit[1] else (s, 0)  # unchanged: the caller's own object
+        return self._scan(s)
+
+    def _scan(self, s: str) -> tuple[str, int]:
         raw = s.encode("utf-8", "surrogatepass")  # for the run levels and the prechecks
         low = s.lower() if s.isascii() else raw.lower().decode("utf-8", "surrogatepass")  # = _ascii_lower(s)
         bits = self._gate(low, raw)

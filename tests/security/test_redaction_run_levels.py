@@ -160,3 +160,42 @@ def test_scan_with_levels_equals_every_pattern_in_order(text):
 def test_every_format_and_benign_text_scans_as_the_definition(text):
     for variant in (text, "für " + text, text.replace("-", "é", 1), text[: len(text) // 2]):
         assert _compiled("categorized").scan(variant) == _categorized(variant)
+
+
+# -- the memo of short strings' results -------------------------------------------------------------
+
+
+def test_short_strings_results_are_remembered_and_equal_the_scan():
+    c = redaction._compiled(RedactionConfig(True, [r"memo_probe_[0-9]"], "categorized"))
+    c._memo.clear()
+    texts = ["assistant", "shell", "memo_probe_7", "ghp_" + "a1B2" * 9, "x" * redaction_scan._MEMO_LEN]
+    firsts = [c.scan(t) for t in texts]
+    assert firsts == [_compiled_result(c, t) for t in texts]
+    assert set(c._memo) == set(texts)
+    again = "".join(["assis", "tant"])  # equal, another object
+    new, n = c.scan(again)
+    assert n == 0 and new is again  # an unchanged text comes back as the caller's object
+    assert c.scan("memo_probe_7") == ("[REDACTED:custom]", 1)
+    long_text = "y" * (redaction_scan._MEMO_LEN + 1)
+    c.scan(long_text)
+    assert long_text not in c._memo
+
+
+def _compiled_result(c, text):
+    return c._scan(text)
+
+
+def test_memo_is_bounded():
+    c = redaction._compiled(RedactionConfig(True, [r"memo_bound_[0-9]"]))
+    c._memo.clear()
+    for i in range(redaction_scan._MEMO_MAX + 10):
+        c.scan(f"word {i:06d}")
+    assert len(c._memo) <= redaction_scan._MEMO_MAX
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.lists(st.sampled_from(["ab", "sk-", "ghp_", "a1B2" * 5, "=", ":", " ", "é", "api_key=", "x"]),
+                     max_size=10).map("".join))
+def test_scanning_twice_gives_the_first_answer(text):
+    c = _compiled("categorized")
+    assert c.scan(text) == c.scan(text) == _categorized(text)
