@@ -640,15 +640,19 @@ def _live_grid_sort_pick_and_detail(page, live) -> None:
         expect(cells).to_have_text(["3 h ago"] * 5)
     finally:
         page.evaluate("() => { Date.now = window.__asmRealNow; }")
+    page.mouse.move(0, 0)
+    grid.hover()  # the screenshots below show the real ages again
+    expect(cells.first).not_to_have_text("3 h ago")
 
-    # a narrow notebook: the detail moves below the grid
+    # a narrow notebook: the detail moves below the grid (JupyterLab lays its panels out for the
+    # new window size in an animation frame, late on a loaded machine: wait for the layout)
     page.set_viewport_size({"width": 900, "height": 1000})
-    page.wait_for_timeout(300)
+    _wait_for_split(page, grid, detail, stacked=True)
     g, d = grid.bounding_box(), detail.bounding_box()
     assert g and d and d["y"] >= g["y"] + g["height"] - 1, (g, d)  # stacked
     live.locator(".asm-dash-split").screenshot(path=str(ARTIFACTS / "dashboard-grid-narrow-light.png"))
     page.set_viewport_size({"width": 1400, "height": 1000})
-    page.wait_for_timeout(300)
+    _wait_for_split(page, grid, detail, stacked=False)
     live.locator(".asm-dash-split").scroll_into_view_if_needed()
     live.locator(".asm-dash-split").screenshot(path=str(ARTIFACTS / "dashboard-grid-light.png"))
     # the notebook at full width (file browser closed): every column, the duration too
@@ -661,6 +665,15 @@ def _live_grid_sort_pick_and_detail(page, live) -> None:
     live.locator(".asm-dash-split").screenshot(path=str(ARTIFACTS / "dashboard-grid-wide-light.png"))
     page.evaluate("window.jupyterapp.commands.execute('application:toggle-left-area')")
     page.wait_for_timeout(400)
+
+
+def _wait_for_split(page, grid, detail, stacked: bool) -> None:
+    """Wait until the dashboard's detail sits below the grid (``stacked``) or beside it."""
+    page.wait_for_function(
+        """([g, d, stacked]) => {
+             const a = g.getBoundingClientRect(), b = d.getBoundingClientRect();
+             return stacked ? b.top >= a.bottom - 1 : b.left >= a.right;
+           }""", arg=[grid.element_handle(), detail.element_handle(), stacked])
 
 
 def _grid_ids(page) -> list[str]:
