@@ -85,6 +85,21 @@ def _audit(event: str, args: tuple, _active: list[_ReadGuard] = _active_guard) -
 sys.addaudithook(_audit)
 
 
+def _interruptible() -> None:
+    """Undo an inherited "ignore SIGINT". A test run started as a background job of a
+    non-interactive shell (``cmd &`` in a script, ``nohup``) ignores SIGINT, Python keeps that, and
+    every child inherits it: ``sleep`` then outlives the SIGINT a cancel sends first, and the
+    process tests (which check the child died of that SIGINT) fail for a reason that is not the
+    product's (``timeout CMD`` happens to reset it; a plain background job does not)."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+_interruptible()
+
+
 @pytest.fixture(autouse=True)
 def _no_reads_outside_the_repo():
     guard = _active_guard[0]
