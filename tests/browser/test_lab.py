@@ -141,9 +141,9 @@ class LabServer:
 
     def __init__(self, root: Path, home: Path) -> None:
         self.root, self.home = root, home
-        self.port = _free_port()
+        self.port = 0
         self.token = secrets.token_hex(16)
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = ""
         self.log_path = home / "lab.log"
         self.proc: subprocess.Popen | None = None
 
@@ -171,6 +171,19 @@ class LabServer:
                    JUPYTERLAB_WORKSPACES_DIR=str(self.home / "workspaces"), PYTHONUNBUFFERED="1")
         # the work tree's build, found first whatever copy is installed
         env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
+        # the port is picked free and bound by the server seconds later (its start-up): another
+        # process (the other test worker) can take it meanwhile. The server then exits saying so;
+        # it is started again on another port (a few times), any other exit is an error.
+        for _ in range(3):
+            self.port = _free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            if self._start_on_port(env):
+                return
+            self._log.close()
+        raise RuntimeError(f"jupyter lab found its port taken three times:\n{self.log()}")
+
+    def _start_on_port(self, env: dict[str, str]) -> bool:
+        """Start on ``self.port``: True when it answers; False when the port was taken meanwhile."""
         cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
                f"--port={self.port}", "--port-retries=0", f"--IdentityProvider.token={self.token}",
                f"--ServerApp.root_dir={self.root}", "--LabApp.expose_app_in_browser=True",
@@ -183,11 +196,14 @@ class LabServer:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                log = self.log()
+                if f"port {self.port} is not available" in log or f"port {self.port} is already in use" in log:
+                    return False
                 raise RuntimeError(f"jupyter lab exited {self.proc.returncode}:\n{self.log()}")
             try:
                 with urllib.request.urlopen(f"{self.url}/api/status?token={self.token}", timeout=2) as r:
                     if r.status == 200:
-                        return
+                        return True
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             time.sleep(0.2)  # polling the port: the server gives no other readiness signal
