@@ -81,7 +81,7 @@ class PgServer:
         self.tmp = tempfile.mkdtemp(prefix="asm-pg-")
         self.data = os.path.join(self.tmp, "data")
         self.sock = self.tmp
-        self.port = _free_port()
+        self.port = 0  # picked when the postmaster starts
         self.log = os.path.join(self.tmp, "server.log")
         self.user_prefix: list[str] = []
         if os.geteuid() == 0:
@@ -98,11 +98,7 @@ class PgServer:
         try:
             self._run([os.path.join(bdir, "initdb"), "-D", self.data, "-A", "trust", "-U", "postgres", "-E", "UTF8",
                        "--no-sync", "--locale=C"])
-            opts = (f"-p {self.port} -k {self.sock} -c listen_addresses=127.0.0.1 -c fsync=off "
-                    "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
-                    "-c shared_buffers=32MB")
-            self._run([os.path.join(bdir, "pg_ctl"), "-D", self.data, "-l", self.log, "-o", opts, "-w", "-t", "30",
-                       "start"])
+            self._start_postmaster()
             self._started = True
             _registry().append(self)
             self._make_template()
@@ -110,6 +106,26 @@ class PgServer:
             self.stop()
             raise
         atexit.register(self.stop)  # tests/conftest.py also stops every cluster at session end
+
+    def _start_postmaster(self) -> None:
+        """Start the cluster on a free port. The port is picked free and bound by the postmaster a
+        moment later: another process (the other test worker) can take it meanwhile, and the
+        postmaster then stops with "Address already in use"; it is started again on another port
+        (a few times)."""
+        for attempt in range(3):
+            self.port = _free_port()
+            opts = (f"-p {self.port} -k {self.sock} -c listen_addresses=127.0.0.1 -c fsync=off "
+                    "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
+                    "-c shared_buffers=32MB")
+            if os.path.exists(self.log):
+                os.remove(self.log)  # this attempt's messages only
+            try:
+                self._run([os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-l", self.log, "-o", opts,
+                           "-w", "-t", "30", "start"])
+                return
+            except RuntimeError as exc:
+                if attempt == 2 or "Address already in use" not in str(exc):
+                    raise
 
     def _run(self, cmd: list[str]) -> None:
         res = subprocess.run(self.user_prefix + cmd, capture_output=True, text=True, timeout=60)
