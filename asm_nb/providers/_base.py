@@ -108,7 +108,7 @@ class ActiveRun:
         self.events.append(ev)
         if self.callback is not None:
             res = self.callback(ev)
-            if inspect.isawaitable(res):
+            if res is not None and inspect.isawaitable(res):  # a sync callback (the manager's, mostly)
                 await res
         return ev
 
