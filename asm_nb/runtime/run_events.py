@@ -18,6 +18,7 @@ from ..core.run import Run
 from ..core.serialization import utc_now
 from ..core.session import Session
 from ..core.usage import TokenUsage
+from ..ports import CALLBACK_DONE
 from .. import telemetry
 from .manager_io import _internal_event, _persist, _persister, _telemetry
 
@@ -248,15 +249,15 @@ def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | N
 
     def callback(event: Mapping[str, Any]) -> Any:
         """Record one adapter event. Synchronous in the common case (inline store, no policy, no
-        tool call left open at the end, a sync user callback): it returns None and the adapter
-        awaits nothing; otherwise it returns the awaitable that finishes the work (the port's
-        ``EventCallback`` is ``None | Awaitable``)."""
+        tool call left open at the end, a sync user callback): the work is done when it returns
+        ``ports.CALLBACK_DONE`` (already finished: no coroutine per event; adapters that ``await``
+        the callback's result still may). Otherwise it returns the coroutine that does the work."""
         if tracker.policy_stopped and _type_name(event.get("type")) != "token_usage_updated":
             # after a policy stopped the run nothing more is recorded (not even the adapter's
             # terminal event: finalization persists the single run_failed with the violation),
             # except usage: a request cut by the stop was still billed (e.g. its message_start)
             log.debug("dropping %s of run %s after the policy stopped it", event.get("type"), run.id)
-            return None
+            return CALLBACK_DONE
         ev = dict(event)
         etype = ev.get("type")
         if type(etype) is not str or etype not in _TYPE_VALUES:
@@ -283,7 +284,7 @@ def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | N
                     return finish_user(res, ev)
         if has_handlers():  # no handler attached anywhere (the usual case): nothing to emit
             _telemetry("emit_adapter_event", ev, tracker.run, tracker.session)
-        return None
+        return CALLBACK_DONE
 
     # this callback persists every event: the adapter need not keep a copy of the stream
     callback.records_events = True  # type: ignore[attr-defined]

@@ -15,6 +15,7 @@ from typing import Any
 import asm_nb
 from asm_nb import telemetry
 from asm_nb.persistence.pipeline import EventPipeline
+from asm_nb.ports import CALLBACK_DONE
 from asm_nb.providers._base import BaseAdapter
 from asm_nb.stores.local import LocalStore
 
@@ -271,7 +272,8 @@ class Returns(BaseAdapter):
 
 def test_the_manager_callback_is_synchronous_for_an_inline_store(tmp_path: Any) -> None:
     """Inline store, no policy, sync (or no) user callback: the callback does its work and returns
-    None, so an adapter awaits nothing per event (was: a coroutine per event)."""
+    the finished ``CALLBACK_DONE``, so an adapter awaits nothing per event (was: a coroutine per
+    event); an adapter that awaits it anyway gets None at once."""
     store = LocalStore(tmp_path)
     try:
         for on_event in (None, []):
@@ -281,7 +283,7 @@ def test_the_manager_callback_is_synchronous_for_an_inline_store(tmp_path: Any) 
                                 on_event=shown.append if on_event is not None else None)
             assert r.status == "completed", r
             assert len(ad.returned) == N + 2
-            assert [res for _, res in ad.returned] == [None] * (N + 2)
+            assert all(res is CALLBACK_DONE for _, res in ad.returned), ad.returned[:3]
             streamed = [e for e in store.get_events(r.session_id, run_id=r.run_id) if e.type.value == "message_streamed"]
             assert [e.data["delta"] for e in streamed] == [f"tok{i} " for i in range(N)]
             if on_event is not None:
@@ -309,17 +311,17 @@ def test_an_async_user_callback_a_policy_or_an_open_tool_still_get_awaited(tmp_p
         ad = Returns(5)
         r = asm_nb.run_once("go", provider=ad, store=store, on_event=slow_user)
         assert r.status == "completed", r
-        assert all(res is not None for _, res in ad.returned)
+        assert all(asyncio.iscoroutine(res) for _, res in ad.returned)
         assert seen.count("message_streamed") == 5 and seen[-1] == "run_completed"
 
         ad = Returns(5)
         r = asm_nb.run_once("go", provider=ad, store=store, policy={"max_tokens": 10_000})
         assert r.status == "completed", r
-        assert all(res is not None for _, res in ad.returned)
+        assert all(asyncio.iscoroutine(res) for _, res in ad.returned)
 
         ad = Returns(3, tool_left_open=True)
         r = asm_nb.run_once("go", provider=ad, store=store)
-        assert [t for t, res in ad.returned if res is not None] == ["run_completed"]
+        assert [t for t, res in ad.returned if res is not CALLBACK_DONE] == ["run_completed"]
         types = [e.type.value for e in store.get_events(r.session_id, run_id=r.run_id)
                  if (e.metadata or {}).get("source") != "audit"]
         # the open call was closed (tool_call_failed) before the single terminal event
