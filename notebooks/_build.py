@@ -12,6 +12,7 @@ does not compare images).
 
 from __future__ import annotations
 
+import html
 import os
 import pathlib
 import re
@@ -930,7 +931,10 @@ def _sanitize_rules() -> list[tuple[re.Pattern, str]]:
 
 def _sanitize(value, rules):
     """``value`` with every string (recursively) passed through ``rules``: the written notebook is
-    the same on every rebuild, so a rebuild only changes what really changed."""
+    the same on every rebuild, so a rebuild only changes what really changed. In a ``text/html``
+    output the placeholders are written escaped (``&lt;RUN_ID&gt;``): raw, a reader's browser
+    would parse ``<RUN_ID>`` as an unknown tag and show nothing (sanitize.cfg's last rule maps them
+    back for nbval's comparison)."""
     if isinstance(value, str):
         for rx, rep in rules:
             value = rx.sub(rep, value)
@@ -938,8 +942,14 @@ def _sanitize(value, rules):
     if isinstance(value, list):
         return [_sanitize(v, rules) for v in value]
     if isinstance(value, dict):
-        return type(value)((k, _sanitize(v, rules)) for k, v in value.items())
+        return type(value)((k, _sanitize(v, _html_rules(rules) if k == "text/html" else rules))
+                           for k, v in value.items())
     return value
+
+
+def _html_rules(rules):
+    """``rules`` with HTML-escaped replacements (the mapping-back rule becomes the identity)."""
+    return [(rx, html.escape(rep, quote=False)) for rx, rep in rules]
 
 
 def build(name: str, cells: list[tuple[str, str]], execute: bool = True) -> None:

@@ -317,6 +317,9 @@ class _busy_while_awaiting:
     request (``kernel_info_request``, the debugger's ``debug_request``...) ends with an "idle"
     status, which JupyterLab shows as the kernel's state although the cell still runs. Inside
     this context such an "idle" is published as "busy"; the cell's own "idle" comes after it.
+    Entering publishes one "busy" for the cell: an "idle" sent before the context was entered
+    (a control request answered while the cell was still being prepared) would otherwise stand
+    until the cell ends.
     """
 
     def __enter__(self) -> "_busy_while_awaiting":
@@ -336,6 +339,7 @@ class _busy_while_awaiting:
 
         kernel._publish_status = _publish_status
         self.kernel = kernel
+        publish("busy", "shell")  # supersede an "idle" already sent for this cell
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -349,9 +353,9 @@ async def arun_cell_magic(ip: Any, magic_name: str, line: str, cell: str) -> Any
     magics = ip.magics_manager.registry.get("AsmMagics")
     line = _expand_line(ip, line)
     try:
-        plan = magics._cell(line, cell, _async=True)
-        if isinstance(plan, _ForegroundPlan) or getattr(plan, "foreground_plan", False):
-            with _busy_while_awaiting():  # the status bar says Busy until the cell ends
+        with _busy_while_awaiting():  # the status bar says Busy until the cell ends
+            plan = magics._cell(line, cell, _async=True)
+            if isinstance(plan, _ForegroundPlan) or getattr(plan, "foreground_plan", False):
                 return await plan.run()
         return plan
     except UsageError as exc:

@@ -65,6 +65,130 @@ def _pattern_list(patterns: Any) -> list[tuple[str, re.Pattern]]:
 _GUARD_CHARS = ("_", "-", ":", "=")
 
 
+# -- token-run levels -----------------------------------------------------------------------------
+# Most secret formats are long tokens: every match of such a rule contains a run of at least
+# ``m`` consecutive characters of ``_RUN_CHARS`` (ASCII letters, digits and the punctuation
+# tokens are made of). ``_min_run`` derives ``m`` from the compiled pattern itself (no table to keep
+# in step), so a text whose longest such run is shorter than ``m`` cannot match the rule and
+# its gates need not be checked. One ``translate`` of the text's UTF-8 bytes (every other byte,
+# incl. every byte of a non-ASCII character, becomes a space: the patterns are ``re.ASCII``)
+# and a few ``in`` tests place the text on a level; each level has its own candidate check
+# holding only the rules a text of that level can match.
+
+_RUN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+/.~=%&?")
+_RUN_TABLE = bytes(0x61 if chr(i) in _RUN_CHARS else 0x20 for i in range(256))
+_RUN_LEVELS = (12, 16, 20, 24, 32, 40)  # the run lengths a text is tested for
+
+
+class _Run:
+    """What every match of a regex node guarantees: ``full`` (only run characters), ``n`` (the
+    shortest match's length), ``pre``/``suf`` (run characters it starts/ends with at least),
+    ``best`` (a run of at least this length somewhere in it)."""
+
+    __slots__ = ("full", "n", "pre", "suf", "best")
+
+    def __init__(self, full: bool, n: int, pre: int = 0, suf: int = 0, best: int = 0) -> None:
+        if full:
+            pre = suf = best = n
+        self.full, self.n, self.pre, self.suf, self.best = full, n, pre, suf, best
+
+
+_EMPTY_RUN = _Run(True, 0)  # a zero-width assertion: joins the runs on either side
+_UNKNOWN = _Run(False, 0)  # anything not analysed: guarantees nothing
+
+
+def _seq_run(items: list[_Run]) -> _Run:
+    out = _EMPTY_RUN
+    for b in items:
+        a = out
+        out = _Run(a.full and b.full, a.n + b.n, a.n + b.pre if a.full else a.pre,
+                   b.n + a.suf if b.full else b.suf, max(a.best, b.best, a.suf + b.pre))
+    return out
+
+
+def _class_in_run(items: Any) -> bool:
+    from re import _constants as C  # type: ignore[attr-defined]
+
+    for op, av in items:
+        if op is C.LITERAL:
+            if chr(av) not in _RUN_CHARS:
+                return False
+        elif op is C.RANGE:
+            lo, hi = av
+            if hi - lo > 255 or any(chr(c) not in _RUN_CHARS for c in range(lo, hi + 1)):
+                return False
+        elif op is C.CATEGORY:
+            if av not in (C.CATEGORY_DIGIT, C.CATEGORY_WORD):  # ASCII \d, \w (the pattern is re.ASCII)
+                return False
+        else:  # NEGATE and anything else
+            return False
+    return True
+
+
+def _node_run(op: Any, av: Any) -> _Run:
+    from re import _constants as C  # type: ignore[attr-defined]
+
+    if op is C.LITERAL:
+        return _Run(chr(av) in _RUN_CHARS, 1)
+    if op in (C.NOT_LITERAL, C.ANY):
+        return _Run(False, 1)
+    if op is C.IN:
+        return _Run(_class_in_run(av), 1)
+    if op in (C.AT, C.ASSERT, C.ASSERT_NOT):
+        return _EMPTY_RUN
+    if op is C.SUBPATTERN:
+        _group, add, delete, sub = av
+        if (add | delete) & ~C.SRE_FLAG_IGNORECASE:  # a local flag other than (?i): not analysed
+            return _UNKNOWN
+        return _seq_run([_node_run(o, a) for o, a in sub])
+    if op is C.ATOMIC_GROUP:
+        return _seq_run([_node_run(o, a) for o, a in av])
+    if op is C.BRANCH:
+        alts = [_seq_run([_node_run(o, a) for o, a in alt]) for alt in av[1]]
+        return _Run(all(a.full for a in alts), min(a.n for a in alts), min(a.pre for a in alts),
+                    min(a.suf for a in alts), min(a.best for a in alts))
+    if op in (C.MAX_REPEAT, C.MIN_REPEAT, C.POSSESSIVE_REPEAT):
+        lo, _hi, sub = av
+        x = _seq_run([_node_run(o, a) for o, a in sub])
+        if x.full:
+            return _Run(True, lo * x.n)
+        if lo == 0:
+            return _UNKNOWN
+        return _Run(False, lo * x.n, x.pre, x.suf, max(x.best, x.suf + x.pre if lo >= 2 else 0))
+    return _UNKNOWN
+
+
+def _min_run(pat: re.Pattern) -> int:
+    """A run of at least this many ``_RUN_CHARS`` that every match of ``pat`` contains (0: none
+    guaranteed, or the pattern is not ``re.ASCII`` / not analysable)."""
+    if not (pat.flags & re.ASCII) or not isinstance(pat.pattern, str):
+        return 0
+    try:
+        from re import _parser as P  # type: ignore[attr-defined]
+
+        tree = P.parse(pat.pattern, pat.flags)
+        return _seq_run([_node_run(op, av) for op, av in tree]).best
+    except Exception:  # noqa: BLE001 - an unknown run only disables the level shortcut
+        return 0
+
+
+_run_cache: dict[tuple[str, int], int] = {}
+
+
+def _min_run_cached(pat: re.Pattern) -> int:
+    key = (pat.pattern, pat.flags)
+    m = _run_cache.get(key)
+    if m is None:
+        m = _min_run(pat)
+        if len(_run_cache) < 4096:
+            _run_cache[key] = m
+    return m
+
+
+_MEMO_LEN = 40  # strings up to this long have their scan result remembered (per configuration)
+_MEMO_MAX = 4096  # entries; the memo is emptied when full
+
+
 class _Compiled:
     """Patterns with their replacement strings and gates, ready to scan strings.
 
@@ -73,21 +197,47 @@ class _Compiled:
     and one whose patterns all need one of the same ``any_of`` literals only when one occurs.
     """
 
-    __slots__ = ("rules", "groups", "always", "min_len", "key_repl", "_candidates")
+    __slots__ = ("rules", "groups", "always", "min_len", "key_repl", "_candidates", "runs", "_levels", "_memo")
 
     def __init__(self, patterns: Any, replacement: Any) -> None:
         categorized = replacement == "categorized"
         plain = replacement if isinstance(replacement, str) else "[REDACTED]"
         rules = []
-        trigger_bits: dict[str, int] = {}
-        trigger_any: dict[str, set[tuple[str, ...]]] = {}
-        always = 0
-        for i, (category, pat) in enumerate(_pattern_list(patterns)):
+        runs = []
+        for category, pat in _pattern_list(patterns):
             repl = f"[REDACTED:{category}]" if categorized else plain
             gate = _GATES.get((pat.pattern, pat.flags))
             # re.sub would expand backslash escapes in a template; the replacement is literal.
             rules.append((pat, repl.replace("\\", "\\\\"), gate[1] if gate else (), gate[2] if gate else (),
                           _min_width(pat), _PRE_BY_PATTERN.get((pat.pattern, pat.flags))))
+            runs.append(_min_run_cached(pat))
+        self.rules = tuple(rules)
+        self.runs = tuple(runs)  # per rule: a run of this many _RUN_CHARS is in every match
+        self.groups, self.always = self._grouped(-1)
+        self.key_repl = "[REDACTED:secret_field]" if categorized else plain
+        self.min_len = min((r[4] for r in rules), default=0)
+        self._candidates = _unrolled_candidates(self.groups, self.always)
+        # (needle, candidate check for a text without that run): ascending; a text with every
+        # needle takes ``_candidates``. A level is only kept when it leaves rules out.
+        levels = []
+        for n in _RUN_LEVELS:
+            mask = sum(1 << i for i, m in enumerate(runs) if m < n)
+            if mask != (1 << len(rules)) - 1 and (not levels or mask != levels[-1][2]):
+                levels.append((b"a" * n, _unrolled_candidates(*self._grouped(mask)), mask))
+        self._levels = tuple((needle, fn) for needle, fn, _ in levels)
+        # short strings recur (tool names, roles, models, statuses): their scan results, by value
+        self._memo: dict[str, tuple[str, int]] = {}
+
+    def _grouped(self, mask: int) -> tuple[tuple, int]:
+        """``(groups, always)`` of the rules in ``mask`` (bit i = rule i)."""
+        trigger_bits: dict[str, int] = {}
+        trigger_any: dict[str, set[tuple[str, ...]]] = {}
+        always = 0
+        for i, rule in enumerate(self.rules):
+            if not mask >> i & 1:
+                continue
+            pat = rule[0]
+            gate = _GATES.get((pat.pattern, pat.flags))
             if gate is None or not gate[0]:  # no literal: run on every string long enough
                 always |= 1 << i
             else:
@@ -95,7 +245,7 @@ class _Compiled:
                     trigger_bits[kw] = trigger_bits.get(kw, 0) | (1 << i)
                     trigger_any.setdefault(kw, set()).add(gate[2])
         groups: dict[tuple[str, ...], list[tuple[str, int]]] = {}
-        for kw, mask in trigger_bits.items():
+        for kw, bits in trigger_bits.items():
             own = next((c for c in _GUARD_CHARS if c in kw), None)
             anys = trigger_any[kw]
             if own in (":", "="):
@@ -106,13 +256,8 @@ class _Compiled:
                 guard = next(iter(anys))
             else:
                 guard = ()
-            groups.setdefault(guard, []).append((kw, mask))
-        self.key_repl = "[REDACTED:secret_field]" if categorized else plain
-        self.groups = tuple((g, tuple(items)) for g, items in groups.items())
-        self.rules = tuple(rules)
-        self.always = always
-        self.min_len = min((r[4] for r in rules), default=0)
-        self._candidates = _unrolled_candidates(self.groups, always)
+            groups.setdefault(guard, []).append((kw, bits))
+        return tuple((g, tuple(items)) for g, items in groups.items()), always
 
     def _candidates_loop(self, low: str) -> int:
         """The rule bits whose gates ``low`` passes (the reference form of ``_candidates``)."""
@@ -129,19 +274,45 @@ class _Compiled:
                     bits |= mask
         return bits
 
+    def _gate(self, low: str, raw: bytes) -> int:
+        """The rule bits whose gates a text passes (``low``: it lower-cased by ``_ascii_lower``,
+        ``raw``: its UTF-8 bytes), leaving out the rules that need a longer run of
+        ``_RUN_CHARS`` than it has (``_levels``)."""
+        levels = self._levels
+        check = self._candidates
+        if levels:
+            runs = raw.translate(_RUN_TABLE)
+            for needle, fn in levels:
+                if needle not in runs:
+                    check = fn
+                    break
+        return check(low)
+
     def scan(self, s: str) -> tuple[str, int]:
         """``(new string, number of matches)``; ``s`` itself when nothing matched."""
         if len(s) < self.min_len or not self.rules:
             return s, 0
-        low = _ascii_lower(s)
-        bits = self._candidates(low)
+        if len(s) <= _MEMO_LEN:
+            hit = self._memo.get(s)
+            if hit is None:
+                hit = self._scan(s)
+                memo = self._memo
+                if len(memo) >= _MEMO_MAX:
+                    memo.clear()
+                memo[s] = hit
+            return hit if hit[1] else (s, 0)  # unchanged: the caller's own object
+        return self._scan(s)
+
+    def _scan(self, s: str) -> tuple[str, int]:
+        raw = s.encode("utf-8", "surrogatepass")  # for the run levels and the prechecks
+        low = s.lower() if s.isascii() else raw.lower().decode("utf-8", "surrogatepass")  # = _ascii_lower(s)
+        bits = self._gate(low, raw)
         if not bits:
             return s, 0
         count = 0
         n_chars = len(s)
         rules = self.rules
         i = -1
-        raw: bytes | None = None  # ``s`` UTF-8 encoded, for the prechecks
         while True:  # the set bits of ``bits`` above ``i``, in order (62 rules, a few candidates)
             rest = bits >> (i + 1)
             if not rest:
@@ -151,8 +322,6 @@ class _Compiled:
             if n_chars < min_width:
                 continue
             if pre is not None:
-                if raw is None:
-                    raw = s.encode("utf-8", "surrogatepass")
                 if pre[1] not in raw.translate(pre[0]):
                     continue
             gated_out = False
@@ -173,10 +342,10 @@ class _Compiled:
                 count += n
                 s = new
                 # a replacement can remove or (with a custom replacement) add gate literals
+                raw = s.encode("utf-8", "surrogatepass")
                 low = _ascii_lower(s)
-                bits = self._candidates(low)
+                bits = self._gate(low, raw)
                 n_chars = len(s)
-                raw = None
         return s, count
 
 
