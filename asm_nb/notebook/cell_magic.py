@@ -8,7 +8,7 @@ awaited cell (``arun_cell_magic``, ``_async_cell_transformer``).
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, Callable
 
 from IPython.core.magic import Magics
 from IPython.core.magic_arguments import parse_argstring
@@ -310,6 +310,50 @@ class _ForegroundPlan:
                 break
 
 
+class _BusyStatus:
+    """The kernel's ``_publish_status``, wrapped once per kernel: while ``depth`` > 0 (an awaited
+    ``%%asm`` cell runs) an "idle" goes out as "busy".
+
+    The control channel has its own thread (ipykernel 7): its "idle" can be on its way while the
+    cell starts or ends. Deciding and sending under one lock keeps the order on IOPub the order of
+    the decisions, and the wrapper stays in place, so a control thread that looked the method up
+    before a cell started, or before it ended, still goes through it: no "idle" lands after the
+    cell's "busy", and no converted "busy" lands after the cell's own "idle".
+    """
+
+    def __init__(self, kernel: Any, publish: Callable[..., Any]) -> None:
+        import threading
+
+        self.publish = publish
+        self.lock = threading.RLock()
+        self.depth = 0
+        kernel._publish_status = self._publish_status
+        kernel._asm_busy_status = self
+
+    def _publish_status(self, status: str, channel: str, parent: Any = None) -> Any:
+        with self.lock:
+            return self.publish("busy" if status == "idle" and self.depth else status, channel, parent)
+
+
+def _busy_status(kernel: Any) -> "_BusyStatus | None":
+    """The kernel's status wrapper, installed on first use (None: not an ipykernel)."""
+    if kernel is None:
+        return None
+    state = getattr(kernel, "_asm_busy_status", None)
+    if isinstance(state, _BusyStatus):
+        return state
+    publish = getattr(kernel, "_publish_status", None)
+    if publish is None:
+        return None
+    return _BusyStatus(kernel, publish)
+
+
+def _install_busy_status(ipython: Any) -> None:
+    """At ``%load_ext``: wrap the kernel's status publishing before any cell runs (a control
+    request answered meanwhile then already goes through the wrapper)."""
+    _busy_status(getattr(ipython, "kernel", None))
+
+
 class _busy_while_awaiting:
     """While an awaited ``%%asm`` cell runs, the kernel's status stays "busy" for the front end.
 
@@ -323,28 +367,27 @@ class _busy_while_awaiting:
     """
 
     def __enter__(self) -> "_busy_while_awaiting":
-        self.kernel = None
+        self.state = None
         try:
             from IPython.core.getipython import get_ipython
 
             kernel = getattr(get_ipython(), "kernel", None)
         except Exception:  # pragma: no cover - no IPython
             kernel = None
-        publish = getattr(kernel, "_publish_status", None)
-        if kernel is None or publish is None or "_publish_status" in vars(kernel):
-            return self  # not an ipykernel, or already wrapped (a nested run)
-
-        def _publish_status(status: str, channel: str, parent: Any = None) -> Any:
-            return publish("busy" if status == "idle" else status, channel, parent)
-
-        kernel._publish_status = _publish_status
-        self.kernel = kernel
-        publish("busy", "shell")  # supersede an "idle" already sent for this cell
+        state = _busy_status(kernel)
+        if state is None:
+            return self  # not an ipykernel
+        with state.lock:
+            state.depth += 1
+            if state.depth == 1:
+                state.publish("busy", "shell")  # supersede an "idle" already sent for this cell
+        self.state = state
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self.kernel is not None:
-            del self.kernel._publish_status
+        if self.state is not None:
+            with self.state.lock:
+                self.state.depth -= 1
 
 
 async def arun_cell_magic(ip: Any, magic_name: str, line: str, cell: str) -> Any:

@@ -50,6 +50,7 @@ from .cell_magic import ApprovalBridge as ApprovalBridge
 from .cell_magic import CellCommands
 from .cell_magic import _async_cell_transformer as _async_cell_transformer
 from .cell_magic import _busy_while_awaiting as _busy_while_awaiting
+from .cell_magic import _install_busy_status as _install_busy_status
 from .cell_magic import _cancel_state as _cancel_state
 from .cell_magic import _expand_line as _expand_line
 from .cell_magic import _ForegroundPlan as _ForegroundPlan
@@ -155,8 +156,10 @@ def load_ipython_extension(ipython: Any) -> None:
     from . import diffview  # noqa: F401  (registers %asm diff)
     from . import control_magics  # noqa: F401  (registers %asm pause / resume / audit / providers)
     from . import evalview  # noqa: F401  (registers %asm eval)
-    if _kernel_can_await(ipython) and _async_cell_transformer not in ipython.input_transformers_post:
-        ipython.input_transformers_post.append(_async_cell_transformer)
+    if _kernel_can_await(ipython):
+        _install_busy_status(ipython)
+        if _async_cell_transformer not in ipython.input_transformers_post:
+            ipython.input_transformers_post.append(_async_cell_transformer)
 
 
 def unload_ipython_extension(ipython: Any) -> None:  # pragma: no cover - IPython API

@@ -456,14 +456,29 @@ def test_live_run_saves_as_static_card_and_reopens(lab, page, browser):
     _set_theme(page, "JupyterLab Dark")  # the live widget themed too (banners, rows, buttons)
     page.screenshot(path=str(ARTIFACTS / "live-approval-dark.png"))
     _set_theme(page, "JupyterLab Light")
+    # a button click (a comm message) does not flip the kernel to Idle while the cell still runs:
+    # every status the kernel model takes from the click on is recorded with whether the approved
+    # cell's output is already the finished run's card (the kernel sends it before the cell's end,
+    # and JupyterLab handles kernel messages in order): an "idle" before that is the bug
+    page.evaluate("""() => {
+        const nb = window.jupyterapp.shell.currentWidget;
+        const outputs = nb.content.model.cells.get(1).outputs;
+        window.__asmStatuses = [];
+        nb.sessionContext.session.kernel.statusChanged.connect((_, s) => {
+            let done = false;
+            for (let i = 0; i < outputs.length; i++) {
+                done = done || 'application/vnd.asm.run+json' in outputs.get(i).data;
+            }
+            window.__asmStatuses.push([s, done]);
+        });
+    }""")
     approve.click()
-    # a button click (a comm message) does not flip the kernel to Idle while the cell still runs
-    page.wait_for_timeout(500)
-    assert page.evaluate("window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status") == "busy"
 
     # the next cell runs `sleep 60`: cancel it from its widget
     cancel = page.locator(".jp-OutputArea .asm-run", has_text="sleep 60").locator("button", has_text="Cancel")
     expect(cancel).to_be_visible()
+    statuses = page.evaluate("() => window.__asmStatuses")
+    assert ["idle", False] not in statuses and ["idle", True] in statuses, statuses
     cancel.click()
     _kernel_idle_with_all_cells_run(page)
     expect(page.locator(".jp-StatusBar-Widget", has_text="ipykernel").first).to_contain_text("Idle")
@@ -607,14 +622,22 @@ def _live_grid_sort_pick_and_detail(page, live) -> None:
     expect(tokens_th).to_have_attribute("aria-sort", "descending")
     expect(rows.first).to_have_class(re.compile(r"\basm-picked\b"))  # still picked after re-sorting
 
-    # the relative start times age while the page stays open (re-worded every 30 s or on hover)
-    assert set(grid.locator('tbody td[data-key="started_at"]').all_inner_texts()) == {"just now"}
-    page.evaluate("() => { window.__asmRealNow = Date.now; Date.now = () => window.__asmRealNow() + 3 * 3600e3; }")
+    # the relative start times age while the page stays open (re-worded every 30 s or on hover).
+    # The page's clock is set from the runs' own start times: the rows were worded by the kernel
+    # when drawn, and on a loaded machine the runs can be older than "just now" (45 s) by the time
+    # the test gets here, so the real clock would make the first check a race with the load.
+    cells = grid.locator('tbody td[data-key="started_at"]')
+    newest = max(rows.evaluate_all("rs => rs.map(r => Date.parse(r.dataset.started))"))
+    page.evaluate("(t) => { window.__asmRealNow = Date.now; window.__asmNow = t; Date.now = () => window.__asmNow; }",
+                  newest + 1000)
     try:
         page.mouse.move(0, 0)
         grid.hover()
-        expect(grid.locator('tbody td[data-key="started_at"]').first).to_have_text("3 h ago")
-        assert set(grid.locator('tbody td[data-key="started_at"]').all_inner_texts()) == {"3 h ago"}
+        expect(cells).to_have_text(["just now"] * 5)
+        page.evaluate("() => { window.__asmNow += 3 * 3600e3; }")
+        page.mouse.move(0, 0)
+        grid.hover()
+        expect(cells).to_have_text(["3 h ago"] * 5)
     finally:
         page.evaluate("() => { Date.now = window.__asmRealNow; }")
 
