@@ -267,13 +267,17 @@ def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | N
         if process is None or tracker.policy_runtime is not None or \
                 (tracker.open_tools and etype in TERMINAL_TYPES):
             return slow(ev, etype, data)
-        bookkeep(etype, data)
+        if etype != "message_streamed":  # a delta (most events) tells the tracker nothing before storing
+            bookkeep(etype, data)
         try:
-            stored_as(ev, process(ev, ctx))
+            stored = process(ev, ctx)
+            ev["sequence_number"] = stored.sequence_number
+            ev["id"] = stored.id
         except Exception as exc:
             persist_failed(exc)
         tracker.observe(etype, data)
-        tracker.capture_route(data)
+        if "routed_provider" in data:
+            tracker.capture_route(data)
         if user_callback is not None:
             try:
                 res = user_callback(ev)
