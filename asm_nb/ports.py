@@ -11,7 +11,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol, Sequence, Union, runtime_checkable
+from typing import Any, Awaitable, Callable, Iterable, Iterator, Mapping, Protocol, Sequence, Union, runtime_checkable
 
 from . import config
 from .core.capabilities import Capability
@@ -20,6 +20,23 @@ from .core.run import Run, RunStatus
 from .core.session import Session, SessionStatus
 
 EventCallback = Callable[[dict], "None | Awaitable[None]"]
+
+
+class _CallbackDone:
+    """An awaitable that is already finished (awaiting it returns None at once, no coroutine)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Iterator[None]:
+        return iter(())
+
+    def __repr__(self) -> str:
+        return "CALLBACK_DONE"
+
+
+#: What an event callback that did all its work synchronously returns (the manager's, usually):
+#: an adapter may ``await`` it like any callback result, or skip it (``res is CALLBACK_DONE``).
+CALLBACK_DONE = _CallbackDone()
 #: milliseconds (int), ``inf`` / ``"unbounded"`` for a week, a digit string, or None for the default
 TimeoutSpec = int | float | str | None
 

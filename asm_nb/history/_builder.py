@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = ["SessionBuilder"]
 
+_K_IN, _K_OUT, _K_CR, _K_CC = TOKEN_KEYS
+
 
 class _Pricer:
     """Per-message USD from the active pricing table, one lookup per (provider, model)."""
@@ -64,6 +66,7 @@ class SessionBuilder:
 
     def __init__(self, job: "FileJob", state: Mapping | None, seen: dict[str, Any], pricer: _Pricer,
                  report: ImportReport, since: datetime | None) -> None:
+        from ..persistence.pipeline import _make_event
         from ..persistence.redaction import RedactionConfig, emit_redacted, redact_payload
 
         self.job = job
@@ -91,6 +94,8 @@ class SessionBuilder:
         self._redaction = RedactionConfig.from_config()
         self._redact = redact_payload if self._redaction.enabled else None
         self._emit_redacted = emit_redacted
+        # the pipeline's constructor for checked fields (sets the slots; Event(...) when it cannot)
+        self._make_event = _make_event
         self._clean: set[tuple] = set()  # fixed payloads the redactor leaves unchanged
         self._md = {"imported_from": self.source}
         self.ts: datetime | None = None  # timestamp of the line being handled
@@ -138,8 +143,8 @@ class SessionBuilder:
                     self._emit_redacted(self.sid, run_id, et, n, fields)
                 elif key is not None:
                     self._clean.add(key)  # the redactor leaves it as it is
-        self.events.append(Event(new_id("evt_"), et, self.ts or _now(), self.sid, run_id, data, dict(md),
-                                 None, 1, self.provider, None))
+        self.events.append(self._make_event(new_id("evt_"), et, self.ts or _now(), self.sid, run_id, data, dict(md),
+                                            self.provider, None))
         return data
 
     def _current(self) -> dict:
@@ -229,8 +234,9 @@ class SessionBuilder:
               reported_cost: Any = None, **extra: Any) -> bool:
         """One model call's tokens. ``key`` (e.g. message id + request id) dedupes across the
         whole store; returns False when it was already counted."""
+        i, o, cr, cc = usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_creation_tokens
         if key is not None:
-            now = [getattr(usage, k) for k in TOKEN_KEYS]
+            now = [i, o, cr, cc]  # (TOKEN_KEYS order)
             prev = self.seen.get(key, _ABSENT)
             if prev is _ABSENT:
                 self.seen[key] = self.keys[key] = now
@@ -245,12 +251,12 @@ class SessionBuilder:
                     return False
                 self.seen[key] = self.keys[key] = [max(a, b) for a, b in zip(now, prev)]
                 usage = TokenUsage(*delta)
+                i, o, cr, cc = delta
                 reported_cost = None
                 extra["update"] = True
         run = self._current()
         self._touch(run)
-        u = dict(zip(TOKEN_KEYS, (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens,
-                                  usage.cache_creation_tokens)))
+        u = {_K_IN: i, _K_OUT: o, _K_CR: cr, _K_CC: cc}
         cost, price_key = self.pricer.cost(self.provider, model, u)
         source = "computed"
         if isinstance(reported_cost, (int, float)) and not isinstance(reported_cost, bool) and reported_cost > 0:
@@ -258,14 +264,22 @@ class SessionBuilder:
             run["reported"] += 1
         elif cost is not None:
             run["computed"] += 1
-        for k in TOKEN_KEYS:
-            run["usage"][k] += u[k]
-        if usage.reasoning_output_tokens is not None:
-            run["reasoning"] = (run["reasoning"] or 0) + usage.reasoning_output_tokens
+        reasoning = usage.reasoning_output_tokens
+        ru = run["usage"]
+        ru[_K_IN] += i
+        ru[_K_OUT] += o
+        ru[_K_CR] += cr
+        ru[_K_CC] += cc
+        if reasoning is not None:
+            run["reasoning"] = (run["reasoning"] or 0) + reasoning
         mname = model or "unknown"
-        mu = run["model_usage"].setdefault(mname, {k: 0 for k in TOKEN_KEYS})
-        for k in TOKEN_KEYS:
-            mu[k] += u[k]
+        mu = run["model_usage"].get(mname)
+        if mu is None:
+            mu = run["model_usage"][mname] = {_K_IN: 0, _K_OUT: 0, _K_CR: 0, _K_CC: 0}
+        mu[_K_IN] += i
+        mu[_K_OUT] += o
+        mu[_K_CR] += cr
+        mu[_K_CC] += cc
         if cost is None:
             if mname not in run["unpriced"]:
                 run["unpriced"].append(mname)
@@ -276,8 +290,8 @@ class SessionBuilder:
         run["usage_records"] += 1
         self.report.usage_records += 1
         data = {**u, "model": model, "cost_usd": cost, "cost_source": source if cost is not None else None, **extra}
-        if usage.reasoning_output_tokens is not None:
-            data["reasoning_output_tokens"] = usage.reasoning_output_tokens
+        if reasoning is not None:
+            data["reasoning_output_tokens"] = reasoning
         self._emit("token_usage_updated", data, run["id"])
         return True
 

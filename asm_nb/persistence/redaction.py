@@ -21,7 +21,13 @@ gates ~0.6 µs.) Each trigger is searched only after its rarest characters are f
 ``in`` is a ``memchr``); text is lower-cased ASCII-only for the gates (the gated patterns are
 ``re.ASCII``); the two rules without a narrowing literal (the bare AWS secret key, the Discord
 token) first pass a character-run precheck that every match needs (``_PRECHECKS``). Custom
-patterns are never gated. Compiled configurations are cached, keyed on their values.
+patterns are never gated by literals. Before the gates, a text is placed on a token-run level:
+every match of a rule holds a run of at least ``m`` token characters (letters, digits,
+``_-+/.~=%&?``; ``m`` derived from the compiled pattern, ``redaction_scan._min_run``), so a
+text whose longest run is shorter is only checked against the rules it can match (prose and
+paths skip the ~75 long-token formats). Results of strings up to 40 characters are remembered
+per configuration (tool names, roles, models recur on every event). Compiled configurations
+are cached, keyed on their values.
 
 The rule table (patterns, gates, prechecks) is in ``redaction_patterns.py``, the compiled scan in
 ``redaction_scan.py``, the payload walk in ``redaction_walk.py``; this module keeps the

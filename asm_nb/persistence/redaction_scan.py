@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from re import _constants as _C  # type: ignore[attr-defined]
+from re import _parser as _P  # type: ignore[attr-defined]
 from typing import Any
 
 from .redaction_patterns import _DEFAULT_COMPILED, _GATES, _PRE_BY_PATTERN
@@ -26,9 +28,9 @@ def _ascii_lower(s: str) -> str:
     return s.encode("utf-8", "surrogatepass").lower().decode("utf-8", "surrogatepass")
 
 
-def _min_width(pat: re.Pattern) -> int:
+def _min_width(pat: re.Pattern, tree: Any = None) -> int:
     try:
-        return int(re._parser.parse(pat.pattern, pat.flags).getwidth()[0])  # type: ignore[attr-defined]
+        return int((tree if tree is not None else _P.parse(pat.pattern, pat.flags)).getwidth()[0])
     except Exception:  # noqa: BLE001 - an unknown width only disables the length shortcut
         return 0
 
@@ -76,6 +78,7 @@ _GUARD_CHARS = ("_", "-", ":", "=")
 # holding only the rules a text of that level can match.
 
 _RUN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+/.~=%&?")
+_RUN_CODES = frozenset(map(ord, _RUN_CHARS))
 _RUN_TABLE = bytes(0x61 if chr(i) in _RUN_CHARS else 0x20 for i in range(256))
 _RUN_LEVELS = (12, 16, 20, 24, 32, 40)  # the run lengths a text is tested for
 
@@ -107,15 +110,14 @@ def _seq_run(items: list[_Run]) -> _Run:
 
 
 def _class_in_run(items: Any) -> bool:
-    from re import _constants as C  # type: ignore[attr-defined]
-
+    C = _C
     for op, av in items:
         if op is C.LITERAL:
-            if chr(av) not in _RUN_CHARS:
+            if av not in _RUN_CODES:
                 return False
         elif op is C.RANGE:
             lo, hi = av
-            if hi - lo > 255 or any(chr(c) not in _RUN_CHARS for c in range(lo, hi + 1)):
+            if hi - lo > 255 or not _RUN_CODES.issuperset(range(lo, hi + 1)):
                 return False
         elif op is C.CATEGORY:
             if av not in (C.CATEGORY_DIGIT, C.CATEGORY_WORD):  # ASCII \d, \w (the pattern is re.ASCII)
@@ -126,10 +128,9 @@ def _class_in_run(items: Any) -> bool:
 
 
 def _node_run(op: Any, av: Any) -> _Run:
-    from re import _constants as C  # type: ignore[attr-defined]
-
+    C = _C
     if op is C.LITERAL:
-        return _Run(chr(av) in _RUN_CHARS, 1)
+        return _Run(av in _RUN_CODES, 1)
     if op in (C.NOT_LITERAL, C.ANY):
         return _Run(False, 1)
     if op is C.IN:
@@ -158,31 +159,35 @@ def _node_run(op: Any, av: Any) -> _Run:
     return _UNKNOWN
 
 
-def _min_run(pat: re.Pattern) -> int:
+def _min_run(pat: re.Pattern, tree: Any = None) -> int:
     """A run of at least this many ``_RUN_CHARS`` that every match of ``pat`` contains (0: none
-    guaranteed, or the pattern is not ``re.ASCII`` / not analysable)."""
+    guaranteed, or the pattern is not ``re.ASCII`` / not analysable). ``tree``: its parse."""
     if not (pat.flags & re.ASCII) or not isinstance(pat.pattern, str):
         return 0
     try:
-        from re import _parser as P  # type: ignore[attr-defined]
-
-        tree = P.parse(pat.pattern, pat.flags)
+        if tree is None:
+            tree = _P.parse(pat.pattern, pat.flags)
         return _seq_run([_node_run(op, av) for op, av in tree]).best
     except Exception:  # noqa: BLE001 - an unknown run only disables the level shortcut
         return 0
 
 
-_run_cache: dict[tuple[str, int], int] = {}
+_shape_cache: dict[tuple[str, int], tuple[int, int]] = {}
 
 
-def _min_run_cached(pat: re.Pattern) -> int:
+def _shape(pat: re.Pattern) -> tuple[int, int]:
+    """``(_min_width, _min_run)`` of ``pat`` from one parse, remembered per pattern."""
     key = (pat.pattern, pat.flags)
-    m = _run_cache.get(key)
-    if m is None:
-        m = _min_run(pat)
-        if len(_run_cache) < 4096:
-            _run_cache[key] = m
-    return m
+    hit = _shape_cache.get(key)
+    if hit is None:
+        try:
+            tree = _P.parse(pat.pattern, pat.flags)
+        except Exception:  # noqa: BLE001 - unknown: no shortcut
+            tree = None
+        hit = (_min_width(pat, tree), _min_run(pat, tree)) if tree is not None else (0, 0)
+        if len(_shape_cache) < 4096:
+            _shape_cache[key] = hit
+    return hit
 
 
 _MEMO_LEN = 40  # strings up to this long have their scan result remembered (per configuration)
@@ -208,9 +213,10 @@ class _Compiled:
             repl = f"[REDACTED:{category}]" if categorized else plain
             gate = _GATES.get((pat.pattern, pat.flags))
             # re.sub would expand backslash escapes in a template; the replacement is literal.
+            width, run = _shape(pat)
             rules.append((pat, repl.replace("\\", "\\\\"), gate[1] if gate else (), gate[2] if gate else (),
-                          _min_width(pat), _PRE_BY_PATTERN.get((pat.pattern, pat.flags))))
-            runs.append(_min_run_cached(pat))
+                          width, _PRE_BY_PATTERN.get((pat.pattern, pat.flags))))
+            runs.append(run)
         self.rules = tuple(rules)
         self.runs = tuple(runs)  # per rule: a run of this many _RUN_CHARS is in every match
         self.groups, self.always = self._grouped(-1)
@@ -219,12 +225,13 @@ class _Compiled:
         self._candidates = _unrolled_candidates(self.groups, self.always)
         # (needle, candidate check for a text without that run): ascending; a text with every
         # needle takes ``_candidates``. A level is only kept when it leaves rules out.
-        levels = []
+        # Each level's check is generated the first time a text needs it.
+        levels: list[list] = []
         for n in _RUN_LEVELS:
             mask = sum(1 << i for i, m in enumerate(runs) if m < n)
             if mask != (1 << len(rules)) - 1 and (not levels or mask != levels[-1][2]):
-                levels.append((b"a" * n, _unrolled_candidates(*self._grouped(mask)), mask))
-        self._levels = tuple((needle, fn) for needle, fn, _ in levels)
+                levels.append([b"a" * n, None, mask])
+        self._levels = tuple(levels)
         # short strings recur (tool names, roles, models, statuses): their scan results, by value
         self._memo: dict[str, tuple[str, int]] = {}
 
@@ -279,14 +286,19 @@ class _Compiled:
         ``raw``: its UTF-8 bytes), leaving out the rules that need a longer run of
         ``_RUN_CHARS`` than it has (``_levels``)."""
         levels = self._levels
-        check = self._candidates
         if levels:
             runs = raw.translate(_RUN_TABLE)
-            for needle, fn in levels:
-                if needle not in runs:
-                    check = fn
-                    break
-        return check(low)
+            for level in levels:
+                if level[0] not in runs:
+                    return (level[1] or self._level_check(level))(low)
+        return self._candidates(low)
+
+    def _level_check(self, level: list) -> Any:
+        """The candidate check of a level (``[needle, check or None, rule mask]``), made once."""
+        fn = level[1]
+        if fn is None:
+            fn = level[1] = _unrolled_candidates(*self._grouped(level[2]))
+        return fn
 
     def scan(self, s: str) -> tuple[str, int]:
         """``(new string, number of matches)``; ``s`` itself when nothing matched."""

@@ -87,6 +87,7 @@ DEFAULT_SIGNALS: tuple[int, ...] = (_signal.SIGINT, _signal.SIGTERM, _signal.SIG
 DEFAULT_GRACE_MS = 500
 DEFAULT_EXIT_DRAIN_MS = 1_000
 _READ_SIZE = 65_536
+_IN_TASK_TIMEOUT = hasattr(asyncio, "timeout")  # Python 3.11+
 _QUEUE_CHUNKS = 32  # backpressure: the pump stops reading when ~2 MiB are waiting
 
 
@@ -304,24 +305,51 @@ class ManagedProcess:
         except (BrokenPipeError, ConnectionResetError, OSError):
             pass  # the child exited without reading its input: its exit status tells the story
 
+    def _exit_notice(self) -> "asyncio.Future[None] | None":
+        """A future resolved when the transport reports the child's exit (its protocol's
+        ``process_exited``, called by every child watcher once the exit status is known), or None
+        when the protocol has no such hook."""
+        assert self._proc
+        proto = getattr(self._proc, "_protocol", None)
+        notify = getattr(proto, "process_exited", None)
+        if proto is None or notify is None:
+            return None
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def process_exited() -> None:
+            try:
+                notify()
+            finally:
+                if not fut.done():
+                    fut.set_result(None)
+
+        proto.process_exited = process_exited  # type: ignore[method-assign]
+        return fut
+
     async def _watch_exit(self) -> None:
         assert self._proc
         # asyncio's Process.wait() only returns once every pipe is closed too (3.11), so a
-        # descendant holding stdout would hide the exit: poll the transport's returncode as well
-        waiter = asyncio.ensure_future(self._proc.wait())
-        self._tasks.append(waiter)
-        poll = 0.005
-        while self._proc.returncode is None:
-            done, _ = await asyncio.wait([waiter], timeout=poll)
-            if done:
-                break
-            poll = min(poll * 2, 0.1)
+        # descendant holding stdout would hide the exit: wait for the transport's own exit
+        # notice (the protocol's ``process_exited``) instead, one future and no polling
+        if self._proc.returncode is None:
+            exited = self._exit_notice()
+            if exited is not None:
+                await exited
+            else:  # pragma: no cover - a protocol without process_exited: poll as before
+                waiter = asyncio.ensure_future(self._proc.wait())
+                self._tasks.append(waiter)
+                poll = 0.005
+                while self._proc.returncode is None:
+                    done, _ = await asyncio.wait([waiter], timeout=poll)
+                    if done:
+                        break
+                    poll = min(poll * 2, 0.1)
         self._t_end = time.monotonic()
         self._exited.set()
         _LIVE.discard(self)
         # a descendant still holding stdout open would make readers hang: give it a moment,
         # then kill what is left of the group
-        pumps = [t for t in (self._stdout_task, self._stderr_task) if t is not None]
+        pumps = [t for t in (self._stdout_task, self._stderr_task) if t is not None and not t.done()]
         if pumps:
             # after our own terminate the group is being killed anyway: a short drain is enough
             drain = min(self._exit_drain_s, 0.3) if self._terminating is not None else self._exit_drain_s
@@ -371,7 +399,11 @@ class ManagedProcess:
                     return
                 waits.append(idle_deadline - now)
             try:
-                await asyncio.wait_for(self._exited.wait(), timeout=max(min(waits), 0.001))
+                if _IN_TASK_TIMEOUT:  # 3.11+: the deadline on this task, no task per wait
+                    async with asyncio.timeout(max(min(waits), 0.001)):  # type: ignore[attr-defined]
+                        await self._exited.wait()
+                else:  # pragma: no cover - Python 3.10
+                    await asyncio.wait_for(self._exited.wait(), timeout=max(min(waits), 0.001))
             except asyncio.TimeoutError:
                 pass
 
@@ -534,7 +566,8 @@ class ManagedProcess:
         try:
             if not self._exited.is_set():
                 await asyncio.shield(self.terminate(reason))
-            res = await asyncio.shield(self.wait())
+            # the usual case: the caller already waited (no task to shield a cached result)
+            res = self._result if self._result is not None else await asyncio.shield(self.wait())
         except asyncio.CancelledError:
             self.kill()  # cancelled again while cleaning up: do not leave the group behind
             raise

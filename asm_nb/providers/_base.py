@@ -23,7 +23,7 @@ from ..core.errors import AsmError
 from ..core.run import Run
 from ..core.serialization import utc_now
 from ..core.session import Session
-from ..ports import AdapterResult, EventCallback, KeptEvents
+from ..ports import CALLBACK_DONE, AdapterResult, EventCallback, KeptEvents
 from ..core.usage import empty_usage
 from ..core.provider_errors import normalize_provider_error
 
@@ -108,8 +108,8 @@ class ActiveRun:
         self.events.append(ev)
         if self.callback is not None:
             res = self.callback(ev)
-            if inspect.isawaitable(res):
-                await res
+            if res is not CALLBACK_DONE and res is not None and inspect.isawaitable(res):
+                await res  # (CALLBACK_DONE: the manager's callback finished synchronously)
         return ev
 
     async def close_open_tools(self, reason: str) -> None:

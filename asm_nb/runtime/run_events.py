@@ -18,6 +18,7 @@ from ..core.run import Run
 from ..core.serialization import utc_now
 from ..core.session import Session
 from ..core.usage import TokenUsage
+from ..ports import CALLBACK_DONE
 from .. import telemetry
 from .manager_io import _internal_event, _persist, _persister, _telemetry
 
@@ -175,23 +176,10 @@ def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | N
                               correlation_id=correlation_id)
     has_handlers = telemetry.has_any_handlers
 
-    async def callback(event: Mapping[str, Any]) -> None:
-        if tracker.policy_stopped and _type_name(event.get("type")) != "token_usage_updated":
-            # after a policy stopped the run nothing more is recorded (not even the adapter's
-            # terminal event: finalization persists the single run_failed with the violation),
-            # except usage: a request cut by the stop was still billed (e.g. its message_start)
-            log.debug("dropping %s of run %s after the policy stopped it", event.get("type"), run.id)
-            return
-        ev = dict(event)
-        etype = ev.get("type")
-        if type(etype) is not str or etype not in _TYPE_VALUES:
-            etype = ev["type"] = resolve_type(etype).value
-        raw = ev.get("data")
-        data: Mapping[str, Any] = raw if type(raw) is dict or isinstance(raw, Mapping) else {}
+    def bookkeep(etype: str, data: Mapping[str, Any]) -> None:
+        """What the tracker learns from an event before it is stored (terminal bookkeeping after
+        any open tool calls were closed)."""
         if etype in TERMINAL_TYPES:
-            if tracker.open_tools:
-                why = data.get("error_message") if etype == "run_failed" else None
-                await _close_open_tools(store, tracker, etype, why if isinstance(why, str) else None)
             tracker.terminal_seen = etype
             tracker.capture_model(data)
         elif etype == "token_usage_updated":
@@ -206,21 +194,45 @@ def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | N
                 and reported > 0:
             if tracker.reported_cost is None:
                 tracker.reported_cost = float(reported)
+
+    def stored_as(ev: dict, stored: Any) -> None:
+        ev["sequence_number"] = stored.sequence_number
+        ev["id"] = stored.id
+
+    def persist_failed(exc: Exception) -> None:
+        tracker.persistence_failures += 1
+        if isinstance(exc, AsmError):
+            log.warning("Event persistence failed for run %s in session %s: [%s] %s", run.id, session.id,
+                        exc.code, exc.message)
+        else:
+            log.warning("Event persistence failed because the SessionStore became unavailable: %r", exc)
+
+    def user_failed() -> None:
+        log.exception("event_callback raised for run %s (ignored)", run.id)
+
+    async def finish_user(res: Any, ev: dict) -> None:
+        try:
+            await res
+        except Exception:
+            user_failed()
+        if has_handlers():
+            _telemetry("emit_adapter_event", ev, tracker.run, tracker.session)
+
+    async def slow(ev: dict, etype: str, data: Mapping[str, Any]) -> None:
+        """The general case: a terminal event with tool calls still open (closed first), a store
+        called off the loop, a policy observing the run, an async user callback."""
+        if etype in TERMINAL_TYPES and tracker.open_tools:
+            why = data.get("error_message") if etype == "run_failed" else None
+            await _close_open_tools(store, tracker, etype, why if isinstance(why, str) else None)
+        bookkeep(etype, data)
         try:
             if process is not None:  # inline store: the pipeline copies what it keeps, ``ev`` is ours
-                stored = process(ev, ctx)
+                stored_as(ev, process(ev, ctx))
             else:
-                stored = await _persist(store, ev, session_id=session.id, run_id=run.id, provider=adapter.name,
-                                        correlation_id=correlation_id)
-            ev["sequence_number"] = stored.sequence_number
-            ev["id"] = stored.id
-        except AsmError as err:
-            tracker.persistence_failures += 1
-            log.warning("Event persistence failed for run %s in session %s: [%s] %s", run.id, session.id,
-                        err.code, err.message)
+                stored_as(ev, await _persist(store, ev, session_id=session.id, run_id=run.id, provider=adapter.name,
+                                             correlation_id=correlation_id))
         except Exception as exc:
-            tracker.persistence_failures += 1
-            log.warning("Event persistence failed because the SessionStore became unavailable: %r", exc)
+            persist_failed(exc)
         tracker.observe(etype, data)
         tracker.capture_route(data)
         if tracker.policy_runtime is not None and etype not in TERMINAL_TYPES and not tracker.policy_stopped:
@@ -231,9 +243,52 @@ def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | N
                 if inspect.isawaitable(res):
                     await res
             except Exception:
-                log.exception("event_callback raised for run %s (ignored)", run.id)
+                user_failed()
         if has_handlers():  # no handler attached anywhere (the usual case): nothing to emit
             _telemetry("emit_adapter_event", ev, tracker.run, tracker.session)
+
+    def callback(event: Mapping[str, Any]) -> Any:
+        """Record one adapter event. Synchronous in the common case (inline store, no policy, no
+        tool call left open at the end, a sync user callback): the work is done when it returns
+        ``ports.CALLBACK_DONE`` (already finished: no coroutine per event; adapters that ``await``
+        the callback's result still may). Otherwise it returns the coroutine that does the work."""
+        if tracker.policy_stopped and _type_name(event.get("type")) != "token_usage_updated":
+            # after a policy stopped the run nothing more is recorded (not even the adapter's
+            # terminal event: finalization persists the single run_failed with the violation),
+            # except usage: a request cut by the stop was still billed (e.g. its message_start)
+            log.debug("dropping %s of run %s after the policy stopped it", event.get("type"), run.id)
+            return CALLBACK_DONE
+        ev = dict(event)
+        etype = ev.get("type")
+        if type(etype) is not str or etype not in _TYPE_VALUES:
+            etype = ev["type"] = resolve_type(etype).value
+        raw = ev.get("data")
+        data: Mapping[str, Any] = raw if type(raw) is dict or isinstance(raw, Mapping) else {}
+        if process is None or tracker.policy_runtime is not None or \
+                (tracker.open_tools and etype in TERMINAL_TYPES):
+            return slow(ev, etype, data)
+        if etype != "message_streamed":  # a delta (most events) tells the tracker nothing before storing
+            bookkeep(etype, data)
+        try:
+            stored = process(ev, ctx)
+            ev["sequence_number"] = stored.sequence_number
+            ev["id"] = stored.id
+        except Exception as exc:
+            persist_failed(exc)
+        tracker.observe(etype, data)
+        if "routed_provider" in data:
+            tracker.capture_route(data)
+        if user_callback is not None:
+            try:
+                res = user_callback(ev)
+            except Exception:
+                user_failed()
+            else:
+                if res is not None and inspect.isawaitable(res):
+                    return finish_user(res, ev)
+        if has_handlers():  # no handler attached anywhere (the usual case): nothing to emit
+            _telemetry("emit_adapter_event", ev, tracker.run, tracker.session)
+        return CALLBACK_DONE
 
     # this callback persists every event: the adapter need not keep a copy of the stream
     callback.records_events = True  # type: ignore[attr-defined]

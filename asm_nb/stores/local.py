@@ -453,7 +453,9 @@ class LocalStore(LocalDocuments):
 
     def flush(self, payload: Any = None) -> None:
         """Without a payload: write every buffered event and release the session locks. With one:
-        append its events, merge its session and upsert its run atomically (docs/stores.md, store contract)."""
+        append its events, merge its session and upsert its run atomically (docs/stores.md, store
+        contract); everything is on disk when it returns, and the sessions' locks are released by
+        their closing event or the write-behind timer (``flush_interval_ms``), like any append's."""
         if payload is None:
             self._flush_all()
             return
@@ -499,8 +501,9 @@ class LocalStore(LocalDocuments):
                 if isinstance(exc, Exception):
                     raise AsmError("storage_error", f"flush failed: {exc!r}") from exc
                 raise
-            for slog in slogs:
-                self._release(slog)
+            # everything is written (above); the session locks stay held until the session's
+            # closing event or the write-behind timer releases them, so the records a run's end
+            # still adds (audit, session_completed) do not take the OS lock a second time
         finally:
             for slog in reversed(acquired):
                 slog.lock.release()

@@ -140,3 +140,35 @@ def test_each_imported_session_is_one_event_log_write(tmp_path, monkeypatch, sou
     assert set(owned.values()) == {1} and len(owned) == files
     assert appends["sessions.jsonl"] == 2 * files and appends["runs.jsonl"] == files
     st.close()
+
+
+@pytest.mark.parametrize("source", ["claude-code", "codex"])
+def test_run_totals_and_model_usage_equal_the_sum_of_their_usage_events(tmp_path, source):
+    # every counter of a run's token_usage and of each model in model_usage is the sum of the
+    # token_usage_updated events of that run (and model): a counter added to the wrong key fails
+    write = write_claude_code_logs if source == "claude-code" else write_codex_logs
+    gen = write(tmp_path / "logs", lines=1500, sessions=3)
+    st = open_store(tmp_path / "store")
+    _import(source, st, gen["root"])
+    keys = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")
+    checked = 0
+    for s in st.list_sessions():
+        per_run: dict = collections.defaultdict(collections.Counter)
+        per_model: dict = collections.defaultdict(lambda: collections.defaultdict(collections.Counter))
+        reasoning: collections.Counter = collections.Counter()
+        for e in st.get_events(s.id):
+            if e.type.value != "token_usage_updated":
+                continue
+            for k in keys:
+                per_run[e.run_id][k] += e.data[k]
+                per_model[e.run_id][e.data["model"] or "unknown"][k] += e.data[k]
+            reasoning[e.run_id] += e.data.get("reasoning_output_tokens") or 0
+        for r in st.list_runs(s.id):
+            assert {k: r.token_usage[k] for k in keys} == {k: per_run[r.id][k] for k in keys}
+            assert (r.token_usage.get("reasoning_output_tokens") or 0) == reasoning[r.id]
+            mu = r.provider_metadata.get("model_usage") or {}
+            assert {m: {k: v[k] for k in keys} for m, v in mu.items()} == \
+                {m: {k: c[k] for k in keys} for m, c in per_model[r.id].items()}
+            checked += bool(mu)
+    st.close()
+    assert checked > 10 and sum(sum(c.values()) for c in per_run.values()) > 0

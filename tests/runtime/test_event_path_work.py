@@ -15,6 +15,7 @@ from typing import Any
 import asm_nb
 from asm_nb import telemetry
 from asm_nb.persistence.pipeline import EventPipeline
+from asm_nb.ports import CALLBACK_DONE
 from asm_nb.providers._base import BaseAdapter
 from asm_nb.stores.local import LocalStore
 
@@ -234,3 +235,97 @@ def test_a_sqlstore_run_does_not_read_its_events_back_until_asked(tmp_path: Any,
     seqs = [e.sequence_number for e in events]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
     assert "hunter2" not in events[4].data["delta"]
+
+
+class Returns(BaseAdapter):
+    """Streams ``n`` deltas and records what the manager's callback returned for each event;
+    ``tool_left_open``: a tool call is still open when ``run_completed`` comes."""
+
+    name = "work_returns"
+
+    def __init__(self, n: int, tool_left_open: bool = False) -> None:
+        super().__init__()
+        self.n = n
+        self.tool_left_open = tool_left_open
+        self.returned: list[tuple[str, Any]] = []
+
+    async def execute(self, run: Any, session: Any, *, event_callback: Any = None, **kw: Any) -> Any:
+        cb = event_callback
+
+        def spy(ev: dict) -> Any:
+            res = cb(ev)
+            self.returned.append((ev["type"], res))
+            return res
+
+        return await super().execute(run, session, event_callback=spy, **kw)
+
+    async def _execute(self, active: Any, **opts: Any) -> dict:
+        await active.emit("run_started", {"model": "m"})
+        if self.tool_left_open:
+            await active.emit("tool_call_started", {"tool_call_id": "t1", "tool_name": "bash", "tool_input": {}})
+        for i in range(self.n):
+            await active.emit("message_streamed", {"delta": f"tok{i} ", "content": f"tok{i} "})
+        active.open_tools.clear()  # the adapter forgets the call: the manager must close it
+        await active.emit("run_completed", {"stop_reason": "end_turn"})
+        return {"output": {"content": "done"}, "token_usage": {"input_tokens": 1, "output_tokens": self.n}}
+
+
+def test_the_manager_callback_is_synchronous_for_an_inline_store(tmp_path: Any) -> None:
+    """Inline store, no policy, sync (or no) user callback: the callback does its work and returns
+    the finished ``CALLBACK_DONE``, so an adapter awaits nothing per event (was: a coroutine per
+    event); an adapter that awaits it anyway gets None at once."""
+    store = LocalStore(tmp_path)
+    try:
+        for on_event in (None, []):
+            ad = Returns(N)
+            shown: list[dict] = []
+            r = asm_nb.run_once("go", provider=ad, store=store,
+                                on_event=shown.append if on_event is not None else None)
+            assert r.status == "completed", r
+            assert len(ad.returned) == N + 2
+            assert all(res is CALLBACK_DONE for _, res in ad.returned), ad.returned[:3]
+            streamed = [e for e in store.get_events(r.session_id, run_id=r.run_id) if e.type.value == "message_streamed"]
+            assert [e.data["delta"] for e in streamed] == [f"tok{i} " for i in range(N)]
+            if on_event is not None:
+                assert [ev["sequence_number"] for ev in shown if ev["type"] == "message_streamed"] == \
+                    [e.sequence_number for e in streamed]
+        seqs = [e.sequence_number for e in store.get_events(r.session_id)]
+        assert seqs == list(range(1, len(seqs) + 1))
+    finally:
+        store.close()
+
+
+def test_an_async_user_callback_a_policy_or_an_open_tool_still_get_awaited(tmp_path: Any) -> None:
+    """Where the callback must wait (an async user callback, a policy observing the run, a tool
+    call to close before the terminal event) it returns an awaitable and the work is done."""
+    import asyncio
+
+    store = LocalStore(tmp_path)
+    try:
+        seen: list[str] = []
+
+        async def slow_user(ev: dict) -> None:
+            await asyncio.sleep(0)
+            seen.append(ev["type"])
+
+        ad = Returns(5)
+        r = asm_nb.run_once("go", provider=ad, store=store, on_event=slow_user)
+        assert r.status == "completed", r
+        assert all(asyncio.iscoroutine(res) for _, res in ad.returned)
+        assert seen.count("message_streamed") == 5 and seen[-1] == "run_completed"
+
+        ad = Returns(5)
+        r = asm_nb.run_once("go", provider=ad, store=store, policy={"max_tokens": 10_000})
+        assert r.status == "completed", r
+        assert all(asyncio.iscoroutine(res) for _, res in ad.returned)
+
+        ad = Returns(3, tool_left_open=True)
+        r = asm_nb.run_once("go", provider=ad, store=store)
+        assert [t for t, res in ad.returned if res is not CALLBACK_DONE] == ["run_completed"]
+        types = [e.type.value for e in store.get_events(r.session_id, run_id=r.run_id)
+                 if (e.metadata or {}).get("source") != "audit"]
+        # the open call was closed (tool_call_failed) before the single terminal event
+        assert types.index("tool_call_failed") < types.index("run_completed")
+        assert types.count("run_completed") == 1
+    finally:
+        store.close()

@@ -96,9 +96,9 @@ def test_the_level_check_finds_the_longest_run():
         low = redaction._ascii_lower(text)
         run = longest_run(text)
         expected = c._candidates
-        for needle, fn in c._levels:
-            if run < len(needle):
-                expected = fn
+        for level in c._levels:
+            if run < len(level[0]):
+                expected = c._level_check(level)
                 break
         assert c._gate(low, raw) == expected(low), text
 
@@ -108,8 +108,9 @@ def test_levels_leave_out_exactly_the_rules_that_need_a_longer_run():
     assert c._levels  # the default rules give levels
     full = "password= api_key: sk- ghp_ token secret ://x@ -----begin private key " + "akia sk_ xox eyj."
     low = full.lower()
-    for needle, fn in c._levels:
-        bits = fn(low)
+    for level in c._levels:
+        needle = level[0]
+        bits = c._level_check(level)(low)
         left_out = [i for i, m in enumerate(c.runs) if m >= len(needle)]
         assert left_out and all(not bits >> i & 1 for i in left_out)
         # what it keeps is the full check's answer for those rules

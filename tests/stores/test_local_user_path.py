@@ -10,6 +10,7 @@ import threading
 import pytest
 
 import asm_nb
+from asm_nb.core.events import Event
 from asm_nb.stores import _doclog
 from asm_nb.stores.local import LocalStore
 
@@ -84,6 +85,63 @@ def test_a_one_shot_run_leaves_nothing_buffered_and_wakes_no_flusher(local_root)
     other = LocalStore(local_root)  # another kernel sees every run's events, the last included
     for r in results:
         assert other.get_events(r.session_id)[-1].type.value == "session_completed"
+    other.close()
+    st.close()
+
+
+def test_a_one_shot_run_takes_its_session_lock_once(local_root):
+    """The run's end (payload flush, audit record, session_completed) happens under one holding
+    of the session's OS lock: the payload flush writes everything but leaves the lock to the
+    closing event (was: released, then taken again for the audit record and the session's end).
+    Everything is on disk when the run returns, and the lock is free for other processes."""
+    from asm_nb.stores import _locks
+
+    st = LocalStore(local_root, flush_interval_ms=60_000)
+    asm_nb.run_once("true", provider="shell", store=st)
+    taken: list[str] = []
+    real = _locks.FileLock.acquire
+
+    def acquire(self):
+        if not self.held and self.path.parent == st._events_dir:
+            taken.append(self.path.name)
+        return real(self)
+
+    _locks.FileLock.acquire = acquire
+    try:
+        results = [asm_nb.run_once("true", provider="shell", store=st) for _ in range(10)]
+    finally:
+        _locks.FileLock.acquire = real
+    assert all(r.status == "completed" for r in results)
+    assert len(taken) == 10, taken  # was 20: two holdings per one-shot run
+    assert not any(sl.owned or sl.buf for sl in st._logs.values())
+    other = LocalStore(local_root)
+    for r in results:
+        types = [e.type.value for e in other.get_events(r.session_id)]
+        assert types[-1] == "session_completed" and "run_completed" in types
+        assert sum(1 for e in other.get_events(r.session_id) if (e.metadata or {}).get("source") == "audit") == 2
+        assert other.get_run(r.run_id).status.value == "completed"
+        other.append_event_with_sequence(Event.new("session_resumed", session_id=r.session_id))  # lock is free
+    other.close()
+    st.close()
+
+
+def test_a_payload_flush_writes_everything_and_the_timer_releases_the_lock(local_root):
+    """A run in a session that stays open: after the payload flush every event and the run row are
+    on disk; the session lock is released by the write-behind timer (another process can append)."""
+    import time as _time
+
+    st = LocalStore(local_root, flush_interval_ms=50)
+    r = asm_nb.run_once("true", provider="shell", store=st, session="kept-open")
+    other = LocalStore(local_root)
+    assert other.get_run(r.run_id).status.value == "completed"
+    assert "run_completed" in [e.type.value for e in other.get_events(r.session_id)]
+    deadline = _time.monotonic() + 10
+    while any(sl.owned for sl in st._logs.values()) and _time.monotonic() < deadline:
+        _time.sleep(0.02)
+    assert not any(sl.owned for sl in st._logs.values())
+    other.append_event_with_sequence(Event.new("session_paused", session_id=r.session_id))
+    seqs = [e.sequence_number for e in other.get_events(r.session_id)]
+    assert seqs == list(range(1, len(seqs) + 1))
     other.close()
     st.close()
 
