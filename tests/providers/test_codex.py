@@ -432,11 +432,15 @@ def test_three_concurrent_executes(tmp_path):
 
 def test_timeout_stops_the_cli(tmp_path):
     adapter, exe = make(tmp_path, "cancelled_sigint.jsonl", hang=True)
-    result, err, events, run, session = arun(run_adapter(adapter, timeout=300))
+    # the CLI hangs after its output: the deadline must outlast the fake CLI's own start (a Python
+    # process; 300 ms was not always enough on a loaded CI box, and the call was never recorded)
+    result, err, events, run, session = arun(run_adapter(adapter, timeout=2000))
     assert err.code == "provider_timeout" and err.provider_error["kind"] == "timeout"
     assert events[-1]["type"] == "run_failed"
     check_generic(events, run, session, "codex")
-    assert group_gone_within(fake_cli_calls(exe)[0]["pgid"], 2.0) == []
+    calls = fake_cli_calls(exe)
+    assert len(calls) == 1, calls
+    assert group_gone_within(calls[0]["pgid"], 2.0) == []
 
 
 def test_worker_failure_isolation(tmp_path):
