@@ -54,6 +54,26 @@ _BOILERPLATE = ("<environment_context>", "<user_instructions>", "# AGENTS.md ins
 _UUID = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$", re.I)
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _TOOL_OUTPUT_MAX = 20_000
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
+
+
+def _json(text: str) -> Any:
+    """``json.loads(text)``, exactly (the same value or the same ``ValueError``), ~3x faster:
+    orjson parses when it can give the same value. It reads integers beyond 64 bits as floats
+    (any text with a 19-digit run goes to ``json``) and rejects what ``json`` accepts as an
+    extension (``NaN``, lone surrogates, overflowing floats): those go to ``json`` too."""
+    if _orjson_loads is not None and not _LONG_DIGITS.search(text):
+        try:
+            return _orjson_loads(text)
+        except ValueError:
+            pass
+    return json.loads(text)
+
+
+try:
+    from orjson import loads as _orjson_loads
+except ImportError:  # pragma: no cover - orjson is a core dependency
+    _orjson_loads = None
 
 
 def codex_home(env: Mapping[str, str] | None = None) -> Path:
@@ -144,7 +164,7 @@ def _tool_output(raw: Any) -> tuple[Any, bool]:
         out = raw.get("content", raw)
     if isinstance(out, str) and out.startswith("{"):
         try:
-            doc = json.loads(out)
+            doc = _json(out)
         except ValueError:
             doc = None
         if isinstance(doc, Mapping):
@@ -171,7 +191,7 @@ def _item(p: Mapping, b: SessionBuilder) -> None:
         args = p.get("arguments")
         if isinstance(args, str):
             try:
-                args = json.loads(args)
+                args = _json(args)
             except ValueError:
                 pass
         b.tool_started(p.get("call_id") or p.get("id"), str(p.get("name") or "function"), args)

@@ -172,3 +172,64 @@ def test_run_totals_and_model_usage_equal_the_sum_of_their_usage_events(tmp_path
             checked += bool(mu)
     st.close()
     assert checked > 10 and sum(sum(c.values()) for c in per_run.values()) > 0
+
+
+@pytest.mark.parametrize("source", ["claude-code", "codex"])
+def test_the_cyclic_gc_is_paused_during_an_import_and_restored_after(tmp_path, monkeypatch, source):
+    import gc
+
+    gen = (write_claude_code_logs if source == "claude-code" else write_codex_logs)(tmp_path / "logs", lines=600,
+                                                                                     sessions=2)
+    mod = __import__(f"asm_nb.history.{source.replace('-', '_')}", fromlist=["handle_line"])
+    seen: list[bool] = []
+    real = mod.handle_line
+
+    def spying(obj, b):
+        seen.append(gc.isenabled())
+        real(obj, b)
+
+    monkeypatch.setattr(mod, "handle_line", spying)
+    st = open_store(tmp_path / "store")
+    assert gc.isenabled()
+    _import(source, st, gen["root"])
+    assert seen and not any(seen)  # no collector pass while lines are read
+    assert gc.isenabled()  # and it is back on afterwards
+    # a failing store: still back on
+    monkeypatch.setattr(st, "save_runs", lambda runs: (_ for _ in ()).throw(OSError("disk full")))
+    more = (write_claude_code_logs if source == "claude-code" else write_codex_logs)(tmp_path / "more", lines=200,
+                                                                                      sessions=1)
+    with pytest.raises(OSError):
+        _import(source, st, more["root"])
+    assert gc.isenabled()
+    # a caller that turned it off itself keeps it off
+    gc.disable()
+    try:
+        again = (write_claude_code_logs if source == "claude-code" else write_codex_logs)(tmp_path / "again",
+                                                                                           lines=200, sessions=1)
+        monkeypatch.undo()
+        _import(source, st, again["root"])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    st.close()
+
+
+@pytest.mark.parametrize("source", ["claude-code", "codex"])
+def test_an_import_leaves_no_cyclic_garbage(tmp_path, source):
+    """Why pausing the collector during an import costs no memory: nothing it builds is a cycle."""
+    import gc
+
+    write = write_claude_code_logs if source == "claude-code" else write_codex_logs
+    warm, gen = write(tmp_path / "warm", lines=300, sessions=1), write(tmp_path / "logs", lines=3000, sessions=3)
+    st = open_store(tmp_path / "store")
+    _import(source, st, warm["root"])  # first-use imports and caches outside the count
+    gc.collect()
+    gc.disable()
+    try:
+        rep = _import(source, st, gen["root"])
+        _import(source, st, gen["root"])  # the incremental re-import too
+        assert rep.events > 2000
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+        st.close()
