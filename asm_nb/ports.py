@@ -52,6 +52,9 @@ class KeptEvents:
     ``AdapterResult.events``). Iterates over the kept events; true once anything was emitted."""
 
     __slots__ = ("count", "kept", "_started")
+    #: the types ``append`` may keep; any other event only counts (``ActiveRun.emit`` counts
+    #: those itself, without the call)
+    MAY_KEEP = frozenset({"run_started"} | _TERMINAL)
 
     def __init__(self) -> None:
         self.count = 0

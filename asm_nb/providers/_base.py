@@ -30,6 +30,7 @@ from ..core.provider_errors import normalize_provider_error
 log = logging.getLogger(__name__)
 
 TERMINAL = frozenset({"run_completed", "run_failed", "run_cancelled"})
+_MAY_KEEP = KeptEvents.MAY_KEEP
 
 
 
@@ -97,15 +98,23 @@ class ActiveRun:
             self.open_tools.pop(tcid, None)
         elif type == "error_occurred":
             self.error_messages.add(d.get("error_message"))
-        ev = {"type": type, "timestamp": extra.pop("timestamp", None) or utc_now(),
-              "session_id": self.session.id, "run_id": self.run.id, "data": d, "provider": self.adapter.name}
-        if extra.get("metadata"):
-            ev["metadata"] = dict(extra["metadata"])
-        if extra.get("id"):  # a caller-chosen event id (deterministic replay); the pipeline keeps it
-            ev["id"] = str(extra["id"])
+        if extra:
+            ev = {"type": type, "timestamp": extra.pop("timestamp", None) or utc_now(),
+                  "session_id": self.session.id, "run_id": self.run.id, "data": d, "provider": self.adapter.name}
+            if extra.get("metadata"):
+                ev["metadata"] = dict(extra["metadata"])
+            if extra.get("id"):  # a caller-chosen event id (deterministic replay); the pipeline keeps it
+                ev["id"] = str(extra["id"])
+        else:  # the usual call (a delta): no keyword extras to look into
+            ev = {"type": type, "timestamp": utc_now(), "session_id": self.session.id, "run_id": self.run.id,
+                  "data": d, "provider": self.adapter.name}
         if type in TERMINAL:
             self.terminal_emitted = True
-        self.events.append(ev)
+        events = self.events
+        if events.__class__ is KeptEvents and type not in _MAY_KEEP and isinstance(events, KeptEvents):
+            events.count += 1  # what KeptEvents.append does with an event it does not keep (a delta)
+        else:
+            events.append(ev)
         if self.callback is not None:
             res = self.callback(ev)
             if res is not CALLBACK_DONE and res is not None and inspect.isawaitable(res):

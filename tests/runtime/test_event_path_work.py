@@ -10,6 +10,7 @@ emitted when a handler is attached.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asm_nb
@@ -329,3 +330,67 @@ def test_an_async_user_callback_a_policy_or_an_open_tool_still_get_awaited(tmp_p
         assert types.count("run_completed") == 1
     finally:
         store.close()
+
+
+def test_emit_counts_a_delta_without_a_kept_events_call(tmp_path: Any, monkeypatch: Any) -> None:
+    """``ActiveRun.emit`` counts an event ``KeptEvents`` does not keep (a delta) itself: one
+    ``KeptEvents.append`` call per run_started/terminal event only (was one per event), and what
+    is kept and counted is the same as before."""
+    from asm_nb.ports import KeptEvents
+
+    calls: list[str] = []
+    real = KeptEvents.append
+
+    def append(self: KeptEvents, ev: dict) -> None:
+        calls.append(ev["type"])
+        real(self, ev)
+
+    monkeypatch.setattr(KeptEvents, "append", append)
+    seen: list[KeptEvents] = []
+
+    class Spy(Deltas):
+        async def _execute(self, active: Any, **opts: Any) -> dict:
+            seen.append(active.events)
+            return await super()._execute(active, **opts)
+
+    store = LocalStore(tmp_path)
+    try:
+        r = asm_nb.run_once("go", provider=Spy(N), store=store)
+        assert r.status == "completed", r
+        assert calls == ["run_started", "run_completed"]  # no call per delta
+        kept = seen[0]
+        assert type(kept) is KeptEvents and kept.count == N + 2
+        assert [ev["type"] for ev in kept] == ["run_started", "run_completed"]
+        assert len([e for e in store.get_events(r.session_id, run_id=r.run_id)
+                    if e.type.value == "message_streamed"]) == N
+    finally:
+        store.close()
+
+
+def test_emit_keeps_what_kept_events_keeps_for_every_type() -> None:
+    """The counting fast path in emit and ``KeptEvents.append`` agree, ``run_timeout`` (kept by
+    KeptEvents, not a terminal of the adapter's own) and a second run_started included."""
+    from types import SimpleNamespace
+
+    from asm_nb.ports import KeptEvents
+    from asm_nb.providers._base import ActiveRun
+
+    def cb(ev: dict) -> Any:
+        return CALLBACK_DONE
+
+    cb.records_events = True  # type: ignore[attr-defined]
+    types = ["run_started", "message_streamed", "run_started", "tool_call_started", "run_timeout",
+             "message_streamed", "run_completed"]
+    ar = ActiveRun(run=SimpleNamespace(id="run_1"), session=SimpleNamespace(id="ses_1"),  # type: ignore[arg-type]
+                   adapter=SimpleNamespace(name="t"), callback=cb)  # type: ignore[arg-type]
+    assert type(ar.events) is KeptEvents
+    ref = KeptEvents()
+
+    async def go() -> None:
+        for t in types:
+            ev = await ar.emit(t, {"tool_call_id": "c1"} if t.startswith("tool") else {})
+            ref.append(ev)
+
+    asyncio.run(go())
+    assert ar.events.count == ref.count == len(types)
+    assert [e["type"] for e in ar.events] == [e["type"] for e in ref] == ["run_started", "run_timeout", "run_completed"]
