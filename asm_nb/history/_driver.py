@@ -66,7 +66,9 @@ def run_import(source: str, jobs: Iterable[FileJob], handler: LineHandler, *, st
     loads = _loads()
     bar = _progress(progress, sum(_size(j.path) for j in jobs), source)
     # the import makes no reference cycles (tested): the cyclic collector's passes over the
-    # growing event lists (and whatever else the process holds) only cost time, ~10% of an import
+    # growing event lists only cost time. Measured per 40k lines: ~380 passes, ~0.13 s of ~1.6 s
+    # CPU, become ~11 passes, ~0.05-0.09 s (objects still alive afterwards are scanned once then;
+    # those freed within the import never are) -- a few percent, within the bench's noise
     gc_was_on = gc.isenabled()
     gc.disable()
     try:
