@@ -52,7 +52,8 @@ class _Pricer:
 
 
 def _new_run_state(run_id: str, started: datetime | None, prompt: str | None, line: int) -> dict:
-    return {"id": run_id, "started": _iso(started), "ended": _iso(started), "prompt": prompt, "output": None,
+    iso = _iso(started)
+    return {"id": run_id, "started": iso, "ended": iso, "prompt": prompt, "output": None,
             "status": "completed", "usage": {k: 0 for k in TOKEN_KEYS}, "reasoning": None, "model_usage": {},
             "cost": 0.0, "unpriced": [], "reported": 0, "computed": 0, "price_keys": [], "tool_calls": 0,
             "messages": 0, "usage_records": 0, "line": line, "error": None}
@@ -100,6 +101,7 @@ class SessionBuilder:
         self._md = {"imported_from": self.source}
         self.ts: datetime | None = None  # timestamp of the line being handled
         self.skipping = False  # the current line is before ``since``
+        self.scratch: dict[str, Any] = {}  # a source's per-pass memo (in memory only, never saved)
 
     # -- state ------------------------------------------------------------------------------------
     def to_state(self, offset: int, size: int, mtime_ns: int) -> dict:

@@ -161,6 +161,12 @@ def _cap(text: str) -> Any:
 
 
 def _meta(obj: Mapping, b: SessionBuilder) -> None:
+    # consecutive records repeat these four fields: the same four as the last record's leave the
+    # metadata as the last record left it (nothing else sets these keys), so they are skipped
+    seen = (obj.get("cwd"), obj.get("gitBranch"), obj.get("version"), obj.get("sessionId"))
+    if b.scratch.get("meta") == seen:
+        return
+    b.scratch["meta"] = seen
     m = b.meta
     for src, dst in (("cwd", "cwd"), ("gitBranch", "git_branch"), ("version", "cli_version"),
                      ("sessionId", "external_id")):

@@ -298,3 +298,26 @@ def test_events_numbered_in_place_on_disk_and_through_an_override(tmp_path):
     assert sum(seen) == rep.events > 0
     assert [e.sequence_number for e in st2.get_events(S1)] == list(range(1, rep.events + 1))
     st2.close()
+
+
+def test_session_metadata_follows_the_records_fields_as_they_change(tmp_path):
+    """cwd / gitBranch / version follow the latest record that has them (also when a value comes
+    back after another one), the first sessionId names the session; repeated records change nothing."""
+    d = tmp_path / "projects" / "-p"
+    d.mkdir(parents=True)
+    fields = [("/a", "main", "2.0.1", "s1"), ("/a", "main", "2.0.1", "s1"), ("/b", "dev", "2.0.1", "s2"),
+              ("/b", "dev", "2.0.1", "s2"), ("/a", "main", "2.0.2", "s1"), ("/a", "main", "2.0.3", "s1"), ("/a", None, 7, None),
+              ("/a", None, 7, None)]
+    lines = [{"type": "user", "sessionId": sid, "uuid": f"u{i}", "timestamp": f"2025-06-01T00:00:0{i}Z", "cwd": cwd,
+              "gitBranch": br, "version": ver, "message": {"role": "user", "content": f"prompt {i}"}}
+             for i, (cwd, br, ver, sid) in enumerate(fields)]
+    st = open_store(tmp_path / "store")
+    for upto in (3, 7, 8):  # incremental: each import continues from the last one's state
+        (d / "s.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines[:upto]))
+        _import("claude-code", st, tmp_path)
+        md = st.list_sessions()[0].metadata
+        last = {k: next(v for v in (f[j] for f in reversed(fields[:upto])) if isinstance(v, str))
+                for j, k in ((0, "cwd"), (1, "git_branch"), (2, "cli_version"))}
+        assert {k: md[k] for k in last} == last
+        assert md["external_id"] == "s1"
+    st.close()
