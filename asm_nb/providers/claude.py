@@ -61,6 +61,7 @@ from ._claude_input import input_messages as input_messages
 from ._claude_input import request_params
 from ._claude_input import to_api_messages as to_api_messages
 from ._claude_input import transcript_messages as transcript_messages
+from ._claude_stream import _ON as _ON
 from ._claude_stream import _INCOMPLETE as _INCOMPLETE
 from ._claude_stream import _Block as _Block
 from ._claude_stream import _Cancelled as _Cancelled
@@ -355,7 +356,7 @@ class ClaudeAdapter(BaseAdapter):
         async def consume() -> None:
             it = stream.__aiter__()
             nxt = it.__anext__
-            handle = turn.handle
+            on_type = _ON.get  # what ``turn.handle`` does, without its coroutine per raw event
             while not active.cancelled:
                 turn.reading = True
                 try:
@@ -366,7 +367,9 @@ class ClaudeAdapter(BaseAdapter):
                     raise _StreamError(exc) from exc
                 finally:
                     turn.reading = False
-                await handle(ev)
+                on = on_type(ev.type)
+                if on is not None:
+                    await on(turn, ev)
 
         consumer = asyncio.ensure_future(consume())
         waiter = asyncio.ensure_future(active.cancel_event.wait())
