@@ -464,7 +464,7 @@ class SqlStore(SqlRecords):
         if self._listener is not None and self._listener.is_alive():
             return
         with self._bursts_lock:
-            if self._listener is not None and self._listener.is_alive():
+            if self._closed or (self._listener is not None and self._listener.is_alive()):
                 return
             try:
                 raw = self._engine.raw_connection()
@@ -478,10 +478,12 @@ class SqlStore(SqlRecords):
                 log.warning("SqlStore: LISTEN failed (%r); long-poll falls back to polling", exc)
                 self._poll_s = 0.05
                 return
-            self._listen_conn = pgconn
-            self._listener = threading.Thread(target=_listen_loop, args=(weakref.ref(self), pgconn),
-                                              name="asm-sqlstore-listen", daemon=True)
-            self._listener.start()
+            listener = threading.Thread(target=_listen_loop, args=(weakref.ref(self), pgconn),
+                                        name="asm-sqlstore-listen", daemon=True)
+            listener.start()
+            # published under the lock once started: close() reads them under the same lock, so
+            # it never joins a thread that is not started yet
+            self._listen_conn, self._listener = pgconn, listener
 
     # -- lifecycle --------------------------------------------------------------------------------
     def close(self) -> None:
@@ -502,11 +504,13 @@ class SqlStore(SqlRecords):
             self._open_bursts.clear()
             self._timer_cond.notify_all()
         self._notify_all()
-        if self._listener is not None:
-            self._listener.join(2.0)
-        if self._listen_conn is not None:
+        with self._bursts_lock:  # a waiter's _ensure_listener may be starting it right now
+            listener, listen_conn = self._listener, self._listen_conn
+        if listener is not None:
+            listener.join(2.0)
+        if listen_conn is not None:
             try:
-                self._listen_conn.close()
+                listen_conn.close()
             except Exception:  # noqa: BLE001
                 pass
         self._dispose()

@@ -64,3 +64,35 @@ def test_newer_database_refused(pg_url):
     with pytest.raises(AsmError) as ei:
         SqlStore(pg_url)
     assert ei.value.code == "migration_required"
+
+
+def test_close_while_a_waiter_is_starting_the_listener(pg_url, monkeypatch):
+    """close() from one thread while a long-poll waiter on another is starting the LISTEN thread:
+    close waits for the start and joins a started thread (it used to join the thread object
+    before its start(): "cannot join thread before it is started"), the waiter gets [] and no
+    listener is left running."""
+    import threading
+    import time
+
+    from .contract import sid
+
+    starting, real_start = threading.Event(), threading.Thread.start
+
+    def slow_start(self):
+        if self.name == "asm-sqlstore-listen":
+            starting.set()
+            time.sleep(0.3)  # the window a loaded machine can leave between creating and starting
+        return real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", slow_start)
+    store = SqlStore(pg_url)
+    box = {}
+    waiter = threading.Thread(target=lambda: box.update(r=store.get_events(sid(), wait_timeout_ms=10_000)))
+    waiter.start()
+    assert starting.wait(10)
+    t0 = time.monotonic()
+    store.close()
+    waiter.join(5)
+    assert not waiter.is_alive() and box["r"] == []
+    assert store._listener is not None and not store._listener.is_alive()
+    assert time.monotonic() - t0 < 5
