@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Callable, Iterable, Iterator, Mapping, Protoc
 
 from . import config
 from .core.capabilities import Capability
-from .core.events import Event, EventType
+from .core.events import TERMINAL_RUN_EVENTS, Event, EventType
 from .core.run import Run, RunStatus
 from .core.session import Session, SessionStatus
 
@@ -43,7 +43,7 @@ TimeoutSpec = int | float | str | None
 ONE_WEEK_MS = 604_800_000
 
 
-_TERMINAL = frozenset({"run_completed", "run_failed", "run_cancelled", "run_timeout"})
+_TERMINAL = frozenset(t.value for t in TERMINAL_RUN_EVENTS)  # plain strings: looked up per event
 
 
 class KeptEvents:
