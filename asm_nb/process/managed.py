@@ -57,6 +57,7 @@ import time
 from typing import Any, AsyncIterator, Callable, Sequence
 
 from .. import config
+from ..core.aio import within
 from ..core.errors import AsmError
 from ..core.provider_errors import truncate_text
 # the result type, process-group handling and the launch steps live in result / groups / launch;
@@ -87,7 +88,6 @@ DEFAULT_SIGNALS: tuple[int, ...] = (_signal.SIGINT, _signal.SIGTERM, _signal.SIG
 DEFAULT_GRACE_MS = 500
 DEFAULT_EXIT_DRAIN_MS = 1_000
 _READ_SIZE = 65_536
-_IN_TASK_TIMEOUT = hasattr(asyncio, "timeout")  # Python 3.11+
 _QUEUE_CHUNKS = 32  # backpressure: the pump stops reading when ~2 MiB are waiting
 
 
@@ -399,11 +399,7 @@ class ManagedProcess:
                     return
                 waits.append(idle_deadline - now)
             try:
-                if _IN_TASK_TIMEOUT:  # 3.11+: the deadline on this task, no task per wait
-                    async with asyncio.timeout(max(min(waits), 0.001)):  # type: ignore[attr-defined]
-                        await self._exited.wait()
-                else:  # pragma: no cover - Python 3.10
-                    await asyncio.wait_for(self._exited.wait(), timeout=max(min(waits), 0.001))
+                await within(self._exited.wait(), max(min(waits), 0.001))  # no task per wait (3.11+)
             except asyncio.TimeoutError:
                 pass
 

@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping
 
 from .. import config
 from ..core.capabilities import CapabilityResolver
+from ..core.aio import within
 from ..core.errors import AsmError
 from ..core.run import Run, RunStatus
 from ..core.session import Session, SessionStatus
@@ -51,8 +52,6 @@ from .run_finalize import _finalize_failure as _finalize_failure
 from .run_finalize import _finalize_success as _finalize_success
 
 log = logging.getLogger(__name__)
-
-_IN_TASK_TIMEOUT = hasattr(asyncio, "timeout")  # Python 3.11+
 
 _PENDING_INPUTS: dict[str, Any] = {}
 
@@ -268,14 +267,9 @@ async def _call_adapter(tracker: _RunTracker, exec_session: Session, callback: C
     base = resolve_execute_timeout_base(timeout)
     deadline_ms = resolve_execute_timeout(timeout)
     try:
-        call = adapter.execute(run, exec_session, event_callback=callback, timeout=base, **adapter_opts)
-        if _IN_TASK_TIMEOUT:
-            # the deadline on this task (3.11+): no second task and no extra loop turns per run,
-            # as ``wait_for`` (which runs the call in a task of its own) costs
-            async with asyncio.timeout(deadline_ms / 1000):  # type: ignore[attr-defined]
-                result = await call
-        else:  # pragma: no cover - Python 3.10
-            result = await asyncio.wait_for(call, deadline_ms / 1000)
+        # the deadline on this task (3.11+): no second task and no extra loop turns per run
+        result = await within(adapter.execute(run, exec_session, event_callback=callback, timeout=base,
+                                              **adapter_opts), deadline_ms / 1000)
     except asyncio.TimeoutError:
         raise AsmError("provider_timeout", f"Provider execute call timed out after {deadline_ms}ms",
                        details={"operation": "execute", "adapter": repr(adapter), "timeout_ms": deadline_ms}) \
