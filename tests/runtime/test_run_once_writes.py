@@ -105,7 +105,7 @@ def test_a_queued_run_still_waits_pending_and_only_pending_runs_execute():
         assert err.value.code == "invalid_operation"
         started = []
         res = await manager.astart_and_execute_run(store, adapter, s.id, "true", on_started=started.append)
-        assert [r.id for r in started] == [res.run_id]
+        assert res.run_id is not None and [r.id for r in started] == [res.run_id]
         with pytest.raises(AsmError) as err:  # a run started at once is never pending: nobody else runs it
             await manager.aexecute_run(store, adapter, res.run_id)
         assert err.value.code == "invalid_operation"
