@@ -13,6 +13,7 @@ import concurrent.futures
 import contextvars
 import os
 import select
+import signal
 import sys
 import threading
 from typing import Any, Awaitable, Callable, Coroutine, TypeVar
@@ -59,6 +60,11 @@ if sys.platform == "linux" and sys.version_info < (3, 12):
         ``PidfdChildWatcher`` (the body is CPython 3.10/3.11's ``_make_subprocess_transport`` with
         that watcher instead of the process-wide one)."""
 
+        #: a start cancelled while asyncio connects the child's pipes kills the child's whole new
+        #: process group here (``_make_subprocess_transport``), so ``process.launch`` need not
+        #: shield the start in a task of its own (one task and two loop turns per command)
+        _asm_kills_group_on_cancelled_start = True
+
         def __init__(self) -> None:
             super().__init__()
             self._asm_watcher = asyncio.PidfdChildWatcher()
@@ -80,6 +86,13 @@ if sys.platform == "linux" and sys.version_info < (3, 12):
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException:
+                if kwargs.get("start_new_session") or kwargs.get("process_group") == 0:
+                    # asyncio kills the leader alone (below): a child it already started would
+                    # survive in the new group
+                    try:
+                        os.killpg(transp.get_pid(), signal.SIGKILL)
+                    except OSError:
+                        pass
                 transp.close()
                 await transp._wait()
                 raise
