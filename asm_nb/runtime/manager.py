@@ -151,11 +151,7 @@ async def astart_run(store: Any, adapter: Any, session_id: str, input: Any, *, r
                      optional_capabilities=(), metadata: Mapping[str, Any] | None = None) -> Run:
     """Create a pending run after capability negotiation (missing required → nothing stored)."""
     await _store(store, "get_session", session_id, _operation="start_run")
-    if required_capabilities or optional_capabilities:
-        caps = await adapter.capabilities()
-        result = CapabilityResolver.new(required_capabilities, optional_capabilities).negotiate(caps)
-        for w in result.warnings:
-            log.warning("%s", w)
+    await _negotiate(adapter, required_capabilities, optional_capabilities)
     run = Run.new(session_id, input=input, metadata=metadata)
     await _store(store, "save_run", _for_store(run), _operation="start_run")
     _PENDING_INPUTS[run.id] = input  # the adapter gets the unredacted input (same process)
@@ -178,6 +174,55 @@ async def aexecute_run(store: Any, adapter: Any, run_id: str, *, event_callback:
         run = run.replace(input=_PENDING_INPUTS.pop(run.id))
     run = run.with_status(RunStatus.RUNNING)
     await _store(store, "save_run", _for_store(run), _operation="execute_run")
+    return await _execute_running(store, adapter, run, session, event_callback=event_callback,
+                                  continuation=continuation, continuation_opts=continuation_opts,
+                                  adapter_opts=adapter_opts, policy=policy, policies=policies, workspace=workspace,
+                                  timeout=timeout)
+
+
+async def astart_and_execute_run(store: Any, adapter: Any, session_id: str, input: Any, *,
+                                 required_capabilities=(), optional_capabilities=(),
+                                 metadata: Mapping[str, Any] | None = None,
+                                 on_started: Callable[[Run], Any] | None = None,
+                                 event_callback: Callable | None = None, continuation: Any = None,
+                                 continuation_opts: Mapping[str, Any] | None = None,
+                                 adapter_opts: Mapping[str, Any] | None = None, policy: Any = None,
+                                 policies: list | None = None, workspace: Mapping[str, Any] | None = None,
+                                 timeout: Any = None) -> ExecutionResult:
+    """``astart_run`` then ``aexecute_run`` for a run its caller starts at once (``run_once``, the
+    ``%%asm`` cell): negotiated the same way (missing required capability → nothing stored), but
+    written once, already ``running`` with this process as its owner (``metadata.owner``), instead
+    of saved ``pending``, read back and saved ``running``. No pending row exists, so nothing else
+    can pick the run up; a killed owner leaves it ``running`` and it is reaped as ``interrupted``,
+    like any running run. ``on_started(run)`` is called once the run is stored, before the
+    adapter starts (a caller that can cancel learns the run id there). Errors before the run is
+    stored are raised without ``on_started`` having been called."""
+    session = await _store(store, "get_session", session_id, _operation="start_run")
+    await _negotiate(adapter, required_capabilities, optional_capabilities)
+    run = Run.new(session_id, input=input, metadata=metadata).with_status(RunStatus.RUNNING)
+    await _store(store, "save_run", _for_store(run), _operation="start_run")
+    if on_started is not None:
+        on_started(run)
+    return await _execute_running(store, adapter, run, session, event_callback=event_callback,
+                                  continuation=continuation, continuation_opts=continuation_opts,
+                                  adapter_opts=adapter_opts, policy=policy, policies=policies, workspace=workspace,
+                                  timeout=timeout)
+
+
+async def _negotiate(adapter: Any, required_capabilities: Any, optional_capabilities: Any) -> None:
+    if required_capabilities or optional_capabilities:
+        caps = await adapter.capabilities()
+        result = CapabilityResolver.new(required_capabilities, optional_capabilities).negotiate(caps)
+        for w in result.warnings:
+            log.warning("%s", w)
+
+
+async def _execute_running(store: Any, adapter: Any, run: Run, session: Session, *,
+                           event_callback: Callable | None, continuation: Any,
+                           continuation_opts: Mapping[str, Any] | None, adapter_opts: Mapping[str, Any] | None,
+                           policy: Any, policies: list | None, workspace: Mapping[str, Any] | None,
+                           timeout: Any) -> ExecutionResult:
+    """The run, already saved ``running``, end to end: adapter, events, finalize."""
     tracker = _RunTracker(run=run, session=session, adapter=adapter, task=asyncio.current_task(),
                           user_callback=event_callback)
     _INFLIGHT[run.id] = tracker

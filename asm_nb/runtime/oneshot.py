@@ -188,31 +188,36 @@ async def arun_tracked(prompt: Any, provider: Any, state: dict | None, *, store:
     route_opts, single_reqs = _routing_options(adapter, routing, required_capabilities)
     sess, owned = await resolve_session(store, adapter, session, agent_id=agent_id, metadata=metadata,
                                          tags=list(tags) if tags else None, context=None)
-    try:
-        run = await manager.astart_run(store, adapter, sess.id, prompt, required_capabilities=single_reqs)
-    except AsmError as err:
-        if owned:
-            await close_session(store, sess.id, err)
-        raise
-    if state is not None:
-        state.update(run_id=run.id, session_id=sess.id, adapter=adapter, store=store)
     workspace = None
     if snapshot:
         workspace = {"enabled": True, "path": cwd or ".", **(dict(snapshot) if isinstance(snapshot, Mapping) else {})}
+    started: list = []
+
+    def on_started(run: Any) -> None:
+        started.append(run)
+        if state is not None:
+            state.update(run_id=run.id, session_id=sess.id, adapter=adapter, store=store)
+
     execution = None
     error: AsmError | None = None
     try:
-        execution = await manager.aexecute_run(
-            store, adapter, run.id, event_callback=on_event, continuation=None if owned else continuation,
+        # created and started at once: the run is written once, running (no pending row)
+        execution = await manager.astart_and_execute_run(
+            store, adapter, sess.id, prompt, required_capabilities=single_reqs, on_started=on_started,
+            event_callback=on_event, continuation=None if owned else continuation,
             continuation_opts=continuation_opts,
             policy=policy, workspace=workspace, timeout=timeout, adapter_opts=route_opts)
     except AsmError as err:
+        if not started:  # the run was never stored (e.g. a missing capability)
+            if owned:
+                await close_session(store, sess.id, err)
+            raise
         error = err
     except BaseException:
-        if owned:  # hard cancellation: the run is finalized; close its one-shot session too
+        if owned and started:  # hard cancellation: the run is finalized; close its one-shot session too
             await close_session(store, sess.id, AsmError("cancelled", "Run was cancelled"))
         raise
-    final = store.get_run(run.id)
+    final = store.get_run(started[0].id)
     result = result_from_store(store, final, error=error, extra=execution)
     if owned:
         await close_session(store, sess.id, result.error if not result.ok else None)

@@ -66,6 +66,7 @@ class SqlWriteBehind(StoreBase):
 
     _engine: sa.Engine
     _reader: sa.Engine
+    _closed: bool
     _pg: bool
     flush_interval_s: float
     max_buffer_events: int
@@ -82,7 +83,12 @@ class SqlWriteBehind(StoreBase):
     # -- transactions ------------------------------------------------------------------------
     def _read(self, fn: Callable[[sa.Connection], Any]) -> Any:
         with self._reader.connect() as conn:
-            return fn(conn)
+            out = fn(conn)
+        if self._closed:
+            # a read after close() (``RunResult.events`` loads lazily): the connection went back
+            # to a pool nobody will dispose again, so close it now instead of at GC
+            self._reader.dispose()
+        return out
 
     def _write(self, fn: Callable[[sa.Connection], object], what: str, session_id: str | None = None) -> None:
         """Run ``fn`` in a committed write transaction. SQLite: inside the shared burst (its

@@ -158,3 +158,20 @@ def test_run_once_appends_without_a_thread_hop_per_event(tmp_path, monkeypatch):
     assert len([e for e in store.get_events(r.session_id, run_id=r.run_id) if e.type.value == "message_streamed"]) == 300
     assert len(hops) < 30, hops
     store.close()
+
+
+def _run_after_close_leaves_no_pooled_connection(store):
+    import asm_nb
+
+    r = asm_nb.run_once("echo hi", provider="shell", store=store)
+    store.close()
+    assert [e.type.value for e in r.events][-1] == "run_completed"  # loaded lazily, after close
+    assert store._reader.pool.checkedin() == 0 and store._reader.pool.checkedout() == 0
+
+
+def test_a_lazy_read_after_close_leaves_no_pooled_connection(tmp_path):
+    """``RunResult.events`` of a SqlStore loads after the store is closed; the connection that
+    read must be closed then, not left in a pool until garbage collection."""
+    from asm_nb.stores.sql import SqlStore
+
+    _run_after_close_leaves_no_pooled_connection(SqlStore(f"sqlite:///{tmp_path}/s.db"))

@@ -96,3 +96,25 @@ def test_close_while_a_waiter_is_starting_the_listener(pg_url, monkeypatch):
     assert not waiter.is_alive() and box["r"] == []
     assert store._listener is not None and not store._listener.is_alive()
     assert time.monotonic() - t0 < 5
+
+
+def test_a_lazy_read_after_close_leaves_no_connection_open(pg_url):
+    """The run's events read after ``close()`` (``RunResult.events`` is lazy) do not keep a
+    server connection open until garbage collection."""
+    import sqlalchemy as sa
+
+    import asm_nb
+
+    store = SqlStore(pg_url)
+    r = asm_nb.run_once("echo hi", provider="shell", store=store)
+    store.close()
+    assert [e.type.value for e in r.events][-1] == "run_completed"
+    db = sa.make_url(pg_url).database
+    probe = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
+    try:
+        with probe.connect() as c:
+            n = c.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = :d AND pid <> pg_backend_pid()"),
+                          {"d": db}).scalar()
+    finally:
+        probe.dispose()
+    assert n == 0
