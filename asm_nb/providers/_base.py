@@ -121,6 +121,29 @@ class ActiveRun:
                 await res  # (CALLBACK_DONE: the manager's callback finished synchronously)
         return ev
 
+    def stream_delta(self, data: dict) -> Any:
+        """``emit("message_streamed", data)`` without a coroutine: the hot path of a streamed
+        answer (one call per text delta). ``data`` must be a dict the caller made for this event
+        and does not touch again: it becomes the event's ``data`` as is (``emit`` copies). The
+        callback sees the same envelope ``emit`` would build. Returns None when the callback is
+        done, else the awaitable the caller must await before the next event."""
+        if self.terminal_emitted:
+            log.debug("dropping message_streamed after terminal event for run %s", self.run.id)
+            return None
+        ev = {"type": "message_streamed", "timestamp": utc_now(), "session_id": self.session.id,
+              "run_id": self.run.id, "data": data, "provider": self.adapter.name}
+        events = self.events
+        if events.__class__ is KeptEvents and isinstance(events, KeptEvents):
+            events.count += 1  # a delta is never kept (``KeptEvents.MAY_KEEP``)
+        else:
+            events.append(ev)
+        callback = self.callback
+        if callback is not None:
+            res = callback(ev)
+            if res is not CALLBACK_DONE and res is not None and inspect.isawaitable(res):
+                return res
+        return None
+
     async def close_open_tools(self, reason: str) -> None:
         """Invariant 5: close tool calls still open before a terminal event."""
         for tcid, (name, tinput) in list(self.open_tools.items()):

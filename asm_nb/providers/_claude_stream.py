@@ -86,17 +86,24 @@ class _Turn:
         if on is not None:
             await on(self, ev)
 
+    def text_delta(self, index: Any, text: Any) -> Any:
+        """Fold one text delta of block ``index`` and emit its ``message_streamed`` without a
+        coroutine (``ActiveRun.stream_delta``): None when done, else an awaitable to await."""
+        if not text:
+            return None
+        self.text_parts.append(text)
+        b = self.blocks.get(index)
+        if b is not None:
+            b.text.append(text)
+        return self.active.stream_delta({"content": text, "delta": text})
+
     async def _block_delta(self, ev: Any) -> None:
         d = ev.delta
         dt = d.type
         if dt == "text_delta":
-            text = d.text
-            if text:
-                self.text_parts.append(text)
-                b = self.blocks.get(ev.index)
-                if b is not None:
-                    b.text.append(text)
-                await self.active.emit("message_streamed", {"content": text, "delta": text})
+            res = self.text_delta(ev.index, d.text)
+            if res is not None:
+                await res
         elif dt == "input_json_delta":
             b = self.blocks.get(ev.index)
             if b is not None:
@@ -211,6 +218,39 @@ _ON: dict[str, Callable[[_Turn, Any], Awaitable[None]]] = {
     "message_delta": _Turn._message_delta,
     "message_stop": _Turn._message_stop,
 }
+
+def _plain_items(stream: Any) -> Callable[[dict], Any] | None:
+    """Let an unread SDK stream (``anthropic.AsyncStream``) yield each event as the plain dict it
+    parsed from the SSE line, skipping the typed event the SDK builds per event (~10 us, mostly
+    pydantic's union validation: more than the rest of a delta's path); returns the function
+    that builds, from such a dict, exactly the typed event the SDK would have yielded (the same
+    ``_process_response_data`` call), or None when the stream is left as it is: not the SDK's
+    stream, already being read, an SDK without these parts, or an item observer attached (the
+    SDK's tracing reads typed events). The SDK still reads, decodes and closes the stream and
+    raises its errors (``error`` events included)."""
+    try:
+        from anthropic import AsyncStream
+    except ImportError:  # pragma: no cover - the adapter requires the SDK
+        return None
+    if not isinstance(stream, AsyncStream) or "_iterator" in vars(stream):
+        return None
+    cast_to = getattr(stream, "_cast_to", None)
+    process = getattr(getattr(stream, "_client", None), "_process_response_data", None)
+    response = getattr(stream, "response", None)
+    if cast_to is None or cast_to is object or process is None or response is None:
+        return None
+    try:
+        if getattr(stream, "_observer", None) is not None:
+            return None
+    except Exception:
+        return None
+    stream._cast_to = object  # the SDK's ``_process_response_data`` returns the parsed dict as is
+
+    def typed(data: dict) -> Any:
+        return process(data=data, cast_to=cast_to, response=response)
+
+    return typed
+
 
 def _dump(obj: Any) -> dict[str, Any]:
     if obj is None:

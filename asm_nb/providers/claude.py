@@ -69,6 +69,7 @@ from ._claude_stream import _close_stream as _close_stream
 from ._claude_stream import _dump as _dump
 from ._claude_stream import _interruptible as _interruptible
 from ._claude_stream import _partial_usage as _partial_usage
+from ._claude_stream import _plain_items as _plain_items
 from ._claude_stream import _RunState as _RunState
 from ._claude_stream import _StreamError as _StreamError
 from ._claude_stream import _Turn as _Turn
@@ -354,9 +355,13 @@ class ClaudeAdapter(BaseAdapter):
             raise self._map_error(exc, turn) from exc
 
         async def consume() -> None:
+            # plain text deltas are read as the SDK's parsed dicts and folded without a coroutine;
+            # every other event is the typed one the SDK builds (``_plain_items``)
+            typed = _plain_items(stream)
             it = stream.__aiter__()
             nxt = it.__anext__
             on_type = _ON.get  # what ``turn.handle`` does, without its coroutine per raw event
+            text_delta = turn.text_delta
             while not active.cancelled:
                 turn.reading = True
                 try:
@@ -367,6 +372,17 @@ class ClaudeAdapter(BaseAdapter):
                     raise _StreamError(exc) from exc
                 finally:
                     turn.reading = False
+                if typed is not None and ev.__class__ is dict:
+                    if ev.get("type") == "content_block_delta":
+                        d = ev.get("delta")
+                        if d.__class__ is dict and d.get("type") == "text_delta":
+                            text, index = d.get("text"), ev.get("index")
+                            if text.__class__ is str and index.__class__ is int:
+                                res = text_delta(index, text)
+                                if res is not None:
+                                    await res
+                                continue
+                    ev = typed(ev)  # anything else: the typed event, as the SDK builds it
                 on = on_type(ev.type)
                 if on is not None:
                     await on(turn, ev)

@@ -6,6 +6,7 @@ Not collected by pytest (no ``test_`` prefix). Run it as a script::
     python tests/bench/user_path.py            # full size (a few minutes on 2 cores)
     python tests/bench/user_path.py --quick    # smaller sizes, same rows
     python tests/bench/user_path.py --skip-postgres
+    python tests/bench/user_path.py --quick --only claude   # one row (repeatable)
 
 Rows (targets from the store-at-scale issue):
 
@@ -43,6 +44,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -156,14 +158,20 @@ def claude_row(n: int, rounds: int) -> dict:
     from asm_nb.testing import FakeAnthropicServer
     from asm_nb.testing.fake_anthropic import StreamBuilder
 
-    async def bare(url: str) -> float:
+    async def bare(url: str, untyped: bool = False) -> float:
         t0 = time.perf_counter()
         client = anthropic.AsyncAnthropic(api_key="bench", base_url=url, max_retries=0)
         stream = await client.messages.create(model="claude-haiku-4-5", max_tokens=16,
                                               messages=[{"role": "user", "content": "go"}], stream=True)
         k = 0
-        async for ev in stream:
-            k += ev.type == "content_block_delta"
+        if untyped:  # information only: the SDK's parsed dicts, no typed event per SSE event
+            plain: Any = stream
+            plain._cast_to = object
+            async for ev in plain:
+                k += ev["type"] == "content_block_delta"
+        else:
+            async for ev in stream:
+                k += ev.type == "content_block_delta"
         await client.close()
         assert k == n
         return time.perf_counter() - t0
@@ -182,15 +190,22 @@ def claude_row(n: int, rounds: int) -> dict:
             return dt
 
         asyncio.run(bare(srv.base_url))
+        asyncio.run(bare(srv.base_url, True))
         ours()
-        a, b = [], []
+        a, b, u = [], [], []
         for _ in range(rounds):
             b.append(asyncio.run(bare(srv.base_url)))
             a.append(ours())
+            u.append(asyncio.run(bare(srv.base_url, True)))
         store.close()
+    # the target compares with the bare client as users write it (typed events); ``bare_untyped_ms``
+    # (the same stream read as the SDK's parsed dicts, as the adapter reads text deltas) shows how
+    # much of the path is our own work
     return {"deltas": n, "run_once_ms": round(statistics.median(a) * 1000, 1),
             "bare_ms": round(statistics.median(b) * 1000, 1),
-            "ratio": round(statistics.median(a) / statistics.median(b), 3)}
+            "ratio": round(statistics.median(a) / statistics.median(b), 3),
+            "bare_untyped_ms": round(statistics.median(u) * 1000, 1),
+            "ratio_vs_untyped": round(statistics.median(a) / statistics.median(u), 3)}
 
 
 _GEN_ADAPTER = r'''
@@ -368,12 +383,18 @@ def followup_row(n_events: int) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
+ROWS = ("per_run", "first_run", "frames", "claude", "sql", "rss", "fd", "followup")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes (big store 5,000 runs, 100k deltas ...)")
     ap.add_argument("--big", type=int, default=None, help="runs in the big store (default 50,000)")
     ap.add_argument("--skip-postgres", action="store_true")
+    ap.add_argument("--only", choices=ROWS, action="append", default=None,
+                    help="run only this row (repeatable); verdicts cover the rows run")
     args = ap.parse_args()
+    only = set(args.only or ROWS)
     q = args.quick
     big_n = args.big or (5_000 if q else 50_000)
     sizes = {"small_store_runs": 100, "big_store_runs": big_n, "timed_runs": 15 if q else 30,
@@ -389,94 +410,103 @@ def main() -> None:
 
     tmp = tempfile.TemporaryDirectory(prefix="asm-bench-user-")
     small_root, big_root = os.path.join(tmp.name, "small"), os.path.join(tmp.name, "big")
-    t0 = time.perf_counter()
-    fill(small_root, sizes["small_store_runs"])
-    fill(big_root, big_n)
-    res["fill_s"] = round(time.perf_counter() - t0, 1)
+    if only & {"per_run", "first_run", "frames"}:
+        t0 = time.perf_counter()
+        fill(small_root, sizes["small_store_runs"])
+        fill(big_root, big_n)
+        res["fill_s"] = round(time.perf_counter() - t0, 1)
 
-    a_small, b_small, n_small = per_run(small_root, sizes["timed_runs"], 60)
-    a_big, b_big, n_big = per_run(big_root, sizes["timed_runs"], 60)
-    res["per_run"] = {"small": {"run_once_ms": round(a_small * 1e3, 2), "subprocess_ms": round(b_small * 1e3, 2),
-                                "ratio": round(a_small / b_small, 2), "timed": n_small},
-                      "big": {"run_once_ms": round(a_big * 1e3, 2), "subprocess_ms": round(b_big * 1e3, 2),
-                              "ratio": round(a_big / b_big, 2), "timed": n_big},
-                      "big_over_small": round(a_big / a_small, 2)}
-    row(f"run_once(true) @ {sizes['small_store_runs']} runs", f"{a_small * 1e3:.1f} ms",
-        f"subprocess {b_small * 1e3:.1f} ms", "<= 3x", a_small / b_small <= 3)
-    row(f"run_once(true) @ {big_n} runs", f"{a_big * 1e3:.1f} ms", f"subprocess {b_big * 1e3:.1f} ms", "<= 3x",
-        a_big / b_big <= 3)
-    row(f"per-run cost {big_n} / {sizes['small_store_runs']}", f"{a_big / a_small:.2f}x", "", "<= 1.2x",
-        a_big / a_small <= 1.2)
+    if "per_run" in only:
+        a_small, b_small, n_small = per_run(small_root, sizes["timed_runs"], 60)
+        a_big, b_big, n_big = per_run(big_root, sizes["timed_runs"], 60)
+        res["per_run"] = {"small": {"run_once_ms": round(a_small * 1e3, 2), "subprocess_ms": round(b_small * 1e3, 2),
+                                    "ratio": round(a_small / b_small, 2), "timed": n_small},
+                          "big": {"run_once_ms": round(a_big * 1e3, 2), "subprocess_ms": round(b_big * 1e3, 2),
+                                  "ratio": round(a_big / b_big, 2), "timed": n_big},
+                          "big_over_small": round(a_big / a_small, 2)}
+        row(f"run_once(true) @ {sizes['small_store_runs']} runs", f"{a_small * 1e3:.1f} ms",
+            f"subprocess {b_small * 1e3:.1f} ms", "<= 3x", a_small / b_small <= 3)
+        row(f"run_once(true) @ {big_n} runs", f"{a_big * 1e3:.1f} ms", f"subprocess {b_big * 1e3:.1f} ms", "<= 3x",
+            a_big / b_big <= 3)
+        row(f"per-run cost {big_n} / {sizes['small_store_runs']}", f"{a_big / a_small:.2f}x", "", "<= 1.2x",
+            a_big / a_small <= 1.2)
 
-    f = _child(_FIRST_CHILD, big_root)  # a new kernel's first run on the big store (no target)
-    res["first_run"] = f
-    row(f"first run_once of a new process @ {big_n} runs", f"{f.get('first_ms')} ms",
-        f"its second run {f.get('second_ms')} ms", "", None)
+    if "first_run" in only:
+        f = _child(_FIRST_CHILD, big_root)  # a new kernel's first run on the big store (no target)
+        res["first_run"] = f
+        row(f"first run_once of a new process @ {big_n} runs", f"{f.get('first_ms')} ms",
+            f"its second run {f.get('second_ms')} ms", "", None)
 
-    for frame in ("runs", "costs"):
-        f = _child(_FRAMES_CHILD, big_root, frame)
-        res[f"frames_{frame}"] = f
-        row(f"cold frames.{frame} @ {big_n} runs", f"{f['s']:.2f} s" if "s" in f else f.get("error"),
-            f"of which importing polars+pandas {f['libs_s']:.2f} s" if "libs_s" in f else "", "< 1 s",
-            f.get("s", 99) < 1)
+    if "frames" in only:
+        for frame in ("runs", "costs"):
+            f = _child(_FRAMES_CHILD, big_root, frame)
+            res[f"frames_{frame}"] = f
+            row(f"cold frames.{frame} @ {big_n} runs", f"{f['s']:.2f} s" if "s" in f else f.get("error"),
+                f"of which importing polars+pandas {f['libs_s']:.2f} s" if "libs_s" in f else "", "< 1 s",
+                f.get("s", 99) < 1)
 
-    try:
-        c = claude_row(sizes["claude_deltas"], 3 if q else 5)
-        res["claude"] = c
-        row(f"Claude {c['deltas']} deltas run_once->LocalStore", f"{c['run_once_ms']} ms",
-            f"bare client {c['bare_ms']} ms", "<= 1.5x", c["ratio"] <= 1.5)
-    except Exception as exc:
-        res["claude"] = {"error": repr(exc)[:300]}
-        row("Claude deltas run_once->LocalStore", "error", repr(exc)[:60], "<= 1.5x", False)
-
-    sqlb = _load(HERE / "sql_ingest.py", "asm_bench_sql_ingest")
-    from asm_nb.stores.sql import migrate
-
-    backends = {"sqlite": lambda i: f"sqlite:///{tmp.name}/s{i}.db"}
-    if not args.skip_postgres:
+    if "claude" in only:
         try:
-            pg = _load(HERE.parent / "pg.py", "asm_bench_pg").server()
-            backends["postgresql"] = lambda i: pg.new_database()
+            c = claude_row(sizes["claude_deltas"], 3 if q else 5)
+            res["claude"] = c
+            row(f"Claude {c['deltas']} deltas run_once->LocalStore", f"{c['run_once_ms']} ms",
+                f"bare client {c['bare_ms']} ms", "<= 1.5x", c["ratio"] <= 1.5)
         except Exception as exc:
-            res["postgresql"] = {"error": repr(exc)[:200]}
-    for name, mk in backends.items():
+            res["claude"] = {"error": repr(exc)[:300]}
+            row("Claude deltas run_once->LocalStore", "error", repr(exc)[:60], "<= 1.5x", False)
+
+    if "sql" in only:
+        sqlb = _load(HERE / "sql_ingest.py", "asm_bench_sql_ingest")
+        from asm_nb.stores.sql import migrate
+
+        backends = {"sqlite": lambda i: f"sqlite:///{tmp.name}/s{i}.db"}
+        if not args.skip_postgres:
+            try:
+                pg = _load(HERE.parent / "pg.py", "asm_bench_pg").server()
+                backends["postgresql"] = lambda i: pg.new_database()
+            except Exception as exc:
+                res["postgresql"] = {"error": repr(exc)[:200]}
+        for name, mk in backends.items():
+            try:
+                url_a, url_b = mk(1), mk(2)
+                migrate(url_a)
+                migrate(url_b)
+                raws = [{"type": "message_streamed", "data": {"delta": "tok ", "content": "tok "}}]
+
+                def bare(k, url=url_b):
+                    return sqlb.bench_bare(url, raws * k, "ses_bare", 1000)
+
+                s = sql_row(url_a, sizes["sql_events"], bare)
+                res[name] = s
+                row(f"SqlStore {name} ev/s run_once", f"{s['run_once_events_per_s']:,}/s",
+                    f"executemany {s['bare_rows_per_s']:,}/s", ">= 0.5x", s["ratio"] >= 0.5)
+            except Exception as exc:
+                res[name] = {"error": repr(exc)[:300]}
+                row(f"SqlStore {name} ev/s run_once", "error", repr(exc)[:60], ">= 0.5x", False)
+
+    if "rss" in only:
+        m = _child(_RSS_CHILD, str(sizes["rss_deltas"]))
+        res["rss"] = m
+        row(f"peak RSS, {sizes['rss_deltas']:,}-delta run", f"+{m.get('peak_over_mb')} MB", f"base {m.get('baseline_mb')} MB",
+            "<= 300 MB", m.get("peak_over_mb", 1e9) <= 300)
+        row("RSS after that run", f"+{m.get('after_over_mb')} MB", "", "<= 50 MB", m.get("after_over_mb", 1e9) <= 50)
+
+    if "fd" in only:
+        f = _child(_FD_CHILD, str(sizes["fd_runs"]))
+        res["ulimit_256"] = f
+        row("one-shot runs under ulimit -n 256", f"{f.get('done')} of {f.get('runs')}", str(f.get("error") or "")[:40],
+            f"{sizes['fd_runs']:,} ok", f.get("done") == sizes["fd_runs"])
+
+    if "followup" in only:
         try:
-            url_a, url_b = mk(1), mk(2)
-            migrate(url_a)
-            migrate(url_b)
-            raws = [{"type": "message_streamed", "data": {"delta": "tok ", "content": "tok "}}]
-
-            def bare(k, url=url_b):
-                return sqlb.bench_bare(url, raws * k, "ses_bare", 1000)
-
-            s = sql_row(url_a, sizes["sql_events"], bare)
-            res[name] = s
-            row(f"SqlStore {name} ev/s run_once", f"{s['run_once_events_per_s']:,}/s",
-                f"executemany {s['bare_rows_per_s']:,}/s", ">= 0.5x", s["ratio"] >= 0.5)
+            fu = followup_row(sizes["followup_events"])
+            res["followup"] = fu
+            row(f"follow-up turn, {sizes['followup_events']:,}-event session", f"+{fu['extra_ms']} ms",
+                f"small-session turn {fu['small_session_turn_ms']} ms; cold store {fu['cold_store_turn_ms']} ms",
+                "< 100 ms", fu["extra_ms"] < 100)
         except Exception as exc:
-            res[name] = {"error": repr(exc)[:300]}
-            row(f"SqlStore {name} ev/s run_once", "error", repr(exc)[:60], ">= 0.5x", False)
-
-    m = _child(_RSS_CHILD, str(sizes["rss_deltas"]))
-    res["rss"] = m
-    row(f"peak RSS, {sizes['rss_deltas']:,}-delta run", f"+{m.get('peak_over_mb')} MB", f"base {m.get('baseline_mb')} MB",
-        "<= 300 MB", m.get("peak_over_mb", 1e9) <= 300)
-    row("RSS after that run", f"+{m.get('after_over_mb')} MB", "", "<= 50 MB", m.get("after_over_mb", 1e9) <= 50)
-
-    f = _child(_FD_CHILD, str(sizes["fd_runs"]))
-    res["ulimit_256"] = f
-    row("one-shot runs under ulimit -n 256", f"{f.get('done')} of {f.get('runs')}", str(f.get("error") or "")[:40],
-        f"{sizes['fd_runs']:,} ok", f.get("done") == sizes["fd_runs"])
-
-    try:
-        fu = followup_row(sizes["followup_events"])
-        res["followup"] = fu
-        row(f"follow-up turn, {sizes['followup_events']:,}-event session", f"+{fu['extra_ms']} ms",
-            f"small-session turn {fu['small_session_turn_ms']} ms; cold store {fu['cold_store_turn_ms']} ms",
-            "< 100 ms", fu["extra_ms"] < 100)
-    except Exception as exc:
-        res["followup"] = {"error": repr(exc)[:300]}
-        row("follow-up turn", "error", repr(exc)[:60], "< 100 ms", False)
+            res["followup"] = {"error": repr(exc)[:300]}
+            row("follow-up turn", "error", repr(exc)[:60], "< 100 ms", False)
     tmp.cleanup()
 
     res["verdicts"] = {r["row"]: r["verdict"] for r in rows}

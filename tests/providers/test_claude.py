@@ -880,3 +880,94 @@ def test_the_stream_reader_dispatches_each_raw_event_without_a_handle_coroutine(
     assert handled == []  # was one call per raw event
     assert [d["delta"] for d in out.of("message_streamed")] == toks
     assert out.result.output["content"] == "".join(toks)
+
+
+def test_text_deltas_are_read_without_a_typed_sdk_event_each(server, monkeypatch):
+    """A plain text delta is taken as the dict the SDK parsed from its SSE line: no typed event
+    (pydantic union validation, ~10 us, more than the rest of a delta's path) per delta. Every
+    other event is still the typed one the SDK builds (same call), and the events emitted are
+    the same: text, order, usage, model."""
+    import anthropic
+
+    typed: list[Any] = []
+    real = anthropic.AsyncAnthropic._process_response_data
+
+    def counting(self, *, data, cast_to, response):
+        if cast_to is not object:
+            typed.append(data.get("type") if isinstance(data, dict) else data)
+        return real(self, data=data, cast_to=cast_to, response=response)
+
+    monkeypatch.setattr(anthropic.AsyncAnthropic, "_process_response_data", counting)
+    toks = [f"t{i} " for i in range(30)]
+    server.enqueue(StreamBuilder().text(toks).end(output_tokens=30))
+    out = execute(make_adapter(server, builtin_tools=False))
+    assert out.error is None, out.error
+    # was 35: one typed event per delta too
+    assert typed == ["message_start", "content_block_start", "content_block_stop", "message_delta",
+                     "message_stop"]
+    assert [d["delta"] for d in out.of("message_streamed")] == toks
+    assert [d["content"] for d in out.of("message_streamed")] == toks
+    assert out.result.output["content"] == "".join(toks)
+    assert out.of("token_usage_updated")[0]["output_tokens"] == 30
+    assert out.of("run_started")[0]["model"]
+
+
+def test_a_delta_that_is_not_plain_text_is_folded_from_the_typed_sdk_event(server):
+    """Thinking deltas, tool input JSON and signatures take the typed path; their events are unchanged."""
+    server.enqueue(StreamBuilder().thinking("let me think", signature="sig").text(["A", "B"])
+                   .end(output_tokens=3))
+    out = execute(make_adapter(server, builtin_tools=False))
+    assert out.error is None, out.error
+    assert streamed_text(out, "reasoning") == "let me think"
+    assert streamed_text(out) == "AB"
+
+
+def test_an_sdk_item_observer_still_sees_typed_events(server, monkeypatch):
+    """When something observes the SDK stream's items (the SDK's tracing reads typed events), the
+    stream is left as it is: every item the observer sees is a typed SDK event."""
+    import anthropic
+    from anthropic.types import RawContentBlockDeltaEvent
+
+    items: list[Any] = []
+
+    class Observer:
+        def begin(self) -> None:
+            pass
+
+        def item(self, item: Any) -> None:
+            items.append(item)
+
+        def end(self, how: str, error: BaseException | None = None) -> None:
+            pass
+
+    obs = Observer()
+    monkeypatch.setattr(anthropic.AsyncStream, "_observer", property(lambda self: obs))
+    toks = ["x", "y", "z"]
+    server.enqueue(StreamBuilder().text(toks).end(output_tokens=3))
+    out = execute(make_adapter(server, builtin_tools=False))
+    assert out.error is None, out.error
+    assert [d["delta"] for d in out.of("message_streamed")] == toks
+    deltas = [i for i in items if getattr(i, "type", None) == "content_block_delta"]
+    assert len(deltas) == 3 and all(isinstance(i, RawContentBlockDeltaEvent) for i in deltas)
+    assert not any(isinstance(i, dict) for i in items)
+
+
+def test_text_deltas_are_emitted_without_an_emit_coroutine_each(server, monkeypatch):
+    """Each text delta goes to the callback through ``ActiveRun.stream_delta`` (no ``emit``
+    coroutine, no copy of its data); ``emit`` is left for the other events."""
+    from asm_nb.providers._base import ActiveRun
+
+    emitted: list[str] = []
+    real = ActiveRun.emit
+
+    async def emit(self, type, data=None, **extra):
+        emitted.append(type)
+        return await real(self, type, data, **extra)
+
+    monkeypatch.setattr(ActiveRun, "emit", emit)
+    toks = [f"t{i} " for i in range(30)]
+    server.enqueue(StreamBuilder().text(toks).end(output_tokens=30))
+    out = execute(make_adapter(server, builtin_tools=False))
+    assert out.error is None, out.error
+    assert "message_streamed" not in emitted  # was 30 emit calls
+    assert [d["delta"] for d in out.of("message_streamed")] == toks

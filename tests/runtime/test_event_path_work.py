@@ -394,3 +394,54 @@ def test_emit_keeps_what_kept_events_keeps_for_every_type() -> None:
     asyncio.run(go())
     assert ar.events.count == ref.count == len(types)
     assert [e["type"] for e in ar.events] == [e["type"] for e in ref] == ["run_started", "run_timeout", "run_completed"]
+
+
+def test_stream_delta_sends_what_emit_sends() -> None:
+    """``ActiveRun.stream_delta`` (the coroutine-free delta path) gives the callback the envelope
+    ``emit`` gives, counts the delta in ``KeptEvents`` without keeping it, returns an async
+    callback's awaitable for the caller to await, and drops deltas after the terminal event."""
+    from types import SimpleNamespace
+
+    from asm_nb.ports import KeptEvents
+    from asm_nb.providers._base import ActiveRun
+
+    seen: list[dict] = []
+
+    def cb(ev: dict) -> Any:
+        seen.append(ev)
+        return CALLBACK_DONE
+
+    cb.records_events = True  # type: ignore[attr-defined]
+    ar = ActiveRun(run=SimpleNamespace(id="run_1"), session=SimpleNamespace(id="ses_1"),  # type: ignore[arg-type]
+                   adapter=SimpleNamespace(name="t"), callback=cb)  # type: ignore[arg-type]
+
+    async def go() -> None:
+        await ar.emit("run_started", {})
+        assert ar.stream_delta({"content": "a", "delta": "a"}) is None
+        await ar.emit("message_streamed", {"content": "a", "delta": "a"})
+        await ar.emit("run_completed", {})
+        assert ar.stream_delta({"content": "late", "delta": "late"}) is None
+
+    asyncio.run(go())
+    assert type(ar.events) is KeptEvents and ar.events.count == 4
+    assert [e["type"] for e in ar.events] == ["run_started", "run_completed"]
+    assert [e["type"] for e in seen] == ["run_started", "message_streamed", "message_streamed", "run_completed"]
+    fast, slow = seen[1], seen[2]
+    assert list(fast) == list(slow) and type(fast["timestamp"]) is type(slow["timestamp"])
+    assert {k: v for k, v in fast.items() if k != "timestamp"} == {k: v for k, v in slow.items() if k != "timestamp"}
+
+    waited: list[str] = []
+
+    async def acb(ev: dict) -> None:
+        waited.append(ev["data"]["delta"])
+
+    plain = ActiveRun(run=SimpleNamespace(id="run_2"), session=SimpleNamespace(id="ses_1"),  # type: ignore[arg-type]
+                      adapter=SimpleNamespace(name="t"), callback=acb)  # type: ignore[arg-type]
+
+    async def go2() -> None:
+        res = plain.stream_delta({"content": "b", "delta": "b"})
+        assert res is not None and waited == []
+        await res
+
+    asyncio.run(go2())
+    assert waited == ["b"] and [e["type"] for e in plain.events] == ["message_streamed"]
