@@ -142,6 +142,44 @@ class SessionStore(Protocol):
     def close(self) -> None: ...
 
 
+class BatchWriter(Protocol):
+    """An optional bulk write a store may offer (LocalStore does; a history import uses it).
+
+    ``write_batch(events, upserts)``: append ``events`` (fresh: ids new to the store, held by
+    nobody else, so the store may number them in place), then write ``upserts`` in order: each
+    group a list of runs (upserted as ``save_runs`` does) or a list of sessions (as
+    ``save_session`` does). Every event is written before any upsert. What is stored is exactly
+    what ``append_events`` + ``save_runs`` + ``save_session`` would store (same numbering rules,
+    same bytes); only the number of lock rounds and writes differs. A store without it gets those
+    calls (see :func:`batch_writer`).
+    """
+
+    def write_batch(self, events: Sequence[Event], upserts: Sequence[Sequence[Run] | Sequence[Session]]) -> None: ...
+
+
+#: the public writes ``write_batch`` stands for: a subclass or instance that replaces one of them
+#: (to count, wrap or fail them) is written through them instead
+_BATCH_STANDS_FOR = ("append_events", "append_event_with_sequence", "save_runs", "save_run", "save_session")
+
+
+def batch_writer(store: object) -> Callable[[Sequence[Event], Sequence[Sequence[Run] | Sequence[Session]]], None] | None:
+    """``store.write_batch`` when the store offers it and nothing replaces the public writes it
+    stands for (no subclass below the class defining it and no instance attribute overrides
+    ``append_events``, ``save_runs``, ``save_run``, ``save_session``); else None (the caller uses
+    the public methods one by one)."""
+    mro = type(store).__mro__
+    owner = next((c for c in mro if "write_batch" in c.__dict__), None)
+    if owner is None:
+        return None
+    d = getattr(store, "__dict__", None) or {}
+    below = mro[:mro.index(owner)]
+    for name in _BATCH_STANDS_FOR:
+        if name in d or any(name in c.__dict__ for c in below):
+            return None
+    fn: Any = getattr(store, "write_batch", None)
+    return None if fn is None else fn
+
+
 @runtime_checkable
 class ArtifactStore(Protocol):
     """Bytes by key (docs/stores.md, artifacts)."""

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from ..core.session import Session
+from ..ports import batch_writer
 from ._base import STATE_KEY, FileJob, HistoryWarning, ImportReport, _keys
 from ._builder import SessionBuilder, _Pricer
 
@@ -71,6 +72,8 @@ def run_import(source: str, jobs: Iterable[FileJob], handler: LineHandler, *, st
     # those freed within the import never are) -- a few percent, within the bench's noise
     gc_was_on = gc.isenabled()
     gc.disable()
+    bulk = batch_writer(store)
+    batch = _Batch(bulk, report) if bulk is not None else None
     try:
         for job in jobs:
             try:
@@ -124,7 +127,21 @@ def run_import(source: str, jobs: Iterable[FileJob], handler: LineHandler, *, st
             bar.update(end - shown)
             if finish is not None:
                 finish(b)
-            _write(store, b, prev, end, st, report)
+            if batch is None:
+                _write(store, b, prev, end, st, report)
+            else:
+                batch.add(b, prev, end, st)
+                if len(batch.events) >= _BATCH_EVENTS:
+                    batch.flush()
+        if batch is not None:
+            batch.flush()
+    except BaseException:
+        if batch is not None and batch.pending and not batch.failed:
+            try:  # the files read before the failure are kept, as the per-file writes keep them
+                batch.flush()
+            except Exception:  # pragma: no cover - the first error is the one reported
+                pass
+        raise
     finally:
         if gc_was_on:
             gc.enable()
@@ -135,6 +152,73 @@ def run_import(source: str, jobs: Iterable[FileJob], handler: LineHandler, *, st
         warnings.warn(f"history import ({source}): {report.warning_count} line(s) skipped; first: {first}",
                       HistoryWarning, stacklevel=3)
     return report
+
+
+_BATCH_EVENTS = 20_000  # events collected from whole files before one bulk write
+
+
+def _final_state(b: SessionBuilder, end: int, st: os.stat_result) -> dict:
+    """The session's import state after this pass (the offset it names is saved last)."""
+    state = {"source": b.source, "path": str(b.job.path), "offset": end, "size": st.st_size,
+             "mtime_ns": st.st_mtime_ns, "keys": b.keys, "builder": b.to_state(end, st.st_size, st.st_mtime_ns)}
+    state["builder"].pop("keys", None)
+    b.keys = state["keys"]
+    return state
+
+
+class _Batch:
+    """Whole files' events, runs and sessions collected for one ``write_batch`` (``ports.BatchWriter``):
+    the store writes all events first, then per file (in order) its new session's first line, its
+    runs and its session with the new offset, so a session never names lines whose events or runs
+    are not on disk. The lines written are those ``_write`` writes file by file."""
+
+    def __init__(self, write: Callable[..., None], report: ImportReport) -> None:
+        self.write = write
+        self.report = report
+        self.events: list = []
+        self.upserts: list[list] = []
+        self.counts = [0, 0, 0, 0]  # events, runs, new sessions, updated sessions
+        self.pending = False
+        self.failed = False
+
+    def add(self, b: SessionBuilder, prev: Session | None, end: int, st: os.stat_result) -> None:
+        self.pending = True
+        if not b.events and not b.touched and prev is not None:
+            state = {**prev.context.get(STATE_KEY, {}), "offset": end, "size": st.st_size,
+                     "mtime_ns": st.st_mtime_ns}
+            self.upserts.append([prev.replace(context={**prev.context, STATE_KEY: state})])
+            return
+        runs = b.runs()
+        pending_state = dict(prev.context.get(STATE_KEY, {})) if prev is not None else {"source": b.source}
+        session = b.session(prev, pending_state or {"source": b.source})
+        if prev is None:
+            self.upserts.append([session])
+        state = _final_state(b, end, st)
+        self.events.extend(b.events)
+        if runs:
+            self.upserts.append(runs)
+        self.upserts.append([session.replace(context={**session.context, STATE_KEY: state})])
+        c = self.counts
+        c[0] += len(b.events)
+        c[1] += b.new_runs
+        c[2 if prev is None else 3] += 1
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        try:
+            self.write(self.events, self.upserts)
+        except BaseException:
+            self.failed = True
+            raise
+        r, c = self.report, self.counts
+        r.events += c[0]
+        r.runs += c[1]
+        r.sessions_new += c[2]
+        r.sessions_updated += c[3]
+        self.events, self.upserts = [], []
+        self.counts = [0, 0, 0, 0]
+        self.pending = False
 
 
 def _write(store: Any, b: SessionBuilder, prev: Session | None, end: int, st: os.stat_result,
@@ -164,10 +248,7 @@ def _write(store: Any, b: SessionBuilder, prev: Session | None, end: int, st: os
     else:
         for r in runs:
             store.save_run(r)
-    state = {"source": b.source, "path": str(b.job.path), "offset": end, "size": st.st_size,
-             "mtime_ns": st.st_mtime_ns, "keys": b.keys, "builder": b.to_state(end, st.st_size, st.st_mtime_ns)}
-    state["builder"].pop("keys", None)
-    b.keys = state["keys"]
+    state = _final_state(b, end, st)
     store.save_session(session.replace(context={**session.context, STATE_KEY: state}))
     report.events += len(events)
     report.runs += b.new_runs

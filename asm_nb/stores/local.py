@@ -341,6 +341,15 @@ class LocalStore(LocalDocuments):
         if docs:
             self._dtx(lambda: self._runs.append(docs, runs), "save_runs", sessions=False)
 
+    def write_batch(self, events: list[Event], upserts: list[list[Run] | list[Session]]) -> None:
+        """The bulk path of a history import (``ports.BatchWriter``): fresh events (numbered in
+        place), then groups of run or session upserts in order, with one lock round and one
+        ``os.write`` per session log and one ``db.lock`` round for the upserts (``_localbulk.py``;
+        the bytes are those of ``append_events``, ``save_runs`` and ``save_session``)."""
+        from ._localbulk import write_batch
+
+        write_batch(self, events, upserts)
+
     # -- events -----------------------------------------------------------------------------------
     def _prepare(self, events: list[Event], single: bool) -> list[tuple[bytes, bytes]]:
         try:

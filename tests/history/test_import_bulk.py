@@ -1,0 +1,300 @@
+"""The bulk store path of ``asm import`` (``ports.BatchWriter``, ``LocalStore.write_batch``):
+it stores exactly what the per-file path (``append_events`` / ``save_runs`` / ``save_session``)
+stores, with fewer lock rounds and writes, and keeps the store's guarantees (gap-free numbers
+across processes, torn tails cut, pruning marks, nothing unredacted on disk)."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import shutil
+import warnings
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from asm_nb.core.errors import AsmError
+from asm_nb.core.events import Event, EventType
+from asm_nb.core.run import Run, RunStatus
+from asm_nb.core.session import Session
+from asm_nb.history import HistoryWarning, import_history
+from asm_nb.ports import batch_writer
+from asm_nb.stores import _locks, open_store
+from asm_nb.stores.local import LocalStore
+from asm_nb.stores.memory import InMemoryStore
+from asm_nb.testing.history_logs import write_claude_code_logs, write_codex_logs
+
+FIX = Path(__file__).resolve().parents[1] / "fixtures" / "history"
+SOURCES = {"claude-code": (FIX / "claude", write_claude_code_logs), "codex": (FIX / "codex", write_codex_logs)}
+_ID = re.compile(rb'"id":"evt_[0-9a-f]+"')
+_INO = re.compile(rb'"runs_ino":[0-9]+')
+
+
+class PerFile(LocalStore):
+    """A LocalStore written through the public methods one by one (an override of one of them
+    turns the bulk path off): the path every import took before the bulk one."""
+
+    def save_session(self, session):
+        return super().save_session(session)
+
+
+def _import(source, store, path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HistoryWarning)
+        rep = import_history(source, store, path=path)
+    d = rep.to_dict()
+    d.pop("duration_s")
+    return d
+
+
+def _halves(src: Path, dst: Path, part: int) -> None:
+    """``dst`` = the tree of ``src`` with each file's first half (part 1) or whole (part 2)."""
+    for f in src.rglob("*.jsonl"):
+        out = dst / f.relative_to(src)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        data = f.read_bytes()
+        lines = data.splitlines(keepends=True)
+        out.write_bytes(b"".join(lines[:max(len(lines) // 2, 1)]) if part == 1 else data)
+
+
+def _logs(tmp: Path, source: str) -> Path:
+    """The fixtures (every format version, malformed lines included) plus generated logs with a
+    secret, a malformed line, a non-object line, an unknown record type and a half-written tail."""
+    fix, gen = SOURCES[source]
+    root = tmp / "logs"
+    shutil.copytree(fix, root)
+    g = gen(tmp / "gen", lines=400, sessions=3)
+    for f in g["files"]:
+        rel = f.relative_to(g["root"])
+        out = root / rel
+        out.parent.mkdir(parents=True, exist_ok=True)
+        lines = f.read_bytes().splitlines(keepends=True)
+        lines.insert(5, b'{"type": "user", "oops\n')
+        lines.insert(9, b'[1, 2, 3]\n')
+        lines.insert(12, b'{"type": "never-seen-before", "timestamp": "2025-06-01T00:00:00Z"}\n')
+        lines.insert(14, json.dumps({"type": "user", "timestamp": "2025-06-01T00:00:01Z",
+                                     "message": {"role": "user", "content":
+                                                 "token sk-ant-api03-" + "A1b2C3d4" * 12 + " here"},
+                                     "payload": {"type": "message", "role": "user",
+                                                 "content": [{"type": "input_text", "text":
+                                                              "key AKIAIOSFODNN7EXAMPLE now"}]}}).encode() + b"\n")
+        out.write_bytes(b"".join(lines) + b'{"type": "assistant", "half')
+    return root
+
+
+def _snapshot(store, root: Path) -> dict:
+    """Everything an import leaves: sessions, runs, events without their random ids, and the
+    bytes of the document tables, run summaries and event logs (ids masked)."""
+    store.flush()
+    out = {"sessions": [s.to_dict() for s in store.list_sessions()],
+           "runs": sorted((r.to_dict() for r in store.list_runs(None)), key=lambda d: d["id"])}
+    out["events"] = {s["id"]: [{k: v for k, v in e.to_dict().items() if k != "id"} for e in store.get_events(s["id"])]
+                     for s in out["sessions"]}
+    files = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.suffix in (".jsonl", ".json") and p.name != "store.json":
+            files[str(p.relative_to(root))] = _INO.sub(b"", _ID.sub(b'"id":"evt_"', p.read_bytes()))
+    out["files"] = files
+    return out
+
+
+@pytest.mark.parametrize("source", ["claude-code", "codex"])
+def test_the_bulk_path_stores_exactly_what_the_per_file_path_stores(tmp_path, monkeypatch, source):
+    """First halves, then whole files (incremental), then nothing new, then a file that grew
+    again: reports, sessions, runs, events (minus their random ids) and the bytes of every table,
+    summary and log are the same through both paths. (Records without a time get the import's
+    clock: it is fixed here.)"""
+    from asm_nb.history import _base, _builder
+
+    fixed = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
+    for mod in (_base, _builder):
+        monkeypatch.setattr(mod, "_now", lambda: fixed)
+    logs = _logs(tmp_path, source)
+    seq = [tmp_path / "in1", tmp_path / "in2"]
+    _halves(logs, seq[0], 1)
+    _halves(logs, seq[1], 2)
+    stores = {"per-file": PerFile(tmp_path / "s-old"), "bulk": open_store(tmp_path / "s-new")}
+    assert batch_writer(stores["per-file"]) is None and batch_writer(stores["bulk"]) is not None
+    reports: dict = {k: [] for k in stores}
+    cur = tmp_path / "cur"
+    for step in (seq[0], seq[1], seq[1], "grow"):
+        if step == "grow":
+            f = sorted(cur.rglob("*.jsonl"))[-1]
+            f.write_bytes(f.read_bytes() + b'"}\n' + b'{"type": "summary", "summary": "later"}\n')
+        else:
+            if cur.exists():
+                shutil.rmtree(cur)
+            shutil.copytree(step, cur)
+        for name, st in stores.items():
+            reports[name].append(_import(source, st, cur))
+    assert reports["bulk"] == reports["per-file"]
+    assert reports["bulk"][0]["warning_count"] > 0 and reports["bulk"][1]["events"] > 0
+    assert reports["bulk"][2]["events"] == 0 and reports["bulk"][2]["files_unchanged"] > 0
+    snaps = {name: _snapshot(st, Path(st.root)) for name, st in stores.items()}
+    assert snaps["bulk"]["events"] and snaps["bulk"]["runs"]
+    for key in ("sessions", "runs", "events", "files"):
+        assert snaps["bulk"][key] == snaps["per-file"][key], key
+    for st in stores.values():
+        st.close()
+    # and read back by a fresh process's store, the same again
+    again = {name: open_store(Path(st.root)) for name, st in stores.items()}
+    assert _snapshot(again["bulk"], Path(again["bulk"].root))["events"] == snaps["per-file"]["events"]
+    for st in again.values():
+        st.close()
+
+
+def test_an_import_takes_one_lock_round_per_batch_not_four_per_file(tmp_path, monkeypatch):
+    """Per batch: one OS lock round per session log and one ``db.lock`` round (the per-file path
+    took a session lock and three ``db.lock`` rounds for every file)."""
+    gen = write_claude_code_logs(tmp_path / "logs", lines=1200, sessions=6)
+    rounds: collections.Counter = collections.Counter()
+    real = _locks.FileLock.acquire
+
+    def acquire(self):
+        if not self.held:
+            rounds["db" if self.path.name == "db.lock" else "session"] += 1
+        return real(self)
+
+    monkeypatch.setattr(_locks.FileLock, "acquire", acquire)
+    st = open_store(tmp_path / "store")
+    rep = _import("claude-code", st, gen["root"])
+    files = len(gen["files"])
+    assert rep["sessions_new"] == files >= 6 and rep["events"] > 1000
+    assert rounds == {"session": files, "db": 1}
+    rounds.clear()
+    old = PerFile(tmp_path / "old")
+    _import("claude-code", old, gen["root"])
+    old.flush()
+    assert rounds["db"] == 3 * files  # what the bulk path saves
+    st.close()
+    old.close()
+
+
+def _ev(sid: str, i: int, run: str | None = "run_1", **kw) -> Event:
+    ts = datetime(2025, 6, 1, tzinfo=timezone.utc) + timedelta(seconds=i)
+    return Event.new(EventType.MESSAGE_RECEIVED, sid, run_id=run, timestamp=ts,
+                     data={"role": "assistant", "content": f"m{i}"}, **kw)
+
+
+def test_write_batch_one_write_per_log_and_one_append_per_group(tmp_path, monkeypatch):
+    from asm_nb.stores import _doclog, _sessionlog
+
+    st = LocalStore(tmp_path / "s")
+    writes: collections.Counter = collections.Counter()
+    real_write = os.write
+
+    def counting(fd, data):
+        writes[os.readlink(f"/proc/self/fd/{fd}").rsplit("/", 1)[-1]] += 1
+        return real_write(fd, data)
+
+    appends: collections.Counter = collections.Counter()
+    real_append = _doclog.DocLog.append
+
+    def append(self, docs, *a, **k):
+        appends[self.path.name] += 1
+        return real_append(self, docs, *a, **k)
+
+    monkeypatch.setattr(_sessionlog.os, "write", counting)
+    monkeypatch.setattr(_doclog.DocLog, "append", append)
+    evs = [_ev(f"ses_{k}", i) for i in range(300) for k in "abc"]
+    runs = [Run(id=f"run_{k}", session_id=f"ses_{k}", status=RunStatus.COMPLETED, input="x",
+                started_at=datetime(2025, 6, 1, tzinfo=timezone.utc)) for k in "abc"]
+    sessions = [Session.new("agent", id=f"ses_{k}") for k in "abc"]
+    st.write_batch(evs, [runs, sessions])
+    assert writes == {"ses_a.jsonl": 1, "ses_b.jsonl": 1, "ses_c.jsonl": 1, "runs.jsonl": 1, "runs.summary.jsonl": 1,
+                      "sessions.jsonl": 1}
+    assert appends == {"runs.jsonl": 1, "sessions.jsonl": 1}
+    for k in "abc":
+        got = st.get_events(f"ses_{k}")
+        assert [e.sequence_number for e in got] == list(range(1, 301))
+        assert [e.data["content"] for e in got] == [f"m{i}" for i in range(300)]
+    assert [e.sequence_number for e in evs[:3]] == [1, 1, 1]  # numbered in place
+    assert {r.id for r in st.list_runs(None)} == {"run_a", "run_b", "run_c"}
+    assert {s.id for s in st.list_sessions()} == {"ses_a", "ses_b", "ses_c"}
+    st.close()
+
+
+def test_write_batch_numbers_after_other_writers_torn_tails_and_pruning_marks(tmp_path):
+    """Two stores on one folder (two processes' view): numbers stay gap-free whoever writes; a
+    torn last line is cut before the batch is written; a pruning mark is never gone below."""
+    a, b = LocalStore(tmp_path / "s"), LocalStore(tmp_path / "s")
+    a.append_events([_ev("ses_x", i) for i in range(3)])  # buffered: a holds the session's lock
+    b.write_batch([_ev("ses_x", i) for i in range(3, 8)], [])  # waits for a's write-behind
+    a.append_events([_ev("ses_x", i) for i in range(8, 10)])
+    a.flush()
+    for st in (a, b):
+        got = st.get_events("ses_x")
+        assert [e.sequence_number for e in got] == list(range(1, 11))
+        assert [e.data["content"] for e in got] == [f"m{i}" for i in range(10)]
+    log = tmp_path / "s" / "events" / "ses_x.jsonl"
+    with open(log, "ab") as f:
+        f.write(b'{"id":"evt_torn","type":"mess')
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        b.write_batch([_ev("ses_x", 10)], [])
+    assert any("torn" in str(x.message) for x in w)
+    assert [e.sequence_number for e in LocalStore(tmp_path / "s").get_events("ses_x")] == list(range(1, 12))
+    (tmp_path / "s" / "events" / "ses_y.meta.json").write_text('{"last_sequence": 50}')
+    b.write_batch([_ev("ses_y", 0), _ev("ses_y", 1)], [])
+    assert [e.sequence_number for e in a.get_events("ses_y")] == [51, 52]
+    a.close()
+    b.close()
+
+
+def test_a_failed_bulk_write_leaves_nothing_and_numbers_go_on(tmp_path, monkeypatch):
+    from asm_nb.stores import _sessionlog
+
+    st = LocalStore(tmp_path / "s")
+    st.write_batch([_ev("ses_x", 0)], [])
+    real = os.write
+
+    def fail(fd, data):
+        real(fd, bytes(data)[:10])  # half a line reaches the file, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_sessionlog.os, "write", fail)
+    evs = [_ev("ses_x", i) for i in range(1, 4)]
+    with pytest.raises(AsmError) as err:
+        st.write_batch(evs, [[Run(id="run_1", session_id="ses_x", status=RunStatus.COMPLETED,
+                                  started_at=datetime(2025, 6, 1, tzinfo=timezone.utc))]])
+    assert err.value.code == "storage_error"
+    assert all(e.sequence_number is None for e in evs)
+    monkeypatch.undo()
+    assert [e.sequence_number for e in st.get_events("ses_x")] == [1]
+    assert st.list_runs(None) == []  # nothing after the events was written
+    st.write_batch([_ev("ses_x", 5)], [])
+    assert [e.sequence_number for e in LocalStore(tmp_path / "s").get_events("ses_x")] == [1, 2]
+    st.close()
+
+
+def test_batch_writer_is_used_only_where_nothing_replaces_the_public_writes(tmp_path):
+    st = LocalStore(tmp_path / "a")
+    assert batch_writer(st) == st.write_batch
+    assert batch_writer(PerFile(tmp_path / "b")) is None
+
+    class Counting(LocalStore):
+        def append_events(self, events):
+            return super().append_events(events)
+
+    assert batch_writer(Counting(tmp_path / "c")) is None
+    st.save_runs = lambda runs: None  # an instance attribute (a test double) replaces one
+    assert batch_writer(st) is None
+    assert batch_writer(InMemoryStore()) is None
+
+    class Sub(LocalStore):  # a subclass that changes nothing keeps the bulk path
+        pass
+
+    assert batch_writer(Sub(tmp_path / "d")) is not None
+
+
+def test_the_bulk_path_writes_no_secret(tmp_path):
+    logs = _logs(tmp_path, "claude-code")
+    st = open_store(tmp_path / "store")
+    _import("claude-code", st, logs)
+    st.close()
+    raw = b"".join(p.read_bytes() for p in (tmp_path / "store").rglob("*") if p.is_file())
+    assert b"A1b2C3d4A1b2C3d4" not in raw and b"AKIAIOSFODNN7EXAMPLE" not in raw
+    assert b"REDACTED" in raw
