@@ -101,16 +101,19 @@ async def _create_process(exe: str, argv: list[str], cwd: str, child_env: dict[s
     """Start the child in a new session / process group with piped stdout (and stderr, unless
     merged) and stdin piped when wanted (else /dev/null)."""
     try:
-        # The child runs before create_subprocess_exec returns (it still connects the pipes).
-        # A cancel landing in that window makes asyncio SIGKILL the leader alone, so its
-        # background children would outlive the cancel: shield the start, and on cancel let
-        # it finish and kill the whole new group ourselves.
-        creating = asyncio.ensure_future(asyncio.create_subprocess_exec(
+        start = asyncio.create_subprocess_exec(
             exe, *argv[1:], cwd=cwd, env=child_env,
             stdin=asyncio.subprocess.PIPE if want_stdin else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT if merge_stderr else asyncio.subprocess.PIPE,
-            start_new_session=True))
+            start_new_session=True)
+        if getattr(asyncio.get_running_loop(), "_asm_kills_group_on_cancelled_start", False):
+            return await start  # the runtime loop kills the new group itself on a cancelled start
+        # The child runs before create_subprocess_exec returns (it still connects the pipes).
+        # A cancel landing in that window makes asyncio SIGKILL the leader alone, so its
+        # background children would outlive the cancel: shield the start, and on cancel let
+        # it finish and kill the whole new group ourselves.
+        creating = asyncio.ensure_future(start)
         try:
             return await asyncio.shield(creating)
         except asyncio.CancelledError:

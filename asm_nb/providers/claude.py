@@ -364,25 +364,28 @@ class ClaudeAdapter(BaseAdapter):
             text_delta = turn.text_delta
             while not active.cancelled:
                 turn.reading = True
+                plain = False
                 try:
                     ev = await nxt()
+                    if typed is not None and ev.__class__ is dict:
+                        d = ev.get("delta")
+                        if ev.get("type") == "content_block_delta" and d.__class__ is dict \
+                                and d.get("type") == "text_delta" and d.get("text").__class__ is str \
+                                and ev.get("index").__class__ is int:
+                            plain = True
+                        else:  # anything else: the typed event, as the SDK builds it (its errors too)
+                            ev = typed(ev)
                 except StopAsyncIteration:
                     return
                 except Exception as exc:  # from the SDK/transport (not from our callbacks)
                     raise _StreamError(exc) from exc
                 finally:
                     turn.reading = False
-                if typed is not None and ev.__class__ is dict:
-                    if ev.get("type") == "content_block_delta":
-                        d = ev.get("delta")
-                        if d.__class__ is dict and d.get("type") == "text_delta":
-                            text, index = d.get("text"), ev.get("index")
-                            if text.__class__ is str and index.__class__ is int:
-                                res = text_delta(index, text)
-                                if res is not None:
-                                    await res
-                                continue
-                    ev = typed(ev)  # anything else: the typed event, as the SDK builds it
+                if plain:
+                    res = text_delta(ev["index"], ev["delta"]["text"])
+                    if res is not None:
+                        await res
+                    continue
                 on = on_type(ev.type)
                 if on is not None:
                     await on(turn, ev)

@@ -12,6 +12,8 @@ import asyncio
 import concurrent.futures
 import contextvars
 import os
+import select
+import signal
 import sys
 import threading
 from typing import Any, Awaitable, Callable, Coroutine, TypeVar
@@ -58,6 +60,11 @@ if sys.platform == "linux" and sys.version_info < (3, 12):
         ``PidfdChildWatcher`` (the body is CPython 3.10/3.11's ``_make_subprocess_transport`` with
         that watcher instead of the process-wide one)."""
 
+        #: a start cancelled while asyncio connects the child's pipes kills the child's whole new
+        #: process group here (``_make_subprocess_transport``), so ``process.launch`` need not
+        #: shield the start in a task of its own (one task and two loop turns per command)
+        _asm_kills_group_on_cancelled_start = True
+
         def __init__(self) -> None:
             super().__init__()
             self._asm_watcher = asyncio.PidfdChildWatcher()
@@ -79,6 +86,13 @@ if sys.platform == "linux" and sys.version_info < (3, 12):
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException:
+                if kwargs.get("start_new_session") or kwargs.get("process_group") == 0:
+                    # asyncio kills the leader alone (below): a child it already started would
+                    # survive in the new group
+                    try:
+                        os.killpg(transp.get_pid(), signal.SIGKILL)
+                    except OSError:
+                        pass
                 transp.close()
                 await transp._wait()
                 raise
@@ -143,6 +157,56 @@ def submit(coro: Coroutine[Any, Any, T], *, context: contextvars.Context | None 
     return fut
 
 
+class _Waker:
+    """A thread's eventfd (Linux): the loop thread wakes a waiting caller by writing to it, a
+    system call made without the GIL held, instead of releasing the caller's lock inside
+    ``Future.set_result`` with the GIL held (the woken caller then preempts the loop thread only
+    to block on the GIL it still holds, and is woken a second time when it lets go). Closed
+    when the thread's last reference goes (thread exit, or a future still holding its callback)."""
+
+    __slots__ = ("fd", "pid")
+
+    def __init__(self) -> None:
+        self.fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)  # type: ignore[attr-defined]
+        self.pid = os.getpid()
+
+    def wake(self, _fut: Any = None) -> None:
+        try:
+            os.eventfd_write(self.fd, 1)  # type: ignore[attr-defined]
+        except OSError:  # pragma: no cover - closed (fork) or the counter is full: the waiter polls anyway
+            pass
+
+    def drain(self) -> None:
+        try:
+            os.eventfd_read(self.fd)  # type: ignore[attr-defined]
+        except (BlockingIOError, OSError):
+            pass
+
+    def __del__(self) -> None:
+        if self.pid == os.getpid():
+            try:
+                os.close(self.fd)
+            except OSError:  # pragma: no cover
+                pass
+
+
+_wakers = threading.local()
+
+
+def _waker() -> _Waker | None:
+    """This thread's ``_Waker`` (a new one in a forked child), or None without ``os.eventfd``."""
+    if not hasattr(os, "eventfd"):
+        return None
+    w = getattr(_wakers, "w", None)
+    if w is None or w.pid != os.getpid():
+        try:
+            w = _Waker()
+        except OSError:  # pragma: no cover - out of descriptors: wait on the future itself
+            return None
+        _wakers.w = w
+    return w
+
+
 def wait(fut: concurrent.futures.Future, *, on_interrupt: Callable[[], Any] | None = None,
          interrupt_grace_s: float = 10.0, poll: Callable[[], Any] | None = None) -> Any:
     """Block until ``fut`` is done, in short slices so KeyboardInterrupt arrives promptly.
@@ -150,13 +214,25 @@ def wait(fut: concurrent.futures.Future, *, on_interrupt: Callable[[], Any] | No
     On KeyboardInterrupt, ``on_interrupt()`` is called (e.g. cancel the run), the future is given
     ``interrupt_grace_s`` to settle (so ``run_cancelled`` gets persisted), then the interrupt is
     re-raised. ``poll`` is called between slices (a widget can process pending comm messages).
+    On Linux the caller sleeps on its thread's eventfd, written by the future's done callback
+    (see ``_Waker``); elsewhere on the future's own condition.
     """
+    waker = _waker()
+    if waker is not None:
+        fut.add_done_callback(waker.wake)  # runs at once when fut is already done
     while True:
         try:
-            try:
-                return fut.result(timeout=WAIT_SLICE_S)
-            except concurrent.futures.TimeoutError:
-                pass
+            if waker is None:
+                try:
+                    return fut.result(timeout=WAIT_SLICE_S)
+                except concurrent.futures.TimeoutError:
+                    pass
+            else:
+                if not fut.done():
+                    select.select([waker.fd], [], [], WAIT_SLICE_S)
+                waker.drain()  # a wake left over from an earlier wait only costs one more look
+                if fut.done():
+                    return fut.result()
             if poll is not None:  # inside the outer try: an interrupt during poll() counts too
                 poll()
         except KeyboardInterrupt:

@@ -971,3 +971,25 @@ def test_text_deltas_are_emitted_without_an_emit_coroutine_each(server, monkeypa
     assert out.error is None, out.error
     assert "message_streamed" not in emitted  # was 30 emit calls
     assert [d["delta"] for d in out.of("message_streamed")] == toks
+
+
+def test_an_sdk_error_building_a_typed_event_is_a_stream_error(server, monkeypatch):
+    """The typed event built from a parsed dict (everything but plain text deltas) fails as it
+    would inside the SDK's iterator: a mapped provider error, not an internal error."""
+    import anthropic
+    import httpx2
+
+    real = anthropic.AsyncAnthropic._process_response_data
+
+    def failing(self, *, data, cast_to, response):
+        if isinstance(data, dict) and data.get("type") == "message_delta" and cast_to is not object:
+            raise anthropic.APIResponseValidationError(response=response or httpx2.Response(200, request=httpx2.Request("POST", "http://x")), body=data)
+        return real(self, data=data, cast_to=cast_to, response=response)
+
+    monkeypatch.setattr(anthropic.AsyncAnthropic, "_process_response_data", failing)
+    server.enqueue(StreamBuilder().text(["a", "b"]).end(output_tokens=2))
+    out = execute(make_adapter(server, builtin_tools=False))
+    assert out.error is not None
+    assert out.error.code != "internal_error" and out.error.provider_error is not None
+    assert out.types[-1] == "run_failed"
+    assert streamed_text(out) == "ab"

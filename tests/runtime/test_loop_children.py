@@ -63,3 +63,57 @@ def test_run_once_completes_through_the_runtime_loop(tmp_path):
     assert (r.status, r.output) == ("completed", "hi\n")
     r = asm_nb.run_once("exit 5", provider="shell", store="memory://")
     assert r.status == "failed" and r.error.code == "command_failed"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2:].split()[0] not in ("Z", "X")
+
+
+@linux_pidfd
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="the runtime loop watches children itself on < 3.12 only")
+def test_a_start_cancelled_on_the_runtime_loop_kills_the_whole_new_group(tmp_path, monkeypatch):
+    """The runtime loop starts a child without a shielding task: a cancel while asyncio still
+    connects the child's pipes (widened here) kills the child's whole new process group, not
+    only its leader (asyncio's own behaviour), so a background child it started is gone too."""
+    import asyncio
+    from asyncio import base_subprocess
+
+    from asm_nb.process.managed import ManagedProcess
+
+    marker = tmp_path / "pid"
+    real = base_subprocess.BaseSubprocessTransport._connect_pipes
+
+    async def slow_connect(self, waiter):
+        await asyncio.sleep(1.0)  # "connecting the pipes": the child runs meanwhile
+        return await real(self, waiter)
+
+    monkeypatch.setattr(base_subprocess.BaseSubprocessTransport, "_connect_pipes", slow_connect)
+    created: list[str] = []
+
+    def factory(lp, coro, context=None):
+        created.append(getattr(coro, "__qualname__", ""))
+        return asyncio.Task(coro, loop=lp, context=context)
+
+    lp = loop.get_loop()
+    lp.call_soon_threadsafe(lp.set_task_factory, factory)
+    try:
+        fut = loop.submit(ManagedProcess.spawn(argv=["sh", "-c", f"sleep 30 & echo $! > {marker}; wait"]))
+        deadline = time.monotonic() + 10
+        while not (marker.exists() and marker.read_text().strip()):
+            assert time.monotonic() < deadline, "the child never started"
+            time.sleep(0.01)
+        assert not fut.done()
+        fut.cancel()
+        pid = int(marker.read_text())
+        deadline = time.monotonic() + 3
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not _alive(pid), f"background child {pid} survived a cancel during start"
+    finally:
+        lp.call_soon_threadsafe(lp.set_task_factory, None)
+    assert "create_subprocess_exec" not in created  # no task shields the start on this loop
