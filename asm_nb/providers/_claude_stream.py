@@ -232,7 +232,7 @@ def _plain_items(stream: Any) -> Callable[[dict], Any] | None:
         from anthropic import AsyncStream
     except ImportError:  # pragma: no cover - the adapter requires the SDK
         return None
-    if not isinstance(stream, AsyncStream) or "_iterator" in vars(stream):
+    if type(stream) is not AsyncStream or "_iterator" in vars(stream):  # a subclass may read differently
         return None
     cast_to = getattr(stream, "_cast_to", None)
     process = getattr(getattr(stream, "_client", None), "_process_response_data", None)

@@ -298,3 +298,51 @@ def test_the_bulk_path_writes_no_secret(tmp_path):
     raw = b"".join(p.read_bytes() for p in (tmp_path / "store").rglob("*") if p.is_file())
     assert b"A1b2C3d4A1b2C3d4" not in raw and b"AKIAIOSFODNN7EXAMPLE" not in raw
     assert b"REDACTED" in raw
+
+
+def test_files_read_before_a_failure_are_kept_and_not_read_again(tmp_path, monkeypatch):
+    """A line the handler cannot survive (an error that is not a bad-line error) stops the import,
+    as before; the files read before it are written (they sit in the pending batch), so the next
+    import reads only the rest."""
+    from asm_nb.history import claude_code
+
+    gen = write_claude_code_logs(tmp_path / "logs", lines=600, sessions=3)
+    files = sorted(gen["files"])
+    bad = files[-1]
+    real = claude_code.handle_line
+
+    def handler(obj, b):
+        if b.job.path == bad and b.line_no == 3:
+            raise RuntimeError("boom")
+        real(obj, b)
+
+    monkeypatch.setattr(claude_code, "handle_line", handler)
+    st = open_store(tmp_path / "store")
+    with pytest.raises(RuntimeError):
+        _import("claude-code", st, gen["root"])
+    stored = {s.id for s in st.list_sessions()}
+    assert len(stored) == len(files) - 1  # every file before the bad one
+    monkeypatch.undo()
+    rep = _import("claude-code", st, gen["root"])
+    assert rep["files_unchanged"] == len(files) - 1 and rep["files_read"] == 1 and rep["sessions_new"] == 1
+    for s in st.list_sessions():
+        evs = st.get_events(s.id)
+        assert [e.sequence_number for e in evs] == list(range(1, len(evs) + 1))
+    st.close()
+
+
+def test_a_failing_bulk_write_stops_the_import_and_turns_the_gc_back_on(tmp_path, monkeypatch):
+    import gc
+
+    gen = write_codex_logs(tmp_path / "logs", lines=300, sessions=2)
+    st = open_store(tmp_path / "store")
+
+    def fail(self, events, upserts):
+        raise AsmError("storage_error", "disk full")
+
+    monkeypatch.setattr(LocalStore, "write_batch", fail)
+    assert gc.isenabled()
+    with pytest.raises(AsmError):
+        _import("codex", st, gen["root"])
+    assert gc.isenabled() and st.list_sessions() == []
+    st.close()

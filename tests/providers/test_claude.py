@@ -993,3 +993,30 @@ def test_an_sdk_error_building_a_typed_event_is_a_stream_error(server, monkeypat
     assert out.error.code != "internal_error" and out.error.provider_error is not None
     assert out.types[-1] == "run_failed"
     assert streamed_text(out) == "ab"
+
+
+def test_streams_other_than_the_sdks_own_are_left_as_they_are():
+    """Only an unread ``anthropic.AsyncStream`` itself is switched to parsed dicts: a subclass (it
+    may read differently), a stream already being read, or any other iterable stays typed."""
+    import anthropic
+
+    from asm_nb.providers._claude_stream import _plain_items
+
+    class Sub(anthropic.AsyncStream):
+        pass
+
+    def make(cls):
+        s = object.__new__(cls)
+        s.__dict__.update(_cast_to=dict, _client=anthropic.AsyncAnthropic(api_key="k", base_url="http://127.0.0.1:9"),
+                          response=object())
+        return s
+
+    assert _plain_items(make(Sub)) is None
+    read = make(anthropic.AsyncStream)
+    read.__dict__["_iterator"] = iter(())
+    assert _plain_items(read) is None and read._cast_to is dict
+    assert _plain_items([{"type": "message_stop"}]) is None
+    fresh = make(anthropic.AsyncStream)
+    fresh.response = type("R", (), {"stream": None})()
+    typed = _plain_items(fresh)
+    assert typed is not None and fresh._cast_to is object
