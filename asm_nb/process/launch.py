@@ -95,6 +95,30 @@ def _resolve_launch(argv: Sequence[Any], cwd: Any, env: EnvSpec, inherit_env: bo
     return argv, cwd, child_env, exe
 
 
+_DEVNULL: list[int] = []  # [fd, pid, st_dev, st_ino]: /dev/null opened once per process
+
+
+def _devnull() -> int:
+    """A read/write descriptor of ``/dev/null`` kept open for every child's stdin (``DEVNULL``
+    made ``subprocess`` open and close it once per command). Close-on-exec: the child gets it
+    as its fd 0 only. Checked with one ``fstat`` per use: a forked process, or a descriptor
+    someone closed (and maybe reused), gets a new one."""
+    if _DEVNULL and _DEVNULL[1] == os.getpid():
+        try:
+            st = os.fstat(_DEVNULL[0])
+            if (st.st_dev, st.st_ino) == (_DEVNULL[2], _DEVNULL[3]):
+                return _DEVNULL[0]
+        except OSError:
+            pass
+    try:
+        fd = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        st = os.fstat(fd)
+    except OSError:
+        return asyncio.subprocess.DEVNULL  # out of descriptors: let subprocess try per command
+    _DEVNULL[:] = [fd, os.getpid(), st.st_dev, st.st_ino]
+    return fd
+
+
 async def _create_process(exe: str, argv: list[str], cwd: str, child_env: dict[str, str] | None, *,
                           want_stdin: bool, merge_stderr: bool, provider: str | None, install_hint: str | None,
                           label: str | None) -> asyncio.subprocess.Process:
@@ -103,7 +127,7 @@ async def _create_process(exe: str, argv: list[str], cwd: str, child_env: dict[s
     try:
         start = asyncio.create_subprocess_exec(
             exe, *argv[1:], cwd=cwd, env=child_env,
-            stdin=asyncio.subprocess.PIPE if want_stdin else asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.PIPE if want_stdin else _devnull(),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT if merge_stderr else asyncio.subprocess.PIPE,
             start_new_session=True)

@@ -117,3 +117,37 @@ def test_a_start_cancelled_on_the_runtime_loop_kills_the_whole_new_group(tmp_pat
     finally:
         lp.call_soon_threadsafe(lp.set_task_factory, None)
     assert "create_subprocess_exec" not in created  # no task shields the start on this loop
+
+
+def test_a_child_reads_stdin_from_dev_null_opened_once(monkeypatch, tmp_path):
+    """Every command without stdin input reads ``/dev/null`` through one descriptor kept open
+    (``DEVNULL`` made subprocess open and close it per command): 0 opens for 10 commands."""
+    loop.run_sync(wexec.run("/bin/sh", ["-c", "true"]))  # the descriptor exists
+    opened: list[str] = []
+    real = os.open
+
+    def counting(path, *a, **kw):
+        if os.fspath(path) == os.devnull:
+            opened.append(path)
+        return real(path, *a, **kw)
+
+    monkeypatch.setattr(os, "open", counting)
+    probe = tmp_path / "stdin"
+    for _ in range(10):
+        res = loop.run_sync(wexec.run("/bin/sh", ["-c", f"wc -c > {probe}; readlink /proc/self/fd/0"]))
+        assert res.exit_code == 0 and res.stdout.strip() == os.devnull and probe.read_text().strip() == "0"
+    assert opened == []
+
+
+def test_a_closed_dev_null_descriptor_is_opened_again(tmp_path):
+    from asm_nb.process import launch
+
+    loop.run_sync(wexec.run("/bin/sh", ["-c", "true"]))
+    fd = launch._devnull()
+    os.close(fd)  # someone closed it...
+    other = os.open(tmp_path / "other", os.O_RDWR | os.O_CREAT)  # ...and the number was reused
+    try:
+        res = loop.run_sync(wexec.run("/bin/sh", ["-c", "readlink /proc/self/fd/0"]))
+        assert res.stdout.strip() == os.devnull
+    finally:
+        os.close(other)
