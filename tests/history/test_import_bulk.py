@@ -379,3 +379,25 @@ def test_run_documents_equal_to_dict_on_every_shape():
         got = run_doc(r)
         assert list(got) == list(want)
         assert _codec.dumps(got) == _codec.dumps(want), r.id
+
+
+def test_the_reader_hands_over_a_block_of_lines_per_step(tmp_path):
+    """``_blocks`` (what the import loop reads): the same lines and offsets as ``_lines``, one
+    generator step per block rather than per line, the half-written tail left out."""
+    import io
+
+    from asm_nb.history import _driver
+
+    data = b"".join(b'{"n": %d}\n' % i for i in range(5000)) + b"\n\n" + b'{"half'
+    for start in (0, 7, len(data) // 2):
+        blocks = list(_driver._blocks(io.BytesIO(data), start))
+        flat, pos = [], start
+        for block in blocks:
+            for ln in block:
+                pos += len(ln) + 1
+                flat.append((pos, ln))
+        assert flat == list(_driver._lines(io.BytesIO(data), start))
+        assert flat[-1][0] == len(data) - len(b'{"half') and len(blocks) == 1
+    small = list(_driver._blocks(io.BytesIO(data), 0, chunk=4096))
+    assert len(small) > 10
+    assert [x for b in small for x in b] == data.split(b"\n")[:-1]
