@@ -22,6 +22,8 @@ ID_PREFIXES = {"session": "ses_", "run": "run_", "event": "evt_", "normalized_ev
 _ID_BATCH = 256
 _id_pool: list[str] = []
 
+_UTC = timezone.utc
+
 
 def _refill_ids() -> None:
     global _id_pool
@@ -62,6 +64,8 @@ def format_datetime(dt: datetime | None) -> str | None:
     """ISO-8601 with microseconds and a ``Z`` suffix; naive datetimes are taken as UTC."""
     if dt is None:
         return None
+    if type(dt) is datetime and dt.tzinfo is _UTC:  # the common case: the same text, no conversion
+        return dt.isoformat(timespec="microseconds")[:-6] + "Z"
     dt = ensure_aware(dt)
     # isoformat, not strftime: strftime("%Y") does not zero-pad years before 1000 on glibc
     return dt.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"

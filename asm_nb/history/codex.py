@@ -54,7 +54,16 @@ _BOILERPLATE = ("<environment_context>", "<user_instructions>", "# AGENTS.md ins
 _UUID = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$", re.I)
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _TOOL_OUTPUT_MAX = 20_000
-_LONG_DIGITS = re.compile(r"[0-9]{19}")
+_LONG_DIGITS = re.compile(r"[0-9]{19}")  # the reference of ``_long_digits``
+# ``_long_digits``: ASCII digits -> "1", every other byte -> "0" (UTF-8 puts no non-ASCII
+# character on an ASCII byte), then one substring test; ~6x faster than the regex search
+_DIGIT_TABLE = bytes(49 if 48 <= i <= 57 else 48 for i in range(256))
+_DIGIT_RUN = b"1" * 19
+
+
+def _long_digits(text: str) -> bool:
+    """Whether ``text`` holds a run of 19 ASCII digits (``_LONG_DIGITS.search``, exactly)."""
+    return _DIGIT_RUN in text.encode("utf-8", "surrogatepass").translate(_DIGIT_TABLE)
 
 
 def _json(text: str) -> Any:
@@ -62,7 +71,7 @@ def _json(text: str) -> Any:
     orjson parses when it can give the same value. It reads integers beyond 64 bits as floats
     (any text with a 19-digit run goes to ``json``) and rejects what ``json`` accepts as an
     extension (``NaN``, lone surrogates, overflowing floats): those go to ``json`` too."""
-    if _orjson_loads is not None and not _LONG_DIGITS.search(text):
+    if _orjson_loads is not None and not _long_digits(text):
         try:
             return _orjson_loads(text)
         except ValueError:

@@ -69,3 +69,31 @@ def test_tool_outputs_and_arguments_go_through_it(monkeypatch):
     monkeypatch.setattr(codex, "_json", lambda t: calls.append(t) or real(t))
     out, failed = codex._tool_output('{"output":"hi","metadata":{"exit_code":2}}')
     assert (out, failed) == ("hi", True) and len(calls) == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(hs.lists(hs.one_of(hs.text(alphabet="0123456789", min_size=0, max_size=25),
+                          hs.text(min_size=0, max_size=4),
+                          hs.sampled_from(["٠١٢٣٤٥٦٧٨٩", "０１２", "\ud800", "\udfff", "é", "𝄞", "-", "."])),
+                max_size=8))
+def test_the_digit_run_check_is_the_regex(parts):
+    """``_long_digits`` (bytes translate) answers as ``[0-9]{19}`` does, also around non-ASCII
+    digits, other scripts and lone surrogates."""
+    text = "".join(parts)
+    assert codex._long_digits(text) == (codex._LONG_DIGITS.search(text) is not None)
+
+
+def test_the_digit_run_check_at_the_edges():
+    for text in ("1" * 18, "1" * 19, "a" + "1" * 19 + "b", "1" * 18 + "é" + "1", "1" * 9 + "\ud800" + "1" * 10,
+                 "٠" * 30, "x" * 1000 + "9" * 19):
+        assert codex._long_digits(text) == (codex._LONG_DIGITS.search(text) is not None), text
+
+
+def test_json_checks_digit_runs_without_the_regex(monkeypatch):
+    class NoRegex:
+        def search(self, text):
+            raise AssertionError("the regex search is the slow path this check replaces")
+
+    monkeypatch.setattr(codex, "_LONG_DIGITS", NoRegex())
+    assert codex._json('{"a": 1, "b": "x"}') == {"a": 1, "b": "x"}
+    assert codex._json('{"x":123456789012345678901234567890}') == {"x": 123456789012345678901234567890}
