@@ -57,7 +57,6 @@ import time
 from typing import Any, AsyncIterator, Callable, Sequence
 
 from .. import config
-from ..core.aio import within
 from ..core.errors import AsmError
 from ..core.provider_errors import truncate_text
 # the result type, process-group handling and the launch steps live in result / groups / launch;
@@ -136,6 +135,8 @@ class ManagedProcess:
         self._grace_s = DEFAULT_GRACE_MS / 1000
         self._exit_drain_s = DEFAULT_EXIT_DRAIN_MS / 1000
         self._tasks: list[asyncio.Task] = []
+        self._watch_limits: tuple[float | None, float | None] = (None, None)
+        self._watch_handle: asyncio.TimerHandle | None = None
         self._bg: set[asyncio.Future] = set()
         self._exited: asyncio.Event = asyncio.Event()
         self._terminating: asyncio.Future | None = None
@@ -235,7 +236,8 @@ class ManagedProcess:
         t = timeout_ms if isinstance(timeout_ms, (int, float)) and timeout_ms > 0 else None
         i = idle_timeout_ms if isinstance(idle_timeout_ms, (int, float)) and idle_timeout_ms > 0 else None
         if t or i:
-            self._tasks.append(loop.create_task(self._watchdog(t, i)))
+            self._watch_limits = (t, i)
+            self._watch_fire()  # arms a loop timer (no task): nothing is due at the start
 
 
     # -- background tasks --------------------------------------------------------------
@@ -346,6 +348,7 @@ class ManagedProcess:
                     poll = min(poll * 2, 0.1)
         self._t_end = time.monotonic()
         self._exited.set()
+        self._cancel_watch()
         _LIVE.discard(self)
         # a descendant still holding stdout open would make readers hang: give it a moment,
         # then kill what is left of the group
@@ -378,30 +381,42 @@ class ManagedProcess:
                     except Exception:  # noqa: BLE001 - best effort: the pump tasks are cancelled anyway
                         pass
 
-    async def _watchdog(self, total_ms: float | None, idle_ms: float | None) -> None:
-        deadline = self._t0 + total_ms / 1000 if total_ms else None
-        while not self._exited.is_set():
-            now = time.monotonic()
-            waits = []
-            if self._terminating is not None:
+    def _watch_fire(self) -> None:
+        """The deadlines (``timeout_ms`` overall, ``idle_timeout_ms`` without output): a loop timer
+        re-armed for the nearest one, not a task waiting on the exit (a task's creation and two
+        steps per command). When one passes, the group is terminated as ``terminate`` does
+        (reason ``timeout`` / ``idle_timeout``, ``timed_out`` set); the exit cancels the timer."""
+        self._watch_handle = None
+        if self._exited.is_set() or self._terminating is not None:
+            return
+        total_ms, idle_ms = self._watch_limits
+        now = time.monotonic()
+        waits = []
+        if total_ms:
+            deadline = self._t0 + total_ms / 1000
+            if now >= deadline:
+                self._start_terminate("timeout")
                 return
-            if deadline is not None:
-                if now >= deadline:
-                    self._timed_out = True
-                    await self.terminate("timeout")
-                    return
-                waits.append(deadline - now)
-            if idle_ms:
-                idle_deadline = self._last_activity + idle_ms / 1000
-                if now >= idle_deadline:
-                    self._timed_out = True
-                    await self.terminate("idle_timeout")
-                    return
-                waits.append(idle_deadline - now)
-            try:
-                await within(self._exited.wait(), max(min(waits), 0.001))  # no task per wait (3.11+)
-            except asyncio.TimeoutError:
-                pass
+            waits.append(deadline - now)
+        if idle_ms:
+            idle_deadline = self._last_activity + idle_ms / 1000
+            if now >= idle_deadline:
+                self._start_terminate("idle_timeout")
+                return
+            waits.append(idle_deadline - now)
+        self._watch_handle = asyncio.get_running_loop().call_later(max(min(waits), 0.001), self._watch_fire)
+
+    def _start_terminate(self, reason: str) -> None:
+        """A deadline passed: ``terminate(reason)``'s start (escalation task, reason), synchronously."""
+        self._timed_out = True
+        if self._terminating is None and self._result is None:
+            self._reason = reason
+            self._terminating = asyncio.ensure_future(self._escalate(self._signals, self._grace_s))
+
+    def _cancel_watch(self) -> None:
+        if self._watch_handle is not None:
+            self._watch_handle.cancel()
+            self._watch_handle = None
 
     # -- stdout consumption ------------------------------------------------------------
     async def byte_chunks(self) -> AsyncIterator[bytes]:
@@ -570,6 +585,7 @@ class ManagedProcess:
         finally:
             if self._exited.is_set():
                 _killpg(self.pid, _signal.SIGKILL)  # background descendants must not outlive us
+            self._cancel_watch()
             for t in self._tasks:
                 if not t.done():
                     t.cancel()

@@ -2,7 +2,8 @@
 
 Each asyncio task costs a creation, at least one extra loop turn and its done callbacks. A
 ``run_once("true", provider="shell")`` needs: the run itself, the shell adapter's command task,
-the stdout pump, the exit watch and the timeout watchdog. What it no longer makes: asyncio's
+the stdout pump and the exit watch. What it no longer makes: the timeout watchdog's task (a loop
+timer re-armed for the nearest deadline), asyncio's
 pipe connection task for the new child (the runtime loop connects the pipes as it makes the
 transport), a task shielding the process start (the start has no suspension point left), a task for the adapter call
 under the port deadline (``asyncio.timeout`` on the run's task, 3.11+), one per watchdog wait, a
@@ -58,7 +59,7 @@ class _CountTasks:
 
 
 @needs_311
-def test_a_one_shot_command_makes_five_tasks(tmp_path: Any) -> None:
+def test_a_one_shot_command_makes_four_tasks(tmp_path: Any) -> None:
     store = LocalStore(tmp_path)
     try:
         asm_nb.run_once("true", provider="shell", store=store)  # warm-up
@@ -69,10 +70,10 @@ def test_a_one_shot_command_makes_five_tasks(tmp_path: Any) -> None:
                 assert r.raw_output["exit_code"] == i % 3
         # was 10-11 per run: + BaseAdapter.execute (wait_for), Process.wait, Event.wait (watchdog),
         # ManagedProcess.wait (aclose's shield of a known result), create_subprocess_exec (the
-        # shielded start) and BaseSubprocessTransport._connect_pipes
-        assert sum(tasks.names.values()) == 5 * n, dict(tasks.names)
+        # shielded start), BaseSubprocessTransport._connect_pipes and ManagedProcess._watchdog
+        assert sum(tasks.names.values()) == 4 * n, dict(tasks.names)
         for gone in ("BaseAdapter.execute", "Process.wait", "Event.wait", "ManagedProcess.wait", "create_subprocess_exec",
-                     "BaseSubprocessTransport._connect_pipes"):
+                     "BaseSubprocessTransport._connect_pipes", "ManagedProcess._watchdog"):
             assert gone not in tasks.names
     finally:
         store.close()
