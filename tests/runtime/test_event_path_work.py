@@ -445,3 +445,71 @@ def test_stream_delta_sends_what_emit_sends() -> None:
 
     asyncio.run(go2())
     assert waited == ["b"] and [e["type"] for e in plain.events] == ["message_streamed"]
+
+
+def test_a_streamed_text_payload_is_redacted_without_the_generic_walk(tmp_path: Any, monkeypatch: Any) -> None:
+    """A delta's payload (one string under ``content`` and ``delta``) is scanned once without the
+    generic payload walk (was: one ``_walk_top`` per delta); the secret is still redacted on disk."""
+    from asm_nb.persistence import redaction
+
+    walks: list[Any] = []
+    real = redaction._walk_top
+
+    def walk(*args: Any) -> Any:
+        walks.append(args[2])
+        return real(*args)
+
+    monkeypatch.setattr(redaction, "_walk_top", walk)
+    store = LocalStore(tmp_path)
+    try:
+        r = asm_nb.run_once("go", provider=Deltas(N, secret_at=7), store=store)
+        assert r.status == "completed", r
+        assert not [d for d in walks if "delta" in d], walks[:3]  # old: N walks
+        streamed = [e for e in store.get_events(r.session_id, run_id=r.run_id) if e.type.value == "message_streamed"]
+        assert len(streamed) == N
+        assert streamed[7].data == {"delta": "[REDACTED] ", "content": "[REDACTED] "}
+        assert streamed[8].data == {"delta": "tok8 ", "content": "tok8 "}
+    finally:
+        store.close()
+    assert b"hunter2" not in b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+
+
+def test_the_streamed_text_fast_path_gives_what_the_walk_gives() -> None:
+    """``redact_payload`` on text-pair payloads equals the generic walk's result (data, count,
+    changed keys and their order, identity of unchanged data) for secrets, keys in either order,
+    custom replacements (also one equal to the match), targeted scans and near-miss shapes."""
+    from asm_nb.core.events import EventType
+    from asm_nb.persistence import redaction
+    from asm_nb.persistence.redaction import RedactionConfig, _compiled, redact_payload
+    from asm_nb.persistence.redaction_walk import _walk_top
+
+    secret = "password=hunter2hunter2"
+    texts = ["", "a", "tok1 ", "héllo wörld ✓ ", secret, f"x {secret} y sk-ant-api03-{'A' * 93}AA z",
+             "Bearer abcdefghijklmnopqrstuvwxyz0123"]
+    configs = [RedactionConfig(True), RedactionConfig(True, deep_scan=False), RedactionConfig(True, replacement="<s>"),
+               RedactionConfig(True, patterns=[r"hunter2"], replacement="hunter2"),
+               RedactionConfig(True, patterns=[r"wörld"], scan_metadata=True)]
+    for cfg in configs:
+        compiled = _compiled(cfg)
+        for etype in (EventType.MESSAGE_STREAMED, EventType.MESSAGE_RECEIVED, EventType.RUN_STARTED):
+            allowed = None if cfg.deep_scan else redaction.TARGETED_FIELDS.get(etype, frozenset())
+            for text in texts:
+                other = "".join(list(text))  # equal, another object: not the fast path
+                payloads = [{"content": text, "delta": text}, {"delta": text, "content": text},
+                            {"delta": text, "content": other}, {"delta": text, "content": text, "kind": "reasoning"},
+                            {"delta": text, "text": text}]
+                for data in payloads:
+                    meta = {"note": text}
+                    got = redact_payload(etype, data, meta, cfg)
+                    changed: list[str] = []
+                    if allowed is None or allowed:
+                        want_data, n = _walk_top(compiled.scan, compiled.min_len, data, allowed, changed, None)
+                    else:
+                        want_data, n = data, 0
+                    want_meta = meta
+                    if cfg.scan_metadata:
+                        want_meta, m = _walk_top(compiled.scan, compiled.min_len, meta, None, changed, None)
+                        n += m
+                    assert got == (want_data, want_meta, n, changed), (cfg, etype, data)
+                    assert list(got[0]) == list(want_data)
+                    assert (got[0] is data) == (want_data is data)
