@@ -43,14 +43,18 @@ class Deltas(BaseAdapter):
 
 
 def _spy_process(monkeypatch: Any) -> list[tuple[Any, Any]]:
+    """Every ``(raw, ctx)`` the pipeline builds an event from: ``build_event`` is what both
+    ``EventPipeline.process`` and the per-run ``EventPipeline.bind`` call once per event."""
+    from asm_nb.persistence import pipeline
+
     seen: list[tuple[Any, Any]] = []
-    real = EventPipeline.process
+    real = pipeline.build_event
 
-    def process(self: EventPipeline, raw: Any, ctx: Any) -> Any:
+    def build_event(raw: Any, ctx: Any) -> Any:
         seen.append((raw, ctx))
-        return real(self, raw, ctx)
+        return real(raw, ctx)
 
-    monkeypatch.setattr(EventPipeline, "process", process)
+    monkeypatch.setattr(pipeline, "build_event", build_event)
     return seen
 
 
@@ -513,3 +517,167 @@ def test_the_streamed_text_fast_path_gives_what_the_walk_gives() -> None:
                     assert got == (want_data, want_meta, n, changed), (cfg, etype, data)
                     assert list(got[0]) == list(want_data)
                     assert (got[0] is data) == (want_data is data)
+
+
+def test_the_stores_append_method_is_chosen_once_per_run(tmp_path: Any, monkeypatch: Any) -> None:
+    """The manager binds the pipeline to the run (``EventPipeline.bind``): which append method
+    of the store takes the built event is resolved once, not per event (was: one
+    ``_unshared_appender`` per event); every event is still numbered in place and stored."""
+    from asm_nb.persistence import pipeline
+
+    calls: list[Any] = []
+    real = pipeline._unshared_appender
+
+    def appender(*args: Any) -> Any:
+        calls.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(pipeline, "_unshared_appender", appender)
+    store = LocalStore(tmp_path)
+    try:
+        r = asm_nb.run_once("go", provider=Deltas(N), store=store)
+        assert r.status == "completed", r
+        assert len(calls) < 10, len(calls)  # old: one per event (N deltas + the run's own events)
+        events = store.get_events(r.session_id)
+        assert sum(e.type.value == "message_streamed" for e in events) == N
+        assert [e.sequence_number for e in events] == list(range(1, len(events) + 1))
+    finally:
+        store.close()
+
+
+def test_a_bound_pipeline_does_what_process_does(tmp_path: Any) -> None:
+    """``bind(ctx)(raw)`` = ``process(raw, ctx)``: same stored events, same errors and the same
+    rejected / persisted telemetry; an instance attribute replacing the store's append method
+    before binding is called."""
+    from asm_nb.core.errors import AsmError
+    from asm_nb.persistence.pipeline import EVENT_PERSISTED, EVENT_REJECTED, PipelineContext
+    from asm_nb.stores.memory import InMemoryStore
+
+    ctx = {"session_id": "ses_b", "run_id": "run_b", "provider": "p"}
+    raws = [{"type": "run_started", "data": {"prompt": "password=hunter2hunter2"}},
+            {"type": "message_streamed", "data": {"delta": "x", "content": "x"}, "id": "evt_fixed"},
+            {"type": "no_such_type", "data": {"a": 1}}, {"type": "message_streamed", "data": {"content": 3}},
+            {"type": "message_streamed", "data": {"delta": "x"}, "id": "evt_fixed"}]
+    got: dict[str, list[Any]] = {"process": [], "bind": []}
+    key = ["process"]
+    telemetry.attach_many("bind-test", [EVENT_PERSISTED, EVENT_REJECTED],
+                     lambda n, m, md, cfg: got[key[0]].append((n, md.get("type"), md.get("reason"))))
+    try:
+        stores = {}
+        for mode in ("process", "bind"):
+            key[0] = mode
+            store = stores[mode] = InMemoryStore()
+            pipe = EventPipeline(store)
+            run = (lambda raw, pipe=pipe: pipe.process(raw, ctx)) if mode == "process" else pipe.bind(ctx)
+            for raw in raws:
+                run(raw)
+            for bad in ("not a dict", None):
+                try:
+                    run(bad)  # type: ignore[arg-type]
+                except AsmError as err:
+                    got[mode].append(("error", err.code, err.message))
+            try:  # a context without a session: rejected (bind: when binding), nothing stored
+                if mode == "bind":
+                    EventPipeline(store).bind({"session_id": ""})({"type": "run_started"})
+                else:
+                    EventPipeline(store).process({"type": "run_started"}, {"session_id": ""})
+            except AsmError as err:
+                got[mode].append(("error", err.code, err.message))
+    finally:
+        telemetry.detach("bind-test")
+    assert got["process"] == got["bind"] and len(got["bind"]) > len(raws)
+
+    def shape(e: Any) -> tuple:
+        return (e.type, e.sequence_number, e.data, e.metadata, e.run_id, e.provider, e.id == "evt_fixed")
+
+    assert [shape(e) for e in stores["process"].get_events("ses_b")] == \
+        [shape(e) for e in stores["bind"].get_events("ses_b")]
+
+    store = LocalStore(tmp_path)
+    try:
+        def failing(event: Any) -> Any:
+            raise AsmError("storage_error", "disk full")
+
+        store.append_event_with_sequence = failing  # type: ignore[method-assign]
+        bound = EventPipeline(store).bind(PipelineContext("ses_c"))
+        try:
+            bound({"type": "run_started"})
+            raise AssertionError("the replaced append method was not called")
+        except AsmError as err:
+            assert err.message == "disk full"
+    finally:
+        store.close()
+
+
+class Mixed(BaseAdapter):
+    """A run of every kind of payload the fast paths see or must leave alone: deltas through
+    ``stream_delta`` (plain, unicode, secrets, a reasoning delta, two keys with equal but distinct
+    strings), tool calls with secrets in their input and output, a final message."""
+
+    name = "work_mixed"
+
+    async def _execute(self, active: Any, **opts: Any) -> dict:
+        await active.emit("run_started", {"model": "m", "prompt": "use sk-ant-api03-" + "A" * 93 + "AA please"})
+        texts = ["Hello ", "wörld ✓ ", "password=hunter2hunter2 ", "", "Bearer abcdefghijklmnopqrstuvwxyz0123 ",
+                 "日本語のテキスト ", "token", "ghp_" + "a" * 36]
+        for i, text in enumerate(texts * 3):
+            res = active.stream_delta({"content": text, "delta": text})
+            if res is not None:
+                await res
+            if i == 4:
+                await active.emit("message_streamed", {"content": "pwd: hunter2hunter2", "delta": "pwd: hunter2hunter2",
+                                                       "kind": "reasoning"})
+                await active.emit("message_streamed", {"delta": "x" + text, "content": "".join(["x", text])})
+        await active.emit("tool_call_started", {"tool_call_id": "t1", "tool_name": "Bash",
+                                                "tool_input": {"command": "curl -H 'Authorization: Bearer abcdefghijklmnop0123456789'",
+                                                               "env": {"GITHUB_TOKEN": "x"}}})
+        await active.emit("tool_call_completed", {"tool_call_id": "t1", "tool_name": "Bash", "tool_input": {"command": "ls"},
+                                                  "tool_output": "AKIAIOSFODNN7EXAMPLE ok ✓", "is_error": False})
+        await active.emit("message_received", {"content": "done: password=hunter2hunter2 ✓"})
+        await active.emit("run_completed", {"stop_reason": "end_turn"})
+        return {"output": {"content": "done"}, "token_usage": {"input_tokens": 1, "output_tokens": 3}}
+
+
+def _stored_lines(root: Any, r: Any) -> list[bytes]:
+    """The run's stored event lines with what differs between two runs (event ids, timestamps, the
+    session and run ids) replaced by placeholders; everything else byte for byte."""
+    import re
+
+    lines = [line for p in sorted(root.rglob("*.jsonl")) for line in p.read_bytes().splitlines()
+             if r.session_id.encode() in line and b'"sequence_number":' in line and b'"schema_version":' in line]
+    out = []
+    for line in lines:
+        line = re.sub(rb'^\{"id":"[^"]*"', b'{"id":"ID"', line)
+        line = re.sub(rb'"timestamp":"[^"]*"', b'"timestamp":"TS"', line, count=1)
+        out.append(line.replace(r.session_id.encode(), b"SID").replace(r.run_id.encode(), b"RID"))
+    return out
+
+
+def test_stored_lines_are_those_of_the_general_path(tmp_path: Any, monkeypatch: Any) -> None:
+    """A mixed run stores byte for byte what it stores with the per-delta fast paths turned off
+    (the generic payload walk for every payload, ``EventPipeline.process`` per event), secrets
+    redacted in both."""
+    from asm_nb.persistence import redaction
+
+    shown: dict[str, list[dict]] = {"fast": [], "general": []}
+    lines = {}
+    for mode in ("fast", "general"):
+        if mode == "general":
+            monkeypatch.setattr(redaction, "_TEXT_PAIR_PLAIN", False)
+            monkeypatch.setattr(EventPipeline, "bind", lambda self, ctx: lambda raw: self.process(raw, ctx))
+        store = LocalStore(tmp_path / mode)
+        try:
+            r = asm_nb.run_once("go", provider=Mixed(), store=store, on_event=shown[mode].append)
+            assert r.status == "completed", r
+        finally:
+            store.close()
+        lines[mode] = _stored_lines(tmp_path / mode, r)
+        for ev in shown[mode]:
+            ev.pop("id", None), ev.pop("timestamp", None), ev.pop("session_id", None), ev.pop("run_id", None)
+    assert len(lines["fast"]) > 30
+    assert lines["fast"] == lines["general"]
+    assert shown["fast"] == shown["general"]
+    stored = b"\n".join(lines["fast"])
+    for secret in (b"hunter2", b"AAAAAAAAAAAAAAAAAAAA", b"abcdefghijklmnop", b"AKIAIOSFODNN7EXAMPLE", b"aaaaaaaaaaaaaaaaaaaa"):
+        assert secret not in stored, secret
+    assert "wörld ✓".encode() in stored and "日本語".encode() in stored
