@@ -27,11 +27,11 @@ __all__ = ["run_import", "LineHandler"]
 LineHandler = Callable[[dict, SessionBuilder], None]
 
 
-def _lines(f: Any, start: int, chunk: int = 1 << 20) -> Iterator[tuple[int, bytes]]:
-    """``(offset after the line, line)`` for every complete line from ``start``; a last line
-    without a newline (being written) is left for the next import."""
+def _blocks(f: Any, start: int, chunk: int = 1 << 20) -> Iterator[list[bytes]]:
+    """The complete lines from ``start``, one list per block read (the caller counts offsets: one
+    generator step per MiB, not per line); a last line without a newline (being written) is left
+    for the next import."""
     f.seek(start)
-    pos = start
     rest = b""
     while True:
         block = f.read(chunk)
@@ -40,6 +40,15 @@ def _lines(f: Any, start: int, chunk: int = 1 << 20) -> Iterator[tuple[int, byte
         block = rest + block
         lines = block.split(b"\n")
         rest = lines.pop()
+        if lines:
+            yield lines
+
+
+def _lines(f: Any, start: int, chunk: int = 1 << 20) -> Iterator[tuple[int, bytes]]:
+    """``(offset after the line, line)`` for every complete line from ``start`` (``_blocks`` line
+    by line)."""
+    pos = start
+    for lines in _blocks(f, start, chunk):
         for ln in lines:
             pos += len(ln) + 1
             yield pos, ln
@@ -101,28 +110,31 @@ def run_import(source: str, jobs: Iterable[FileJob], handler: LineHandler, *, st
             end = shown = offset
             lines_before = b.line_no
             with open(job.path, "rb") as f:
-                for pos, raw in _lines(f, offset):
-                    end = pos
-                    b.line_no += 1
-                    if pos - shown >= 1 << 16:  # the bar moves per 64 KiB read, not per line
-                        bar.update(pos - shown)
-                        shown = pos
-                    if not raw or raw.isspace():  # (``strip`` would copy every line)
-                        continue
-                    try:
-                        obj = loads(raw)
-                    except ValueError as exc:
-                        b.warn(f"malformed JSON line skipped ({str(exc)[:80]})")
-                        continue
-                    if not isinstance(obj, dict):
-                        b.warn(f"line is not a JSON object ({type(obj).__name__}); skipped")
-                        continue
-                    try:
-                        if first_line is not None and b.line_no == 1 and first_line(obj, b):
+                pos = offset
+                for block in _blocks(f, offset):
+                    for raw in block:
+                        pos += len(raw) + 1
+                        b.line_no += 1
+                        if pos - shown >= 1 << 16:  # the bar moves per 64 KiB read, not per line
+                            bar.update(pos - shown)
+                            shown = pos
+                        if not raw or raw.isspace():  # (``strip`` would copy every line)
                             continue
-                        handler(obj, b)
-                    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                        b.warn(f"line skipped: {type(exc).__name__}: {exc}")
+                        try:
+                            obj = loads(raw)
+                        except ValueError as exc:
+                            b.warn(f"malformed JSON line skipped ({str(exc)[:80]})")
+                            continue
+                        if not isinstance(obj, dict):
+                            b.warn(f"line is not a JSON object ({type(obj).__name__}); skipped")
+                            continue
+                        try:
+                            if first_line is not None and b.line_no == 1 and first_line(obj, b):
+                                continue
+                            handler(obj, b)
+                        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                            b.warn(f"line skipped: {type(exc).__name__}: {exc}")
+                    end = pos
             report.lines_read += b.line_no - lines_before
             bar.update(end - shown)
             if finish is not None:

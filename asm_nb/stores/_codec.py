@@ -20,7 +20,7 @@ try:
 except ImportError:  # pragma: no cover - orjson is optional
     _orjson = None
 
-__all__ = ["dumps", "loads", "event_line_parts", "event_line", "HAVE_ORJSON"]
+__all__ = ["dumps", "loads", "event_line_parts", "event_line", "event_lines", "HAVE_ORJSON"]
 
 HAVE_ORJSON = _orjson is not None
 _SEQ_MARK = b'"sequence_number":0,'
@@ -180,3 +180,59 @@ def event_line(e: Event, seq: int) -> bytes:
             pass  # anything unusual: the general path decides (and raises what it raises)
     before, after = event_line_parts(e)
     return b"%b%d%b" % (before, seq, after)
+
+
+def event_lines(events: list[Event], first: int) -> tuple[list[bytes], int]:
+    """``([event_line(e, n) for e, n numbered from first + 1], total bytes)`` for one session's
+    events in a row (the bulk path). Byte for byte the same lines; the parts a line shares with
+    the one before (the same timestamp, session/run or tail *objects*: an import's events of one
+    log line share them) are reused instead of looked up again (~15% of the cost of a line)."""
+    out: list[bytes] = []
+    add = out.append
+    size = 0
+    seq = first
+    o_dumps = _o_dumps
+    if o_dumps is None:  # pragma: no cover - orjson is a core dependency
+        for e in events:
+            seq += 1
+            ln = event_line(e, seq)
+            add(ln)
+            size += len(ln)
+        return out, size
+    type_part = _TYPE_PART
+    last_ts: Any = _EMPTY  # a sentinel no field is
+    last_sid: Any = _EMPTY
+    last_run: Any = _EMPTY
+    last_tail: tuple = (_EMPTY, _EMPTY, _EMPTY)
+    ts_part = sess_part = tail_part = b""
+    for e in events:
+        seq += 1
+        ev_id = e.id
+        try:
+            if type(ev_id) is not str:
+                raise TypeError("not a plain id")
+            ts = e.timestamp
+            if ts is not last_ts:
+                if type(ts) is not datetime or ts.tzinfo is not _UTC:
+                    raise TypeError("not a UTC datetime")
+                ts_part = o_dumps(ts, option=_UTC_Z) if ts.microsecond else o_dumps(ts)[:-7] + b'.000000Z"'
+                last_ts = ts
+            sid, rid = e.session_id, e.run_id
+            if sid is not last_sid or rid is not last_run:
+                sess_part = _session_part(sid, rid)
+                last_sid, last_run = sid, rid
+            tail = (e.schema_version, e.provider, e.correlation_id)
+            if tail[0] is not last_tail[0] or tail[1] is not last_tail[1] or tail[2] is not last_tail[2]:
+                tail_part = _tail_part(*tail)
+                last_tail = tail
+            meta = e.metadata
+            ln = b'{"id":%b%b%b%b%d,"data":%b,"metadata":%b%b' % (
+                o_dumps(ev_id), type_part[e.type], ts_part, sess_part, seq, o_dumps(e.data, option=_OPTS),
+                _EMPTY if type(meta) is dict and not meta else o_dumps(meta, option=_OPTS), tail_part)
+        except (TypeError, ValueError, KeyError, AttributeError):
+            last_ts = last_sid = last_run = _EMPTY
+            last_tail = (_EMPTY, _EMPTY, _EMPTY)
+            ln = event_line(e, seq)  # the general path decides (and raises what it raises)
+        add(ln)
+        size += len(ln)
+    return out, size

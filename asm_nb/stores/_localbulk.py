@@ -21,11 +21,12 @@ that reach into it parse the file, ``_sessionlog.py``), so an import of any size
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..core.errors import AsmError
 from ..core.events import Event
 from ..core.run import Run
+from ..core.serialization import format_datetime, to_jsonable
 from ..core.session import Session
 from . import _codec
 from ._base import check_events, check_run, check_session, set_sequence_in_place, stamp_owner
@@ -47,13 +48,11 @@ def write_batch(store: "LocalStore", events: Sequence[Event], upserts: Sequence[
         if not items:
             continue
         if all(isinstance(x, Run) for x in items):
-            for r in items:
-                check_run(r)
-            groups.append((True, items, [stamp_owner(r.to_dict()) for r in items]))
+            runs = [check_run(r) for r in items]
+            groups.append((True, runs, [stamp_owner(run_doc(r)) for r in runs]))
         else:
-            for x in items:
-                check_session(x)
-            groups.append((False, items, [x.to_dict() for x in items]))
+            sessions = [check_session(x) for x in items]
+            groups.append((False, sessions, [x.to_dict() for x in sessions]))
     by_sid: dict[str, list[Event]] = {}
     for e in events:
         group = by_sid.get(e.session_id)
@@ -77,6 +76,44 @@ def write_batch(store: "LocalStore", events: Sequence[Event], upserts: Sequence[
     store._dtx(tx, "write_batch", sessions=any(not g[0] for g in groups), runs=any(g[0] for g in groups))
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain(v: Any) -> bool:
+    """Whether ``v`` is plain JSON already (exact ``dict`` with ``str`` keys, ``list``, ``str``,
+    ``int``, ``float``, ``bool``, None, nested): ``to_jsonable(v)`` is then an equal copy of the
+    same types, which encodes to the same bytes."""
+    t = type(v)
+    if t is dict:
+        for k, x in v.items():
+            if type(k) is not str or (type(x) not in _SCALARS and not _plain(x)):
+                return False
+        return True
+    if t is list:
+        for x in v:
+            if type(x) not in _SCALARS and not _plain(x):
+                return False
+        return True
+    return t in _SCALARS
+
+
+def _j(v: Any) -> Any:
+    return v if type(v) in _SCALARS or _plain(v) else to_jsonable(v)
+
+
+def run_doc(r: Run) -> dict:
+    """``r.to_dict()`` (equal, same key order, same bytes once encoded) without copying the plain
+    values: the document is only encoded and indexed here, never handed out. (~40% of the cost
+    of ``to_dict`` on imported runs; a test compares the two on every field shape.)"""
+    return {
+        "id": r.id, "session_id": r.session_id, "status": r.status.value, "input": _j(r.input),
+        "output": _j(r.output), "error": _j(r.error), "metadata": _j(r.metadata), "turn_count": r.turn_count,
+        "token_usage": _j(r.token_usage), "started_at": format_datetime(r.started_at),
+        "ended_at": format_datetime(r.ended_at), "provider": r.provider, "cost_usd": r.cost_usd,
+        "provider_metadata": _j(r.provider_metadata),
+    }
+
+
 def _write_log(store: "LocalStore", slog: "_SessionLog", events: list[Event]) -> None:
     """Number ``events`` (one session's, in order) after the log's highest number and write them
     with one ``os.write`` under the session's lock (a live run's buffered lines go out first)."""
@@ -85,21 +122,9 @@ def _write_log(store: "LocalStore", slog: "_SessionLog", events: list[Event]) ->
             slog.ensure_owned()  # the OS lock; what other processes appended is read, a torn tail cut
             slog.write_buffer()
             last = slog.last_seq
-            seq = first = last if last >= slog.meta_seq else slog.meta_seq
-            line = _codec.event_line
-            lines = []
-            add = lines.append
-            size = 0
-            newest: datetime | None = None
+            first = last if last >= slog.meta_seq else slog.meta_seq
             try:
-                for e in events:
-                    seq += 1
-                    ln = line(e, seq)
-                    add(ln)
-                    size += len(ln)
-                    ts = e.timestamp
-                    if newest is None or ts > newest:
-                        newest = ts
+                lines, size = _codec.event_lines(events, first)
             except (TypeError, ValueError) as exc:
                 raise AsmError("storage_error", f"Failed to append events: {exc!r}") from exc
             slog.buf = lines
@@ -107,9 +132,13 @@ def _write_log(store: "LocalStore", slog: "_SessionLog", events: list[Event]) ->
             slog.write_buffer()  # one os.write; on a failure the file is cut back and nothing is numbered
             seq = first
             setseq = set_sequence_in_place
+            newest: datetime | None = None
             for e in events:  # numbered in place once written (fresh events: nobody else holds them)
                 seq += 1
                 setseq(e, seq)
+                ts = e.timestamp
+                if newest is None or ts > newest:
+                    newest = ts
             slog.last_seq = seq
             # the parsed cache does not hold these lines: reads reaching them parse the file
             slog.trim()

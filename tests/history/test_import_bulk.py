@@ -346,3 +346,58 @@ def test_a_failing_bulk_write_stops_the_import_and_turns_the_gc_back_on(tmp_path
         _import("codex", st, gen["root"])
     assert gc.isenabled() and st.list_sessions() == []
     st.close()
+
+
+def _runs_of_every_shape():
+    import enum
+    import uuid
+
+    class Color(enum.Enum):
+        RED = "red"
+
+    t0 = datetime(2025, 6, 1, 1, 2, 3, 4, tzinfo=timezone.utc)
+    shapes = [None, "text", {"content": "x"}, {"a": [1, 2.5, None, True, {"b": "c"}]}, {1: "int key"},
+              {"t": (1, 2)}, {"u": uuid.UUID(int=7)}, {"e": Color.RED}, {"at": t0}, {"n": 2 ** 70}, [1, {"x": [2]}],
+              {"s": {1, 2}}, {"nested": {"deeper": {"k": b"xx"}}}, {"f": float("nan")}]
+    for i, v in enumerate(shapes):
+        yield Run(id=f"run_{i}", session_id="ses_1", status=RunStatus.COMPLETED, input=v,
+                  output=v if isinstance(v, dict) or v is None else {"content": v},
+                  error={"code": "x", "message": v} if v is not None else None,
+                  metadata={"m": v}, token_usage={"input_tokens": i, "extra": v}, started_at=t0,
+                  ended_at=t0.astimezone(timezone(timedelta(hours=2))) if i % 2 else None,
+                  provider="p", cost_usd=0.5, provider_metadata={"model_usage": {"m": {"input_tokens": i}}, "v": v})
+
+
+def test_run_documents_equal_to_dict_on_every_shape():
+    """The bulk path's run documents equal ``Run.to_dict()`` (values, key order and the encoded
+    bytes) for plain values and for every value ``to_jsonable`` converts."""
+    from asm_nb.stores import _codec
+    from asm_nb.stores._localbulk import run_doc
+
+    for r in _runs_of_every_shape():
+        want = r.to_dict()
+        got = run_doc(r)
+        assert list(got) == list(want)
+        assert _codec.dumps(got) == _codec.dumps(want), r.id
+
+
+def test_the_reader_hands_over_a_block_of_lines_per_step(tmp_path):
+    """``_blocks`` (what the import loop reads): the same lines and offsets as ``_lines``, one
+    generator step per block rather than per line, the half-written tail left out."""
+    import io
+
+    from asm_nb.history import _driver
+
+    data = b"".join(b'{"n": %d}\n' % i for i in range(5000)) + b"\n\n" + b'{"half'
+    for start in (0, 7, len(data) // 2):
+        blocks = list(_driver._blocks(io.BytesIO(data), start))
+        flat, pos = [], start
+        for block in blocks:
+            for ln in block:
+                pos += len(ln) + 1
+                flat.append((pos, ln))
+        assert flat == list(_driver._lines(io.BytesIO(data), start))
+        assert flat[-1][0] == len(data) - len(b'{"half') and len(blocks) == 1
+    small = list(_driver._blocks(io.BytesIO(data), 0, chunk=4096))
+    assert len(small) > 10
+    assert [x for b in small for x in b] == data.split(b"\n")[:-1]

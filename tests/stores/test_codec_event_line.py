@@ -67,3 +67,61 @@ def test_whole_line_equals_the_spliced_line_generated(data, metadata, ts, run_id
             _codec.event_line(e, seq)
         return
     assert _codec.event_line(e, seq) == spliced
+
+
+def test_lines_of_a_run_of_events_equal_each_event_line():
+    """Shared objects (one timestamp, run id, provider for several events) and changes between
+    them, incl. events the fast path leaves to the general one in the middle of the row."""
+    ts = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    whole = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    rows = [{}, {}, {"timestamp": whole}, {"timestamp": whole, "run_id": None}, {"data": {"n": 2 ** 70}},
+            {"run_id": "run_2"}, {"run_id": "run_2", "provider": None}, *[dict(c) for c in CASES],
+            {"schema_version": True}, {"schema_version": 1}, {"session_id": "ses_2"}, {}]
+    events = [_event(**({"timestamp": ts} | r)) for r in rows]
+    lines, size = _codec.event_lines(events, 41)
+    assert lines == [_codec.event_line(e, 42 + i) for i, e in enumerate(events)]
+    assert size == sum(map(len, lines))
+
+
+@settings(max_examples=150, deadline=None)
+@given(picks=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(0, 2), st.integers(0, len(CASES) - 1)),
+                      min_size=1, max_size=12), first=st.integers(0, 10 ** 6))
+def test_lines_of_generated_rows_equal_each_event_line(picks, first):
+    stamps = [datetime(2026, 1, 2, tzinfo=UTC), datetime(2026, 1, 2, 0, 0, 0, 5, tzinfo=UTC),
+              datetime(2026, 1, 2, tzinfo=UTC)]  # the first and last equal but not the same object
+    runs, provs = ["run_a", None, "run_b"], ["p", None, "q"]
+    events = []
+    for t, r, p, c in picks:
+        changes = dict(CASES[c])
+        changes.setdefault("timestamp", stamps[t])
+        changes.setdefault("run_id", runs[r])
+        changes.setdefault("provider", provs[p])
+        events.append(_event(**changes))
+    try:
+        expected = [_codec.event_line(e, first + 1 + i) for i, e in enumerate(events)]
+    except (TypeError, ValueError):
+        with pytest.raises((TypeError, ValueError)):
+            _codec.event_lines(events, first)
+        return
+    assert _codec.event_lines(events, first)[0] == expected
+
+
+def test_lines_reuse_the_parts_shared_with_the_line_before(monkeypatch):
+    """The work the row saves: one session/run part and one tail part per change, not per event."""
+    calls = {"session": 0, "tail": 0}
+    real_s, real_t = _codec._session_part, _codec._tail_part
+
+    def s_part(*a):
+        calls["session"] += 1
+        return real_s(*a)
+
+    def t_part(*a):
+        calls["tail"] += 1
+        return real_t(*a)
+
+    monkeypatch.setattr(_codec, "_session_part", s_part)
+    monkeypatch.setattr(_codec, "_tail_part", t_part)
+    ts = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    events = [_event(timestamp=ts, run_id=r) for r in ["run_1"] * 5 + ["run_2"] * 5]
+    _codec.event_lines(events, 0)
+    assert calls == {"session": 2, "tail": 1}
