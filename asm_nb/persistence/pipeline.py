@@ -324,7 +324,10 @@ class EventPipeline:
             raise
         bound: PipelineContext = ctx
         store = self.store
-        append = _unshared_appender(store) or store.append_event_with_sequence
+        # ``_append_built``: the store's in-place append for events ``build_event`` made, without
+        # repeating the store-boundary check they pass by construction (same override rules)
+        append = _unshared_appender(store, "_append_built") or _unshared_appender(store) \
+            or store.append_event_with_sequence
         rejected = self._rejected
 
         def process(raw: Mapping[str, Any]) -> Event:

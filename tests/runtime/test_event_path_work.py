@@ -681,3 +681,37 @@ def test_stored_lines_are_those_of_the_general_path(tmp_path: Any, monkeypatch: 
     for secret in (b"hunter2", b"AAAAAAAAAAAAAAAAAAAA", b"abcdefghijklmnop", b"AKIAIOSFODNN7EXAMPLE", b"aaaaaaaaaaaaaaaaaaaa"):
         assert secret not in stored, secret
     assert "wörld ✓".encode() in stored and "日本語".encode() in stored
+
+
+def test_built_events_are_not_checked_again_at_the_store(tmp_path: Any, monkeypatch: Any) -> None:
+    """An event the pipeline built (valid by construction) goes into LocalStore without the
+    store-boundary check per event (was: one ``check_event`` per event); a caller's own event
+    still gets it."""
+    from asm_nb.core.errors import AsmError
+    from asm_nb.core.events import Event
+    from asm_nb.stores import local
+
+    checked: list[Any] = []
+    real = local.check_event
+
+    def check(event: Any) -> Any:
+        checked.append(event)
+        return real(event)
+
+    monkeypatch.setattr(local, "check_event", check)
+    store = LocalStore(tmp_path)
+    try:
+        r = asm_nb.run_once("go", provider=Deltas(N, secret_at=3), store=store)
+        assert r.status == "completed", r
+        assert not [e for e in checked if e.type.value == "message_streamed"]  # old: N
+        events = store.get_events(r.session_id, run_id=r.run_id)
+        assert sum(e.type.value == "message_streamed" for e in events) == N
+        mine = Event.new("message_received", r.session_id, data={"content": "x"})
+        assert store.append_event_with_sequence(mine).sequence_number == events[-1].sequence_number + 2
+        try:
+            store.append_event_with_sequence(mine.replace(id=""))
+            raise AssertionError("an event without an id was stored")
+        except AsmError as err:
+            assert err.code == "validation_error"
+    finally:
+        store.close()
