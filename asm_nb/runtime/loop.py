@@ -60,9 +60,9 @@ if sys.platform == "linux" and sys.version_info < (3, 12):
         ``PidfdChildWatcher`` (the body is CPython 3.10/3.11's ``_make_subprocess_transport`` with
         that watcher instead of the process-wide one)."""
 
-        #: a start cancelled while asyncio connects the child's pipes kills the child's whole new
-        #: process group here (``_make_subprocess_transport``), so ``process.launch`` need not
-        #: shield the start in a task of its own (one task and two loop turns per command)
+        #: a start here has no suspension point (``_SyncPipesTransport``: no cancel lands between
+        #: the fork and the returned process) and a failed one kills the child's whole new process
+        #: group, so ``process.launch`` need not shield the start in a task of its own
         _asm_kills_group_on_cancelled_start = True
 
         def __init__(self) -> None:
@@ -75,17 +75,15 @@ if sys.platform == "linux" and sys.version_info < (3, 12):
 
         async def _make_subprocess_transport(self, protocol, args, shell, stdin, stdout, stderr, bufsize,
                                              extra=None, **kwargs):
-            from asyncio.unix_events import _UnixSubprocessTransport  # pyright: ignore[reportAttributeAccessIssue]  # private, not in typeshed
-
-            waiter = self.create_future()
-            transp = _UnixSubprocessTransport(self, protocol, args, shell, stdin, stdout, stderr, bufsize,
-                                              waiter=waiter, extra=extra, **kwargs)
+            transp = _SyncPipesTransport(self, protocol, args, shell, stdin, stdout, stderr, bufsize, extra=extra,
+                                         **kwargs)
             self._asm_watcher.add_child_handler(transp.get_pid(), self._asm_child_exited, transp)
             try:
-                await waiter
+                transp._asm_connect_pipes()
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException:
+                transp._asm_drop_unconnected()
                 if kwargs.get("start_new_session") or kwargs.get("process_group") == 0:
                     # asyncio kills the leader alone (below): a child it already started would
                     # survive in the new group
@@ -93,10 +91,94 @@ if sys.platform == "linux" and sys.version_info < (3, 12):
                         os.killpg(transp.get_pid(), signal.SIGKILL)
                     except OSError:
                         pass
+                # SIGKILL to the leader and the pipes closed; the watcher reaps it. Not awaited: a
+                # transport whose protocol never got connection_made never reports it finished
+                # (asyncio's own waiter path would hang here the same way)
                 transp.close()
-                await transp._wait()
                 raise
             return transp
+
+    import collections
+    import subprocess
+    from asyncio import base_subprocess, transports
+    from asyncio.unix_events import _UnixSubprocessTransport  # pyright: ignore[reportAttributeAccessIssue]  # private, not in typeshed
+
+    class _SyncPipesTransport(_UnixSubprocessTransport):  # type: ignore[misc,valid-type]
+        """CPython 3.10/3.11's subprocess transport with its pipes connected at once, by the loop
+        that made it (``_asm_connect_pipes``), instead of in a ``_connect_pipes`` task that waits
+        a loop turn per pipe for the pipe protocol's ``connection_made`` and one more for the
+        caller's waiter (a task and three loop turns per command). The constructor is
+        ``BaseSubprocessTransport.__init__`` (the same in 3.10 and 3.11) without that task; the
+        start then has no suspension point, so no cancel can land between the fork and the
+        returned process."""
+
+        def __init__(self, loop, protocol, args, shell, stdin, stdout, stderr, bufsize, extra=None,
+                     **kwargs) -> None:
+            transports.SubprocessTransport.__init__(self, extra)
+            self._closed = False
+            self._protocol = protocol
+            self._loop = loop
+            self._proc = None
+            self._pid = None
+            self._returncode = None
+            self._exit_waiters = []
+            self._pending_calls = collections.deque()
+            self._pipes = {}
+            self._finished = False
+            if stdin == subprocess.PIPE:
+                self._pipes[0] = None
+            if stdout == subprocess.PIPE:
+                self._pipes[1] = None
+            if stderr == subprocess.PIPE:
+                self._pipes[2] = None
+            try:
+                self._start(args=args, shell=shell, stdin=stdin, stdout=stdout, stderr=stderr, bufsize=bufsize,
+                            **kwargs)
+            except:  # noqa: E722 - as CPython: close on anything, re-raise
+                self.close()
+                raise
+            proc: Any = self._proc
+            self._pid = proc.pid
+            self._extra["subprocess"] = proc
+
+        def _asm_connect_pipes(self) -> None:
+            """``BaseSubprocessTransport._connect_pipes`` without awaiting: each pipe transport is
+            made as ``connect_*_pipe`` makes it (it queues its protocol's ``connection_made`` and,
+            after it, the reader registration: no data is read before), its protocol's ``pipe`` is
+            set now, and the subprocess protocol's ``connection_made`` runs here, so the caller's
+            ``Process`` has its streams when ``create_subprocess_exec`` returns."""
+            proc: Any = self._proc
+            loop: Any = self._loop
+            proto: Any
+            for fd, pipe in ((0, proc.stdin), (1, proc.stdout), (2, proc.stderr)):
+                if pipe is None:
+                    continue
+                if fd == 0:
+                    proto = base_subprocess.WriteSubprocessPipeProto(self, 0)
+                    proto.pipe = loop._make_write_pipe_transport(pipe, proto)
+                else:
+                    proto = base_subprocess.ReadSubprocessPipeProto(self, fd)
+                    proto.pipe = loop._make_read_pipe_transport(pipe, proto)
+                self._pipes[fd] = proto
+            self._protocol.connection_made(self)
+            pending: Any = self._pending_calls
+            for callback, data in pending:
+                loop.call_soon(callback, *data)
+            self._pending_calls = None
+
+        def _asm_drop_unconnected(self) -> None:
+            """After a failed ``_asm_connect_pipes``: close the pipes no transport took and forget
+            them, so the transport can finish (it waits for every pipe it knows to disconnect)."""
+            proc: Any = self._proc
+            files = {0: proc.stdin, 1: proc.stdout, 2: proc.stderr}
+            for fd in [fd for fd, proto in self._pipes.items() if proto is None]:
+                del self._pipes[fd]
+                f = files.get(fd)
+                if f is not None:
+                    try:
+                        f.close()
+                    except OSError:
+                        pass
 
 
 def get_loop() -> asyncio.AbstractEventLoop:

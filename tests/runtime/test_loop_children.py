@@ -76,47 +76,70 @@ def _alive(pid: int) -> bool:
 
 @linux_pidfd
 @pytest.mark.skipif(sys.version_info >= (3, 12), reason="the runtime loop watches children itself on < 3.12 only")
-def test_a_start_cancelled_on_the_runtime_loop_kills_the_whole_new_group(tmp_path, monkeypatch):
-    """The runtime loop starts a child without a shielding task: a cancel while asyncio still
-    connects the child's pipes (widened here) kills the child's whole new process group, not
-    only its leader (asyncio's own behaviour), so a background child it started is gone too."""
+def test_a_start_on_the_runtime_loop_has_no_suspension_point_and_a_failed_one_kills_the_group(tmp_path, monkeypatch):
+    """The runtime loop connects a new child's pipes as it makes the transport (no
+    ``_connect_pipes`` task, no waiter): ``create_subprocess_exec`` returns without yielding to
+    the loop, so no cancel can land between the fork and the returned process, and no task
+    shields the start. A start that fails after the fork (here: connecting stdout) kills the
+    child's whole new process group (asyncio kills the leader alone), so a background child it
+    already started is gone too, and the error reaches the caller."""
     import asyncio
-    from asyncio import base_subprocess
 
+    from asm_nb.core.errors import AsmError
     from asm_nb.process.managed import ManagedProcess
 
-    marker = tmp_path / "pid"
-    real = base_subprocess.BaseSubprocessTransport._connect_pipes
-
-    async def slow_connect(self, waiter):
-        await asyncio.sleep(1.0)  # "connecting the pipes": the child runs meanwhile
-        return await real(self, waiter)
-
-    monkeypatch.setattr(base_subprocess.BaseSubprocessTransport, "_connect_pipes", slow_connect)
+    lp = loop.get_loop()
     created: list[str] = []
 
-    def factory(lp, coro, context=None):
+    def factory(lp_, coro, context=None):
         created.append(getattr(coro, "__qualname__", ""))
-        return asyncio.Task(coro, loop=lp, context=context)
+        return asyncio.Task(coro, loop=lp_, context=context)
 
-    lp = loop.get_loop()
+    async def start_in_one_step() -> bool:
+        start = asyncio.create_subprocess_exec("/bin/sh", "-c", "exit 3", stdout=asyncio.subprocess.PIPE,
+                                               start_new_session=True)
+        suspensions = 0
+        while True:  # drive the coroutine by hand, counting the times it waits for the loop
+            try:
+                yielded = start.send(None)
+            except StopIteration as done:
+                proc = done.value
+                break
+            suspensions += 1
+            while yielded is not None and not yielded.done():
+                await asyncio.sleep(0.001)
+            if yielded is not None:
+                yielded._asyncio_future_blocking = False  # handed back as the task would
+        assert proc.stdout is not None  # the streams are there at once
+        return suspensions == 0 and await proc.wait() == 3
+
     lp.call_soon_threadsafe(lp.set_task_factory, factory)
     try:
-        fut = loop.submit(ManagedProcess.spawn(argv=["sh", "-c", f"sleep 30 & echo $! > {marker}; wait"]))
-        deadline = time.monotonic() + 10
-        while not (marker.exists() and marker.read_text().strip()):
-            assert time.monotonic() < deadline, "the child never started"
-            time.sleep(0.01)
-        assert not fut.done()
-        fut.cancel()
-        pid = int(marker.read_text())
-        deadline = time.monotonic() + 3
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert not _alive(pid), f"background child {pid} survived a cancel during start"
+        assert loop.run_sync(start_in_one_step())
+        assert loop.run_sync(wexec.run("/bin/sh", ["-c", "echo hi"])).stdout == "hi\n"
     finally:
         lp.call_soon_threadsafe(lp.set_task_factory, None)
-    assert "create_subprocess_exec" not in created  # no task shields the start on this loop
+    assert not any("_connect_pipes" in n or n == "create_subprocess_exec" for n in created), created
+
+    marker = tmp_path / "pid"
+    real = type(lp)._make_read_pipe_transport
+
+    def failing(self, pipe, protocol, waiter=None, extra=None):
+        deadline = time.monotonic() + 10  # the child has started its background child
+        while not (marker.exists() and marker.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(type(lp), "_make_read_pipe_transport", failing)
+    with pytest.raises(AsmError) as err:
+        loop.run_sync(ManagedProcess.spawn(argv=["sh", "-c", f"sleep 30 & echo $! > {marker}; wait"]))
+    monkeypatch.setattr(type(lp), "_make_read_pipe_transport", real)
+    assert "Too many open files" in str(err.value)
+    pid = int(marker.read_text())
+    deadline = time.monotonic() + 3
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _alive(pid), f"background child {pid} survived a failed start"
 
 
 def test_a_child_reads_stdin_from_dev_null_opened_once(monkeypatch, tmp_path):

@@ -2,9 +2,9 @@
 
 Each asyncio task costs a creation, at least one extra loop turn and its done callbacks. A
 ``run_once("true", provider="shell")`` needs: the run itself, the shell adapter's command task,
-asyncio's pipe connection for the new child (a task of its own inside asyncio), the stdout pump,
-the exit watch and the timeout watchdog. What it no longer makes: a task shielding the process
-start (the runtime loop kills the new process group itself when a start is cancelled), a task for the adapter call
+the stdout pump, the exit watch and the timeout watchdog. What it no longer makes: asyncio's
+pipe connection task for the new child (the runtime loop connects the pipes as it makes the
+transport), a task shielding the process start (the start has no suspension point left), a task for the adapter call
 under the port deadline (``asyncio.timeout`` on the run's task, 3.11+), one per watchdog wait, a
 ``Process.wait`` task plus a poll timer per exit watch (the transport's exit notice instead), and
 a shield task for a process result the caller already waited for.
@@ -58,7 +58,7 @@ class _CountTasks:
 
 
 @needs_311
-def test_a_one_shot_command_makes_six_tasks(tmp_path: Any) -> None:
+def test_a_one_shot_command_makes_five_tasks(tmp_path: Any) -> None:
     store = LocalStore(tmp_path)
     try:
         asm_nb.run_once("true", provider="shell", store=store)  # warm-up
@@ -68,10 +68,11 @@ def test_a_one_shot_command_makes_six_tasks(tmp_path: Any) -> None:
                 r = asm_nb.run_once(f"exit {i % 3}", provider="shell", store=store)
                 assert r.raw_output["exit_code"] == i % 3
         # was 10-11 per run: + BaseAdapter.execute (wait_for), Process.wait, Event.wait (watchdog),
-        # ManagedProcess.wait (aclose's shield of a known result) and create_subprocess_exec (the
-        # shielded start)
-        assert sum(tasks.names.values()) == 6 * n, dict(tasks.names)
-        for gone in ("BaseAdapter.execute", "Process.wait", "Event.wait", "ManagedProcess.wait", "create_subprocess_exec"):
+        # ManagedProcess.wait (aclose's shield of a known result), create_subprocess_exec (the
+        # shielded start) and BaseSubprocessTransport._connect_pipes
+        assert sum(tasks.names.values()) == 5 * n, dict(tasks.names)
+        for gone in ("BaseAdapter.execute", "Process.wait", "Event.wait", "ManagedProcess.wait", "create_subprocess_exec",
+                     "BaseSubprocessTransport._connect_pipes"):
             assert gone not in tasks.names
     finally:
         store.close()
