@@ -311,6 +311,44 @@ class EventPipeline:
             self._persisted(stored, ctx)
         return stored
 
+    def bind(self, ctx: PipelineContext | Mapping[str, Any]) -> Callable[[Mapping[str, Any]], Event]:
+        """``process`` for one context, resolved once: ``bind(ctx)(raw)`` does what
+        ``process(raw, ctx)`` does (same events, sequence numbers, errors and telemetry), with the
+        context coerced and the store's append method chosen when binding instead of per event
+        (the runtime binds once per run). Raises like ``process`` for a bad ``ctx``."""
+        try:
+            if type(ctx) is not PipelineContext:
+                ctx = PipelineContext.coerce(ctx)
+        except AsmError as err:
+            self._rejected(ctx, err)
+            raise
+        bound: PipelineContext = ctx
+        store = self.store
+        # ``_append_built``: the store's in-place append for events ``build_event`` made, without
+        # repeating the store-boundary check they pass by construction (same override rules)
+        append = _unshared_appender(store, "_append_built") or _unshared_appender(store) \
+            or store.append_event_with_sequence
+        rejected = self._rejected
+
+        def process(raw: Mapping[str, Any]) -> Event:
+            try:
+                event = build_event(raw, bound)  # the module's (looked up per call, like ``process``)
+            except AsmError as err:
+                rejected(bound, err)
+                raise
+            if event.metadata:
+                self._warned(event)
+            try:
+                stored = append(event)
+            except AsmError as err:
+                rejected(bound, err)
+                raise
+            if telemetry.has_handlers(EVENT_PERSISTED):
+                self._persisted(stored, bound)
+            return stored
+
+        return process
+
     def process_batch(self, raws: Sequence[Mapping[str, Any]], ctx: PipelineContext | Mapping[str, Any]) -> list[Event]:
         """Build every event first (the first failure rejects the whole batch and nothing is
         stored), then one ``store.append_events``. Returns the stored events in input order."""

@@ -57,7 +57,7 @@ from .redaction_scan import _ascii_lower as _ascii_lower
 from .redaction_scan import _Compiled
 from .redaction_walk import MAX_DEPTH as MAX_DEPTH
 from .redaction_walk import TOO_DEEP as TOO_DEEP
-from .redaction_walk import _Walker, _walk_top
+from .redaction_walk import _is_secret_key, _Walker, _walk_top
 
 __all__ = [
     "DEFAULT_PATTERN_SPECS", "SKIP_TYPES", "TARGETED_FIELDS", "MAX_DEPTH", "TOO_DEEP", "RedactionConfig",
@@ -270,13 +270,31 @@ def redact_payload(etype: EventType, data: Any, metadata: Any,
     compiled = _compiled(cfg)
     changed: list[str] = []
     count = 0
-    if (type(data) is dict or isinstance(data, Mapping)) and (allowed is None or allowed):
+    text = data.get("delta") if type(data) is dict and len(data) == 2 else None
+    if type(text) is str and data.get("content") is text and _TEXT_PAIR_PLAIN \
+            and (allowed is None or _TEXT_PAIR <= allowed):
+        # a streamed text's payload, one string under "content" and "delta" (every delta): what
+        # ``_walk_top`` does with it (one scan, the matches counted per key, both keys changed in
+        # the payload's order), without the walk
+        if len(text) >= compiled.min_len:
+            new, n = compiled.scan(text)
+            if n:
+                count = n + n
+                if new != text:
+                    data = dict(data)
+                    changed = list(data)
+                    data["content"] = data["delta"] = new
+    elif (type(data) is dict or isinstance(data, Mapping)) and (allowed is None or allowed):
         data, count = _walk_top(compiled.scan, compiled.min_len, data, allowed, changed, None)
     if cfg.scan_metadata and (type(metadata) is dict or isinstance(metadata, Mapping)):
         metadata, n = _walk_top(compiled.scan, compiled.min_len, metadata, None, changed, None)
         count += n
     return data, metadata, count, changed
 
+
+_TEXT_PAIR = frozenset({"content", "delta"})
+# the fast path of ``redact_payload`` holds only while neither key names a secret (replaced whole)
+_TEXT_PAIR_PLAIN = not any(_is_secret_key(k) for k in _TEXT_PAIR)
 
 EVENT_REDACTED = telemetry.TELEMETRY_PREFIX + ("persistence", "event_redacted")
 

@@ -74,12 +74,12 @@ async def _persist(store: Any, raw: Mapping[str, Any], *, session_id: str, run_i
 def _persister(store: Any, *, session_id: str, run_id: str | None, provider: str | None,
                correlation_id: str | None) -> tuple[Any, Any]:
     """What ``_persist`` does for one run, resolved once instead of per event: ``(process, ctx)``
-    where ``process(raw, ctx)`` is the pipeline's (called inline: its ``raw`` is not copied, the
-    pipeline copies what it keeps) or None when the store must be called off the loop (then use
-    ``_persist``)."""
+    where ``process(raw)`` is the pipeline's ``process`` bound to ``ctx`` (``EventPipeline.bind``;
+    called inline: its ``raw`` is not copied, the pipeline copies what it keeps) or None when the
+    store must be called off the loop (then use ``_persist``)."""
     ctx = _ctx(session_id, run_id, provider, correlation_id)
     if getattr(store, "inline_safe", False) or getattr(store, "inline_append_safe", False):
-        return _pipeline(store).process, ctx
+        return _pipeline(store).bind(ctx), ctx
     return None, ctx
 
 

@@ -171,8 +171,9 @@ async def _close_open_tools(store: Any, tracker: _RunTracker, terminal: str, why
 def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | None) -> Callable:
     session, run, adapter = tracker.session, tracker.run, tracker.adapter
     correlation_id = session.metadata.get("correlation_id")
-    # resolved once per run (not per event): the pipeline, its context, whether the store is inline
-    process, ctx = _persister(store, session_id=session.id, run_id=run.id, provider=adapter.name,
+    # resolved once per run (not per event): the pipeline bound to its context and the store's
+    # append method (``EventPipeline.bind``), whether the store is inline
+    process, _ = _persister(store, session_id=session.id, run_id=run.id, provider=adapter.name,
                               correlation_id=correlation_id)
     has_handlers = telemetry.has_any_handlers
 
@@ -227,7 +228,7 @@ def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | N
         bookkeep(etype, data)
         try:
             if process is not None:  # inline store: the pipeline copies what it keeps, ``ev`` is ours
-                stored_as(ev, process(ev, ctx))
+                stored_as(ev, process(ev))
             else:
                 stored_as(ev, await _persist(store, ev, session_id=session.id, run_id=run.id, provider=adapter.name,
                                              correlation_id=correlation_id))
@@ -270,7 +271,7 @@ def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | N
         if etype != "message_streamed":  # a delta (most events) tells the tracker nothing before storing
             bookkeep(etype, data)
         try:
-            stored = process(ev, ctx)
+            stored = process(ev)
             ev["sequence_number"] = stored.sequence_number
             ev["id"] = stored.id
         except Exception as exc:

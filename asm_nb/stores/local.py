@@ -410,6 +410,14 @@ class LocalStore(LocalDocuments):
             self._check_open()
         return self._append_one(event, True, True)
 
+    def _append_built(self, event: Event) -> Event:
+        """``_append_unshared`` for an event ``persistence.pipeline.build_event`` made (the
+        per-run ``EventPipeline.bind``): valid by construction (string ids, an ``EventType``, an
+        aware timestamp), so the store-boundary check is not repeated."""
+        if self._closed:
+            self._check_open()
+        return self._append_one(event, True, True)
+
     def _append_events_unshared(self, events: list[Event]) -> list[Event]:
         """``append_events`` for events nobody else holds (``EventPipeline.process_batch``):
         numbered in place instead of copied."""

@@ -43,14 +43,18 @@ class Deltas(BaseAdapter):
 
 
 def _spy_process(monkeypatch: Any) -> list[tuple[Any, Any]]:
+    """Every ``(raw, ctx)`` the pipeline builds an event from: ``build_event`` is what both
+    ``EventPipeline.process`` and the per-run ``EventPipeline.bind`` call once per event."""
+    from asm_nb.persistence import pipeline
+
     seen: list[tuple[Any, Any]] = []
-    real = EventPipeline.process
+    real = pipeline.build_event
 
-    def process(self: EventPipeline, raw: Any, ctx: Any) -> Any:
+    def build_event(raw: Any, ctx: Any) -> Any:
         seen.append((raw, ctx))
-        return real(self, raw, ctx)
+        return real(raw, ctx)
 
-    monkeypatch.setattr(EventPipeline, "process", process)
+    monkeypatch.setattr(pipeline, "build_event", build_event)
     return seen
 
 
@@ -445,3 +449,269 @@ def test_stream_delta_sends_what_emit_sends() -> None:
 
     asyncio.run(go2())
     assert waited == ["b"] and [e["type"] for e in plain.events] == ["message_streamed"]
+
+
+def test_a_streamed_text_payload_is_redacted_without_the_generic_walk(tmp_path: Any, monkeypatch: Any) -> None:
+    """A delta's payload (one string under ``content`` and ``delta``) is scanned once without the
+    generic payload walk (was: one ``_walk_top`` per delta); the secret is still redacted on disk."""
+    from asm_nb.persistence import redaction
+
+    walks: list[Any] = []
+    real = redaction._walk_top
+
+    def walk(*args: Any) -> Any:
+        walks.append(args[2])
+        return real(*args)
+
+    monkeypatch.setattr(redaction, "_walk_top", walk)
+    store = LocalStore(tmp_path)
+    try:
+        r = asm_nb.run_once("go", provider=Deltas(N, secret_at=7), store=store)
+        assert r.status == "completed", r
+        assert not [d for d in walks if "delta" in d], walks[:3]  # old: N walks
+        streamed = [e for e in store.get_events(r.session_id, run_id=r.run_id) if e.type.value == "message_streamed"]
+        assert len(streamed) == N
+        assert streamed[7].data == {"delta": "[REDACTED] ", "content": "[REDACTED] "}
+        assert streamed[8].data == {"delta": "tok8 ", "content": "tok8 "}
+    finally:
+        store.close()
+    assert b"hunter2" not in b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+
+
+def test_the_streamed_text_fast_path_gives_what_the_walk_gives() -> None:
+    """``redact_payload`` on text-pair payloads equals the generic walk's result (data, count,
+    changed keys and their order, identity of unchanged data) for secrets, keys in either order,
+    custom replacements (also one equal to the match), targeted scans and near-miss shapes."""
+    from asm_nb.core.events import EventType
+    from asm_nb.persistence import redaction
+    from asm_nb.persistence.redaction import RedactionConfig, _compiled, redact_payload
+    from asm_nb.persistence.redaction_walk import _walk_top
+
+    secret = "password=hunter2hunter2"
+    texts = ["", "a", "tok1 ", "héllo wörld ✓ ", secret, f"x {secret} y sk-ant-api03-{'A' * 93}AA z",
+             "Bearer abcdefghijklmnopqrstuvwxyz0123"]
+    configs = [RedactionConfig(True), RedactionConfig(True, deep_scan=False), RedactionConfig(True, replacement="<s>"),
+               RedactionConfig(True, patterns=[r"hunter2"], replacement="hunter2"),
+               RedactionConfig(True, patterns=[r"wörld"], scan_metadata=True)]
+    for cfg in configs:
+        compiled = _compiled(cfg)
+        for etype in (EventType.MESSAGE_STREAMED, EventType.MESSAGE_RECEIVED, EventType.RUN_STARTED):
+            allowed = None if cfg.deep_scan else redaction.TARGETED_FIELDS.get(etype, frozenset())
+            for text in texts:
+                other = "".join(list(text))  # equal, another object: not the fast path
+                payloads = [{"content": text, "delta": text}, {"delta": text, "content": text},
+                            {"delta": text, "content": other}, {"delta": text, "content": text, "kind": "reasoning"},
+                            {"delta": text, "text": text}]
+                for data in payloads:
+                    meta = {"note": text}
+                    got = redact_payload(etype, data, meta, cfg)
+                    changed: list[str] = []
+                    if allowed is None or allowed:
+                        want_data, n = _walk_top(compiled.scan, compiled.min_len, data, allowed, changed, None)
+                    else:
+                        want_data, n = data, 0
+                    want_meta = meta
+                    if cfg.scan_metadata:
+                        want_meta, m = _walk_top(compiled.scan, compiled.min_len, meta, None, changed, None)
+                        n += m
+                    assert got == (want_data, want_meta, n, changed), (cfg, etype, data)
+                    assert list(got[0]) == list(want_data)
+                    assert (got[0] is data) == (want_data is data)
+
+
+def test_the_stores_append_method_is_chosen_once_per_run(tmp_path: Any, monkeypatch: Any) -> None:
+    """The manager binds the pipeline to the run (``EventPipeline.bind``): which append method
+    of the store takes the built event is resolved once, not per event (was: one
+    ``_unshared_appender`` per event); every event is still numbered in place and stored."""
+    from asm_nb.persistence import pipeline
+
+    calls: list[Any] = []
+    real = pipeline._unshared_appender
+
+    def appender(*args: Any) -> Any:
+        calls.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(pipeline, "_unshared_appender", appender)
+    store = LocalStore(tmp_path)
+    try:
+        r = asm_nb.run_once("go", provider=Deltas(N), store=store)
+        assert r.status == "completed", r
+        assert len(calls) < 10, len(calls)  # old: one per event (N deltas + the run's own events)
+        events = store.get_events(r.session_id)
+        assert sum(e.type.value == "message_streamed" for e in events) == N
+        assert [e.sequence_number for e in events] == list(range(1, len(events) + 1))
+    finally:
+        store.close()
+
+
+def test_a_bound_pipeline_does_what_process_does(tmp_path: Any) -> None:
+    """``bind(ctx)(raw)`` = ``process(raw, ctx)``: same stored events, same errors and the same
+    rejected / persisted telemetry; an instance attribute replacing the store's append method
+    before binding is called."""
+    from asm_nb.core.errors import AsmError
+    from asm_nb.persistence.pipeline import EVENT_PERSISTED, EVENT_REJECTED, PipelineContext
+    from asm_nb.stores.memory import InMemoryStore
+
+    ctx = {"session_id": "ses_b", "run_id": "run_b", "provider": "p"}
+    raws = [{"type": "run_started", "data": {"prompt": "password=hunter2hunter2"}},
+            {"type": "message_streamed", "data": {"delta": "x", "content": "x"}, "id": "evt_fixed"},
+            {"type": "no_such_type", "data": {"a": 1}}, {"type": "message_streamed", "data": {"content": 3}},
+            {"type": "message_streamed", "data": {"delta": "x"}, "id": "evt_fixed"}]
+    got: dict[str, list[Any]] = {"process": [], "bind": []}
+    key = ["process"]
+    telemetry.attach_many("bind-test", [EVENT_PERSISTED, EVENT_REJECTED],
+                     lambda n, m, md, cfg: got[key[0]].append((n, md.get("type"), md.get("reason"))))
+    try:
+        stores = {}
+        for mode in ("process", "bind"):
+            key[0] = mode
+            store = stores[mode] = InMemoryStore()
+            pipe = EventPipeline(store)
+            run = (lambda raw, pipe=pipe: pipe.process(raw, ctx)) if mode == "process" else pipe.bind(ctx)
+            for raw in raws:
+                run(raw)
+            for bad in ("not a dict", None):
+                try:
+                    run(bad)  # type: ignore[arg-type]
+                except AsmError as err:
+                    got[mode].append(("error", err.code, err.message))
+            try:  # a context without a session: rejected (bind: when binding), nothing stored
+                if mode == "bind":
+                    EventPipeline(store).bind({"session_id": ""})({"type": "run_started"})
+                else:
+                    EventPipeline(store).process({"type": "run_started"}, {"session_id": ""})
+            except AsmError as err:
+                got[mode].append(("error", err.code, err.message))
+    finally:
+        telemetry.detach("bind-test")
+    assert got["process"] == got["bind"] and len(got["bind"]) > len(raws)
+
+    def shape(e: Any) -> tuple:
+        return (e.type, e.sequence_number, e.data, e.metadata, e.run_id, e.provider, e.id == "evt_fixed")
+
+    assert [shape(e) for e in stores["process"].get_events("ses_b")] == \
+        [shape(e) for e in stores["bind"].get_events("ses_b")]
+
+    store = LocalStore(tmp_path)
+    try:
+        def failing(event: Any) -> Any:
+            raise AsmError("storage_error", "disk full")
+
+        store.append_event_with_sequence = failing  # type: ignore[method-assign]
+        bound = EventPipeline(store).bind(PipelineContext("ses_c"))
+        try:
+            bound({"type": "run_started"})
+            raise AssertionError("the replaced append method was not called")
+        except AsmError as err:
+            assert err.message == "disk full"
+    finally:
+        store.close()
+
+
+class Mixed(BaseAdapter):
+    """A run of every kind of payload the fast paths see or must leave alone: deltas through
+    ``stream_delta`` (plain, unicode, secrets, a reasoning delta, two keys with equal but distinct
+    strings), tool calls with secrets in their input and output, a final message."""
+
+    name = "work_mixed"
+
+    async def _execute(self, active: Any, **opts: Any) -> dict:
+        await active.emit("run_started", {"model": "m", "prompt": "use sk-ant-api03-" + "A" * 93 + "AA please"})
+        texts = ["Hello ", "wörld ✓ ", "password=hunter2hunter2 ", "", "Bearer abcdefghijklmnopqrstuvwxyz0123 ",
+                 "日本語のテキスト ", "token", "ghp_" + "a" * 36]
+        for i, text in enumerate(texts * 3):
+            res = active.stream_delta({"content": text, "delta": text})
+            if res is not None:
+                await res
+            if i == 4:
+                await active.emit("message_streamed", {"content": "pwd: hunter2hunter2", "delta": "pwd: hunter2hunter2",
+                                                       "kind": "reasoning"})
+                await active.emit("message_streamed", {"delta": "x" + text, "content": "".join(["x", text])})
+        await active.emit("tool_call_started", {"tool_call_id": "t1", "tool_name": "Bash",
+                                                "tool_input": {"command": "curl -H 'Authorization: Bearer abcdefghijklmnop0123456789'",
+                                                               "env": {"GITHUB_TOKEN": "x"}}})
+        await active.emit("tool_call_completed", {"tool_call_id": "t1", "tool_name": "Bash", "tool_input": {"command": "ls"},
+                                                  "tool_output": "AKIAIOSFODNN7EXAMPLE ok ✓", "is_error": False})
+        await active.emit("message_received", {"content": "done: password=hunter2hunter2 ✓"})
+        await active.emit("run_completed", {"stop_reason": "end_turn"})
+        return {"output": {"content": "done"}, "token_usage": {"input_tokens": 1, "output_tokens": 3}}
+
+
+def _stored_lines(root: Any, r: Any) -> list[bytes]:
+    """The run's stored event lines with what differs between two runs (event ids, timestamps, the
+    session and run ids) replaced by placeholders; everything else byte for byte."""
+    import re
+
+    lines = [line for p in sorted(root.rglob("*.jsonl")) for line in p.read_bytes().splitlines()
+             if r.session_id.encode() in line and b'"sequence_number":' in line and b'"schema_version":' in line]
+    out = []
+    for line in lines:
+        line = re.sub(rb'^\{"id":"[^"]*"', b'{"id":"ID"', line)
+        line = re.sub(rb'"timestamp":"[^"]*"', b'"timestamp":"TS"', line, count=1)
+        out.append(line.replace(r.session_id.encode(), b"SID").replace(r.run_id.encode(), b"RID"))
+    return out
+
+
+def test_stored_lines_are_those_of_the_general_path(tmp_path: Any, monkeypatch: Any) -> None:
+    """A mixed run stores byte for byte what it stores with the per-delta fast paths turned off
+    (the generic payload walk for every payload, ``EventPipeline.process`` per event), secrets
+    redacted in both."""
+    from asm_nb.persistence import redaction
+
+    shown: dict[str, list[dict]] = {"fast": [], "general": []}
+    lines = {}
+    for mode in ("fast", "general"):
+        if mode == "general":
+            monkeypatch.setattr(redaction, "_TEXT_PAIR_PLAIN", False)
+            monkeypatch.setattr(EventPipeline, "bind", lambda self, ctx: lambda raw: self.process(raw, ctx))
+        store = LocalStore(tmp_path / mode)
+        try:
+            r = asm_nb.run_once("go", provider=Mixed(), store=store, on_event=shown[mode].append)
+            assert r.status == "completed", r
+        finally:
+            store.close()
+        lines[mode] = _stored_lines(tmp_path / mode, r)
+        for ev in shown[mode]:
+            ev.pop("id", None), ev.pop("timestamp", None), ev.pop("session_id", None), ev.pop("run_id", None)
+    assert len(lines["fast"]) > 30
+    assert lines["fast"] == lines["general"]
+    assert shown["fast"] == shown["general"]
+    stored = b"\n".join(lines["fast"])
+    for secret in (b"hunter2", b"AAAAAAAAAAAAAAAAAAAA", b"abcdefghijklmnop", b"AKIAIOSFODNN7EXAMPLE", b"aaaaaaaaaaaaaaaaaaaa"):
+        assert secret not in stored, secret
+    assert "wörld ✓".encode() in stored and "日本語".encode() in stored
+
+
+def test_built_events_are_not_checked_again_at_the_store(tmp_path: Any, monkeypatch: Any) -> None:
+    """An event the pipeline built (valid by construction) goes into LocalStore without the
+    store-boundary check per event (was: one ``check_event`` per event); a caller's own event
+    still gets it."""
+    from asm_nb.core.errors import AsmError
+    from asm_nb.core.events import Event
+    from asm_nb.stores import local
+
+    checked: list[Any] = []
+    real = local.check_event
+
+    def check(event: Any) -> Any:
+        checked.append(event)
+        return real(event)
+
+    monkeypatch.setattr(local, "check_event", check)
+    store = LocalStore(tmp_path)
+    try:
+        r = asm_nb.run_once("go", provider=Deltas(N, secret_at=3), store=store)
+        assert r.status == "completed", r
+        assert not [e for e in checked if e.type.value == "message_streamed"]  # old: N
+        events = store.get_events(r.session_id, run_id=r.run_id)
+        assert sum(e.type.value == "message_streamed" for e in events) == N
+        mine = Event.new("message_received", r.session_id, data={"content": "x"})
+        assert store.append_event_with_sequence(mine).sequence_number == events[-1].sequence_number + 2
+        try:
+            store.append_event_with_sequence(mine.replace(id=""))
+            raise AssertionError("an event without an id was stored")
+        except AsmError as err:
+            assert err.code == "validation_error"
+    finally:
+        store.close()
