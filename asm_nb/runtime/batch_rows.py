@@ -150,6 +150,16 @@ def run_batch_item(item: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _beside(left: Any, right: Any) -> Any:
+    """``left.join(right, rsuffix="_result")`` for two frames on the same unique index, without
+    the ``lsuffix``/``rsuffix`` keywords pandas 3.1 deprecates (``suffixes`` is not in pandas 2)."""
+    import pandas as pd
+
+    clash = set(left.columns)
+    right = right.rename(columns={c: f"{c}_result" for c in right.columns if c in clash})
+    return pd.concat([left, right], axis=1)
+
+
 def _join(frame: Any, kind: str, rows: list[dict[str, Any]], backend: str, items: list[dict]) -> Any:
     if backend == "records":
         return rows
@@ -161,17 +171,17 @@ def _join(frame: Any, kind: str, rows: list[dict[str, Any]], backend: str, items
         results.index = base.index
         if "prompt" in base.columns:
             results = results.drop(columns=["prompt"])
-        out = base.join(results, rsuffix="_result")
+        out = _beside(base, results)
         if base is not frame:
             out.index = frame.index
     elif kind == "polars":
         base = frame.to_pandas()
-        out = base.join(results.drop(columns=["prompt"]) if "prompt" in base.columns else results, rsuffix="_result")
+        out = _beside(base, results.drop(columns=["prompt"]) if "prompt" in base.columns else results)
     else:
         inputs = pd.DataFrame([{k: v for k, v in _original(it).items()} for it in items])
         if "prompt" in inputs.columns:
             inputs = inputs.drop(columns=["prompt"])
-        out = inputs.join(results, rsuffix="_result") if len(inputs.columns) else results
+        out = _beside(inputs, results) if len(inputs.columns) else results
     if backend == "polars":
         import polars as pl
 

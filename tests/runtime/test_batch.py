@@ -91,6 +91,25 @@ def test_dataframe_input_with_template_keeps_index_and_columns():
     assert list(df["output"]) == ["Paris-1\n", "Rome-2\n", "Oslo-3\n"]
 
 
+def test_input_columns_named_like_result_columns_keep_theirs_and_results_get_a_suffix():
+    pd = pytest.importorskip("pandas")
+    import warnings
+
+    frame = pd.DataFrame({"cmd": ["echo a", "exit 2"], "status": ["todo", "todo"], "model": ["x", "y"]},
+                         index=["r1", "r2"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no pandas deprecation on the way (join's lsuffix/rsuffix)
+        df = asm_nb.batch(frame, provider="shell", prompt="cmd", store="memory://", progress=False)
+    assert list(df.index) == ["r1", "r2"]
+    assert list(df["status"]) == ["todo", "todo"] and list(df["model"]) == ["x", "y"]
+    assert list(df["status_result"]) == ["completed", "failed"]
+    assert list(df["output"]) == ["a\n", ""]
+    assert list(df.columns[:3]) == ["cmd", "status", "model"]
+    records = asm_nb.batch([{"q": "echo r", "status": "s"}], provider="shell", prompt="q", store="memory://",
+                           progress=False, backend="pandas")
+    assert records.iloc[0]["status"] == "s" and records.iloc[0]["status_result"] == "completed"
+
+
 def test_polars_input_and_backends():
     pl = pytest.importorskip("polars")
     frame = pl.DataFrame({"cmd": ["echo x", "exit 3"]})
