@@ -1,28 +1,33 @@
-"""Reading an import's files in worker processes (``import_history(..., workers=N)``).
+"""Reading an import's files in several processes (``import_history(..., workers=N)``).
 
-Each worker is a fresh interpreter (``python -m asm_nb.history._workers``, started with
-``subprocess``: no ``fork`` of a process that may have threads, as a Jupyter kernel has, and no
-re-import of the caller's ``__main__`` as ``multiprocessing``'s spawn does). It gets the
-caller's whole configuration (``config.snapshot()``: the redaction settings and the pricing
-table among it) and the usage keys the store already holds, then reads the files it is handed
-exactly as the in-process import does (``_driver._read_file``: parsing, the source's handler,
-events, redaction, pricing, runs, the session with its new offset) and sends back, per file,
+``workers=N`` is N processes reading: this one and N - 1 workers. Each worker is a fresh
+interpreter (``python -m asm_nb.history._workers``, started with ``subprocess``: no ``fork`` of a
+process that may have threads, as a Jupyter kernel has, and no re-import of the caller's
+``__main__`` as ``multiprocessing``'s spawn does). It gets the caller's whole configuration
+(``config.snapshot()``: the redaction settings and the pricing table among it) and the usage keys
+the store already holds, then reads the files it is handed exactly as the in-process import
+does (``_driver._read_file``: parsing, the source's handler, events, redaction, pricing, runs, the
+session with its new offset) and leaves, per file, a result in a private temporary folder
+(memory-backed where the system has one: a pipe would make it wait until this process reads):
 the event lines already encoded (``_codec.event_lines``, numbered from 1), the run and session
 upserts, its warnings and the usage keys it looked up and set.
 
-The parent takes the files' results **in the files' order**: the warnings, counts, progress and
-the bulk write (``_localbulk.write_encoded``: the numbers are put in under the log's lock when a
-log already has lines) are those of the in-process import. Usage keys are the one thing that
-crosses files (a streamed or resumed message counted once in the whole store): a file whose
-worker looked up a key that an earlier file of this import set is read again in the parent with
-the up-to-date keys, as the in-process import reads it; a file a worker failed on is read in the
-parent too (its error, if any, is then raised from there). The stored bytes, events, runs,
-sessions and offsets are those of ``workers=1`` (tests compare the two stores byte for byte).
+This process hands the workers the files a few ahead, reads the next file nobody reads itself
+(or one further ahead while a worker still reads the next), and takes the results **in the
+files' order**: the warnings, counts, progress and the bulk write (``_localbulk.write_encoded``;
+the numbers are put in under the log's lock when a log already has lines) are those of the
+one-process import. Usage keys are the one thing that crosses files (a streamed or resumed
+message is counted once in the whole store): a file read before an earlier file set a key it
+looked up is read again here with the keys as they are now, as the one-process import reads it;
+a file a worker failed on (or one whose read here raised while reading ahead) is read again here
+when its turn comes (its error, if any, raised from there). A worker that dies leaves its files
+to the others. The stored bytes, events, runs, sessions and offsets are those of ``workers=1``
+(tests compare the two stores byte for byte).
 
 Used only with the default store's bulk path (a ``LocalStore`` whose writes nothing replaces)
-on POSIX; otherwise, or for one file, everything runs in the calling process. Any exception in
-the parent (``KeyboardInterrupt`` included) kills the workers before it propagates; a worker
-whose parent is gone sees its input close and exits.
+on POSIX; otherwise, or for one file to read, everything runs in the calling process. Any
+exception here (``KeyboardInterrupt`` included) kills and reaps the workers and removes their
+folder before it propagates; a worker whose parent is gone sees its input close and exits.
 """
 
 from __future__ import annotations
@@ -150,8 +155,6 @@ class _Pool:
     """The worker processes of one import; ``with pool:`` ends them (killed on an exception)."""
 
     def __init__(self, n: int, init: bytes, source: str, notices: bool) -> None:
-        import asm_nb
-
         self.n_workers = n
         self.dir = _result_dir()
         init = pickle.dumps((self.dir, init), protocol=pickle.HIGHEST_PROTOCOL)
@@ -162,7 +165,7 @@ class _Pool:
         self.notices = notices
         env = dict(os.environ)
         # the workers import this very asm_nb (a notebook may have it on sys.path only)
-        root = os.path.dirname(os.path.dirname(os.path.abspath(asm_nb.__file__)))
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         self.workers: list[_Worker] = []
         try:

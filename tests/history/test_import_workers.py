@@ -257,3 +257,15 @@ def test_renumber_puts_numbers_after_the_logs_last():
     assert size == sum(map(len, lines)) and [json.loads(x)["sequence_number"] for x in lines] == [42, 43, 44]
     with pytest.raises(ValueError):
         _codec.renumber([b"".join(one)[:-1]], 0)
+
+
+def test_cli_import_workers(tmp_path, capsys, pools):
+    from asm_nb.cli import main
+
+    gen = write_claude_code_logs(tmp_path / "logs", lines=800, sessions=3)
+    st = str(tmp_path / "st")
+    assert main(["import", "claude-code", "--path", str(gen["root"]), "--store", st, "--workers", "0"]) == 2
+    assert capsys.readouterr().err.startswith("asm: error: [validation_error] workers must be")
+    assert main(["import", "claude-code", "--path", str(gen["root"]), "--store", st, "--workers", "2",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sessions_new"] == len(gen["files"]) and len(pools) == 1
