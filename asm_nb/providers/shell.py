@@ -213,6 +213,10 @@ class ShellAdapter(BaseAdapter):
         await active.emit("message_sent", {"role": "user", "content": display})
         await active.emit("tool_call_started", {"tool_call_id": tool_call_id, "tool_name": "bash",
                                                 "tool_input": tool_input})
+        if active.cancelled:
+            # a policy denied the call (or asked for approval and was refused) while its
+            # tool_call_started was recorded: the command must not start at all
+            raise await active.emit_cancelled()
 
         queue: asyncio.Queue[Any] = asyncio.Queue()
         on_output = (lambda item: queue.put_nowait(item[1])) if spec["streaming"] else None
