@@ -34,7 +34,7 @@ class _Pricer:
 
         self._tokens_cost = tokens_cost
         self.info = active_pricing()
-        self._cache: dict[tuple[str, str | None], tuple[str | None, Any]] = {}
+        self._cache: dict[tuple[str, str | None], tuple[str | None, Any, tuple | None]] = {}
 
     def cost(self, provider: str, model: str | None, usage: Mapping[str, int]) -> tuple[float | None, str | None]:
         key = (provider, model)
@@ -43,11 +43,22 @@ class _Pricer:
             from ..cost.calculator import lookup_price
 
             found = lookup_price(provider, model, self.info.table)
-            hit = (found[0], found[1] if found[0] is not None else None)
+            rates = found[1] if found[0] is not None else None
+            # the four per-token prices in the order ``tokens_cost`` applies them (cache tokens
+            # at the input price when the table has none)
+            flat = None if rates is None else (
+                rates.input, rates.output, rates.cache_read if rates.cache_read is not None else rates.input,
+                rates.cache_creation if rates.cache_creation is not None else rates.input)
+            hit = (found[0], rates, flat)
             self._cache[key] = hit
-        key_found, rates = hit
+        key_found, rates, flat = hit
         if key_found is None or rates is None:
             return None, None
+        i, o, cr, cc = usage[_K_IN], usage[_K_OUT], usage[_K_CR], usage[_K_CC]
+        if flat is not None and type(i) is int and type(o) is int and type(cr) is int and type(cc) is int \
+                and i >= 0 and o >= 0 and cr >= 0 and cc >= 0:
+            # ``tokens_cost`` for clean counts: the same products summed in the same order
+            return i * flat[0] + o * flat[1] + cr * flat[2] + cc * flat[3], key_found
         return self._tokens_cost(usage, rates), key_found
 
 
