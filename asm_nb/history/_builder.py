@@ -7,10 +7,9 @@ active pricing table (``_Pricer``). See ``_base.py`` for the incremental state i
 from __future__ import annotations
 
 from datetime import datetime
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..core.events import Event
 from ..core.run import Run, RunStatus
 from ..core.serialization import new_id
 from ..core.session import Session, SessionStatus
@@ -101,13 +100,13 @@ class SessionBuilder:
         self.run_count: int = int(st.get("run_count") or 0)
         self.touched: dict[str, dict] = {}  # run states to save after this pass
         self.new_runs = 0
-        self.events: list[Event] = []
+        self.events: list[Any] = []  # Event objects, or rows (``_driver._row``) for the encoded path
         # every event goes through the redactor with the store's settings, as a live run's do
         self._redaction = RedactionConfig.from_config()
         self._redact = redact_payload if self._redaction.enabled else None
         self._emit_redacted = emit_redacted
         # the pipeline's constructor for checked fields (sets the slots; Event(...) when it cannot)
-        self._make_event = _make_event
+        self._make_event: Callable[..., Any] = _make_event
         self._clean: set[tuple] = set()  # fixed payloads the redactor leaves unchanged
         self._md = {"imported_from": self.source}
         self.ts: datetime | None = None  # timestamp of the line being handled
