@@ -209,11 +209,6 @@ class ShellAdapter(BaseAdapter):
         tool_call_id = "tc_" + secrets.token_hex(8)
         tool_input = {"command": spec["command"], "args": list(spec["args"]), "cwd": cwd}
 
-        await active.emit("run_started", {"cwd": cwd, "command": display})
-        await active.emit("message_sent", {"role": "user", "content": display})
-        await active.emit("tool_call_started", {"tool_call_id": tool_call_id, "tool_name": "bash",
-                                                "tool_input": tool_input})
-
         queue: asyncio.Queue[Any] = asyncio.Queue()
         on_output = (lambda item: queue.put_nowait(item[1])) if spec["streaming"] else None
         from .sandbox import sandboxed_argv
@@ -226,6 +221,15 @@ class ShellAdapter(BaseAdapter):
         wake = lambda: queue.put_nowait(_CANCEL)  # noqa: E731 - cancel() may come from any callback
         active.on_cancel.append(wake)
         try:
+            # one loop turn: the command task starts the child first (its first step runs until
+            # the child exists), and the opening events below are built and stored while the
+            # child runs instead of before it starts. Their order and content are unchanged:
+            # nothing of the command (output, exit, a start failure) is looked at before them.
+            await asyncio.sleep(0)
+            await active.emit("run_started", {"cwd": cwd, "command": display})
+            await active.emit("message_sent", {"role": "user", "content": display})
+            await active.emit("tool_call_started", {"tool_call_id": tool_call_id, "tool_name": "bash",
+                                                    "tool_input": tool_input})
             while True:
                 item = await queue.get()
                 if active.cancelled or item is _CANCEL:
