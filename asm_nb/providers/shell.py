@@ -214,10 +214,17 @@ class ShellAdapter(BaseAdapter):
         from .sandbox import sandboxed_argv
 
         argv = sandboxed_argv([spec["command"], *spec["args"]], cwd, self.sandbox)
-        task = asyncio.ensure_future(wexec.run(argv[0], argv[1:], cwd=cwd, timeout_ms=timeout_ms,
-                                               max_output_bytes=self.max_output_bytes, env=env,
-                                               on_output=on_output))
-        task.add_done_callback(lambda _t: queue.put_nowait(_DONE))
+
+        async def command() -> wexec.ExecResult:
+            try:
+                return await wexec.run(argv[0], argv[1:], cwd=cwd, timeout_ms=timeout_ms,
+                                       max_output_bytes=self.max_output_bytes, env=env, on_output=on_output)
+            finally:
+                # said in the command task's last step, not by a done callback a loop turn later
+                # (only a task cancelled before it started says nothing: nobody waits for it then)
+                queue.put_nowait(_DONE)
+
+        task = asyncio.ensure_future(command())
         wake = lambda: queue.put_nowait(_CANCEL)  # noqa: E731 - cancel() may come from any callback
         active.on_cancel.append(wake)
         try:
