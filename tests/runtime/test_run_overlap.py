@@ -8,7 +8,11 @@ The events, their order and a failed start stay as they were.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import Any
+
+import pytest
 
 import asm_nb
 from asm_nb.process.groups import _LIVE
@@ -50,3 +54,60 @@ def test_a_failed_start_still_records_the_opening_events_first(tmp_path: Any) ->
             "tool_call_failed", "error_occurred", "run_failed", "run_failed*", "session_failed"]
     finally:
         store.close()
+
+
+# -- loop turns between the child's exit and the run's end -------------------------------------
+
+
+def test_the_runtime_loop_tells_the_transport_of_an_exit_at_once() -> None:
+    """The pidfd watcher's callback hands the exit status to the transport in the same loop
+    turn (no ``call_soon`` hop)."""
+    from asm_nb.runtime import loop
+
+    lp = loop.get_loop()
+    if not hasattr(lp, "_asm_child_exited"):
+        pytest.skip("Python 3.12+: asyncio's own loop watches children")
+
+    class Transport:
+        returncode: int | None = None
+
+        def _process_exited(self, rc: int) -> None:
+            self.returncode = rc
+
+    t = Transport()
+    out: list = []
+    done = threading.Event()
+
+    def in_loop() -> None:
+        lp._asm_child_exited(12345, 3, t)  # type: ignore[attr-defined]
+        out.append(t.returncode)  # before the loop ran anything else
+        done.set()
+
+    lp.call_soon_threadsafe(in_loop)
+    assert done.wait(5)
+    assert out == [3]
+
+
+def test_a_process_is_marked_exited_when_the_transport_says_so() -> None:
+    """``ManagedProcess`` learns the exit in the transport's ``process_exited`` itself (so
+    ``wait()`` wakes a loop turn earlier), not when its exit-watch task next runs."""
+    from asm_nb.process.managed import ManagedProcess
+
+    async def main() -> list:
+        proc = await ManagedProcess.start(["sleep", "0.05"])
+        await asyncio.sleep(0.01)  # the exit watch is in place (it wraps process_exited)
+        proto: Any = proc._proc._protocol  # type: ignore[union-attr]
+        inner = proto.process_exited
+        seen: list = []
+
+        def spy() -> None:
+            inner()
+            seen.append((proc.running, proc._t_end is not None, proc in _LIVE))
+
+        proto.process_exited = spy
+        res = await proc.wait()
+        assert res.exit_code == 0
+        await proc.aclose()
+        return seen
+
+    assert asyncio.run(main()) == [(False, True, False)]
