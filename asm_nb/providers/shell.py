@@ -27,7 +27,8 @@ import asyncio
 import os
 import re
 import secrets
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .. import config
 from ..core.capabilities import Capability
