@@ -3,6 +3,7 @@ reports over it (``asm_nb.history``, ``asm_nb.analytics.usage``; docs/history.md
 
     asm import claude-code [--since DATE] [--project TEXT] [--path DIR|FILE] [--no-progress]
     asm import codex       [...same...]
+    (both: [--workers N] processes reading the files; default: 2 for imports of 16 MB or more)
     asm usage [--by day|week|month|session|project|model|block] [--since] [--until] [--source S]
 """
 
@@ -40,7 +41,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():  # the skipped lines are listed below, one line each
         warnings.simplefilter("ignore", HistoryWarning)
         report = import_history(args.source, _store(args, create=True), since=args.since, project=args.project,
-                                path=args.path, progress=progress)
+                                path=args.path, progress=progress, workers=args.workers)
     d = report.to_dict()
     for w in report.warnings[:_SHOWN_WARNINGS]:
         print(f"asm: warning: {w}", file=sys.stderr)
@@ -103,6 +104,9 @@ def add_history_subcommands(sub: Any, common: argparse.ArgumentParser) -> None:
     im.add_argument("--project", help="only projects whose path contains this text")
     im.add_argument("--path", help="read this folder or file instead of the default location")
     im.add_argument("--no-progress", action="store_true", help="no progress bar")
+    im.add_argument("--workers", type=int, default=None, metavar="N",
+                    help="processes reading the files (default: 2 on a multi-core machine when 16 MB or more are "
+                         "to be read, else 1; 1: this process only)")
     im.set_defaults(fn=cmd_import)
 
     from .analytics.usage import USAGE_GROUPS

@@ -30,7 +30,7 @@ _ALIASES = {"claude-code": "claude-code", "claude_code": "claude-code", "claude"
 
 def import_history(source: Source | str, store: Any = None, *, since: datetime | date | str | None = None,
                    project: str | None = None, path: str | os.PathLike | None = None,
-                   progress: bool = False) -> ImportReport:
+                   progress: bool = False, workers: int | None = None) -> ImportReport:
     """Import ``source``'s session logs into ``store`` (a store, a path or URL; None → the
     default store) and return an :class:`ImportReport`.
 
@@ -40,43 +40,57 @@ def import_history(source: Source | str, store: Any = None, *, since: datetime |
       name, i.e. the slugged path; Codex: the session's ``cwd``).
     - ``path``: read this folder or file instead of the default location.
     - ``progress``: a progress bar (tqdm) on stderr.
+    - ``workers``: processes reading the files. None (default): 2 (1 on a one-core machine) when
+      the files to read hold 16 MB or more, else 1; 1: everything in this process. Workers are
+      fresh interpreters (no fork), used with the default store (a ``LocalStore``) on POSIX;
+      what is stored is the same with any number (see ``docs/history.md``).
 
     Idempotent and incremental: a file already imported is read from where the last import
     stopped, an unchanged one not at all. A malformed or unknown line is skipped with a warning
     (:class:`HistoryWarning`, and listed in ``report.warnings``); it never stops the import.
-    Raises ``AsmError`` (``validation_error``) for an unknown source or a bad ``since``, and
+    Raises ``AsmError`` (``validation_error``) for an unknown source, a bad ``since`` or
+    ``workers`` (not None or an integer from 1 to 64), and
     (``not_found``) for a ``path`` that does not exist.
     """
     from ._base import to_utc
     from ._driver import run_import
+    from ._workers import resolve_workers
 
     if not isinstance(source, str) or source not in _ALIASES:
         raise AsmError("validation_error", f"unknown history source {source!r} (choose from {', '.join(SOURCES)})")
     if project is not None and (not isinstance(project, str) or not project):
         raise AsmError("validation_error", "project must be a non-empty string")
+    resolve_workers(workers)
     src = _ALIASES[source]
     since_dt = to_utc(since)
     if src == "claude-code":
         from . import claude_code as mod
-
-        jobs = mod.discover(path, project)
-        first = None
     else:
         from . import codex as mod
-
-        jobs = mod.discover(path, project)
-        first = mod.first_line
+    jobs = mod.discover(path, project)
+    handler, first, finish = _source(src)
     if since_dt is not None:  # a file last written before ``since`` holds nothing newer
         jobs = [j for j in jobs if _mtime(j.path) >= since_dt.timestamp()]
     from ..stores import resolve_store
 
     st = resolve_store(store)
-    report = run_import(src, jobs, mod.handle_line, store=st, since=since_dt, progress=progress,
-                        finish=_finish, first_line=first)
+    report = run_import(src, jobs, handler, store=st, since=since_dt, progress=progress,
+                        finish=finish, first_line=first, workers=workers, worker_source=src)
     flush = getattr(st, "flush", None)
     if callable(flush):
         flush()
     return report
+
+
+def _source(src: str) -> tuple[Any, Any, Any]:
+    """``(handler, first_line, finish)`` of a source (also what the worker processes use)."""
+    if src == "claude-code":
+        from . import claude_code
+
+        return claude_code.handle_line, None, _finish
+    from . import codex
+
+    return codex.handle_line, codex.first_line, _finish
 
 
 def _finish(b: Any) -> None:

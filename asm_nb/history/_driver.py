@@ -56,9 +56,13 @@ def _lines(f: Any, start: int, chunk: int = 1 << 20) -> Iterator[tuple[int, byte
 
 def run_import(source: str, jobs: Iterable[FileJob], handler: LineHandler, *, store: Any, since: datetime | None,
                progress: bool, finish: Callable[[SessionBuilder], None] | None = None,
-               first_line: Callable[[dict, SessionBuilder], bool] | None = None) -> ImportReport:
+               first_line: Callable[[dict, SessionBuilder], bool] | None = None, workers: int | None = 1,
+               worker_source: str | None = None) -> ImportReport:
     """Import ``jobs`` into ``store`` (the driver every source uses). ``handler`` maps one parsed
-    JSON object to builder calls; ``finish`` runs after a file's last line."""
+    JSON object to builder calls; ``finish`` runs after a file's last line. ``worker_source``
+    (``"claude-code"`` / ``"codex"``: the handlers ``import_history`` passes) lets ``workers``
+    processes read the files (``_workers.py``; None: chosen by the import's size); without it,
+    or with ``workers=1``, everything runs in this process."""
     t0 = time.perf_counter()
     report = ImportReport(source=source)
     jobs = list(jobs)
@@ -84,67 +88,32 @@ def run_import(source: str, jobs: Iterable[FileJob], handler: LineHandler, *, st
     bulk = batch_writer(store)
     batch = _Batch(bulk, report) if bulk is not None else None
     try:
-        for job in jobs:
-            try:
-                st = os.stat(job.path)
-            except OSError as exc:
-                report.warn(f"{job.path}: cannot read: {exc.strerror or exc}")
-                continue
-            prev = existing.get(job.session_id)
-            pstate = prev.context.get(STATE_KEY) if prev is not None else None
-            offset = int(pstate.get("offset") or 0) if isinstance(pstate, Mapping) else 0
-            if isinstance(pstate, Mapping) and pstate.get("path") not in (None, str(job.path)):
-                offset = 0 if pstate.get("size") != st.st_size else offset
-            if offset == st.st_size and pstate is not None:
-                report.files_unchanged += 1
-                bar.update(st.st_size)
-                continue
-            if offset > st.st_size:
-                report.warn(f"{job.path}: the file is shorter than what was imported before (it was "
-                            f"rewritten); its new content is not imported")
-                bar.update(st.st_size)
-                continue
-            b = SessionBuilder(job, pstate.get("builder") if isinstance(pstate, Mapping) else None, seen, pricer,
-                               report, since)
-            report.files_read += 1
-            end = shown = offset
-            lines_before = b.line_no
-            with open(job.path, "rb") as f:
-                pos = offset
-                for block in _blocks(f, offset):
-                    for raw in block:
-                        pos += len(raw) + 1
-                        b.line_no += 1
-                        if pos - shown >= 1 << 16:  # the bar moves per 64 KiB read, not per line
-                            bar.update(pos - shown)
-                            shown = pos
-                        if not raw or raw.isspace():  # (``strip`` would copy every line)
-                            continue
-                        try:
-                            obj = loads(raw)
-                        except ValueError as exc:
-                            b.warn(f"malformed JSON line skipped ({str(exc)[:80]})")
-                            continue
-                        if not isinstance(obj, dict):
-                            b.warn(f"line is not a JSON object ({type(obj).__name__}); skipped")
-                            continue
-                        try:
-                            if first_line is not None and b.line_no == 1 and first_line(obj, b):
-                                continue
-                            handler(obj, b)
-                        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                            b.warn(f"line skipped: {type(exc).__name__}: {exc}")
-                    end = pos
-            report.lines_read += b.line_no - lines_before
-            bar.update(end - shown)
-            if finish is not None:
-                finish(b)
-            if batch is None:
-                _write(store, b, prev, end, st, report)
-            else:
-                batch.add(b, prev, end, st)
-                if len(batch.events) >= _BATCH_EVENTS:
-                    batch.flush()
+        plans = [_plan(job, existing) for job in jobs]
+        pool = None
+        if batch is not None and worker_source is not None:
+            from ._workers import start_pool
+
+            pool = start_pool(workers, jobs, plans, store, bulk, worker_source, since, pricer, seen)
+        if pool is not None:
+            from ._workers import EncodedBatch
+
+            batch = EncodedBatch(store, report)
+            with pool:
+                pool.run(jobs, plans, report, bar, batch, seen,
+                         lambda job, p, sn, rep, emit: _read_file(job, p, sn, pricer, rep, since, _NoBar(), loads,
+                                                                  handler, first_line, finish, emit))
+        else:
+            for job, p in zip(jobs, plans):
+                if _skip(job, p, report, bar):
+                    continue
+                st, prev, pstate, offset = p
+                b, end = _read_file(job, p, seen, pricer, report, since, bar, loads, handler, first_line, finish)
+                if batch is None:
+                    _write(store, b, prev, end, st, report)
+                else:
+                    batch.add(b, prev, end, st)
+                    if len(batch.events) >= _BATCH_EVENTS:
+                        batch.flush()
         if batch is not None:
             batch.flush()
     except BaseException:
@@ -167,6 +136,92 @@ def run_import(source: str, jobs: Iterable[FileJob], handler: LineHandler, *, st
 
 
 _BATCH_EVENTS = 20_000  # events collected from whole files before one bulk write
+
+#: what ``_plan`` found for one file: read it (``(stat, previous session, its state, offset)``)
+#: or skip it (``(kind, stat or None, warning or None)``)
+Plan = tuple
+
+
+def _plan(job: FileJob, existing: Mapping[str, Session]) -> Plan:
+    """Whether (and from which offset) ``job`` is read; nothing is reported yet (``_skip``)."""
+    try:
+        st = os.stat(job.path)
+    except OSError as exc:
+        return ("skip", None, f"{job.path}: cannot read: {exc.strerror or exc}")
+    prev = existing.get(job.session_id)
+    pstate = prev.context.get(STATE_KEY) if prev is not None else None
+    offset = int(pstate.get("offset") or 0) if isinstance(pstate, Mapping) else 0
+    if isinstance(pstate, Mapping) and pstate.get("path") not in (None, str(job.path)):
+        offset = 0 if pstate.get("size") != st.st_size else offset
+    if offset == st.st_size and pstate is not None:
+        return ("skip", st, None)
+    if offset > st.st_size:
+        return ("skip", st, f"{job.path}: the file is shorter than what was imported before (it was "
+                            f"rewritten); its new content is not imported")
+    return (st, prev, pstate, offset)
+
+
+def _skip(job: FileJob, plan: Plan, report: ImportReport, bar: Any) -> bool:
+    """Report a skipped file (in the files' order); False for a file to read."""
+    if plan[0] != "skip":
+        return False
+    _, st, warning = plan
+    if warning is not None:
+        report.warn(warning)
+    else:
+        report.files_unchanged += 1
+    if st is not None:
+        bar.update(st.st_size)
+    return True
+
+
+def _read_file(job: FileJob, plan: Plan, seen: dict[str, Any], pricer: _Pricer, report: ImportReport,
+               since: datetime | None, bar: Any, loads: Callable[[bytes], Any], handler: LineHandler,
+               first_line: Callable[[dict, SessionBuilder], bool] | None,
+               finish: Callable[[SessionBuilder], None] | None,
+               emit_redacted: Callable[..., None] | None = None) -> tuple[SessionBuilder, int]:
+    """Read one file from its offset into a new builder; returns it and the offset after the
+    last complete line. ``emit_redacted``: where the builder's redaction notices go (default:
+    telemetry, ``redaction.emit_redacted``)."""
+    _, _, pstate, offset = plan
+    b = SessionBuilder(job, pstate.get("builder") if isinstance(pstate, Mapping) else None, seen, pricer,
+                       report, since)
+    if emit_redacted is not None:
+        b._emit_redacted = emit_redacted
+    report.files_read += 1
+    end = shown = offset
+    lines_before = b.line_no
+    with open(job.path, "rb") as f:
+        pos = offset
+        for block in _blocks(f, offset):
+            for raw in block:
+                pos += len(raw) + 1
+                b.line_no += 1
+                if pos - shown >= 1 << 16:  # the bar moves per 64 KiB read, not per line
+                    bar.update(pos - shown)
+                    shown = pos
+                if not raw or raw.isspace():  # (``strip`` would copy every line)
+                    continue
+                try:
+                    obj = loads(raw)
+                except ValueError as exc:
+                    b.warn(f"malformed JSON line skipped ({str(exc)[:80]})")
+                    continue
+                if not isinstance(obj, dict):
+                    b.warn(f"line is not a JSON object ({type(obj).__name__}); skipped")
+                    continue
+                try:
+                    if first_line is not None and b.line_no == 1 and first_line(obj, b):
+                        continue
+                    handler(obj, b)
+                except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                    b.warn(f"line skipped: {type(exc).__name__}: {exc}")
+            end = pos
+    report.lines_read += b.line_no - lines_before
+    bar.update(end - shown)
+    if finish is not None:
+        finish(b)
+    return b, end
 
 
 def _final_state(b: SessionBuilder, end: int, st: os.stat_result) -> dict:
@@ -195,25 +250,15 @@ class _Batch:
 
     def add(self, b: SessionBuilder, prev: Session | None, end: int, st: os.stat_result) -> None:
         self.pending = True
-        if not b.events and not b.touched and prev is not None:
-            state = {**prev.context.get(STATE_KEY, {}), "offset": end, "size": st.st_size,
-                     "mtime_ns": st.st_mtime_ns}
-            self.upserts.append([prev.replace(context={**prev.context, STATE_KEY: state})])
+        upserts, kind = file_upserts(b, prev, end, st)
+        self.upserts.extend(upserts)
+        if kind is None:
             return
-        runs = b.runs()
-        pending_state = dict(prev.context.get(STATE_KEY, {})) if prev is not None else {"source": b.source}
-        session = b.session(prev, pending_state or {"source": b.source})
-        if prev is None:
-            self.upserts.append([session])
-        state = _final_state(b, end, st)
         self.events.extend(b.events)
-        if runs:
-            self.upserts.append(runs)
-        self.upserts.append([session.replace(context={**session.context, STATE_KEY: state})])
         c = self.counts
         c[0] += len(b.events)
         c[1] += b.new_runs
-        c[2 if prev is None else 3] += 1
+        c[kind] += 1
 
     def flush(self) -> None:
         if not self.pending:
@@ -231,6 +276,28 @@ class _Batch:
         self.events, self.upserts = [], []
         self.counts = [0, 0, 0, 0]
         self.pending = False
+
+
+def file_upserts(b: SessionBuilder, prev: Session | None, end: int,
+                 st: os.stat_result) -> tuple[list[list], int | None]:
+    """One read file's upsert groups for a batch (after its events): a new session's first line,
+    its runs, its session with the new offset; and which count it adds to (2: new session, 3:
+    updated; None: nothing but the offset changed, its events are not written)."""
+    if not b.events and not b.touched and prev is not None:
+        state = {**prev.context.get(STATE_KEY, {}), "offset": end, "size": st.st_size,
+                 "mtime_ns": st.st_mtime_ns}
+        return [[prev.replace(context={**prev.context, STATE_KEY: state})]], None
+    upserts: list[list] = []
+    runs = b.runs()
+    pending_state = dict(prev.context.get(STATE_KEY, {})) if prev is not None else {"source": b.source}
+    session = b.session(prev, pending_state or {"source": b.source})
+    if prev is None:
+        upserts.append([session])
+    state = _final_state(b, end, st)
+    if runs:
+        upserts.append(runs)
+    upserts.append([session.replace(context={**session.context, STATE_KEY: state})])
+    return upserts, 2 if prev is None else 3
 
 
 def _write(store: Any, b: SessionBuilder, prev: Session | None, end: int, st: os.stat_result,

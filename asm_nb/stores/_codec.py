@@ -20,7 +20,7 @@ try:
 except ImportError:  # pragma: no cover - orjson is optional
     _orjson = None
 
-__all__ = ["dumps", "loads", "event_line_parts", "event_line", "event_lines", "HAVE_ORJSON"]
+__all__ = ["dumps", "loads", "event_line_parts", "event_line", "event_lines", "renumber", "HAVE_ORJSON"]
 
 HAVE_ORJSON = _orjson is not None
 _SEQ_MARK = b'"sequence_number":0,'
@@ -235,4 +235,30 @@ def event_lines(events: list[Event], first: int) -> tuple[list[bytes], int]:
             ln = event_line(e, seq)  # the general path decides (and raises what it raises)
         add(ln)
         size += len(ln)
+    return out, size
+
+
+_SEQ_KEY = b',"sequence_number":'
+
+
+def renumber(blobs: list[bytes], first: int) -> tuple[list[bytes], int]:
+    """Event lines (``blobs``: each a run of whole lines, as ``event_lines`` joined) numbered
+    ``first + 1``, ``first + 2``, ... in order, whatever numbers they held; and their total size.
+    The first ``,"sequence_number":`` of a line is the key itself: every value before it (id,
+    type, timestamp, session and run id) is a JSON string, in which a quote is escaped."""
+    out: list[bytes] = []
+    add = out.append
+    seq = first
+    size = 0
+    key, n_key = _SEQ_KEY, len(_SEQ_KEY)
+    for blob in blobs:
+        lines = blob.split(b"\n")
+        if lines[-1]:
+            raise ValueError("event lines must end with a newline")
+        for ln in lines[:-1]:
+            seq += 1
+            i = ln.index(key) + n_key
+            ln = b"%b%d%b\n" % (ln[:i], seq, ln[ln.index(b",", i):])
+            add(ln)
+            size += len(ln)
     return out, size

@@ -35,13 +35,49 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._sessionlog import _SessionLog
     from .local import LocalStore
 
-__all__ = ["write_batch"]
+__all__ = ["write_batch", "write_encoded"]
 
 
 def write_batch(store: "LocalStore", events: Sequence[Event], upserts: Sequence[Sequence[Run] | Sequence[Session]]) -> None:
     """See the module doc and ``ports.BatchWriter``."""
     store._check_open()
     events = check_events(events)
+    groups = _groups(upserts)
+    by_sid: dict[str, list[Event]] = {}
+    for e in events:
+        group = by_sid.get(e.session_id)
+        if group is None:
+            group = by_sid[e.session_id] = []
+        group.append(e)
+    for sid in sorted(by_sid):
+        _write_log(store, store._log(sid), by_sid[sid])
+    if by_sid:
+        store._notify()
+    _write_groups(store, groups)
+
+
+def write_encoded(store: "LocalStore", logs: Sequence[tuple[str, bytes, int, datetime | None]],
+                  upserts: Sequence[Sequence[Run] | Sequence[Session]]) -> None:
+    """``write_batch`` with the events already encoded (a history import's worker processes,
+    ``asm_nb/history/_workers.py``): ``logs`` holds, per file in order, ``(session id, its event
+    lines numbered from 1, how many, the newest timestamp)``, each made by ``_codec.event_lines``
+    from events ``check_events`` accepts. The lines get the numbers ``write_batch`` would give
+    (``_codec.renumber`` when the log already has lines or a session has two files); the bytes
+    written are those of ``write_batch``."""
+    store._check_open()
+    groups = _groups(upserts)
+    by_sid: dict[str, list[tuple[bytes, int, datetime | None]]] = {}
+    for sid, blob, n, newest in logs:
+        if n:
+            by_sid.setdefault(sid, []).append((blob, n, newest))
+    for sid in sorted(by_sid):
+        _write_log_encoded(store, store._log(sid), by_sid[sid])
+    if by_sid:
+        store._notify()
+    _write_groups(store, groups)
+
+
+def _groups(upserts: Sequence[Sequence[Run] | Sequence[Session]]) -> list[tuple[bool, list, list[dict]]]:
     groups: list[tuple[bool, list, list[dict]]] = []  # (is runs, objects, documents)
     for group in upserts:
         items = list(group)
@@ -53,16 +89,10 @@ def write_batch(store: "LocalStore", events: Sequence[Event], upserts: Sequence[
         else:
             sessions = [check_session(x) for x in items]
             groups.append((False, sessions, [x.to_dict() for x in sessions]))
-    by_sid: dict[str, list[Event]] = {}
-    for e in events:
-        group = by_sid.get(e.session_id)
-        if group is None:
-            group = by_sid[e.session_id] = []
-        group.append(e)
-    for sid in sorted(by_sid):
-        _write_log(store, store._log(sid), by_sid[sid])
-    if by_sid:
-        store._notify()
+    return groups
+
+
+def _write_groups(store: "LocalStore", groups: list[tuple[bool, list, list[dict]]]) -> None:
     if not groups:
         return
 
@@ -144,5 +174,29 @@ def _write_log(store: "LocalStore", slog: "_SessionLog", events: list[Event]) ->
             slog.trim()
             if newest is not None and (slog.trim_ts is None or newest > slog.trim_ts):
                 slog.trim_ts = newest
+        finally:
+            store._release(slog)
+
+
+def _write_log_encoded(store: "LocalStore", slog: "_SessionLog", chunks: list[tuple[bytes, int, datetime | None]]) -> None:
+    """``_write_log`` for lines encoded already (numbered from 1 in each chunk)."""
+    with slog.lock:
+        try:
+            slog.ensure_owned()
+            slog.write_buffer()
+            last = slog.last_seq
+            first = last if last >= slog.meta_seq else slog.meta_seq
+            if first == 0 and len(chunks) == 1:
+                lines, size = [chunks[0][0]], len(chunks[0][0])
+            else:
+                lines, size = _codec.renumber([c[0] for c in chunks], first)
+            slog.buf = lines
+            slog.buf_bytes = size
+            slog.write_buffer()
+            slog.last_seq = first + sum(c[1] for c in chunks)
+            slog.trim()
+            for _, _, newest in chunks:
+                if newest is not None and (slog.trim_ts is None or newest > slog.trim_ts):
+                    slog.trim_ts = newest
         finally:
             store._release(slog)

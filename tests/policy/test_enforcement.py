@@ -179,3 +179,56 @@ def test_stack_given_as_a_list_picks_the_strictest_action(tmp_path):
     team = Policy(name="team", tool_rules=[("deny", ["Read"])], on_violation="cancel")
     r = run(spend_cassette(tmp_path), policy=[org, team])
     assert r.error.code == "policy_violation" and r.error.details["policy"] == "org + team"
+
+
+# -- the shell provider runs its own tool: a policy's decision on tool_call_started comes first
+
+
+def test_shell_command_denied_by_a_tool_rule_never_starts(tmp_path, monkeypatch):
+    from asm_nb.process import exec as wexec
+
+    started = []
+    real_run = wexec.run
+
+    def spy(*args, **kwargs):
+        started.append(args)
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(wexec, "run", spy)
+    marker = tmp_path / "ran"
+    r = asm_nb.run_once(f"touch {marker}", provider="shell", store="memory://",
+                        policy=Policy(tool_rules=[("deny", ["bash"])]))
+    t = types(r)
+    assert r.status == "failed" and r.error.code == "policy_violation"
+    assert started == [] and not marker.exists()  # no process at all, not one killed early
+    assert t[-4:] == ["tool_call_started", "policy_violation", "tool_call_failed", "run_failed"]
+    assert r.events[-2].data["reason"] == "policy_denied" and r.events[-2].data["tool_name"] == "bash"
+
+
+def test_shell_command_waits_for_the_approval_and_a_refusal_stops_it(tmp_path):
+    marker = tmp_path / "ran"
+    seen = []
+
+    def decide(request):
+        time.sleep(0.3)  # a person reading the request: a command started early would be done by now
+        seen.append((request["tool_name"], marker.exists()))
+        return "deny"
+
+    r = asm_nb.run_once(f"touch {marker}", provider="shell", store="memory://",
+                        policy=Policy(tool_rules=[("deny", ["bash"])], on_violation="request_approval",
+                                      metadata={"approval_callback": decide}))
+    assert seen == [("bash", False)]
+    assert r.status == "failed" and r.error.details["approval"] == "denied"
+    time.sleep(0.2)
+    assert not marker.exists()
+    assert types(r)[-6:] == ["tool_call_started", "policy_violation", "tool_approval_requested",
+                             "tool_approval_denied", "tool_call_failed", "run_failed"]
+
+
+def test_shell_command_approved_runs_once(tmp_path):
+    marker = tmp_path / "ran"
+    r = asm_nb.run_once(f"echo x >> {marker}", provider="shell", store="memory://",
+                        policy=Policy(tool_rules=[("deny", ["bash"])], on_violation="request_approval",
+                                      metadata={"approval_callback": lambda request: "approve"}))
+    assert r.status == "completed" and marker.read_text() == "x\n"
+    assert "tool_approval_granted" in types(r) and "tool_call_completed" in types(r)

@@ -23,16 +23,25 @@ def _types(store: LocalStore, session_id: str) -> list[str]:
     return [e.type.value + ("*" if e.metadata.get("source") == "audit" else "") for e in store.get_events(session_id)]
 
 
-def test_the_opening_events_are_made_while_the_child_runs(tmp_path: Any) -> None:
-    store = LocalStore(tmp_path)
+def _live_at_opening_events(store: LocalStore, monkeypatch: Any) -> dict[str, list]:
+    """``{event type: argv of the live processes}`` when each opening event of the adapter is stored."""
     seen: dict[str, list] = {}
+    real = store._append_built
 
-    def on_event(ev: dict) -> None:
-        if ev["type"] in ("run_started", "message_sent", "tool_call_started"):
-            seen[ev["type"]] = [mp.argv for mp in list(_LIVE)]
+    def spy(event: Any) -> Any:
+        if event.type.value in ("run_started", "message_sent", "tool_call_started") and event.metadata.get("source") is None:
+            seen[event.type.value] = [mp.argv for mp in list(_LIVE)]
+        return real(event)
 
+    monkeypatch.setattr(store, "_append_built", spy)
+    return seen
+
+
+def test_the_opening_events_are_made_while_the_child_runs(tmp_path: Any, monkeypatch: Any) -> None:
+    store = LocalStore(tmp_path)
     try:
-        r = asm_nb.run_once("echo overlap", provider="shell", store=store, on_event=on_event)
+        seen = _live_at_opening_events(store, monkeypatch)
+        r = asm_nb.run_once("echo overlap", provider="shell", store=store)
         assert r.status == "completed" and r.output == "overlap\n"
         for etype in ("run_started", "message_sent", "tool_call_started"):
             assert any(argv[-1] == "echo overlap" for argv in seen[etype]), (etype, seen)  # child started
@@ -40,6 +49,22 @@ def test_the_opening_events_are_made_while_the_child_runs(tmp_path: Any) -> None
             "session_created", "session_started", "run_started*", "run_started", "message_sent", "tool_call_started",
             "message_streamed", "tool_call_completed", "message_received", "run_completed", "run_completed*",
             "session_completed"]
+    finally:
+        store.close()
+
+
+def test_with_a_user_callback_the_child_starts_after_the_opening_events(tmp_path: Any, monkeypatch: Any) -> None:
+    """A user callback (or a policy) may stop the run on ``tool_call_started``: then the command
+    must not have started yet, so the events come first, as before."""
+    store = LocalStore(tmp_path)
+    try:
+        seen = _live_at_opening_events(store, monkeypatch)
+        got: list = []
+        r = asm_nb.run_once("echo overlap", provider="shell", store=store, on_event=got.append)
+        assert r.status == "completed" and [e["type"] for e in got][:3] == ["run_started", "message_sent",
+                                                                            "tool_call_started"]
+        for etype in ("run_started", "message_sent", "tool_call_started"):
+            assert not any(argv[-1] == "echo overlap" for argv in seen[etype]), (etype, seen)
     finally:
         store.close()
 

@@ -1,0 +1,491 @@
+"""Reading an import's files in several processes (``import_history(..., workers=N)``).
+
+``workers=N`` is N processes reading: this one and N - 1 workers. Each worker is a fresh
+interpreter (``python -m asm_nb.history._workers``, started with ``subprocess``: no ``fork`` of a
+process that may have threads, as a Jupyter kernel has, and no re-import of the caller's
+``__main__`` as ``multiprocessing``'s spawn does). It gets the caller's whole configuration
+(``config.snapshot()``: the redaction settings and the pricing table among it) and the usage keys
+the store already holds, then reads the files it is handed exactly as the in-process import
+does (``_driver._read_file``: parsing, the source's handler, events, redaction, pricing, runs, the
+session with its new offset) and leaves, per file, a result in a private temporary folder
+(memory-backed where the system has one: a pipe would make it wait until this process reads):
+the event lines already encoded (``_codec.event_lines``, numbered from 1), the run and session
+upserts, its warnings and the usage keys it looked up and set.
+
+This process hands the workers the files a few ahead, reads the next file nobody reads itself
+(or one further ahead while a worker still reads the next), and takes the results **in the
+files' order**: the warnings, counts, progress and the bulk write (``_localbulk.write_encoded``;
+the numbers are put in under the log's lock when a log already has lines) are those of the
+one-process import. Usage keys are the one thing that crosses files (a streamed or resumed
+message is counted once in the whole store): a file read before an earlier file set a key it
+looked up is read again here with the keys as they are now, as the one-process import reads it;
+a file a worker failed on (or one whose read here raised while reading ahead) is read again here
+when its turn comes (its error, if any, raised from there). A worker that dies leaves its files
+to the others. The stored bytes, events, runs, sessions and offsets are those of ``workers=1``
+(tests compare the two stores byte for byte).
+
+Used only with the default store's bulk path (a ``LocalStore`` whose writes nothing replaces)
+on POSIX; otherwise, or for one file to read, everything runs in the calling process. Any
+exception here (``KeyboardInterrupt`` included) kills and reaps the workers and removes their
+folder before it propagates; a worker whose parent is gone sees its input close and exits.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from ..core.errors import AsmError
+from ._base import ImportReport
+
+__all__ = ["start_pool", "EncodedBatch", "resolve_workers", "AUTO_MIN_BYTES"]
+
+#: with ``workers=None`` a second process is used when the files to read hold at least this many
+#: bytes (and there are two or more): below it, starting a worker (~0.15-0.2 s of CPU, a fresh
+#: interpreter importing the import path) costs about what it saves
+AUTO_MIN_BYTES = 16 << 20
+_MAX_WORKERS = 64
+# files handed to one worker ahead of the parent's in-order consumption: at least 2, more up to
+# 8 files or 64 MB (a worker that has its files done waits for the parent to take them)
+_IN_FLIGHT = 8
+_IN_FLIGHT_BYTES = 64 << 20
+
+
+def resolve_workers(workers: Any) -> int | None:
+    """``workers`` checked: None (automatic) or an int from 1 to 64; anything else raises
+    ``AsmError`` (``validation_error``)."""
+    if workers is None:
+        return None
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= _MAX_WORKERS:
+        raise AsmError("validation_error", f"workers must be None or an integer from 1 to {_MAX_WORKERS}, "
+                                           f"got {workers!r}")
+    return workers
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _encoded_path(store: Any, bulk: Any) -> bool:
+    """Whether ``store`` is written by ``LocalStore.write_batch`` itself (the encoded bulk path
+    writes the same bytes; anything replacing it, or another store, gets the in-process import)."""
+    from ..stores.local import LocalStore
+
+    return isinstance(store, LocalStore) and getattr(bulk, "__func__", None) is LocalStore.write_batch
+
+
+def start_pool(workers: int | None, jobs: Sequence[Any], plans: Sequence[tuple], store: Any, bulk: Any,
+               source: str, since: datetime | None, pricer: Any, seen: Mapping[str, Any]) -> "_Pool | None":
+    """The worker processes for this import (``workers - 1`` of them: this process reads files
+    too), or None when it runs in this process alone (one process asked for or chosen, one file
+    to read, another store, not POSIX, a configuration that cannot be sent)."""
+    n = resolve_workers(workers)
+    if n == 1 or os.name != "posix" or not sys.executable or not _encoded_path(store, bulk):
+        return None
+    reads = [p for p in plans if p[0] != "skip"]
+    if n is None:
+        todo = sum(max(p[0].st_size - p[3], 0) for p in reads)
+        n = min(2, _cpus()) if todo >= AUTO_MIN_BYTES else 1
+    n = min(n, len(reads))
+    if n <= 1:
+        return None
+    from .. import config, telemetry
+    from ..persistence.redaction import EVENT_REDACTED
+
+    notices = bool(telemetry.has_handlers(EVENT_REDACTED) and telemetry.enabled())
+    try:
+        init = pickle.dumps({"source": source, "config": config.snapshot(), "seen": dict(seen), "since": since,
+                             "notices": notices}, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # a setting that cannot be sent (an object of the caller's): in-process
+        return None
+    return _Pool(n - 1, init, source, notices)
+
+
+def _result_dir() -> str:
+    """Where workers leave their results (memory-backed when the system has it): a pipe would
+    make a worker wait for this process to read each result."""
+    import tempfile
+
+    shm = "/dev/shm"
+    base = shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
+    return tempfile.mkdtemp(prefix="asm-import-", dir=base)
+
+
+class _Worker:
+    def __init__(self, env: dict[str, str]) -> None:
+        from collections import deque
+        from multiprocessing.connection import Connection
+
+        self.proc = subprocess.Popen([sys.executable, "-m", "asm_nb.history._workers"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, env=env, close_fds=True)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        # the pipes are the connections' now (closed with them, not with the file objects)
+        self.send = Connection(os.dup(self.proc.stdin.fileno()), readable=False)
+        self.recv = Connection(os.dup(self.proc.stdout.fileno()), writable=False)
+        self.proc.stdin.close()
+        self.proc.stdout.close()
+        self.assigned: deque[int] = deque()  # files handed over, in order (it answers in order)
+
+    def close(self) -> None:
+        """End the worker: it holds nothing of the store's (no lock, no file), so it is killed
+        whether it finished or not (no wait for an interpreter's shutdown) and reaped."""
+        for c in (self.send, self.recv):
+            try:
+                c.close()
+            except OSError:  # pragma: no cover
+                pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+_AHEAD = 16  # results (files read ahead, here or by a worker) kept before this process waits
+
+
+class _Pool:
+    """The worker processes of one import; ``with pool:`` ends them (killed on an exception)."""
+
+    def __init__(self, n: int, init: bytes, source: str, notices: bool) -> None:
+        self.n_workers = n
+        self.dir = _result_dir()
+        init = pickle.dumps((self.dir, init), protocol=pickle.HIGHEST_PROTOCOL)
+        self.source = source
+        # how the files were read: by a worker (result taken), here (in order or ahead), read
+        # again here (a worker's usage keys were stale, or it failed), workers lost
+        self.stats = {"worker": 0, "here": 0, "again": 0, "lost_workers": 0}
+        self.notices = notices
+        env = dict(os.environ)
+        # the workers import this very asm_nb (a notebook may have it on sys.path only)
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        self.workers: list[_Worker] = []
+        try:
+            for _ in range(n):
+                w = _Worker(env)
+                self.workers.append(w)
+                w.send.send_bytes(init)
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> "_Pool":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        import shutil
+
+        for w in self.workers:
+            w.close()
+        self.workers = []
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def run(self, jobs: Sequence[Any], plans: Sequence[tuple], report: ImportReport, bar: Any,
+            batch: "EncodedBatch", seen: dict[str, Any], read: Callable[..., tuple[Any, int]]) -> None:
+        """Read the files (the workers a few ahead, this process the next one nobody reads, or
+        one ahead while it waits) and take the results in the files' order into ``batch``.
+        ``read(job, plan, seen, report, emit_redacted)`` reads a file in this process."""
+        from collections import deque
+        from multiprocessing.connection import wait
+
+        from ._driver import _BATCH_EVENTS, _skip
+
+        todo = deque(i for i, p in enumerate(plans) if p[0] != "skip")
+        results: dict[int, tuple[int, Any]] = {}  # file -> (files consumed when read (-1: none), result)
+        set_here: set = set()  # the usage keys the files consumed so far set
+        written: list[tuple[int, set]] = []  # (file, the keys it set), consumed files that set any
+
+        def size(i: int) -> int:
+            return max(plans[i][0].st_size - plans[i][3], 0)
+
+        def feed() -> None:
+            for w in self.workers:
+                while todo and (len(w.assigned) < 2 or (len(w.assigned) < _IN_FLIGHT
+                                                        and sum(size(k) for k in w.assigned) < _IN_FLIGHT_BYTES)):
+                    i = todo.popleft()
+                    w.assigned.append(i)
+                    w.send.send_bytes(pickle.dumps((i, jobs[i], plans[i]), protocol=pickle.HIGHEST_PROTOCOL))
+
+        def poll(block: bool) -> None:
+            busy = {w.recv: w for w in self.workers if w.assigned}
+            if not busy:
+                return
+            for conn in wait(list(busy), timeout=None if block else 0):
+                w = busy[conn]  # type: ignore[index]
+                try:
+                    i = int(w.recv.recv_bytes())
+                    path = os.path.join(self.dir, f"{i}.pkl")
+                    with open(path, "rb") as f:
+                        r = pickle.loads(f.read())
+                    os.unlink(path)
+                except (EOFError, OSError):  # the worker died: its files are read by the others or here
+                    todo.extend(w.assigned)
+                    todo_sorted = sorted(todo)
+                    todo.clear()
+                    todo.extend(todo_sorted)
+                    w.assigned.clear()
+                    self.workers.remove(w)
+                    w.close()
+                    self.stats["lost_workers"] += 1
+                    continue
+                w.assigned.popleft()
+                results[i] = (-1, r)
+
+        def ahead(i: int, consumed: int) -> None:
+            try:
+                r = read_result(read, jobs[i], plans[i], seen, self.source, self.notices)
+            except Exception:  # raised (again) when its turn comes, after the files before it are kept
+                r = None
+            results[i] = (consumed, r)
+
+        for i, (job, plan) in enumerate(zip(jobs, plans)):
+            if _skip(job, plan, report, bar):
+                continue
+            while i not in results:
+                if todo and todo[0] == i:  # nobody reads it yet: read here (nothing before it is pending)
+                    todo.popleft()
+                    feed()
+                    results[i] = (i, read_result(read, job, plan, seen, self.source, self.notices))
+                    break
+                feed()
+                poll(False)
+                if i in results:
+                    break
+                if todo and len(results) < _AHEAD:
+                    ahead(todo.popleft(), i)  # read ahead while a worker reads file i
+                else:
+                    poll(True)
+            consumed, r = results.pop(i)
+            if r is not None and consumed != i:
+                looked = r["looked"]
+                if consumed < 0:
+                    stale = not set_here.isdisjoint(looked)
+                else:  # read here after the files before ``consumed``: the ones since matter
+                    stale = False
+                    for k in range(len(written) - 1, -1, -1):
+                        if written[k][0] < consumed:
+                            break
+                        if not written[k][1].isdisjoint(looked):
+                            stale = True
+                            break
+                if stale:
+                    r = None
+            if r is None:
+                # a worker failed, or a usage key it looked up was set by an earlier file since:
+                # read it again here with the keys as they are now (what the in-process import does)
+                r = read_result(read, job, plan, seen, self.source, self.notices)
+                self.stats["again"] += 1
+            else:
+                self.stats["worker" if consumed < 0 else "here"] += 1
+            writes = r["writes"]
+            if writes:
+                seen.update(writes)
+                set_here.update(writes)
+                written.append((i, set(writes)))
+            report.files_read += 1
+            report.lines_read += r["lines"]
+            report.usage_records += r["usage_records"]
+            for text in r["warnings"]:
+                report.warn(text)
+            report.warning_count += r["warning_count"] - len(r["warnings"])
+            if r["notices"]:
+                from ..persistence.redaction import emit_redacted
+
+                for notice in r["notices"]:
+                    emit_redacted(*notice)
+            bar.update(r["end"] - plan[3])
+            batch.add_encoded(r)
+            if batch.n_events >= _BATCH_EVENTS:
+                batch.flush()
+
+
+def read_result(read: Callable[..., tuple[Any, int]], job: Any, plan: tuple, base: Mapping[str, Any], source: str,
+                notices: bool) -> dict[str, Any]:
+    """Read one file (``read``: ``_driver._read_file`` bound to this process's pricer, handlers,
+    ...) against the usage keys ``base`` without changing them; the result as the parent takes it
+    (``encode_file`` plus the keys looked up and set, the file's counts, warnings and redaction
+    notices)."""
+    rep = ImportReport(source=source)
+    sn = _Seen(base)
+    got: list = []
+    b, end = read(job, plan, sn, rep, (lambda *a: got.append(a)) if notices else (lambda *a: None))
+    r = encode_file(b, plan[1], end, plan[0])
+    r.update({"looked": sn.looked, "writes": dict(sn), "lines": rep.lines_read, "usage_records": rep.usage_records,
+              "warnings": rep.warnings, "warning_count": rep.warning_count, "notices": got, "end": end})
+    return r
+
+
+class _Seen(dict):
+    """The usage keys as a worker's builder sees them: its own writes (this dict) over the
+    store's keys at the start (``base``); every key looked up is recorded."""
+
+    def __init__(self, base: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.base = base
+        self.looked: set = set()
+
+    def get(self, key: Any, default: Any = None) -> Any:  # type: ignore[override]
+        self.looked.add(key)
+        if key in self:
+            return self[key]
+        return self.base.get(key, default)
+
+
+class EncodedBatch:
+    """``_driver._Batch`` for encoded results: files' event lines (numbered from 1, renumbered
+    under the lock when a log has lines already) and upserts, written by
+    ``_localbulk.write_encoded``."""
+
+    def __init__(self, store: Any, report: ImportReport) -> None:
+        self.store = store
+        self.report = report
+        self.logs: list[tuple[str, bytes, int, datetime | None]] = []
+        self.upserts: list[list] = []
+        self.counts = [0, 0, 0, 0]
+        self.n_events = 0
+        self.pending = False
+        self.failed = False
+
+    def add_builder(self, b: Any, prev: Any, end: int, st: Any) -> None:
+        """A file read in this process."""
+        self.add_encoded(encode_file(b, prev, end, st))
+
+    def add_encoded(self, r: Mapping[str, Any]) -> None:
+        self.pending = True
+        self.upserts.extend(r["upserts"])
+        kind = r["kind"]
+        if kind is None:
+            return
+        if r["n"]:
+            self.logs.append((r["sid"], r["blob"], r["n"], r["newest"]))
+        c = self.counts
+        c[0] += r["n"]
+        c[1] += r["new_runs"]
+        c[kind] += 1
+        self.n_events += r["n"]
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        from ..stores._localbulk import write_encoded
+
+        try:
+            write_encoded(self.store, self.logs, self.upserts)
+        except BaseException:
+            self.failed = True
+            raise
+        r, c = self.report, self.counts
+        r.events += c[0]
+        r.runs += c[1]
+        r.sessions_new += c[2]
+        r.sessions_updated += c[3]
+        self.logs, self.upserts = [], []
+        self.counts = [0, 0, 0, 0]
+        self.n_events = 0
+        self.pending = False
+
+
+def encode_file(b: Any, prev: Any, end: int, st: Any) -> dict[str, Any]:
+    """One read file as the batch takes it: upserts, its events' lines numbered from 1 (the
+    checks and the encoding of ``LocalStore.write_batch``), counts."""
+    from ..stores import _codec
+    from ..stores._base import check_events
+    from ._driver import file_upserts
+
+    upserts, kind = file_upserts(b, prev, end, st)
+    out: dict[str, Any] = {"upserts": upserts, "kind": kind, "n": 0, "new_runs": b.new_runs, "sid": b.sid,
+                           "blob": b"", "newest": None}
+    if kind is None or not b.events:
+        return out
+    events = check_events(b.events)
+    try:
+        lines, _ = _codec.event_lines(events, 0)
+    except (TypeError, ValueError) as exc:
+        raise AsmError("storage_error", f"Failed to append events: {exc!r}") from exc
+    out["blob"] = b"".join(lines)
+    out["n"] = len(events)
+    out["newest"] = max(e.timestamp for e in events)
+    return out
+
+
+# -- the worker process ---------------------------------------------------------------------------
+
+
+def _worker_main() -> None:  # pragma: no cover - runs in the worker processes (tested through them)
+    import gc
+    import queue
+    import signal
+    from multiprocessing.connection import Connection
+
+    # the channel is the original stdin/stdout; anything printed goes to stderr instead
+    rd = Connection(os.dup(0), writable=False)
+    wr = Connection(os.dup(1), readable=False)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(2, 1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides (and kills the workers)
+    gc.disable()  # as the in-process import: it makes no reference cycles
+    try:
+        where, init = pickle.loads(rd.recv_bytes())
+        init = pickle.loads(init)
+    except EOFError:
+        return
+    from .. import config
+
+    for k, v in init["config"].items():
+        config.set_global(k, v)
+    from . import _source
+    from ._builder import _Pricer
+    from ._driver import _loads, _NoBar, _read_file
+
+    handler, first_line, finish = _source(init["source"])
+    pricer = _Pricer()
+    loads = _loads()
+    base = init["seen"]
+    since = init["since"]
+    source = init["source"]
+    notices = init["notices"]
+    inbox: queue.Queue = queue.Queue()
+
+    def reader() -> None:  # drains the input so the parent never blocks sending
+        try:
+            while True:
+                inbox.put(rd.recv_bytes())
+        except (EOFError, OSError):
+            inbox.put(None)
+
+    def read(job: Any, plan: tuple, sn: Any, rep: Any, emit: Any) -> tuple[Any, int]:
+        return _read_file(job, plan, sn, pricer, rep, since, _NoBar(), loads, handler, first_line, finish, emit)
+
+    threading.Thread(target=reader, daemon=True).start()
+    while True:
+        msg = inbox.get()
+        if msg is None:
+            break
+        i, job, plan = pickle.loads(msg)
+        try:
+            out = pickle.dumps(read_result(read, job, plan, base, source, notices), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # the parent reads this file itself (and raises its error from there)
+            out = pickle.dumps(None, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            with open(os.path.join(where, f"{i}.pkl"), "wb") as f:
+                f.write(out)
+            wr.send_bytes(b"%d" % i)
+        except OSError:
+            return  # the parent is gone (or its folder)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _worker_main()

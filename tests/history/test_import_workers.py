@@ -1,0 +1,271 @@
+"""``import_history(..., workers=N)``: files read in worker processes store exactly what one
+process stores (same bytes, events, runs, sessions, offsets, warnings, counts), usage keys shared
+across files are still counted once, progress moves, bad values raise, and an interrupted import
+leaves no worker behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import textwrap
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from asm_nb.core.errors import AsmError
+from asm_nb.history import HistoryWarning, _driver, _workers, import_history
+from asm_nb.stores import _codec, open_store
+from asm_nb.testing.history_logs import write_claude_code_logs
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_import_bulk import _halves, _logs, _snapshot  # noqa: E402
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="worker processes are used on POSIX only")
+
+FIXED = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def fixed_clock(tmp_path, monkeypatch):
+    """Records without a time get the import's clock: fixed here and, through a
+    ``sitecustomize`` on the workers' path, in the worker processes too."""
+    from asm_nb.history import _base, _builder
+
+    for mod in (_base, _builder):
+        monkeypatch.setattr(mod, "_now", lambda: FIXED)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(textwrap.dedent(f"""
+        from datetime import datetime, timezone
+        from asm_nb.history import _base, _builder
+        _fixed = datetime.fromisoformat({FIXED.isoformat()!r})
+        _base._now = _builder._now = lambda: _fixed
+    """))
+    old = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", str(site) + (os.pathsep + old if old else ""))
+
+
+@pytest.fixture
+def pools(monkeypatch):
+    """Every pool an import starts (their ``stats``: which files workers read)."""
+    started: list = []
+    real = _workers.start_pool
+
+    def spy(*a, **kw):
+        pool = real(*a, **kw)
+        if pool is not None:
+            started.append(pool)
+        return pool
+
+    monkeypatch.setattr(_workers, "start_pool", spy)
+    return started
+
+
+def _import(source, store, path, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HistoryWarning)
+        rep = import_history(source, store, path=path, **kw)
+    d = rep.to_dict()
+    d.pop("duration_s")
+    return d
+
+
+@pytest.mark.parametrize("source", ["claude-code", "codex"])
+def test_two_processes_store_exactly_what_one_stores(tmp_path, fixed_clock, pools, source):
+    """First halves, then whole files (the logs have lines already: numbers put in under the
+    lock), then nothing new, then a file that grew: reports (warnings for malformed lines
+    included), sessions, runs, events and the bytes of every table, summary and log are the same
+    with workers=1 and workers=2, and the workers did read files."""
+    logs = _logs(tmp_path, source)
+    seq = [tmp_path / "in1", tmp_path / "in2"]
+    _halves(logs, seq[0], 1)
+    _halves(logs, seq[1], 2)
+    stores = {1: open_store(tmp_path / "s1"), 2: open_store(tmp_path / "s2")}
+    reports: dict = {k: [] for k in stores}
+    cur = tmp_path / "cur"
+    for step in (seq[0], seq[1], seq[1], "grow"):
+        if step == "grow":
+            f = sorted(cur.rglob("*.jsonl"))[-1]
+            f.write_bytes(f.read_bytes() + b'"}\n' + b'{"type": "summary", "summary": "later"}\n')
+        else:
+            if cur.exists():
+                shutil.rmtree(cur)
+            shutil.copytree(step, cur)
+        for n, st in stores.items():
+            reports[n].append(_import(source, st, cur, workers=n))
+    assert reports[2] == reports[1]
+    assert reports[2][0]["warning_count"] > 0 and reports[2][0]["warnings"]
+    assert reports[2][1]["events"] > 0 and reports[2][1]["sessions_updated"] > 0
+    assert reports[2][2]["events"] == 0 and reports[2][2]["files_unchanged"] > 0  # nothing new: no pool
+    assert len(pools) >= 2 and all(p.stats["worker"] > 0 for p in pools), [p.stats for p in pools]
+    snaps = {n: _snapshot(st, Path(st.root)) for n, st in stores.items()}
+    assert snaps[2]["events"] and snaps[2]["runs"]
+    for key in ("sessions", "runs", "events", "files"):
+        assert snaps[2][key] == snaps[1][key], key
+    for st in stores.values():
+        st.close()
+
+
+def _resumed(tmp_path: Path) -> Path:
+    """Claude Code logs where later files repeat earlier files' messages (a resumed session
+    copies them; the last copy's output count grew): each usage key is counted once."""
+    gen = write_claude_code_logs(tmp_path / "gen", lines=1200, sessions=6)
+    files = sorted(gen["files"])
+    first = files[0].read_bytes().splitlines(keepends=True)
+    copied = [ln for ln in first if b'"usage"' in ln][:8]
+    for k, f in enumerate(files[1:], 1):
+        extra = copied if k % 2 else [ln.replace(b'"output_tokens": ', b'"output_tokens": 1') for ln in copied]
+        f.write_bytes(f.read_bytes() + b"".join(extra))
+    return gen["root"]
+
+
+def test_usage_keys_shared_across_files_are_counted_once_as_in_one_process(tmp_path, fixed_clock, pools):
+    root = _resumed(tmp_path)
+    stores = {n: open_store(tmp_path / f"s{n}") for n in (1, 2)}
+    reps = {n: _import("claude-code", st, root, workers=n) for n, st in stores.items()}
+    assert reps[2] == reps[1]
+    (pool,) = pools
+    assert pool.stats["again"] > 0, pool.stats  # stale worker results were read again here
+    snaps = {n: _snapshot(st, Path(st.root)) for n, st in stores.items()}
+    for key in ("sessions", "runs", "events", "files"):
+        assert snaps[2][key] == snaps[1][key], key
+    for st in stores.values():
+        st.close()
+
+
+def test_a_worker_that_dies_leaves_its_files_to_the_others(tmp_path, fixed_clock, pools, monkeypatch):
+    gen = write_claude_code_logs(tmp_path / "logs", lines=1500, sessions=6)
+    real = _workers._Worker.__init__
+
+    def dying(self, env):
+        real(self, env)
+        self.proc.kill()  # before it reads anything
+
+    monkeypatch.setattr(_workers._Worker, "__init__", dying)
+    stores = {n: open_store(tmp_path / f"s{n}") for n in (1, 2)}
+    reps = {n: _import("claude-code", st, gen["root"], workers=n) for n, st in stores.items()}
+    assert reps[2] == reps[1] and reps[2]["events"] > 1000
+    (pool,) = pools
+    assert pool.stats["lost_workers"] == 1 and pool.stats["worker"] == 0
+    snaps = {n: _snapshot(st, Path(st.root)) for n, st in stores.items()}
+    assert snaps[2]["files"] == snaps[1]["files"]
+    for st in stores.values():
+        st.close()
+
+
+def test_progress_moves_by_every_byte_read_with_workers(tmp_path, pools, monkeypatch):
+    gen = write_claude_code_logs(tmp_path / "logs", lines=1500, sessions=5)
+
+    class Bar:
+        updates: list = []
+
+        def update(self, n):
+            self.updates.append(n)
+
+        def close(self):
+            pass
+
+    bar = Bar()
+    monkeypatch.setattr(_driver, "_progress", lambda enabled, total, source: bar)
+    st = open_store(tmp_path / "store")
+    rep = _import("claude-code", st, gen["root"], workers=2, progress=True)
+    st.close()
+    assert pools and rep["lines_read"] == gen["lines"]
+    assert len(bar.updates) >= len(gen["files"]) and sum(bar.updates) == sum(f.stat().st_size for f in gen["files"])
+
+
+def test_an_interrupted_import_leaves_no_worker_and_keeps_what_was_written(tmp_path, pools, monkeypatch):
+    gen = write_claude_code_logs(tmp_path / "logs", lines=3000, sessions=8)
+    spawned: list = []
+    real_init = _workers._Worker.__init__
+
+    def spy(self, env):
+        real_init(self, env)
+        spawned.append(self.proc)
+
+    monkeypatch.setattr(_workers._Worker, "__init__", spy)
+    real_add = _workers.EncodedBatch.add_encoded
+    calls = []
+
+    def interrupt(self, r):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        real_add(self, r)
+
+    monkeypatch.setattr(_workers.EncodedBatch, "add_encoded", interrupt)
+    st = open_store(tmp_path / "store")
+    with pytest.raises(KeyboardInterrupt):
+        _import("claude-code", st, gen["root"], workers=2)
+    assert spawned and all(p.returncode is not None for p in spawned)  # killed and reaped
+    for p in spawned:
+        with pytest.raises(ProcessLookupError):
+            os.kill(p.pid, 0)
+    assert not os.path.exists(pools[0].dir)
+    assert len(st.list_sessions()) == 3  # the files taken before the interrupt are kept
+    monkeypatch.setattr(_workers.EncodedBatch, "add_encoded", real_add)
+    rep = _import("claude-code", st, gen["root"], workers=2)  # and the next import completes it
+    assert rep["sessions_new"] == len(gen["files"]) - 3
+    st.close()
+
+
+@pytest.mark.parametrize("bad", [0, -1, 65, True, 1.5, "2"])
+def test_a_bad_workers_value_raises_validation_error(tmp_path, bad):
+    with pytest.raises(AsmError) as ei:
+        import_history("claude-code", open_store(tmp_path / "s"), path=tmp_path, workers=bad)
+    assert ei.value.code == "validation_error" and "workers" in str(ei.value)
+
+
+def test_the_default_uses_a_second_process_for_large_imports_only(tmp_path, pools, monkeypatch):
+    gen = write_claude_code_logs(tmp_path / "logs", lines=1200, sessions=4)
+    st = open_store(tmp_path / "s1")
+    _import("claude-code", st, gen["root"])  # ~1 MB: one process
+    assert pools == []
+    st.close()
+    monkeypatch.setattr(_workers, "AUTO_MIN_BYTES", 1)
+    monkeypatch.setattr(_workers, "_cpus", lambda: 4)
+    st = open_store(tmp_path / "s2")
+    _import("claude-code", st, gen["root"])
+    assert len(pools) == 1 and pools[0].n_workers == 1  # 2 processes: this one + 1
+    st.close()
+    monkeypatch.setattr(_workers, "_cpus", lambda: 1)
+    st = open_store(tmp_path / "s3")
+    _import("claude-code", st, gen["root"])
+    assert len(pools) == 1  # one core: one process
+    st.close()
+
+
+def test_another_store_is_written_in_process(tmp_path, pools):
+    gen = write_claude_code_logs(tmp_path / "logs", lines=800, sessions=3)
+    rep = _import("claude-code", open_store("memory://"), gen["root"], workers=2)
+    assert rep["events"] > 0 and pools == []
+
+
+def test_renumber_puts_numbers_after_the_logs_last():
+    from asm_nb.core.events import Event
+
+    evs = [Event.new("message_sent", "ses_x", run_id="run_1", data={"content": 'a ,"sequence_number":7, b'})
+           for _ in range(3)]
+    one, _ = _codec.event_lines(evs[:2], 0)
+    two, _ = _codec.event_lines(evs[2:], 0)
+    lines, size = _codec.renumber([b"".join(one), b"".join(two)], 41)
+    assert lines == _codec.event_lines(evs, 41)[0]
+    assert size == sum(map(len, lines)) and [json.loads(x)["sequence_number"] for x in lines] == [42, 43, 44]
+    with pytest.raises(ValueError):
+        _codec.renumber([b"".join(one)[:-1]], 0)
+
+
+def test_cli_import_workers(tmp_path, capsys, pools):
+    from asm_nb.cli import main
+
+    gen = write_claude_code_logs(tmp_path / "logs", lines=800, sessions=3)
+    st = str(tmp_path / "st")
+    assert main(["import", "claude-code", "--path", str(gen["root"]), "--store", st, "--workers", "0"]) == 2
+    assert capsys.readouterr().err.startswith("asm: error: [validation_error] workers must be")
+    assert main(["import", "claude-code", "--path", str(gen["root"]), "--store", st, "--workers", "2",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sessions_new"] == len(gen["files"]) and len(pools) == 1
