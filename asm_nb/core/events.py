@@ -12,7 +12,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any, Iterable, Mapping, TypeGuard, TypeVar
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeGuard, TypeVar
 
 from ._checks import dict_or_empty, require_datetime, require_non_empty, require_str
 from .errors import AsmError, BatchNormalizationError

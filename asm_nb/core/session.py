@@ -9,7 +9,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ._checks import dict_or_empty, optional_datetime, require_datetime, require_non_empty, require_str
 from .errors import AsmError

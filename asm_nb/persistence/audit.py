@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .. import config, telemetry
 from ..core.errors import AsmError
 from ..core.events import Event, EventType
+from .pipeline import _unshared_appender
 from .redaction import redact
 
 if TYPE_CHECKING:
@@ -74,7 +75,8 @@ def _append(store: SessionStore, etype: EventType, session_id: object, run_id: o
         event = Event.new(etype, session_id, run_id=run_id, data=data, metadata={"source": "audit"},
                           provider=provider)
         event = redact(event, None).event
-        store.append_event_with_sequence(event)
+        # built here and held by nobody else: numbered in place where the store can (no copy)
+        (_unshared_appender(store) or store.append_event_with_sequence)(event)
     except Exception as exc:  # noqa: BLE001 - documented: audit failures never propagate
         log.debug("audit log append of %s failed: %r", etype.value, exc)
 

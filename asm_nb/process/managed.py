@@ -322,6 +322,9 @@ class ManagedProcess:
             try:
                 notify()
             finally:
+                # the exit is known now: waiters of ``_exited`` (``wait()``) wake in the next loop
+                # turn, not one turn later behind the exit-watch task's own wake-up
+                self._mark_exited()
                 if not fut.done():
                     fut.set_result(None)
 
@@ -346,10 +349,7 @@ class ManagedProcess:
                     if done:
                         break
                     poll = min(poll * 2, 0.1)
-        self._t_end = time.monotonic()
-        self._exited.set()
-        self._cancel_watch()
-        _LIVE.discard(self)
+        self._mark_exited()
         # a descendant still holding stdout open would make readers hang: give it a moment,
         # then kill what is left of the group
         pumps = [t for t in (self._stdout_task, self._stderr_task) if t is not None and not t.done()]
@@ -380,6 +380,15 @@ class ManagedProcess:
                             pipe.close()
                     except Exception:  # noqa: BLE001 - best effort: the pump tasks are cancelled anyway
                         pass
+
+    def _mark_exited(self) -> None:
+        """The child has exited (once): its end time, ``_exited`` set, deadlines disarmed."""
+        if self._exited.is_set():
+            return
+        self._t_end = time.monotonic()
+        self._exited.set()
+        self._cancel_watch()
+        _LIVE.discard(self)
 
     def _watch_fire(self) -> None:
         """The deadlines (``timeout_ms`` overall, ``idle_timeout_ms`` without output): a loop timer

@@ -16,7 +16,8 @@ import asyncio
 import inspect
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..core.capabilities import Capability, CapabilityType
 from ..core.errors import AsmError

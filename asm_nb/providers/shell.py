@@ -27,7 +27,8 @@ import asyncio
 import os
 import re
 import secrets
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .. import config
 from ..core.capabilities import Capability
@@ -209,27 +210,50 @@ class ShellAdapter(BaseAdapter):
         tool_call_id = "tc_" + secrets.token_hex(8)
         tool_input = {"command": spec["command"], "args": list(spec["args"]), "cwd": cwd}
 
-        await active.emit("run_started", {"cwd": cwd, "command": display})
-        await active.emit("message_sent", {"role": "user", "content": display})
-        await active.emit("tool_call_started", {"tool_call_id": tool_call_id, "tool_name": "bash",
-                                                "tool_input": tool_input})
-        if active.cancelled:
-            # a policy denied the call (or asked for approval and was refused) while its
-            # tool_call_started was recorded: the command must not start at all
-            raise await active.emit_cancelled()
+        # The child may start before the opening events are made (their work then overlaps the
+        # child's run) only when nothing that sees them can stop the run on them: a policy can
+        # deny the tool call or wait for an approval, a user callback can cancel, and then the
+        # command must not have started (see ``_EARLY_START``).
+        early = _may_start_early(active.callback)
+        if not early:
+            await active.emit("run_started", {"cwd": cwd, "command": display})
+            await active.emit("message_sent", {"role": "user", "content": display})
+            await active.emit("tool_call_started", {"tool_call_id": tool_call_id, "tool_name": "bash",
+                                                    "tool_input": tool_input})
+            if active.cancelled:
+                # a policy denied the call (or asked for approval and was refused) while its
+                # tool_call_started was recorded: the command must not start at all
+                raise await active.emit_cancelled()
 
         queue: asyncio.Queue[Any] = asyncio.Queue()
         on_output = (lambda item: queue.put_nowait(item[1])) if spec["streaming"] else None
         from .sandbox import sandboxed_argv
 
         argv = sandboxed_argv([spec["command"], *spec["args"]], cwd, self.sandbox)
-        task = asyncio.ensure_future(wexec.run(argv[0], argv[1:], cwd=cwd, timeout_ms=timeout_ms,
-                                               max_output_bytes=self.max_output_bytes, env=env,
-                                               on_output=on_output))
-        task.add_done_callback(lambda _t: queue.put_nowait(_DONE))
+
+        async def command() -> wexec.ExecResult:
+            try:
+                return await wexec.run(argv[0], argv[1:], cwd=cwd, timeout_ms=timeout_ms,
+                                       max_output_bytes=self.max_output_bytes, env=env, on_output=on_output)
+            finally:
+                # said in the command task's last step, not by a done callback a loop turn later
+                # (only a task cancelled before it started says nothing: nobody waits for it then)
+                queue.put_nowait(_DONE)
+
+        task = asyncio.ensure_future(command())
         wake = lambda: queue.put_nowait(_CANCEL)  # noqa: E731 - cancel() may come from any callback
         active.on_cancel.append(wake)
         try:
+            if early:
+                # one loop turn: the command task starts the child first (its first step runs
+                # until the child exists), and the opening events are built and stored while the
+                # child runs instead of before it starts. Their order and content are unchanged:
+                # nothing of the command (output, exit, a start failure) is looked at before them.
+                await asyncio.sleep(0)
+                await active.emit("run_started", {"cwd": cwd, "command": display})
+                await active.emit("message_sent", {"role": "user", "content": display})
+                await active.emit("tool_call_started", {"tool_call_id": tool_call_id, "tool_name": "bash",
+                                                        "tool_input": tool_input})
             while True:
                 item = await queue.get()
                 if active.cancelled or item is _CANCEL:
@@ -278,6 +302,17 @@ class ShellAdapter(BaseAdapter):
             await active.emit("run_failed", {"error_code": "command_failed", "error_message": msg,
                                              "exit_code": res.exit_code, "duration_ms": res.duration_ms})
         return {"output": output, "token_usage": empty_usage()}
+
+
+#: the attribute a callback sets to say that nothing seeing the events can stop the run on one
+#: (the session manager's callback: no policy and no user callback); absent: assume it can
+_EARLY_START = "no_event_observers"
+
+
+def _may_start_early(callback: Any) -> bool:
+    """Whether the command may start before its opening events are made: no callback, or one
+    that says nothing behind it can stop the run on an event (``_EARLY_START``)."""
+    return callback is None or getattr(callback, _EARLY_START, False) is True
 
 
 async def _stop(task: asyncio.Task) -> None:

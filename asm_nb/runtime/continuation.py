@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 import weakref
 from collections import OrderedDict
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..core.errors import AsmError
 from ..core.session import Session

@@ -71,7 +71,10 @@ if sys.platform == "linux" and sys.version_info < (3, 12):
             self._asm_watcher.attach_loop(self)
 
         def _asm_child_exited(self, pid: int, returncode: int, transp: Any) -> None:
-            self.call_soon(transp._process_exited, returncode)  # on this loop already: no self-pipe write
+            # called by the watcher's pidfd reader, on this loop: the transport learns the exit
+            # now (no self-pipe write, and no loop turn: it schedules its protocol's callbacks
+            # itself)
+            transp._process_exited(returncode)
 
         async def _make_subprocess_transport(self, protocol, args, shell, stdin, stdout, stderr, bufsize,
                                              extra=None, **kwargs):

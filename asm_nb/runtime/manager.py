@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from .. import config
 from ..core.capabilities import CapabilityResolver
@@ -39,6 +40,7 @@ from .manager_io import _check_store as _check_store
 from .manager_io import _error_payload as _error_payload
 from .manager_io import _for_store as _for_store
 from .manager_io import _internal_event as _internal_event
+from .manager_io import _internal_events as _internal_events
 from .manager_io import _persist as _persist
 from .manager_io import _store as _store
 from .manager_io import _telemetry as _telemetry
@@ -73,9 +75,11 @@ async def astart_session(store: Any, adapter: Any, attrs: Mapping[str, Any] | No
     if active:
         session = session.with_status(SessionStatus.ACTIVE)
     await _store(store, "save_session", session, _operation="start_session")
-    await _internal_event(store, session, "session_created", {"provider": adapter.name})
-    if active:
-        await _internal_event(store, session, "session_started", {})
+    if active:  # both in one append (one lock round, one store call)
+        await _internal_events(store, session, [("session_created", {"provider": adapter.name}),
+                                                ("session_started", {})])
+    else:
+        await _internal_event(store, session, "session_created", {"provider": adapter.name})
     return session
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .. import config
 from ..core.errors import AsmError
@@ -122,6 +123,22 @@ async def _internal_event(store: Any, session: Session, type: str, data: Mapping
     prov = provider or session.metadata.get("provider") or "session_manager"
     return await _persist(store, {"type": type, "data": dict(data or {})}, session_id=session.id, run_id=run_id,
                           provider=prov, correlation_id=session.metadata.get("correlation_id"))
+
+
+async def _internal_events(store: Any, session: Session, items: list[tuple[str, Mapping[str, Any] | None]]) -> list:
+    """``_internal_event`` for several session events at once (``[(type, data), ...]``, no run):
+    built by the pipeline's ``process_batch`` and stored with one ``append_events`` (one lock
+    round and one call of the store, off the loop or not, instead of one per event). Same events,
+    numbers, redaction and telemetry; a failure stores none of them."""
+    from ..persistence.pipeline import EventPipeline
+
+    prov = session.metadata.get("provider") or "session_manager"
+    ctx = _ctx(session.id, None, prov, session.metadata.get("correlation_id"))
+    raws = [{"type": t, "data": dict(d or {})} for t, d in items]
+    pipe: EventPipeline = _pipeline(store)
+    if getattr(store, "inline_safe", False) or getattr(store, "inline_append_safe", False):
+        return pipe.process_batch(raws, ctx)
+    return await asyncio.to_thread(pipe.process_batch, raws, ctx)
 
 
 def _error_payload(err: AsmError, *, hint: str | None = None) -> dict[str, Any]:

@@ -501,9 +501,12 @@ class LocalStore(LocalDocuments):
 
                 with self._db():
                     stored = self._sessions.get(session.id)
-                    merged = merge_session(stored, session).to_dict()
-                    if stored is None or merged != stored.to_dict():  # an unchanged session: no line
-                        self._sessions.append([merged])
+                    # the payload's session is the very object the table holds (a run's end read
+                    # it and changed nothing): merging it into itself changes nothing, no line
+                    if stored is not session:
+                        merged = merge_session(stored, session).to_dict()
+                        if stored is None or merged != stored.to_dict():  # an unchanged session: no line
+                            self._sessions.append([merged])
                     self._runs.append([stamp_owner(run.to_dict())], [run])
             except BaseException as exc:
                 for slog, n, offset in marks:  # undo: nothing of the payload stays
