@@ -151,7 +151,10 @@ class _Worker:
         self.proc.wait()
 
 
-_AHEAD = 16  # results (files read ahead, here or by a worker) kept before this process waits
+# results (files read ahead, here or by a worker) kept before this process waits instead of
+# reading further ahead: 16 files, or their 128 MB of log
+_AHEAD = 16
+_AHEAD_BYTES = 128 << 20
 
 
 class _Pool:
@@ -276,7 +279,7 @@ class _Pool:
                 poll(False)
                 if i in results:
                     break
-                if todo and len(results) < _AHEAD:
+                if todo and len(results) < _AHEAD and sum(size(k) for k in results) < _AHEAD_BYTES:
                     ahead(todo.popleft(), i)  # read ahead while a worker reads file i
                 else:
                     poll(True)

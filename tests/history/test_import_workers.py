@@ -304,3 +304,17 @@ def test_row_lines_are_the_lines_of_the_events_the_rows_make():
     ]
     for row in odd:
         assert _codec.row_lines([rows[0], row], 0) is None, row
+
+
+def test_with_no_room_to_read_ahead_this_process_waits_for_the_workers(tmp_path, fixed_clock, pools, monkeypatch):
+    gen = write_claude_code_logs(tmp_path / "logs", lines=1500, sessions=6)
+    monkeypatch.setattr(_workers, "_AHEAD_BYTES", 1)  # nothing read ahead here: only in order
+    stores = {n: open_store(tmp_path / f"s{n}") for n in (1, 2)}
+    reps = {n: _import("claude-code", st, gen["root"], workers=n) for n, st in stores.items()}
+    assert reps[2] == reps[1]
+    (pool,) = pools
+    assert pool.stats["worker"] > 0 and pool.stats["worker"] + pool.stats["here"] == len(gen["files"])
+    snaps = {n: _snapshot(st, Path(st.root)) for n, st in stores.items()}
+    assert snaps[2]["files"] == snaps[1]["files"]
+    for st in stores.values():
+        st.close()
