@@ -75,6 +75,27 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
+def _idle_cores(window: float = 0.05) -> float:
+    """How many cores sat idle over ``window`` seconds (Linux ``/proc/stat``; elsewhere every
+    core counts as idle). This process sleeps meanwhile, so its own core counts as idle."""
+    import time
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat", "rb") as f:
+            vals = [int(x) for x in f.readline().split()[1:]]
+        return sum(vals), vals[3] + (vals[4] if len(vals) > 4 else 0)  # all, idle + iowait
+
+    try:
+        t0, i0 = sample()
+        time.sleep(window)
+        t1, i1 = sample()
+    except (OSError, ValueError, IndexError):
+        return float(_cpus())
+    if t1 <= t0:
+        return float(_cpus())
+    return (i1 - i0) / (t1 - t0) * (os.cpu_count() or 1)
+
+
 def encoded_path(store: Any, bulk: Any) -> bool:
     """Whether ``store`` is written by ``LocalStore.write_batch`` itself, which
     ``_localbulk.write_encoded`` stands for (the same bytes from lines encoded beforehand);
@@ -96,8 +117,10 @@ def start_pool(workers: int | None, jobs: Sequence[Any], plans: Sequence[tuple],
         return None
     reads = [p for p in plans if p[0] != "skip"]
     if n is None:
+        # two processes for a large import, when a second core is there and idle: with the
+        # cores busy with other work a second process only adds its start and the hand-over
         todo = sum(max(p[0].st_size - p[3], 0) for p in reads)
-        n = min(2, _cpus()) if todo >= AUTO_MIN_BYTES else 1
+        n = 2 if todo >= AUTO_MIN_BYTES and len(reads) >= 2 and _cpus() >= 2 and _idle_cores() >= 1.5 else 1
     n = min(n, len(reads))
     if n <= 1:
         return None

@@ -220,23 +220,32 @@ def test_a_bad_workers_value_raises_validation_error(tmp_path, bad):
     assert ei.value.code == "validation_error" and "workers" in str(ei.value)
 
 
-def test_the_default_uses_a_second_process_for_large_imports_only(tmp_path, pools, monkeypatch):
+def test_the_default_uses_a_second_process_for_large_imports_on_an_idle_machine_only(tmp_path, pools, monkeypatch):
     gen = write_claude_code_logs(tmp_path / "logs", lines=1200, sessions=4)
-    st = open_store(tmp_path / "s1")
-    _import("claude-code", st, gen["root"])  # ~1 MB: one process
-    assert pools == []
-    st.close()
-    monkeypatch.setattr(_workers, "AUTO_MIN_BYTES", 1)
     monkeypatch.setattr(_workers, "_cpus", lambda: 4)
-    st = open_store(tmp_path / "s2")
-    _import("claude-code", st, gen["root"])
+    monkeypatch.setattr(_workers, "_idle_cores", lambda: 3.9)
+
+    def run(name):
+        st = open_store(tmp_path / name)
+        _import("claude-code", st, gen["root"])
+        st.close()
+
+    run("s1")  # ~1 MB: one process
+    assert pools == []
+    monkeypatch.setattr(_workers, "AUTO_MIN_BYTES", 1)
+    run("s2")
     assert len(pools) == 1 and pools[0].n_workers == 1  # 2 processes: this one + 1
-    st.close()
+    monkeypatch.setattr(_workers, "_idle_cores", lambda: 1.2)  # another job keeps a core busy
+    run("s3")
+    monkeypatch.setattr(_workers, "_idle_cores", lambda: 3.9)
     monkeypatch.setattr(_workers, "_cpus", lambda: 1)
-    st = open_store(tmp_path / "s3")
-    _import("claude-code", st, gen["root"])
-    assert len(pools) == 1  # one core: one process
-    st.close()
+    run("s4")  # one core: one process
+    assert len(pools) == 1
+
+
+def test_idle_cores_reads_the_machine(monkeypatch):
+    idle = _workers._idle_cores(0.02)
+    assert 0.0 <= idle <= (os.cpu_count() or 1) + 1e-9
 
 
 def test_another_store_is_written_in_process(tmp_path, pools):
