@@ -1,7 +1,7 @@
 """Reading an import's files in several processes (``import_history(..., workers=N)``).
 
 ``workers=N`` is N processes reading: this one and N - 1 workers. Each worker is a fresh
-interpreter (``python -m asm_nb.history._workers``, started with ``subprocess``: no ``fork`` of a
+interpreter (``python -c``, this asm_nb first on its path, started with ``subprocess``: no ``fork`` of a
 process that may have threads, as a Jupyter kernel has, and no re-import of the caller's
 ``__main__`` as ``multiprocessing``'s spawn does). It gets the caller's whole configuration
 (``config.snapshot()``: the redaction settings and the pricing table among it) and the usage keys
@@ -147,12 +147,12 @@ def _result_dir() -> str:
 
 
 class _Worker:
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, code: str) -> None:
         from collections import deque
         from multiprocessing.connection import Connection
 
-        self.proc = subprocess.Popen([sys.executable, "-m", "asm_nb.history._workers"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, env=env, close_fds=True)
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     close_fds=True)
         assert self.proc.stdin is not None and self.proc.stdout is not None
         # the pipes are the connections' now (closed with them, not with the file objects)
         self.send = Connection(os.dup(self.proc.stdin.fileno()), readable=False)
@@ -192,14 +192,15 @@ class _Pool:
         init = pickle.dumps((self.dir, init), protocol=pickle.HIGHEST_PROTOCOL)
         self.source = source
         self.notices = notices
-        env = dict(os.environ)
-        # the workers import this very asm_nb (a notebook may have it on sys.path only)
+        # the workers import this very asm_nb, first on their path (before the working folder,
+        # which may hold another copy; a notebook may have this one on sys.path only)
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        code = (f"import sys; sys.path.insert(0, {root!r}); "
+                "from asm_nb.history._workers import _worker_main; _worker_main()")
         self.workers: list[_Worker] = []
         try:
             for _ in range(n):
-                w = _Worker(env)
+                w = _Worker(code)
                 try:
                     w.send.send_bytes(init)
                 except OSError:  # it ended already: the others (or this process) read its share

@@ -141,8 +141,8 @@ def test_a_worker_that_dies_leaves_its_files_to_the_others(tmp_path, fixed_clock
     gen = write_claude_code_logs(tmp_path / "logs", lines=1500, sessions=6)
     real = _workers._Worker.__init__
 
-    def dying(self, env):
-        real(self, env)
+    def dying(self, code):
+        real(self, code)
         self.proc.kill()  # before it reads anything
 
     monkeypatch.setattr(_workers._Worker, "__init__", dying)
@@ -183,8 +183,8 @@ def test_an_interrupted_import_leaves_no_worker_and_keeps_what_was_written(tmp_p
     spawned: list = []
     real_init = _workers._Worker.__init__
 
-    def spy(self, env):
-        real_init(self, env)
+    def spy(self, code):
+        real_init(self, code)
         spawned.append(self.proc)
 
     monkeypatch.setattr(_workers._Worker, "__init__", spy)
@@ -266,6 +266,21 @@ def test_renumber_puts_numbers_after_the_logs_last():
     assert size == sum(map(len, lines)) and [json.loads(x)["sequence_number"] for x in lines] == [42, 43, 44]
     with pytest.raises(ValueError):
         _codec.renumber([b"".join(one)[:-1]], 0)
+
+
+def test_workers_import_this_asm_nb_whatever_the_working_folder_holds(tmp_path, pools, monkeypatch):
+    """A working folder with another ``asm_nb`` (a clone of an older version) does not change
+    what the workers import."""
+    gen = write_claude_code_logs(tmp_path / "logs", lines=800, sessions=3)
+    other = tmp_path / "cwd" / "asm_nb"
+    other.mkdir(parents=True)
+    (other / "__init__.py").write_text("raise ImportError('the wrong asm_nb')\n")
+    monkeypatch.chdir(tmp_path / "cwd")
+    st = open_store(tmp_path / "st")
+    _import("claude-code", st, gen["root"], workers=2)
+    st.close()
+    (pool,) = pools
+    assert pool.stats["lost_workers"] == 0 and pool.stats["worker"] > 0, pool.stats
 
 
 def test_cli_import_workers(tmp_path, capsys, pools):
