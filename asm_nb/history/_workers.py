@@ -178,6 +178,9 @@ class _Worker:
 # reading further ahead: 16 files, or their 128 MB of log
 _AHEAD = 16
 _AHEAD_BYTES = 128 << 20
+# events per bulk write with workers: smaller batches than in one process (20,000), so the last
+# write, which nobody works beside, is short
+_FLUSH_EVENTS = 4000
 
 
 class _Pool:
@@ -234,7 +237,7 @@ class _Pool:
         from collections import deque
         from multiprocessing.connection import wait
 
-        from ._driver import _BATCH_EVENTS, _skip
+        from ._driver import _skip
 
         todo = deque(i for i, p in enumerate(plans) if p[0] != "skip")
         results: dict[int, tuple[int, Any]] = {}  # file -> (files consumed when read (-1: none), result)
@@ -255,7 +258,8 @@ class _Pool:
 
         def feed() -> None:
             for w in list(self.workers):
-                while todo and (len(w.assigned) < 2 or (len(w.assigned) < _IN_FLIGHT
+                # near the end, a worker gets few files: what it holds then, this process waits for
+                while todo and (len(w.assigned) < 2 or (len(w.assigned) < min(_IN_FLIGHT, len(todo))
                                                         and sum(size(k) for k in w.assigned) < _IN_FLIGHT_BYTES)):
                     i = todo.popleft()
                     w.assigned.append(i)
@@ -347,7 +351,7 @@ class _Pool:
                     emit_redacted(*notice)
             bar.update(r["end"] - plan[3])
             batch.add_encoded(r)
-            if batch.n_events >= _BATCH_EVENTS:
+            if batch.n_events >= _FLUSH_EVENTS:
                 batch.flush()
 
 
