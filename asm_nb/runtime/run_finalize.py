@@ -14,6 +14,7 @@ from ..core.events import resolve_type
 from ..core.run import Run, RunStatus
 from ..core.serialization import utc_now
 from ..core.usage import TokenUsage
+from ..persistence.execution_state import ExecutionState
 from ..ports import AdapterResult
 from .manager_io import _audit, _error_payload, _for_store, _internal_event, _store, _telemetry
 from .result import RunEvents
@@ -114,8 +115,6 @@ async def _finalize_success(store: Any, adapter: Any, tracker: _RunTracker, resu
         md.pop("provider_session_id", None)
         md.pop("model", None)
         session = session.replace(metadata=md, updated_at=utc_now())
-    from ..persistence.execution_state import ExecutionState
-
     # the finished execution as the store port's flush payload (events were persisted as they streamed)
     payload = ExecutionState.new(session, _for_store(run)).cache_provider_metadata(tracker.provider_meta).to_result()
     await _store(store, "flush", payload, _operation="finalize_successful_run")
