@@ -86,7 +86,9 @@ async def _finalize_success(store: Any, adapter: Any, tracker: _RunTracker, resu
         await _internal_event(store, session, "run_completed",
                               {"stop_reason": result.output.get("stop_reason", "end_turn"), "token_usage": usage},
                               run_id=run.id, provider=adapter.name)
-    run = run.with_output(result.output)
+    # ``run.with_output(result.output)`` and the usage/provider fields in one copy
+    changes: dict[str, Any] = {"output": dict(result.output or {}), "status": RunStatus.COMPLETED,
+                               "ended_at": utc_now()}
     if tracker.terminal_seen == "run_failed":
         # The adapter reported the run failed but returned a result (shell: non-zero exit, timeout):
         # the command did run, so the output is kept, and the run is recorded as failed.
@@ -96,8 +98,8 @@ async def _finalize_success(store: Any, adapter: Any, tracker: _RunTracker, resu
         for k in ("provider_error", "details"):
             if fd.get(k):
                 err[k] = fd[k]
-        run = run.replace(status=RunStatus.FAILED, error=err)
-    run = run.replace(token_usage=usage, provider=adapter.name, provider_metadata=prov_meta,
+        changes.update(status=RunStatus.FAILED, error=err)
+    run = run.replace(**changes, token_usage=usage, provider=adapter.name, provider_metadata=prov_meta,
                       metadata={**run.metadata, **prov_meta})
     pricing = _price(run, tracker.reported_cost, tracker.provider_meta.get("routed_provider"))
     run = run.replace(cost_usd=pricing.get("cost_usd"),
