@@ -7,10 +7,9 @@ active pricing table (``_Pricer``). See ``_base.py`` for the incremental state i
 from __future__ import annotations
 
 from datetime import datetime
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..core.events import Event
 from ..core.run import Run, RunStatus
 from ..core.serialization import new_id
 from ..core.session import Session, SessionStatus
@@ -34,7 +33,7 @@ class _Pricer:
 
         self._tokens_cost = tokens_cost
         self.info = active_pricing()
-        self._cache: dict[tuple[str, str | None], tuple[str | None, Any]] = {}
+        self._cache: dict[tuple[str, str | None], tuple[str | None, Any, tuple | None]] = {}
 
     def cost(self, provider: str, model: str | None, usage: Mapping[str, int]) -> tuple[float | None, str | None]:
         key = (provider, model)
@@ -43,11 +42,22 @@ class _Pricer:
             from ..cost.calculator import lookup_price
 
             found = lookup_price(provider, model, self.info.table)
-            hit = (found[0], found[1] if found[0] is not None else None)
+            rates = found[1] if found[0] is not None else None
+            # the four per-token prices in the order ``tokens_cost`` applies them (cache tokens
+            # at the input price when the table has none)
+            flat = None if rates is None else (
+                rates.input, rates.output, rates.cache_read if rates.cache_read is not None else rates.input,
+                rates.cache_creation if rates.cache_creation is not None else rates.input)
+            hit = (found[0], rates, flat)
             self._cache[key] = hit
-        key_found, rates = hit
+        key_found, rates, flat = hit
         if key_found is None or rates is None:
             return None, None
+        i, o, cr, cc = usage[_K_IN], usage[_K_OUT], usage[_K_CR], usage[_K_CC]
+        if flat is not None and type(i) is int and type(o) is int and type(cr) is int and type(cc) is int \
+                and i >= 0 and o >= 0 and cr >= 0 and cc >= 0:
+            # ``tokens_cost`` for clean counts: the same products summed in the same order
+            return i * flat[0] + o * flat[1] + cr * flat[2] + cc * flat[3], key_found
         return self._tokens_cost(usage, rates), key_found
 
 
@@ -90,13 +100,13 @@ class SessionBuilder:
         self.run_count: int = int(st.get("run_count") or 0)
         self.touched: dict[str, dict] = {}  # run states to save after this pass
         self.new_runs = 0
-        self.events: list[Event] = []
+        self.events: list[Any] = []  # Event objects, or rows (``_driver._row``) for the encoded path
         # every event goes through the redactor with the store's settings, as a live run's do
         self._redaction = RedactionConfig.from_config()
         self._redact = redact_payload if self._redaction.enabled else None
         self._emit_redacted = emit_redacted
         # the pipeline's constructor for checked fields (sets the slots; Event(...) when it cannot)
-        self._make_event = _make_event
+        self._make_event: Callable[..., Any] = _make_event
         self._clean: set[tuple] = set()  # fixed payloads the redactor leaves unchanged
         self._md = {"imported_from": self.source}
         self.ts: datetime | None = None  # timestamp of the line being handled

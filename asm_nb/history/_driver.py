@@ -86,30 +86,38 @@ def run_import(source: str, jobs: Iterable[FileJob], handler: LineHandler, *, st
     gc_was_on = gc.isenabled()
     gc.disable()
     bulk = batch_writer(store)
-    batch = _Batch(bulk, report) if bulk is not None else None
+    batch: Any = None
+    rows = False  # the store's own bulk path: events are built as rows, encoded straight into lines
+    if bulk is not None:
+        from ._workers import EncodedBatch, encoded_path
+
+        rows = encoded_path(store, bulk)
+        batch = EncodedBatch(store, report) if rows else _Batch(bulk, report)
     try:
         plans = [_plan(job, existing) for job in jobs]
         pool = None
-        if batch is not None and worker_source is not None:
+        if rows and worker_source is not None:
             from ._workers import start_pool
 
-            pool = start_pool(workers, jobs, plans, store, bulk, worker_source, since, pricer, seen)
+            pool = start_pool(workers, jobs, plans, worker_source, since, seen)
         if pool is not None:
-            from ._workers import EncodedBatch
-
-            batch = EncodedBatch(store, report)
             with pool:
                 pool.run(jobs, plans, report, bar, batch, seen,
                          lambda job, p, sn, rep, emit: _read_file(job, p, sn, pricer, rep, since, _NoBar(), loads,
-                                                                  handler, first_line, finish, emit))
+                                                                  handler, first_line, finish, emit, True))
         else:
             for job, p in zip(jobs, plans):
                 if _skip(job, p, report, bar):
                     continue
                 st, prev, pstate, offset = p
-                b, end = _read_file(job, p, seen, pricer, report, since, bar, loads, handler, first_line, finish)
+                b, end = _read_file(job, p, seen, pricer, report, since, bar, loads, handler, first_line, finish,
+                                    None, rows)
                 if batch is None:
                     _write(store, b, prev, end, st, report)
+                elif rows:
+                    batch.add_builder(b, prev, end, st)
+                    if batch.n_events >= _BATCH_EVENTS:
+                        batch.flush()
                 else:
                     batch.add(b, prev, end, st)
                     if len(batch.events) >= _BATCH_EVENTS:
@@ -161,6 +169,11 @@ def _plan(job: FileJob, existing: Mapping[str, Session]) -> Plan:
     return (st, prev, pstate, offset)
 
 
+def _row(*fields: Any) -> tuple:
+    """An event as a row: the arguments of the event constructor, in its order."""
+    return fields
+
+
 def _skip(job: FileJob, plan: Plan, report: ImportReport, bar: Any) -> bool:
     """Report a skipped file (in the files' order); False for a file to read."""
     if plan[0] != "skip":
@@ -179,15 +192,19 @@ def _read_file(job: FileJob, plan: Plan, seen: dict[str, Any], pricer: _Pricer, 
                since: datetime | None, bar: Any, loads: Callable[[bytes], Any], handler: LineHandler,
                first_line: Callable[[dict, SessionBuilder], bool] | None,
                finish: Callable[[SessionBuilder], None] | None,
-               emit_redacted: Callable[..., None] | None = None) -> tuple[SessionBuilder, int]:
+               emit_redacted: Callable[..., None] | None = None, rows: bool = False) -> tuple[SessionBuilder, int]:
     """Read one file from its offset into a new builder; returns it and the offset after the
     last complete line. ``emit_redacted``: where the builder's redaction notices go (default:
-    telemetry, ``redaction.emit_redacted``)."""
+    telemetry, ``redaction.emit_redacted``). ``rows``: the builder's ``events`` are rows
+    ``(id, type, timestamp, session_id, run_id, data, metadata, provider, correlation_id)``, not
+    ``Event`` objects (for ``_workers.encode_file``, which encodes them as the events' lines)."""
     _, _, pstate, offset = plan
     b = SessionBuilder(job, pstate.get("builder") if isinstance(pstate, Mapping) else None, seen, pricer,
                        report, since)
     if emit_redacted is not None:
         b._emit_redacted = emit_redacted
+    if rows:
+        b._make_event = _row
     report.files_read += 1
     end = shown = offset
     lines_before = b.line_no

@@ -75,21 +75,24 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _encoded_path(store: Any, bulk: Any) -> bool:
-    """Whether ``store`` is written by ``LocalStore.write_batch`` itself (the encoded bulk path
-    writes the same bytes; anything replacing it, or another store, gets the in-process import)."""
+def encoded_path(store: Any, bulk: Any) -> bool:
+    """Whether ``store`` is written by ``LocalStore.write_batch`` itself, which
+    ``_localbulk.write_encoded`` stands for (the same bytes from lines encoded beforehand);
+    a replacement of it, or another store, gets its own ``write_batch`` with events."""
     from ..stores.local import LocalStore
 
-    return isinstance(store, LocalStore) and getattr(bulk, "__func__", None) is LocalStore.write_batch
+    fn = getattr(bulk, "__func__", None)
+    return isinstance(store, LocalStore) and getattr(fn, "__module__", None) == LocalStore.__module__ \
+        and getattr(fn, "__qualname__", None) == "LocalStore.write_batch"
 
 
-def start_pool(workers: int | None, jobs: Sequence[Any], plans: Sequence[tuple], store: Any, bulk: Any,
-               source: str, since: datetime | None, pricer: Any, seen: Mapping[str, Any]) -> "_Pool | None":
+def start_pool(workers: int | None, jobs: Sequence[Any], plans: Sequence[tuple], source: str,
+               since: datetime | None, seen: Mapping[str, Any]) -> "_Pool | None":
     """The worker processes for this import (``workers - 1`` of them: this process reads files
     too), or None when it runs in this process alone (one process asked for or chosen, one file
     to read, another store, not POSIX, a configuration that cannot be sent)."""
     n = resolve_workers(workers)
-    if n == 1 or os.name != "posix" or not sys.executable or not _encoded_path(store, bulk):
+    if n == 1 or os.name != "posix" or not sys.executable:
         return None
     reads = [p for p in plans if p[0] != "skip"]
     if n is None:
@@ -156,12 +159,12 @@ class _Pool:
 
     def __init__(self, n: int, init: bytes, source: str, notices: bool) -> None:
         self.n_workers = n
-        self.dir = _result_dir()
-        init = pickle.dumps((self.dir, init), protocol=pickle.HIGHEST_PROTOCOL)
-        self.source = source
         # how the files were read: by a worker (result taken), here (in order or ahead), read
         # again here (a worker's usage keys were stale, or it failed), workers lost
         self.stats = {"worker": 0, "here": 0, "again": 0, "lost_workers": 0}
+        self.dir = _result_dir()
+        init = pickle.dumps((self.dir, init), protocol=pickle.HIGHEST_PROTOCOL)
+        self.source = source
         self.notices = notices
         env = dict(os.environ)
         # the workers import this very asm_nb (a notebook may have it on sys.path only)
@@ -171,8 +174,13 @@ class _Pool:
         try:
             for _ in range(n):
                 w = _Worker(env)
+                try:
+                    w.send.send_bytes(init)
+                except OSError:  # it ended already: the others (or this process) read its share
+                    w.close()
+                    self.stats["lost_workers"] += 1
+                    continue
                 self.workers.append(w)
-                w.send.send_bytes(init)
         except BaseException:
             self.close()
             raise
@@ -209,13 +217,26 @@ class _Pool:
         def size(i: int) -> int:
             return max(plans[i][0].st_size - plans[i][3], 0)
 
+        def lose(w: _Worker) -> None:  # a worker died: its files are read by the others or here
+            back = sorted([*todo, *w.assigned])
+            todo.clear()
+            todo.extend(back)
+            w.assigned.clear()
+            self.workers.remove(w)
+            w.close()
+            self.stats["lost_workers"] += 1
+
         def feed() -> None:
-            for w in self.workers:
+            for w in list(self.workers):
                 while todo and (len(w.assigned) < 2 or (len(w.assigned) < _IN_FLIGHT
                                                         and sum(size(k) for k in w.assigned) < _IN_FLIGHT_BYTES)):
                     i = todo.popleft()
                     w.assigned.append(i)
-                    w.send.send_bytes(pickle.dumps((i, jobs[i], plans[i]), protocol=pickle.HIGHEST_PROTOCOL))
+                    try:
+                        w.send.send_bytes(pickle.dumps((i, jobs[i], plans[i]), protocol=pickle.HIGHEST_PROTOCOL))
+                    except OSError:
+                        lose(w)
+                        break
 
         def poll(block: bool) -> None:
             busy = {w.recv: w for w in self.workers if w.assigned}
@@ -229,15 +250,8 @@ class _Pool:
                     with open(path, "rb") as f:
                         r = pickle.loads(f.read())
                     os.unlink(path)
-                except (EOFError, OSError):  # the worker died: its files are read by the others or here
-                    todo.extend(w.assigned)
-                    todo_sorted = sorted(todo)
-                    todo.clear()
-                    todo.extend(todo_sorted)
-                    w.assigned.clear()
-                    self.workers.remove(w)
-                    w.close()
-                    self.stats["lost_workers"] += 1
+                except (EOFError, OSError):
+                    lose(w)
                     continue
                 w.assigned.popleft()
                 results[i] = (-1, r)
@@ -397,25 +411,31 @@ class EncodedBatch:
 
 
 def encode_file(b: Any, prev: Any, end: int, st: Any) -> dict[str, Any]:
-    """One read file as the batch takes it: upserts, its events' lines numbered from 1 (the
-    checks and the encoding of ``LocalStore.write_batch``), counts."""
+    """One read file as the batch takes it: upserts, its events' lines numbered from 1 (what
+    ``LocalStore.write_batch`` checks and encodes: ``_codec.row_lines`` from the builder's rows,
+    else the events built from them, checked and encoded as ``write_batch`` does), counts."""
     from ..stores import _codec
-    from ..stores._base import check_events
     from ._driver import file_upserts
 
     upserts, kind = file_upserts(b, prev, end, st)
     out: dict[str, Any] = {"upserts": upserts, "kind": kind, "n": 0, "new_runs": b.new_runs, "sid": b.sid,
                            "blob": b"", "newest": None}
-    if kind is None or not b.events:
+    rows = b.events
+    if kind is None or not rows:
         return out
-    events = check_events(b.events)
-    try:
-        lines, _ = _codec.event_lines(events, 0)
-    except (TypeError, ValueError) as exc:
-        raise AsmError("storage_error", f"Failed to append events: {exc!r}") from exc
-    out["blob"] = b"".join(lines)
-    out["n"] = len(events)
-    out["newest"] = max(e.timestamp for e in events)
+    encoded = _codec.row_lines(rows, 0)
+    if encoded is None:
+        from ..persistence.pipeline import _make_event
+        from ..stores._base import check_events
+
+        events = check_events([_make_event(*r) for r in rows])
+        try:
+            encoded = _codec.event_lines(events, 0)
+        except (TypeError, ValueError) as exc:
+            raise AsmError("storage_error", f"Failed to append events: {exc!r}") from exc
+    out["blob"] = b"".join(encoded[0])
+    out["n"] = len(rows)
+    out["newest"] = max(r[2] for r in rows)
     return out
 
 
@@ -467,7 +487,8 @@ def _worker_main() -> None:  # pragma: no cover - runs in the worker processes (
             inbox.put(None)
 
     def read(job: Any, plan: tuple, sn: Any, rep: Any, emit: Any) -> tuple[Any, int]:
-        return _read_file(job, plan, sn, pricer, rep, since, _NoBar(), loads, handler, first_line, finish, emit)
+        return _read_file(job, plan, sn, pricer, rep, since, _NoBar(), loads, handler, first_line, finish, emit,
+                          True)
 
     threading.Thread(target=reader, daemon=True).start()
     while True:

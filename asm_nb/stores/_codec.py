@@ -12,6 +12,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
+from ..core.events import EVENT_SCHEMA_VERSION as _SCHEMA_VERSION
 from ..core.events import Event, EventType
 from ..core.serialization import format_datetime, to_jsonable
 
@@ -20,7 +21,7 @@ try:
 except ImportError:  # pragma: no cover - orjson is optional
     _orjson = None
 
-__all__ = ["dumps", "loads", "event_line_parts", "event_line", "event_lines", "renumber", "HAVE_ORJSON"]
+__all__ = ["dumps", "loads", "event_line_parts", "event_line", "event_lines", "renumber", "row_lines", "HAVE_ORJSON"]
 
 HAVE_ORJSON = _orjson is not None
 _SEQ_MARK = b'"sequence_number":0,'
@@ -261,4 +262,49 @@ def renumber(blobs: list[bytes], first: int) -> tuple[list[bytes], int]:
             ln = b"%b%d%b\n" % (ln[:i], seq, ln[ln.index(b",", i):])
             add(ln)
             size += len(ln)
+    return out, size
+
+
+def row_lines(rows: list[tuple], first: int) -> tuple[list[bytes], int] | None:
+    """``event_lines`` for events given as rows ``(id, type, timestamp, session_id, run_id, data,
+    metadata, provider, correlation_id)`` with the current schema version (a history import
+    builds them so, without ``Event`` objects): the same lines, byte for byte, as ``event_lines``
+    of the events ``Event(*row)`` would be. None when a row needs the general path (a value orjson
+    cannot encode as is, a time not in UTC, ...): the caller builds the events then."""
+    o_dumps = _o_dumps
+    if o_dumps is None:  # pragma: no cover - orjson is a core dependency
+        return None
+    out: list[bytes] = []
+    add = out.append
+    size = 0
+    seq = first
+    type_part = _TYPE_PART
+    last_ts: Any = _EMPTY
+    last_sid: Any = _EMPTY
+    last_run: Any = _EMPTY
+    last_tail: tuple = (_EMPTY, _EMPTY)
+    ts_part = sess_part = tail_part = b""
+    try:
+        for ev_id, etype, ts, sid, rid, data, meta, provider, corr in rows:
+            seq += 1
+            if type(ev_id) is not str or not ev_id or type(sid) is not str or not sid or type(etype) is not EventType:
+                return None  # (what ``check_event`` turns down, or takes the slow path for)
+            if ts is not last_ts:
+                if type(ts) is not datetime or ts.tzinfo is not _UTC:
+                    return None
+                ts_part = o_dumps(ts, option=_UTC_Z) if ts.microsecond else o_dumps(ts)[:-7] + b'.000000Z"'
+                last_ts = ts
+            if sid is not last_sid or rid is not last_run:
+                sess_part = _session_part(sid, rid)
+                last_sid, last_run = sid, rid
+            if provider is not last_tail[0] or corr is not last_tail[1]:
+                tail_part = _tail_part(_SCHEMA_VERSION, provider, corr)
+                last_tail = (provider, corr)
+            ln = b'{"id":%b%b%b%b%d,"data":%b,"metadata":%b%b' % (
+                o_dumps(ev_id), type_part[etype], ts_part, sess_part, seq, o_dumps(data, option=_OPTS),
+                _EMPTY if type(meta) is dict and not meta else o_dumps(meta, option=_OPTS), tail_part)
+            add(ln)
+            size += len(ln)
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return None
     return out, size

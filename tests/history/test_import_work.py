@@ -233,3 +233,37 @@ def test_an_import_leaves_no_cyclic_garbage(tmp_path, source):
     finally:
         gc.enable()
         st.close()
+
+
+def test_the_pricer_gives_exactly_what_tokens_cost_gives():
+    """``_Pricer.cost`` applies the cached rates inline for clean counts: the same float, bit for
+    bit, as ``tokens_cost`` (also for rates without cache prices, odd counts and unknown models)."""
+    import random
+
+    from asm_nb.cost.calculator import Rates, lookup_price, tokens_cost
+    from asm_nb.cost.pricing import PricingInfo
+    from asm_nb.history._builder import _Pricer
+
+    p = _Pricer()
+    p.info = PricingInfo(table={**p.info.table, "acme": {
+        "default": {"input": 3.1e-6, "output": 1.7e-5},
+        "models": {"x-1": {"input": 1e-7, "output": 3e-7, "cache_read": 7e-9}}}}, version="t", source="test")
+    rng = random.Random(7)
+    models = [("claude_code", "claude-sonnet-4-20250514"), ("claude_code", "claude-opus-4-1-20250805"),
+              ("codex", "gpt-5-codex"), ("codex", "gpt-5"), ("codex", "no-such-model"), ("acme", "x-1"),
+              ("acme", None), ("nobody", "m")]
+    seen = 0
+    for _ in range(3000):
+        prov, model = rng.choice(models)
+        vals = [rng.choice([0, 1, rng.randrange(10**7), rng.randrange(10**12), -5, 2.5, True]) for _ in range(4)]
+        usage = dict(zip(("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens"), vals))
+        got = p.cost(prov, model, usage)
+        found = lookup_price(prov, model, p.info.table)
+        if found[0] is None:
+            assert got == (None, None)
+            continue
+        assert isinstance(found[1], Rates)
+        want = tokens_cost(usage, found[1])
+        assert got[1] == found[0] and type(got[0]) is type(want) and got[0] == want, (prov, model, usage)
+        seen += 1
+    assert seen > 1000

@@ -269,3 +269,38 @@ def test_cli_import_workers(tmp_path, capsys, pools):
     assert main(["import", "claude-code", "--path", str(gen["root"]), "--store", st, "--workers", "2",
                  "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["sessions_new"] == len(gen["files"]) and len(pools) == 1
+
+
+def test_row_lines_are_the_lines_of_the_events_the_rows_make():
+    """``_codec.row_lines`` (an import's events as rows, never built as ``Event``) gives the bytes
+    ``event_lines`` gives for the same events; a row that needs the general path gives None."""
+    from datetime import timedelta
+
+    from asm_nb.core.events import EventType
+    from asm_nb.persistence.pipeline import _make_event
+
+    t0 = datetime(2025, 6, 1, 1, 2, 3, tzinfo=timezone.utc)
+    t1 = t0 + timedelta(microseconds=5)
+    rows = [("evt_1", EventType.RUN_STARTED, t0, "ses_a", "run_1", {"imported_from": "codex"},
+             {"imported_from": "codex"}, "codex", None),
+            ("evt_2", EventType.MESSAGE_SENT, t0, "ses_a", "run_1", {"role": "user", "content": "é \"q\" \n x"},
+             {}, "codex", None),
+            ("evt_3", EventType.TOKEN_USAGE_UPDATED, t1, "ses_a", None, {"input_tokens": 3, "cost_usd": 0.5},
+             {"imported_from": "codex"}, None, "corr"),
+            ("evt_4", EventType.TOOL_CALL_STARTED, t1, "ses_a", "run_2", {"tool_input": [1, {"a": None}]},
+             {"k": [True]}, "codex", None)]
+    events = [_make_event(*r) for r in rows]
+    for first in (0, 9):
+        got = _codec.row_lines(rows, first)
+        assert got is not None and got == _codec.event_lines(events, first)
+    assert _codec.row_lines([], 0) == ([], 0)
+    odd = [
+        (rows[0][0], rows[0][1], t0.astimezone(timezone(timedelta(hours=2))), *rows[0][3:]),  # not UTC
+        (*rows[1][:5], {"at": t0}, *rows[1][6:]),  # a value orjson is not given as is
+        (*rows[1][:5], {1: "int key"}, *rows[1][6:]),
+        ("", *rows[1][1:]),  # no id
+        (*rows[1][:3], "ses_a", 7, *rows[1][5:]),  # a run id that is not a string
+        (rows[1][0], "message_sent", *rows[1][2:]),  # a type that is not an EventType
+    ]
+    for row in odd:
+        assert _codec.row_lines([rows[0], row], 0) is None, row
