@@ -13,6 +13,7 @@ from typing import Any
 
 from ..core.errors import AsmError
 from ..core.session import Session
+from .redaction import redact_map
 
 __all__ = ["call_store", "session_for_store"]
 
@@ -21,8 +22,6 @@ def session_for_store(session: Session) -> Session:
     """The copy of ``session`` that is written: its name (``metadata.name``), metadata, context,
     tags and agent id go through the redactor."""
     from dataclasses import replace
-
-    from .redaction import redact_map
 
     fields = {"metadata": session.metadata, "context": session.context, "tags": session.tags,
               "agent_id": session.agent_id}
@@ -38,8 +37,6 @@ async def call_store(store: Any, op: str, *args: Any, _operation: str | None = N
     if op == "save_session" and args and isinstance(args[0], Session):
         args = (session_for_store(args[0]),) + args[1:]
     elif op == "get_or_create_named_session" and len(args) >= 2 and isinstance(args[1], Session):
-        from .redaction import redact_map
-
         args = (redact_map({"v": args[0]}, None)["v"], session_for_store(args[1])) + args[2:]
     try:
         fn = getattr(store, op)

@@ -12,6 +12,9 @@ offered where the provider lets us say so:
 - Amp: ``permissions`` rules — ``reject`` for denied tools; with an allow list, ``allow`` for the
   allowed tools followed by a catch-all ``reject`` — placed before the adapter's own rules;
 - Codex: no per-tool flags; denying a file-writing tool asks for the ``read-only`` sandbox.
+- ACP agents: none (the agent offers its own tools and takes no per-run tool options); tool rules
+  are enforced on its tool calls, and the client-side commands and writes it asks for wait until
+  the run's observers (the policy, an approval) have seen the tool call announced before them.
 
 Duration, tool-call count and cost are enforced reactively by the runtime only.
 Imports: ``asm_nb.core`` and ``asm_nb.policy`` only.
@@ -98,6 +101,8 @@ def compile_for_adapter(policy: object, adapter: object) -> dict[str, Any]:
     kind = _kind(adapter)
     if kind == "router":
         return {"policy_hints": p} if base else {}
+    if kind == "acp":
+        return {}
     if kind not in ("claude_code", "amp", "codex"):
         return base  # the spec hints (the Claude API adapter and custom adapters read them)
     if not p.tool_rules:

@@ -137,6 +137,7 @@ class ManagedProcess:
         self._tasks: list[asyncio.Task] = []
         self._watch_limits: tuple[float | None, float | None] = (None, None)
         self._watch_handle: asyncio.TimerHandle | None = None
+        self._drain_handle: asyncio.TimerHandle | None = None
         self._bg: set[asyncio.Future] = set()
         self._exited: asyncio.Event = asyncio.Event()
         self._terminating: asyncio.Future | None = None
@@ -223,8 +224,9 @@ class ManagedProcess:
 
     def _start_tasks(self, stdin_text: str | bytes | None, *, keep_stdin_open: bool, merge_stderr: bool,
                      timeout_ms: int | None, idle_timeout_ms: int | None) -> None:
-        """The background tasks of a started child: stdout/stderr pumps, stdin feed, exit watch
-        and (with a deadline) the watchdog."""
+        """The background tasks of a started child: stdout/stderr pumps and stdin feed; the exit
+        is handled in the transport's exit notice (``_hook_exit``, no task) and the deadlines by a
+        loop timer (``_watch_fire``)."""
         loop = asyncio.get_running_loop()
         self._stdout_task = loop.create_task(self._pump_stdout())
         if not merge_stderr:
@@ -232,7 +234,8 @@ class ManagedProcess:
         if stdin_text is not None:
             self._stdin_task = loop.create_task(self._feed_stdin(stdin_text, close=not keep_stdin_open))
         self._tasks = [t for t in (self._stdout_task, self._stderr_task, self._stdin_task) if t is not None]
-        self._tasks.append(loop.create_task(self._watch_exit()))
+        if not self._hook_exit():  # pragma: no cover - a protocol without process_exited: a polling task
+            self._tasks.append(loop.create_task(self._watch_exit()))
         t = timeout_ms if isinstance(timeout_ms, (int, float)) and timeout_ms > 0 else None
         i = idle_timeout_ms if isinstance(idle_timeout_ms, (int, float)) and idle_timeout_ms > 0 else None
         if t or i:
@@ -307,79 +310,99 @@ class ManagedProcess:
         except (BrokenPipeError, ConnectionResetError, OSError):
             pass  # the child exited without reading its input: its exit status tells the story
 
-    def _exit_notice(self) -> "asyncio.Future[None] | None":
-        """A future resolved when the transport reports the child's exit (its protocol's
-        ``process_exited``, called by every child watcher once the exit status is known), or None
-        when the protocol has no such hook."""
+    def _hook_exit(self) -> bool:
+        """Handle the child's exit in its transport's exit notice (the protocol's
+        ``process_exited``, called by every child watcher once the exit status is known): no task
+        waits for it. asyncio's Process.wait() only returns once every pipe is closed too (3.11),
+        so a descendant holding stdout would hide the exit there. False (nothing hooked) when
+        the protocol has no such hook."""
         assert self._proc
         proto = getattr(self._proc, "_protocol", None)
         notify = getattr(proto, "process_exited", None)
         if proto is None or notify is None:
-            return None
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            return False
 
         def process_exited() -> None:
             try:
                 notify()
             finally:
-                # the exit is known now: waiters of ``_exited`` (``wait()``) wake in the next loop
-                # turn, not one turn later behind the exit-watch task's own wake-up
-                self._mark_exited()
-                if not fut.done():
-                    fut.set_result(None)
+                self._on_exit()
 
         proto.process_exited = process_exited  # type: ignore[method-assign]
-        return fut
+        if self._proc.returncode is not None:  # reported before the hook was in place
+            self._on_exit()
+        return True
 
-    async def _watch_exit(self) -> None:
+    async def _watch_exit(self) -> None:  # pragma: no cover - only for a protocol without process_exited
         assert self._proc
-        # asyncio's Process.wait() only returns once every pipe is closed too (3.11), so a
-        # descendant holding stdout would hide the exit: wait for the transport's own exit
-        # notice (the protocol's ``process_exited``) instead, one future and no polling
-        if self._proc.returncode is None:
-            exited = self._exit_notice()
-            if exited is not None:
-                await exited
-            else:  # pragma: no cover - a protocol without process_exited: poll as before
-                waiter = asyncio.ensure_future(self._proc.wait())
-                self._tasks.append(waiter)
-                poll = 0.005
-                while self._proc.returncode is None:
-                    done, _ = await asyncio.wait([waiter], timeout=poll)
-                    if done:
-                        break
-                    poll = min(poll * 2, 0.1)
-        self._mark_exited()
-        # a descendant still holding stdout open would make readers hang: give it a moment,
-        # then kill what is left of the group
-        pumps = [t for t in (self._stdout_task, self._stderr_task) if t is not None and not t.done()]
-        if pumps:
-            # after our own terminate the group is being killed anyway: a short drain is enough
-            drain = min(self._exit_drain_s, 0.3) if self._terminating is not None else self._exit_drain_s
-            _, pending = await asyncio.wait(pumps, timeout=drain)
-            if pending:
-                _killpg(self.pid, _signal.SIGKILL)
-                _, pending = await asyncio.wait(pending, timeout=0.2)
-            if pending:
-                # a descendant escaped the group (setsid) and holds the pipes: name it, stop
-                # reading (so readers see EOF and a cancel returns), leave it running
-                self._survivors = tuple(_pipe_holders(self._pipe_inodes))
-                if self._survivors:
-                    import warnings
+        waiter = asyncio.ensure_future(self._proc.wait())
+        self._tasks.append(waiter)
+        poll = 0.005
+        while self._proc.returncode is None:
+            done, _ = await asyncio.wait([waiter], timeout=poll)
+            if done:
+                break
+            poll = min(poll * 2, 0.1)
+        self._on_exit()
 
-                    warnings.warn(f"{self._label or self.argv[0]}: process(es) {', '.join(map(str, self._survivors))} "
-                                  "left the process group (setsid) and survive it; asm_nb stopped reading their "
-                                  "output. Kill them with: kill " + " ".join(map(str, self._survivors)),
-                                  EscapedProcessWarning, stacklevel=2)
-                for t in pending:
-                    t.cancel()
-                for fd in (1, 2):
-                    try:
-                        pipe = self._proc._transport.get_pipe_transport(fd)  # type: ignore[union-attr]
-                        if pipe is not None:
-                            pipe.close()
-                    except Exception:  # noqa: BLE001 - best effort: the pump tasks are cancelled anyway
-                        pass
+    def _on_exit(self) -> None:
+        """The child exited: mark it (``_mark_exited``; ``wait()`` wakes in the next loop turn)
+        and, when stdout/stderr are still open (a descendant may hold them and make readers
+        hang), give them ``exit_drain_ms`` (a loop timer, cancelled when they close) before
+        what is left of the group is killed (``_drain_expired``)."""
+        if self._exited.is_set():
+            return
+        self._mark_exited()
+        pumps = [t for t in (self._stdout_task, self._stderr_task) if t is not None and not t.done()]
+        if not pumps:
+            return
+        # after our own terminate the group is being killed anyway: a short drain is enough
+        drain = min(self._exit_drain_s, 0.3) if self._terminating is not None else self._exit_drain_s
+        self._drain_handle = asyncio.get_running_loop().call_later(drain, self._drain_expired, pumps)
+        left = set(pumps)
+
+        def closed(t: asyncio.Task) -> None:
+            left.discard(t)
+            if not left and self._drain_handle is not None:
+                self._drain_handle.cancel()
+                self._drain_handle = None
+
+        for t in pumps:
+            t.add_done_callback(closed)
+
+    def _drain_expired(self, pumps: list[asyncio.Task]) -> None:
+        """``exit_drain_ms`` after the exit, output still open: SIGKILL the group, then
+        (``_after_drain``) stop reading from a descendant that escaped it."""
+        self._drain_handle = None
+        pending = [t for t in pumps if not t.done()]
+        if not pending:
+            return
+        _killpg(self.pid, _signal.SIGKILL)
+        self._tasks.append(asyncio.ensure_future(self._after_drain(pending)))
+
+    async def _after_drain(self, pending: list[asyncio.Task]) -> None:
+        assert self._proc
+        _, still = await asyncio.wait(pending, timeout=0.2)
+        if still:
+            # a descendant escaped the group (setsid) and holds the pipes: name it, stop
+            # reading (so readers see EOF and a cancel returns), leave it running
+            self._survivors = tuple(_pipe_holders(self._pipe_inodes))
+            if self._survivors:
+                import warnings
+
+                warnings.warn(f"{self._label or self.argv[0]}: process(es) {', '.join(map(str, self._survivors))} "
+                              "left the process group (setsid) and survive it; asm_nb stopped reading their "
+                              "output. Kill them with: kill " + " ".join(map(str, self._survivors)),
+                              EscapedProcessWarning, stacklevel=2)
+            for t in still:
+                t.cancel()
+            for fd in (1, 2):
+                try:
+                    pipe = self._proc._transport.get_pipe_transport(fd)  # type: ignore[union-attr]
+                    if pipe is not None:
+                        pipe.close()
+                except Exception:  # noqa: BLE001 - best effort: the pump tasks are cancelled anyway
+                    pass
 
     def _mark_exited(self) -> None:
         """The child has exited (once): its end time, ``_exited`` set, deadlines disarmed."""
@@ -595,6 +618,9 @@ class ManagedProcess:
             if self._exited.is_set():
                 _killpg(self.pid, _signal.SIGKILL)  # background descendants must not outlive us
             self._cancel_watch()
+            if self._drain_handle is not None:  # the group is killed above: no drain left to give
+                self._drain_handle.cancel()
+                self._drain_handle = None
             for t in self._tasks:
                 if not t.done():
                     t.cancel()

@@ -14,11 +14,14 @@ import asyncio
 import json
 import logging
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..core.errors import AsmError
 from ..core.permission import PermissionMode
 from ._confine import inside
+
+if TYPE_CHECKING:
+    from ._base import ActiveRun
 
 log = logging.getLogger("asm_nb.providers.acp")
 
@@ -100,6 +103,7 @@ class _HostServices:
     """``fs/*`` and ``terminal/*`` requests, confined to ``root`` (mixed into ``_Client``)."""
 
     root: Path
+    active: ActiveRun
     mode: PermissionMode | None
     opts: Mapping[str, Any]
     terminals: dict[str, _Terminal]
@@ -130,6 +134,20 @@ class _HostServices:
         if self.mode is PermissionMode.PLAN:
             raise RequestError(-32602, f"{operation} is not allowed in permission mode 'plan' (read-only)")
 
+    async def drain(self) -> None:
+        raise NotImplementedError  # _Client: every event queued so far has been emitted
+
+    async def _settled(self, operation: str) -> None:
+        """Before a write or a command: let every event the agent sent before this request (the
+        tool call it belongs to, above all) through the run's observers first, so that a policy
+        denying that tool, or an approval it waits for, decides before anything happens; a run
+        cancelled meanwhile gets nothing done."""
+        from acp import RequestError
+
+        await self.drain()
+        if self.active.cancelled:
+            raise RequestError(-32603, f"{operation}: the run was cancelled (a policy stopped it, or a cancel)")
+
     async def read_text_file(self, session_id: str, path: str, line: int | None = None, limit: int | None = None,
                              **kwargs: Any) -> Any:
         from acp import RequestError
@@ -154,6 +172,7 @@ class _HostServices:
 
         self._no_writes("fs/write_text_file")
         p = self._confined(path, "fs/write_text_file")
+        await self._settled("fs/write_text_file")
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
             if not inside(self.root, p.parent):  # a directory created through a symlink
@@ -174,6 +193,7 @@ class _HostServices:
 
         self._no_writes("terminal/create")
         wd = self._confined(cwd, "terminal/create") if cwd else self.root
+        await self._settled("terminal/create")
         extra = {e.name: e.value for e in env or []}
         try:
             proc = await ManagedProcess.spawn(argv=[command, *(args or [])], cwd=str(wd),

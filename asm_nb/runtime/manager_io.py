@@ -15,6 +15,10 @@ from .. import config
 from ..core.errors import AsmError
 from ..core.run import Run
 from ..core.session import Session
+from .. import telemetry
+from ..persistence import audit
+from ..persistence.pipeline import EventPipeline, PipelineContext
+from ..persistence.redaction import redact_map
 from ..persistence.store_call import call_store
 
 log = logging.getLogger("asm_nb.runtime.manager")
@@ -26,8 +30,6 @@ _store = call_store  # the manager's store access: off the loop, sessions writte
 def _redact_value(value: Any) -> Any:
     if value is None:
         return None
-    from ..persistence.redaction import redact_map
-
     return redact_map({"v": value}, None)["v"]
 
 
@@ -45,8 +47,6 @@ def _check_store(store: Any) -> None:
 
 
 def _pipeline(store: Any) -> Any:
-    from ..persistence.pipeline import EventPipeline
-
     cache = getattr(store, "_asm_pipeline", None)
     if cache is None:
         cache = EventPipeline(store)
@@ -58,8 +58,6 @@ def _pipeline(store: Any) -> Any:
 
 
 def _ctx(session_id: str, run_id: str | None, provider: str | None, correlation_id: str | None) -> Any:
-    from ..persistence.pipeline import PipelineContext
-
     return PipelineContext(session_id=session_id, run_id=run_id, provider=provider, correlation_id=correlation_id)
 
 
@@ -92,8 +90,6 @@ async def _audit(fn_name: str, store: Any, *args: Any) -> None:
     ``asm_nb.frames.audit(store)`` or ``asm audit``. Audit failures never break a run."""
     if not config.get("audit_logging_enabled"):
         return
-    from ..persistence import audit
-
     fn = getattr(audit, fn_name)
     try:
         if getattr(store, "inline_safe", False):
@@ -105,10 +101,6 @@ async def _audit(fn_name: str, store: Any, *args: Any) -> None:
 
 
 def _telemetry(fn_name: str, *args: Any) -> None:
-    try:
-        from .. import telemetry
-    except ImportError:  # pragma: no cover - telemetry ships with the package
-        return
     fn = getattr(telemetry, fn_name, None)
     if fn is None:
         return
@@ -130,8 +122,6 @@ async def _internal_events(store: Any, session: Session, items: list[tuple[str, 
     built by the pipeline's ``process_batch`` and stored with one ``append_events`` (one lock
     round and one call of the store, off the loop or not, instead of one per event). Same events,
     numbers, redaction and telemetry; a failure stores none of them."""
-    from ..persistence.pipeline import EventPipeline
-
     prov = session.metadata.get("provider") or "session_manager"
     ctx = _ctx(session.id, None, prov, session.metadata.get("correlation_id"))
     raws = [{"type": t, "data": dict(d or {})} for t, d in items]

@@ -14,6 +14,7 @@ from ..core.events import resolve_type
 from ..core.run import Run, RunStatus
 from ..core.serialization import utc_now
 from ..core.usage import TokenUsage
+from ..persistence.execution_state import ExecutionState
 from ..ports import AdapterResult
 from .manager_io import _audit, _error_payload, _for_store, _internal_event, _store, _telemetry
 from .result import RunEvents
@@ -85,7 +86,9 @@ async def _finalize_success(store: Any, adapter: Any, tracker: _RunTracker, resu
         await _internal_event(store, session, "run_completed",
                               {"stop_reason": result.output.get("stop_reason", "end_turn"), "token_usage": usage},
                               run_id=run.id, provider=adapter.name)
-    run = run.with_output(result.output)
+    # ``run.with_output(result.output)`` and the usage/provider fields in one copy
+    changes: dict[str, Any] = {"output": dict(result.output or {}), "status": RunStatus.COMPLETED,
+                               "ended_at": utc_now()}
     if tracker.terminal_seen == "run_failed":
         # The adapter reported the run failed but returned a result (shell: non-zero exit, timeout):
         # the command did run, so the output is kept, and the run is recorded as failed.
@@ -95,8 +98,8 @@ async def _finalize_success(store: Any, adapter: Any, tracker: _RunTracker, resu
         for k in ("provider_error", "details"):
             if fd.get(k):
                 err[k] = fd[k]
-        run = run.replace(status=RunStatus.FAILED, error=err)
-    run = run.replace(token_usage=usage, provider=adapter.name, provider_metadata=prov_meta,
+        changes.update(status=RunStatus.FAILED, error=err)
+    run = run.replace(**changes, token_usage=usage, provider=adapter.name, provider_metadata=prov_meta,
                       metadata={**run.metadata, **prov_meta})
     pricing = _price(run, tracker.reported_cost, tracker.provider_meta.get("routed_provider"))
     run = run.replace(cost_usd=pricing.get("cost_usd"),
@@ -114,8 +117,6 @@ async def _finalize_success(store: Any, adapter: Any, tracker: _RunTracker, resu
         md.pop("provider_session_id", None)
         md.pop("model", None)
         session = session.replace(metadata=md, updated_at=utc_now())
-    from ..persistence.execution_state import ExecutionState
-
     # the finished execution as the store port's flush payload (events were persisted as they streamed)
     payload = ExecutionState.new(session, _for_store(run)).cache_provider_metadata(tracker.provider_meta).to_result()
     await _store(store, "flush", payload, _operation="finalize_successful_run")

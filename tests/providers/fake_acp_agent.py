@@ -10,6 +10,7 @@ The first word of the prompt's last line picks the scenario:
 - ``escape PATH``: tries to read PATH through the client; replies ``refused: <error>`` or the text.
 - ``write PATH``: tries to write PATH through the client; replies ``wrote`` or ``refused: <error>``.
 - ``terminal``: runs ``echo from-terminal`` through ``terminal/*`` and replies with its output.
+- ``toolterm PATH``: a ``Terminal`` tool call (kind ``execute``), then ``touch PATH`` through ``terminal/*``.
 - ``bigterm``: a terminal command printing 104 bytes with ``outputByteLimit=10``.
 - ``hang``: one chunk, then waits for ``session/cancel`` and answers ``stopReason=cancelled``.
 - ``deaf``: one chunk, then ignores ``session/cancel`` (the client must kill it).
@@ -143,6 +144,20 @@ class FakeAgent(Agent):
             await self._conn.wait_for_terminal_exit(session_id=sid, terminal_id=term.terminal_id)
             out = await self._conn.terminal_output(session_id=sid, terminal_id=term.terminal_id)
             await self.say(sid, f"{out.output!r} truncated={out.truncated}")
+            return PromptResponse(stop_reason="end_turn")
+        if word == "toolterm":  # a tool call announced, then its command run through a terminal
+            await self._conn.session_update(sid, start_tool_call("t9", "Terminal", kind="execute", status="pending",
+                                                                 raw_input={"command": f"touch {arg}"}))
+            try:
+                term = await self._conn.create_terminal(session_id=sid, command="touch", args=[arg])
+            except RequestError as exc:
+                await self._conn.session_update(sid, update_tool_call("t9", status="failed"))
+                await self.say(sid, f"refused: {exc}")
+                return PromptResponse(stop_reason="end_turn")
+            await self._conn.wait_for_terminal_exit(session_id=sid, terminal_id=term.terminal_id)
+            await self._conn.release_terminal(session_id=sid, terminal_id=term.terminal_id)
+            await self._conn.session_update(sid, update_tool_call("t9", status="completed"))
+            await self.say(sid, "touched")
             return PromptResponse(stop_reason="end_turn")
         if word == "terminal":
             term = await self._conn.create_terminal(session_id=sid, command="echo", args=["from-terminal"])

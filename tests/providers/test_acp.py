@@ -310,3 +310,49 @@ def test_env_var_names_the_default_command(work, monkeypatch):
     monkeypatch.setenv("ASM_ACP_COMMAND", " ".join(AGENT))
     assert AcpAdapter(cwd=str(work)).command == AGENT
     assert os.environ["ASM_ACP_COMMAND"]
+
+
+# -- a policy on the run decides before a client-side command or write happens
+
+
+def _policy_run(work, prompt, policy):
+    import asm_nb
+
+    return asm_nb.run_once(prompt, provider="acp", store="memory://", policy=policy, cwd=str(work),
+                           options={"command": AGENT})
+
+
+def test_a_terminal_command_of_a_denied_tool_call_never_runs(work):
+    from asm_nb import Policy
+
+    marker = work / "ran"
+    r = _policy_run(work, f"toolterm {marker}", Policy(tool_rules=[("deny", ["Terminal"])]))
+    time.sleep(0.3)
+    assert not marker.exists()
+    assert r.status == "failed" and r.error.code == "policy_violation"
+    assert r.error.details["tool_name"] == "Terminal"
+
+
+def test_a_terminal_command_waits_for_the_approval_its_tool_call_asks(work):
+    from asm_nb import Policy
+
+    marker = work / "ran"
+    seen = []
+
+    def decide(request):
+        time.sleep(0.3)  # a person deciding: a command already running would be done by now
+        seen.append((request["tool_name"], marker.exists()))
+        return "deny"
+
+    r = _policy_run(work, f"toolterm {marker}", Policy(tool_rules=[("deny", ["Terminal"])],
+                                                       on_violation="request_approval",
+                                                       metadata={"approval_callback": decide}))
+    time.sleep(0.3)
+    assert seen == [("Terminal", False)] and not marker.exists()
+    assert r.status == "failed" and r.error.details["approval"] == "denied"
+
+    granted = _policy_run(work, f"toolterm {marker}", Policy(tool_rules=[("deny", ["Terminal"])],
+                                                             on_violation="request_approval",
+                                                             metadata={"approval_callback": lambda request: "approve"}))
+    assert granted.status == "completed" and marker.exists()
+    assert granted.output == "touched"

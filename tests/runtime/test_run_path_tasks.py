@@ -1,9 +1,10 @@
 """Tasks per one-shot command on the runtime loop, counted (not timed).
 
 Each asyncio task costs a creation, at least one extra loop turn and its done callbacks. A
-``run_once("true", provider="shell")`` needs: the run itself, the shell adapter's command task,
-the stdout pump and the exit watch. What it no longer makes: the timeout watchdog's task (a loop
-timer re-armed for the nearest deadline), asyncio's
+``run_once("true", provider="shell")`` needs: the run itself, the shell adapter's command task
+and the stdout pump. What it no longer makes: the exit watch's task (the exit is handled in the
+transport's exit notice, the drain of a descendant's output by a loop timer), the timeout
+watchdog's task (a loop timer re-armed for the nearest deadline), asyncio's
 pipe connection task for the new child (the runtime loop connects the pipes as it makes the
 transport), a task shielding the process start (the start has no suspension point left), a task for the adapter call
 under the port deadline (``asyncio.timeout`` on the run's task, 3.11+), one per watchdog wait, a
@@ -59,7 +60,7 @@ class _CountTasks:
 
 
 @needs_311
-def test_a_one_shot_command_makes_four_tasks(tmp_path: Any) -> None:
+def test_a_one_shot_command_makes_three_tasks(tmp_path: Any) -> None:
     store = LocalStore(tmp_path)
     try:
         asm_nb.run_once("true", provider="shell", store=store)  # warm-up
@@ -71,8 +72,8 @@ def test_a_one_shot_command_makes_four_tasks(tmp_path: Any) -> None:
         # was 10-11 per run: + BaseAdapter.execute (wait_for), Process.wait, Event.wait (watchdog),
         # ManagedProcess.wait (aclose's shield of a known result), create_subprocess_exec (the
         # shielded start), BaseSubprocessTransport._connect_pipes and ManagedProcess._watchdog
-        assert sum(tasks.names.values()) == 4 * n, dict(tasks.names)
-        for gone in ("BaseAdapter.execute", "Process.wait", "Event.wait", "ManagedProcess.wait", "create_subprocess_exec",
+        assert sum(tasks.names.values()) == 3 * n, dict(tasks.names)
+        for gone in ("ManagedProcess._watch_exit", "BaseAdapter.execute", "Process.wait", "Event.wait", "ManagedProcess.wait", "create_subprocess_exec",
                      "BaseSubprocessTransport._connect_pipes", "ManagedProcess._watchdog"):
             assert gone not in tasks.names
     finally:
