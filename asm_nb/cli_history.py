@@ -3,7 +3,7 @@ reports over it (``asm_nb.history``, ``asm_nb.analytics.usage``; docs/history.md
 
     asm import claude-code [--since DATE] [--project TEXT] [--path DIR|FILE] [--no-progress]
     asm import codex       [...same...]
-    (both: [--workers N] processes reading the files; default: 2 for imports of 16 MB or more)
+    (both: [--workers N] processes reading the files; default: 2 for 16 MB or more, a core idle)
     asm usage [--by day|week|month|session|project|model|block] [--since] [--until] [--source S]
 """
 
@@ -105,8 +105,8 @@ def add_history_subcommands(sub: Any, common: argparse.ArgumentParser) -> None:
     im.add_argument("--path", help="read this folder or file instead of the default location")
     im.add_argument("--no-progress", action="store_true", help="no progress bar")
     im.add_argument("--workers", type=int, default=None, metavar="N",
-                    help="processes reading the files (default: 2 on a multi-core machine when 16 MB or more are "
-                         "to be read, else 1; 1: this process only)")
+                    help="processes reading the files (default: 2 when 16 MB or more are to be read and a second "
+                         "core is idle, else 1; 1: this process only)")
     im.set_defaults(fn=cmd_import)
 
     from .analytics.usage import USAGE_GROUPS

@@ -1,7 +1,7 @@
 """Reading an import's files in several processes (``import_history(..., workers=N)``).
 
 ``workers=N`` is N processes reading: this one and N - 1 workers. Each worker is a fresh
-interpreter (``python -m asm_nb.history._workers``, started with ``subprocess``: no ``fork`` of a
+interpreter (``python -c``, this asm_nb first on its path, started with ``subprocess``: no ``fork`` of a
 process that may have threads, as a Jupyter kernel has, and no re-import of the caller's
 ``__main__`` as ``multiprocessing``'s spawn does). It gets the caller's whole configuration
 (``config.snapshot()``: the redaction settings and the pricing table among it) and the usage keys
@@ -75,6 +75,27 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
+def _idle_cores(window: float = 0.05) -> float:
+    """How many cores sat idle over ``window`` seconds (Linux ``/proc/stat``; elsewhere every
+    core counts as idle). This process sleeps meanwhile, so its own core counts as idle."""
+    import time
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat", "rb") as f:
+            vals = [int(x) for x in f.readline().split()[1:]]
+        return sum(vals), vals[3] + (vals[4] if len(vals) > 4 else 0)  # all, idle + iowait
+
+    try:
+        t0, i0 = sample()
+        time.sleep(window)
+        t1, i1 = sample()
+    except (OSError, ValueError, IndexError):
+        return float(_cpus())
+    if t1 <= t0:
+        return float(_cpus())
+    return (i1 - i0) / (t1 - t0) * (os.cpu_count() or 1)
+
+
 def encoded_path(store: Any, bulk: Any) -> bool:
     """Whether ``store`` is written by ``LocalStore.write_batch`` itself, which
     ``_localbulk.write_encoded`` stands for (the same bytes from lines encoded beforehand);
@@ -96,8 +117,10 @@ def start_pool(workers: int | None, jobs: Sequence[Any], plans: Sequence[tuple],
         return None
     reads = [p for p in plans if p[0] != "skip"]
     if n is None:
+        # two processes for a large import, when a second core is there and idle: with the
+        # cores busy with other work a second process only adds its start and the hand-over
         todo = sum(max(p[0].st_size - p[3], 0) for p in reads)
-        n = min(2, _cpus()) if todo >= AUTO_MIN_BYTES else 1
+        n = 2 if todo >= AUTO_MIN_BYTES and len(reads) >= 2 and _cpus() >= 2 and _idle_cores() >= 1.5 else 1
     n = min(n, len(reads))
     if n <= 1:
         return None
@@ -124,12 +147,12 @@ def _result_dir() -> str:
 
 
 class _Worker:
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, code: str) -> None:
         from collections import deque
         from multiprocessing.connection import Connection
 
-        self.proc = subprocess.Popen([sys.executable, "-m", "asm_nb.history._workers"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, env=env, close_fds=True)
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     close_fds=True)
         assert self.proc.stdin is not None and self.proc.stdout is not None
         # the pipes are the connections' now (closed with them, not with the file objects)
         self.send = Connection(os.dup(self.proc.stdin.fileno()), readable=False)
@@ -151,7 +174,13 @@ class _Worker:
         self.proc.wait()
 
 
-_AHEAD = 16  # results (files read ahead, here or by a worker) kept before this process waits
+# results (files read ahead, here or by a worker) kept before this process waits instead of
+# reading further ahead: 16 files, or their 128 MB of log
+_AHEAD = 16
+_AHEAD_BYTES = 128 << 20
+# events per bulk write with workers: smaller batches than in one process (20,000), so the last
+# write, which nobody works beside, is short
+_FLUSH_EVENTS = 4000
 
 
 class _Pool:
@@ -166,14 +195,15 @@ class _Pool:
         init = pickle.dumps((self.dir, init), protocol=pickle.HIGHEST_PROTOCOL)
         self.source = source
         self.notices = notices
-        env = dict(os.environ)
-        # the workers import this very asm_nb (a notebook may have it on sys.path only)
+        # the workers import this very asm_nb, first on their path (before the working folder,
+        # which may hold another copy; a notebook may have this one on sys.path only)
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        code = (f"import sys; sys.path.insert(0, {root!r}); "
+                "from asm_nb.history._workers import _worker_main; _worker_main()")
         self.workers: list[_Worker] = []
         try:
             for _ in range(n):
-                w = _Worker(env)
+                w = _Worker(code)
                 try:
                     w.send.send_bytes(init)
                 except OSError:  # it ended already: the others (or this process) read its share
@@ -207,7 +237,7 @@ class _Pool:
         from collections import deque
         from multiprocessing.connection import wait
 
-        from ._driver import _BATCH_EVENTS, _skip
+        from ._driver import _skip
 
         todo = deque(i for i, p in enumerate(plans) if p[0] != "skip")
         results: dict[int, tuple[int, Any]] = {}  # file -> (files consumed when read (-1: none), result)
@@ -228,7 +258,8 @@ class _Pool:
 
         def feed() -> None:
             for w in list(self.workers):
-                while todo and (len(w.assigned) < 2 or (len(w.assigned) < _IN_FLIGHT
+                # near the end, a worker gets few files: what it holds then, this process waits for
+                while todo and (len(w.assigned) < 2 or (len(w.assigned) < min(_IN_FLIGHT, len(todo))
                                                         and sum(size(k) for k in w.assigned) < _IN_FLIGHT_BYTES)):
                     i = todo.popleft()
                     w.assigned.append(i)
@@ -276,7 +307,7 @@ class _Pool:
                 poll(False)
                 if i in results:
                     break
-                if todo and len(results) < _AHEAD:
+                if todo and len(results) < _AHEAD and sum(size(k) for k in results) < _AHEAD_BYTES:
                     ahead(todo.popleft(), i)  # read ahead while a worker reads file i
                 else:
                     poll(True)
@@ -320,7 +351,7 @@ class _Pool:
                     emit_redacted(*notice)
             bar.update(r["end"] - plan[3])
             batch.add_encoded(r)
-            if batch.n_events >= _BATCH_EVENTS:
+            if batch.n_events >= _FLUSH_EVENTS:
                 batch.flush()
 
 

@@ -141,8 +141,8 @@ def test_a_worker_that_dies_leaves_its_files_to_the_others(tmp_path, fixed_clock
     gen = write_claude_code_logs(tmp_path / "logs", lines=1500, sessions=6)
     real = _workers._Worker.__init__
 
-    def dying(self, env):
-        real(self, env)
+    def dying(self, code):
+        real(self, code)
         self.proc.kill()  # before it reads anything
 
     monkeypatch.setattr(_workers._Worker, "__init__", dying)
@@ -183,8 +183,8 @@ def test_an_interrupted_import_leaves_no_worker_and_keeps_what_was_written(tmp_p
     spawned: list = []
     real_init = _workers._Worker.__init__
 
-    def spy(self, env):
-        real_init(self, env)
+    def spy(self, code):
+        real_init(self, code)
         spawned.append(self.proc)
 
     monkeypatch.setattr(_workers._Worker, "__init__", spy)
@@ -220,23 +220,32 @@ def test_a_bad_workers_value_raises_validation_error(tmp_path, bad):
     assert ei.value.code == "validation_error" and "workers" in str(ei.value)
 
 
-def test_the_default_uses_a_second_process_for_large_imports_only(tmp_path, pools, monkeypatch):
+def test_the_default_uses_a_second_process_for_large_imports_on_an_idle_machine_only(tmp_path, pools, monkeypatch):
     gen = write_claude_code_logs(tmp_path / "logs", lines=1200, sessions=4)
-    st = open_store(tmp_path / "s1")
-    _import("claude-code", st, gen["root"])  # ~1 MB: one process
-    assert pools == []
-    st.close()
-    monkeypatch.setattr(_workers, "AUTO_MIN_BYTES", 1)
     monkeypatch.setattr(_workers, "_cpus", lambda: 4)
-    st = open_store(tmp_path / "s2")
-    _import("claude-code", st, gen["root"])
+    monkeypatch.setattr(_workers, "_idle_cores", lambda: 3.9)
+
+    def run(name):
+        st = open_store(tmp_path / name)
+        _import("claude-code", st, gen["root"])
+        st.close()
+
+    run("s1")  # ~1 MB: one process
+    assert pools == []
+    monkeypatch.setattr(_workers, "AUTO_MIN_BYTES", 1)
+    run("s2")
     assert len(pools) == 1 and pools[0].n_workers == 1  # 2 processes: this one + 1
-    st.close()
+    monkeypatch.setattr(_workers, "_idle_cores", lambda: 1.2)  # another job keeps a core busy
+    run("s3")
+    monkeypatch.setattr(_workers, "_idle_cores", lambda: 3.9)
     monkeypatch.setattr(_workers, "_cpus", lambda: 1)
-    st = open_store(tmp_path / "s3")
-    _import("claude-code", st, gen["root"])
-    assert len(pools) == 1  # one core: one process
-    st.close()
+    run("s4")  # one core: one process
+    assert len(pools) == 1
+
+
+def test_idle_cores_reads_the_machine(monkeypatch):
+    idle = _workers._idle_cores(0.02)
+    assert 0.0 <= idle <= (os.cpu_count() or 1) + 1e-9
 
 
 def test_another_store_is_written_in_process(tmp_path, pools):
@@ -257,6 +266,21 @@ def test_renumber_puts_numbers_after_the_logs_last():
     assert size == sum(map(len, lines)) and [json.loads(x)["sequence_number"] for x in lines] == [42, 43, 44]
     with pytest.raises(ValueError):
         _codec.renumber([b"".join(one)[:-1]], 0)
+
+
+def test_workers_import_this_asm_nb_whatever_the_working_folder_holds(tmp_path, pools, monkeypatch):
+    """A working folder with another ``asm_nb`` (a clone of an older version) does not change
+    what the workers import."""
+    gen = write_claude_code_logs(tmp_path / "logs", lines=800, sessions=3)
+    other = tmp_path / "cwd" / "asm_nb"
+    other.mkdir(parents=True)
+    (other / "__init__.py").write_text("raise ImportError('the wrong asm_nb')\n")
+    monkeypatch.chdir(tmp_path / "cwd")
+    st = open_store(tmp_path / "st")
+    _import("claude-code", st, gen["root"], workers=2)
+    st.close()
+    (pool,) = pools
+    assert pool.stats["lost_workers"] == 0 and pool.stats["worker"] > 0, pool.stats
 
 
 def test_cli_import_workers(tmp_path, capsys, pools):
@@ -304,3 +328,17 @@ def test_row_lines_are_the_lines_of_the_events_the_rows_make():
     ]
     for row in odd:
         assert _codec.row_lines([rows[0], row], 0) is None, row
+
+
+def test_with_no_room_to_read_ahead_this_process_waits_for_the_workers(tmp_path, fixed_clock, pools, monkeypatch):
+    gen = write_claude_code_logs(tmp_path / "logs", lines=1500, sessions=6)
+    monkeypatch.setattr(_workers, "_AHEAD_BYTES", 1)  # nothing read ahead here: only in order
+    stores = {n: open_store(tmp_path / f"s{n}") for n in (1, 2)}
+    reps = {n: _import("claude-code", st, gen["root"], workers=n) for n, st in stores.items()}
+    assert reps[2] == reps[1]
+    (pool,) = pools
+    assert pool.stats["worker"] > 0 and pool.stats["worker"] + pool.stats["here"] == len(gen["files"])
+    snaps = {n: _snapshot(st, Path(st.root)) for n, st in stores.items()}
+    assert snaps[2]["files"] == snaps[1]["files"]
+    for st in stores.values():
+        st.close()
