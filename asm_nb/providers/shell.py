@@ -248,12 +248,15 @@ class ShellAdapter(BaseAdapter):
                 # one loop turn: the command task starts the child first (its first step runs
                 # until the child exists), and the opening events are built and stored while the
                 # child runs instead of before it starts. Their order and content are unchanged:
-                # nothing of the command (output, exit, a start failure) is looked at before them.
-                await asyncio.sleep(0)
-                await active.emit("run_started", {"cwd": cwd, "command": display})
-                await active.emit("message_sent", {"role": "user", "content": display})
-                await active.emit("tool_call_started", {"tool_call_id": tool_call_id, "tool_name": "bash",
-                                                        "tool_input": tool_input})
+                # nothing of the command (output, exit, a start failure) is looked at before them,
+                # and a hard cancel landing in that turn still finds them recorded.
+                try:
+                    await asyncio.sleep(0)
+                finally:
+                    await active.emit("run_started", {"cwd": cwd, "command": display})
+                    await active.emit("message_sent", {"role": "user", "content": display})
+                    await active.emit("tool_call_started", {"tool_call_id": tool_call_id, "tool_name": "bash",
+                                                            "tool_input": tool_input})
             while True:
                 item = await queue.get()
                 if active.cancelled or item is _CANCEL:

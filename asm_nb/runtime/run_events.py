@@ -293,9 +293,12 @@ def _make_callback(store: Any, tracker: _RunTracker, user_callback: Callable | N
 
     # this callback persists every event: the adapter need not keep a copy of the stream
     callback.records_events = True  # type: ignore[attr-defined]
-    # nothing behind it can stop the run on an event (no policy, no user callback): an adapter
-    # may start its work before it reports the start (the shell adapter: its child process)
-    callback.no_event_observers = tracker.policy_runtime is None and user_callback is None  # type: ignore[attr-defined]
+    # nothing behind it can stop the run on an event (no policy, no user callback) and each event
+    # is recorded before the callback returns (an inline store: no await, no loop turn in which
+    # anything else could happen): an adapter may start its work before it reports the start (the
+    # shell adapter: its child process)
+    callback.no_event_observers = (process is not None and tracker.policy_runtime is None  # type: ignore[attr-defined]
+                                   and user_callback is None)
     return callback
 
 

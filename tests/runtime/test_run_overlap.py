@@ -136,3 +136,53 @@ def test_a_process_is_marked_exited_when_the_transport_says_so() -> None:
         return seen
 
     assert asyncio.run(main()) == [(False, True, False)]
+
+
+def test_no_early_start_when_the_store_is_called_off_the_loop(tmp_path: Any, monkeypatch: Any) -> None:
+    """A store whose appends are called off the loop makes each event an await: something could
+    happen between them, so the events come first there."""
+    import asm_nb.providers.shell as shell
+
+    decided: list[bool] = []
+    real = shell._may_start_early
+
+    def spy(cb: Any) -> bool:
+        decided.append(real(cb))
+        return decided[-1]
+
+    class OffLoop(LocalStore):
+        inline_safe = False
+
+    monkeypatch.setattr(shell, "_may_start_early", spy)
+    for store in (OffLoop(tmp_path / "off"), LocalStore(tmp_path / "local")):
+        try:
+            assert asm_nb.run_once("true", provider="shell", store=store).status == "completed"
+        finally:
+            store.close()
+    assert decided == [False, True]
+
+
+def test_a_hard_cancel_in_the_early_turn_still_records_the_opening_events() -> None:
+    from asm_nb.core.run import Run
+    from asm_nb.core.session import Session
+    from asm_nb.providers.shell import ShellAdapter
+
+    seen: list[str] = []
+
+    def callback(ev: dict) -> None:
+        seen.append(ev["type"])
+
+    callback.no_event_observers = True  # type: ignore[attr-defined]
+
+    async def main() -> None:
+        s = Session.new("t")
+        run = Run.new(s.id, input="sleep 5")
+        task = asyncio.ensure_future(ShellAdapter().execute(run, s, event_callback=callback))
+        await asyncio.sleep(0)  # the adapter is in its early turn (the child being started)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not [mp for mp in list(_LIVE) if mp.argv[-1] == "sleep 5"]  # killed and reaped
+
+    asyncio.run(main())
+    assert seen[:3] == ["run_started", "message_sent", "tool_call_started"], seen
