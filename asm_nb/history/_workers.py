@@ -32,6 +32,7 @@ folder before it propagates; a worker whose parent is gone sees its input close 
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import subprocess
@@ -281,6 +282,8 @@ class _Pool:
                     with open(path, "rb") as f:
                         r = pickle.loads(f.read())
                     os.unlink(path)
+                    if r is not None:
+                        r["upserts"] = unpack_upserts(r["upserts"])
                 except (EOFError, OSError):
                     lose(w)
                     continue
@@ -369,6 +372,66 @@ def read_result(read: Callable[..., tuple[Any, int]], job: Any, plan: tuple, bas
     r.update({"looked": sn.looked, "writes": dict(sn), "lines": rep.lines_read, "usage_records": rep.usage_records,
               "warnings": rep.warnings, "warning_count": rep.warning_count, "notices": got, "end": end})
     return r
+
+
+@functools.cache
+def _run_fields() -> tuple[Any, list] | None:
+    """``(attrgetter of every field, their slot setters)`` of ``Run``, or None when ``Run`` is
+    not a slotted dataclass (then runs are pickled as they are)."""
+    import dataclasses
+    import operator
+    import types
+
+    from ..core.run import Run
+
+    try:
+        names = [f.name for f in dataclasses.fields(Run)]
+        slots = [Run.__dict__[n] for n in names]
+    except (TypeError, KeyError):  # pragma: no cover - core changed
+        return None
+    if not all(isinstance(d, types.MemberDescriptorType) for d in slots):  # pragma: no cover
+        return None
+    return operator.attrgetter(*names), [d.__set__ for d in slots]
+
+
+def pack_upserts(upserts: list[list]) -> list[tuple[bool, list]]:
+    """A result's upsert groups for pickling: a group of runs as their field tuples (pickling a
+    slotted dataclass goes through Python-level ``__getstate__``/``__setstate__``: ~40 us a run,
+    a tuple ~10 us), anything else as it is."""
+    from ..core.run import Run
+
+    rf = _run_fields()
+    out: list[tuple[bool, list]] = []
+    for g in upserts:
+        if rf is not None and g and all(type(x) is Run for x in g):
+            out.append((True, [rf[0](r) for r in g]))
+        else:
+            out.append((False, g))
+    return out
+
+
+def unpack_upserts(packed: list[tuple[bool, list]]) -> list[list]:
+    """``pack_upserts`` undone: the same runs (every field set through its slot, as the
+    dataclass's ``__setstate__`` does)."""
+    from ..core.run import Run
+
+    rf = _run_fields()
+    out: list[list] = []
+    new = object.__new__
+    for is_runs, g in packed:
+        if not is_runs:
+            out.append(g)
+            continue
+        assert rf is not None
+        setters = rf[1]
+        runs = []
+        for values in g:
+            r = new(Run)
+            for put, v in zip(setters, values):
+                put(r, v)
+            runs.append(r)
+        out.append(runs)
+    return out
 
 
 class _Seen(dict):
@@ -528,7 +591,9 @@ def _worker_main() -> None:  # pragma: no cover - runs in the worker processes (
             break
         i, job, plan = pickle.loads(msg)
         try:
-            out = pickle.dumps(read_result(read, job, plan, base, source, notices), protocol=pickle.HIGHEST_PROTOCOL)
+            r = read_result(read, job, plan, base, source, notices)
+            r["upserts"] = pack_upserts(r["upserts"])
+            out = pickle.dumps(r, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:  # the parent reads this file itself (and raises its error from there)
             out = pickle.dumps(None, protocol=pickle.HIGHEST_PROTOCOL)
         try:

@@ -342,3 +342,36 @@ def test_with_no_room_to_read_ahead_this_process_waits_for_the_workers(tmp_path,
     assert snaps[2]["files"] == snaps[1]["files"]
     for st in stores.values():
         st.close()
+
+
+def test_runs_handed_over_by_workers_come_back_equal():
+    """``pack_upserts`` / ``unpack_upserts`` (runs as field tuples through the pickle): every run
+    of every shape comes back equal, field by field, and other groups as they were."""
+    import pickle
+
+    from asm_nb.core.run import Run, RunStatus
+    from asm_nb.core.session import Session
+    from test_import_bulk import _runs_of_every_shape
+
+    runs = list(_runs_of_every_shape())
+    runs.append(Run(id="run_x", session_id="ses_1", status=RunStatus.FAILED, error={"code": "e", "message": "m"},
+                    started_at=datetime(2025, 1, 1, tzinfo=timezone.utc)))
+    sessions = [Session(id="ses_1", agent_id="a")]
+
+    def picklable(r):
+        try:
+            pickle.dumps(r)
+        except Exception:  # a test-local enum class
+            return False
+        return True
+
+    for group, through_pickle in ((runs, False), ([r for r in runs if picklable(r)], True)):
+        packed = _workers.pack_upserts([group, sessions, []])
+        if through_pickle:
+            packed = pickle.loads(pickle.dumps(packed, protocol=5))
+        assert [is_runs for is_runs, _ in packed] == [True, False, False]
+        back = _workers.unpack_upserts(packed)
+        assert back[1] == sessions and back[2] == []
+        assert len(back[0]) == len(group) > 5
+        for a, b in zip(back[0], group):  # (a NaN read back from a pickle is another NaN: repr)
+            assert type(a) is Run and repr(a) == repr(b) and (through_pickle or a == b)
