@@ -137,14 +137,56 @@ def start_pool(workers: int | None, jobs: Sequence[Any], plans: Sequence[tuple],
     return _Pool(n - 1, init, source, notices)
 
 
-def _result_dir() -> str:
-    """Where workers leave their results (memory-backed when the system has it): a pipe would
-    make a worker wait for this process to read each result."""
+_DIR_PREFIX = "asm-import-"
+
+
+def _result_base() -> str:
+    """The folder the results' folders go in: memory-backed when the system has one."""
     import tempfile
 
     shm = "/dev/shm"
-    base = shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
-    return tempfile.mkdtemp(prefix="asm-import-", dir=base)
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else tempfile.gettempdir()
+
+
+def _sweep_orphans(base: str) -> list[str]:
+    """Remove the results' folders of imports whose process is gone (killed with SIGKILL, which
+    no ``finally`` outlives): in a memory-backed folder they would hold their results' memory
+    until a reboot. A folder is named after its process (``asm-import-<pid>-...``); one of a
+    living process, or of a process this user may not signal, is left alone. Returns the
+    folders removed."""
+    import shutil
+
+    removed: list[str] = []
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.startswith(_DIR_PREFIX):
+            continue
+        pid = name[len(_DIR_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            path = os.path.join(base, name)
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        except OSError:  # alive under another user (EPERM), or cannot tell: keep it
+            continue
+    return removed
+
+
+def _result_dir() -> str:
+    """Where workers leave their results (memory-backed when the system has it): a pipe would
+    make a worker wait for this process to read each result. Folders orphaned by a killed
+    import are removed first."""
+    import tempfile
+
+    base = _result_base()
+    _sweep_orphans(base)
+    return tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-", dir=base)
 
 
 class _Worker:

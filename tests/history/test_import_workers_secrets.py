@@ -1,6 +1,7 @@
-"""An import read by worker processes redacts exactly as one process does: the default rules and
-the caller's own ``redaction_patterns`` (set in this process, which the workers are fresh
-interpreters of) keep every secret of the logs off the disk."""
+"""What an import read by worker processes leaves behind: no secret (the default rules and the
+caller's own ``redaction_patterns``, set in this process, which the workers are fresh
+interpreters of, keep every secret of the logs off the disk) and no results folder (one left by
+a killed import is removed by the next)."""
 
 from __future__ import annotations
 
@@ -61,3 +62,41 @@ def test_workers_redact_with_the_callers_rules(tmp_path, monkeypatch):
     assert CORP.encode() not in raw
     assert raw.count(b"ticket ") >= 6 * 40  # the texts are there, the secrets in them are not
     store.close()
+
+
+def test_a_killed_imports_result_folder_is_removed_by_the_next_one(tmp_path):
+    """Worker results go to a memory-backed folder named after the importing process; SIGKILL
+    leaves it behind (no ``finally`` runs). The next import with workers removes the folders of
+    dead processes and keeps those of living ones."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+
+    base = _workers._result_base()
+    dead = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        orphan = os.path.join(base, f"{_workers._DIR_PREFIX}{dead.pid}-test")
+        living = os.path.join(base, f"{_workers._DIR_PREFIX}{alive.pid}-test")
+        for d in (orphan, living):
+            os.makedirs(d)
+            with open(os.path.join(d, "0.pkl"), "wb") as f:
+                f.write(b"x" * 1024)
+        dead.send_signal(signal.SIGKILL)
+        dead.wait()
+        _logs(tmp_path, files=3)
+        store = open_store(tmp_path / "store")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", HistoryWarning)
+            import_history("claude-code", store, path=tmp_path, workers=2)
+        store.close()
+        assert not os.path.exists(orphan)
+        assert os.path.exists(living)
+        mine = [n for n in os.listdir(base) if n.startswith(f"{_workers._DIR_PREFIX}{os.getpid()}-")]
+        assert mine == []  # this import removed its own folder when it ended
+    finally:
+        alive.kill()
+        alive.wait()
+        shutil.rmtree(living, ignore_errors=True)
+        shutil.rmtree(orphan, ignore_errors=True)
