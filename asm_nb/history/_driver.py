@@ -278,21 +278,31 @@ class _Batch:
         c[kind] += 1
 
     def flush(self) -> None:
-        if not self.pending:
-            return
-        try:
-            self.write(self.events, self.upserts)
-        except BaseException:
-            self.failed = True
-            raise
-        r, c = self.report, self.counts
-        r.events += c[0]
-        r.runs += c[1]
-        r.sessions_new += c[2]
-        r.sessions_updated += c[3]
-        self.events, self.upserts = [], []
-        self.counts = [0, 0, 0, 0]
-        self.pending = False
+        if flush_batch(self, lambda: self.write(self.events, self.upserts)):
+            self.events = []
+
+
+def flush_batch(batch: Any, write: Callable[[], None]) -> bool:
+    """The flush of a batch (``_Batch``, ``_workers.EncodedBatch``): nothing when nothing is
+    pending; else ``write()`` (a failure marks the batch failed and propagates), the counts added
+    to the report and the batch's upserts and counts reset (the caller resets its own lines).
+    Returns whether it wrote."""
+    if not batch.pending:
+        return False
+    try:
+        write()
+    except BaseException:
+        batch.failed = True
+        raise
+    r, c = batch.report, batch.counts
+    r.events += c[0]
+    r.runs += c[1]
+    r.sessions_new += c[2]
+    r.sessions_updated += c[3]
+    batch.upserts = []
+    batch.counts = [0, 0, 0, 0]
+    batch.pending = False
+    return True
 
 
 def file_upserts(b: SessionBuilder, prev: Session | None, end: int,

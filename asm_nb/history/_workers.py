@@ -44,6 +44,7 @@ from typing import Any
 
 from ..core.errors import AsmError
 from ._base import ImportReport
+from ._driver import flush_batch
 
 __all__ = ["start_pool", "EncodedBatch", "resolve_workers", "AUTO_MIN_BYTES"]
 
@@ -526,24 +527,11 @@ class EncodedBatch:
         self.n_events += r["n"]
 
     def flush(self) -> None:
-        if not self.pending:
-            return
         from ..stores._localbulk import write_encoded
 
-        try:
-            write_encoded(self.store, self.logs, self.upserts)
-        except BaseException:
-            self.failed = True
-            raise
-        r, c = self.report, self.counts
-        r.events += c[0]
-        r.runs += c[1]
-        r.sessions_new += c[2]
-        r.sessions_updated += c[3]
-        self.logs, self.upserts = [], []
-        self.counts = [0, 0, 0, 0]
-        self.n_events = 0
-        self.pending = False
+        if flush_batch(self, lambda: write_encoded(self.store, self.logs, self.upserts)):
+            self.logs = []
+            self.n_events = 0
 
 
 def encode_file(b: Any, prev: Any, end: int, st: Any) -> dict[str, Any]:
