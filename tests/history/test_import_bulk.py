@@ -13,6 +13,7 @@ import shutil
 import warnings
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 
@@ -58,6 +59,28 @@ def _halves(src: Path, dst: Path, part: int) -> None:
         data = f.read_bytes()
         lines = data.splitlines(keepends=True)
         out.write_bytes(b"".join(lines[:max(len(lines) // 2, 1)]) if part == 1 else data)
+
+
+def _stepwise(tmp: Path, logs: Path, stores: dict, call: Callable[[Any, Any, Path], dict]) -> dict:
+    """Import ``logs`` into every store in four steps: each file's first half, then whole files
+    (the logs have lines already), then nothing new, then one file grown by a torn and a whole
+    line; ``call(key, store, folder)`` imports one folder. Returns each store's reports, in steps."""
+    seq = [tmp / "in1", tmp / "in2"]
+    _halves(logs, seq[0], 1)
+    _halves(logs, seq[1], 2)
+    reports: dict = {k: [] for k in stores}
+    cur = tmp / "cur"
+    for step in (seq[0], seq[1], seq[1], "grow"):
+        if step == "grow":
+            f = sorted(cur.rglob("*.jsonl"))[-1]
+            f.write_bytes(f.read_bytes() + b'"}\n' + b'{"type": "summary", "summary": "later"}\n')
+        else:
+            if cur.exists():
+                shutil.rmtree(cur)
+            shutil.copytree(step, cur)
+        for k, st in stores.items():
+            reports[k].append(call(k, st, cur))
+    return reports
 
 
 def _logs(tmp: Path, source: str) -> Path:
@@ -113,23 +136,9 @@ def test_the_bulk_path_stores_exactly_what_the_per_file_path_stores(tmp_path, mo
     for mod in (_base, _builder):
         monkeypatch.setattr(mod, "_now", lambda: fixed)
     logs = _logs(tmp_path, source)
-    seq = [tmp_path / "in1", tmp_path / "in2"]
-    _halves(logs, seq[0], 1)
-    _halves(logs, seq[1], 2)
     stores = {"per-file": PerFile(tmp_path / "s-old"), "bulk": open_store(tmp_path / "s-new")}
     assert batch_writer(stores["per-file"]) is None and batch_writer(stores["bulk"]) is not None
-    reports: dict = {k: [] for k in stores}
-    cur = tmp_path / "cur"
-    for step in (seq[0], seq[1], seq[1], "grow"):
-        if step == "grow":
-            f = sorted(cur.rglob("*.jsonl"))[-1]
-            f.write_bytes(f.read_bytes() + b'"}\n' + b'{"type": "summary", "summary": "later"}\n')
-        else:
-            if cur.exists():
-                shutil.rmtree(cur)
-            shutil.copytree(step, cur)
-        for name, st in stores.items():
-            reports[name].append(_import(source, st, cur))
+    reports = _stepwise(tmp_path, logs, stores, lambda name, st, cur: _import(source, st, cur))
     assert reports["bulk"] == reports["per-file"]
     assert reports["bulk"][0]["warning_count"] > 0 and reports["bulk"][1]["events"] > 0
     assert reports["bulk"][2]["events"] == 0 and reports["bulk"][2]["files_unchanged"] > 0

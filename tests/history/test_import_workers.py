@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import textwrap
 import warnings
@@ -22,7 +21,7 @@ from asm_nb.stores import _codec, open_store
 from asm_nb.testing.history_logs import write_claude_code_logs
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_import_bulk import _halves, _logs, _snapshot  # noqa: E402
+from test_import_bulk import _logs, _snapshot, _stepwise  # noqa: E402
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="worker processes are used on POSIX only")
 
@@ -49,22 +48,6 @@ def fixed_clock(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(site) + (os.pathsep + old if old else ""))
 
 
-@pytest.fixture
-def pools(monkeypatch):
-    """Every pool an import starts (their ``stats``: which files workers read)."""
-    started: list = []
-    real = _workers.start_pool
-
-    def spy(*a, **kw):
-        pool = real(*a, **kw)
-        if pool is not None:
-            started.append(pool)
-        return pool
-
-    monkeypatch.setattr(_workers, "start_pool", spy)
-    return started
-
-
 def _import(source, store, path, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", HistoryWarning)
@@ -81,22 +64,8 @@ def test_two_processes_store_exactly_what_one_stores(tmp_path, fixed_clock, pool
     included), sessions, runs, events and the bytes of every table, summary and log are the same
     with workers=1 and workers=2, and the workers did read files."""
     logs = _logs(tmp_path, source)
-    seq = [tmp_path / "in1", tmp_path / "in2"]
-    _halves(logs, seq[0], 1)
-    _halves(logs, seq[1], 2)
     stores = {1: open_store(tmp_path / "s1"), 2: open_store(tmp_path / "s2")}
-    reports: dict = {k: [] for k in stores}
-    cur = tmp_path / "cur"
-    for step in (seq[0], seq[1], seq[1], "grow"):
-        if step == "grow":
-            f = sorted(cur.rglob("*.jsonl"))[-1]
-            f.write_bytes(f.read_bytes() + b'"}\n' + b'{"type": "summary", "summary": "later"}\n')
-        else:
-            if cur.exists():
-                shutil.rmtree(cur)
-            shutil.copytree(step, cur)
-        for n, st in stores.items():
-            reports[n].append(_import(source, st, cur, workers=n))
+    reports = _stepwise(tmp_path, logs, stores, lambda n, st, cur: _import(source, st, cur, workers=n))
     assert reports[2] == reports[1]
     assert reports[2][0]["warning_count"] > 0 and reports[2][0]["warnings"]
     assert reports[2][1]["events"] > 0 and reports[2][1]["sessions_updated"] > 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import warnings
 
 import pytest
@@ -38,17 +39,7 @@ def _logs(root, files: int = 6) -> None:
         (d / f"s{i}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
 
 
-def test_workers_redact_with_the_callers_rules(tmp_path, monkeypatch):
-    started: list = []
-    real = _workers.start_pool
-
-    def spy(*a, **kw):
-        pool = real(*a, **kw)
-        if pool is not None:
-            started.append(pool)
-        return pool
-
-    monkeypatch.setattr(_workers, "start_pool", spy)
+def test_workers_redact_with_the_callers_rules(tmp_path, pools):
     _logs(tmp_path)
     store = open_store(tmp_path / "store")
     with config.override(redaction_patterns=[r"CORP-\d{6}"]), warnings.catch_warnings():
@@ -56,7 +47,7 @@ def test_workers_redact_with_the_callers_rules(tmp_path, monkeypatch):
         report = import_history("claude-code", store, path=tmp_path, workers=2)
     store.flush()
     assert report.events > 0
-    assert started and started[0].stats["worker"] > 0, "the workers read no file: the test proves nothing"
+    assert pools and pools[0].stats["worker"] > 0, "the workers read no file: the test proves nothing"
     raw = b"".join(p.read_bytes() for p in (tmp_path / "store").rglob("*") if p.is_file())
     assert KEY.encode() not in raw
     assert CORP.encode() not in raw
@@ -71,7 +62,6 @@ def test_a_killed_imports_result_folder_is_removed_by_the_next_one(tmp_path):
     import shutil
     import signal
     import subprocess
-    import sys
 
     base = _workers._result_base()
     dead = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
