@@ -126,6 +126,19 @@ _join = b"".join
 _o_dumps = _orjson.dumps if _orjson is not None else None
 
 
+#: an event's line with its number: id, type part, timestamp part, session/run part, number, data,
+#: metadata, tail part (``event_line``, ``event_lines``, ``row_lines``)
+_LINE = b'{"id":%b%b%b%b%d,"data":%b,"metadata":%b%b'
+
+
+def _ts_bytes(ts: datetime) -> bytes:
+    """A UTC datetime's JSON string as ``format_datetime`` writes it (orjson drops a zero
+    fraction: the ".000000" is put back). Only called where orjson is there."""
+    dumps = _o_dumps
+    assert dumps is not None
+    return dumps(ts, option=_UTC_Z) if ts.microsecond else dumps(ts)[:-7] + b'.000000Z"'
+
+
 def event_line_parts(e: Event, data_json: bytes | None = None) -> tuple[bytes, bytes]:
     """``(before, after)``: the event's JSON line is ``before + str(seq) + after`` (``after`` ends
     with ``\\n``). Raises ``TypeError``/``ValueError`` when the event cannot be serialized.
@@ -137,8 +150,7 @@ def event_line_parts(e: Event, data_json: bytes | None = None) -> tuple[bytes, b
         o_dumps = _o_dumps
         meta = e.metadata
         try:
-            # orjson drops a zero fraction: put back the ".000000" format_datetime writes
-            ts_part = o_dumps(ts, option=_UTC_Z) if ts.microsecond else o_dumps(ts)[:-7] + b'.000000Z"'
+            ts_part = _ts_bytes(ts)
             return (
                 _join((b'{"id":', o_dumps(ev_id), _TYPE_PART[e.type], ts_part,
                        _session_part(e.session_id, e.run_id))),
@@ -169,11 +181,11 @@ def event_line(e: Event, seq: int) -> bytes:
         try:
             ts_part = _ts_parts.get(ts)
             if ts_part is None:
-                ts_part = o_dumps(ts, option=_UTC_Z) if ts.microsecond else o_dumps(ts)[:-7] + b'.000000Z"'
+                ts_part = _ts_bytes(ts)
                 if len(_ts_parts) >= 4096:
                     _ts_parts.clear()
                 _ts_parts[ts] = ts_part
-            return b'{"id":%b%b%b%b%d,"data":%b,"metadata":%b%b' % (
+            return _LINE % (
                 o_dumps(ev_id), _TYPE_PART[e.type], ts_part, _session_part(e.session_id, e.run_id), seq,
                 o_dumps(e.data, option=_OPTS), _EMPTY if type(meta) is dict and not meta else o_dumps(meta, option=_OPTS),
                 _tail_part(e.schema_version, e.provider, e.correlation_id))
@@ -216,7 +228,7 @@ def event_lines(events: list[Event], first: int) -> tuple[list[bytes], int]:
             if ts is not last_ts:
                 if type(ts) is not datetime or ts.tzinfo is not _UTC:
                     raise TypeError("not a UTC datetime")
-                ts_part = o_dumps(ts, option=_UTC_Z) if ts.microsecond else o_dumps(ts)[:-7] + b'.000000Z"'
+                ts_part = _ts_bytes(ts)
                 last_ts = ts
             sid, rid = e.session_id, e.run_id
             if sid is not last_sid or rid is not last_run:
@@ -227,7 +239,7 @@ def event_lines(events: list[Event], first: int) -> tuple[list[bytes], int]:
                 tail_part = _tail_part(*tail)
                 last_tail = tail
             meta = e.metadata
-            ln = b'{"id":%b%b%b%b%d,"data":%b,"metadata":%b%b' % (
+            ln = _LINE % (
                 o_dumps(ev_id), type_part[e.type], ts_part, sess_part, seq, o_dumps(e.data, option=_OPTS),
                 _EMPTY if type(meta) is dict and not meta else o_dumps(meta, option=_OPTS), tail_part)
         except (TypeError, ValueError, KeyError, AttributeError):
@@ -292,7 +304,7 @@ def row_lines(rows: list[tuple], first: int) -> tuple[list[bytes], int] | None:
             if ts is not last_ts:
                 if type(ts) is not datetime or ts.tzinfo is not _UTC:
                     return None
-                ts_part = o_dumps(ts, option=_UTC_Z) if ts.microsecond else o_dumps(ts)[:-7] + b'.000000Z"'
+                ts_part = _ts_bytes(ts)
                 last_ts = ts
             if sid is not last_sid or rid is not last_run:
                 sess_part = _session_part(sid, rid)
@@ -300,7 +312,7 @@ def row_lines(rows: list[tuple], first: int) -> tuple[list[bytes], int] | None:
             if provider is not last_tail[0] or corr is not last_tail[1]:
                 tail_part = _tail_part(_SCHEMA_VERSION, provider, corr)
                 last_tail = (provider, corr)
-            ln = b'{"id":%b%b%b%b%d,"data":%b,"metadata":%b%b' % (
+            ln = _LINE % (
                 o_dumps(ev_id), type_part[etype], ts_part, sess_part, seq, o_dumps(data, option=_OPTS),
                 _EMPTY if type(meta) is dict and not meta else o_dumps(meta, option=_OPTS), tail_part)
             add(ln)
