@@ -214,12 +214,15 @@ class ShellAdapter(BaseAdapter):
         # child's run) only when nothing that sees them can stop the run on them: a policy can
         # deny the tool call or wait for an approval, a user callback can cancel, and then the
         # command must not have started (see ``_EARLY_START``).
-        early = _may_start_early(active.callback)
-        if not early:
+        async def opening() -> None:
             await active.emit("run_started", {"cwd": cwd, "command": display})
             await active.emit("message_sent", {"role": "user", "content": display})
             await active.emit("tool_call_started", {"tool_call_id": tool_call_id, "tool_name": "bash",
                                                     "tool_input": tool_input})
+
+        early = _may_start_early(active.callback)
+        if not early:
+            await opening()
             if active.cancelled:
                 # a policy denied the call (or asked for approval and was refused) while its
                 # tool_call_started was recorded: the command must not start at all
@@ -253,10 +256,7 @@ class ShellAdapter(BaseAdapter):
                 try:
                     await asyncio.sleep(0)
                 finally:
-                    await active.emit("run_started", {"cwd": cwd, "command": display})
-                    await active.emit("message_sent", {"role": "user", "content": display})
-                    await active.emit("tool_call_started", {"tool_call_id": tool_call_id, "tool_name": "bash",
-                                                            "tool_input": tool_input})
+                    await opening()
             while True:
                 item = await queue.get()
                 if active.cancelled or item is _CANCEL:
