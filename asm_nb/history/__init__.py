@@ -41,7 +41,8 @@ def import_history(source: Source | str, store: Any = None, *, since: datetime |
     - ``path``: read this folder or file instead of the default location.
     - ``progress``: a progress bar (tqdm) on stderr.
     - ``workers``: processes reading the files. None (default): 2 when the files to read hold
-      16 MB or more and a second core is idle, else 1; 1: everything in this process. Workers are
+      16 MB or more and a second core is idle (the worker is ended if it turns out to contend with
+      other work), else 1; 1: everything in this process. Workers are
       fresh interpreters (no fork), used with the default store (a ``LocalStore``) on POSIX;
       what is stored is the same with any number (see ``docs/history.md``).
 

@@ -98,6 +98,53 @@ def _idle_cores(window: float = 0.05) -> float:
     return (i1 - i0) / (t1 - t0) * (os.cpu_count() or 1)
 
 
+def _cpu_stall_us() -> int | None:
+    """The machine's cumulative CPU stall time in microseconds (Linux pressure stall information,
+    ``/proc/pressure/cpu``, "some": time during which a runnable task waited for a core), or None
+    where the system does not keep it."""
+    try:
+        with open("/proc/pressure/cpu", "rb") as f:
+            return int(f.readline().rsplit(b"total=", 1)[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class _Probe:
+    """Whether the second process of an automatic choice contends with other work, measured while
+    both already work (no wait before the import starts): from the pool's start, once ``WINDOW``
+    seconds have passed, the share of that time some runnable task waited for a core. This
+    process and one worker on an otherwise idle two-core machine make none; another busy
+    process makes about half of the time. Above ``LIMIT`` the workers are ended and their files
+    read here."""
+
+    WINDOW = 0.05
+    LIMIT = 0.2
+
+    def __init__(self, t0: float, stall0: int) -> None:
+        self.t0 = t0
+        self.stall0 = stall0
+        self.share: float | None = None  # the stall share measured (None until then)
+
+    @classmethod
+    def start(cls) -> "_Probe | None":
+        """A probe from now, or None where the system keeps no stall times."""
+        import time
+
+        s = _cpu_stall_us()
+        return None if s is None else cls(time.perf_counter(), s)
+
+    def contended(self) -> bool | None:
+        """None until ``WINDOW`` has passed; then whether the stall share exceeded ``LIMIT``."""
+        import time
+
+        dt = time.perf_counter() - self.t0
+        if dt < self.WINDOW:
+            return None
+        s = _cpu_stall_us()
+        self.share = 0.0 if s is None else max(s - self.stall0, 0) / 1e6 / dt
+        return self.share > self.LIMIT
+
+
 def encoded_path(store: Any, bulk: Any) -> bool:
     """Whether ``store`` is written by ``LocalStore.write_batch`` itself, which
     ``_localbulk.write_encoded`` stands for (the same bytes from lines encoded beforehand);
@@ -118,11 +165,17 @@ def start_pool(workers: int | None, jobs: Sequence[Any], plans: Sequence[tuple],
     if n == 1 or os.name != "posix" or not sys.executable:
         return None
     reads = [p for p in plans if p[0] != "skip"]
+    probe = None
     if n is None:
         # two processes for a large import, when a second core is there and idle: with the
-        # cores busy with other work a second process only adds its start and the hand-over
+        # cores busy with other work a second process only adds its start and the hand-over.
+        # Where the system keeps CPU stall times the worker starts at once and is ended if it
+        # contends (``_Probe``); elsewhere the cores are sampled first (``_idle_cores``, 50 ms)
         todo = sum(max(p[0].st_size - p[3], 0) for p in reads)
-        n = 2 if todo >= AUTO_MIN_BYTES and len(reads) >= 2 and _cpus() >= 2 and _idle_cores() >= 1.5 else 1
+        n = 1
+        if todo >= AUTO_MIN_BYTES and len(reads) >= 2 and _cpus() >= 2:
+            probe = _Probe.start()
+            n = 2 if probe is not None or _idle_cores() >= 1.5 else 1
     n = min(n, len(reads))
     if n <= 1:
         return None
@@ -135,7 +188,7 @@ def start_pool(workers: int | None, jobs: Sequence[Any], plans: Sequence[tuple],
                              "notices": notices}, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # a setting that cannot be sent (an object of the caller's): in-process
         return None
-    return _Pool(n - 1, init, source, notices)
+    return _Pool(n - 1, init, source, notices, probe)
 
 
 _DIR_PREFIX = "asm-import-"
@@ -230,11 +283,14 @@ _FLUSH_EVENTS = 4000
 class _Pool:
     """The worker processes of one import; ``with pool:`` ends them (killed on an exception)."""
 
-    def __init__(self, n: int, init: bytes, source: str, notices: bool) -> None:
+    def __init__(self, n: int, init: bytes, source: str, notices: bool, probe: _Probe | None = None) -> None:
         self.n_workers = n
         # how the files were read: by a worker (result taken), here (in order or ahead), read
-        # again here (a worker's usage keys were stale, or it failed), workers lost
-        self.stats = {"worker": 0, "here": 0, "again": 0, "lost_workers": 0}
+        # again here (a worker's usage keys were stale, or it failed), workers lost, workers
+        # ended because they contended with other work (``_Probe``)
+        self.stats = {"worker": 0, "here": 0, "again": 0, "lost_workers": 0, "contended": 0}
+        self.probe = probe
+        self.stall_share: float | None = None  # what the probe measured, once it has
         self.dir = _result_dir()
         init = pickle.dumps((self.dir, init), protocol=pickle.HIGHEST_PROTOCOL)
         self.source = source
@@ -291,14 +347,15 @@ class _Pool:
         def size(i: int) -> int:
             return max(plans[i][0].st_size - plans[i][3], 0)
 
-        def lose(w: _Worker) -> None:  # a worker died: its files are read by the others or here
+        def lose(w: _Worker, died: bool = True) -> None:  # its files are read by the others or here
             back = sorted([*todo, *w.assigned])
             todo.clear()
             todo.extend(back)
             w.assigned.clear()
             self.workers.remove(w)
             w.close()
-            self.stats["lost_workers"] += 1
+            if died:
+                self.stats["lost_workers"] += 1
 
         def feed() -> None:
             for w in list(self.workers):
@@ -333,6 +390,20 @@ class _Pool:
                 w.assigned.popleft()
                 results[i] = (-1, r)
 
+        def check() -> None:  # an automatic second process that contends with other work is ended
+            probe = self.probe
+            if probe is None:
+                return
+            verdict = probe.contended()
+            if verdict is None:
+                return
+            self.probe = None
+            self.stall_share = probe.share
+            if verdict:
+                self.stats["contended"] = len(self.workers)
+                for w in list(self.workers):
+                    lose(w, died=False)
+
         def ahead(i: int, consumed: int) -> None:
             try:
                 r = read_result(read, jobs[i], plans[i], seen, self.source, self.notices)
@@ -343,6 +414,7 @@ class _Pool:
         for i, (job, plan) in enumerate(zip(jobs, plans)):
             if _skip(job, plan, report, bar):
                 continue
+            check()
             while i not in results:
                 if todo and todo[0] == i:  # nobody reads it yet: read here (nothing before it is pending)
                     todo.popleft()
@@ -355,6 +427,7 @@ class _Pool:
                     break
                 if todo and len(results) < _AHEAD and sum(size(k) for k in results) < _AHEAD_BYTES:
                     ahead(todo.popleft(), i)  # read ahead while a worker reads file i
+                    check()
                 else:
                     poll(True)
             consumed, r = results.pop(i)

@@ -190,8 +190,10 @@ def test_a_bad_workers_value_raises_validation_error(tmp_path, bad):
 
 
 def test_the_default_uses_a_second_process_for_large_imports_on_an_idle_machine_only(tmp_path, pools, monkeypatch):
+    """Where the system keeps no CPU stall times, the cores are sampled before the import."""
     gen = write_claude_code_logs(tmp_path / "logs", lines=1200, sessions=4)
     monkeypatch.setattr(_workers, "_cpus", lambda: 4)
+    monkeypatch.setattr(_workers, "_cpu_stall_us", lambda: None)
     monkeypatch.setattr(_workers, "_idle_cores", lambda: 3.9)
 
     def run(name):
@@ -204,12 +206,57 @@ def test_the_default_uses_a_second_process_for_large_imports_on_an_idle_machine_
     monkeypatch.setattr(_workers, "AUTO_MIN_BYTES", 1)
     run("s2")
     assert len(pools) == 1 and pools[0].n_workers == 1  # 2 processes: this one + 1
+    assert pools[0].probe is None and pools[0].stats["worker"] > 0
     monkeypatch.setattr(_workers, "_idle_cores", lambda: 1.2)  # another job keeps a core busy
     run("s3")
     monkeypatch.setattr(_workers, "_idle_cores", lambda: 3.9)
     monkeypatch.setattr(_workers, "_cpus", lambda: 1)
     run("s4")  # one core: one process
     assert len(pools) == 1
+
+
+@pytest.mark.parametrize("stalled", [False, True])
+def test_the_automatic_second_process_is_ended_when_it_contends(tmp_path, fixed_clock, pools, monkeypatch, stalled):
+    """Where the system keeps CPU stall times the worker starts at once (no sampling before the
+    import); once the probe's window has passed, a stall share above its limit (another job
+    makes tasks wait for a core) ends it, its files are read here and the store holds what one
+    process stores."""
+    gen = write_claude_code_logs(tmp_path / "logs", lines=1500, sessions=6)
+    ref = open_store(tmp_path / "ref")
+    _import("claude-code", ref, gen["root"], workers=1)
+    monkeypatch.setattr(_workers, "AUTO_MIN_BYTES", 1)
+    monkeypatch.setattr(_workers, "_cpus", lambda: 2)
+    monkeypatch.setattr(_workers, "_idle_cores", lambda: pytest.fail("cores sampled before the import"))
+    clock = {"us": 0}
+
+    def stall():  # every reading: 0 (idle) or a second more (a task always waiting)
+        clock["us"] += 1_000_000 if stalled else 0
+        return clock["us"]
+
+    monkeypatch.setattr(_workers, "_cpu_stall_us", stall)
+    monkeypatch.setattr(_workers._Probe, "WINDOW", 0.0)
+    st = open_store(tmp_path / "auto")
+    _import("claude-code", st, gen["root"])
+    (pool,) = pools
+    assert pool.n_workers == 1 and pool.probe is None and pool.stall_share is not None
+    if stalled:
+        assert pool.stall_share > _workers._Probe.LIMIT
+        assert pool.stats["contended"] == 1 and pool.stats["worker"] == 0 and pool.stats["lost_workers"] == 0
+    else:
+        assert pool.stall_share == 0.0 and pool.stats["contended"] == 0
+    assert _snapshot(st, tmp_path / "auto") == _snapshot(ref, tmp_path / "ref")
+    st.close()
+    ref.close()
+
+
+def test_cpu_stall_times_are_read_from_the_machine():
+    got = _workers._cpu_stall_us()
+    if os.path.exists("/proc/pressure/cpu"):
+        assert isinstance(got, int) and got >= 0
+        probe = _workers._Probe.start()
+        assert probe is not None and probe.contended() is None  # before its window
+    else:
+        assert got is None and _workers._Probe.start() is None
 
 
 def test_idle_cores_reads_the_machine(monkeypatch):
