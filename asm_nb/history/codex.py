@@ -23,6 +23,19 @@ Current format (0.3x and later): every line is ``{"timestamp", "type", "payload"
 Usage per model call is ``last_token_usage``, else the growth of ``total_token_usage`` since the
 previous report; a report whose total did not change is a repeat and counts nothing.
 
+Forks and sub-agents: a rollout whose first ``session_meta`` names a parent (``forked_from_id``,
+or ``source.subagent.thread_spawn.parent_thread_id``) opens with the parent's history copied in:
+the ancestors' ``session_meta`` lines, then their items and ``token_count`` reports, written in
+one burst (re-stamped to the fork's time by most versions, kept at their first times by some).
+That copy is the parent's work, already in the parent's own rollout, and is not imported again.
+From the fork's time, a line less than a second after the previous one (or older than the fork)
+is part of that burst; the first line a second or more later, or the file's own ``session_meta``
+written again, ends it for good. In the burst no ``token_count`` is counted (it only moves the
+baseline later deltas start from), and, once an ancestor's ``session_meta`` has shown that
+history was copied, no item or event becomes a run or an event either (a rollout with an
+ancestor's ``session_meta`` but no fork field is read the same way from that line). The session
+records the parent (``parent_session_id``, ``forked_from``, ``fork_kind``).
+
 Older rollouts (before the envelope) start with ``{"id", "timestamp", "instructions"}`` and then
 hold bare response items plus ``{"record_type": "state"}`` lines; they carry no token counts, so
 their runs have no usage and no cost (rather than a cost of 0).
@@ -33,6 +46,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 from collections.abc import Mapping
 from typing import Any
@@ -59,6 +73,8 @@ _LONG_DIGITS = re.compile(r"[0-9]{19}")  # the reference of ``_long_digits``
 # character on an ASCII byte), then one substring test; ~6x faster than the regex search
 _DIGIT_TABLE = bytes(49 if 48 <= i <= 57 else 48 for i in range(256))
 _DIGIT_RUN = b"1" * 19
+# a fork's copied history is written in one burst; its own first line comes later than this
+_COPY_GAP = timedelta(seconds=1)
 
 
 def _long_digits(text: str) -> bool:
@@ -104,10 +120,30 @@ def _first_cwd(path: Path) -> str | None:
     return cwd if isinstance(cwd, str) else None
 
 
+def _key(name: str) -> str:
+    """The session key of a rollout named ``name`` (its file stem) or of a thread id: the UUID
+    at its end, else the name made safe."""
+    m = _UUID.search(name)
+    return m.group(1).lower() if m else _SAFE.sub("_", name)[:120]
+
+
 def _job(path: Path) -> FileJob:
-    m = _UUID.search(path.stem)
-    key = m.group(1).lower() if m else _SAFE.sub("_", path.stem)[:120]
-    return FileJob(path=path, source=SOURCE, provider=PROVIDER, agent_id=PROVIDER, key=key, id_prefix="cx_")
+    return FileJob(path=path, source=SOURCE, provider=PROVIDER, agent_id=PROVIDER, key=_key(path.stem),
+                   id_prefix="cx_")
+
+
+def _parent(payload: Mapping) -> tuple[str, str] | None:
+    """``(parent thread id, "fork" | "subagent")`` when a ``session_meta`` names a parent."""
+    fid = payload.get("forked_from_id")
+    if isinstance(fid, str) and fid:
+        return fid, "fork"
+    src = payload.get("source")
+    sub = src.get("subagent") if type(src) is dict else None
+    spawn = sub.get("thread_spawn") if type(sub) is dict else None
+    pid = spawn.get("parent_thread_id") if type(spawn) is dict else None
+    if isinstance(pid, str) and pid:
+        return pid, "subagent"
+    return None
 
 
 def discover(path: str | os.PathLike | None = None, project: str | None = None,
@@ -221,7 +257,9 @@ def _counts(u: Any) -> dict | None:
     return dict(u) if isinstance(u, Mapping) else None
 
 
-def _token_count(p: Mapping, b: SessionBuilder) -> None:
+def _token_count(p: Mapping, b: SessionBuilder, copied: bool = False) -> None:
+    """One ``token_count`` report; ``copied``: in a fork's copied history (only the baseline
+    moves)."""
     info = p.get("info")
     if isinstance(info, Mapping):
         total, last = _counts(info.get("total_token_usage")), _counts(info.get("last_token_usage"))
@@ -234,6 +272,8 @@ def _token_count(p: Mapping, b: SessionBuilder) -> None:
         if total == prev:
             return  # the same report again
         b.extra["total"] = total
+    if copied:
+        return
     if last is not None:
         raw = last
     elif total is not None:
@@ -277,23 +317,74 @@ def first_line(obj: dict, b: SessionBuilder) -> bool:
     return True
 
 
+def _session_meta(payload: Mapping, b: SessionBuilder, ts: Any, stamp: Any) -> None:
+    """The file's first ``session_meta`` names its session (and its parent, for a fork or a
+    sub-agent: copied history may follow from its time). A later one with another id is an
+    ancestor's: history copied in follows (from its time, when no fork time was given). The
+    file's own id again ends the copied history."""
+    x = b.extra
+    sid = payload.get("id")
+    sid = sid if isinstance(sid, str) and sid else None
+    own = x.get("own")
+    if own is not None:
+        if sid is None:
+            return
+        if sid == own:
+            x.pop("burst", None)
+            x.pop("copied", None)
+        else:
+            x["copied"] = True
+            if "burst" not in x and isinstance(stamp, str) and ts is not None:
+                x["burst"] = stamp
+        return
+    if not b.at(ts):
+        return
+    x["own"] = sid or ""
+    m = b.meta
+    m["external_id"] = sid or m.get("external_id")
+    for k in ("cwd", "cli_version", "originator", "source", "model_provider"):
+        if isinstance(payload.get(k), (str, int)):
+            m[k] = payload[k]
+    git = payload.get("git")
+    if isinstance(git, Mapping) and isinstance(git.get("branch"), str):
+        m["git_branch"] = git["branch"]
+    parent = _parent(payload)
+    if parent is not None:
+        m["forked_from"], m["fork_kind"] = parent
+        b.job.parent_session_id = f"ses_cx_{_key(parent[0])}"
+        if ts is not None and isinstance(stamp, str):
+            x["burst"] = stamp  # the fork's time: the copied history is written from it
+
+
 def handle_line(obj: dict, b: SessionBuilder) -> None:
     """Map one rollout line to builder calls."""
     t = obj.get("type")
     payload = obj.get("payload")
     if t in _ENVELOPE and type(payload) is dict:
-        if not b.at(parse_ts(obj.get("timestamp"))):
-            return
+        ts = parse_ts(obj.get("timestamp"))
         if t == "session_meta":
-            m = b.meta
-            m["external_id"] = payload.get("id") or m.get("external_id")
-            for k in ("cwd", "cli_version", "originator", "source", "model_provider"):
-                if isinstance(payload.get(k), (str, int)):
-                    m[k] = payload[k]
-            git = payload.get("git")
-            if isinstance(git, Mapping) and isinstance(git.get("branch"), str):
-                m["git_branch"] = git["branch"]
-        elif t == "turn_context":
+            _session_meta(payload, b, ts, obj.get("timestamp"))
+            return
+        x = b.extra
+        burst = x.get("burst")
+        if burst is not None:  # a fork's copied history, until a gap ends it
+            last = parse_ts(burst)
+            if ts is not None and last is not None and ts - last < _COPY_GAP:
+                if ts > last:
+                    x["burst"] = obj.get("timestamp")
+                if t == "turn_context" and isinstance(payload.get("model"), str):
+                    x["model"] = payload["model"]
+                if t == "event_msg" and payload.get("type") == "token_count":
+                    _token_count(payload, b, copied=True)
+                    return
+                if x.get("copied"):  # history copied from an ancestor: not imported again
+                    return
+            else:
+                del x["burst"]
+                x.pop("copied", None)
+        if not b.at(ts):
+            return
+        if t == "turn_context":
             if isinstance(payload.get("model"), str):
                 b.extra["model"] = payload["model"]
                 b.meta["model"] = payload["model"]
