@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict, TypeGuard
 
 from ..core.errors import AsmError
-from ..core.usage import CACHE_CREATION_TOKENS, CACHE_READ_TOKENS, TOKEN_KEYS, token_count
+from ..core.usage import CACHE_CREATION_1H_TOKENS, CACHE_CREATION_TOKENS, CACHE_READ_TOKENS, TOKEN_KEYS, token_count
 from . import pricing as _pricing
 
 if TYPE_CHECKING:
@@ -66,12 +66,15 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Rates:
-    """USD per token. ``cache_read`` / ``cache_creation`` None → priced at ``input``."""
+    """USD per token. ``cache_read`` / ``cache_creation`` None → priced at ``input``;
+    ``cache_creation_1h`` (one-hour cache writes, the ``cache_creation_1h_tokens`` part of the
+    cache writes) None → priced as other cache writes."""
 
     input: float
     output: float
     cache_read: float | None = None
     cache_creation: float | None = None
+    cache_creation_1h: float | None = None
 
     def as_dict(self) -> dict[str, float]:
         d = {"input": self.input, "output": self.output}
@@ -79,6 +82,8 @@ class Rates:
             d["cache_read"] = self.cache_read
         if self.cache_creation is not None:
             d["cache_creation"] = self.cache_creation
+        if self.cache_creation_1h is not None:
+            d["cache_creation_1h"] = self.cache_creation_1h
         return d
 
 
@@ -141,9 +146,9 @@ def _rates_from(entry: object) -> Rates | None:
     e = _norm_keys(entry)
     if not (_num(e.get("input")) and _num(e.get("output"))):
         return None
-    cr, cc = e.get("cache_read"), e.get("cache_creation")
+    cr, cc, cc1h = e.get("cache_read"), e.get("cache_creation"), e.get("cache_creation_1h")
     return Rates(float(e["input"]), float(e["output"]), float(cr) if _num(cr) else None,
-                 float(cc) if _num(cc) else None)
+                 float(cc) if _num(cc) else None, float(cc1h) if _num(cc1h) else None)
 
 
 def _provider_entry(provider: object, table: Mapping) -> Mapping | None:
@@ -210,15 +215,21 @@ def _tok(tokens: Mapping, key: str) -> int:
 def _apply(tokens: Mapping, r: Rates) -> float:
     inp, out = _tok(tokens, "input_tokens"), _tok(tokens, "output_tokens")
     cr, cc = _tok(tokens, CACHE_READ_TOKENS), _tok(tokens, CACHE_CREATION_TOKENS)
-    return (inp * r.input + out * r.output
-            + cr * (r.cache_read if r.cache_read is not None else r.input)
-            + cc * (r.cache_creation if r.cache_creation is not None else r.input))
+    cc_rate = r.cache_creation if r.cache_creation is not None else r.input
+    cost = (inp * r.input + out * r.output
+            + cr * (r.cache_read if r.cache_read is not None else r.input))
+    hour_rate = r.cache_creation_1h
+    hour = min(_tok(tokens, CACHE_CREATION_1H_TOKENS), cc) if hour_rate is not None else 0
+    if hour and hour_rate is not None:  # the one-hour part of the cache writes at its own rate
+        return cost + (cc - hour) * cc_rate + hour * hour_rate
+    return cost + cc * cc_rate
 
 
 def calculate(tokens: object, provider: object, model: object, table: object) -> float:
     """USD for ``tokens`` (``input_tokens``, ``output_tokens``, ``cache_read_tokens``,
     ``cache_creation_tokens``): ``input*in + output*out + cache_read*(cache_read or in) +
-    cache_creation*(cache_creation or in)``. Bad token values count 0. Raises
+    cache_creation*(cache_creation or in)``; a ``cache_creation_1h_tokens`` part of the cache
+    writes is priced at ``cache_creation_1h`` where the rates have one. Bad token values count 0. Raises
     :class:`NoRatesError` when no rates apply (also for non-mapping tokens/table).
 
     >>> t = {"claude": {"default": {"input": 3e-6, "output": 15e-6}}}

@@ -2,7 +2,7 @@
 
 See docs/policies.md, cost. Tables are USD **per token** in the shape ``{provider: {"default": rates,
 "models": {model_key: rates}}}`` where ``rates`` has ``input``, ``output`` and optionally
-``cache_read`` / ``cache_creation``. Pure standard library (TOML files use ``tomllib``).
+``cache_read`` / ``cache_creation`` / ``cache_creation_1h`` (one-hour cache writes). Pure standard library (TOML files use ``tomllib``).
 
 The built-in table is the spec's table plus current Anthropic and OpenAI models at their
 public list prices. It carries a version and a source (:data:`PRICING_VERSION`,
@@ -44,10 +44,11 @@ __all__ = [
 ]
 
 #: Version string of the built-in table; bump it whenever a price changes.
-PRICING_VERSION = "builtin-2025.11"
+PRICING_VERSION = "builtin-2026.12"
 #: Where the built-in prices come from.
 PRICING_SOURCE = ("asm_nb built-in table: the project's reference rows + Anthropic (anthropic.com/pricing) and "
-                  "OpenAI (openai.com/api/pricing) public list prices, standard tier, 5-minute cache writes")
+                  "OpenAI (openai.com/api/pricing) public list prices, standard tier, 5-minute cache writes "
+                  "(Anthropic 1-hour cache writes at 2x input)")
 
 _M = 1e-6  # one USD per million tokens, expressed per token
 
@@ -62,6 +63,14 @@ def _r(inp: float, out: float, cache_read: float | None = None, cache_creation: 
     return entry
 
 
+def _hour_writes(models: dict[str, dict]) -> dict[str, dict]:
+    """Anthropic bills a one-hour cache write at twice the model's input price (a five-minute
+    write at 1.25x, the ``cache_creation`` rate): every row gets that ``cache_creation_1h`` rate."""
+    for entry in models.values():
+        entry.setdefault("cache_creation_1h", entry["input"] * 2)
+    return models
+
+
 def _placeholder(entry: dict) -> dict:
     """A provider ``default`` row of the built-in table: a stand-in price, never used for a run's
     cost (a run whose model is unknown is unpriced, see ``calculator.price_run``)."""
@@ -74,7 +83,7 @@ def _placeholder(entry: dict) -> dict:
 _BUILTIN: dict[str, dict[str, Any]] = {
     "claude": {
         "default": _placeholder(_r(3.00, 15.00)),
-        "models": {
+        "models": _hour_writes({
             # reference rows
             "claude-opus-4-6": _r(15.00, 75.00, 1.50, 18.75),
             "claude-sonnet-4-5": _r(3.00, 15.00, 0.30, 3.75),
@@ -89,7 +98,7 @@ _BUILTIN: dict[str, dict[str, Any]] = {
             "claude-3-5-haiku": _r(0.80, 4.00, 0.08, 1.00),
             "claude-3-opus": _r(15.00, 75.00, 1.50, 18.75),
             "claude-3-haiku": _r(0.25, 1.25, 0.03, 0.30),
-        },
+        }),
     },
     "codex": {
         "default": _placeholder(_r(3.00, 15.00)),

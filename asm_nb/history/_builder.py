@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.run import Run, RunStatus
 from ..core.serialization import new_id
 from ..core.session import Session, SessionStatus
-from ..core.usage import TOKEN_KEYS, TokenUsage
+from ..core.usage import CACHE_CREATION_1H_TOKENS, TOKEN_KEYS, TokenUsage
 from ._base import _ABSENT, _TYPES, STATE_KEY, STATE_VERSION, ImportReport, _ended, _iso, _keys, _now, parse_ts
 
 if TYPE_CHECKING:
@@ -35,7 +35,11 @@ class _Pricer:
         self.info = active_pricing()
         self._cache: dict[tuple[str, str | None], tuple[str | None, Any, tuple | None]] = {}
 
-    def cost(self, provider: str, model: str | None, usage: Mapping[str, int]) -> tuple[float | None, str | None]:
+    def cost(self, provider: str, model: str | None, usage: Mapping[str, int],
+             hour: int = 0) -> tuple[float | None, str | None]:
+        """``(USD, price key)`` of one model call's ``usage`` (the four counters); ``hour``: the
+        part of its cache writes written for an hour (priced at the table's ``cache_creation_1h``
+        rate where it has one)."""
         key = (provider, model)
         hit = self._cache.get(key)
         if hit is None:
@@ -47,7 +51,7 @@ class _Pricer:
             # at the input price when the table has none)
             flat = None if rates is None else (
                 rates.input, rates.output, rates.cache_read if rates.cache_read is not None else rates.input,
-                rates.cache_creation if rates.cache_creation is not None else rates.input)
+                rates.cache_creation if rates.cache_creation is not None else rates.input, rates.cache_creation_1h)
             hit = (found[0], rates, flat)
             self._cache[key] = hit
         key_found, rates, flat = hit
@@ -57,7 +61,12 @@ class _Pricer:
         if flat is not None and type(i) is int and type(o) is int and type(cr) is int and type(cc) is int \
                 and i >= 0 and o >= 0 and cr >= 0 and cc >= 0:
             # ``tokens_cost`` for clean counts: the same products summed in the same order
+            if hour and flat[4] is not None:
+                hour = min(hour, cc)
+                return i * flat[0] + o * flat[1] + cr * flat[2] + (cc - hour) * flat[3] + hour * flat[4], key_found
             return i * flat[0] + o * flat[1] + cr * flat[2] + cc * flat[3], key_found
+        if hour:
+            usage = {**usage, CACHE_CREATION_1H_TOKENS: hour}
         return self._tokens_cost(usage, rates), key_found
 
 
@@ -243,9 +252,10 @@ class SessionBuilder:
             run["error"] = error
 
     def usage(self, model: str | None, usage: TokenUsage, *, key: str | None = None,
-              reported_cost: Any = None, **extra: Any) -> bool:
+              reported_cost: Any = None, hour: int = 0, **extra: Any) -> bool:
         """One model call's tokens. ``key`` (e.g. message id + request id) dedupes across the
-        whole store; returns False when it was already counted."""
+        whole store; returns False when it was already counted. ``hour``: the part of its cache
+        writes written for an hour (priced at its own rate)."""
         i, o, cr, cc = usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_creation_tokens
         if key is not None:
             now = [i, o, cr, cc]  # (TOKEN_KEYS order)
@@ -269,7 +279,8 @@ class SessionBuilder:
         run = self._current()
         self._touch(run)
         u = {_K_IN: i, _K_OUT: o, _K_CR: cr, _K_CC: cc}
-        cost, price_key = self.pricer.cost(self.provider, model, u)
+        hour = min(hour, cc) if hour > 0 else 0  # (a repeat counts only the growth of its writes)
+        cost, price_key = self.pricer.cost(self.provider, model, u, hour)
         source = "computed"
         if isinstance(reported_cost, (int, float)) and not isinstance(reported_cost, bool) and reported_cost > 0:
             cost, source = float(reported_cost), "reported"
@@ -284,6 +295,8 @@ class SessionBuilder:
         ru[_K_CC] += cc
         if reasoning is not None:
             run["reasoning"] = (run["reasoning"] or 0) + reasoning
+        if hour:
+            run["hour"] = run.get("hour", 0) + hour
         mname = model or "unknown"
         mu = run["model_usage"].get(mname)
         if mu is None:
@@ -304,6 +317,8 @@ class SessionBuilder:
         data = {**u, "model": model, "cost_usd": cost, "cost_source": source if cost is not None else None, **extra}
         if reasoning is not None:
             data["reasoning_output_tokens"] = reasoning
+        if hour:
+            data[CACHE_CREATION_1H_TOKENS] = hour
         self._emit("token_usage_updated", data, run["id"])
         return True
 
@@ -349,6 +364,8 @@ class SessionBuilder:
             usage = dict(st["usage"])
             if st["reasoning"] is not None:
                 usage["reasoning_output_tokens"] = st["reasoning"]
+            if st.get("hour"):
+                usage[CACHE_CREATION_1H_TOKENS] = st["hour"]
             models = sorted(st["model_usage"], key=lambda m: -sum(st["model_usage"][m].values()))
             model = models[0] if models else self.meta.get("model")
             if st["usage_records"] == 0:

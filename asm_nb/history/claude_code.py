@@ -14,7 +14,10 @@ One JSON object per line, ``type``:
   not prompts; ``[Request interrupted by user…]`` marks the turn cancelled.
 - ``assistant``: ``message`` is an Anthropic message (``id``, ``model``, ``content`` blocks
   ``text`` / ``thinking`` / ``tool_use``, ``usage`` with ``input_tokens``, ``output_tokens``,
-  ``cache_creation_input_tokens``, ``cache_read_input_tokens``) plus ``requestId``. A streamed
+  ``cache_creation_input_tokens``, ``cache_read_input_tokens``; later versions split the cache
+  writes by lifetime in ``cache_creation.ephemeral_5m_input_tokens`` / ``ephemeral_1h_input_tokens``:
+  Claude Code writes mostly one-hour entries, billed at 2x input against 1.25x for five-minute
+  ones, so that part is priced at its own rate) plus ``requestId``. A streamed
   message is written as several lines (one per content block) that all repeat its usage, with
   ``output_tokens`` growing to the final count on the last one: usage is counted once per
   ``message.id`` (+ ``requestId`` when present) across the whole store, taking the final (largest)
@@ -22,11 +25,16 @@ One JSON object per line, ``type``:
   resumed session copies into its new file. Old versions also
   carry ``costUSD`` per line: that figure is kept as a reported cost. ``model: "<synthetic>"``
   lines (local notices, API errors with ``isApiErrorMessage``) have no billable usage.
-- ``summary`` (``summary``, ``leafUuid``): the session's title.
+- ``custom-title`` (``customTitle``: the user's ``/rename``), ``ai-title`` (``aiTitle``: the
+  generated label the session picker shows) and ``summary`` (``summary``, ``leafUuid``): the
+  session's title, in that order of strength (a later record of the same kind replaces it); else
+  the first prompt's first line.
 - ``system`` (``subtype`` e.g. ``compact_boundary``, ``level``): an ``error`` level becomes an
   ``error_occurred`` event; others are context.
-- ``file-history-snapshot``, ``queue-operation`` and other bookkeeping records are skipped quietly;
-  a record type never seen before is skipped with a warning.
+- ``file-history-snapshot``, ``queue-operation``, ``progress``, ``attachment``, ``mode``,
+  ``permission-mode``, ``last-prompt``, ``worktree-state`` and the other bookkeeping records of the
+  harness (``_QUIET``) are skipped quietly; a record type never seen before is skipped with one
+  warning per file.
 
 Common fields: ``uuid``, ``parentUuid``, ``sessionId``, ``timestamp``, ``cwd``, ``gitBranch``,
 ``version``, ``isSidechain``, ``userType``.
@@ -41,7 +49,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..core.errors import AsmError
-from ..core.usage import TokenUsage
+from ..core.usage import TokenUsage, cache_creation_1h
 from ._base import FileJob, parse_ts
 from ._builder import SessionBuilder
 
@@ -49,8 +57,15 @@ __all__ = ["config_dirs", "discover", "handle_line"]
 
 SOURCE = "claude-code"
 PROVIDER = "claude_code"
-_QUIET = frozenset({"file-history-snapshot", "queue-operation", "progress", "custom-title", "tag", "agent-name",
-                    "last-prompt", "pr-link", "attachment", "result"})
+# bookkeeping records of the harness, not the conversation (session state re-appended when it
+# changes, rewind checkpoints, hook progress, injected context): skipped without a warning
+_QUIET = frozenset({"file-history-snapshot", "file-history-delta", "queue-operation", "progress", "tag",
+                    "agent-name", "agent-color", "last-prompt", "pr-link", "attachment", "result", "mode",
+                    "permission-mode", "worktree-state", "atis-latch", "bridge-session", "frame-link", "relocated",
+                    "fork-context-ref", "content-replacement", "marble-origami-commit", "marble-origami-snapshot",
+                    "task-summary"})
+# the session's title, strongest first: the user's (/rename), the generated one, the summary
+_TITLES = {"custom-title": ("customTitle", 3), "ai-title": ("aiTitle", 2), "summary": ("summary", 1)}
 _INTERRUPTED = "[Request interrupted by user"
 _TOOL_OUTPUT_MAX = 20_000
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
@@ -244,16 +259,24 @@ def _assistant(obj: Mapping, b: SessionBuilder) -> None:
             else None
         u = TokenUsage.from_anthropic(usage)
         if u or obj.get("costUSD"):
-            b.usage(model, u, key=key, reported_cost=obj.get("costUSD"), message_id=mid, request_id=rid)
+            b.usage(model, u, key=key, reported_cost=obj.get("costUSD"), hour=cache_creation_1h(usage),
+                    message_id=mid, request_id=rid)
 
 
 def handle_line(obj: dict, b: SessionBuilder) -> None:
     """Map one Claude Code record to builder calls."""
     t = obj.get("type")
-    if t == "summary":
-        if isinstance(obj.get("summary"), str):
-            b.meta["title"] = obj["summary"]
-            b.meta["summary"] = obj["summary"]
+    title = _TITLES.get(t) if type(t) is str else None
+    if title is not None:
+        text = obj.get(title[0])
+        if not isinstance(text, str):
+            text = obj.get("title")
+        if isinstance(text, str) and text.strip():
+            if t == "summary":
+                b.meta["summary"] = text
+            if title[1] >= int(b.extra.get("title_rank") or 0):
+                b.meta["title"] = text
+                b.extra["title_rank"] = title[1]
         return
     if t in _QUIET:
         return

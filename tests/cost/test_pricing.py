@@ -23,14 +23,34 @@ def test_spec_rows_are_per_token():
     assert t["claude"]["default"] == {"input": pytest.approx(3e-6), "output": pytest.approx(15e-6),
                                       "placeholder": True}  # never prices a run
     opus = t["claude"]["models"]["claude-opus-4-6"]
+    # one-hour cache writes at Anthropic's 2x input (five-minute ones: the cache_creation rate)
     assert opus == {"input": pytest.approx(15e-6), "output": pytest.approx(75e-6),
-                    "cache_read": pytest.approx(1.5e-6), "cache_creation": pytest.approx(18.75e-6)}
+                    "cache_read": pytest.approx(1.5e-6), "cache_creation": pytest.approx(18.75e-6),
+                    "cache_creation_1h": pytest.approx(30e-6)}
+    assert all(e["cache_creation_1h"] == pytest.approx(2 * e["input"]) for e in t["claude"]["models"].values())
+    assert not any("cache_creation_1h" in e for e in t["codex"]["models"].values())  # OpenAI has no such write
     assert t["claude"]["models"]["claude-haiku-4-5"]["cache_read"] == pytest.approx(0.08e-6)
     assert t["codex"]["models"]["o3-mini"] == {"input": pytest.approx(1.1e-6), "output": pytest.approx(4.4e-6),
                                                "cache_read": pytest.approx(0.55e-6),
                                                "cache_creation": pytest.approx(1.1e-6)}
     assert t["amp"] == {"default": {"input": pytest.approx(3e-6), "output": pytest.approx(15e-6),
                                     "placeholder": True}, "models": {}}
+
+
+def test_one_hour_cache_writes_are_priced_at_their_own_rate():
+    from asm_nb.cost.calculator import calculate
+
+    t = pricing.default_pricing_table()
+    base = {"input_tokens": 10, "output_tokens": 100, "cache_read_tokens": 1000, "cache_creation_tokens": 4000}
+    five = calculate(base, "claude", "claude-sonnet-4-5", t)
+    assert five == pytest.approx(10 * 3e-6 + 100 * 15e-6 + 1000 * 0.3e-6 + 4000 * 3.75e-6)
+    hour = calculate({**base, "cache_creation_1h_tokens": 3000}, "claude", "claude-sonnet-4-5", t)
+    assert hour == pytest.approx(five + 3000 * (6e-6 - 3.75e-6))
+    # never more than the cache writes; a table without the rate prices them as other writes
+    assert calculate({**base, "cache_creation_1h_tokens": 9000}, "claude", "claude-sonnet-4-5", t) == \
+        pytest.approx(five + 4000 * (6e-6 - 3.75e-6))
+    plain = {"claude": {"default": {"input": 3e-6, "output": 15e-6, "cache_read": 0.3e-6, "cache_creation": 3.75e-6}}}
+    assert calculate({**base, "cache_creation_1h_tokens": 3000}, "claude", None, plain) == pytest.approx(five)
 
 
 def test_default_table_is_a_fresh_copy():
