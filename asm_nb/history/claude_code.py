@@ -21,8 +21,11 @@ One JSON object per line, ``type``:
   message is written as several lines (one per content block) that all repeat its usage, with
   ``output_tokens`` growing to the final count on the last one: usage is counted once per
   ``message.id`` (+ ``requestId`` when present) across the whole store, taking the final (largest)
-  figures — a later snapshot adds only its growth — which also skips the earlier messages a
-  resumed session copies into its new file. Old versions also
+  figures — a later snapshot adds only its growth. A resumed session's file starts with the
+  conversation it resumes copied in (same ``uuid``, times and message ids): a prompt whose
+  ``uuid`` (kept as a ``ccu:`` key) or a message whose key another file of the store recorded
+  starts a copied stretch that is not imported again, until the file's own next prompt or
+  message; a project's files are read oldest first so the older session keeps them. Old versions also
   carry ``costUSD`` per line: that figure is kept as a reported cost. ``model: "<synthetic>"``
   lines (local notices, API errors with ``isApiErrorMessage``) have no billable usage.
 - ``custom-title`` (``customTitle``: the user's ``/rename``), ``ai-title`` (``aiTitle``: the
@@ -50,7 +53,7 @@ from typing import Any
 
 from ..core.errors import AsmError
 from ..core.usage import TokenUsage, cache_creation_1h
-from ._base import FileJob, parse_ts
+from ._base import _ABSENT, FileJob, parse_ts
 from ._builder import SessionBuilder
 
 __all__ = ["config_dirs", "discover", "handle_line"]
@@ -110,8 +113,17 @@ def _job(path: Path, slug: str) -> FileJob:
 
 
 def _project_files(project_dir: Path) -> list[Path]:
-    files = sorted(project_dir.glob("*.jsonl"))
-    files += sorted(project_dir.glob("*/subagents/*.jsonl"))
+    """A project's session files, oldest first (then by name): a resumed session's file starts
+    with copies of the conversation it resumes, which belong to the older file (the first file
+    read holds a copied turn; a later copy is not imported again)."""
+    def age(p: Path) -> tuple[int, str]:
+        try:
+            return p.stat().st_mtime_ns, str(p)
+        except OSError:
+            return 0, str(p)
+
+    files = sorted(project_dir.glob("*.jsonl"), key=age)
+    files += sorted(project_dir.glob("*/subagents/*.jsonl"), key=age)
     return files
 
 
@@ -196,10 +208,18 @@ def _meta(obj: Mapping, b: SessionBuilder) -> None:
             b.job.parent_session_id = f"ses_cc_{_key(sid)}"
 
 
+def _elsewhere(key: str, b: SessionBuilder) -> bool:
+    """Whether ``key`` was recorded by another file of this store (not this one): the line
+    holding it is a copy (a resumed session starts with the conversation it resumes)."""
+    return b.seen.get(key, _ABSENT) is not _ABSENT and key not in b.keys
+
+
 def _user(obj: Mapping, b: SessionBuilder) -> None:
     msg = obj.get("message")
     content = msg.get("content") if type(msg) is dict else None
     if isinstance(content, list) and any(type(x) is dict and x.get("type") == "tool_result" for x in content):
+        if b.extra.get("copy"):
+            return  # the results of a copied turn's tool calls
         for block in content:
             if type(block) is not dict:
                 continue
@@ -210,13 +230,17 @@ def _user(obj: Mapping, b: SessionBuilder) -> None:
                 b.set_status("cancelled")
         return
     text = _text(content)
+    copy = b.extra.get("copy")
     if text.startswith(_INTERRUPTED):
-        b.set_status("cancelled")
+        if not copy:
+            b.set_status("cancelled")
         return
     if obj.get("isMeta") or obj.get("isCompactSummary") or text.startswith("<local-command-stdout>") \
             or text.startswith("<local-command-stderr>") or text.startswith("Caveat:"):
         return
     if obj.get("isSidechain"):  # a sub-agent's task prompt inside the parent's turn
+        if copy:
+            return
         if b.job.key.startswith("agent-") or "_agent-" in b.job.key:
             b.start_run(text)
         else:
@@ -224,6 +248,14 @@ def _user(obj: Mapping, b: SessionBuilder) -> None:
         return
     if not text.strip():
         return
+    uuid = obj.get("uuid")
+    if isinstance(uuid, str) and uuid:
+        key = f"ccu:{uuid}"
+        if _elsewhere(key, b):  # a prompt another session already holds: its copied turn
+            b.extra["copy"] = True
+            return
+        b.seen[key] = b.keys[key] = None
+    b.extra.pop("copy", None)
     b.start_run(text)
     if not b.meta.get("title") and b.run and b.run.get("prompt"):
         b.meta["title"] = b.run["prompt"].strip().splitlines()[0][:100]
@@ -236,9 +268,18 @@ def _assistant(obj: Mapping, b: SessionBuilder) -> None:
         return
     model = msg.get("model") if isinstance(msg.get("model"), str) else None
     synthetic = model == "<synthetic>"
+    mid, rid = msg.get("id"), obj.get("requestId")
+    # message.id is unique per API response; requestId is absent on some versions and gateways
+    key = (f"cc:{mid}:{rid}" if isinstance(rid, str) and rid else f"cc:{mid}") if isinstance(mid, str) and mid \
+        else None
+    if key is not None and not synthetic:
+        if _elsewhere(key, b):  # a message another session holds: copied (only a grown count adds)
+            b.extra["copy"] = True
+        else:
+            b.extra.pop("copy", None)
     content = msg.get("content")
-    blocks = content if isinstance(content, list) else ([{"type": "text", "text": content}]
-                                                         if isinstance(content, str) else [])
+    blocks = content if isinstance(content, list) and not b.extra.get("copy") else (
+        [{"type": "text", "text": content}] if isinstance(content, str) and not b.extra.get("copy") else [])
     for block in blocks:
         if type(block) is not dict:
             continue
@@ -253,10 +294,6 @@ def _assistant(obj: Mapping, b: SessionBuilder) -> None:
             b.tool_started(block.get("id"), str(block.get("name") or "tool"), block.get("input"))
     usage = msg.get("usage")
     if type(usage) is dict and not synthetic:
-        mid, rid = msg.get("id"), obj.get("requestId")
-        # message.id is unique per API response; requestId is absent on some versions and gateways
-        key = (f"cc:{mid}:{rid}" if isinstance(rid, str) and rid else f"cc:{mid}") if isinstance(mid, str) and mid \
-            else None
         u = TokenUsage.from_anthropic(usage)
         if u or obj.get("costUSD"):
             b.usage(model, u, key=key, reported_cost=obj.get("costUSD"), hour=cache_creation_1h(usage),
@@ -293,5 +330,5 @@ def handle_line(obj: dict, b: SessionBuilder) -> None:
         _user(obj, b)
     elif t == "assistant":
         _assistant(obj, b)
-    elif obj.get("level") == "error" and isinstance(obj.get("content"), str):
+    elif obj.get("level") == "error" and isinstance(obj.get("content"), str) and not b.extra.get("copy"):
         b.error(obj["content"])

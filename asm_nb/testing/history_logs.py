@@ -59,7 +59,7 @@ def write_claude_code_logs(root: str | Path, *, lines: int = 1000, sessions: int
         while len(out) < per_session:
             t += timedelta(minutes=rng.randint(1, 40))
             k += 1
-            uid = f"{sid[:8]}-u{k}"
+            uid = f"{sid}-u{k}"
             out.append(json.dumps({"parentUuid": parent, **base, "type": "user", "message": {
                 "role": "user", "content": "Please " + _text(rng, rng.randint(8, 40))}, "uuid": uid,
                 "timestamp": _iso(t)}))
@@ -85,14 +85,14 @@ def write_claude_code_logs(root: str | Path, *, lines: int = 1000, sessions: int
                            "input": {"command": "pytest -q " + _text(rng, 3), "description": _text(rng, 5)}})
                 for i, block in enumerate(blocks):
                     k += 1
-                    uid = f"{sid[:8]}-u{k}"
+                    uid = f"{sid}-u{k}"
                     snap = usage if i == len(blocks) - 1 else {**usage, "output_tokens": min(usage["output_tokens"], 3)}
                     out.append(json.dumps({"parentUuid": parent, **base, "type": "assistant",
                                            "message": {**msg, "usage": snap, "content": [block]}, "requestId": rid,
                                            "uuid": uid, "timestamp": _iso(t)}))
                     parent = uid
                 k += 1
-                uid = f"{sid[:8]}-u{k}"
+                uid = f"{sid}-u{k}"
                 t += timedelta(seconds=rng.randint(1, 20))
                 out.append(json.dumps({"parentUuid": parent, **base, "type": "user", "message": {
                     "role": "user", "content": [{"tool_use_id": tool_id, "type": "tool_result",

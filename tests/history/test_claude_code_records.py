@@ -110,3 +110,100 @@ def test_one_hour_cache_writes_are_priced_at_twice_the_input_price(tmp_path, fiv
     assert sum(d["cost_usd"] for d in usage) == pytest.approx(expected, rel=1e-12)
     assert float(frames.usage(st, by="model")["cost_usd"].sum()) == pytest.approx(expected, rel=1e-12)
     st.close()
+
+
+# -- a resumed session -------------------------------------------------------------------------
+
+# the resumed file sorts first by name: the older file must still be read first
+A, B = "0a1b2c3d-0000-4000-8000-00000000000f", "0a1b2c3d-0000-4000-8000-00000000000a"
+
+
+def _line(sid: str, uuid: str, ts: str, kind: str, message: dict, **extra) -> dict:
+    return {**ENV, "sessionId": sid, "parentUuid": None, "type": kind, "uuid": uuid, "timestamp": ts,
+            "message": message, **extra}
+
+
+def _call(sid: str, n: int, ts: str, prompt: str, answer: str, out: int) -> list[dict]:
+    """One turn: the prompt, a message with a tool call (two lines repeating its usage), the
+    tool's result, the answer (a second message)."""
+    usage = {"input_tokens": 3, "cache_creation_input_tokens": 500, "cache_read_input_tokens": 9000,
+             "output_tokens": out}
+    m1 = {"id": f"msg_{n}a", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5-20250929",
+          "usage": usage}
+    m2 = {**m1, "id": f"msg_{n}b"}
+    return [
+        _line(sid, f"p{n}", ts + ":00.000Z", "user", {"role": "user", "content": prompt}),
+        _line(sid, f"p{n}-1", ts + ":02.000Z", "assistant", {**m1, "content": [{"type": "text", "text": "Looking."}]},
+              requestId=f"req_{n}a"),
+        _line(sid, f"p{n}-2", ts + ":02.100Z", "assistant", {**m1, "content": [
+            {"type": "tool_use", "id": f"toolu_{n}", "name": "Bash", "input": {"command": "ls"}}]},
+              requestId=f"req_{n}a"),
+        _line(sid, f"p{n}-3", ts + ":03.000Z", "user", {"role": "user", "content": [
+            {"tool_use_id": f"toolu_{n}", "type": "tool_result", "content": "a.py\nb.py", "is_error": False}]}),
+        _line(sid, f"p{n}-4", ts + ":05.000Z", "assistant", {**m2, "content": [{"type": "text", "text": answer}]},
+              requestId=f"req_{n}b"),
+    ]
+
+
+def _resumed(tmp: Path, newer_first: bool = False) -> tuple[Path, list[dict], list[dict]]:
+    """Session A (two turns) and session B, which resumed it: B's file starts with A's second turn
+    copied (same uuids, same times; the session id is B's), then B's own turn."""
+    a = _call(A, 1, "2026-08-07T04:05", "List the files", "Two files.", 40) + \
+        _call(A, 2, "2026-08-07T04:20", "Which one is larger?", "b.py is.", 30)
+    b = [{**ln, "sessionId": B} for ln in a[5:]] + _call(B, 3, "2026-08-08T09:00", "Delete a.py", "Deleted.", 20)
+    d = tmp / "projects" / "-home-ada-proj"
+    d.mkdir(parents=True, exist_ok=True)
+    for sid, rows, age in ((A, a, 1_000), (B, b, 2_000)):
+        p = d / f"{sid}.jsonl"
+        p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        t = 1_700_000_000 + (3_000 - age if newer_first else age)
+        import os
+
+        os.utime(p, (t, t))
+    return tmp, a, b
+
+
+def _turns(st, sid: str) -> list:
+    return [(r.input, r.token_usage["output_tokens"], r.metadata.get("tool_calls"))
+            for r in sorted(st.list_runs(sid), key=lambda r: r.id)]
+
+
+def test_a_resumed_sessions_copied_turns_are_imported_once(tmp_path):
+    """Claude Code starts a resumed session's file with the conversation it resumes (same uuids
+    and times): those turns stay the older session's; the resumed one holds its own turn, and the
+    usage, runs and tool calls of the copy are not counted again."""
+    root, _, _ = _resumed(tmp_path)
+    st, rep = _import(root)
+    assert rep.sessions_new == 2
+    assert _turns(st, f"ses_cc_{A}") == [("List the files", 80, 1), ("Which one is larger?", 60, 1)]
+    assert _turns(st, f"ses_cc_{B}") == [("Delete a.py", 40, 1)]
+    texts = [e.data.get("content") for e in st.get_events(f"ses_cc_{B}") if e.type.value.startswith("message")]
+    assert texts == ["Delete a.py", "Looking.", "Deleted."]
+    calls = frames.tool_calls(st)
+    assert len(calls) == 3
+    assert int(frames.usage(st, by="session")["output_tokens"].sum()) == 180
+    st.close()
+
+
+def test_a_resumed_session_read_in_a_later_import_or_first(tmp_path):
+    """Read in a later import, the copy is recognised the same way; read first (its file is the
+    older one on disk), the copied turns are the resumed session's and not the other's: each
+    turn is still imported and counted once."""
+    root, a, b = _resumed(tmp_path / "later")
+    path_b = root / "projects" / "-home-ada-proj" / f"{B}.jsonl"
+    text_b = path_b.read_text()
+    path_b.unlink()
+    st, _ = _import(root)
+    path_b.write_text(text_b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", HistoryWarning)
+        import_history("claude-code", st, path=root / "projects")
+    assert _turns(st, f"ses_cc_{B}") == [("Delete a.py", 40, 1)]
+    assert len(_turns(st, f"ses_cc_{A}")) == 2
+    st.close()
+    root, _, _ = _resumed(tmp_path / "first", newer_first=True)
+    st, _ = _import(root)
+    turns = _turns(st, f"ses_cc_{A}") + _turns(st, f"ses_cc_{B}")
+    assert sorted(t[0] for t in turns) == ["Delete a.py", "List the files", "Which one is larger?"]
+    assert sum(t[1] for t in turns) == 180 and sum(t[2] for t in turns) == 3
+    st.close()

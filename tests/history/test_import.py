@@ -108,9 +108,13 @@ def test_claude_usage_deduped_across_resumed_sessions():
         for k in total:
             total[k] += r.token_usage.get(k, 0)
     assert total == _reference_claude_usage(CC)
-    # the resumed session's copy of msg_01N4 was not billed again
+    # the resumed session's copy of msg_01N4 was not billed again, nor imported again as a run
+    # or as events: the resumed session holds its own turn only
     resumed = _runs(st, "ses_cc_d4e5f6a7-0000-4000-8000-0000000000d4")
-    assert resumed[0].token_usage["output_tokens"] == 0 and resumed[1].token_usage["output_tokens"] == 60
+    assert [(r.input, r.token_usage["output_tokens"]) for r in resumed] == [("Add a --verbose flag to cli.", 60)]
+    texts = [e.data.get("content") for e in st.get_events("ses_cc_d4e5f6a7-0000-4000-8000-0000000000d4")
+             if e.type.value.startswith("message")]
+    assert texts == ["Add a --verbose flag to cli.", "Done: cli now takes --verbose."]
 
 
 def test_codex_versions():

@@ -197,7 +197,7 @@ def test_the_cyclic_gc_is_paused_during_an_import_and_restored_after(tmp_path, m
     # a failing store: still back on
     monkeypatch.setattr(st, "save_runs", lambda runs: (_ for _ in ()).throw(OSError("disk full")))
     more = (write_claude_code_logs if source == "claude-code" else write_codex_logs)(tmp_path / "more", lines=200,
-                                                                                      sessions=1)
+                                                                                      sessions=1, seed=2)
     with pytest.raises(OSError):
         _import(source, st, more["root"])
     assert gc.isenabled()
@@ -205,7 +205,7 @@ def test_the_cyclic_gc_is_paused_during_an_import_and_restored_after(tmp_path, m
     gc.disable()
     try:
         again = (write_claude_code_logs if source == "claude-code" else write_codex_logs)(tmp_path / "again",
-                                                                                           lines=200, sessions=1)
+                                                                                           lines=200, sessions=1, seed=3)
         monkeypatch.undo()
         _import(source, st, again["root"])
         assert not gc.isenabled()
