@@ -28,6 +28,14 @@ Used only with the default store's bulk path (a ``LocalStore`` whose writes noth
 on POSIX; otherwise, or for one file to read, everything runs in the calling process. Any
 exception here (``KeyboardInterrupt`` included) kills and reaps the workers and removes their
 folder before it propagates; a worker whose parent is gone sees its input close and exits.
+
+An import that finishes keeps its idle workers for the next import in this process (a notebook
+importing Claude Code then Codex, or again later): each import sends its own configuration, usage
+keys and folder, and a kept worker serves only an import that would start it the same way (same
+interpreter, asm_nb, working folder and environment). A kept worker is ended after
+``SPARE_IDLE_S`` seconds unused (a timer here; it also leaves by itself after two minutes
+without a message), at this process's exit, or on :func:`close_spares`; a child forked from this
+process closes its copies of their pipes and never uses them.
 """
 
 from __future__ import annotations
@@ -46,7 +54,7 @@ from ..core.errors import AsmError
 from ._base import ImportReport
 from ._driver import flush_batch
 
-__all__ = ["start_pool", "EncodedBatch", "resolve_workers", "AUTO_MIN_BYTES"]
+__all__ = ["start_pool", "EncodedBatch", "resolve_workers", "close_spares", "AUTO_MIN_BYTES", "SPARE_IDLE_S"]
 
 #: with ``workers=None`` a second process is used when the files to read hold at least this many
 #: bytes (and there are two or more): below it, starting a worker (~0.15-0.2 s of CPU, a fresh
@@ -271,6 +279,113 @@ class _Worker:
         self.proc.wait()
 
 
+#: a worker is kept after an import for the next one in this process (its start, ~0.15 s of CPU
+#: in a fresh interpreter, is saved): ended once unused for this many seconds, at this process's
+#: exit, or (its pipes only) in a child forked from this process
+SPARE_IDLE_S = 20.0
+# a kept worker leaves by itself after this long without a message (should this process not
+# end it: the parent's timer is the rule, this the backstop)
+_WORKER_IDLE_S = 120.0
+_spare_lock = threading.Lock()
+_spares: list[tuple["_Worker", float, tuple]] = []  # (worker, kept since (monotonic), its start key)
+_spare_timer: threading.Timer | None = None
+
+
+def _start_key(root: str) -> tuple:
+    """What a worker was started with and keeps: the interpreter, this asm_nb, the working
+    folder and the environment. A kept worker serves only an import that would start the same."""
+    return (sys.executable, root, os.getcwd(), tuple(sorted(os.environ.items())))
+
+
+def _take_spares(n: int, key: tuple) -> list["_Worker"]:
+    """Up to ``n`` kept workers started as ``key`` would start them, still alive."""
+    import time
+
+    got: list[_Worker] = []
+    with _spare_lock:
+        keep = []
+        for entry in _spares:
+            w, since, k = entry
+            if len(got) < n and k == key and w.proc.poll() is None and time.monotonic() - since < SPARE_IDLE_S:
+                got.append(w)
+            else:
+                keep.append(entry)
+        _spares[:] = keep
+    return got
+
+
+def _keep(w: "_Worker", key: tuple) -> None:
+    """Keep ``w`` for the next import (ended after ``SPARE_IDLE_S`` unused)."""
+    import time
+
+    global _spare_timer
+    with _spare_lock:
+        _spares.append((w, time.monotonic(), key))
+        if _spare_timer is None:
+            _spare_timer = threading.Timer(SPARE_IDLE_S, _end_idle_spares)
+            _spare_timer.daemon = True
+            _spare_timer.start()
+
+
+def _end_idle_spares() -> None:
+    """End the kept workers unused for ``SPARE_IDLE_S`` (the timer), and time the next check."""
+    import time
+
+    global _spare_timer
+    now = time.monotonic()
+    with _spare_lock:
+        old = [e for e in _spares if now - e[1] >= SPARE_IDLE_S - 0.05]
+        _spares[:] = [e for e in _spares if e not in old]
+        _spare_timer = None
+        if _spares:
+            _spare_timer = threading.Timer(max(SPARE_IDLE_S - (now - min(e[1] for e in _spares)), 0.05),
+                                           _end_idle_spares)
+            _spare_timer.daemon = True
+            _spare_timer.start()
+    for w, _, _ in old:
+        w.close()
+
+
+def close_spares() -> int:
+    """End every kept worker now (also run at this process's exit); returns how many."""
+    global _spare_timer
+    with _spare_lock:
+        old = list(_spares)
+        _spares.clear()
+        if _spare_timer is not None:
+            _spare_timer.cancel()
+            _spare_timer = None
+    for w, _, _ in old:
+        w.close()
+    return len(old)
+
+
+def _forget_spares_in_child() -> None:  # pragma: no cover - runs in forked children
+    """A forked child does not use (or end) its parent's workers: it only closes its copies of
+    their pipes."""
+    global _spare_lock, _spare_timer
+    _spare_lock = threading.Lock()
+    _spare_timer = None
+    for w, _, _ in _spares:
+        for c in (w.send, w.recv):
+            try:
+                c.close()
+            except OSError:
+                pass
+    _spares.clear()
+
+
+def _install_spare_hooks() -> None:
+    import atexit
+
+    atexit.register(close_spares)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_forget_spares_in_child)
+
+
+_install_spare_hooks()
+
+
 # results (files read ahead, here or by a worker) kept before this process waits instead of
 # reading further ahead: 16 files, or their 128 MB of log
 _AHEAD = 16
@@ -292,7 +407,7 @@ class _Pool:
         self.probe = probe
         self.stall_share: float | None = None  # what the probe measured, once it has
         self.dir = _result_dir()
-        init = pickle.dumps((self.dir, init), protocol=pickle.HIGHEST_PROTOCOL)
+        init = pickle.dumps(("init", self.dir, init), protocol=pickle.HIGHEST_PROTOCOL)
         self.source = source
         self.notices = notices
         # the workers import this very asm_nb, first on their path (before the working folder,
@@ -300,16 +415,22 @@ class _Pool:
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         code = (f"import sys; sys.path.insert(0, {root!r}); "
                 "from asm_nb.history._workers import _worker_main; _worker_main()")
+        self.key = _start_key(root)
         self.workers: list[_Worker] = []
+        self.reused = 0  # workers kept from an earlier import
         try:
-            for _ in range(n):
-                w = _Worker(code)
+            kept = _take_spares(n, self.key)
+            for w in kept + [None] * (n - len(kept)):
+                fresh = w is None
+                w = _Worker(code) if w is None else w
                 try:
                     w.send.send_bytes(init)
                 except OSError:  # it ended already: the others (or this process) read its share
                     w.close()
-                    self.stats["lost_workers"] += 1
+                    if fresh:
+                        self.stats["lost_workers"] += 1
                     continue
+                self.reused += not fresh
                 self.workers.append(w)
         except BaseException:
             self.close()
@@ -319,13 +440,18 @@ class _Pool:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self.close()
+        self.close(keep=exc_type is None)
 
-    def close(self) -> None:
+    def close(self, keep: bool = False) -> None:
+        """End the workers, or with ``keep`` (the import finished) keep the idle ones for the
+        next import; remove the results' folder."""
         import shutil
 
         for w in self.workers:
-            w.close()
+            if keep and not w.assigned and w.proc.poll() is None:
+                _keep(w, self.key)
+            else:
+                w.close()
         self.workers = []
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -365,7 +491,7 @@ class _Pool:
                     i = todo.popleft()
                     w.assigned.append(i)
                     try:
-                        w.send.send_bytes(pickle.dumps((i, jobs[i], plans[i]), protocol=pickle.HIGHEST_PROTOCOL))
+                        w.send.send_bytes(pickle.dumps(("file", i, jobs[i], plans[i]), protocol=pickle.HIGHEST_PROTOCOL))
                     except OSError:
                         lose(w)
                         break
@@ -654,26 +780,6 @@ def _worker_main() -> None:  # pragma: no cover - runs in the worker processes (
     os.dup2(2, 1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides (and kills the workers)
     gc.disable()  # as the in-process import: it makes no reference cycles
-    try:
-        where, init = pickle.loads(rd.recv_bytes())
-        init = pickle.loads(init)
-    except EOFError:
-        return
-    from .. import config
-
-    for k, v in init["config"].items():
-        config.set_global(k, v)
-    from . import _source
-    from ._builder import _Pricer
-    from ._driver import _loads, _NoBar, _read_file
-
-    handler, first_line, finish = _source(init["source"])
-    pricer = _Pricer()
-    loads = _loads()
-    base = init["seen"]
-    since = init["since"]
-    source = init["source"]
-    notices = init["notices"]
     inbox: queue.Queue = queue.Queue()
 
     def reader() -> None:  # drains the input so the parent never blocks sending
@@ -683,28 +789,56 @@ def _worker_main() -> None:  # pragma: no cover - runs in the worker processes (
         except (EOFError, OSError):
             inbox.put(None)
 
-    def read(job: Any, plan: tuple, sn: Any, rep: Any, emit: Any) -> tuple[Any, int]:
-        return _read_file(job, plan, sn, pricer, rep, since, _NoBar(), loads, handler, first_line, finish, emit,
-                          True)
-
     threading.Thread(target=reader, daemon=True).start()
+    state: dict[str, Any] = {}
     while True:
-        msg = inbox.get()
-        if msg is None:
-            break
-        i, job, plan = pickle.loads(msg)
         try:
-            r = read_result(read, job, plan, base, source, notices)
+            msg = inbox.get(timeout=_WORKER_IDLE_S)
+        except queue.Empty:
+            return  # kept, then forgotten by its parent: leave
+        if msg is None:
+            return
+        kind, *rest = pickle.loads(msg)
+        if kind == "init":  # an import (the first, or the next one for a kept worker)
+            state = _worker_init(*rest)
+            continue
+        i, job, plan = rest
+        try:
+            r = read_result(state["read"], job, plan, state["base"], state["source"], state["notices"])
             r["upserts"] = pack_upserts(r["upserts"])
             out = pickle.dumps(r, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:  # the parent reads this file itself (and raises its error from there)
             out = pickle.dumps(None, protocol=pickle.HIGHEST_PROTOCOL)
         try:
-            with open(os.path.join(where, f"{i}.pkl"), "wb") as f:
+            with open(os.path.join(state["where"], f"{i}.pkl"), "wb") as f:
                 f.write(out)
             wr.send_bytes(b"%d" % i)
         except OSError:
             return  # the parent is gone (or its folder)
+
+
+def _worker_init(where: str, init: bytes) -> dict[str, Any]:  # pragma: no cover - in the workers
+    """A worker's set-up for one import: the caller's whole configuration (every key, so nothing
+    of an earlier import's stays), the source's handler, a pricer from the active table."""
+    from .. import config
+
+    d = pickle.loads(init)
+    for k, v in d["config"].items():
+        config.set_global(k, v)
+    from . import _source
+    from ._builder import _Pricer
+    from ._driver import _loads, _NoBar, _read_file
+
+    handler, first_line, finish = _source(d["source"])
+    pricer = _Pricer()
+    loads = _loads()
+    since = d["since"]
+
+    def read(job: Any, plan: tuple, sn: Any, rep: Any, emit: Any) -> tuple[Any, int]:
+        return _read_file(job, plan, sn, pricer, rep, since, _NoBar(), loads, handler, first_line, finish, emit,
+                          True)
+
+    return {"where": where, "read": read, "base": d["seen"], "source": d["source"], "notices": d["notices"]}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,6 +7,14 @@ import pytest
 from asm_nb.history import _workers
 
 
+@pytest.fixture(autouse=True)
+def no_kept_workers():
+    """Every test starts and ends without workers kept from another test's import."""
+    _workers.close_spares()
+    yield
+    _workers.close_spares()
+
+
 @pytest.fixture
 def pools(monkeypatch):
     """Every pool an import starts (their ``stats``: which files workers read)."""
