@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping
 
-from ..core.usage import TokenUsage, empty_usage
+from ..core.usage import CACHE_CREATION_1H_TOKENS, TokenUsage, cache_creation_1h, empty_usage
 from ._base import ActiveRun
 
 class _Cancelled(Exception):
@@ -265,8 +265,13 @@ def _dump(obj: Any) -> dict[str, Any]:
 
 def normalize_usage(raw: Mapping[str, Any]) -> dict[str, int]:
     """Anthropic usage → the four normalized counters (``input_tokens`` excludes cache, docs/providers.md, token
-    usage)."""
-    return TokenUsage.from_anthropic(raw).to_dict()
+    usage), plus ``cache_creation_1h_tokens`` when part of the cache writes has a one-hour lifetime
+    (priced at its own rate)."""
+    d = TokenUsage.from_anthropic(raw).to_dict()
+    hour = cache_creation_1h(raw)
+    if hour:
+        d[CACHE_CREATION_1H_TOKENS] = hour
+    return d
 
 
 async def _partial_usage(active: ActiveRun, rs: _RunState, turn: _Turn) -> None:
@@ -276,7 +281,7 @@ async def _partial_usage(active: ActiveRun, rs: _RunState, turn: _Turn) -> None:
         return
     incr = normalize_usage(turn.usage)
     for key, v in incr.items():
-        rs.usage[key] += v
+        rs.usage[key] = rs.usage.get(key, 0) + v
     await active.emit("token_usage_updated", {
         **incr, "total_tokens": rs.usage["input_tokens"] + rs.usage["output_tokens"], "raw_usage": dict(turn.usage),
         "request_index": turn.k, "message_id": turn.message_id, "partial": True})

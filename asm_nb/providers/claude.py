@@ -279,7 +279,7 @@ class ClaudeAdapter(BaseAdapter):
             turn = await self._stream_turn(active, client, {**params, "messages": list(messages)}, rs, k)
             incr = normalize_usage(turn.usage)
             for key, v in incr.items():
-                rs.usage[key] += v
+                rs.usage[key] = rs.usage.get(key, 0) + v
             text = turn.text
             if text:
                 await active.emit("message_received", {"content": text, "role": "assistant"})

@@ -1020,3 +1020,26 @@ def test_streams_other_than_the_sdks_own_are_left_as_they_are():
     fresh.response = type("R", (), {"stream": None})()
     typed = _plain_items(fresh)
     assert typed is not None and fresh._cast_to is object
+
+
+def test_one_hour_cache_writes_are_kept_apart_and_priced_at_their_rate(server):
+    """A request whose cache writes are partly one-hour ones (``cache_control`` with ``ttl:
+    "1h"``): the run's usage keeps that part (``cache_creation_1h_tokens``, inside
+    ``cache_creation_tokens``) and its cost prices it at 2x input (Sonnet 4.5: $6 against $3.75
+    per million for five-minute writes)."""
+    from asm_nb.cost.calculator import price_run
+
+    server.enqueue(StreamBuilder(model="claude-sonnet-4-5-20250929", input_tokens=10, cache_creation_tokens=4000,
+                                 cache_1h_tokens=3000).text("ok").end(output_tokens=100))
+    out = execute(make_adapter(server, model="claude-sonnet-4-5-20250929"))
+    assert out.error is None
+    assert out.result.token_usage == {"input_tokens": 10, "output_tokens": 100, "cache_read_tokens": 0,
+                                      "cache_creation_tokens": 4000, "cache_creation_1h_tokens": 3000}
+    (ev,) = out.of("token_usage_updated")
+    assert ev["cache_creation_1h_tokens"] == 3000
+    from types import SimpleNamespace
+
+    run = SimpleNamespace(provider="claude", provider_metadata={"model": "claude-sonnet-4-5-20250929"}, metadata={},
+                          token_usage=out.result.token_usage)
+    info = price_run(run)
+    assert info["cost_usd"] == pytest.approx((10 * 3 + 100 * 15 + 1000 * 3.75 + 3000 * 6) / 1e6, rel=1e-12)
