@@ -17,7 +17,7 @@ from ..core.events import EventType, resolve_type
 from ..core.run import Run
 from ..core.serialization import utc_now
 from ..core.session import Session
-from ..core.usage import TokenUsage
+from ..core.usage import CACHE_CREATION_1H_TOKENS, TokenUsage, token_count
 from ..ports import CALLBACK_DONE
 from .. import telemetry
 from .manager_io import _internal_event, _persist, _persister, _telemetry
@@ -43,6 +43,7 @@ class _RunTracker:
     persistence_failures: int = 0
     terminal_seen: str | None = None
     usage: TokenUsage = field(default_factory=TokenUsage)
+    hour_writes: int = 0  # the one-hour part of the cache writes the events reported (priced apart)
     provider_meta: dict = field(default_factory=dict)
     reported_cost: float | None = None
     policy_runtime: Any = None
@@ -94,6 +95,9 @@ class _RunTracker:
 
     def add_usage(self, data: Mapping[str, Any]) -> None:
         self.usage = self.usage + TokenUsage.of(data)
+        hour = data.get(CACHE_CREATION_1H_TOKENS)
+        if hour:
+            self.hour_writes += token_count(hour)
 
     def capture_meta(self, data: Mapping[str, Any]) -> None:
         psid = data.get("provider_session_id") or data.get("session_id") or data.get("thread_id")

@@ -13,7 +13,7 @@ from ..core.errors import AsmError
 from ..core.events import resolve_type
 from ..core.run import Run, RunStatus
 from ..core.serialization import utc_now
-from ..core.usage import TokenUsage
+from ..core.usage import CACHE_CREATION_1H_TOKENS, CACHE_CREATION_TOKENS, TokenUsage, token_count
 from ..persistence.execution_state import ExecutionState
 from ..ports import AdapterResult
 from .manager_io import _audit, _error_payload, _for_store, _internal_event, _store, _telemetry
@@ -45,7 +45,13 @@ class ExecutionResult:
 
 def _run_usage(tracker: _RunTracker, result_usage: Mapping[str, Any] | None) -> dict:
     # the adapter's total wins where it is at least what the events said (it may add a final turn)
-    return tracker.usage.at_least(TokenUsage.of(result_usage)).to_dict()
+    usage = tracker.usage.at_least(TokenUsage.of(result_usage)).to_dict()
+    # the one-hour part of the cache writes (priced at its own rate), never more than the writes
+    hour = max(tracker.hour_writes, token_count(result_usage.get(CACHE_CREATION_1H_TOKENS))
+               if isinstance(result_usage, Mapping) else 0)
+    if hour:
+        usage[CACHE_CREATION_1H_TOKENS] = min(hour, usage[CACHE_CREATION_TOKENS])
+    return usage
 
 
 def _price(run: Run, reported: float | None, routed: Any = None) -> dict[str, Any]:

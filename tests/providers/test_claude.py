@@ -1043,3 +1043,19 @@ def test_one_hour_cache_writes_are_kept_apart_and_priced_at_their_rate(server):
                           token_usage=out.result.token_usage)
     info = price_run(run)
     assert info["cost_usd"] == pytest.approx((10 * 3 + 100 * 15 + 1000 * 3.75 + 3000 * 6) / 1e6, rel=1e-12)
+
+
+def test_one_hour_cache_writes_reach_the_stored_run_and_its_cost(tmp_path):
+    """The user path: ``run_once`` into a store; the stored run keeps the one-hour part and its
+    cost uses the one-hour rate."""
+    import asm_nb
+
+    with FakeAnthropicServer() as srv:
+        srv.enqueue(StreamBuilder(model="claude-sonnet-4-5-20250929", input_tokens=10, cache_creation_tokens=4000,
+                                  cache_1h_tokens=3000).text("ok").end(output_tokens=100))
+        adapter = ClaudeAdapter(api_key="k", base_url=srv.base_url, max_retries=0, builtin_tools=False,
+                                model="claude-sonnet-4-5-20250929")
+        res = asm_nb.run_once("hi", provider=adapter, store=str(tmp_path / "st"))
+    run = asm_nb.open_store(str(tmp_path / "st")).get_run(res.run_id)
+    assert run.token_usage["cache_creation_tokens"] == 4000 and run.token_usage["cache_creation_1h_tokens"] == 3000
+    assert run.cost_usd == pytest.approx((10 * 3 + 100 * 15 + 1000 * 3.75 + 3000 * 6) / 1e6, rel=1e-12)
