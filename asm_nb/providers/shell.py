@@ -276,6 +276,18 @@ class ShellAdapter(BaseAdapter):
                 pass
 
         base_tool = {"tool_call_id": tool_call_id, "tool_name": "bash", "tool_input": tool_input}
+        if task.done() and not task.cancelled() and task.exception() is None \
+                and task.result().exit_code == _SIGINT_EXIT and not active.cancelled:
+            # The command died of SIGINT, which usually means the user stopped it: a notebook's
+            # stop button interrupts the kernel's process group, and a child still being spawned
+            # (not yet in its own group) receives it before the cancel that follows in a few ms.
+            # That cancel is given a moment to arrive, so the run ends cancelled, not failed.
+            try:
+                await asyncio.wait_for(active.cancel_event.wait(), _SIGINT_CANCEL_WAIT_S)
+            except asyncio.TimeoutError:
+                pass
+            if active.cancelled:
+                raise await active.emit_cancelled()
         try:
             res = task.result()
         except AsmError as err:
@@ -306,6 +318,11 @@ class ShellAdapter(BaseAdapter):
                                              "exit_code": res.exit_code, "duration_ms": res.duration_ms})
         return {"output": output, "token_usage": empty_usage()}
 
+
+#: a command's exit status when SIGINT ended it (the shell convention, 128 + 2), and how long such
+#: an end waits for the cancel that usually follows it (the notebook's stop button)
+_SIGINT_EXIT = 130
+_SIGINT_CANCEL_WAIT_S = 0.5
 
 #: the attribute a callback sets to say that nothing seeing the events can stop the run on one
 #: (the session manager's callback: no policy and no user callback); absent: assume it can

@@ -318,3 +318,33 @@ def test_python_unicode_output():
     _, _, result, _ = arun(execute(ShellAdapter(), {"command": sys.executable,
                                                     "args": ["-c", "print('héllo ✓')"]}))
     assert result.output["content"] == "héllo ✓\n"
+
+
+def test_a_command_ended_by_sigint_then_cancelled_is_cancelled_not_failed():
+    """The notebook's stop button interrupts the kernel's process group; a child still being
+    spawned (not yet in its own group) can receive that SIGINT before the run's cancel arrives a
+    few ms later. The run ends cancelled, as the user asked, not failed with exit 130."""
+    a = ShellAdapter()
+
+    async def go():
+        run, session = new_run("echo x; kill -INT $$; sleep 5")
+        seen = []
+
+        def cb(ev):
+            seen.append(ev)
+            if ev["type"] == "message_streamed":  # the command runs: its SIGINT comes, then the cancel
+                asyncio.get_running_loop().call_later(0.05, lambda: asyncio.ensure_future(a.cancel(run.id)))
+
+        with pytest.raises(AsmError) as ei:
+            await a.execute(run, session, event_callback=cb)
+        return ei.value, seen
+
+    err, seen = arun(go())
+    assert err.code == "cancelled" and types(seen)[-1] == "run_cancelled"
+    assert "run_failed" not in types(seen)
+
+
+def test_a_command_ended_by_sigint_without_a_cancel_still_fails():
+    a = ShellAdapter()
+    run, _, result, seen = arun(execute(a, "kill -INT $$"))
+    assert types(seen)[-1] == "run_failed" and result.output["exit_code"] == 130
