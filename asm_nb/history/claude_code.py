@@ -323,6 +323,7 @@ def handle_line(obj: dict, b: SessionBuilder) -> None:
             unknown.append(t)
             b.warn(f"unknown record type {t!r} skipped (further ones in this file are skipped silently)")
         return
+    first = b.first_ts
     if not b.at(parse_ts(obj.get("timestamp"))):
         return
     _meta(obj, b)
@@ -332,3 +333,5 @@ def handle_line(obj: dict, b: SessionBuilder) -> None:
         _assistant(obj, b)
     elif obj.get("level") == "error" and isinstance(obj.get("content"), str) and not b.extra.get("copy"):
         b.error(obj["content"])
+    if first is None and b.extra.get("copy"):
+        b.first_ts = None  # a resumed session starts with its own first line, not the copied ones

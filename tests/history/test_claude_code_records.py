@@ -177,6 +177,9 @@ def test_a_resumed_sessions_copied_turns_are_imported_once(tmp_path):
     assert rep.sessions_new == 2
     assert _turns(st, f"ses_cc_{A}") == [("List the files", 80, 1), ("Which one is larger?", 60, 1)]
     assert _turns(st, f"ses_cc_{B}") == [("Delete a.py", 40, 1)]
+    # the resumed session starts when its own first line was written, not at the copy's times
+    assert st.get_session(f"ses_cc_{B}").created_at.isoformat().startswith("2026-08-08T09:00:00")
+    assert st.get_session(f"ses_cc_{A}").created_at.isoformat().startswith("2026-08-07T04:05:00")
     texts = [e.data.get("content") for e in st.get_events(f"ses_cc_{B}") if e.type.value.startswith("message")]
     assert texts == ["Delete a.py", "Looking.", "Deleted."]
     calls = frames.tool_calls(st)
