@@ -33,7 +33,9 @@ is part of that burst; the first line a second or more later, or the file's own 
 written again, ends it for good. In the burst no ``token_count`` is counted (it only moves the
 baseline later deltas start from), and, once an ancestor's ``session_meta`` has shown that
 history was copied, no item or event becomes a run or an event either (a rollout with an
-ancestor's ``session_meta`` but no fork field is read the same way from that line). The session
+ancestor's ``session_meta`` but no fork field is read the same way from that line). A
+sub-agent's task prompt, written in the burst right after the copy, is kept: the burst's last
+prompt with nothing but its own turn's lines after it starts the first run. The session
 records the parent (``parent_session_id``, ``forked_from``, ``fork_kind``).
 
 Older rollouts (before the envelope) start with ``{"id", "timestamp", "instructions"}`` and then
@@ -317,6 +319,27 @@ def first_line(obj: dict, b: SessionBuilder) -> bool:
     return True
 
 
+def _pending_prompt(t: str, payload: Mapping, stamp: Any, x: dict) -> None:
+    """Inside a copied burst, keep the last prompt while nothing but its own turn's lines follow
+    it: a sub-agent's task prompt is written at once after the copy of its parent's history (in
+    the same burst), so a prompt still last when the burst ends is the child's own first turn. A
+    copied prompt is followed by its answer (items, events) and is dropped."""
+    kind = payload.get("type")
+    if t == "event_msg" and kind == "user_message":
+        msg = payload.get("message")
+        if isinstance(msg, str) and msg.strip():
+            x["pending"] = [msg, stamp]
+            return
+    pending = x.get("pending")
+    if pending is None or t == "turn_context":
+        return
+    if t == "response_item" and kind == "message" and payload.get("role") in ("user", "developer"):
+        text = _text(payload.get("content"))
+        if payload.get("role") == "developer" or text == pending[0] or text.lstrip().startswith(_BOILERPLATE):
+            return  # the prompt's own item, or context written with it
+    x.pop("pending", None)
+
+
 def _session_meta(payload: Mapping, b: SessionBuilder, ts: Any, stamp: Any) -> None:
     """The file's first ``session_meta`` names its session (and its parent, for a fork or a
     sub-agent: copied history may follow from its time). A later one with another id is an
@@ -332,6 +355,7 @@ def _session_meta(payload: Mapping, b: SessionBuilder, ts: Any, stamp: Any) -> N
         if sid == own:
             x.pop("burst", None)
             x.pop("copied", None)
+            x.pop("pending", None)
         else:
             x["copied"] = True
             if "burst" not in x and isinstance(stamp, str) and ts is not None:
@@ -378,10 +402,15 @@ def handle_line(obj: dict, b: SessionBuilder) -> None:
                     _token_count(payload, b, copied=True)
                     return
                 if x.get("copied"):  # history copied from an ancestor: not imported again
+                    _pending_prompt(t, payload, obj.get("timestamp"), x)
                     return
             else:
                 del x["burst"]
                 x.pop("copied", None)
+                pending = x.pop("pending", None)
+                if pending is not None:  # the burst's last prompt, nothing after it: the child's own
+                    if b.at(parse_ts(pending[1])):
+                        _prompt(pending[0], b, "event")
         if not b.at(ts):
             return
         if t == "turn_context":

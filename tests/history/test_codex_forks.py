@@ -233,6 +233,35 @@ def test_a_sub_agent_names_its_parent_and_keeps_its_own_first_prompt(tmp_path):
     st.close()
 
 
+def test_a_sub_agent_with_its_parents_history_keeps_its_task_prompt(tmp_path):
+    """A sub-agent whose rollout copies the parent's history writes its task prompt in the same
+    burst, right after the copy: the burst's last prompt, with nothing but its own turn's lines
+    after it, is the sub-agent's first turn; the copied prompts (each followed by its answer) are
+    not imported."""
+    spawn = T0 + timedelta(minutes=10)
+    copied = _restamped(_parent()[:6], spawn)
+    task = "Review the diff in src/app.py"
+    at = spawn + timedelta(milliseconds=20)
+    lines = [_meta(spawn, S, spawned_by=P), *copied,
+             _line(at, "event_msg", {"type": "user_message", "message": task, "kind": "plain"}),
+             _line(at, "response_item", {"type": "message", "role": "user",
+                                         "content": [{"type": "input_text", "text": task}]}),
+             _line(at, "turn_context", {"cwd": "/home/ada/proj", "model": "gpt-5", "approval_policy": "never"}),
+             _line(spawn + timedelta(seconds=4), "event_msg", {"type": "token_count", "info": {
+                 "total_token_usage": _plus(T1, L4), "last_token_usage": L4}}),
+             _line(spawn + timedelta(seconds=5), "response_item", {"type": "message", "role": "assistant",
+                                                                   "content": [{"type": "output_text",
+                                                                                "text": "Two issues."}]})]
+    _write(tmp_path, S, spawn, lines)
+    st = open_store(tmp_path / "store")
+    _import(st, tmp_path)
+    assert _prompts(st, f"ses_cx_{S}") == [task]
+    assert _usage(st, f"ses_cx_{S}") == _norm(L4)
+    (run,) = st.list_runs(f"ses_cx_{S}")
+    assert run.output == {"content": "Two issues."} and run.started_at == at
+    st.close()
+
+
 def test_a_fork_of_a_fork_and_a_fork_read_in_pieces(tmp_path):
     """A second-generation fork copies the whole first fork (its own copy of P included); a fork
     read half now, half later (the burst state is kept between imports) ends the same."""
