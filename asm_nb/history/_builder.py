@@ -38,8 +38,8 @@ class _Pricer:
     def cost(self, provider: str, model: str | None, usage: Mapping[str, int],
              hour: int = 0) -> tuple[float | None, str | None]:
         """``(USD, price key)`` of one model call's ``usage`` (the four counters); ``hour``: the
-        part of its cache writes written for an hour (priced at the table's ``cache_creation_1h``
-        rate where it has one)."""
+        part of its cache writes written for an hour, at most ``cache_creation_tokens`` (priced at
+        the table's ``cache_creation_1h`` rate where it has one)."""
         key = (provider, model)
         hit = self._cache.get(key)
         if hit is None:
@@ -62,7 +62,6 @@ class _Pricer:
                 and i >= 0 and o >= 0 and cr >= 0 and cc >= 0:
             # ``tokens_cost`` for clean counts: the same products summed in the same order
             if hour and flat[4] is not None:
-                hour = min(hour, cc)
                 return i * flat[0] + o * flat[1] + cr * flat[2] + (cc - hour) * flat[3] + hour * flat[4], key_found
             return i * flat[0] + o * flat[1] + cr * flat[2] + cc * flat[3], key_found
         if hour:

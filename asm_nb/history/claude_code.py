@@ -278,8 +278,12 @@ def _assistant(obj: Mapping, b: SessionBuilder) -> None:
         else:
             b.extra.pop("copy", None)
     content = msg.get("content")
-    blocks = content if isinstance(content, list) and not b.extra.get("copy") else (
-        [{"type": "text", "text": content}] if isinstance(content, str) and not b.extra.get("copy") else [])
+    if b.extra.get("copy"):
+        blocks: list = []  # a copied turn's content is the other session's
+    elif isinstance(content, list):
+        blocks = content
+    else:
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else []
     for block in blocks:
         if type(block) is not dict:
             continue
