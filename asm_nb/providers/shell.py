@@ -276,8 +276,13 @@ class ShellAdapter(BaseAdapter):
                 pass
 
         base_tool = {"tool_call_id": tool_call_id, "tool_name": "bash", "tool_input": tool_input}
-        if task.done() and not task.cancelled() and task.exception() is None \
-                and task.result().exit_code == _SIGINT_EXIT and not active.cancelled:
+        try:
+            res = task.result()
+        except AsmError as err:
+            await active.emit("tool_call_failed", {**base_tool, "tool_output": {"output": "", "exit_code": None},
+                                                   "is_error": True})
+            raise await active.emit_failure(err) from err
+        if res.exit_code == _SIGINT_EXIT and not res.timed_out and not active.cancelled:
             # The command died of SIGINT, which usually means the user stopped it: a notebook's
             # stop button interrupts the kernel's process group, and a child still being spawned
             # (not yet in its own group) receives it before the cancel that follows in a few ms.
@@ -288,12 +293,6 @@ class ShellAdapter(BaseAdapter):
                 pass
             if active.cancelled:
                 raise await active.emit_cancelled()
-        try:
-            res = task.result()
-        except AsmError as err:
-            await active.emit("tool_call_failed", {**base_tool, "tool_output": {"output": "", "exit_code": None},
-                                                   "is_error": True})
-            raise await active.emit_failure(err) from err
         output = {"content": res.stdout, "exit_code": res.exit_code, "stderr": res.stderr,
                   "duration_ms": res.duration_ms, "timed_out": res.timed_out, "tool_calls": []}
         tool_output = {"output": res.stdout, "exit_code": res.exit_code, "duration_ms": res.duration_ms}
