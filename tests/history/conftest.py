@@ -29,3 +29,23 @@ def pools(monkeypatch):
 
     monkeypatch.setattr(_workers, "start_pool", spy)
     return started
+
+
+@pytest.fixture
+def interrupt_at(monkeypatch):
+    """``interrupt_at(n)``: the import's n-th taken result raises ``KeyboardInterrupt`` (Ctrl-C
+    in the middle of an import with workers); ``monkeypatch.undo()`` lifts it."""
+    real_add = _workers.EncodedBatch.add_encoded
+
+    def arm(n: int) -> None:
+        calls: list[int] = []
+
+        def interrupt(self, r):
+            calls.append(1)
+            if len(calls) == n:
+                raise KeyboardInterrupt
+            real_add(self, r)
+
+        monkeypatch.setattr(_workers.EncodedBatch, "add_encoded", interrupt)
+
+    return arm

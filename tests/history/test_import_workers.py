@@ -147,7 +147,8 @@ def test_progress_moves_by_every_byte_read_with_workers(tmp_path, pools, monkeyp
     assert len(bar.updates) >= len(gen["files"]) and sum(bar.updates) == sum(f.stat().st_size for f in gen["files"])
 
 
-def test_an_interrupted_import_leaves_no_worker_and_keeps_what_was_written(tmp_path, pools, monkeypatch):
+def test_an_interrupted_import_leaves_no_worker_and_keeps_what_was_written(tmp_path, pools, monkeypatch,
+                                                                           interrupt_at):
     gen = write_claude_code_logs(tmp_path / "logs", lines=3000, sessions=8)
     spawned: list = []
     real_init = _workers._Worker.__init__
@@ -158,15 +159,7 @@ def test_an_interrupted_import_leaves_no_worker_and_keeps_what_was_written(tmp_p
 
     monkeypatch.setattr(_workers._Worker, "__init__", spy)
     real_add = _workers.EncodedBatch.add_encoded
-    calls = []
-
-    def interrupt(self, r):
-        calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        real_add(self, r)
-
-    monkeypatch.setattr(_workers.EncodedBatch, "add_encoded", interrupt)
+    interrupt_at(4)
     st = open_store(tmp_path / "store")
     with pytest.raises(KeyboardInterrupt):
         _import("claude-code", st, gen["root"], workers=2)

@@ -80,7 +80,8 @@ def test_a_kept_worker_takes_the_next_imports_configuration(tmp_path, pools):
     assert secret.encode() in raw_a  # the first import had no such rule: the rule did change
 
 
-def test_a_kept_worker_is_ended_when_unused_and_never_after_a_failed_import(tmp_path, pools, monkeypatch):
+def test_a_kept_worker_is_ended_when_unused_and_never_after_a_failed_import(tmp_path, pools, monkeypatch,
+                                                                            interrupt_at):
     gen = write_claude_code_logs(tmp_path / "logs", lines=1200, sessions=4)
     monkeypatch.setattr(_workers, "SPARE_IDLE_S", 0.3)
     st = open_store(tmp_path / "s1")
@@ -94,16 +95,7 @@ def test_a_kept_worker_is_ended_when_unused_and_never_after_a_failed_import(tmp_
     with pytest.raises(ProcessLookupError):
         os.kill(kept.proc.pid, 0)
     # a failed import keeps nothing
-    real_add = _workers.EncodedBatch.add_encoded
-    calls: list[int] = []
-
-    def interrupt(self, r):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        real_add(self, r)
-
-    monkeypatch.setattr(_workers.EncodedBatch, "add_encoded", interrupt)
+    interrupt_at(2)
     procs: list = []
     real_run = _workers._Pool.run
 
